@@ -1,0 +1,60 @@
+# gridbid — `make run` starts the portal, `make test` runs the whole suite.
+# Each target installs what it needs first: a Python venv, npm packages, browser assets,
+# and (for tests) Debian's chromium and socat.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+VENDOR := web/static/vendor
+APT_PACKAGES := chromium socat
+
+.PHONY: run test deps test-deps system-deps compile lint clean
+
+run: deps
+	$(BIN)/gridbid run
+
+test: test-deps
+	$(BIN)/pytest
+
+deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js
+
+test-deps: deps $(VENV)/.installed-test system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed setup.cfg
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENDOR)/socket.io.min.js: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/socket.io-client/dist/socket.io.min.js $(VENDOR)/
+	cp node_modules/socket.io-client/dist/socket.io.min.js.map $(VENDOR)/
+
+# Debian packages the browser and serial tests drive; installed only when missing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+compile: node_modules/.installed
+	node contracts/compile.js
+
+lint: test-deps
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) var test-artifacts

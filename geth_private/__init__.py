@@ -1,0 +1,29 @@
+"""Chain layer: backends behind one seam, geth-format keystores, locally signed transactions."""
+
+from geth_private.backend import ChainBackend, backend_from_uri
+from geth_private.errors import (
+    ChainError,
+    ChainUnavailable,
+    KeystoreError,
+    TransactionRejected,
+    TransactionReverted,
+    WrongPassphrase,
+)
+from geth_private.keystore import Keystore
+from geth_private.logs import LogPoller
+from geth_private.transactions import TxManager, TxRecord
+
+__all__ = [
+    "ChainBackend",
+    "ChainError",
+    "ChainUnavailable",
+    "KeystoreError",
+    "Keystore",
+    "LogPoller",
+    "TransactionRejected",
+    "TransactionReverted",
+    "TxManager",
+    "TxRecord",
+    "WrongPassphrase",
+    "backend_from_uri",
+]

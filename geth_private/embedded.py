@@ -1,0 +1,103 @@
+"""In-process py-evm chain through eth-tester: memory only, for tests and the embedded default."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import EthereumTesterProvider, Web3
+
+from geth_private.backend import (
+    MINE_ON_DEMAND,
+    MINING_TOGGLE,
+    ONE_PENDING_PER_SENDER,
+    SNAPSHOT,
+    ChainBackend,
+)
+from geth_private.errors import ChainUnavailable
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """eth-tester provider serialised by a lock: py-evm is not safe across threads."""
+
+    def __init__(self, tester: EthereumTester, lock: threading.RLock):
+        super().__init__(tester)
+        self._lock = lock
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
+
+
+class EmbeddedBackend(ChainBackend):
+    """A py-evm chain inside this process; auto-mine on/off stands in for mining."""
+
+    capabilities = frozenset({MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER})
+
+    def __init__(self, uri: str = "embedded://"):
+        self.uri = uri
+        self._lock = threading.RLock()
+        self._tester: EthereumTester | None = None
+        self._w3: Web3 | None = None
+        self._faucet: LocalAccount | None = None
+
+    @property
+    def w3(self) -> Web3:
+        if self._w3 is None:
+            raise ChainUnavailable("the embedded chain is not started")
+        return self._w3
+
+    @property
+    def tester(self) -> EthereumTester:
+        """The underlying eth-tester instance (time travel in tests)."""
+        if self._tester is None:
+            raise ChainUnavailable("the embedded chain is not started")
+        return self._tester
+
+    def start(self) -> None:
+        if self._tester is not None:
+            return
+        backend = PyEVMBackend()
+        self._tester = EthereumTester(backend)
+        self._w3 = Web3(_LockedTesterProvider(self._tester, self._lock))
+        # eth-tester's genesis accounts are prefunded and their keys are known locally.
+        self._faucet = Account.from_key(backend.account_keys[0].to_bytes())
+
+    def stop(self) -> None:
+        self._tester = None
+        self._w3 = None
+
+    def faucet(self) -> LocalAccount:
+        if self._faucet is None:
+            raise ChainUnavailable("the embedded chain is not started")
+        return self._faucet
+
+    def set_mining(self, on: bool) -> None:
+        with self._lock:
+            if on:
+                self.tester.enable_auto_mine_transactions()
+            else:
+                self.tester.disable_auto_mine_transactions()
+
+    def is_mining(self) -> bool:
+        return bool(self.tester.auto_mine_transactions)
+
+    def mine(self, blocks: int = 1) -> None:
+        with self._lock:
+            self.tester.mine_blocks(blocks)
+
+    def snapshot(self) -> object:
+        with self._lock:
+            return self.tester.take_snapshot()
+
+    def revert(self, snapshot_id: object) -> None:
+        with self._lock:
+            self.tester.revert_to_snapshot(snapshot_id)
+
+    def time_travel(self, timestamp: int) -> None:
+        """Move the next block's timestamp forward (tests of expiry)."""
+        with self._lock:
+            self.tester.time_travel(timestamp)

@@ -1,0 +1,330 @@
+"""Locally signed transactions: one nonce sequence per account, receipts, an app-side queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+)
+
+from geth_private.backend import ONE_PENDING_PER_SENDER, ChainBackend
+from geth_private.errors import (
+    TransactionRejected,
+    TransactionReverted,
+    TransactionTimeout,
+)
+
+log = logging.getLogger(__name__)
+
+PRIORITY_FEE = 10**9  # 1 gwei tip; private chains do not auction block space
+QUEUED, PENDING, MINED, FAILED = "queued", "pending", "mined", "failed"
+
+
+@dataclass
+class TxRecord:
+    """What the app knows of one transaction it signed."""
+
+    tx_hash: str
+    sender: str
+    nonce: int
+    label: str
+    to: str | None
+    value: int
+    status: str
+    created: float
+    block: int | None = None
+    gas_used: int | None = None
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: bytes = field(default=b"", repr=False)
+
+    def public(self) -> dict[str, Any]:
+        """The record as plain JSON-ready data (no raw bytes, no parameters)."""
+        data = asdict(self)
+        data.pop("raw")
+        data.pop("params")
+        return data
+
+
+class TxManager:
+    """Signs with keys held here, sends raw, tracks receipts; keys never reach the node."""
+
+    def __init__(
+        self,
+        backend: ChainBackend,
+        decode_revert: Callable[[bytes], str | None] | None = None,
+        history: int = 500,
+    ):
+        self.backend = backend
+        self.decode_revert = decode_revert or (lambda data: None)
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._nonces: dict[str, int] = {}
+        self._queued: dict[str, deque[TxRecord]] = defaultdict(deque)
+        self._inflight: dict[str, dict[str, TxRecord]] = defaultdict(dict)
+        self._records: dict[str, TxRecord] = {}
+        self._order: deque[str] = deque(maxlen=history)
+        self._guard = threading.RLock()
+        self._listeners: list[Callable[[TxRecord], None]] = []
+        self._accounts: dict[str, LocalAccount] = {}
+
+    @property
+    def w3(self):
+        """The backend's Web3 instance."""
+        return self.backend.w3
+
+    def subscribe(self, listener: Callable[[TxRecord], None]) -> None:
+        """Call listener whenever a record changes status."""
+        self._listeners.append(listener)
+
+    def send(self, account: LocalAccount, tx: dict[str, Any], label: str) -> TxRecord:
+        """Sign tx with the next nonce and hand it to the node (or queue it); do not wait."""
+        if "gas" not in tx:
+            raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
+        sender = account.address
+        with self._locks[sender]:
+            params = {
+                "chainId": self._chain_id(),
+                "value": 0,
+                **tx,
+                "nonce": self._next_nonce(sender),
+                **self._fees(),
+            }
+            record = self._sign(account, params, label)
+            hold = self.backend.has(ONE_PENDING_PER_SENDER) and (
+                self._queued[sender] or self._inflight[sender]
+            ) and not self.backend.is_mining()
+            if hold:
+                # The embedded node keeps one pending transaction per sender; the rest wait here.
+                record.status = QUEUED
+                self._remember(record, account)
+                self._queued[sender].append(record)
+                self._notify(record)
+                return record
+            self._remember(record, account)
+            try:
+                self._submit(record)
+            except TransactionRejected:
+                self._nonces[sender] -= 1
+                raise
+        self.poll_one(record)
+        return record
+
+    def wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until the record is mined; its receipt, or TransactionReverted/Timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll_one(record)
+            if record.status == MINED:
+                return self._receipt(record.tx_hash)
+            if record.status == FAILED:
+                raise TransactionReverted(record.label, record.error, record.tx_hash)
+            if time.monotonic() > deadline:
+                raise TransactionTimeout(
+                    f"{record.label}: not mined after {timeout:.0f} s (is mining stopped?)"
+                )
+            time.sleep(0.02)
+
+    def transact(
+        self, account: LocalAccount, tx: dict[str, Any], label: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Send and wait for the receipt."""
+        return self.wait(self.send(account, tx, label), timeout)
+
+    def simulate(self, sender: str, tx: dict[str, Any], label: str) -> bytes:
+        """Run tx as a call first, so a revert becomes a clear error before anything is sent."""
+        try:
+            return self.w3.eth.call({"from": sender, **tx})
+        except (ContractCustomError, ContractLogicError) as err:
+            raise TransactionReverted(label, self._reason(err)) from err
+
+    def poll(self) -> None:
+        """Collect receipts of in-flight transactions and release queued ones."""
+        for records in list(self._inflight.values()):
+            for record in list(records.values()):
+                self.poll_one(record)
+
+    def poll_one(self, record: TxRecord) -> None:
+        """Check one record's receipt and move its sender's queue along."""
+        if record.status == PENDING:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
+            except TransactionNotFound:
+                return
+            self._settle(record, receipt)
+        self._release(record.sender)
+
+    def pending(self, address: str | None = None) -> list[TxRecord]:
+        """Transactions not yet mined (queued by the app or pending at the node)."""
+        with self._guard:
+            records = [self._records[h] for h in self._order]
+        return [
+            r
+            for r in records
+            if r.status in (QUEUED, PENDING) and (address is None or r.sender == address)
+        ]
+
+    def recent(self, address: str, limit: int = 20) -> list[TxRecord]:
+        """The newest records sent by an address, newest first."""
+        with self._guard:
+            records = [self._records[h] for h in reversed(self._order)]
+        return [r for r in records if r.sender == address][:limit]
+
+    def set_mining(self, on: bool) -> None:
+        """Start or stop block production, then let queued transactions through."""
+        self.backend.set_mining(on)
+        if on:
+            for sender in list(self._queued):
+                self._release(sender)
+            self.poll()
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Poll receipts until stop is set (run in a background task)."""
+        while not stop.wait(interval):
+            try:
+                self.poll()
+            except Exception:  # the poller must survive a node hiccup
+                log.exception("receipt polling failed")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _chain_id(self) -> int:
+        if not hasattr(self, "_cached_chain_id"):
+            self._cached_chain_id = self.w3.eth.chain_id
+        return self._cached_chain_id
+
+    def _fees(self) -> dict[str, int]:
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas") or 0
+        return {"maxFeePerGas": 2 * base + PRIORITY_FEE, "maxPriorityFeePerGas": PRIORITY_FEE}
+
+    def _next_nonce(self, sender: str) -> int:
+        if sender not in self._nonces:
+            self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
+        nonce = self._nonces[sender]
+        self._nonces[sender] = nonce + 1
+        return nonce
+
+    def _sign(self, account: LocalAccount, params: dict[str, Any], label: str) -> TxRecord:
+        signed = account.sign_transaction(params)
+        return TxRecord(
+            tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
+            sender=account.address,
+            nonce=params["nonce"],
+            label=label,
+            to=params.get("to"),
+            value=int(params.get("value", 0)),
+            status=PENDING,
+            created=time.time(),
+            params=params,
+            raw=bytes(signed.raw_transaction),
+        )
+
+    def _remember(self, record: TxRecord, account: LocalAccount) -> None:
+        with self._guard:
+            self._records[record.tx_hash] = record
+            self._order.append(record.tx_hash)
+            if len(self._records) > self._order.maxlen:
+                live = set(self._order)
+                for old in [h for h in self._records if h not in live]:
+                    del self._records[old]
+        # Queued records may need re-signing when an earlier one is refused.
+        self._accounts[account.address] = account
+
+    def _submit(self, record: TxRecord) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(record.raw)
+        except Exception as err:  # nodes refuse with many exception types; all mean "not sent"
+            record.status = FAILED
+            record.error = str(err)
+            self._notify(record)
+            raise TransactionRejected(f"{record.label}: the node refused it: {err}") from err
+        record.status = PENDING
+        self._inflight[record.sender][record.tx_hash] = record
+        self._notify(record)
+
+    def _release(self, sender: str) -> None:
+        with self._locks[sender]:
+            while self._queued[sender] and (
+                not self._inflight[sender] or self.backend.is_mining()
+            ):
+                record = self._queued[sender].popleft()
+                try:
+                    self._submit(record)
+                except TransactionRejected:
+                    log.warning("queued %s refused; re-signing the ones after it", record.label)
+                    self._resign_after(sender, record.nonce)
+                    continue
+                self._check_now(record)
+
+    def _check_now(self, record: TxRecord) -> None:
+        try:
+            self._settle(record, self.w3.eth.get_transaction_receipt(record.tx_hash))
+        except TransactionNotFound:
+            pass
+
+    def _resign_after(self, sender: str, nonce: int) -> None:
+        account = self._accounts[sender]
+        queue = self._queued[sender]
+        for index, old in enumerate(list(queue)):
+            params = {**old.params, "nonce": nonce + index}
+            fresh = self._sign(account, params, old.label)
+            fresh.status = QUEUED
+            self._remember(fresh, account)
+            old.status, old.error = FAILED, "replaced after an earlier transaction was refused"
+            queue[index] = fresh
+        self._nonces[sender] = nonce + len(queue)
+
+    def _settle(self, record: TxRecord, receipt: dict[str, Any]) -> None:
+        if record.status not in (PENDING, QUEUED):
+            return
+        record.block = receipt["blockNumber"]
+        record.gas_used = receipt["gasUsed"]
+        if receipt["status"] == 1:
+            record.status = MINED
+        else:
+            record.status = FAILED
+            record.error = self._replay_reason(record)
+        self._inflight[record.sender].pop(record.tx_hash, None)
+        self._notify(record)
+
+    def _replay_reason(self, record: TxRecord) -> str | None:
+        call = {k: record.params[k] for k in ("to", "value", "data") if k in record.params}
+        try:
+            self.w3.eth.call(
+                {"from": record.sender, **call, "gas": record.params["gas"]},
+                block_identifier=max(record.block - 1, 0),
+            )
+        except (ContractCustomError, ContractLogicError) as err:
+            return self._reason(err)
+        except Web3Exception as err:
+            return str(err)
+        return "out of gas or reverted without data"
+
+    def _reason(self, err: Exception) -> str:
+        data = getattr(err, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            decoded = self.decode_revert(bytes.fromhex(data[2:]))
+            if decoded:
+                return decoded
+        message = getattr(err, "message", None) or str(err)
+        return message.removeprefix("execution reverted: ")
+
+    def _receipt(self, tx_hash: str) -> dict[str, Any]:
+        return self.w3.eth.get_transaction_receipt(tx_hash)
+
+    def _notify(self, record: TxRecord) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception:
+                log.exception("transaction listener failed")

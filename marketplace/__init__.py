@@ -1,0 +1,1 @@
+"""The market: listings, bids, auction close, settlement into the escrow, delivery, store."""

@@ -1,0 +1,42 @@
+"""Clocks: the wall clock for the portal, a hand-driven one for tests of deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Anything that tells the time in seconds since the epoch."""
+
+    def now(self) -> float:
+        """The current time in seconds."""
+        ...
+
+
+class SystemClock:
+    """The machine's wall clock."""
+
+    def now(self) -> float:
+        """The current time in seconds."""
+        return time.time()
+
+
+class ManualClock:
+    """A clock that moves only when told to, so deadline tests never sleep."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """The current time in seconds."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward and return the new time."""
+        with self._lock:
+            self._now += seconds
+            return self._now

@@ -1,0 +1,53 @@
+"""Market errors: one base, each refusal a class of its own with a message a person can act on."""
+
+
+class MarketError(Exception):
+    """Base error of the marketplace package; its message is shown to the user."""
+
+    status = 400
+
+
+class InvalidInput(MarketError, ValueError):
+    """A field is missing, malformed or out of range."""
+
+
+class NotFound(MarketError, LookupError):
+    """No listing, deal or account with that id."""
+
+    status = 404
+
+
+class NotAllowed(MarketError, PermissionError):
+    """The account may not do this (someone else's deal, own listing, wrong role)."""
+
+    status = 403
+
+
+class AuctionClosed(MarketError):
+    """The listing no longer takes bids."""
+
+    status = 409
+
+
+class BidTooLow(MarketError, ValueError):
+    """The bid is below the start price or does not beat the highest bid by the increment."""
+
+
+class InsufficientEscrow(MarketError, ValueError):
+    """The buyer's free escrow balance does not cover the bid."""
+
+
+class InsufficientTokens(MarketError, ValueError):
+    """The seller's unlisted energy tokens do not cover the listing."""
+
+
+class DealNotActive(MarketError):
+    """The deal is not delivering energy (still opening, or already closed)."""
+
+    status = 409
+
+
+class ChainActionFailed(MarketError):
+    """The chain refused or reverted an action; the message carries the reason."""
+
+    status = 502

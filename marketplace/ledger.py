@@ -1,0 +1,246 @@
+"""The market's view of the chain: the two contracts, reads, and signed writes with fixed gas."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from contracts.bindings import decode_revert
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from contracts import load_artifact
+from geth_private import LogPoller, TxManager, TxRecord
+from geth_private.errors import ChainError
+from marketplace.errors import ChainActionFailed
+
+log = logging.getLogger(__name__)
+
+PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
+
+# Fixed gas limits, a margin above what each call was measured to use (estimation costs
+# ~45 ms a call on the embedded chain, and a delivery step is a hot path).
+GAS = {
+    "deploy": 5_000_000,
+    "grantRole": 120_000,
+    "enrollMeter": 160_000,
+    "mintReading": 120_000,
+    "approve": 80_000,
+    "deposit": 80_000,
+    "withdraw": 80_000,
+    "openDeal": 400_000,
+    "reportDelivery": 200_000,
+    "closeDeal": 200_000,
+    "transfer": 21_000,
+}
+
+
+class Ledger:
+    """EnergyToken and EnergyEscrow as the market uses them, over one TxManager."""
+
+    def __init__(self, txm: TxManager, operator: LocalAccount):
+        self.txm = txm
+        self.operator = operator
+        self.token: Any = None
+        self.escrow: Any = None
+        txm.decode_revert = lambda data: decode_revert(self.w3, data)
+
+    @property
+    def w3(self) -> Web3:
+        """The connected Web3 instance."""
+        return self.txm.w3
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def deploy(self) -> dict[str, str]:
+        """Deploy both contracts from the operator and wire the escrow's burn right."""
+        token = self._deploy("EnergyToken", self.operator.address)
+        escrow = self._deploy("EnergyEscrow", token, self.operator.address)
+        self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
+        role = self.token.functions.ESCROW_ROLE().call()
+        self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
+        return {"EnergyToken": token, "EnergyEscrow": escrow}
+
+    def attach(self, addresses: dict[str, str]) -> None:
+        """Use contracts already deployed at these addresses."""
+        self.token = self._contract("EnergyToken", addresses["EnergyToken"])
+        self.escrow = self._contract("EnergyEscrow", addresses["EnergyEscrow"])
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give an account Ether from the chain's faucet (demo and meter accounts)."""
+        faucet = self.txm.backend.faucet()
+        tx = {"to": address, "value": wei, "gas": GAS["transfer"]}
+        self._wait(self.txm.send(faucet, tx, f"Fund {address}"))
+
+    def enroll_meter(self, meter: str, owner: str, kind: int, rated_power_w: int) -> None:
+        """Enroll a meter account for its owner (admin action)."""
+        self._operator_call(
+            self.token, "enrollMeter", [meter, owner, kind, rated_power_w], f"Enroll meter {meter}"
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def eth_balance(self, address: str) -> int:
+        """Ether held by an address, in wei."""
+        return self.w3.eth.get_balance(address)
+
+    def token_balance(self, address: str) -> int:
+        """Energy tokens held, in Wh (token units)."""
+        return self.token.functions.balanceOf(address).call()
+
+    def total_supply(self) -> int:
+        """Energy tokens in existence, in Wh."""
+        return self.token.functions.totalSupply().call()
+
+    def escrow_free(self, address: str) -> int:
+        """A buyer's escrow balance not locked by a deal, in wei."""
+        return self.escrow.functions.balanceOf(address).call()
+
+    def escrow_locked(self, address: str) -> int:
+        """A buyer's escrow balance locked by open deals, in wei."""
+        return self.escrow.functions.lockedOf(address).call()
+
+    def chain_deal(self, deal_id: int) -> dict[str, Any]:
+        """The escrow's record of a deal."""
+        fields = self.escrow.functions.getDeal(deal_id).call()
+        names = [o["name"] for o in self._outputs(self.escrow, "getDeal")]
+        return dict(zip(names, fields, strict=True))
+
+    def block_number(self) -> int:
+        """The chain head's number."""
+        return self.w3.eth.block_number
+
+    # -- writes by users (signed with their unlocked key, not awaited) -----------------------
+
+    def deposit(self, account: LocalAccount, wei: int) -> TxRecord:
+        """Move Ether into the buyer's escrow balance."""
+        return self._user_call(account, self.escrow, "deposit", [], "Deposit into escrow", wei)
+
+    def withdraw(self, account: LocalAccount, wei: int) -> TxRecord:
+        """Take free Ether back out of the escrow."""
+        return self._user_call(account, self.escrow, "withdraw", [wei], "Withdraw from escrow")
+
+    def approve_escrow(self, account: LocalAccount, wh: int) -> TxRecord:
+        """Let the escrow take up to wh of the seller's tokens when a deal opens."""
+        return self._user_call(
+            account, self.token, "approve", [self.escrow.address, wh], "Approve tokens for sale"
+        )
+
+    def send_ether(self, account: LocalAccount, to: str, wei: int) -> TxRecord:
+        """A plain Ether transfer."""
+        tx = {"to": to, "value": wei, "gas": GAS["transfer"]}
+        try:
+            return self.txm.send(account, tx, f"Send Ether to {to}")
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+
+    def close_deal_async(self, account: LocalAccount, deal_id: int) -> TxRecord:
+        """Close a deal as the buyer or seller (anyone after expiry); not awaited."""
+        return self._user_call(account, self.escrow, "closeDeal", [deal_id], "Close connection")
+
+    # -- writes by the operator and by meters ---------------------------------------------
+
+    def open_deal_async(
+        self, listing_id: int, buyer: str, seller: str, price: int, energy_wh: int, expires: int
+    ) -> TxRecord:
+        """Send the operator's openDeal for an auction's result; not awaited."""
+        tx = self._tx(
+            self.escrow, "openDeal", [listing_id, buyer, seller, price, energy_wh, expires]
+        )
+        return self._send(self.operator, tx, f"Open deal for listing {listing_id}")
+
+    def deal_id_from(self, record: TxRecord) -> int:
+        """The escrow's deal id announced by a mined openDeal."""
+        receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
+        for event in self.escrow.events.DealOpened().process_receipt(receipt):
+            return int(event["args"]["dealId"])
+        raise ChainActionFailed(f"{record.label}: no DealOpened event in the receipt")
+
+    def report_delivery(self, meter: LocalAccount, deal_id: int, cumulative_wh: int) -> TxRecord:
+        """The buyer's meter reports cumulative delivered Wh (not awaited)."""
+        tx = self._tx(self.escrow, "reportDelivery", [deal_id, cumulative_wh])
+        return self._send(meter, tx, f"Delivery report {cumulative_wh} Wh on deal {deal_id}")
+
+    def mint_reading(self, meter: LocalAccount, cumulative_wh: int) -> TxRecord:
+        """The producer's meter reports its cumulative Wh; the token mints the difference."""
+        tx = self._tx(self.token, "mintReading", [cumulative_wh])
+        return self._send(meter, tx, f"Mint from meter reading {cumulative_wh} Wh")
+
+    def wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait for a record's receipt, translating chain errors to market errors."""
+        return self._wait(record, timeout)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def log_poller(self, from_block: int = 0) -> LogPoller:
+        """A poller over both contracts' logs."""
+        return LogPoller(self.w3, [self.token.address, self.escrow.address], from_block)
+
+    def decode(self, raw_log: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """(event name, arguments) of a raw log of either contract, or None if unknown."""
+        contract = self.token if raw_log["address"] == self.token.address else self.escrow
+        topic = bytes(raw_log["topics"][0]) if raw_log["topics"] else b""
+        for event in contract.all_events():
+            if bytes(Web3.keccak(text=event.abi_element_identifier)) == topic:
+                decoded = event().process_log(raw_log)
+                return decoded["event"], dict(decoded["args"])
+        return None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _contract(self, name: str, address: str) -> Any:
+        artifact = load_artifact(name)
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+
+    def _deploy(self, name: str, *args: Any) -> str:
+        artifact = load_artifact(name)
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        data = factory.constructor(*args)._encode_data_in_transaction()
+        tx = {"data": data, "gas": GAS["deploy"]}
+        receipt = self._wait(self.txm.send(self.operator, tx, f"Deploy {name}"))
+        return receipt["contractAddress"]
+
+    def _tx(self, contract: Any, fn: str, args: list[Any], value: int = 0) -> dict[str, Any]:
+        return {
+            "to": contract.address,
+            "data": contract.encode_abi(fn, args=args),
+            "value": value,
+            "gas": GAS[fn],
+        }
+
+    def _send(self, account: LocalAccount, tx: dict[str, Any], label: str) -> TxRecord:
+        try:
+            return self.txm.send(account, tx, label)
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+
+    def _user_call(
+        self, account: LocalAccount, contract: Any, fn: str, args: list[Any], label: str,
+        value: int = 0,
+    ) -> TxRecord:
+        tx = self._tx(contract, fn, args, value)
+        try:
+            # Simulated first so a person sees the contract's reason before paying for gas.
+            self.txm.simulate(account.address, tx, label)
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+        return self._send(account, tx, label)
+
+    def _operator_call(self, contract: Any, fn: str, args: list[Any], label: str) -> dict:
+        return self._wait(self._send(self.operator, self._tx(contract, fn, args), label))
+
+    def _wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
+        try:
+            return self.txm.wait(record, timeout)
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+
+    @staticmethod
+    def _outputs(contract: Any, fn: str) -> list[dict[str, Any]]:
+        for item in contract.abi:
+            if item.get("type") == "function" and item["name"] == fn:
+                outputs = item["outputs"]
+                if len(outputs) == 1 and outputs[0]["type"] == "tuple":
+                    return outputs[0]["components"]
+                return outputs
+        raise KeyError(fn)

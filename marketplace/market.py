@@ -1,0 +1,381 @@
+"""The market service: listings, bids, auction close, deal opening, delivery and close."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_account.signers.local import LocalAccount
+
+from geth_private import TxRecord
+from marketplace import rules
+from marketplace.clock import Clock
+from marketplace.errors import (
+    DealNotActive,
+    MarketError,
+    NotAllowed,
+    NotFound,
+)
+from marketplace.events import Hub
+from marketplace.ledger import Ledger
+from marketplace.metering import Minting
+from marketplace.store import Store
+from marketplace.views import deal_view, listing_view
+
+log = logging.getLogger(__name__)
+
+CLOSE_REASONS = {1: "completed", 2: "closed by buyer", 3: "closed by seller", 4: "expired"}
+
+
+class Grid(Protocol):
+    """What the market needs of the meter boards: switch relays, read meters."""
+
+    def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
+        """Close (on) or open a board's relay."""
+        ...
+
+    def reading(self, board_id: str) -> Any:
+        """The latest reading (wh_in, wh_out, power_w; soc, pv_w on producers) or None."""
+        ...
+
+    def read(self, board_id: str) -> Any:
+        """A reading asked of the board now."""
+        ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunable market behaviour."""
+
+    limits: rules.Limits = rules.Limits()
+    step_wh: int = 5  # delivery reported (and paid) every step_wh
+    deal_ttl_s: int = 24 * 3600
+    mint_batch_wh: int = 10
+
+
+class Market:
+    """Runs auctions in the store and deals on the escrow, switching relays as deals move."""
+
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        grid: Grid,
+        clock: Clock,
+        hub: Hub,
+        settings: Settings = Settings(),
+    ):
+        self.store = store
+        self.ledger = ledger
+        self.grid = grid
+        self.clock = clock
+        self.hub = hub
+        self.settings = settings
+        self.minting = Minting(ledger, settings.mint_batch_wh)
+        self._meters: dict[str, LocalAccount] = {}  # board id -> meter key
+        self._lock = threading.RLock()
+        self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
+
+    # -- participants ----------------------------------------------------------------------
+
+    def add_participant(
+        self, name: str, address: str, role: str, board_id: str, meter: LocalAccount
+    ) -> None:
+        """Register an account with the board and meter key that measure it."""
+        self.store.add_participant(address, name, role, board_id, meter.address)
+        self._meters[board_id] = meter
+        if role == "producer":
+            self.minting.add_producer(board_id, meter)
+
+    def participant(self, address: str) -> dict[str, Any]:
+        """A participant by address, or NotFound."""
+        found = self.store.participant(address)
+        if not found:
+            raise NotFound(f"{address} is not a participant of this market")
+        return found
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def listing(self, listing_id: int) -> dict[str, Any]:
+        """One listing as the pages show it."""
+        row = self.store.listing(listing_id)
+        if not row:
+            raise NotFound(f"no listing {listing_id}")
+        return listing_view(self.store, row, self.clock.now())
+
+    def listings(self, status: str | None = "open") -> list[dict[str, Any]]:
+        """Listings as the pages show them (open ones by default)."""
+        now = self.clock.now()
+        return [listing_view(self.store, row, now) for row in self.store.listings(status)]
+
+    def deal(self, deal_id: int) -> dict[str, Any]:
+        """One deal as the pages show it."""
+        row = self.store.deal(deal_id)
+        if not row:
+            raise NotFound(f"no deal {deal_id}")
+        return deal_view(self.store, row)
+
+    def deals(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Deals, newest first; only those an address is party to when given."""
+        rows = self.store.deals()
+        if address:
+            rows = [r for r in rows if address in (r["buyer"], r["seller"])]
+        return [deal_view(self.store, r) for r in rows]
+
+    def unlisted_wh(self, address: str) -> int:
+        """Tokens an address holds that no open listing offers."""
+        return self.ledger.token_balance(address) - self.store.listed_wh(address)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def create_listing(
+        self, seller: LocalAccount, energy_wh: object, start_price: object, duration_s: object
+    ) -> dict[str, Any]:
+        """List energy for auction; approves the escrow to take it if the auction sells."""
+        limits = self.settings.limits
+        wh = rules.parse_int(energy_wh, "energy (Wh)", limits.min_energy_wh, limits.max_energy_wh)
+        price = rules.parse_int(start_price, "start bid (wei per kWh)", 1, rules.MAX_WEI)
+        duration = rules.parse_int(
+            duration_s, "duration (s)", limits.min_duration_s, limits.max_duration_s
+        )
+        if self.participant(seller.address)["role"] != "producer":
+            raise NotAllowed("only producers can list energy")
+        with self._lock:
+            rules.check_listing(wh, duration, self.unlisted_wh(seller.address), limits)
+            listed = self.store.listed_wh(seller.address)
+            self.ledger.approve_escrow(seller, listed + wh)
+            now = self.clock.now()
+            listing_id = self.store.add_listing(seller.address, wh, price, now, now + duration)
+        view = self.listing(listing_id)
+        self.hub.publish("listing_created", view)
+        return view
+
+    def place_bid(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
+        """Place a bid; returns once it is stored durably."""
+        lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
+        amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
+        if self.participant(bidder)["role"] != "consumer":
+            raise NotAllowed("only consumers can bid")
+        with self._lock:
+            row = self.store.listing(lid)
+            if not row:
+                raise NotFound(f"no listing {lid}")
+            bids = self.store.bids(lid)
+            highest = max((b["price"] for b in bids), default=None)
+            rules.check_bid(
+                seller=row["seller"],
+                bidder=bidder,
+                start_price=row["start_price"],
+                highest=highest,
+                price=amount,
+                energy_wh=row["energy_wh"],
+                deadline=row["deadline"],
+                now=self.clock.now(),
+                status=row["status"],
+                free_wei=self.ledger.escrow_free(bidder) - self._committed(bidder, lid),
+                limits=self.settings.limits,
+            )
+            self.store.add_bid(lid, bidder, amount, self.clock.now())
+        view = self.listing(lid)
+        self.hub.publish("bid_placed", view)
+        return view
+
+    def close_connection(self, account: LocalAccount, deal_id: object) -> dict[str, Any]:
+        """The buyer (or seller) ends a deal: relays off, last delivery paid, rest refunded."""
+        did = rules.parse_int(deal_id, "deal", 1, 2**63 - 1)
+        with self._lock:
+            row = self.store.deal(did)
+            if not row:
+                raise NotFound(f"no deal {did}")
+            if account.address not in (row["buyer"], row["seller"]):
+                raise NotAllowed("only the buyer or the seller can close this deal")
+            if row["status"] != "active":
+                raise DealNotActive(f"deal {did} is {row['status']}, not delivering")
+            self._relays(row, on=False)
+            self._report(row, self._delivered(row, fresh=True), force=True)
+            try:
+                record = self.ledger.close_deal_async(account, row["chain_deal_id"])
+            except MarketError:
+                self._relays(row, on=True)  # nothing changed on chain: keep delivering
+                raise
+            self._txs[(did, "close")] = record
+            self.store.update_deal(did, status="closing")
+        view = self.deal(did)
+        self.hub.publish("deal_updated", view)
+        return view
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One pass: close due auctions, follow deal transactions, report delivery, mint."""
+        with self._lock:
+            for row in self.store.query(
+                "SELECT * FROM listings WHERE status = 'open' AND deadline <= ?", self.clock.now()
+            ):
+                self._close_auction(row)
+            for row in self.store.query(
+                "SELECT * FROM deals WHERE status IN ('opening', 'active', 'closing')"
+            ):
+                self._advance_deal(row)
+        readings = {}
+        for board_id in self._producer_boards():
+            reading = self.safe_read(board_id)
+            if reading is not None:
+                readings[board_id] = reading.wh_in
+        self.minting.step(readings)
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Tick until stop is set (run as a background task)."""
+        while not stop.wait(interval):
+            try:
+                self.tick()
+            except Exception:  # one bad pass must not stop the market
+                log.exception("market tick failed")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _committed(self, bidder: str, except_listing: int) -> int:
+        """Escrow a bidder already needs for open auctions it leads (other than one)."""
+        total = 0
+        for row in self.store.listings("open"):
+            if row["id"] == except_listing:
+                continue
+            bids = self.store.bids(row["id"])
+            best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+            if best and best[2] == bidder:
+                total += rules.cost_wei(best[1], row["energy_wh"])
+        return total
+
+    def _close_auction(self, row: dict[str, Any]) -> None:
+        bids = self.store.bids(row["id"])
+        best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+        if best is None:
+            self.store.set_listing_status(row["id"], "unsold")
+            self.hub.publish("listing_closed", self.listing(row["id"]))
+            return
+        bid_id, price, buyer = best
+        self.store.set_listing_status(row["id"], "sold", bid_id)
+        deal_id = self.store.add_deal(row["id"], buyer, row["seller"], price, row["energy_wh"])
+        self.hub.publish("listing_closed", self.listing(row["id"]))
+        expires = int(self.clock.now()) + self.settings.deal_ttl_s
+        try:
+            record = self.ledger.open_deal_async(
+                row["id"], buyer, row["seller"], price, row["energy_wh"], expires
+            )
+        except MarketError as err:
+            self._fail_deal(deal_id, str(err))
+            return
+        self._txs[(deal_id, "open")] = record
+        self.hub.publish("deal_updated", self.deal(deal_id))
+
+    def _advance_deal(self, row: dict[str, Any]) -> None:
+        did = row["id"]
+        if row["status"] == "opening":
+            record = self._txs.get((did, "open"))
+            if record is None or record.status in ("queued", "pending"):
+                return
+            if record.status == "failed":
+                self._fail_deal(did, record.error or "openDeal reverted")
+                return
+            chain_id = self.ledger.deal_id_from(record)
+            baseline = self.safe_read(self._board(row["buyer"]), fresh=True)
+            self.store.update_deal(
+                did, status="active", chain_deal_id=chain_id, opened=self.clock.now(),
+                baseline_wh=baseline.wh_in if baseline else 0.0,
+            )
+            row = self.store.deal(did)
+            self._relays(row, on=True)
+            self.hub.publish("deal_updated", self.deal(did))
+            return
+        if row["status"] == "closing":
+            record = self._txs.get((did, "close"))
+            if record is not None and record.status == "failed":
+                # The relays stay open; the buyer can press Close connection again.
+                self.store.update_deal(did, status="active", error=record.error)
+                del self._txs[(did, "close")]
+        if row["status"] == "active":
+            delivered = self._delivered(row)
+            if delivered >= row["energy_wh"]:
+                self._relays(row, on=False)
+            self._report(row, delivered)
+        self._follow_chain(row)
+
+    def _delivered(self, row: dict[str, Any], fresh: bool = False) -> int:
+        reading = self.safe_read(self._board(row["buyer"]), fresh)
+        if reading is None or row["baseline_wh"] is None:
+            return row["delivered_wh"]
+        measured = int(reading.wh_in - row["baseline_wh"])
+        delivered = max(row["delivered_wh"], min(row["energy_wh"], measured))
+        if delivered != row["delivered_wh"]:
+            self.store.update_deal(row["id"], delivered_wh=delivered)
+            row["delivered_wh"] = delivered
+            self.hub.publish("deal_updated", self.deal(row["id"]))
+        return delivered
+
+    def _report(self, row: dict[str, Any], delivered: int, force: bool = False) -> None:
+        """Send the buyer meter's cumulative delivery when a step (or the end) is reached."""
+        key = (row["id"], "report")
+        inflight = self._txs.get(key)
+        if inflight and inflight.status in ("queued", "pending") and not force:
+            return
+        due = delivered - row["reported_wh"]
+        if due <= 0 or (due < self.settings.step_wh and delivered < row["energy_wh"] and not force):
+            return
+        meter = self._meters[self._board(row["buyer"])]
+        try:
+            self._txs[key] = self.ledger.report_delivery(meter, row["chain_deal_id"], delivered)
+        except MarketError as err:
+            log.warning("delivery report for deal %s not sent: %s", row["id"], err)
+            return
+        self.store.update_deal(row["id"], reported_wh=delivered)
+
+    def _follow_chain(self, row: dict[str, Any]) -> None:
+        """Mirror the escrow's view of the deal: payments so far, and whether it closed."""
+        chain = self.ledger.chain_deal(row["chain_deal_id"])
+        paid = int(chain["paidWei"])
+        if paid != row["paid_wei"]:
+            self.store.update_deal(row["id"], paid_wei=paid)
+        if chain["status"] != 2:  # DealStatus.Closed
+            if paid != row["paid_wei"]:
+                self.hub.publish("deal_updated", self.deal(row["id"]))
+            return
+        self._relays(row, on=False)
+        self.store.update_deal(
+            row["id"],
+            status="closed",
+            closed=self.clock.now(),
+            delivered_wh=int(chain["deliveredWh"]),
+            close_reason=CLOSE_REASONS.get(int(chain["closeReason"]), "closed"),
+            refunded_wei=int(chain["lockedWei"]) - paid,
+        )
+        self.hub.publish("deal_updated", self.deal(row["id"]))
+
+    def _fail_deal(self, deal_id: int, error: str) -> None:
+        log.warning("deal %s could not be opened: %s", deal_id, error)
+        self.store.update_deal(deal_id, status="failed", error=error, closed=self.clock.now())
+        self.hub.publish("deal_updated", self.deal(deal_id))
+
+    def _relays(self, row: dict[str, Any], on: bool) -> None:
+        for address in (row["seller"], row["buyer"]):
+            board = self._board(address)
+            try:
+                self.grid.set_relay(board, on)
+            except Exception as err:  # a board fault must not lose the deal's chain state
+                log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
+    def _board(self, address: str) -> str:
+        return self.participant(address)["board_id"]
+
+    def _producer_boards(self) -> list[str]:
+        return [p["board_id"] for p in self.store.participants() if p["role"] == "producer"]
+
+    def safe_read(self, board_id: str, fresh: bool = False) -> Any:
+        """A board reading, or None when the board cannot be read."""
+        try:
+            return self.grid.read(board_id) if fresh else self.grid.reading(board_id)
+        except Exception as err:
+            log.warning("board %s unreadable: %s", board_id, err)
+            return None
+

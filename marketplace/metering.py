@@ -1,0 +1,53 @@
+"""Producer meters' readings minted as energy tokens, in batches rather than per Wh."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from geth_private import TxRecord
+from marketplace.errors import MarketError
+from marketplace.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _MeterState:
+    board_id: str
+    meter: LocalAccount
+    sent_wh: int = 0
+    pending: TxRecord | None = None
+
+
+class Minting:
+    """Sends a producer meter's cumulative reading to the token once it grew by a batch."""
+
+    def __init__(self, ledger: Ledger, batch_wh: int = 10):
+        self.ledger = ledger
+        self.batch_wh = batch_wh
+        self._meters: dict[str, _MeterState] = {}
+
+    def add_producer(self, board_id: str, meter: LocalAccount) -> None:
+        """Mint for the producer measured by this board, signed by its meter key."""
+        self._meters[board_id] = _MeterState(board_id, meter)
+
+    def step(self, readings: dict[str, float]) -> None:
+        """Given the boards' cumulative Wh in, send one mint per meter when a batch is due."""
+        for board_id, state in self._meters.items():
+            if state.pending is not None:
+                if state.pending.status in ("queued", "pending"):
+                    continue  # one mint in flight per meter; the next covers what came since
+                if state.pending.status == "failed":
+                    log.warning("mint from %s failed: %s", board_id, state.pending.error)
+                state.pending = None
+            wh = readings.get(board_id)
+            if wh is None or int(wh) - state.sent_wh < self.batch_wh:
+                continue
+            try:
+                state.pending = self.ledger.mint_reading(state.meter, int(wh))
+                state.sent_wh = int(wh)
+            except MarketError as err:
+                log.warning("cannot mint for %s: %s", board_id, err)

@@ -1,0 +1,124 @@
+"""Auction rules as pure functions: they take values and a time, and raise or return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+
+from marketplace.errors import (
+    AuctionClosed,
+    BidTooLow,
+    InsufficientEscrow,
+    InsufficientTokens,
+    InvalidInput,
+    NotAllowed,
+)
+
+MAX_WEI = 2**128  # far above any sane price; keeps arithmetic inside uint256 on chain
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a listing and a bid must respect (configurable per portal)."""
+
+    min_energy_wh: int = 1
+    max_energy_wh: int = 1_000_000
+    min_duration_s: int = 10
+    max_duration_s: int = 7 * 24 * 3600
+    min_increment_wei: int = 1
+
+
+def cost_wei(price_wei_per_kwh: int, energy_wh: int) -> int:
+    """What energy_wh costs at a price per kWh, rounded down as the escrow does."""
+    return price_wei_per_kwh * energy_wh // 1000
+
+
+def parse_int(value: object, field: str, low: int, high: int) -> int:
+    """An integer field from user input, or InvalidInput naming the field and its range."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be a whole number")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError as err:
+        raise InvalidInput(f"{field} must be a whole number, got {value!r}") from err
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must be between {low} and {high}, got {number}")
+    return number
+
+
+def check_listing(energy_wh: int, duration_s: int, unlisted_wh: int, limits: Limits) -> None:
+    """Refuse a listing the seller's unlisted tokens do not cover."""
+    if energy_wh > unlisted_wh:
+        raise InsufficientTokens(
+            f"you can list at most {unlisted_wh} Wh: that is your token balance "
+            "not already offered in an open listing"
+        )
+
+
+def check_bid(
+    *,
+    seller: str,
+    bidder: str,
+    start_price: int,
+    highest: int | None,
+    price: int,
+    energy_wh: int,
+    deadline: float,
+    now: float,
+    status: str,
+    free_wei: int,
+    limits: Limits,
+) -> None:
+    """Refuse a bid that breaks a rule; the message says which and what would pass."""
+    if status != "open" or now >= deadline:
+        raise AuctionClosed("this auction has ended and takes no more bids")
+    if bidder == seller:
+        raise NotAllowed("you cannot bid on your own listing")
+    if price < start_price:
+        raise BidTooLow(f"the start bid is {start_price} wei/kWh; bid at least that")
+    if highest is not None and price < highest + limits.min_increment_wei:
+        raise BidTooLow(
+            f"the highest bid is {highest} wei/kWh; "
+            f"bid at least {highest + limits.min_increment_wei}"
+        )
+    needed = cost_wei(price, energy_wh)
+    if needed > free_wei:
+        raise InsufficientEscrow(
+            f"this bid needs {needed} wei in your escrow balance, you have {free_wei} free; "
+            "deposit more first"
+        )
+
+
+def winner(bids: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:
+    """The winning (bid_id, price, bidder): highest price, earliest bid on a tie."""
+    if not bids:
+        return None
+    return min(bids, key=lambda bid: (-bid[1], bid[0]))
+
+
+def parse_address(value: object, field: str = "address") -> str:
+    """A checksummed address from user input, or InvalidInput."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not is_hex_address(text):
+        raise InvalidInput(f"{field} {value!r} is not an Ethereum address (0x and 40 hex digits)")
+    digits = text[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
+        raise InvalidInput(f"{field} {text} has a wrong checksum: check it for a typo")
+    return to_checksum_address(text)
+
+
+def parse_ether(value: object, field: str) -> int:
+    """An amount typed in Ether (decimal text, up to 18 places) as wei, or InvalidInput."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as err:
+        raise InvalidInput(f"{field} must be a number of ETH, got {value!r}") from err
+    wei = amount * 10**18
+    if not amount.is_finite() or amount <= 0 or wei != wei.to_integral_value():
+        raise InvalidInput(f"{field} must be a positive amount with at most 18 decimals")
+    if wei >= MAX_WEI:
+        raise InvalidInput(f"{field} is too large")
+    return int(wei)

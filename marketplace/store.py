@@ -1,0 +1,214 @@
+"""SQLite store (WAL) for participants, listings, bids and deals; a write returns once durable."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    address TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('producer', 'consumer')),
+    board_id TEXT,
+    meter_address TEXT
+);
+CREATE TABLE IF NOT EXISTS listings (
+    id INTEGER PRIMARY KEY,
+    seller TEXT NOT NULL,
+    energy_wh INTEGER NOT NULL,
+    start_price TEXT NOT NULL,
+    created REAL NOT NULL,
+    deadline REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    winning_bid INTEGER
+);
+CREATE TABLE IF NOT EXISTS bids (
+    id INTEGER PRIMARY KEY,
+    listing_id INTEGER NOT NULL REFERENCES listings(id),
+    bidder TEXT NOT NULL,
+    price TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
+CREATE TABLE IF NOT EXISTS deals (
+    id INTEGER PRIMARY KEY,
+    listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),
+    chain_deal_id INTEGER,
+    buyer TEXT NOT NULL,
+    seller TEXT NOT NULL,
+    price TEXT NOT NULL,
+    energy_wh INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'opening',
+    baseline_wh REAL,
+    delivered_wh INTEGER NOT NULL DEFAULT 0,
+    reported_wh INTEGER NOT NULL DEFAULT 0,
+    paid_wei TEXT NOT NULL DEFAULT '0',
+    refunded_wei TEXT,
+    opened REAL,
+    closed REAL,
+    close_reason TEXT,
+    error TEXT
+);
+"""
+
+# Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
+WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei"}
+
+
+def _row(cursor: sqlite3.Cursor, values: tuple) -> dict[str, Any]:
+    row = {}
+    for (name, *_), value in zip(cursor.description, values, strict=True):
+        row[name] = int(value) if name in WEI_COLUMNS and value is not None else value
+    return row
+
+
+class Store:
+    """One SQLite database shared by the portal's threads through a lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = _row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: an acknowledged bid survives a power cut, not only a crash.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Rows of a read query."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of a read query, or None."""
+        rows = self.query(sql, *args)
+        return rows[0] if rows else None
+
+    def write(self, sql: str, *args: Any) -> int:
+        """Run one statement in its own committed transaction; the new row id."""
+        with self._lock:
+            cursor = self._db.execute(sql, tuple(_text(a) for a in args))
+            return cursor.lastrowid
+
+    # -- participants ----------------------------------------------------------------------
+
+    def add_participant(
+        self, address: str, name: str, role: str, board_id: str | None, meter: str | None
+    ) -> None:
+        """Record (or update) who an address is and which board measures it."""
+        self.write(
+            "INSERT INTO participants (address, name, role, board_id, meter_address)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET name=excluded.name,"
+            " role=excluded.role, board_id=excluded.board_id, meter_address=excluded.meter_address",
+            address, name, role, board_id, meter,
+        )
+
+    def participant(self, address: str) -> dict[str, Any] | None:
+        """One participant by address."""
+        return self.one("SELECT * FROM participants WHERE address = ?", address)
+
+    def participants(self) -> list[dict[str, Any]]:
+        """Every participant, by name."""
+        return self.query("SELECT * FROM participants ORDER BY name")
+
+    # -- listings and bids -----------------------------------------------------------------
+
+    def add_listing(
+        self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float
+    ) -> int:
+        """Store a new open listing; its id."""
+        return self.write(
+            "INSERT INTO listings (seller, energy_wh, start_price, created, deadline)"
+            " VALUES (?, ?, ?, ?, ?)",
+            seller, energy_wh, start_price, created, deadline,
+        )
+
+    def listing(self, listing_id: int) -> dict[str, Any] | None:
+        """One listing by id."""
+        return self.one("SELECT * FROM listings WHERE id = ?", listing_id)
+
+    def listings(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Listings, newest first, optionally of one status."""
+        if status:
+            return self.query("SELECT * FROM listings WHERE status = ? ORDER BY id DESC", status)
+        return self.query("SELECT * FROM listings ORDER BY id DESC")
+
+    def set_listing_status(
+        self, listing_id: int, status: str, winning_bid: int | None = None
+    ) -> None:
+        """Move a listing to a new status."""
+        self.write(
+            "UPDATE listings SET status = ?, winning_bid = COALESCE(?, winning_bid) WHERE id = ?",
+            status, winning_bid, listing_id,
+        )
+
+    def listed_wh(self, seller: str) -> int:
+        """Energy a seller has offered in listings not yet settled."""
+        row = self.one(
+            "SELECT COALESCE(SUM(energy_wh), 0) AS wh FROM listings"
+            " WHERE seller = ? AND status = 'open'",
+            seller,
+        )
+        return int(row["wh"])
+
+    def add_bid(self, listing_id: int, bidder: str, price: int, created: float) -> int:
+        """Store a bid durably; its id."""
+        return self.write(
+            "INSERT INTO bids (listing_id, bidder, price, created) VALUES (?, ?, ?, ?)",
+            listing_id, bidder, price, created,
+        )
+
+    def bids(self, listing_id: int) -> list[dict[str, Any]]:
+        """Every bid on a listing, in arrival order."""
+        return self.query("SELECT * FROM bids WHERE listing_id = ? ORDER BY id", listing_id)
+
+    def bid(self, bid_id: int) -> dict[str, Any] | None:
+        """One bid by id."""
+        return self.one("SELECT * FROM bids WHERE id = ?", bid_id)
+
+    # -- deals -----------------------------------------------------------------------------
+
+    def add_deal(
+        self, listing_id: int, buyer: str, seller: str, price: int, energy_wh: int
+    ) -> int:
+        """Record the deal an auction produced, before it is opened on chain."""
+        return self.write(
+            "INSERT INTO deals (listing_id, buyer, seller, price, energy_wh)"
+            " VALUES (?, ?, ?, ?, ?)",
+            listing_id, buyer, seller, price, energy_wh,
+        )
+
+    def deal(self, deal_id: int) -> dict[str, Any] | None:
+        """One deal by id."""
+        return self.one("SELECT * FROM deals WHERE id = ?", deal_id)
+
+    def deals(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Deals, newest first, optionally of one status."""
+        if status:
+            return self.query("SELECT * FROM deals WHERE status = ? ORDER BY id DESC", status)
+        return self.query("SELECT * FROM deals ORDER BY id DESC")
+
+    def update_deal(self, deal_id: int, **fields: Any) -> None:
+        """Change some fields of a deal."""
+        names = ", ".join(f"{name} = ?" for name in fields)
+        self.write(f"UPDATE deals SET {names} WHERE id = ?", *fields.values(), deal_id)
+
+
+def _text(value: Any) -> Any:
+    # Python ints beyond SQLite's 64 bits would overflow; wei amounts go in as text.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)
+    return value

@@ -1,0 +1,61 @@
+"""Listings and deals shaped for the pages and the API (wei as decimal strings for JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketplace import rules
+from marketplace.store import Store
+
+
+def _name(store: Store, address: str | None) -> str | None:
+    if address is None:
+        return None
+    found = store.participant(address)
+    return found["name"] if found else None
+
+
+def listing_view(store: Store, row: dict[str, Any], now: float) -> dict[str, Any]:
+    """A listing with its highest bid, bidder and time left."""
+    bids = store.bids(row["id"])
+    best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+    return {
+        "id": row["id"],
+        "seller": row["seller"],
+        "seller_name": _name(store, row["seller"]),
+        "energy_wh": row["energy_wh"],
+        "start_price_wei": str(row["start_price"]),
+        "highest_bid_wei": str(best[1]) if best else None,
+        "highest_bidder": best[2] if best else None,
+        "highest_bidder_name": _name(store, best[2]) if best else None,
+        "bid_count": len(bids),
+        "created": row["created"],
+        "deadline": row["deadline"],
+        "seconds_left": max(0.0, round(row["deadline"] - now, 1)),
+        "status": row["status"],
+    }
+
+
+def deal_view(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    """A deal with both parties' names and delivery so far."""
+    return {
+        "id": row["id"],
+        "listing_id": row["listing_id"],
+        "chain_deal_id": row["chain_deal_id"],
+        "buyer": row["buyer"],
+        "buyer_name": _name(store, row["buyer"]),
+        "seller": row["seller"],
+        "seller_name": _name(store, row["seller"]),
+        "price_wei": str(row["price"]),
+        "energy_wh": row["energy_wh"],
+        "cost_wei": str(rules.cost_wei(row["price"], row["energy_wh"])),
+        "delivered_wh": row["delivered_wh"],
+        "reported_wh": row["reported_wh"],
+        "paid_wei": str(row["paid_wei"]),
+        "refunded_wei": None if row["refunded_wei"] is None else str(row["refunded_wei"]),
+        "status": row["status"],
+        "close_reason": row["close_reason"],
+        "error": row["error"],
+        "opened": row["opened"],
+        "closed": row["closed"],
+    }

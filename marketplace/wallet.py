@@ -1,0 +1,103 @@
+"""Wallet operations behind the wallet page: balances, escrow, Ether transfers, mining."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from geth_private.backend import MINING_TOGGLE
+from geth_private.errors import ChainError
+from marketplace import rules
+from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed
+from marketplace.market import Market
+
+
+class Wallets:
+    """What one account holds and can do with its Ether, tokens and escrow balance."""
+
+    def __init__(self, market: Market):
+        self.market = market
+        self.ledger = market.ledger
+
+    def summary(self, address: str) -> dict[str, Any]:
+        """Everything the wallet page shows for an address (wei as decimal strings)."""
+        who = self.market.store.participant(address) or {}
+        txm = self.ledger.txm
+        tokens = self.ledger.token_balance(address)
+        listed = self.market.store.listed_wh(address)
+        return {
+            "address": address,
+            "name": who.get("name"),
+            "role": who.get("role"),
+            "eth_wei": str(self.ledger.eth_balance(address)),
+            "tokens_wh": tokens,
+            "listed_wh": listed,
+            "unlisted_wh": tokens - listed,
+            "escrow_free_wei": str(self.ledger.escrow_free(address)),
+            "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
+            "generation": self._generation(who.get("board_id"), who.get("role")),
+            "pending": [r.public() for r in txm.pending(address)],
+            "recent": [r.public() for r in txm.recent(address, 10)],
+            "mining": self.mining_state(),
+        }
+
+    def deposit(self, account: LocalAccount, amount_eth: object) -> dict[str, Any]:
+        """Move Ether into the escrow so bids are covered."""
+        wei = rules.parse_ether(amount_eth, "deposit")
+        return self.ledger.deposit(account, wei).public()
+
+    def withdraw(self, account: LocalAccount, amount_eth: object) -> dict[str, Any]:
+        """Take free escrow Ether back."""
+        wei = rules.parse_ether(amount_eth, "withdrawal")
+        return self.ledger.withdraw(account, wei).public()
+
+    def send_ether(self, account: LocalAccount, to: object, amount_eth: object) -> dict[str, Any]:
+        """Send Ether to another address."""
+        target = rules.parse_address(to, "recipient")
+        wei = rules.parse_ether(amount_eth, "amount")
+        if target == account.address:
+            raise InvalidInput("that is your own address")
+        balance = self.ledger.eth_balance(account.address)
+        if wei > balance:
+            raise InvalidInput(f"you have {balance} wei; you cannot send {wei}")
+        return self.ledger.send_ether(account, target, wei).public()
+
+    def mining_state(self) -> dict[str, Any]:
+        """Whether blocks are produced, the head's number and what the backend can do."""
+        backend = self.ledger.txm.backend
+        can_toggle = backend.has(MINING_TOGGLE)
+        return {
+            "on": backend.is_mining() if can_toggle else None,
+            "can_toggle": can_toggle,
+            "block": self.ledger.block_number(),
+            "pending": len(self.ledger.txm.pending()),
+        }
+
+    def set_mining(self, on: object) -> dict[str, Any]:
+        """Start or stop block production."""
+        if not isinstance(on, bool):
+            raise InvalidInput("'on' must be true or false")
+        try:
+            self.ledger.txm.set_mining(on)
+        except NotImplementedError as err:
+            raise NotAllowed(str(err)) from err
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+        return self.mining_state()
+
+    def _generation(self, board_id: str | None, role: str | None) -> dict[str, Any] | None:
+        if not board_id:
+            return None
+        reading = self.market.safe_read(board_id)
+        if reading is None:
+            return {"online": False}
+        return {
+            "online": True,
+            "power_w": round(reading.pv_w if role == "producer" and reading.pv_w is not None
+                             else reading.power_w, 1),
+            "energy_in_kwh": round(reading.wh_in / 1000, 4),
+            "energy_out_kwh": round(reading.wh_out / 1000, 4),
+            "soc": reading.soc,
+            "relay_on": bool(reading.relays and reading.relays[0]),
+        }

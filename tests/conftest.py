@@ -1,0 +1,73 @@
+"""Shared fixtures: a running portal on the embedded chain with emulated boards over ptys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from marketplace.clock import ManualClock
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
+    """Poll condition until it is truthy; fail the test with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A hand-driven clock for auction deadlines, starting at the real time."""
+    return ManualClock(start=time.time())
+
+
+@pytest.fixture
+def app(tmp_path, clock) -> Iterator:
+    """The portal with its runtime started: embedded chain, contracts, three emulated boards."""
+    from web import create_app, start_runtime
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATA_DIR": str(tmp_path / "var"),
+            "SCRYPT_N": 2**10,  # cheap keystores; the portal default is geth's 2**18
+            "CLOCK": clock,
+            "EMULATOR_SPEED": 600.0,
+            "TICK_S": 0.05,
+            "EVENT_POLL_S": 0.1,
+            "WALLET_PUSH_S": 0.2,
+        }
+    )
+    runtime = start_runtime(app)
+    yield app
+    runtime.stop()
+
+
+@pytest.fixture
+def runtime(app):
+    """The started runtime of the app fixture."""
+    return app.extensions["gridbid"]
+
+
+@pytest.fixture
+def login(app, runtime):
+    """login(name) -> a Flask test client logged in as that demo account."""
+
+    def _login(name: str):
+        client = app.test_client()
+        demo = {a["name"]: a for a in runtime.demo_accounts}[name]
+        response = client.post(
+            "/api/login", json={"account": name, "passphrase": demo["passphrase"]}
+        )
+        assert response.status_code == 200, response.get_json()
+        return client
+
+    return _login

@@ -1,0 +1,154 @@
+"""The walking skeleton's trade, end to end through the HTTP API and Socket.IO."""
+
+from __future__ import annotations
+
+from tests.conftest import wait_for
+from web.extensions import socketio
+
+ETH = 10**18
+PRICE_BOB = 10**16  # 0.01 ETH per kWh
+PRICE_CAROL = 2 * 10**16
+
+
+def events(client, name):
+    return [e["args"][0] for e in client.get_received("/market") if e["name"] == name]
+
+
+def test_one_trade_end_to_end(app, runtime, login, clock):
+    ledger, bridge = runtime.ledger, runtime.bridge
+    demo = {a["name"]: a["address"] for a in runtime.demo_accounts}
+    alice_addr, bob_addr, carol_addr = demo["alice"], demo["bob"], demo["carol"]
+
+    # 1. A wrong passphrase is refused with a clear message; the right one unlocks the wallet.
+    refused = app.test_client().post("/api/login", json={"account": "alice", "passphrase": "nope"})
+    assert refused.status_code == 401
+    assert refused.get_json()["error"] == "wrong passphrase for this account"
+    alice, bob, carol = login("alice"), login("bob"), login("carol")
+    wallet = alice.get("/api/wallet").get_json()
+    assert wallet["address"] == alice_addr and wallet["role"] == "producer"
+    assert {"tokens_wh", "eth_wei", "generation", "pending"} <= set(wallet)
+
+    watchers = {
+        name: socketio.test_client(app, namespace="/market", flask_test_client=c)
+        for name, c in (("alice", alice), ("bob", bob), ("carol", carol))
+    }
+    assert all(w.is_connected("/market") for w in watchers.values())
+
+    # 2. The emulated PV charges alice's battery; her meter's count is minted as tokens.
+    wait_for(lambda: ledger.token_balance(alice_addr) >= 60, what="alice's tokens to be minted")
+    generation = alice.get("/api/wallet").get_json()["generation"]
+    assert generation["online"] and generation["power_w"] > 0 and generation["energy_in_kwh"] > 0
+    supply_before = ledger.total_supply()
+
+    # 3. alice lists 40 Wh; every browser sees the card.
+    created = alice.post(
+        "/api/listings", json={"energy_wh": 40, "start_price_wei": str(PRICE_BOB), "duration_s": 30}
+    )
+    assert created.status_code == 201, created.get_json()
+    listing = created.get_json()
+    for watcher in watchers.values():
+        assert [e["id"] for e in events(watcher, "listing_created")] == [listing["id"]]
+
+    # 4. bob and carol deposit and bid; carol outbids bob; every browser sees the new highest.
+    for client in (bob, carol):
+        assert client.post("/api/escrow/deposit", json={"amount_eth": "1"}).status_code == 202
+    wait_for(lambda: ledger.escrow_free(bob_addr) == ETH and ledger.escrow_free(carol_addr) == ETH,
+             what="deposits to be mined")
+    low = bob.post(f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_BOB - 1)})
+    assert low.status_code == 400 and "start bid" in low.get_json()["error"]
+    assert bob.post(f"/api/listings/{listing['id']}/bids",
+                    json={"price_wei": str(PRICE_BOB)}).status_code == 201
+    assert carol.post(f"/api/listings/{listing['id']}/bids",
+                      json={"price_wei": str(PRICE_CAROL)}).status_code == 201
+    for watcher in watchers.values():
+        seen = events(watcher, "bid_placed")
+        assert [e["highest_bidder"] for e in seen] == [bob_addr, carol_addr]
+    own = alice.post(f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_CAROL * 2)})
+    assert own.status_code == 403
+
+    # 5. At the deadline carol wins: a deal opens on the escrow and both relays switch on.
+    clock.advance(31)
+    deal = wait_for(lambda: _active_deal(carol), what="the deal to open")
+    assert deal["buyer"] == carol_addr and deal["seller"] == alice_addr
+    assert deal["price_wei"] == str(PRICE_CAROL) and deal["energy_wh"] == 40
+    onchain = ledger.chain_deal(deal["chain_deal_id"])
+    assert (onchain["buyer"], onchain["seller"]) == (carol_addr, alice_addr)
+    assert onchain["priceWeiPerKWh"] == PRICE_CAROL and onchain["energyWh"] == 40
+    assert bridge.read("pv-alice").relays[0] and bridge.read("load-carol").relays[0]
+    assert not bridge.read("load-bob").relays[0]
+    cost = PRICE_CAROL * 40 // 1000
+    assert ledger.escrow_locked(carol_addr) == cost
+
+    # 6. Delivery: carol's meter counts Wh, the escrow pays alice per step and burns tokens.
+    alice_eth = ledger.eth_balance(alice_addr)
+    wait_for(lambda: int(carol.get(f"/api/deals/{deal['id']}").get_json()["paid_wei"]) > 0,
+             what="a paid delivery step")
+    progress = carol.get(f"/api/deals/{deal['id']}").get_json()
+    assert ledger.eth_balance(alice_addr) > alice_eth
+
+    # 7. carol presses Close connection (or the deal completes first): relays off, refund.
+    closed = carol.post(f"/api/deals/{deal['id']}/close")
+    assert closed.status_code in (200, 409), closed.get_json()
+    final = wait_for(lambda: _closed(carol, deal["id"]), what="the deal to close")
+    assert final["close_reason"] in ("closed by buyer", "completed")
+    assert not bridge.read("pv-alice").relays[0] and not bridge.read("load-carol").relays[0]
+    paid, delivered = int(final["paid_wei"]), final["delivered_wh"]
+    assert delivered >= progress["delivered_wh"] > 0
+    assert paid == PRICE_CAROL * delivered // 1000
+    assert int(final["refunded_wei"]) == cost - paid
+    assert ledger.escrow_locked(carol_addr) == 0
+    assert ledger.escrow_free(carol_addr) == ETH - paid
+    assert ledger.escrow_free(bob_addr) == ETH  # the loser's deposit is untouched
+    # Delivered tokens were burned, the rest returned to alice (minting goes on meanwhile).
+    minted = sum(e["args"]["wh"] for e in _events(ledger, "EnergyMinted"))
+    assert ledger.total_supply() == minted - delivered
+    assert ledger.total_supply() >= supply_before - delivered
+    assert ledger.token_balance(ledger.escrow.address) == 0
+    names = [name for name, _ in map(ledger.decode, ledger.log_poller().poll()) if name]
+    assert names.count("DealOpened") == 1 and names.count("DealClosed") == 1
+    assert "DeliveryReported" in names
+
+    # The seller's wallet page shows it all live over /wallet.
+    wallet_watch = socketio.test_client(app, namespace="/wallet", flask_test_client=alice)
+    pushed = wait_for(lambda: [e for e in wallet_watch.get_received("/wallet")
+                               if e["name"] == "wallet"], what="a wallet push")
+    assert int(pushed[-1]["args"][0]["eth_wei"]) == ledger.eth_balance(alice_addr)
+
+
+def test_mining_stop_start_and_send_ether(app, runtime, login):
+    bob = login("bob")
+    carol_addr = {a["name"]: a["address"] for a in runtime.demo_accounts}["carol"]
+    before = runtime.ledger.eth_balance(carol_addr)
+
+    assert bob.post("/api/mining", json={"on": False}).get_json()["on"] is False
+    sent = [bob.post("/api/send", json={"to": carol_addr, "amount_eth": "0.5"}) for _ in range(2)]
+    assert [s.status_code for s in sent] == [202, 202]
+    pending = bob.get("/api/wallet").get_json()["pending"]
+    assert [p["tx_hash"] for p in pending] == [s.get_json()["tx_hash"] for s in sent]
+    assert runtime.ledger.eth_balance(carol_addr) == before
+
+    assert bob.post("/api/mining", json={"on": True}).get_json()["on"] is True
+    wait_for(lambda: not bob.get("/api/wallet").get_json()["pending"], what="pending to be mined")
+    assert runtime.ledger.eth_balance(carol_addr) == before + ETH
+
+    bad = bob.post("/api/send", json={"to": carol_addr.lower()[:-1], "amount_eth": "1"})
+    assert bad.status_code == 400 and "not an Ethereum address" in bad.get_json()["error"]
+
+
+def _active_deal(client):
+    deals = client.get("/api/deals").get_json()["deals"]
+    return next((d for d in deals if d["status"] == "active"), None)
+
+
+def _closed(client, deal_id):
+    deal = client.get(f"/api/deals/{deal_id}").get_json()
+    return deal if deal["status"] == "closed" else None
+
+
+def _events(ledger, name):
+    found = []
+    for raw in ledger.log_poller().poll():
+        decoded = ledger.decode(raw)
+        if decoded and decoded[0] == name:
+            found.append({"args": decoded[1]})
+    return found

@@ -1,0 +1,84 @@
+"""The portal: Flask app factory, blueprints per feature, Socket.IO live updates."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, redirect, url_for
+
+from marketplace.errors import MarketError
+from web.extensions import socketio
+from web.runtime import Runtime
+
+DEFAULTS: dict[str, Any] = {
+    "CHAIN_URI": "embedded://",
+    "DATA_DIR": "var",
+    "SCRYPT_N": 2**18,
+    "DEMO": True,
+    "DEMO_FUNDS_ETH": 100,
+    "EMULATOR_SPEED": 60.0,  # one emulated minute per second, so a demo trade takes seconds
+    "EMULATOR_START_HOUR": 11.0,
+    "PV_PEAK_W": 400,
+    "LOAD_W": 240,
+    "STEP_WH": 5,
+    "MINT_BATCH_WH": 10,
+    "TICK_S": 0.2,
+    "EVENT_POLL_S": 0.5,
+    "WALLET_PUSH_S": 1.0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the portal; its runtime (chain, boards, market) starts with start_runtime()."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("GRIDBID")
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(Path(app.config["DATA_DIR"]))
+
+    from web import auth, live, market, wallet
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(wallet.bp)
+    app.register_blueprint(market.bp)
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=[])
+    live.register(socketio)
+    app.extensions["gridbid"] = Runtime(app.config)
+
+    @app.errorhandler(MarketError)
+    def market_error(err: MarketError):
+        return jsonify(error=str(err), kind=type(err).__name__), err.status
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("wallet.page"))
+
+    return app
+
+
+def start_runtime(app: Flask) -> Runtime:
+    """Start the app's runtime, its loops running as Socket.IO background tasks."""
+    runtime: Runtime = app.extensions["gridbid"]
+    runtime.start(spawn=socketio.start_background_task)
+    from web import live
+
+    socketio.start_background_task(live.push_wallets, app)
+    runtime.hub.subscribe(live.relay_to_browsers)
+    return runtime
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A session key kept in the data directory, so logins survive a restart."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()

@@ -1,0 +1,62 @@
+"""The marketplace page and its API: listings, bids, deals, Close connection."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+
+from web.session import body, login_required, runtime
+
+bp = Blueprint("market", __name__, template_folder="templates")
+
+
+@bp.get("/market")
+@login_required
+def page(account):
+    return render_template("market/market.html", me=account.address)
+
+
+@bp.get("/api/listings")
+@login_required
+def listings(account):
+    return jsonify(listings=runtime().market.listings("open"))
+
+
+@bp.post("/api/listings")
+@login_required
+def create_listing(account):
+    data = body()
+    listing = runtime().market.create_listing(
+        account, data.get("energy_wh"), data.get("start_price_wei"), data.get("duration_s")
+    )
+    return jsonify(listing), 201
+
+
+@bp.get("/api/listings/<int:listing_id>")
+@login_required
+def listing(account, listing_id):
+    return jsonify(runtime().market.listing(listing_id))
+
+
+@bp.post("/api/listings/<int:listing_id>/bids")
+@login_required
+def bid(account, listing_id):
+    listing = runtime().market.place_bid(account.address, listing_id, body().get("price_wei"))
+    return jsonify(listing), 201
+
+
+@bp.get("/api/deals")
+@login_required
+def deals(account):
+    return jsonify(deals=runtime().market.deals(account.address))
+
+
+@bp.get("/api/deals/<int:deal_id>")
+@login_required
+def deal(account, deal_id):
+    return jsonify(runtime().market.deal(deal_id))
+
+
+@bp.post("/api/deals/<int:deal_id>/close")
+@login_required
+def close(account, deal_id):
+    return jsonify(runtime().market.close_connection(account, deal_id))

@@ -1,0 +1,202 @@
+"""The running portal's parts wired together: chain, contracts, boards, bridge, market."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from firmware_bridge.bridge import Bridge
+from firmware_bridge.emulator import Microgrid
+from geth_private import Keystore, TxManager, backend_from_uri
+from geth_private.backend import PERSISTENT
+from geth_private.errors import KeystoreError
+from marketplace.clock import SystemClock
+from marketplace.events import Hub
+from marketplace.ledger import CONSUMER, PRODUCER, Ledger
+from marketplace.market import Market, Settings
+from marketplace.store import Store
+from marketplace.wallet import Wallets
+from web.keyring import KeyRing
+
+log = logging.getLogger(__name__)
+
+ETHER = 10**18
+
+# The seed demo: one producer with a PV emulator and battery, two consumers with loads.
+DEMO = [
+    {"name": "alice", "role": "producer", "passphrase": "alice-demo", "board": "pv-alice"},
+    {"name": "bob", "role": "consumer", "passphrase": "bob-demo", "board": "load-bob"},
+    {"name": "carol", "role": "consumer", "passphrase": "carol-demo", "board": "load-carol"},
+]
+
+Spawn = Callable[..., Any]
+
+
+def _thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+class Runtime:
+    """Owns every long-lived part of one portal; start() brings them up, stop() down."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+        self.hub = Hub()
+        self.keyring = KeyRing()
+        self.clock = config.get("CLOCK") or SystemClock()
+        self.data_dir = Path(config["DATA_DIR"])
+        self.keystore = Keystore(self.data_dir / "keystore", config["SCRYPT_N"])
+        self.demo_accounts: list[dict[str, str]] = []
+        self.started = False
+        self._stop = threading.Event()
+
+    def start(self, spawn: Spawn = _thread) -> None:
+        """Bring up chain, contracts, boards and market, then the background loops."""
+        cfg = self.config
+        self.backend = backend_from_uri(cfg["CHAIN_URI"])
+        self.backend.start()
+        self.txm = TxManager(self.backend)
+        self.ledger = Ledger(self.txm, self.backend.faucet())
+        self.ledger.deploy()
+        self.store = Store(self._store_path())
+        self.microgrid = Microgrid(
+            speed=cfg["EMULATOR_SPEED"], start_hour=cfg["EMULATOR_START_HOUR"], seed=1
+        )
+        self.bridge = Bridge(heartbeat_s=1.0)
+        self.market = Market(
+            self.store, self.ledger, self.bridge, self.clock, self.hub,
+            Settings(step_wh=cfg["STEP_WH"], mint_batch_wh=cfg["MINT_BATCH_WH"]),
+        )
+        self.wallets = Wallets(self.market)
+        if cfg["DEMO"]:
+            self._start_demo()
+        self.txm.subscribe(lambda record: self.hub.publish("tx", record.public()))
+        self.started = True
+        spawn(self.txm.run, self._stop)
+        spawn(self.market.run, self._stop, cfg["TICK_S"])
+        spawn(self._watch_events)
+
+    def stop(self) -> None:
+        """Stop the loops and release boards, ptys and the chain."""
+        self._stop.set()
+        if not self.started:
+            return
+        self.bridge.close()
+        self.microgrid.stop()
+        self.store.close()
+        self.backend.stop()
+
+    def login(self, who: str, passphrase: str) -> tuple[str, LocalAccount]:
+        """Unlock a participant's keystore by address or demo name; (session token, account)."""
+        address = self._resolve(who)
+        if not self.store.participant(address):
+            raise KeystoreError(f"{address} is not a participant of this market")
+        account = self.keystore.unlock(address, passphrase)
+        return self.keyring.add(account), account
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _store_path(self) -> Path:
+        if self.config.get("STORE_PATH"):
+            return Path(self.config["STORE_PATH"])
+        path = self.data_dir / "market.sqlite"
+        if not self.backend.has(PERSISTENT):
+            # The chain forgets everything on restart, so the market starts afresh with it.
+            for stale in self.data_dir.glob("market.sqlite*"):
+                stale.unlink()
+        return path
+
+    def _resolve(self, who: str) -> str:
+        names = self._names()
+        if who in names:
+            return names[who]
+        from marketplace.rules import parse_address
+
+        return parse_address(who)
+
+    def _names(self) -> dict[str, str]:
+        path = self.data_dir / "accounts.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _save_names(self, names: dict[str, str]) -> None:
+        path = self.data_dir / "accounts.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(names, indent=1, sort_keys=True))
+
+    def _meter_key(self, board_id: str) -> LocalAccount:
+        """The meter account of a board, created on first use, kept encrypted on disk."""
+        meters = Keystore(self.data_dir / "meters", self.config["SCRYPT_N"])
+        secret_file = self.data_dir / "meters" / ".secret"
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_hex(32))
+        secret = secret_file.read_text()
+        names = self._names()
+        key = f"meter:{board_id}"
+        if key not in names:
+            names[key] = meters.new(secret)
+            self._save_names(names)
+        return meters.unlock(names[key], secret)
+
+    def _start_demo(self) -> None:
+        cfg = self.config
+        for spec in DEMO:
+            if spec["role"] == "producer":
+                self.microgrid.add_producer(spec["board"], pv_peak_w=cfg["PV_PEAK_W"])
+            else:
+                self.microgrid.add_consumer(spec["board"], load_w=cfg["LOAD_W"])
+        for device in self.microgrid.start().values():
+            self.bridge.attach(device)
+        names = self._names()
+        for spec in DEMO:
+            if spec["name"] not in names:
+                names[spec["name"]] = self.keystore.new(spec["passphrase"])
+                self._save_names(names)
+            address = names[spec["name"]]
+            meter = self._meter_key(spec["board"])
+            self.ledger.fund(address, cfg["DEMO_FUNDS_ETH"] * ETHER)
+            self.ledger.fund(meter.address, 10 * ETHER)
+            kind = PRODUCER if spec["role"] == "producer" else CONSUMER
+            rated = cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"]
+            self.ledger.enroll_meter(meter.address, address, kind, int(rated))
+            self.market.add_participant(spec["name"], address, spec["role"], spec["board"], meter)
+            self.demo_accounts.append(
+                {"name": spec["name"], "address": address, "role": spec["role"],
+                 "passphrase": spec["passphrase"], "board": spec["board"]}
+            )
+
+    def _watch_events(self) -> None:
+        """Read contract events by polling logs and announce them on the hub."""
+        poller = self.ledger.log_poller()
+        while not self._stop.wait(self.config["EVENT_POLL_S"]):
+            try:
+                for raw in poller.poll():
+                    decoded = self.ledger.decode(raw)
+                    if decoded is None:
+                        continue
+                    name, args = decoded
+                    self.hub.publish(
+                        "chain_event",
+                        {"event": name, "args": {k: _plain(v) for k, v in args.items()},
+                         "block": raw["blockNumber"], "tx": raw["transactionHash"].to_0x_hex()},
+                    )
+            except Exception:  # the node may hiccup; the cursor keeps our place
+                log.exception("event polling failed")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if abs(value) > 2**53 else value
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value

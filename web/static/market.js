@@ -1,0 +1,153 @@
+/* The marketplace page: Sell, live listing cards with Buy, deal cards with Close connection. */
+"use strict";
+
+const listings = new Map();   // id -> listing view
+const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
+const deals = new Map();
+
+function priceText(wei) { return wei === null ? "no bids" : `${formatEther(wei, 9)} ETH/kWh`; }
+
+function listingCard(l) {
+  const me = window.gridbid.me || {};
+  const mine = l.seller === me.address;
+  const leading = l.highest_bidder === me.address;
+  const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id });
+  card.append(
+    el("h3", { textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
+    el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei) })),
+    el("p", {}, "Highest bid ", el("strong", { class: "highest", textContent: priceText(l.highest_bid_wei) }),
+      l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "",
+      ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`),
+    el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
+  );
+  if (leading) card.append(el("p", { class: "lead", textContent: "You lead" }));
+  else if (me.role === "consumer" && l.bid_count && bidders.has(l.id)) card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
+  if (me.role === "consumer" && !mine) {
+    const input = el("input", { inputMode: "decimal", placeholder: "ETH per kWh", className: "bid-price",
+      ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
+    const form = el("form", { class: "row bid-form" }, input, el("button", { type: "submit", textContent: "Buy" }));
+    const error = el("p", { class: "error bid-error", role: "alert" });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      try {
+        const updated = await api("POST", `/api/listings/${l.id}/bids`, { price_wei: parseEther(input.value) });
+        bidders.add(l.id);
+        upsertListing(updated);
+        toast("Bid placed");
+      } catch (err) { error.textContent = err.message; }
+    });
+    card.append(form, error);
+  }
+  return card;
+}
+
+const bidders = new Set();  // listings this browser has bid on (for the "outbid" notice)
+
+function upsertListing(l) {
+  if (l.status !== "open") { removeListing(l); return; }
+  listings.set(l.id, l);
+  deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
+  const card = listingCard(l);
+  const old = $(`listing-${l.id}`);
+  if (old) {
+    const typed = old.querySelector(".bid-price");
+    if (typed && typed.value) card.querySelector(".bid-price").value = typed.value;
+    old.replaceWith(card);
+  } else { $("listings").prepend(card); }
+  $("no-listings").hidden = listings.size > 0;
+  tick();
+}
+
+function removeListing(l) {
+  listings.delete(l.id);
+  const old = $(`listing-${l.id}`);
+  if (old) old.remove();
+  $("no-listings").hidden = listings.size > 0;
+  if (l.status === "sold" || l.status === "unsold") {
+    const who = l.highest_bidder_name || short(l.highest_bidder);
+    const text = l.status === "sold" ? `#${l.id}: ${l.energy_wh} Wh sold to ${who} at ${priceText(l.highest_bid_wei)}`
+      : `#${l.id}: ${l.energy_wh} Wh unsold`;
+    $("history").prepend(el("li", { textContent: text }));
+  }
+}
+
+function dealCard(d) {
+  const me = window.gridbid.me || {};
+  const card = el("article", { class: `card deal ${d.status}`, id: `deal-${d.id}`, "data-id": d.id });
+  const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
+    : "selling to " + (d.buyer_name || short(d.buyer));
+  card.append(
+    el("h3", { textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
+    el("p", {}, "Status ", el("strong", { class: "deal-status", textContent: d.status + (d.close_reason ? ` (${d.close_reason})` : "") })),
+    el("p", {}, "Delivered ", el("strong", { class: "delivered", textContent: d.delivered_wh }), ` / ${d.energy_wh} Wh`),
+    el("p", {}, "Paid ", el("strong", { class: "paid", textContent: formatEther(d.paid_wei, 9) }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
+  );
+  if (d.refunded_wei !== null) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
+  if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
+  if (d.status === "active") {
+    const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try { upsertDeal(await api("POST", `/api/deals/${d.id}/close`)); toast("Closing the connection"); }
+      catch (err) { toast(err.message, true); button.disabled = false; }
+    });
+    card.append(button);
+  }
+  return card;
+}
+
+function upsertDeal(d) {
+  const me = window.gridbid.me || {};
+  if (d.buyer !== me.address && d.seller !== me.address) return;
+  deals.set(d.id, d);
+  const card = dealCard(d);
+  const old = $(`deal-${d.id}`);
+  if (old) old.replaceWith(card);
+  else { const box = $("deals"); if (deals.size === 1) box.replaceChildren(); box.prepend(card); }
+}
+
+function tick() {
+  for (const [id, deadline] of deadlines) {
+    const card = $(`listing-${id}`);
+    if (!card) { deadlines.delete(id); continue; }
+    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    card.querySelector(".left").textContent = left > 0 ? `${left} s` : "closing…";
+  }
+}
+
+async function refreshUnlisted() {
+  try { $("sell-unlisted").textContent = (await api("GET", "/api/wallet")).unlisted_wh; } catch (e) { /* shown on next try */ }
+}
+
+const socket = io("/market", { transports: ["websocket", "polling"] });
+socket.on("snapshot", (s) => {
+  $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
+  listings.clear();
+  s.listings.forEach(upsertListing);
+  s.deals.slice().reverse().forEach(upsertDeal);
+});
+socket.on("listing_created", upsertListing);
+socket.on("bid_placed", upsertListing);
+socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
+socket.on("deal_updated", upsertDeal);
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const me = await loadMe();
+  if (me.role !== "producer") $("sell-card").hidden = true;
+  else refreshUnlisted();
+  setInterval(tick, 250);
+  $("sell-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const listing = await api("POST", "/api/listings", {
+        energy_wh: Number($("sell-wh").value),
+        start_price_wei: parseEther($("sell-price").value),
+        duration_s: Number($("sell-duration").value),
+      });
+      upsertListing(listing);
+      toast(`Listed ${listing.energy_wh} Wh`);
+      refreshUnlisted();
+    } catch (err) { toast(err.message, true); }
+  });
+});

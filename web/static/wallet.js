@@ -1,0 +1,68 @@
+/* The wallet page: balances pushed live over Socket.IO, escrow, mining, send Ether. */
+"use strict";
+
+function txItem(tx) {
+  const status = el("span", { class: `status ${tx.status}`, textContent: tx.status });
+  return el("li", { "data-hash": tx.tx_hash }, status, " ", tx.label, " ",
+    el("code", { textContent: short(tx.tx_hash), title: tx.tx_hash }),
+    tx.error ? el("span", { class: "error", textContent: ` — ${tx.error}` }) : "");
+}
+
+function render(w) {
+  $("wallet-address").textContent = w.address;
+  $("tokens").textContent = formatKwh(w.tokens_wh);
+  $("unlisted").textContent = formatKwh(w.unlisted_wh);
+  $("eth").textContent = formatEther(w.eth_wei);
+  $("escrow-free").textContent = formatEther(w.escrow_free_wei);
+  $("escrow-locked").textContent = formatEther(w.escrow_locked_wei);
+  const gen = w.generation;
+  $("gen-power").textContent = gen && gen.online ? gen.power_w : "–";
+  $("gen-energy").textContent = gen && gen.online ? gen.energy_in_kwh.toFixed(3) : "–";
+  $("gen-soc").textContent = gen && gen.soc !== null && gen.soc !== undefined ? `${Math.round(gen.soc * 100)} %` : "n/a";
+  $("pending").replaceChildren(...w.pending.map(txItem));
+  $("pending-count").textContent = w.pending.length;
+  $("recent").replaceChildren(...w.recent.filter((t) => t.status !== "pending" && t.status !== "queued").map(txItem));
+  renderMining(w.mining);
+}
+
+function renderMining(m) {
+  $("mining-state").textContent = m.on ? "running" : "stopped";
+  $("block").textContent = m.block;
+  const button = $("mining-toggle");
+  button.textContent = m.on ? "Stop mining" : "Start mining";
+  button.dataset.on = m.on ? "1" : "0";
+  button.disabled = !m.can_toggle;
+}
+
+async function act(promise, done) {
+  try { const result = await promise; toast(done); socket.emit("refresh"); return result; }
+  catch (err) { toast(err.message, true); return null; }
+}
+
+const socket = io("/wallet", { transports: ["websocket", "polling"] });
+socket.on("wallet", render);
+
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadMe();
+  render(await api("GET", "/api/wallet"));
+  $("deposit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (await act(api("POST", "/api/escrow/deposit", { amount_eth: $("deposit-amount").value }), "Deposit sent")) $("deposit-amount").value = "";
+  });
+  $("withdraw-button").addEventListener("click", async () => {
+    if (await act(api("POST", "/api/escrow/withdraw", { amount_eth: $("deposit-amount").value }), "Withdrawal sent")) $("deposit-amount").value = "";
+  });
+  $("mining-toggle").addEventListener("click", async () => {
+    const on = $("mining-toggle").dataset.on !== "1";
+    const state = await act(api("POST", "/api/mining", { on }), on ? "Mining started" : "Mining stopped");
+    if (state) renderMining(state);
+  });
+  $("send-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = $("send-to").value.trim(), amount = $("send-amount").value.trim();
+    if (!confirm(`Send ${amount} ETH to ${to}?`)) return;
+    if (await act(api("POST", "/api/send", { to, amount_eth: amount }), "Ether sent")) {
+      $("send-amount").value = "";
+    }
+  });
+});

@@ -1,0 +1,52 @@
+"""The wallet page and its API: balances, escrow deposit/withdraw, send Ether, mining."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+
+from web.session import body, login_required, runtime
+
+bp = Blueprint("wallet", __name__, template_folder="templates")
+
+
+@bp.get("/wallet")
+@login_required
+def page(account):
+    return render_template("wallet/wallet.html", me=account.address)
+
+
+@bp.get("/api/wallet")
+@login_required
+def summary(account):
+    return jsonify(runtime().wallets.summary(account.address))
+
+
+@bp.post("/api/escrow/deposit")
+@login_required
+def deposit(account):
+    return jsonify(runtime().wallets.deposit(account, body().get("amount_eth"))), 202
+
+
+@bp.post("/api/escrow/withdraw")
+@login_required
+def withdraw(account):
+    return jsonify(runtime().wallets.withdraw(account, body().get("amount_eth"))), 202
+
+
+@bp.post("/api/send")
+@login_required
+def send(account):
+    data = body()
+    return jsonify(runtime().wallets.send_ether(account, data.get("to"), data.get("amount_eth"))), 202
+
+
+@bp.get("/api/mining")
+@login_required
+def mining(account):
+    return jsonify(runtime().wallets.mining_state())
+
+
+@bp.post("/api/mining")
+@login_required
+def set_mining(account):
+    return jsonify(runtime().wallets.set_mining(body().get("on")))
