@@ -181,7 +181,7 @@ class Ledger:
         contract = self.token if raw_log["address"] == self.token.address else self.escrow
         topic = bytes(raw_log["topics"][0]) if raw_log["topics"] else b""
         for event in contract.all_events():
-            if bytes(Web3.keccak(text=event.abi_element_identifier)) == topic:
+            if bytes.fromhex(event.topic.removeprefix("0x")) == topic:
                 decoded = event().process_log(raw_log)
                 return decoded["event"], dict(decoded["args"])
         return None
@@ -195,7 +195,7 @@ class Ledger:
     def _deploy(self, name: str, *args: Any) -> str:
         artifact = load_artifact(name)
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        data = factory.constructor(*args)._encode_data_in_transaction()
+        data = factory.constructor(*args)._encode_data_in_transaction(*args)
         tx = {"data": data, "gas": GAS["deploy"]}
         receipt = self._wait(self.txm.send(self.operator, tx, f"Deploy {name}"))
         return receipt["contractAddress"]

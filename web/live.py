@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from flask import Flask, request
-from flask_socketio import Namespace, SocketIO, join_room
+from flask_socketio import Namespace, SocketIO, emit, join_room
 
 from web.extensions import socketio
 from web.session import current_account, runtime
@@ -30,11 +30,7 @@ class MarketNamespace(Namespace):
         if current_account() is None:
             return False  # refused: market data is for participants
         market = runtime().market
-        self.emit(
-            "snapshot",
-            {"listings": market.listings("open"), "deals": market.deals()},
-            to=request.sid,
-        )
+        emit("snapshot", {"listings": market.listings("open"), "deals": market.deals()})
         return True
 
 
