@@ -54,7 +54,7 @@ function compile() {
     for (const [name, contract] of Object.entries(output.contracts[file] || {})) {
       artifacts[name] = {
         _generated: "by contracts/compile.js from contracts/src; do not edit",
-        compiler: `solc-js ${solc.version()}`,
+        compiler: solc.version(),
         evmVersion: EVM_VERSION,
         openzeppelin: ozVersion,
         sourcesSha256: digest,
@@ -66,25 +66,45 @@ function compile() {
   return artifacts;
 }
 
+function differences(file, artifact) {
+  // Which header/abi/bytecode fields of the committed artifact differ from a fresh compile.
+  if (!fs.existsSync(file)) return ["missing"];
+  let committed;
+  try {
+    committed = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (err) {
+    return [`unreadable (${err.message})`];
+  }
+  return Object.keys(artifact).filter(
+    (key) => JSON.stringify(committed[key]) !== JSON.stringify(artifact[key]),
+  );
+}
+
 function main() {
   const check = process.argv.includes("--check");
   const artifacts = compile();
-  let stale = [];
+  const stale = [];
   for (const [name, artifact] of Object.entries(artifacts)) {
     const file = path.join(outDir, `${name}.json`);
-    const text = JSON.stringify(artifact, null, 1) + "\n";
     if (check) {
-      if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) stale.push(name);
+      const diff = differences(file, artifact);
+      if (diff.length) stale.push(`${name} (${diff.join(", ")})`);
     } else {
       fs.mkdirSync(outDir, { recursive: true });
-      fs.writeFileSync(file, text);
+      fs.writeFileSync(file, JSON.stringify(artifact, null, 1) + "\n");
       console.log(`wrote contracts/artifacts/${name}.json (${(artifact.bytecode.length - 2) / 2} bytes)`);
     }
   }
   if (stale.length) {
-    console.error(`stale artifacts: ${stale.join(", ")}: run \`npm run compile\` and commit them`);
+    console.error(`stale artifacts: ${stale.join("; ")}: run \`npm run compile\` and commit them`);
     process.exit(1);
   }
+  if (check) console.log(`artifacts up to date: ${Object.keys(artifacts).join(", ")}`);
 }
 
-try { main(); } catch (err) { console.error(`compile failed: ${err.message}`); process.exit(1); }
+try {
+  main();
+} catch (err) {
+  console.error(`compile failed: ${err.message}`);
+  process.exit(1);
+}

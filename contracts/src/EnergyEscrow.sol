@@ -46,7 +46,7 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
     error ZeroAmount();
     /// @notice The listing already has a deal.
     error ListingAlreadySettled(uint256 listingId);
-    /// @notice Deal terms are malformed (zero energy or price, same buyer and seller, past expiry).
+    /// @notice Deal terms are malformed (zero energy, price or address, buyer is seller, past expiry).
     error InvalidDeal(uint256 listingId);
     /// @notice The deal does not exist or is closed.
     error DealNotOpen(uint256 dealId);
@@ -123,7 +123,10 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
         uint64 expiresAt
     ) external onlyRole(OPERATOR_ROLE) nonReentrant returns (uint256 dealId) {
         if (_dealOfListing[listingId] != 0) revert ListingAlreadySettled(listingId);
-        if (energyWh == 0 || priceWeiPerKWh == 0 || buyer == seller || expiresAt <= block.timestamp) {
+        if (
+            energyWh == 0 || priceWeiPerKWh == 0 || buyer == address(0) || seller == address(0)
+                || buyer == seller || expiresAt <= block.timestamp
+        ) {
             revert InvalidDeal(listingId);
         }
         uint256 cost = priceWeiPerKWh * energyWh / 1000;

@@ -65,9 +65,14 @@ contract EnergyToken is ERC20, AccessControl {
     }
 
     /// @notice Remove a meter; it can no longer mint or report.
+    /// @dev The last reading is kept, so re-enrolling the same meter cannot mint its
+    /// counter a second time.
     function disenrollMeter(address meter) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (_meters[meter].kind == MeterKind.None) revert MeterNotEnrolled(meter);
-        delete _meters[meter];
+        Meter storage m = _meters[meter];
+        if (m.kind == MeterKind.None) revert MeterNotEnrolled(meter);
+        m.owner = address(0);
+        m.kind = MeterKind.None;
+        m.ratedPowerW = 0;
         emit MeterDisenrolled(meter);
     }
 
@@ -82,7 +87,8 @@ contract EnergyToken is ERC20, AccessControl {
     }
 
     /// @notice A producer meter reports its cumulative Wh; the increase is minted to its owner.
-    /// @dev An equal reading is a no-op so that a retried report is harmless.
+    /// @dev An equal reading is a no-op so that a retried report is harmless. Not yet capped
+    /// by ratedPowerW over the time since the last reading (a later change adds the cap).
     function mintReading(uint256 cumulativeWh) external {
         Meter storage m = _meters[msg.sender];
         if (m.kind != MeterKind.Producer) revert NotProducerMeter(msg.sender);
