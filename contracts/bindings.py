@@ -6,11 +6,15 @@ from functools import cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from web3 import Web3
 
 from contracts import load_artifact
 
 CONTRACTS = ("EnergyToken", "EnergyEscrow")
+
+# Solidity's built-in revert payloads, decoded alongside the custom errors of both ABIs.
+_BUILTIN_ERRORS = {"Error": ["string"], "Panic": ["uint256"]}
 
 
 def contract(w3: Web3, name: str, address: str) -> Any:
@@ -18,28 +22,36 @@ def contract(w3: Web3, name: str, address: str) -> Any:
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name).abi)
 
 
+def _selector(name: str, types: list[str]) -> bytes:
+    return bytes(Web3.keccak(text=f"{name}({','.join(types)})")[:4])
+
+
 @cache
 def _errors() -> dict[bytes, tuple[str, list[str]]]:
-    """4-byte selector -> (error name, argument types) of every custom error of both ABIs."""
-    found: dict[bytes, tuple[str, list[str]]] = {}
+    """4-byte selector -> (error name, argument types) of every error both ABIs can revert with."""
+    found = {_selector(name, types): (name, types) for name, types in _BUILTIN_ERRORS.items()}
     for name in CONTRACTS:
         for item in load_artifact(name).abi:
-            if item.get("type") != "error":
-                continue
-            types = [arg["type"] for arg in item["inputs"]]
-            signature = f"{item['name']}({','.join(types)})"
-            found[bytes(Web3.keccak(text=signature)[:4])] = (item["name"], types)
+            if item.get("type") == "error":
+                types = [arg["type"] for arg in item["inputs"]]
+                found[_selector(item["name"], types)] = (item["name"], types)
     return found
 
 
-def decode_revert(w3: Web3 | None, data: bytes) -> str | None:
-    """Revert data as "ErrorName(arg, ...)", or None when it is no known custom error."""
+def decode_revert(w3: Web3 | None, data: bytes | str) -> str | None:
+    """Revert data (bytes or 0x-hex) as "ErrorName(arg, ...)", or None when it is unknown."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
     known = _errors().get(bytes(data[:4]))
     if known is None:
         return None
     name, types = known
     try:
         args = abi_decode(types, bytes(data[4:]))
-    except Exception:
+    except DecodingError:
         return f"{name}(?)"
-    return f"{name}({', '.join(str(a) for a in args)})"
+    shown = (
+        Web3.to_checksum_address(arg) if kind == "address" else arg
+        for kind, arg in zip(types, args, strict=True)
+    )
+    return f"{name}({', '.join(str(a) for a in shown)})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -17,9 +18,9 @@ Listener = Callable[[str, Reading], None]
 
 
 class Bridge:
-    """Owns one BoardClient per serial port and keeps the boards' failsafe fed."""
+    """Owns one BoardClient per serial port, caches readings and keeps the boards' failsafe fed."""
 
-    def __init__(self, heartbeat_s: float = 1.0, timeout: float = 1.0):
+    def __init__(self, heartbeat_s: float = 1.0, *, timeout: float = 1.0):
         self.heartbeat_s = heartbeat_s
         self.timeout = timeout
         self._clients: dict[str, BoardClient] = {}
@@ -31,25 +32,30 @@ class Bridge:
         self._heart: threading.Thread | None = None
 
     def attach(self, url: str) -> BoardInfo:
-        """Connect to a board, learn its id with HELLO and start tracking it."""
-        holder: dict[str, str] = {}
-        client = BoardClient(url, self.timeout, lambda f: self._on_event(holder.get("id"), f))
+        """Connect to a board (device path or pyserial URL), HELLO it and track it by its id."""
+        if self._stop.is_set():
+            raise BridgeError("the bridge is closed")
+        # Readings can arrive before HELLO tells us the board's id; until then they are dropped.
+        known: dict[str, str] = {}
+        client = BoardClient(
+            url, timeout=self.timeout, on_event=lambda f: self._on_event(known.get("id"), f)
+        )
         try:
             info = client.hello()
+            with self._lock:
+                if info.board_id in self._clients:
+                    raise BridgeError(f"board {info.board_id} is already attached")
+                known["id"] = info.board_id
+                self._clients[info.board_id] = client
+                self._infos[info.board_id] = info
+                if self._heart is None:
+                    self._heart = threading.Thread(
+                        target=self._heartbeat, name="bridge-heartbeat", daemon=True
+                    )
+                    self._heart.start()
         except BridgeError:
             client.close()
             raise
-        with self._lock:
-            if info.board_id in self._clients:
-                client.close()
-                raise BridgeError(f"board {info.board_id} is already attached")
-            holder["id"] = info.board_id
-            self._clients[info.board_id] = client
-            self._infos[info.board_id] = info
-        self._latest[info.board_id] = client.read()
-        if self._heart is None:
-            self._heart = threading.Thread(target=self._heartbeat, name="bridge-hb", daemon=True)
-            self._heart.start()
         return info
 
     def boards(self) -> dict[str, BoardInfo]:
@@ -60,34 +66,41 @@ class Bridge:
     def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
         """Close (on) or open a relay; returns once the board confirmed it."""
         self._client(board_id).set_relay(relay, on)
-        reading = self._latest.get(board_id)
-        if reading is not None:  # keep the cached reading's relay view truthful at once
-            relays = list(reading.relays)
-            relays[relay] = on
-            self._latest[board_id] = _with_relays(reading, tuple(relays))
+        with self._lock:  # keep the cached relay view truthful until the next reading
+            reading = self._latest.get(board_id)
+            if reading is not None and relay < len(reading.relays):
+                relays = list(reading.relays)
+                relays[relay] = on
+                self._latest[board_id] = dataclasses.replace(reading, relays=tuple(relays))
 
     def reading(self, board_id: str) -> Reading | None:
-        """The latest reading (unsolicited or asked for), without asking the board."""
-        self._client(board_id)
-        return self._latest.get(board_id)
+        """The latest reading (unsolicited or asked for) without asking the board; None if none."""
+        self._client(board_id)  # unknown ids raise rather than look like a silent board
+        with self._lock:
+            return self._latest.get(board_id)
 
     def read(self, board_id: str) -> Reading:
         """Ask the board for a reading now."""
         reading = self._client(board_id).read()
-        self._latest[board_id] = reading
+        self._publish(board_id, reading)
         return reading
 
     def subscribe(self, listener: Listener) -> None:
-        """Call listener(board_id, reading) for every reading that arrives."""
-        self._listeners.append(listener)
+        """Call listener(board_id, reading) for every reading, on the board's reader thread."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def close(self) -> None:
-        """Stop heartbeats and close every port."""
+        """Stop heartbeats and close every port (the boards' failsafe then opens relays)."""
         self._stop.set()
+        if self._heart is not None:
+            self._heart.join(timeout=self.timeout + self.heartbeat_s + 1)
         with self._lock:
-            for client in self._clients.values():
-                client.close()
+            clients = list(self._clients.values())
             self._clients.clear()
+            self._infos.clear()
+        for client in clients:
+            client.close()
 
     def _client(self, board_id: str) -> BoardClient:
         with self._lock:
@@ -96,36 +109,42 @@ class Bridge:
             raise BridgeError(f"no board {board_id!r} is attached")
         return client
 
+    def _publish(self, board_id: str, reading: Reading) -> None:
+        with self._lock:
+            self._latest[board_id] = reading
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(board_id, reading)
+            except Exception:  # one bad subscriber must not starve the others
+                log.exception("reading listener failed")
+
     def _on_event(self, board_id: str | None, frame: Frame) -> None:
         if board_id is None:
             return
         if frame.verb == "READING":
             try:
-                reading = protocol.parse_reading(frame.args)
+                self._publish(board_id, protocol.parse_reading(frame.args))
             except FrameError as err:
                 log.warning("board %s sent a bad reading: %s", board_id, err)
-                return
-            self._latest[board_id] = reading
-            for listener in list(self._listeners):
-                try:
-                    listener(board_id, reading)
-                except Exception:
-                    log.exception("reading listener failed")
         elif frame.verb == "FAILSAFE":
-            log.error("board %s opened its relays: no heartbeat reached it", board_id)
+            log.error("board %s opened its relays: no heartbeat reached it in time", board_id)
+            with self._lock:
+                reading = self._latest.get(board_id)
+                if reading is not None:
+                    opened = tuple(False for _ in reading.relays)
+                    self._latest[board_id] = dataclasses.replace(reading, relays=opened)
+        else:
+            log.info("board %s said %s", board_id, frame)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             with self._lock:
                 clients = dict(self._clients)
             for board_id, client in clients.items():
+                if self._stop.is_set():
+                    return
                 try:
                     client.heartbeat()
                 except BridgeError as err:
-                    log.warning("heartbeat to %s failed: %s", board_id, err)
-
-
-def _with_relays(reading: Reading, relays: tuple[bool, ...]) -> Reading:
-    from dataclasses import replace
-
-    return replace(reading, relays=relays)
+                    log.warning("heartbeat to board %s failed: %s", board_id, err)

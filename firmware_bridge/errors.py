@@ -1,12 +1,19 @@
 """Bridge errors: one base, mixed with builtins where callers expect them."""
 
+# Error codes of protocol v1 (docs/PROTOCOL.md); FrameError and BoardError carry them.
+ERR_CHECKSUM, ERR_VERB, ERR_ARG, ERR_FRAME = 1, 2, 3, 4
+
 
 class BridgeError(Exception):
     """Base error of the firmware_bridge package."""
 
 
 class FrameError(BridgeError, ValueError):
-    """A line is not a valid protocol frame."""
+    """A line is not a valid protocol frame; `code` is the ERR code a board answers it with."""
+
+    def __init__(self, message: str, code: int = ERR_FRAME):
+        super().__init__(message)
+        self.code = code
 
 
 class BoardTimeout(BridgeError, TimeoutError):
@@ -14,9 +21,9 @@ class BoardTimeout(BridgeError, TimeoutError):
 
 
 class BoardError(BridgeError):
-    """A board answered a request with ERR."""
+    """A board answered a request with ERR <code> <text>."""
 
     def __init__(self, code: int, text: str):
+        super().__init__(f"board error {code}: {text}")
         self.code = code
         self.text = text
-        super().__init__(f"board error {code}: {text}")

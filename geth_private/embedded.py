@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import threading
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider, Web3
 
 from geth_private.backend import (
@@ -29,7 +31,34 @@ class _LockedTesterProvider(EthereumTesterProvider):
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
-            return super().make_request(method, params)
+            try:
+                return super().make_request(method, params)
+            except TransactionFailed as err:
+                data = _revert_data(err)
+                if data is None:
+                    raise
+        # Answer as geth and anvil do (code 3 with the revert data), so that web3 raises
+        # ContractCustomError carrying the custom error instead of a mangled string.
+        return {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "error": {"code": 3, "message": "execution reverted", "data": "0x" + data.hex()},
+        }
+
+
+def _revert_data(err: TransactionFailed) -> bytes | None:
+    """The raw revert bytes web3's eth-tester glue hides in the exception it chained."""
+    original = err.__context__
+    raw = original.args[0] if isinstance(original, TransactionFailed) and original.args else None
+    if isinstance(raw, Exception) and raw.args:
+        raw = raw.args[0]
+    if isinstance(raw, str) and raw[:2] in ("b'", 'b"'):
+        # eth-tester hands the revert bytes over as their repr(); read them back safely.
+        try:
+            raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return None
+    return bytes(raw) if isinstance(raw, bytes | bytearray) else None
 
 
 class EmbeddedBackend(ChainBackend):

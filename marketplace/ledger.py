@@ -8,6 +8,7 @@ from typing import Any
 from contracts.bindings import decode_revert
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from contracts import load_artifact
 from geth_private import LogPoller, TxManager, TxRecord
@@ -152,7 +153,7 @@ class Ledger:
     def deal_id_from(self, record: TxRecord) -> int:
         """The escrow's deal id announced by a mined openDeal."""
         receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
-        for event in self.escrow.events.DealOpened().process_receipt(receipt):
+        for event in self.escrow.events.DealOpened().process_receipt(receipt, errors=DISCARD):
             return int(event["args"]["dealId"])
         raise ChainActionFailed(f"{record.label}: no DealOpened event in the receipt")
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from firmware_bridge import protocol
-from firmware_bridge.errors import FrameError
-from firmware_bridge.protocol import ERR_ARG, ERR_CHECKSUM, ERR_FRAME, ERR_VERB, REPLY, Reading
+from firmware_bridge.errors import ERR_ARG, ERR_FRAME, ERR_VERB, FrameError
+from firmware_bridge.protocol import REPLY, REQUEST, Reading
 
 
 class BoardEmulator:
@@ -30,70 +30,87 @@ class BoardEmulator:
         self.relays = [False] * relay_count
         self.failsafe_timeout = failsafe_timeout
         self.clock = clock
+        # Shared with the microgrid so physics never sees a relay change half-way through a tick.
         self.lock = lock or threading.RLock()
-        self.started = clock()
-        self.last_frame = clock()
+        self.started = self.last_frame = clock()
         self.failsafe_tripped = False
+        self._verbs: dict[str, Callable[..., list[object]]] = {
+            "HELLO": self._on_hello,
+            "READ": self._on_read,
+            "RELAY": self._on_relay,
+            "HB": self._on_hb,
+        }
+
+    def power_on(self) -> None:
+        """Restart uptime and the failsafe timer, as when the board is plugged in."""
+        with self.lock:
+            self.started = self.last_frame = self.clock()
+            self.failsafe_tripped = False
 
     def uptime(self) -> float:
-        """Seconds since the board started."""
+        """Seconds since the board powered on."""
         return self.clock() - self.started
 
-    def handle(self, line: bytes) -> bytes:
-        """One received line in, the reply line out (ERR for anything malformed)."""
+    def handle(self, line: bytes | str) -> bytes:
+        """One received line in, its reply line out: OK, or ERR for anything malformed."""
         try:
             frame = protocol.decode(line)
         except FrameError as err:
-            code = ERR_CHECKSUM if "checksum" in str(err) else ERR_FRAME
-            return protocol.encode(REPLY, _salvage_id(line), "ERR", code, _word(str(err)))
-        if frame.kind != protocol.REQUEST:
-            return protocol.encode(REPLY, frame.req_id, "ERR", ERR_FRAME, "not-a-request")
-        with self.lock:
+            return _error(_salvage_id(line), err.code, str(err))
+        if frame.kind != REQUEST:
+            return _error(frame.req_id, ERR_FRAME, "only > requests are accepted")
+        with self.lock:  # any valid request proves the host is alive
             self.last_frame = self.clock()
             self.failsafe_tripped = False
-        handler = getattr(self, f"_on_{frame.verb.lower()}", None)
-        if handler is None or not frame.verb.isupper():
-            return protocol.encode(REPLY, frame.req_id, "ERR", ERR_VERB, f"unknown-verb-{frame.verb}"[:40])
+        handler = self._verbs.get(frame.verb)
+        if handler is None:
+            return _error(frame.req_id, ERR_VERB, f"unknown verb {frame.verb}")
         try:
             args = handler(*frame.args)
-        except (TypeError, ValueError) as err:
-            return protocol.encode(REPLY, frame.req_id, "ERR", ERR_ARG, _word(str(err)))
+        except TypeError:
+            return _error(frame.req_id, ERR_ARG, f"wrong argument count for {frame.verb}")
+        except ValueError as err:
+            return _error(frame.req_id, ERR_ARG, str(err))
         return protocol.encode(REPLY, frame.req_id, "OK", frame.verb, *args)
 
     def check_failsafe(self) -> bool:
-        """Open every relay when no frame came for failsafe_timeout; True when it just tripped."""
+        """Open every relay after failsafe_timeout without a valid frame; True when it trips."""
         with self.lock:
             if self.failsafe_tripped or self.clock() - self.last_frame < self.failsafe_timeout:
                 return False
-            self.failsafe_tripped = True
-            was_closed = any(self.relays)
+            self.failsafe_tripped = True  # once per silence, so FAILSAFE is not repeated
             self.relays = [False] * len(self.relays)
-            return was_closed
+            return True
 
     def _on_hello(self) -> list[object]:
         return [protocol.VERSION, self.board_id, self.kind, len(self.relays)]
 
     def _on_read(self) -> list[object]:
-        return protocol.reading_fields(self.read())
+        return list(protocol.reading_fields(self.read()))
 
     def _on_hb(self) -> list[object]:
         return []
 
     def _on_relay(self, index: str, state: str) -> list[object]:
-        n = int(index)
-        if not 0 <= n < len(self.relays) or state not in ("0", "1"):
-            raise ValueError(f"relay {index} {state} is out of range")
+        if not index.isdigit() or not 0 <= int(index) < len(self.relays):
+            raise ValueError(f"relay {index} does not exist (0..{len(self.relays) - 1})")
+        if state not in ("0", "1"):
+            raise ValueError(f"relay state {state} is not 0 or 1")
         with self.lock:
-            self.relays[n] = state == "1"
-        return [n, state]
+            self.relays[int(index)] = state == "1"
+        return [int(index), state]
 
 
-def _salvage_id(line: bytes) -> int:
+def _error(req_id: int, code: int, text: str) -> bytes:
+    """An ERR reply; the text becomes one short argument (no spaces or '*')."""
+    word = "".join(c if c.isascii() and c.isalnum() or c in "-_.:=" else "-" for c in text)
+    return protocol.encode(REPLY, req_id, "ERR", code, word[:60] or "error")
+
+
+def _salvage_id(line: bytes | str) -> int:
     """The request id of a broken frame when it can still be read, else 0."""
-    head = line[1:].split(b" ", 1)[0]
-    return int(head) if head.isdigit() and int(head) <= 0xFFFF else 0
-
-
-def _word(text: str) -> str:
-    """Error text as one argument: no spaces or '*', short."""
-    return "".join(c if c.isalnum() or c in "-_.:=" else "-" for c in text)[:60] or "error"
+    raw = line.encode("ascii", "replace") if isinstance(line, str) else line
+    if raw[:1] not in (b">", b"<", b"!"):
+        return 0
+    head = raw[1:].split(b" ", 1)[0].split(b"*", 1)[0]
+    return int(head) if head.isdigit() and len(head) <= 5 and int(head) <= 0xFFFF else 0

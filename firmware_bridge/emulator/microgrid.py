@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 
 from firmware_bridge.emulator.board import BoardEmulator
-from firmware_bridge.emulator.models import Load, LeadAcidBattery, Meter, PvEmulator
+from firmware_bridge.emulator.models import LeadAcidBattery, Load, Meter, PvEmulator
 from firmware_bridge.emulator.pty import PtyBoardServer
 from firmware_bridge.protocol import Reading
 
-LINE_LOSS = 0.02  # share of the energy leaving a battery that the bus loses before the load
+LINE_LOSS = 0.02  # share of the energy leaving a battery that the bus wiring turns into heat
 
 
 @dataclass
 class _Board:
+    """One board's common hardware: its meter and its protocol side."""
+
     board_id: str
-    kind: str
     meter: Meter
     emulator: BoardEmulator
-    pv: PvEmulator | None = None
-    battery: LeadAcidBattery | None = None
-    load: Load | None = None
-    pv_w: float = 0.0
-    pv_wh: float = 0.0  # energy the panel produced (before curtailment), for energy balance
     server: PtyBoardServer | None = field(default=None, repr=False)
 
 
+@dataclass
+class _Producer(_Board):
+    """A producer: PV panel charging a battery; relay 0 joins the battery to the bus."""
+
+    pv: PvEmulator = field(default_factory=PvEmulator)
+    battery: LeadAcidBattery = field(default_factory=LeadAcidBattery)
+
+
+@dataclass
+class _Consumer(_Board):
+    """A consumer: a programmable load; relay 0 joins it to the bus."""
+
+    load: Load = field(default_factory=Load)
+
+
 class Microgrid:
-    """Producers (PV + battery) and consumers (loads) joined by a DC bus through relays."""
+    """Producers (PV + battery) and consumers (loads) joined by a DC bus through relays.
+
+    Simulated time runs `speed` times faster than wall-clock time once started; the
+    boards' protocol timers (failsafe, report interval, uptime) stay on wall-clock time.
+    """
 
     def __init__(
         self,
@@ -37,106 +53,91 @@ class Microgrid:
         start_hour: float = 11.0,
         seed: int = 1,
         tick_s: float = 0.05,
+        *,
         failsafe_timeout: float = 5.0,
         report_interval: float = 0.5,
     ):
         self.speed = speed
-        self.hour = start_hour
+        self.hour = start_hour % 24.0
         self.seed = seed
         self.tick_s = tick_s
         self.failsafe_timeout = failsafe_timeout
         self.report_interval = report_interval
-        self.boards: dict[str, _Board] = {}
+        self.line_loss_wh = 0.0  # energy lost on the bus so far, for energy-balance checks
         self.lock = threading.RLock()
+        self._boards: dict[str, _Board] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add_producer(
-        self, board_id: str, pv_peak_w: float = 400.0, battery_wh: float = 1200.0,
-        soc: float = 0.5, max_discharge_w: float = 600.0,
+        self,
+        board_id: str,
+        pv_peak_w: float = 400.0,
+        battery_wh: float = 1200.0,
+        soc: float = 0.5,
+        max_discharge_w: float = 600.0,
     ) -> None:
-        """A producer board: PV charging a battery whose output relay 0 joins the bus."""
-        import random
+        """A producer board: PV charging a battery whose output relay 0 joins to the bus."""
+        meter, emulator = self._parts(board_id, "producer")
+        pv = PvEmulator(peak_w=pv_peak_w, hour=self.hour, rng=self._rng(board_id, "pv"))
+        battery = LeadAcidBattery(battery_wh, battery_wh * min(max(soc, 0.0), 1.0),
+                                  max_discharge_w=max_discharge_w)
+        # Show live values before the first physics step, as a powered board would.
+        pv.power_w, meter.voltage_v = pv.clear_sky_w(self.hour), battery.voltage()
+        self._add(_Producer(board_id, meter, emulator, pv=pv, battery=battery))
 
-        self._add(
-            board_id, "producer",
-            pv=PvEmulator(peak_w=pv_peak_w, rng=random.Random(self.seed * 7919 + len(self.boards))),
-            battery=LeadAcidBattery(battery_wh, battery_wh * soc, max_discharge_w=max_discharge_w),
-        )
+    def add_consumer(
+        self, board_id: str, load_w: float = 240.0, profile: list[tuple[float, float]] | None = None
+    ) -> None:
+        """A consumer board: a load (constant, or (from-hour, watts) steps) behind relay 0."""
+        meter, emulator = self._parts(board_id, "consumer")
+        self._add(_Consumer(
+            board_id, meter, emulator, load=Load(load_w, list(profile or []), hour=self.hour)
+        ))
 
-    def add_consumer(self, board_id: str, load_w: float = 240.0) -> None:
-        """A consumer board: a load whose relay 0 joins the bus."""
-        self._add(board_id, "consumer", load=Load(load_w))
+    def board(self, board_id: str) -> BoardEmulator:
+        """The protocol side of a board, to feed it frames directly (tests, a local console)."""
+        return self._boards[board_id].emulator
 
-    def _add(self, board_id: str, kind: str, **parts: object) -> None:
-        import random
+    def board_ids(self) -> list[str]:
+        """Ids of every board, in the order they were added."""
+        return list(self._boards)
 
-        meter = Meter(rng=random.Random(self.seed * 104729 + len(self.boards)))
-        board = _Board(board_id, kind, meter, None, **parts)  # type: ignore[arg-type]
-        board.emulator = BoardEmulator(
-            board_id, kind, read=lambda b=board: self.reading(b.board_id),
-            failsafe_timeout=self.failsafe_timeout, lock=self.lock,
-        )
-        with self.lock:
-            self.boards[board_id] = board
+    @property
+    def devices(self) -> dict[str, str]:
+        """{board_id: pty device path} of the boards being served (empty until start())."""
+        return {b.board_id: b.server.device for b in self._boards.values() if b.server}
 
     def reading(self, board_id: str) -> Reading:
-        """What a board's meter shows now."""
+        """What a board's meter shows now (unrounded; the protocol rounds it)."""
         with self.lock:
-            b = self.boards[board_id]
+            b = self._boards[board_id]
             volts, amps, watts = b.meter.shown()
             return Reading(
                 voltage_v=volts, current_a=amps, power_w=watts,
                 wh_in=b.meter.wh_in, wh_out=b.meter.wh_out,
                 relays=tuple(b.emulator.relays),
-                soc=b.battery.soc if b.battery else None,
-                pv_w=b.pv_w if b.pv else None,
+                soc=b.battery.soc if isinstance(b, _Producer) else None,
+                pv_w=b.pv.power_w if isinstance(b, _Producer) else None,
                 uptime_s=b.emulator.uptime(),
             )
 
-    def advance(self, sim_seconds: float, step_s: float = 1.0) -> None:
-        """Step the physics by sim_seconds of simulated time (no waiting)."""
+    def advance(self, sim_seconds: float, step_s: float | None = None) -> None:
+        """Step the physics by sim_seconds of simulated time, at once (deterministic for a seed)."""
+        step = step_s or self.tick_s * self.speed
         left = sim_seconds
         while left > 1e-9:
-            dt = min(step_s, left)
+            dt = min(step, left)
             self._step(dt)
             left -= dt
 
-    def _step(self, dt: float) -> None:
-        with self.lock:
-            producers = [b for b in self.boards.values() if b.kind == "producer"]
-            consumers = [b for b in self.boards.values() if b.kind == "consumer"]
-            charged = {}
-            for p in producers:
-                p.pv_w = p.pv.power_w(self.hour)
-                p.pv_wh += p.pv_w * dt / 3600.0
-                charged[p.board_id] = p.battery.charge(p.pv_w, dt)
-            on_prod = [p for p in producers if p.emulator.relays[0]]
-            on_cons = [c for c in consumers if c.emulator.relays[0]]
-            demand_w = sum(c.load.demand_w(self.hour) for c in on_cons)
-            supply_w = {p.board_id: 0.0 for p in producers}
-            if on_prod and demand_w > 0:
-                want_each = demand_w * (1 + LINE_LOSS) / len(on_prod)
-                for p in on_prod:
-                    supply_w[p.board_id] = min(want_each, p.battery.available_w(dt))
-            delivered_w = sum(supply_w.values()) / (1 + LINE_LOSS)
-            share = delivered_w / demand_w if demand_w else 0.0
-            bus_v = min((p.battery.voltage() for p in on_prod), default=0.0)
-            for p in producers:
-                out_wh = supply_w[p.board_id] * dt / 3600.0
-                p.battery.discharge(out_wh)
-                p.meter.record(
-                    p.battery.voltage(), supply_w[p.board_id], charged[p.board_id], out_wh
-                )
-            for c in consumers:
-                watts = c.load.demand_w(self.hour) * share if c in on_cons else 0.0
-                c.meter.record(bus_v if watts else 0.0, watts, watts * dt / 3600.0, 0.0)
-            self.hour = (self.hour + dt / 3600.0) % 24.0
-
     def start(self) -> dict[str, str]:
-        """Serve every board on a pty and run the physics in real time × speed."""
+        """Serve every board on its own pty and run physics in real time × speed; the devices."""
+        if self._thread is not None:
+            raise RuntimeError("microgrid is already started")
         devices = {}
-        for board in self.boards.values():
+        for board in self._boards.values():
+            board.emulator.power_on()
             board.server = PtyBoardServer(board.emulator, report_interval=self.report_interval)
             devices[board.board_id] = board.server.start()
         self._stop.clear()
@@ -144,18 +145,66 @@ class Microgrid:
         self._thread.start()
         return devices
 
+    def stop(self) -> None:
+        """Stop the physics and close every pty (safe to call twice)."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+            self._thread = None
+        for board in self._boards.values():
+            if board.server:
+                board.server.stop()
+                board.server = None
+
+    def _parts(self, board_id: str, kind: str) -> tuple[Meter, BoardEmulator]:
+        if self._thread is not None:
+            raise RuntimeError("add boards before start(): each needs its pty")
+        if board_id in self._boards:
+            raise ValueError(f"board {board_id!r} already exists")
+        emulator = BoardEmulator(
+            board_id, kind, read=lambda: self.reading(board_id),
+            failsafe_timeout=self.failsafe_timeout, lock=self.lock,
+        )
+        return Meter(rng=self._rng(board_id, "meter")), emulator
+
+    def _add(self, board: _Board) -> None:
+        with self.lock:
+            self._boards[board.board_id] = board
+
+    def _rng(self, board_id: str, part: str) -> random.Random:
+        # Seeded by name, not by order, so adding a board does not change the others' noise.
+        return random.Random(f"{self.seed}:{board_id}:{part}")
+
+    def _step(self, dt: float) -> None:
+        """One physics step: PV into batteries, closed batteries feed closed loads."""
+        with self.lock:
+            producers = [b for b in self._boards.values() if isinstance(b, _Producer)]
+            consumers = [b for b in self._boards.values() if isinstance(b, _Consumer)]
+            on_prod = [p for p in producers if p.emulator.relays[0]]
+            # Every load steps so its clock keeps time; only closed ones are on the bus.
+            wanted = {c.board_id: c.load.step(dt) for c in consumers}
+            on_cons = [c for c in consumers if c.emulator.relays[0]]
+            demand_w = sum(wanted[c.board_id] for c in on_cons)
+            ask_w = demand_w / (1.0 - LINE_LOSS) / len(on_prod) if on_prod else 0.0
+            given_wh = 0.0
+            for p in producers:
+                pv_w = p.pv.step(dt)
+                stored, given = p.battery.step(dt, pv_w, ask_w if p in on_prod else 0.0)
+                p.meter.step(dt, p.battery.voltage(), stored, given)
+                given_wh += given
+            delivered_wh = given_wh * (1.0 - LINE_LOSS)
+            self.line_loss_wh += given_wh - delivered_wh
+            # A resistive loss of LINE_LOSS of the power is the same share of voltage drop.
+            bus_v = min((p.battery.voltage() for p in on_prod), default=0.0)
+            for c in consumers:
+                share = wanted[c.board_id] / demand_w if c in on_cons and demand_w else 0.0
+                wh = delivered_wh * share
+                c.meter.step(dt, bus_v * (1.0 - LINE_LOSS) if wh > 0 else 0.0, wh, 0.0)
+            self.hour = (self.hour + dt / 3600.0) % 24.0
+
     def _run(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(self.tick_s):
             now = time.monotonic()
-            self.advance((now - last) * self.speed, step_s=max(self.tick_s * self.speed, 1.0))
+            self.advance((now - last) * self.speed)
             last = now
-
-    def stop(self) -> None:
-        """Stop the physics and close every pty."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-        for board in self.boards.values():
-            if board.server:
-                board.server.stop()

@@ -27,12 +27,14 @@ class PtyBoardServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> str:
-        """Open the pty and start serving; the device path to give pyserial."""
+        """Open the pty and start serving; returns the device path to give pyserial."""
         self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no line editing: bytes pass as a UART would
+        # We keep the slave open so the pty survives clients closing and reopening it.
+        tty.setraw(self._slave)  # no echo, no line editing: bytes pass as over a UART
         self.device = os.ttyname(self._slave)
-        # A full buffer (nobody reading the port) must drop readings, not block the board.
+        # With nobody reading the port a full buffer must drop output, not stall the board.
         os.set_blocking(self._master, False)
+        self._stop.clear()
         self._thread = threading.Thread(
             target=self._serve, name=f"board-{self.board.board_id}", daemon=True
         )
@@ -40,10 +42,11 @@ class PtyBoardServer:
         return self.device
 
     def stop(self) -> None:
-        """Stop serving and close the pty."""
+        """Stop serving and close the pty; an open client then sees the port vanish."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=2)
+            self._thread = None
         for fd in (self._master, self._slave):
             if fd >= 0:
                 os.close(fd)
@@ -53,28 +56,41 @@ class PtyBoardServer:
         buffer = b""
         next_report = time.monotonic() + self.report_interval
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
+            ready, _, _ = select.select([self._master], [], [], 0.02)
             if ready:
                 try:
-                    chunk = os.read(self._master, 4096)
-                except OSError:
-                    chunk = b""
-                buffer += chunk
+                    buffer += os.read(self._master, 4096)
+                except OSError:  # EIO while no client has the slave open: nothing to read
+                    time.sleep(0.02)
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        self._write(self.board.handle(line.rstrip(b"\r")))
-                if len(buffer) > protocol.MAX_LINE:
+                    if line.strip():  # a blank line is a keep-alive habit of terminals: ignore
+                        self._answer(line)
+                if len(buffer) > protocol.MAX_LINE + 2:
                     buffer = b""  # garbage without a line end: drop it, as firmware would
             if self.board.check_failsafe():
                 self._write(protocol.encode(protocol.EVENT, 0, "FAILSAFE"))
-            if time.monotonic() >= next_report:
-                next_report += self.report_interval
-                fields = protocol.reading_fields(self.board.read())
-                self._write(protocol.encode(protocol.EVENT, 0, "READING", *fields))
+            now = time.monotonic()
+            if now >= next_report:
+                # Skip missed slots rather than burst: a late reading is not worth three.
+                next_report = max(next_report + self.report_interval, now)
+                self._report()
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            self._write(self.board.handle(line))
+        except Exception:  # a board must never die of a frame; log it as a firmware bug
+            log.exception("board %s failed on %r", self.board.board_id, line[:130])
+
+    def _report(self) -> None:
+        try:
+            fields = protocol.reading_fields(self.board.read())
+            self._write(protocol.encode(protocol.EVENT, 0, "READING", *fields))
+        except Exception:  # e.g. a reading that no longer fits a line: keep serving
+            log.exception("board %s could not report a reading", self.board.board_id)
 
     def _write(self, data: bytes) -> None:
         try:
             os.write(self._master, data)
-        except OSError as err:
-            log.debug("board %s: write failed: %s", self.board.board_id, err)
+        except OSError as err:  # buffer full (nobody reading) or port closing: drop the line
+            log.debug("board %s: write dropped: %s", self.board.board_id, err)

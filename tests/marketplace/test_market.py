@@ -1,0 +1,71 @@
+"""The market on a real embedded chain and emulated boards, driven by a hand-moved clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace.errors import AuctionClosed, InsufficientEscrow, InsufficientTokens, NotAllowed
+from marketplace.store import Store
+from tests.conftest import wait_for
+
+ETH = 10**18
+
+
+@pytest.fixture
+def people(runtime):
+    rt = runtime
+    accounts = {a["name"]: rt.keystore.unlock(a["address"], a["passphrase"])
+                for a in rt.demo_accounts}
+    wait_for(lambda: rt.ledger.token_balance(accounts["alice"].address) >= 100,
+             what="alice's first tokens")
+    for name in ("bob", "carol"):
+        rt.ledger.wait(rt.ledger.deposit(accounts[name], ETH // 10))
+    return accounts
+
+
+def test_unsold_listing_closes_without_a_deal(runtime, people, clock):
+    market = runtime.market
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    clock.advance(30)
+    wait_for(lambda: market.listing(listing["id"])["status"] == "unsold", what="unsold")
+    assert market.deals() == []
+
+
+def test_highest_bid_wins_equal_and_late_bids_are_refused(runtime, people, clock):
+    market = runtime.market
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(people["carol"].address, listing["id"], 5000)
+    with pytest.raises(Exception, match="at least 5001"):
+        market.place_bid(people["bob"].address, listing["id"], 5000)
+    clock.advance(30)
+    with pytest.raises(AuctionClosed):
+        market.place_bid(people["bob"].address, listing["id"], 9000)
+    deal = wait_for(lambda: market.deals(), what="a deal")[0]
+    assert deal["buyer"] == people["carol"].address
+
+
+def test_refusals_for_tokens_escrow_and_roles(runtime, people):
+    market = runtime.market
+    alice, bob = people["alice"], people["bob"]
+    unlisted = market.unlisted_wh(alice.address)
+    with pytest.raises(InsufficientTokens):
+        market.create_listing(alice, unlisted + 1_000, 1000, 30)
+    with pytest.raises(NotAllowed, match="only producers"):
+        market.create_listing(bob, 1, 1000, 30)
+    listing = market.create_listing(alice, 10, 1000, 30)
+    with pytest.raises(InsufficientEscrow, match="deposit more"):
+        market.place_bid(bob.address, listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
+    # A bid that fits the escrow only if bob's other leading bids are ignored is refused.
+    market.place_bid(bob.address, listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
+    second = market.create_listing(alice, 10, 1000, 30)
+    with pytest.raises(InsufficientEscrow):
+        market.place_bid(bob.address, second["id"], 2 * 10**18)  # another 0.02 ETH
+
+
+def test_an_acknowledged_bid_is_on_disk(runtime, people):
+    market = runtime.market
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(people["bob"].address, listing["id"], 1234)
+    other = Store(runtime.store.path)  # a second connection sees only what was committed
+    assert [b["price"] for b in other.bids(listing["id"])] == [1234]
+    other.close()

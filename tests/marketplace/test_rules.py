@@ -1,0 +1,86 @@
+"""Auction rules as pure functions: each refusal names the rule and what would pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace import rules
+from marketplace.errors import (
+    AuctionClosed,
+    BidTooLow,
+    InsufficientEscrow,
+    InsufficientTokens,
+    InvalidInput,
+    NotAllowed,
+)
+
+SELLER, BOB, CAROL = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40
+
+
+def bid(**overrides):
+    args = dict(seller=SELLER, bidder=BOB, start_price=1000, highest=None, price=1000,
+                energy_wh=100, deadline=100.0, now=50.0, status="open", free_wei=10**18,
+                limits=rules.Limits(min_increment_wei=10))
+    args.update(overrides)
+    rules.check_bid(**args)
+
+
+def test_a_fair_bid_passes():
+    bid()
+    bid(highest=1000, price=1010)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "words"),
+    [
+        ({"price": 999}, BidTooLow, "start bid is 1000"),
+        ({"highest": 1000, "price": 1009}, BidTooLow, "at least 1010"),
+        ({"bidder": SELLER}, NotAllowed, "own listing"),
+        ({"now": 100.0}, AuctionClosed, "ended"),
+        ({"status": "sold"}, AuctionClosed, "ended"),
+        ({"free_wei": 99}, InsufficientEscrow, "needs 100 wei"),
+    ],
+)
+def test_each_rule_refuses_with_its_own_error(overrides, error, words):
+    with pytest.raises(error, match=words):
+        bid(**overrides)
+
+
+def test_cost_rounds_down_like_the_escrow():
+    assert rules.cost_wei(1000, 1) == 1
+    assert rules.cost_wei(999, 1) == 0
+    assert rules.cost_wei(10**16, 40) == 4 * 10**14
+
+
+def test_highest_bid_wins_and_the_earliest_wins_a_tie():
+    assert rules.winner([]) is None
+    assert rules.winner([(1, 10, BOB), (2, 20, CAROL), (3, 20, BOB)]) == (2, 20, CAROL)
+
+
+def test_listing_needs_unlisted_tokens():
+    rules.check_listing(50, 60, 50, rules.Limits())
+    with pytest.raises(InsufficientTokens, match="at most 49 Wh"):
+        rules.check_listing(50, 60, 49, rules.Limits())
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1.5", None, True, "-3", "10000001"])
+def test_bad_integers_are_refused_by_field_name(value):
+    with pytest.raises(InvalidInput, match="energy"):
+        rules.parse_int(value, "energy", 1, 10_000_000)
+
+
+def test_ether_amounts_parse_exactly():
+    assert rules.parse_ether("1", "amount") == 10**18
+    assert rules.parse_ether("0.000000000000000001", "amount") == 1
+    for bad in ("0", "-1", "1e400", "0.0000000000000000001", "lots", "NaN"):
+        with pytest.raises(InvalidInput):
+            rules.parse_ether(bad, "amount")
+
+
+def test_addresses_need_a_right_checksum_when_mixed_case():
+    good = "0x52908400098527886E0F7030069857D2E4169EE7"
+    assert rules.parse_address(good.lower()) == good
+    with pytest.raises(InvalidInput, match="wrong checksum"):
+        rules.parse_address(good[:-1] + "e")
+    with pytest.raises(InvalidInput, match="not an Ethereum address"):
+        rules.parse_address("0x1234")
