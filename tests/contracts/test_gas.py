@@ -26,7 +26,8 @@ def test_deal_calls_fit_their_gas_limits(enrolled):
     chain = enrolled
     escrow = chain.escrow.functions
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
-    open_deal = escrow.openDeal(LISTING, chain.buyer, chain.seller, PRICE, ENERGY, chain.now() + TTL)
+    expires = chain.now() + TTL
+    open_deal = escrow.openDeal(LISTING, chain.buyer, chain.seller, PRICE, ENERGY, expires)
     used = {"openDeal": chain.send(open_deal, chain.admin)["gasUsed"]}
     for label, cumulative in (("first step", 100), ("later step", 200), ("final step", ENERGY)):
         receipt = chain.send(escrow.reportDelivery(1, cumulative), chain.buyer_meter)
