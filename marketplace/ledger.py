@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from contracts.bindings import decode_revert
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
+from contracts.bindings import decode_revert
 from geth_private import LogPoller, TxManager, TxRecord
 from geth_private.errors import ChainError
 from marketplace.errors import ChainActionFailed

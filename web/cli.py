@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "run":
         return _run(args)
     return 2

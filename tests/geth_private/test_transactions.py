@@ -92,7 +92,8 @@ def test_a_reverted_transaction_reports_its_reason(txm, chain, funded):
     decoded = []
     txm.decode_revert = lambda data: decoded.append(data) or "Custom(0xdeadbeef)"
     record = txm.send(funded, {"data": init, "gas": 100_000}, "deploy a reverter")
-    with pytest.raises(TransactionReverted, match=r"deploy a reverter reverted: Custom\(0xdeadbeef\)"):
+    expected = r"deploy a reverter reverted: Custom\(0xdeadbeef\)"
+    with pytest.raises(TransactionReverted, match=expected):
         txm.wait(record)
     assert decoded == [bytes.fromhex("deadbeef")]
 

@@ -63,7 +63,9 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     for watcher in watchers.values():
         seen = events(watcher, "bid_placed")
         assert [e["highest_bidder"] for e in seen] == [bob_addr, carol_addr]
-    own = alice.post(f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_CAROL * 2)})
+    own = alice.post(
+        f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_CAROL * 2)}
+    )
     assert own.status_code == 403
 
     # 5. At the deadline carol wins: a deal opens on the escrow and both relays switch on.

@@ -37,7 +37,8 @@ def withdraw(account):
 @login_required
 def send(account):
     data = body()
-    return jsonify(runtime().wallets.send_ether(account, data.get("to"), data.get("amount_eth"))), 202
+    record = runtime().wallets.send_ether(account, data.get("to"), data.get("amount_eth"))
+    return jsonify(record), 202
 
 
 @bp.get("/api/mining")
