@@ -48,8 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(wallet.bp)
     app.register_blueprint(market.bp)
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=[])
-    live.register(socketio)
+    # Same-origin only (the default): another site cannot open a socket with our cookie.
+    socketio.init_app(app, async_mode="threading")
+    live.register(socketio, app)
     app.extensions["gridbid"] = Runtime(app.config)
 
     @app.errorhandler(MarketError)
@@ -67,10 +68,9 @@ def start_runtime(app: Flask) -> Runtime:
     """Start the app's runtime, its loops running as Socket.IO background tasks."""
     runtime: Runtime = app.extensions["gridbid"]
     runtime.start(spawn=socketio.start_background_task)
-    from web import live
-
-    socketio.start_background_task(live.push_wallets, app)
-    runtime.hub.subscribe(live.relay_to_browsers)
+    pusher = app.extensions["gridbid.pusher"]
+    runtime.hub.subscribe(pusher.on_hub)
+    socketio.start_background_task(pusher.run)
     return runtime
 
 

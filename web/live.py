@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_socketio import Namespace, SocketIO, emit, join_room
 
 from web.extensions import socketio
@@ -17,10 +17,64 @@ log = logging.getLogger(__name__)
 
 MARKET_TOPICS = {"listing_created", "bid_placed", "listing_closed", "deal_updated"}
 
-_connected: dict[str, str] = {}  # wallet socket sid -> address
-_dirty: set[str] = set()
-_wake = threading.Event()
-_guard = threading.Lock()
+
+class WalletPusher:
+    """Knows which wallets have a browser open and sends each one when it changes."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.connected: dict[str, str] = {}  # /wallet socket sid -> address
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+
+    def join(self, sid: str, address: str) -> None:
+        """A browser of this address opened /wallet."""
+        with self.lock:
+            self.connected[sid] = address
+        self.wake.set()
+
+    def leave(self, sid: str) -> None:
+        """A browser closed /wallet."""
+        with self.lock:
+            self.connected.pop(sid, None)
+
+    def poke(self) -> None:
+        """Check the wallets now rather than at the next period."""
+        self.wake.set()
+
+    def on_hub(self, topic: str, payload: dict[str, Any]) -> None:
+        """Hub subscriber: market news to every browser; anything else may move a wallet."""
+        if topic in MARKET_TOPICS:
+            socketio.emit(topic, payload, namespace="/market")
+        self.poke()
+
+    def run(self) -> None:
+        """Background task: push each open wallet that changed, checking at least each period."""
+        last: dict[str, str] = {}
+        rt = self.app.extensions["gridbid"]
+        while not rt.stopping:
+            self.wake.wait(self.app.config["WALLET_PUSH_S"])
+            self.wake.clear()
+            with self.lock:
+                online = set(self.connected.values())
+            for address in online:
+                try:
+                    summary = rt.wallets.summary(address)
+                except Exception:
+                    log.exception("wallet of %s not computed", address)
+                    continue
+                text = json.dumps(summary, sort_keys=True)
+                if last.get(address) != text:
+                    last[address] = text
+                    socketio.emit("wallet", summary, namespace="/wallet", to=address)
+            for gone in set(last) - online:
+                del last[gone]
+            socketio.sleep(0.05)  # coalesce a burst of events into one push
+
+
+def pusher() -> WalletPusher:
+    """The current app's wallet pusher."""
+    return current_app.extensions["gridbid.pusher"]
 
 
 class MarketNamespace(Namespace):
@@ -42,69 +96,19 @@ class WalletNamespace(Namespace):
         if account is None:
             return False
         join_room(account.address)
-        with _guard:
-            _connected[request.sid] = account.address
-            _dirty.add(account.address)
-        _wake.set()
+        pusher().join(request.sid, account.address)
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
-        with _guard:
-            _connected.pop(request.sid, None)
+        pusher().leave(request.sid)
 
     def on_refresh(self, data: Any = None) -> None:
         """A page asks for its wallet now (after an action it took)."""
-        address = _connected.get(request.sid)
-        if address:
-            mark_dirty(address)
+        pusher().poke()
 
 
-def register(io: SocketIO) -> None:
-    """Attach the namespaces to the Socket.IO server."""
+def register(io: SocketIO, app: Flask) -> None:
+    """Attach the namespaces and this app's wallet pusher."""
     io.on_namespace(MarketNamespace("/market"))
     io.on_namespace(WalletNamespace("/wallet"))
-
-
-def mark_dirty(*addresses: str) -> None:
-    """Ask the wallet pusher to send these addresses' wallets soon."""
-    with _guard:
-        _dirty.update(a for a in addresses if a)
-    _wake.set()
-
-
-def relay_to_browsers(topic: str, payload: dict[str, Any]) -> None:
-    """Hub subscriber: market news to every browser, chain news to the wallets it touches."""
-    if topic in MARKET_TOPICS:
-        socketio.emit(topic, payload, namespace="/market")
-        if topic == "deal_updated":
-            mark_dirty(payload["buyer"], payload["seller"])
-    elif topic == "tx":
-        mark_dirty(payload["sender"], payload.get("to") or "")
-    elif topic == "chain_event":
-        mark_dirty(*[v for v in payload["args"].values() if isinstance(v, str) and len(v) == 42])
-
-
-def push_wallets(app: Flask) -> None:
-    """Background task: send each connected user's wallet when it changed, at least each second."""
-    last: dict[str, str] = {}
-    period = app.config["WALLET_PUSH_S"]
-    rt = app.extensions["gridbid"]
-    while not rt._stop.is_set():
-        _wake.wait(period)
-        _wake.clear()
-        with _guard:
-            online = set(_connected.values())
-            _dirty.clear()
-        for address in online:
-            try:
-                summary = rt.wallets.summary(address)
-            except Exception:
-                log.exception("wallet of %s not computed", address)
-                continue
-            text = json.dumps(summary, sort_keys=True)
-            if last.get(address) != text:
-                last[address] = text
-                socketio.emit("wallet", summary, namespace="/wallet", to=address)
-        for gone in set(last) - online:
-            del last[gone]
-        socketio.sleep(0.05)  # coalesce bursts of events into one push
+    app.extensions["gridbid.pusher"] = WalletPusher(app)

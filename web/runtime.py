@@ -85,6 +85,11 @@ class Runtime:
         spawn(self.market.run, self._stop, cfg["TICK_S"])
         spawn(self._watch_events)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called (background loops end when it is)."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         """Stop the loops and release boards, ptys and the chain."""
         self._stop.set()
