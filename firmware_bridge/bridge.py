@@ -32,7 +32,7 @@ class Bridge:
         self._heart: threading.Thread | None = None
 
     def attach(self, url: str) -> BoardInfo:
-        """Connect to a board (device path or pyserial URL), HELLO it and track it by its id."""
+        """Connect to a board (device path or pyserial URL), HELLO and READ it, track it by id."""
         if self._stop.is_set():
             raise BridgeError("the bridge is closed")
         # Readings can arrive before HELLO tells us the board's id; until then they are dropped.
@@ -56,6 +56,10 @@ class Bridge:
         except BridgeError:
             client.close()
             raise
+        try:
+            self.read(info.board_id)  # so reading() has a value from the start
+        except BridgeError as err:  # attached anyway: its unsolicited readings will fill in
+            log.warning("board %s attached but not read: %s", info.board_id, err)
         return info
 
     def boards(self) -> dict[str, BoardInfo]:

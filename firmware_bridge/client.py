@@ -76,7 +76,10 @@ class BoardClient:
         self._waiters: dict[int, queue.Queue[Frame | None]] = {}
         self._closed = False
         try:
-            port = serial.serial_for_url(url, baudrate=115200, timeout=READ_POLL_S)
+            # exclusive: a second reader on the same tty would steal replies meant for us.
+            port = serial.serial_for_url(
+                url, baudrate=115200, timeout=READ_POLL_S, exclusive=True
+            )
             port.reset_input_buffer()  # what the board said while nobody listened is stale
         except (serial.SerialException, OSError, ValueError) as err:
             raise BridgeError(f"cannot open board port {url}: {err}") from err

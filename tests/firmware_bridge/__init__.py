@@ -1,0 +1,1 @@
+"""Tests of the firmware_bridge layer: protocol, energy models, boards over ptys, bridge."""
