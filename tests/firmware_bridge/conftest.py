@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,6 @@ from firmware_bridge.emulator import Microgrid
 # Short protocol timers keep the suite fast; physics runs 600x so energy moves visibly.
 FAILSAFE_S = 0.5
 REPORT_S = 0.1
-
-
-def eventually(condition: Callable[[], object], timeout: float = 3.0, what: str = "") -> object:
-    """Poll condition until truthy; fail the test naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

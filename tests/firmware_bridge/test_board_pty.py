@@ -15,8 +15,9 @@ from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BoardError, BoardTimeout, BridgeError
 from firmware_bridge.protocol import Frame, decode, encode, parse_reading
+from tests.conftest import wait_for
 
-from .conftest import FAILSAFE_S, eventually
+from .conftest import FAILSAFE_S
 
 
 def raw_reply(port: serial.Serial, line: bytes) -> Frame:
@@ -77,7 +78,7 @@ def test_consumer_meter_counts_while_both_relays_are_closed(devices: dict[str, s
         time.sleep(0.3)
         assert consumer.read().wh_in == start  # no producer on the bus yet
         producer.set_relay(0, True)
-        eventually(lambda: consumer.read().wh_in > start + 5, what="consumer WHIN to rise")
+        wait_for(lambda: consumer.read().wh_in > start + 5, what="consumer WHIN to rise")
         assert producer.read().wh_out > consumer.read().wh_in  # line loss
     finally:
         producer.close()
@@ -134,7 +135,7 @@ def test_unplugged_board_fails_requests_cleanly() -> None:
     client = BoardClient(grid.start()["c9"], timeout=0.5)
     assert client.hello().board_id == "c9"
     grid.stop()  # the board is unplugged
-    eventually(lambda: not client.connected, what="the client to notice the lost port")
+    wait_for(lambda: not client.connected, what="the client to notice the lost port")
     with pytest.raises(BridgeError, match="closed"):
         client.heartbeat()
     client.close()

@@ -12,8 +12,9 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.client import BoardInfo
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
+from tests.conftest import wait_for
 
-from .conftest import FAILSAFE_S, REPORT_S, eventually
+from .conftest import FAILSAFE_S, REPORT_S
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_unsolicited_readings_reach_subscribers(bridge: Bridge) -> None:
             seen[board_id].append(reading)
 
     bridge.subscribe(collect)
-    eventually(lambda: all(len(r) >= 3 for r in seen.values()), timeout=20 * REPORT_S,
+    wait_for(lambda: all(len(r) >= 3 for r in seen.values()), timeout=20 * REPORT_S,
                what="three readings from each board")
     assert bridge.reading("p1") is not None and bridge.reading("p1").soc is not None
     assert bridge.reading("c1").soc is None  # consumers carry no battery
@@ -70,7 +71,7 @@ def test_heartbeat_keeps_relays_closed_and_energy_flowing(bridge: Bridge) -> Non
 def test_closing_the_bridge_lets_the_failsafe_open_relays(grid, bridge: Bridge) -> None:
     bridge.set_relay("p1", True)
     bridge.close()
-    eventually(lambda: grid.reading("p1").relays == (False,), timeout=4 * FAILSAFE_S,
+    wait_for(lambda: grid.reading("p1").relays == (False,), timeout=4 * FAILSAFE_S,
                what="the board to open its relay by itself")
     with pytest.raises(BridgeError):
         bridge.attach(grid.devices["p1"])
