@@ -6,8 +6,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, redirect, url_for
+from flask import Flask, jsonify, redirect, request, url_for
+from werkzeug.exceptions import HTTPException
 
+from geth_private.errors import ChainError
 from marketplace.errors import MarketError
 from web.extensions import socketio
 from web.runtime import Runtime
@@ -56,6 +58,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(MarketError)
     def market_error(err: MarketError):
         return jsonify(error=str(err), kind=type(err).__name__), err.status
+
+    @app.errorhandler(ChainError)
+    def chain_error(err: ChainError):
+        app.logger.warning("chain error on %s: %s", request.path, err)
+        return jsonify(error=f"the chain did not answer as expected: {err}",
+                       kind=type(err).__name__), 502
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if not request.path.startswith("/api/"):
+            return err
+        return jsonify(error=err.description, kind=type(err).__name__), err.code
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception):
+        # A person gets a sentence, never a traceback; the log keeps the details.
+        app.logger.exception("unexpected error on %s", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="internal error; the portal log has the details",
+                           kind="InternalError"), 500
+        return "Internal error; the portal log has the details.", 500
 
     @app.get("/")
     def index():

@@ -88,6 +88,11 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     progress = carol.get(f"/api/deals/{deal['id']}").get_json()
     assert ledger.eth_balance(alice_addr) > alice_eth
 
+    # Nobody else can close it: bob lost the auction.
+    intruder = bob.post(f"/api/deals/{deal['id']}/close")
+    assert intruder.status_code == 403
+    assert "only the buyer or the seller" in intruder.get_json()["error"]
+
     # 7. carol presses Close connection (or the deal completes first): relays off, refund.
     closed = carol.post(f"/api/deals/{deal['id']}/close")
     assert closed.status_code in (200, 409), closed.get_json()

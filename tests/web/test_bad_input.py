@@ -1,0 +1,65 @@
+"""Bad input to the API gets a clear JSON error and changes nothing that was accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def bob(login):
+    return login("bob")
+
+
+def test_api_needs_a_session(app):
+    client = app.test_client()
+    for method, path in [("GET", "/api/wallet"), ("POST", "/api/listings"),
+                         ("POST", "/api/deals/1/close"), ("POST", "/api/send")]:
+        response = client.open(path, method=method, json={})
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "log in first", "kind": "NotLoggedIn"}
+    assert client.get("/wallet").status_code == 302  # pages send people to the login page
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({}, "give an account and its passphrase"),
+        ({"account": "bob"}, "give an account and its passphrase"),
+        ({"account": "0x1234", "passphrase": "x"}, "not an Ethereum address"),
+        ({"account": "0x" + "ab" * 20, "passphrase": "x"}, "not a participant"),
+        ({"account": "bob", "passphrase": "bob"}, "wrong passphrase"),
+    ],
+)
+def test_login_refusals_say_what_is_wrong(app, payload, words):
+    response = app.test_client().post("/api/login", json=payload)
+    assert response.status_code in (400, 401)
+    assert words in response.get_json()["error"]
+
+
+def test_malformed_bodies_and_fields(app, bob):
+    not_json = bob.post("/api/escrow/deposit", data="amount=1", content_type="text/plain")
+    assert not_json.status_code == 400 and "deposit" in not_json.get_json()["error"]
+    for amount in ("-1", "abc", "0", "1e999"):
+        response = bob.post("/api/escrow/deposit", json={"amount_eth": amount})
+        assert response.status_code == 400, amount
+    listing = bob.post("/api/listings", json={"energy_wh": 10, "start_price_wei": "1",
+                                              "duration_s": 60})
+    assert listing.status_code == 403 and "only producers" in listing.get_json()["error"]
+    missing = bob.post("/api/listings/999/bids", json={"price_wei": "1"})
+    assert missing.status_code == 404 and missing.get_json()["error"] == "no listing 999"
+    assert bob.get("/api/nope").get_json()["kind"] == "NotFound"
+    mining = bob.post("/api/mining", json={"on": "yes"})
+    assert mining.status_code == 400 and "true or false" in mining.get_json()["error"]
+
+
+def test_withdrawing_more_than_deposited_gives_the_contracts_reason(app, bob):
+    response = bob.post("/api/escrow/withdraw", json={"amount_eth": "1"})
+    assert response.status_code == 502
+    assert "InsufficientBalance(0, 1000000000000000000)" in response.get_json()["error"]
+
+
+def test_after_logout_the_key_is_gone(app, login):
+    carol = login("carol")
+    assert carol.post("/api/logout").get_json() == {"ok": True}
+    assert carol.post("/api/escrow/deposit", json={"amount_eth": "1"}).status_code == 401
+    assert carol.post("/api/deals/1/close").status_code == 401
