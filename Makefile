@@ -14,6 +14,7 @@ run: deps
 	$(BIN)/gridbid run
 
 test: test-deps
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js
