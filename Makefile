@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
 APT_PACKAGES := chromium socat
 
-.PHONY: run test deps test-deps system-deps compile lint clean
+.PHONY: run test bench deps test-deps system-deps compile lint clean
 
 run: deps
 	$(BIN)/gridbid run
@@ -51,6 +51,10 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# Benchmarks print their figures (docs/BENCHMARKS.md records them); never part of `make test`.
+bench: test-deps
+	$(BIN)/python bench/gas.py
 
 compile: node_modules/.installed
 	node contracts/compile.js

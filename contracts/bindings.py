@@ -7,6 +7,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_account.messages import encode_typed_data
 from web3 import Web3
 
 from contracts import load_artifact
@@ -55,3 +56,51 @@ def decode_revert(w3: Web3 | None, data: bytes | str) -> str | None:
         for kind, arg in zip(types, args, strict=True)
     )
     return f"{name}({', '.join(str(a) for a in shown)})"
+
+
+BID_TYPES = {
+    "Bid": [
+        {"name": "listingId", "type": "uint256"},
+        {"name": "buyer", "type": "address"},
+        {"name": "seller", "type": "address"},
+        {"name": "priceWeiPerKWh", "type": "uint256"},
+        {"name": "maxWh", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "expiry", "type": "uint64"},
+    ]
+}
+BID_FIELDS = [field["name"] for field in BID_TYPES["Bid"]]
+
+
+def bid_typed_data(chain_id: int, escrow: str, bid: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message a buyer signs for a bid (domain "gridbid EnergyEscrow" v1)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            **BID_TYPES,
+        },
+        "primaryType": "Bid",
+        "domain": {
+            "name": "gridbid EnergyEscrow",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": Web3.to_checksum_address(escrow),
+        },
+        "message": {name: bid[name] for name in BID_FIELDS},
+    }
+
+
+def sign_bid(account: Any, chain_id: int, escrow: str, bid: dict[str, Any]) -> bytes:
+    """A buyer's 65-byte signature of a bid, made with its own key (eth-account LocalAccount)."""
+    message = encode_typed_data(full_message=bid_typed_data(chain_id, escrow, bid))
+    return bytes(account.sign_message(message).signature)
+
+
+def bid_tuple(bid: dict[str, Any]) -> tuple:
+    """A bid as the tuple openDeal and hashBid take."""
+    return tuple(bid[name] for name in BID_FIELDS)

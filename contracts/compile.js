@@ -45,7 +45,9 @@ function compile() {
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport }));
   const errors = (output.errors || []).filter((e) => e.severity === "error");
-  for (const e of output.errors || []) process.stderr.write(e.formattedMessage + "\n");
+  // Warnings inside OpenZeppelin are theirs to fix; ours and every error are shown.
+  const ours = (e) => e.severity === "error" || !(e.sourceLocation || {}).file?.startsWith("@");
+  for (const e of (output.errors || []).filter(ours)) process.stderr.write(e.formattedMessage + "\n");
   if (errors.length) throw new Error(`${errors.length} compiler error(s)`);
   const ozVersion = require(path.join(root, "node_modules/@openzeppelin/contracts/package.json")).version;
   const digest = sourcesSha256(files);

@@ -94,7 +94,7 @@ class TxManager:
         sender = account.address
         with self._locks[sender]:
             params = {
-                "chainId": self._chain_id(),
+                "chainId": self.chain_id(),
                 "value": 0,
                 **tx,
                 "nonce": self._next_nonce(sender),
@@ -198,7 +198,8 @@ class TxManager:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _chain_id(self) -> int:
+    def chain_id(self) -> int:
+        """The chain's id (asked once)."""
         if not hasattr(self, "_cached_chain_id"):
             self._cached_chain_id = self.w3.eth.chain_id
         return self._cached_chain_id

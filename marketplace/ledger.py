@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -10,7 +11,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import decode_revert
+from contracts.bindings import bid_tuple, decode_revert, sign_bid
 from geth_private import LogPoller, TxManager, TxRecord
 from geth_private.errors import ChainError
 from marketplace.errors import ChainActionFailed
@@ -141,14 +142,23 @@ class Ledger:
 
     # -- writes by the operator and by meters ---------------------------------------------
 
+    def sign_bid(self, account: LocalAccount, bid: dict[str, Any]) -> bytes:
+        """The buyer's EIP-712 signature of a bid, made with its own (session) key."""
+        return sign_bid(account, self.txm.chain_id(), self.escrow.address, bid)
+
     def open_deal_async(
-        self, listing_id: int, buyer: str, seller: str, price: int, energy_wh: int, expires: int
+        self, bid: dict[str, Any], signature: bytes, energy_wh: int, expires: int
     ) -> TxRecord:
-        """Send the operator's openDeal for an auction's result; not awaited."""
-        tx = self._tx(
-            self.escrow, "openDeal", [listing_id, buyer, seller, price, energy_wh, expires]
-        )
-        return self._send(self.operator, tx, f"Open deal for listing {listing_id}")
+        """Send the operator's openDeal for a winning signed bid; not awaited."""
+        tx = self._tx(self.escrow, "openDeal", [bid_tuple(bid), signature, energy_wh, expires])
+        return self._send(self.operator, tx, f"Open deal for listing {bid['listingId']}")
+
+    def mint_allowance(self, meter: str) -> tuple[int, int]:
+        """(last minted reading, Wh mintable by a block mined now) of a producer meter."""
+        _, _, rated_w, last_wh, last_mint_at = self.token.functions.meterOf(meter).call()
+        # The next block is stamped with the wall clock, and at least one second after the head.
+        now = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1)
+        return last_wh, rated_w * max(0, now - last_mint_at) // 3600
 
     def deal_id_from(self, record: TxRecord) -> int:
         """The escrow's deal id announced by a mined openDeal."""

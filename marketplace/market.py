@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,6 +53,7 @@ class Settings:
     limits: rules.Limits = rules.Limits()
     step_wh: int = 5  # delivery reported (and paid) every step_wh
     deal_ttl_s: int = 24 * 3600
+    bid_validity_s: int = 3600  # a signed bid can open its deal this long after the deadline
     mint_batch_wh: int = 10
 
 
@@ -152,11 +154,11 @@ class Market:
         self.hub.publish("listing_created", view)
         return view
 
-    def place_bid(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
-        """Place a bid; returns once it is stored durably."""
+    def place_bid(self, bidder: LocalAccount, listing_id: object, price: object) -> dict[str, Any]:
+        """Place a bid signed with the bidder's key; returns once it is stored durably."""
         lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
-        if self.participant(bidder)["role"] != "consumer":
+        if self.participant(bidder.address)["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
         with self._lock:
             row = self.store.listing(lid)
@@ -166,7 +168,7 @@ class Market:
             highest = max((b["price"] for b in bids), default=None)
             rules.check_bid(
                 seller=row["seller"],
-                bidder=bidder,
+                bidder=bidder.address,
                 start_price=row["start_price"],
                 highest=highest,
                 price=amount,
@@ -174,10 +176,25 @@ class Market:
                 deadline=row["deadline"],
                 now=self.clock.now(),
                 status=row["status"],
-                free_wei=self.ledger.escrow_free(bidder) - self._committed(bidder, lid),
+                free_wei=self.ledger.escrow_free(bidder.address)
+                - self._committed(bidder.address, lid),
                 limits=self.settings.limits,
             )
-            self.store.add_bid(lid, bidder, amount, self.clock.now())
+            bid = {
+                "listingId": lid,
+                "buyer": bidder.address,
+                "seller": row["seller"],
+                "priceWeiPerKWh": amount,
+                "maxWh": row["energy_wh"],
+                "nonce": secrets.randbits(64),
+                "expiry": int(row["deadline"]) + self.settings.bid_validity_s,
+            }
+            # Binding: the escrow opens a deal only from a bid the buyer's key signed.
+            signature = self.ledger.sign_bid(bidder, bid)
+            self.store.add_bid(
+                lid, bidder.address, amount, self.clock.now(), bid["nonce"], bid["expiry"],
+                signature,
+            )
         view = self.listing(lid)
         self.hub.publish("bid_placed", view)
         return view
@@ -259,10 +276,16 @@ class Market:
         self.store.set_listing_status(row["id"], "sold", bid_id)
         deal_id = self.store.add_deal(row["id"], buyer, row["seller"], price, row["energy_wh"])
         self.hub.publish("listing_closed", self.listing(row["id"]))
+        won = self.store.bid(bid_id)
+        bid = {
+            "listingId": row["id"], "buyer": buyer, "seller": row["seller"],
+            "priceWeiPerKWh": price, "maxWh": row["energy_wh"],
+            "nonce": won["nonce"], "expiry": won["expiry"],
+        }
         expires = int(self.clock.now()) + self.settings.deal_ttl_s
         try:
             record = self.ledger.open_deal_async(
-                row["id"], buyer, row["seller"], price, row["energy_wh"], expires
+                bid, bytes.fromhex(won["signature"][2:]), row["energy_wh"], expires
             )
         except MarketError as err:
             self._fail_deal(deal_id, str(err))

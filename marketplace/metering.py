@@ -47,7 +47,13 @@ class Minting:
             if wh is None or int(wh) - state.sent_wh < self.batch_wh:
                 continue
             try:
-                state.pending = self.ledger.mint_reading(state.meter, int(wh))
-                state.sent_wh = int(wh)
+                # The token caps each mint by rated power × time since the last one; what
+                # the meter counted beyond that is minted by later readings.
+                last, allowed = self.ledger.mint_allowance(state.meter.address)
+                target = min(int(wh), last + allowed)
+                if target - last < self.batch_wh and target < int(wh):
+                    continue
+                state.pending = self.ledger.mint_reading(state.meter, target)
+                state.sent_wh = target
             except MarketError as err:
                 log.warning("cannot mint for %s: %s", board_id, err)

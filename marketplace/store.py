@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS bids (
     listing_id INTEGER NOT NULL REFERENCES listings(id),
     bidder TEXT NOT NULL,
     price TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    nonce TEXT NOT NULL,
+    expiry INTEGER NOT NULL,
+    signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
 CREATE TABLE IF NOT EXISTS deals (
@@ -55,7 +58,7 @@ CREATE TABLE IF NOT EXISTS deals (
 """
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
-WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei"}
+WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple) -> dict[str, Any]:
@@ -164,11 +167,15 @@ class Store:
         )
         return int(row["wh"])
 
-    def add_bid(self, listing_id: int, bidder: str, price: int, created: float) -> int:
-        """Store a bid durably; its id."""
+    def add_bid(
+        self, listing_id: int, bidder: str, price: int, created: float,
+        nonce: int, expiry: int, signature: bytes,
+    ) -> int:
+        """Store a signed bid durably; its id."""
         return self.write(
-            "INSERT INTO bids (listing_id, bidder, price, created) VALUES (?, ?, ?, ?)",
-            listing_id, bidder, price, created,
+            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
         )
 
     def bids(self, listing_id: int) -> list[dict[str, Any]]:

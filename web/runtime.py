@@ -172,7 +172,10 @@ class Runtime:
             self.ledger.fund(address, cfg["DEMO_FUNDS_ETH"] * ETHER)
             self.ledger.fund(meter.address, 10 * ETHER)
             kind = PRODUCER if spec["role"] == "producer" else CONSUMER
-            rated = cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"]
+            # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
+            # can top the peak: the rating in chain time carries both.
+            rated = (cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"])
+            rated *= cfg["EMULATOR_SPEED"] * 1.25
             self.ledger.enroll_meter(meter.address, address, kind, int(rated))
             self.market.add_participant(spec["name"], address, spec["role"], spec["board"], meter)
             self.demo_accounts.append(

@@ -3,13 +3,15 @@ pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EnergyToken} from "./EnergyToken.sol";
 
 /// @title EnergyEscrow: prepaid buyer balances and per-delivery payment of energy deals.
 /// @notice Buyers deposit Ether; the market operator opens a deal for an auction's result,
 /// locking the buyer's Ether and the seller's tokens; the buyer's enrolled meter reports
 /// cumulative delivery and each step pays the seller and burns the delivered tokens.
-contract EnergyEscrow is AccessControl, ReentrancyGuard {
+contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     /// @notice Role of the market operator, which opens deals.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     /// @dev Gas given to a push payment; a seller that needs more is paid by pull instead.
@@ -32,12 +34,29 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
         CloseReason closeReason;
     }
 
+    /// @notice A buyer's binding bid: what the buyer signs with its own key.
+    struct Bid {
+        uint256 listingId;
+        address buyer;
+        address seller;
+        uint256 priceWeiPerKWh;
+        uint256 maxWh;
+        uint256 nonce;
+        uint64 expiry;
+    }
+
+    /// @notice EIP-712 type of a Bid.
+    bytes32 public constant BID_TYPEHASH = keccak256(
+        "Bid(uint256 listingId,address buyer,address seller,uint256 priceWeiPerKWh,uint256 maxWh,uint256 nonce,uint64 expiry)"
+    );
+
     EnergyToken private immutable _token;
     mapping(address buyer => uint256) private _free;
     mapping(address buyer => uint256) private _locked;
     mapping(address seller => uint256) private _owed;
     mapping(uint256 dealId => Deal) private _deals;
     mapping(uint256 listingId => uint256 dealId) private _dealOfListing;
+    mapping(address buyer => mapping(uint256 nonce => bool)) private _nonceUsed;
     uint256 private _dealCount;
 
     /// @notice The buyer's free balance does not cover the amount.
@@ -48,6 +67,12 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
     error ListingAlreadySettled(uint256 listingId);
     /// @notice Deal terms are malformed (zero energy, price or address, buyer is seller, past expiry).
     error InvalidDeal(uint256 listingId);
+    /// @notice The bid's signature is not the named buyer's (altered bid or wrong key).
+    error InvalidBidSignature(address buyer, address signer);
+    /// @notice The bid expired before the deal was opened.
+    error BidExpired(uint64 expiry);
+    /// @notice The bid's nonce was already used: a signed bid opens at most one deal.
+    error BidAlreadyUsed(address buyer, uint256 nonce);
     /// @notice The deal does not exist or is closed.
     error DealNotOpen(uint256 dealId);
     /// @notice The reporter is not the buyer's enrolled consumer meter.
@@ -89,7 +114,7 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
         uint256 returnedWh
     );
 
-    constructor(EnergyToken energyToken, address admin) {
+    constructor(EnergyToken energyToken, address admin) EIP712("gridbid EnergyEscrow", "1") {
         _token = energyToken;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, admin);
@@ -113,34 +138,40 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
         if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
-    /// @notice Open the deal of an auction: lock the buyer's Ether and the seller's tokens.
-    function openDeal(
-        uint256 listingId,
-        address buyer,
-        address seller,
-        uint256 priceWeiPerKWh,
-        uint256 energyWh,
-        uint64 expiresAt
-    ) external onlyRole(OPERATOR_ROLE) nonReentrant returns (uint256 dealId) {
-        if (_dealOfListing[listingId] != 0) revert ListingAlreadySettled(listingId);
+    /// @notice Open the deal of an auction from the winner's signed bid: lock the buyer's
+    /// Ether and the seller's tokens. The operator cannot invent or alter a bid.
+    /// @param bid the bid as the buyer signed it (EIP-712, domain "gridbid EnergyEscrow" v1)
+    /// @param signature the buyer's 65-byte signature of the bid
+    /// @param energyWh the energy sold, at most bid.maxWh
+    /// @param expiresAt when anyone may close the deal
+    function openDeal(Bid calldata bid, bytes calldata signature, uint256 energyWh, uint64 expiresAt)
+        external
+        onlyRole(OPERATOR_ROLE)
+        nonReentrant
+        returns (uint256 dealId)
+    {
+        address buyer = bid.buyer;
+        _checkBid(bid, signature);
+        if (_dealOfListing[bid.listingId] != 0) revert ListingAlreadySettled(bid.listingId);
         if (
-            energyWh == 0 || priceWeiPerKWh == 0 || buyer == address(0) || seller == address(0)
-                || buyer == seller || expiresAt <= block.timestamp
+            energyWh == 0 || energyWh > bid.maxWh || bid.priceWeiPerKWh == 0 || bid.seller == address(0)
+                || buyer == bid.seller || expiresAt <= block.timestamp
         ) {
-            revert InvalidDeal(listingId);
+            revert InvalidDeal(bid.listingId);
         }
-        uint256 cost = priceWeiPerKWh * energyWh / 1000;
+        _nonceUsed[buyer][bid.nonce] = true;
+        uint256 cost = bid.priceWeiPerKWh * energyWh / 1000;
         uint256 available = _free[buyer];
         if (cost > available) revert InsufficientBalance(available, cost);
         _free[buyer] = available - cost;
         _locked[buyer] += cost;
         dealId = ++_dealCount;
-        _dealOfListing[listingId] = dealId;
+        _dealOfListing[bid.listingId] = dealId;
         _deals[dealId] = Deal({
-            listingId: listingId,
+            listingId: bid.listingId,
             buyer: buyer,
-            seller: seller,
-            priceWeiPerKWh: priceWeiPerKWh,
+            seller: bid.seller,
+            priceWeiPerKWh: bid.priceWeiPerKWh,
             energyWh: energyWh,
             deliveredWh: 0,
             paidWei: 0,
@@ -149,16 +180,48 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard {
             status: DealStatus.Open,
             closeReason: CloseReason.None
         });
-        emit DealOpened(dealId, listingId, buyer, seller, priceWeiPerKWh, energyWh, expiresAt);
+        emit DealOpened(dealId, bid.listingId, buyer, bid.seller, bid.priceWeiPerKWh, energyWh, expiresAt);
         // Reverts (ERC20InsufficientAllowance/Balance) undo the whole deal.
-        _token.transferFrom(seller, address(this), energyWh);
+        _token.transferFrom(bid.seller, address(this), energyWh);
+    }
+
+    /// @notice The EIP-712 digest a buyer signs for a bid.
+    function hashBid(Bid calldata bid) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    BID_TYPEHASH,
+                    bid.listingId,
+                    bid.buyer,
+                    bid.seller,
+                    bid.priceWeiPerKWh,
+                    bid.maxWh,
+                    bid.nonce,
+                    bid.expiry
+                )
+            )
+        );
+    }
+
+    /// @notice Whether a buyer's bid nonce was already used to open a deal.
+    function nonceUsed(address buyer, uint256 nonce) external view returns (bool) {
+        return _nonceUsed[buyer][nonce];
+    }
+
+    function _checkBid(Bid calldata bid, bytes calldata signature) private view {
+        (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(hashBid(bid), signature);
+        if (failure != ECDSA.RecoverError.NoError || signer != bid.buyer) {
+            revert InvalidBidSignature(bid.buyer, signer);
+        }
+        if (bid.expiry < block.timestamp) revert BidExpired(bid.expiry);
+        if (_nonceUsed[bid.buyer][bid.nonce]) revert BidAlreadyUsed(bid.buyer, bid.nonce);
     }
 
     /// @notice The buyer's meter reports cumulative delivered Wh; the step is paid and burned.
     function reportDelivery(uint256 dealId, uint256 cumulativeWh) external nonReentrant {
         Deal storage d = _deals[dealId];
         if (d.status != DealStatus.Open) revert DealNotOpen(dealId);
-        (address owner, EnergyToken.MeterKind kind,,) = _token.meterOf(msg.sender);
+        (address owner, EnergyToken.MeterKind kind,,,) = _token.meterOf(msg.sender);
         if (kind != EnergyToken.MeterKind.Consumer || owner != d.buyer) revert NotBuyerMeter(msg.sender);
         if (cumulativeWh < d.deliveredWh) revert DeliveryWentBackwards(d.deliveredWh, cumulativeWh);
         uint256 delivered = cumulativeWh > d.energyWh ? d.energyWh : cumulativeWh;

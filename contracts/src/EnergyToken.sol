@@ -7,8 +7,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// @title EnergyToken: 1 unit = 1 Wh measured into a producer's battery (1 token = 1 kWh).
 /// @notice Minted only by enrolled producer meters from their cumulative readings; burned
 /// only by the escrow as energy is delivered. The meter registry lives here too.
-/// @dev A later change caps each mint by the meter's rated power over the time since its
-/// last reading; today a meter can mint whatever its counter says.
+/// @dev Each mint is capped by the meter's rated power times the time since its last mint
+/// (or its enrollment), so a compromised meter cannot mint more than it could have measured.
 contract EnergyToken is ERC20, AccessControl {
     /// @notice Role of the escrow contract, which burns delivered energy.
     bytes32 public constant ESCROW_ROLE = keccak256("ESCROW_ROLE");
@@ -20,6 +20,7 @@ contract EnergyToken is ERC20, AccessControl {
         MeterKind kind;
         uint32 ratedPowerW;
         uint256 lastReadingWh;
+        uint64 lastMintAt;
     }
 
     mapping(address meter => Meter) private _meters;
@@ -32,6 +33,8 @@ contract EnergyToken is ERC20, AccessControl {
     error MeterNotEnrolled(address meter);
     /// @notice A cumulative reading lower than the last one.
     error ReadingWentBackwards(uint256 last, uint256 given);
+    /// @notice The reading grew by more than the meter's rated power allows since its last mint.
+    error MintAboveCap(uint256 wh, uint256 capWh);
 
     /// @notice A meter was enrolled (or re-enrolled) for an owner.
     event MeterEnrolled(address indexed meter, address indexed owner, MeterKind kind, uint32 ratedPowerW);
@@ -61,6 +64,7 @@ contract EnergyToken is ERC20, AccessControl {
         m.owner = owner;
         m.kind = kind;
         m.ratedPowerW = ratedPowerW;
+        m.lastMintAt = uint64(block.timestamp);
         emit MeterEnrolled(meter, owner, kind, ratedPowerW);
     }
 
@@ -80,23 +84,33 @@ contract EnergyToken is ERC20, AccessControl {
     function meterOf(address meter)
         external
         view
-        returns (address owner, MeterKind kind, uint32 ratedPowerW, uint256 lastReadingWh)
+        returns (address owner, MeterKind kind, uint32 ratedPowerW, uint256 lastReadingWh, uint64 lastMintAt)
     {
         Meter storage m = _meters[meter];
-        return (m.owner, m.kind, m.ratedPowerW, m.lastReadingWh);
+        return (m.owner, m.kind, m.ratedPowerW, m.lastReadingWh, m.lastMintAt);
+    }
+
+    /// @notice The most Wh a producer meter may mint now: rated power × time since its last mint.
+    function mintableWh(address meter) public view returns (uint256) {
+        Meter storage m = _meters[meter];
+        if (m.kind != MeterKind.Producer) return 0;
+        return uint256(m.ratedPowerW) * (block.timestamp - m.lastMintAt) / 3600;
     }
 
     /// @notice A producer meter reports its cumulative Wh; the increase is minted to its owner.
-    /// @dev An equal reading is a no-op so that a retried report is harmless. Not yet capped
-    /// by ratedPowerW over the time since the last reading (a later change adds the cap).
+    /// @dev An equal reading is a no-op so that a retried report is harmless. A meter whose
+    /// counter ran ahead of its cap reports a lower cumulative value now and the rest later.
     function mintReading(uint256 cumulativeWh) external {
         Meter storage m = _meters[msg.sender];
         if (m.kind != MeterKind.Producer) revert NotProducerMeter(msg.sender);
         uint256 last = m.lastReadingWh;
         if (cumulativeWh < last) revert ReadingWentBackwards(last, cumulativeWh);
         if (cumulativeWh == last) return;
-        m.lastReadingWh = cumulativeWh;
         uint256 wh = cumulativeWh - last;
+        uint256 cap = mintableWh(msg.sender);
+        if (wh > cap) revert MintAboveCap(wh, cap);
+        m.lastReadingWh = cumulativeWh;
+        m.lastMintAt = uint64(block.timestamp);
         _mint(m.owner, wh);
         emit EnergyMinted(msg.sender, m.owner, wh, cumulativeWh);
     }

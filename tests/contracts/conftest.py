@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider, Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import decode_revert
+from contracts.bindings import bid_tuple, decode_revert, sign_bid
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
@@ -58,6 +59,40 @@ class Chain:
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         receipt = self.send(factory.constructor(*args), self.admin)
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=abi)
+
+    def key(self, address: str) -> Any:
+        """The local account (private key) of one of the tester's prefunded accounts."""
+        index = self.w3.eth.accounts.index(address)
+        return Account.from_key(self.tester.backend.account_keys[index].to_bytes())
+
+    def signed_bid(
+        self, listing: int = LISTING, price: int = PRICE, max_wh: int = ENERGY,
+        buyer: str | None = None, seller: str | None = None, nonce: int = 1,
+        expiry: int | None = None, signer: str | None = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """A bid and the EIP-712 signature its buyer (or `signer`) made of it."""
+        bid = {
+            "listingId": listing, "buyer": buyer or self.buyer, "seller": seller or self.seller,
+            "priceWeiPerKWh": price, "maxWh": max_wh, "nonce": nonce,
+            "expiry": expiry if expiry is not None else self.now() + TTL,
+        }
+        chain_id = self.w3.eth.chain_id
+        signature = sign_bid(self.key(signer or bid["buyer"]), chain_id, self.escrow.address, bid)
+        return bid, signature
+
+    def open_deal(
+        self, energy: int = ENERGY, expires: int | None = None, **bid_fields: Any
+    ) -> Any:
+        """The operator's openDeal call for a freshly signed standard bid."""
+        bid, signature = self.signed_bid(**bid_fields)
+        return self.escrow.functions.openDeal(
+            bid_tuple(bid), signature, energy, expires or self.now() + TTL
+        )
+
+    def enroll_producer(self, meter: str, owner: str, rated_w: int = 3_000) -> None:
+        """Enroll a producer meter and let two hours pass, so its mint cap allows 2 × rated Wh."""
+        self.send(self.token.functions.enrollMeter(meter, owner, PRODUCER, rated_w), self.admin)
+        self.travel_to(self.now() + 2 * 3600)
 
     def now(self) -> int:
         """The latest block's timestamp."""
@@ -105,7 +140,7 @@ def isolated(request: pytest.FixtureRequest) -> Iterator[None]:
 def enrolled(chain: Chain) -> Chain:
     """Both meters enrolled; the seller's meter has measured MINTED Wh; the buyer prepaid."""
     token, escrow = chain.token.functions, chain.escrow.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.enrollMeter(chain.buyer_meter, chain.buyer, CONSUMER, 500), chain.admin)
     chain.send(token.mintReading(MINTED), chain.seller_meter)
     chain.send(escrow.deposit(), chain.buyer, value=DEPOSIT)
@@ -117,10 +152,7 @@ def deal(enrolled: Chain) -> int:
     """The id of an open deal: ENERGY Wh at PRICE from seller to buyer for LISTING."""
     chain = enrolled
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
-    open_deal = chain.escrow.functions.openDeal(
-        LISTING, chain.buyer, chain.seller, PRICE, ENERGY, chain.now() + TTL
-    )
-    receipt = chain.send(open_deal, chain.admin)
+    receipt = chain.send(chain.open_deal(), chain.admin)
     (opened,) = chain.events(receipt, chain.escrow, "DealOpened")
     return opened["dealId"]
 

@@ -21,11 +21,10 @@ def deal_of(chain, deal_id):
     return dict(zip(names, fields, strict=True))
 
 
-def open_deal(chain, listing=LISTING, energy=ENERGY, price=PRICE, sender=None):
-    """The openDeal call for the standard parties."""
-    return chain.escrow.functions.openDeal(
-        listing, chain.buyer, chain.seller, price, energy, chain.now() + TTL
-    ).transact({"from": sender or chain.admin})
+def open_deal(chain, listing=LISTING, energy=ENERGY, price=PRICE, sender=None, **fields):
+    """Send the openDeal of a standard bid the buyer signed."""
+    fn = chain.open_deal(energy=energy, listing=listing, price=price, **fields)
+    return fn.transact({"from": sender or chain.admin})
 
 
 # -- openDeal ------------------------------------------------------------------------------
@@ -50,8 +49,7 @@ def test_open_deal_emits_deal_opened(enrolled):
     chain = enrolled
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
     expires = chain.now() + TTL
-    fn = chain.escrow.functions.openDeal(LISTING, chain.buyer, chain.seller, PRICE, ENERGY, expires)
-    receipt = chain.send(fn, chain.admin)
+    receipt = chain.send(chain.open_deal(expires=expires), chain.admin)
     assert chain.events(receipt, chain.escrow, "DealOpened") == [
         {"dealId": 1, "listingId": LISTING, "buyer": chain.buyer, "seller": chain.seller,
          "priceWeiPerKWh": PRICE, "energyWh": ENERGY, "expiresAt": expires}
@@ -81,7 +79,7 @@ def test_open_deal_needs_the_sellers_approval(enrolled, reverts):
 def test_one_deal_per_listing(chain, deal, reverts):
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
     with reverts(f"ListingAlreadySettled({LISTING})"):
-        open_deal(chain)
+        open_deal(chain, nonce=2)  # another bid for the same listing
 
 
 # -- reportDelivery --------------------------------------------------------------------------

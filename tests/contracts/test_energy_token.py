@@ -18,7 +18,9 @@ def test_enroll_meter_records_it_and_emits(chain):
     receipt = chain.send(
         token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin
     )
-    assert token.meterOf(chain.seller_meter).call() == [chain.seller, PRODUCER, 3_000, 0]
+    assert token.meterOf(chain.seller_meter).call() == [
+        chain.seller, PRODUCER, 3_000, 0, chain.now()
+    ]
     assert chain.events(receipt, chain.token, "MeterEnrolled") == [
         {"meter": chain.seller_meter, "owner": chain.seller, "kind": PRODUCER,
          "ratedPowerW": 3_000}
@@ -34,8 +36,9 @@ def test_only_admin_enrolls(chain, reverts):
 
 def test_mint_reading_mints_the_increase_to_the_owner(chain):
     token = chain.token.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(1_200), chain.seller_meter)
+    chain.travel_to(chain.now() + 360)  # 3 kW for 6 minutes: 300 Wh more may be minted
     receipt = chain.send(token.mintReading(1_500), chain.seller_meter)
     assert token.balanceOf(chain.seller).call() == 1_500
     assert token.balanceOf(chain.seller_meter).call() == 0
@@ -47,7 +50,7 @@ def test_mint_reading_mints_the_increase_to_the_owner(chain):
 
 def test_equal_reading_is_a_no_op(chain):
     token = chain.token.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(800), chain.seller_meter)
     receipt = chain.send(token.mintReading(800), chain.seller_meter)
     assert token.balanceOf(chain.seller).call() == 800
@@ -56,7 +59,7 @@ def test_equal_reading_is_a_no_op(chain):
 
 def test_backwards_reading_reverts(chain, reverts):
     token = chain.token.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(800), chain.seller_meter)
     with reverts("ReadingWentBackwards(800, 799)"):
         token.mintReading(799).transact({"from": chain.seller_meter})
@@ -73,7 +76,7 @@ def test_only_producer_meters_mint(chain, reverts):
 
 def test_disenrolled_meter_cannot_mint_and_re_enrolling_does_not_mint_twice(chain, reverts):
     token = chain.token.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(1_000), chain.seller_meter)
     receipt = chain.send(token.disenrollMeter(chain.seller_meter), chain.admin)
     assert chain.events(receipt, chain.token, "MeterDisenrolled") == [
@@ -81,14 +84,14 @@ def test_disenrolled_meter_cannot_mint_and_re_enrolling_does_not_mint_twice(chai
     ]
     with reverts("NotProducerMeter"):
         token.mintReading(1_100).transact({"from": chain.seller_meter})
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(1_100), chain.seller_meter)
     assert token.balanceOf(chain.seller).call() == 1_100
 
 
 def test_burn_needs_the_escrow_role(chain, reverts):
     token = chain.token.functions
-    chain.send(token.enrollMeter(chain.seller_meter, chain.seller, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.mintReading(100), chain.seller_meter)
     with reverts("AccessControlUnauthorizedAccount"):
         token.burn(10).transact({"from": chain.seller})

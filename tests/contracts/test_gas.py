@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import load_artifact
 
-from .conftest import ENERGY, LISTING, PRICE, TTL
+from .conftest import ENERGY, LISTING
 
 # Keep in step with marketplace.ledger.GAS: the market sends these calls with fixed gas limits,
 # so a contract change that needs more must raise them there too.
@@ -26,15 +26,12 @@ def test_deal_calls_fit_their_gas_limits(enrolled):
     chain = enrolled
     escrow = chain.escrow.functions
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
-    expires = chain.now() + TTL
-    open_deal = escrow.openDeal(LISTING, chain.buyer, chain.seller, PRICE, ENERGY, expires)
-    used = {"openDeal": chain.send(open_deal, chain.admin)["gasUsed"]}
+    used = {"openDeal": chain.send(chain.open_deal(), chain.admin)["gasUsed"]}
     for label, cumulative in (("first step", 100), ("later step", 200), ("final step", ENERGY)):
         receipt = chain.send(escrow.reportDelivery(1, cumulative), chain.buyer_meter)
         used[f"reportDelivery {label}"] = receipt["gasUsed"]
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
-    chain.send(escrow.openDeal(LISTING + 1, chain.buyer, chain.seller, PRICE, ENERGY,
-                               chain.now() + TTL), chain.admin)
+    chain.send(chain.open_deal(listing=LISTING + 1, nonce=2), chain.admin)
     chain.send(escrow.reportDelivery(2, 300), chain.buyer_meter)
     used["closeDeal"] = chain.send(escrow.closeDeal(2), chain.buyer)["gasUsed"]
     print(f"gas used: {used}")

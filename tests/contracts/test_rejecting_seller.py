@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DEPOSIT, ENERGY, LISTING, PRICE, PRODUCER, TTL, compile_test_contract
+from .conftest import DEPOSIT, ENERGY, PRICE, compile_test_contract
 
 
 @pytest.fixture(scope="session")
@@ -20,16 +20,13 @@ def rejecting_deal(chain, rejecting_seller_code):
     """(seller contract, deal id): an open deal whose seller rejects Ether."""
     seller = chain.deploy("RejectingSeller", *rejecting_seller_code)
     token, escrow = chain.token.functions, chain.escrow.functions
-    chain.send(token.enrollMeter(chain.seller_meter, seller.address, PRODUCER, 3_000), chain.admin)
+    chain.enroll_producer(chain.seller_meter, seller.address)
     chain.send(token.enrollMeter(chain.buyer_meter, chain.buyer, 2, 500), chain.admin)
     chain.send(token.mintReading(ENERGY), chain.seller_meter)
     chain.send(seller.functions.approve(chain.token.address, chain.escrow.address, ENERGY),
                chain.admin)
     chain.send(escrow.deposit(), chain.buyer, value=DEPOSIT)
-    chain.send(
-        escrow.openDeal(LISTING, chain.buyer, seller.address, PRICE, ENERGY, chain.now() + TTL),
-        chain.admin,
-    )
+    chain.send(chain.open_deal(seller=seller.address), chain.admin)
     return seller, 1
 
 

@@ -34,12 +34,12 @@ def test_unsold_listing_closes_without_a_deal(runtime, people, clock):
 def test_highest_bid_wins_equal_and_late_bids_are_refused(runtime, people, clock):
     market = runtime.market
     listing = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["carol"].address, listing["id"], 5000)
+    market.place_bid(people["carol"], listing["id"], 5000)
     with pytest.raises(Exception, match="at least 5001"):
-        market.place_bid(people["bob"].address, listing["id"], 5000)
+        market.place_bid(people["bob"], listing["id"], 5000)
     clock.advance(30)
     with pytest.raises(AuctionClosed):
-        market.place_bid(people["bob"].address, listing["id"], 9000)
+        market.place_bid(people["bob"], listing["id"], 9000)
     deal = wait_for(lambda: market.deals(), what="a deal")[0]
     assert deal["buyer"] == people["carol"].address
 
@@ -54,18 +54,18 @@ def test_refusals_for_tokens_escrow_and_roles(runtime, people):
         market.create_listing(bob, 1, 1000, 30)
     listing = market.create_listing(alice, 10, 1000, 30)
     with pytest.raises(InsufficientEscrow, match="deposit more"):
-        market.place_bid(bob.address, listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
+        market.place_bid(bob, listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
     # A bid that fits the escrow only if bob's other leading bids are ignored is refused.
-    market.place_bid(bob.address, listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
+    market.place_bid(bob, listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
     second = market.create_listing(alice, 10, 1000, 30)
     with pytest.raises(InsufficientEscrow):
-        market.place_bid(bob.address, second["id"], 2 * 10**18)  # another 0.02 ETH
+        market.place_bid(bob, second["id"], 2 * 10**18)  # another 0.02 ETH
 
 
 def test_an_acknowledged_bid_is_on_disk(runtime, people):
     market = runtime.market
     listing = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["bob"].address, listing["id"], 1234)
+    market.place_bid(people["bob"], listing["id"], 1234)
     other = Store(runtime.store.path)  # a second connection sees only what was committed
     assert [b["price"] for b in other.bids(listing["id"])] == [1234]
     other.close()

@@ -40,7 +40,7 @@ def listing(account, listing_id):
 @bp.post("/api/listings/<int:listing_id>/bids")
 @login_required
 def bid(account, listing_id):
-    listing = runtime().market.place_bid(account.address, listing_id, body().get("price_wei"))
+    listing = runtime().market.place_bid(account, listing_id, body().get("price_wei"))
     return jsonify(listing), 201
 
 
