@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 from urllib.parse import urlparse
 
 from eth_account.signers.local import LocalAccount
@@ -11,11 +12,15 @@ from web3 import Web3
 from geth_private.errors import CapabilityMissing, ChainError
 
 # Capability flags a backend may advertise; callers test these instead of backend classes.
-MINING_TOGGLE = "mining_toggle"
-MINE_ON_DEMAND = "mine_on_demand"
+MINING_TOGGLE = "mining_toggle"  # block production can be stopped and started
+MINE_ON_DEMAND = "mine_on_demand"  # mine(n) produces blocks now
+BLOCK_PERIOD = "block_period"  # set_block_period(s) makes a block every s seconds
+TXPOOL = "txpool"  # the node lists its pending transactions
 SNAPSHOT = "snapshot"
-ONE_PENDING_PER_SENDER = "one_pending_per_sender"
-PERSISTENT = "persistent"
+ONE_PENDING_PER_SENDER = "one_pending_per_sender"  # the app must queue the rest
+PERSISTENT = "persistent"  # blocks, balances and contracts survive a restart
+PEERS = "peers"  # the node reports its peers (geth)
+TIME_TRAVEL = "time_travel"
 
 
 class ChainBackend(ABC):
@@ -53,6 +58,22 @@ class ChainBackend(ABC):
         """Produce blocks now."""
         raise CapabilityMissing(f"{self.uri} cannot mine on demand")
 
+    def set_block_period(self, seconds: int) -> None:
+        """Produce a block every `seconds` (0: one block per transaction where supported)."""
+        raise CapabilityMissing(f"{self.uri} cannot change its block period")
+
+    def block_period(self) -> int | None:
+        """Seconds between blocks, 0 for a block per transaction, None when unknown."""
+        return None
+
+    def pending_hashes(self) -> list[str]:
+        """Hashes of the transactions waiting in the node's pool."""
+        raise CapabilityMissing(f"{self.uri} does not list its pending transactions")
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The node's peers."""
+        raise CapabilityMissing(f"{self.uri} does not report peers")
+
     def snapshot(self) -> object:
         """Take a state snapshot to revert to later."""
         raise CapabilityMissing(f"{self.uri} has no snapshots")
@@ -65,6 +86,21 @@ class ChainBackend(ABC):
         """Whether this backend advertises a capability flag."""
         return capability in self.capabilities
 
+    def status(self) -> dict[str, Any]:
+        """What an operator wants to know of the node at a glance."""
+        w3 = self.w3
+        info: dict[str, Any] = {
+            "uri": self.uri,
+            "client": w3.client_version,
+            "chain_id": w3.eth.chain_id,
+            "block": w3.eth.block_number,
+            "capabilities": sorted(self.capabilities),
+        }
+        if self.has(MINING_TOGGLE):
+            info["mining"] = self.is_mining()
+        info["block_period"] = self.block_period()
+        return info
+
     def __enter__(self) -> ChainBackend:
         self.start()
         return self
@@ -73,14 +109,30 @@ class ChainBackend(ABC):
         self.stop()
 
 
-def backend_from_uri(uri: str) -> ChainBackend:
-    """Pick the backend for a chain URI such as `embedded://`."""
-    scheme = urlparse(uri).scheme or uri.rstrip(":/")
+def backend_from_uri(uri: str, data_dir: str | None = None) -> ChainBackend:
+    """Pick the backend for a chain URI: embedded://, anvil://, geth://, http(s)://, ws(s)://, ipc.
+
+    data_dir is where a managed node (anvil, geth) keeps its state unless the URI names a path.
+    """
+    parsed = urlparse(uri)
+    scheme = parsed.scheme or ("ipc" if uri.endswith(".ipc") else uri.rstrip(":/"))
     if scheme == "embedded":
         from geth_private.embedded import EmbeddedBackend
 
         return EmbeddedBackend(uri)
+    if scheme == "anvil":
+        from geth_private.anvil import AnvilBackend
+
+        return AnvilBackend(uri, data_dir)
+    if scheme == "geth":
+        from geth_private.geth import GethBackend
+
+        return GethBackend(uri, data_dir)
+    if scheme in ("http", "https", "ws", "wss", "ipc"):
+        from geth_private.remote import RemoteBackend
+
+        return RemoteBackend(uri)
     raise ChainError(
-        f"unsupported chain URI {uri!r}: this build supports embedded:// "
-        "(anvil://, geth:// and http:// arrive with the chain-layer issue)"
+        f"unsupported chain URI {uri!r}: use embedded://, anvil://, geth://, http(s)://, "
+        "ws(s):// or the path of a node's .ipc file"
     )

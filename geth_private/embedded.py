@@ -17,6 +17,7 @@ from geth_private.backend import (
     MINING_TOGGLE,
     ONE_PENDING_PER_SENDER,
     SNAPSHOT,
+    TIME_TRAVEL,
     ChainBackend,
 )
 from geth_private.errors import ChainUnavailable
@@ -64,7 +65,9 @@ def _revert_data(err: TransactionFailed) -> bytes | None:
 class EmbeddedBackend(ChainBackend):
     """A py-evm chain inside this process; auto-mine on/off stands in for mining."""
 
-    capabilities = frozenset({MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER})
+    capabilities = frozenset(
+        {MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER, TIME_TRAVEL}
+    )
 
     def __init__(self, uri: str = "embedded://"):
         self.uri = uri
@@ -113,6 +116,9 @@ class EmbeddedBackend(ChainBackend):
 
     def is_mining(self) -> bool:
         return bool(self.tester.auto_mine_transactions)
+
+    def block_period(self) -> int | None:
+        return 0  # a block per transaction while mining
 
     def mine(self, blocks: int = 1) -> None:
         with self._lock:
