@@ -1,0 +1,504 @@
+"""geth as a managed child process on a private network: genesis, datadir, keystore, peers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qsl, urlparse
+
+from eth_account.signers.local import LocalAccount
+from geth.chain import initialize_chain
+from geth.exceptions import PyGethException, PyGethGethError
+from geth.main import get_geth_version_info_string
+from geth.process import BaseGethProcess
+from geth.types import GethKwargsTypedDict
+from geth.utils.timeout import Timeout
+from geth.wrapper import construct_popen_command
+from web3 import Web3
+from web3.exceptions import Web3Exception
+from web3.types import RPCEndpoint
+
+from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, TXPOOL, ChainBackend
+from geth_private.errors import CapabilityMissing, ChainError, ChainUnavailable
+from geth_private.genesis import make_genesis, read_genesis
+from geth_private.keystore import DEFAULT_SCRYPT_N, Keystore
+
+log = logging.getLogger(__name__)
+
+# URI grammar (every key optional; datadir defaults to <data_dir>/geth):
+#   geth://?datadir=PATH&networkid=N&period=S&port=P&http=P&ws=P&authrpc=P
+#          &peers=enode://ID@HOST:PORT,enode://…&genesis=PATH
+DEFAULTS = {
+    "networkid": 1337,
+    "period": 5,
+    "port": 30303,
+    "http": 8545,
+    "ws": 8546,
+    "authrpc": 8551,
+}
+URI_KEYS = frozenset({"datadir", "peers", "genesis", *DEFAULTS})
+MIN_VERSION = (1, 13, 0)
+LAST_CLIQUE = (1, 13)  # geth 1.14 refuses pre-merge chains; from then on only --dev seals alone
+LOOPBACK = "127.0.0.1"
+OPERATOR_FUNDS = 10**6 * 10**18  # wei prefunded to the operator (faucet) account in the genesis
+START_TIMEOUT = 60
+NOT_FOUND = "geth not found: install geth ≥ 1.13 or set GETH_BINARY"
+_VERSION = re.compile(r"^Version:\s*(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+
+
+def parse_version(output: str) -> tuple[int, int, int]:
+    """(major, minor, patch) from the output of `geth version`."""
+    match = _VERSION.search(output)
+    if match is None:
+        raise ChainUnavailable(
+            "no 'Version:' line in the output of `geth version`: "
+            "point GETH_BINARY at a geth ≥ 1.13 binary"
+        )
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def uses_clique(version: tuple[int, int, int]) -> bool:
+    """Whether this geth seals a private chain with clique (≤ 1.13) rather than --dev (≥ 1.14)."""
+    return version[:2] <= LAST_CLIQUE
+
+
+def capabilities_for(version: tuple[int, int, int]) -> frozenset[str]:
+    """What a geth of this version can do for us; missing ones are reported, never faked."""
+    if uses_clique(version):
+        # No BLOCK_PERIOD: the clique period is fixed in the genesis; set_block_period cannot work.
+        return frozenset({MINING_TOGGLE, TXPOOL, PEERS, PERSISTENT})
+    # --dev seals unconditionally (no miner to stop) and turns peer-to-peer networking off.
+    return frozenset({TXPOOL, PERSISTENT})
+
+
+def find_geth() -> str:
+    """The geth binary: GETH_BINARY if set, else `geth` on PATH."""
+    named = os.environ.get("GETH_BINARY")
+    if named:
+        found = shutil.which(named)
+        if found is None:
+            raise ChainUnavailable(
+                f"GETH_BINARY={named} is not an executable file: "
+                "point it at a geth ≥ 1.13 binary or unset it to use geth from PATH"
+            )
+        return found
+    found = shutil.which("geth")
+    if found is None:
+        raise ChainUnavailable(NOT_FOUND)
+    return found
+
+
+@dataclass(frozen=True)
+class GethOptions:
+    """What a geth:// URI asks for."""
+
+    datadir: Path
+    networkid: int = DEFAULTS["networkid"]
+    period: int = DEFAULTS["period"]
+    port: int = DEFAULTS["port"]
+    http: int = DEFAULTS["http"]
+    ws: int = DEFAULTS["ws"]
+    authrpc: int = DEFAULTS["authrpc"]
+    peers: tuple[str, ...] = ()
+    genesis: Path | None = None
+
+
+def parse_geth_uri(uri: str, data_dir: str | None) -> GethOptions:
+    """Read a geth:// URI; unknown keys and bad values are refused with what to write instead."""
+    parsed = urlparse(uri)
+    if parsed.netloc or parsed.path.strip("/"):
+        raise ChainError(
+            f"{uri!r}: geth:// starts a local node and takes only ?key=value options; "
+            "to use a geth that is already running, give its http://host:port"
+        )
+    query = dict(parse_qsl(parsed.query, keep_blank_values=True))
+    unknown = sorted(set(query) - URI_KEYS)
+    if unknown:
+        raise ChainError(
+            f"unknown geth:// option {', '.join(unknown)}: use {', '.join(sorted(URI_KEYS))}"
+        )
+    numbers: dict[str, Any] = {}
+    for key in DEFAULTS:
+        if key in query:
+            try:
+                numbers[key] = int(query[key])
+            except ValueError:
+                raise ChainError(
+                    f"geth:// option {key}={query[key]!r} must be a whole number"
+                ) from None
+            if numbers[key] < 0 or (key != "period" and numbers[key] == 0):
+                raise ChainError(f"geth:// option {key}={query[key]} is out of range")
+    peers = tuple(p.strip() for p in query.get("peers", "").split(",") if p.strip())
+    for peer in peers:
+        if not peer.startswith("enode://") or "@" not in peer:
+            raise ChainError(
+                f"peer {peer!r} is not an enode URL: write enode://<node id>@host:port"
+            )
+    if query.get("datadir"):
+        datadir = Path(query["datadir"]).expanduser()
+    elif data_dir:
+        datadir = Path(data_dir) / "geth"
+    else:
+        raise ChainError("geth:// needs somewhere to keep its chain: add ?datadir=/path to the URI")
+    genesis = Path(query["genesis"]).expanduser() if query.get("genesis") else None
+    return GethOptions(datadir=datadir.absolute(), peers=peers, genesis=genesis, **numbers)
+
+
+class _NodeProcess(BaseGethProcess):
+    """py-geth's process base (a context manager) on our datadir, its output in a log file."""
+
+    # Not DevGethProcess: it imposes its own datadir layout, a published default password,
+    # random ports, verbosity 5 and always --dev. Not MainnetGethProcess: it refuses a datadir.
+
+    def __init__(self, geth_kwargs: GethKwargsTypedDict, log_file: IO[bytes]):
+        super().__init__(geth_kwargs, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+
+    @property
+    def data_dir(self) -> str:
+        return str(self.geth_kwargs["data_dir"])
+
+
+class GethBackend(ChainBackend):
+    """A geth child process: clique sealing on geth ≤ 1.13, --dev on ≥ 1.14; keys stay with us."""
+
+    def __init__(
+        self, uri: str = "geth://", data_dir: str | None = None, *, scrypt_n: int = DEFAULT_SCRYPT_N
+    ):
+        self.uri = uri
+        self.options = parse_geth_uri(uri, data_dir)
+        self.scrypt_n = scrypt_n
+        self.capabilities = frozenset()  # known once version() has asked the binary
+        self._binary: str | None = None
+        self._version: tuple[int, int, int] | None = None
+        self._stack = contextlib.ExitStack()
+        self._w3: Web3 | None = None
+        self._faucet: LocalAccount | None = None
+        self._period: int | None = None
+        d = self.datadir = self.options.datadir
+        self.keystore_dir = d / "keystore"  # geth's keystore: the sealer's key, never a user's
+        self.log_path = d / "geth.log"
+        self.genesis_path = d / "genesis.json"  # where py-geth's initialize_chain writes it
+        self.http_url = f"http://{LOOPBACK}:{self.options.http}"
+        self._sealer_pass = d / "sealer.pass"
+        self._operator_dir = d / "operator"  # outside geth's keystore: geth never sees this key
+        self._operator_pass = d / "operator.pass"
+
+    # -- binary and version -----------------------------------------------------------------
+
+    def binary(self) -> str:
+        """Path of the geth binary this backend runs."""
+        if self._binary is None:
+            self._binary = find_geth()
+        return self._binary
+
+    def version(self) -> tuple[int, int, int]:
+        """geth's version, read once from `geth version`; also fixes the capability flags."""
+        if self._version is None:
+            binary = self.binary()
+            try:
+                output = get_geth_version_info_string(geth_executable=binary, nice=False)
+            except PyGethException as err:
+                raise ChainUnavailable(
+                    f"`{binary} version` failed: point GETH_BINARY at a geth ≥ 1.13 binary ({err})"
+                ) from err
+            self._adopt_version(parse_version(output))
+        assert self._version is not None
+        return self._version
+
+    def _adopt_version(self, version: tuple[int, int, int]) -> None:
+        if version < MIN_VERSION:
+            raise ChainUnavailable(f"geth {'.'.join(map(str, version))} is too old: {NOT_FOUND}")
+        self._version = version
+        self.capabilities = capabilities_for(version)
+
+    @property
+    def clique(self) -> bool:
+        """Whether this node seals with clique (geth ≤ 1.13) rather than running --dev."""
+        return uses_clique(self.version())
+
+    # -- command line -------------------------------------------------------------------------
+
+    def geth_kwargs(self, sealer: str | None) -> GethKwargsTypedDict:
+        """py-geth's keyword form of our command line; `sealer` is the clique signer, if any."""
+        o = self.options
+        apis = "eth,net,web3,txpool,admin" + (",miner" if self.clique else "")
+        kwargs: GethKwargsTypedDict = {
+            "geth_executable": self.binary(),
+            "nice": False,  # py-geth would nice -n 20 it; a sealer must keep its time slot
+            "data_dir": str(self.datadir),
+            "rpc_enabled": True,
+            "rpc_addr": LOOPBACK,
+            "rpc_port": str(o.http),
+            "rpc_api": apis,
+            "ws_enabled": True,
+            "ws_addr": LOOPBACK,
+            "ws_port": str(o.ws),
+            "ws_api": apis,
+            # We speak HTTP; a socket under a deep datadir can exceed the 108-byte path limit.
+            "ipc_disable": True,
+            "no_discover": True,  # peers come only from the URI's static list
+            "verbosity": "3",
+        }
+        # Flags py-geth has no keyword for go in suffix_args (its suffix_kwargs is a dict that it
+        # extends the command with, which adds the keys only).
+        extra = ["--keystore", str(self.keystore_dir)]
+        extra += ["--authrpc.addr", LOOPBACK, "--authrpc.port", str(o.authrpc)]
+        if self.clique:
+            kwargs.update(network_id=str(o.networkid), port=str(o.port))
+            extra += ["--syncmode", "full"]
+            if sealer is not None:
+                # Clique signs blocks inside geth, so the sealer key must be unlocked there: the
+                # one key that goes to the node. It is a dedicated account with no funds, never
+                # a user's; geth refuses any unlock while HTTP is on without this flag, even on
+                # loopback.
+                kwargs["password"] = str(self._sealer_pass)
+                extra += ["--unlock", sealer, "--allow-insecure-unlock"]
+                extra += ["--mine", "--miner.etherbase", sealer]
+        else:
+            # --dev takes the first keystore account (our sealer) as its block producer and
+            # unlocks it with the first line of --password. --networkid is left out: --dev
+            # has no peers, and geth ≥ 1.16 refuses it with --dev.
+            kwargs.update(dev_mode=True, dev_period=str(o.period), password=str(self._sealer_pass))
+        kwargs["suffix_args"] = extra
+        return kwargs
+
+    def process_args(self, sealer: str | None = None) -> list[str]:
+        """The exact geth command line start() runs (sealer: the clique signer's address)."""
+        return construct_popen_command(**self.geth_kwargs(sealer))
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Initialise the datadir if needed, run geth, wait for its RPC, add the static peers."""
+        if self._w3 is not None:
+            return
+        version = self.version()
+        o = self.options
+        if not self.clique and (o.peers or o.genesis):
+            raise CapabilityMissing(
+                f"geth {'.'.join(map(str, version))} runs --dev, which turns peer-to-peer "
+                "networking off: peers= and genesis= need geth 1.13 (clique)"
+            )
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        sealer, genesis = self._prepare()
+        for port in (o.http, o.ws, o.authrpc) + ((o.port,) if self.clique else ()):
+            if _in_use(port):
+                raise ChainUnavailable(
+                    f"{LOOPBACK}:{port} is already in use (another node?): stop it or pick "
+                    "other ports with port=, http=, ws=, authrpc= in the geth:// URI"
+                )
+        if self.clique and sealer is None:
+            self.capabilities = self.capabilities - {MINING_TOGGLE}  # a joined node does not seal
+        self._period = genesis["config"]["clique"]["period"] if self.clique else o.period
+        try:
+            self._launch(self.geth_kwargs(sealer), int(genesis["config"]["chainId"]))
+            self._faucet = self._unlock_operator()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self, kwargs: GethKwargsTypedDict, chain_id: int) -> None:
+        self._stack = contextlib.ExitStack()
+        log_file = self._stack.enter_context(open(self.log_path, "ab"))
+        proc = self._stack.enter_context(_NodeProcess(kwargs, log_file))
+        try:
+            proc.wait_for_rpc(timeout=START_TIMEOUT)
+        except PyGethGethError as err:
+            raise ChainUnavailable(
+                f"geth exited while starting (code {err.return_code}); "
+                f"the end of {self.log_path}:\n{self._log_tail()}"
+            ) from err
+        except Timeout as err:
+            raise ChainUnavailable(
+                f"geth's RPC did not open on {self.http_url} within {START_TIMEOUT} s; "
+                f"see {self.log_path}"
+            ) from err
+        w3 = Web3(Web3.HTTPProvider(self.http_url, request_kwargs={"timeout": 10}))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                answered = w3.eth.chain_id
+                break
+            except (OSError, Web3Exception, ValueError):
+                if not proc.is_alive or time.monotonic() > deadline:
+                    raise ChainUnavailable(
+                        f"geth stopped answering while starting; see {self.log_path}"
+                    ) from None
+                time.sleep(0.1)
+        if answered != chain_id or not proc.is_alive:
+            raise ChainUnavailable(
+                f"{self.http_url} answers with chain id {answered}, not {chain_id}: another "
+                "node holds the port; stop it or choose http= in the geth:// URI"
+            )
+        self._w3 = w3
+        for enode in self.options.peers:
+            # static-nodes.json is ignored since geth 1.11 and --bootnodes is unused with
+            # --nodiscover; admin_addPeer keeps redialling, so we add the list on every start.
+            if not self._rpc("admin_addPeer", [enode]):
+                log.warning("geth refused static peer %s", enode)
+
+    def stop(self) -> None:
+        """Stop geth (SIGINT, then terminate, then kill, as py-geth does) and close its log."""
+        self._stack.close()
+        self._w3 = None
+        self._faucet = None
+
+    @property
+    def w3(self) -> Web3:
+        if self._w3 is None:
+            raise ChainUnavailable("geth is not started: call start() first")
+        return self._w3
+
+    def faucet(self) -> LocalAccount:
+        if self._faucet is None:
+            if self._w3 is None:
+                raise ChainUnavailable("geth is not started: call start() first")
+            raise ChainUnavailable(
+                "this node joined another's genesis and holds no operator key: copy operator/ "
+                "and operator.pass from the first node's datadir"
+            )
+        return self._faucet
+
+    # -- mining, pool, peers -------------------------------------------------------------------
+
+    def set_mining(self, on: bool) -> None:
+        self.version()  # the capability flags are known from here on
+        if not self.has(MINING_TOGGLE):
+            raise CapabilityMissing(self._no_toggle())
+        self._rpc("miner_start" if on else "miner_stop", [])
+
+    def is_mining(self) -> bool:
+        if not self.clique:
+            return True  # --dev always produces blocks: every dev.period s, or per transaction
+        return bool(self._rpc("eth_mining", []))
+
+    def mine(self, blocks: int = 1) -> None:
+        raise CapabilityMissing(
+            f"geth seals on its own clock (a block per {self._period_now()} s): it cannot mine on "
+            "demand; wait for the next block"
+        )
+
+    def block_period(self) -> int | None:
+        return self._period
+
+    def pending_hashes(self) -> list[str]:
+        content = self.w3.geth.txpool.content()
+        found = []
+        for section in ("pending", "queued"):
+            for by_nonce in content.get(section, {}).values():
+                for _, tx in sorted(by_nonce.items(), key=lambda item: int(item[0])):
+                    found.append(Web3.to_hex(tx["hash"]))
+        return found
+
+    def peers(self) -> list[dict[str, Any]]:
+        if not self.has(PEERS):
+            raise CapabilityMissing(
+                "geth ≥ 1.14 runs --dev, which turns peer-to-peer networking off: no peers"
+            )
+        return [json.loads(Web3.to_json(peer)) for peer in self.w3.geth.admin.peers()]
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _prepare(self) -> tuple[str | None, dict[str, Any]]:
+        """The sealer (None on a joined node) and the genesis, running `geth init` if needed."""
+        if (self.datadir / "geth" / "chaindata").is_dir():
+            try:
+                genesis = read_genesis(self.genesis_path)
+            except ValueError as err:
+                raise ChainError(
+                    f"{self.datadir} holds a chain but no readable genesis.json: restore it "
+                    f"or give a new datadir= ({err})"
+                ) from err
+            if ("clique" in genesis["config"]) != self.clique:
+                made = (
+                    "clique (geth 1.13)" if "clique" in genesis["config"] else "--dev (geth ≥ 1.14)"
+                )
+                raise ChainError(
+                    f"{self.datadir} was made for {made}; run it with that geth "
+                    "or give a new datadir="
+                )
+            sealers = Keystore(self.keystore_dir).addresses()
+            sealer = sealers[0] if sealers else None
+            if self.clique and sealer and sealer.lower()[2:] not in genesis["extraData"].lower():
+                sealer = None
+            return sealer, genesis
+        if self.options.genesis is not None:
+            genesis, sealer = read_genesis(self.options.genesis), None
+        else:
+            sealer = Keystore(self.keystore_dir, self.scrypt_n).new(_secret(self._sealer_pass))
+            operator = Keystore(self._operator_dir, self.scrypt_n).new(_secret(self._operator_pass))
+            genesis = make_genesis(
+                self.options.networkid,
+                {operator: OPERATOR_FUNDS},
+                signer=sealer if self.clique else None,
+                period=self.options.period,
+            )
+        self.genesis_path.unlink(missing_ok=True)  # left by an init that failed half-way
+        try:
+            initialize_chain(genesis, str(self.datadir))
+        except PyGethException as err:
+            raise ChainError(
+                f"`geth init` failed; the genesis is {self.genesis_path}: {err}"
+            ) from err
+        return sealer, genesis
+
+    def _unlock_operator(self) -> LocalAccount | None:
+        store = Keystore(self._operator_dir, self.scrypt_n)
+        addresses = store.addresses() if self._operator_dir.is_dir() else []
+        if not addresses or not self._operator_pass.exists():
+            return None
+        return store.unlock(addresses[0], self._operator_pass.read_text().strip())
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        w3 = self.w3  # ChainUnavailable when not started, as is
+        try:
+            return w3.manager.request_blocking(RPCEndpoint(method), params)
+        except (Web3Exception, ValueError, OSError) as err:
+            raise ChainError(f"geth refused {method}: {err}") from err
+
+    def _no_toggle(self) -> str:
+        if self.clique:
+            return "this node joined another's clique network and does not seal blocks"
+        return (
+            "geth ≥ 1.14 runs --dev, which has no miner to stop: it makes a block every "
+            f"{self.options.period} s (0: per transaction); use geth 1.13 for a mining toggle"
+        )
+
+    def _period_now(self) -> int:
+        return self.options.period if self._period is None else self._period
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _secret(path: Path) -> str:
+    """The passphrase in `path`, created (random, owner-only 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    passphrase = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(passphrase + "\n")
+    return passphrase
+
+
+def _in_use(port: int) -> bool:
+    """Whether something already listens on the loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((LOOPBACK, port)) == 0
