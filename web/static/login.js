@@ -3,13 +3,6 @@
 
 document.addEventListener("DOMContentLoaded", async () => {
   const pick = $("account-pick");
-  try {
-    const { accounts } = await api("GET", "/api/accounts");
-    for (const account of accounts) {
-      pick.append(el("option", { value: account.address,
-        textContent: `${account.name} (${account.role}) ${short(account.address)}` }));
-    }
-  } catch (err) { $("login-error").textContent = err.message; }
   pick.addEventListener("change", () => { $("account").value = pick.value; $("passphrase").focus(); });
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -25,4 +18,11 @@ document.addEventListener("DOMContentLoaded", async () => {
       $("login-button").disabled = false;
     }
   });
+  try {
+    const { accounts } = await api("GET", "/api/accounts");
+    for (const account of accounts) {
+      pick.append(el("option", { value: account.address,
+        textContent: `${account.name} (${account.role}) ${short(account.address)}` }));
+    }
+  } catch (err) { $("login-error").textContent = err.message; }
 });

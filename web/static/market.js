@@ -120,23 +120,24 @@ async function refreshUnlisted() {
   try { $("sell-unlisted").textContent = (await api("GET", "/api/wallet")).unlisted_wh; } catch (e) { /* shown on next try */ }
 }
 
-const socket = io("/market", { transports: ["websocket", "polling"] });
-socket.on("snapshot", (s) => {
-  $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
-  listings.clear();
-  s.listings.forEach(upsertListing);
-  s.deals.slice().reverse().forEach(upsertDeal);
-});
-socket.on("listing_created", upsertListing);
-socket.on("bid_placed", upsertListing);
-socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
-socket.on("deal_updated", upsertDeal);
+/* Cards depend on who is looking, so the live channel opens once that is known. */
+function connectLive() {
+  const socket = io("/market", { transports: ["websocket", "polling"] });
+  socket.on("snapshot", (s) => {
+    $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
+    listings.clear();
+    s.listings.forEach(upsertListing);
+    s.deals.slice().reverse().forEach(upsertDeal);
+  });
+  socket.on("listing_created", upsertListing);
+  socket.on("bid_placed", upsertListing);
+  socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
+  socket.on("deal_updated", upsertDeal);
+}
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const me = await loadMe();
-  if (me.role !== "producer") $("sell-card").hidden = true;
-  else refreshUnlisted();
   setInterval(tick, 250);
+  // Handlers first: a click before the first data arrives must not submit the bare form.
   $("sell-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
@@ -150,4 +151,8 @@ document.addEventListener("DOMContentLoaded", async () => {
       refreshUnlisted();
     } catch (err) { toast(err.message, true); }
   });
+  const me = await loadMe();
+  if (me.role !== "producer") $("sell-card").hidden = true;
+  else refreshUnlisted();
+  connectLive();
 });

@@ -43,8 +43,7 @@ const socket = io("/wallet", { transports: ["websocket", "polling"] });
 socket.on("wallet", render);
 
 document.addEventListener("DOMContentLoaded", async () => {
-  await loadMe();
-  render(await api("GET", "/api/wallet"));
+  // Handlers first: a click before the first data arrives must not submit the bare form.
   $("deposit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     if (await act(api("POST", "/api/escrow/deposit", { amount_eth: $("deposit-amount").value }), "Deposit sent")) $("deposit-amount").value = "";
@@ -65,4 +64,6 @@ document.addEventListener("DOMContentLoaded", async () => {
       $("send-amount").value = "";
     }
   });
+  await loadMe();
+  render(await api("GET", "/api/wallet"));
 });
