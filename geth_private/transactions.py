@@ -43,6 +43,7 @@ class TxRecord:
     value: int
     status: str
     created: float
+    submitted: float = 0.0
     block: int | None = None
     gas_used: int | None = None
     error: str | None = None
@@ -65,8 +66,10 @@ class TxManager:
         backend: ChainBackend,
         decode_revert: Callable[[bytes], str | None] | None = None,
         history: int = 500,
+        resubmit_after: float = 15.0,
     ):
         self.backend = backend
+        self.resubmit_after = resubmit_after  # seconds pending before checking it was dropped
         self.decode_revert = decode_revert or (lambda data: None)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._nonces: dict[str, int] = {}
@@ -160,6 +163,7 @@ class TxManager:
             try:
                 receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
             except TransactionNotFound:
+                self._resubmit_if_dropped(record)
                 return
             self._settle(record, receipt)
         self._release(record.sender)
@@ -250,6 +254,7 @@ class TxManager:
             self._notify(record)
             raise TransactionRejected(f"{record.label}: the node refused it: {err}") from err
         record.status = PENDING
+        record.submitted = time.time()
         self._inflight[record.sender][record.tx_hash] = record
         self._notify(record)
 
@@ -266,6 +271,22 @@ class TxManager:
                     self._resign_after(sender, record.nonce)
                     continue
                 self._check_now(record)
+
+    def _resubmit_if_dropped(self, record: TxRecord) -> None:
+        """Send a pending transaction's signed bytes again when the node no longer has it."""
+        if time.time() - record.submitted < self.resubmit_after:
+            return
+        record.submitted = time.time()
+        try:
+            self.w3.eth.get_transaction(record.tx_hash)
+            return  # still in the pool, just not mined yet
+        except TransactionNotFound:
+            pass
+        try:
+            self.w3.eth.send_raw_transaction(record.raw)
+            log.warning("%s was dropped by the node; sent it again", record.label)
+        except Exception as err:  # e.g. "nonce too low": it was mined or replaced meanwhile
+            log.warning("%s was dropped and could not be sent again: %s", record.label, err)
 
     def _check_now(self, record: TxRecord) -> None:
         try:

@@ -74,6 +74,19 @@ class Ledger:
         tx = {"to": address, "value": wei, "gas": GAS["transfer"]}
         self._wait(self.txm.send(faucet, tx, f"Fund {address}"))
 
+    def meter_of(self, meter: str) -> dict[str, Any]:
+        """A meter's registry entry (kind 0 when not enrolled)."""
+        owner, kind, rated, last, last_mint_at = self.token.functions.meterOf(meter).call()
+        return {"owner": owner, "kind": kind, "rated_power_w": rated, "last_reading_wh": last,
+                "last_mint_at": last_mint_at}
+
+    def deployed_at(self, addresses: dict[str, str]) -> bool:
+        """Whether both contracts have code at these addresses on this chain."""
+        return all(
+            self.w3.eth.get_code(Web3.to_checksum_address(addresses[name])) not in (b"", None)
+            for name in ("EnergyToken", "EnergyEscrow")
+        )
+
     def enroll_meter(self, meter: str, owner: str, kind: int, rated_power_w: int) -> None:
         """Enroll a meter account for its owner (admin action)."""
         self._operator_call(

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 class _MeterState:
     board_id: str
     meter: LocalAccount
+    offset_wh: int = 0  # the chain's reading when this board's counter started at zero
     sent_wh: int = 0
     pending: TxRecord | None = None
 
@@ -32,7 +33,10 @@ class Minting:
 
     def add_producer(self, board_id: str, meter: LocalAccount) -> None:
         """Mint for the producer measured by this board, signed by its meter key."""
-        self._meters[board_id] = _MeterState(board_id, meter)
+        # A board's counter restarts at zero with the emulator, while a persistent chain
+        # remembers the meter's last reading: readings are sent on top of it.
+        last, _ = self.ledger.mint_allowance(meter.address)
+        self._meters[board_id] = _MeterState(board_id, meter, offset_wh=last, sent_wh=last)
 
     def step(self, readings: dict[str, float]) -> None:
         """Given the boards' cumulative Wh in, send one mint per meter when a batch is due."""
@@ -43,15 +47,17 @@ class Minting:
                 if state.pending.status == "failed":
                     log.warning("mint from %s failed: %s", board_id, state.pending.error)
                 state.pending = None
-            wh = readings.get(board_id)
-            if wh is None or int(wh) - state.sent_wh < self.batch_wh:
+            if readings.get(board_id) is None:
+                continue
+            wh = state.offset_wh + int(readings[board_id])
+            if wh - state.sent_wh < self.batch_wh:
                 continue
             try:
                 # The token caps each mint by rated power × time since the last one; what
                 # the meter counted beyond that is minted by later readings.
                 last, allowed = self.ledger.mint_allowance(state.meter.address)
-                target = min(int(wh), last + allowed)
-                if target - last < self.batch_wh and target < int(wh):
+                target = min(wh, last + allowed)
+                if target - last < self.batch_wh and target < wh:
                     continue
                 state.pending = self.ledger.mint_reading(state.meter, target)
                 state.sent_wh = target

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS bids (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    block INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deals (
     id INTEGER PRIMARY KEY,
     listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),
@@ -185,6 +189,21 @@ class Store:
     def bid(self, bid_id: int) -> dict[str, Any] | None:
         """One bid by id."""
         return self.one("SELECT * FROM bids WHERE id = ?", bid_id)
+
+    # -- cursors of chain readers ---------------------------------------------------------
+
+    def cursor(self, name: str) -> int | None:
+        """The next block a chain reader called name should read, if it has read before."""
+        row = self.one("SELECT block FROM cursors WHERE name = ?", name)
+        return None if row is None else int(row["block"])
+
+    def set_cursor(self, name: str, block: int) -> None:
+        """Remember where a chain reader stopped."""
+        self.write(
+            "INSERT INTO cursors (name, block) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+            name, block,
+        )
 
     # -- deals -----------------------------------------------------------------------------
 

@@ -29,13 +29,17 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(tmp_path, clock) -> Iterator:
-    """The portal with its runtime started: embedded chain, contracts, three emulated boards."""
+def app(request, tmp_path, clock) -> Iterator:
+    """The portal with its runtime started: a chain (embedded unless parametrized with a URI),
+    the contracts, three emulated boards."""
     from web import create_app, start_runtime
 
+    chain_uri = getattr(request, "param", "embedded://")
     app = create_app(
         {
             "TESTING": True,
+            "CHAIN_URI": chain_uri,
+            "CHAIN_FALLBACK": False,
             "SECRET_KEY": "test",
             "DATA_DIR": str(tmp_path / "var"),
             "SCRYPT_N": 2**10,  # cheap keystores; the portal default is geth's 2**18

@@ -15,7 +15,8 @@ from web.extensions import socketio
 from web.runtime import Runtime
 
 DEFAULTS: dict[str, Any] = {
-    "CHAIN_URI": "embedded://",
+    "CHAIN_URI": "anvil://",  # falls back to embedded:// when no anvil binary is installed
+    "CHAIN_FALLBACK": True,
     "DATA_DIR": "var",
     "SCRYPT_N": 2**18,
     "DEMO": True,

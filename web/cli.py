@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the portal (chain, emulated boards, market, web)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=5000)
-    run.add_argument("--chain", help="chain URI (default embedded://)")
+    run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
     args = parser.parse_args(argv)
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
     runtime = start_runtime(app)
     url = f"http://{args.host}:{args.port}"
-    print(f"\ngridbid portal at {url}  (chain {app.config['CHAIN_URI']})\n")
+    print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
     print("Demo accounts (log in with the name or address and the passphrase):")
     for acct in runtime.demo_accounts:
         print(f"  {acct['name']:<6} {acct['role']:<9} {acct['address']}  passphrase: "

@@ -15,8 +15,8 @@ from eth_account.signers.local import LocalAccount
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from geth_private import Keystore, TxManager, backend_from_uri
-from geth_private.backend import PERSISTENT
-from geth_private.errors import KeystoreError
+from geth_private.backend import PERSISTENT, ChainBackend
+from geth_private.errors import ChainUnavailable, KeystoreError
 from marketplace.clock import SystemClock
 from marketplace.events import Hub
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
@@ -62,12 +62,11 @@ class Runtime:
     def start(self, spawn: Spawn = _thread) -> None:
         """Bring up chain, contracts, boards and market, then the background loops."""
         cfg = self.config
-        self.backend = backend_from_uri(cfg["CHAIN_URI"])
-        self.backend.start()
+        self.backend = self._start_chain(cfg["CHAIN_URI"])
         self.txm = TxManager(self.backend)
         self.ledger = Ledger(self.txm, self.backend.faucet())
-        self.ledger.deploy()
         self.store = Store(self._store_path())
+        self._deploy_or_attach()
         self.microgrid = Microgrid(
             speed=cfg["EMULATOR_SPEED"], start_hour=cfg["EMULATOR_START_HOUR"], seed=1
         )
@@ -109,6 +108,35 @@ class Runtime:
         return self.keyring.add(account), account
 
     # -- internals -------------------------------------------------------------------------
+
+    def _start_chain(self, uri: str) -> ChainBackend:
+        """Start the configured chain; without an anvil binary, fall back to embedded."""
+        backend = backend_from_uri(uri, str(self.data_dir))
+        try:
+            backend.start()
+        except ChainUnavailable as err:
+            if not uri.startswith("anvil:") or not self.config.get("CHAIN_FALLBACK", True):
+                raise
+            log.warning("%s; falling back to the embedded chain (memory only)", err)
+            backend = backend_from_uri("embedded://")
+            backend.start()
+        self.chain_uri = backend.uri
+        return backend
+
+    def _deploy_or_attach(self) -> None:
+        """Reuse the contracts of the address book when this chain still has them."""
+        book = self.data_dir / "contracts.json"
+        chain_id = self.ledger.w3.eth.chain_id
+        if self.backend.has(PERSISTENT) and book.exists():
+            saved = json.loads(book.read_text())
+            if saved.get("chain_id") == chain_id and self.ledger.deployed_at(saved):
+                self.ledger.attach(saved)
+                log.info("using the contracts deployed before: %s", saved)
+                return
+        addresses = self.ledger.deploy()
+        if self.backend.has(PERSISTENT):
+            book.parent.mkdir(parents=True, exist_ok=True)
+            book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))
 
     def _store_path(self) -> Path:
         if self.config.get("STORE_PATH"):
@@ -169,14 +197,19 @@ class Runtime:
                 self._save_names(names)
             address = names[spec["name"]]
             meter = self._meter_key(spec["board"])
-            self.ledger.fund(address, cfg["DEMO_FUNDS_ETH"] * ETHER)
-            self.ledger.fund(meter.address, 10 * ETHER)
+            # On a persistent chain the accounts keep what they had: top up, never pile up.
+            if self.ledger.eth_balance(address) < cfg["DEMO_FUNDS_ETH"] * ETHER // 2:
+                self.ledger.fund(address, cfg["DEMO_FUNDS_ETH"] * ETHER)
+            if self.ledger.eth_balance(meter.address) < ETHER:
+                self.ledger.fund(meter.address, 10 * ETHER)
             kind = PRODUCER if spec["role"] == "producer" else CONSUMER
             # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
             # can top the peak: the rating in chain time carries both.
             rated = (cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"])
-            rated *= cfg["EMULATOR_SPEED"] * 1.25
-            self.ledger.enroll_meter(meter.address, address, kind, int(rated))
+            rated = int(rated * cfg["EMULATOR_SPEED"] * 1.25)
+            entry = self.ledger.meter_of(meter.address)
+            if (entry["owner"], entry["kind"], entry["rated_power_w"]) != (address, kind, rated):
+                self.ledger.enroll_meter(meter.address, address, kind, rated)
             self.market.add_participant(spec["name"], address, spec["role"], spec["board"], meter)
             self.demo_accounts.append(
                 {"name": spec["name"], "address": address, "role": spec["role"],
@@ -185,7 +218,8 @@ class Runtime:
 
     def _watch_events(self) -> None:
         """Read contract events by polling logs and announce them on the hub."""
-        poller = self.ledger.log_poller()
+        # The cursor is kept in the store, so a restart goes on where the last run stopped.
+        poller = self.ledger.log_poller(self.store.cursor("events") or 0)
         while not self._stop.wait(self.config["EVENT_POLL_S"]):
             try:
                 for raw in poller.poll():
@@ -198,6 +232,7 @@ class Runtime:
                         {"event": name, "args": {k: _plain(v) for k, v in args.items()},
                          "block": raw["blockNumber"], "tx": raw["transactionHash"].to_0x_hex()},
                     )
+                self.store.set_cursor("events", poller.cursor)
             except Exception:  # the node may hiccup; the cursor keeps our place
                 log.exception("event polling failed")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import wait_for
 from web.extensions import socketio
 
@@ -14,6 +16,7 @@ def events(client, name):
     return [e["args"][0] for e in client.get_received("/market") if e["name"] == name]
 
 
+@pytest.mark.parametrize("app", ["embedded://", "anvil://"], indirect=True)
 def test_one_trade_end_to_end(app, runtime, login, clock):
     ledger, bridge = runtime.ledger, runtime.bridge
     demo = {a["name"]: a["address"] for a in runtime.demo_accounts}

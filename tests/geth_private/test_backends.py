@@ -1,0 +1,133 @@
+"""One suite for every chain backend here: embedded always, anvil, geth given GETH_BINARY."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from eth_account import Account
+
+from geth_private import TransactionReverted, TxManager, backend_from_uri
+from geth_private.anvil import find_anvil
+from geth_private.backend import MINING_TOGGLE, ONE_PENDING_PER_SENDER, PERSISTENT, TXPOOL
+from marketplace.errors import ChainActionFailed
+from marketplace.ledger import Ledger
+
+ETH = 10**18
+
+BACKENDS = [
+    pytest.param("embedded://", id="embedded"),
+    pytest.param("anvil://?interval=1", id="anvil", marks=pytest.mark.skipif(
+        find_anvil() is None, reason="anvil not installed: `npm ci` installs it")),
+    pytest.param("geth://", id="geth", marks=pytest.mark.skipif(
+        not os.environ.get("GETH_BINARY"),
+        reason="set GETH_BINARY to a geth >= 1.13 binary to run the shared suite on geth")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def chain(request, tmp_path):
+    backend = backend_from_uri(request.param, str(tmp_path))
+    backend.start()
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture
+def ledger(chain):
+    ledger = Ledger(TxManager(chain), chain.faucet())
+    ledger.deploy()
+    return ledger
+
+
+def funded(ledger, wei=5 * ETH):
+    account = Account.create()
+    ledger.fund(account.address, wei)
+    return account
+
+
+def test_a_locally_signed_transfer_arrives(chain, ledger):
+    alice, bob = funded(ledger), Account.create()
+    receipt = ledger.txm.transact(alice, {"to": bob.address, "value": ETH, "gas": 21_000}, "pay")
+    assert receipt["status"] == 1 and chain.w3.eth.get_balance(bob.address) == ETH
+
+
+def test_contract_events_are_read_by_polling_logs(chain, ledger):
+    poller = ledger.log_poller(0)
+    first = [ledger.decode(raw)[0] for raw in poller.poll()]
+    assert "RoleGranted" in first  # the deploy granted the escrow its burn role
+    assert poller.poll() == []  # the cursor moved past them
+    buyer = funded(ledger)
+    ledger.wait(ledger.deposit(buyer, ETH // 10))
+    assert [ledger.decode(raw) for raw in poller.poll()] == [
+        ("Deposited", {"buyer": buyer.address, "amount": ETH // 10})
+    ]
+
+
+def test_mining_off_holds_transactions_until_mining_on(chain, ledger):
+    if not chain.has(MINING_TOGGLE):
+        pytest.skip(f"{chain.uri} reports no mining toggle")
+    alice, bob = funded(ledger), Account.create()
+    txm = ledger.txm
+    txm.set_mining(False)
+    assert chain.is_mining() is False
+    head = chain.w3.eth.block_number
+    records = [txm.send(alice, {"to": bob.address, "value": 1, "gas": 21_000}, f"t{i}")
+               for i in range(3)]
+    assert {r.status for r in records} <= {"pending", "queued"}
+    assert len(txm.pending(alice.address)) == 3
+    if chain.has(TXPOOL):
+        assert {r.tx_hash for r in records} <= set(chain.pending_hashes())
+    if chain.has(ONE_PENDING_PER_SENDER):
+        assert [r.status for r in records] == ["pending", "queued", "queued"]
+    time.sleep(0.3)
+    assert chain.w3.eth.block_number == head and chain.w3.eth.get_balance(bob.address) == 0
+    txm.set_mining(True)
+    for record in records:
+        txm.wait(record, timeout=10)
+    assert chain.w3.eth.get_balance(bob.address) == 3 and txm.pending() == []
+
+
+def test_reverts_carry_the_decoded_custom_error(chain, ledger):
+    stranger = funded(ledger)
+    with pytest.raises(ChainActionFailed, match=r"InsufficientBalance\(0, 5\)"):
+        ledger.withdraw(stranger, 5)  # refused before sending, from a simulated call
+    record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
+    with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
+        ledger.txm.wait(record)
+
+
+def test_state_survives_a_restart(chain, ledger):
+    if not chain.has(PERSISTENT):
+        pytest.skip(f"{chain.uri} keeps nothing across restarts")
+    alice = funded(ledger, 3 * ETH)
+    token = ledger.token.address
+    chain.stop()  # a clean stop writes the state
+    chain.start()
+    assert chain.w3.eth.get_balance(alice.address) == 3 * ETH
+    assert chain.w3.eth.get_code(token) != b""
+    if not hasattr(chain, "kill"):
+        return
+    bob = funded(Ledger(TxManager(chain), chain.faucet()), 2 * ETH)
+    time.sleep(chain.state_interval + 1.5)  # the periodic dump covers a crash after it
+    chain.kill()  # kill -9: no chance to save on the way out
+    chain.start()
+    assert chain.w3.eth.get_balance(bob.address) == 2 * ETH
+
+
+def test_a_dropped_transaction_is_sent_again(chain, ledger):
+    if not chain.has(TXPOOL) or not hasattr(chain, "drop_transaction"):
+        pytest.skip(f"{chain.uri} cannot drop a transaction from its pool")
+    alice, bob = funded(ledger), Account.create()
+    txm = ledger.txm
+    txm.resubmit_after = 0.0
+    txm.set_mining(False)
+    record = txm.send(alice, {"to": bob.address, "value": 7, "gas": 21_000}, "dropped")
+    chain.drop_transaction(record.tx_hash)
+    assert record.tx_hash not in chain.pending_hashes()
+    txm.poll()  # notices the node lost it and sends the same signed bytes again
+    assert record.tx_hash in chain.pending_hashes()
+    txm.set_mining(True)
+    txm.wait(record, timeout=10)
+    assert chain.w3.eth.get_balance(bob.address) == 7
