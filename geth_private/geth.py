@@ -280,6 +280,13 @@ class GethBackend(ChainBackend):
 
     # -- life cycle ---------------------------------------------------------------------------
 
+    def init(self) -> Path:
+        """Write the genesis and run `geth init` (once); the genesis file's path."""
+        self.version()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+        return self.genesis_path
+
     def start(self) -> None:
         """Initialise the datadir if needed, run geth, wait for its RPC, add the static peers."""
         if self._w3 is not None:

@@ -166,11 +166,14 @@ class Ledger:
         tx = self._tx(self.escrow, "openDeal", [bid_tuple(bid), signature, energy_wh, expires])
         return self._send(self.operator, tx, f"Open deal for listing {bid['listingId']}")
 
-    def mint_allowance(self, meter: str) -> tuple[int, int]:
-        """(last minted reading, Wh mintable by a block mined now) of a producer meter."""
+    def mint_allowance(self, meter: str, margin_s: int = 0) -> tuple[int, int]:
+        """(last minted reading, Wh mintable by a block mined now) of a producer meter.
+
+        The next block's timestamp is estimated as the wall clock, or one second after the
+        head when the chain runs ahead of it; margin_s seconds are taken off that estimate.
+        """
         _, _, rated_w, last_wh, last_mint_at = self.token.functions.meterOf(meter).call()
-        # The next block is stamped with the wall clock, and at least one second after the head.
-        now = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1)
+        now = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1) - margin_s
         return last_wh, rated_w * max(0, now - last_mint_at) // 3600
 
     def deal_id_from(self, record: TxRecord) -> int:

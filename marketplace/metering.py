@@ -20,6 +20,7 @@ class _MeterState:
     meter: LocalAccount
     offset_wh: int = 0  # the chain's reading when this board's counter started at zero
     sent_wh: int = 0
+    margin_s: int = 0  # seconds taken off the next block's estimated time after a refusal
     pending: TxRecord | None = None
 
 
@@ -45,7 +46,13 @@ class Minting:
                 if state.pending.status in ("queued", "pending"):
                     continue  # one mint in flight per meter; the next covers what came since
                 if state.pending.status == "failed":
-                    log.warning("mint from %s failed: %s", board_id, state.pending.error)
+                    if "MintAboveCap" in (state.pending.error or ""):
+                        # The block came earlier than estimated: ask for less next time.
+                        state.margin_s = min(state.margin_s + 1, 10)
+                        log.info("mint from %s above its cap; retrying with less", board_id)
+                    else:
+                        log.warning("mint from %s failed: %s", board_id, state.pending.error)
+                    state.sent_wh = self.ledger.mint_allowance(state.meter.address)[0]
                 state.pending = None
             if readings.get(board_id) is None:
                 continue
@@ -55,7 +62,7 @@ class Minting:
             try:
                 # The token caps each mint by rated power × time since the last one; what
                 # the meter counted beyond that is minted by later readings.
-                last, allowed = self.ledger.mint_allowance(state.meter.address)
+                last, allowed = self.ledger.mint_allowance(state.meter.address, state.margin_s)
                 target = min(wh, last + allowed)
                 if target - last < self.batch_wh and target < wh:
                     continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -36,6 +37,18 @@ CREATE TABLE IF NOT EXISTS bids (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_hash TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    block INTEGER,
+    gas_used INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_by_sender ON transactions(sender, created);
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL
@@ -189,6 +202,28 @@ class Store:
     def bid(self, bid_id: int) -> dict[str, Any] | None:
         """One bid by id."""
         return self.one("SELECT * FROM bids WHERE id = ?", bid_id)
+
+    # -- transactions the portal signed (receipts the app keeps) -----------------------------
+
+    def save_transaction(self, record: dict[str, Any]) -> None:
+        """Keep (or update) what the app knows of a transaction and its receipt."""
+        self.write(
+            "INSERT INTO transactions (tx_hash, sender, nonce, label, status, created, block,"
+            " gas_used, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tx_hash) DO UPDATE"
+            " SET status = excluded.status, block = excluded.block,"
+            " gas_used = excluded.gas_used, record = excluded.record",
+            record["tx_hash"], record["sender"], record["nonce"], record["label"],
+            record["status"], record["created"], record["block"], record["gas_used"],
+            json.dumps(record),
+        )
+
+    def transactions(self, sender: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest transactions an address sent through the portal."""
+        rows = self.query(
+            "SELECT record FROM transactions WHERE sender = ? ORDER BY created DESC LIMIT ?",
+            sender, limit,
+        )
+        return [json.loads(row["record"]) for row in rows]
 
     # -- cursors of chain readers ---------------------------------------------------------
 

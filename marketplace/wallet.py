@@ -38,7 +38,7 @@ class Wallets:
             "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
             "generation": self._generation(who.get("board_id"), who.get("role")),
             "pending": [r.public() for r in txm.pending(address)],
-            "recent": [r.public() for r in txm.recent(address, 10)],
+            "recent": self.market.store.transactions(address, 10),
             "mining": self.mining_state(),
         }
 

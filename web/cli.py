@@ -17,13 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
+    from geth_private.cli import add_commands
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "run":
         return _run(args)
-    return 2
+    return args.handler(args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from geth_private import Keystore, TxManager, backend_from_uri
 from geth_private.backend import PERSISTENT, ChainBackend
+from geth_private.cli import running_node
 from geth_private.errors import ChainUnavailable, KeystoreError
 from marketplace.clock import SystemClock
 from marketplace.events import Hub
@@ -78,7 +79,7 @@ class Runtime:
         self.wallets = Wallets(self.market)
         if cfg["DEMO"]:
             self._start_demo()
-        self.txm.subscribe(lambda record: self.hub.publish("tx", record.public()))
+        self.txm.subscribe(self._on_transaction)
         self.started = True
         spawn(self.txm.run, self._stop)
         spawn(self.market.run, self._stop, cfg["TICK_S"])
@@ -109,8 +110,18 @@ class Runtime:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _on_transaction(self, record: Any) -> None:
+        """Journal every transaction's status in the store, then announce it."""
+        data = record.public()
+        self.store.save_transaction(data)
+        self.hub.publish("tx", data)
+
     def _start_chain(self, uri: str) -> ChainBackend:
         """Start the configured chain; without an anvil binary, fall back to embedded."""
+        running = running_node(self.data_dir) if uri.startswith("anvil:") else None
+        if running:
+            # `gridbid chain start` already runs this data directory's node: share it.
+            uri = running
         backend = backend_from_uri(uri, str(self.data_dir))
         try:
             backend.start()

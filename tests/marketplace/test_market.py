@@ -69,3 +69,10 @@ def test_an_acknowledged_bid_is_on_disk(runtime, people):
     other = Store(runtime.store.path)  # a second connection sees only what was committed
     assert [b["price"] for b in other.bids(listing["id"])] == [1234]
     other.close()
+
+
+def test_transactions_and_receipts_are_kept_in_the_store(runtime, people):
+    bob = people["bob"].address
+    kept = runtime.store.transactions(bob)
+    assert kept[0]["label"] == "Deposit into escrow" and kept[0]["status"] == "mined"
+    assert kept[0]["block"] > 0 and kept[0]["gas_used"] > 21_000
