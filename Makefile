@@ -55,6 +55,7 @@ system-deps:
 # Benchmarks print their figures (docs/BENCHMARKS.md records them); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/gas.py
+	$(BIN)/python bench/chain.py
 
 compile: node_modules/.installed
 	node contracts/compile.js

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -49,13 +49,15 @@ class TxRecord:
     error: str | None = None
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     raw: bytes = field(default=b"", repr=False)
+    receipt: Any = field(default=None, repr=False)
 
     def public(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (no raw bytes, no parameters)."""
-        data = asdict(self)
-        data.pop("raw")
-        data.pop("params")
-        return data
+        return {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in ("raw", "params", "receipt")
+        }
 
 
 class TxManager:
@@ -80,6 +82,8 @@ class TxManager:
         self._guard = threading.RLock()
         self._listeners: list[Callable[[TxRecord], None]] = []
         self._accounts: dict[str, LocalAccount] = {}
+        self._base_fee = 0
+        self._fees_at = float("-inf")
 
     @property
     def w3(self):
@@ -129,7 +133,7 @@ class TxManager:
         while True:
             self.poll_one(record)
             if record.status == MINED:
-                return self._receipt(record.tx_hash)
+                return record.receipt or self._receipt(record.tx_hash)
             if record.status == FAILED:
                 raise TransactionReverted(record.label, record.error, record.tx_hash)
             if time.monotonic() > deadline:
@@ -209,8 +213,16 @@ class TxManager:
         return self._cached_chain_id
 
     def _fees(self) -> dict[str, int]:
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas") or 0
-        return {"maxFeePerGas": 2 * base + PRIORITY_FEE, "maxPriorityFeePerGas": PRIORITY_FEE}
+        # The base fee moves by at most 12.5% a block; twice it, refreshed each second,
+        # covers it without asking the node for a block on every send.
+        now = time.monotonic()
+        if now - self._fees_at > 1.0:
+            self._base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas") or 0
+            self._fees_at = now
+        return {
+            "maxFeePerGas": 2 * self._base_fee + PRIORITY_FEE,
+            "maxPriorityFeePerGas": PRIORITY_FEE,
+        }
 
     def _next_nonce(self, sender: str) -> int:
         if sender not in self._nonces:
@@ -311,6 +323,7 @@ class TxManager:
             return
         record.block = receipt["blockNumber"]
         record.gas_used = receipt["gasUsed"]
+        record.receipt = receipt
         if receipt["status"] == 1:
             record.status = MINED
         else:
