@@ -6,7 +6,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from geth_private.backend import MINING_TOGGLE
+from geth_private.backend import BLOCK_PERIOD, MINE_ON_DEMAND, MINING_TOGGLE
 from geth_private.errors import ChainError
 from marketplace import rules
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed
@@ -64,26 +64,44 @@ class Wallets:
         return self.ledger.send_ether(account, target, wei).public()
 
     def mining_state(self) -> dict[str, Any]:
-        """Whether blocks are produced, the head's number and what the backend can do."""
+        """Whether blocks are produced, the head, the block period and what the node can do."""
         backend = self.ledger.txm.backend
         can_toggle = backend.has(MINING_TOGGLE)
         return {
             "on": backend.is_mining() if can_toggle else None,
             "can_toggle": can_toggle,
+            "can_mine": backend.has(MINE_ON_DEMAND),
+            "can_set_period": backend.has(BLOCK_PERIOD),
+            "block_period": backend.block_period(),
             "block": self.ledger.block_number(),
             "pending": len(self.ledger.txm.pending()),
         }
+
+    def set_block_period(self, seconds: object) -> dict[str, Any]:
+        """A block every `seconds` while mining (0: one block per transaction)."""
+        period = rules.parse_int(seconds, "block period (s)", 0, 3600)
+        self._control(lambda backend: backend.set_block_period(period))
+        return self.mining_state()
+
+    def mine_block(self) -> dict[str, Any]:
+        """Produce one block now (also while mining is stopped)."""
+        self._control(lambda backend: backend.mine(1))
+        self.ledger.txm.poll()
+        return self.mining_state()
+
+    def _control(self, action: Any) -> None:
+        try:
+            action(self.ledger.txm.backend)
+        except NotImplementedError as err:
+            raise NotAllowed(str(err)) from err
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
 
     def set_mining(self, on: object) -> dict[str, Any]:
         """Start or stop block production."""
         if not isinstance(on, bool):
             raise InvalidInput("'on' must be true or false")
-        try:
-            self.ledger.txm.set_mining(on)
-        except NotImplementedError as err:
-            raise NotAllowed(str(err)) from err
-        except ChainError as err:
-            raise ChainActionFailed(str(err)) from err
+        self._control(lambda backend: self.ledger.txm.set_mining(on))
         return self.mining_state()
 
     def _generation(self, board_id: str | None, role: str | None) -> dict[str, Any] | None:

@@ -32,6 +32,10 @@ function renderMining(m) {
   button.textContent = m.on ? "Stop mining" : "Start mining";
   button.dataset.on = m.on ? "1" : "0";
   button.disabled = !m.can_toggle;
+  $("block-period").textContent = m.block_period === null ? "n/a"
+    : m.block_period === 0 ? "a block per transaction" : `${m.block_period} s`;
+  $("mine-one").hidden = !m.can_mine;
+  $("period-form").hidden = !m.can_set_period;
 }
 
 async function act(promise, done) {
@@ -54,6 +58,15 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("mining-toggle").addEventListener("click", async () => {
     const on = $("mining-toggle").dataset.on !== "1";
     const state = await act(api("POST", "/api/mining", { on }), on ? "Mining started" : "Mining stopped");
+    if (state) renderMining(state);
+  });
+  $("mine-one").addEventListener("click", async () => {
+    const state = await act(api("POST", "/api/mining/mine"), "Mined a block");
+    if (state) renderMining(state);
+  });
+  $("period-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const state = await act(api("POST", "/api/mining", { period: $("period").value }), "Block period set");
     if (state) renderMining(state);
   });
   $("send-form").addEventListener("submit", async (event) => {

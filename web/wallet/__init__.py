@@ -50,4 +50,16 @@ def mining(account):
 @bp.post("/api/mining")
 @login_required
 def set_mining(account):
-    return jsonify(runtime().wallets.set_mining(body().get("on")))
+    data = body()
+    wallets = runtime().wallets
+    if "period" in data:
+        wallets.set_block_period(data["period"])
+    if "on" in data or "period" not in data:
+        return jsonify(wallets.set_mining(data.get("on")))
+    return jsonify(wallets.mining_state())
+
+
+@bp.post("/api/mining/mine")
+@login_required
+def mine(account):
+    return jsonify(runtime().wallets.mine_block())
