@@ -173,12 +173,14 @@ class AnvilBackend(AnvilControl, ChainBackend):
             )
         port = self.port or free_port()
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
         self._process = subprocess.Popen(
             self.command(binary, port), stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )
         log_file.close()
+        self.pid_path.write_text(f"{self._process.pid}\n")
         url = f"http://127.0.0.1:{port}"
         self._w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
         deadline = time.monotonic() + 20
@@ -210,6 +212,7 @@ class AnvilBackend(AnvilControl, ChainBackend):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        self.pid_path.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """Kill anvil without letting it save (tests of crash recovery)."""
@@ -221,3 +224,36 @@ class AnvilBackend(AnvilControl, ChainBackend):
 
     def faucet(self) -> LocalAccount:
         return Account.from_key(DEV_KEY)
+
+    @property
+    def pid_path(self) -> Path:
+        """Where the running anvil's pid is kept, to find it after the portal crashed."""
+        return self.state_path.with_name("anvil.pid")
+
+    def _stop_orphan(self) -> None:
+        """Stop an anvil a crashed portal left on this state file, letting it save first."""
+        try:
+            pid = int(self.pid_path.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if not cmdline or not cmdline[0].endswith(b"anvil") or str(self.state_path).encode() \
+                not in cmdline:
+            return
+        log.warning("stopping anvil %s left running on %s", pid, self.state_path)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the portal dies, even by kill -9 (Linux prctl)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the pid file still lets the next start stop an orphan

@@ -131,3 +131,34 @@ def test_a_dropped_transaction_is_sent_again(chain, ledger):
     txm.set_mining(True)
     txm.wait(record, timeout=10)
     assert chain.w3.eth.get_balance(bob.address) == 7
+
+
+@pytest.mark.skipif(find_anvil() is None, reason="anvil not installed: `npm ci` installs it")
+def test_anvil_goes_when_the_portal_is_killed(tmp_path):
+    """kill -9 of the portal: its anvil saves its state and exits; nothing is left running."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from geth_private import backend_from_uri, TxManager\n"
+        "from eth_account import Account\n"
+        "b = backend_from_uri('anvil://?interval=60', sys.argv[1]); b.start()\n"
+        "t = TxManager(b); a = Account.from_key('0x' + '11' * 32)\n"
+        "t.transact(b.faucet(), {'to': a.address, 'value': 123, 'gas': 21000}, 'x')\n"
+        "print(open(b.pid_path).read().strip(), flush=True); time.sleep(60)\n"
+    )
+    portal = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    anvil_pid = int(portal.stdout.readline())
+    portal.kill()  # SIGKILL: the portal cannot clean up
+    portal.wait()
+    from tests.conftest import wait_for
+
+    wait_for(lambda: not os.path.exists(f"/proc/{anvil_pid}"), what="anvil to exit")
+    chain = backend_from_uri("anvil://", str(tmp_path))
+    chain.start()
+    try:  # the state was saved on the way out, though the interval (60 s) never came
+        assert chain.w3.eth.get_balance(Account.from_key("0x" + "11" * 32).address) == 123
+    finally:
+        chain.stop()
