@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from firmware_bridge import protocol
@@ -20,9 +21,15 @@ Listener = Callable[[str, Reading], None]
 class Bridge:
     """Owns one BoardClient per serial port, caches readings and keeps the boards' failsafe fed."""
 
-    def __init__(self, heartbeat_s: float = 1.0, *, timeout: float = 1.0):
+    def __init__(
+        self, heartbeat_s: float = 1.0, *, timeout: float = 1.0, max_backoff_s: float = 8.0
+    ):
         self.heartbeat_s = heartbeat_s
         self.timeout = timeout
+        self.max_backoff_s = max_backoff_s
+        self._urls: dict[str, str] = {}  # board id -> the port it was attached on
+        self._retry: dict[str, tuple[float, float]] = {}  # board id -> (next try, backoff)
+        self._event_listeners: list[Callable[[str, str, tuple[str, ...]], None]] = []
         self._clients: dict[str, BoardClient] = {}
         self._infos: dict[str, BoardInfo] = {}
         self._latest: dict[str, Reading] = {}
@@ -48,6 +55,7 @@ class Bridge:
                 known["id"] = info.board_id
                 self._clients[info.board_id] = client
                 self._infos[info.board_id] = info
+                self._urls[info.board_id] = url
                 if self._heart is None:
                     self._heart = threading.Thread(
                         target=self._heartbeat, name="bridge-heartbeat", daemon=True
@@ -76,6 +84,19 @@ class Bridge:
                 relays = list(reading.relays)
                 relays[relay] = on
                 self._latest[board_id] = dataclasses.replace(reading, relays=tuple(relays))
+
+    def set_budget(self, board_id: str, wh: float | None, relay: int = 0) -> None:
+        """Let a relay pass at most wh more Wh before the board opens it (None: no limit)."""
+        self._client(board_id).set_budget(relay, wh)
+
+    def online(self, board_id: str) -> bool:
+        """Whether the board's port is open (False while it is unplugged)."""
+        return self._client(board_id).connected
+
+    def subscribe_events(self, listener: Callable[[str, str, tuple[str, ...]], None]) -> None:
+        """Call listener(board_id, verb, args) for FAILSAFE, EXHAUSTED and other board news."""
+        with self._lock:
+            self._event_listeners.append(listener)
 
     def reading(self, board_id: str) -> Reading | None:
         """The latest reading (unsolicited or asked for) without asking the board; None if none."""
@@ -138,8 +159,18 @@ class Bridge:
                 if reading is not None:
                     opened = tuple(False for _ in reading.relays)
                     self._latest[board_id] = dataclasses.replace(reading, relays=opened)
+        elif frame.verb == "EXHAUSTED":
+            log.info("board %s opened relay %s: its budget is spent", board_id, frame.args)
         else:
             log.info("board %s said %s", board_id, frame)
+        if frame.verb != "READING":
+            with self._lock:
+                listeners = list(self._event_listeners)
+            for listener in listeners:
+                try:
+                    listener(board_id, frame.verb, frame.args)
+                except Exception:
+                    log.exception("event listener failed")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
@@ -148,7 +179,48 @@ class Bridge:
             for board_id, client in clients.items():
                 if self._stop.is_set():
                     return
+                if not client.connected:
+                    self._reconnect(board_id)
+                    continue
                 try:
                     client.heartbeat()
                 except BridgeError as err:
                     log.warning("heartbeat to board %s failed: %s", board_id, err)
+
+    def _reconnect(self, board_id: str) -> None:
+        """Reopen an unplugged board's port, backing off; no command is replayed to it."""
+        now = time.monotonic()
+        next_try, backoff = self._retry.get(board_id, (now, self.heartbeat_s / 2))
+        if now < next_try:
+            return
+        url = self._urls[board_id]
+        known = {"id": board_id}
+        try:
+            client = BoardClient(
+                url, timeout=self.timeout, on_event=lambda f: self._on_event(known["id"], f)
+            )
+        except BridgeError as err:
+            backoff = min(backoff * 2, self.max_backoff_s)
+            self._retry[board_id] = (now + backoff, backoff)
+            log.info("board %s still unplugged (%s); next try in %.1f s", board_id, err, backoff)
+            return
+        try:
+            info = client.hello()
+            if info.board_id != board_id:
+                raise BridgeError(f"{url} now answers as {info.board_id}, not {board_id}")
+        except BridgeError as err:
+            client.close()
+            backoff = min(backoff * 2, self.max_backoff_s)
+            self._retry[board_id] = (now + backoff, backoff)
+            log.warning("board %s not back: %s", board_id, err)
+            return
+        with self._lock:
+            old = self._clients.get(board_id)
+            self._clients[board_id] = client
+            self._infos[board_id] = info
+        self._retry.pop(board_id, None)
+        if old is not None:
+            old.close()
+        # The board reports its state after HELLO: relays as they are now, not as we last set
+        # them (its failsafe may have opened them while it was away).
+        log.warning("board %s is back on %s", board_id, url)

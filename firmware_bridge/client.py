@@ -144,6 +144,13 @@ class BoardClient:
         if reply.args[1:] != (str(n), state):
             raise BridgeError(f"{self.url}: relay {n} {state} confirmed as {reply.args[1:]}")
 
+    def set_budget(self, n: int, wh: float | None) -> None:
+        """Give relay n a local Wh budget (None clears it); checked against the reply."""
+        value = "-" if wh is None else f"{wh:.3f}"
+        reply = self.request("BUDGET", n, value)
+        if reply.args[1:] != (str(n), value):
+            raise BridgeError(f"{self.url}: budget of relay {n} confirmed as {reply.args[1:]}")
+
     def heartbeat(self) -> None:
         """Tell the board the host is alive, so its failsafe stays off."""
         self.request("HB")

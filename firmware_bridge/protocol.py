@@ -44,6 +44,7 @@ class Reading:
     soc: float | None = None
     pv_w: float | None = None
     uptime_s: float = 0.0
+    budgets: tuple[float | None, ...] = ()  # Wh left per relay; None where no budget is set
 
 
 def checksum(body: str) -> str:
@@ -129,6 +130,9 @@ def reading_fields(reading: Reading) -> list[str]:
     if reading.pv_w is not None:
         fields.append(f"PV={reading.pv_w:.1f}")
     fields.append(f"T={reading.uptime_s:.1f}")
+    if reading.budgets:
+        fields.append("BUDGET=" + ",".join("-" if b is None else f"{b:.3f}"
+                                           for b in reading.budgets))
     return fields
 
 
@@ -153,7 +157,27 @@ def parse_reading(args: tuple[str, ...] | list[str]) -> Reading:
         soc=_number(values, "SOC") if "SOC" in values else None,
         pv_w=_number(values, "PV") if "PV" in values else None,
         uptime_s=_number(values, "T"),
+        budgets=_budgets(values.get("BUDGET")),
     )
+
+
+def _budgets(text: str | None) -> tuple[float | None, ...]:
+    """The BUDGET field: Wh left per relay, `-` where none is set."""
+    if not text:
+        return ()
+    budgets: list[float | None] = []
+    for part in text.split(","):
+        if part == "-":
+            budgets.append(None)
+            continue
+        try:
+            value = float(part)
+        except ValueError as err:
+            raise FrameError(f"BUDGET entry {part!r} is not a number or -", ERR_ARG) from err
+        if not math.isfinite(value) or value < 0:
+            raise FrameError(f"BUDGET entry {part!r} must be a finite number >= 0", ERR_ARG)
+        budgets.append(value)
+    return tuple(budgets)
 
 
 def _number(values: dict[str, str], key: str) -> float:

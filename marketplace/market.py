@@ -45,6 +45,10 @@ class Grid(Protocol):
         """A reading asked of the board now."""
         ...
 
+    def set_budget(self, board_id: str, wh: float | None, relay: int = 0) -> None:
+        """Let a relay pass at most wh more Wh before the board opens it (None: no limit)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -309,6 +313,9 @@ class Market:
                 baseline_wh=baseline.wh_in if baseline else 0.0,
             )
             row = self.store.deal(did)
+            # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
+            # however late the portal's next look at the meter comes.
+            self._budget(row, float(row["energy_wh"]))
             self._relays(row, on=True)
             self.hub.publish("deal_updated", self.deal(did))
             return
@@ -365,6 +372,7 @@ class Market:
                 self.hub.publish("deal_updated", self.deal(row["id"]))
             return
         self._relays(row, on=False)
+        self._budget(row, None)
         self.store.update_deal(
             row["id"],
             status="closed",
@@ -387,6 +395,13 @@ class Market:
                 self.grid.set_relay(board, on)
             except Exception as err:  # a board fault must not lose the deal's chain state
                 log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
+    def _budget(self, row: dict[str, Any], wh: float | None) -> None:
+        board = self._board(row["buyer"])
+        try:
+            self.grid.set_budget(board, wh)
+        except Exception as err:  # the relay commands still bound the deal
+            log.error("budget of %s not set to %s: %s", board, wh, err)
 
     def _board(self, address: str) -> str:
         return self.participant(address)["board_id"]

@@ -28,6 +28,9 @@ class BoardEmulator:
         self.kind = kind
         self.read = read
         self.relays = [False] * relay_count
+        # Prepaid-meter behaviour: Wh a relay may still pass (None: no budget set).
+        self.budgets: list[float | None] = [None] * relay_count
+        self._events: list[bytes] = []
         self.failsafe_timeout = failsafe_timeout
         self.clock = clock
         # Shared with the microgrid so physics never sees a relay change half-way through a tick.
@@ -39,6 +42,7 @@ class BoardEmulator:
             "READ": self._on_read,
             "RELAY": self._on_relay,
             "HB": self._on_hb,
+            "BUDGET": self._on_budget,
         }
 
     def power_on(self) -> None:
@@ -80,7 +84,26 @@ class BoardEmulator:
                 return False
             self.failsafe_tripped = True  # once per silence, so FAILSAFE is not repeated
             self.relays = [False] * len(self.relays)
+            self._events.append(protocol.encode(protocol.EVENT, 0, "FAILSAFE"))
             return True
+
+    def consume(self, relay: int, wh: float) -> None:
+        """Take energy that passed a relay off its budget; open it when the budget is spent."""
+        with self.lock:
+            budget = self.budgets[relay]
+            if budget is None or wh <= 0:
+                return
+            left = max(0.0, budget - wh)
+            self.budgets[relay] = left
+            if left == 0.0 and self.relays[relay]:
+                self.relays[relay] = False
+                self._events.append(protocol.encode(protocol.EVENT, 0, "EXHAUSTED", relay))
+
+    def drain_events(self) -> list[bytes]:
+        """Unsolicited lines the board owes the host (FAILSAFE, EXHAUSTED), oldest first."""
+        with self.lock:
+            events, self._events = self._events, []
+        return events
 
     def _on_hello(self) -> list[object]:
         return [protocol.VERSION, self.board_id, self.kind, len(self.relays)]
@@ -97,8 +120,27 @@ class BoardEmulator:
         if state not in ("0", "1"):
             raise ValueError(f"relay state {state} is not 0 or 1")
         with self.lock:
+            if state == "1" and self.budgets[int(index)] == 0.0:
+                raise ValueError("budget-exhausted")
             self.relays[int(index)] = state == "1"
         return [int(index), state]
+
+    def _on_budget(self, index: str, value: str) -> list[object]:
+        if not index.isdigit() or not 0 <= int(index) < len(self.relays):
+            raise ValueError(f"relay {index} does not exist (0..{len(self.relays) - 1})")
+        if value == "-":
+            budget = None
+        else:
+            try:
+                budget = float(value)
+            except ValueError as err:
+                raise ValueError(f"budget {value} is not a number of Wh or -") from err
+            if not budget >= 0 or budget == float("inf"):
+                raise ValueError(f"budget {value} must be a finite number >= 0")
+            budget = round(budget, 3)
+        with self.lock:
+            self.budgets[int(index)] = budget
+        return [int(index), "-" if budget is None else f"{budget:.3f}"]
 
 
 def _error(req_id: int, code: int, text: str) -> bytes:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.emulator.models import LeadAcidBattery, Load, Meter, PvEmulator
@@ -66,6 +68,7 @@ class Microgrid:
         self.line_loss_wh = 0.0  # energy lost on the bus so far, for energy-balance checks
         self.lock = threading.RLock()
         self._boards: dict[str, _Board] = {}
+        self.link_dir: Path | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -120,6 +123,7 @@ class Microgrid:
                 soc=b.battery.soc if isinstance(b, _Producer) else None,
                 pv_w=b.pv.power_w if isinstance(b, _Producer) else None,
                 uptime_s=b.emulator.uptime(),
+                budgets=tuple(b.emulator.budgets),
             )
 
     def advance(self, sim_seconds: float, step_s: float | None = None) -> None:
@@ -131,19 +135,49 @@ class Microgrid:
             self._step(dt)
             left -= dt
 
-    def start(self) -> dict[str, str]:
-        """Serve every board on its own pty and run physics in real time × speed; the devices."""
+    def start(self, link_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+        """Serve every board on its own pty and run physics in real time × speed; the devices.
+
+        With link_dir, each board also gets a stable path `<link_dir>/<board_id>` pointing at
+        its pty (as udev's /dev/serial/by-id does), which follows it across unplug/replug.
+        """
         if self._thread is not None:
             raise RuntimeError("microgrid is already started")
+        self.link_dir = Path(link_dir) if link_dir else None
         devices = {}
         for board in self._boards.values():
             board.emulator.power_on()
-            board.server = PtyBoardServer(board.emulator, report_interval=self.report_interval)
-            devices[board.board_id] = board.server.start()
+            devices[board.board_id] = self._serve(board)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="microgrid", daemon=True)
         self._thread.start()
         return devices
+
+    def unplug(self, board_id: str) -> None:
+        """Pull the board's serial cable: its pty closes, the board itself keeps running."""
+        board = self._boards[board_id]
+        if board.server:
+            board.server.stop()
+            board.server = None
+        if self.link_dir:
+            (self.link_dir / board_id).unlink(missing_ok=True)
+
+    def replug(self, board_id: str) -> str:
+        """Plug the cable back in: a new pty (and the stable link moved to it)."""
+        return self._serve(self._boards[board_id])
+
+    def _serve(self, board: _Board) -> str:
+        board.server = PtyBoardServer(board.emulator, report_interval=self.report_interval)
+        device = board.server.start()
+        if self.link_dir is None:
+            return device
+        self.link_dir.mkdir(parents=True, exist_ok=True)
+        link = self.link_dir / board.board_id
+        tmp = link.with_name(f".{board.board_id}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(device)
+        tmp.replace(link)  # atomic, so a reconnecting bridge never sees a missing link
+        return str(link)
 
     def stop(self) -> None:
         """Stop the physics and close every pty (safe to call twice)."""
@@ -155,6 +189,8 @@ class Microgrid:
             if board.server:
                 board.server.stop()
                 board.server = None
+            if self.link_dir:
+                (self.link_dir / board.board_id).unlink(missing_ok=True)
 
     def _parts(self, board_id: str, kind: str) -> tuple[Meter, BoardEmulator]:
         if self._thread is not None:
@@ -191,6 +227,7 @@ class Microgrid:
                 pv_w = p.pv.step(dt)
                 stored, given = p.battery.step(dt, pv_w, ask_w if p in on_prod else 0.0)
                 p.meter.step(dt, p.battery.voltage(), stored, given)
+                p.emulator.consume(0, given)
                 given_wh += given
             delivered_wh = given_wh * (1.0 - LINE_LOSS)
             self.line_loss_wh += given_wh - delivered_wh
@@ -200,6 +237,7 @@ class Microgrid:
                 share = wanted[c.board_id] / demand_w if c in on_cons and demand_w else 0.0
                 wh = delivered_wh * share
                 c.meter.step(dt, bus_v * (1.0 - LINE_LOSS) if wh > 0 else 0.0, wh, 0.0)
+                c.emulator.consume(0, wh)
             self.hour = (self.hour + dt / 3600.0) % 24.0
 
     def _run(self) -> None:
@@ -208,3 +246,6 @@ class Microgrid:
             now = time.monotonic()
             self.advance((now - last) * self.speed)
             last = now
+            for board in list(self._boards.values()):
+                # The failsafe is the board's own timer: it runs with the cable pulled too.
+                board.emulator.check_failsafe()

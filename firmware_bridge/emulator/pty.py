@@ -68,8 +68,9 @@ class PtyBoardServer:
                         self._answer(line)
                 if len(buffer) > protocol.MAX_LINE + 2:
                     buffer = b""  # garbage without a line end: drop it, as firmware would
-            if self.board.check_failsafe():
-                self._write(protocol.encode(protocol.EVENT, 0, "FAILSAFE"))
+            self.board.check_failsafe()
+            for event in self.board.drain_events():
+                self._write(event)
             now = time.monotonic()
             if now >= next_report:
                 # Skip missed slots rather than burst: a late reading is not worth three.
@@ -78,9 +79,13 @@ class PtyBoardServer:
 
     def _answer(self, line: bytes) -> None:
         try:
-            self._write(self.board.handle(line))
+            reply = self.board.handle(line)
+            self._write(reply)
         except Exception:  # a board must never die of a frame; log it as a firmware bug
             log.exception("board %s failed on %r", self.board.board_id, line[:130])
+            return
+        if b" OK HELLO " in reply:
+            self._report()  # a host that (re)connects learns relays and budgets at once
 
     def _report(self) -> None:
         try:

@@ -81,6 +81,8 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     assert onchain["priceWeiPerKWh"] == PRICE_CAROL and onchain["energyWh"] == 40
     assert bridge.read("pv-alice").relays[0] and bridge.read("load-carol").relays[0]
     assert not bridge.read("load-bob").relays[0]
+    # The buyer's board holds the energy bought as a local budget (prepaid-meter behaviour).
+    assert 0 < bridge.read("load-carol").budgets[0] <= 40
     cost = PRICE_CAROL * 40 // 1000
     assert ledger.escrow_locked(carol_addr) == cost
 
@@ -102,6 +104,7 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     final = wait_for(lambda: _closed(carol, deal["id"]), what="the deal to close")
     assert final["close_reason"] in ("closed by buyer", "completed")
     assert not bridge.read("pv-alice").relays[0] and not bridge.read("load-carol").relays[0]
+    assert bridge.read("load-carol").budgets == (None,)
     paid, delivered = int(final["paid_wei"]), final["delivered_wh"]
     assert delivered >= progress["delivered_wh"] > 0
     assert paid == PRICE_CAROL * delivered // 1000
