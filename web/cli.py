@@ -17,9 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
-    from geth_private.cli import add_commands
+    from firmware_bridge.cli import add_commands as add_board_commands
+    from geth_private.cli import add_commands as add_chain_commands
 
-    add_commands(sub)
+    add_chain_commands(sub)
+    add_board_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.emulator.models import LeadAcidBattery, Load, Meter, PvEmulator
-from firmware_bridge.emulator.pty import PtyBoardServer
+from firmware_bridge.emulator.pty import PtyBoardServer, SocketBoardServer
 from firmware_bridge.protocol import Reading
 
 LINE_LOSS = 0.02  # share of the energy leaving a battery that the bus wiring turns into heat
@@ -69,6 +69,7 @@ class Microgrid:
         self.lock = threading.RLock()
         self._boards: dict[str, _Board] = {}
         self.link_dir: Path | None = None
+        self._server_class: type[PtyBoardServer] = PtyBoardServer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -135,12 +136,18 @@ class Microgrid:
             self._step(dt)
             left -= dt
 
-    def start(self, link_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    def start(
+        self, link_dir: str | os.PathLike[str] | None = None, transport: str = "pty"
+    ) -> dict[str, str]:
         """Serve every board on its own pty and run physics in real time × speed; the devices.
 
         With link_dir, each board also gets a stable path `<link_dir>/<board_id>` pointing at
         its pty (as udev's /dev/serial/by-id does), which follows it across unplug/replug.
+        transport "socket" serves each board on a loopback TCP port instead (`socket://` URLs).
         """
+        if transport not in ("pty", "socket"):
+            raise ValueError(f"transport {transport!r} is not pty or socket")
+        self._server_class = SocketBoardServer if transport == "socket" else PtyBoardServer
         if self._thread is not None:
             raise RuntimeError("microgrid is already started")
         self.link_dir = Path(link_dir) if link_dir else None
@@ -167,9 +174,9 @@ class Microgrid:
         return self._serve(self._boards[board_id])
 
     def _serve(self, board: _Board) -> str:
-        board.server = PtyBoardServer(board.emulator, report_interval=self.report_interval)
+        board.server = self._server_class(board.emulator, report_interval=self.report_interval)
         device = board.server.start()
-        if self.link_dir is None:
+        if self.link_dir is None or device.startswith("socket://"):
             return device
         self.link_dir.mkdir(parents=True, exist_ok=True)
         link = self.link_dir / board.board_id

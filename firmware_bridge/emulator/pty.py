@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import socket
 import threading
 import time
 import tty
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 class PtyBoardServer:
     """Reads request lines from a pty's master side, writes replies and periodic readings."""
+
+    _closes_on_eof = False  # a pty has no end of file; a socket connection does
 
     def __init__(self, board: BoardEmulator, report_interval: float = 0.5):
         self.board = board
@@ -59,9 +62,13 @@ class PtyBoardServer:
             ready, _, _ = select.select([self._master], [], [], 0.02)
             if ready:
                 try:
-                    buffer += os.read(self._master, 4096)
+                    chunk = os.read(self._master, 4096)
                 except OSError:  # EIO while no client has the slave open: nothing to read
-                    time.sleep(0.02)
+                    chunk, _ = b"", time.sleep(0.02)
+                else:
+                    if not chunk and self._closes_on_eof:
+                        return  # a socket client hung up
+                buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():  # a blank line is a keep-alive habit of terminals: ignore
@@ -99,3 +106,42 @@ class PtyBoardServer:
             os.write(self._master, data)
         except OSError as err:  # buffer full (nobody reading) or port closing: drop the line
             log.debug("board %s: write dropped: %s", self.board.board_id, err)
+
+
+class SocketBoardServer(PtyBoardServer):
+    """The same board on a TCP port of 127.0.0.1, for pyserial's `socket://` URLs."""
+
+    _closes_on_eof = True
+
+    def start(self) -> str:
+        """Listen on a free loopback port; returns the `socket://127.0.0.1:PORT` URL."""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.device = f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._accept, name=f"board-{self.board.board_id}", daemon=True
+        )
+        self._thread.start()
+        return self.device
+
+    def stop(self) -> None:
+        """Stop listening and drop the client."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+            self._thread = None
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                self.board.check_failsafe()  # its own timer, with nobody connected too
+                continue
+            with conn:
+                conn.setblocking(False)
+                self._master = conn.fileno()
+                self._serve()  # one client at a time, as on a serial line
+                self._master = -1

@@ -1,0 +1,33 @@
+"""`gridbid emulate` prints ports a bridge can open, over ptys and over loopback sockets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from firmware_bridge.bridge import Bridge
+
+
+@pytest.mark.parametrize("transport", [[], ["--socket"]], ids=["pty", "socket"])
+def test_emulate_prints_ports_the_bridge_opens(transport):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "emulate", "--producers", "1", "--consumers", "2",
+         "--seconds", "20", *transport],
+        stdout=subprocess.PIPE, text=True,
+    )
+    bridge = Bridge()
+    try:
+        lines = [process.stdout.readline().split() for _ in range(3)]
+        assert [(b, k) for b, k, _ in lines] == [
+            ("pv-1", "producer"), ("load-1", "consumer"), ("load-2", "consumer")]
+        for board_id, kind, device in lines:
+            info = bridge.attach(device)
+            assert (info.board_id, info.kind) == (board_id, kind)
+        bridge.set_relay("load-2", True)
+        assert bridge.read("load-2").relays == (True,)
+    finally:
+        bridge.close()
+        process.terminate()
+        assert process.wait(timeout=10) == 0
