@@ -1,0 +1,125 @@
+"""Command round trips through BoardClient over a pty: Python board emulator vs C firmware.
+
+For each board: 2,000 `READ` requests and 2,000 `RELAY` toggles, sent one after the other
+through firmware_bridge.client.BoardClient (real pyserial on a pty), as the bridge sends them.
+The emulator is a Microgrid with one consumer, served in this process (it shares the GIL with
+the client); the firmware is the host build of firmware_bridge/firmware, compiled into a temp
+dir and run as a child process. Goal: p99 <= 10 ms. Run: .venv/bin/python bench/serial.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, this file's folder comes first on sys.path and its name would shadow
+# pyserial's `serial` package; the bench needs the real one.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+from firmware_bridge.client import BoardClient  # noqa: E402
+from firmware_bridge.emulator import Microgrid  # noqa: E402
+
+N = 2000
+WARMUP = 100
+GOAL_P99_MS = 10.0
+QUIET = ("--failsafe-ms", "600000")  # the bench sends no heartbeats between its requests
+
+
+@contextmanager
+def emulator() -> Iterator[str]:
+    """The pty device of a consumer board in a started Microgrid."""
+    grid = Microgrid(speed=60.0, failsafe_timeout=600.0)
+    grid.add_consumer("c1")
+    try:
+        yield grid.start()["c1"]
+    finally:
+        grid.stop()
+
+
+@contextmanager
+def firmware() -> Iterator[str]:
+    """The pty device of the C firmware's host build, built into a temp dir."""
+    if shutil.which("make") is None or shutil.which("gcc") is None:
+        raise SystemExit("gcc and make are needed to build the firmware (apt-get install "
+                         "build-essential)")
+    with tempfile.TemporaryDirectory(prefix="gridbid-fw-") as build:
+        subprocess.run(["make", "-s", "-C", str(ROOT / "firmware_bridge" / "firmware"),
+                        f"BUILD={build}", "CC=gcc"], check=True)
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        proc = subprocess.Popen([str(Path(build) / "board-host"), "--id", "c1", *QUIET],
+                                stdin=master, stdout=master)
+        os.close(master)
+        try:
+            yield os.ttyname(slave)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+            os.close(slave)
+
+
+def latencies_ms(op: Callable[[int], object]) -> list[float]:
+    """Wall-clock ms of N calls of op(i), after WARMUP untimed ones."""
+    for i in range(WARMUP):
+        op(i)
+    times = []
+    for i in range(N):
+        start = time.perf_counter()
+        op(i)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float, float]:
+    """(median, p99, max) in ms."""
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[int(0.99 * len(ordered)) - 1], ordered[-1]
+
+
+def tick_s() -> str:
+    """The market's tick interval (web.DEFAULTS["TICK_S"]), as text."""
+    try:
+        from web import DEFAULTS
+    except ImportError:  # the portal's dependencies are not installed: say so, do not guess
+        return "TICK_S (web not importable)"
+    return f"{DEFAULTS['TICK_S'] * 1000:.0f} ms"
+
+
+def main() -> None:
+    """Measure both boards and print them side by side."""
+    rows = []
+    for name, board in (("python emulator", emulator), ("C firmware (host)", firmware)):
+        with board() as device:
+            client = BoardClient(device, timeout=1.0)
+            try:
+                client.hello()
+                reads = latencies_ms(lambda _i, c=client: c.read())
+                toggles = latencies_ms(lambda i, c=client: c.set_relay(0, i % 2 == 0))
+            finally:
+                client.close()
+        rows.append((name, "READ", *summary(reads)))
+        rows.append((name, "RELAY", *summary(toggles)))
+
+    print(f"BoardClient round trips over a pty, {N} each (goal p99 <= {GOAL_P99_MS:.0f} ms)")
+    print(f"{'board':<20} {'request':<8} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}  goal")
+    for name, verb, median, p99, worst in rows:
+        ok = "ok" if p99 <= GOAL_P99_MS else "MISSED"
+        print(f"{name:<20} {verb:<8} {median:>10.3f} {p99:>8.3f} {worst:>8.2f}  {ok}")
+    print(f"deal event -> relay adds the market's tick on top of the RELAY round trip: a deal "
+          f"seen on chain is acted on at the next tick, up to {tick_s()} later (TICK_S).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+/* Protocol v1 board side: verbs, budgets, heartbeat failsafe, readings, line assembly. */
+#include "board.h"
+
+#include "frame.h"
+
+static uint8_t is_space(char c)
+{
+    /* what Python's bytes.strip() removes: the emulator ignores lines of only these */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* -- time, meter and budgets --------------------------------------------------------------- */
+
+static void take_time(struct board *b)
+{
+    uint32_t now = hal_millis();
+    uint32_t dt = now - b->clock_ms;  /* unsigned: right across a wrap of the millis counter */
+    b->clock_ms = now;
+    b->uptime_ms += dt;
+    b->quiet_ms = b->quiet_ms > 0xFFFFFFFFul - dt ? 0xFFFFFFFFul : b->quiet_ms + dt;
+    b->report_ms = b->report_ms > 0xFFFFFFFFul - dt ? 0xFFFFFFFFul : b->report_ms + dt;
+}
+
+static uint64_t budgeted_counter(const struct board *b, const struct meter *m)
+{
+    return b->cfg->kind == BOARD_PRODUCER ? m->mwh_out : m->mwh_in;
+}
+
+/* Take the energy metered since the last look off the budgets of the relays that were closed. */
+static void meter_budgets(struct board *b, const struct meter *m)
+{
+    uint64_t now = budgeted_counter(b, m);
+    uint64_t used = now > b->metered_mwh ? now - b->metered_mwh : 0u;
+    b->metered_mwh = now;
+    for (uint8_t i = 0; i < b->relay_count; i++) {
+        struct board_budget *bu = &b->budget[i];
+        if (bu->set && b->relays[i])
+            bu->left_mwh = bu->left_mwh > used ? bu->left_mwh - used : 0u;
+    }
+}
+
+static void sync_meter(struct board *b, struct meter *m)
+{
+    hal_meter_read(m);
+    meter_budgets(b, m);
+}
+
+static void set_relay(struct board *b, uint8_t n, uint8_t on)
+{
+    struct meter m;
+    sync_meter(b, &m);  /* energy so far belongs to the old relay state */
+    b->relays[n] = on;
+    hal_relay_set(n, on);
+}
+
+static void send_event(const char *verb, int32_t arg)
+{
+    struct frame_out f;
+    frame_begin(&f, FRAME_EVENT, 0);
+    frame_word(&f, verb);
+    if (arg >= 0) {
+        frame_char(&f, ' ');
+        frame_fixed(&f, arg, 0);
+    }
+    frame_send(&f);
+}
+
+/* A spent budget opens its relay; the board says so once, as it opened the relay itself
+ * and RELAY n 1 is refused until the budget is raised or cleared. */
+static void enforce_budgets(struct board *b)
+{
+    for (uint8_t i = 0; i < b->relay_count; i++) {
+        if (b->budget[i].set && b->budget[i].left_mwh == 0u && b->relays[i]) {
+            set_relay(b, i, 0);
+            send_event("EXHAUSTED", i);
+        }
+    }
+}
+
+/* -- readings ------------------------------------------------------------------------------- */
+
+static void field(struct frame_out *f, const char *key, int64_t value, uint8_t decimals)
+{
+    frame_word(f, key);
+    frame_fixed(f, value, decimals);
+}
+
+static int64_t round_div(int64_t value, int64_t by)
+{
+    return value >= 0 ? (value + by / 2) / by : -((-value + by / 2) / by);
+}
+
+static void reading_fields(struct frame_out *f, const struct board *b, const struct meter *m,
+                           uint8_t with_budget)
+{
+    field(f, "V=", round_div(m->mv, 10), 2);
+    field(f, "I=", m->ma, 3);
+    field(f, "P=", m->dw, 1);
+    frame_word(f, "WHIN=");
+    frame_ufixed(f, m->mwh_in, 3);
+    frame_word(f, "WHOUT=");
+    frame_ufixed(f, m->mwh_out, 3);
+    frame_word(f, "RELAYS=");
+    for (uint8_t i = 0; i < b->relay_count; i++)
+        frame_char(f, b->relays[i] ? '1' : '0');
+    if (m->soc_milli >= 0)
+        field(f, "SOC=", m->soc_milli, 3);
+    if (m->pv_dw >= 0)
+        field(f, "PV=", m->pv_dw, 1);
+    frame_word(f, "T=");
+    frame_ufixed(f, (b->uptime_ms + 50u) / 100u, 1);
+    if (!with_budget)
+        return;
+    frame_word(f, "BUDGET=");
+    for (uint8_t i = 0; i < b->relay_count; i++) {
+        if (i > 0)
+            frame_char(f, ',');
+        if (b->budget[i].set)
+            frame_ufixed(f, b->budget[i].left_mwh, 3);
+        else
+            frame_char(f, '-');
+    }
+}
+
+/* A READ reply (id >= 0) or a !0 READING. If it would pass 120 characters, BUDGET (an
+ * optional field hosts may ignore) is left out rather than the reading lost. */
+static uint8_t send_reading(struct board *b, int32_t reply_id)
+{
+    struct frame_out f;
+    struct meter m;
+    sync_meter(b, &m);
+    for (uint8_t with_budget = 1;; with_budget = 0) {
+        if (reply_id >= 0) {
+            frame_begin(&f, FRAME_REPLY, (uint16_t)reply_id);
+            frame_text(&f, " OK READ");
+        } else {
+            frame_begin(&f, FRAME_EVENT, 0);
+            frame_word(&f, "READING");
+        }
+        reading_fields(&f, b, &m, with_budget);
+        if (frame_send(&f))
+            return 1;
+        if (!with_budget)
+            return 0;
+    }
+}
+
+/* -- replies and verbs ------------------------------------------------------------------------ */
+
+static void send_error(uint16_t id, uint8_t code, const char *text)
+{
+    struct frame_out f;
+    frame_begin(&f, FRAME_REPLY, id);
+    frame_word(&f, "ERR");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, code, 0);
+    frame_word(&f, text);
+    frame_send(&f);
+}
+
+static void ok_begin(struct frame_out *f, uint16_t id, const char *verb)
+{
+    frame_begin(f, FRAME_REPLY, id);
+    frame_word(f, "OK");
+    frame_word(f, verb);
+}
+
+/* Relay index argument; the reply echoes it as a plain number, as the emulator does. */
+static uint8_t relay_arg(const struct board *b, const struct frame_in *r, uint8_t *n)
+{
+    uint32_t v = 0;
+    if (!frame_parse_uint(r->word[1], r->word_len[1], b->relay_count, &v) || v >= b->relay_count)
+        return 0;
+    *n = (uint8_t)v;
+    return 1;
+}
+
+static void on_hello(struct board *b, const struct frame_in *r)
+{
+    struct frame_out f;
+    ok_begin(&f, r->id, "HELLO");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, BOARD_PROTOCOL_VERSION, 0);
+    frame_word(&f, b->cfg->board_id);
+    frame_word(&f, b->cfg->kind == BOARD_PRODUCER ? "producer" : "consumer");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, b->relay_count, 0);
+    frame_send(&f);
+    /* A host that (re)connects learns relay states and budgets at once. */
+    send_reading(b, -1);
+    b->report_ms = 0;
+}
+
+static void on_relay(struct board *b, const struct frame_in *r)
+{
+    struct frame_out f;
+    uint8_t n = 0;
+    const char *state = r->word[2];
+    if (!relay_arg(b, r, &n)) {
+        send_error(r->id, ERR_ARG, "no-such-relay");
+        return;
+    }
+    if (r->word_len[2] != 1 || (state[0] != '0' && state[0] != '1')) {
+        send_error(r->id, ERR_ARG, "state-not-0-or-1");
+        return;
+    }
+    if (state[0] == '1' && b->budget[n].set && b->budget[n].left_mwh == 0u) {
+        send_error(r->id, ERR_ARG, "budget-exhausted");
+        return;
+    }
+    set_relay(b, n, (uint8_t)(state[0] == '1'));
+    ok_begin(&f, r->id, "RELAY");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, n, 0);
+    frame_char(&f, ' ');
+    frame_char(&f, state[0]);
+    frame_send(&f);
+}
+
+static void on_budget(struct board *b, const struct frame_in *r)
+{
+    struct frame_out f;
+    uint8_t n = 0;
+    uint64_t mwh = 0;
+    uint8_t clear = r->word_len[2] == 1 && r->word[2][0] == '-';
+    if (!relay_arg(b, r, &n)) {
+        send_error(r->id, ERR_ARG, "no-such-relay");
+        return;
+    }
+    if (!clear && !frame_parse_milli(r->word[2], r->word_len[2], &mwh)) {
+        send_error(r->id, ERR_ARG, "budget-not-Wh-with-3-decimals");
+        return;
+    }
+    b->budget[n].set = (uint8_t)!clear;
+    b->budget[n].left_mwh = mwh;
+    ok_begin(&f, r->id, "BUDGET");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, n, 0);
+    if (clear)
+        frame_word(&f, "-");
+    else {
+        frame_char(&f, ' ');
+        frame_ufixed(&f, mwh, 3);
+    }
+    frame_send(&f);
+}
+
+static void on_read(struct board *b, const struct frame_in *r)
+{
+    if (!send_reading(b, r->id))
+        send_error(r->id, ERR_FRAME, "reading-too-long");
+}
+
+static void on_hb(struct board *b, const struct frame_in *r)
+{
+    struct frame_out f;
+    (void)b;
+    ok_begin(&f, r->id, "HB");
+    frame_send(&f);
+}
+
+struct verb {
+    const char *name;
+    uint8_t argc;
+    void (*run)(struct board *b, const struct frame_in *r);
+};
+
+static const struct verb VERBS[] = {
+    {"HELLO", 0, on_hello}, {"READ", 0, on_read}, {"RELAY", 2, on_relay},
+    {"HB", 0, on_hb},       {"BUDGET", 2, on_budget},
+};
+
+static void dispatch(struct board *b, const struct frame_in *r)
+{
+    for (uint8_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++) {
+        if (!frame_word_is(r->word[0], r->word_len[0], VERBS[i].name))
+            continue;
+        if (r->argc != VERBS[i].argc)
+            send_error(r->id, ERR_ARG, "wrong-argument-count");
+        else
+            VERBS[i].run(b, r);
+        return;
+    }
+    send_error(r->id, ERR_VERB, "unknown-verb");
+}
+
+/* -- frames ------------------------------------------------------------------------------------ */
+
+/* One received line (without its '\n'): decode it, then answer it. */
+static void handle_line(struct board *b, const char *line, uint8_t n)
+{
+    struct frame_in r;
+    uint8_t err = frame_decode(line, n, &r);
+    if (err) {
+        send_error(r.id, err, err == ERR_CHECKSUM ? "bad-checksum" : "bad-frame");
+        return;
+    }
+    if (r.kind != FRAME_REQUEST) {
+        send_error(r.id, ERR_FRAME, "only-requests-accepted");
+        return;
+    }
+    /* Any request that decodes proves the host is alive, even one answered with ERR 2 or 3. */
+    b->quiet_ms = 0;
+    b->failsafe_tripped = 0;
+    dispatch(b, &r);
+    enforce_budgets(b);
+}
+
+static void end_line(struct board *b)
+{
+    if (!b->line_blank) {
+        if (b->line_overflow)  /* the input is dropped; the ERR tells a waiting host at once */
+            send_error(frame_salvage_id(b->line, b->line_len), ERR_FRAME, "frame-too-long");
+        else
+            handle_line(b, b->line, b->line_len);
+    }
+    b->line_len = 0;
+    b->line_overflow = 0;
+    b->line_blank = 1;
+}
+
+/* -- public ------------------------------------------------------------------------------------ */
+
+void board_init(struct board *b)
+{
+    struct meter m;
+    b->cfg = hal_config();
+    b->relay_count = b->cfg->relay_count;
+    if (b->relay_count < 1u)
+        b->relay_count = 1;
+    if (b->relay_count > BOARD_MAX_RELAYS)
+        b->relay_count = BOARD_MAX_RELAYS;
+    for (uint8_t i = 0; i < BOARD_MAX_RELAYS; i++) {
+        b->relays[i] = 0;
+        b->budget[i].set = 0;
+        b->budget[i].left_mwh = 0;
+        if (i < b->relay_count)
+            hal_relay_set(i, 0);  /* a board powers on with every relay open */
+    }
+    hal_meter_read(&m);
+    b->metered_mwh = budgeted_counter(b, &m);
+    b->line_len = 0;
+    b->line_overflow = 0;
+    b->line_blank = 1;
+    b->clock_ms = hal_millis();
+    b->uptime_ms = 0;
+    b->quiet_ms = 0;
+    b->report_ms = 0;
+    b->failsafe_tripped = 0;
+}
+
+void board_rx(struct board *b, const char *data, size_t n)
+{
+    take_time(b);
+    for (size_t i = 0; i < n; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            end_line(b);
+            continue;
+        }
+        if (!is_space(c))
+            b->line_blank = 0;
+        if (b->line_len < sizeof b->line)
+            b->line[b->line_len++] = c;
+        else
+            b->line_overflow = 1;
+    }
+}
+
+void board_poll(struct board *b)
+{
+    struct meter m;
+    take_time(b);
+    sync_meter(b, &m);
+    enforce_budgets(b);
+    if (!b->failsafe_tripped && b->quiet_ms >= b->cfg->failsafe_ms) {
+        b->failsafe_tripped = 1;  /* once per silence */
+        for (uint8_t i = 0; i < b->relay_count; i++)
+            if (b->relays[i])
+                set_relay(b, i, 0);
+        send_event("FAILSAFE", -1);
+    }
+    if (b->report_ms >= b->cfg->report_ms) {
+        /* Skip missed slots rather than burst: a late reading is not worth three. */
+        b->report_ms = b->report_ms - b->cfg->report_ms >= b->cfg->report_ms
+                           ? 0u : b->report_ms - b->cfg->report_ms;
+        send_reading(b, -1);
+    }
+}

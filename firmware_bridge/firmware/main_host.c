@@ -1,0 +1,166 @@
+/* board-host: the firmware core on a PC, its UART on stdin/stdout (e.g. a pty's master). */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "board.h"
+#include "hal_host.h"
+
+#define LOOP_MS 2 /* longest wait for input: bounds budget overshoot and timer jitter */
+
+static const char USAGE[] =
+    "usage: board-host [--id ID] [--kind producer|consumer] [--relays N] [--failsafe-ms MS]\n"
+    "                  [--report-ms MS] [--power W] [--speed X] [--millis-start MS]\n"
+    "Speaks meter-board protocol v1 on stdin/stdout; relay 0 passes --power W, with energy\n"
+    "counted --speed times faster than wall-clock time.\n";
+
+static volatile sig_atomic_t stopping;
+static int stdout_flags = -1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static void restore_stdout(void)
+{
+    if (stdout_flags >= 0)
+        fcntl(STDOUT_FILENO, F_SETFL, stdout_flags);
+}
+
+static void usage_error(const char *what, const char *value)
+{
+    fprintf(stderr, "board-host: bad %s %s\n%s", what, value ? value : "(missing)", USAGE);
+    exit(2);
+}
+
+static unsigned long number(const char *name, const char *text, unsigned long lo, unsigned long hi)
+{
+    char *end = NULL;
+    unsigned long v;
+    if (!text || !*text || *text == '-')
+        usage_error(name, text);
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        usage_error(name, text);
+    return v;
+}
+
+static double real(const char *name, const char *text)
+{
+    char *end = NULL;
+    double v;
+    if (!text || !*text)
+        usage_error(name, text);
+    v = strtod(text, &end);
+    if (*end || !(v >= 0.0 && v <= 1e9))
+        usage_error(name, text);
+    return v;
+}
+
+static void parse_args(int argc, char **argv, struct host_options *o)
+{
+    o->cfg.board_id = "fw1";
+    o->cfg.kind = BOARD_CONSUMER;
+    o->cfg.relay_count = 1;
+    o->cfg.failsafe_ms = 5000;
+    o->cfg.report_ms = 500;
+    o->power_w = 240.0;
+    o->speed = 60.0;
+    o->millis_start = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(flag, "-h") == 0 || strcmp(flag, "--help") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        i++;
+        if (strcmp(flag, "--id") == 0) {
+            size_t n = value ? strlen(value) : 0;
+            if (n == 0 || n > BOARD_MAX_ID)
+                usage_error("--id", value);
+            for (size_t k = 0; k < n; k++)
+                if (value[k] < 0x21 || value[k] > 0x7E || value[k] == '*')
+                    usage_error("--id", value);
+            o->cfg.board_id = value;
+        } else if (strcmp(flag, "--kind") == 0) {
+            if (value && strcmp(value, "producer") == 0)
+                o->cfg.kind = BOARD_PRODUCER;
+            else if (value && strcmp(value, "consumer") == 0)
+                o->cfg.kind = BOARD_CONSUMER;
+            else
+                usage_error("--kind", value);
+        } else if (strcmp(flag, "--relays") == 0) {
+            o->cfg.relay_count = (uint8_t)number(flag, value, 1, BOARD_MAX_RELAYS);
+        } else if (strcmp(flag, "--failsafe-ms") == 0) {
+            o->cfg.failsafe_ms = (uint32_t)number(flag, value, 1, 0xFFFFFFFFul);
+        } else if (strcmp(flag, "--report-ms") == 0) {
+            o->cfg.report_ms = (uint32_t)number(flag, value, 1, 0xFFFFFFFFul);
+        } else if (strcmp(flag, "--power") == 0) {
+            o->power_w = real(flag, value);
+        } else if (strcmp(flag, "--speed") == 0) {
+            o->speed = real(flag, value);
+        } else if (strcmp(flag, "--millis-start") == 0) {
+            o->millis_start = (uint32_t)number(flag, value, 0, 0xFFFFFFFFul);
+        } else {
+            usage_error("option", flag);
+        }
+    }
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static struct board board; /* static, as on a microcontroller */
+    struct host_options options;
+    struct sigaction sa;
+    char buf[256];
+
+    parse_args(argc, argv, &options);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* A full output buffer (nobody reading) must drop lines, not stall the board's timers. */
+    stdout_flags = fcntl(STDOUT_FILENO, F_GETFL);
+    if (stdout_flags >= 0) {
+        fcntl(STDOUT_FILENO, F_SETFL, stdout_flags | O_NONBLOCK);
+        atexit(restore_stdout);
+    }
+
+    hal_host_init(&options);
+    board_init(&board);
+    while (!stopping) {
+        struct pollfd in = {STDIN_FILENO, POLLIN, 0};
+        int ready = poll(&in, 1, LOOP_MS);
+        if (ready > 0 && (in.revents & POLLIN)) {
+            ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+            if (n > 0)
+                board_rx(&board, buf, (size_t)n);
+            else if (n == 0)
+                break; /* end of input: nobody will ever talk to us again */
+            else if (errno != EINTR && errno != EAGAIN)
+                pause_ms(20); /* EIO: a pty with no client attached */
+        } else if (ready > 0) {
+            pause_ms(20); /* POLLHUP without data: a pty with no client attached */
+        }
+        board_poll(&board);
+    }
+    return 0;
+}
