@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from firmware_bridge import protocol
 from firmware_bridge.errors import ERR_ARG, ERR_FRAME, ERR_VERB, FrameError
 from firmware_bridge.protocol import REPLY, REQUEST, Reading
+
+_BUDGET = re.compile(r"\d{1,9}(\.\d{1,3})?")
 
 
 class BoardEmulator:
@@ -130,17 +133,17 @@ class BoardEmulator:
             raise ValueError(f"relay {index} does not exist (0..{len(self.relays) - 1})")
         if value == "-":
             budget = None
+        elif _BUDGET.fullmatch(value):
+            budget = float(value)  # as the firmware: at most 9 whole digits and 3 decimals
         else:
-            try:
-                budget = float(value)
-            except ValueError as err:
-                raise ValueError(f"budget {value} is not a number of Wh or -") from err
-            if not budget >= 0 or budget == float("inf"):
-                raise ValueError(f"budget {value} must be a finite number >= 0")
-            budget = round(budget, 3)
+            raise ValueError(f"budget {value} is not Wh like 12.5 (3 decimals at most) or -")
+        n = int(index)
         with self.lock:
-            self.budgets[int(index)] = budget
-        return [int(index), "-" if budget is None else f"{budget:.3f}"]
+            self.budgets[n] = budget
+            if budget == 0.0 and self.relays[n]:
+                self.relays[n] = False  # nothing left to pass: open now, as the firmware does
+                self._events.append(protocol.encode(protocol.EVENT, 0, "EXHAUSTED", n))
+        return [n, "-" if budget is None else f"{budget:.3f}"]
 
 
 def _error(req_id: int, code: int, text: str) -> bytes:
