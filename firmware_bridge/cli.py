@@ -18,25 +18,39 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     emulate.add_argument("--start-hour", type=float, default=11.0)
     emulate.add_argument("--pv-peak-w", type=float, default=400.0)
     emulate.add_argument("--load-w", type=float, default=240.0)
+    emulate.add_argument("--board", action="append", metavar="ID:KIND",
+                         help="a board by name, e.g. pv-alice:producer (instead of the counts)")
     emulate.add_argument("--socket", action="store_true", help="serve on 127.0.0.1 ports")
     emulate.add_argument("--link-dir", help="also make stable links DIR/<board id>")
     emulate.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl+C)")
     emulate.set_defaults(handler=emulate_command)
+    bridge = sub.add_parser("bridge", help="serve this machine's boards to a portal elsewhere")
+    bridge.add_argument("--port", action="append", required=True,
+                        help="a board's serial port (repeat for several boards)")
+    bridge.add_argument("--portal", required=True, help="the portal's URL, e.g. http://host:5000")
+    bridge.add_argument("--token-file", required=True,
+                        help="file holding the portal's bridge token (its var/bridge_token)")
+    bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
+    bridge.set_defaults(handler=bridge_command)
 
 
 def emulate_command(args: argparse.Namespace) -> int:
     """Start the boards, print `board-id kind device` lines, serve until stopped."""
-    if args.producers < 0 or args.consumers < 0 or args.producers + args.consumers == 0:
-        print("gridbid emulate: give at least one producer or consumer")
+    if args.board:
+        boards = [b.partition(":")[::2] for b in args.board]
+    else:
+        boards = [(f"pv-{n}", "producer") for n in range(1, args.producers + 1)]
+        boards += [(f"load-{n}", "consumer") for n in range(1, args.consumers + 1)]
+    if not boards or any(not name or kind not in ("producer", "consumer") for name, kind in boards):
+        print("gridbid emulate: give boards as ID:producer or ID:consumer, or positive counts")
         return 2
     grid = Microgrid(speed=args.speed, start_hour=args.start_hour)
-    kinds = {}
-    for n in range(1, args.producers + 1):
-        grid.add_producer(f"pv-{n}", pv_peak_w=args.pv_peak_w)
-        kinds[f"pv-{n}"] = "producer"
-    for n in range(1, args.consumers + 1):
-        grid.add_consumer(f"load-{n}", load_w=args.load_w)
-        kinds[f"load-{n}"] = "consumer"
+    kinds = dict(boards)
+    for name, kind in boards:
+        if kind == "producer":
+            grid.add_producer(name, pv_peak_w=args.pv_peak_w)
+        else:
+            grid.add_consumer(name, load_w=args.load_w)
     devices = grid.start(args.link_dir, "socket" if args.socket else "pty")
     for board_id, device in devices.items():
         print(f"{board_id} {kinds[board_id]} {device}", flush=True)
@@ -50,4 +64,29 @@ def emulate_command(args: argparse.Namespace) -> int:
         pass
     finally:
         grid.stop()
+    return 0
+
+
+def bridge_command(args: argparse.Namespace) -> int:
+    """Attach the ports, hold their meter keys here, and serve the portal until stopped."""
+    import threading
+    from pathlib import Path
+
+    from firmware_bridge.errors import BridgeError
+    from firmware_bridge.remote import run_bridge
+    from geth_private.keystore import MachineKeys
+
+    token = Path(args.token_file).read_text().strip()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    data = Path(args.data_dir)
+    try:
+        print(f"serving {', '.join(args.port)} to {args.portal}", flush=True)
+        keys = MachineKeys(data / "meters")
+        run_bridge(args.port, args.portal, token, keys.get, stop)
+    except KeyboardInterrupt:
+        pass
+    except BridgeError as err:
+        print(f"gridbid bridge: {err}")
+        return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,3 +86,33 @@ class Keystore:
         if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
             raise KeystoreError(f"{path.name} is not a keystore file")
         return data
+
+
+class MachineKeys:
+    """Keys a machine uses unattended (its meters): a keystore opened by a secret file beside it.
+
+    A meter signs without a person at hand, as a hardware meter would with its key in flash;
+    the secret file (mode 0600) is what protects the keys at rest.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], scrypt_n: int = DEFAULT_SCRYPT_N):
+        self.keystore = Keystore(directory, scrypt_n)
+        self.index = Path(directory) / "index.json"
+        self.secret_file = Path(directory) / ".secret"
+
+    def get(self, name: str) -> LocalAccount:
+        """The key called name (e.g. a board id), created on first use."""
+        secret = self._secret()
+        names = json.loads(self.index.read_text()) if self.index.exists() else {}
+        if name not in names:
+            names[name] = self.keystore.new(secret)
+            self.index.write_text(json.dumps(names, indent=1, sort_keys=True))
+        return self.keystore.unlock(names[name], secret)
+
+    def _secret(self) -> str:
+        if not self.secret_file.exists():
+            self.secret_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return self.secret_file.read_text()

@@ -34,11 +34,13 @@ def app(request, tmp_path, clock) -> Iterator:
     the contracts, three emulated boards."""
     from web import create_app, start_runtime
 
-    chain_uri = getattr(request, "param", "embedded://")
+    # Parametrized with a chain URI, or with a dict of settings to change.
+    param = getattr(request, "param", "embedded://")
+    overrides = param if isinstance(param, dict) else {"CHAIN_URI": param}
     app = create_app(
         {
             "TESTING": True,
-            "CHAIN_URI": chain_uri,
+            "CHAIN_URI": "embedded://",
             "CHAIN_FALLBACK": False,
             "SECRET_KEY": "test",
             "DATA_DIR": str(tmp_path / "var"),
@@ -48,6 +50,7 @@ def app(request, tmp_path, clock) -> Iterator:
             "TICK_S": 0.05,
             "EVENT_POLL_S": 0.1,
             "WALLET_PUSH_S": 0.2,
+            **overrides,
         }
     )
     runtime = start_runtime(app)
@@ -75,3 +78,17 @@ def login(app, runtime):
         return client
 
     return _login
+
+
+@pytest.fixture
+def server(app):
+    """The app served over HTTP on a free loopback port (werkzeug, threads, websockets)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()

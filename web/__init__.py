@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "EMULATOR_START_HOUR": 11.0,
     "PV_PEAK_W": 400,
     "LOAD_W": 240,
+    "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
     "STEP_WH": 5,
     "MINT_BATCH_WH": 10,
     "TICK_S": 0.2,
@@ -45,6 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.config["DATA_DIR"]))
+    if not app.config.get("BRIDGE_TOKEN"):
+        # Remote bridges (`gridbid bridge --token …`) prove themselves with this.
+        app.config["BRIDGE_TOKEN"] = _secret_key(Path(app.config["DATA_DIR"]), "bridge_token")
 
     from web import auth, live, market, wallet
 
@@ -98,9 +102,9 @@ def start_runtime(app: Flask) -> Runtime:
     return runtime
 
 
-def _secret_key(data_dir: Path) -> str:
-    """A session key kept in the data directory, so logins survive a restart."""
-    path = data_dir / "secret_key"
+def _secret_key(data_dir: Path, name: str = "secret_key") -> str:
+    """A secret kept in the data directory, so it survives a restart."""
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)

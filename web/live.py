@@ -109,6 +109,9 @@ class WalletNamespace(Namespace):
 
 def register(io: SocketIO, app: Flask) -> None:
     """Attach the namespaces and this app's wallet pusher."""
+    from web.bridges import BridgeNamespace
+
     io.on_namespace(MarketNamespace("/market"))
     io.on_namespace(WalletNamespace("/wallet"))
+    io.on_namespace(BridgeNamespace("/bridge"))
     app.extensions["gridbid.pusher"] = WalletPusher(app)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,12 +17,14 @@ from geth_private import Keystore, TxManager, backend_from_uri
 from geth_private.backend import PERSISTENT, ChainBackend
 from geth_private.cli import running_node
 from geth_private.errors import ChainUnavailable, KeystoreError
+from geth_private.keystore import MachineKeys
 from marketplace.clock import SystemClock
 from marketplace.events import Hub
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market, Settings
 from marketplace.store import Store
 from marketplace.wallet import Wallets
+from web.bridges import GridRouter, RemoteBoards, RemoteMeter
 from web.keyring import KeyRing
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,11 @@ class Runtime:
             speed=cfg["EMULATOR_SPEED"], start_hour=cfg["EMULATOR_START_HOUR"], seed=1
         )
         self.bridge = Bridge(heartbeat_s=1.0)
+        # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
+        self.remote_boards = RemoteBoards(set(self._remote_ids()), self._adopt_remote_board)
+        self.grid = GridRouter(self.bridge, self.remote_boards)
         self.market = Market(
-            self.store, self.ledger, self.bridge, self.clock, self.hub,
+            self.store, self.ledger, self.grid, self.clock, self.hub,
             Settings(step_wh=cfg["STEP_WH"], mint_batch_wh=cfg["MINT_BATCH_WH"]),
         )
         self.wallets = Wallets(self.market)
@@ -177,24 +181,49 @@ class Runtime:
         path.write_text(json.dumps(names, indent=1, sort_keys=True))
 
     def _meter_key(self, board_id: str) -> LocalAccount:
-        """The meter account of a board, created on first use, kept encrypted on disk."""
-        meters = Keystore(self.data_dir / "meters", self.config["SCRYPT_N"])
-        secret_file = self.data_dir / "meters" / ".secret"
-        if not secret_file.exists():
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            secret_file.touch(mode=0o600)
-            secret_file.write_text(secrets.token_hex(32))
-        secret = secret_file.read_text()
-        names = self._names()
-        key = f"meter:{board_id}"
-        if key not in names:
-            names[key] = meters.new(secret)
-            self._save_names(names)
-        return meters.unlock(names[key], secret)
+        """The meter account of a board on this machine, created on first use."""
+        return MachineKeys(self.data_dir / "meters", self.config["SCRYPT_N"]).get(board_id)
+
+    def _remote_ids(self) -> list[str]:
+        value = self.config.get("REMOTE_BOARDS") or []
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return list(value)
+
+    def _adopt_remote_board(self, board_id: str, kind: str, meter: str) -> None:
+        """A remote bridge announced a board: enroll its meter for the participant it measures."""
+        spec = next((d for d in DEMO if d["board"] == board_id), None)
+        if spec is None or spec["role"] != kind:
+            log.error("remote board %s (%s) matches no participant", board_id, kind)
+            return
+        address = self._names()[spec["name"]]
+        self._enroll(spec, address, meter)
+        self.market.add_participant(
+            spec["name"], address, spec["role"], board_id,
+            RemoteMeter(meter, board_id, self.remote_boards),
+        )
+        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"], meter)
+
+    def _enroll(self, spec: dict[str, str], address: str, meter: str) -> None:
+        """Fund a meter account for gas and enroll it for its owner, unless it already is."""
+        cfg = self.config
+        if self.ledger.eth_balance(meter) < ETHER:
+            self.ledger.fund(meter, 10 * ETHER)
+        kind = PRODUCER if spec["role"] == "producer" else CONSUMER
+        # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
+        # can top the peak: the rating in chain time carries both.
+        rated = cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"]
+        rated = int(rated * cfg["EMULATOR_SPEED"] * 1.25)
+        entry = self.ledger.meter_of(meter)
+        if (entry["owner"], entry["kind"], entry["rated_power_w"]) != (address, kind, rated):
+            self.ledger.enroll_meter(meter, address, kind, rated)
 
     def _start_demo(self) -> None:
         cfg = self.config
+        remote = set(self._remote_ids())
         for spec in DEMO:
+            if spec["board"] in remote:
+                continue  # its bridge announces it from another machine
             if spec["role"] == "producer":
                 self.microgrid.add_producer(spec["board"], pv_peak_w=cfg["PV_PEAK_W"])
             else:
@@ -207,21 +236,15 @@ class Runtime:
                 names[spec["name"]] = self.keystore.new(spec["passphrase"])
                 self._save_names(names)
             address = names[spec["name"]]
-            meter = self._meter_key(spec["board"])
             # On a persistent chain the accounts keep what they had: top up, never pile up.
             if self.ledger.eth_balance(address) < cfg["DEMO_FUNDS_ETH"] * ETHER // 2:
                 self.ledger.fund(address, cfg["DEMO_FUNDS_ETH"] * ETHER)
-            if self.ledger.eth_balance(meter.address) < ETHER:
-                self.ledger.fund(meter.address, 10 * ETHER)
-            kind = PRODUCER if spec["role"] == "producer" else CONSUMER
-            # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
-            # can top the peak: the rating in chain time carries both.
-            rated = (cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"])
-            rated = int(rated * cfg["EMULATOR_SPEED"] * 1.25)
-            entry = self.ledger.meter_of(meter.address)
-            if (entry["owner"], entry["kind"], entry["rated_power_w"]) != (address, kind, rated):
-                self.ledger.enroll_meter(meter.address, address, kind, rated)
-            self.market.add_participant(spec["name"], address, spec["role"], spec["board"], meter)
+            if spec["board"] not in remote:
+                meter = self._meter_key(spec["board"])
+                self._enroll(spec, address, meter.address)
+                self.market.add_participant(
+                    spec["name"], address, spec["role"], spec["board"], meter
+                )
             self.demo_accounts.append(
                 {"name": spec["name"], "address": address, "role": spec["role"],
                  "passphrase": spec["passphrase"], "board": spec["board"]}
