@@ -56,6 +56,7 @@ system-deps:
 bench: test-deps
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/serial.py
 
 compile: node_modules/.installed
 	node contracts/compile.js
