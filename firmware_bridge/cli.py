@@ -18,6 +18,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     emulate.add_argument("--start-hour", type=float, default=11.0)
     emulate.add_argument("--pv-peak-w", type=float, default=400.0)
     emulate.add_argument("--load-w", type=float, default=240.0)
+    emulate.add_argument("--sky", choices=["clear", "clouds"], default="clear",
+                         help="irradiance profile of the PV emulators")
     emulate.add_argument("--board", action="append", metavar="ID:KIND",
                          help="a board by name, e.g. pv-alice:producer (instead of the counts)")
     emulate.add_argument("--socket", action="store_true", help="serve on 127.0.0.1 ports")
@@ -48,7 +50,7 @@ def emulate_command(args: argparse.Namespace) -> int:
     kinds = dict(boards)
     for name, kind in boards:
         if kind == "producer":
-            grid.add_producer(name, pv_peak_w=args.pv_peak_w)
+            grid.add_producer(name, pv_peak_w=args.pv_peak_w, sky=args.sky)
         else:
             grid.add_consumer(name, load_w=args.load_w)
     devices = grid.start(args.link_dir, "socket" if args.socket else "pty")

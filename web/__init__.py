@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "DEMO_FUNDS_ETH": 100,
     "EMULATOR_SPEED": 60.0,  # one emulated minute per second, so a demo trade takes seconds
     "EMULATOR_START_HOUR": 11.0,
+    "EMULATOR_SKY": "clear",  # or "clouds"
     "PV_PEAK_W": 400,
     "LOAD_W": 240,
     "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine

@@ -225,7 +225,9 @@ class Runtime:
             if spec["board"] in remote:
                 continue  # its bridge announces it from another machine
             if spec["role"] == "producer":
-                self.microgrid.add_producer(spec["board"], pv_peak_w=cfg["PV_PEAK_W"])
+                self.microgrid.add_producer(
+                    spec["board"], pv_peak_w=cfg["PV_PEAK_W"], sky=cfg["EMULATOR_SKY"]
+                )
             else:
                 self.microgrid.add_consumer(spec["board"], load_w=cfg["LOAD_W"])
         for device in self.microgrid.start().values():

@@ -80,10 +80,13 @@ class Microgrid:
         battery_wh: float = 1200.0,
         soc: float = 0.5,
         max_discharge_w: float = 600.0,
+        sky: str = "clear",
     ) -> None:
-        """A producer board: PV charging a battery whose output relay 0 joins to the bus."""
+        """A producer board: PV (under a "clear" or "clouds" sky) charging a battery whose
+        output relay 0 joins to the bus."""
         meter, emulator = self._parts(board_id, "producer")
-        pv = PvEmulator(peak_w=pv_peak_w, hour=self.hour, rng=self._rng(board_id, "pv"))
+        pv = PvEmulator(peak_w=pv_peak_w, hour=self.hour, rng=self._rng(board_id, "pv"),
+                        profile=sky)
         battery = LeadAcidBattery(battery_wh, battery_wh * min(max(soc, 0.0), 1.0),
                                   max_discharge_w=max_discharge_w)
         # Show live values before the first physics step, as a powered board would.

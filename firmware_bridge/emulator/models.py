@@ -16,13 +16,23 @@ def _hours_later(hour: float, dt_s: float) -> float:
 
 @dataclass
 class PvEmulator:
-    """A PV panel under a clear-day irradiance profile (06:00-18:00), with a little noise."""
+    """A PV panel under a clear-day or a cloudy irradiance profile (06:00-18:00), with noise.
+
+    With profile "clouds", clouds drift over the panel: a transmission between 0.15 (thick
+    cloud) and 1 (clear) that wanders with a time constant of about ten minutes.
+    """
 
     peak_w: float = 400.0
     hour: float = 11.0
     noise: float = 0.02
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     power_w: float = 0.0
+    profile: str = "clear"
+    cloud: float = 1.0  # share of the clear-sky irradiance that gets through now
+
+    def __post_init__(self) -> None:
+        if self.profile not in ("clear", "clouds"):
+            raise ValueError(f"irradiance profile {self.profile!r} is not clear or clouds")
 
     def clear_sky_w(self, hour: float) -> float:
         """Noise-free output at an hour of the day (0-24, fractional)."""
@@ -31,6 +41,12 @@ class PvEmulator:
     def step(self, dt_s: float) -> float:
         """Produce for dt_s from the current hour; the power (W) held over the step."""
         clear = self.clear_sky_w(self.hour)
+        if self.profile == "clouds":
+            # A mean-reverting random walk: clouds come and go over minutes, not per step.
+            pull = min(1.0, dt_s / 600.0)
+            self.cloud += pull * (0.6 - self.cloud) + self.rng.gauss(0.0, 0.35 * pull ** 0.5)
+            self.cloud = min(1.0, max(0.15, self.cloud))
+            clear *= self.cloud
         self.power_w = max(0.0, clear * (1.0 + self.rng.gauss(0.0, self.noise))) if clear else 0.0
         self.hour = _hours_later(self.hour, dt_s)
         return self.power_w

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from firmware_bridge.emulator import Microgrid
@@ -119,3 +121,19 @@ def test_same_seed_same_day() -> None:
 
     assert day(5) == day(5)
     assert day(5) != day(6)
+
+
+def test_a_cloudy_day_yields_less_and_varies_more_than_a_clear_one():
+    from firmware_bridge.emulator.models import PvEmulator
+
+    def day(profile):
+        pv = PvEmulator(peak_w=400.0, hour=6.0, rng=random.Random(9), profile=profile)
+        return [pv.step(60.0) for _ in range(12 * 60)]  # 06:00-18:00, one-minute steps
+
+    clear, cloudy = day("clear"), day("clouds")
+    assert 0.3 * sum(clear) < sum(cloudy) < 0.85 * sum(clear)
+    # Minute-to-minute swings are the clouds', far larger than the meter noise.
+    swings = [abs(b - a) for a, b in zip(cloudy, cloudy[1:], strict=False)]
+    assert max(swings) > 40 and max(cloudy) <= 400 * 1.1
+    with pytest.raises(ValueError, match="not clear or clouds"):
+        PvEmulator(profile="fog")
