@@ -51,3 +51,9 @@ class ChainActionFailed(MarketError):
     """The chain refused or reverted an action; the message carries the reason."""
 
     status = 502
+
+
+class CannotCancel(MarketError):
+    """The listing can no longer be withdrawn (it has bids, or it is closed)."""
+
+    status = 409

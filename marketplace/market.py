@@ -14,6 +14,7 @@ from geth_private import TxRecord
 from marketplace import rules
 from marketplace.clock import Clock
 from marketplace.errors import (
+    CannotCancel,
     DealNotActive,
     MarketError,
     NotAllowed,
@@ -109,12 +110,15 @@ class Market:
         row = self.store.listing(listing_id)
         if not row:
             raise NotFound(f"no listing {listing_id}")
-        return listing_view(self.store, row, self.clock.now())
+        return listing_view(self.store, row, self.clock.now(), self.settings.limits)
 
     def listings(self, status: str | None = "open") -> list[dict[str, Any]]:
         """Listings as the pages show them (open ones by default)."""
         now = self.clock.now()
-        return [listing_view(self.store, row, now) for row in self.store.listings(status)]
+        return [
+            listing_view(self.store, row, now, self.settings.limits)
+            for row in self.store.listings(status)
+        ]
 
     def deal(self, deal_id: int) -> dict[str, Any]:
         """One deal as the pages show it."""
@@ -153,7 +157,10 @@ class Market:
             listed = self.store.listed_wh(seller.address)
             self.ledger.approve_escrow(seller, listed + wh)
             now = self.clock.now()
-            listing_id = self.store.add_listing(seller.address, wh, price, now, now + duration)
+            listing_id = self.store.add_listing(
+                seller.address, wh, price, now, now + duration,
+                closes_by=now + duration + limits.soft_close_cap_s,
+            )
         view = self.listing(listing_id)
         self.hub.publish("listing_created", view)
         return view
@@ -191,16 +198,39 @@ class Market:
                 "priceWeiPerKWh": amount,
                 "maxWh": row["energy_wh"],
                 "nonce": secrets.randbits(64),
-                "expiry": int(row["deadline"]) + self.settings.bid_validity_s,
+                "expiry": int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s,
             }
             # Binding: the escrow opens a deal only from a bid the buyer's key signed.
             signature = self.ledger.sign_bid(bidder, bid)
+            now = self.clock.now()
             self.store.add_bid(
-                lid, bidder.address, amount, self.clock.now(), bid["nonce"], bid["expiry"],
-                signature,
+                lid, bidder.address, amount, now, bid["nonce"], bid["expiry"], signature
             )
+            later = rules.extended_deadline(
+                row["deadline"], row["closes_by"] or row["deadline"], now, self.settings.limits
+            )
+            if later != row["deadline"]:
+                self.store.set_deadline(lid, later)
         view = self.listing(lid)
         self.hub.publish("bid_placed", view)
+        return view
+
+    def cancel_listing(self, seller: LocalAccount, listing_id: object) -> dict[str, Any]:
+        """Withdraw a listing: only its seller, only while open and before the first bid."""
+        lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
+        with self._lock:
+            row = self.store.listing(lid)
+            if not row:
+                raise NotFound(f"no listing {lid}")
+            if row["seller"] != seller.address:
+                raise NotAllowed("only the seller can cancel a listing")
+            if row["status"] != "open" or row["deadline"] <= self.clock.now():
+                raise CannotCancel(f"listing {lid} has ended")
+            if self.store.bids(lid):
+                raise CannotCancel("a listing that has bids cannot be cancelled: bids bind")
+            self.store.set_listing_status(lid, "cancelled")
+        view = self.listing(lid)
+        self.hub.publish("listing_closed", view)
         return view
 
     def close_connection(self, account: LocalAccount, deal_id: object) -> dict[str, Any]:

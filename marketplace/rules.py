@@ -26,7 +26,25 @@ class Limits:
     max_energy_wh: int = 1_000_000
     min_duration_s: int = 10
     max_duration_s: int = 7 * 24 * 3600
-    min_increment_wei: int = 1
+    min_increment_wei: int = 1  # a new highest bid beats the last by at least this …
+    min_increment_pct: float = 0.0  # … and by at least this share of it, whichever is more
+    soft_close_s: int = 0  # a bid this close to the deadline pushes it back by as much …
+    soft_close_cap_s: int = 0  # … but never more than this past the listing's first deadline
+
+
+def min_next_bid(start_price: int, highest: int | None, limits: Limits) -> int:
+    """The lowest bid that would be accepted now."""
+    if highest is None:
+        return start_price
+    by_pct = -(-highest * round(limits.min_increment_pct * 1000) // 100_000)  # ceil
+    return highest + max(limits.min_increment_wei, by_pct)
+
+
+def extended_deadline(deadline: float, closes_by: float, now: float, limits: Limits) -> float:
+    """Soft close: a bid in the last soft_close_s seconds moves the deadline back, capped."""
+    if limits.soft_close_s <= 0 or deadline - now > limits.soft_close_s:
+        return deadline
+    return min(deadline + limits.soft_close_s, closes_by)
 
 
 def cost_wei(price_wei_per_kwh: int, energy_wh: int) -> int:
@@ -77,10 +95,13 @@ def check_bid(
         raise NotAllowed("you cannot bid on your own listing")
     if price < start_price:
         raise BidTooLow(f"the start bid is {start_price} wei/kWh; bid at least that")
-    if highest is not None and price < highest + limits.min_increment_wei:
+    lowest = min_next_bid(start_price, highest, limits)
+    if highest is not None and price < lowest:
         raise BidTooLow(
-            f"the highest bid is {highest} wei/kWh; "
-            f"bid at least {highest + limits.min_increment_wei}"
+            f"the highest bid is {highest} wei/kWh; bid at least {lowest} "
+            f"(the minimum increment is {limits.min_increment_wei} wei"
+            + (f" or {limits.min_increment_pct:g} %" if limits.min_increment_pct else "")
+            + ")"
         )
     needed = cost_wei(price, energy_wh)
     if needed > free_wei:

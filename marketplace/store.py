@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS listings (
     start_price TEXT NOT NULL,
     created REAL NOT NULL,
     deadline REAL NOT NULL,
+    closes_by REAL,
     status TEXT NOT NULL DEFAULT 'open',
     winning_bid INTEGER
 );
@@ -74,6 +75,9 @@ CREATE TABLE IF NOT EXISTS deals (
 );
 """
 
+# Columns added after the first release: (table, column, type) for older databases.
+COLUMNS_ADDED = [("listings", "closes_by", "REAL")]
+
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
 
@@ -101,6 +105,14 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns later versions introduced to a database an earlier one made."""
+        for table, column, kind in COLUMNS_ADDED:
+            names = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the database."""
@@ -147,14 +159,20 @@ class Store:
     # -- listings and bids -----------------------------------------------------------------
 
     def add_listing(
-        self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float
+        self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float,
+        closes_by: float | None = None,
     ) -> int:
-        """Store a new open listing; its id."""
+        """Store a new open listing; its id. closes_by caps soft-close extensions."""
         return self.write(
-            "INSERT INTO listings (seller, energy_wh, start_price, created, deadline)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             seller, energy_wh, start_price, created, deadline,
+            deadline if closes_by is None else closes_by,
         )
+
+    def set_deadline(self, listing_id: int, deadline: float) -> None:
+        """Move a listing's deadline (soft close)."""
+        self.write("UPDATE listings SET deadline = ? WHERE id = ?", deadline, listing_id)
 
     def listing(self, listing_id: int) -> dict[str, Any] | None:
         """One listing by id."""

@@ -15,8 +15,10 @@ def _name(store: Store, address: str | None) -> str | None:
     return found["name"] if found else None
 
 
-def listing_view(store: Store, row: dict[str, Any], now: float) -> dict[str, Any]:
-    """A listing with its highest bid, bidder and time left."""
+def listing_view(
+    store: Store, row: dict[str, Any], now: float, limits: rules.Limits | None = None
+) -> dict[str, Any]:
+    """A listing with its highest bid, bidder, time left and the lowest acceptable bid."""
     bids = store.bids(row["id"])
     best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
     return {
@@ -29,6 +31,9 @@ def listing_view(store: Store, row: dict[str, Any], now: float) -> dict[str, Any
         "highest_bidder": best[2] if best else None,
         "highest_bidder_name": _name(store, best[2]) if best else None,
         "bid_count": len(bids),
+        "min_next_bid_wei": str(rules.min_next_bid(row["start_price"], best[1] if best else None,
+                                                   limits)) if limits else None,
+        "closes_by": row.get("closes_by"),
         "created": row["created"],
         "deadline": row["deadline"],
         "seconds_left": max(0.0, round(row["deadline"] - now, 1)),

@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "LOAD_W": 240,
     "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
     "STEP_WH": 5,
+    "BID_MIN_INCREMENT_WEI": 1,  # a new highest bid beats the last by this much …
+    "BID_MIN_INCREMENT_PCT": 1.0,  # … and by this percentage, whichever is more
+    "SOFT_CLOSE_S": 10,  # a bid in the last 10 s pushes the deadline back 10 s …
+    "SOFT_CLOSE_CAP_S": 60,  # … at most 60 s past the first deadline
     "MINT_BATCH_WH": 10,
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,

@@ -22,6 +22,7 @@ from marketplace.clock import SystemClock
 from marketplace.events import Hub
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market, Settings
+from marketplace.rules import Limits
 from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.bridges import GridRouter, RemoteBoards, RemoteMeter
@@ -78,7 +79,15 @@ class Runtime:
         self.grid = GridRouter(self.bridge, self.remote_boards)
         self.market = Market(
             self.store, self.ledger, self.grid, self.clock, self.hub,
-            Settings(step_wh=cfg["STEP_WH"], mint_batch_wh=cfg["MINT_BATCH_WH"]),
+            Settings(
+                step_wh=cfg["STEP_WH"], mint_batch_wh=cfg["MINT_BATCH_WH"],
+                limits=Limits(
+                    min_increment_wei=cfg["BID_MIN_INCREMENT_WEI"],
+                    min_increment_pct=cfg["BID_MIN_INCREMENT_PCT"],
+                    soft_close_s=cfg["SOFT_CLOSE_S"],
+                    soft_close_cap_s=cfg["SOFT_CLOSE_CAP_S"],
+                ),
+            ),
         )
         self.wallets = Wallets(self.market)
         if cfg["DEMO"]:

@@ -35,7 +35,7 @@ def test_highest_bid_wins_equal_and_late_bids_are_refused(runtime, people, clock
     market = runtime.market
     listing = market.create_listing(people["alice"], 10, 1000, 30)
     market.place_bid(people["carol"], listing["id"], 5000)
-    with pytest.raises(Exception, match="at least 5001"):
+    with pytest.raises(Exception, match="at least 5050"):  # 1 % over 5000
         market.place_bid(people["bob"], listing["id"], 5000)
     clock.advance(30)
     with pytest.raises(AuctionClosed):
@@ -76,3 +76,38 @@ def test_transactions_and_receipts_are_kept_in_the_store(runtime, people):
     kept = runtime.store.transactions(bob)
     assert kept[0]["label"] == "Deposit into escrow" and kept[0]["status"] == "mined"
     assert kept[0]["block"] > 0 and kept[0]["gas_used"] > 21_000
+
+
+def test_a_late_bid_extends_the_auction_and_everyone_sees_it(runtime, people, clock):
+    market = runtime.market
+    seen = []
+    runtime.hub.subscribe(lambda topic, payload: seen.append((topic, payload)))
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    deadline = listing["deadline"]
+    clock.advance(25)  # 5 s left: inside the 10 s soft close
+    after = market.place_bid(people["bob"], listing["id"], 1000)
+    assert after["deadline"] == deadline + 10
+    assert [p["deadline"] for t, p in seen if t == "bid_placed"] == [deadline + 10]
+    clock.advance(9)  # past the first deadline, before the new one: still open
+    assert market.listing(listing["id"])["status"] == "open"
+    market.place_bid(people["carol"], listing["id"], 2000)
+    assert market.listing(listing["id"])["deadline"] == deadline + 20
+    clock.advance(60)
+    deal = wait_for(lambda: market.deals(), what="the deal")[0]
+    assert deal["buyer"] == people["carol"].address
+
+
+def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
+    from marketplace.errors import CannotCancel
+
+    market = runtime.market
+    untouched = market.create_listing(people["alice"], 10, 1000, 30)
+    with pytest.raises(NotAllowed, match="only the seller"):
+        market.cancel_listing(people["bob"], untouched["id"])
+    assert market.cancel_listing(people["alice"], untouched["id"])["status"] == "cancelled"
+    with pytest.raises(CannotCancel, match="has ended"):
+        market.cancel_listing(people["alice"], untouched["id"])
+    bid_on = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(people["bob"], bid_on["id"], 1000)
+    with pytest.raises(CannotCancel, match="bids bind"):
+        market.cancel_listing(people["alice"], bid_on["id"])

@@ -84,3 +84,24 @@ def test_addresses_need_a_right_checksum_when_mixed_case():
         rules.parse_address(good[:-1] + "e")
     with pytest.raises(InvalidInput, match="not an Ethereum address"):
         rules.parse_address("0x1234")
+
+
+def test_the_increment_is_the_larger_of_absolute_and_percent():
+    limits = rules.Limits(min_increment_wei=10, min_increment_pct=1.0)
+    assert rules.min_next_bid(1000, None, limits) == 1000  # the start price, no bid yet
+    assert rules.min_next_bid(1000, 500, limits) == 510  # 1 % of 500 is 5 < 10
+    assert rules.min_next_bid(1000, 10_000, limits) == 10_100  # 1 % of 10 000 is 100 > 10
+    assert rules.min_next_bid(1000, 10_001, limits) == 10_102  # percent rounds up
+    with pytest.raises(BidTooLow, match="at least 10100 .*10 wei or 1 %"):
+        bid(highest=10_000, price=10_099, limits=limits)
+
+
+def test_soft_close_moves_the_deadline_back_but_not_past_the_cap():
+    limits = rules.Limits(soft_close_s=10, soft_close_cap_s=25)
+    first = 100.0
+    cap = first + limits.soft_close_cap_s
+    assert rules.extended_deadline(first, cap, now=80.0, limits=limits) == first  # not late
+    assert rules.extended_deadline(first, cap, now=95.0, limits=limits) == 110.0
+    assert rules.extended_deadline(110.0, cap, now=105.0, limits=limits) == 120.0
+    assert rules.extended_deadline(120.0, cap, now=119.0, limits=limits) == cap  # capped
+    assert rules.extended_deadline(first, cap, 99.0, rules.Limits()) == first  # switched off

@@ -37,6 +37,12 @@ def listing(account, listing_id):
     return jsonify(runtime().market.listing(listing_id))
 
 
+@bp.post("/api/listings/<int:listing_id>/cancel")
+@login_required
+def cancel(account, listing_id):
+    return jsonify(runtime().market.cancel_listing(account, listing_id))
+
+
 @bp.post("/api/listings/<int:listing_id>/bids")
 @login_required
 def bid(account, listing_id):

@@ -21,9 +21,18 @@ function listingCard(l) {
     el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
   );
   if (leading) card.append(el("p", { class: "lead", textContent: "You lead" }));
+  if (mine && l.bid_count === 0) {
+    const cancel = el("button", { type: "button", class: "secondary cancel-listing", textContent: "Cancel listing" });
+    cancel.addEventListener("click", async () => {
+      try { removeListing(await api("POST", `/api/listings/${l.id}/cancel`)); toast("Listing cancelled"); refreshUnlisted(); }
+      catch (err) { toast(err.message, true); }
+    });
+    card.append(cancel);
+  }
   else if (me.role === "consumer" && l.bid_count && bidders.has(l.id)) card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
   if (me.role === "consumer" && !mine) {
-    const input = el("input", { inputMode: "decimal", placeholder: "ETH per kWh", className: "bid-price",
+    const input = el("input", { inputMode: "decimal", className: "bid-price",
+      placeholder: l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh",
       ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
     const form = el("form", { class: "row bid-form" }, input, el("button", { type: "submit", textContent: "Buy" }));
     const error = el("p", { class: "error bid-error", role: "alert" });
@@ -64,7 +73,9 @@ function removeListing(l) {
   const old = $(`listing-${l.id}`);
   if (old) old.remove();
   $("no-listings").hidden = listings.size > 0;
-  if (l.status === "sold" || l.status === "unsold") {
+  if (l.status === "cancelled") {
+    $("history").prepend(el("li", { textContent: `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller` }));
+  } else if (l.status === "sold" || l.status === "unsold") {
     const who = l.highest_bidder_name || short(l.highest_bidder);
     const text = l.status === "sold" ? `#${l.id}: ${l.energy_wh} Wh sold to ${who} at ${priceText(l.highest_bid_wei)}`
       : `#${l.id}: ${l.energy_wh} Wh unsold`;
