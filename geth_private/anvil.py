@@ -171,7 +171,9 @@ class AnvilBackend(AnvilControl, ChainBackend):
                 "anvil not found: run `npm ci` (it installs @foundry-rs/anvil-linux-amd64) "
                 "or set ANVIL_BINARY"
             )
-        port = self.port or free_port()
+        # The port stays the node's after the first start, so clients made before a restart
+        # (web3 providers, contract objects) reach it again.
+        port = self.port = self.port or free_port()
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self._stop_orphan()
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
@@ -180,8 +182,9 @@ class AnvilBackend(AnvilControl, ChainBackend):
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )
         log_file.close()
-        self.pid_path.write_text(f"{self._process.pid}\n")
+
         url = f"http://127.0.0.1:{port}"
+        self.pid_path.write_text(f"{self._process.pid}\n{url}\n")  # for tools and crash recovery
         self._w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
         deadline = time.monotonic() + 20
         while True:
@@ -233,7 +236,7 @@ class AnvilBackend(AnvilControl, ChainBackend):
     def _stop_orphan(self) -> None:
         """Stop an anvil a crashed portal left on this state file, letting it save first."""
         try:
-            pid = int(self.pid_path.read_text())
+            pid = int(self.pid_path.read_text().split()[0])
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return

@@ -176,6 +176,10 @@ class Ledger:
         now = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1) - margin_s
         return last_wh, rated_w * max(0, now - last_mint_at) // 3600
 
+    def deal_of_listing(self, listing_id: int) -> int:
+        """The escrow's deal for a listing, 0 when none was opened."""
+        return self.escrow.functions.dealOfListing(listing_id).call()
+
     def deal_id_from(self, record: TxRecord) -> int:
         """The escrow's deal id announced by a mined openDeal."""
         receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)

@@ -84,6 +84,9 @@ class Market:
         self._meters: dict[str, LocalAccount] = {}  # board id -> meter key
         self._lock = threading.RLock()
         self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
+        self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
+        self._backoff: dict[int, float] = {}
+        self._expire_retry_at: dict[int, float] = {}
 
     # -- participants ----------------------------------------------------------------------
 
@@ -269,7 +272,10 @@ class Market:
             for row in self.store.query(
                 "SELECT * FROM deals WHERE status IN ('opening', 'active', 'closing')"
             ):
-                self._advance_deal(row)
+                try:
+                    self._advance_deal(row)
+                except Exception as err:  # one deal's trouble (a chain hiccup) spares the rest
+                    log.warning("deal %s not advanced this tick: %s", row["id"], err)
         readings = {}
         for board_id in self._producer_boards():
             reading = self.safe_read(board_id)
@@ -308,46 +314,96 @@ class Market:
             return
         bid_id, price, buyer = best
         self.store.set_listing_status(row["id"], "sold", bid_id)
-        deal_id = self.store.add_deal(row["id"], buyer, row["seller"], price, row["energy_wh"])
+        expires = int(self.clock.now()) + self.settings.deal_ttl_s
+        deal_id = self.store.add_deal(
+            row["id"], buyer, row["seller"], price, row["energy_wh"], expires
+        )
         self.hub.publish("listing_closed", self.listing(row["id"]))
-        won = self.store.bid(bid_id)
+        self._send_open(self.store.deal(deal_id))
+        self.hub.publish("deal_updated", self.deal(deal_id))
+
+    def _send_open(self, deal: dict[str, Any]) -> None:
+        """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
+
+        Safe to repeat: the escrow opens one deal per listing and uses a signed bid once, and
+        before sending again the market asks the escrow whether the deal is already open.
+        """
+        did = deal["id"]
+        listing = self.store.listing(deal["listing_id"])
+        won = self.store.bid(listing["winning_bid"])
         bid = {
-            "listingId": row["id"], "buyer": buyer, "seller": row["seller"],
-            "priceWeiPerKWh": price, "maxWh": row["energy_wh"],
+            "listingId": listing["id"], "buyer": deal["buyer"], "seller": deal["seller"],
+            "priceWeiPerKWh": deal["price"], "maxWh": deal["energy_wh"],
             "nonce": won["nonce"], "expiry": won["expiry"],
         }
-        expires = int(self.clock.now()) + self.settings.deal_ttl_s
+        expires = deal["expires_at"] or int(self.clock.now()) + self.settings.deal_ttl_s
         try:
-            record = self.ledger.open_deal_async(
-                bid, bytes.fromhex(won["signature"][2:]), row["energy_wh"], expires
+            self._txs[(did, "open")] = self.ledger.open_deal_async(
+                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"], expires
             )
-        except MarketError as err:
-            self._fail_deal(deal_id, str(err))
+            self._backoff.pop(did, None)
+        except Exception as err:  # the chain is down or refused the send: nothing happened
+            wait = min(self._backoff.get(did, 0.5) * 2, 30.0)
+            self._backoff[did] = wait
+            self._retry_at[did] = self.clock.now() + wait
+            log.warning("openDeal for deal %s not sent (%s); retrying in %.0f s", did, err, wait)
+
+    def _expired(self, row: dict[str, Any]) -> bool:
+        """Past its expiry a deal stops: relays off, and the operator closes it on chain."""
+        did = row["id"]
+        if not row["expires_at"] or self.clock.now() < row["expires_at"]:
+            return False
+        self._relays(row, on=False)
+        record = self._txs.get((did, "expire"))
+        due = self.clock.now() >= self._expire_retry_at.get(did, 0.0)
+        if (record is None or record.status == "failed") and due:
+            try:
+                self._txs[(did, "expire")] = self.ledger.close_deal_async(
+                    self.ledger.operator, row["chain_deal_id"]
+                )
+            except Exception as err:  # e.g. the chain's clock is not there yet
+                self._expire_retry_at[did] = self.clock.now() + 5.0
+                log.info("expired deal %s not closed yet: %s", did, err)
+        self._follow_chain(row)
+        return True
+
+    def _activate(self, row: dict[str, Any], chain_id: int) -> None:
+        """The escrow confirmed the deal: measure from now, give the budget, relays on."""
+        did = row["id"]
+        baseline = self.safe_read(self._board(row["buyer"]), fresh=True)
+        self.store.update_deal(
+            did, status="active", chain_deal_id=chain_id, opened=self.clock.now(),
+            baseline_wh=baseline.wh_in if baseline else 0.0,
+        )
+        row = self.store.deal(did)
+        # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
+        # however late the portal's next look at the meter comes.
+        self._budget(row, float(row["energy_wh"]))
+        self._relays(row, on=True)
+        self.hub.publish("deal_updated", self.deal(did))
+
+    def _advance_opening(self, row: dict[str, Any]) -> None:
+        did = row["id"]
+        record = self._txs.get((did, "open"))
+        if record is not None and record.status in ("queued", "pending"):
             return
-        self._txs[(deal_id, "open")] = record
-        self.hub.publish("deal_updated", self.deal(deal_id))
+        if record is not None and record.status == "mined":
+            self._activate(row, self.ledger.deal_id_from(record))
+            return
+        # No transaction in flight (a restart, a failed send) or one that reverted: the
+        # escrow's own record decides, so a deal is opened exactly once.
+        chain_id = self.ledger.deal_of_listing(row["listing_id"])
+        if chain_id:
+            self._activate(row, chain_id)
+        elif record is not None and record.status == "failed":
+            self._fail_deal(did, record.error or "openDeal reverted")
+        elif self.clock.now() >= self._retry_at.get(did, 0.0):
+            self._send_open(row)
 
     def _advance_deal(self, row: dict[str, Any]) -> None:
         did = row["id"]
         if row["status"] == "opening":
-            record = self._txs.get((did, "open"))
-            if record is None or record.status in ("queued", "pending"):
-                return
-            if record.status == "failed":
-                self._fail_deal(did, record.error or "openDeal reverted")
-                return
-            chain_id = self.ledger.deal_id_from(record)
-            baseline = self.safe_read(self._board(row["buyer"]), fresh=True)
-            self.store.update_deal(
-                did, status="active", chain_deal_id=chain_id, opened=self.clock.now(),
-                baseline_wh=baseline.wh_in if baseline else 0.0,
-            )
-            row = self.store.deal(did)
-            # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
-            # however late the portal's next look at the meter comes.
-            self._budget(row, float(row["energy_wh"]))
-            self._relays(row, on=True)
-            self.hub.publish("deal_updated", self.deal(did))
+            self._advance_opening(row)
             return
         if row["status"] == "closing":
             record = self._txs.get((did, "close"))
@@ -355,6 +411,8 @@ class Market:
                 # The relays stay open; the buyer can press Close connection again.
                 self.store.update_deal(did, status="active", error=record.error)
                 del self._txs[(did, "close")]
+        if row["status"] == "active" and self._expired(row):
+            return
         if row["status"] == "active":
             delivered = self._delivered(row)
             if delivered >= row["energy_wh"]:

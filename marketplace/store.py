@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS deals (
     reported_wh INTEGER NOT NULL DEFAULT 0,
     paid_wei TEXT NOT NULL DEFAULT '0',
     refunded_wei TEXT,
+    expires_at INTEGER,
     opened REAL,
     closed REAL,
     close_reason TEXT,
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS deals (
 """
 
 # Columns added after the first release: (table, column, type) for older databases.
-COLUMNS_ADDED = [("listings", "closes_by", "REAL")]
+COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER")]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
@@ -261,13 +262,14 @@ class Store:
     # -- deals -----------------------------------------------------------------------------
 
     def add_deal(
-        self, listing_id: int, buyer: str, seller: str, price: int, energy_wh: int
+        self, listing_id: int, buyer: str, seller: str, price: int, energy_wh: int,
+        expires_at: int | None = None,
     ) -> int:
         """Record the deal an auction produced, before it is opened on chain."""
         return self.write(
-            "INSERT INTO deals (listing_id, buyer, seller, price, energy_wh)"
-            " VALUES (?, ?, ?, ?, ?)",
-            listing_id, buyer, seller, price, energy_wh,
+            "INSERT INTO deals (listing_id, buyer, seller, price, energy_wh, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            listing_id, buyer, seller, price, energy_wh, expires_at,
         )
 
     def deal(self, deal_id: int) -> dict[str, Any] | None:

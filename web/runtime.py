@@ -81,6 +81,7 @@ class Runtime:
             self.store, self.ledger, self.grid, self.clock, self.hub,
             Settings(
                 step_wh=cfg["STEP_WH"], mint_batch_wh=cfg["MINT_BATCH_WH"],
+                deal_ttl_s=cfg["DEAL_TTL_S"],
                 limits=Limits(
                     min_increment_wei=cfg["BID_MIN_INCREMENT_WEI"],
                     min_increment_pct=cfg["BID_MIN_INCREMENT_PCT"],

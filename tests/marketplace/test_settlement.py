@@ -1,0 +1,81 @@
+"""Settlement that survives trouble: the chain down at the deadline, simultaneous closes, expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_for
+
+ETH = 10**18
+
+
+def unlocked(runtime):
+    return {a["name"]: runtime.keystore.unlock(a["address"], a["passphrase"])
+            for a in runtime.demo_accounts}
+
+
+def ready(runtime, wh=60):
+    people = unlocked(runtime)
+    wait_for(lambda: runtime.ledger.token_balance(people["alice"].address) >= wh, what="tokens")
+    for name in ("bob", "carol"):
+        runtime.ledger.wait(runtime.ledger.deposit(people[name], ETH // 10))
+    return people
+
+
+@pytest.mark.parametrize("app", ["anvil://"], indirect=True)
+def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime, clock):
+    people = ready(runtime)
+    market, chain = runtime.market, runtime.backend
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(people["bob"], listing["id"], 2000)
+    chain.stop()  # the node is gone when the auction closes (it saves its state first)
+    clock.advance(31)
+    wait_for(lambda: market.deals(), what="the auction to close")
+    wait_for(lambda: market._retry_at, what="a failed send and a retry planned")
+    assert market.deals()[0]["status"] == "opening"
+    assert not runtime.bridge.read("pv-alice").relays[0]  # nothing switched before the chain
+    chain.start()  # same state file, same port
+    clock.advance(60)  # past the retry backoff
+    deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
+                    timeout=30, what="the deal to open after recovery")
+    assert runtime.ledger.escrow.functions.dealCount().call() == 1
+    assert runtime.ledger.deal_of_listing(listing["id"]) == deal["chain_deal_id"]
+    assert runtime.bridge.read("pv-alice").relays[0]
+
+
+def test_two_auctions_closing_at_the_same_instant(runtime, clock):
+    people = ready(runtime)
+    market = runtime.market
+    first = market.create_listing(people["alice"], 10, 1000, 30)
+    second = market.create_listing(people["alice"], 12, 1000, 30)
+    market.place_bid(people["bob"], first["id"], 3000)
+    market.place_bid(people["carol"], second["id"], 4000)
+    clock.advance(30)
+    deals = wait_for(lambda: [d for d in market.deals() if d["status"] == "active"]
+                     if len(market.deals()) == 2 else None, what="both deals to open")
+    by_listing = {d["listing_id"]: d for d in deals}
+    assert by_listing[first["id"]]["buyer"] == people["bob"].address
+    assert by_listing[second["id"]]["buyer"] == people["carol"].address
+    ledger = runtime.ledger
+    assert ledger.escrow.functions.dealCount().call() == 2
+    assert {ledger.deal_of_listing(first["id"]), ledger.deal_of_listing(second["id"])} == {
+        d["chain_deal_id"] for d in deals}
+
+
+@pytest.mark.parametrize("app", [{"DEAL_TTL_S": 60}], indirect=True)
+def test_an_expired_deal_is_stopped_and_closed(runtime, clock):
+    people = ready(runtime)
+    market = runtime.market
+    listing = market.create_listing(people["alice"], 40, 1000, 30)
+    market.place_bid(people["carol"], listing["id"], 1000)
+    clock.advance(30)
+    deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
+                    what="the deal")
+    clock.advance(61)
+    runtime.backend.time_travel(int(clock.now()) + 1)  # the chain's clock passes expiry too
+    runtime.backend.mine()
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=30, what="the expired deal to close")
+    assert closed["close_reason"] == "expired"
+    assert not runtime.bridge.read("load-carol").relays[0]
+    assert runtime.ledger.escrow_locked(people["carol"].address) == 0
