@@ -18,7 +18,7 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     uint256 private constant PUSH_GAS = 30_000;
 
     enum DealStatus { None, Open, Closed }
-    enum CloseReason { None, Completed, ClosedByBuyer, ClosedBySeller, Expired }
+    enum CloseReason { None, Completed, ClosedByBuyer, ClosedBySeller, Expired, MeterOffline, SupplyExhausted }
 
     struct Deal {
         uint256 listingId;
@@ -81,6 +81,8 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     error DeliveryWentBackwards(uint256 reported, uint256 given);
     /// @notice Only the buyer or the seller may close before expiry.
     error NotDealParty(address caller);
+    /// @notice Only a fault (MeterOffline, SupplyExhausted) lets the operator close a deal.
+    error NotAFault(CloseReason reason);
     /// @notice Nothing is owed to the caller.
     error NothingOwed(address caller);
     /// @notice An Ether transfer to the caller failed.
@@ -249,6 +251,22 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         else if (msg.sender == d.seller) reason = CloseReason.ClosedBySeller;
         else if (block.timestamp >= d.expiresAt) reason = CloseReason.Expired;
         else revert NotDealParty(msg.sender);
+        _close(dealId, d, reason);
+    }
+
+    /// @notice The operator ends a deal a fault stopped: a meter offline beyond the grace
+    /// period, or the seller's supply exhausted. Settlement is as for any close: what was
+    /// reported stays paid, the rest of the Ether and tokens go back.
+    function closeDealForFault(uint256 dealId, CloseReason reason)
+        external
+        onlyRole(OPERATOR_ROLE)
+        nonReentrant
+    {
+        Deal storage d = _deals[dealId];
+        if (d.status != DealStatus.Open) revert DealNotOpen(dealId);
+        if (reason != CloseReason.MeterOffline && reason != CloseReason.SupplyExhausted) {
+            revert NotAFault(reason);
+        }
         _close(dealId, d, reason);
     }
 

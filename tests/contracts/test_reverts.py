@@ -58,3 +58,18 @@ def test_a_deal_expiring_in_the_future_can_be_closed_only_by_parties(deal, chain
     chain.travel_to(chain.now() + TTL + 1)
     chain.send(chain.escrow.functions.closeDeal(deal), chain.admin)
     assert chain.escrow.functions.getDeal(deal).call()[10] == 4  # Expired
+
+
+def test_the_operator_closes_a_deal_only_for_a_fault(deal, chain, reverts):
+    escrow = chain.escrow.functions
+    with reverts("AccessControlUnauthorizedAccount"):
+        escrow.closeDealForFault(deal, 5).transact({"from": chain.buyer})
+    with reverts("NotAFault(2)"):
+        escrow.closeDealForFault(deal, 2).transact({"from": chain.admin})
+    chain.send(escrow.reportDelivery(deal, 100), chain.buyer_meter)
+    receipt = chain.send(escrow.closeDealForFault(deal, 5), chain.admin)  # MeterOffline
+    (closed,) = chain.events(receipt, chain.escrow, "DealClosed")
+    assert closed["reason"] == 5 and closed["deliveredWh"] == 100
+    assert escrow.lockedOf(chain.buyer).call() == 0
+    with reverts(f"DealNotOpen({deal})"):
+        escrow.closeDealForFault(deal, 6).transact({"from": chain.admin})
