@@ -115,7 +115,7 @@ class DealLifecycle:
                 # The relays stay open; the buyer can press Close connection again.
                 self.store.update_deal(did, status="active", error=record.error)
                 del self._txs[(did, "close")]
-        if row["status"] == "active" and self._expired(row):
+        if row["status"] in ("active", "paused") and (self._expired(row) or self._faulty(row)):
             return
         if row["status"] == "active":
             delivered = self._delivered(row)
@@ -123,6 +123,62 @@ class DealLifecycle:
                 self._relays(row, on=False)
             self._report(row, delivered)
         self._follow_chain(row)
+
+    def _faulty(self, row: dict[str, Any]) -> bool:
+        """Meters offline or the seller's battery empty: pause, resume, or end the deal."""
+        did, now, settings = row["id"], self.clock.now(), self.settings
+        boards = [self._board(row["seller"]), self._board(row["buyer"])]
+        offline = [b for b in boards if not self._online(b)]
+        if offline:
+            if did not in self._offline_since:
+                self._offline_since[did] = now
+                # Both parties see it at once, before the grace period runs out.
+                self.store.update_deal(did, error=f"meter {', '.join(offline)} offline")
+                self.hub.publish("deal_updated", self.deal(did))
+            since = self._offline_since[did]
+            if row["status"] == "active" and now - since >= settings.offline_grace_s:
+                self._relays(row, on=False)
+                self.store.update_deal(did, status="paused",
+                                       error=f"meter {', '.join(offline)} offline: paused")
+                self.hub.publish("deal_updated", self.deal(did))
+            if now - since >= settings.offline_close_s:
+                self._close_for_fault(row, METER_OFFLINE)
+            self._follow_chain(row)
+            return True
+        if self._offline_since.pop(did, None) is not None and row["status"] == "paused":
+            # Back before the deal was ended: resume where the meter says it is.
+            self.store.update_deal(did, status="active", error=None)
+            row = self.store.deal(did)
+            self._budget(row, float(row["energy_wh"] - row["delivered_wh"]))
+            self._relays(row, on=True)
+            self.hub.publish("deal_updated", self.deal(did))
+        seller = self.safe_read(boards[0])
+        if seller is not None and seller.soc is not None and seller.soc <= settings.empty_soc:
+            self._relays(row, on=False)
+            self._close_for_fault(row, SUPPLY_EXHAUSTED)
+            self._follow_chain(row)
+            return True
+        return False
+
+    def _online(self, board_id: str) -> bool:
+        online = getattr(self.grid, "online", None)
+        try:
+            return True if online is None else bool(online(board_id))
+        except Exception:
+            return False
+
+    def _close_for_fault(self, row: dict[str, Any], reason: int) -> None:
+        """The operator ends the deal on chain (once; retried if the send fails)."""
+        record = self._txs.get((row["id"], "fault"))
+        if record is not None and record.status != "failed":
+            return
+        self._report(row, row["delivered_wh"], force=True)  # pay what was measured first
+        try:
+            self._txs[(row["id"], "fault")] = self.ledger.close_for_fault_async(
+                row["chain_deal_id"], reason
+            )
+        except Exception as err:
+            log.warning("deal %s not closed for %s yet: %s", row["id"], CLOSE_REASONS[reason], err)
 
     def _delivered(self, row: dict[str, Any], fresh: bool = False) -> int:
         reading = self.safe_read(self._board(row["buyer"]), fresh)

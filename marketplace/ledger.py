@@ -33,6 +33,7 @@ GAS = {
     "openDeal": 400_000,
     "reportDelivery": 200_000,
     "closeDeal": 200_000,
+    "closeDealForFault": 200_000,
     "transfer": 21_000,
 }
 
@@ -165,6 +166,11 @@ class Ledger:
         """Send the operator's openDeal for a winning signed bid; not awaited."""
         tx = self._tx(self.escrow, "openDeal", [bid_tuple(bid), signature, energy_wh, expires])
         return self._send(self.operator, tx, f"Open deal for listing {bid['listingId']}")
+
+    def close_for_fault_async(self, deal_id: int, reason: int) -> TxRecord:
+        """The operator ends a deal a fault stopped (EnergyEscrow.closeDealForFault)."""
+        tx = self._tx(self.escrow, "closeDealForFault", [deal_id, reason])
+        return self._send(self.operator, tx, f"Close deal {deal_id} for a fault")
 
     def mint_allowance(self, meter: str, margin_s: int = 0) -> tuple[int, int]:
         """(last minted reading, Wh mintable by a block mined now) of a producer meter.

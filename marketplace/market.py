@@ -49,6 +49,10 @@ class Grid(Protocol):
         """Let a relay pass at most wh more Wh before the board opens it (None: no limit)."""
         ...
 
+    def online(self, board_id: str) -> bool:
+        """Whether the board can be reached now."""
+        ...
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -58,6 +62,9 @@ class Settings:
     step_wh: int = 5  # delivery reported (and paid) every step_wh
     deal_ttl_s: int = 24 * 3600
     bid_validity_s: int = 3600  # a signed bid can open its deal this long after the deadline
+    offline_grace_s: float = 10.0  # a meter offline this long pauses its deal …
+    offline_close_s: float = 60.0  # … and this long ends it
+    empty_soc: float = 0.01  # a seller's battery at this state of charge ends its deals
     mint_batch_wh: int = 10
 
 
@@ -86,6 +93,7 @@ class Market(DealLifecycle):
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
         self._expire_retry_at: dict[int, float] = {}
+        self._offline_since: dict[int, float] = {}
 
     # -- participants ----------------------------------------------------------------------
 
@@ -269,7 +277,7 @@ class Market(DealLifecycle):
             ):
                 self._close_auction(row)
             for row in self.store.query(
-                "SELECT * FROM deals WHERE status IN ('opening', 'active', 'closing')"
+                "SELECT * FROM deals WHERE status IN ('opening', 'active', 'paused', 'closing')"
             ):
                 try:
                     self._advance_deal(row)

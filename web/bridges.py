@@ -73,6 +73,12 @@ class GridRouter:
         else:
             self.local.set_budget(board_id, wh, relay)
 
+    def online(self, board_id: str) -> bool:
+        """Whether the board can be reached now (its bridge connected, its port open)."""
+        if self.remote.owns(board_id):
+            return board_id in self.remote.sid
+        return self.local.online(board_id)
+
     def reading(self, board_id: str) -> Reading | None:
         """The latest reading, without asking the board."""
         if self.remote.owns(board_id):

@@ -240,7 +240,9 @@ class Runtime:
                 )
             else:
                 self.microgrid.add_consumer(spec["board"], load_w=cfg["LOAD_W"])
-        for device in self.microgrid.start().values():
+        # Stable paths per board (as udev's /dev/serial/by-id), so an unplugged board that is
+        # plugged back in is found again by the bridge.
+        for device in self.microgrid.start(link_dir=self.data_dir / "boards").values():
             self.bridge.attach(device)
         names = self._names()
         for spec in DEMO:

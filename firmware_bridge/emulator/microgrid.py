@@ -102,6 +102,16 @@ class Microgrid:
             board_id, meter, emulator, load=Load(load_w, list(profile or []), hour=self.hour)
         ))
 
+    def set_battery(self, board_id: str, soc: float, pv_peak_w: float | None = None) -> None:
+        """Set a producer's state of charge (and PV peak): a drained battery, a dark day."""
+        with self.lock:
+            board = self._boards[board_id]
+            if not isinstance(board, _Producer):
+                raise ValueError(f"{board_id} is not a producer")
+            board.battery.stored_wh = board.battery.capacity_wh * min(max(soc, 0.0), 1.0)
+            if pv_peak_w is not None:
+                board.pv.peak_w = pv_peak_w
+
     def board(self, board_id: str) -> BoardEmulator:
         """The protocol side of a board, to feed it frames directly (tests, a local console)."""
         return self._boards[board_id].emulator

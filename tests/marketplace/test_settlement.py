@@ -79,3 +79,56 @@ def test_an_expired_deal_is_stopped_and_closed(runtime, clock):
     assert closed["close_reason"] == "expired"
     assert not runtime.bridge.read("load-carol").relays[0]
     assert runtime.ledger.escrow_locked(people["carol"].address) == 0
+
+
+def active_deal(runtime, clock, people, wh=40):
+    market = runtime.market
+    listing = market.create_listing(people["alice"], wh, 1000, 30)
+    market.place_bid(people["carol"], listing["id"], 1000)
+    clock.advance(30)
+    return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
+                    what="the deal")
+
+
+def test_a_meter_offline_pauses_the_deal_then_ends_it(runtime, clock):
+    people = ready(runtime, wh=300)
+    market, grid = runtime.market, runtime.microgrid
+    deal = active_deal(runtime, clock, people, wh=300)  # ~7 s of load at 600x: time to act
+    grid.unplug("load-carol")
+    wait_for(lambda: market.deal(deal["id"])["error"], what="the market to notice")
+    clock.advance(11)  # past the 10 s grace
+    paused = wait_for(lambda: market.deal(deal["id"])["status"] == "paused"
+                      and market.deal(deal["id"]), what="the deal to pause")
+    assert "load-carol offline" in paused["error"]
+    assert not runtime.bridge.read("pv-alice").relays[0]  # the seller stops supplying
+    clock.advance(60)
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=30, what="the deal to end")
+    assert closed["close_reason"] == "meter offline"
+    assert runtime.ledger.escrow_locked(people["carol"].address) == 0
+
+
+def test_a_meter_back_in_time_resumes_the_deal(runtime, clock):
+    people = ready(runtime, wh=300)
+    market, grid = runtime.market, runtime.microgrid
+    deal = active_deal(runtime, clock, people, wh=300)  # ~7 s of load at 600x: time to act
+    grid.unplug("load-carol")
+    wait_for(lambda: market.deal(deal["id"])["error"], what="the market to notice")
+    clock.advance(11)
+    wait_for(lambda: market.deal(deal["id"])["status"] == "paused", what="the pause")
+    grid.replug("load-carol")
+    wait_for(lambda: runtime.bridge.online("load-carol"), timeout=20, what="the board back")
+    wait_for(lambda: market.deal(deal["id"])["status"] == "active", what="the deal to resume")
+    assert runtime.bridge.read("pv-alice").relays[0]
+    assert runtime.bridge.read("load-carol").relays[0]
+
+
+def test_an_empty_seller_battery_ends_the_deal(runtime, clock):
+    people = ready(runtime, wh=300)
+    market = runtime.market
+    deal = active_deal(runtime, clock, people, wh=300)  # ~7 s of load at 600x: time to act
+    runtime.microgrid.set_battery("pv-alice", 0.0, pv_peak_w=0.0)  # drained, and night falls
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=30, what="the deal to end")
+    assert closed["close_reason"] == "seller's supply exhausted"
+    assert not runtime.bridge.read("load-carol").relays[0]
