@@ -196,6 +196,12 @@ class DealLifecycle:
         """Send the buyer meter's cumulative delivery when a step (or the end) is reached."""
         key = (row["id"], "report")
         inflight = self._txs.get(key)
+        if inflight is not None and inflight.status == "failed":
+            # The last report did not land: count from what the escrow has, so it is sent again.
+            row["reported_wh"] = int(self.ledger.chain_deal(row["chain_deal_id"])["deliveredWh"])
+            self.store.update_deal(row["id"], reported_wh=row["reported_wh"])
+            del self._txs[key]
+            inflight = None
         if inflight and inflight.status in ("queued", "pending") and not force:
             return
         due = delivered - row["reported_wh"]

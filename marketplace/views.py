@@ -61,6 +61,7 @@ def deal_view(store: Store, row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "close_reason": row["close_reason"],
         "error": row["error"],
+        "expires_at": row.get("expires_at"),
         "opened": row["opened"],
         "closed": row["closed"],
     }
