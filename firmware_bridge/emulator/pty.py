@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Callable
 
 from firmware_bridge import protocol
 from firmware_bridge.emulator.board import BoardEmulator
@@ -37,23 +38,30 @@ class PtyBoardServer:
         self.device = os.ttyname(self._slave)
         # With nobody reading the port a full buffer must drop output, not stall the board.
         os.set_blocking(self._master, False)
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._serve, name=f"board-{self.board.board_id}", daemon=True
-        )
-        self._thread.start()
-        return self.device
+        return self._run(self._serve)
 
     def stop(self) -> None:
         """Stop serving and close the pty; an open client then sees the port vanish."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._halt()
         for fd in (self._master, self._slave):
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
+
+    def _run(self, target: Callable[[], None]) -> str:
+        """Serve on a thread of the board's own; the device to give a client."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=target, name=f"board-{self.board.board_id}", daemon=True
+        )
+        self._thread.start()
+        return self.device
+
+    def _halt(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+            self._thread = None
 
     def _serve(self) -> None:
         buffer = b""
@@ -118,19 +126,11 @@ class SocketBoardServer(PtyBoardServer):
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.device = f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._accept, name=f"board-{self.board.board_id}", daemon=True
-        )
-        self._thread.start()
-        return self.device
+        return self._run(self._accept)
 
     def stop(self) -> None:
         """Stop listening and drop the client."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._halt()
         self._listener.close()
 
     def _accept(self) -> None:
