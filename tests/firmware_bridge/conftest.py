@@ -38,3 +38,16 @@ def board(devices: dict[str, str]) -> Iterator[BoardClient]:
     client = BoardClient(devices["p1"], timeout=1.0)
     yield client
     client.close()
+
+
+def raw_reply(port, line: bytes):
+    """Write a raw line to a pyserial port; the next reply frame, skipping unsolicited ones."""
+    from firmware_bridge.protocol import decode
+
+    port.write(line)
+    while True:
+        received = port.readline()
+        assert received.endswith(b"\n"), f"no reply to {line!r}"
+        frame = decode(received)
+        if frame.kind == "<":
+            return frame

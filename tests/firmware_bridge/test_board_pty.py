@@ -17,18 +17,7 @@ from firmware_bridge.errors import BoardError, BoardTimeout, BridgeError
 from firmware_bridge.protocol import Frame, decode, encode, parse_reading
 from tests.conftest import wait_for
 
-from .conftest import FAILSAFE_S
-
-
-def raw_reply(port: serial.Serial, line: bytes) -> Frame:
-    """Write a raw line and return the next reply frame, skipping unsolicited ones."""
-    port.write(line)
-    while True:
-        received = port.readline()
-        assert received.endswith(b"\n"), f"no reply to {line!r}"
-        frame = decode(received)
-        if frame.kind == "<":
-            return frame
+from .conftest import FAILSAFE_S, raw_reply
 
 
 def test_hello_read_relay_round_trips(board: BoardClient) -> None:

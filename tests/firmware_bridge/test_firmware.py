@@ -20,10 +20,13 @@ from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.errors import BoardError
 from firmware_bridge.protocol import Frame, Reading, checksum, decode, encode, parse_reading
 
+from .conftest import raw_reply
+
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
 # 360 W at 10x: relay 0 passes 1 Wh per wall-clock second, so budgets run out quickly.
 FLOW = ("--power", "360", "--speed", "10")
 WH_PER_S = 1.0
+
 
 
 @pytest.fixture(scope="session")
@@ -113,17 +116,6 @@ def start(firmware: Path) -> Iterator[Callable[..., FirmwareBoard]]:
     yield _start
     for board in boards:
         board.stop()
-
-
-def raw_reply(port: serial.Serial, line: bytes) -> Frame:
-    """Write a raw line and return the next reply frame, skipping unsolicited ones."""
-    port.write(line)
-    while True:
-        received = port.readline()
-        assert received.endswith(b"\n"), f"no reply to {line!r}"
-        frame = decode(received)
-        if frame.kind == "<":
-            return frame
 
 
 def frame_bytes(body: str) -> bytes:
