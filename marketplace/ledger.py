@@ -11,7 +11,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import bid_tuple, decode_revert, sign_bid
+from contracts.bindings import bid_tuple, contract, decode_revert, sign_bid
 from geth_private import LogPoller, TxManager, TxRecord
 from geth_private.errors import ChainError
 from marketplace.errors import ChainActionFailed
@@ -66,8 +66,8 @@ class Ledger:
 
     def attach(self, addresses: dict[str, str]) -> None:
         """Use contracts already deployed at these addresses."""
-        self.token = self._contract("EnergyToken", addresses["EnergyToken"])
-        self.escrow = self._contract("EnergyEscrow", addresses["EnergyEscrow"])
+        self.token = contract(self.w3, "EnergyToken", addresses["EnergyToken"])
+        self.escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
 
     def fund(self, address: str, wei: int) -> None:
         """Give an account Ether from the chain's faucet (demo and meter accounts)."""
@@ -224,10 +224,6 @@ class Ledger:
         return None
 
     # -- internals -------------------------------------------------------------------------
-
-    def _contract(self, name: str, address: str) -> Any:
-        artifact = load_artifact(name)
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
 
     def _deploy(self, name: str, *args: Any) -> str:
         artifact = load_artifact(name)

@@ -163,7 +163,7 @@ class Market(DealLifecycle):
         if self.participant(seller.address)["role"] != "producer":
             raise NotAllowed("only producers can list energy")
         with self._lock:
-            rules.check_listing(wh, duration, self.unlisted_wh(seller.address), limits)
+            rules.check_listing(wh, self.unlisted_wh(seller.address))
             listed = self.store.listed_wh(seller.address)
             self.ledger.approve_escrow(seller, listed + wh)
             now = self.clock.now()

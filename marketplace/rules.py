@@ -65,7 +65,7 @@ def parse_int(value: object, field: str, low: int, high: int) -> int:
     return number
 
 
-def check_listing(energy_wh: int, duration_s: int, unlisted_wh: int, limits: Limits) -> None:
+def check_listing(energy_wh: int, unlisted_wh: int) -> None:
     """Refuse a listing the seller's unlisted tokens do not cover."""
     if energy_wh > unlisted_wh:
         raise InsufficientTokens(

@@ -16,7 +16,7 @@ def _name(store: Store, address: str | None) -> str | None:
 
 
 def listing_view(
-    store: Store, row: dict[str, Any], now: float, limits: rules.Limits | None = None
+    store: Store, row: dict[str, Any], now: float, limits: rules.Limits
 ) -> dict[str, Any]:
     """A listing with its highest bid, bidder, time left and the lowest acceptable bid."""
     bids = store.bids(row["id"])
@@ -31,8 +31,9 @@ def listing_view(
         "highest_bidder": best[2] if best else None,
         "highest_bidder_name": _name(store, best[2]) if best else None,
         "bid_count": len(bids),
-        "min_next_bid_wei": str(rules.min_next_bid(row["start_price"], best[1] if best else None,
-                                                   limits)) if limits else None,
+        "min_next_bid_wei": str(
+            rules.min_next_bid(row["start_price"], best[1] if best else None, limits)
+        ),
         "closes_by": row.get("closes_by"),
         "created": row["created"],
         "deadline": row["deadline"],

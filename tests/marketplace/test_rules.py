@@ -58,9 +58,9 @@ def test_highest_bid_wins_and_the_earliest_wins_a_tie():
 
 
 def test_listing_needs_unlisted_tokens():
-    rules.check_listing(50, 60, 50, rules.Limits())
+    rules.check_listing(50, 50)
     with pytest.raises(InsufficientTokens, match="at most 49 Wh"):
-        rules.check_listing(50, 60, 49, rules.Limits())
+        rules.check_listing(50, 49)
 
 
 @pytest.mark.parametrize("value", ["", "abc", "1.5", None, True, "-3", "10000001"])
