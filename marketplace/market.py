@@ -117,9 +117,7 @@ class Market(DealLifecycle):
 
     def listing(self, listing_id: int) -> dict[str, Any]:
         """One listing as the pages show it."""
-        row = self.store.listing(listing_id)
-        if not row:
-            raise NotFound(f"no listing {listing_id}")
+        row = self._listing_row(listing_id)
         return listing_view(self.store, row, self.clock.now(), self.settings.limits)
 
     def listings(self, status: str | None = "open") -> list[dict[str, Any]]:
@@ -132,10 +130,7 @@ class Market(DealLifecycle):
 
     def deal(self, deal_id: int) -> dict[str, Any]:
         """One deal as the pages show it."""
-        row = self.store.deal(deal_id)
-        if not row:
-            raise NotFound(f"no deal {deal_id}")
-        return deal_view(self.store, row)
+        return deal_view(self.store, self._deal_row(deal_id))
 
     def deals(self, address: str | None = None) -> list[dict[str, Any]]:
         """Deals, newest first; only those an address is party to when given."""
@@ -177,14 +172,12 @@ class Market(DealLifecycle):
 
     def place_bid(self, bidder: LocalAccount, listing_id: object, price: object) -> dict[str, Any]:
         """Place a bid signed with the bidder's key; returns once it is stored durably."""
-        lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         if self.participant(bidder.address)["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
         with self._lock:
-            row = self.store.listing(lid)
-            if not row:
-                raise NotFound(f"no listing {lid}")
+            row = self._listing_row(listing_id)
+            lid = row["id"]
             bids = self.store.bids(lid)
             highest = max((b["price"] for b in bids), default=None)
             rules.check_bid(
@@ -227,11 +220,9 @@ class Market(DealLifecycle):
 
     def cancel_listing(self, seller: LocalAccount, listing_id: object) -> dict[str, Any]:
         """Withdraw a listing: only its seller, only while open and before the first bid."""
-        lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
         with self._lock:
-            row = self.store.listing(lid)
-            if not row:
-                raise NotFound(f"no listing {lid}")
+            row = self._listing_row(listing_id)
+            lid = row["id"]
             if row["seller"] != seller.address:
                 raise NotAllowed("only the seller can cancel a listing")
             if row["status"] != "open" or row["deadline"] <= self.clock.now():
@@ -245,11 +236,9 @@ class Market(DealLifecycle):
 
     def close_connection(self, account: LocalAccount, deal_id: object) -> dict[str, Any]:
         """The buyer (or seller) ends a deal: relays off, last delivery paid, rest refunded."""
-        did = rules.parse_int(deal_id, "deal", 1, 2**63 - 1)
         with self._lock:
-            row = self.store.deal(did)
-            if not row:
-                raise NotFound(f"no deal {did}")
+            row = self._deal_row(deal_id)
+            did = row["id"]
             if account.address not in (row["buyer"], row["seller"]):
                 raise NotAllowed("only the buyer or the seller can close this deal")
             if row["status"] != "active":
@@ -299,6 +288,22 @@ class Market(DealLifecycle):
                 log.exception("market tick failed")
 
     # -- internals -------------------------------------------------------------------------
+
+    def _listing_row(self, listing_id: object) -> dict[str, Any]:
+        """A listing's stored row from an id a person gave, or InvalidInput/NotFound."""
+        lid = rules.parse_int(listing_id, "listing", 1, 2**63 - 1)
+        row = self.store.listing(lid)
+        if not row:
+            raise NotFound(f"no listing {lid}")
+        return row
+
+    def _deal_row(self, deal_id: object) -> dict[str, Any]:
+        """A deal's stored row from an id a person gave, or InvalidInput/NotFound."""
+        did = rules.parse_int(deal_id, "deal", 1, 2**63 - 1)
+        row = self.store.deal(did)
+        if not row:
+            raise NotFound(f"no deal {did}")
+        return row
 
     def _committed(self, bidder: str, except_listing: int) -> int:
         """Escrow a bidder already needs for open auctions it leads (other than one)."""
