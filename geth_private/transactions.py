@@ -163,13 +163,9 @@ class TxManager:
 
     def poll_one(self, record: TxRecord) -> None:
         """Check one record's receipt and move its sender's queue along."""
-        if record.status == PENDING:
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
-            except TransactionNotFound:
-                self._resubmit_if_dropped(record)
-                return
-            self._settle(record, receipt)
+        if record.status == PENDING and not self._settle_if_mined(record):
+            self._resubmit_if_dropped(record)
+            return
         self._release(record.sender)
 
     def pending(self, address: str | None = None) -> list[TxRecord]:
@@ -282,7 +278,7 @@ class TxManager:
                     log.warning("queued %s refused; re-signing the ones after it", record.label)
                     self._resign_after(sender, record.nonce)
                     continue
-                self._check_now(record)
+                self._settle_if_mined(record)
 
     def _resubmit_if_dropped(self, record: TxRecord) -> None:
         """Send a pending transaction's signed bytes again when the node no longer has it."""
@@ -300,11 +296,14 @@ class TxManager:
         except Exception as err:  # e.g. "nonce too low": it was mined or replaced meanwhile
             log.warning("%s was dropped and could not be sent again: %s", record.label, err)
 
-    def _check_now(self, record: TxRecord) -> None:
+    def _settle_if_mined(self, record: TxRecord) -> bool:
+        """Take the receipt if the node has one; whether it had."""
         try:
-            self._settle(record, self.w3.eth.get_transaction_receipt(record.tx_hash))
+            receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
         except TransactionNotFound:
-            pass
+            return False
+        self._settle(record, receipt)
+        return True
 
     def _resign_after(self, sender: str, nonce: int) -> None:
         account = self._accounts[sender]

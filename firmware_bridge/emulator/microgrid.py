@@ -116,10 +116,6 @@ class Microgrid:
         """The protocol side of a board, to feed it frames directly (tests, a local console)."""
         return self._boards[board_id].emulator
 
-    def board_ids(self) -> list[str]:
-        """Ids of every board, in the order they were added."""
-        return list(self._boards)
-
     @property
     def devices(self) -> dict[str, str]:
         """{board_id: pty device path} of the boards being served (empty until start())."""
