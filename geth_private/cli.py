@@ -124,10 +124,11 @@ def running_node(data: Path) -> str | None:
 
 
 def _connect(uri: str, data: Path):
-    url = running_node(data) if uri.split(":")[0] in ("anvil", "geth") else None
-    backend = backend_from_uri(url or uri, str(data))
-    if url is None and uri.split(":")[0] in ("anvil", "geth"):
+    managed = uri.split(":")[0] in ("anvil", "geth")  # nodes `gridbid chain start` runs
+    url = running_node(data) if managed else None
+    if managed and url is None:
         raise ChainError(f"no {uri} node runs from {data}: start one with `gridbid chain start`")
+    backend = backend_from_uri(url or uri, str(data))
     backend.start()
     return backend
 

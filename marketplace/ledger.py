@@ -62,7 +62,7 @@ class Ledger:
         self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
         role = self.token.functions.ESCROW_ROLE().call()
         self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
-        return {"EnergyToken": token, "EnergyEscrow": escrow}
+        return self.addresses()
 
     def attach(self, addresses: dict[str, str]) -> None:
         """Use contracts already deployed at these addresses."""
@@ -93,6 +93,10 @@ class Ledger:
         self._operator_call(
             self.token, "enrollMeter", [meter, owner, kind, rated_power_w], f"Enroll meter {meter}"
         )
+
+    def addresses(self) -> dict[str, str]:
+        """Where the two contracts are (what a meter key may sign transactions for)."""
+        return {"EnergyToken": self.token.address, "EnergyEscrow": self.escrow.address}
 
     # -- reads -----------------------------------------------------------------------------
 

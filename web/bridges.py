@@ -137,8 +137,7 @@ class BridgeNamespace(Namespace):
                 boards.sid[board["board_id"]] = request.sid
         for board in offered:
             boards.on_new(board["board_id"], board["kind"], board["meter"])
-        ledger = current_app.extensions["gridbid"].ledger
-        return {"contracts": [ledger.token.address, ledger.escrow.address]}
+        return {"contracts": list(current_app.extensions["gridbid"].ledger.addresses().values())}
 
     def on_reading(self, data: Any) -> None:
         boards = _remote_boards()
