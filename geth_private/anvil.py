@@ -75,11 +75,10 @@ class AnvilControl:
             # Interval 0 also turns automine off, so it goes first.
             self._rpc("evm_setIntervalMining", 0)
             self._rpc("evm_setAutomine", False)
-        self._mining = on
 
     def is_mining(self) -> bool:
-        """Whether anvil mines on transactions or on an interval."""
-        return bool(self._rpc("anvil_getAutomine")) or bool(getattr(self, "_mining", False))
+        """Whether anvil mines on transactions or on an interval (asked, not remembered)."""
+        return bool(self._rpc("anvil_getAutomine")) or bool(self._rpc("anvil_getIntervalMining"))
 
     def mine(self, blocks: int = 1) -> None:
         """Mine blocks now, mining on or off."""
