@@ -51,8 +51,11 @@ def test_two_auctions_closing_at_the_same_instant(runtime, clock):
     market.place_bid(people["bob"], first["id"], 3000)
     market.place_bid(people["carol"], second["id"], 4000)
     clock.advance(30)
-    deals = wait_for(lambda: [d for d in market.deals() if d["status"] == "active"]
-                     if len(market.deals()) == 2 else None, what="both deals to open")
+    def both_active():
+        active = [d for d in market.deals() if d["status"] == "active"]
+        return active if len(active) == 2 else None
+
+    deals = wait_for(both_active, what="both deals to open")
     by_listing = {d["listing_id"]: d for d in deals}
     assert by_listing[first["id"]]["buyer"] == people["bob"].address
     assert by_listing[second["id"]]["buyer"] == people["carol"].address
