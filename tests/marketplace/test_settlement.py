@@ -111,6 +111,7 @@ def test_a_meter_offline_pauses_the_deal_then_ends_it(runtime, clock):
     assert runtime.ledger.escrow_locked(people["carol"].address) == 0
 
 
+@pytest.mark.parametrize("app", [{"LOAD_W": 24}], indirect=True)  # slow: still running after
 def test_a_meter_back_in_time_resumes_the_deal(runtime, clock):
     people = ready(runtime, wh=300)
     market, grid = runtime.market, runtime.microgrid
