@@ -72,18 +72,27 @@ class DealLifecycle:
         return True
 
     def _activate(self, row: dict[str, Any], chain_id: int) -> None:
-        """The escrow confirmed the deal: measure from now, give the budget, relays on."""
+        """The escrow confirmed the deal: measure from now, give the budget, relays on.
+
+        The baseline is committed first (the deal stays "opening"), so a restart between here
+        and "active" measures from the same point; "active" is published only once the relays
+        were switched, so whoever sees it can rely on energy flowing.
+        """
         did = row["id"]
-        baseline = self.safe_read(self._board(row["buyer"]), fresh=True)
-        self.store.update_deal(
-            did, status="active", chain_deal_id=chain_id, opened=self.clock.now(),
-            baseline_wh=baseline.wh_in if baseline else 0.0,
-        )
-        row = self.store.deal(did)
+        used = 0.0
+        reading = self.safe_read(self._board(row["buyer"]), fresh=True)
+        if row["chain_deal_id"] is None or row["baseline_wh"] is None:
+            self.store.update_deal(
+                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0
+            )
+            row = self.store.deal(did)
+        elif reading is not None:  # resumed after a restart: what flowed since counts
+            used = max(reading.wh_in - row["baseline_wh"], 0.0)
         # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
         # however late the portal's next look at the meter comes.
-        self._budget(row, float(row["energy_wh"]))
+        self._budget(row, max(float(row["energy_wh"]) - used, 0.0))
         self._relays(row, on=True)
+        self.store.update_deal(did, status="active", opened=self.clock.now())
         self.hub.publish("deal_updated", self.deal(did))
 
     def _advance_opening(self, row: dict[str, Any]) -> None:

@@ -25,7 +25,9 @@ def site(server):
     """The other machine: two boards, a bridge on their ptys, connected to the portal."""
     grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
     grid.add_producer("pv-alice")
-    grid.add_consumer("load-carol")
+    # A small load (10 W × 600 = 1.7 Wh a second), so the 30 Wh budget outlasts the checks of
+    # the relays even on a slow machine; 240 W spent it in under a second.
+    grid.add_consumer("load-carol", load_w=10.0)
     bridge = Bridge(heartbeat_s=0.5)
     for device in grid.start().values():
         bridge.attach(device)
