@@ -1,0 +1,417 @@
+"""Bid-to-browser latency of the portal vs a bare python-socketio broadcast server, and memory.
+
+The portal (`create_app` + `start_runtime` on the embedded chain, served by `socketio.run` as
+`gridbid run` serves it) and a bare python-socketio server (werkzeug, threading mode, one HTTP
+route that broadcasts what it is posted) each run in their own process. For 50, 200 and 500
+clients, python-socketio clients (asyncio, spread over two processes) connect to `/market`;
+bids are posted at a paced rate through the HTTP API by logged-in demo consumers, and every
+client stamps each `bid_placed` it receives. Latency = arrival minus the moment the bid's POST
+was sent (CLOCK_MONOTONIC, shared by the processes of one machine). Both servers are measured
+in the same run with the same client code and rate. Then the portal's RSS with 1,000 open
+auctions, and one more latency round at 200 clients with those auctions open.
+Goal: portal p99 <= 50 ms and <= 1.5x the bare server at 200 clients and 100 bids/s; RSS <=
+300 MB with 1,000 open auctions. Run: .venv/bin/python bench/portal.py [--json FILE]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+# Run as a script, this file's folder comes first on sys.path and bench/serial.py would shadow
+# pyserial's `serial` package, which the portal's bridge needs.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE.parent]
+sys.path.insert(0, str(ROOT))
+
+CLIENTS = tuple(int(n) for n in os.environ.get("BENCH_CLIENTS", "50,200,500").split(","))
+RATE = 100.0  # bids per second
+SECONDS = 4.0  # of paced bids per round
+LANES = 10  # listings bid on in parallel; each lane posts its bids one after the other
+OPEN_AUCTIONS = int(os.environ.get("BENCH_OPEN_AUCTIONS", "1000"))
+CLIENT_PROCS = 2
+GOAL_P99_MS, GOAL_RATIO, GOAL_RSS_MB = 50.0, 1.5, 300.0
+TOKENS_WH = OPEN_AUCTIONS + 200  # alice lists 1 Wh per listing
+PORTAL_CONFIG = {
+    "CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False, "SCRYPT_N": 2**10,
+    "SECRET_KEY": "bench", "EMULATOR_SPEED": 600.0, "PV_PEAK_W": 2000,
+}
+
+
+# -- the servers (each a child process) ---------------------------------------------------------
+
+def _ready_when_listening(port: int) -> None:
+    """Print `ready` once the server accepts connections on port."""
+    def wait() -> None:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        print("ready", flush=True)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """End this child when the bench closes its stdin (or dies)."""
+    def watch() -> None:
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def serve_portal(data_dir: str, port: int) -> None:
+    """The real portal on the embedded chain; prints `ready` once alice has tokens to list."""
+    from web import create_app, start_runtime
+    from web.extensions import socketio
+
+    _exit_with_parent()
+    app = create_app({**PORTAL_CONFIG, "DATA_DIR": data_dir})
+    runtime = start_runtime(app)
+    # An empty battery has room for the PV to charge every Wh the bench lists.
+    runtime.microgrid.set_battery("pv-alice", 0.0)
+    alice = next(a["address"] for a in runtime.demo_accounts if a["name"] == "alice")
+    while runtime.ledger.token_balance(alice) < TOKENS_WH:
+        time.sleep(0.2)
+    _ready_when_listening(port)
+    socketio.run(app, host="127.0.0.1", port=port, allow_unsafe_werkzeug=True)
+
+
+def serve_bare(port: int) -> None:
+    """python-socketio alone: POST /bid broadcasts `bid_placed` to every /market client."""
+    import socketio
+    from werkzeug.serving import run_simple
+
+    _exit_with_parent()
+    sio = socketio.Server(async_mode="threading")
+    sio.on("connect", lambda sid, environ, auth=None: True, namespace="/market")
+
+    def http(environ, start_response):
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        bid = json.loads(environ["wsgi.input"].read(size))
+        sio.emit("bid_placed", {"id": bid["id"], "highest_bid_wei": str(bid["price_wei"])},
+                 namespace="/market")
+        start_response("201 Created", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    _ready_when_listening(port)
+    run_simple("127.0.0.1", port, socketio.WSGIApp(sio, http), threaded=True)
+
+
+# -- the clients (child processes) --------------------------------------------------------------
+
+def run_clients(url: str, count: int, cookie: str) -> None:
+    """count asyncio clients on /market; on a line from stdin, print arrivals as JSON."""
+    asyncio.run(_clients(url, count, cookie))
+
+
+async def _clients(url: str, count: int, cookie: str) -> None:
+    import socketio
+
+    arrivals: dict[str, list[float]] = defaultdict(list)
+
+    def on_bid(data: dict) -> None:
+        arrivals[f"{data['id']}:{data['highest_bid_wei']}"].append(time.monotonic())
+
+    gate = asyncio.Semaphore(10)
+    clients = []
+
+    async def connect() -> None:
+        client = socketio.AsyncClient(reconnection=False)
+        client.on("bid_placed", on_bid, namespace="/market")
+        async with gate:
+            await client.connect(url, headers={"Cookie": cookie}, namespaces=["/market"],
+                                 transports=["websocket"], wait_timeout=60)
+        clients.append(client)
+
+    await asyncio.gather(*(connect() for _ in range(count)))
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    print(json.dumps(arrivals), flush=True)
+    await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+
+
+# -- the bench ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Child:
+    """A child process of this script, talking by lines on stdin/stdout; stderr to a file."""
+
+    def __init__(self, *args: str, timeout: float = 180.0):
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, str(HERE), *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.expect("ready", timeout)
+
+    def expect(self, word: str, timeout: float) -> str:
+        """The next stdout line that starts with word (others are passed over)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.log.seek(0)
+                tail = self.log.read().decode(errors="replace")[-3000:]
+                self.stop()
+                raise SystemExit(f"child {self.proc.args[2:]} did not say {word!r}:\n{tail}")
+            if line.startswith(word):
+                return line
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def ask(self, line: str, timeout: float = 120.0) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.expect("{", timeout)
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) resident memory of the process in MB."""
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # the child exits when its stdin closes
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Portal:
+    """HTTP sessions of the demo accounts on a portal child."""
+
+    def __init__(self, url: str):
+        import requests
+
+        self.url = url
+        self.sessions, self.csrf = {}, {}
+        for name in ("alice", "bob", "carol"):
+            session = self.sessions[name] = requests.Session()
+            # JSON posts carry the session's CSRF token in a header, as the pages send it;
+            # a portal without CSRF checks ignores the header.
+            token = session.get(f"{url}/api/csrf")
+            self.csrf[name] = token.json().get("csrf", "") if token.ok else ""
+            me = self.post(name, "/api/login",
+                           {"account": name, "passphrase": f"{name}-demo"})
+            self.csrf[name] = me.get("csrf", self.csrf[name])
+
+    def post(self, who: str, path: str, body: dict) -> dict:
+        answer = self.sessions[who].post(self.url + path, json=body,
+                                         headers={"X-CSRF-Token": self.csrf[who]})
+        if answer.status_code >= 400:
+            raise RuntimeError(f"POST {path} as {who}: {answer.status_code} {answer.text}")
+        return answer.json()
+
+    def cookie(self, who: str = "alice") -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.sessions[who].cookies.items())
+
+    def deposit(self, who: str, eth: str) -> None:
+        self.post(who, "/api/escrow/deposit", {"amount_eth": eth})
+        while int(self.sessions[who].get(f"{self.url}/api/wallet").json()["escrow_free_wei"]) < 1:
+            time.sleep(0.1)
+
+    def listing(self) -> dict:
+        return self.post("alice", "/api/listings",
+                         {"energy_wh": 1, "start_price_wei": 1000, "duration_s": 3600})
+
+
+def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tuple[float, float]]:
+    """Bids at `rate`, round robin over lanes, each lane one POST after the other.
+    post(lane, i) -> the key its broadcast carries; returns key -> (sent, answered)."""
+    total = int(rate * seconds)
+    sent: dict[str, tuple[float, float]] = {}
+    start = time.monotonic() + 0.2
+
+    def lane_worker(k: int) -> None:
+        for i in range(k, total, len(lanes)):
+            pause = start + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            at = time.monotonic()
+            key = post(lanes[k], i)
+            sent[key] = (at, time.monotonic())
+
+    workers = [threading.Thread(target=lane_worker, args=(k,)) for k in range(len(lanes))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sent
+
+
+def portal_poster(portal: Portal):
+    """post(lane, i) for the portal: bob and carol take turns, each bid the lowest accepted."""
+    state: dict[int, int] = {}
+
+    def post(listing: dict, i: int) -> str:
+        lid = listing["id"]
+        price = state.get(lid, int(listing["min_next_bid_wei"]))
+        who = ("bob", "carol")[(i // LANES) % 2]
+        view = portal.post(who, f"/api/listings/{lid}/bids", {"price_wei": str(price)})
+        state[lid] = int(view["min_next_bid_wei"])
+        return f"{lid}:{price}"
+
+    return post
+
+
+def bare_poster(url: str):
+    import requests
+
+    session = requests.Session()
+    prices: dict[int, int] = defaultdict(lambda: 1000)
+
+    def post(lane: int, i: int) -> str:
+        prices[lane] += 11
+        session.post(f"{url}/bid", json={"id": lane, "price_wei": prices[lane]}).raise_for_status()
+        return f"{lane}:{prices[lane]}"
+
+    return post
+
+
+def measure(url: str, count: int, cookie: str, post, lanes: list) -> dict:
+    """One round: count clients connect, paced bids, every arrival stamped."""
+    per = [count // CLIENT_PROCS + (1 if k < count % CLIENT_PROCS else 0)
+           for k in range(CLIENT_PROCS)]
+    begin = time.monotonic()
+    swarm = [Child("clients", url, str(n), cookie, timeout=300) for n in per if n]
+    connect_s = time.monotonic() - begin
+    try:
+        sent = paced_bids(post, lanes, RATE, SECONDS)
+        time.sleep(1.0)  # stragglers
+        arrivals: dict[str, list[float]] = defaultdict(list)
+        for child in swarm:
+            for key, times in json.loads(child.ask("dump")).items():
+                arrivals[key].extend(times)
+    finally:
+        for child in swarm:
+            child.stop()
+    latencies = sorted((t - sent[key][0]) * 1000 for key, times in arrivals.items()
+                       if key in sent for t in times)
+    answers = sorted((done - at) * 1000 for at, done in sent.values())
+    expected = len(sent) * count
+    return {"clients": count, "bids": len(sent), "connect_s": connect_s,
+            "p50": pct(latencies, 50), "p99": pct(latencies, 99),
+            "post_p50": pct(answers, 50), "post_p99": pct(answers, 99),
+            "lost": expected - len(latencies), "expected": expected,
+            "rate": len(sent) / (max(at for at, _ in sent.values())
+                                 - min(at for at, _ in sent.values()) or 1)}
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def main() -> None:
+    out = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None
+    rows, memory = [], {}
+    with tempfile.TemporaryDirectory(prefix="gridbid-bench-") as data:
+        portal_port, bare_port = free_port(), free_port()
+        started = time.monotonic()
+        portal_proc = Child("serve-portal", data, str(portal_port), timeout=300)
+        bare = Child("serve-bare", str(bare_port))
+        try:
+            memory["started"] = portal_proc.rss_mb()[0]
+            portal_url, bare_url = f"http://127.0.0.1:{portal_port}", f"http://127.0.0.1:{bare_port}"
+            portal = Portal(portal_url)
+            print(f"portal up in {time.monotonic() - started:.0f} s", file=sys.stderr)
+            portal.deposit("bob", "40")
+            portal.deposit("carol", "40")
+            cookie = portal.cookie()
+            for count in CLIENTS:
+                for name in ("bare", "portal"):
+                    if name == "bare":
+                        row = measure(bare_url, count, "", bare_poster(bare_url),
+                                      list(range(LANES)))
+                    else:
+                        lanes = [portal.listing() for _ in range(LANES)]
+                        row = measure(portal_url, count, cookie, portal_poster(portal), lanes)
+                    rows.append({"server": name, "open": LANES if name == "portal" else 0,
+                                 **row})
+                    print(f"{name} {count}: {row}", file=sys.stderr)
+            memory["after rounds"] = portal_proc.rss_mb()[0]
+            begin = time.monotonic()
+            lanes = [portal.listing() for _ in range(OPEN_AUCTIONS - 3 * LANES)]
+            memory["list_per_s"] = len(lanes) / (time.monotonic() - begin)
+            memory["open auctions"] = OPEN_AUCTIONS
+            memory[f"{OPEN_AUCTIONS} open"] = portal_proc.rss_mb()[0]
+            row = measure(portal_url, 200, cookie, portal_poster(portal), lanes[:LANES])
+            rows.append({"server": "portal", "open": OPEN_AUCTIONS, **row})
+            print(f"portal 200 with {OPEN_AUCTIONS} open: {row}", file=sys.stderr)
+            memory[f"{OPEN_AUCTIONS} open, after 200 clients"], memory["peak"] = \
+                portal_proc.rss_mb()
+        finally:
+            bare.stop()
+            portal_proc.stop()
+    result = {"rows": rows, "memory": memory, "rate": RATE, "seconds": SECONDS}
+    print(report(result))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+
+
+def report(result: dict) -> str:
+    """The figures as the text block docs/BENCHMARKS.md shows."""
+    lines = [f"bid -> bid_placed at every client, {result['rate']:.0f} bids/s for "
+             f"{result['seconds']:.0f} s, clients on /market over loopback "
+             f"(goal at 200: p99 <= {GOAL_P99_MS:.0f} ms and <= {GOAL_RATIO}x bare)",
+             f"{'server':<8}{'open':>6}{'clients':>8}{'bids/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+             f"{'x bare p50':>11}{'x bare p99':>11}{'POST p50':>10}{'lost':>8}"]
+    bare = {r["clients"]: r for r in result["rows"] if r["server"] == "bare"}
+    for r in result["rows"]:
+        base = bare.get(r["clients"])
+        ratio50 = f"{r['p50'] / base['p50']:.2f}" if base and r["server"] != "bare" else ""
+        ratio99 = f"{r['p99'] / base['p99']:.2f}" if base and r["server"] != "bare" else ""
+        lines.append(f"{r['server']:<8}{r['open']:>6}{r['clients']:>8}{r['rate']:>8.0f}"
+                     f"{r['p50']:>9.1f}{r['p99']:>9.1f}{ratio50:>11}{ratio99:>11}"
+                     f"{r['post_p50']:>10.1f}{r['lost']:>8}")
+    m = result["memory"]
+    lines += ["", f"portal RSS (goal <= {GOAL_RSS_MB:.0f} MB with {OPEN_AUCTIONS} open auctions)"]
+    for key, value in m.items():
+        if key in ("list_per_s", "open auctions"):
+            continue
+        lines.append(f"{key:<40}{value:>8.0f} MB")
+    lines.append(f"listings created through POST /api/listings: {m['list_per_s']:.0f}/s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "serve-portal":
+        serve_portal(sys.argv[2], int(sys.argv[3]))
+    elif command == "serve-bare":
+        serve_bare(int(sys.argv[2]))
+    elif command == "clients":
+        run_clients(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        main()
