@@ -17,7 +17,7 @@ test: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js
+deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js $(VENDOR)/chart.umd.min.js
 
 test-deps: deps $(VENV)/.installed-test system-deps
 
@@ -42,6 +42,10 @@ $(VENDOR)/socket.io.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/socket.io-client/dist/socket.io.min.js $(VENDOR)/
 	cp node_modules/socket.io-client/dist/socket.io.min.js.map $(VENDOR)/
+
+$(VENDOR)/chart.umd.min.js: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map $(VENDOR)/
 
 # Debian packages the browser and serial tests drive; installed only when missing.
 system-deps:

@@ -26,6 +26,7 @@ GAS = {
     "deploy": 5_000_000,
     "grantRole": 120_000,
     "enrollMeter": 160_000,
+    "disenrollMeter": 80_000,
     "mintReading": 120_000,
     "approve": 80_000,
     "deposit": 80_000,
@@ -93,6 +94,10 @@ class Ledger:
         self._operator_call(
             self.token, "enrollMeter", [meter, owner, kind, rated_power_w], f"Enroll meter {meter}"
         )
+
+    def disenroll_meter(self, meter: str) -> None:
+        """Withdraw a meter's enrollment: it can mint or report no more (admin action)."""
+        self._operator_call(self.token, "disenrollMeter", [meter], f"Disenroll meter {meter}")
 
     def addresses(self) -> dict[str, str]:
         """Where the two contracts are (what a meter key may sign transactions for)."""

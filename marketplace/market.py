@@ -98,10 +98,13 @@ class Market(DealLifecycle):
     # -- participants ----------------------------------------------------------------------
 
     def add_participant(
-        self, name: str, address: str, role: str, board_id: str, meter: LocalAccount
+        self, name: str, address: str, role: str, board_id: str | None,
+        meter: LocalAccount | None,
     ) -> None:
-        """Register an account with the board and meter key that measure it."""
-        self.store.add_participant(address, name, role, board_id, meter.address)
+        """Register an account with the board and meter key that measure it (none yet: None)."""
+        self.store.add_participant(address, name, role, board_id, meter and meter.address)
+        if board_id is None or meter is None:
+            return
         self._meters[board_id] = meter
         if role == "producer":
             self.minting.add_producer(board_id, meter)
@@ -173,8 +176,11 @@ class Market(DealLifecycle):
     def place_bid(self, bidder: LocalAccount, listing_id: object, price: object) -> dict[str, Any]:
         """Place a bid signed with the bidder's key; returns once it is stored durably."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
-        if self.participant(bidder.address)["role"] != "consumer":
+        buyer = self.participant(bidder.address)
+        if buyer["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
+        if buyer["board_id"] is None:
+            raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
         with self._lock:
             row = self._listing_row(listing_id)
             lid = row["id"]

@@ -52,16 +52,23 @@ class Wallets:
         wei = rules.parse_ether(amount_eth, "withdrawal")
         return self.ledger.withdraw(account, wei).public()
 
-    def send_ether(self, account: LocalAccount, to: object, amount_eth: object) -> dict[str, Any]:
-        """Send Ether to another address."""
+    def check_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
+        """What a send would do, validated (checksum, amount, balance) but not sent."""
         target = rules.parse_address(to, "recipient")
         wei = rules.parse_ether(amount_eth, "amount")
-        if target == account.address:
+        if target == address:
             raise InvalidInput("that is your own address")
-        balance = self.ledger.eth_balance(account.address)
+        balance = self.ledger.eth_balance(address)
         if wei > balance:
             raise InvalidInput(f"you have {balance} wei; you cannot send {wei}")
-        return self.ledger.send_ether(account, target, wei).public()
+        known = self.market.store.participant(target)
+        return {"to": target, "to_name": known["name"] if known else None,
+                "amount_wei": str(wei), "balance_wei": str(balance)}
+
+    def send_ether(self, account: LocalAccount, to: object, amount_eth: object) -> dict[str, Any]:
+        """Send Ether to another address."""
+        checked = self.check_send(account.address, to, amount_eth)
+        return self.ledger.send_ether(account, checked["to"], int(checked["amount_wei"])).public()
 
     def mining_state(self) -> dict[str, Any]:
         """Whether blocks are produced, the head, the block period and what the node can do."""

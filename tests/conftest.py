@@ -64,17 +64,35 @@ def runtime(app):
     return app.extensions["gridbid"]
 
 
+def csrf_client(app):
+    """A test client that sends the session's CSRF token with every request, as the pages do."""
+    client = app.test_client()
+    client.environ_base["HTTP_X_CSRF_TOKEN"] = client.get("/api/csrf").get_json()["csrf"]
+    return client
+
+
+def csrf_session(url: str):
+    """A requests.Session for a portal at url, sending the CSRF token as the pages do."""
+    import requests
+
+    session = requests.Session()
+    session.headers["X-CSRF-Token"] = session.get(f"{url}/api/csrf", timeout=10).json()["csrf"]
+    return session
+
+
 @pytest.fixture
 def login(app, runtime):
     """login(name) -> a Flask test client logged in as that demo account."""
 
     def _login(name: str):
-        client = app.test_client()
-        demo = {a["name"]: a for a in runtime.demo_accounts}[name]
+        client = csrf_client(app)
+        demo = {a["name"]: a for a in runtime.demo_accounts + runtime.admin_accounts}[name]
         response = client.post(
             "/api/login", json={"account": name, "passphrase": demo["passphrase"]}
         )
         assert response.status_code == 200, response.get_json()
+        # The login starts a new session, with a new CSRF token.
+        client.environ_base["HTTP_X_CSRF_TOKEN"] = response.get_json()["csrf"]
         return client
 
     return _login

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,
     "WALLET_PUSH_S": 1.0,
+    "GRID_PUSH_S": 1.0,  # the live charts get a sample of every board this often
+    "ADMINS": "admin",  # names or addresses of accounts that may open the admin page
+    "LOGIN_MAX_FAILURES": 5,  # wrong passphrases for one account before it must wait …
+    "LOGIN_LOCK_S": 60,  # … this long, doubling with each further lockout (max 1 h)
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }
@@ -56,11 +60,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Remote bridges (`gridbid bridge --token …`) prove themselves with this.
         app.config["BRIDGE_TOKEN"] = _secret_key(Path(app.config["DATA_DIR"]), "bridge_token")
 
-    from web import auth, live, market, wallet
+    from web import admin, auth, grid, live, market, wallet
+    from web.session import check_csrf, csrf_token
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(wallet.bp)
     app.register_blueprint(market.bp)
+    app.register_blueprint(grid.bp)
+    app.register_blueprint(admin.bp)
+    app.before_request(check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
     # Same-origin only (the default): another site cannot open a socket with our cookie.
     socketio.init_app(app, async_mode="threading")
     live.register(socketio, app)
@@ -91,6 +100,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                            kind="InternalError"), 500
         return "Internal error; the portal log has the details.", 500
 
+    @app.context_processor
+    def navigation() -> dict[str, Any]:
+        from web.session import current_account
+
+        account = current_account()
+        rt = app.extensions["gridbid"]
+        return {"is_admin": bool(account and rt.started and rt.is_admin(account.address))}
+
     @app.get("/")
     def index():
         return redirect(url_for("wallet.page"))
@@ -105,6 +122,9 @@ def start_runtime(app: Flask) -> Runtime:
     pusher = app.extensions["gridbid.pusher"]
     runtime.hub.subscribe(pusher.on_hub)
     socketio.start_background_task(pusher.run)
+    feed = app.extensions["gridbid.grid"]
+    runtime.hub.subscribe(feed.on_hub)
+    socketio.start_background_task(feed.run)
     return runtime
 
 

@@ -51,6 +51,9 @@ def _run(args: argparse.Namespace) -> int:
     for acct in runtime.demo_accounts:
         print(f"  {acct['name']:<6} {acct['role']:<9} {acct['address']}  passphrase: "
               f"{acct['passphrase']}  board: {acct['board']}")
+    for acct in runtime.admin_accounts:
+        print(f"  {acct['name']:<6} {'admin':<9} {acct['address']}  passphrase: "
+              f"{acct['passphrase']}  (the Admin page)")
     print("\nPress Ctrl+C to stop.\n", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)

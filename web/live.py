@@ -1,4 +1,9 @@
-"""Socket.IO channels: /market broadcasts listings and deals, /wallet pushes each user's wallet."""
+"""Socket.IO channels: /market broadcasts listings and deals, /wallet pushes each user's wallet,
+/grid streams the boards' readings for the live charts.
+
+Every channel is bound to the logged-in session: a connection without an unlocked key is
+refused, and logging out closes the session's connections.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 from flask_socketio import Namespace, SocketIO, emit, join_room
 
 from web.extensions import socketio
@@ -72,39 +77,161 @@ class WalletPusher:
             socketio.sleep(0.05)  # coalesce a burst of events into one push
 
 
+class SessionSockets:
+    """Which Socket.IO connections each login session holds, so logout can close them."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, set[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, token: str, sid: str, namespace: str) -> None:
+        with self._lock:
+            self._by_token.setdefault(token, set()).add((sid, namespace))
+
+    def remove(self, token: str | None, sid: str, namespace: str) -> None:
+        with self._lock:
+            held = self._by_token.get(token or "")
+            if held is not None:
+                held.discard((sid, namespace))
+                if not held:
+                    del self._by_token[token]
+
+    def close(self, token: str | None) -> None:
+        """Disconnect every connection of a session (its key was just dropped)."""
+        with self._lock:
+            held = self._by_token.pop(token or "", set())
+        for sid, namespace in held:
+            socketio.server.disconnect(sid, namespace=namespace)
+
+
+class GridFeed:
+    """Samples every board once a period for the charts: PV, battery, power through meters."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.watchers = 0
+        self.lock = threading.Lock()
+
+    def sample(self) -> dict[str, Any]:
+        """One sample of every board with an owner (unreadable boards say so)."""
+        rt = self.app.extensions["gridbid"]
+        boards = []
+        for p in rt.store.participants():
+            if not p["board_id"]:
+                continue
+            reading = rt.grid.reading(p["board_id"])
+            boards.append({
+                "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
+                "online": reading is not None and rt.grid.online(p["board_id"]),
+                "power_w": round(reading.power_w, 1) if reading else None,
+                "pv_w": round(reading.pv_w, 1) if reading and reading.pv_w is not None else None,
+                "soc": round(reading.soc, 4) if reading and reading.soc is not None else None,
+                "relays": list(reading.relays) if reading else [],
+            })
+        return {"t": rt.clock.now(), "boards": boards}
+
+    def prices(self) -> list[dict[str, Any]]:
+        """Clearing prices of the auctions that sold, oldest first."""
+        rt = self.app.extensions["gridbid"]
+        sold = [row for row in reversed(rt.store.listings("sold"))]
+        views = [rt.market.listing(row["id"]) for row in sold[-200:]]
+        return [_price_point(v) for v in views if v["highest_bid_wei"] is not None]
+
+    def run(self) -> None:
+        """Background task: a sample to /grid each GRID_PUSH_S while anyone watches."""
+        rt = self.app.extensions["gridbid"]
+        period = self.app.config["GRID_PUSH_S"]
+        while not rt.stopping:
+            socketio.sleep(period)
+            with self.lock:
+                watched = self.watchers > 0
+            if not watched:
+                continue
+            try:
+                socketio.emit("sample", self.sample(), namespace="/grid")
+            except Exception:
+                log.exception("grid sample not sent")
+
+    def on_hub(self, topic: str, payload: dict[str, Any]) -> None:
+        """A sold auction adds a point to the price chart."""
+        if topic == "listing_closed" and payload.get("status") == "sold":
+            socketio.emit("price", _price_point(payload), namespace="/grid")
+
+
+def _price_point(view: dict[str, Any]) -> dict[str, Any]:
+    return {"t": view["deadline"], "listing_id": view["id"], "energy_wh": view["energy_wh"],
+            "price_wei": view["highest_bid_wei"]}
+
+
 def pusher() -> WalletPusher:
     """The current app's wallet pusher."""
     return current_app.extensions["gridbid.pusher"]
 
 
-class MarketNamespace(Namespace):
-    """Live listing cards and deals for every logged-in browser."""
-
-    def on_connect(self, auth: Any = None) -> bool:
-        if current_account() is None:
-            return False  # refused: market data is for participants
-        market = runtime().market
-        emit("snapshot", {"listings": market.listings("open"), "deals": market.deals()})
-        return True
+def sockets() -> SessionSockets:
+    """The current app's registry of session connections."""
+    return current_app.extensions["gridbid.sockets"]
 
 
-class WalletNamespace(Namespace):
-    """Each logged-in browser's own wallet, pushed when it changes."""
+class SessionNamespace(Namespace):
+    """A channel only logged-in sessions may open; logout closes it."""
 
     def on_connect(self, auth: Any = None) -> bool:
         account = current_account()
         if account is None:
-            return False
-        join_room(account.address)
-        pusher().join(request.sid, account.address)
+            return False  # refused: live data is for logged-in people
+        sockets().add(session["key"], request.sid, self.namespace)
+        self.joined(account)
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
+        sockets().remove(session.get("key"), request.sid, self.namespace)
+        self.left()
+
+    def joined(self, account: Any) -> None:
+        """What a channel does for a new connection."""
+
+    def left(self) -> None:
+        """What a channel does when a connection ends."""
+
+
+class MarketNamespace(SessionNamespace):
+    """Live listing cards and deals for every logged-in browser."""
+
+    def joined(self, account: Any) -> None:
+        market = runtime().market
+        emit("snapshot", {"listings": market.listings("open"), "deals": market.deals()})
+
+
+class WalletNamespace(SessionNamespace):
+    """Each logged-in browser's own wallet, pushed when it changes."""
+
+    def joined(self, account: Any) -> None:
+        join_room(account.address)
+        pusher().join(request.sid, account.address)
+
+    def left(self) -> None:
         pusher().leave(request.sid)
 
     def on_refresh(self, data: Any = None) -> None:
         """A page asks for its wallet now (after an action it took)."""
         pusher().poke()
+
+
+class GridNamespace(SessionNamespace):
+    """Readings for the live charts: a snapshot of prices, then a sample each period."""
+
+    def joined(self, account: Any) -> None:
+        feed = current_app.extensions["gridbid.grid"]
+        with feed.lock:
+            feed.watchers += 1
+        emit("snapshot", {"sample": feed.sample(), "prices": feed.prices(),
+                          "period_s": current_app.config["GRID_PUSH_S"]})
+
+    def left(self) -> None:
+        feed = current_app.extensions["gridbid.grid"]
+        with feed.lock:
+            feed.watchers = max(0, feed.watchers - 1)
 
 
 def register(io: SocketIO, app: Flask) -> None:
@@ -113,5 +240,8 @@ def register(io: SocketIO, app: Flask) -> None:
 
     io.on_namespace(MarketNamespace("/market"))
     io.on_namespace(WalletNamespace("/wallet"))
+    io.on_namespace(GridNamespace("/grid"))
     io.on_namespace(BridgeNamespace("/bridge"))
     app.extensions["gridbid.pusher"] = WalletPusher(app)
+    app.extensions["gridbid.sockets"] = SessionSockets()
+    app.extensions["gridbid.grid"] = GridFeed(app)

@@ -38,6 +38,8 @@ DEMO = [
     {"name": "bob", "role": "consumer", "passphrase": "bob-demo", "board": "load-bob"},
     {"name": "carol", "role": "consumer", "passphrase": "carol-demo", "board": "load-carol"},
 ]
+# The operator's login for the admin page: an account of its own, not a market participant.
+DEMO_ADMIN = {"name": "admin", "role": "admin", "passphrase": "admin-demo"}
 
 Spawn = Callable[..., Any]
 
@@ -59,6 +61,7 @@ class Runtime:
         self.data_dir = Path(config["DATA_DIR"])
         self.keystore = Keystore(self.data_dir / "keystore", config["SCRYPT_N"])
         self.demo_accounts: list[dict[str, str]] = []
+        self.admin_accounts: list[dict[str, str]] = []
         self.started = False
         self._stop = threading.Event()
 
@@ -115,12 +118,41 @@ class Runtime:
         self.backend.stop()
 
     def login(self, who: str, passphrase: str) -> tuple[str, LocalAccount]:
-        """Unlock a participant's keystore by address or demo name; (session token, account)."""
-        address = self._resolve(who)
-        if not self.store.participant(address):
+        """Unlock a participant's or admin's keystore by address or name; (token, account)."""
+        address = self.resolve(who)
+        if not self.store.participant(address) and not self.is_admin(address):
             raise KeystoreError(f"{address} is not a participant of this market")
         account = self.keystore.unlock(address, passphrase)
         return self.keyring.add(account), account
+
+    def resolve(self, who: str) -> str:
+        """The address of a name (demo or created by the admin) or of an address as typed."""
+        return self._resolve(who)
+
+    def name_of(self, address: str) -> str | None:
+        """The name an address was created under, if any."""
+        return next((n for n, a in self._names().items() if a == address), None)
+
+    def is_admin(self, address: str) -> bool:
+        """Whether the account may use the admin page (config ADMINS: names or addresses)."""
+        admins = self.config.get("ADMINS") or ""
+        if isinstance(admins, str):
+            admins = [a.strip() for a in admins.split(",") if a.strip()]
+        names = self._names()
+        return any(names.get(a, a).lower() == address.lower() for a in admins)
+
+    def create_account(self, name: str, role: str, passphrase: str) -> str:
+        """A new participant without a board yet: keystore, name and market entry."""
+        from marketplace.errors import InvalidInput
+
+        names = self._names()
+        if name in names:
+            raise InvalidInput(f"the name {name!r} is taken")
+        address = self.keystore.new(passphrase)
+        names[name] = address
+        self._save_names(names)
+        self.market.add_participant(name, address, role, None, None)
+        return address
 
     # -- internals -------------------------------------------------------------------------
 
@@ -263,6 +295,10 @@ class Runtime:
                 {"name": spec["name"], "address": address, "role": spec["role"],
                  "passphrase": spec["passphrase"], "board": spec["board"]}
             )
+        if DEMO_ADMIN["name"] not in names:
+            names[DEMO_ADMIN["name"]] = self.keystore.new(DEMO_ADMIN["passphrase"])
+            self._save_names(names)
+        self.admin_accounts.append({**DEMO_ADMIN, "address": names[DEMO_ADMIN["name"]]})
 
     def _watch_events(self) -> None:
         """Read contract events by polling logs and announce them on the hub."""

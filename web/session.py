@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import hmac
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from flask import current_app, jsonify, redirect, request, session, url_for
+from flask import Response, current_app, jsonify, redirect, request, session, url_for
 
 from web.runtime import Runtime
 
@@ -41,3 +43,34 @@ def body() -> dict[str, Any]:
     """The JSON object of a request (an empty dict when absent or not an object)."""
     data = request.get_json(silent=True)
     return data if isinstance(data, dict) else {}
+
+
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (pages carry it in a meta tag, scripts send it as a header)."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf() -> Response | None:
+    """before_request: a state-changing request must echo the session's token in its header.
+
+    The session cookie rides along with any cross-site form or fetch; the token does not,
+    because another site cannot read our pages. Socket.IO traffic never reaches Flask's views
+    (same-origin is checked there), so this guards every HTTP action.
+    """
+    if request.method in SAFE_METHODS:
+        return None
+    expected = session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if expected and hmac.compare_digest(sent, expected):
+        return None
+    return jsonify(
+        error="this request lacks the page's security token (CSRF); reload the page and retry",
+        kind="CsrfRefused",
+    ), 403

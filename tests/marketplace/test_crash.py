@@ -16,7 +16,7 @@ from web3 import Web3
 from contracts import load_artifact
 from geth_private.anvil import find_anvil, free_port
 from marketplace.store import Store
-from tests.conftest import wait_for
+from tests.conftest import csrf_session, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None, reason="needs anvil (`npm ci`)")
 
@@ -44,10 +44,11 @@ class Portal:
             return False
 
     def login(self, name):
-        session = requests.Session()
+        session = csrf_session(self.url)
         answer = session.post(f"{self.url}/api/login",
                               json={"account": name, "passphrase": f"{name}-demo"}, timeout=10)
         assert answer.ok, answer.text
+        session.headers["X-CSRF-Token"] = answer.json()["csrf"]
         return session
 
 

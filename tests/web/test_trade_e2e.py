@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import csrf_client, wait_for
 from web.extensions import socketio
 
 ETH = 10**18
@@ -27,7 +27,7 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     alice_addr, bob_addr, carol_addr = demo["alice"], demo["bob"], demo["carol"]
 
     # 1. A wrong passphrase is refused with a clear message; the right one unlocks the wallet.
-    refused = app.test_client().post("/api/login", json={"account": "alice", "passphrase": "nope"})
+    refused = csrf_client(app).post("/api/login", json={"account": "alice", "passphrase": "nope"})
     assert refused.status_code == 401
     assert refused.get_json()["error"] == "wrong passphrase for this account"
     alice, bob, carol = login("alice"), login("bob"), login("carol")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, session
+from flask import Blueprint, current_app, jsonify, render_template, request, session
 
 from geth_private.errors import KeystoreError, WrongPassphrase
 from marketplace.errors import MarketError
-from web.session import body, current_account, runtime
+from web.session import body, csrf_token, current_account, runtime
+from web.throttle import LoginThrottle
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -25,6 +26,12 @@ def accounts():
     )
 
 
+@bp.get("/api/csrf")
+def csrf():
+    """The session's CSRF token, for clients that are not the portal's own pages."""
+    return jsonify(csrf=csrf_token())
+
+
 @bp.post("/api/login")
 def login():
     data = body()
@@ -32,23 +39,39 @@ def login():
     passphrase = data.get("passphrase")
     if not who or not isinstance(passphrase, str) or not passphrase:
         return jsonify(error="give an account and its passphrase", kind="InvalidInput"), 400
+    accounts, clients = _throttles()
     try:
-        token, account = runtime().login(who, passphrase)
+        address = runtime().resolve(who)
+    except MarketError as err:
+        return jsonify(error=str(err), kind=type(err).__name__), err.status
+    client = request.remote_addr or "?"
+    wait = max(accounts.wait_s(address), clients.wait_s(client))
+    if wait > 0:
+        seconds = int(wait) + 1
+        response = jsonify(
+            error=f"too many wrong passphrases: wait {seconds} s before trying again",
+            kind="LoginThrottled", retry_after_s=seconds,
+        )
+        return response, 429, {"Retry-After": str(seconds)}
+    try:
+        token, account = runtime().login(address, passphrase)
     except WrongPassphrase:
+        accounts.failed(address)
+        clients.failed(client)
+        current_app.logger.warning("wrong passphrase for %s from %s", address, client)
         return jsonify(error="wrong passphrase for this account", kind="WrongPassphrase"), 401
     except (KeystoreError, MarketError) as err:
         return jsonify(error=str(err), kind=type(err).__name__), 400
-    runtime().keyring.drop(session.get("key"))
-    session.clear()
+    accounts.succeeded(address)
+    _end_session()
     session["key"] = token
-    return jsonify(me(account.address))
+    return jsonify(me(account.address, csrf=csrf_token()))
 
 
 @bp.post("/api/logout")
 def logout():
-    runtime().keyring.drop(session.pop("key", None))
-    session.clear()
-    return jsonify(ok=True)
+    _end_session()
+    return jsonify(ok=True, csrf=csrf_token())
 
 
 @bp.get("/api/me")
@@ -59,7 +82,31 @@ def whoami():
     return jsonify(me(account.address))
 
 
-def me(address: str) -> dict:
+def me(address: str, **extra: object) -> dict:
     """The logged-in participant as the pages need it."""
     who = runtime().store.participant(address) or {}
-    return {"address": address, "name": who.get("name"), "role": who.get("role")}
+    return {"address": address, "name": who.get("name") or runtime().name_of(address),
+            "role": who.get("role"), "admin": runtime().is_admin(address), **extra}
+
+
+def _end_session() -> None:
+    """Forget the session's unlocked key (server memory) and close its live channels."""
+    from web.live import sockets
+
+    token = session.get("key")
+    runtime().keyring.drop(token)
+    sockets().close(token)
+    session.clear()
+
+
+def _throttles() -> tuple[LoginThrottle, LoginThrottle]:
+    """Failed logins counted per account and per client address."""
+    ext = current_app.extensions
+    if "gridbid.throttles" not in ext:
+        cfg = current_app.config
+        clock = runtime().clock.now
+        ext["gridbid.throttles"] = (
+            LoginThrottle(cfg["LOGIN_MAX_FAILURES"], lock_s=cfg["LOGIN_LOCK_S"], clock=clock),
+            LoginThrottle(cfg["LOGIN_MAX_FAILURES"] * 4, lock_s=cfg["LOGIN_LOCK_S"], clock=clock),
+        )
+    return ext["gridbid.throttles"]

@@ -12,7 +12,8 @@ bp = Blueprint("market", __name__, template_folder="templates")
 @bp.get("/market")
 @login_required
 def page(account):
-    return render_template("market/market.html", me=account.address)
+    return render_template("market/market.html", me=account.address,
+                           limits=runtime().market.settings.limits)
 
 
 @bp.get("/api/listings")

@@ -3,10 +3,18 @@
 
 const WEI_PER_ETH = 10n ** 18n;
 
+/* The page's CSRF token: every state-changing request echoes it in a header. */
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
 async function api(method, url, body) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   const response = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
@@ -68,7 +76,7 @@ async function loadMe() {
   if (!document.body.dataset.me) return null;
   const me = await api("GET", "/api/me");
   window.gridbid.me = me;
-  $("who").textContent = `${me.name || short(me.address)} (${me.role})`;
+  $("who").textContent = `${me.name || short(me.address)} (${me.role || (me.admin ? "admin" : "")})`;
   return me;
 }
 

@@ -9,8 +9,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("login-error").textContent = "";
     $("login-button").disabled = true;
     try {
-      await api("POST", "/api/login", { account: $("account").value, passphrase: $("passphrase").value });
-      location.href = "/wallet";
+      const me = await api("POST", "/api/login", { account: $("account").value, passphrase: $("passphrase").value });
+      location.href = me.admin && !me.role ? "/admin" : "/wallet";
     } catch (err) {
       $("login-error").textContent = err.message;
       $("passphrase").select();

@@ -44,11 +44,22 @@ function listingCard(l) {
         bidders.add(l.id);
         upsertListing(updated);
         toast("Bid placed");
-      } catch (err) { error.textContent = err.message; }
+      } catch (err) { error.textContent = explain(err, l.id); }
     });
     card.append(form, error);
   }
   return card;
+}
+
+/* A refused bid's reason, with the rule in the units the person typed. */
+function explain(err, listingId) {
+  const current = listings.get(listingId);
+  if (err.kind === "BidTooLow" && current) {
+    return `${err.message} — that is at least ${formatEther(current.min_next_bid_wei, 9)} ETH/kWh now.`;
+  }
+  if (err.kind === "InsufficientEscrow") return `${err.message} (on the Wallet page).`;
+  if (err.kind === "AuctionClosed") return `${err.message}.`;
+  return err.message;
 }
 
 const bidders = new Set();  // listings this browser has bid on (for the "outbid" notice)

@@ -69,10 +69,30 @@ document.addEventListener("DOMContentLoaded", async () => {
     const state = await act(api("POST", "/api/mining", { period: $("period").value }), "Block period set");
     if (state) renderMining(state);
   });
+  // Sending is two steps: the portal checks the address (checksum) and amount, the person
+  // reads what will happen, then confirms.
+  let checked = null;
+  const closeConfirm = () => { checked = null; $("send-confirm").hidden = true; };
   $("send-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const to = $("send-to").value.trim(), amount = $("send-amount").value.trim();
-    if (!confirm(`Send ${amount} ETH to ${to}?`)) return;
+    $("send-error").textContent = "";
+    closeConfirm();
+    try {
+      checked = await api("POST", "/api/send/check",
+        { to: $("send-to").value.trim(), amount_eth: $("send-amount").value.trim() });
+    } catch (err) { $("send-error").textContent = err.message; return; }
+    const who = checked.to_name ? ` (${checked.to_name})` : "";
+    $("send-summary").textContent = `Send ${formatEther(checked.amount_wei, 18)} ETH to ${checked.to}${who}? `
+      + `You have ${formatEther(checked.balance_wei)} ETH. This cannot be undone.`;
+    $("send-confirm").hidden = false;
+    $("send-yes").focus();
+  });
+  $("send-no").addEventListener("click", () => { closeConfirm(); $("send-to").focus(); });
+  $("send-yes").addEventListener("click", async () => {
+    if (!checked) return;
+    const { to } = checked;
+    const amount = formatEther(checked.amount_wei, 18);
+    closeConfirm();
     if (await act(api("POST", "/api/send", { to, amount_eth: amount }), "Ether sent")) {
       $("send-amount").value = "";
     }

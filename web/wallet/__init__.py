@@ -33,6 +33,15 @@ def withdraw(account):
     return jsonify(runtime().wallets.withdraw(account, body().get("amount_eth"))), 202
 
 
+@bp.post("/api/send/check")
+@login_required
+def check_send(account):
+    """The confirmation step: the send validated and spelled out, nothing sent yet."""
+    data = body()
+    return jsonify(runtime().wallets.check_send(account.address, data.get("to"),
+                                                data.get("amount_eth")))
+
+
 @bp.post("/api/send")
 @login_required
 def send(account):

@@ -1,0 +1,154 @@
+"""The admin page: accounts, meter enrollment and network health, for the portal's operator.
+
+Admins are the accounts named in the ADMINS setting (the demo creates `admin`). Chain-side
+admin actions (enrolling a meter) are sent with the portal operator's key, which holds the
+token's admin role; logging in as an admin is what authorises the portal to use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+
+from marketplace import rules
+from marketplace.errors import InvalidInput, NotAllowed
+from marketplace.ledger import CONSUMER, PRODUCER
+from web.session import body, current_account, runtime
+
+bp = Blueprint("admin", __name__, template_folder="templates")
+
+KINDS = {"producer": PRODUCER, "consumer": CONSUMER}
+KIND_NAMES = {0: None, PRODUCER: "producer", CONSUMER: "consumer"}
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Logged in as an admin, or refused (pages redirect, API calls get 401/403)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        account = current_account()
+        api = request.path.startswith("/api/")
+        if account is None:
+            if api:
+                return jsonify(error="log in first", kind="NotLoggedIn"), 401
+            return redirect(url_for("auth.login_page"))
+        if not runtime().is_admin(account.address):
+            if api:
+                raise NotAllowed("only the portal's admins can do this")
+            return redirect(url_for("wallet.page"))
+        return view(account, *args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("/admin")
+@admin_required
+def page(account):
+    return render_template("admin/admin.html", me=account.address)
+
+
+@bp.get("/api/admin/accounts")
+@admin_required
+def accounts(account):
+    """Every participant with balances and its meter's registry entry on chain."""
+    rt = runtime()
+    ledger = rt.ledger
+    rows = []
+    for p in rt.store.participants():
+        meter = ledger.meter_of(p["meter_address"]) if p["meter_address"] else None
+        rows.append({
+            "name": p["name"], "address": p["address"], "role": p["role"],
+            "board_id": p["board_id"], "meter": p["meter_address"],
+            "meter_enrolled": bool(meter and meter["kind"]),
+            "meter_kind": KIND_NAMES.get(meter["kind"]) if meter else None,
+            "meter_rated_power_w": meter["rated_power_w"] if meter else None,
+            "meter_owner": meter["owner"] if meter and meter["kind"] else None,
+            "eth_wei": str(ledger.eth_balance(p["address"])),
+            "tokens_wh": ledger.token_balance(p["address"]),
+            "escrow_free_wei": str(ledger.escrow_free(p["address"])),
+        })
+    return jsonify(accounts=rows)
+
+
+@bp.post("/api/admin/accounts")
+@admin_required
+def create_account(account):
+    """A new participant: a keystore on this portal, named, with no board yet."""
+    data = body()
+    name = str(data.get("name") or "").strip()
+    role = data.get("role")
+    passphrase = data.get("passphrase")
+    if not name or len(name) > 32 or not name.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput("a name is 1–32 letters, digits, - or _")
+    if role not in KINDS:
+        raise InvalidInput("role is producer or consumer")
+    if not isinstance(passphrase, str) or len(passphrase) < 8:
+        raise InvalidInput("a passphrase has at least 8 characters")
+    address = runtime().create_account(name, role, passphrase)
+    return jsonify(name=name, address=address, role=role), 201
+
+
+@bp.post("/api/admin/meters")
+@admin_required
+def enroll(account):
+    """Enroll a meter account for an owner, with its role and rated power."""
+    data = body()
+    meter = rules.parse_address(data.get("meter"), "meter")
+    owner = runtime().resolve(str(data.get("owner") or "").strip())
+    if not runtime().store.participant(owner):
+        raise InvalidInput(f"{owner} is not a participant of this market")
+    if data.get("role") not in KINDS:
+        raise InvalidInput("role is producer or consumer")
+    rated = rules.parse_int(data.get("rated_power_w"), "rated power (W)", 1, 2**32 - 1)
+    runtime().ledger.enroll_meter(meter, owner, KINDS[data["role"]], rated)
+    return jsonify(meter=meter, **_meter(meter))
+
+
+@bp.post("/api/admin/meters/<meter>/disenroll")
+@admin_required
+def disenroll(account, meter):
+    meter = rules.parse_address(meter, "meter")
+    runtime().ledger.disenroll_meter(meter)
+    return jsonify(meter=meter, **_meter(meter))
+
+
+@bp.get("/api/admin/health")
+@admin_required
+def health(account):
+    """Node, block height, pending transactions, boards online and their relays."""
+    rt = runtime()
+    started = time.perf_counter()
+    try:
+        block = rt.ledger.block_number()
+        node = {"ok": True, "uri": rt.chain_uri, "block": block,
+                "chain_id": rt.ledger.w3.eth.chain_id}
+    except Exception as err:  # health is where a dead node must show, not crash the page
+        node = {"ok": False, "uri": rt.chain_uri, "error": str(err)}
+    node["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    mining = rt.wallets.mining_state() if node["ok"] else None
+    boards = []
+    for p in rt.store.participants():
+        if not p["board_id"]:
+            continue
+        reading = rt.grid.reading(p["board_id"])
+        boards.append({
+            "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
+            "online": rt.grid.online(p["board_id"]),
+            "relays": list(reading.relays) if reading else [],
+            "budgets": list(reading.budgets) if reading else [],
+            "power_w": round(reading.power_w, 1) if reading else None,
+        })
+    return jsonify(node=node, mining=mining, app_pending=len(rt.txm.pending()), boards=boards,
+                   open_listings=len(rt.store.listings("open")),
+                   active_deals=len(rt.store.deals("active")))
+
+
+def _meter(meter: str) -> dict[str, Any]:
+    entry = runtime().ledger.meter_of(meter)
+    return {"enrolled": bool(entry["kind"]), "kind": KIND_NAMES.get(entry["kind"]),
+            "owner": entry["owner"] if entry["kind"] else None,
+            "rated_power_w": entry["rated_power_w"]}

@@ -1,0 +1,92 @@
+/* The grid page: Chart.js charts fed by /grid samples (one per period) and sold auctions. */
+"use strict";
+
+const KEEP_S = 600;  // seconds of samples kept on the charts
+const COLORS = ["#0b7a53", "#b3261e", "#1f5fbf", "#c07a00", "#6a3fb5", "#00838f", "#5b6676"];
+const charts = {};
+let samplesSeen = 0;
+
+function hhmm(seconds) {
+  const d = new Date(seconds * 1000);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function lineChart(id, yTitle, options = {}) {
+  return new Chart($(id), {
+    type: "line",
+    data: { datasets: [] },
+    options: {
+      animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+      normalized: true, spanGaps: false,
+      scales: {
+        x: { type: "linear", ticks: { callback: hhmm, maxTicksLimit: 5 } },
+        y: { title: { display: true, text: yTitle }, beginAtZero: true, ...(options.y || {}) },
+      },
+      plugins: { legend: { position: "bottom" },
+        tooltip: { callbacks: { title: (items) => hhmm(items[0].parsed.x) } } },
+      elements: { point: { radius: options.points ? 3 : 0 }, line: { borderWidth: 2 } },
+    },
+  });
+}
+
+/* The dataset of a chart for one series, made on first sight. */
+function series(chart, label) {
+  let set = chart.data.datasets.find((d) => d.label === label);
+  if (!set) {
+    const color = COLORS[chart.data.datasets.length % COLORS.length];
+    set = { label, data: [], borderColor: color, backgroundColor: color };
+    chart.data.datasets.push(set);
+  }
+  return set;
+}
+
+function push(chart, label, t, y) {
+  const set = series(chart, label);
+  set.data.push({ x: t, y });
+  while (set.data.length && set.data[0].x < t - KEEP_S) set.data.shift();
+}
+
+function onSample(sample) {
+  samplesSeen += 1;
+  document.body.dataset.samples = samplesSeen;
+  $("grid-clock").textContent = hhmm(sample.t);
+  const rows = [];
+  for (const b of sample.boards) {
+    const name = `${b.owner} (${b.board_id})`;
+    if (b.role === "producer") {
+      push(charts.pv, name, sample.t, b.online ? b.pv_w : null);
+      push(charts.soc, name, sample.t, b.online && b.soc !== null ? b.soc * 100 : null);
+    }
+    push(charts.power, name, sample.t, b.online ? b.power_w : null);
+    rows.push(el("tr", { "data-board": b.board_id },
+      el("td", { textContent: b.board_id }), el("td", { textContent: b.owner }),
+      el("td", { textContent: b.online ? "yes" : "no" }),
+      el("td", { textContent: b.power_w === null ? "–" : b.power_w }),
+      el("td", { class: "relays", textContent: b.relays.map((r) => (r ? "on" : "off")).join(" ") || "–" })));
+  }
+  $("boards-now").querySelector("tbody").replaceChildren(...rows);
+  for (const key of ["pv", "soc", "power"]) charts[key].update("none");
+}
+
+function onPrice(p) {
+  const set = series(charts.prices, "clearing price");
+  set.data.push({ x: p.t, y: Number(formatEther(p.price_wei, 12)) });
+  charts.prices.update("none");
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  charts.pv = lineChart("chart-pv", "W");
+  charts.soc = lineChart("chart-soc", "%", { y: { max: 100 } });
+  charts.power = lineChart("chart-power", "W");
+  charts.prices = lineChart("chart-prices", "ETH/kWh", { points: true });
+  await loadMe();
+  const socket = io("/grid", { transports: ["websocket", "polling"] });
+  socket.on("snapshot", (s) => {
+    $("grid-period").textContent = s.period_s;
+    charts.prices.data.datasets = [];
+    s.prices.forEach(onPrice);
+    onSample(s.sample);
+  });
+  socket.on("sample", onSample);
+  socket.on("price", onPrice);
+});
