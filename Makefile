@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
-APT_PACKAGES := chromium socat
+APT_PACKAGES := chromium socat postgresql redis-server
 
 .PHONY: run test bench deps test-deps system-deps compile lint clean
 
@@ -47,9 +47,9 @@ $(VENDOR)/chart.umd.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map $(VENDOR)/
 
-# Debian packages the browser and serial tests drive; installed only when missing.
+# Debian packages the browser, serial and scale-out tests drive; installed only when missing.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -57,3 +57,9 @@ class CannotCancel(MarketError):
     """The listing can no longer be withdrawn (it has bids, or it is closed)."""
 
     status = 409
+
+
+class StoreUnavailable(MarketError, ConnectionError):
+    """The market's database cannot be reached or opened."""
+
+    status = 503

@@ -1,12 +1,19 @@
-"""SQLite store (WAL) for participants, listings, bids and deals; a write returns once durable."""
+"""The market's store: participants, listings, bids, deals; a write returns once durable.
+
+SQLite (WAL) by default; PostgreSQL, for several portal workers, through the same code: the
+SQL below is written once and marketplace.dialect adapts it.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from marketplace.dialect import dialect_for
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (
@@ -54,6 +61,11 @@ CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deals (
     id INTEGER PRIMARY KEY,
     listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),
@@ -83,37 +95,43 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
 
 
-def _row(cursor: sqlite3.Cursor, values: tuple) -> dict[str, Any]:
-    row = {}
-    for (name, *_), value in zip(cursor.description, values, strict=True):
-        row[name] = int(value) if name in WEI_COLUMNS and value is not None else value
-    return row
+def _row(names: list[str], values: tuple) -> dict[str, Any]:
+    return {
+        name: int(value) if name in WEI_COLUMNS and value is not None else value
+        for name, value in zip(names, values, strict=True)
+    }
 
 
 class Store:
-    """One SQLite database shared by the portal's threads through a lock."""
+    """One database connection shared by the portal's threads through a lock.
 
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = _row
+    location: a SQLite file path, or a URL (postgresql://user@host/db, sqlite:///path).
+    """
+
+    def __init__(self, location: str | Path):
+        self.path = str(location)
+        self.dialect = dialect_for(location)
         self._lock = threading.RLock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged bid survives a power cut, not only a crash.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            self._migrate()
+        self._depth = 0  # transactions open on this connection (nested ones join the outer)
+        # Workers starting together must not race each other's CREATE TABLE.
+        with self.dialect.exclusive("schema"):
+            self._db = self.dialect.connect()
+            with self._lock:
+                self.dialect.run_script(self._db, self.dialect.schema(SCHEMA))
+                self._migrate()
+
+    @property
+    def shared(self) -> bool:
+        """Whether several portal processes may work on this store at once."""
+        return self.dialect.shared
 
     def _migrate(self) -> None:
         """Add the columns later versions introduced to a database an earlier one made."""
         for table, column, kind in COLUMNS_ADDED:
-            names = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in names:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if column not in self.dialect.columns(self._db, table):
+                self._db.execute(
+                    self.dialect.schema(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                )
 
     def close(self) -> None:
         """Close the database."""
@@ -123,7 +141,9 @@ class Store:
     def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Rows of a read query."""
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
+            names = [column[0] for column in cursor.description]
+            return [_row(names, values) for values in cursor.fetchall()]
 
     def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         """The first row of a read query, or None."""
@@ -131,10 +151,69 @@ class Store:
         return rows[0] if rows else None
 
     def write(self, sql: str, *args: Any) -> int:
-        """Run one statement in its own committed transaction; the new row id."""
+        """Run one statement (committed unless inside transaction()); the rows it changed."""
         with self._lock:
-            cursor = self._db.execute(sql, tuple(_text(a) for a in args))
-            return cursor.lastrowid
+            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
+            return cursor.rowcount
+
+    def insert(self, sql: str, *args: Any) -> int:
+        """Run one INSERT into a table with an id column; the new row's id."""
+        with self._lock:
+            cursor = self._db.execute(
+                self.dialect.sql(sql + " RETURNING id"), tuple(_text(a) for a in args)
+            )
+            return int(cursor.fetchall()[0][0])  # fetched to the end: SQLite then commits
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside commit together or not at all; rows read with lock_* stay
+        locked against every worker until the end. Nested uses join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute(self.dialect.begin)
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a named lock against every process using this store (e.g. start-up work)."""
+        with self.dialect.exclusive(name):
+            yield
+
+    # -- leases: one worker at a time does what must not be done twice ---------------------
+
+    def hold_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease called name for holder; whether holder has it now.
+
+        Another holder's lease is taken only once it expired, by the database's clock, so
+        workers' clocks need not agree.
+        """
+        now = self.dialect.now
+        rows = self.query(
+            f"INSERT INTO leases (name, holder, expires) VALUES (?, ?, {now} + ?)"
+            " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+            f" expires = excluded.expires WHERE leases.holder = excluded.holder"
+            f" OR leases.expires < {now} RETURNING holder",
+            name, holder, ttl_s,
+        )
+        return bool(rows)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give a lease up (on a clean stop), so another worker takes it without waiting."""
+        self.write("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)
 
     # -- participants ----------------------------------------------------------------------
 
@@ -164,7 +243,7 @@ class Store:
         closes_by: float | None = None,
     ) -> int:
         """Store a new open listing; its id. closes_by caps soft-close extensions."""
-        return self.write(
+        return self.insert(
             "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             seller, energy_wh, start_price, created, deadline,
@@ -178,6 +257,11 @@ class Store:
     def listing(self, listing_id: int) -> dict[str, Any] | None:
         """One listing by id."""
         return self.one("SELECT * FROM listings WHERE id = ?", listing_id)
+
+    def lock_listing(self, listing_id: int) -> dict[str, Any] | None:
+        """One listing by id, locked against other workers until the transaction() ends."""
+        return self.one("SELECT * FROM listings WHERE id = ?" + self.dialect.for_update,
+                        listing_id)
 
     def listings(self, status: str | None = None) -> list[dict[str, Any]]:
         """Listings, newest first, optionally of one status."""
@@ -208,7 +292,7 @@ class Store:
         nonce: int, expiry: int, signature: bytes,
     ) -> int:
         """Store a signed bid durably; its id."""
-        return self.write(
+        return self.insert(
             "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
@@ -266,7 +350,7 @@ class Store:
         expires_at: int | None = None,
     ) -> int:
         """Record the deal an auction produced, before it is opened on chain."""
-        return self.write(
+        return self.insert(
             "INSERT INTO deals (listing_id, buyer, seller, price, energy_wh, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             listing_id, buyer, seller, price, energy_wh, expires_at,

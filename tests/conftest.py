@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from marketplace.clock import ManualClock
+from tests.services import postgres_server, postgres_url, redis_url  # noqa: F401 (fixtures)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:

@@ -1,0 +1,160 @@
+"""The store on SQLite and on PostgreSQL: same code, same answers, and exactly-once claims
+when several workers (here: several connections) race for the same listing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from marketplace.store import Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path) -> str:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "market.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(location) -> Store:
+    """A store of either dialect."""
+    opened = Store(location)
+    yield opened
+    opened.close()
+
+
+def test_rows_round_trip_with_their_types(store):
+    store.add_participant("0xa", "alice", "producer", "pv-alice", "0xm")
+    store.add_participant("0xa", "alice", "producer", "pv-2", None)  # an update, not a copy
+    assert [p["board_id"] for p in store.participants()] == ["pv-2"]
+    created = 1_767_000_000.123456  # sub-millisecond times survive (REAL is 8 bytes here)
+    lid = store.add_listing("0xa", 50, 2**100, created, created + 60.5, closes_by=created + 120)
+    listing = store.listing(lid)
+    assert (listing["start_price"], listing["created"], listing["status"]) == (
+        2**100, created, "open")
+    assert store.listed_wh("0xa") == 50
+    bid = store.add_bid(lid, "0xb", 2**70, created + 1, 2**64 - 1, 2**33, b"\x01\x02")
+    assert store.bid(bid)["nonce"] == 2**64 - 1 and store.bid(bid)["expiry"] == 2**33
+    assert store.bid(bid)["signature"] == "0x0102"
+    store.set_listing_status(lid, "sold", bid)
+    did = store.add_deal(lid, "0xb", "0xa", 2**70, 50, expires_at=2**33)
+    store.update_deal(did, status="active", paid_wei=2**80, baseline_wh=1.5)
+    deal = store.deal(did)
+    assert (deal["paid_wei"], deal["baseline_wh"], deal["status"]) == (2**80, 1.5, "active")
+    assert [d["id"] for d in store.deals("active")] == [did]
+    store.set_cursor("events", 7)
+    store.set_cursor("events", 9)
+    assert store.cursor("events") == 9 and store.cursor("other") is None
+    record = {"tx_hash": "0x1", "sender": "0xa", "nonce": 0, "label": "x", "status": "pending",
+              "created": created, "block": None, "gas_used": None}
+    store.save_transaction(record)
+    store.save_transaction({**record, "status": "mined", "block": 3})
+    assert store.transactions("0xa") == [{**record, "status": "mined", "block": 3}]
+
+
+def test_a_returned_write_is_seen_by_a_store_opened_afterwards(location):
+    first = Store(location)
+    lid = first.add_listing("0xa", 5, 10, 1.0, 2.0)
+    first.close()
+    second = Store(location)  # a restart, or another worker
+    try:
+        assert second.listing(lid)["energy_wh"] == 5
+    finally:
+        second.close()
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_listing_status(lid, "sold")
+        raise RuntimeError("the chain said no")
+    assert store.listing(lid)["status"] == "open"
+
+
+def _workers(location: str, count: int, work) -> list:
+    """Run work(store) on count threads, each with a store (a connection) of its own,
+    released together; their results."""
+    stores = [Store(location) for _ in range(count)]
+    start = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        start.wait()
+        results[index] = work(stores[index])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for opened in stores:
+        opened.close()
+    return results
+
+
+def test_racing_workers_close_a_listing_once(store, location):
+    lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+    store.add_bid(lid, "0xb", 11, 1.5, 1, 9, b"\x00")
+
+    def close(worker: Store) -> int | None:
+        # What Market._close_auction does: claim under the row lock, then write the deal.
+        with worker.transaction():
+            row = worker.lock_listing(lid)
+            if row["status"] != "open":
+                return None
+            worker.set_listing_status(lid, "sold")
+            return worker.add_deal(lid, "0xb", "0xa", 11, 5)
+
+    deals = _workers(location, 4, close)
+    assert len([d for d in deals if d]) == 1
+    assert len(store.deals()) == 1 and store.listing(lid)["status"] == "sold"
+
+
+def test_racing_equal_bids_one_is_accepted(store, location):
+    lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+
+    def bid(worker: Store) -> bool:
+        # What Market.place_bid does: the highest bid is read under the listing's row lock.
+        with worker.transaction():
+            worker.lock_listing(lid)
+            highest = max((b["price"] for b in worker.bids(lid)), default=10)
+            if 20 <= highest:
+                return False
+            worker.add_bid(lid, "0xb", 20, 1.5, 1, 9, b"\x00")
+            return True
+
+    assert sorted(_workers(location, 4, bid)) == [False, False, False, True]
+    assert [b["price"] for b in store.bids(lid)] == [20]
+
+
+def test_a_lease_has_one_holder_until_it_expires_or_is_released(store, location):
+    other = Store(location)
+    try:
+        assert store.hold_lease("settlement", "a", 30)
+        assert store.hold_lease("settlement", "a", 30)  # renewed
+        assert not other.hold_lease("settlement", "b", 30)
+        store.release_lease("settlement", "a")
+        assert other.hold_lease("settlement", "b", 0.05)
+        assert not store.hold_lease("settlement", "a", 30)
+        import time
+
+        time.sleep(0.1)  # b stopped renewing: its lease runs out
+        assert store.hold_lease("settlement", "a", 30)
+    finally:
+        other.close()
+
+
+def test_an_older_database_gets_the_new_columns(store, location):
+    store.write("DROP TABLE deals")
+    store.write("ALTER TABLE listings DROP COLUMN closes_by")
+    store.close()
+    reopened = Store(location)
+    try:
+        lid = reopened.add_listing("0xa", 5, 10, 1.0, 2.0, closes_by=64.0)
+        assert reopened.listing(lid)["closes_by"] == 64.0
+        assert reopened.deals() == []
+    finally:
+        reopened.close()
