@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -126,8 +127,16 @@ class Market(DealLifecycle):
     def listings(self, status: str | None = "open") -> list[dict[str, Any]]:
         """Listings as the pages show them (open ones by default)."""
         now = self.clock.now()
+        # Bids and names in one query each, not three queries per listing: every browser
+        # that connects gets this snapshot (bench/portal.py, 1,000 open auctions).
+        bids: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        sql = "SELECT b.* FROM bids b JOIN listings l ON l.id = b.listing_id"
+        where = (" WHERE l.status = ?", status) if status else ("",)
+        for bid in self.store.query(sql + where[0] + " ORDER BY b.id", *where[1:]):
+            bids[bid["listing_id"]].append(bid)
+        names = {p["address"]: p["name"] for p in self.store.participants()}
         return [
-            listing_view(self.store, row, now, self.settings.limits)
+            listing_view(self.store, row, now, self.settings.limits, bids[row["id"]], names)
             for row in self.store.listings(status)
         ]
 
@@ -313,14 +322,23 @@ class Market(DealLifecycle):
 
     def _committed(self, bidder: str, except_listing: int) -> int:
         """Escrow a bidder already needs for open auctions it leads (other than one)."""
+        # One query for the bids on the open listings this bidder bid on, not one per open
+        # listing: a bid's cost stays flat as open auctions pile up (bench/portal.py).
+        bids: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+        energy: dict[int, int] = {}
+        for row in self.store.query(
+            "SELECT b.id, b.listing_id, b.price, b.bidder, l.energy_wh FROM bids b"
+            " JOIN listings l ON l.id = b.listing_id WHERE l.status = 'open' AND l.id != ?"
+            " AND EXISTS (SELECT 1 FROM bids m WHERE m.listing_id = l.id AND m.bidder = ?)"
+            " ORDER BY b.id", except_listing, bidder
+        ):
+            bids[row["listing_id"]].append((row["id"], row["price"], row["bidder"]))
+            energy[row["listing_id"]] = row["energy_wh"]
         total = 0
-        for row in self.store.listings("open"):
-            if row["id"] == except_listing:
-                continue
-            bids = self.store.bids(row["id"])
-            best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+        for listing_id, offers in bids.items():
+            best = rules.winner(offers)
             if best and best[2] == bidder:
-                total += rules.cost_wei(best[1], row["energy_wh"])
+                total += rules.cost_wei(best[1], energy[listing_id])
         return total
 
     def _close_auction(self, row: dict[str, Any]) -> None:

@@ -16,20 +16,31 @@ def _name(store: Store, address: str | None) -> str | None:
 
 
 def listing_view(
-    store: Store, row: dict[str, Any], now: float, limits: rules.Limits
+    store: Store, row: dict[str, Any], now: float, limits: rules.Limits,
+    bids: list[dict[str, Any]] | None = None, names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A listing with its highest bid, bidder, time left and the lowest acceptable bid."""
-    bids = store.bids(row["id"])
+    """A listing with its highest bid, bidder, time left and the lowest acceptable bid.
+
+    bids (in arrival order) and names (address -> name) spare the queries when a caller
+    shows many listings at once and read them in bulk."""
+    if bids is None:
+        bids = store.bids(row["id"])
     best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+
+    def name(address: str | None) -> str | None:
+        if names is not None and address is not None:
+            return names.get(address)
+        return _name(store, address)
+
     return {
         "id": row["id"],
         "seller": row["seller"],
-        "seller_name": _name(store, row["seller"]),
+        "seller_name": name(row["seller"]),
         "energy_wh": row["energy_wh"],
         "start_price_wei": str(row["start_price"]),
         "highest_bid_wei": str(best[1]) if best else None,
         "highest_bidder": best[2] if best else None,
-        "highest_bidder_name": _name(store, best[2]) if best else None,
+        "highest_bidder_name": name(best[2]) if best else None,
         "bid_count": len(bids),
         "min_next_bid_wei": str(
             rules.min_next_bid(row["start_price"], best[1] if best else None, limits)
