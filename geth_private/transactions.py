@@ -122,9 +122,38 @@ class TxManager:
             try:
                 self._submit(record)
             except TransactionRejected:
-                self._nonces[sender] -= 1
-                raise
+                record = self._renonce(account, params, label)
+                if record is None:
+                    self._nonces[sender] -= 1
+                    raise
+                try:
+                    self._submit(record)
+                except TransactionRejected:
+                    self._nonces[sender] -= 1
+                    raise
         self.poll_one(record)
+        return record
+
+    def _renonce(
+        self, account: LocalAccount, params: dict[str, Any], label: str
+    ) -> TxRecord | None:
+        """After a refusal, the same transaction signed with the node's nonce when the node
+        counts more than this process did: another process (a second portal worker, a
+        wallet) sent from the account meanwhile. None when that is not why."""
+        sender = account.address
+        if self._queued[sender]:
+            return None  # the app-side queue owns the next nonces
+        try:
+            counted = self.w3.eth.get_transaction_count(sender, "pending")
+        except Exception:  # the node is away: the refusal was not about the nonce
+            return None
+        if counted <= params["nonce"]:
+            return None
+        log.warning("%s: nonce %s was used elsewhere; sending with %s", label, params["nonce"],
+                    counted)
+        record = self._sign(account, {**params, "nonce": counted}, label)
+        self._nonces[sender] = counted + 1
+        self._remember(record, account)
         return record
 
     def wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
