@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from marketplace.store import Store
 from marketplace.views import deal_view, listing_view
 
 log = logging.getLogger(__name__)
+
+SETTLEMENT = "settlement"  # the lease of the worker that sends the market's transactions
 
 
 class Grid(Protocol):
@@ -67,6 +71,7 @@ class Settings:
     offline_close_s: float = 60.0  # … and this long ends it
     empty_soc: float = 0.01  # a seller's battery at this state of charge ends its deals
     mint_batch_wh: int = 10
+    lease_s: float = 5.0  # a settling worker silent this long is replaced by another
 
 
 class Market(DealLifecycle):
@@ -95,6 +100,9 @@ class Market(DealLifecycle):
         self._backoff: dict[int, float] = {}
         self._expire_retry_at: dict[int, float] = {}
         self._offline_since: dict[int, float] = {}
+        # Names this process among the workers sharing the store (leases, logs).
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._leading = not store.shared
 
     # -- participants ----------------------------------------------------------------------
 
@@ -190,8 +198,11 @@ class Market(DealLifecycle):
             raise NotAllowed("only consumers can bid")
         if buyer["board_id"] is None:
             raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
-        with self._lock:
-            row = self._listing_row(listing_id)
+        free = self.ledger.escrow_free(bidder.address)  # a chain read: before any row lock
+        with self._lock, self.store.transaction():
+            # The listing's row stays locked until this bid is stored, so a bid through another
+            # worker waits and then sees this one as the highest (and a close sees both).
+            row = self.store.lock_listing(self._listing_row(listing_id)["id"])
             lid = row["id"]
             bids = self.store.bids(lid)
             highest = max((b["price"] for b in bids), default=None)
@@ -205,8 +216,7 @@ class Market(DealLifecycle):
                 deadline=row["deadline"],
                 now=self.clock.now(),
                 status=row["status"],
-                free_wei=self.ledger.escrow_free(bidder.address)
-                - self._committed(bidder.address, lid),
+                free_wei=free - self._committed(bidder.address, lid),
                 limits=self.settings.limits,
             )
             bid = {
@@ -274,12 +284,20 @@ class Market(DealLifecycle):
     # -- the loop --------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One pass: close due auctions, follow deal transactions, report delivery, mint."""
+        """One pass: close due auctions, follow deal transactions, report delivery, mint.
+
+        Every worker closes auctions (each close is claimed in the store, so it happens once);
+        only the worker holding the settlement lease sends the operator's and meters'
+        transactions, so workers sharing one chain account never race for its nonces.
+        """
         with self._lock:
+            self._leading = self._lead()
             for row in self.store.query(
                 "SELECT * FROM listings WHERE status = 'open' AND deadline <= ?", self.clock.now()
             ):
                 self._close_auction(row)
+            if not self._leading:
+                return
             for row in self.store.query(
                 "SELECT * FROM deals WHERE status IN ('opening', 'active', 'paused', 'closing')"
             ):
@@ -301,6 +319,21 @@ class Market(DealLifecycle):
                 self.tick()
             except Exception:  # one bad pass must not stop the market
                 log.exception("market tick failed")
+        if self.store.shared and self._leading:
+            try:  # a clean stop hands settlement to another worker at once
+                self.store.release_lease(SETTLEMENT, self.worker)
+            except Exception as err:
+                log.warning("settlement lease not released: %s", err)
+
+    def _lead(self) -> bool:
+        """Whether this worker settles deals now: always on a store of its own, else while
+        it holds the settlement lease (taken over from a worker that stopped renewing it)."""
+        if not self.store.shared:
+            return True
+        leading = self.store.hold_lease(SETTLEMENT, self.worker, self.settings.lease_s)
+        if leading != self._leading:
+            log.info("worker %s %s settlement", self.worker, "takes" if leading else "leaves")
+        return leading
 
     # -- internals -------------------------------------------------------------------------
 
@@ -342,20 +375,31 @@ class Market(DealLifecycle):
         return total
 
     def _close_auction(self, row: dict[str, Any]) -> None:
-        bids = self.store.bids(row["id"])
-        best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
-        if best is None:
-            self.store.set_listing_status(row["id"], "unsold")
-            self.hub.publish("listing_closed", self.listing(row["id"]))
-            return
-        bid_id, price, buyer = best
-        self.store.set_listing_status(row["id"], "sold", bid_id)
-        expires = int(self.clock.now()) + self.settings.deal_ttl_s
-        deal_id = self.store.add_deal(
-            row["id"], buyer, row["seller"], price, row["energy_wh"], expires
-        )
+        deal_id = None
+        with self.store.transaction():
+            # Claimed under the row lock: a worker that saw the same deadline finds the listing
+            # closed (or extended by a late bid) and leaves it.
+            row = self.store.lock_listing(row["id"])
+            if row["status"] != "open" or row["deadline"] > self.clock.now():
+                return
+            bids = self.store.bids(row["id"])
+            best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+            if best is None:
+                self.store.set_listing_status(row["id"], "unsold")
+            else:
+                bid_id, price, buyer = best
+                self.store.set_listing_status(row["id"], "sold", bid_id)
+                expires = int(self.clock.now()) + self.settings.deal_ttl_s
+                deal_id = self.store.add_deal(
+                    row["id"], buyer, row["seller"], price, row["energy_wh"], expires
+                )
+        log.info("auction %s closed by worker %s: %s", row["id"], self.worker,
+                 f"deal {deal_id}" if deal_id else "unsold")
         self.hub.publish("listing_closed", self.listing(row["id"]))
-        self._send_open(self.store.deal(deal_id))
+        if deal_id is None:
+            return
+        if self._leading:  # otherwise the settling worker's next tick sends it
+            self._send_open(self.store.deal(deal_id))
         self.hub.publish("deal_updated", self.deal(deal_id))
 
     def _board(self, address: str) -> str:
