@@ -1,8 +1,13 @@
-"""The pages in real headless Chromium (Debian's, driven by playwright): a trade by two people."""
+"""The pages in real headless Chromium (Debian's, driven by playwright): people trade through them.
+
+Two browser contexts are two people (alice sells, carol buys); bob's outbidding comes through
+the API. Screenshots of every page go to test-artifacts/.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +21,10 @@ CHROMIUM = os.environ.get("GRIDBID_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ETH = 10**18
+# A 30 W load (5 Wh a second at 600x): delivery takes seconds, so it can be watched rising.
+SLOW_LOAD = {"LOAD_W": 30, "GRID_PUSH_S": 0.5}
+REFUSED = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
 
 
 @pytest.fixture
@@ -30,11 +39,29 @@ def browser():
         chromium.close()
 
 
-def open_page(browser, errors):
-    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
+class Watch:
+    """Console errors and every URL the pages asked for (all must be the portal's own)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.refused: list[int] = []  # statuses the browser logged for refused API calls
+        self.urls: list[str] = []
+
+    def page(self, browser, width=1100, height=900):
+        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.urls.append(r.url))
+        return page
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        refused = REFUSED.match(message.text)
+        if refused:
+            self.refused.append(int(refused.group(1)))
+        else:
+            self.errors.append(message.text)
 
 
 def log_in(page, base, name, passphrase):
@@ -42,13 +69,20 @@ def log_in(page, base, name, passphrase):
     page.fill("#account", name)
     page.fill("#passphrase", passphrase)
     page.click("#login-button")
-    page.wait_for_url("**/wallet")
+    page.wait_for_url(re.compile(r".*/(wallet|admin)$"))
 
 
-def test_two_people_trade_through_the_pages(server, browser, runtime, clock):
+def text_number(page, selector):
+    return float(page.locator(selector).first.inner_text())
+
+
+@pytest.mark.parametrize("app", [SLOW_LOAD], indirect=True)
+def test_two_people_trade_through_the_pages(server, browser, runtime, clock, login):
     ARTIFACTS.mkdir(exist_ok=True)
-    errors: list[str] = []
-    alice, carol = open_page(browser, errors), open_page(browser, errors)
+    watch = Watch()
+    people = {a["name"]: a["address"] for a in runtime.demo_accounts}
+    ledger = runtime.ledger
+    alice, carol = watch.page(browser), watch.page(browser)
 
     # A wrong passphrase is refused on the page, with a message.
     alice.goto(f"{server}/login")
@@ -58,12 +92,19 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock):
     alice.click("#login-button")
     alice.wait_for_selector("#login-error:has-text('wrong passphrase')")
     alice.screenshot(path=ARTIFACTS / "login.png")
-    errors.clear()  # the refused login's 401 is logged by the browser itself
 
-    log_in(alice, server, "alice", "alice-demo")
-    ledger = runtime.ledger
-    alice_address = {a["name"]: a["address"] for a in runtime.demo_accounts}["alice"]
-    wait_for(lambda: ledger.token_balance(alice_address) >= 60, what="tokens")
+    # alice logs in by keyboard alone: Tab to the fields, Enter to submit.
+    alice.goto(f"{server}/login")
+    for _ in range(8):
+        alice.keyboard.press("Tab")
+        if alice.evaluate("document.activeElement.id") == "account":
+            break
+    alice.keyboard.type("alice")
+    alice.keyboard.press("Tab")
+    alice.keyboard.type("alice-demo")
+    alice.keyboard.press("Enter")
+    alice.wait_for_url("**/wallet")
+    wait_for(lambda: ledger.token_balance(people["alice"]) >= 60, what="tokens")
     alice.wait_for_function("Number(document.getElementById('tokens').textContent) > 0")
     alice.screenshot(path=ARTIFACTS / "wallet.png", full_page=True)
 
@@ -71,6 +112,21 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock):
     carol.fill("#deposit-amount", "0.5")
     carol.click("#deposit-button")
     carol.wait_for_function("document.getElementById('escrow-free').textContent === '0.5'")
+
+    # Send Ether has a confirmation step, done here by keyboard: Enter reviews, Enter confirms.
+    bob_before = ledger.eth_balance(people["bob"])
+    carol.fill("#send-to", people["bob"].lower())
+    carol.fill("#send-amount", "0.01")
+    carol.focus("#send-amount")
+    carol.keyboard.press("Enter")
+    carol.wait_for_selector("#send-confirm:not([hidden])")
+    assert people["bob"] in carol.inner_text("#send-summary")  # shown checksummed, named
+    assert "(bob)" in carol.inner_text("#send-summary")
+    assert carol.evaluate("document.activeElement.id") == "send-yes"
+    assert ledger.eth_balance(people["bob"]) == bob_before  # nothing sent before confirming
+    carol.keyboard.press("Enter")
+    wait_for(lambda: ledger.eth_balance(people["bob"]) == bob_before + ETH // 100,
+             what="the confirmed send")
     carol.goto(f"{server}/market")
 
     alice.goto(f"{server}/market")
@@ -81,25 +137,71 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock):
     card = carol.locator(".listing").first
     card.wait_for()  # carol's page got it live
     assert "30 Wh from alice" in card.inner_text()
+    listing_id = int(card.get_attribute("data-id"))
 
+    # A refused bid is explained inline, in the units the person typed.
     card.locator(".bid-price").fill("0.001")
     card.locator("button").click()
     carol.wait_for_selector(".bid-error:has-text('start bid')")
-    errors.remove(  # the refused bid's 400 is logged by the browser itself
-        "Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"
-    )
+    assert "ETH/kWh" in carol.inner_text(".bid-error")
     card.locator(".bid-price").fill("0.02")
     card.locator("button").click()
     carol.wait_for_selector(".listing .lead")
     alice.wait_for_selector(".listing .highest:has-text('0.02 ETH/kWh')")
+
+    # bob outbids carol (through the API); carol's card says so at once.
+    bob = login("bob")
+    assert bob.post("/api/escrow/deposit", json={"amount_eth": "0.2"}).status_code == 202
+    wait_for(lambda: ledger.escrow_free(people["bob"]) > 0, what="bob's deposit")
+    assert bob.post(f"/api/listings/{listing_id}/bids",
+                    json={"price_wei": str(3 * 10**16)}).status_code == 201
+    carol.wait_for_selector(".listing .outbid:has-text('outbid')")
+    card.locator(".bid-price").fill("0.04")
+    card.locator("button").click()
+    carol.wait_for_selector(".listing .lead")
     carol.screenshot(path=ARTIFACTS / "market.png", full_page=True)
 
+    # Nobody acts for another: carol's page cannot cancel alice's listing, and a request
+    # without the page's CSRF token is refused.
+    refused = carol.evaluate(
+        f"api('POST', '/api/listings/{listing_id}/cancel').then(() => 'done', e => e.message)")
+    assert refused == "only the seller can cancel a listing"
+    forged = carol.evaluate(
+        f"fetch('/api/listings/{listing_id}/bids', {{method: 'POST', headers: "
+        "{'Content-Type': 'application/json'}, body: '{\"price_wei\": \"99000000000000000\"}'})"
+        ".then(r => r.status)")
+    assert forged == 403
+    assert ledger.escrow_free(people["carol"]) == ETH // 2  # unchanged
+
+    # carol wins; the deal card's delivered Wh and paid Ether rise live.
     clock.advance(61)
     carol.wait_for_selector(".deal.active .close-connection")
-    carol.wait_for_function(
-        "Number(document.querySelector('.deal .delivered').textContent) > 0", timeout=20_000
-    )
     alice.wait_for_selector(".deal.active")  # the seller sees the deal too
+    carol.wait_for_function(
+        "Number(document.querySelector('.deal .delivered').textContent) > 0", timeout=20_000)
+    first_wh = text_number(carol, ".deal .delivered")
+    carol.wait_for_function(
+        f"Number(document.querySelector('.deal .delivered').textContent) > {first_wh}",
+        timeout=20_000)
+    carol.wait_for_function(  # paid per 5 Wh step confirmed on chain
+        "Number(document.querySelector('.deal .paid').textContent) > 0", timeout=20_000)
+
+    # The grid page's charts run on samples at least once a second, and show the sale's price.
+    grid = alice.context.new_page()
+    grid.goto(f"{server}/grid")
+    grid.wait_for_function("Number(document.body.dataset.samples || 0) >= 3", timeout=10_000)
+    points = grid.evaluate(
+        "['chart-pv', 'chart-soc', 'chart-power', 'chart-prices'].map("
+        "id => Chart.getChart(id).data.datasets.map(d => d.data.length))")
+    assert len(points[0]) == 1 and points[0][0] >= 3  # PV of alice
+    assert len(points[1]) == 1 and points[1][0] >= 3  # her battery
+    soc = grid.evaluate("Chart.getChart('chart-soc').data.datasets[0].data.at(-1).y")
+    assert 0 < soc <= 100
+    assert len(points[2]) == 3 and min(points[2]) >= 3  # power through all three meters
+    assert points[3] == [1]  # one sold auction
+    assert grid.locator("#boards-now tr[data-board='load-carol'] .relays").inner_text() == "on"
+    grid.screenshot(path=ARTIFACTS / "grid.png", full_page=True)
+
     carol.click(".close-connection")
     carol.wait_for_selector(".deal.closed")
     status = carol.locator(".deal-status").inner_text()
@@ -107,4 +209,45 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock):
     deal = runtime.market.deals()[0]
     assert deal["status"] == "closed" and int(deal["paid_wei"]) > 0
     assert not runtime.bridge.read("load-carol").relays[0]
-    assert errors == []
+
+    # Final balances on carol's wallet page agree with the chain: the refund is back.
+    carol.goto(f"{server}/wallet")
+    free = ledger.escrow_free(people["carol"])
+    assert free == ETH // 2 - int(deal["paid_wei"])
+    carol.wait_for_function(
+        f"document.getElementById('escrow-free').textContent === '{_ether(free)}'")
+    assert carol.inner_text("#escrow-locked") == "0"
+
+    # The operator's admin page: health with every board and its relay state.
+    admin = watch.page(browser)
+    log_in(admin, server, "admin", "admin-demo")
+    admin.wait_for_url("**/admin")
+    admin.wait_for_selector("#boards tr[data-board='load-carol']")
+    admin.wait_for_selector("#health-state:has-text('node answering')")
+    assert admin.inner_text("#boards tr[data-board='load-carol'] .relays") == "off"
+    admin.wait_for_selector("#accounts tr[data-name='alice'] .enrolled:has-text('producer')")
+    admin.screenshot(path=ARTIFACTS / "admin.png", full_page=True)
+
+    # At phone width nothing needs sideways scrolling.
+    phone = watch.page(browser, width=390, height=844)
+    log_in(phone, server, "carol", "carol-demo")
+    for path in ("/wallet", "/market", "/grid"):
+        phone.goto(f"{server}{path}")
+        phone.wait_for_load_state("networkidle")
+        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+    phone.screenshot(path=ARTIFACTS / "market-phone.png", full_page=True)
+
+    # Works offline: every asset came from the portal itself.
+    assert {u.split("/")[2] for u in watch.urls if u.startswith("http")} == {server.split("/")[2]}
+    assert watch.errors == []
+    # Only the refusals this test provoked: a wrong passphrase, a low bid, a forged request,
+    # a cross-account cancel.
+    assert sorted(watch.refused) == [400, 401, 403, 403]
+
+
+def _ether(wei: int) -> str:
+    """As the pages' formatEther(wei) shows it (6 places, trailing zeros dropped)."""
+    whole, frac = divmod(wei, ETH)
+    frac_text = f"{frac:018d}"[:6].rstrip("0")
+    return f"{whole}.{frac_text}" if frac_text else str(whole)
