@@ -40,3 +40,20 @@ class ManualClock:
         with self._lock:
             self._now += seconds
             return self._now
+
+
+class ScaledClock:
+    """Emulated time: runs `speed` times faster than the wall clock, from `start`.
+
+    The emulator's physics steps by the same monotonic clock times the same speed, so
+    auction deadlines and deal timers keep pace with the simulated day.
+    """
+
+    def __init__(self, speed: float, start: float | None = None):
+        self.speed = speed
+        self._start = time.time() if start is None else start
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        """The current emulated time in seconds."""
+        return self._start + (time.monotonic() - self._origin) * self.speed

@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
+    simulate = sub.add_parser(
+        "simulate", help="run a day of automatic trading and write a reconciliation report"
+    )
+    from web.simulate import add_arguments as add_simulate_arguments
+
+    add_simulate_arguments(simulate)
     from firmware_bridge.cli import add_commands as add_board_commands
     from geth_private.cli import add_commands as add_chain_commands
 
@@ -28,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "run":
         return _run(args)
+    if args.command == "simulate":
+        from web.simulate import main as simulate
+
+        return simulate(args)
     return args.handler(args)
 
 

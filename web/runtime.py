@@ -234,7 +234,7 @@ class Runtime:
 
     def _adopt_remote_board(self, board_id: str, kind: str, meter: str) -> None:
         """A remote bridge announced a board: enroll its meter for the participant it measures."""
-        spec = next((d for d in DEMO if d["board"] == board_id), None)
+        spec = next((d for d in self._participants() if d["board"] == board_id), None)
         if spec is None or spec["role"] != kind:
             log.error("remote board %s (%s) matches no participant", board_id, kind)
             return
@@ -246,7 +246,7 @@ class Runtime:
         )
         log.info("remote board %s of %s is online, meter %s", board_id, spec["name"], meter)
 
-    def _enroll(self, spec: dict[str, str], address: str, meter: str) -> None:
+    def _enroll(self, spec: dict[str, Any], address: str, meter: str) -> None:
         """Fund a meter account for gas and enroll it for its owner, unless it already is."""
         cfg = self.config
         if self.ledger.eth_balance(meter) < ETHER:
@@ -254,30 +254,38 @@ class Runtime:
         kind = PRODUCER if spec["role"] == "producer" else CONSUMER
         # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
         # can top the peak: the rating in chain time carries both.
-        rated = cfg["PV_PEAK_W"] if kind == PRODUCER else cfg["LOAD_W"]
+        rated = (spec.get("pv_peak_w", cfg["PV_PEAK_W"]) if kind == PRODUCER
+                 else spec.get("load_w", cfg["LOAD_W"]))
         rated = int(rated * cfg["EMULATOR_SPEED"] * 1.25)
         entry = self.ledger.meter_of(meter)
         if (entry["owner"], entry["kind"], entry["rated_power_w"]) != (address, kind, rated):
             self.ledger.enroll_meter(meter, address, kind, rated)
 
+    def _participants(self) -> list[dict[str, Any]]:
+        """Who takes part: config PARTICIPANTS (specs like DEMO's, optionally with pv_peak_w,
+        sky, load_w and a load profile each), else the seed demo's three."""
+        return list(self.config.get("PARTICIPANTS") or DEMO)
+
     def _start_demo(self) -> None:
         cfg = self.config
         remote = set(self._remote_ids())
-        for spec in DEMO:
+        for spec in self._participants():
             if spec["board"] in remote:
                 continue  # its bridge announces it from another machine
             if spec["role"] == "producer":
                 self.microgrid.add_producer(
-                    spec["board"], pv_peak_w=cfg["PV_PEAK_W"], sky=cfg["EMULATOR_SKY"]
+                    spec["board"], pv_peak_w=spec.get("pv_peak_w", cfg["PV_PEAK_W"]),
+                    sky=spec.get("sky", cfg["EMULATOR_SKY"]),
                 )
             else:
-                self.microgrid.add_consumer(spec["board"], load_w=cfg["LOAD_W"])
+                self.microgrid.add_consumer(spec["board"], load_w=spec.get("load_w", cfg["LOAD_W"]),
+                                            profile=spec.get("profile"))
         # Stable paths per board (as udev's /dev/serial/by-id), so an unplugged board that is
         # plugged back in is found again by the bridge.
         for device in self.microgrid.start(link_dir=self.data_dir / "boards").values():
             self.bridge.attach(device)
         names = self._names()
-        for spec in DEMO:
+        for spec in self._participants():
             if spec["name"] not in names:
                 names[spec["name"]] = self.keystore.new(spec["passphrase"])
                 self._save_names(names)

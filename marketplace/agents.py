@@ -1,0 +1,139 @@
+"""Automatic traders for a simulated day: producers list at a reserve, consumers bid to a limit.
+
+Each agent acts through the Market's own commands (create_listing, place_bid), signed with
+its participant's key, so every rule a person meets applies to it as well. The decisions
+are pure functions of what the agent sees, kept apart from the acting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from marketplace.errors import MarketError
+from marketplace.market import Market
+from marketplace.rules import cost_wei
+
+log = logging.getLogger(__name__)
+
+BUSY = ("opening", "active", "paused", "closing")  # deal states that still move energy or Ether
+
+# Listings an account sold or won whose deal is not over yet (none yet counts: the auction
+# is marked sold a moment before its deal is stored).
+_ENGAGED = (
+    "SELECT l.id FROM listings l JOIN bids b ON b.id = l.winning_bid"
+    " LEFT JOIN deals d ON d.listing_id = l.id"
+    " WHERE l.status = 'sold' AND (l.seller = ? OR b.bidder = ?)"
+    " AND (d.status IS NULL OR d.status NOT IN ('closed', 'failed'))"
+)
+
+
+def engaged(market: Market, address: str) -> bool:
+    """Whether an account has a deal under way, as seller or buyer.
+
+    One at a time each: a board's relay and meter serve every deal of its owner at once, so
+    two deals of one buyer would both count the same Wh, and the end of one deal of a seller
+    would switch off the battery another deal of it draws on.
+    """
+    return bool(market.store.query(_ENGAGED, address, address))
+
+
+def lot_to_list(unlisted_wh: int, busy: bool, lot_wh: int, min_lot_wh: int) -> int:
+    """Wh a producer lists now: up to one lot of its unlisted tokens, none while busy.
+
+    Busy means it has a listing open or a deal under way (a new listing's token approval
+    would also replace the allowance a deal still being opened is about to draw on).
+    """
+    if busy or unlisted_wh < min_lot_wh:
+        return 0
+    return min(unlisted_wh, lot_wh)
+
+
+def choose_bid(
+    me: str, listings: list[dict[str, Any]], limit_wei: int, free_wei: int
+) -> tuple[int, int] | None:
+    """(listing id, price) of the cheapest open listing a consumer can still win, or None.
+
+    It bids the lowest acceptable price, never above its limit nor beyond its free escrow;
+    on a listing it already leads it does nothing (it would only outbid itself).
+    """
+    best: tuple[int, float, int] | None = None  # (price, deadline, listing id)
+    for listing in listings:
+        if listing["status"] != "open" or listing["seller"] == me:
+            continue
+        if listing["highest_bidder"] == me:
+            return None  # leading one auction is enough: one deal at a time
+        price = int(listing["min_next_bid_wei"])
+        if price > limit_wei or cost_wei(price, listing["energy_wh"]) > free_wei:
+            continue
+        candidate = (price, listing["deadline"], listing["id"])
+        if best is None or candidate < best:
+            best = candidate
+    return (best[2], best[0]) if best else None
+
+
+@dataclass
+class ProducerAgent:
+    """Lists its minted tokens in lots at its reserve price (the auction's start bid)."""
+
+    name: str
+    account: LocalAccount
+    reserve_wei: int  # wei per kWh
+    lot_wh: int = 120
+    min_lot_wh: int = 30
+    duration_s: int = 900
+
+    def act(self, market: Market) -> dict[str, Any] | None:
+        """List one lot if due; the listing, or None."""
+        me = self.account.address
+        busy = any(row["seller"] == me for row in market.store.listings("open"))
+        busy = busy or engaged(market, me)
+        wh = lot_to_list(market.unlisted_wh(me), busy, self.lot_wh, self.min_lot_wh)
+        if not wh:
+            return None
+        try:
+            return market.create_listing(self.account, wh, self.reserve_wei, self.duration_s)
+        except MarketError as err:  # e.g. tokens moved meanwhile: try again next round
+            log.info("%s did not list %s Wh: %s", self.name, wh, err)
+            return None
+
+
+@dataclass
+class ConsumerAgent:
+    """Bids on the cheapest listing it can afford, up to its price limit, when its load runs."""
+
+    name: str
+    account: LocalAccount
+    limit_wei: int  # wei per kWh
+    profile: list[tuple[float, float]]  # (from-hour, watts) of its load, as the emulator has it
+    load_w: float = 0.0  # before the first profile step
+
+    def wants(self, hour: float) -> bool:
+        """Whether its load draws power at this hour of the day."""
+        watts = self.load_w
+        for start, value in sorted(self.profile):
+            if hour % 24.0 >= start:
+                watts = value
+        return watts > 0
+
+    def act(self, market: Market, hour: float) -> dict[str, Any] | None:
+        """Place one bid if it needs energy and is not already being served; the listing."""
+        me = self.account.address
+        if not self.wants(hour):
+            return None
+        # Listings first, deals second: an auction it led that closed in between shows up
+        # as a won listing, never as neither.
+        listings = market.listings("open")
+        if engaged(market, me):
+            return None
+        choice = choose_bid(me, listings, self.limit_wei, market.ledger.escrow_free(me))
+        if choice is None:
+            return None
+        try:
+            return market.place_bid(self.account, *choice)
+        except MarketError as err:  # outbid or closed since we looked: next round
+            log.debug("%s bid refused: %s", self.name, err)
+            return None
