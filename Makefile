@@ -56,11 +56,10 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Benchmarks print their figures (docs/BENCHMARKS.md records them); never part of `make test`.
+# Benchmarks print their figures, and bench/report.py rewrites docs/BENCHMARKS.md from them
+# (gas, chain, serial, portal, settle: about 6 min); never part of `make test`.
 bench: test-deps
-	$(BIN)/python bench/gas.py
-	$(BIN)/python bench/chain.py
-	$(BIN)/python bench/serial.py
+	$(BIN)/python bench/report.py
 
 compile: node_modules/.installed
 	node contracts/compile.js
