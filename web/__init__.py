@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "CHAIN_URI": "anvil://",  # falls back to embedded:// when no anvil binary is installed
     "CHAIN_FALLBACK": True,
     "DATA_DIR": "var",
+    "STORE_URL": "",  # postgresql://… for several workers (docs/SCALE.md); else DATA_DIR's SQLite
+    "MESSAGE_QUEUE": "",  # redis://… carries Socket.IO emits between workers
     "SCRYPT_N": 2**18,
     "DEMO": True,
     "DEMO_FUNDS_ETH": 100,
@@ -71,7 +73,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
     # Same-origin only (the default): another site cannot open a socket with our cookie.
-    socketio.init_app(app, async_mode="threading")
+    # With a message queue, an emit from any worker reaches the browsers of every worker.
+    socketio.server_options.pop("client_manager", None)  # not kept from an earlier app
+    socketio.init_app(
+        app, async_mode="threading", message_queue=app.config["MESSAGE_QUEUE"] or None
+    )
     live.register(socketio, app)
     app.extensions["gridbid"] = Runtime(app.config)
 

@@ -72,7 +72,8 @@ class Runtime:
         self.txm = TxManager(self.backend)
         self.ledger = Ledger(self.txm, self.backend.faucet())
         self.store = Store(self._store_path())
-        self._deploy_or_attach()
+        with self.store.exclusive("startup"):  # workers sharing a store deploy one at a time
+            self._deploy_or_attach()
         self.microgrid = Microgrid(
             speed=cfg["EMULATOR_SPEED"], start_hour=cfg["EMULATOR_START_HOUR"], seed=1
         )
@@ -95,7 +96,8 @@ class Runtime:
         )
         self.wallets = Wallets(self.market)
         if cfg["DEMO"]:
-            self._start_demo()
+            with self.store.exclusive("startup"):  # … and create and fund accounts one at a time
+                self._start_demo()
         self.txm.subscribe(self._on_transaction)
         self.started = True
         spawn(self.txm.run, self._stop)
@@ -195,7 +197,9 @@ class Runtime:
             book.parent.mkdir(parents=True, exist_ok=True)
             book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))
 
-    def _store_path(self) -> Path:
+    def _store_path(self) -> Path | str:
+        if self.config.get("STORE_URL"):  # e.g. postgresql://…: shared by several workers
+            return self.config["STORE_URL"]
         if self.config.get("STORE_PATH"):
             return Path(self.config["STORE_PATH"])
         path = self.data_dir / "market.sqlite"
