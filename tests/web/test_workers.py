@@ -204,3 +204,27 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     assert escrow.functions.dealOfListing(lid).call() == deals[0]["chain_deal_id"]
     opened = escrow.events.DealOpened().get_logs(from_block=0)
     assert len(opened) == 1
+
+    # The settling worker dies (kill -9): the other takes the lease over, then mints, opens
+    # the next deal and sends from the operator's account with the nonces the node counts.
+    leader = next(w for w in workers if "takes settlement" in w.log.read_text())
+    survivor = b if leader is a else a
+    leader.process.kill()
+    leader.process.wait(10)
+    seller, buyer = survivor.login("alice"), survivor.login("bob")
+    created = wait_for(
+        lambda: seller.post(f"{survivor.url}/api/listings", json={
+            "energy_wh": 10, "start_price_wei": "1000", "duration_s": 10}).json().get("id"),
+        timeout=30, what="alice to have tokens to list again")
+    assert buyer.post(f"{survivor.url}/api/listings/{created}/bids",
+                      json={"price_wei": "2000"}).ok
+
+    def reopened():
+        found = [d for d in seller.get(f"{survivor.url}/api/deals").json()["deals"]
+                 if d["listing_id"] == created]
+        return found if found and found[0]["status"] == "active" else None
+
+    wait_for(reopened, timeout=40, what="the surviving worker to open the next deal")
+    assert "takes settlement" in survivor.log.read_text()
+    assert escrow.functions.dealCount().call() == 2
+    assert escrow.functions.dealOfListing(created).call() == reopened()[0]["chain_deal_id"]
