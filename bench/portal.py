@@ -390,7 +390,7 @@ def report(result: dict) -> str:
              f"{result['seconds']:.0f} s, clients on /market over loopback "
              f"(goal at 200: p99 <= {GOAL_P99_MS:.0f} ms and <= {GOAL_RATIO}x bare)",
              f"{'server':<8}{'open':>6}{'clients':>8}{'bids/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
-             f"{'x bare p50':>11}{'x bare p99':>11}{'POST p50':>10}{'lost':>8}"]
+             f"{'x bare p50':>11}{'x bare p99':>11}{'POST p50':>10}{'lost':>8}{'connect s':>11}"]
     bare = {r["clients"]: r for r in result["rows"] if r["server"] == "bare"}
     for r in result["rows"]:
         base = bare.get(r["clients"])
@@ -398,7 +398,7 @@ def report(result: dict) -> str:
         ratio99 = f"{r['p99'] / base['p99']:.2f}" if base and r["server"] != "bare" else ""
         lines.append(f"{r['server']:<8}{r['open']:>6}{r['clients']:>8}{r['rate']:>8.0f}"
                      f"{r['p50']:>9.1f}{r['p99']:>9.1f}{ratio50:>11}{ratio99:>11}"
-                     f"{r['post_p50']:>10.1f}{r['lost']:>8}")
+                     f"{r['post_p50']:>10.1f}{r['lost']:>8}{r['connect_s']:>11.1f}")
     m = result["memory"]
     lines += ["", f"portal RSS (goal <= {GOAL_RSS_MB:.0f} MB with {OPEN_AUCTIONS} open auctions)"]
     for key, value in m.items():
