@@ -96,6 +96,7 @@ class SQLite(Dialect):
             if self.path == ":memory:":
                 yield
                 return
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             with open(f"{self.path}.{name}.lock", "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
                 yield

@@ -158,3 +158,11 @@ def test_an_older_database_gets_the_new_columns(store, location):
         assert reopened.deals() == []
     finally:
         reopened.close()
+
+
+def test_a_sqlite_store_makes_its_directory(tmp_path):
+    opened = Store(tmp_path / "not" / "yet" / "market.sqlite")
+    try:
+        assert opened.add_listing("0xa", 5, 10, 1.0, 2.0) == 1
+    finally:
+        opened.close()
