@@ -245,8 +245,9 @@ class Market(DealLifecycle):
 
     def cancel_listing(self, seller: LocalAccount, listing_id: object) -> dict[str, Any]:
         """Withdraw a listing: only its seller, only while open and before the first bid."""
-        with self._lock:
-            row = self._listing_row(listing_id)
+        with self._lock, self.store.transaction():
+            # Locked like a bid and a close: a bid through another worker lands before or not.
+            row = self.store.lock_listing(self._listing_row(listing_id)["id"])
             lid = row["id"]
             if row["seller"] != seller.address:
                 raise NotAllowed("only the seller can cancel a listing")
