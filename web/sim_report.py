@@ -184,8 +184,8 @@ def _summary(plan: Any, books: Reconciliation, names: dict[str, str],
         "",
         f"Simulated on {datetime.now():%Y-%m-%d %H:%M} through the real stack (chain "
         f"`{plan.chain}`, contracts, boards on ptys behind the serial bridge, the market) at "
-        f"×{plan.speed:g} emulated time; trading ran {_clock(first)} to {_clock(last)} and the "
-        f"whole run took {wall_s:.0f} s.",
+        f"×{plan.speed:g} emulated time; trading ran {last - first:.1f} h from "
+        f"{_clock(first)}, the whole run took {wall_s:.0f} s.",
         "",
         f"{verdict} — energy and tokens to 0 Wh, balances to 0 wei, payments within 1 wei "
         f"per delivery step (the escrow's rounding down came to {rounding:.3f} wei over "

@@ -108,10 +108,12 @@ class Simulation:
             self._open_day()
             self._trade()
             self._settle()
+            self.say("reading the books: meters over serial, chain events and state, store ...")
             day = self._read_books()
         finally:
             self.runtime.stop()
         books = reconcile(day)
+        self.say("writing the report ...")
         wall = time.monotonic() - started
         names = {p["address"]: p["name"] for p in self.people}
         summary = write_report(plan, books, self.samples, names, self._hour, wall)
@@ -159,6 +161,13 @@ class Simulation:
             key = rt.keystore.unlock(acct["address"], spec["passphrase"])
             self.people.append({**spec, "address": acct["address"], "key": key})
         self.eth_start = {p["address"]: rt.ledger.eth_balance(p["address"]) for p in self.people}
+        # The chain's own records, gathered as the day goes (eth-tester's getLogs and receipt
+        # look-ups scan the whole chain, so reading them all at the end would take minutes).
+        self.fees = dict.fromkeys(self.eth_start, 0)
+        self._feed: set[str] = set()
+        rt.txm.subscribe(self._on_transaction)
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.poller = rt.ledger.log_poller(0)
         deposits = [rt.ledger.deposit(p["key"], 20 * ETHER)
                     for p in self.people if p["role"] == "consumer"]
         for record in deposits:
@@ -189,6 +198,7 @@ class Simulation:
                 agent.act(market, hour)
             if hour >= next_sample:
                 self._sample(hour)
+                self._poll_events()
                 next_sample = hour + plan.sample_s / 3600.0
             if hour >= next_report:
                 self._progress(hour)
@@ -196,6 +206,22 @@ class Simulation:
             time.sleep(plan.agent_period_s)
         self._sample(self._hour())
         self._progress(self._hour())
+
+    def _on_transaction(self, record: Any) -> None:
+        """Add a participant's mined (or reverted) transaction's gas fee, from its receipt."""
+        receipt = record.receipt
+        if receipt is None or record.sender not in self.fees or record.tx_hash in self._feed:
+            return
+        self._feed.add(record.tx_hash)
+        self.fees[record.sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+
+    def _poll_events(self) -> None:
+        """Read both contracts' new logs (eth_getLogs from where the last read stopped)."""
+        ledger = self.runtime.ledger
+        for raw in self.poller.poll():
+            decoded = ledger.decode(raw)
+            if decoded:
+                self.events.setdefault(decoded[0], []).append(decoded[1])
 
     def _sample(self, hour: float) -> None:
         """Readings of every board (the bridge's latest) and the Ether moved so far."""
@@ -253,6 +279,7 @@ class Simulation:
         meters = {p["board_id"]: p["meter_address"] for p in market.store.participants()
                   if p["role"] == "producer"}
         target = {b: int(rt.bridge.read(b).wh_in) for b in meters}
+        self.say("minting each producer meter's last Wh ...")
         self._wait(lambda: all(rt.ledger.meter_of(m)["last_reading_wh"] >= target[b]
                                for b, m in meters.items()), "the last mints", timeout=60)
         self._wait(lambda: not rt.txm.pending(), "pending transactions")
@@ -273,7 +300,8 @@ class Simulation:
         for p in self.people:
             reading = rt.bridge.read(p["board"])
             meters[p["board"]] = (reading.wh_in, reading.wh_out)
-        events = _events(ledger)
+        self._poll_events()
+        events = self.events
         minted: dict[str, int] = {}
         for args in events.get("EnergyMinted", []):
             minted[args["owner"]] = minted.get(args["owner"], 0) + args["wh"]
@@ -314,24 +342,8 @@ class Simulation:
             escrow_eth=ledger.eth_balance(ledger.escrow.address),
             eth_start=self.eth_start,
             eth_end={a: ledger.eth_balance(a) for a in addresses},
-            gas_paid=_gas(ledger, store, addresses),
+            gas_paid=dict(self.fees),
         )
-
-
-def _events(ledger: Any, chunk: int = 2000) -> dict[str, list[dict[str, Any]]]:
-    """Every event of both contracts by name, read with eth_getLogs in block ranges."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    head = ledger.block_number()
-    for start in range(0, head + 1, chunk):
-        logs = ledger.w3.eth.get_logs({
-            "fromBlock": start, "toBlock": min(start + chunk - 1, head),
-            "address": [ledger.token.address, ledger.escrow.address],
-        })
-        for raw in logs:
-            decoded = ledger.decode(raw)
-            if decoded:
-                found.setdefault(decoded[0], []).append(decoded[1])
-    return found
 
 
 def _sums(events: list[dict[str, Any]], key: str, amount: str) -> dict[str, int]:
@@ -339,16 +351,6 @@ def _sums(events: list[dict[str, Any]], key: str, amount: str) -> dict[str, int]
     for args in events:
         sums[args[key]] = sums.get(args[key], 0) + args[amount]
     return sums
-
-
-def _gas(ledger: Any, store: Any, addresses: list[str]) -> dict[str, int]:
-    """What each participant's transactions cost in gas, from the receipts of the journal."""
-    fees = dict.fromkeys(addresses, 0)
-    for address in addresses:
-        for row in store.query("SELECT tx_hash FROM transactions WHERE sender = ?", address):
-            receipt = ledger.w3.eth.get_transaction_receipt(row["tx_hash"])
-            fees[address] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
-    return fees
 
 
 def add_arguments(parser: Any) -> None:
