@@ -41,6 +41,15 @@ def engaged(market: Market, address: str) -> bool:
     return bool(market.store.query(_ENGAGED, address, address))
 
 
+def demand_w(profile: list[tuple[float, float]], hour: float, default: float = 0.0) -> float:
+    """Watts a load profile of (from-hour, watts) steps asks for at an hour of the day."""
+    watts = default
+    for start, value in sorted(profile):
+        if hour % 24.0 >= start:
+            watts = value
+    return watts
+
+
 def lot_to_list(unlisted_wh: int, busy: bool, lot_wh: int, min_lot_wh: int) -> int:
     """Wh a producer lists now: up to one lot of its unlisted tokens, none while busy.
 
@@ -113,11 +122,7 @@ class ConsumerAgent:
 
     def wants(self, hour: float) -> bool:
         """Whether its load draws power at this hour of the day."""
-        watts = self.load_w
-        for start, value in sorted(self.profile):
-            if hour % 24.0 >= start:
-                watts = value
-        return watts > 0
+        return demand_w(self.profile, hour, self.load_w) > 0
 
     def act(self, market: Market, hour: float) -> dict[str, Any] | None:
         """Place one bid if it needs energy and is not already being served; the listing."""

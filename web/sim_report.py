@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
 
+from marketplace.agents import demand_w  # noqa: E402
 from marketplace.deals import CLOSE_REASONS  # noqa: E402
 from marketplace.reconcile import COLUMNS, Reconciliation  # noqa: E402
 
@@ -93,21 +94,13 @@ def _generation(path: Path, samples: list[dict[str, Any]], producers: list[str])
     _save(fig, path)
 
 
-def _demand(profile: list[tuple[float, float]], hour: float) -> float:
-    watts = 0.0
-    for start, value in sorted(profile):
-        if hour % 24 >= start:
-            watts = value
-    return watts
-
-
 def _load(path: Path, samples: list[dict[str, Any]], consumers: dict[str, Any]) -> None:
     fig, axes = plt.subplots(len(consumers), 1, figsize=(9, 1.8 * len(consumers) + 0.6),
                              sharex=True, squeeze=False)
     for ax, (name, spec) in zip(axes[:, 0], consumers.items(), strict=True):
         hours, watts = _series(samples, name, "power_w")
         ax.fill_between(hours, watts, step="post", alpha=0.5, label="drawn (meter)")
-        ax.step(hours, [_demand(spec["profile"], h) for h in hours], where="post",
+        ax.step(hours, [demand_w(spec["profile"], h) for h in hours], where="post",
                 color="black", linewidth=0.8, linestyle="--", label="wanted")
         ax.set_ylabel("W")
         ax.set_title(f"{name} (limit {spec['limit_wei'] / MILLI:.2f} mETH/kWh)",

@@ -103,15 +103,16 @@ class Simulation:
         started = time.monotonic()
         self.say(f"starting {plan.producers} producers, {plan.consumers} consumers on "
                  f"{plan.chain} (emulated time ×{plan.speed:g}) ...")
-        self._start()
         try:
+            self._start()
             self._open_day()
             self._trade()
             self._settle()
             self.say("reading the books: meters over serial, chain events and state, store ...")
             day = self._read_books()
         finally:
-            self.runtime.stop()
+            if self.runtime is not None:
+                self.runtime.stop()
         books = reconcile(day)
         self.say("writing the report ...")
         wall = time.monotonic() - started
