@@ -145,7 +145,7 @@ def _deal_lines(day: DayRecord, checks: list[Check]) -> list[dict[str, Any]]:
             # What the buyer's meter counted, in whole Wh, up to the energy bought.
             billable = math.floor(min(draw, deal["energy_wh"]) + 1e-6)
             checks.append(Check(
-                f"{label}: billed vs buyer meter (whole Wh, up to the {deal['energy_wh']} bought)",
+                f"{label}: billed vs buyer meter (whole Wh, up to the energy bought)",
                 deal["delivered_wh"], billable, "Wh",
             ))
         lines.append({

@@ -226,8 +226,9 @@ def _summary(plan: Any, books: Reconciliation, names: dict[str, str],
         lines += [f"| {c.what} | {c.left} | {c.right} | {c.diff} {c.unit} | {c.tolerance} |"
                   for c in failed]
         lines.append("")
-    kinds = Counter(c.what.split(": ", 1)[-1] if c.what.startswith("deal ") else c.what
-                    for c in books.checks)
+    # One line per kind of check: "deal 7: …" and "producer1: …" are counted together.
+    kinds = Counter(c.what if c.what.split(": ", 1)[0] in ("tokens", "Ether", "bus")
+                    else "each " + c.what.split(": ", 1)[-1] for c in books.checks)
     lines += ["## Checks", "",
               f"{len(books.checks)} checks, each between two sources that do not copy each "
               "other (meters over serial, chain events, chain state and receipts, the store):",
