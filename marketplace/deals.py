@@ -71,6 +71,27 @@ class DealLifecycle:
         self._follow_chain(row)
         return True
 
+    def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:
+        """Activate an opened deal once its buyer has no other deal under way.
+
+        A buyer's meter counts all the energy its load draws: two deals of one buyer at once
+        would bill the same Wh twice. So a buyer's deals deliver one after another, in the
+        order their auctions closed; the escrow holds the waiting deal's Ether and tokens.
+        (A seller may serve several buyers at once: each buyer's meter bills its own deal.)
+        """
+        busy = self.store.one(
+            "SELECT id FROM deals WHERE id != ? AND buyer = ?"
+            " AND status IN ('active', 'paused', 'closing') ORDER BY id LIMIT 1",
+            row["id"], row["buyer"],
+        )
+        if busy is None:
+            self._activate(row, chain_id)
+            return
+        waiting = f"opened on chain; starts when this buyer's deal {busy['id']} ends"
+        if row["chain_deal_id"] != chain_id or row["error"] != waiting:
+            self.store.update_deal(row["id"], chain_deal_id=chain_id, error=waiting)
+            self.hub.publish("deal_updated", self.deal(row["id"]))
+
     def _activate(self, row: dict[str, Any], chain_id: int) -> None:
         """The escrow confirmed the deal: measure from now, give the budget, relays on.
 
@@ -81,9 +102,10 @@ class DealLifecycle:
         did = row["id"]
         used = 0.0
         reading = self.safe_read(self._board(row["buyer"]), fresh=True)
-        if row["chain_deal_id"] is None or row["baseline_wh"] is None:
+        if row["baseline_wh"] is None:
             self.store.update_deal(
-                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0
+                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0,
+                error=None,
             )
             row = self.store.deal(did)
         elif reading is not None:  # resumed after a restart: what flowed since counts
@@ -101,13 +123,13 @@ class DealLifecycle:
         if record is not None and record.status in ("queued", "pending"):
             return
         if record is not None and record.status == "mined":
-            self._activate(row, self.ledger.deal_id_from(record))
+            self._activate_when_free(row, self.ledger.deal_id_from(record))
             return
         # No transaction in flight (a restart, a failed send) or one that reverted: the
         # escrow's own record decides, so a deal is opened exactly once.
-        chain_id = self.ledger.deal_of_listing(row["listing_id"])
+        chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
         if chain_id:
-            self._activate(row, chain_id)
+            self._activate_when_free(row, chain_id)
         elif record is not None and record.status == "failed":
             self._fail_deal(did, record.error or "openDeal reverted")
         elif self.clock.now() >= self._retry_at.get(did, 0.0):
@@ -252,12 +274,22 @@ class DealLifecycle:
         self.hub.publish("deal_updated", self.deal(deal_id))
 
     def _relays(self, row: dict[str, Any], on: bool) -> None:
+        """Switch both parties' relays; off leaves a relay another active deal still needs."""
         for address in (row["seller"], row["buyer"]):
+            if not on and self._needed_elsewhere(row["id"], address):
+                continue
             board = self._board(address)
             try:
                 self.grid.set_relay(board, on)
             except Exception as err:  # a board fault must not lose the deal's chain state
                 log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
+    def _needed_elsewhere(self, deal_id: int, address: str) -> bool:
+        """Whether another deal of this party is delivering (a seller serving two buyers)."""
+        return self.store.one(
+            "SELECT id FROM deals WHERE id != ? AND status = 'active' AND (seller = ? OR buyer = ?)"
+            " LIMIT 1", deal_id, address, address,
+        ) is not None
 
     def _budget(self, row: dict[str, Any], wh: float | None) -> None:
         board = self._board(row["buyer"])

@@ -70,7 +70,7 @@ def check_listing(energy_wh: int, unlisted_wh: int) -> None:
     if energy_wh > unlisted_wh:
         raise InsufficientTokens(
             f"you can list at most {unlisted_wh} Wh: that is your token balance "
-            "not already offered in an open listing"
+            "not already offered in a listing or held for a deal about to open"
         )
 
 

@@ -279,10 +279,12 @@ class Store:
         )
 
     def listed_wh(self, seller: str) -> int:
-        """Energy a seller has offered in listings not yet settled."""
+        """Energy a seller has committed and the escrow has not taken yet: open listings, and
+        sold ones whose deal is not opened on chain (their tokens are still the seller's)."""
         row = self.one(
-            "SELECT COALESCE(SUM(energy_wh), 0) AS wh FROM listings"
-            " WHERE seller = ? AND status = 'open'",
+            "SELECT COALESCE(SUM(energy_wh), 0) AS wh FROM listings WHERE seller = ? AND"
+            " (status = 'open' OR (status = 'sold' AND id IN (SELECT listing_id FROM deals"
+            " WHERE status = 'opening' AND chain_deal_id IS NULL)))",
             seller,
         )
         return int(row["wh"])

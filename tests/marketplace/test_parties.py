@@ -1,0 +1,95 @@
+"""One party in several deals: a buyer's deals run one after another, a seller serves several.
+
+Found by `gridbid simulate`'s reconciliation: a buyer in two deals at once was billed twice for
+the same metered Wh, the end of one of a seller's deals cut off its other, and a new listing's
+token approval could replace the allowance a sold listing's deal still needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.marketplace.test_settlement import ready
+
+SLOW = {"LOAD_W": 30}  # 5 Wh a second at 600x: deals last seconds, long enough to watch
+
+
+def _deal(market, listing_id):
+    return next((d for d in market.deals() if d["listing_id"] == listing_id), None)
+
+
+@pytest.mark.parametrize("app", [SLOW], indirect=True)
+def test_a_buyers_second_deal_waits_for_the_first_and_meters_do_not_overlap(runtime, clock):
+    people = ready(runtime)
+    market, store = runtime.market, runtime.store
+    first = market.create_listing(people["alice"], 10, 1000, 30)
+    second = market.create_listing(people["alice"], 15, 1000, 30)
+    market.place_bid(people["bob"], first["id"], 2000)
+    market.place_bid(people["bob"], second["id"], 2000)
+    clock.advance(31)
+
+    waiting = wait_for(lambda: (d := _deal(market, second["id"])) and d["error"]
+                       and "starts when" in d["error"] and d, what="the second deal to wait")
+    assert waiting["status"] == "opening" and waiting["chain_deal_id"]  # opened on chain
+    assert _deal(market, first["id"])["status"] == "active"
+    assert runtime.ledger.escrow.functions.dealCount().call() == 2
+
+    done = wait_for(lambda: all(
+        (d := _deal(market, lid)) and d["status"] == "closed" for lid in (first["id"],
+                                                                          second["id"])),
+        timeout=30, what="both deals to deliver and close")
+    assert done
+    rows = sorted((store.deal(_deal(market, lid)["id"]) for lid in (first["id"], second["id"])),
+                  key=lambda r: r["id"])
+    assert [r["delivered_wh"] for r in rows] == [10, 15]
+    assert rows[1]["error"] is None
+    # The second deal measured from where the first stopped: no Wh was billed twice.
+    assert rows[1]["baseline_wh"] >= rows[0]["baseline_wh"] + rows[0]["delivered_wh"]
+    assert not runtime.bridge.read("load-bob").relays[0]
+
+
+@pytest.mark.parametrize("app", [SLOW], indirect=True)
+def test_a_seller_keeps_supplying_one_buyer_when_anothers_deal_ends(runtime, clock):
+    people = ready(runtime, wh=90)
+    market = runtime.market
+    for_bob = market.create_listing(people["alice"], 40, 1000, 30)
+    for_carol = market.create_listing(people["alice"], 40, 1000, 30)
+    market.place_bid(people["bob"], for_bob["id"], 2000)
+    market.place_bid(people["carol"], for_carol["id"], 2000)
+    clock.advance(31)
+    wait_for(lambda: all((d := _deal(market, lid)) and d["status"] == "active"
+                         for lid in (for_bob["id"], for_carol["id"])), what="both deals")
+
+    market.close_connection(people["carol"], _deal(market, for_carol["id"])["id"])
+    wait_for(lambda: _deal(market, for_carol["id"])["status"] == "closed", what="carol's close")
+    assert not runtime.bridge.read("load-carol").relays[0]
+    assert runtime.bridge.read("pv-alice").relays[0]  # bob's deal still needs alice's relay
+    assert _deal(market, for_bob["id"])["status"] == "active"
+
+    market.close_connection(people["bob"], _deal(market, for_bob["id"])["id"])
+    wait_for(lambda: _deal(market, for_bob["id"])["status"] == "closed", what="bob's close")
+    assert not runtime.bridge.read("pv-alice").relays[0]
+
+
+def test_tokens_of_a_sold_listing_stay_committed_until_its_deal_takes_them(runtime, clock):
+    people = ready(runtime)
+    market, wallets, ledger = runtime.market, runtime.wallets, runtime.ledger
+    alice = people["alice"].address
+    sold = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(people["bob"], sold["id"], 2000)
+    wallets.set_mining(False)  # the deal's openDeal stays pending
+    try:
+        clock.advance(31)
+        wait_for(lambda: _deal(market, sold["id"]), what="the auction to close")
+        assert runtime.store.listed_wh(alice) == 10  # sold, but the escrow has not taken it
+        tokens = ledger.token_balance(alice)
+        assert market.unlisted_wh(alice) == tokens - 10
+        market.create_listing(people["alice"], 12, 1000, 60)
+        assert runtime.store.listed_wh(alice) == 22  # the new approval covers both
+    finally:
+        wallets.set_mining(True)
+    wait_for(lambda: _deal(market, sold["id"])["status"] in ("active", "closed"),
+             what="the sold listing's deal to open")
+    wait_for(lambda: runtime.store.listed_wh(alice) == 12, what="its tokens taken by the escrow")
+    assert ledger.token.functions.allowance(alice, ledger.escrow.address).call() >= 12
