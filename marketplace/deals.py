@@ -177,11 +177,11 @@ class DealLifecycle:
             self._follow_chain(row)
             return True
         if self._offline_since.pop(did, None) is not None and row["status"] == "paused":
-            # Back before the deal was ended: resume where the meter says it is.
-            self.store.update_deal(did, status="active", error=None)
-            row = self.store.deal(did)
+            # Back before the deal was ended: resume where the meter says it is. Relays first,
+            # so whoever sees "active" can rely on energy flowing (as at activation).
             self._budget(row, float(row["energy_wh"] - row["delivered_wh"]))
             self._relays(row, on=True)
+            self.store.update_deal(did, status="active", error=None)
             self.hub.publish("deal_updated", self.deal(did))
         seller = self.safe_read(boards[0])
         if seller is not None and seller.soc is not None and seller.soc <= settings.empty_soc:

@@ -42,6 +42,7 @@ DEMO = [
 DEMO_ADMIN = {"name": "admin", "role": "admin", "passphrase": "admin-demo"}
 
 Spawn = Callable[..., Any]
+JOIN_TIMEOUT_S = 5.0  # how long stop() waits for each background loop to finish its pass
 
 
 def _thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
@@ -63,6 +64,7 @@ class Runtime:
         self.demo_accounts: list[dict[str, str]] = []
         self.admin_accounts: list[dict[str, str]] = []
         self.started = False
+        self._tasks: list[Any] = []
         self._stop = threading.Event()
 
     def start(self, spawn: Spawn = _thread) -> None:
@@ -100,9 +102,11 @@ class Runtime:
                 self._start_demo()
         self.txm.subscribe(self._on_transaction)
         self.started = True
-        spawn(self.txm.run, self._stop)
-        spawn(self.market.run, self._stop, cfg["TICK_S"])
-        spawn(self._watch_events)
+        self._tasks = [
+            spawn(self.txm.run, self._stop),
+            spawn(self.market.run, self._stop, cfg["TICK_S"]),
+            spawn(self._watch_events),
+        ]
 
     @property
     def stopping(self) -> bool:
@@ -114,6 +118,10 @@ class Runtime:
         self._stop.set()
         if not self.started:
             return
+        # The loops finish their pass first, so none writes to a store that is closed.
+        for task in self._tasks:
+            if hasattr(task, "join"):
+                task.join(timeout=JOIN_TIMEOUT_S)
         self.bridge.close()
         self.microgrid.stop()
         self.store.close()
