@@ -47,6 +47,7 @@ class Ledger:
         self.operator = operator
         self.token: Any = None
         self.escrow: Any = None
+        self._free: dict[str, tuple[int, int]] = {}  # address -> (block, free escrow wei)
         txm.decode_revert = lambda data: decode_revert(self.w3, data)
 
     @property
@@ -118,8 +119,18 @@ class Ledger:
         return self.token.functions.totalSupply().call()
 
     def escrow_free(self, address: str) -> int:
-        """A buyer's escrow balance not locked by a deal, in wei."""
-        return self.escrow.functions.balanceOf(address).call()
+        """A buyer's escrow balance not locked by a deal, in wei (as of the latest block).
+
+        Every bid checks it: the value read at a block is kept until the next block, which
+        is the only way it can change, so a burst of bids reads the contract once per block.
+        """
+        block = self.w3.eth.block_number
+        known = self._free.get(address)
+        if known is not None and known[0] == block:
+            return known[1]
+        free = self.escrow.functions.balanceOf(address).call(block_identifier=block)
+        self._free[address] = (block, free)
+        return free
 
     def escrow_locked(self, address: str) -> int:
         """A buyer's escrow balance locked by open deals, in wei."""
