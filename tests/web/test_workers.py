@@ -211,7 +211,10 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     survivor = b if leader is a else a
     leader.process.kill()
     leader.process.wait(10)
-    seller, buyer = survivor.login("alice"), survivor.login("bob")
+    # The next deal's buyer is the one who lost above: the winner's deal is still under way,
+    # and a buyer's deals deliver one after another (its meter counts them all).
+    loser = "carol" if winner == "bob" else "bob"
+    seller, buyer = survivor.login("alice"), survivor.login(loser)
     created = wait_for(
         lambda: seller.post(f"{survivor.url}/api/listings", json={
             "energy_wh": 10, "start_price_wei": "1000", "duration_s": 10}).json().get("id"),
