@@ -66,6 +66,10 @@ const bidders = new Set();  // listings this browser has bid on (for the "outbid
 
 function upsertListing(l) {
   if (l.status !== "open") { removeListing(l); return; }
+  // An HTTP answer can arrive after a newer push over the socket: never go back in bids.
+  const shown = listings.get(l.id);
+  if (shown && shown.bid_count > l.bid_count) return;
+  if (!shown && closedListings.has(l.id)) return;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
   const card = listingCard(l);
@@ -79,7 +83,11 @@ function upsertListing(l) {
   tick();
 }
 
+const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
+
 function removeListing(l) {
+  if (closedListings.has(l.id)) return;  // told twice (an answer and a push): once is enough
+  closedListings.add(l.id);
   listings.delete(l.id);
   const old = $(`listing-${l.id}`);
   if (old) old.remove();
@@ -119,9 +127,14 @@ function dealCard(d) {
   return card;
 }
 
+const FINAL = new Set(["closed", "failed"]);
+
 function upsertDeal(d) {
   const me = window.gridbid.me || {};
   if (d.buyer !== me.address && d.seller !== me.address) return;
+  // The answer to Close connection ("closing") can arrive after the push of "closed".
+  const shown = deals.get(d.id);
+  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return;
   deals.set(d.id, d);
   const card = dealCard(d);
   const old = $(`deal-${d.id}`);
