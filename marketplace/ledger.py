@@ -142,6 +142,10 @@ class Ledger:
         names = [o["name"] for o in self._outputs(self.escrow, "getDeal")]
         return dict(zip(names, fields, strict=True))
 
+    def chain_id(self) -> int:
+        """The chain's id (EIP-155)."""
+        return self.w3.eth.chain_id
+
     def block_number(self) -> int:
         """The chain head's number."""
         return self.w3.eth.block_number

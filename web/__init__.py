@@ -13,6 +13,7 @@ from geth_private.errors import ChainError
 from marketplace.errors import MarketError
 from web.extensions import socketio
 from web.runtime import Runtime
+from web.throttle import LoginThrottle
 
 DEFAULTS: dict[str, Any] = {
     "CHAIN_URI": "anvil://",  # falls back to embedded:// when no anvil binary is installed
@@ -79,7 +80,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app, async_mode="threading", message_queue=app.config["MESSAGE_QUEUE"] or None
     )
     live.register(socketio, app)
-    app.extensions["gridbid"] = Runtime(app.config)
+    runtime = app.extensions["gridbid"] = Runtime(app.config)
+    # Failed logins, per account and per client address, on the portal's clock.
+    failures, lock_s = app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_LOCK_S"]
+    app.extensions["gridbid.throttles"] = (
+        LoginThrottle(failures, lock_s=lock_s, clock=runtime.clock.now),
+        LoginThrottle(failures * 4, lock_s=lock_s, clock=runtime.clock.now),
+    )
 
     @app.errorhandler(MarketError)
     def market_error(err: MarketError):

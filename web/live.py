@@ -116,28 +116,13 @@ class GridFeed:
     def sample(self) -> dict[str, Any]:
         """One sample of every board with an owner (unreadable boards say so)."""
         rt = self.app.extensions["gridbid"]
-        boards = []
-        for p in rt.store.participants():
-            if not p["board_id"]:
-                continue
-            reading = rt.grid.reading(p["board_id"])
-            boards.append({
-                "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
-                "online": reading is not None and rt.grid.online(p["board_id"]),
-                "power_w": round(reading.power_w, 1) if reading else None,
-                "pv_w": round(reading.pv_w, 1) if reading and reading.pv_w is not None else None,
-                "soc": round(reading.soc, 4) if reading and reading.soc is not None else None,
-                "relays": list(reading.relays) if reading else [],
-            })
         # Stamped with the wall clock: the charts show when each sample was taken.
-        return {"t": time.time(), "boards": boards}
+        return {"t": time.time(), "boards": rt.boards()}
 
     def prices(self) -> list[dict[str, Any]]:
-        """Clearing prices of the auctions that sold, oldest first."""
-        rt = self.app.extensions["gridbid"]
-        sold = [row for row in reversed(rt.store.listings("sold"))]
-        views = [rt.market.listing(row["id"]) for row in sold[-200:]]
-        return [_price_point(v) for v in views if v["highest_bid_wei"] is not None]
+        """Clearing prices of the auctions that sold, oldest first (the last 200)."""
+        sold = self.app.extensions["gridbid"].market.listings("sold")[:200]
+        return [_price_point(v) for v in reversed(sold) if v["highest_bid_wei"] is not None]
 
     def run(self) -> None:
         """Background task: a sample to /grid each GRID_PUSH_S while anyone watches."""

@@ -135,6 +135,24 @@ class Runtime:
         account = self.keystore.unlock(address, passphrase)
         return self.keyring.add(account), account
 
+    def boards(self) -> list[dict[str, Any]]:
+        """Each participant's board as its last reading shows it (None where none came yet)."""
+        states = []
+        for p in self.store.participants():
+            if not p["board_id"]:
+                continue
+            reading = self.grid.reading(p["board_id"])
+            states.append({
+                "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
+                "online": reading is not None and self.grid.online(p["board_id"]),
+                "relays": list(reading.relays) if reading else [],
+                "budgets": list(reading.budgets) if reading else [],
+                "power_w": round(reading.power_w, 1) if reading else None,
+                "pv_w": round(reading.pv_w, 1) if reading and reading.pv_w is not None else None,
+                "soc": round(reading.soc, 4) if reading and reading.soc is not None else None,
+            })
+        return states
+
     def resolve(self, who: str) -> str:
         """The address of a name (demo or created by the admin) or of an address as typed."""
         return self._resolve(who)
@@ -193,7 +211,7 @@ class Runtime:
     def _deploy_or_attach(self) -> None:
         """Reuse the contracts of the address book when this chain still has them."""
         book = self.data_dir / "contracts.json"
-        chain_id = self.ledger.w3.eth.chain_id
+        chain_id = self.ledger.chain_id()
         if self.backend.has(PERSISTENT) and book.exists():
             saved = json.loads(book.read_text())
             if saved.get("chain_id") == chain_id and self.ledger.deployed_at(saved):

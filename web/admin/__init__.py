@@ -125,23 +125,12 @@ def health(account):
     try:
         block = rt.ledger.block_number()
         node = {"ok": True, "uri": rt.chain_uri, "block": block,
-                "chain_id": rt.ledger.w3.eth.chain_id}
+                "chain_id": rt.ledger.chain_id()}
     except Exception as err:  # health is where a dead node must show, not crash the page
         node = {"ok": False, "uri": rt.chain_uri, "error": str(err)}
     node["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
     mining = rt.wallets.mining_state() if node["ok"] else None
-    boards = []
-    for p in rt.store.participants():
-        if not p["board_id"]:
-            continue
-        reading = rt.grid.reading(p["board_id"])
-        boards.append({
-            "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
-            "online": rt.grid.online(p["board_id"]),
-            "relays": list(reading.relays) if reading else [],
-            "budgets": list(reading.budgets) if reading else [],
-            "power_w": round(reading.power_w, 1) if reading else None,
-        })
+    boards = rt.boards()
     return jsonify(node=node, mining=mining, app_pending=len(rt.txm.pending()), boards=boards,
                    open_listings=len(rt.store.listings("open")),
                    active_deals=len(rt.store.deals("active")))

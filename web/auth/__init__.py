@@ -100,13 +100,5 @@ def _end_session() -> None:
 
 
 def _throttles() -> tuple[LoginThrottle, LoginThrottle]:
-    """Failed logins counted per account and per client address."""
-    ext = current_app.extensions
-    if "gridbid.throttles" not in ext:
-        cfg = current_app.config
-        clock = runtime().clock.now
-        ext["gridbid.throttles"] = (
-            LoginThrottle(cfg["LOGIN_MAX_FAILURES"], lock_s=cfg["LOGIN_LOCK_S"], clock=clock),
-            LoginThrottle(cfg["LOGIN_MAX_FAILURES"] * 4, lock_s=cfg["LOGIN_LOCK_S"], clock=clock),
-        )
-    return ext["gridbid.throttles"]
+    """Failed logins counted per account and per client address (made by create_app)."""
+    return current_app.extensions["gridbid.throttles"]
