@@ -57,7 +57,7 @@ system-deps:
 	fi
 
 # Benchmarks print their figures, and bench/report.py rewrites docs/BENCHMARKS.md from them
-# (gas, chain, serial, portal, settle: about 6 min); never part of `make test`.
+# (gas, chain, boards, portal, settle: about 6 min); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/report.py
 

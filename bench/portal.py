@@ -30,9 +30,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
-# Run as a script, this file's folder comes first on sys.path and bench/serial.py would shadow
-# pyserial's `serial` package, which the portal's bridge needs.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE.parent]
 sys.path.insert(0, str(ROOT))
 
 CLIENTS = tuple(int(n) for n in os.environ.get("BENCH_CLIENTS", "50,200,500").split(","))

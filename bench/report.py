@@ -57,7 +57,7 @@ reports), 0.96–1.07 (anvil transfers) and 0.99–1.39 (anvil reports). The fir
 before profiling, was 0.52 for anvil transfers: each send fetched the latest block for the base
 fee and each wait fetched the receipt twice more. The base fee is now refreshed at most once a
 second and the receipt found at send time is kept on the record."""),
-    ("serial", "Serial round trips", """\
+    ("boards", "Serial round trips", """\
 2,000 requests each through `firmware_bridge.client.BoardClient` over a pseudo-terminal, to
 the Python board emulator (in the bench process) and to the C reference firmware built for the
 host (`firmware_bridge/firmware`, a separate process). Goal: p99 ≤ 10 ms. The last line is

@@ -18,11 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-# Run as a script, this folder comes first on sys.path and bench/serial.py would shadow
-# pyserial's `serial` package, which the portal's bridge needs.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geth_private.anvil import find_anvil  # noqa: E402

@@ -4,7 +4,7 @@ For each board: 2,000 `READ` requests and 2,000 `RELAY` toggles, sent one after 
 through firmware_bridge.client.BoardClient (real pyserial on a pty), as the bridge sends them.
 The emulator is a Microgrid with one consumer, served in this process (it shares the GIL with
 the client); the firmware is the host build of firmware_bridge/firmware, compiled into a temp
-dir and run as a child process. Goal: p99 <= 10 ms. Run: .venv/bin/python bench/serial.py
+dir and run as a child process. Goal: p99 <= 10 ms. Run: .venv/bin/python bench/boards.py
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-# Run as a script, this file's folder comes first on sys.path and its name would shadow
-# pyserial's `serial` package; the bench needs the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from firmware_bridge.client import BoardClient  # noqa: E402
