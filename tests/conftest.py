@@ -81,6 +81,16 @@ def csrf_session(url: str):
     return session
 
 
+def portal_login(url: str, name: str):
+    """A requests.Session logged in as a demo account of a portal running at url."""
+    session = csrf_session(url)
+    answer = session.post(f"{url}/api/login",
+                          json={"account": name, "passphrase": f"{name}-demo"}, timeout=30)
+    assert answer.ok, answer.text
+    session.headers["X-CSRF-Token"] = answer.json()["csrf"]  # the login's new session
+    return session
+
+
 @pytest.fixture
 def login(app, runtime):
     """login(name) -> a Flask test client logged in as that demo account."""

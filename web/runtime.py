@@ -19,10 +19,11 @@ from geth_private.cli import running_node
 from geth_private.errors import ChainUnavailable, KeystoreError
 from geth_private.keystore import MachineKeys
 from marketplace.clock import SystemClock
+from marketplace.errors import InvalidInput
 from marketplace.events import Hub
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market, Settings
-from marketplace.rules import Limits
+from marketplace.rules import Limits, parse_address
 from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.bridges import GridRouter, RemoteBoards, RemoteMeter
@@ -155,7 +156,7 @@ class Runtime:
 
     def resolve(self, who: str) -> str:
         """The address of a name (demo or created by the admin) or of an address as typed."""
-        return self._resolve(who)
+        return self._names().get(who) or parse_address(who)
 
     def name_of(self, address: str) -> str | None:
         """The name an address was created under, if any."""
@@ -171,8 +172,6 @@ class Runtime:
 
     def create_account(self, name: str, role: str, passphrase: str) -> str:
         """A new participant without a board yet: keystore, name and market entry."""
-        from marketplace.errors import InvalidInput
-
         names = self._names()
         if name in names:
             raise InvalidInput(f"the name {name!r} is taken")
@@ -234,14 +233,6 @@ class Runtime:
             for stale in self.data_dir.glob("market.sqlite*"):
                 stale.unlink()
         return path
-
-    def _resolve(self, who: str) -> str:
-        names = self._names()
-        if who in names:
-            return names[who]
-        from marketplace.rules import parse_address
-
-        return parse_address(who)
 
     def _names(self) -> dict[str, str]:
         path = self.data_dir / "accounts.json"

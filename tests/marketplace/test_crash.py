@@ -16,7 +16,7 @@ from web3 import Web3
 from contracts import load_artifact
 from geth_private.anvil import find_anvil, free_port
 from marketplace.store import Store
-from tests.conftest import csrf_session, wait_for
+from tests.conftest import portal_login, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None, reason="needs anvil (`npm ci`)")
 
@@ -44,12 +44,7 @@ class Portal:
             return False
 
     def login(self, name):
-        session = csrf_session(self.url)
-        answer = session.post(f"{self.url}/api/login",
-                              json={"account": name, "passphrase": f"{name}-demo"}, timeout=10)
-        assert answer.ok, answer.text
-        session.headers["X-CSRF-Token"] = answer.json()["csrf"]
-        return session
+        return portal_login(self.url, name)
 
 
 def test_kill_9_mid_auction_keeps_every_acknowledged_bid(tmp_path):

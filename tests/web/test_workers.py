@@ -22,7 +22,7 @@ from web3 import Web3
 from contracts.bindings import contract
 from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil, free_port
-from tests.conftest import wait_for
+from tests.conftest import portal_login, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it (a shared chain)")
@@ -54,16 +54,7 @@ class Worker:
 
     def login(self, name: str) -> requests.Session:
         """A session logged in as a demo account, sending the CSRF token as the pages do."""
-        session = requests.Session()
-        token = session.get(f"{self.url}/api/csrf", timeout=10)
-        if token.ok:
-            session.headers["X-CSRF-Token"] = token.json()["csrf"]
-        reply = session.post(f"{self.url}/api/login",
-                             json={"account": name, "passphrase": f"{name}-demo"}, timeout=30)
-        assert reply.ok, reply.text
-        if "csrf" in reply.json():
-            session.headers["X-CSRF-Token"] = reply.json()["csrf"]
-        return session
+        return portal_login(self.url, name)
 
     def watch(self, session: requests.Session) -> dict[str, list]:
         """Open /market as a browser of this session; the events it receives, by name."""
