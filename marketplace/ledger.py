@@ -301,3 +301,13 @@ class Ledger:
                     return outputs[0]["components"]
                 return outputs
         raise KeyError(fn)
+
+    # -- reads for the books (a simulated day's reconciliation) ----------------------------
+
+    def deal_count(self) -> int:
+        """How many deals the escrow has opened (their ids run from 1)."""
+        return self.escrow.functions.dealCount().call()
+
+    def owed_to(self, address: str) -> int:
+        """Wei the escrow owes an address because pushing a payment to it failed."""
+        return self.escrow.functions.owedTo(address).call()

@@ -70,3 +70,8 @@ class Minting:
                 state.sent_wh = target
             except MarketError as err:
                 log.warning("cannot mint for %s: %s", board_id, err)
+
+    def flush(self) -> None:
+        """From now on mint every whole Wh a meter counted, without waiting for a batch."""
+        # For closing the books: the last Wh of the day are minted too, one at a time.
+        self.batch_wh = 1

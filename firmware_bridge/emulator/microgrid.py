@@ -71,6 +71,7 @@ class Microgrid:
         self.link_dir: Path | None = None
         self._server_class: type[PtyBoardServer] = PtyBoardServer
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add_producer(
@@ -135,6 +136,19 @@ class Microgrid:
                 uptime_s=b.emulator.uptime(),
                 budgets=tuple(b.emulator.budgets),
             )
+
+    def time_of_day(self) -> float:
+        """The emulated hour of the day now, read between two physics steps."""
+        with self.lock:
+            return self.hour
+
+    def pause(self) -> None:
+        """Stop emulated time: the meters stop moving, the boards still answer and fail safe."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        """Let emulated time run on after pause()."""
+        self._paused.clear()
 
     def advance(self, sim_seconds: float, step_s: float | None = None) -> None:
         """Step the physics by sim_seconds of simulated time, at once (deterministic for a seed)."""
@@ -260,7 +274,8 @@ class Microgrid:
         last = time.monotonic()
         while not self._stop.wait(self.tick_s):
             now = time.monotonic()
-            self.advance((now - last) * self.speed)
+            if not self._paused.is_set():
+                self.advance((now - last) * self.speed)
             last = now
             for board in list(self._boards.values()):
                 # The failsafe is the board's own timer: it runs with the cable pulled too.
