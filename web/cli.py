@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     simulate = sub.add_parser(
         "simulate", help="run a day of automatic trading and write a reconciliation report"
     )
-    from web.simulate import add_arguments as add_simulate_arguments
-
-    add_simulate_arguments(simulate)
     from firmware_bridge.cli import add_commands as add_board_commands
     from geth_private.cli import add_commands as add_chain_commands
+    from simulation.cli import add_arguments as add_simulate_arguments
+
+    add_simulate_arguments(simulate)
 
     add_chain_commands(sub)
     add_board_commands(sub)
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "simulate":
-        from web.simulate import main as simulate
+        from simulation.cli import main as simulate
 
         return simulate(args)
     return args.handler(args)

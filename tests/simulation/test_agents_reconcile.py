@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from marketplace.agents import choose_bid, lot_to_list
-from marketplace.reconcile import DayRecord, reconcile
+from simulation.agents import choose_bid, lot_to_list
+from simulation.reconcile import DayRecord, reconcile
 
 ME, OTHER, SELLER = "0xMe", "0xOther", "0xSeller"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from web.simulate import Plan, Simulation
+from simulation.driver import Simulation
+from simulation.plan import Plan
 
 
 def test_a_short_day_reconciles_and_writes_its_report(tmp_path):

@@ -1,0 +1,76 @@
+"""The driver of a simulated day: the portal's runtime up, a day of trading, its books, a report.
+
+The portal's Runtime is started with N producers and M consumers (chain, contracts, boards
+on ptys behind the pyserial bridge, the market), on emulated time; automatic agents list
+and bid; at the end of the day every deal is settled, the meters, the chain and the store
+are read separately and put against each other (simulation.reconcile), and a report with
+plots is written (simulation.report).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from marketplace.clock import ScaledClock
+from simulation.books import read_books
+from simulation.day import open_day
+from simulation.plan import Plan
+from simulation.reconcile import Reconciliation, reconcile
+from simulation.report import write_report
+from simulation.settle import settle
+from web import DEFAULTS
+from web.runtime import Runtime
+
+
+def runtime_config(plan: Plan, clock: ScaledClock) -> dict[str, Any]:
+    """The portal's config for a day: its chain and participants, on the day's clock."""
+    specs = [{k: v for k, v in p.items() if k not in ("reserve_wei", "limit_wei")}
+             for p in plan.participants]
+    return {
+        **DEFAULTS,
+        "CHAIN_URI": plan.chain, "CHAIN_FALLBACK": False,
+        "DATA_DIR": str(plan.out / "var"), "STORE_PATH": None,
+        "SCRYPT_N": 2**10,  # throwaway accounts: cheap keystores
+        "CLOCK": clock, "EMULATOR_SPEED": plan.speed,
+        "EMULATOR_START_HOUR": plan.start_hour, "PARTICIPANTS": specs,
+        "TICK_S": 0.2, "EVENT_POLL_S": 2.0,
+        "SOFT_CLOSE_S": 60, "SOFT_CLOSE_CAP_S": 300,  # emulated seconds, as every timer
+    }
+
+
+class Simulation:
+    """One day: start the stack, let the agents trade, settle, read the books, stop."""
+
+    def __init__(self, plan: Plan, progress: Callable[[str], None] = print):
+        self.plan = plan
+        self.say = progress
+        self.clock = ScaledClock(plan.speed)  # the market's and the day's time
+
+    def run(self) -> tuple[Reconciliation, Path]:
+        """Run the day and write the report; (reconciliation, summary path)."""
+        plan = self.plan
+        (plan.out / "var").mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self.say(f"starting {plan.producers} producers, {plan.consumers} consumers on "
+                 f"{plan.chain} (emulated time ×{plan.speed:g}) ...")
+        runtime = Runtime(runtime_config(plan, self.clock))
+        try:
+            runtime.start()
+            day = open_day(runtime, plan, self.clock, self.say)
+            day.trade()
+            settle(runtime, day.people, self.say)
+            self.say("reading the books: meters over serial, chain events and state, store ...")
+            record = read_books(day)
+        finally:
+            runtime.stop()
+        books = reconcile(record)
+        self.say("writing the report ...")
+        wall = time.monotonic() - started
+        summary = write_report(plan, books, day.samples, day.names(), day.hour, wall)
+        verdict = "holds" if books.ok else f"FAILS ({len(books.failures())} checks)"
+        self.say(f"done in {wall:.0f} s: {len(books.deals)} deals, "
+                 f"{books.total['delivered_wh']} Wh delivered, reconciliation {verdict}")
+        return books, summary
