@@ -53,11 +53,12 @@ def emulate_command(args: argparse.Namespace) -> int:
             grid.add_producer(name, pv_peak_w=args.pv_peak_w, sky=args.sky)
         else:
             grid.add_consumer(name, load_w=args.load_w)
+    # The handler comes before the board lines: whoever reads them may stop us at once.
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     devices = grid.start(args.link_dir, "socket" if args.socket else "pty")
     for board_id, device in devices.items():
         print(f"{board_id} {kinds[board_id]} {device}", flush=True)
-    stopping: list[bool] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     deadline = time.monotonic() + args.seconds if args.seconds else None
     try:
         while not stopping and (deadline is None or time.monotonic() < deadline):
