@@ -15,6 +15,7 @@ from flask_socketio import Namespace
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
 from web.extensions import socketio
+from web.state import portal
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class BridgeNamespace(Namespace):
                 boards.sid[board["board_id"]] = request.sid
         for board in offered:
             boards.on_new(board["board_id"], board["kind"], board["meter"])
-        return {"contracts": list(current_app.extensions["gridbid"].ledger.addresses().values())}
+        return {"contracts": list(portal().runtime.ledger.addresses().values())}
 
     def on_reading(self, data: Any) -> None:
         boards = _remote_boards()
@@ -163,7 +164,7 @@ class BridgeNamespace(Namespace):
 
 
 def _remote_boards() -> RemoteBoards:
-    return current_app.extensions["gridbid"].remote_boards
+    return portal().runtime.remote_boards
 
 
 def _reading_args(data: dict[str, Any]) -> dict[str, Any]:

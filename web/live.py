@@ -18,6 +18,7 @@ from flask_socketio import Namespace, SocketIO, emit, join_room
 
 from web.extensions import socketio
 from web.session import current_account, runtime
+from web.state import portal
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class WalletPusher:
     def run(self) -> None:
         """Background task: push each open wallet that changed, checking at least each period."""
         last: dict[str, str] = {}
-        rt = self.app.extensions["gridbid"]
+        rt = portal(self.app).runtime
         while not rt.stopping:
             self.wake.wait(self.app.config["WALLET_PUSH_S"])
             self.wake.clear()
@@ -115,18 +116,18 @@ class GridFeed:
 
     def sample(self) -> dict[str, Any]:
         """One sample of every board with an owner (unreadable boards say so)."""
-        rt = self.app.extensions["gridbid"]
+        rt = portal(self.app).runtime
         # Stamped with the wall clock: the charts show when each sample was taken.
         return {"t": time.time(), "boards": rt.boards()}
 
     def prices(self) -> list[dict[str, Any]]:
         """Clearing prices of the auctions that sold, oldest first (the last 200)."""
-        sold = self.app.extensions["gridbid"].market.listings("sold")[:200]
+        sold = portal(self.app).runtime.market.listings("sold")[:200]
         return [_price_point(v) for v in reversed(sold) if v["highest_bid_wei"] is not None]
 
     def run(self) -> None:
         """Background task: a sample to /grid each GRID_PUSH_S while anyone watches."""
-        rt = self.app.extensions["gridbid"]
+        rt = portal(self.app).runtime
         period = self.app.config["GRID_PUSH_S"]
         while not rt.stopping:
             socketio.sleep(period)
@@ -150,16 +151,6 @@ def _price_point(view: dict[str, Any]) -> dict[str, Any]:
             "price_wei": view["highest_bid_wei"]}
 
 
-def pusher() -> WalletPusher:
-    """The current app's wallet pusher."""
-    return current_app.extensions["gridbid.pusher"]
-
-
-def sockets() -> SessionSockets:
-    """The current app's registry of session connections."""
-    return current_app.extensions["gridbid.sockets"]
-
-
 class SessionNamespace(Namespace):
     """A channel only logged-in sessions may open; logout closes it."""
 
@@ -167,12 +158,12 @@ class SessionNamespace(Namespace):
         account = current_account()
         if account is None:
             return False  # refused: live data is for logged-in people
-        sockets().add(session["key"], request.sid, self.namespace)
+        portal().sockets.add(session["key"], request.sid, self.namespace)
         self.joined(account)
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
-        sockets().remove(session.get("key"), request.sid, self.namespace)
+        portal().sockets.remove(session.get("key"), request.sid, self.namespace)
         self.left()
 
     def joined(self, account: Any) -> None:
@@ -195,40 +186,37 @@ class WalletNamespace(SessionNamespace):
 
     def joined(self, account: Any) -> None:
         join_room(account.address)
-        pusher().join(request.sid, account.address)
+        portal().pusher.join(request.sid, account.address)
 
     def left(self) -> None:
-        pusher().leave(request.sid)
+        portal().pusher.leave(request.sid)
 
     def on_refresh(self, data: Any = None) -> None:
         """A page asks for its wallet now (after an action it took)."""
-        pusher().poke()
+        portal().pusher.poke()
 
 
 class GridNamespace(SessionNamespace):
     """Readings for the live charts: a snapshot of prices, then a sample each period."""
 
     def joined(self, account: Any) -> None:
-        feed = current_app.extensions["gridbid.grid"]
+        feed = portal().feed
         with feed.lock:
             feed.watchers += 1
         emit("snapshot", {"sample": feed.sample(), "prices": feed.prices(),
                           "period_s": current_app.config["GRID_PUSH_S"]})
 
     def left(self) -> None:
-        feed = current_app.extensions["gridbid.grid"]
+        feed = portal().feed
         with feed.lock:
             feed.watchers = max(0, feed.watchers - 1)
 
 
-def register(io: SocketIO, app: Flask) -> None:
-    """Attach the namespaces and this app's wallet pusher."""
+def register(io: SocketIO) -> None:
+    """Attach the channels' namespaces (their parts are in the app's PortalState)."""
     from web.bridges import BridgeNamespace
 
     io.on_namespace(MarketNamespace("/market"))
     io.on_namespace(WalletNamespace("/wallet"))
     io.on_namespace(GridNamespace("/grid"))
     io.on_namespace(BridgeNamespace("/bridge"))
-    app.extensions["gridbid.pusher"] = WalletPusher(app)
-    app.extensions["gridbid.sockets"] = SessionSockets()
-    app.extensions["gridbid.grid"] = GridFeed(app)

@@ -9,14 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from flask import Response, current_app, jsonify, redirect, request, session, url_for
+from flask import redirect, request, session, url_for
 
+from web.errors import CsrfRefused, NotLoggedIn, wants_json
 from web.runtime import Runtime
+from web.state import portal
 
 
 def runtime() -> Runtime:
     """The running portal's parts."""
-    return current_app.extensions["gridbid"]
+    return portal().runtime
 
 
 def current_account() -> LocalAccount | None:
@@ -31,8 +33,8 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         account = current_account()
         if account is None:
-            if request.path.startswith("/api/"):
-                return jsonify(error="log in first", kind="NotLoggedIn"), 401
+            if wants_json():
+                raise NotLoggedIn()
             return redirect(url_for("auth.login_page"))
         return view(account, *args, **kwargs)
 
@@ -57,7 +59,7 @@ def csrf_token() -> str:
     return token
 
 
-def check_csrf() -> Response | None:
+def check_csrf() -> None:
     """before_request: a state-changing request must echo the session's token in its header.
 
     The session cookie rides along with any cross-site form or fetch; the token does not,
@@ -65,12 +67,8 @@ def check_csrf() -> Response | None:
     (same-origin is checked there), so this guards every HTTP action.
     """
     if request.method in SAFE_METHODS:
-        return None
+        return
     expected = session.get("csrf")
     sent = request.headers.get(CSRF_HEADER, "")
-    if expected and hmac.compare_digest(sent, expected):
-        return None
-    return jsonify(
-        error="this request lacks the page's security token (CSRF); reload the page and retry",
-        kind="CsrfRefused",
-    ), 403
+    if not (expected and hmac.compare_digest(sent, expected)):
+        raise CsrfRefused()

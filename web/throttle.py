@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 
 class LoginThrottle:
@@ -57,3 +59,18 @@ class LoginThrottle:
             self._failures.pop(key, None)
             self._lockouts.pop(key, None)
             self._locked_until.pop(key, None)
+
+
+@dataclass(frozen=True)
+class LoginThrottles:
+    """The portal's two throttles: per account, and four times as lenient per client address."""
+
+    accounts: LoginThrottle
+    clients: LoginThrottle
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], clock: Callable[[], float]) -> LoginThrottles:
+        """Both throttles as LOGIN_MAX_FAILURES and LOGIN_LOCK_S set them, on the given clock."""
+        failures, lock_s = config["LOGIN_MAX_FAILURES"], config["LOGIN_LOCK_S"]
+        return cls(LoginThrottle(failures, lock_s=lock_s, clock=clock),
+                   LoginThrottle(failures * 4, lock_s=lock_s, clock=clock))

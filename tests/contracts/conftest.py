@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import ast
-import json
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,14 +18,7 @@ from web3.logs import DISCARD
 from contracts import load_artifact
 from contracts.bindings import bid_tuple, decode_revert, sign_bid
 
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
-PRICE = 3_000_000_000_000_001  # wei per kWh; odd, so per-step payments round
-ENERGY = 2_000  # Wh in the standard deal
-MINTED = 5_000  # Wh the seller's meter has measured
-DEPOSIT = 10**18  # wei the buyer has prepaid
-LISTING = 7
-TTL = 3_600  # seconds until the standard deal expires
+from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, MINTED, PRICE, PRODUCER, TTL
 
 
 @dataclass
@@ -186,32 +175,3 @@ def reverts(chain: Chain) -> Callable[[str], Any]:
             assert decoded is not None and decoded.split("(")[0] == expected, decoded
 
     return _reverts
-
-
-COMPILE_JS = """
-const solc = require("solc");
-const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
-process.stdout.write(solc.compile(JSON.stringify(input)));
-"""
-
-
-def compile_test_contract(path: Path, name: str) -> tuple[list, str]:
-    """(abi, bytecode) of a test-only contract, compiled with the project's solc-js."""
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: test-only contracts are compiled with solc-js")
-    if not (ROOT / "node_modules" / "solc").is_dir():
-        pytest.skip("node_modules/solc is missing: run `npm ci`")
-    source = {"language": "Solidity", "sources": {path.name: {"content": path.read_text()}}}
-    source["settings"] = {
-        "evmVersion": "prague",
-        "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
-    }
-    result = subprocess.run(
-        ["node", "-e", COMPILE_JS], input=json.dumps(source), cwd=ROOT,
-        capture_output=True, text=True, check=True, timeout=120,
-    )
-    output = json.loads(result.stdout)
-    errors = [e["formattedMessage"] for e in output.get("errors", []) if e["severity"] == "error"]
-    assert not errors, "\n".join(errors)
-    compiled = output["contracts"][path.name][name]
-    return compiled["abi"], "0x" + compiled["evm"]["bytecode"]["object"]

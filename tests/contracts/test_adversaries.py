@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CONSUMER, DEPOSIT, ENERGY, LISTING, PRICE, TTL, compile_test_contract
+from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, PRICE, TTL, compile_test_contract
 
 COST = PRICE * ENERGY // 1000
 

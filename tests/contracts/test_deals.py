@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import DEPOSIT, ENERGY, LISTING, MINTED, PRICE, TTL
+from .common import DEPOSIT, ENERGY, LISTING, MINTED, PRICE, TTL
 
 OPEN, CLOSED = 1, 2  # DealStatus
 COMPLETED, BY_BUYER, BY_SELLER, EXPIRED = 1, 2, 3, 4  # CloseReason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import CONSUMER, PRODUCER
+from .common import CONSUMER, PRODUCER
 
 
 def test_metadata(chain):

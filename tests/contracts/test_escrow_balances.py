@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import DEPOSIT, ENERGY, PRICE
+from .common import DEPOSIT, ENERGY, PRICE
 
 
 def test_deposit_credits_the_free_balance(chain):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import load_artifact
 
-from .conftest import ENERGY, LISTING
+from .common import ENERGY, LISTING
 
 # Keep in step with marketplace.ledger.GAS: the market sends these calls with fixed gas limits,
 # so a contract change that needs more must raise them there too.

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import CONSUMER
+from .common import CONSUMER
 
 BUYERS = 2
 DONE: dict[str, int] = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DEPOSIT, ENERGY, PRICE, compile_test_contract
+from .common import DEPOSIT, ENERGY, PRICE, compile_test_contract
 
 
 @pytest.fixture(scope="session")

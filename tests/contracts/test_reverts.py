@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CONSUMER, ENERGY, LISTING, PRODUCER, TTL
+from .common import CONSUMER, ENERGY, LISTING, PRODUCER, TTL
 
 ZERO = "0x" + "00" * 20
 

@@ -9,9 +9,7 @@ import pytest
 from firmware_bridge.client import BoardClient
 from firmware_bridge.emulator import Microgrid
 
-# Short protocol timers keep the suite fast; physics runs 600x so energy moves visibly.
-FAILSAFE_S = 0.5
-REPORT_S = 0.1
+from .common import FAILSAFE_S, REPORT_S
 
 
 @pytest.fixture
@@ -38,16 +36,3 @@ def board(devices: dict[str, str]) -> Iterator[BoardClient]:
     client = BoardClient(devices["p1"], timeout=1.0)
     yield client
     client.close()
-
-
-def raw_reply(port, line: bytes):
-    """Write a raw line to a pyserial port; the next reply frame, skipping unsolicited ones."""
-    from firmware_bridge.protocol import decode
-
-    port.write(line)
-    while True:
-        received = port.readline()
-        assert received.endswith(b"\n"), f"no reply to {line!r}"
-        frame = decode(received)
-        if frame.kind == "<":
-            return frame

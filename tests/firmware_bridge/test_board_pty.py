@@ -15,9 +15,9 @@ from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BoardError, BoardTimeout, BridgeError
 from firmware_bridge.protocol import Frame, decode, encode, parse_reading
-from tests.conftest import wait_for
+from tests.common import wait_for
 
-from .conftest import FAILSAFE_S, raw_reply
+from .common import FAILSAFE_S, raw_reply
 
 
 def test_hello_read_relay_round_trips(board: BoardClient) -> None:

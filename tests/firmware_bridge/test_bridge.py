@@ -12,9 +12,9 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.client import BoardInfo
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
-from tests.conftest import wait_for
+from tests.common import wait_for
 
-from .conftest import FAILSAFE_S, REPORT_S
+from .common import FAILSAFE_S, REPORT_S
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.errors import BoardError
 from firmware_bridge.protocol import Frame, Reading, checksum, decode, encode, parse_reading
 
-from .conftest import raw_reply
+from .common import raw_reply
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
 # 360 W at 10x: relay 0 passes 1 Wh per wall-clock second, so budgets run out quickly.

@@ -24,7 +24,7 @@ from firmware_bridge.pzem import (
     ResetEnergy,
     decode_input_registers,
 )
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 ADDRESS = 1
 TIMEOUT_S = 0.3  # pty round trips take milliseconds; keeps the timeout tests short

@@ -7,7 +7,7 @@ import pytest
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BoardError
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 FAILSAFE_S = 0.6
 

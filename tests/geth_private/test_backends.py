@@ -153,7 +153,7 @@ def test_anvil_goes_when_the_portal_is_killed(tmp_path):
     anvil_pid = int(portal.stdout.readline())
     portal.kill()  # SIGKILL: the portal cannot clean up
     portal.wait()
-    from tests.conftest import wait_for
+    from tests.common import wait_for
 
     wait_for(lambda: not os.path.exists(f"/proc/{anvil_pid}"), what="anvil to exit")
     chain = backend_from_uri("anvil://", str(tmp_path))

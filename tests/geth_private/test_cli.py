@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 
 from geth_private.anvil import find_anvil
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 GRIDBID = [sys.executable, "-m", "web.cli"]
 

@@ -16,7 +16,7 @@ from web3 import Web3
 from contracts import load_artifact
 from geth_private.anvil import find_anvil, free_port
 from marketplace.store import Store
-from tests.conftest import portal_login, wait_for
+from tests.common import portal_login, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None, reason="needs anvil (`npm ci`)")
 

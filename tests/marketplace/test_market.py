@@ -6,7 +6,7 @@ import pytest
 
 from marketplace.errors import AuctionClosed, InsufficientEscrow, InsufficientTokens, NotAllowed
 from marketplace.store import Store
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 ETH = 10**18
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.marketplace.test_settlement import ready
+from tests.common import wait_for
+from tests.marketplace.common import ready
 
 SLOW = {"LOAD_W": 30}  # 5 Wh a second at 600x: deals last seconds, long enough to watch
 

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
-
-ETH = 10**18
-
-
-def unlocked(runtime):
-    return {a["name"]: runtime.keystore.unlock(a["address"], a["passphrase"])
-            for a in runtime.demo_accounts}
-
-
-def ready(runtime, wh=60):
-    people = unlocked(runtime)
-    wait_for(lambda: runtime.ledger.token_balance(people["alice"].address) >= wh, what="tokens")
-    for name in ("bob", "carol"):
-        runtime.ledger.wait(runtime.ledger.deposit(people[name], ETH // 10))
-    return people
+from tests.common import wait_for
+from tests.marketplace.common import ready
 
 
 @pytest.mark.parametrize("app", ["anvil://"], indirect=True)

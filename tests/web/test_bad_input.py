@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import csrf_client
+from tests.common import csrf_client
 
 
 @pytest.fixture

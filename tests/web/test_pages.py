@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 pytestmark = pytest.mark.browser
 

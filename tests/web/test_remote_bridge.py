@@ -14,7 +14,7 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote import RemoteBridge
-from tests.conftest import wait_for
+from tests.common import wait_for
 
 REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol", "BRIDGE_TOKEN": "t0ken"}
 ETH = 10**18

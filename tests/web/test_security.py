@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from tests.conftest import csrf_client, wait_for
+from tests.common import csrf_client, wait_for
 from web.extensions import socketio
 
 ETH = 10**18

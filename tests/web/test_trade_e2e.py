@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import csrf_client, wait_for
+from tests.common import csrf_client, wait_for
 from web.extensions import socketio
 
 ETH = 10**18

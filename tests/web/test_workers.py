@@ -22,7 +22,7 @@ from web3 import Web3
 from contracts.bindings import contract
 from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil, free_port
-from tests.conftest import portal_login, wait_for
+from tests.common import portal_login, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it (a shared chain)")

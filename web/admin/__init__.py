@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from eth_account.signers.local import LocalAccount
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.ledger import CONSUMER, PRODUCER
-from web.session import body, current_account, runtime
+from web.errors import wants_json
+from web.session import body, login_required, runtime
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
@@ -28,16 +30,11 @@ KIND_NAMES = {0: None, PRODUCER: "producer", CONSUMER: "consumer"}
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Logged in as an admin, or refused (pages redirect, API calls get 401/403)."""
 
+    @login_required
     @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        account = current_account()
-        api = request.path.startswith("/api/")
-        if account is None:
-            if api:
-                return jsonify(error="log in first", kind="NotLoggedIn"), 401
-            return redirect(url_for("auth.login_page"))
+    def wrapped(account: LocalAccount, *args: Any, **kwargs: Any) -> Any:
         if not runtime().is_admin(account.address):
-            if api:
+            if wants_json():
                 raise NotAllowed("only the portal's admins can do this")
             return redirect(url_for("wallet.page"))
         return view(account, *args, **kwargs)

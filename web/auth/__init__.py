@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template, request, session
 
 from geth_private.errors import KeystoreError, WrongPassphrase
-from marketplace.errors import MarketError
+from marketplace.errors import InvalidInput, MarketError
+from web.errors import LoginRefused, LoginThrottled, NotLoggedIn, PassphraseRefused
 from web.session import body, csrf_token, current_account, runtime
-from web.throttle import LoginThrottle
+from web.state import portal
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -38,31 +39,23 @@ def login():
     who = str(data.get("account") or "").strip()
     passphrase = data.get("passphrase")
     if not who or not isinstance(passphrase, str) or not passphrase:
-        return jsonify(error="give an account and its passphrase", kind="InvalidInput"), 400
-    accounts, clients = _throttles()
-    try:
-        address = runtime().resolve(who)
-    except MarketError as err:
-        return jsonify(error=str(err), kind=type(err).__name__), err.status
+        raise InvalidInput("give an account and its passphrase")
+    throttles = portal().throttles
+    address = runtime().resolve(who)
     client = request.remote_addr or "?"
-    wait = max(accounts.wait_s(address), clients.wait_s(client))
+    wait = max(throttles.accounts.wait_s(address), throttles.clients.wait_s(client))
     if wait > 0:
-        seconds = int(wait) + 1
-        response = jsonify(
-            error=f"too many wrong passphrases: wait {seconds} s before trying again",
-            kind="LoginThrottled", retry_after_s=seconds,
-        )
-        return response, 429, {"Retry-After": str(seconds)}
+        raise LoginThrottled(int(wait) + 1)
     try:
         token, account = runtime().login(address, passphrase)
-    except WrongPassphrase:
-        accounts.failed(address)
-        clients.failed(client)
+    except WrongPassphrase as err:
+        throttles.accounts.failed(address)
+        throttles.clients.failed(client)
         current_app.logger.warning("wrong passphrase for %s from %s", address, client)
-        return jsonify(error="wrong passphrase for this account", kind="WrongPassphrase"), 401
+        raise PassphraseRefused() from err
     except (KeystoreError, MarketError) as err:
-        return jsonify(error=str(err), kind=type(err).__name__), 400
-    accounts.succeeded(address)
+        raise LoginRefused(str(err), kind=type(err).__name__) from err
+    throttles.accounts.succeeded(address)
     _end_session()
     session["key"] = token
     return jsonify(me(account.address, csrf=csrf_token()))
@@ -78,7 +71,7 @@ def logout():
 def whoami():
     account = current_account()
     if account is None:
-        return jsonify(error="log in first", kind="NotLoggedIn"), 401
+        raise NotLoggedIn()
     return jsonify(me(account.address))
 
 
@@ -91,14 +84,8 @@ def me(address: str, **extra: object) -> dict:
 
 def _end_session() -> None:
     """Forget the session's unlocked key (server memory) and close its live channels."""
-    from web.live import sockets
-
     token = session.get("key")
     runtime().keyring.drop(token)
-    sockets().close(token)
+    portal().sockets.close(token)
     session.clear()
 
-
-def _throttles() -> tuple[LoginThrottle, LoginThrottle]:
-    """Failed logins counted per account and per client address (made by create_app)."""
-    return current_app.extensions["gridbid.throttles"]

@@ -1,0 +1,48 @@
+"""Constants of the contract tests' standard deal, and a compiler for test-only contracts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
+PRICE = 3_000_000_000_000_001  # wei per kWh; odd, so per-step payments round
+ENERGY = 2_000  # Wh in the standard deal
+MINTED = 5_000  # Wh the seller's meter has measured
+DEPOSIT = 10**18  # wei the buyer has prepaid
+LISTING = 7
+TTL = 3_600  # seconds until the standard deal expires
+
+
+COMPILE_JS = """
+const solc = require("solc");
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(solc.compile(JSON.stringify(input)));
+"""
+
+
+def compile_test_contract(path: Path, name: str) -> tuple[list, str]:
+    """(abi, bytecode) of a test-only contract, compiled with the project's solc-js."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: test-only contracts are compiled with solc-js")
+    if not (ROOT / "node_modules" / "solc").is_dir():
+        pytest.skip("node_modules/solc is missing: run `npm ci`")
+    source = {"language": "Solidity", "sources": {path.name: {"content": path.read_text()}}}
+    source["settings"] = {
+        "evmVersion": "prague",
+        "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+    }
+    result = subprocess.run(
+        ["node", "-e", COMPILE_JS], input=json.dumps(source), cwd=ROOT,
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    output = json.loads(result.stdout)
+    errors = [e["formattedMessage"] for e in output.get("errors", []) if e["severity"] == "error"]
+    assert not errors, "\n".join(errors)
+    compiled = output["contracts"][path.name][name]
+    return compiled["abi"], "0x" + compiled["evm"]["bytecode"]["object"]

@@ -1,0 +1,117 @@
+"""API errors: one JSON body shape, the portal's own refusals, and the handlers that shape them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, default_exceptions
+
+from geth_private.errors import ChainError
+from marketplace.errors import MarketError
+
+
+def error_response(status: int, message: str, kind: str | None = None, **extra: Any) -> Response:
+    """The API's error body, {"error": message, "kind": kind, …extra}, with its status."""
+    if kind is None:
+        known = default_exceptions.get(status)
+        kind = known.__name__ if known else "Error"
+    response = jsonify(error=message, kind=kind, **extra)
+    response.status_code = status
+    return response
+
+
+def wants_json() -> bool:
+    """Whether this request is an API call (answered in JSON) rather than a page."""
+    return request.path.startswith("/api/")
+
+
+class PortalError(Exception):
+    """Base error of the web layer: a refusal of the portal's own, shown to the user."""
+
+    status = 400
+
+    def __init__(self, message: str, kind: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.kind = kind or type(self).__name__
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class NotLoggedIn(PortalError):
+    """An API call that needs an unlocked key, from a session without one."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("log in first")
+
+
+class CsrfRefused(PortalError):
+    """A state-changing request without the session's CSRF token."""
+
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this request lacks the page's security token (CSRF); reload the page and retry"
+        )
+
+
+class LoginRefused(PortalError):
+    """The keystore or the market turned a login down; `kind` names the reason."""
+
+
+class PassphraseRefused(LoginRefused):
+    """A wrong passphrase for the account (the keystore's WrongPassphrase, as a 401)."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("wrong passphrase for this account", kind="WrongPassphrase")
+
+
+class LoginThrottled(PortalError):
+    """Too many wrong passphrases lately: the account or the address must wait."""
+
+    status = 429
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"too many wrong passphrases: wait {seconds} s before trying again",
+                         retry_after_s=seconds)
+        self.headers["Retry-After"] = str(seconds)
+
+
+def register(app: Flask) -> None:
+    """Answer every error in the portal's shape: JSON for the API, a sentence for pages."""
+
+    @app.errorhandler(PortalError)
+    def portal_error(err: PortalError) -> Response:
+        response = error_response(err.status, str(err), err.kind, **err.extra)
+        response.headers.update(err.headers)
+        return response
+
+    @app.errorhandler(MarketError)
+    def market_error(err: MarketError) -> Response:
+        return error_response(err.status, str(err), type(err).__name__)
+
+    @app.errorhandler(ChainError)
+    def chain_error(err: ChainError) -> Response:
+        app.logger.warning("chain error on %s: %s", request.path, err)
+        return error_response(502, f"the chain did not answer as expected: {err}",
+                              type(err).__name__)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> HTTPException | Response:
+        if not wants_json():
+            return err
+        return error_response(err.code, err.description, type(err).__name__)
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response | tuple[str, int]:
+        # A person gets a sentence, never a traceback; the log keeps the details.
+        app.logger.exception("unexpected error on %s", request.path)
+        if wants_json():
+            return error_response(500, "internal error; the portal log has the details",
+                                  "InternalError")
+        return "Internal error; the portal log has the details.", 500
