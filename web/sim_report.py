@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
 
 from marketplace.agents import demand_w  # noqa: E402
-from marketplace.deals import CLOSE_REASONS  # noqa: E402
+from marketplace.contract_enums import CLOSE_REASONS  # noqa: E402
 from marketplace.reconcile import COLUMNS, Reconciliation  # noqa: E402
 
 ETHER = 10**18
