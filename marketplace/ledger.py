@@ -14,11 +14,12 @@ from contracts import load_artifact
 from contracts.bindings import bid_tuple, contract, decode_revert, sign_bid
 from geth_private import LogPoller, TxManager, TxRecord
 from geth_private.errors import ChainError
+from marketplace.contract_enums import MeterKind
 from marketplace.errors import ChainActionFailed
 
 log = logging.getLogger(__name__)
 
-PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
+PRODUCER, CONSUMER = MeterKind.PRODUCER, MeterKind.CONSUMER
 
 # Fixed gas limits, a margin above what each call was measured to use (estimation costs
 # ~45 ms a call on the embedded chain, and a delivery step is a hot path).

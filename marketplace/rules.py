@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
@@ -13,7 +15,9 @@ from marketplace.errors import (
     InsufficientTokens,
     InvalidInput,
     NotAllowed,
+    NotFound,
 )
+from marketplace.states import ListingState
 
 MAX_WEI = 2**128  # far above any sane price; keeps arithmetic inside uint256 on chain
 
@@ -50,6 +54,17 @@ def extended_deadline(deadline: float, closes_by: float, now: float, limits: Lim
 def cost_wei(price_wei_per_kwh: int, energy_wh: int) -> int:
     """What energy_wh costs at a price per kWh, rounded down as the escrow does."""
     return price_wei_per_kwh * energy_wh // 1000
+
+
+def stored(
+    fetch: Callable[[int], dict[str, Any] | None], value: object, what: str
+) -> dict[str, Any]:
+    """The stored row (read by fetch) of an id a person gave, or InvalidInput/NotFound."""
+    row_id = parse_int(value, what, 1, 2**63 - 1)
+    row = fetch(row_id)
+    if not row:
+        raise NotFound(f"no {what} {row_id}")
+    return row
 
 
 def parse_int(value: object, field: str, low: int, high: int) -> int:
@@ -89,7 +104,7 @@ def check_bid(
     limits: Limits,
 ) -> None:
     """Refuse a bid that breaks a rule; the message says which and what would pass."""
-    if status != "open" or now >= deadline:
+    if status != ListingState.OPEN or now >= deadline:
         raise AuctionClosed("this auction has ended and takes no more bids")
     if bidder == seller:
         raise NotAllowed("you cannot bid on your own listing")

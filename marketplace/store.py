@@ -1,197 +1,20 @@
 """The market's store: participants, listings, bids, deals; a write returns once durable.
 
-SQLite (WAL) by default; PostgreSQL, for several portal workers, through the same code: the
-SQL below is written once and marketplace.dialect adapts it.
+Every SQL statement of the market is a named method here (the tables, the connection and the
+transactions are marketplace.database's).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from marketplace.dialect import dialect_for
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS participants (
-    address TEXT PRIMARY KEY,
-    name TEXT UNIQUE NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('producer', 'consumer')),
-    board_id TEXT,
-    meter_address TEXT
-);
-CREATE TABLE IF NOT EXISTS listings (
-    id INTEGER PRIMARY KEY,
-    seller TEXT NOT NULL,
-    energy_wh INTEGER NOT NULL,
-    start_price TEXT NOT NULL,
-    created REAL NOT NULL,
-    deadline REAL NOT NULL,
-    closes_by REAL,
-    status TEXT NOT NULL DEFAULT 'open',
-    winning_bid INTEGER
-);
-CREATE TABLE IF NOT EXISTS bids (
-    id INTEGER PRIMARY KEY,
-    listing_id INTEGER NOT NULL REFERENCES listings(id),
-    bidder TEXT NOT NULL,
-    price TEXT NOT NULL,
-    created REAL NOT NULL,
-    nonce TEXT NOT NULL,
-    expiry INTEGER NOT NULL,
-    signature TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
-CREATE TABLE IF NOT EXISTS transactions (
-    tx_hash TEXT PRIMARY KEY,
-    sender TEXT NOT NULL,
-    nonce INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL,
-    block INTEGER,
-    gas_used INTEGER,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS transactions_by_sender ON transactions(sender, created);
-CREATE TABLE IF NOT EXISTS cursors (
-    name TEXT PRIMARY KEY,
-    block INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deals (
-    id INTEGER PRIMARY KEY,
-    listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),
-    chain_deal_id INTEGER,
-    buyer TEXT NOT NULL,
-    seller TEXT NOT NULL,
-    price TEXT NOT NULL,
-    energy_wh INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'opening',
-    baseline_wh REAL,
-    delivered_wh INTEGER NOT NULL DEFAULT 0,
-    reported_wh INTEGER NOT NULL DEFAULT 0,
-    paid_wei TEXT NOT NULL DEFAULT '0',
-    refunded_wei TEXT,
-    expires_at INTEGER,
-    opened REAL,
-    closed REAL,
-    close_reason TEXT,
-    error TEXT
-);
-"""
-
-# Columns added after the first release: (table, column, type) for older databases.
-COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER")]
-
-# Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
-WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
+from marketplace.database import Database
+from marketplace.states import ENDED, LIVE_DEALS, UNDER_WAY, DealState, ListingState
 
 
-def _row(names: list[str], values: tuple) -> dict[str, Any]:
-    return {
-        name: int(value) if name in WEI_COLUMNS and value is not None else value
-        for name, value in zip(names, values, strict=True)
-    }
-
-
-class Store:
-    """One database connection shared by the portal's threads through a lock.
-
-    location: a SQLite file path, or a URL (postgresql://user@host/db, sqlite:///path).
-    """
-
-    def __init__(self, location: str | Path):
-        self.path = str(location)
-        self.dialect = dialect_for(location)
-        self._lock = threading.RLock()
-        self._depth = 0  # transactions open on this connection (nested ones join the outer)
-        # Workers starting together must not race each other's CREATE TABLE.
-        with self.dialect.exclusive("schema"):
-            self._db = self.dialect.connect()
-            with self._lock:
-                self.dialect.run_script(self._db, self.dialect.schema(SCHEMA))
-                self._migrate()
-
-    @property
-    def shared(self) -> bool:
-        """Whether several portal processes may work on this store at once."""
-        return self.dialect.shared
-
-    def _migrate(self) -> None:
-        """Add the columns later versions introduced to a database an earlier one made."""
-        for table, column, kind in COLUMNS_ADDED:
-            if column not in self.dialect.columns(self._db, table):
-                self._db.execute(
-                    self.dialect.schema(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                )
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        """Rows of a read query."""
-        with self._lock:
-            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
-            names = [column[0] for column in cursor.description]
-            return [_row(names, values) for values in cursor.fetchall()]
-
-    def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        """The first row of a read query, or None."""
-        rows = self.query(sql, *args)
-        return rows[0] if rows else None
-
-    def write(self, sql: str, *args: Any) -> int:
-        """Run one statement (committed unless inside transaction()); the rows it changed."""
-        with self._lock:
-            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
-            return cursor.rowcount
-
-    def insert(self, sql: str, *args: Any) -> int:
-        """Run one INSERT into a table with an id column; the new row's id."""
-        with self._lock:
-            cursor = self._db.execute(
-                self.dialect.sql(sql + " RETURNING id"), tuple(_text(a) for a in args)
-            )
-            return int(cursor.fetchall()[0][0])  # fetched to the end: SQLite then commits
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Statements inside commit together or not at all; rows read with lock_* stay
-        locked against every worker until the end. Nested uses join the outer one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._db.execute(self.dialect.begin)
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self._db.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self._db.execute("COMMIT")
-
-    @contextmanager
-    def exclusive(self, name: str) -> Iterator[None]:
-        """Hold a named lock against every process using this store (e.g. start-up work)."""
-        with self.dialect.exclusive(name):
-            yield
+class Store(Database):
+    """The market's queries over its database (SQLite or PostgreSQL, see Database)."""
 
     # -- leases: one worker at a time does what must not be done twice ---------------------
 
@@ -283,9 +106,9 @@ class Store:
         sold ones whose deal is not opened on chain (their tokens are still the seller's)."""
         row = self.one(
             "SELECT COALESCE(SUM(energy_wh), 0) AS wh FROM listings WHERE seller = ? AND"
-            " (status = 'open' OR (status = 'sold' AND id IN (SELECT listing_id FROM deals"
-            " WHERE status = 'opening' AND chain_deal_id IS NULL)))",
-            seller,
+            " (status = ? OR (status = ? AND id IN (SELECT listing_id FROM deals"
+            " WHERE status = ? AND chain_deal_id IS NULL)))",
+            seller, ListingState.OPEN, ListingState.SOLD, DealState.OPENING,
         )
         return int(row["wh"])
 
@@ -307,6 +130,40 @@ class Store:
     def bid(self, bid_id: int) -> dict[str, Any] | None:
         """One bid by id."""
         return self.one("SELECT * FROM bids WHERE id = ?", bid_id)
+
+    def bids_on_listings(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every bid on the listings of a status (every listing: None), in arrival order."""
+        sql = "SELECT b.* FROM bids b JOIN listings l ON l.id = b.listing_id"
+        if status:
+            return self.query(sql + " WHERE l.status = ? ORDER BY b.id", status)
+        return self.query(sql + " ORDER BY b.id")
+
+    def due_listings(self, now: float) -> list[dict[str, Any]]:
+        """Open listings whose deadline has come: the auctions to close."""
+        return self.query(
+            "SELECT * FROM listings WHERE status = ? AND deadline <= ?", ListingState.OPEN, now
+        )
+
+    def rival_bids(self, bidder: str, except_listing: int) -> list[dict[str, Any]]:
+        """Every bid (id, listing_id, price, bidder, the listing's energy_wh) on the open
+        listings a bidder bid on, other than one, in arrival order."""
+        return self.query(
+            "SELECT b.id, b.listing_id, b.price, b.bidder, l.energy_wh FROM bids b"
+            " JOIN listings l ON l.id = b.listing_id WHERE l.status = ? AND l.id != ?"
+            " AND EXISTS (SELECT 1 FROM bids m WHERE m.listing_id = l.id AND m.bidder = ?)"
+            " ORDER BY b.id", ListingState.OPEN, except_listing, bidder,
+        )
+
+    def engaged(self, address: str) -> bool:
+        """Whether an account sold or won a listing whose deal is not over yet (no deal yet
+        counts: the auction is marked sold a moment before its deal is stored)."""
+        return self.one(
+            "SELECT l.id FROM listings l JOIN bids b ON b.id = l.winning_bid"
+            " LEFT JOIN deals d ON d.listing_id = l.id"
+            " WHERE l.status = ? AND (l.seller = ? OR b.bidder = ?)"
+            f" AND (d.status IS NULL OR d.status NOT IN ({_marks(ENDED)}))",
+            ListingState.SOLD, address, address, *ENDED,
+        ) is not None
 
     # -- transactions the portal signed (receipts the app keeps) -----------------------------
 
@@ -368,14 +225,32 @@ class Store:
             return self.query("SELECT * FROM deals WHERE status = ? ORDER BY id DESC", status)
         return self.query("SELECT * FROM deals ORDER BY id DESC")
 
+    def live_deals(self) -> list[dict[str, Any]]:
+        """Deals that still move energy or Ether: the ones settlement follows."""
+        return self.query(
+            f"SELECT * FROM deals WHERE status IN ({_marks(LIVE_DEALS)})", *LIVE_DEALS
+        )
+
+    def deal_under_way(self, buyer: str, except_deal: int) -> dict[str, Any] | None:
+        """The buyer's first deal (other than one) its meter is busy with, or None."""
+        return self.one(
+            f"SELECT id FROM deals WHERE id != ? AND buyer = ? AND status IN ({_marks(UNDER_WAY)})"
+            " ORDER BY id LIMIT 1", except_deal, buyer, *UNDER_WAY,
+        )
+
+    def delivering_elsewhere(self, address: str, except_deal: int) -> bool:
+        """Whether another deal of this party is delivering (a seller serving two buyers)."""
+        return self.one(
+            "SELECT id FROM deals WHERE id != ? AND status = ? AND (seller = ? OR buyer = ?)"
+            " LIMIT 1", except_deal, DealState.ACTIVE, address, address,
+        ) is not None
+
     def update_deal(self, deal_id: int, **fields: Any) -> None:
         """Change some fields of a deal."""
         names = ", ".join(f"{name} = ?" for name in fields)
         self.write(f"UPDATE deals SET {names} WHERE id = ?", *fields.values(), deal_id)
 
 
-def _text(value: Any) -> Any:
-    # Python ints beyond SQLite's 64 bits would overflow; wei amounts go in as text.
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-        return str(value)
-    return value
+def _marks(values: tuple[object, ...]) -> str:
+    """Placeholders for an IN list of these values."""
+    return ", ".join("?" * len(values))

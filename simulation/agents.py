@@ -16,19 +16,9 @@ from eth_account.signers.local import LocalAccount
 from marketplace.errors import MarketError
 from marketplace.market import Market
 from marketplace.rules import cost_wei
+from marketplace.states import ListingState
 
 log = logging.getLogger(__name__)
-
-BUSY = ("opening", "active", "paused", "closing")  # deal states that still move energy or Ether
-
-# Listings an account sold or won whose deal is not over yet (none yet counts: the auction
-# is marked sold a moment before its deal is stored).
-_ENGAGED = (
-    "SELECT l.id FROM listings l JOIN bids b ON b.id = l.winning_bid"
-    " LEFT JOIN deals d ON d.listing_id = l.id"
-    " WHERE l.status = 'sold' AND (l.seller = ? OR b.bidder = ?)"
-    " AND (d.status IS NULL OR d.status NOT IN ('closed', 'failed'))"
-)
 
 
 def engaged(market: Market, address: str) -> bool:
@@ -38,7 +28,7 @@ def engaged(market: Market, address: str) -> bool:
     two deals of one buyer would both count the same Wh, and the end of one deal of a seller
     would switch off the battery another deal of it draws on.
     """
-    return bool(market.store.query(_ENGAGED, address, address))
+    return market.store.engaged(address)
 
 
 def demand_w(profile: list[tuple[float, float]], hour: float, default: float = 0.0) -> float:
@@ -71,7 +61,7 @@ def choose_bid(
     """
     best: tuple[int, float, int] | None = None  # (price, deadline, listing id)
     for listing in listings:
-        if listing["status"] != "open" or listing["seller"] == me:
+        if listing["status"] != ListingState.OPEN or listing["seller"] == me:
             continue
         if listing["highest_bidder"] == me:
             return None  # leading one auction is enough: one deal at a time
@@ -98,7 +88,7 @@ class ProducerAgent:
     def act(self, market: Market) -> dict[str, Any] | None:
         """List one lot if due; the listing, or None."""
         me = self.account.address
-        busy = any(row["seller"] == me for row in market.store.listings("open"))
+        busy = any(row["seller"] == me for row in market.store.listings(ListingState.OPEN))
         busy = busy or engaged(market, me)
         wh = lot_to_list(market.unlisted_wh(me), busy, self.lot_wh, self.min_lot_wh)
         if not wh:
@@ -131,7 +121,7 @@ class ConsumerAgent:
             return None
         # Listings first, deals second: an auction it led that closed in between shows up
         # as a won listing, never as neither.
-        listings = market.listings("open")
+        listings = market.listings(ListingState.OPEN)
         if engaged(market, me):
             return None
         choice = choose_bid(me, listings, self.limit_wei, market.ledger.escrow_free(me))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from marketplace.contract_enums import DealStatus
 from marketplace.ledger import Ledger
 from simulation.day import TradingDay
 from simulation.journal import ChainJournal
 from simulation.reconcile import DayRecord
 
 ZERO = "0x0000000000000000000000000000000000000000"
-DEAL_CLOSED = 2  # the escrow's DealStatus.Closed
 
 
 def read_books(day: TradingDay) -> DayRecord:
@@ -64,7 +64,8 @@ def _chain_deals(ledger: Ledger, journal: ChainJournal) -> list[dict[str, Any]]:
             "id": cid, "listing_id": d["listingId"], "buyer": d["buyer"],
             "seller": d["seller"], "price": d["priceWeiPerKWh"], "energy_wh": d["energyWh"],
             "delivered_wh": d["deliveredWh"], "paid_wei": d["paidWei"],
-            "refunded_wei": d["lockedWei"] - d["paidWei"], "closed": d["status"] == DEAL_CLOSED,
+            "refunded_wei": d["lockedWei"] - d["paidWei"],
+            "closed": d["status"] == DealStatus.CLOSED,
             "close_reason": int(d["closeReason"]), "steps": steps.get(cid, []),
         })
     return deals

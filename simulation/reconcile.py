@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from marketplace.states import ListingState
+
 
 @dataclass
 class DayRecord:
@@ -200,7 +202,7 @@ def _row(
         "gas_wei": day.gas_paid.get(address, 0),
     }
     sold_store = sum(x["energy_wh"] for x in day.store_listings
-                     if x["seller"] == address and x["status"] == "sold")
+                     if x["seller"] == address and x["status"] == ListingState.SOLD)
     if producer:
         checks.append(Check(f"{name}: minted (events) vs generated (meter, whole Wh)",
                             row["minted_wh"], row["generated_wh"], "Wh"))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from marketplace.errors import MarketError
-from simulation.agents import BUSY
+from marketplace.states import LIVE_DEALS
 from web.runtime import Runtime
 
 
@@ -30,7 +30,7 @@ def settle(runtime: Runtime, people: list[dict[str, Any]], say: Callable[[str], 
                 market.close_connection(keys[deal["buyer"]], deal["id"])
             except MarketError:
                 pass  # it completed meanwhile
-    wait_for(lambda: not any(d["status"] in BUSY for d in store.deals()),
+    wait_for(lambda: not any(d["status"] in LIVE_DEALS for d in store.deals()),
              "deals to close", timeout=120)
     _mint_the_last_wh(runtime, say)
     wait_for(lambda: not runtime.txm.pending(), "pending transactions")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from marketplace.deals import CLOSE_REASONS
+from marketplace.contract_enums import CLOSE_REASONS
 from simulation.plan import ETHER, Plan
 from simulation.plan import MILLI_ETH_PER_KWH as MILLI
 from simulation.plots import PLOTS

@@ -17,7 +17,7 @@ def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime
     chain.stop()  # the node is gone when the auction closes (it saves its state first)
     clock.advance(31)
     wait_for(lambda: market.deals(), what="the auction to close")
-    wait_for(lambda: market._retry_at, what="a failed send and a retry planned")
+    wait_for(lambda: market.settlement.retrying(), what="a failed send and a retry planned")
     assert market.deals()[0]["status"] == "opening"
     assert not runtime.bridge.read("pv-alice").relays[0]  # nothing switched before the chain
     chain.start()  # same state file, same port

@@ -66,6 +66,33 @@ def test_a_returned_write_is_seen_by_a_store_opened_afterwards(location):
         second.close()
 
 
+def test_the_market_s_named_queries_agree_on_both_databases(store):
+    sold = store.add_listing("0xa", 10, 5, 1.0, 2.0)
+    due = store.add_listing("0xa", 20, 5, 1.0, 2.0)
+    later = store.add_listing("0xa", 30, 5, 1.0, 9.0)
+    won = store.add_bid(sold, "0xb", 7, 1.5, 1, 9, b"\x00")
+    store.add_bid(later, "0xb", 6, 1.6, 2, 9, b"\x00")
+    store.add_bid(later, "0xc", 8, 1.7, 3, 9, b"\x00")
+    store.set_listing_status(sold, "sold", won)
+    assert [b["listing_id"] for b in store.bids_on_listings("open")] == [later, later]
+    assert len(store.bids_on_listings(None)) == 3
+    assert [row["id"] for row in store.due_listings(5.0)] == [due]
+    rivals = store.rival_bids("0xb", sold)
+    assert [(r["bidder"], r["price"], r["energy_wh"]) for r in rivals] == [
+        ("0xb", 6, 30), ("0xc", 8, 30)]
+    assert store.rival_bids("0xb", later) == []
+    assert store.engaged("0xa") and store.engaged("0xb") and not store.engaged("0xc")
+    deal = store.add_deal(sold, "0xb", "0xa", 7, 10)
+    assert [d["id"] for d in store.live_deals()] == [deal]
+    assert store.deal_under_way("0xb", 0) is None  # opening: its meter is not busy yet
+    store.update_deal(deal, status="active")
+    assert store.deal_under_way("0xb", 0)["id"] == deal
+    assert store.deal_under_way("0xb", deal) is None
+    assert store.delivering_elsewhere("0xa", 0) and not store.delivering_elsewhere("0xa", deal)
+    store.update_deal(deal, status="closed")
+    assert store.live_deals() == [] and not store.engaged("0xb")
+
+
 def test_a_failed_transaction_leaves_nothing(store):
     lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
     with pytest.raises(RuntimeError), store.transaction():
@@ -100,7 +127,7 @@ def test_racing_workers_close_a_listing_once(store, location):
     store.add_bid(lid, "0xb", 11, 1.5, 1, 9, b"\x00")
 
     def close(worker: Store) -> int | None:
-        # What Market._close_auction does: claim under the row lock, then write the deal.
+        # What AuctionBook.close does: claim under the row lock, then write the deal.
         with worker.transaction():
             row = worker.lock_listing(lid)
             if row["status"] != "open":
@@ -117,7 +144,7 @@ def test_racing_equal_bids_one_is_accepted(store, location):
     lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
 
     def bid(worker: Store) -> bool:
-        # What Market.place_bid does: the highest bid is read under the listing's row lock.
+        # What AuctionBook.place_bid does: the highest bid is read under the listing's row lock.
         with worker.transaction():
             worker.lock_listing(lid)
             highest = max((b["price"] for b in worker.bids(lid)), default=10)

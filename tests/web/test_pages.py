@@ -208,7 +208,8 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
         wait_for(lambda: runtime.market.deals()[0]["status"] == "closed", timeout=30,
                  what="the deal to close on chain")
     except BaseException:  # pytest.fail: leave the market's view in the report
-        print(f"deal: {runtime.market.deals()[0]}\ntransactions: {runtime.market._txs}")
+        print(f"deal: {runtime.market.deals()[0]}\n"
+              f"transactions: {runtime.market.settlement.transactions()}")
         raise
     carol.wait_for_selector(".deal.closed")
     status = carol.locator(".deal-status").inner_text()

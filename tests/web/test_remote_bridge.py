@@ -96,7 +96,7 @@ def test_a_trade_with_boards_on_another_machine(app, runtime, site, login, clock
 def test_the_bridge_signs_only_meter_transactions(app, runtime, site):
     grid, keys = site
     wait_for(lambda: runtime.remote_boards.sid.get("load-carol"), what="the remote boards")
-    meter = runtime.market._meters["load-carol"]
+    meter = runtime.market.meter("load-carol")
     with pytest.raises(BridgeError, match="refused sign"):
         meter.sign_transaction({"to": Account.create().address, "value": 10**18, "gas": 21000,
                                 "nonce": 0, "chainId": 1, "maxFeePerGas": 1,

@@ -1,0 +1,204 @@
+"""The store's database: its tables, one connection, statements, transactions, cross-process locks.
+
+SQLite (WAL) by default; PostgreSQL, for several portal workers, through the same code: the
+SQL is written once and marketplace.dialect adapts it. marketplace.store names the queries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from marketplace.dialect import dialect_for
+from marketplace.states import DealState, ListingState
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS participants (
+    address TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('producer', 'consumer')),
+    board_id TEXT,
+    meter_address TEXT
+);
+CREATE TABLE IF NOT EXISTS listings (
+    id INTEGER PRIMARY KEY,
+    seller TEXT NOT NULL,
+    energy_wh INTEGER NOT NULL,
+    start_price TEXT NOT NULL,
+    created REAL NOT NULL,
+    deadline REAL NOT NULL,
+    closes_by REAL,
+    status TEXT NOT NULL DEFAULT '{ListingState.OPEN}',
+    winning_bid INTEGER
+);
+CREATE TABLE IF NOT EXISTS bids (
+    id INTEGER PRIMARY KEY,
+    listing_id INTEGER NOT NULL REFERENCES listings(id),
+    bidder TEXT NOT NULL,
+    price TEXT NOT NULL,
+    created REAL NOT NULL,
+    nonce TEXT NOT NULL,
+    expiry INTEGER NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_hash TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    block INTEGER,
+    gas_used INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_by_sender ON transactions(sender, created);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    block INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deals (
+    id INTEGER PRIMARY KEY,
+    listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),
+    chain_deal_id INTEGER,
+    buyer TEXT NOT NULL,
+    seller TEXT NOT NULL,
+    price TEXT NOT NULL,
+    energy_wh INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT '{DealState.OPENING}',
+    baseline_wh REAL,
+    delivered_wh INTEGER NOT NULL DEFAULT 0,
+    reported_wh INTEGER NOT NULL DEFAULT 0,
+    paid_wei TEXT NOT NULL DEFAULT '0',
+    refunded_wei TEXT,
+    expires_at INTEGER,
+    opened REAL,
+    closed REAL,
+    close_reason TEXT,
+    error TEXT
+);
+"""
+
+# Columns added after the first release: (table, column, type) for older databases.
+COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER")]
+
+# Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
+WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
+
+
+def _row(names: list[str], values: tuple) -> dict[str, Any]:
+    return {
+        name: int(value) if name in WEI_COLUMNS and value is not None else value
+        for name, value in zip(names, values, strict=True)
+    }
+
+
+class Database:
+    """One database connection shared by the portal's threads through a lock.
+
+    location: a SQLite file path, or a URL (postgresql://user@host/db, sqlite:///path).
+    """
+
+    def __init__(self, location: str | Path):
+        self.path = str(location)
+        self.dialect = dialect_for(location)
+        self._lock = threading.RLock()
+        self._depth = 0  # transactions open on this connection (nested ones join the outer)
+        # Workers starting together must not race each other's CREATE TABLE.
+        with self.dialect.exclusive("schema"):
+            self._db = self.dialect.connect()
+            with self._lock:
+                self.dialect.run_script(self._db, self.dialect.schema(SCHEMA))
+                self._migrate()
+
+    @property
+    def shared(self) -> bool:
+        """Whether several portal processes may work on this store at once."""
+        return self.dialect.shared
+
+    def _migrate(self) -> None:
+        """Add the columns later versions introduced to a database an earlier one made."""
+        for table, column, kind in COLUMNS_ADDED:
+            if column not in self.dialect.columns(self._db, table):
+                self._db.execute(
+                    self.dialect.schema(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                )
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Rows of a read query."""
+        with self._lock:
+            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
+            names = [column[0] for column in cursor.description]
+            return [_row(names, values) for values in cursor.fetchall()]
+
+    def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of a read query, or None."""
+        rows = self.query(sql, *args)
+        return rows[0] if rows else None
+
+    def write(self, sql: str, *args: Any) -> int:
+        """Run one statement (committed unless inside transaction()); the rows it changed."""
+        with self._lock:
+            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
+            return cursor.rowcount
+
+    def insert(self, sql: str, *args: Any) -> int:
+        """Run one INSERT into a table with an id column; the new row's id."""
+        with self._lock:
+            cursor = self._db.execute(
+                self.dialect.sql(sql + " RETURNING id"), tuple(_text(a) for a in args)
+            )
+            return int(cursor.fetchall()[0][0])  # fetched to the end: SQLite then commits
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside commit together or not at all; rows read with lock_* stay
+        locked against every worker until the end. Nested uses join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute(self.dialect.begin)
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a named lock against every process using this store (e.g. start-up work)."""
+        with self.dialect.exclusive(name):
+            yield
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, Enum):  # a state or a contract enum goes in as what it stands for
+        return value.value
+    # Python ints beyond SQLite's 64 bits would overflow; wei amounts go in as text.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)
+    return value

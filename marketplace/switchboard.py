@@ -1,0 +1,56 @@
+"""A deal's side of the meter boards: both parties' relays, the buyer's budget, their meters."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from marketplace.boards import Boards, safe_read
+from marketplace.parties import board_of
+from marketplace.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Switchboard:
+    """Switches and reads the boards of deals; a board fault is logged, never raised, so it
+    cannot lose a deal's chain state."""
+
+    def __init__(self, boards: Boards, store: Store):
+        self.boards = boards
+        self.store = store
+
+    def board_of(self, address: str) -> str:
+        """The board that measures a party."""
+        return board_of(self.store, address)
+
+    def read(self, board_id: str, fresh: bool = False) -> Any:
+        """A board reading, or None when the board cannot be read."""
+        return safe_read(self.boards, board_id, fresh)
+
+    def online(self, board_id: str) -> bool:
+        """Whether a board can be reached (boards that cannot tell are taken as online)."""
+        online = getattr(self.boards, "online", None)
+        try:
+            return True if online is None else bool(online(board_id))
+        except Exception:
+            return False
+
+    def relays(self, row: dict[str, Any], on: bool) -> None:
+        """Switch both parties' relays; off leaves a relay another active deal still needs."""
+        for address in (row["seller"], row["buyer"]):
+            if not on and self.store.delivering_elsewhere(address, row["id"]):
+                continue
+            board = self.board_of(address)
+            try:
+                self.boards.set_relay(board, on)
+            except Exception as err:  # a board fault must not lose the deal's chain state
+                log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
+    def budget(self, row: dict[str, Any], wh: float | None) -> None:
+        """Let the buyer's relay pass at most wh more Wh (None: no limit)."""
+        board = self.board_of(row["buyer"])
+        try:
+            self.boards.set_budget(board, wh)
+        except Exception as err:  # the relay commands still bound the deal
+            log.error("budget of %s not set to %s: %s", board, wh, err)
