@@ -11,13 +11,16 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
+from firmware_bridge.remote_boards import RemoteBoards
 from geth_private import Keystore, TxManager, backend_from_uri
 from geth_private.backend import PERSISTENT, ChainBackend
 from geth_private.cli import running_node
 from geth_private.errors import ChainUnavailable, KeystoreError
 from geth_private.keystore import MachineKeys
+from geth_private.signer import Signer
 from marketplace.clock import SystemClock
 from marketplace.errors import InvalidInput
 from marketplace.events import Hub
@@ -26,7 +29,7 @@ from marketplace.market import Market, Settings
 from marketplace.rules import Limits, parse_address
 from marketplace.store import Store
 from marketplace.wallet import Wallets
-from web.bridges import GridRouter, RemoteBoards, RemoteMeter
+from web.bridges import send_command
 from web.keyring import KeyRing
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,9 @@ class Runtime:
         )
         self.bridge = Bridge(heartbeat_s=1.0)
         # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
-        self.remote_boards = RemoteBoards(set(self._remote_ids()), self._adopt_remote_board)
-        self.grid = GridRouter(self.bridge, self.remote_boards)
+        self.remote_boards = RemoteBoards(set(self._remote_ids()), send_command)
+        self.remote_boards.subscribe(self._adopt_remote_board)
+        self.grid = BoardRouter(self.bridge, self.remote_boards)
         self.market = Market(
             self.store, self.ledger, self.grid, self.clock, self.hub,
             Settings(
@@ -253,19 +257,17 @@ class Runtime:
             return [v.strip() for v in value.split(",") if v.strip()]
         return list(value)
 
-    def _adopt_remote_board(self, board_id: str, kind: str, meter: str) -> None:
+    def _adopt_remote_board(self, board_id: str, kind: str, meter: Signer) -> None:
         """A remote bridge announced a board: enroll its meter for the participant it measures."""
         spec = next((d for d in self._participants() if d["board"] == board_id), None)
         if spec is None or spec["role"] != kind:
             log.error("remote board %s (%s) matches no participant", board_id, kind)
             return
         address = self._names()[spec["name"]]
-        self._enroll(spec, address, meter)
-        self.market.add_participant(
-            spec["name"], address, spec["role"], board_id,
-            RemoteMeter(meter, board_id, self.remote_boards),
-        )
-        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"], meter)
+        self._enroll(spec, address, meter.address)
+        self.market.add_participant(spec["name"], address, spec["role"], board_id, meter)
+        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"],
+                 meter.address)
 
     def _enroll(self, spec: dict[str, Any], address: str, meter: str) -> None:
         """Fund a meter account for gas and enroll it for its owner, unless it already is."""
