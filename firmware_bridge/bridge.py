@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from firmware_bridge import protocol
+from firmware_bridge.boards import Boards
 from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.errors import BridgeError, FrameError
 from firmware_bridge.protocol import Frame, Reading
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, Reading], None]
 
 
-class Bridge:
+class Bridge(Boards):
     """Owns one BoardClient per serial port, caches readings and keeps the boards' failsafe fed."""
 
     def __init__(
@@ -74,6 +75,11 @@ class Bridge:
         """Attached boards by id."""
         with self._lock:
             return dict(self._infos)
+
+    def serves(self, board_id: str) -> bool:
+        """Whether the board is attached here."""
+        with self._lock:
+            return board_id in self._clients
 
     def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
         """Close (on) or open a relay; returns once the board confirmed it."""

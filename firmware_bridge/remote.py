@@ -16,12 +16,12 @@ from dataclasses import asdict
 from typing import Any
 
 import socketio
-from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
+from geth_private.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class RemoteBridge:
         bridge: Bridge,
         portal_url: str,
         token: str,
-        meter_keys: dict[str, LocalAccount],
+        meter_keys: dict[str, Signer],
         report_every_s: float = 0.25,
     ):
         self.bridge = bridge
@@ -139,7 +139,7 @@ class RemoteBridge:
 
 
 def run_bridge(
-    ports: list[str], portal_url: str, token: str, keys: Callable[[str], LocalAccount],
+    ports: list[str], portal_url: str, token: str, keys: Callable[[str], Signer],
     stop: threading.Event,
 ) -> None:
     """Attach the ports, connect to the portal and serve until stop is set."""

@@ -1,0 +1,182 @@
+"""The running portal: config, hub and keys from the start; the parts start() wires."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from eth_account.signers.local import LocalAccount
+
+from firmware_bridge.boards import BoardRouter
+from firmware_bridge.bridge import Bridge
+from firmware_bridge.emulator import Microgrid
+from firmware_bridge.remote_boards import RemoteBoards, Transport
+from geth_private import Keystore, TxManager
+from geth_private.backend import ChainBackend
+from geth_private.errors import KeystoreError
+from marketplace.clock import SystemClock
+from marketplace.events import Hub
+from marketplace.ledger import Ledger
+from marketplace.market import Market
+from marketplace.store import Store
+from marketplace.wallet import Wallets
+from web.bridges import send_command
+from web.keyring import KeyRing
+from web.runtime.accounts import AccountDirectory
+from web.runtime.settings import listed
+from web.runtime.wiring import Parts, wire
+
+Spawn = Callable[..., Any]
+JOIN_TIMEOUT_S = 5.0  # how long stop() waits for each background loop to finish its pass
+
+T = TypeVar("T")
+
+
+class NotStarted(RuntimeError):
+    """A part of the portal was asked for before Runtime.start() built it."""
+
+
+def _thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+class _Part(Generic[T]):
+    """A Runtime attribute read from its wired parts, so there is one place each part lives."""
+
+    def __init__(self, field: str = ""):
+        self.field = field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = self.field or name
+
+    def __get__(self, runtime: Runtime | None, owner: type | None = None) -> T:
+        if runtime is None:
+            return self  # type: ignore[return-value]  # looked up on the class
+        return getattr(runtime.parts, self.field)
+
+
+class Runtime:
+    """One portal: config, hub, key ring, clock and accounts at once; start() wires the rest."""
+
+    backend: _Part[ChainBackend] = _Part()
+    txm: _Part[TxManager] = _Part()
+    ledger: _Part[Ledger] = _Part()
+    store: _Part[Store] = _Part()
+    microgrid: _Part[Microgrid] = _Part()
+    bridge: _Part[Bridge] = _Part()
+    remote_boards: _Part[RemoteBoards] = _Part()
+    board_router: _Part[BoardRouter] = _Part("boards")
+    grid = board_router  # the name the tests use for the board router
+    market: _Part[Market] = _Part()
+    wallets: _Part[Wallets] = _Part()
+    demo_accounts: _Part[list[dict[str, str]]] = _Part()
+    admin_accounts: _Part[list[dict[str, str]]] = _Part()
+
+    def __init__(self, config: Mapping[str, Any], transport: Transport = send_command):
+        self.config = config
+        self.transport = transport  # how commands reach remote bridges
+        self.hub = Hub()
+        self.keyring = KeyRing()
+        self.clock = config.get("CLOCK") or SystemClock()
+        self.data_dir = Path(config["DATA_DIR"])
+        self.keystore = Keystore(self.data_dir / "keystore", config["SCRYPT_N"])
+        self.accounts = AccountDirectory(self.data_dir / "accounts.json",
+                                         listed(config.get("ADMINS")))
+        self._parts: Parts | None = None
+        self._tasks: list[Any] = []
+        self._stop = threading.Event()
+
+    @property
+    def parts(self) -> Parts:
+        """The wired parts; NotStarted before start()."""
+        if self._parts is None:
+            raise NotStarted("the portal's chain, boards and market are not started yet: "
+                             "call start_runtime(app) (or Runtime.start()) first")
+        return self._parts
+
+    @property
+    def started(self) -> bool:
+        """Whether start() has wired the parts."""
+        return self._parts is not None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called (background loops end when it is)."""
+        return self._stop.is_set()
+
+    @property
+    def chain_uri(self) -> str:
+        """The URI of the chain the portal runs on (embedded:// after a fallback)."""
+        return self.parts.backend.uri
+
+    def start(self, spawn: Spawn = _thread) -> None:
+        """Wire chain, contracts, boards and market, then start the background loops."""
+        cfg = self.config
+        parts = self._parts = wire(cfg, hub=self.hub, clock=self.clock, keystore=self.keystore,
+                                   accounts=self.accounts, transport=self.transport)
+        self._tasks = [
+            spawn(parts.txm.run, self._stop),
+            spawn(parts.market.run, self._stop, cfg["TICK_S"]),
+            spawn(parts.events.run, self._stop, cfg["EVENT_POLL_S"]),
+        ]
+
+    def stop(self) -> None:
+        """Stop the loops and release boards, ptys and the chain."""
+        self._stop.set()
+        if self._parts is None:
+            return
+        # The loops finish their pass first, so none writes to a store that is closed.
+        for task in self._tasks:
+            if hasattr(task, "join"):
+                task.join(timeout=JOIN_TIMEOUT_S)
+        self._parts.close()
+
+    def login(self, who: str, passphrase: str) -> tuple[str, LocalAccount]:
+        """Unlock a participant's or admin's keystore by address or name; (token, account)."""
+        address = self.resolve(who)
+        if not self.store.participant(address) and not self.is_admin(address):
+            raise KeystoreError(f"{address} is not a participant of this market")
+        account = self.keystore.unlock(address, passphrase)
+        return self.keyring.add(account), account
+
+    def resolve(self, who: str) -> str:
+        """The address of a name (demo or created by the admin) or of an address as typed."""
+        return self.accounts.resolve(who)
+
+    def name_of(self, address: str) -> str | None:
+        """The name an address was created under, if any."""
+        return self.accounts.name_of(address)
+
+    def is_admin(self, address: str) -> bool:
+        """Whether the account may use the admin page (config ADMINS: names or addresses)."""
+        return self.accounts.is_admin(address)
+
+    def create_account(self, name: str, role: str, passphrase: str) -> str:
+        """A new participant without a board yet: keystore, name and market entry."""
+        market = self.market  # NotStarted before any keystore is made
+        address = self.accounts.create(name, lambda: self.keystore.new(passphrase))
+        market.add_participant(name, address, role, None, None)
+        return address
+
+    def boards(self) -> list[dict[str, Any]]:
+        """Each participant's board as its last reading shows it (None where none came yet)."""
+        router = self.board_router
+        states = []
+        for p in self.store.participants():
+            if not p["board_id"]:
+                continue
+            reading = router.reading(p["board_id"])
+            states.append({
+                "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
+                "online": reading is not None and router.online(p["board_id"]),
+                "relays": list(reading.relays) if reading else [],
+                "budgets": list(reading.budgets) if reading else [],
+                "power_w": round(reading.power_w, 1) if reading else None,
+                "pv_w": round(reading.pv_w, 1) if reading and reading.pv_w is not None else None,
+                "soc": round(reading.soc, 4) if reading and reading.soc is not None else None,
+            })
+        return states

@@ -1,0 +1,49 @@
+"""The names accounts were created under (accounts.json), and which of them are admins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from marketplace.errors import InvalidInput
+from marketplace.rules import parse_address
+
+
+class AccountDirectory:
+    """Name -> address of every account this portal created (demo or by the admin)."""
+
+    def __init__(self, path: Path, admins: Sequence[str] = ()):
+        self.path = path
+        self.admins = list(admins)  # names or addresses that may use the admin page
+
+    def names(self) -> dict[str, str]:
+        """Every name with its address."""
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def address_of(self, name: str) -> str | None:
+        """The address created under a name, if any."""
+        return self.names().get(name)
+
+    def create(self, name: str, new_account: Callable[[], str]) -> str:
+        """Record a new account under a free name (InvalidInput if taken); its address."""
+        names = self.names()
+        if name in names:
+            raise InvalidInput(f"the name {name!r} is taken")
+        address = names[name] = new_account()  # e.g. a new keystore: made once the name is free
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(names, indent=1, sort_keys=True))
+        return address
+
+    def resolve(self, who: str) -> str:
+        """The address of a name, or of an address as typed (InvalidInput if it is neither)."""
+        return self.names().get(who) or parse_address(who)
+
+    def name_of(self, address: str) -> str | None:
+        """The name an address was created under, if any."""
+        return next((n for n, a in self.names().items() if a == address), None)
+
+    def is_admin(self, address: str) -> bool:
+        """Whether the account is one of the admins (named, or given by address)."""
+        names = self.names()
+        return any(names.get(a, a).lower() == address.lower() for a in self.admins)

@@ -1,0 +1,48 @@
+"""The portal's chain: start it (or share the node already running), deploy or attach contracts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from geth_private import backend_from_uri
+from geth_private.backend import PERSISTENT, ChainBackend
+from geth_private.cli import running_node
+from geth_private.errors import ChainUnavailable
+from marketplace.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend:
+    """Start the configured chain; without an anvil binary, fall back to embedded (if allowed)."""
+    running = running_node(data_dir) if uri.startswith("anvil:") else None
+    if running:
+        # `gridbid chain start` already runs this data directory's node: share it.
+        uri = running
+    backend = backend_from_uri(uri, str(data_dir))
+    try:
+        backend.start()
+    except ChainUnavailable as err:
+        if not uri.startswith("anvil:") or not fallback:
+            raise
+        log.warning("%s; falling back to the embedded chain (memory only)", err)
+        backend = backend_from_uri("embedded://")
+        backend.start()
+    return backend
+
+
+def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path) -> None:
+    """Reuse the contracts of the address book when this chain still has them, else deploy."""
+    chain_id = ledger.chain_id()
+    if backend.has(PERSISTENT) and book.exists():
+        saved = json.loads(book.read_text())
+        if saved.get("chain_id") == chain_id and ledger.deployed_at(saved):
+            ledger.attach(saved)
+            log.info("using the contracts deployed before: %s", saved)
+            return
+    addresses = ledger.deploy()
+    if backend.has(PERSISTENT):
+        book.parent.mkdir(parents=True, exist_ok=True)
+        book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))

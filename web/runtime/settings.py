@@ -1,0 +1,32 @@
+"""The portal config read into what the parts take: the market's settings, lists given as text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marketplace.market import Settings
+from marketplace.rules import Limits
+
+
+def listed(value: Any) -> list[str]:
+    """A config list given as a list or as comma-separated text ("a, b" -> ["a", "b"])."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
+
+
+def market_settings(config: Mapping[str, Any]) -> Settings:
+    """The market's settings from the portal config."""
+    return Settings(
+        step_wh=config["STEP_WH"], mint_batch_wh=config["MINT_BATCH_WH"],
+        deal_ttl_s=config["DEAL_TTL_S"],
+        limits=Limits(
+            min_increment_wei=config["BID_MIN_INCREMENT_WEI"],
+            min_increment_pct=config["BID_MIN_INCREMENT_PCT"],
+            soft_close_s=config["SOFT_CLOSE_S"],
+            soft_close_cap_s=config["SOFT_CLOSE_CAP_S"],
+        ),
+    )

@@ -1,0 +1,111 @@
+"""The portal's parts built in order, each whole, from its config: chain to market."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware_bridge.boards import BoardRouter
+from firmware_bridge.bridge import Bridge
+from firmware_bridge.emulator import Microgrid
+from firmware_bridge.remote_boards import RemoteBoards, Transport
+from geth_private import Keystore, TxManager
+from geth_private.backend import PERSISTENT, ChainBackend
+from marketplace.clock import Clock
+from marketplace.events import Hub
+from marketplace.ledger import Ledger
+from marketplace.market import Market
+from marketplace.store import Store
+from marketplace.wallet import Wallets
+from web.runtime.accounts import AccountDirectory
+from web.runtime.chain import deploy_or_attach, start_chain
+from web.runtime.demo import participants, seed_accounts, start_emulated_boards
+from web.runtime.events import EventWatcher, TransactionJournal
+from web.runtime.meters import MeterEnrollment
+from web.runtime.settings import listed, market_settings
+from web.runtime.storage import MARKET_DB, forget_market, store_location
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every long-lived part of a started portal."""
+
+    backend: ChainBackend
+    txm: TxManager
+    ledger: Ledger
+    store: Store
+    microgrid: Microgrid
+    bridge: Bridge  # this machine's boards
+    remote_boards: RemoteBoards  # boards that bridges on other machines serve
+    boards: BoardRouter  # both as one, for the market
+    market: Market
+    wallets: Wallets
+    meters: MeterEnrollment
+    events: EventWatcher
+    demo_accounts: list[dict[str, str]]
+    admin_accounts: list[dict[str, str]]
+
+    def close(self) -> None:
+        """Release boards, ptys, the store and the chain (once the loops have stopped)."""
+        self.bridge.close()
+        self.microgrid.stop()
+        self.store.close()
+        self.backend.stop()
+
+
+def wire(
+    config: Mapping[str, Any], *, hub: Hub, clock: Clock, keystore: Keystore,
+    accounts: AccountDirectory, transport: Transport,
+) -> Parts:
+    """Start the chain, open the store, deploy, attach boards, seat the demo; undone on failure."""
+    data_dir = Path(config["DATA_DIR"])
+    with ExitStack() as undo:
+        backend = start_chain(config["CHAIN_URI"], data_dir, config.get("CHAIN_FALLBACK", True))
+        undo.callback(backend.stop)
+        txm = TxManager(backend)
+        ledger = Ledger(txm, backend.faucet())
+        store = _open_store(config, data_dir, backend)
+        undo.callback(store.close)
+        with store.exclusive("startup"):  # workers sharing a store deploy one at a time
+            deploy_or_attach(ledger, backend, data_dir / "contracts.json")
+        microgrid = Microgrid(
+            speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
+        )
+        undo.callback(microgrid.stop)
+        bridge = Bridge(heartbeat_s=1.0)
+        undo.callback(bridge.close)
+        # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
+        remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")), transport)
+        boards = BoardRouter(bridge, remote_boards)
+        market = Market(store, ledger, boards, clock, hub, market_settings(config))
+        specs = participants(config)
+        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
+        remote_boards.subscribe(meters.adopt_remote)
+        demo: tuple[list[dict[str, str]], list[dict[str, str]]] = ([], [])
+        if config["DEMO"]:
+            with store.exclusive("startup"):  # … and create and fund accounts one at a time
+                start_emulated_boards(microgrid, bridge, specs, config, data_dir / "boards",
+                                      remote_boards.allowed)
+                demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
+                                     meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
+                                     remote=remote_boards.allowed)
+        txm.subscribe(TransactionJournal(store, hub))
+        parts = Parts(
+            backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
+            bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,
+            wallets=Wallets(market), meters=meters, events=EventWatcher(ledger, store, hub),
+            demo_accounts=demo[0], admin_accounts=demo[1],
+        )
+        undo.pop_all()  # all built: from now on Parts.close() releases them
+    return parts
+
+
+def _open_store(config: Mapping[str, Any], data_dir: Path, backend: ChainBackend) -> Store:
+    """The market's store; the data directory's starts afresh when the chain forgets on restart."""
+    location = store_location(config, data_dir)
+    if location == data_dir / MARKET_DB and not backend.has(PERSISTENT):
+        forget_market(data_dir)
+    return Store(location)
