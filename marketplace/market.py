@@ -152,11 +152,6 @@ class Market:
                 readings[board_id] = reading.wh_in
         self.minting.step(readings)
 
-    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
-        """Tick until stop is set (run as a background task)."""
-        while not stop.wait(interval):
-            try:
-                self.tick()
-            except Exception:  # one bad pass must not stop the market
-                log.exception("market tick failed")
-        self.lease.release()  # a clean stop hands settlement to another worker at once
+    def close(self) -> None:
+        """The last tick ran: hand settlement to another worker at once (a clean stop)."""
+        self.lease.release()

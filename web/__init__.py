@@ -51,12 +51,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def start_runtime(app: Flask) -> Runtime:
     """Start the app's runtime, its loops running as Socket.IO background tasks."""
-    state = portal(app)
-    state.runtime.start(spawn=socketio.start_background_task)
+    state, config = portal(app), app.config
+    runtime = state.runtime
+    runtime.start(spawn=socketio.start_background_task)
     for feed in (state.pusher, state.feed):
-        state.runtime.hub.subscribe(feed.on_hub)
-        socketio.start_background_task(feed.run)
-    return state.runtime
+        runtime.hub.subscribe(feed.on_hub)
+    # Woken by every hub event; the short rest makes a burst of events one push.
+    runtime.loop("wallet pushes", state.pusher.push_changed, config["WALLET_PUSH_S"],
+                 wake=state.pusher.wake, gap_s=0.05)
+    runtime.loop("grid samples", state.feed.push_sample, config["GRID_PUSH_S"])
+    return runtime
 
 
 def _navigation() -> dict[str, Any]:

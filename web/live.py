@@ -31,6 +31,7 @@ class WalletPusher:
     def __init__(self, app: Flask):
         self.app = app
         self.connected: dict[str, str] = {}  # /wallet socket sid -> address
+        self.last: dict[str, str] = {}  # address -> the wallet as last sent (JSON)
         self.wake = threading.Event()
         self.lock = threading.Lock()
 
@@ -55,28 +56,23 @@ class WalletPusher:
             socketio.emit(topic, payload, namespace="/market")
         self.poke()
 
-    def run(self) -> None:
-        """Background task: push each open wallet that changed, checking at least each period."""
-        last: dict[str, str] = {}
-        rt = portal(self.app).runtime
-        while not rt.stopping:
-            self.wake.wait(self.app.config["WALLET_PUSH_S"])
-            self.wake.clear()
-            with self.lock:
-                online = set(self.connected.values())
-            for address in online:
-                try:
-                    summary = rt.wallets.summary(address)
-                except Exception:
-                    log.exception("wallet of %s not computed", address)
-                    continue
-                text = json.dumps(summary, sort_keys=True)
-                if last.get(address) != text:
-                    last[address] = text
-                    socketio.emit("wallet", summary, namespace="/wallet", to=address)
-            for gone in set(last) - online:
-                del last[gone]
-            socketio.sleep(0.05)  # coalesce a burst of events into one push
+    def push_changed(self) -> None:
+        """One pass: send each open wallet that changed since it was last sent."""
+        wallets = portal(self.app).runtime.wallets
+        with self.lock:
+            online = set(self.connected.values())
+        for address in online:
+            try:
+                summary = wallets.summary(address)
+            except Exception:
+                log.exception("wallet of %s not computed", address)
+                continue
+            text = json.dumps(summary, sort_keys=True)
+            if self.last.get(address) != text:
+                self.last[address] = text
+                socketio.emit("wallet", summary, namespace="/wallet", to=address)
+        for gone in set(self.last) - online:
+            del self.last[gone]
 
 
 class SessionSockets:
@@ -125,20 +121,12 @@ class GridFeed:
         sold = portal(self.app).runtime.market.listings("sold")[:200]
         return [_price_point(v) for v in reversed(sold) if v["highest_bid_wei"] is not None]
 
-    def run(self) -> None:
-        """Background task: a sample to /grid each GRID_PUSH_S while anyone watches."""
-        rt = portal(self.app).runtime
-        period = self.app.config["GRID_PUSH_S"]
-        while not rt.stopping:
-            socketio.sleep(period)
-            with self.lock:
-                watched = self.watchers > 0
-            if not watched:
-                continue
-            try:
-                socketio.emit("sample", self.sample(), namespace="/grid")
-            except Exception:
-                log.exception("grid sample not sent")
+    def push_sample(self) -> None:
+        """One pass: a sample to /grid, while anyone watches."""
+        with self.lock:
+            watched = self.watchers > 0
+        if watched:
+            socketio.emit("sample", self.sample(), namespace="/grid")
 
     def on_hub(self, topic: str, payload: dict[str, Any]) -> None:
         """A sold auction adds a point to the price chart."""

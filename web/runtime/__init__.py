@@ -25,10 +25,12 @@ from marketplace.wallet import Wallets
 from web.bridges import send_command
 from web.keyring import KeyRing
 from web.runtime.accounts import AccountDirectory
+from web.runtime.loops import Loop
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
 
 Spawn = Callable[..., Any]
+TX_POLL_S = 0.2  # how often receipts are looked for
 JOIN_TIMEOUT_S = 5.0  # how long stop() waits for each background loop to finish its pass
 
 T = TypeVar("T")
@@ -88,6 +90,8 @@ class Runtime:
                                          listed(config.get("ADMINS")))
         self._parts: Parts | None = None
         self._tasks: list[Any] = []
+        self._loops: list[Loop] = []
+        self._spawn: Spawn = _thread
         self._stop = threading.Event()
 
     @property
@@ -118,15 +122,26 @@ class Runtime:
         cfg = self.config
         parts = self._parts = wire(cfg, hub=self.hub, clock=self.clock, keystore=self.keystore,
                                    accounts=self.accounts, transport=self.transport)
-        self._tasks = [
-            spawn(parts.txm.run, self._stop),
-            spawn(parts.market.run, self._stop, cfg["TICK_S"]),
-            spawn(parts.events.run, self._stop, cfg["EVENT_POLL_S"]),
-        ]
+        self._spawn = spawn
+        self.loop("transactions", parts.txm.poll, TX_POLL_S)
+        # A clean stop hands settlement to another worker at once.
+        self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
+        self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"])
+
+    def loop(
+        self, name: str, step: Callable[[], object], interval_s: float, **options: Any
+    ) -> Loop:
+        """Run step every interval_s as a background task until stop() (see Loop)."""
+        loop = Loop(name, step, interval_s, self._stop, **options)
+        self._loops.append(loop)
+        self._tasks.append(self._spawn(loop.run))
+        return loop
 
     def stop(self) -> None:
         """Stop the loops and release boards, ptys and the chain."""
         self._stop.set()
+        for loop in self._loops:
+            loop.wake.set()
         if self._parts is None:
             return
         # The loops finish their pass first, so none writes to a store that is closed.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from geth_private import TxRecord
@@ -53,14 +52,6 @@ class EventWatcher:
                  "block": raw["blockNumber"], "tx": raw["transactionHash"].to_0x_hex()},
             )
         self.store.set_cursor(CURSOR, self.poller.cursor)
-
-    def run(self, stop: threading.Event, interval_s: float) -> None:
-        """Poll every interval_s until stop is set."""
-        while not stop.wait(interval_s):
-            try:
-                self.poll_once()
-            except Exception:  # the node may hiccup; the cursor keeps our place
-                log.exception("event polling failed")
 
 
 def _plain(value: Any) -> Any:
