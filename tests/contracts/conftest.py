@@ -188,6 +188,19 @@ def reverts(chain: Chain) -> Callable[[str], Any]:
     return _reverts
 
 
+@pytest.fixture(scope="session")
+def compile_check() -> subprocess.CompletedProcess:
+    """`node contracts/compile.js --check --json`, run once a session (it compiles every set)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the staleness check compiles with solc-js")
+    if not (ROOT / "node_modules" / "solc").is_dir():
+        pytest.skip("node_modules/solc missing: npm ci")
+    return subprocess.run(
+        ["node", "contracts/compile.js", "--check", "--json"], cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+    )
+
+
 COMPILE_JS = """
 const solc = require("solc");
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
