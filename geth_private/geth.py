@@ -401,12 +401,14 @@ class GethBackend(ChainBackend):
         return self._period
 
     def pending_hashes(self) -> list[str]:
-        content = self.w3.geth.txpool.content()
+        # The raw reply: geth lists {"pending"|"queued": {sender: {"<nonce>": tx}}} with the
+        # hashes as 0x-strings (web3's txpool.content() passes them on as str, not bytes).
+        content = self._rpc("txpool_content", []) or {}
         found = []
         for section in ("pending", "queued"):
-            for by_nonce in content.get(section, {}).values():
+            for by_nonce in (content.get(section) or {}).values():
                 for _, tx in sorted(by_nonce.items(), key=lambda item: int(item[0])):
-                    found.append(Web3.to_hex(tx["hash"]))
+                    found.append(str(tx["hash"]))
         return found
 
     def peers(self) -> list[dict[str, Any]]:

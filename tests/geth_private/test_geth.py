@@ -370,6 +370,9 @@ def answer(method, params):
     if method == "admin_addPeer":
         state["peers"].append(params[0])
         return True
+    if method == "txpool_content":  # geth 1.13.15's shape; the pool a test left in txpool.json
+        pool = os.path.join(datadir, "txpool.json")
+        return json.load(open(pool)) if os.path.exists(pool) else {"pending": {}, "queued": {}}
     raise KeyError(method)
 
 
@@ -462,6 +465,38 @@ def test_a_node_that_dies_at_start_shows_its_log(tmp_path, monkeypatch):
     (node / "genesis.json").unlink()
     with pytest.raises(ChainError, match="no readable genesis.json"):
         backend.start()
+
+
+def pool_tx(sender: str, nonce: int, tx_hash: str) -> dict:
+    """One transaction as geth 1.13.15's txpool_content lists it (an RPCTransaction)."""
+    return {
+        "blockHash": None, "blockNumber": None, "from": sender, "gas": "0x5208",
+        "gasPrice": "0x77359401", "maxFeePerGas": "0x77359401",
+        "maxPriorityFeePerGas": "0x3b9aca00",
+        "hash": tx_hash, "input": "0x", "nonce": hex(nonce),
+        "to": "0x2222222222222222222222222222222222222222", "transactionIndex": None,
+        "value": "0xde0b6b3a7640000", "type": "0x2", "accessList": [], "chainId": "0x539",
+        "v": "0x1", "r": "0x" + "ab" * 32, "s": "0x" + "cd" * 32, "yParity": "0x1",
+    }
+
+
+def test_pending_hashes_reads_a_full_pool(tmp_path, monkeypatch):
+    """geth's pool lists hashes as strings, by sender then decimal nonce; pending before queued."""
+    monkeypatch.setenv("GETH_BINARY", str(stand_in_geth(tmp_path, GETH_1_13_15)))
+    p2p, http, ws, auth = free_ports(4)
+    node = tmp_path / "node"
+    uri = f"geth://?datadir={node}&port={p2p}&http={http}&ws={ws}&authrpc={auth}"
+    sender = Account.create().address
+    hashes = ["0x" + f"{n:x}" * 64 for n in range(1, 4)]
+    pool = {
+        "pending": {sender: {"10": pool_tx(sender, 10, hashes[1]),
+                             "9": pool_tx(sender, 9, hashes[0])}},
+        "queued": {sender: {"12": pool_tx(sender, 12, hashes[2])}},
+    }
+    with GethBackend(uri, scrypt_n=2**10) as backend:
+        assert backend.pending_hashes() == []
+        (node / "txpool.json").write_text(json.dumps(pool))
+        assert backend.pending_hashes() == hashes
 
 
 def _answers(port: int) -> bool:
