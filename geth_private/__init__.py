@@ -11,7 +11,7 @@ from geth_private.errors import (
 )
 from geth_private.keystore import Keystore
 from geth_private.logs import LogPoller
-from geth_private.transactions import TxManager, TxRecord
+from geth_private.transactions import TxManager, TxRecord, TxStatus
 from geth_private.uri import backend_from_uri
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "TransactionReverted",
     "TxManager",
     "TxRecord",
+    "TxStatus",
     "WrongPassphrase",
     "backend_from_uri",
 ]
