@@ -1,6 +1,6 @@
 """Chain layer: backends behind one seam, geth-format keystores, locally signed transactions."""
 
-from geth_private.backend import ChainBackend, backend_from_uri
+from geth_private.backend import ChainBackend
 from geth_private.errors import (
     ChainError,
     ChainUnavailable,
@@ -11,7 +11,8 @@ from geth_private.errors import (
 )
 from geth_private.keystore import Keystore
 from geth_private.logs import LogPoller
-from geth_private.transactions import TxManager, TxRecord
+from geth_private.transactions import TxManager, TxRecord, TxStatus
+from geth_private.uri import backend_from_uri
 
 __all__ = [
     "ChainBackend",
@@ -24,6 +25,7 @@ __all__ = [
     "TransactionReverted",
     "TxManager",
     "TxRecord",
+    "TxStatus",
     "WrongPassphrase",
     "backend_from_uri",
 ]

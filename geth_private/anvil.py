@@ -125,7 +125,7 @@ class AnvilControl:
 class AnvilBackend(AnvilControl, ChainBackend):
     """A private anvil node bound to 127.0.0.1, its state kept in the data directory.
 
-    URI: anvil://?state=PATH&interval=SECONDS&port=N&chain_id=N&period=SECONDS
+    URI: anvil://?state=PATH&interval=SECONDS&port=N&chain_id=N&period=SECONDS&hardfork=NAME
     """
 
     capabilities = frozenset(
@@ -141,6 +141,7 @@ class AnvilBackend(AnvilControl, ChainBackend):
         self.port = int(query.get("port", 0)) or None
         self.chain_id = int(query.get("chain_id", 1337))
         self._period = int(query.get("period", 0))
+        self.hardfork = query.get("hardfork")  # e.g. london, to stand in for geth 1.13's EVM
         self.log_path = self.state_path.with_name("anvil.log")
         self._process: subprocess.Popen | None = None
         self._w3: Web3 | None = None
@@ -159,6 +160,7 @@ class AnvilBackend(AnvilControl, ChainBackend):
             "--state", str(self.state_path), "--state-interval", str(self.state_interval),
             "--accounts", "1", "--balance", "1000000000",
             *(["--block-time", str(self._period)] if self._period else []),
+            *(["--hardfork", self.hardfork] if self.hardfork else []),
         ]
 
     def start(self) -> None:

@@ -1,15 +1,14 @@
-"""The ChainBackend seam and the one function that picks a backend from a URI."""
+"""The ChainBackend seam: the ABC every chain backend implements, and its capability flags."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Any
-from urllib.parse import urlparse
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from geth_private.errors import CapabilityMissing, ChainError
+from geth_private.errors import CapabilityMissing
 
 # Capability flags a backend may advertise; callers test these instead of backend classes.
 MINING_TOGGLE = "mining_toggle"  # block production can be stopped and started
@@ -107,32 +106,3 @@ class ChainBackend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def backend_from_uri(uri: str, data_dir: str | None = None) -> ChainBackend:
-    """Pick the backend for a chain URI: embedded://, anvil://, geth://, http(s)://, ws(s)://, ipc.
-
-    data_dir is where a managed node (anvil, geth) keeps its state unless the URI names a path.
-    """
-    parsed = urlparse(uri)
-    scheme = parsed.scheme or ("ipc" if uri.endswith(".ipc") else uri.rstrip(":/"))
-    if scheme == "embedded":
-        from geth_private.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(uri)
-    if scheme == "anvil":
-        from geth_private.anvil import AnvilBackend
-
-        return AnvilBackend(uri, data_dir)
-    if scheme == "geth":
-        from geth_private.geth import GethBackend
-
-        return GethBackend(uri, data_dir)
-    if scheme in ("http", "https", "ws", "wss", "ipc"):
-        from geth_private.remote import RemoteBackend
-
-        return RemoteBackend(uri)
-    raise ChainError(
-        f"unsupported chain URI {uri!r}: use embedded://, anvil://, geth://, http(s)://, "
-        "ws(s):// or the path of a node's .ipc file"
-    )

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from eth_account import Account
 
-from geth_private.backend import PEERS, backend_from_uri
+from geth_private.backend import PEERS
 from geth_private.errors import ChainError, KeystoreError, WrongPassphrase
 from geth_private.keystore import Keystore
+from geth_private.uri import backend_from_uri
 
 PIDFILE = "chain.json"
 

@@ -1,4 +1,4 @@
-"""geth as a managed child process on a private network: genesis, datadir, keystore, peers."""
+"""geth as a managed child process on a private network: datadir, keys, life cycle, peers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ import contextlib
 import json
 import logging
 import os
-import re
 import secrets
-import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlparse
 
 from eth_account.signers.local import LocalAccount
 from geth.chain import initialize_chain
@@ -29,131 +25,28 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 from web3.types import RPCEndpoint
 
-from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, TXPOOL, ChainBackend
+from geth_private.backend import MINING_TOGGLE, PEERS, ChainBackend
 from geth_private.errors import CapabilityMissing, ChainError, ChainUnavailable
 from geth_private.genesis import make_genesis, read_genesis
+from geth_private.geth_config import (
+    KEYSTORE,
+    LOOPBACK,
+    MIN_VERSION,
+    NOT_FOUND,
+    SEALER_PASS,
+    capabilities_for,
+    command_kwargs,
+    find_geth,
+    parse_geth_uri,
+    parse_version,
+    uses_clique,
+)
 from geth_private.keystore import DEFAULT_SCRYPT_N, Keystore
 
 log = logging.getLogger(__name__)
 
-# URI grammar (every key optional; datadir defaults to <data_dir>/geth):
-#   geth://?datadir=PATH&networkid=N&period=S&port=P&http=P&ws=P&authrpc=P
-#          &peers=enode://ID@HOST:PORT,enode://…&genesis=PATH
-DEFAULTS = {
-    "networkid": 1337,
-    "period": 5,
-    "port": 30303,
-    "http": 8545,
-    "ws": 8546,
-    "authrpc": 8551,
-}
-URI_KEYS = frozenset({"datadir", "peers", "genesis", *DEFAULTS})
-MIN_VERSION = (1, 13, 0)
-LAST_CLIQUE = (1, 13)  # geth 1.14 refuses pre-merge chains; from then on only --dev seals alone
-LOOPBACK = "127.0.0.1"
 OPERATOR_FUNDS = 10**6 * 10**18  # wei prefunded to the operator (faucet) account in the genesis
 START_TIMEOUT = 60
-NOT_FOUND = "geth not found: install geth ≥ 1.13 or set GETH_BINARY"
-_VERSION = re.compile(r"^Version:\s*(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
-
-
-def parse_version(output: str) -> tuple[int, int, int]:
-    """(major, minor, patch) from the output of `geth version`."""
-    match = _VERSION.search(output)
-    if match is None:
-        raise ChainUnavailable(
-            "no 'Version:' line in the output of `geth version`: "
-            "point GETH_BINARY at a geth ≥ 1.13 binary"
-        )
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
-def uses_clique(version: tuple[int, int, int]) -> bool:
-    """Whether this geth seals a private chain with clique (≤ 1.13) rather than --dev (≥ 1.14)."""
-    return version[:2] <= LAST_CLIQUE
-
-
-def capabilities_for(version: tuple[int, int, int]) -> frozenset[str]:
-    """What a geth of this version can do for us; missing ones are reported, never faked."""
-    if uses_clique(version):
-        # No BLOCK_PERIOD: the clique period is fixed in the genesis; set_block_period cannot work.
-        return frozenset({MINING_TOGGLE, TXPOOL, PEERS, PERSISTENT})
-    # --dev seals unconditionally (no miner to stop) and turns peer-to-peer networking off.
-    return frozenset({TXPOOL, PERSISTENT})
-
-
-def find_geth() -> str:
-    """The geth binary: GETH_BINARY if set, else `geth` on PATH."""
-    named = os.environ.get("GETH_BINARY")
-    if named:
-        found = shutil.which(named)
-        if found is None:
-            raise ChainUnavailable(
-                f"GETH_BINARY={named} is not an executable file: "
-                "point it at a geth ≥ 1.13 binary or unset it to use geth from PATH"
-            )
-        return found
-    found = shutil.which("geth")
-    if found is None:
-        raise ChainUnavailable(NOT_FOUND)
-    return found
-
-
-@dataclass(frozen=True)
-class GethOptions:
-    """What a geth:// URI asks for."""
-
-    datadir: Path
-    networkid: int = DEFAULTS["networkid"]
-    period: int = DEFAULTS["period"]
-    port: int = DEFAULTS["port"]
-    http: int = DEFAULTS["http"]
-    ws: int = DEFAULTS["ws"]
-    authrpc: int = DEFAULTS["authrpc"]
-    peers: tuple[str, ...] = ()
-    genesis: Path | None = None
-
-
-def parse_geth_uri(uri: str, data_dir: str | None) -> GethOptions:
-    """Read a geth:// URI; unknown keys and bad values are refused with what to write instead."""
-    parsed = urlparse(uri)
-    if parsed.netloc or parsed.path.strip("/"):
-        raise ChainError(
-            f"{uri!r}: geth:// starts a local node and takes only ?key=value options; "
-            "to use a geth that is already running, give its http://host:port"
-        )
-    query = dict(parse_qsl(parsed.query, keep_blank_values=True))
-    unknown = sorted(set(query) - URI_KEYS)
-    if unknown:
-        raise ChainError(
-            f"unknown geth:// option {', '.join(unknown)}: use {', '.join(sorted(URI_KEYS))}"
-        )
-    numbers: dict[str, Any] = {}
-    for key in DEFAULTS:
-        if key in query:
-            try:
-                numbers[key] = int(query[key])
-            except ValueError:
-                raise ChainError(
-                    f"geth:// option {key}={query[key]!r} must be a whole number"
-                ) from None
-            if numbers[key] < 0 or (key != "period" and numbers[key] == 0):
-                raise ChainError(f"geth:// option {key}={query[key]} is out of range")
-    peers = tuple(p.strip() for p in query.get("peers", "").split(",") if p.strip())
-    for peer in peers:
-        if not peer.startswith("enode://") or "@" not in peer:
-            raise ChainError(
-                f"peer {peer!r} is not an enode URL: write enode://<node id>@host:port"
-            )
-    if query.get("datadir"):
-        datadir = Path(query["datadir"]).expanduser()
-    elif data_dir:
-        datadir = Path(data_dir) / "geth"
-    else:
-        raise ChainError("geth:// needs somewhere to keep its chain: add ?datadir=/path to the URI")
-    genesis = Path(query["genesis"]).expanduser() if query.get("genesis") else None
-    return GethOptions(datadir=datadir.absolute(), peers=peers, genesis=genesis, **numbers)
 
 
 class _NodeProcess(BaseGethProcess):
@@ -187,11 +80,11 @@ class GethBackend(ChainBackend):
         self._faucet: LocalAccount | None = None
         self._period: int | None = None
         d = self.datadir = self.options.datadir
-        self.keystore_dir = d / "keystore"  # geth's keystore: the sealer's key, never a user's
+        self.keystore_dir = d / KEYSTORE  # geth's keystore: the sealer's key, never a user's
         self.log_path = d / "geth.log"
         self.genesis_path = d / "genesis.json"  # where py-geth's initialize_chain writes it
         self.http_url = f"http://{LOOPBACK}:{self.options.http}"
-        self._sealer_pass = d / "sealer.pass"
+        self._sealer_pass = d / SEALER_PASS
         self._operator_dir = d / "operator"  # outside geth's keystore: geth never sees this key
         self._operator_pass = d / "operator.pass"
 
@@ -232,47 +125,7 @@ class GethBackend(ChainBackend):
 
     def geth_kwargs(self, sealer: str | None) -> GethKwargsTypedDict:
         """py-geth's keyword form of our command line; `sealer` is the clique signer, if any."""
-        o = self.options
-        apis = "eth,net,web3,txpool,admin" + (",miner" if self.clique else "")
-        kwargs: GethKwargsTypedDict = {
-            "geth_executable": self.binary(),
-            "nice": False,  # py-geth would nice -n 20 it; a sealer must keep its time slot
-            "data_dir": str(self.datadir),
-            "rpc_enabled": True,
-            "rpc_addr": LOOPBACK,
-            "rpc_port": str(o.http),
-            "rpc_api": apis,
-            "ws_enabled": True,
-            "ws_addr": LOOPBACK,
-            "ws_port": str(o.ws),
-            "ws_api": apis,
-            # We speak HTTP; a socket under a deep datadir can exceed the 108-byte path limit.
-            "ipc_disable": True,
-            "no_discover": True,  # peers come only from the URI's static list
-            "verbosity": "3",
-        }
-        # Flags py-geth has no keyword for go in suffix_args (its suffix_kwargs is a dict that it
-        # extends the command with, which adds the keys only).
-        extra = ["--keystore", str(self.keystore_dir)]
-        extra += ["--authrpc.addr", LOOPBACK, "--authrpc.port", str(o.authrpc)]
-        if self.clique:
-            kwargs.update(network_id=str(o.networkid), port=str(o.port))
-            extra += ["--syncmode", "full"]
-            if sealer is not None:
-                # Clique signs blocks inside geth, so the sealer key must be unlocked there: the
-                # one key that goes to the node. It is a dedicated account with no funds, never
-                # a user's; geth refuses any unlock while HTTP is on without this flag, even on
-                # loopback.
-                kwargs["password"] = str(self._sealer_pass)
-                extra += ["--unlock", sealer, "--allow-insecure-unlock"]
-                extra += ["--mine", "--miner.etherbase", sealer]
-        else:
-            # --dev takes the first keystore account (our sealer) as its block producer and
-            # unlocks it with the first line of --password. --networkid is left out: --dev
-            # has no peers, and geth ≥ 1.16 refuses it with --dev.
-            kwargs.update(dev_mode=True, dev_period=str(o.period), password=str(self._sealer_pass))
-        kwargs["suffix_args"] = extra
-        return kwargs
+        return command_kwargs(self.binary(), self.options, self.clique, sealer)
 
     def process_args(self, sealer: str | None = None) -> list[str]:
         """The exact geth command line start() runs (sealer: the clique signer's address)."""
@@ -401,12 +254,14 @@ class GethBackend(ChainBackend):
         return self._period
 
     def pending_hashes(self) -> list[str]:
-        content = self.w3.geth.txpool.content()
+        # The raw reply: geth lists {"pending"|"queued": {sender: {"<nonce>": tx}}} with the
+        # hashes as 0x-strings (web3's txpool.content() passes them on as str, not bytes).
+        content = self._rpc("txpool_content", []) or {}
         found = []
         for section in ("pending", "queued"):
-            for by_nonce in content.get(section, {}).values():
+            for by_nonce in (content.get(section) or {}).values():
                 for _, tx in sorted(by_nonce.items(), key=lambda item: int(item[0])):
-                    found.append(Web3.to_hex(tx["hash"]))
+                    found.append(str(tx["hash"]))
         return found
 
     def peers(self) -> list[dict[str, Any]]:

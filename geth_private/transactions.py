@@ -8,6 +8,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -28,7 +29,15 @@ from geth_private.errors import (
 log = logging.getLogger(__name__)
 
 PRIORITY_FEE = 10**9  # 1 gwei tip; private chains do not auction block space
-QUEUED, PENDING, MINED, FAILED = "queued", "pending", "mined", "failed"
+
+
+class TxStatus(StrEnum):
+    """Where a transaction the app signed stands; a str, so it compares and serialises as one."""
+
+    QUEUED = "queued"  # held by the app until the sender's earlier transaction is mined
+    PENDING = "pending"  # handed to the node, no receipt yet
+    MINED = "mined"  # in a block, and it succeeded
+    FAILED = "failed"  # refused by the node, reverted, or replaced
 
 
 @dataclass
@@ -41,7 +50,7 @@ class TxRecord:
     label: str
     to: str | None
     value: int
-    status: str
+    status: TxStatus
     created: float
     submitted: float = 0.0
     block: int | None = None
@@ -113,7 +122,7 @@ class TxManager:
             ) and not self.backend.is_mining()
             if hold:
                 # The embedded node keeps one pending transaction per sender; the rest wait here.
-                record.status = QUEUED
+                record.status = TxStatus.QUEUED
                 self._remember(record, account)
                 self._queued[sender].append(record)
                 self._notify(record)
@@ -161,9 +170,9 @@ class TxManager:
         deadline = time.monotonic() + timeout
         while True:
             self.poll_one(record)
-            if record.status == MINED:
+            if record.status == TxStatus.MINED:
                 return record.receipt or self._receipt(record.tx_hash)
-            if record.status == FAILED:
+            if record.status == TxStatus.FAILED:
                 raise TransactionReverted(record.label, record.error, record.tx_hash)
             if time.monotonic() > deadline:
                 raise TransactionTimeout(
@@ -192,7 +201,7 @@ class TxManager:
 
     def poll_one(self, record: TxRecord) -> None:
         """Check one record's receipt and move its sender's queue along."""
-        if record.status == PENDING and not self._settle_if_mined(record):
+        if record.status == TxStatus.PENDING and not self._settle_if_mined(record):
             self._resubmit_if_dropped(record)
             return
         self._release(record.sender)
@@ -201,11 +210,9 @@ class TxManager:
         """Transactions not yet mined (queued by the app or pending at the node)."""
         with self._guard:
             records = [self._records[h] for h in self._order]
-        return [
-            r
-            for r in records
-            if r.status in (QUEUED, PENDING) and (address is None or r.sender == address)
-        ]
+        waiting = (TxStatus.QUEUED, TxStatus.PENDING)
+        return [r for r in records
+                if r.status in waiting and (address is None or r.sender == address)]
 
     def recent(self, address: str, limit: int = 20) -> list[TxRecord]:
         """The newest records sent by an address, newest first."""
@@ -265,7 +272,7 @@ class TxManager:
             label=label,
             to=params.get("to"),
             value=int(params.get("value", 0)),
-            status=PENDING,
+            status=TxStatus.PENDING,
             created=time.time(),
             params=params,
             raw=bytes(signed.raw_transaction),
@@ -286,11 +293,11 @@ class TxManager:
         try:
             self.w3.eth.send_raw_transaction(record.raw)
         except Exception as err:  # nodes refuse with many exception types; all mean "not sent"
-            record.status = FAILED
+            record.status = TxStatus.FAILED
             record.error = str(err)
             self._notify(record)
             raise TransactionRejected(f"{record.label}: the node refused it: {err}") from err
-        record.status = PENDING
+        record.status = TxStatus.PENDING
         record.submitted = time.time()
         self._inflight[record.sender][record.tx_hash] = record
         self._notify(record)
@@ -340,22 +347,23 @@ class TxManager:
         for index, old in enumerate(list(queue)):
             params = {**old.params, "nonce": nonce + index}
             fresh = self._sign(account, params, old.label)
-            fresh.status = QUEUED
+            fresh.status = TxStatus.QUEUED
             self._remember(fresh, account)
-            old.status, old.error = FAILED, "replaced after an earlier transaction was refused"
+            old.status = TxStatus.FAILED
+            old.error = "replaced after an earlier transaction was refused"
             queue[index] = fresh
         self._nonces[sender] = nonce + len(queue)
 
     def _settle(self, record: TxRecord, receipt: dict[str, Any]) -> None:
-        if record.status not in (PENDING, QUEUED):
+        if record.status not in (TxStatus.PENDING, TxStatus.QUEUED):
             return
         record.block = receipt["blockNumber"]
         record.gas_used = receipt["gasUsed"]
         record.receipt = receipt
         if receipt["status"] == 1:
-            record.status = MINED
+            record.status = TxStatus.MINED
         else:
-            record.status = FAILED
+            record.status = TxStatus.FAILED
             record.error = self._replay_reason(record)
         self._inflight[record.sender].pop(record.tx_hash, None)
         self._notify(record)

@@ -12,6 +12,7 @@ from web3.logs import DISCARD
 
 from contracts import load_artifact
 from contracts.bindings import bid_tuple, contract, decode_revert, sign_bid
+from contracts.evm import evm_version_of
 from geth_private import LogPoller, TxManager, TxRecord
 from geth_private.errors import ChainError
 from marketplace.contract_enums import MeterKind
@@ -251,7 +252,8 @@ class Ledger:
     # -- internals -------------------------------------------------------------------------
 
     def _deploy(self, name: str, *args: Any) -> str:
-        artifact = load_artifact(name)
+        # The artifact set the node's EVM runs (geth 1.13's clique chain stops at London).
+        artifact = load_artifact(name, evm_version_of(self.w3.eth.get_block("latest")))
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         data = factory.constructor(*args)._encode_data_in_transaction(*args)
         tx = {"data": data, "gas": GAS["deploy"]}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from web3.logs import DISCARD
 from contracts import load_artifact
 from contracts.bindings import bid_tuple, decode_revert, sign_bid
 
-from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, MINTED, PRICE, PRODUCER, TTL
+from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, MINTED, PRICE, PRODUCER, ROOT, TTL
 
 
 @dataclass
@@ -175,3 +177,17 @@ def reverts(chain: Chain) -> Callable[[str], Any]:
             assert decoded is not None and decoded.split("(")[0] == expected, decoded
 
     return _reverts
+
+
+@pytest.fixture(scope="session")
+def compile_check() -> subprocess.CompletedProcess:
+    """`node contracts/compile.js --check --json`, run once a session (it compiles every set)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the staleness check compiles with solc-js")
+    if not (ROOT / "node_modules" / "solc").is_dir():
+        pytest.skip("node_modules/solc missing: npm ci")
+    return subprocess.run(
+        ["node", "contracts/compile.js", "--check", "--json"], cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+    )
+

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 from web3 import Web3
 
@@ -13,7 +9,6 @@ import contracts
 from contracts import ArtifactMissing, ContractsError, load_artifact, sources_sha256
 from contracts.bindings import decode_revert
 
-ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("EnergyToken", "EnergyEscrow")
 
 
@@ -62,13 +57,6 @@ def test_decode_revert_names_custom_and_builtin_errors():
     assert decode_revert(None, encoded("DealNotOpen(uint256)")) == "DealNotOpen(?)"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.skipif(
-    not (ROOT / "node_modules" / "solc").is_dir(), reason="node_modules/solc missing: npm ci"
-)
-def test_compile_check_agrees_with_committed_artifacts():
-    result = subprocess.run(
-        ["node", "contracts/compile.js", "--check"], cwd=ROOT, capture_output=True, text=True,
-        timeout=300,
-    )
+def test_compile_check_agrees_with_committed_artifacts(compile_check):
+    result = compile_check
     assert result.returncode == 0, result.stderr

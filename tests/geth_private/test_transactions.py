@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 from eth_account import Account
 
-from geth_private import TransactionRejected, TransactionReverted, TxManager, backend_from_uri
+from geth_private import (
+    TransactionRejected,
+    TransactionReverted,
+    TxManager,
+    TxStatus,
+    backend_from_uri,
+)
 from geth_private.errors import ChainError
 
 ETH = 10**18
@@ -47,6 +54,13 @@ def test_transfers_are_signed_locally_and_mined(txm, chain, funded):
     assert receipt["status"] == 1
     assert chain.w3.eth.get_balance(other) == ETH
     assert txm.recent(funded.address)[0].status == "mined"
+
+
+def test_status_is_an_enum_that_reads_as_its_string(txm, funded):
+    record = txm.send(funded, {"to": Account.create().address, "value": 1, "gas": 21000}, "pay")
+    txm.wait(record)
+    assert record.status is TxStatus.MINED
+    assert json.loads(json.dumps(record.public()))["status"] == "mined"
 
 
 def test_nonces_stay_in_order_across_threads(txm, chain, funded):

@@ -1,0 +1,142 @@
+"""One artifact set per EVM version: picked from the node's headers, fresh, and run on anvil."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+from eth_account import Account
+
+from contracts import EVM_VERSIONS, UnsupportedEvm, load_artifact, sources_sha256
+from contracts.evm import evm_version_of
+from geth_private import TransactionReverted, TxManager, backend_from_uri
+from geth_private.anvil import find_anvil
+from marketplace.ledger import CONSUMER, PRODUCER, Ledger
+
+NAMES = ("EnergyToken", "EnergyEscrow")
+PUSH0, MCOPY = 0x5F, 0x5E
+# solc's CBOR metadata trailer (ipfs hash, solc version): data, not code, so never walked.
+METADATA = re.compile(rb"\xa2\x64ipfs\x58\x22.{34}\x64solc\x43...\x00\x33", re.DOTALL)
+ETH = 10**18
+
+needs_anvil = pytest.mark.skipif(
+    find_anvil() is None, reason="anvil not installed: `npm ci` installs @foundry-rs/anvil"
+)
+
+# -- picking a set from what the node reports ------------------------------------------------
+
+LONDON_HEADER = {"number": 7, "baseFeePerGas": 875_000_000, "gasLimit": 30_000_000}
+CANCUN_HEADER = {
+    **LONDON_HEADER, "blobGasUsed": 0, "excessBlobGas": 0, "parentBeaconBlockRoot": "0x" + "00" * 32
+}
+PRAGUE_HEADER = {**CANCUN_HEADER, "requestsHash": "0x" + "e3" * 32}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(LONDON_HEADER, "london"), (CANCUN_HEADER, "cancun"), (PRAGUE_HEADER, "prague")],
+    ids=["london", "cancun", "prague"],
+)
+def test_set_is_picked_from_header_fields(header, expected):
+    assert evm_version_of(header) == expected
+
+
+def test_absent_and_null_fields_count_as_missing():
+    assert evm_version_of({**CANCUN_HEADER, "requestsHash": None}) == "cancun"
+    # anvil's London genesis block: blob fields, but no beacon root, so not Cancun.
+    assert evm_version_of({**LONDON_HEADER, "blobGasUsed": 0, "excessBlobGas": 0}) == "london"
+    with pytest.raises(UnsupportedEvm, match="older than London"):
+        evm_version_of({"number": 1, "gasLimit": 8_000_000})
+
+
+def test_unknown_set_is_refused():
+    with pytest.raises(UnsupportedEvm, match="london, cancun, prague"):
+        load_artifact("EnergyToken", "osaka")
+
+
+# -- the sets themselves -----------------------------------------------------------------------
+
+
+def opcodes(bytecode: str) -> Iterator[int]:
+    """Every opcode of creation bytecode, PUSH data skipped, metadata trailers left out."""
+    for segment in METADATA.split(bytes.fromhex(bytecode.removeprefix("0x"))):
+        at = 0
+        while at < len(segment):
+            op = segment[at]
+            yield op
+            at += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)  # PUSH1..PUSH32 carry 1..32 bytes
+
+
+@pytest.mark.parametrize("evm", EVM_VERSIONS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_set_names_its_build(name, evm):
+    artifact = load_artifact(name, evm)
+    assert artifact.evm_version == evm and artifact.compiler.startswith("0.8.37+")
+    assert artifact.openzeppelin.startswith("5.")
+    assert artifact.sources_sha256 == sources_sha256()
+    assert artifact.abi == load_artifact(name).abi  # one source: one ABI for every set
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_london_set_has_no_shanghai_or_cancun_opcodes(name):
+    london = list(opcodes(load_artifact(name, "london").bytecode))
+    assert PUSH0 not in london and MCOPY not in london
+    # The walk does see them where they are: the Cancun set uses both.
+    cancun = list(opcodes(load_artifact(name, "cancun").bytecode))
+    assert PUSH0 in cancun and MCOPY in cancun
+
+
+@pytest.mark.parametrize("evm", EVM_VERSIONS)
+def test_committed_set_is_what_the_sources_compile_to(compile_check, evm):
+    """Fails when a set differs from compiling contracts/src now: run `npm run compile`."""
+    stale = json.loads(compile_check.stdout.splitlines()[0])
+    assert stale[evm] == [], compile_check.stderr
+
+
+# -- each set deployed and exercised on anvil -------------------------------------------------
+
+
+@needs_anvil
+@pytest.mark.parametrize("hardfork", EVM_VERSIONS)
+def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
+    """The ledger picks the node's set, and a mint and a delivered deal go through on it."""
+    with backend_from_uri(f"anvil://?hardfork={hardfork}", str(tmp_path)) as node:
+        assert evm_version_of(node.w3.eth.get_block("latest")) == hardfork
+        ledger = Ledger(TxManager(node), node.faucet())
+        ledger.deploy()
+        seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
+        for account in (seller, buyer, seller_meter, buyer_meter):
+            ledger.fund(account.address, ETH)
+        ledger.enroll_meter(seller_meter.address, seller.address, PRODUCER, 3_000)
+        ledger.enroll_meter(buyer_meter.address, buyer.address, CONSUMER, 500)
+        node.time_travel(node.w3.eth.get_block("latest")["timestamp"] + 7200)
+        node.mine()
+        ledger.wait(ledger.mint_reading(seller_meter, 2_000))
+        assert ledger.token_balance(seller.address) == 2_000
+        ledger.wait(ledger.approve_escrow(seller, 1_000))
+        ledger.wait(ledger.deposit(buyer, ETH // 10))
+        now = node.w3.eth.get_block("latest")["timestamp"]
+        bid = {"listingId": 1, "buyer": buyer.address, "seller": seller.address,
+               "priceWeiPerKWh": 10**15, "maxWh": 1_000, "nonce": 1, "expiry": now + 3600}
+        record = ledger.open_deal_async(bid, ledger.sign_bid(buyer, bid), 1_000, now + 3600)
+        ledger.wait(record)
+        deal_id = ledger.deal_id_from(record)
+        ledger.wait(ledger.report_delivery(buyer_meter, deal_id, 1_000))
+        deal = ledger.chain_deal(deal_id)
+        assert (deal["deliveredWh"], deal["paidWei"]) == (1_000, 10**15)
+        assert ledger.total_supply() == 1_000  # the delivered Wh were burnt
+
+
+@needs_anvil
+def test_prague_set_fails_on_a_london_node(tmp_path):
+    """Why the sets exist: PUSH0 halts a London EVM, so the deploy reverts with all its gas."""
+    with backend_from_uri("anvil://?hardfork=london", str(tmp_path)) as node:
+        artifact = load_artifact("EnergyToken", "prague")
+        data = node.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(
+            node.faucet().address
+        ).data_in_transaction
+        txm = TxManager(node)
+        with pytest.raises(TransactionReverted):
+            txm.transact(node.faucet(), {"data": data, "gas": 5_000_000}, "Deploy EnergyToken")
