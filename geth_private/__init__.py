@@ -11,6 +11,7 @@ from geth_private.errors import (
 )
 from geth_private.keystore import Keystore
 from geth_private.logs import LogPoller
+from geth_private.signer import SignedTx, Signer
 from geth_private.transactions import TxManager, TxRecord, TxStatus
 from geth_private.uri import backend_from_uri
 
@@ -21,6 +22,8 @@ __all__ = [
     "KeystoreError",
     "Keystore",
     "LogPoller",
+    "SignedTx",
+    "Signer",
     "TransactionRejected",
     "TransactionReverted",
     "TxManager",

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -25,6 +24,7 @@ from geth_private.errors import (
     TransactionReverted,
     TransactionTimeout,
 )
+from geth_private.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TxManager:
         self._order: deque[str] = deque(maxlen=history)
         self._guard = threading.RLock()
         self._listeners: list[Callable[[TxRecord], None]] = []
-        self._accounts: dict[str, LocalAccount] = {}
+        self._accounts: dict[str, Signer] = {}
         self._base_fee = 0
         self._fees_at = float("-inf")
 
@@ -103,7 +103,7 @@ class TxManager:
         """Call listener whenever a record changes status."""
         self._listeners.append(listener)
 
-    def send(self, account: LocalAccount, tx: dict[str, Any], label: str) -> TxRecord:
+    def send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
         """Sign tx with the next nonce and hand it to the node (or queue it); do not wait."""
         if "gas" not in tx:
             raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
@@ -144,7 +144,7 @@ class TxManager:
         return record
 
     def _renonce(
-        self, account: LocalAccount, params: dict[str, Any], label: str
+        self, account: Signer, params: dict[str, Any], label: str
     ) -> TxRecord | None:
         """After a refusal, the same transaction signed with the node's nonce when the node
         counts more than this process did: another process (a second portal worker, a
@@ -181,7 +181,7 @@ class TxManager:
             time.sleep(0.02)
 
     def transact(
-        self, account: LocalAccount, tx: dict[str, Any], label: str, timeout: float = 30.0
+        self, account: Signer, tx: dict[str, Any], label: str, timeout: float = 30.0
     ) -> dict[str, Any]:
         """Send and wait for the receipt."""
         return self.wait(self.send(account, tx, label), timeout)
@@ -228,14 +228,6 @@ class TxManager:
                 self._release(sender)
             self.poll()
 
-    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
-        """Poll receipts until stop is set (run in a background task)."""
-        while not stop.wait(interval):
-            try:
-                self.poll()
-            except Exception:  # the poller must survive a node hiccup
-                log.exception("receipt polling failed")
-
     # -- internals -------------------------------------------------------------------------
 
     def chain_id(self) -> int:
@@ -263,7 +255,7 @@ class TxManager:
         self._nonces[sender] = nonce + 1
         return nonce
 
-    def _sign(self, account: LocalAccount, params: dict[str, Any], label: str) -> TxRecord:
+    def _sign(self, account: Signer, params: dict[str, Any], label: str) -> TxRecord:
         signed = account.sign_transaction(params)
         return TxRecord(
             tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
@@ -278,7 +270,7 @@ class TxManager:
             raw=bytes(signed.raw_transaction),
         )
 
-    def _remember(self, record: TxRecord, account: LocalAccount) -> None:
+    def _remember(self, record: TxRecord, account: Signer) -> None:
         with self._guard:
             self._records[record.tx_hash] = record
             self._order.append(record.tx_hash)

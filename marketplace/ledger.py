@@ -13,7 +13,7 @@ from web3.logs import DISCARD
 from contracts import load_artifact
 from contracts.bindings import bid_tuple, contract, decode_revert, sign_bid
 from contracts.evm import evm_version_of
-from geth_private import LogPoller, TxManager, TxRecord
+from geth_private import LogPoller, Signer, TxManager, TxRecord
 from geth_private.errors import ChainError
 from marketplace.contract_enums import MeterKind
 from marketplace.errors import ChainActionFailed
@@ -219,12 +219,12 @@ class Ledger:
             return int(event["args"]["dealId"])
         raise ChainActionFailed(f"{record.label}: no DealOpened event in the receipt")
 
-    def report_delivery(self, meter: LocalAccount, deal_id: int, cumulative_wh: int) -> TxRecord:
+    def report_delivery(self, meter: Signer, deal_id: int, cumulative_wh: int) -> TxRecord:
         """The buyer's meter reports cumulative delivered Wh (not awaited)."""
         tx = self._tx(self.escrow, "reportDelivery", [deal_id, cumulative_wh])
         return self._send(meter, tx, f"Delivery report {cumulative_wh} Wh on deal {deal_id}")
 
-    def mint_reading(self, meter: LocalAccount, cumulative_wh: int) -> TxRecord:
+    def mint_reading(self, meter: Signer, cumulative_wh: int) -> TxRecord:
         """The producer's meter reports its cumulative Wh; the token mints the difference."""
         tx = self._tx(self.token, "mintReading", [cumulative_wh])
         return self._send(meter, tx, f"Mint from meter reading {cumulative_wh} Wh")
@@ -268,7 +268,7 @@ class Ledger:
             "gas": GAS[fn],
         }
 
-    def _send(self, account: LocalAccount, tx: dict[str, Any], label: str) -> TxRecord:
+    def _send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
         try:
             return self.txm.send(account, tx, label)
         except ChainError as err:

@@ -12,6 +12,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from geth_private import Signer
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
 from marketplace.clock import Clock
@@ -63,7 +64,7 @@ class Market:
 
     def add_participant(
         self, name: str, address: str, role: str, board_id: str | None,
-        meter: LocalAccount | None,
+        meter: Signer | None,
     ) -> None:
         """Register an account with the board and meter key that measure it (none yet: None)."""
         self.store.add_participant(address, name, role, board_id, meter and meter.address)
@@ -77,7 +78,7 @@ class Market:
         """A participant by address, or NotFound."""
         return participant(self.store, address)
 
-    def meter(self, board_id: str) -> LocalAccount:
+    def meter(self, board_id: str) -> Signer:
         """The meter key a board's delivery reports are signed with, or NotFound."""
         return self.settlement.meter(board_id)
 

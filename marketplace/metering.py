@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from eth_account.signers.local import LocalAccount
-
-from geth_private import TxRecord
+from geth_private import Signer, TxRecord
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
 
@@ -17,7 +15,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _MeterState:
     board_id: str
-    meter: LocalAccount
+    meter: Signer
     offset_wh: int = 0  # the chain's reading when this board's counter started at zero
     sent_wh: int = 0
     margin_s: int = 0  # seconds taken off the next block's estimated time after a refusal
@@ -32,7 +30,7 @@ class Minting:
         self.batch_wh = batch_wh
         self._meters: dict[str, _MeterState] = {}
 
-    def add_producer(self, board_id: str, meter: LocalAccount) -> None:
+    def add_producer(self, board_id: str, meter: Signer) -> None:
         """Mint for the producer measured by this board, signed by its meter key."""
         # A board's counter restarts at zero with the emulator, while a persistent chain
         # remembers the meter's last reading: readings are sent on top of it.

@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from geth_private import TxRecord
+from geth_private import Signer, TxRecord
 from marketplace import rules
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
@@ -46,7 +46,7 @@ class Settlement:
         self.hub = hub
         self.settings = settings
         self._lock = lock
-        self._meters: dict[str, LocalAccount] = {}  # board id -> meter key
+        self._meters: dict[str, Signer] = {}  # board id -> meter key
         self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
@@ -55,11 +55,11 @@ class Settlement:
 
     # -- meters and what is in flight ------------------------------------------------------
 
-    def add_meter(self, board_id: str, meter: LocalAccount) -> None:
+    def add_meter(self, board_id: str, meter: Signer) -> None:
         """The key a board's meter signs its delivery reports with."""
         self._meters[board_id] = meter
 
-    def meter(self, board_id: str) -> LocalAccount:
+    def meter(self, board_id: str) -> Signer:
         """The meter key of a board, or NotFound."""
         if board_id not in self._meters:
             raise NotFound(f"no meter key for board {board_id}")
