@@ -8,8 +8,10 @@ from flask import Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
 from web import config, errors
+from web.bridges import send_command
 from web.config import DEFAULTS
 from web.extensions import socketio
+from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.runtime import Runtime
 from web.state import KEY, PortalState, portal
 from web.throttle import LoginThrottles
@@ -37,12 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app, async_mode="threading", message_queue=app.config["MESSAGE_QUEUE"] or None
     )
     live.register(socketio)
-    runtime = Runtime(app.config)
+    runtime = Runtime(app.config, transport=send_command)
     app.extensions[KEY] = PortalState(
         runtime=runtime,
         # Failed logins, per account and per client address, on the portal's clock.
         throttles=LoginThrottles.from_config(app.config, runtime.clock.now),
-        pusher=live.WalletPusher(app), feed=live.GridFeed(app), sockets=live.SessionSockets(),
+        pusher=WalletPusher(runtime), feed=GridFeed(runtime), sockets=SessionSockets(),
     )
     app.context_processor(_navigation)
     app.add_url_rule("/", "index", _index)

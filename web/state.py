@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from web.pushers import GridFeed, SessionSockets, WalletPusher
+from web.runtime import Runtime
 from web.throttle import LoginThrottles
-
-if TYPE_CHECKING:
-    # For the annotations only: web.live and web.bridges (below Runtime) read the state through
-    # portal(), so importing these at run time would circle back to them.
-    from web.live import GridFeed, SessionSockets, WalletPusher
-    from web.runtime import Runtime
 
 KEY = "gridbid"
 

@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
@@ -22,7 +23,6 @@ from marketplace.ledger import Ledger
 from marketplace.market import Market
 from marketplace.store import Store
 from marketplace.wallet import Wallets
-from web.bridges import send_command
 from web.keyring import KeyRing
 from web.runtime.accounts import AccountDirectory
 from web.runtime.loops import Loop
@@ -38,6 +38,11 @@ T = TypeVar("T")
 
 class NotStarted(RuntimeError):
     """A part of the portal was asked for before Runtime.start() built it."""
+
+
+def no_transport(peer: str, command: dict[str, Any], timeout: float) -> Any:
+    """The transport of a runtime without a portal's Socket.IO: no remote bridge can be reached."""
+    raise BridgeError("remote bridges reach this runtime only through a portal's /bridge channel")
 
 
 def _thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
@@ -78,7 +83,7 @@ class Runtime:
     demo_accounts: _Part[list[dict[str, str]]] = _Part()
     admin_accounts: _Part[list[dict[str, str]]] = _Part()
 
-    def __init__(self, config: Mapping[str, Any], transport: Transport = send_command):
+    def __init__(self, config: Mapping[str, Any], transport: Transport = no_transport):
         self.config = config
         self.transport = transport  # how commands reach remote bridges
         self.hub = Hub()
