@@ -1,35 +1,15 @@
-"""What the market needs of the meter boards (a seam: the local bridge, a remote one, a router)."""
+"""The market's side of the board seam (firmware_bridge.boards.Boards): reads that never raise."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
+
+from firmware_bridge.boards import Boards
 
 log = logging.getLogger(__name__)
 
-
-class Boards(Protocol):
-    """The meter boards as the market uses them: switch relays, set budgets, read meters."""
-
-    def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
-        """Close (on) or open a board's relay."""
-        ...
-
-    def reading(self, board_id: str) -> Any:
-        """The latest reading (wh_in, wh_out, power_w; soc, pv_w on producers) or None."""
-        ...
-
-    def read(self, board_id: str) -> Any:
-        """A reading asked of the board now."""
-        ...
-
-    def set_budget(self, board_id: str, wh: float | None, relay: int = 0) -> None:
-        """Let a relay pass at most wh more Wh before the board opens it (None: no limit)."""
-        ...
-
-    def online(self, board_id: str) -> bool:
-        """Whether the board can be reached now."""
-        ...
+__all__ = ["Boards", "safe_read"]
 
 
 def safe_read(boards: Boards, board_id: str, fresh: bool = False) -> Any:
