@@ -18,6 +18,11 @@ def store_location(config: Mapping[str, Any], data_dir: Path) -> Path | str:
     return data_dir / MARKET_DB
 
 
+def is_default(config: Mapping[str, Any]) -> bool:
+    """Whether the store is the data directory's own (neither STORE_URL nor STORE_PATH given)."""
+    return not (config.get("STORE_URL") or config.get("STORE_PATH"))
+
+
 def forget_market(data_dir: Path) -> None:
     """Delete the data directory's market database (with its journal files)."""
     for stale in data_dir.glob(MARKET_DB + "*"):

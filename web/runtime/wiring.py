@@ -26,7 +26,7 @@ from web.runtime.demo import participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
 from web.runtime.meters import MeterEnrollment
 from web.runtime.settings import listed, market_settings
-from web.runtime.storage import MARKET_DB, forget_market, store_location
+from web.runtime.storage import forget_market, is_default, store_location
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def wire(
 
 def _open_store(config: Mapping[str, Any], data_dir: Path, backend: ChainBackend) -> Store:
     """The market's store; the data directory's starts afresh when the chain forgets on restart."""
-    location = store_location(config, data_dir)
-    if location == data_dir / MARKET_DB and not backend.has(PERSISTENT):
+    # A store named in the config is the operator's to keep, whatever the chain forgets.
+    if is_default(config) and not backend.has(PERSISTENT):
         forget_market(data_dir)
-    return Store(location)
+    return Store(store_location(config, data_dir))
