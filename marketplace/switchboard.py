@@ -29,10 +29,9 @@ class Switchboard:
         return safe_read(self.boards, board_id, fresh)
 
     def online(self, board_id: str) -> bool:
-        """Whether a board can be reached (boards that cannot tell are taken as online)."""
-        online = getattr(self.boards, "online", None)
+        """Whether a board can be reached (one whose check fails is taken as offline)."""
         try:
-            return True if online is None else bool(online(board_id))
+            return bool(self.boards.online(board_id))
         except Exception:
             return False
 

@@ -122,8 +122,8 @@ def test_gridbid_bridge_serves_emulated_boards_to_the_portal(app, runtime, serve
              "--token-file", str(token), "--data-dir", str(tmp_path / "site")])
         wait_for(lambda: set(runtime.remote_boards.sid) == {"pv-alice", "load-carol"},
                  timeout=30, what="gridbid bridge to announce both boards")
-        runtime.grid.set_relay("load-carol", True)
-        assert runtime.grid.read("load-carol").relays == (True,)
+        runtime.board_router.set_relay("load-carol", True)
+        assert runtime.board_router.read("load-carol").relays == (True,)
     finally:
         for process in (bridge, boards):
             if process is not None:

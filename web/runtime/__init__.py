@@ -77,7 +77,6 @@ class Runtime:
     bridge: _Part[Bridge] = _Part()
     remote_boards: _Part[RemoteBoards] = _Part()
     board_router: _Part[BoardRouter] = _Part("boards")
-    grid = board_router  # the name the tests use for the board router
     market: _Part[Market] = _Part()
     wallets: _Part[Wallets] = _Part()
     demo_accounts: _Part[list[dict[str, str]]] = _Part()
