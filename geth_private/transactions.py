@@ -355,8 +355,9 @@ class TxManager:
         if receipt["status"] == 1:
             record.status = TxStatus.MINED
         else:
-            record.status = TxStatus.FAILED
+            # The reason first: a thread waiting on this record acts as soon as it sees FAILED.
             record.error = self._replay_reason(record)
+            record.status = TxStatus.FAILED
         self._inflight[record.sender].pop(record.tx_hash, None)
         self._notify(record)
 
