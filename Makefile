@@ -17,7 +17,7 @@ test: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js $(VENDOR)/chart.umd.min.js
+deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js $(VENDOR)/chart.umd.min.js $(VENDOR)/ethers.min.js
 
 test-deps: deps $(VENV)/.installed-test system-deps
 
@@ -46,6 +46,11 @@ $(VENDOR)/socket.io.min.js: node_modules/.installed
 $(VENDOR)/chart.umd.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map $(VENDOR)/
+
+# ethers' ES module build: the page imports it to unlock keystores and sign (served locally).
+$(VENDOR)/ethers.min.js: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/ethers/dist/ethers.min.js $(VENDOR)/
 
 # Debian packages the browser, serial and scale-out tests drive; installed only when missing.
 system-deps:
