@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, redirect, url_for
-from werkzeug.wrappers import Response
+from flask import Flask
 
 from web import config, errors
 from web.bridges import send_command
@@ -24,10 +23,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     config.load(app.config, test_config)
 
-    from web import admin, auth, grid, live, market, wallet
+    from web import admin, auth, grid, live, market, pages, wallet
     from web.session import check_csrf, csrf_token
 
-    for feature in (auth, wallet, market, grid, admin):
+    for feature in (pages, auth, wallet, market, grid, admin):
         app.register_blueprint(feature.bp)
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -46,8 +45,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         throttles=LoginThrottles.from_config(app.config, runtime.clock.now),
         pusher=WalletPusher(runtime), feed=GridFeed(runtime), sockets=SessionSockets(),
     )
-    app.context_processor(_navigation)
-    app.add_url_rule("/", "index", _index)
     return app
 
 
@@ -63,16 +60,3 @@ def start_runtime(app: Flask) -> Runtime:
                  wake=state.pusher.wake, gap_s=0.05)
     runtime.loop("grid samples", state.feed.push_sample, config["GRID_PUSH_S"])
     return runtime
-
-
-def _navigation() -> dict[str, Any]:
-    """Template context: whether the logged-in account sees the Admin link."""
-    from web.session import current_account
-
-    account = current_account()
-    runtime = portal().runtime
-    return {"is_admin": bool(account and runtime.started and runtime.is_admin(account.address))}
-
-
-def _index() -> Response:
-    return redirect(url_for("wallet.page"))

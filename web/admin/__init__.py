@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask import Blueprint, jsonify
 
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.ledger import CONSUMER, PRODUCER
-from web.errors import wants_json
+from web.pages import shell
 from web.session import body, login_required, runtime
 
 bp = Blueprint("admin", __name__, template_folder="templates")
@@ -28,24 +28,22 @@ KIND_NAMES = {0: None, PRODUCER: "producer", CONSUMER: "consumer"}
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Logged in as an admin, or refused (pages redirect, API calls get 401/403)."""
+    """Logged in as an admin, or refused (401 logged out, 403 not an admin)."""
 
     @login_required
     @functools.wraps(view)
     def wrapped(account: LocalAccount, *args: Any, **kwargs: Any) -> Any:
         if not runtime().is_admin(account.address):
-            if wants_json():
-                raise NotAllowed("only the portal's admins can do this")
-            return redirect(url_for("wallet.page"))
+            raise NotAllowed("only the portal's admins can do this")
         return view(account, *args, **kwargs)
 
     return wrapped
 
 
 @bp.get("/admin")
-@admin_required
-def page(account):
-    return render_template("admin/admin.html", me=account.address)
+def page() -> str:
+    """The page shell on the admin view (every admin API call checks the admin role)."""
+    return shell("admin")
 
 
 @bp.get("/api/admin/accounts")

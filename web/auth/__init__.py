@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request, session
+from flask import Blueprint, current_app, jsonify, request, session
 
 from geth_private.errors import KeystoreError, WrongPassphrase
 from marketplace.errors import InvalidInput, MarketError
 from web.errors import LoginRefused, LoginThrottled, NotLoggedIn, PassphraseRefused
+from web.pages import shell
 from web.session import body, csrf_token, current_account, runtime
 from web.state import portal
 
@@ -14,8 +15,15 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 
 
 @bp.get("/login")
-def login_page():
-    return render_template("auth/login.html")
+def login_page() -> str:
+    """The page shell on the login view."""
+    return shell("login")
+
+
+@bp.get("/register")
+def register_page() -> str:
+    """The page shell on the register view (the key is made in the browser)."""
+    return shell("register")
 
 
 @bp.get("/api/accounts")

@@ -1,15 +1,15 @@
-"""The grid page: live charts of PV generation, battery charge, power per meter and prices."""
+"""The grid view: live charts of PV generation, battery charge, power per meter and prices."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint
 
-from web.session import login_required
+from web.pages import shell
 
 bp = Blueprint("grid", __name__, template_folder="templates")
 
 
 @bp.get("/grid")
-@login_required
-def page(account):
-    return render_template("grid/grid.html", me=account.address)
+def page() -> str:
+    """The page shell on the grid view (its data comes over the /grid socket, logged in)."""
+    return shell("grid")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify
 
+from web.pages import shell
 from web.session import body, login_required, runtime
 
 bp = Blueprint("market", __name__, template_folder="templates")
 
 
 @bp.get("/market")
-@login_required
-def page(account):
-    return render_template("market/market.html", me=account.address,
-                           limits=runtime().market.settings.limits)
+def page() -> str:
+    """The page shell on the market view."""
+    return shell("market")
 
 
 @bp.get("/api/listings")

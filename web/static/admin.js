@@ -1,5 +1,9 @@
-/* The admin page: network health every 2 s, accounts with their meters, enrollment. */
-"use strict";
+/* The admin view: network health every 2 s while shown, block production, registrations to
+   approve (role and board), accounts with their meters, enrollment. */
+import { api } from "./api.js";
+import { $, el, formatEther, formatKwh, short, toast } from "./util.js";
+
+let poll = null;
 
 async function refreshHealth() {
   try {
@@ -20,61 +24,125 @@ async function refreshHealth() {
       el("td", { class: "relays", textContent: b.relays.map((r) => (r ? "on" : "off")).join(" ") || "–" }),
       el("td", { textContent: b.budgets.map((x) => (x === null ? "none" : x)).join(" ") || "–" }),
       el("td", { textContent: b.power_w === null ? "–" : b.power_w }))));
+    if (h.mining) renderMining(h.mining);
   } catch (err) { $("health-state").textContent = err.message; }
+}
+
+function renderMining(m) {
+  $("admin-mining-state").textContent = m.on === null || m.on === undefined ? "not controllable" : m.on ? "running" : "stopped";
+  $("admin-block").textContent = m.block ?? "–";
+  $("admin-block-period").textContent = m.block_period === null || m.block_period === undefined ? "n/a"
+    : m.block_period === 0 ? "a block per transaction" : `${m.block_period} s`;
+  $("admin-mining-why").textContent = m.why || "";
+  const button = $("mining-toggle");
+  button.textContent = m.on ? "Stop mining" : "Start mining";
+  button.dataset.on = m.on ? "1" : "0";
+  button.disabled = m.can_toggle === false;
+  $("mine-one").hidden = m.can_mine === false;
+  $("period-form").hidden = m.can_set_period === false;
+}
+
+async function mining(url, body, done) {
+  $("mining-error").textContent = "";
+  try { renderMining(await api("POST", url, body)); toast(done); }
+  catch (err) { $("mining-error").textContent = err.message; }
+}
+
+function accountRow(a) {
+  const row = el("tr", { "data-name": a.name },
+    el("td", { textContent: a.name }), el("td", { textContent: a.role }),
+    el("td", { class: "mono", textContent: short(a.address), title: a.address }),
+    el("td", { textContent: formatEther(a.eth_wei, 4) }),
+    el("td", { textContent: formatKwh(a.tokens_wh) }),
+    el("td", { textContent: a.board_id || "none" }),
+    el("td", { class: "mono", textContent: a.meter ? short(a.meter) : "–", title: a.meter || "" }),
+    el("td", { class: "enrolled", textContent: a.meter_enrolled ? `${a.meter_kind}, ${a.meter_rated_power_w} W` : "no" }));
+  const cell = el("td");
+  if (a.meter && a.meter_enrolled) {
+    const button = el("button", { type: "button", class: "secondary", textContent: "Disenroll" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try { await api("POST", `/api/admin/meters/${a.meter}/disenroll`); toast(`Meter of ${a.name} disenrolled`); }
+      catch (err) { toast(err.message, true); }
+      refreshAccounts();
+    });
+    cell.append(button);
+  }
+  row.append(cell);
+  return row;
 }
 
 async function refreshAccounts() {
   const { accounts } = await api("GET", "/api/admin/accounts");
-  $("accounts").querySelector("tbody").replaceChildren(...accounts.map((a) => {
-    const row = el("tr", { "data-name": a.name },
-      el("td", { textContent: a.name }), el("td", { textContent: a.role }),
-      el("td", { class: "mono", textContent: short(a.address), title: a.address }),
-      el("td", { textContent: formatEther(a.eth_wei, 4) }),
-      el("td", { textContent: formatKwh(a.tokens_wh) }),
-      el("td", { textContent: a.board_id || "none" }),
-      el("td", { class: "mono", textContent: a.meter ? short(a.meter) : "–", title: a.meter || "" }),
-      el("td", { class: "enrolled", textContent: a.meter_enrolled ? `${a.meter_kind}, ${a.meter_rated_power_w} W` : "no" }));
-    const cell = el("td");
-    if (a.meter && a.meter_enrolled) {
-      const button = el("button", { type: "button", class: "secondary", textContent: "Disenroll" });
-      button.addEventListener("click", async () => {
-        button.disabled = true;
-        try { await api("POST", `/api/admin/meters/${a.meter}/disenroll`); toast(`Meter of ${a.name} disenrolled`); }
-        catch (err) { toast(err.message, true); }
-        refreshAccounts();
-      });
-      cell.append(button);
-    }
-    row.append(cell);
-    return row;
-  }));
+  $("accounts").querySelector("tbody").replaceChildren(...accounts.map(accountRow));
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
-  $("account-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    $("account-error").textContent = "";
-    try {
-      const made = await api("POST", "/api/admin/accounts", { name: $("new-name").value.trim(),
-        role: $("new-role").value, passphrase: $("new-passphrase").value });
-      toast(`Account ${made.name} created: ${made.address}`);
-      $("new-name").value = ""; $("new-passphrase").value = "";
-      refreshAccounts();
-    } catch (err) { $("account-error").textContent = err.message; }
-  });
-  $("meter-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    $("meter-error").textContent = "";
-    try {
-      await api("POST", "/api/admin/meters", { meter: $("meter-address").value.trim(),
-        owner: $("meter-owner").value.trim(), role: $("meter-role").value,
-        rated_power_w: Number($("meter-rated").value) });
-      toast("Meter enrolled");
-      refreshAccounts();
-    } catch (err) { $("meter-error").textContent = err.message; }
-  });
-  await loadMe();
-  refreshHealth();
-  setInterval(refreshHealth, 2000);
-  refreshAccounts().catch((err) => toast(err.message, true));
-});
+function registrationRow(r) {
+  const role = el("select", { ariaLabel: `Role for ${r.name}` },
+    el("option", { value: "consumer", textContent: "consumer" }), el("option", { value: "producer", textContent: "producer" }));
+  const board = el("input", { ariaLabel: `Board of ${r.name} (optional)`, placeholder: "board id", className: "board-id" });
+  const approve = el("button", { type: "button", class: "approve", textContent: "Approve" });
+  const reject = el("button", { type: "button", class: "secondary reject", textContent: "Reject" });
+  const decide = async (what, body) => {
+    approve.disabled = reject.disabled = true;
+    try { await api("POST", `/api/admin/registrations/${r.address}/${what}`, body); toast(`${r.name}: ${what === "approve" ? "approved" : "rejected"}`); }
+    catch (err) { toast(err.message, true); }
+    refreshRegistrations();
+    refreshAccounts();
+  };
+  approve.addEventListener("click", () => decide("approve", board.value.trim()
+    ? { role: role.value, board_id: board.value.trim() } : { role: role.value }));
+  reject.addEventListener("click", () => decide("reject", {}));
+  const asked = r.created_at || r.registered_at;
+  return el("tr", { "data-address": r.address, "data-name": r.name },
+    el("td", { textContent: r.name }), el("td", { class: "mono", textContent: r.address }),
+    el("td", { textContent: asked ? new Date(asked * 1000).toLocaleString() : "–" }),
+    el("td", {}, role), el("td", {}, board), el("td", {}, approve, " ", reject));
+}
+
+async function refreshRegistrations() {
+  try {
+    const { registrations } = await api("GET", "/api/admin/registrations");
+    const waiting = registrations.filter((r) => !r.status || r.status === "pending");
+    $("registrations").querySelector("tbody").replaceChildren(...waiting.map(registrationRow));
+    $("no-registrations").hidden = waiting.length > 0;
+  } catch (err) { toast(err.message, true); }
+}
+
+export default {
+  init() {
+    $("meter-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      $("meter-error").textContent = "";
+      try {
+        await api("POST", "/api/admin/meters", { meter: $("meter-address").value.trim(),
+          owner: $("meter-owner").value.trim(), role: $("meter-role").value,
+          rated_power_w: Number($("meter-rated").value) });
+        toast("Meter enrolled");
+        refreshAccounts();
+      } catch (err) { $("meter-error").textContent = err.message; }
+    });
+    $("mining-toggle").addEventListener("click", () => {
+      const on = $("mining-toggle").dataset.on !== "1";
+      mining("/api/admin/mining", { on }, on ? "Mining started" : "Mining stopped");
+    });
+    $("mine-one").addEventListener("click", () => mining("/api/admin/mining/mine", {}, "Mined a block"));
+    $("period-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      mining("/api/admin/mining", { period: Number($("period").value) }, "Block period set");
+    });
+  },
+  show() {
+    refreshHealth();
+    clearInterval(poll);
+    poll = setInterval(refreshHealth, 2000);
+    refreshAccounts().catch((err) => toast(err.message, true));
+    refreshRegistrations();
+  },
+  hide() { clearInterval(poll); poll = null; },
+  stop() {
+    clearInterval(poll);
+    poll = null;
+    for (const id of ["boards", "accounts", "registrations"]) $(id).querySelector("tbody").replaceChildren();
+  },
+};

@@ -1,9 +1,11 @@
-/* The grid page: Chart.js charts fed by /grid samples (one per period) and sold auctions. */
-"use strict";
+/* The grid view: Chart.js charts fed by /grid samples (one per period) and sold auctions. */
+import { $, el, formatEther } from "./util.js";
+
+/* global Chart */
 
 const KEEP_S = 600;  // seconds of samples kept on the charts
 const COLORS = ["#0b7a53", "#b3261e", "#1f5fbf", "#c07a00", "#6a3fb5", "#00838f", "#5b6676"];
-const charts = {};
+let charts = {};
 let samplesSeen = 0;
 
 function hhmm(seconds) {
@@ -74,19 +76,35 @@ function onPrice(p) {
   charts.prices.update("none");
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
+function makeCharts() {
   charts.pv = lineChart("chart-pv", "W");
   charts.soc = lineChart("chart-soc", "%", { y: { max: 100 } });
   charts.power = lineChart("chart-power", "W");
   charts.prices = lineChart("chart-prices", "ETH/kWh", { points: true });
-  await loadMe();
-  const socket = io("/grid", { transports: ["websocket", "polling"] });
-  socket.on("snapshot", (s) => {
-    $("grid-period").textContent = s.period_s;
-    charts.prices.data.datasets = [];
-    s.prices.forEach(onPrice);
-    onSample(s.sample);
-  });
-  socket.on("sample", onSample);
-  socket.on("price", onPrice);
-});
+}
+
+export default {
+  start(ctx) {
+    makeCharts();
+    const socket = ctx.session.sockets.grid;
+    socket.on("snapshot", (s) => {
+      $("grid-period").textContent = s.period_s;
+      charts.prices.data.datasets = [];
+      s.prices.forEach(onPrice);
+      onSample(s.sample);
+    });
+    socket.on("sample", onSample);
+    socket.on("price", onPrice);
+  },
+  show() {
+    // Charts made while their view was hidden measure themselves again once shown.
+    for (const chart of Object.values(charts)) chart.resize();
+  },
+  stop() {
+    for (const chart of Object.values(charts)) chart.destroy();
+    charts = {};
+    samplesSeen = 0;
+    delete document.body.dataset.samples;
+    $("boards-now").querySelector("tbody").replaceChildren();
+  },
+};

@@ -1,16 +1,49 @@
-/* The marketplace page: Sell, live listing cards with Buy, deal cards with Close connection. */
-"use strict";
+/* The market view: Sell (with a signed approval), live listing cards with Buy (an EIP-712 bid
+   signed in the page), deal cards with Close connection (the party's own signed closeDeal). */
+import { api } from "./api.js";
+import * as signer from "./signer.js";
+import { $, el, formatEther, parseEther, short, toast } from "./util.js";
 
 const listings = new Map();   // id -> listing view
 const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
 const deals = new Map();
+const bidders = new Set();    // listings this page has bid on (for the "outbid" notice)
+const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
+const FINAL = new Set(["closed", "failed"]);
+let me = {};
+let ticker = null;
 
 function priceText(wei) { return wei === null ? "no bids" : `${formatEther(wei, 9)} ETH/kWh`; }
 
+/* Terms from the portal, checked and signed here; the portal stores our own signature. */
+async function bid(listingId, priceWei) {
+  const terms = await api("POST", `/api/listings/${listingId}/bids/terms`, { price_wei: priceWei });
+  const signature = await signer.signBid(terms, listingId, priceWei);
+  return api("POST", `/api/listings/${listingId}/bids`, { bid: terms.message, signature });
+}
+
+function bidForm(l) {
+  const input = el("input", { inputMode: "decimal", className: "bid-price",
+    placeholder: l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh",
+    ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
+  const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input,
+    el("button", { type: "submit", textContent: "Buy" }));
+  const error = el("p", { class: "error bid-error", role: "alert" });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      const updated = await bid(l.id, parseEther(input.value));
+      bidders.add(l.id);
+      upsertListing(updated);
+      toast("Bid signed and placed");
+    } catch (err) { error.textContent = explain(err, l.id); }
+  });
+  return [form, error];
+}
+
 function listingCard(l) {
-  const me = window.gridbid.me || {};
   const mine = l.seller === me.address;
-  const leading = l.highest_bidder === me.address;
   const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id });
   card.append(
     el("h3", { textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
@@ -20,7 +53,7 @@ function listingCard(l) {
       ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`),
     el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
   );
-  if (leading) card.append(el("p", { class: "lead", textContent: "You lead" }));
+  if (l.highest_bidder === me.address) card.append(el("p", { class: "lead", textContent: "You lead" }));
   if (mine && l.bid_count === 0) {
     const cancel = el("button", { type: "button", class: "secondary cancel-listing", textContent: "Cancel listing" });
     cancel.addEventListener("click", async () => {
@@ -28,26 +61,10 @@ function listingCard(l) {
       catch (err) { toast(err.message, true); }
     });
     card.append(cancel);
+  } else if (me.role === "consumer" && l.bid_count && bidders.has(l.id) && l.highest_bidder !== me.address) {
+    card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
   }
-  else if (me.role === "consumer" && l.bid_count && bidders.has(l.id)) card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
-  if (me.role === "consumer" && !mine) {
-    const input = el("input", { inputMode: "decimal", className: "bid-price",
-      placeholder: l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh",
-      ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
-    const form = el("form", { class: "row bid-form" }, input, el("button", { type: "submit", textContent: "Buy" }));
-    const error = el("p", { class: "error bid-error", role: "alert" });
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      error.textContent = "";
-      try {
-        const updated = await api("POST", `/api/listings/${l.id}/bids`, { price_wei: parseEther(input.value) });
-        bidders.add(l.id);
-        upsertListing(updated);
-        toast("Bid placed");
-      } catch (err) { error.textContent = explain(err, l.id); }
-    });
-    card.append(form, error);
-  }
+  if (me.role === "consumer" && !mine) card.append(...bidForm(l));
   return card;
 }
 
@@ -57,12 +74,10 @@ function explain(err, listingId) {
   if (err.kind === "BidTooLow" && current) {
     return `${err.message} — that is at least ${formatEther(current.min_next_bid_wei, 9)} ETH/kWh now.`;
   }
-  if (err.kind === "InsufficientEscrow") return `${err.message} (on the Wallet page).`;
+  if (err.kind === "InsufficientEscrow") return `${err.message} (on the Wallet view).`;
   if (err.kind === "AuctionClosed") return `${err.message}.`;
   return err.message;
 }
-
-const bidders = new Set();  // listings this browser has bid on (for the "outbid" notice)
 
 function upsertListing(l) {
   if (l.status !== "open") { removeListing(l); return; }
@@ -83,8 +98,6 @@ function upsertListing(l) {
   tick();
 }
 
-const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
-
 function removeListing(l) {
   if (closedListings.has(l.id)) return;  // told twice (an answer and a push): once is enough
   closedListings.add(l.id);
@@ -102,8 +115,37 @@ function removeListing(l) {
   }
 }
 
+/* Wait until the portal's record of a transaction says it was mined. */
+async function mined(hash, timeoutMs = 120_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const record = await api("GET", `/api/tx/${hash}`);
+    if (record.status === "mined") return record;
+    if (record.status === "failed") throw new Error(`the final delivery report failed: ${record.error || "no reason given"}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error("the final delivery report was not mined in time: try Close connection again");
+}
+
+/* Close connection: the final delivery report goes first, then our own closeDeal. */
+async function closeConnection(d) {
+  if (signer.current() === "keystore") {
+    const params = { deal_id: d.id };
+    const prepared = await api("POST", "/api/tx/prepare", { action: "close", ...params });
+    const { raw } = await signer.signPrepared("close", params, prepared);
+    const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
+    if (view.close_tx) signer.remember({ tx_hash: view.close_tx, status: "queued" }, "close deal");
+    return view;
+  }
+  // A browser wallet sends itself: the close may go only once the final report is mined.
+  const view = await api("POST", `/api/deals/${d.id}/close`, {});
+  upsertDeal(view);
+  if (view.final_report) await mined(view.final_report);
+  await signer.transact("close", { deal_id: d.id });
+  return api("GET", `/api/deals/${d.id}`);
+}
+
 function dealCard(d) {
-  const me = window.gridbid.me || {};
   const card = el("article", { class: `card deal ${d.status}`, id: `deal-${d.id}`, "data-id": d.id });
   const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
     : "selling to " + (d.buyer_name || short(d.buyer));
@@ -113,13 +155,14 @@ function dealCard(d) {
     el("p", {}, "Delivered ", el("strong", { class: "delivered", textContent: d.delivered_wh }), ` / ${d.energy_wh} Wh`),
     el("p", {}, "Paid ", el("strong", { class: "paid", textContent: formatEther(d.paid_wei, 9) }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
   );
-  if (d.refunded_wei !== null) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
+  if (d.refunded_wei !== null && d.refunded_wei !== undefined) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
+  if (d.final_report) card.append(el("p", { class: "hint" }, "Final delivery report ", el("code", { class: "hash", textContent: d.final_report })));
   if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
   if (d.status === "active") {
     const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
     button.addEventListener("click", async () => {
       button.disabled = true;
-      try { upsertDeal(await api("POST", `/api/deals/${d.id}/close`)); toast("Closing the connection"); }
+      try { toast("Closing the connection"); upsertDeal(await closeConnection(d)); }
       catch (err) { toast(err.message, true); button.disabled = false; }
     });
     card.append(button);
@@ -127,10 +170,7 @@ function dealCard(d) {
   return card;
 }
 
-const FINAL = new Set(["closed", "failed"]);
-
 function upsertDeal(d) {
-  const me = window.gridbid.me || {};
   if (d.buyer !== me.address && d.seller !== me.address) return;
   // The answer to Close connection ("closing") can arrive after the push of "closed".
   const shown = deals.get(d.id);
@@ -155,39 +195,57 @@ async function refreshUnlisted() {
   try { $("sell-unlisted").textContent = (await api("GET", "/api/wallet")).unlisted_wh; } catch (e) { /* shown on next try */ }
 }
 
-/* Cards depend on who is looking, so the live channel opens once that is known. */
-function connectLive() {
-  const socket = io("/market", { transports: ["websocket", "polling"] });
-  socket.on("snapshot", (s) => {
-    $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
-    listings.clear();
-    s.listings.forEach(upsertListing);
-    s.deals.slice().reverse().forEach(upsertDeal);
-  });
-  socket.on("listing_created", upsertListing);
-  socket.on("bid_placed", upsertListing);
-  socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
-  socket.on("deal_updated", upsertDeal);
+/* Sell: the escrow may take the tokens only with our approval, signed here when it is short. */
+async function sell() {
+  const energy = Number($("sell-wh").value);
+  const order = { energy_wh: energy, start_price_wei: parseEther($("sell-price").value),
+    duration_s: Number($("sell-duration").value) };
+  const prepared = await api("POST", "/api/tx/prepare", { action: "approve", energy_wh: energy });
+  if (prepared.needed) {
+    const signed = await signer.signPrepared("approve", { energy_wh: energy }, prepared);
+    if (signed.raw) order.approval = signed.raw;
+    else order.approval_hash = signed.hash;
+  }
+  const listing = await api("POST", "/api/listings", order);
+  if (listing.approval_tx) signer.remember({ tx_hash: listing.approval_tx, status: "queued" }, "approve");
+  upsertListing(listing);
+  toast(`Listed ${listing.energy_wh} Wh`);
+  refreshUnlisted();
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
-  setInterval(tick, 250);
-  // Handlers first: a click before the first data arrives must not submit the bare form.
-  $("sell-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      const listing = await api("POST", "/api/listings", {
-        energy_wh: Number($("sell-wh").value),
-        start_price_wei: parseEther($("sell-price").value),
-        duration_s: Number($("sell-duration").value),
-      });
-      upsertListing(listing);
-      toast(`Listed ${listing.energy_wh} Wh`);
-      refreshUnlisted();
-    } catch (err) { toast(err.message, true); }
-  });
-  const me = await loadMe();
-  if (me.role !== "producer") $("sell-card").hidden = true;
-  else refreshUnlisted();
-  connectLive();
-});
+export default {
+  init() {
+    // Handlers first: a click before the first data arrives must not submit the bare form.
+    $("sell-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      $("sell-button").disabled = true;
+      try { await sell(); } catch (err) { toast(err.message, true); } finally { $("sell-button").disabled = false; }
+    });
+  },
+  start(ctx) {
+    me = ctx.session.me;
+    $("sell-card").hidden = me.role !== "producer";
+    if (me.role === "producer") refreshUnlisted();
+    ticker = setInterval(tick, 250);
+    const socket = ctx.session.sockets.market;
+    socket.on("snapshot", (s) => {
+      $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
+      listings.clear();
+      s.listings.forEach(upsertListing);
+      s.deals.slice().reverse().forEach(upsertDeal);
+    });
+    socket.on("listing_created", upsertListing);
+    socket.on("bid_placed", upsertListing);
+    socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
+    socket.on("deal_updated", upsertDeal);
+  },
+  stop() {
+    clearInterval(ticker);
+    me = {};
+    for (const set of [listings, deadlines, deals, bidders, closedListings]) set.clear();
+    $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
+    $("no-listings").hidden = false;
+    $("deals").replaceChildren(el("p", { class: "hint", textContent: "No deals yet." }));
+    $("history").replaceChildren();
+  },
+};

@@ -1,14 +1,18 @@
-/* The wallet page: balances pushed live over Socket.IO, escrow, mining, send Ether. */
-"use strict";
+/* The wallet view: balances pushed live, escrow deposit and withdrawal notice, send Ether,
+   the keystore's download, and who makes the blocks. Every transaction is signed in the page. */
+import { api } from "./api.js";
+import * as keys from "./keys.js";
+import * as signer from "./signer.js";
+import { $, duration, el, formatEther, formatKwh, offerDownload, parseEther, toast, txItem } from "./util.js";
 
-function txItem(tx) {
-  const status = el("span", { class: `status ${tx.status}`, textContent: tx.status });
-  return el("li", { "data-hash": tx.tx_hash }, status, " ", tx.label, " ",
-    el("code", { textContent: short(tx.tx_hash), title: tx.tx_hash }),
-    tx.error ? el("span", { class: "error", textContent: ` — ${tx.error}` }) : "");
-}
+let last = null;       // the last wallet summary shown
+let names = {};        // address -> participant name, for the send confirmation
+let checkedSend = null;
+let clock = null;
+let onTx = null;      // asks the wallet channel for a push after each transaction
 
 function render(w) {
+  last = w;
   $("wallet-address").textContent = w.address;
   $("tokens").textContent = formatKwh(w.tokens_wh);
   $("unlisted").textContent = formatKwh(w.unlisted_wh);
@@ -22,81 +26,127 @@ function render(w) {
   $("pending").replaceChildren(...w.pending.map(txItem));
   $("pending-count").textContent = w.pending.length;
   $("recent").replaceChildren(...w.recent.filter((t) => t.status !== "pending" && t.status !== "queued").map(txItem));
-  renderMining(w.mining);
+  if (w.escrow_notice_s !== undefined) $("escrow-notice").textContent = duration(w.escrow_notice_s);
+  renderWithdrawal();
+  if (w.mining) renderMining(w.mining);
 }
 
-function renderMining(m) {
-  $("mining-state").textContent = m.on ? "running" : "stopped";
-  $("block").textContent = m.block;
-  const button = $("mining-toggle");
-  button.textContent = m.on ? "Stop mining" : "Start mining";
-  button.dataset.on = m.on ? "1" : "0";
-  button.disabled = !m.can_toggle;
-  $("block-period").textContent = m.block_period === null ? "n/a"
+/* A pending withdrawal, counting down to when it can be completed. */
+function renderWithdrawal() {
+  const pending = last && last.withdrawal && BigInt(last.withdrawal.amount_wei || 0) > 0n ? last.withdrawal : null;
+  $("withdrawal").hidden = !pending;
+  if (!pending) return;
+  $("withdrawal-amount").textContent = formatEther(pending.amount_wei);
+  const left = pending.available_at - Date.now() / 1000;
+  $("withdrawal-when").textContent = left > 0 ? `in ${duration(left)}` : "now";
+  $("complete-withdrawal").hidden = left > 0;
+}
+
+export function renderMining(m) {
+  $("mining-state").textContent = m.on === null || m.on === undefined ? "not controllable" : m.on ? "running" : "stopped";
+  $("block").textContent = m.block ?? "–";
+  $("block-period").textContent = m.block_period === null || m.block_period === undefined ? "n/a"
     : m.block_period === 0 ? "a block per transaction" : `${m.block_period} s`;
-  $("mine-one").hidden = !m.can_mine;
-  $("period-form").hidden = !m.can_set_period;
+  const by = m.by || (m.block_production && m.block_production.by);
+  const why = m.why || (m.block_production && m.block_production.why);
+  $("mining-why").textContent = by ? `Blocks are made by ${by === "operator" ? "the portal's operator" : "the participants' own nodes"}${why ? `: ${why}` : ""}.` : "";
 }
 
 async function act(promise, done) {
-  try { const result = await promise; toast(done); socket.emit("refresh"); return result; }
-  catch (err) { toast(err.message, true); return null; }
+  try {
+    const record = await promise;
+    toast(record ? `${done}: ${record.tx_hash}` : done);
+    return record || true;
+  } catch (err) { toast(err.message, true); return null; }
 }
 
-const socket = io("/wallet", { transports: ["websocket", "polling"] });
-socket.on("wallet", render);
+function amountChecked() {
+  const text = $("deposit-amount").value;
+  return { amount_eth: text.trim(), wei: parseEther(text) };
+}
 
-document.addEventListener("DOMContentLoaded", async () => {
-  // Handlers first: a click before the first data arrives must not submit the bare form.
+async function reviewSend() {
+  $("send-error").textContent = "";
+  closeConfirm();
+  const to = $("send-to").value.trim();
+  const amount = $("send-amount").value.trim();
+  let prepared;
+  try {
+    parseEther(amount);
+    prepared = await api("POST", "/api/tx/prepare", { action: "send", to, amount_eth: amount });
+  } catch (err) { $("send-error").textContent = err.message; return; }
+  const target = prepared.tx.to;
+  const who = names[target] ? ` (${names[target]})` : "";
+  checkedSend = { to, amount, to_address: target, amount_wei: prepared.tx.value };
+  $("send-summary").textContent = `Send ${formatEther(prepared.tx.value, 18)} ETH to ${target}${who}? `
+    + `You have ${formatEther(last ? last.eth_wei : null)} ETH. This cannot be undone.`;
+  $("send-confirm").hidden = false;
+  $("send-yes").focus();
+}
+
+function closeConfirm() { checkedSend = null; $("send-confirm").hidden = true; }
+
+async function confirmSend() {
+  if (!checkedSend) return;
+  const { to, amount, to_address, amount_wei } = checkedSend;
+  closeConfirm();
+  // Prepared again for a fresh nonce; the check holds it to the address and amount reviewed.
+  if (await act(signer.transact("send", { to, amount_eth: amount }, { to_address, amount_wei }), "Ether sent")) {
+    $("send-amount").value = "";
+  }
+}
+
+function bind(ctx) {
   $("deposit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (await act(api("POST", "/api/escrow/deposit", { amount_eth: $("deposit-amount").value }), "Deposit sent")) $("deposit-amount").value = "";
-  });
-  $("withdraw-button").addEventListener("click", async () => {
-    if (await act(api("POST", "/api/escrow/withdraw", { amount_eth: $("deposit-amount").value }), "Withdrawal sent")) $("deposit-amount").value = "";
-  });
-  $("mining-toggle").addEventListener("click", async () => {
-    const on = $("mining-toggle").dataset.on !== "1";
-    const state = await act(api("POST", "/api/mining", { on }), on ? "Mining started" : "Mining stopped");
-    if (state) renderMining(state);
-  });
-  $("mine-one").addEventListener("click", async () => {
-    const state = await act(api("POST", "/api/mining/mine"), "Mined a block");
-    if (state) renderMining(state);
-  });
-  $("period-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const state = await act(api("POST", "/api/mining", { period: $("period").value }), "Block period set");
-    if (state) renderMining(state);
-  });
-  // Sending is two steps: the portal checks the address (checksum) and amount, the person
-  // reads what will happen, then confirms.
-  let checked = null;
-  const closeConfirm = () => { checked = null; $("send-confirm").hidden = true; };
-  $("send-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    $("send-error").textContent = "";
-    closeConfirm();
-    try {
-      checked = await api("POST", "/api/send/check",
-        { to: $("send-to").value.trim(), amount_eth: $("send-amount").value.trim() });
-    } catch (err) { $("send-error").textContent = err.message; return; }
-    const who = checked.to_name ? ` (${checked.to_name})` : "";
-    $("send-summary").textContent = `Send ${formatEther(checked.amount_wei, 18)} ETH to ${checked.to}${who}? `
-      + `You have ${formatEther(checked.balance_wei)} ETH. This cannot be undone.`;
-    $("send-confirm").hidden = false;
-    $("send-yes").focus();
-  });
-  $("send-no").addEventListener("click", () => { closeConfirm(); $("send-to").focus(); });
-  $("send-yes").addEventListener("click", async () => {
-    if (!checked) return;
-    const { to } = checked;
-    const amount = formatEther(checked.amount_wei, 18);
-    closeConfirm();
-    if (await act(api("POST", "/api/send", { to, amount_eth: amount }), "Ether sent")) {
-      $("send-amount").value = "";
+    let amount;
+    try { amount = amountChecked(); } catch (err) { toast(err.message, true); return; }
+    if (await act(signer.transact("deposit", { amount_eth: amount.amount_eth }, { amount_wei: amount.wei }), "Deposit sent")) {
+      $("deposit-amount").value = "";
     }
   });
-  await loadMe();
-  render(await api("GET", "/api/wallet"));
-});
+  $("withdraw-button").addEventListener("click", async () => {
+    let amount;
+    try { amount = amountChecked(); } catch (err) { toast(err.message, true); return; }
+    const notice = last && last.escrow_notice_s !== undefined ? ` (yours in ${duration(last.escrow_notice_s)})` : "";
+    if (await act(signer.transact("withdraw", { amount_eth: amount.amount_eth }), `Withdrawal asked${notice}`)) {
+      $("deposit-amount").value = "";
+    }
+  });
+  $("complete-withdrawal").addEventListener("click", () => act(signer.transact("complete_withdrawal", {}), "Withdrawal completed"));
+  $("send-form").addEventListener("submit", (event) => { event.preventDefault(); reviewSend(); });
+  $("send-no").addEventListener("click", () => { closeConfirm(); $("send-to").focus(); });
+  $("send-yes").addEventListener("click", confirmSend);
+  $("download-keystore").addEventListener("click", () => {
+    const json = keys.keystoreJson();
+    if (!json) return;
+    const link = el("a");
+    offerDownload(link, json, `UTC--gridbid--${ctx.session.me.address.slice(2).toLowerCase()}.json`);
+    link.click();
+  });
+}
+
+export default {
+  init(ctx) { bind(ctx); },
+  async start(ctx) {
+    $("download-keystore").hidden = signer.current() !== "keystore";
+    const socket = ctx.session.sockets.wallet;
+    socket.on("wallet", render);
+    onTx = () => socket.emit("refresh");
+    document.addEventListener("gridbid:tx", onTx);
+    clock = setInterval(renderWithdrawal, 1000);
+    try {
+      names = Object.fromEntries((await api("GET", "/api/accounts")).accounts.map((a) => [a.address, a.name]));
+      render(await api("GET", "/api/wallet"));
+    } catch (err) { toast(err.message, true); }
+  },
+  stop() {
+    clearInterval(clock);
+    document.removeEventListener("gridbid:tx", onTx);
+    last = null;
+    closeConfirm();
+    for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address"]) $(id).textContent = "–";
+    $("pending").replaceChildren();
+    $("recent").replaceChildren();
+  },
+};

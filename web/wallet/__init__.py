@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify
 
+from web.pages import shell
 from web.session import body, login_required, runtime
 
 bp = Blueprint("wallet", __name__, template_folder="templates")
 
 
 @bp.get("/wallet")
-@login_required
-def page(account):
-    return render_template("wallet/wallet.html", me=account.address)
+def page() -> str:
+    """The page shell on the wallet view."""
+    return shell("wallet")
 
 
 @bp.get("/api/wallet")

@@ -1,0 +1,126 @@
+/* The session's signer, keystore or browser wallet, behind one interface; and what it checks.
+
+The portal suggests every transaction (nonce, gas, fees) and every bid's terms, but the portal
+is not trusted with anyone's money: before signing, the page checks that what it is asked to
+sign is what the person asked for (recipient, amount, contract, function, bidder, listing).
+*/
+import { ethers } from "ethers";
+import { api } from "./api.js";
+import * as injected from "./injected.js";
+import * as keys from "./keys.js";
+
+let kind = null;    // "keystore" | "injected" | null
+let chain = null;   // GET /api/chain: chain id, RPC URL, contract addresses
+const sent = [];    // every transaction hash of this session, newest first
+
+export function use(which, chainFacts) { kind = which; chain = chainFacts; }
+export function current() { return kind; }
+export function chainFacts() { return chain; }
+export function sessionTxs() { return sent; }
+export function address() { return kind === "injected" ? injected.address() : keys.address(); }
+
+export function forget() {
+  if (kind === "keystore") keys.drop();
+  if (kind === "injected") injected.forget();
+  kind = null;
+  sent.length = 0;
+}
+
+const ABI = new ethers.Interface([
+  "function deposit(uint8 market) payable", "function deposit() payable",
+  "function requestWithdrawal(uint8 market, uint256 amount)", "function withdraw(uint256 amount)",
+  "function completeWithdrawal(uint8 market)", "function closeDeal(uint256 dealId)",
+  "function approve(address spender, uint256 value)",
+]);
+const FUNCTIONS = {
+  deposit: ["deposit"], withdraw: ["requestWithdrawal", "withdraw"],
+  complete_withdrawal: ["completeWithdrawal"], approve: ["approve"], close: ["closeDeal"],
+};
+
+/* Refuse to sign a transaction that is not the one asked for. */
+export function check(action, params, tx) {
+  const wrong = (what) => { throw new Error(`the portal asked this page to sign ${what}: refused`); };
+  if (!chain) wrong("before the chain's facts were known");
+  if (BigInt(tx.chainId) !== BigInt(chain.chain_id)) wrong(`for chain ${tx.chainId}, not ${chain.chain_id}`);
+  const to = ethers.getAddress(tx.to);
+  const value = BigInt(tx.value || 0);
+  const { EnergyEscrow: escrow, EnergyToken: token } = chain.contracts;
+  if (action === "send") {
+    if (params.to_address && to !== ethers.getAddress(params.to_address)) wrong(`a payment to ${to}`);
+    if (value !== BigInt(params.amount_wei)) wrong(`a payment of ${value} wei`);
+    if (tx.data && tx.data !== "0x") wrong("a contract call instead of a payment");
+    return;
+  }
+  if (to !== ethers.getAddress(action === "approve" ? token : escrow)) wrong(`a call to ${to}`);
+  const call = ABI.parseTransaction({ data: tx.data, value });
+  if (!call || !FUNCTIONS[action].includes(call.name)) wrong(`another function (${call ? call.name : "unknown"})`);
+  const paid = action === "deposit" ? BigInt(params.amount_wei) : 0n;
+  if (value !== paid) wrong(`a payment of ${value} wei`);
+  if (action === "approve" && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
+}
+
+/* Prepare, check, sign (or let the wallet send) and submit one action; the portal's record. */
+export async function transact(action, params = {}, checked = {}) {
+  const prepared = await api("POST", "/api/tx/prepare", { action, ...params });
+  if (!prepared.needed) return null;
+  check(action, { ...params, ...checked }, prepared.tx);
+  if (kind === "keystore") {
+    const raw = await keys.signTransaction(prepared.tx);
+    return remember(await api("POST", "/api/tx", { raw }), prepared.label);
+  }
+  const hash = await injected.sendTransaction(prepared.tx, chain);
+  return remember(await api("POST", "/api/tx/sent", { tx_hash: hash, label: prepared.label }), prepared.label, hash);
+}
+
+/* A prepared transaction the portal sends with something else (a listing's approval, a
+   close): signed bytes for a keystore, or the hash a browser wallet sent it under. */
+export async function signPrepared(action, params, prepared, checked = {}) {
+  check(action, { ...params, ...checked }, prepared.tx);
+  if (kind === "keystore") return { raw: await keys.signTransaction(prepared.tx) };
+  const hash = await injected.sendTransaction(prepared.tx, chain);
+  remember({ tx_hash: hash, status: "sent" }, prepared.label, hash);
+  return { hash };
+}
+
+export function remember(record, label, hash) {
+  const entry = { tx_hash: record.tx_hash || hash, status: record.status || "queued", label: record.label || label };
+  sent.unshift(entry);
+  document.dispatchEvent(new CustomEvent("gridbid:tx", { detail: entry }));
+  return entry;
+}
+
+/* Check a bid's typed data names this bidder, listing and price before signing it. */
+export async function signBid(terms, listingId, priceWei) {
+  const m = terms.message;
+  const problems = [];
+  if (ethers.getAddress(m.buyer) !== address()) problems.push(`the buyer is ${m.buyer}`);
+  if (BigInt(m.listingId) !== BigInt(listingId)) problems.push(`it is for listing ${m.listingId}`);
+  if (BigInt(m.priceWeiPerKWh) !== BigInt(priceWei)) problems.push(`its price is ${m.priceWeiPerKWh} wei`);
+  if (chain && ethers.getAddress(terms.domain.verifyingContract) !== ethers.getAddress(chain.contracts.EnergyEscrow)) {
+    problems.push("it is for another escrow");
+  }
+  if (chain && BigInt(terms.domain.chainId) !== BigInt(chain.chain_id)) problems.push("it is for another chain");
+  if (problems.length) throw new Error(`the bid the portal asked you to sign is not yours: ${problems.join(", ")}`);
+  const sign = kind === "keystore" ? keys.signTypedData : injected.signTypedData;
+  return sign(terms.domain, terms.types, m);
+}
+
+/* The Sign-In with Ethereum message must name this page's host, our address and chain. */
+export function checkLogin(message, who) {
+  const lines = message.split("\n");
+  const problems = [];
+  if (lines[0] !== `${location.host} wants you to sign in with your Ethereum account:`) problems.push("it names another site");
+  if (lines[1] !== who) problems.push("it names another account");
+  const uri = lines.find((l) => l.startsWith("URI: "));
+  if (!uri || !uri.slice(5).startsWith(location.origin)) problems.push("its URI is another site's");
+  const id = lines.find((l) => l.startsWith("Chain ID: "));
+  if (chain && (!id || BigInt(id.slice(10)) !== BigInt(chain.chain_id))) problems.push("it names another chain");
+  if (problems.length) throw new Error(`the sign-in message is not for this page: ${problems.join(", ")}`);
+}
+
+/* Sign in: the portal's message for `who`, checked and signed; the login answer. */
+export async function signIn(who, sign) {
+  const { message } = await api("POST", "/api/login/message", { address: who });
+  checkLogin(message, who);
+  return api("POST", "/api/login", { message, signature: await sign(message) });
+}

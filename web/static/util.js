@@ -1,0 +1,70 @@
+/* Helpers every view shares: elements, units (exact, BigInt), toasts in the live region. */
+
+const WEI_PER_ETH = 10n ** 18n;
+
+export function $(id) { return document.getElementById(id); }
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/* Wei (decimal string or BigInt) to a readable ETH amount with up to `places` decimals. */
+export function formatEther(wei, places = 6) {
+  if (wei === null || wei === undefined) return "–";
+  const value = BigInt(wei);
+  const whole = value / WEI_PER_ETH;
+  const frac = (value % WEI_PER_ETH).toString().padStart(18, "0").slice(0, places).replace(/0+$/, "");
+  return frac ? `${whole}.${frac}` : `${whole}`;
+}
+
+/* A decimal ETH amount typed by a person to wei as a decimal string (exact, no floats). */
+export function parseEther(text) {
+  const clean = String(text).trim();
+  if (!/^\d+(\.\d{1,18})?$/.test(clean)) throw new Error(`"${text}" is not an amount of ETH`);
+  const [whole, frac = ""] = clean.split(".");
+  return (BigInt(whole) * WEI_PER_ETH + BigInt(frac.padEnd(18, "0"))).toString();
+}
+
+export function formatKwh(wh) { return (wh / 1000).toFixed(3); }
+export function short(address) { return address ? `${address.slice(0, 6)}…${address.slice(-4)}` : ""; }
+
+/* A duration in seconds as a person reads it ("2 h 5 min", "40 s"). */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `${s} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.round((s % 3600) / 60);
+  return h ? `${h} h${m ? ` ${m} min` : ""}` : `${m} min`;
+}
+
+let toastTimer;
+/* A message in the page's live region (role=status), red when it reports a failure. */
+export function toast(message, isError = false) {
+  const box = $("toast");
+  box.textContent = message;
+  box.className = isError ? "show error" : "show";
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.className = ""; }, 6000);
+}
+
+/* A transaction as a list item: its status, label and full hash (every hash is shown). */
+export function txItem(tx) {
+  const status = el("span", { class: `status ${tx.status}`, textContent: tx.status });
+  return el("li", { "data-hash": tx.tx_hash }, status, " ", tx.label || "", " ",
+    el("code", { class: "hash", textContent: tx.tx_hash }),
+    tx.error ? el("span", { class: "error", textContent: ` — ${tx.error}` }) : "");
+}
+
+/* A file (Blob URL) the person can save, e.g. their keystore. */
+export function offerDownload(anchor, text, filename) {
+  if (anchor.href && anchor.href.startsWith("blob:")) URL.revokeObjectURL(anchor.href);
+  anchor.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  anchor.download = filename;
+}
