@@ -25,7 +25,7 @@ def shell(view: str) -> str:
     return render_template(
         "app.html", view=view,
         limits=rt.market.settings.limits if rt.started else None,
-        idle_timeout_s=int(config.get("IDLE_TIMEOUT_S", 1800)),
+        idle_timeout_s=int(config["SESSION_IDLE_S"]),
         # Keystores made in the page (registration) cost what the portal's own do.
         scrypt_n=int(config["SCRYPT_N"]),
     )
