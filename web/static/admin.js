@@ -93,7 +93,7 @@ function registrationRow(r) {
   approve.addEventListener("click", () => decide("approve", board.value.trim()
     ? { role: role.value, board_id: board.value.trim() } : { role: role.value }));
   reject.addEventListener("click", () => decide("reject", {}));
-  const asked = r.created_at || r.registered_at;
+  const asked = r.created;
   return el("tr", { "data-address": r.address, "data-name": r.name },
     el("td", { textContent: r.name }), el("td", { class: "mono", textContent: r.address }),
     el("td", { textContent: asked ? new Date(asked * 1000).toLocaleString() : "–" }),

@@ -116,15 +116,15 @@ function removeListing(l) {
 }
 
 /* Wait until the portal's record of a transaction says it was mined. */
-async function mined(hash, timeoutMs = 120_000) {
+async function mined(hash, what, timeoutMs = 120_000) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const record = await api("GET", `/api/tx/${hash}`);
     if (record.status === "mined") return record;
-    if (record.status === "failed") throw new Error(`the final delivery report failed: ${record.error || "no reason given"}`);
+    if (record.status === "failed") throw new Error(`the ${what} failed: ${record.error || "no reason given"}`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error("the final delivery report was not mined in time: try Close connection again");
+  throw new Error(`the ${what} was not mined in time: try again`);
 }
 
 /* Close connection: the final delivery report goes first, then our own closeDeal. */
@@ -132,16 +132,15 @@ async function closeConnection(d) {
   if (signer.current() === "keystore") {
     const params = { deal_id: d.id };
     const prepared = await api("POST", "/api/tx/prepare", { action: "close", ...params });
-    const { raw } = await signer.signPrepared("close", params, prepared);
+    const { raw } = await signer.signPrepared("close", params, prepared, { chain_deal_id: d.chain_deal_id });
     const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
-    if (view.close_tx) signer.remember({ tx_hash: view.close_tx, status: "queued" }, "close deal");
     return view;
   }
   // A browser wallet sends itself: the close may go only once the final report is mined.
   const view = await api("POST", `/api/deals/${d.id}/close`, {});
   upsertDeal(view);
-  if (view.final_report) await mined(view.final_report);
-  await signer.transact("close", { deal_id: d.id });
+  if (view.final_report) await mined(view.final_report.tx_hash, "final delivery report");
+  await signer.transact("close", { deal_id: d.id }, { chain_deal_id: d.chain_deal_id });
   return api("GET", `/api/deals/${d.id}`);
 }
 
@@ -156,7 +155,10 @@ function dealCard(d) {
     el("p", {}, "Paid ", el("strong", { class: "paid", textContent: formatEther(d.paid_wei, 9) }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
   );
   if (d.refunded_wei !== null && d.refunded_wei !== undefined) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
-  if (d.final_report) card.append(el("p", { class: "hint" }, "Final delivery report ", el("code", { class: "hash", textContent: d.final_report })));
+  if (d.final_report) {
+    card.append(el("p", { class: "hint" }, `Final delivery report (${d.final_report.status}) `,
+      el("code", { class: "hash", textContent: d.final_report.tx_hash })));
+  }
   if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
   if (d.status === "active") {
     const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
@@ -203,11 +205,15 @@ async function sell() {
   const prepared = await api("POST", "/api/tx/prepare", { action: "approve", energy_wh: energy });
   if (prepared.needed) {
     const signed = await signer.signPrepared("approve", { energy_wh: energy }, prepared);
-    if (signed.raw) order.approval = signed.raw;
-    else order.approval_hash = signed.hash;
+    if (signed.raw) order.approval = signed.raw;  // the portal sends it before the listing
+    else {
+      // A browser wallet sent it itself: the portal lists once the allowance is on chain.
+      await api("POST", "/api/tx/sent", { tx_hash: signed.hash, label: prepared.label });
+      toast("Waiting for your approval to be mined");
+      await mined(signed.hash, "approval");
+    }
   }
   const listing = await api("POST", "/api/listings", order);
-  if (listing.approval_tx) signer.remember({ tx_hash: listing.approval_tx, status: "queued" }, "approve");
   upsertListing(listing);
   toast(`Listed ${listing.energy_wh} Wh`);
   refreshUnlisted();

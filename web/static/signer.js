@@ -57,6 +57,8 @@ export function check(action, params, tx) {
   const paid = action === "deposit" ? BigInt(params.amount_wei) : 0n;
   if (value !== paid) wrong(`a payment of ${value} wei`);
   if (action === "approve" && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
+  if (action === "close" && params.chain_deal_id !== undefined && params.chain_deal_id !== null
+      && BigInt(call.args[0]) !== BigInt(params.chain_deal_id)) wrong(`the close of another deal (${call.args[0]})`);
 }
 
 /* Prepare, check, sign (or let the wallet send) and submit one action; the portal's record. */
@@ -76,7 +78,12 @@ export async function transact(action, params = {}, checked = {}) {
    close): signed bytes for a keystore, or the hash a browser wallet sent it under. */
 export async function signPrepared(action, params, prepared, checked = {}) {
   check(action, { ...params, ...checked }, prepared.tx);
-  if (kind === "keystore") return { raw: await keys.signTransaction(prepared.tx) };
+  if (kind === "keystore") {
+    const raw = await keys.signTransaction(prepared.tx);
+    // Its hash is known before the portal sends it: a signed transaction's keccak.
+    remember({ tx_hash: ethers.keccak256(raw), status: "signed" }, prepared.label);
+    return { raw };
+  }
   const hash = await injected.sendTransaction(prepared.tx, chain);
   remember({ tx_hash: hash, status: "sent" }, prepared.label, hash);
   return { hash };
