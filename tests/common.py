@@ -60,3 +60,12 @@ def demo_key(data_dir, name: str):
 def portal_login(url: str, name: str, data_dir):
     """A gridbid_client.Client signed in as a demo account of a portal running at url."""
     return signed_in(url, demo_key(data_dir, name))
+
+
+def page_login(page, base: str, name: str, passphrase: str, path: str = "/login") -> None:
+    """Log in through the page: the keystore is unlocked and the SIWE message signed there."""
+    page.goto(f"{base}{path}")
+    page.fill("#account", name)
+    page.fill("#passphrase", passphrase)
+    page.click("#login-button")
+    page.wait_for_selector("body.logged-in", timeout=30_000)
