@@ -91,6 +91,12 @@ their relay closed. Goal: relays on within 1 s, on anvil and on the embedded cha
 The auction waits on average half a tick (up to one) to be closed: that is most of the time.
 `openDeal` is sent in the same tick, mined at once on either chain (automine), and the relays
 are switched as soon as the market sees the receipt, within a few ms."""),
+    ("login", "Login in the browser at the default scrypt cost", """\
+`bench/login.py` serves the portal with keystores at geth's default scrypt cost (N = 2**18)
+and logs in through the page in Chromium: the page downloads the keystore, unlocks it itself
+(ethers' scrypt in JavaScript, with progress shown) and signs the portal's Sign-In with
+Ethereum message; the passphrase and key never leave it. Unlock is the click to 100 %, the
+whole login ends when the portal has opened the session.""", None),
 ]
 
 NOTES_FILE = HERE / "notes"  # hand-written notes per bench (before/after of fixes), if any
