@@ -244,6 +244,8 @@ class TxManager:
         if record.status == TxStatus.PENDING and not self._settle_if_mined(record):
             self._resubmit_if_dropped(record)
             return
+        if record.status == TxStatus.QUEUED and "nonce" not in record.params:
+            self._send_outbox()  # signed elsewhere: it waits in the outbox, not the queue
         self._release(record.sender)
 
     def pending(self, address: str | None = None) -> list[TxRecord]:

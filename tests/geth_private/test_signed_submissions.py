@@ -1,4 +1,4 @@
-"""Transactions their owners signed elsewhere: decoded, queued at once, sent by the loop in order."""
+"""Transactions their owners signed elsewhere: decoded, queued at once, sent by the loop."""
 
 from __future__ import annotations
 
