@@ -36,6 +36,7 @@ class StandIn:
         self.received: list[tuple[str, dict]] = []  # every POST body, in order
         self.lie_domain: str | None = None
         self.lie_address: str | None = None
+        self.lie_uri: str | None = None
         self.lie_tx: dict | None = None
         self.lie_bid: dict | None = None
         self.csrf = "csrf-before-login"
@@ -46,7 +47,7 @@ class StandIn:
             domain=self.lie_domain or "localhost",
             address=self.lie_address or address,
             statement="Sign in to gridbid.",
-            uri=f"http://{self.lie_domain or 'localhost'}/",
+            uri=self.lie_uri or "http://localhost/",
             chain_id=CHAIN_ID,
             nonce=self.nonce,
             issued_at=now,
@@ -198,8 +199,13 @@ def test_login_signs_a_message_naming_this_portal_and_takes_the_new_csrf(client,
 
 @pytest.mark.parametrize(
     "lie",
-    [{"lie_domain": "evil.example"}, {"lie_address": OTHER.address}],
-    ids=["another domain", "another account"],
+    [
+        {"lie_domain": "evil.example"},
+        {"lie_domain": "localhost:8080"},
+        {"lie_uri": "https://evil.example/"},
+        {"lie_address": OTHER.address},
+    ],
+    ids=["another domain", "another port", "another uri", "another account"],
 )
 def test_login_message_for_another_domain_or_account_is_not_signed(client, stand_in, lie):
     for name, value in lie.items():

@@ -122,3 +122,25 @@ def test_an_empty_seller_battery_ends_the_deal(runtime, clock):
                       and market.deal(deal["id"]), timeout=30, what="the deal to end")
     assert closed["close_reason"] == "seller's supply exhausted"
     assert not runtime.bridge.read("load-carol").relays[0]
+
+
+@pytest.mark.parametrize("app", [{"LOAD_W": 30, "STEP_WH": 1000}], indirect=True)
+def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, clock):
+    # STEP_WH 1000: no delivery report goes out before the close, so only the final one pays.
+    people = ready(runtime)
+    market, ledger = runtime.market, runtime.ledger
+    deal = active_deal(runtime, clock, people)
+    wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
+    runtime.txm.set_mining(False)  # both transactions wait: the close must not overtake
+    try:
+        closing = people["carol"].close(deal["id"])
+        assert closing["status"] == "closing" and closing["final_report"]["tx_hash"]
+    finally:
+        runtime.txm.set_mining(True)
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=30, what="the close")
+    chain = ledger.chain_deal(deal["chain_deal_id"])
+    assert closed["close_reason"] == "closed by buyer"
+    assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
+    assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
+    assert not runtime.bridge.read("load-carol").relays[0]
