@@ -20,6 +20,9 @@ ONE_PENDING_PER_SENDER = "one_pending_per_sender"  # the app must queue the rest
 PERSISTENT = "persistent"  # blocks, balances and contracts survive a restart
 PEERS = "peers"  # the node reports its peers (geth)
 TIME_TRAVEL = "time_travel"
+# One node makes every block and the operator runs it (anvil, embedded, geth --dev): block
+# production is the operator's, and the operator could rewrite the chain's state at will.
+SINGLE_NODE = "single_node"
 
 
 class ChainBackend(ABC):

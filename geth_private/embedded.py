@@ -16,6 +16,7 @@ from geth_private.backend import (
     MINE_ON_DEMAND,
     MINING_TOGGLE,
     ONE_PENDING_PER_SENDER,
+    SINGLE_NODE,
     SNAPSHOT,
     TIME_TRAVEL,
     ChainBackend,
@@ -66,7 +67,8 @@ class EmbeddedBackend(ChainBackend):
     """A py-evm chain inside this process; auto-mine on/off stands in for mining."""
 
     capabilities = frozenset(
-        {MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER, TIME_TRAVEL}
+        {MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER, TIME_TRAVEL,
+         SINGLE_NODE}
     )
 
     def __init__(self, uri: str = "embedded://"):

@@ -11,6 +11,7 @@ async function refreshHealth() {
     $("node-latency").textContent = h.node.latency_ms;
     $("node-mining").textContent = !h.mining ? "–" : h.mining.on === null ? "not controllable"
       : `${h.mining.on ? "running" : "stopped"}${h.mining.block_period ? `, a block every ${h.mining.block_period} s` : ""}`;
+    if (h.mining) renderControls(h.mining);
     $("node-pending").textContent = `${h.app_pending} from this portal, ${h.mining ? h.mining.pending : "–"} in flight`;
     $("open-listings").textContent = h.open_listings;
     $("active-deals").textContent = h.active_deals;
@@ -21,6 +22,21 @@ async function refreshHealth() {
       el("td", { textContent: b.budgets.map((x) => (x === null ? "none" : x)).join(" ") || "–" }),
       el("td", { textContent: b.power_w === null ? "–" : b.power_w }))));
   } catch (err) { $("health-state").textContent = err.message; }
+}
+
+// Block production is the operator's on a one-node chain: its controls live here only.
+function renderControls(m) {
+  const button = $("mining-toggle");
+  button.textContent = m.on ? "Stop mining" : "Start mining";
+  button.dataset.on = m.on ? "1" : "0";
+  button.disabled = !m.can_toggle;
+  $("mine-one").hidden = !m.can_mine;
+  $("period-form").hidden = !m.can_set_period;
+}
+
+async function control(body, done) {
+  try { renderControls(await api("POST", "/api/admin/mining" + (body ? "" : "/mine"), body || undefined)); toast(done); refreshHealth(); }
+  catch (err) { toast(err.message, true); }
 }
 
 async function refreshAccounts() {
@@ -51,6 +67,15 @@ async function refreshAccounts() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
+  $("mining-toggle").addEventListener("click", () => {
+    const on = $("mining-toggle").dataset.on !== "1";
+    control({ on }, on ? "Mining started" : "Mining stopped");
+  });
+  $("mine-one").addEventListener("click", () => control(null, "Mined a block"));
+  $("period-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    control({ period: $("period").value }, "Block period set");
+  });
   $("account-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("account-error").textContent = "";

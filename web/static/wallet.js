@@ -1,4 +1,4 @@
-/* The wallet page: balances pushed live over Socket.IO, escrow, mining, send Ether. */
+/* The wallet page: balances pushed live over Socket.IO, escrow, block production, send Ether. */
 "use strict";
 
 function txItem(tx) {
@@ -26,16 +26,11 @@ function render(w) {
 }
 
 function renderMining(m) {
-  $("mining-state").textContent = m.on ? "running" : "stopped";
+  $("mining-state").textContent = `${m.on === null ? "not reported" : m.on ? "running" : "stopped"}, by ${m.by === "operator" ? "the operator" : "the participants"}`;
+  $("mining-why").textContent = m.why;
   $("block").textContent = m.block;
-  const button = $("mining-toggle");
-  button.textContent = m.on ? "Stop mining" : "Start mining";
-  button.dataset.on = m.on ? "1" : "0";
-  button.disabled = !m.can_toggle;
   $("block-period").textContent = m.block_period === null ? "n/a"
     : m.block_period === 0 ? "a block per transaction" : `${m.block_period} s`;
-  $("mine-one").hidden = !m.can_mine;
-  $("period-form").hidden = !m.can_set_period;
 }
 
 async function act(promise, done) {
@@ -54,20 +49,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("withdraw-button").addEventListener("click", async () => {
     if (await act(api("POST", "/api/escrow/withdraw", { amount_eth: $("deposit-amount").value }), "Withdrawal sent")) $("deposit-amount").value = "";
-  });
-  $("mining-toggle").addEventListener("click", async () => {
-    const on = $("mining-toggle").dataset.on !== "1";
-    const state = await act(api("POST", "/api/mining", { on }), on ? "Mining started" : "Mining stopped");
-    if (state) renderMining(state);
-  });
-  $("mine-one").addEventListener("click", async () => {
-    const state = await act(api("POST", "/api/mining/mine"), "Mined a block");
-    if (state) renderMining(state);
-  });
-  $("period-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const state = await act(api("POST", "/api/mining", { period: $("period").value }), "Block period set");
-    if (state) renderMining(state);
   });
   // Sending is two steps: the portal checks the address (checksum) and amount, the person
   // reads what will happen, then confirms.

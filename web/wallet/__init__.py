@@ -1,4 +1,4 @@
-"""The wallet page and its API: balances, escrow deposit/withdraw, send Ether, mining."""
+"""The wallet page and its API: balances, escrow deposit/withdraw, send Ether, block production."""
 
 from __future__ import annotations
 
@@ -53,22 +53,5 @@ def send(account):
 @bp.get("/api/mining")
 @login_required
 def mining(account):
+    """Block production as anyone may see it: on or off, by whom and why (the controls: admin)."""
     return jsonify(runtime().wallets.mining_state())
-
-
-@bp.post("/api/mining")
-@login_required
-def set_mining(account):
-    data = body()
-    wallets = runtime().wallets
-    if "period" in data:
-        wallets.set_block_period(data["period"])
-    if "on" in data or "period" not in data:
-        return jsonify(wallets.set_mining(data.get("on")))
-    return jsonify(wallets.mining_state())
-
-
-@bp.post("/api/mining/mine")
-@login_required
-def mine(account):
-    return jsonify(runtime().wallets.mine_block())
