@@ -92,6 +92,16 @@ class Ledger:
             for name in ("EnergyToken", "EnergyEscrow")
         )
 
+    def roles_of(self, address: str) -> dict[str, bool]:
+        """Which of the contracts' admin and operator roles an address holds."""
+        admin = self.token.functions.DEFAULT_ADMIN_ROLE().call()
+        operator = self.escrow.functions.OPERATOR_ROLE().call()
+        return {
+            "token_admin": self.token.functions.hasRole(admin, address).call(),
+            "escrow_admin": self.escrow.functions.hasRole(admin, address).call(),
+            "escrow_operator": self.escrow.functions.hasRole(operator, address).call(),
+        }
+
     def enroll_meter(self, meter: str, owner: str, kind: int, rated_power_w: int) -> None:
         """Enroll a meter account for its owner (admin action)."""
         self._operator_call(

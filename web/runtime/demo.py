@@ -19,8 +19,6 @@ DEMO = [
     {"name": "bob", "role": "consumer", "passphrase": "bob-demo", "board": "load-bob"},
     {"name": "carol", "role": "consumer", "passphrase": "carol-demo", "board": "load-carol"},
 ]
-# The operator's login for the admin page: an account of its own, not a market participant.
-DEMO_ADMIN = {"name": "admin", "role": "admin", "passphrase": "admin-demo"}
 
 
 def participants(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -54,8 +52,12 @@ def start_emulated_boards(
 def seed_accounts(
     specs: Sequence[Mapping[str, Any]], *, keystore: Keystore, accounts: AccountDirectory,
     ledger: Ledger, meters: MeterEnrollment, funds_eth: int, remote: Collection[str],
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Each participant's account (made on first run) funded and seated; (demo, admin) logins."""
+) -> list[dict[str, str]]:
+    """Each participant's account (made on first run) funded and seated; their logins.
+
+    Their passphrases are printed in the README: web.access refuses these logins from beyond
+    this machine, and DEMO_ACCOUNTS is off unless `gridbid run` (or a config) turns it on.
+    """
     demo = []
     for spec in specs:
         address = accounts.address_of(spec["name"]) or accounts.create(
@@ -68,7 +70,4 @@ def seed_accounts(
             meters.add_local(spec, address)
         demo.append({"name": spec["name"], "address": address, "role": spec["role"],
                      "passphrase": spec["passphrase"], "board": spec["board"]})
-    admin = accounts.address_of(DEMO_ADMIN["name"]) or accounts.create(
-        DEMO_ADMIN["name"], lambda: keystore.new(DEMO_ADMIN["passphrase"])
-    )
-    return demo, [{**DEMO_ADMIN, "address": admin}]
+    return demo
