@@ -25,7 +25,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.load(app.config, test_config)
 
     from web import admin, auth, grid, live, market, wallet
+    from web.access import trust_proxies
     from web.session import check_csrf, csrf_token
+
+    trust_proxies(app)  # the client address every per-client rule keys on
 
     for feature in (auth, wallet, market, grid, admin):
         app.register_blueprint(feature.bp)

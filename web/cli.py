@@ -50,11 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from web import create_app, start_runtime
-    from web.extensions import socketio
-    from web.runtime.operator import OperatorKeyError
-
+def run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings `gridbid run`'s options change; the demo is on unless asked otherwise."""
     overrides: dict[str, object] = {}
     if args.demo is not None or "GRIDBID_DEMO_ACCOUNTS" not in os.environ:
         overrides["DEMO_ACCOUNTS"] = args.demo is not False
@@ -64,7 +61,15 @@ def _run(args: argparse.Namespace) -> int:
         overrides["DATA_DIR"] = args.data_dir
     if args.speed:
         overrides["EMULATOR_SPEED"] = args.speed
-    app = create_app(overrides)
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from web import create_app, start_runtime
+    from web.extensions import socketio
+    from web.runtime.operator import OperatorKeyError
+
+    app = create_app(run_overrides(args))
     print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
     try:
         runtime = start_runtime(app)

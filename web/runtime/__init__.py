@@ -25,6 +25,7 @@ from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.keyring import KeyRing
 from web.runtime.accounts import AccountDirectory
+from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.loops import Loop
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
@@ -173,6 +174,11 @@ class Runtime:
     def is_admin(self, address: str) -> bool:
         """Whether the account may use the admin page (config ADMINS: names or addresses)."""
         return self.accounts.is_admin(address)
+
+    def is_demo(self, address: str) -> bool:
+        """Whether an account is one the demo seats (its passphrase is published), whether or
+        not DEMO_ACCOUNTS seated it on this run: a data directory keeps them."""
+        return address.lower() in demo_addresses(self.data_dir / DEMO_BOOK)
 
     def create_account(self, name: str, role: str, passphrase: str) -> str:
         """A new participant without a board yet: keystore, name and market entry."""

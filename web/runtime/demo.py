@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,19 @@ from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
 from web.runtime.meters import ETHER, MeterEnrollment
 
+DEMO_BOOK = "demo_accounts.json"  # the demo's accounts, as web.access needs to know them
+
 # One producer with a PV emulator and battery, two consumers with loads.
 DEMO = [
     {"name": "alice", "role": "producer", "passphrase": "alice-demo", "board": "pv-alice"},
     {"name": "bob", "role": "consumer", "passphrase": "bob-demo", "board": "load-bob"},
     {"name": "carol", "role": "consumer", "passphrase": "carol-demo", "board": "load-carol"},
 ]
+
+
+def demo_addresses(book: Path) -> set[str]:
+    """The addresses (lower case) of every account a demo ever seated in this data directory."""
+    return set(json.loads(book.read_text())) if book.exists() else set()
 
 
 def participants(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -52,6 +60,7 @@ def start_emulated_boards(
 def seed_accounts(
     specs: Sequence[Mapping[str, Any]], *, keystore: Keystore, accounts: AccountDirectory,
     ledger: Ledger, meters: MeterEnrollment, funds_eth: int, remote: Collection[str],
+    book: Path,
 ) -> list[dict[str, str]]:
     """Each participant's account (made on first run) funded and seated; their logins.
 
@@ -70,4 +79,8 @@ def seed_accounts(
             meters.add_local(spec, address)
         demo.append({"name": spec["name"], "address": address, "role": spec["role"],
                      "passphrase": spec["passphrase"], "board": spec["board"]})
+    # Remembered as the demo's for good: their passphrases stay published after DEMO_ACCOUNTS
+    # is turned off, so web.access keeps refusing them from beyond this machine.
+    marked = demo_addresses(book) | {a["address"].lower() for a in demo}
+    book.write_text(json.dumps(sorted(marked), indent=1))
     return demo

@@ -22,7 +22,7 @@ from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.runtime.accounts import AccountDirectory
 from web.runtime.chain import deploy_or_attach, start_chain
-from web.runtime.demo import participants, seed_accounts, start_emulated_boards
+from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
@@ -98,7 +98,7 @@ def wire(
                                       remote_boards.allowed)
                 demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
                                      meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
-                                     remote=remote_boards.allowed)
+                                     remote=remote_boards.allowed, book=data_dir / DEMO_BOOK)
         txm.subscribe(TransactionJournal(store, hub))
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
