@@ -140,8 +140,8 @@ def deal_to_relay(rounds: int = 5) -> None:
                 clock_time.sleep(0.1)
             times = []
             for _ in range(rounds):
-                listing = market.create_listing(people["alice"], 5, 1000, 30)
-                market.place_bid(people["bob"], listing["id"], 1000)
+                listing = people["alice"].list(5, 1000, 30)
+                people["bob"].bid(listing["id"], 1000)
                 manual.advance(31)
                 start = clock_time.perf_counter()
                 while not (grid.reading("pv-alice").relays[0]
@@ -149,7 +149,7 @@ def deal_to_relay(rounds: int = 5) -> None:
                     clock_time.sleep(0.001)
                 times.append((clock_time.perf_counter() - start) * 1000)
                 deal = market.deals()[0]
-                market.close_connection(people["bob"], deal["id"])
+                people["bob"].close(deal["id"])
                 while market.deal(deal["id"])["status"] != "closed":
                     clock_time.sleep(0.01)
         finally:

@@ -45,6 +45,10 @@ class Keystore:
         tmp.rename(path)
         return account.address
 
+    def read(self, address: str) -> dict:
+        """An account's encrypted keystore as geth wrote it (KeystoreError if none)."""
+        return self._read(self.path_of(address))
+
     def addresses(self) -> list[str]:
         """Checksummed addresses of every keystore file, oldest first."""
         found = []

@@ -7,8 +7,6 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from web3.exceptions import (
@@ -24,49 +22,15 @@ from geth_private.errors import (
     TransactionReverted,
     TransactionTimeout,
 )
+from geth_private.records import TxRecord, TxStatus
+from geth_private.signed import SignedCall, decode_signed
 from geth_private.signer import Signer
+
+__all__ = ["PRIORITY_FEE", "TxManager", "TxRecord", "TxStatus"]
 
 log = logging.getLogger(__name__)
 
 PRIORITY_FEE = 10**9  # 1 gwei tip; private chains do not auction block space
-
-
-class TxStatus(StrEnum):
-    """Where a transaction the app signed stands; a str, so it compares and serialises as one."""
-
-    QUEUED = "queued"  # held by the app until the sender's earlier transaction is mined
-    PENDING = "pending"  # handed to the node, no receipt yet
-    MINED = "mined"  # in a block, and it succeeded
-    FAILED = "failed"  # refused by the node, reverted, or replaced
-
-
-@dataclass
-class TxRecord:
-    """What the app knows of one transaction it signed."""
-
-    tx_hash: str
-    sender: str
-    nonce: int
-    label: str
-    to: str | None
-    value: int
-    status: TxStatus
-    created: float
-    submitted: float = 0.0
-    block: int | None = None
-    gas_used: int | None = None
-    error: str | None = None
-    params: dict[str, Any] = field(default_factory=dict, repr=False)
-    raw: bytes = field(default=b"", repr=False)
-    receipt: Any = field(default=None, repr=False)
-
-    def public(self) -> dict[str, Any]:
-        """The record as plain JSON-ready data (no raw bytes, no parameters)."""
-        return {
-            name: getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name not in ("raw", "params", "receipt")
-        }
 
 
 class TxManager:
@@ -93,6 +57,8 @@ class TxManager:
         self._accounts: dict[str, Signer] = {}
         self._base_fee = 0
         self._fees_at = float("-inf")
+        # Signed elsewhere, waiting for the loop to hand them to the node: (record, after).
+        self._outbox: deque[tuple[TxRecord, TxRecord | None]] = deque()
 
     @property
     def w3(self):
@@ -142,6 +108,79 @@ class TxManager:
                     raise
         self.poll_one(record)
         return record
+
+    def submit_signed(
+        self, raw: bytes | str | SignedCall, label: str, after: TxRecord | None = None,
+    ) -> TxRecord:
+        """A transaction its owner signed (a browser, a wallet): recorded and queued at once.
+
+        The next poll hands it to the node, once `after` (if given) has a receipt; a refusal
+        marks it FAILED with the node's words, and the listeners hear of it either way.
+        Sending the same bytes twice gives the same record.
+        """
+        call = raw if isinstance(raw, SignedCall) else decode_signed(raw)
+        with self._guard:
+            known = self._records.get(call.tx_hash)
+            if known is not None and known.status != TxStatus.FAILED:
+                return known
+            record = TxRecord(
+                tx_hash=call.tx_hash, sender=call.sender, nonce=call.nonce, label=label,
+                to=call.to, value=call.value, status=TxStatus.QUEUED, created=time.time(),
+                params={"to": call.to, "value": call.value, "data": "0x" + call.data.hex(),
+                        "gas": call.gas},
+                raw=call.raw,
+            )
+            self._remember(record)
+            self._outbox.append((record, after))
+        self._notify(record)
+        return record
+
+    def watch(self, tx_hash: str, sender: str, label: str) -> TxRecord:
+        """Follow a transaction a wallet sent through its own RPC (its receipt, its failure)."""
+        with self._guard:
+            known = self._records.get(tx_hash)
+            if known is not None:
+                return known
+            record = TxRecord(tx_hash=tx_hash, sender=sender, nonce=-1, label=label, to=None,
+                              value=0, status=TxStatus.PENDING, created=time.time(),
+                              submitted=time.time())
+            self._remember(record)
+            self._inflight[sender][tx_hash] = record
+        self._notify(record)
+        return record
+
+    def suggest(self, sender: str, tx: dict[str, Any]) -> dict[str, Any]:
+        """The fields an owner signs: its next nonce (the node's count and what is queued
+        here), the chain id and EIP-1559 fees, around the given to/data/value/fixed gas."""
+        counted = self.w3.eth.get_transaction_count(sender, "pending")
+        with self._guard:
+            mine = [r.nonce for r in self._records.values()
+                    if r.sender == sender and r.status in (TxStatus.QUEUED, TxStatus.PENDING)]
+        return {"chainId": self.chain_id(), "value": 0, **tx, "type": 2,
+                "nonce": max([counted, *(n + 1 for n in mine)]), **self._fees()}
+
+    def _send_outbox(self) -> None:
+        """Hand owner-signed transactions to the node, in order, each when it may go."""
+        with self._guard:
+            waiting = list(self._outbox)
+            self._outbox.clear()
+        held: list[tuple[TxRecord, TxRecord | None]] = []
+        one_at_a_time = self.backend.has(ONE_PENDING_PER_SENDER) and not self.backend.is_mining()
+        for record, after in waiting:
+            if record.status != TxStatus.QUEUED:
+                continue
+            blocked = after is not None and after.status in (TxStatus.QUEUED, TxStatus.PENDING)
+            if blocked or (one_at_a_time and self._inflight[record.sender]) or any(
+                r.sender == record.sender for r, _ in held
+            ):
+                held.append((record, after))
+                continue
+            try:
+                self._submit(record)
+            except TransactionRejected as err:
+                log.info("%s", err)
+        with self._guard:
+            self._outbox.extendleft(reversed(held))
 
     def _renonce(
         self, account: Signer, params: dict[str, Any], label: str
@@ -198,12 +237,15 @@ class TxManager:
         for records in list(self._inflight.values()):
             for record in list(records.values()):
                 self.poll_one(record)
+        self._send_outbox()  # after the receipts: a sender whose last one landed may send
 
     def poll_one(self, record: TxRecord) -> None:
         """Check one record's receipt and move its sender's queue along."""
         if record.status == TxStatus.PENDING and not self._settle_if_mined(record):
             self._resubmit_if_dropped(record)
             return
+        if record.status == TxStatus.QUEUED and "nonce" not in record.params:
+            self._send_outbox()  # signed elsewhere: it waits in the outbox, not the queue
         self._release(record.sender)
 
     def pending(self, address: str | None = None) -> list[TxRecord]:
@@ -213,6 +255,11 @@ class TxManager:
         waiting = (TxStatus.QUEUED, TxStatus.PENDING)
         return [r for r in records
                 if r.status in waiting and (address is None or r.sender == address)]
+
+    def record(self, tx_hash: str) -> TxRecord | None:
+        """The record of a transaction this process sent, was handed or follows."""
+        with self._guard:
+            return self._records.get(tx_hash.lower())
 
     def recent(self, address: str, limit: int = 20) -> list[TxRecord]:
         """The newest records sent by an address, newest first."""
@@ -270,7 +317,7 @@ class TxManager:
             raw=bytes(signed.raw_transaction),
         )
 
-    def _remember(self, record: TxRecord, account: Signer) -> None:
+    def _remember(self, record: TxRecord, account: Signer | None = None) -> None:
         with self._guard:
             self._records[record.tx_hash] = record
             self._order.append(record.tx_hash)
@@ -279,7 +326,8 @@ class TxManager:
                 for old in [h for h in self._records if h not in live]:
                     del self._records[old]
         # Queued records may need re-signing when an earlier one is refused.
-        self._accounts[account.address] = account
+        if account is not None:
+            self._accounts[account.address] = account
 
     def _submit(self, record: TxRecord) -> None:
         try:
@@ -313,6 +361,8 @@ class TxManager:
         if time.time() - record.submitted < self.resubmit_after:
             return
         record.submitted = time.time()
+        if not record.raw:
+            return  # a wallet sent it: only the wallet can send it again
         try:
             self.w3.eth.get_transaction(record.tx_hash)
             return  # still in the pool, just not mined yet

@@ -8,11 +8,11 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
-from marketplace import rules
+from contracts.bindings import bid_typed_data
+from geth_private.signed import SignedCall
+from marketplace import rules, signed
 from marketplace.clock import Clock
-from marketplace.errors import CannotCancel, NotAllowed
+from marketplace.errors import CannotCancel, InvalidInput, NotAllowed
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
 from marketplace.parties import participant
@@ -70,71 +70,105 @@ class AuctionBook:
 
     # -- commands --------------------------------------------------------------------------
 
+    def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
+        """The seller's approve(escrow, n) to sign before listing energy_wh more, when the
+        escrow's allowance does not already cover every open listing plus this one."""
+        wh = self._listing_energy(energy_wh)
+        needed = self.store.listed_wh(seller) + wh
+        if self.ledger.allowance(seller) >= needed:
+            return {"needed": False, "label": "Approve tokens for sale"}
+        tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, needed])
+        label = "Approve tokens for sale"
+        return signed.prepared(self.ledger.prepare(seller, tx, label), label)
+
     def create_listing(
-        self, seller: LocalAccount, energy_wh: object, start_price: object, duration_s: object
+        self, seller: str, energy_wh: object, start_price: object, duration_s: object,
+        approval: object = None,
     ) -> dict[str, Any]:
-        """List energy for auction; approves the escrow to take it if the auction sells."""
+        """List energy for auction; approval is the seller's signed approve(escrow, n) when
+        the escrow's allowance falls short (queued here, not awaited)."""
         limits = self.settings.limits
-        wh = rules.parse_int(energy_wh, "energy (Wh)", limits.min_energy_wh, limits.max_energy_wh)
+        wh = self._listing_energy(energy_wh)
         price = rules.parse_int(start_price, "start bid (wei per kWh)", 1, rules.MAX_WEI)
         duration = rules.parse_int(
             duration_s, "duration (s)", limits.min_duration_s, limits.max_duration_s
         )
-        if participant(self.store, seller.address)["role"] != "producer":
+        if participant(self.store, seller)["role"] != "producer":
             raise NotAllowed("only producers can list energy")
+        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        call = None if approval is None else self._approval(seller, approval)
         with self._lock:
-            rules.check_listing(wh, self.unlisted_wh(seller.address))
-            listed = self.store.listed_wh(seller.address)
-            self.ledger.approve_escrow(seller, listed + wh)
+            rules.check_listing(wh, self.unlisted_wh(seller))
+            needed = self.store.listed_wh(seller) + wh
+            if call is None and allowance < needed:
+                raise InvalidInput(f"sign the escrow's approval of {needed} Wh first "
+                                   "(POST /api/tx/prepare with action approve)")
+            if call is not None:
+                amount = self.ledger.function_of(call)[2][1]
+                if amount < needed:
+                    raise InvalidInput(f"the approval covers {amount} Wh; listing needs {needed}")
+                self.ledger.submit(call, "Approve tokens for sale")
             now = self.clock.now()
             listing_id = self.store.add_listing(
-                seller.address, wh, price, now, now + duration,
+                seller, wh, price, now, now + duration,
                 closes_by=now + duration + limits.soft_close_cap_s,
             )
         view = self.listing(listing_id)
         self.hub.publish("listing_created", view)
         return view
 
-    def place_bid(self, bidder: LocalAccount, listing_id: object, price: object) -> dict[str, Any]:
-        """Place a bid signed with the bidder's key; returns once it is stored durably."""
+    def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
+        """The EIP-712 bid the bidder signs for this price, checked as a bid would be first."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
-        buyer = participant(self.store, bidder.address)
-        if buyer["role"] != "consumer":
-            raise NotAllowed("only consumers can bid")
-        if buyer["board_id"] is None:
-            raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
-        free = self.ledger.escrow_free(bidder.address)  # a chain read: before any row lock
+        row = self._listing_row(listing_id)
+        self._check_bid(bidder, row, amount, self._bid_expiry(row))
+        bid = {
+            "listingId": row["id"], "buyer": bidder, "seller": row["seller"],
+            "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
+            "nonce": secrets.randbits(64), "expiry": self._bid_expiry(row),
+        }
+        typed = bid_typed_data(*self.ledger.bid_domain(), bid)
+        typed["types"].pop("EIP712Domain")  # ethers adds the domain's type itself
+        typed["message"] = {k: str(v) if isinstance(v, int) else v for k, v in bid.items()}
+        return typed
+
+    def place_bid(
+        self, bidder: str, listing_id: object, bid: object, signature: object
+    ) -> dict[str, Any]:
+        """Store a bid the bidder signed (EIP-712) once it is checked; returns when durable."""
+        terms = signed.parse_bid(bid)
+        sig = signed.signature_bytes(signature)
+        row = self._listing_row(listing_id)
+        if signed.bid_signer(*self.ledger.bid_domain(), terms, sig) != bidder:
+            raise NotAllowed("the bid is not signed by your key")
+        wrong = [name for name, want in (("listingId", row["id"]), ("buyer", bidder),
+                                         ("seller", row["seller"]), ("maxWh", row["energy_wh"]))
+                 if terms[name] != want]
+        if wrong:
+            raise InvalidInput(f"the signed bid does not match this listing: {', '.join(wrong)}")
+        if not self._bid_expiry(row) <= terms["expiry"] <= self._bid_expiry(row) + 7 * 86400:
+            raise InvalidInput("the bid's expiry must let its deal open after the auction ends "
+                               f"(at least {self._bid_expiry(row)})")
+        if self.store.bid_nonce_used(bidder, terms["nonce"]):
+            raise InvalidInput("this signed bid was already placed; sign a new one")
+        amount = terms["priceWeiPerKWh"]
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
-            row = self.store.lock_listing(self._listing_row(listing_id)["id"])
-            lid = row["id"]
-            highest = max((b["price"] for b in self.store.bids(lid)), default=None)
-            rules.check_bid(
-                seller=row["seller"],
-                bidder=bidder.address,
-                start_price=row["start_price"],
-                highest=highest,
-                price=amount,
-                energy_wh=row["energy_wh"],
-                deadline=row["deadline"],
-                now=self.clock.now(),
-                status=row["status"],
-                free_wei=free - self._committed(bidder.address, lid),
-                limits=self.settings.limits,
-            )
-            self._store_bid(bidder, row, amount)
-        view = self.listing(lid)
+            row = self.store.lock_listing(row["id"])
+            self._check_bid(bidder, row, amount, terms["expiry"])
+            self._store_bid(bidder, row, terms, sig)
+        view = self.listing(row["id"])
         self.hub.publish("bid_placed", view)
         return view
 
-    def cancel_listing(self, seller: LocalAccount, listing_id: object) -> dict[str, Any]:
+    def cancel_listing(self, seller: str, listing_id: object) -> dict[str, Any]:
         """Withdraw a listing: only its seller, only while open and before the first bid."""
         with self._lock, self.store.transaction():
             # Locked like a bid and a close: a bid through another worker lands before or not.
             row = self.store.lock_listing(self._listing_row(listing_id)["id"])
             lid = row["id"]
-            if row["seller"] != seller.address:
+            if row["seller"] != seller:
                 raise NotAllowed("only the seller can cancel a listing")
             if row["status"] != ListingState.OPEN or row["deadline"] <= self.clock.now():
                 raise CannotCancel(f"listing {lid} has ended")
@@ -172,27 +206,64 @@ class AuctionBook:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _store_bid(self, bidder: LocalAccount, row: dict[str, Any], amount: int) -> None:
-        """Sign the bid with the bidder's key, store it, and extend a soft-closing deadline."""
+    def _check_bid(self, bidder: str, row: dict[str, Any], amount: int, expiry: int) -> None:
+        """The auction rules for this bid (role, increment, deadline, escrow that covers it)."""
+        buyer = participant(self.store, bidder)
+        if buyer["role"] != "consumer":
+            raise NotAllowed("only consumers can bid")
+        if buyer["board_id"] is None:
+            raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
+        highest = max((b["price"] for b in self.store.bids(row["id"])), default=None)
+        rules.check_bid(
+            seller=row["seller"], bidder=bidder, start_price=row["start_price"],
+            highest=highest, price=amount, energy_wh=row["energy_wh"],
+            deadline=row["deadline"], now=self.clock.now(), status=row["status"],
+            free_wei=self._covering(bidder, expiry) - self._committed(bidder, row["id"]),
+            limits=self.settings.limits,
+        )
+
+    def _covering(self, bidder: str, expiry: int) -> int:
+        """Escrow that still covers a bid until its expiry: a withdrawal that takes effect
+        before then no longer counts (a bid must be payable when its auction closes)."""
+        free = self.ledger.escrow_free(bidder)
+        pending = self.ledger.withdrawal_of(bidder)
+        if pending["amount"] and pending["available_at"] <= expiry:
+            return max(free - pending["amount"], 0)
+        return free
+
+    def _store_bid(
+        self, bidder: str, row: dict[str, Any], bid: dict[str, Any], signature: bytes
+    ) -> None:
+        """Store the bidder's own signed bid and extend a soft-closing deadline."""
         lid = row["id"]
-        bid = {
-            "listingId": lid,
-            "buyer": bidder.address,
-            "seller": row["seller"],
-            "priceWeiPerKWh": amount,
-            "maxWh": row["energy_wh"],
-            "nonce": secrets.randbits(64),
-            "expiry": int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s,
-        }
-        # Binding: the escrow opens a deal only from a bid the buyer's key signed.
-        signature = self.ledger.sign_bid(bidder, bid)
         now = self.clock.now()
-        self.store.add_bid(lid, bidder.address, amount, now, bid["nonce"], bid["expiry"], signature)
+        self.store.add_bid(lid, bidder, bid["priceWeiPerKWh"], now, bid["nonce"], bid["expiry"],
+                           signature)
         later = rules.extended_deadline(
             row["deadline"], row["closes_by"] or row["deadline"], now, self.settings.limits
         )
         if later != row["deadline"]:
             self.store.set_deadline(lid, later)
+
+    def _bid_expiry(self, row: dict[str, Any]) -> int:
+        """The least expiry a bid needs: its deal may open up to bid_validity_s after the
+        latest the auction can close."""
+        return int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s
+
+    def _listing_energy(self, energy_wh: object) -> int:
+        limits = self.settings.limits
+        return rules.parse_int(energy_wh, "energy (Wh)", limits.min_energy_wh,
+                               limits.max_energy_wh)
+
+    def _approval(self, seller: str, raw: object) -> SignedCall:
+        """The seller's signed approve(escrow, n), checked, or InvalidInput/NotAllowed."""
+        call = signed.signed_call(raw, "approval")
+        signed.check_signed_by(call, seller, self.ledger.bid_domain()[0], "approval")
+        called = self.ledger.function_of(call)
+        if called is None or called[:2] != ("EnergyToken", "approve") \
+                or called[2][0] != self.ledger.escrow.address:
+            raise InvalidInput("the approval must be the token's approve(escrow, amount)")
+        return call
 
     def _listing_row(self, listing_id: object) -> dict[str, Any]:
         """A listing's stored row from an id a person gave, or InvalidInput/NotFound."""
@@ -207,7 +278,9 @@ class AuctionBook:
         for row in self.store.rival_bids(bidder, except_listing):
             bids[row["listing_id"]].append((row["id"], row["price"], row["bidder"]))
             energy[row["listing_id"]] = row["energy_wh"]
-        total = 0
+        # A sold auction whose deal is not open yet will still take its Ether.
+        total = sum(rules.cost_wei(d["price"], d["energy_wh"])
+                    for d in self.store.unopened_deals(bidder))
         for listing_id, offers in bids.items():
             best = rules.winner(offers)
             if best and best[2] == bidder:

@@ -13,6 +13,14 @@ class MeterKind(IntEnum):
     CONSUMER = 2
 
 
+class EscrowMarket(IntEnum):
+    """EnergyEscrow's balance pots: one per market; OUT is where a withdrawal goes."""
+
+    LOTS = 0
+    COMMUNITY = 1
+    OUT = 255
+
+
 class DealStatus(IntEnum):
     """EnergyEscrow.DealStatus (None: no such deal)."""
 

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS participants (
     board_id TEXT,
     meter_address TEXT
 );
+CREATE TABLE IF NOT EXISTS registrations (
+    address TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    keystore TEXT NOT NULL,
+    serve_keystore INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS listings (
     id INTEGER PRIMARY KEY,
     seller TEXT NOT NULL,

@@ -11,10 +11,11 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import bid_tuple, contract, decode_revert, sign_bid
+from contracts.bindings import bid_tuple, contract, decode_revert
 from contracts.evm import evm_version_of
 from geth_private import LogPoller, Signer, TxManager, TxRecord
 from geth_private.errors import ChainError
+from geth_private.signed import SignedCall
 from marketplace.contract_enums import MeterKind
 from marketplace.errors import ChainActionFailed
 
@@ -38,6 +39,17 @@ GAS = {
     "closeDeal": 200_000,
     "closeDealForFault": 200_000,
     "transfer": 21_000,
+}
+
+# What a person sees a signed call as, in the wallet's list.
+LABELS = {
+    "deposit": "Deposit into escrow",
+    "requestWithdrawal": "Ask to withdraw from escrow",
+    "requestMove": "Ask to move escrow between markets",
+    "completeWithdrawal": "Withdraw from escrow",
+    "approve": "Approve tokens for sale",
+    "closeDeal": "Close connection",
+    "withdrawOwed": "Withdraw payments owed",
 }
 
 
@@ -162,39 +174,65 @@ class Ledger:
         """The chain head's number."""
         return self.w3.eth.block_number
 
-    # -- writes by users (signed with their unlocked key, not awaited) -----------------------
+    # -- what users sign: built and checked here, signed by their owner, queued -------------
 
-    def deposit(self, account: LocalAccount, wei: int) -> TxRecord:
-        """Move Ether into the buyer's escrow balance."""
-        return self._user_call(account, self.escrow, "deposit", [], "Deposit into escrow", wei)
+    def user_tx(self, contract: str, fn: str, args: list[Any], value: int = 0) -> dict[str, Any]:
+        """The call an owner signs: one of the two contracts' functions, with its fixed gas."""
+        target = self.token if contract == "EnergyToken" else self.escrow
+        return self._tx(target, fn, args, value)
 
-    def withdraw(self, account: LocalAccount, wei: int) -> TxRecord:
-        """Take free Ether back out of the escrow."""
-        return self._user_call(account, self.escrow, "withdraw", [wei], "Withdraw from escrow")
-
-    def approve_escrow(self, account: LocalAccount, wh: int) -> TxRecord:
-        """Let the escrow take up to wh of the seller's tokens when a deal opens."""
-        return self._user_call(
-            account, self.token, "approve", [self.escrow.address, wh], "Approve tokens for sale"
-        )
-
-    def send_ether(self, account: LocalAccount, to: str, wei: int) -> TxRecord:
-        """A plain Ether transfer."""
-        tx = {"to": to, "value": wei, "gas": GAS["transfer"]}
+    def prepare(self, sender: str, tx: dict[str, Any], label: str) -> dict[str, Any]:
+        """tx simulated from the sender (a revert is a ChainActionFailed with the contract's
+        reason, before anyone signs), then filled with its nonce, chain id and fees."""
         try:
-            return self.txm.send(account, tx, f"Send Ether to {to}")
+            if tx.get("data"):
+                self.txm.simulate(sender, tx, label)
+            return self.txm.suggest(sender, tx)
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 
-    def close_deal_async(self, account: LocalAccount, deal_id: int) -> TxRecord:
-        """Close a deal as the buyer or seller (anyone after expiry); not awaited."""
-        return self._user_call(account, self.escrow, "closeDeal", [deal_id], "Close connection")
+    def submit(self, call: SignedCall, label: str, after: TxRecord | None = None) -> TxRecord:
+        """An owner's signed transaction, queued for the node (after `after`, if given)."""
+        return self.txm.submit_signed(call, label, after)
+
+    def function_of(self, call: SignedCall) -> tuple[str, str, tuple[Any, ...]] | None:
+        """(contract, function, arguments) a signed transaction calls on our contracts."""
+        for target in (self.token, self.escrow):
+            if call.to != target.address or len(call.data) < 4:
+                continue
+            try:
+                fn, args = target.decode_function_input(call.data)
+            except ValueError:
+                return None
+            return ("EnergyToken" if target is self.token else "EnergyEscrow",
+                    fn.fn_name, tuple(args.values()))
+        return None
+
+    def describe(self, call: SignedCall) -> str:
+        """A label for a signed transaction, from what it does."""
+        called = self.function_of(call)
+        if called is not None:
+            return LABELS.get(called[1], f"{called[0]}.{called[1]}")
+        if not call.data:
+            return f"Send Ether to {call.to}"
+        return f"Contract call to {call.to}"
+
+    def allowance(self, owner: str) -> int:
+        """Tokens (Wh) the escrow may take from an owner when a deal opens."""
+        return self.token.functions.allowance(owner, self.escrow.address).call()
+
+    def transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
+        """A transaction the node knows (a wallet sent it), or None."""
+        try:
+            return dict(self.w3.eth.get_transaction(tx_hash))
+        except Exception:  # not known (yet), or not a hash the node accepts
+            return None
 
     # -- writes by the operator and by meters ---------------------------------------------
 
-    def sign_bid(self, account: LocalAccount, bid: dict[str, Any]) -> bytes:
-        """The buyer's EIP-712 signature of a bid, made with its own (session) key."""
-        return sign_bid(account, self.txm.chain_id(), self.escrow.address, bid)
+    def bid_domain(self) -> tuple[int, str]:
+        """(chain id, escrow address): the EIP-712 domain a buyer's bid is signed in."""
+        return self.txm.chain_id(), self.escrow.address
 
     def open_deal_async(
         self, bid: dict[str, Any], signature: bytes, energy_wh: int, expires: int
@@ -202,6 +240,11 @@ class Ledger:
         """Send the operator's openDeal for a winning signed bid; not awaited."""
         tx = self._tx(self.escrow, "openDeal", [bid_tuple(bid), signature, energy_wh, expires])
         return self._send(self.operator, tx, f"Open deal for listing {bid['listingId']}")
+
+    def close_expired_async(self, deal_id: int) -> TxRecord:
+        """The operator closes a deal past its expiry (anyone may); not awaited."""
+        tx = self._tx(self.escrow, "closeDeal", [deal_id])
+        return self._send(self.operator, tx, f"Close expired deal {deal_id}")
 
     def close_for_fault_async(self, deal_id: int, reason: int) -> TxRecord:
         """The operator ends a deal a fault stopped (EnergyEscrow.closeDealForFault)."""
@@ -283,18 +326,6 @@ class Ledger:
             return self.txm.send(account, tx, label)
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
-
-    def _user_call(
-        self, account: LocalAccount, contract: Any, fn: str, args: list[Any], label: str,
-        value: int = 0,
-    ) -> TxRecord:
-        tx = self._tx(contract, fn, args, value)
-        try:
-            # Simulated first so a person sees the contract's reason before paying for gas.
-            self.txm.simulate(account.address, tx, label)
-        except ChainError as err:
-            raise ChainActionFailed(str(err)) from err
-        return self._send(account, tx, label)
 
     def _operator_call(self, contract: Any, fn: str, args: list[Any], label: str) -> dict:
         return self._wait(self._send(self.operator, self._tx(contract, fn, args), label))

@@ -10,8 +10,6 @@ import logging
 import threading
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
 from geth_private import Signer
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
@@ -110,23 +108,40 @@ class Market:
 
     # -- commands --------------------------------------------------------------------------
 
+    def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
+        """The approve(escrow, n) the seller signs before listing energy_wh, if one is needed."""
+        return self.auctions.prepare_approval(seller, energy_wh)
+
     def create_listing(
-        self, seller: LocalAccount, energy_wh: object, start_price: object, duration_s: object
+        self, seller: str, energy_wh: object, start_price: object, duration_s: object,
+        approval: object = None,
     ) -> dict[str, Any]:
-        """List energy for auction; approves the escrow to take it if the auction sells."""
-        return self.auctions.create_listing(seller, energy_wh, start_price, duration_s)
+        """List energy for auction, with the seller's signed approval when one is needed."""
+        return self.auctions.create_listing(seller, energy_wh, start_price, duration_s, approval)
 
-    def place_bid(self, bidder: LocalAccount, listing_id: object, price: object) -> dict[str, Any]:
-        """Place a bid signed with the bidder's key; returns once it is stored durably."""
-        return self.auctions.place_bid(bidder, listing_id, price)
+    def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
+        """The EIP-712 bid the bidder signs, checked first as a bid would be."""
+        return self.auctions.bid_terms(bidder, listing_id, price)
 
-    def cancel_listing(self, seller: LocalAccount, listing_id: object) -> dict[str, Any]:
+    def place_bid(
+        self, bidder: str, listing_id: object, bid: object, signature: object
+    ) -> dict[str, Any]:
+        """Store a bid the bidder signed with its own key; returns once it is stored durably."""
+        return self.auctions.place_bid(bidder, listing_id, bid, signature)
+
+    def cancel_listing(self, seller: str, listing_id: object) -> dict[str, Any]:
         """Withdraw a listing: only its seller, only while open and before the first bid."""
         return self.auctions.cancel_listing(seller, listing_id)
 
-    def close_connection(self, account: LocalAccount, deal_id: object) -> dict[str, Any]:
-        """The buyer (or seller) ends a deal: relays off, last delivery paid, rest refunded."""
-        return self.settlement.close_connection(account, deal_id)
+    def prepare_close(self, party: str, deal_id: object) -> dict[str, Any]:
+        """The closeDeal a party signs for Close connection."""
+        return self.settlement.prepare_close(party, deal_id)
+
+    def close_connection(
+        self, party: str, deal_id: object, signed_close: object = None
+    ) -> dict[str, Any]:
+        """The buyer (or seller) ends a deal: relays off, last delivery paid, then its close."""
+        return self.settlement.close_connection(party, deal_id, signed_close)
 
     # -- the loop --------------------------------------------------------------------------
 

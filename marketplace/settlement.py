@@ -11,17 +11,16 @@ import logging
 import threading
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
 from geth_private import Signer, TxRecord
-from marketplace import rules
+from geth_private.signed import SignedCall
+from marketplace import rules, signed
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
-from marketplace.errors import DealNotActive, MarketError, NotAllowed, NotFound
+from marketplace.errors import DealNotActive, InvalidInput, MarketError, NotAllowed, NotFound
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
 from marketplace.settings import Settings
-from marketplace.states import DealState
+from marketplace.states import DealState, ListingState
 from marketplace.store import Store
 from marketplace.switchboard import Switchboard
 from marketplace.views import deal_view
@@ -52,6 +51,7 @@ class Settlement:
         self._backoff: dict[int, float] = {}
         self._expire_retry_at: dict[int, float] = {}
         self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
+        self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
 
     # -- meters and what is in flight ------------------------------------------------------
 
@@ -76,8 +76,12 @@ class Settlement:
     # -- queries ---------------------------------------------------------------------------
 
     def deal(self, deal_id: object) -> dict[str, Any]:
-        """One deal as the pages show it."""
-        return deal_view(self.store, self._deal_row(deal_id))
+        """One deal as the pages show it (while closing: the final report's hash)."""
+        view = deal_view(self.store, self._deal_row(deal_id))
+        final = self._txs.get((view["id"], "report"))
+        if view["status"] == DealState.CLOSING and final is not None:
+            view["final_report"] = {"tx_hash": final.tx_hash, "status": final.status}
+        return view
 
     def deals(self, address: str | None = None) -> list[dict[str, Any]]:
         """Deals, newest first; only those an address is party to when given."""
@@ -88,23 +92,32 @@ class Settlement:
 
     # -- commands and the loop -------------------------------------------------------------
 
-    def close_connection(self, account: LocalAccount, deal_id: object) -> dict[str, Any]:
-        """The buyer (or seller) ends a deal: relays off, last delivery paid, rest refunded."""
+    def prepare_close(self, party: str, deal_id: object) -> dict[str, Any]:
+        """The closeDeal a party signs for Close connection (checked and simulated first)."""
+        row = self._closable(party, deal_id)
+        tx = self.ledger.user_tx("EnergyEscrow", "closeDeal", [row["chain_deal_id"]])
+        label = "Close connection"
+        return signed.prepared(self.ledger.prepare(party, tx, label), label)
+
+    def close_connection(
+        self, party: str, deal_id: object, signed_close: object = None
+    ) -> dict[str, Any]:
+        """The buyer (or seller) ends a deal: relays off, the last delivery reported, then the
+        party's own signed closeDeal sent once that report has its receipt (the last Wh is
+        paid before the escrow refunds the rest). Without signed_close (a wallet that sends
+        itself), the deal waits in closing; the view's final_report names the report to wait
+        for before the wallet sends closeDeal."""
+        call = None if signed_close is None else signed.signed_call(signed_close, "close")
         with self._lock:
-            row = self._deal_row(deal_id)
+            row = self._closable(party, deal_id)
             did = row["id"]
-            if account.address not in (row["buyer"], row["seller"]):
-                raise NotAllowed("only the buyer or the seller can close this deal")
-            if row["status"] != DealState.ACTIVE:
-                raise DealNotActive(f"deal {did} is {row['status']}, not delivering")
+            if call is not None:
+                self._check_close(party, row, call)
             self.switchboard.relays(row, on=False)
             self._report(row, self._delivered(row, fresh=True), force=True)
-            try:
-                record = self.ledger.close_deal_async(account, row["chain_deal_id"])
-            except MarketError:
-                self.switchboard.relays(row, on=True)  # nothing changed on chain: keep delivering
-                raise
-            self._txs[(did, "close")] = record
+            final = self._txs.get((did, "report"))
+            if call is not None:
+                self._txs[(did, "close")] = self.ledger.submit(call, "Close connection", final)
             self.store.update_deal(did, status=DealState.CLOSING)
         view = self.deal(did)
         self.hub.publish("deal_updated", view)
@@ -242,7 +255,7 @@ class Settlement:
         if chain_id:
             self._activate_when_free(row, chain_id)
         elif record is not None and record.status == "failed":
-            self._fail_deal(did, record.error or "openDeal reverted")
+            self._fall_back(row, record.error or "openDeal reverted")
         elif self.clock.now() >= self._retry_at.get(did, 0.0):
             self._send_open(row)
 
@@ -288,6 +301,33 @@ class Settlement:
         self.store.update_deal(did, status=DealState.ACTIVE, opened=self.clock.now())
         self._publish(did)
 
+    def _fall_back(self, row: dict[str, Any], error: str) -> None:
+        """The winner's deal cannot open: the next bid its bidder's escrow covers wins
+        instead (highest first, earliest on a tie); with none left, the deal fails."""
+        did = row["id"]
+        del self._txs[(did, "open")]
+        failed = self._failed_buyers.setdefault(did, set())
+        failed.add(row["buyer"])
+        now = int(self.clock.now())
+        offers = [(b["id"], b["price"], b["bidder"]) for b in self.store.bids(row["listing_id"])
+                  if b["bidder"] not in failed and b["expiry"] > now]
+        while offers:
+            bid_id, price, bidder = rules.winner(offers)
+            offers = [o for o in offers if o[2] != bidder]
+            if self.ledger.escrow_free(bidder) >= rules.cost_wei(price, row["energy_wh"]):
+                log.warning("deal %s: the winner's deal could not open (%s); bid %s of %s "
+                            "is next and covered", did, error, bid_id, bidder)
+                self.store.set_listing_status(row["listing_id"], ListingState.SOLD, bid_id)
+                self.store.update_deal(did, buyer=bidder, price=price,
+                                       error=f"the winner's deal could not open ({error}); "
+                                             "the next covered bid won")
+                self._send_open(self.store.deal(did))
+                self._publish(did)
+                return
+            failed.add(bidder)
+        self._failed_buyers.pop(did, None)
+        self._fail_deal(did, error)
+
     def _fail_deal(self, deal_id: int, error: str) -> None:
         log.warning("deal %s could not be opened: %s", deal_id, error)
         self.store.update_deal(
@@ -329,8 +369,8 @@ class Settlement:
         due = self.clock.now() >= self._expire_retry_at.get(did, 0.0)
         if (record is None or record.status == "failed") and due:
             try:
-                self._txs[(did, "expire")] = self.ledger.close_deal_async(
-                    self.ledger.operator, row["chain_deal_id"]
+                self._txs[(did, "expire")] = self.ledger.close_expired_async(
+                    row["chain_deal_id"]
                 )
             except Exception as err:  # e.g. the chain's clock is not there yet
                 self._expire_retry_at[did] = self.clock.now() + 5.0
@@ -373,6 +413,26 @@ class Settlement:
             self._follow_chain(row)
             return True
         return False
+
+    def _closable(self, party: str, deal_id: object) -> dict[str, Any]:
+        """A deal the party may close now, or NotAllowed/DealNotActive."""
+        row = self._deal_row(deal_id)
+        if party not in (row["buyer"], row["seller"]):
+            raise NotAllowed("only the buyer or the seller can close this deal")
+        inflight = self._txs.get((row["id"], "close"))
+        waiting = row["status"] == DealState.CLOSING and (
+            inflight is None or inflight.status == "failed")
+        if row["status"] != DealState.ACTIVE and not waiting:
+            raise DealNotActive(f"deal {row['id']} is {row['status']}, not delivering")
+        return row
+
+    def _check_close(self, party: str, row: dict[str, Any], call: SignedCall) -> None:
+        """The signed transaction is the party's closeDeal of this very deal."""
+        signed.check_signed_by(call, party, self.ledger.bid_domain()[0], "close")
+        called = self.ledger.function_of(call)
+        if called != ("EnergyEscrow", "closeDeal", (row["chain_deal_id"],)):
+            raise InvalidInput(f"the signed close must be closeDeal({row['chain_deal_id']}) "
+                               "on the escrow")
 
     def _deal_row(self, deal_id: object) -> dict[str, Any]:
         """A deal's stored row from an id a person gave, or InvalidInput/NotFound."""

@@ -59,6 +59,36 @@ class Store(Database):
         """Every participant, by name."""
         return self.query("SELECT * FROM participants ORDER BY name")
 
+    # -- registrations: people who made their own key and await the admin -----------------
+
+    def add_registration(
+        self, address: str, name: str, keystore: str, serve_keystore: bool, now: float
+    ) -> bool:
+        """Record a person's registration with its encrypted keystore; False if name or
+        address is already taken."""
+        taken = self.one("SELECT address FROM participants WHERE address = ? OR name = ?"
+                         " UNION SELECT address FROM registrations WHERE address = ? OR name = ?",
+                         address, name, address, name)
+        if taken:
+            return False
+        self.write("INSERT INTO registrations (address, name, keystore, serve_keystore, created)"
+                   " VALUES (?, ?, ?, ?, ?)", address, name, keystore, int(serve_keystore), now)
+        return True
+
+    def registration(self, address: str) -> dict[str, Any] | None:
+        """One registration by address."""
+        return self.one("SELECT * FROM registrations WHERE address = ?", address)
+
+    def registrations(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Registrations, oldest first (only those in a status when given), without keystores."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return self.query("SELECT address, name, serve_keystore, status, created FROM"
+                          f" registrations {where} ORDER BY created", *args)
+
+    def set_registration_status(self, address: str, status: str) -> None:
+        """Approve or reject a registration."""
+        self.write("UPDATE registrations SET status = ? WHERE address = ?", status, address)
+
     # -- listings and bids -----------------------------------------------------------------
 
     def add_listing(
@@ -123,6 +153,16 @@ class Store(Database):
             listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
         )
 
+    def bid_nonce_used(self, bidder: str, nonce: int) -> bool:
+        """Whether a bidder already placed a bid with this nonce (a signed bid is placed once)."""
+        return self.one("SELECT id FROM bids WHERE bidder = ? AND nonce = ?", bidder,
+                        str(nonce)) is not None
+
+    def unopened_deals(self, buyer: str) -> list[dict[str, Any]]:
+        """A buyer's deals an auction made whose escrow deal is not open yet (Ether not locked)."""
+        return self.query("SELECT * FROM deals WHERE buyer = ? AND status = ?"
+                          " AND chain_deal_id IS NULL", buyer, DealState.OPENING)
+
     def bids(self, listing_id: int) -> list[dict[str, Any]]:
         """Every bid on a listing, in arrival order."""
         return self.query("SELECT * FROM bids WHERE listing_id = ? ORDER BY id", listing_id)
@@ -186,6 +226,11 @@ class Store(Database):
             sender, limit,
         )
         return [json.loads(row["record"]) for row in rows]
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """One transaction's last known record, by hash."""
+        row = self.one("SELECT record FROM transactions WHERE tx_hash = ?", tx_hash)
+        return json.loads(row["record"]) if row else None
 
     # -- cursors of chain readers ---------------------------------------------------------
 

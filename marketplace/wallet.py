@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
 from geth_private.backend import (
     BLOCK_PERIOD,
     MINE_ON_DEMAND,
@@ -14,9 +12,13 @@ from geth_private.backend import (
     ChainBackend,
 )
 from geth_private.errors import ChainError
-from marketplace import rules
-from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed
+from marketplace import rules, signed
+from marketplace.contract_enums import EscrowMarket
+from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
+from marketplace.ledger import GAS, LABELS
 from marketplace.market import Market
+
+LOTS = EscrowMarket.LOTS
 
 
 def block_production(backend: ChainBackend) -> dict[str, str]:
@@ -53,25 +55,17 @@ class Wallets:
             "unlisted_wh": tokens - listed,
             "escrow_free_wei": str(self.ledger.escrow_free(address)),
             "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
+            "withdrawal": self._withdrawal(address),
+            "escrow_notice_s": self.ledger.withdrawal_notice(),
             "generation": self._generation(who.get("board_id"), who.get("role")),
             "pending": [r.public() for r in txm.pending(address)],
             "recent": self.market.store.transactions(address, 10),
             "mining": self.mining_state(),
         }
 
-    def deposit(self, account: LocalAccount, amount_eth: object) -> dict[str, Any]:
-        """Move Ether into the escrow so bids are covered."""
-        wei = rules.parse_ether(amount_eth, "deposit")
-        return self.ledger.deposit(account, wei).public()
-
-    def withdraw(self, account: LocalAccount, amount_eth: object) -> dict[str, Any]:
-        """Take free escrow Ether back."""
-        wei = rules.parse_ether(amount_eth, "withdrawal")
-        return self.ledger.withdraw(account, wei).public()
-
     def check_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
-        """What a send would do, validated (checksum, amount, balance) but not sent."""
-        target = rules.parse_address(to, "recipient")
+        """What a send would do, validated (recipient, amount, balance) but not sent."""
+        target = self._recipient(to)
         wei = rules.parse_ether(amount_eth, "amount")
         if target == address:
             raise InvalidInput("that is your own address")
@@ -82,10 +76,64 @@ class Wallets:
         return {"to": target, "to_name": known["name"] if known else None,
                 "amount_wei": str(wei), "balance_wei": str(balance)}
 
-    def send_ether(self, account: LocalAccount, to: object, amount_eth: object) -> dict[str, Any]:
-        """Send Ether to another address."""
-        checked = self.check_send(account.address, to, amount_eth)
-        return self.ledger.send_ether(account, checked["to"], int(checked["amount_wei"])).public()
+    # -- what the owner signs: the portal checks, suggests and queues -----------------------
+
+    def prepare_deposit(self, address: str, amount_eth: object) -> dict[str, Any]:
+        """The escrow deposit the owner signs, so bids are covered."""
+        wei = rules.parse_ether(amount_eth, "deposit")
+        return self._prepare(address, "EnergyEscrow", "deposit", [LOTS], wei)
+
+    def prepare_withdrawal(self, address: str, amount_eth: object) -> dict[str, Any]:
+        """A withdrawal request the owner signs: the Ether leaves after the escrow's notice."""
+        wei = rules.parse_ether(amount_eth, "withdrawal")
+        free = self.ledger.escrow_free(address)
+        if wei > free:
+            raise InvalidInput(f"your free escrow balance is {free} wei; you cannot withdraw {wei}")
+        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [LOTS, wei])
+
+    def prepare_completion(self, address: str) -> dict[str, Any]:
+        """The withdrawal's second step, once its notice is over."""
+        return self._prepare(address, "EnergyEscrow", "completeWithdrawal", [LOTS])
+
+    def prepare_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
+        """A plain Ether transfer the owner signs (to: an address or a participant's name)."""
+        checked = self.check_send(address, to, amount_eth)
+        tx = {"to": checked["to"], "value": int(checked["amount_wei"]), "gas": GAS["transfer"]}
+        label = f"Send Ether to {checked['to_name'] or checked['to']}"
+        return {**signed.prepared(self.ledger.prepare(address, tx, label), label), **checked}
+
+    def submit(self, address: str, raw: object) -> dict[str, Any]:
+        """An owner's signed transaction, queued: its record (hash computed here) at once."""
+        call = signed.signed_call(raw)
+        signed.check_signed_by(call, address, self.ledger.bid_domain()[0], "transaction")
+        label = self.ledger.describe(call)
+        known = self.market.store.participant(call.to) if call.to and not call.data else None
+        if known is not None:
+            label = f"Send Ether to {known['name']}"
+        return self.ledger.submit(call, label).public()
+
+    def follow(self, address: str, tx_hash: object, label: object = None) -> dict[str, Any]:
+        """A transaction the owner's wallet sent itself: followed like one sent from here."""
+        if not isinstance(tx_hash, str) or len(tx_hash) != 66 or not tx_hash.startswith("0x"):
+            raise InvalidInput("a transaction hash is 0x and 64 hex digits")
+        text = str(label)[:80] if isinstance(label, str) and label.strip() else "Sent by wallet"
+        return self.ledger.txm.watch(tx_hash.lower(), address, text).public()
+
+    def transaction(self, tx_hash: str) -> dict[str, Any]:
+        """One transaction's record, as the app knows it (or the store kept it)."""
+        record = self.ledger.txm.record(tx_hash)
+        if record is not None:
+            return record.public()
+        stored = self.market.store.transaction(tx_hash)
+        if stored is None:
+            raise NotFound(f"no transaction {tx_hash} is known here")
+        return stored
+
+    def _prepare(self, address: str, contract: str, fn: str, args: list[Any],
+                 value: int = 0) -> dict[str, Any]:
+        tx = self.ledger.user_tx(contract, fn, args, value)
+        label = LABELS[fn]
+        return signed.prepared(self.ledger.prepare(address, tx, label), label)
 
     def mining_state(self) -> dict[str, Any]:
         """Whether blocks are produced, by whom and why, the head, the period, what can be done."""
@@ -128,6 +176,23 @@ class Wallets:
             raise InvalidInput("'on' must be true or false")
         self._control(lambda backend: self.ledger.txm.set_mining(on))
         return self.mining_state()
+
+    def _withdrawal(self, address: str) -> dict[str, Any] | None:
+        """The escrow withdrawal the address asked for and when it may complete, if any."""
+        pending = self.ledger.withdrawal_of(address)
+        if not pending["amount"]:
+            return None
+        return {"amount_wei": str(pending["amount"]), "available_at": pending["available_at"]}
+
+    def _recipient(self, to: object) -> str:
+        """An address as typed, or the address of a participant named so."""
+        if isinstance(to, str) and not to.strip().lower().startswith("0x"):
+            named = [p for p in self.market.store.participants() if p["name"] == to.strip()]
+            if named:
+                return named[0]["address"]
+            raise InvalidInput(f"no participant is called {to.strip()!r}; give a name or an "
+                               "address (0x and 40 hex digits)")
+        return rules.parse_address(to, "recipient")
 
     def _generation(self, board_id: str | None, role: str | None) -> dict[str, Any] | None:
         if not board_id:

@@ -1,8 +1,8 @@
 """Automatic traders for a simulated day: producers list at a reserve, consumers bid to a limit.
 
-Each agent acts through the Market's own commands (create_listing, place_bid), signed with
-its participant's key, so every rule a person meets applies to it as well. The decisions
-are pure functions of what the agent sees, kept apart from the acting.
+Each agent acts through the Market's own signed commands (a listing with its approval, an
+EIP-712 bid) with its participant's key, so every rule a person meets applies to it as well.
+The decisions are pure functions of what the agent sees, kept apart from the acting.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
+from gridbid_client.local import LocalParty
 from marketplace.errors import MarketError
 from marketplace.market import Market
 from marketplace.rules import cost_wei
@@ -79,7 +78,7 @@ class ProducerAgent:
     """Lists its minted tokens in lots at its reserve price (the auction's start bid)."""
 
     name: str
-    account: LocalAccount
+    account: LocalParty
     reserve_wei: int  # wei per kWh
     lot_wh: int = 120
     min_lot_wh: int = 30
@@ -94,7 +93,7 @@ class ProducerAgent:
         if not wh:
             return None
         try:
-            return market.create_listing(self.account, wh, self.reserve_wei, self.duration_s)
+            return self.account.list(wh, self.reserve_wei, self.duration_s)
         except MarketError as err:  # e.g. tokens moved meanwhile: try again next round
             log.info("%s did not list %s Wh: %s", self.name, wh, err)
             return None
@@ -105,7 +104,7 @@ class ConsumerAgent:
     """Bids on the cheapest listing it can afford, up to its price limit, when its load runs."""
 
     name: str
-    account: LocalAccount
+    account: LocalParty
     limit_wei: int  # wei per kWh
     profile: list[tuple[float, float]]  # (from-hour, watts) of its load, as the emulator has it
     load_w: float = 0.0  # before the first profile step
@@ -128,7 +127,7 @@ class ConsumerAgent:
         if choice is None:
             return None
         try:
-            return market.place_bid(self.account, *choice)
+            return self.account.bid(*choice)
         except MarketError as err:  # outbid or closed since we looked: next round
             log.debug("%s bid refused: %s", self.name, err)
             return None

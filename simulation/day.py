@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbid_client.local import LocalParty
 from marketplace.clock import ScaledClock
 from simulation.agents import ConsumerAgent, ProducerAgent
 from simulation.journal import ChainJournal
@@ -100,14 +101,16 @@ def open_day(
     people = []
     for spec in plan.participants:
         address = by_name[spec["name"]]["address"]
-        key = runtime.keystore.unlock(address, spec["passphrase"])
+        # Each agent signs with its own key, through the market's signed layer.
+        key = LocalParty(runtime.market, runtime.wallets,
+                         runtime.keystore.unlock(address, spec["passphrase"]))
         people.append({**spec, "address": address, "key": key})
     ledger = runtime.ledger
     eth_start = {p["address"]: ledger.eth_balance(p["address"]) for p in people}
     # Subscribed before the deposits, so their gas is in the books too.
     journal = ChainJournal(ledger, eth_start)
     runtime.txm.subscribe(journal.on_transaction)
-    deposits = [ledger.deposit(p["key"], DEPOSIT_WEI) for p in people if p["role"] == "consumer"]
+    deposits = [p["key"].deposit(DEPOSIT_WEI) for p in people if p["role"] == "consumer"]
     for record in deposits:
         ledger.wait(record)
     producers = [ProducerAgent(p["name"], p["key"], p["reserve_wei"], plan.lot_wh,

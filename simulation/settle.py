@@ -19,7 +19,7 @@ def settle(runtime: Runtime, people: list[dict[str, Any]], say: Callable[[str], 
     for listing in market.listings("open"):
         if not listing["bid_count"]:
             try:
-                market.cancel_listing(keys[listing["seller"]], listing["id"])
+                market.cancel_listing(keys[listing["seller"]].address, listing["id"])
             except MarketError:
                 pass  # it closed by itself meanwhile
     wait_for(lambda: not store.listings("open"), "auctions to close")
@@ -27,7 +27,7 @@ def settle(runtime: Runtime, people: list[dict[str, Any]], say: Callable[[str], 
     for deal in store.deals():
         if deal["status"] == "active":
             try:
-                market.close_connection(keys[deal["buyer"]], deal["id"])
+                keys[deal["buyer"]].close(deal["id"])
             except MarketError:
                 pass  # it completed meanwhile
     wait_for(lambda: not any(d["status"] in LIVE_DEALS for d in store.deals()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -36,11 +37,26 @@ def csrf_session(url: str):
     return session
 
 
-def portal_login(url: str, name: str):
-    """A requests.Session logged in as a demo account of a portal running at url."""
-    session = csrf_session(url)
-    answer = session.post(f"{url}/api/login",
-                          json={"account": name, "passphrase": f"{name}-demo"}, timeout=30)
-    assert answer.ok, answer.text
-    session.headers["X-CSRF-Token"] = answer.json()["csrf"]  # the login's new session
-    return session
+def signed_in(target, key):
+    """A gridbid_client.Client (URL or transport) signed in with this key (SIWE, signed here)."""
+    from gridbid_client.client import Client
+
+    client = Client(target, key)
+    client.login()
+    return client
+
+
+def demo_key(data_dir, name: str):
+    """A demo account's key, read from its (cheap) keystore in a portal's data directory."""
+    import json
+
+    from eth_account import Account
+
+    address = json.loads((Path(data_dir) / "accounts.json").read_text())[name]
+    keyfile = next((Path(data_dir) / "keystore").glob(f"UTC--*--{address[2:].lower()}"))
+    return Account.from_key(Account.decrypt(json.loads(keyfile.read_text()), f"{name}-demo"))
+
+
+def portal_login(url: str, name: str, data_dir):
+    """A gridbid_client.Client signed in as a demo account of a portal running at url."""
+    return signed_in(url, demo_key(data_dir, name))

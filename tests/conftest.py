@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from gridbid_client.transport import FlaskTransport
 from marketplace.clock import ManualClock
-from tests.common import csrf_client
+from tests.common import signed_in
 from tests.services import postgres_server, postgres_url, redis_url  # noqa: F401 (fixtures)
 
 
@@ -59,17 +60,19 @@ def runtime(app):
 
 @pytest.fixture
 def login(app, runtime):
-    """login(name) -> a Flask test client logged in as that demo account."""
+    """login(name) -> a Flask test client signed in as that demo account.
+
+    Signed in as the page does it: the key, read from the tests' cheap keystore, signs the
+    portal's Sign-In with Ethereum message here; the portal never sees it. `client.signer` is
+    the gridbid_client.Client on the same session, for what must be signed (bids, txs).
+    """
 
     def _login(name: str):
-        client = csrf_client(app)
+        client = app.test_client()
         demo = {a["name"]: a for a in runtime.demo_accounts + runtime.admin_accounts}[name]
-        response = client.post(
-            "/api/login", json={"account": name, "passphrase": demo["passphrase"]}
-        )
-        assert response.status_code == 200, response.get_json()
-        # The login starts a new session, with a new CSRF token.
-        client.environ_base["HTTP_X_CSRF_TOKEN"] = response.get_json()["csrf"]
+        key = runtime.keystore.unlock(demo["address"], demo["passphrase"])
+        client.signer = signed_in(FlaskTransport(client), key)
+        client.environ_base["HTTP_X_CSRF_TOKEN"] = client.signer.csrf
         return client
 
     return _login

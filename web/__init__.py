@@ -14,7 +14,7 @@ from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.runtime import Runtime
 from web.state import KEY, PortalState, portal
-from web.throttle import LoginThrottles
+from web.throttle import ClientLimiter
 
 __all__ = ["DEFAULTS", "create_app", "start_runtime"]  # web.simulate and bench read DEFAULTS
 
@@ -24,13 +24,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     config.load(app.config, test_config)
 
-    from web import admin, auth, grid, live, market, wallet
+    from web import admin, auth, grid, live, market, tx, wallet
     from web.access import trust_proxies
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
 
-    for feature in (auth, wallet, market, grid, admin):
+    for feature in (auth, wallet, market, grid, admin, tx):
         app.register_blueprint(feature.bp)
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -45,8 +45,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     runtime = Runtime(app.config, transport=send_command)
     app.extensions[KEY] = PortalState(
         runtime=runtime,
-        # Failed logins, per account and per client address, on the portal's clock.
-        throttles=LoginThrottles.from_config(app.config, runtime.clock.now),
+        # Sign-in attempts per client address (never per account).
+        throttles=ClientLimiter(app.config["LOGIN_RATE_PER_S"], app.config["LOGIN_BURST"]),
         pusher=WalletPusher(runtime), feed=GridFeed(runtime), sockets=SessionSockets(),
     )
     app.context_processor(_navigation)

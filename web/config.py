@@ -42,8 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "WALLET_PUSH_S": 1.0,
     "GRID_PUSH_S": 1.0,  # the live charts get a sample of every board this often
     "ADMINS": "admin",  # names or addresses of accounts that may open the admin page
-    "LOGIN_MAX_FAILURES": 5,  # wrong passphrases for one account before it must wait …
-    "LOGIN_LOCK_S": 60,  # … this long, doubling with each further lockout (max 1 h)
+    "LOGIN_RATE_PER_S": 0.5,  # sign-in attempts a second per client address …
+    "LOGIN_BURST": 20,  # … after a burst of this many (no account is ever locked)
+    "SESSION_IDLE_S": 1800,  # a session idle this long ends (the page drops its key too)
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

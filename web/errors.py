@@ -39,7 +39,7 @@ class PortalError(Exception):
 
 
 class NotLoggedIn(PortalError):
-    """An API call that needs an unlocked key, from a session without one."""
+    """An API call that needs a signed-in session, from a session without one."""
 
     status = 401
 
@@ -59,25 +59,24 @@ class CsrfRefused(PortalError):
 
 
 class LoginRefused(PortalError):
-    """The keystore or the market turned a login down; `kind` names the reason."""
+    """The market turned a sign-in down (not a participant, registration pending)."""
+
+    status = 403
 
 
-class PassphraseRefused(LoginRefused):
-    """A wrong passphrase for the account (the keystore's WrongPassphrase, as a 401)."""
+class SignatureRefused(PortalError):
+    """A sign-in message that does not check out: signer, domain, nonce or time (a 401)."""
 
     status = 401
 
-    def __init__(self) -> None:
-        super().__init__("wrong passphrase for this account", kind="WrongPassphrase")
 
-
-class LoginThrottled(PortalError):
-    """Too many wrong passphrases lately: the account or the address must wait."""
+class RateLimited(PortalError):
+    """Too many requests of one kind from one client lately: it must wait."""
 
     status = 429
 
     def __init__(self, seconds: int) -> None:
-        super().__init__(f"too many wrong passphrases: wait {seconds} s before trying again",
+        super().__init__(f"too many attempts from your address: wait {seconds} s and retry",
                          retry_after_s=seconds)
         self.headers["Retry-After"] = str(seconds)
 

@@ -1,7 +1,7 @@
 """Socket.IO channels: /market broadcasts listings and deals, /wallet pushes each user's wallet,
 /grid streams the boards' readings for the live charts.
 
-Every channel is bound to the logged-in session: a connection without an unlocked key is
+Every channel is bound to the logged-in session: a connection without a signed-in session is
 refused, and logging out closes the session's connections.
 """
 
@@ -25,12 +25,12 @@ class SessionNamespace(Namespace):
         account = current_account()
         if account is None:
             return False  # refused: live data is for logged-in people
-        portal().sockets.add(session["key"], request.sid, self.namespace)
+        portal().sockets.add(session["sid"], request.sid, self.namespace)
         self.joined(account)
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
-        portal().sockets.remove(session.get("key"), request.sid, self.namespace)
+        portal().sockets.remove(session.get("sid"), request.sid, self.namespace)
         self.left()
 
     def joined(self, account: Any) -> None:

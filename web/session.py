@@ -1,19 +1,27 @@
-"""Who is logged in: the session cookie names a key held in the runtime's key ring."""
+"""Who is logged in: the session names the address whose signature opened it (no key here)."""
 
 from __future__ import annotations
 
 import functools
 import hmac
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-from flask import redirect, request, session, url_for
+from flask import current_app, redirect, request, session, url_for
 
 from web.errors import CsrfRefused, NotLoggedIn, wants_json
 from web.runtime import Runtime
 from web.state import portal
+
+
+@dataclass(frozen=True)
+class User:
+    """The person of a session: the address that signed its Sign-In with Ethereum message."""
+
+    address: str
 
 
 def runtime() -> Runtime:
@@ -21,13 +29,30 @@ def runtime() -> Runtime:
     return portal().runtime
 
 
-def current_account() -> LocalAccount | None:
-    """The unlocked account of this session, if logged in."""
-    return runtime().keyring.get(session.get("key"))
+def current_account() -> User | None:
+    """The signed-in person of this session, if any and not idle too long."""
+    address = session.get("address")
+    if not address:
+        return None
+    now = time.time()
+    if now - session.get("seen", now) > current_app.config["SESSION_IDLE_S"]:
+        session.clear()
+        return None
+    if now - session.get("seen", 0) > 30:  # the cookie is rewritten at most every 30 s
+        session["seen"] = now
+    return User(address)
+
+
+def open_session(address: str) -> str:
+    """Start a fresh session for an address that proved its key; the session's socket token."""
+    session.clear()
+    token = secrets.token_urlsafe(32)
+    session.update(address=address, sid=token, seen=time.time())
+    return token
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Pages redirect to login, API calls get 401, when no key is unlocked."""
+    """Pages redirect to login, API calls get 401, when nobody is signed in."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:

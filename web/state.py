@@ -8,17 +8,17 @@ from flask import Flask, current_app
 
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.runtime import Runtime
-from web.throttle import LoginThrottles
+from web.throttle import ClientLimiter
 
 KEY = "gridbid"
 
 
 @dataclass(frozen=True)
 class PortalState:
-    """What one portal app holds: its runtime, login throttles and the live channels' parts."""
+    """What one portal app holds: its runtime, sign-in limits and the live channels' parts."""
 
     runtime: Runtime
-    throttles: LoginThrottles
+    throttles: ClientLimiter
     pusher: WalletPusher
     feed: GridFeed
     sockets: SessionSockets

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from gridbid_client.local import LocalParty
 from tests.common import wait_for
 
 ETH = 10**18
 
 
 def unlocked(runtime):
-    """The demo accounts, unlocked, by name."""
-    return {a["name"]: runtime.keystore.unlock(a["address"], a["passphrase"])
+    """The demo accounts as parties signing with their own keys (the tests' cheap keystores)."""
+    return {a["name"]: LocalParty(runtime.market, runtime.wallets,
+                                  runtime.keystore.unlock(a["address"], a["passphrase"]))
             for a in runtime.demo_accounts}
 
 
@@ -18,5 +20,5 @@ def ready(runtime, wh=60):
     people = unlocked(runtime)
     wait_for(lambda: runtime.ledger.token_balance(people["alice"].address) >= wh, what="tokens")
     for name in ("bob", "carol"):
-        runtime.ledger.wait(runtime.ledger.deposit(people[name], ETH // 10))
+        runtime.ledger.wait(people[name].deposit(ETH // 10))
     return people

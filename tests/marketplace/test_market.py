@@ -7,25 +7,19 @@ import pytest
 from marketplace.errors import AuctionClosed, InsufficientEscrow, InsufficientTokens, NotAllowed
 from marketplace.store import Store
 from tests.common import wait_for
+from tests.marketplace.common import ready
 
 ETH = 10**18
 
 
 @pytest.fixture
 def people(runtime):
-    rt = runtime
-    accounts = {a["name"]: rt.keystore.unlock(a["address"], a["passphrase"])
-                for a in rt.demo_accounts}
-    wait_for(lambda: rt.ledger.token_balance(accounts["alice"].address) >= 100,
-             what="alice's first tokens")
-    for name in ("bob", "carol"):
-        rt.ledger.wait(rt.ledger.deposit(accounts[name], ETH // 10))
-    return accounts
+    return ready(runtime, wh=100)
 
 
 def test_unsold_listing_closes_without_a_deal(runtime, people, clock):
     market = runtime.market
-    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    listing = people["alice"].list(10, 1000, 30)
     clock.advance(30)
     wait_for(lambda: market.listing(listing["id"])["status"] == "unsold", what="unsold")
     assert market.deals() == []
@@ -33,13 +27,13 @@ def test_unsold_listing_closes_without_a_deal(runtime, people, clock):
 
 def test_highest_bid_wins_equal_and_late_bids_are_refused(runtime, people, clock):
     market = runtime.market
-    listing = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["carol"], listing["id"], 5000)
+    listing = people["alice"].list(10, 1000, 30)
+    people["carol"].bid(listing["id"], 5000)
     with pytest.raises(Exception, match="at least 5050"):  # 1 % over 5000
-        market.place_bid(people["bob"], listing["id"], 5000)
+        people["bob"].bid(listing["id"], 5000)
     clock.advance(30)
     with pytest.raises(AuctionClosed):
-        market.place_bid(people["bob"], listing["id"], 9000)
+        people["bob"].bid(listing["id"], 9000)
     deal = wait_for(lambda: market.deals(), what="a deal")[0]
     assert deal["buyer"] == people["carol"].address
 
@@ -49,23 +43,22 @@ def test_refusals_for_tokens_escrow_and_roles(runtime, people):
     alice, bob = people["alice"], people["bob"]
     unlisted = market.unlisted_wh(alice.address)
     with pytest.raises(InsufficientTokens):
-        market.create_listing(alice, unlisted + 1_000, 1000, 30)
+        alice.list(unlisted + 1_000, 1000, 30)
     with pytest.raises(NotAllowed, match="only producers"):
-        market.create_listing(bob, 1, 1000, 30)
-    listing = market.create_listing(alice, 10, 1000, 30)
+        bob.list(1, 1000, 30)
+    listing = alice.list(10, 1000, 30)
     with pytest.raises(InsufficientEscrow, match="deposit more"):
-        market.place_bid(bob, listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
+        bob.bid(listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
     # A bid that fits the escrow only if bob's other leading bids are ignored is refused.
-    market.place_bid(bob, listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
-    second = market.create_listing(alice, 10, 1000, 30)
+    bob.bid(listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
+    second = alice.list(10, 1000, 30)
     with pytest.raises(InsufficientEscrow):
-        market.place_bid(bob, second["id"], 2 * 10**18)  # another 0.02 ETH
+        bob.bid(second["id"], 2 * 10**18)  # another 0.02 ETH
 
 
 def test_an_acknowledged_bid_is_on_disk(runtime, people):
-    market = runtime.market
-    listing = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["bob"], listing["id"], 1234)
+    listing = people["alice"].list(10, 1000, 30)
+    people["bob"].bid(listing["id"], 1234)
     other = Store(runtime.store.path)  # a second connection sees only what was committed
     assert [b["price"] for b in other.bids(listing["id"])] == [1234]
     other.close()
@@ -82,15 +75,15 @@ def test_a_late_bid_extends_the_auction_and_everyone_sees_it(runtime, people, cl
     market = runtime.market
     seen = []
     runtime.hub.subscribe(lambda topic, payload: seen.append((topic, payload)))
-    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    listing = people["alice"].list(10, 1000, 30)
     deadline = listing["deadline"]
     clock.advance(25)  # 5 s left: inside the 10 s soft close
-    after = market.place_bid(people["bob"], listing["id"], 1000)
+    after = people["bob"].bid(listing["id"], 1000)
     assert after["deadline"] == deadline + 10
     assert [p["deadline"] for t, p in seen if t == "bid_placed"] == [deadline + 10]
     clock.advance(9)  # past the first deadline, before the new one: still open
     assert market.listing(listing["id"])["status"] == "open"
-    market.place_bid(people["carol"], listing["id"], 2000)
+    people["carol"].bid(listing["id"], 2000)
     assert market.listing(listing["id"])["deadline"] == deadline + 20
     clock.advance(60)
     deal = wait_for(lambda: market.deals(), what="the deal")[0]
@@ -101,13 +94,13 @@ def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
     from marketplace.errors import CannotCancel
 
     market = runtime.market
-    untouched = market.create_listing(people["alice"], 10, 1000, 30)
+    untouched = people["alice"].list(10, 1000, 30)
     with pytest.raises(NotAllowed, match="only the seller"):
-        market.cancel_listing(people["bob"], untouched["id"])
-    assert market.cancel_listing(people["alice"], untouched["id"])["status"] == "cancelled"
+        market.cancel_listing(people["bob"].address, untouched["id"])
+    assert market.cancel_listing(people["alice"].address, untouched["id"])["status"] == "cancelled"
     with pytest.raises(CannotCancel, match="has ended"):
-        market.cancel_listing(people["alice"], untouched["id"])
-    bid_on = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["bob"], bid_on["id"], 1000)
+        market.cancel_listing(people["alice"].address, untouched["id"])
+    bid_on = people["alice"].list(10, 1000, 30)
+    people["bob"].bid(bid_on["id"], 1000)
     with pytest.raises(CannotCancel, match="bids bind"):
-        market.cancel_listing(people["alice"], bid_on["id"])
+        market.cancel_listing(people["alice"].address, bid_on["id"])

@@ -23,10 +23,10 @@ def _deal(market, listing_id):
 def test_a_buyers_second_deal_waits_for_the_first_and_meters_do_not_overlap(runtime, clock):
     people = ready(runtime)
     market, store = runtime.market, runtime.store
-    first = market.create_listing(people["alice"], 10, 1000, 30)
-    second = market.create_listing(people["alice"], 15, 1000, 30)
-    market.place_bid(people["bob"], first["id"], 2000)
-    market.place_bid(people["bob"], second["id"], 2000)
+    first = people["alice"].list(10, 1000, 30)
+    second = people["alice"].list(15, 1000, 30)
+    people["bob"].bid(first["id"], 2000)
+    people["bob"].bid(second["id"], 2000)
     clock.advance(31)
 
     waiting = wait_for(lambda: (d := _deal(market, second["id"])) and d["error"]
@@ -53,21 +53,21 @@ def test_a_buyers_second_deal_waits_for_the_first_and_meters_do_not_overlap(runt
 def test_a_seller_keeps_supplying_one_buyer_when_anothers_deal_ends(runtime, clock):
     people = ready(runtime, wh=90)
     market = runtime.market
-    for_bob = market.create_listing(people["alice"], 40, 1000, 30)
-    for_carol = market.create_listing(people["alice"], 40, 1000, 30)
-    market.place_bid(people["bob"], for_bob["id"], 2000)
-    market.place_bid(people["carol"], for_carol["id"], 2000)
+    for_bob = people["alice"].list(40, 1000, 30)
+    for_carol = people["alice"].list(40, 1000, 30)
+    people["bob"].bid(for_bob["id"], 2000)
+    people["carol"].bid(for_carol["id"], 2000)
     clock.advance(31)
     wait_for(lambda: all((d := _deal(market, lid)) and d["status"] == "active"
                          for lid in (for_bob["id"], for_carol["id"])), what="both deals")
 
-    market.close_connection(people["carol"], _deal(market, for_carol["id"])["id"])
+    people["carol"].close(_deal(market, for_carol["id"])["id"])
     wait_for(lambda: _deal(market, for_carol["id"])["status"] == "closed", what="carol's close")
     assert not runtime.bridge.read("load-carol").relays[0]
     assert runtime.bridge.read("pv-alice").relays[0]  # bob's deal still needs alice's relay
     assert _deal(market, for_bob["id"])["status"] == "active"
 
-    market.close_connection(people["bob"], _deal(market, for_bob["id"])["id"])
+    people["bob"].close(_deal(market, for_bob["id"])["id"])
     wait_for(lambda: _deal(market, for_bob["id"])["status"] == "closed", what="bob's close")
     assert not runtime.bridge.read("pv-alice").relays[0]
 
@@ -76,8 +76,8 @@ def test_tokens_of_a_sold_listing_stay_committed_until_its_deal_takes_them(runti
     people = ready(runtime)
     market, wallets, ledger = runtime.market, runtime.wallets, runtime.ledger
     alice = people["alice"].address
-    sold = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["bob"], sold["id"], 2000)
+    sold = people["alice"].list(10, 1000, 30)
+    people["bob"].bid(sold["id"], 2000)
     wallets.set_mining(False)  # the deal's openDeal stays pending
     try:
         clock.advance(31)
@@ -85,7 +85,7 @@ def test_tokens_of_a_sold_listing_stay_committed_until_its_deal_takes_them(runti
         assert runtime.store.listed_wh(alice) == 10  # sold, but the escrow has not taken it
         tokens = ledger.token_balance(alice)
         assert market.unlisted_wh(alice) == tokens - 10
-        market.create_listing(people["alice"], 12, 1000, 60)
+        people["alice"].list(12, 1000, 60)
         assert runtime.store.listed_wh(alice) == 22  # the new approval covers both
     finally:
         wallets.set_mining(True)

@@ -12,8 +12,8 @@ from tests.marketplace.common import ready
 def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime, clock):
     people = ready(runtime)
     market, chain = runtime.market, runtime.backend
-    listing = market.create_listing(people["alice"], 10, 1000, 30)
-    market.place_bid(people["bob"], listing["id"], 2000)
+    listing = people["alice"].list(10, 1000, 30)
+    people["bob"].bid(listing["id"], 2000)
     chain.stop()  # the node is gone when the auction closes (it saves its state first)
     clock.advance(31)
     wait_for(lambda: market.deals(), what="the auction to close")
@@ -32,10 +32,10 @@ def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime
 def test_two_auctions_closing_at_the_same_instant(runtime, clock):
     people = ready(runtime)
     market = runtime.market
-    first = market.create_listing(people["alice"], 10, 1000, 30)
-    second = market.create_listing(people["alice"], 12, 1000, 30)
-    market.place_bid(people["bob"], first["id"], 3000)
-    market.place_bid(people["carol"], second["id"], 4000)
+    first = people["alice"].list(10, 1000, 30)
+    second = people["alice"].list(12, 1000, 30)
+    people["bob"].bid(first["id"], 3000)
+    people["carol"].bid(second["id"], 4000)
     clock.advance(30)
     def both_active():
         active = [d for d in market.deals() if d["status"] == "active"]
@@ -55,8 +55,8 @@ def test_two_auctions_closing_at_the_same_instant(runtime, clock):
 def test_an_expired_deal_is_stopped_and_closed(runtime, clock):
     people = ready(runtime)
     market = runtime.market
-    listing = market.create_listing(people["alice"], 40, 1000, 30)
-    market.place_bid(people["carol"], listing["id"], 1000)
+    listing = people["alice"].list(40, 1000, 30)
+    people["carol"].bid(listing["id"], 1000)
     clock.advance(30)
     deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
                     what="the deal")
@@ -72,8 +72,8 @@ def test_an_expired_deal_is_stopped_and_closed(runtime, clock):
 
 def active_deal(runtime, clock, people, wh=40):
     market = runtime.market
-    listing = market.create_listing(people["alice"], wh, 1000, 30)
-    market.place_bid(people["carol"], listing["id"], 1000)
+    listing = people["alice"].list(wh, 1000, 30)
+    people["carol"].bid(listing["id"], 1000)
     clock.advance(30)
     return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
                     what="the deal")

@@ -2,7 +2,8 @@
 
 Admins are the accounts named in the ADMINS setting (the demo creates `admin`). Chain-side
 admin actions (enrolling a meter) are sent with the portal operator's key, which holds the
-token's admin role; logging in as an admin is what authorises the portal to use it.
+token's admin role; signing in as an admin is what authorises the portal to use it.
+Participants register their own keys (web.registrations); the admin approves them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from flask import Blueprint, jsonify, redirect, render_template, url_for
 
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.ledger import CONSUMER, PRODUCER
+from web import registrations
 from web.errors import wants_json
-from web.session import body, login_required, runtime
+from web.session import User, body, login_required, runtime
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
@@ -32,7 +33,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @login_required
     @functools.wraps(view)
-    def wrapped(account: LocalAccount, *args: Any, **kwargs: Any) -> Any:
+    def wrapped(account: User, *args: Any, **kwargs: Any) -> Any:
         if not runtime().is_admin(account.address):
             if wants_json():
                 raise NotAllowed("only the portal's admins can do this")
@@ -71,22 +72,26 @@ def accounts(account):
     return jsonify(accounts=rows)
 
 
-@bp.post("/api/admin/accounts")
+@bp.get("/api/admin/registrations")
 @admin_required
-def create_account(account):
-    """A new participant: a keystore on this portal, named, with no board yet."""
-    data = body()
-    name = str(data.get("name") or "").strip()
-    role = data.get("role")
-    passphrase = data.get("passphrase")
-    if not name or len(name) > 32 or not name.replace("-", "").replace("_", "").isalnum():
-        raise InvalidInput("a name is 1–32 letters, digits, - or _")
-    if role not in KINDS:
-        raise InvalidInput("role is producer or consumer")
-    if not isinstance(passphrase, str) or len(passphrase) < 8:
-        raise InvalidInput("a passphrase has at least 8 characters")
-    address = runtime().create_account(name, role, passphrase)
-    return jsonify(name=name, address=address, role=role), 201
+def pending_registrations(account):
+    """People who registered their own key and wait for a role."""
+    return jsonify(registrations=runtime().store.registrations("pending"))
+
+
+@bp.post("/api/admin/registrations/<address>/approve")
+@admin_required
+def approve_registration(account, address):
+    """Seat a registered person as producer or consumer (its board comes with its bridge)."""
+    address = rules.parse_address(address, "registration")
+    return jsonify(registrations.approve(runtime(), address, body().get("role")))
+
+
+@bp.post("/api/admin/registrations/<address>/reject")
+@admin_required
+def reject_registration(account, address):
+    address = rules.parse_address(address, "registration")
+    return jsonify(registrations.reject(runtime(), address))
 
 
 @bp.post("/api/admin/meters")

@@ -1,16 +1,25 @@
-"""Login and logout: a passphrase unlocks the account's keystore file once per session."""
+"""Sign-In with Ethereum: the page signs the portal's EIP-4361 message; the portal keeps no key."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, jsonify, render_template, request, session
 
-from geth_private.errors import KeystoreError, WrongPassphrase
-from marketplace.errors import InvalidInput, MarketError
-from web.errors import LoginRefused, LoginThrottled, NotLoggedIn, PassphraseRefused
-from web.session import body, csrf_token, current_account, runtime
+from gridbid_client.siwe import SiweError, SiweMessage, new_nonce, rfc3339, verify
+from marketplace import rules
+from marketplace.errors import InvalidInput, NotFound
+from web import access, registrations
+from web.errors import LoginRefused, NotLoggedIn, SignatureRefused
+from web.session import body, csrf_token, current_account, open_session, runtime
 from web.state import portal
 
 bp = Blueprint("auth", __name__, template_folder="templates")
+
+MESSAGE_TTL_S = 300  # a sign-in message must be signed and sent back within 5 minutes
+STATEMENT = "Sign in to gridbid."
 
 
 @bp.get("/login")
@@ -20,11 +29,23 @@ def login_page():
 
 @bp.get("/api/accounts")
 def accounts():
-    """Participants to pick from on the login page (no secrets)."""
+    """Participants to pick from on the login page, and whose keystore the portal serves."""
     rows = runtime().store.participants()
-    return jsonify(
-        accounts=[{"name": r["name"], "address": r["address"], "role": r["role"]} for r in rows]
-    )
+    return jsonify(accounts=[
+        {"name": r["name"], "address": r["address"], "role": r["role"],
+         "keystore": registrations.serves_keystore(runtime(), r["address"])} for r in rows
+    ])
+
+
+@bp.get("/api/accounts/<address>/keystore")
+def keystore(address: str):
+    """An account's encrypted keystore, only where its owner let the portal serve it."""
+    address = rules.parse_address(address, "account")
+    found = registrations.keystore(runtime(), address)
+    if found is None:
+        raise NotFound("this portal does not serve that account's keystore: import your "
+                       "keystore file instead")
+    return jsonify(found)
 
 
 @bp.get("/api/csrf")
@@ -33,32 +54,54 @@ def csrf():
     return jsonify(csrf=csrf_token())
 
 
+@bp.post("/api/login/message")
+def login_message():
+    """The EIP-4361 message this session may sign to sign in (its nonce is single-use)."""
+    portal().throttles.take(_client())
+    address = rules.parse_address(body().get("address"), "account")
+    nonce = new_nonce()
+    now = time.time()
+    root = request.url_root.rstrip("/")
+    message = SiweMessage(
+        domain=urlsplit(root).netloc, address=address, statement=STATEMENT, uri=root,
+        chain_id=runtime().ledger.chain_id(), nonce=nonce, issued_at=rfc3339(now),
+        expiration_time=rfc3339(now + MESSAGE_TTL_S),
+    )
+    session["siwe"] = {"nonce": nonce, "address": address}
+    return jsonify(message=message.text(), nonce=nonce, expires_at=int(now + MESSAGE_TTL_S))
+
+
 @bp.post("/api/login")
 def login():
-    data = body()
-    who = str(data.get("account") or "").strip()
-    passphrase = data.get("passphrase")
-    if not who or not isinstance(passphrase, str) or not passphrase:
-        raise InvalidInput("give an account and its passphrase")
-    throttles = portal().throttles
-    address = runtime().resolve(who)
-    client = request.remote_addr or "?"
-    wait = max(throttles.accounts.wait_s(address), throttles.clients.wait_s(client))
-    if wait > 0:
-        raise LoginThrottled(int(wait) + 1)
-    try:
-        token, account = runtime().login(address, passphrase)
-    except WrongPassphrase as err:
-        throttles.accounts.failed(address)
-        throttles.clients.failed(client)
-        current_app.logger.warning("wrong passphrase for %s from %s", address, client)
-        raise PassphraseRefused() from err
-    except (KeystoreError, MarketError) as err:
-        raise LoginRefused(str(err), kind=type(err).__name__) from err
-    throttles.accounts.succeeded(address)
+    """Open the session of the address whose signature of this session's message checks out."""
+    portal().throttles.take(_client())
+    address = _signed_in_address(body())
+    rt = runtime()
+    if not rt.store.participant(address) and not rt.is_admin(address):
+        registration = rt.store.registration(address)
+        if registration is not None and registration["status"] == "pending":
+            raise LoginRefused("your registration waits for the admin's approval",
+                               kind="RegistrationPending")
+        raise LoginRefused(f"{address} is not a participant of this market; register first",
+                           kind="NotAParticipant")
+    access.refuse_demo_beyond_loopback(address)
     _end_session()
-    session["key"] = token
-    return jsonify(me(account.address, csrf=csrf_token()))
+    open_session(address)
+    current_app.logger.info("signed in: %s from %s", address, _client())
+    return jsonify(me(address, csrf=csrf_token()))
+
+
+@bp.post("/api/register")
+def register():
+    """A person's own key, made in their browser: the encrypted keystore and a signed message
+    proving it, kept until the admin approves; the portal never sees the key itself."""
+    portal().throttles.take(_client())
+    data = body()
+    address = _signed_in_address(data)
+    registrations.register(runtime(), address, data.get("name"), data.get("keystore"),
+                           data.get("serve_keystore") is True)
+    session.pop("siwe", None)
+    return jsonify(address=address, name=str(data.get("name")).strip(), status="pending"), 201
 
 
 @bp.post("/api/logout")
@@ -75,17 +118,39 @@ def whoami():
     return jsonify(me(account.address))
 
 
-def me(address: str, **extra: object) -> dict:
-    """The logged-in participant as the pages need it."""
+def me(address: str, **extra: object) -> dict[str, Any]:
+    """The signed-in participant as the pages need it."""
     who = runtime().store.participant(address) or {}
     return {"address": address, "name": who.get("name") or runtime().name_of(address),
             "role": who.get("role"), "admin": runtime().is_admin(address), **extra}
 
 
-def _end_session() -> None:
-    """Forget the session's unlocked key (server memory) and close its live channels."""
-    token = session.get("key")
-    runtime().keyring.drop(token)
-    portal().sockets.close(token)
-    session.clear()
+def _signed_in_address(data: dict[str, Any]) -> str:
+    """The address that signed this session's sign-in message (SignatureRefused if not)."""
+    message, signature = data.get("message"), data.get("signature")
+    if not isinstance(message, str) or not isinstance(signature, str):
+        raise InvalidInput("give the signed sign-in message and its signature")
+    issued = session.get("siwe") or {}
+    if not issued.get("nonce"):
+        raise SignatureRefused("ask for a sign-in message first (POST /api/login/message)")
+    try:
+        checked = verify(message, signature, domain=urlsplit(request.url_root).netloc,
+                         nonce=issued["nonce"], now=time.time(),
+                         chain_id=runtime().ledger.chain_id())
+    except SiweError as err:
+        current_app.logger.warning("sign-in refused from %s: %s", _client(), err)
+        raise SignatureRefused(str(err)) from err
+    if checked.address != issued.get("address"):
+        raise SignatureRefused("the message names another account than the one asked for")
+    session.pop("siwe", None)  # single use
+    return checked.address
 
+
+def _client() -> str:
+    return access.client_address()
+
+
+def _end_session() -> None:
+    """Close the session's live channels and forget who it was."""
+    portal().sockets.close(session.get("sid"))
+    session.clear()

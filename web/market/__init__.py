@@ -27,7 +27,8 @@ def listings(account):
 def create_listing(account):
     data = body()
     listing = runtime().market.create_listing(
-        account, data.get("energy_wh"), data.get("start_price_wei"), data.get("duration_s")
+        account.address, data.get("energy_wh"), data.get("start_price_wei"),
+        data.get("duration_s"), data.get("approval"),
     )
     return jsonify(listing), 201
 
@@ -41,13 +42,24 @@ def listing(account, listing_id):
 @bp.post("/api/listings/<int:listing_id>/cancel")
 @login_required
 def cancel(account, listing_id):
-    return jsonify(runtime().market.cancel_listing(account, listing_id))
+    return jsonify(runtime().market.cancel_listing(account.address, listing_id))
+
+
+@bp.post("/api/listings/<int:listing_id>/bids/terms")
+@login_required
+def bid_terms(account, listing_id):
+    """The EIP-712 bid to sign for a price (checked as a bid first)."""
+    return jsonify(runtime().market.bid_terms(account.address, listing_id,
+                                              body().get("price_wei")))
 
 
 @bp.post("/api/listings/<int:listing_id>/bids")
 @login_required
 def bid(account, listing_id):
-    listing = runtime().market.place_bid(account, listing_id, body().get("price_wei"))
+    """A bid the bidder signed in its page: stored with its own signature."""
+    data = body()
+    listing = runtime().market.place_bid(account.address, listing_id, data.get("bid"),
+                                         data.get("signature"))
     return jsonify(listing), 201
 
 
@@ -66,4 +78,5 @@ def deal(account, deal_id):
 @bp.post("/api/deals/<int:deal_id>/close")
 @login_required
 def close(account, deal_id):
-    return jsonify(runtime().market.close_connection(account, deal_id))
+    return jsonify(runtime().market.close_connection(account.address, deal_id,
+                                                     body().get("raw")))

@@ -1,4 +1,4 @@
-"""The running portal: config, hub and keys from the start; the parts start() wires."""
+"""The running portal: config, hub and accounts from the start; the parts start() wires."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from eth_account.signers.local import LocalAccount
-
 from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
@@ -16,14 +14,12 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
-from geth_private.errors import KeystoreError
 from marketplace.clock import SystemClock
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
 from marketplace.market import Market
 from marketplace.store import Store
 from marketplace.wallet import Wallets
-from web.keyring import KeyRing
 from web.runtime.accounts import AccountDirectory
 from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.loops import Loop
@@ -68,7 +64,7 @@ class _Part(Generic[T]):
 
 
 class Runtime:
-    """One portal: config, hub, key ring, clock and accounts at once; start() wires the rest."""
+    """One portal: config, hub, clock and accounts at once; start() wires the rest."""
 
     backend: _Part[ChainBackend] = _Part()
     txm: _Part[TxManager] = _Part()
@@ -87,7 +83,6 @@ class Runtime:
         self.config = config
         self.transport = transport  # how commands reach remote bridges
         self.hub = Hub()
-        self.keyring = KeyRing()
         self.clock = config.get("CLOCK") or SystemClock()
         self.data_dir = Path(config["DATA_DIR"])
         self.keystore = Keystore(self.data_dir / "keystore", config["SCRYPT_N"])
@@ -155,14 +150,6 @@ class Runtime:
                 task.join(timeout=JOIN_TIMEOUT_S)
         self._parts.close()
 
-    def login(self, who: str, passphrase: str) -> tuple[str, LocalAccount]:
-        """Unlock a participant's or admin's keystore by address or name; (token, account)."""
-        address = self.resolve(who)
-        if not self.store.participant(address) and not self.is_admin(address):
-            raise KeystoreError(f"{address} is not a participant of this market")
-        account = self.keystore.unlock(address, passphrase)
-        return self.keyring.add(account), account
-
     def resolve(self, who: str) -> str:
         """The address of a name (demo or created by the admin) or of an address as typed."""
         return self.accounts.resolve(who)
@@ -179,13 +166,6 @@ class Runtime:
         """Whether an account is one the demo seats (its passphrase is published), whether or
         not DEMO_ACCOUNTS seated it on this run: a data directory keeps them."""
         return address.lower() in demo_addresses(self.data_dir / DEMO_BOOK)
-
-    def create_account(self, name: str, role: str, passphrase: str) -> str:
-        """A new participant without a board yet: keystore, name and market entry."""
-        market = self.market  # NotStarted before any keystore is made
-        address = self.accounts.create(name, lambda: self.keystore.new(passphrase))
-        market.add_participant(name, address, role, None, None)
-        return address
 
     def boards(self) -> list[dict[str, Any]]:
         """Each participant's board as its last reading shows it (None where none came yet)."""

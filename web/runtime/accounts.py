@@ -35,6 +35,10 @@ class AccountDirectory:
         self.path.write_text(json.dumps(names, indent=1, sort_keys=True))
         return address
 
+    def record(self, name: str, address: str) -> None:
+        """Name an address whose key was made elsewhere (a person's own browser)."""
+        self.create(name, lambda: address)
+
     def resolve(self, who: str) -> str:
         """The address of a name, or of an address as typed (InvalidInput if it is neither)."""
         return self.names().get(who) or parse_address(who)

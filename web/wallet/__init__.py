@@ -1,4 +1,5 @@
-"""The wallet page and its API: balances, escrow deposit/withdraw, send Ether, block production."""
+"""The wallet page and its API: balances, the send check, block production (what is signed:
+web.tx)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,6 @@ def summary(account):
     return jsonify(runtime().wallets.summary(account.address))
 
 
-@bp.post("/api/escrow/deposit")
-@login_required
-def deposit(account):
-    return jsonify(runtime().wallets.deposit(account, body().get("amount_eth"))), 202
-
-
-@bp.post("/api/escrow/withdraw")
-@login_required
-def withdraw(account):
-    return jsonify(runtime().wallets.withdraw(account, body().get("amount_eth"))), 202
-
-
 @bp.post("/api/send/check")
 @login_required
 def check_send(account):
@@ -40,14 +29,6 @@ def check_send(account):
     data = body()
     return jsonify(runtime().wallets.check_send(account.address, data.get("to"),
                                                 data.get("amount_eth")))
-
-
-@bp.post("/api/send")
-@login_required
-def send(account):
-    data = body()
-    record = runtime().wallets.send_ether(account, data.get("to"), data.get("amount_eth"))
-    return jsonify(record), 202
 
 
 @bp.get("/api/mining")

@@ -1,0 +1,260 @@
+"""What the client refuses to sign, against a STAND-IN portal built here (not the real one).
+
+The stand-in is a few Flask routes that answer like section 4 of the plan and can be told to
+misbehave as a hostile or broken portal would. The real portal is tested in test_client.py;
+these tests keep to what only a lying server can show: the client signs nothing it did not ask
+for, and the stand-in (the attacker) receives no signature.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import rlp
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from flask import Flask, jsonify, request
+
+from gridbid_client.client import Client, ClientError, SigningRefused
+from gridbid_client.siwe import SiweMessage, new_nonce, verify
+from gridbid_client.transport import FlaskTransport
+
+ME = Account.from_key("0x" + "a1" * 32)
+OTHER = Account.from_key("0x" + "b2" * 32)
+ESCROW = "0x" + "e5" * 20
+TOKEN = "0x" + "70" * 20
+CHAIN_ID = 31337
+
+
+class StandIn:
+    """The stand-in portal's state; the `lie_*` attributes make it answer like an attacker."""
+
+    def __init__(self) -> None:
+        self.nonce = new_nonce()
+        self.received: list[tuple[str, dict]] = []  # every POST body, in order
+        self.lie_domain: str | None = None
+        self.lie_address: str | None = None
+        self.lie_tx: dict | None = None
+        self.lie_bid: dict | None = None
+        self.csrf = "csrf-before-login"
+
+    def login_message(self, address: str) -> str:
+        now = datetime.now(UTC)
+        return SiweMessage(
+            domain=self.lie_domain or "localhost",
+            address=self.lie_address or address,
+            statement="Sign in to gridbid.",
+            uri=f"http://{self.lie_domain or 'localhost'}/",
+            chain_id=CHAIN_ID,
+            nonce=self.nonce,
+            issued_at=now,
+            expiration_time=now + timedelta(minutes=5),
+        ).text()
+
+    def prepared(self, body: dict) -> dict:
+        selector = function_signature_to_4byte_selector("deposit(uint8)")
+        tx = {
+            "to": ESCROW,
+            "data": "0x" + (selector + bytes(32)).hex(),
+            "value": str(int(float(body.get("amount_eth", 0)) * 10**18)),
+            "gas": "100000",
+            "nonce": "0",
+            "chainId": str(CHAIN_ID),
+            "maxFeePerGas": "2000000000",
+            "maxPriorityFeePerGas": "1000000000",
+            "type": 2,
+        }
+        return {"tx": {**tx, **(self.lie_tx or {})}, "label": body["action"], "needed": True}
+
+    def terms(self, listing_id: int, price_wei: int) -> dict:
+        message = {
+            "listingId": listing_id,
+            "buyer": ME.address,
+            "seller": OTHER.address,
+            "priceWeiPerKWh": str(price_wei),
+            "maxWh": 30,
+            "nonce": "8263",
+            "expiry": 1767200000,
+        }
+        return {
+            "domain": {
+                "name": "gridbid EnergyEscrow",
+                "version": "1",
+                "chainId": CHAIN_ID,
+                "verifyingContract": to_checksum_address(ESCROW),
+            },
+            "types": {
+                "Bid": [
+                    {"name": "listingId", "type": "uint256"},
+                    {"name": "buyer", "type": "address"},
+                    {"name": "seller", "type": "address"},
+                    {"name": "priceWeiPerKWh", "type": "uint256"},
+                    {"name": "maxWh", "type": "uint256"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "expiry", "type": "uint64"},
+                ]
+            },
+            "primaryType": "Bid",
+            "message": {**message, **(self.lie_bid or {})},
+        }
+
+
+def stand_in_app(state: StandIn) -> Flask:
+    """The stand-in's routes: just enough of section 4 to drive the client."""
+    app = Flask("stand_in")
+
+    @app.before_request
+    def record():
+        if request.method == "POST":
+            state.received.append((request.path, request.get_json(silent=True) or {}))
+            if request.path not in ("/api/login/message", "/api/login"):
+                if request.headers.get("X-CSRF-Token") != state.csrf:
+                    return jsonify(error="the CSRF token is missing", kind="CsrfRefused"), 403
+        return None
+
+    app.get("/api/csrf", endpoint="csrf")(lambda: jsonify(csrf=state.csrf))
+    app.get("/api/chain", endpoint="chain")(
+        lambda: jsonify(chain_id=CHAIN_ID, contracts={"EnergyEscrow": ESCROW, "EnergyToken": TOKEN})
+    )
+
+    @app.post("/api/login/message")
+    def login_message():
+        return jsonify(message=state.login_message(request.json["address"]), nonce=state.nonce)
+
+    @app.post("/api/login")
+    def login():
+        body = request.json
+        signed = verify(
+            body["message"],
+            body["signature"],
+            domain="localhost",
+            nonce=state.nonce,
+            now=datetime.now(UTC),
+        )
+        state.csrf = "csrf-after-login"
+        return jsonify(
+            address=signed.address, name="me", role="consumer", admin=False, csrf=state.csrf
+        )
+
+    app.post("/api/tx/prepare", endpoint="prepare")(lambda: jsonify(state.prepared(request.json)))
+
+    @app.post("/api/tx")
+    def send_raw():
+        raw = bytes.fromhex(request.json["raw"][2:])
+        return jsonify(
+            tx_hash="0x" + "00" * 32,
+            status="queued",
+            sender=Account.recover_transaction(raw),
+            value=_value_of(raw),
+        ), 202
+
+    @app.post("/api/listings/<int:listing_id>/bids/terms")
+    def terms(listing_id):
+        return jsonify(state.terms(listing_id, int(request.json["price_wei"])))
+
+    @app.post("/api/listings/<int:listing_id>/bids")
+    def bid(listing_id):
+        typed = state.terms(listing_id, int(request.json["bid"]["priceWeiPerKWh"]))
+        signer = Account.recover_message(
+            encode_typed_data(full_message=typed), signature=request.json["signature"]
+        )
+        return jsonify(id=listing_id, bidder=signer), 201
+
+    @app.get("/api/wallet")
+    def wallet():
+        return jsonify(error="log in first", kind="NotLoggedIn"), 401
+
+    return app
+
+
+def _value_of(raw: bytes) -> int:
+    """The value field of a signed type-2 transaction."""
+    assert raw[0] == 2
+    return int.from_bytes(rlp.decode(raw[1:])[6], "big")
+
+
+@pytest.fixture
+def stand_in():
+    return StandIn()
+
+
+@pytest.fixture
+def client(stand_in):
+    return Client(FlaskTransport(stand_in_app(stand_in).test_client()), ME)
+
+
+def posted(stand_in: StandIn, path: str) -> list[dict]:
+    return [body for where, body in stand_in.received if where == path]
+
+
+def test_login_signs_a_message_naming_this_portal_and_takes_the_new_csrf(client, stand_in):
+    me = client.login()
+    assert me["address"] == ME.address
+    assert client.csrf == "csrf-after-login"
+    assert len(posted(stand_in, "/api/login")) == 1
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [{"lie_domain": "evil.example"}, {"lie_address": OTHER.address}],
+    ids=["another domain", "another account"],
+)
+def test_login_message_for_another_domain_or_account_is_not_signed(client, stand_in, lie):
+    for name, value in lie.items():
+        setattr(stand_in, name, value)
+    with pytest.raises(SigningRefused):
+        client.login()
+    assert posted(stand_in, "/api/login") == []  # the attacker got no signature
+
+
+def test_transact_signs_the_prepared_deposit_and_posts_the_raw(client, stand_in):
+    record = client.deposit("0.25")
+    assert record["sender"] == ME.address
+    assert record["value"] == 25 * 10**16
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"value": str(10**19)},  # more Ether than asked for
+        {"to": "0x" + "66" * 20},  # another contract
+        {
+            "data": "0x"
+            + (function_signature_to_4byte_selector("approve(address,uint256)") + bytes(64)).hex()
+        },  # a different call
+        {"chainId": "1"},  # a replay on another chain
+        {"type": 0},
+    ],
+    ids=["value", "to", "call", "chain", "legacy type"],
+)
+def test_a_prepared_transaction_that_does_something_else_is_not_signed(client, stand_in, lie):
+    stand_in.lie_tx = lie
+    with pytest.raises(SigningRefused):
+        client.deposit("0.25")
+    assert posted(stand_in, "/api/tx") == []
+
+
+def test_bid_signs_the_typed_terms(client, stand_in):
+    answer = client.bid(4, 1_200_000_000_000_000)
+    assert answer["bidder"] == ME.address
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [{"buyer": OTHER.address}, {"listingId": 5}, {"priceWeiPerKWh": "9" * 20}, {"extra": 1}],
+    ids=["buyer", "listing", "price", "extra field"],
+)
+def test_bid_terms_that_differ_from_the_request_are_not_signed(client, stand_in, lie):
+    stand_in.lie_bid = lie
+    with pytest.raises(SigningRefused):
+        client.bid(4, 1_200_000_000_000_000)
+    assert posted(stand_in, "/api/listings/4/bids") == []
+
+
+def test_an_error_answer_becomes_a_client_error_with_status_and_kind(client):
+    with pytest.raises(ClientError) as refused:
+        client.wallet()
+    assert (refused.value.status, refused.value.kind) == (401, "NotLoggedIn")
+    assert refused.value.message == "log in first"
