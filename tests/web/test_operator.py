@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from contracts.bindings import sign_bid
 from geth_private import TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.errors import ChainError
@@ -52,7 +53,7 @@ def test_the_faucet_only_funds_and_holds_no_role(app, runtime):
     people = {a["name"]: a for a in runtime.demo_accounts}
     bob = runtime.keystore.unlock(people["bob"]["address"], people["bob"]["passphrase"])
     bid = _bid(runtime, bob, people["alice"]["address"])
-    signature = ledger.sign_bid(bob, bid)
+    signature = sign_bid(bob, ledger.chain_id(), ledger.escrow.address, bid)
     escrow, token = ledger.escrow, ledger.token
     attacks = [
         (escrow, "openDeal", [tuple(bid.values()), signature, 10, int(time.time()) + 600]),

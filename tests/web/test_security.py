@@ -210,6 +210,7 @@ def test_a_consumer_cannot_stop_block_production(app, runtime, login):
     # Blocks keep coming: a send from bob is mined as before.
     head = runtime.ledger.block_number()
     carol = names(runtime)["carol"]
-    assert bob.post("/api/send", json={"to": carol, "amount_eth": "0.1"}).status_code == 202
-    wait_for(lambda: runtime.ledger.block_number() > head, what="the next block")
+    sent = bob.signer.send(carol, "0.1")
+    assert bob.signer.wait_tx(sent["tx_hash"])["status"] == "mined"
+    assert runtime.ledger.block_number() > head
     assert runtime.backend.is_mining()
