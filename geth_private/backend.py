@@ -84,6 +84,10 @@ class ChainBackend(ABC):
         """Return to a snapshot taken with snapshot()."""
         raise CapabilityMissing(f"{self.uri} has no snapshots")
 
+    def rpc_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """One JSON-RPC call to the node, its response as on the wire (result or error)."""
+        return dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
+
     def has(self, capability: str) -> bool:
         """Whether this backend advertises a capability flag."""
         return capability in self.capabilities

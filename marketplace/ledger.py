@@ -104,6 +104,13 @@ class Ledger:
             for name in ("EnergyToken", "EnergyEscrow")
         )
 
+    def build_info(self) -> dict[str, str]:
+        """How the contracts this node runs were built: compiler, EVM version, OpenZeppelin."""
+        # The set deploy() picks for this node (its latest header says which EVM it runs).
+        artifact = load_artifact("EnergyEscrow", evm_version_of(self.w3.eth.get_block("latest")))
+        return {"compiler": f"solc {artifact.compiler}", "evm_version": artifact.evm_version,
+                "openzeppelin": artifact.openzeppelin}
+
     def roles_of(self, address: str) -> dict[str, bool]:
         """Which of the contracts' admin and operator roles an address holds."""
         admin = self.token.functions.DEFAULT_ADMIN_ROLE().call()
