@@ -11,7 +11,7 @@ APT_PACKAGES := chromium socat postgresql redis-server
 .PHONY: run test bench deps test-deps system-deps compile lint clean
 
 run: deps
-	$(BIN)/gridbid run
+	$(BIN)/gridbid run --demo
 
 test: test-deps
 	$(BIN)/ruff check .

@@ -128,7 +128,8 @@ def deal_to_relay(rounds: int = 5) -> None:
     manual = ManualClock(start=clock_time.time())
     with tempfile.TemporaryDirectory() as data:
         app = create_app({"DATA_DIR": data, "CHAIN_URI": "embedded://", "SCRYPT_N": 2**10,
-                          "CLOCK": manual, "EMULATOR_SPEED": 600.0, "SECRET_KEY": "bench"})
+                          "CLOCK": manual, "EMULATOR_SPEED": 600.0, "SECRET_KEY": "bench",
+                          "DEMO_ACCOUNTS": True})
         runtime = start_runtime(app)
         try:
             market, grid = runtime.market, runtime.microgrid

@@ -43,7 +43,7 @@ TOKENS_WH = OPEN_AUCTIONS + 200  # alice lists 1 Wh per listing
 DEMO_PV_PEAK_W = 400
 PORTAL_CONFIG = {
     "CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False, "SCRYPT_N": 2**10,
-    "SECRET_KEY": "bench", "EMULATOR_SPEED": 600.0, "PV_PEAK_W": 2000,
+    "SECRET_KEY": "bench", "EMULATOR_SPEED": 600.0, "PV_PEAK_W": 2000, "DEMO_ACCOUNTS": True,
 }
 
 

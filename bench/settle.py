@@ -37,7 +37,7 @@ def measure(uri: str, deals: int = DEALS) -> list[dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="gridbid-settle-") as data:
         app = create_app({"DATA_DIR": data, "CHAIN_URI": uri, "CHAIN_FALLBACK": False,
                           "SCRYPT_N": 2**10, "CLOCK": clock, "EMULATOR_SPEED": 600.0,
-                          "SECRET_KEY": "bench"})
+                          "SECRET_KEY": "bench", "DEMO_ACCOUNTS": True})
         runtime = start_runtime(app)
         stamps: dict[str, float] = {}
         lock = threading.Lock()

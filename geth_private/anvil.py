@@ -22,6 +22,7 @@ from geth_private.backend import (
     MINE_ON_DEMAND,
     MINING_TOGGLE,
     PERSISTENT,
+    SINGLE_NODE,
     SNAPSHOT,
     TIME_TRAVEL,
     TXPOOL,
@@ -129,7 +130,8 @@ class AnvilBackend(AnvilControl, ChainBackend):
     """
 
     capabilities = frozenset(
-        {MINING_TOGGLE, MINE_ON_DEMAND, BLOCK_PERIOD, TXPOOL, SNAPSHOT, PERSISTENT, TIME_TRAVEL}
+        {MINING_TOGGLE, MINE_ON_DEMAND, BLOCK_PERIOD, TXPOOL, SNAPSHOT, PERSISTENT, TIME_TRAVEL,
+         SINGLE_NODE}
     )
 
     def __init__(self, uri: str = "anvil://", data_dir: str | None = None):

@@ -20,6 +20,9 @@ ONE_PENDING_PER_SENDER = "one_pending_per_sender"  # the app must queue the rest
 PERSISTENT = "persistent"  # blocks, balances and contracts survive a restart
 PEERS = "peers"  # the node reports its peers (geth)
 TIME_TRAVEL = "time_travel"
+# One node makes every block and the operator runs it (anvil, embedded, geth --dev): block
+# production is the operator's, and the operator could rewrite the chain's state at will.
+SINGLE_NODE = "single_node"
 
 
 class ChainBackend(ABC):
@@ -80,6 +83,10 @@ class ChainBackend(ABC):
     def revert(self, snapshot_id: object) -> None:
         """Return to a snapshot taken with snapshot()."""
         raise CapabilityMissing(f"{self.uri} has no snapshots")
+
+    def rpc_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """One JSON-RPC call to the node, its response as on the wire (result or error)."""
+        return dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
 
     def has(self, capability: str) -> bool:
         """Whether this backend advertises a capability flag."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from eth_account import Account
@@ -16,6 +17,7 @@ from geth_private.backend import (
     MINE_ON_DEMAND,
     MINING_TOGGLE,
     ONE_PENDING_PER_SENDER,
+    SINGLE_NODE,
     SNAPSHOT,
     TIME_TRAVEL,
     ChainBackend,
@@ -47,6 +49,21 @@ class _LockedTesterProvider(EthereumTesterProvider):
         }
 
 
+def _wire(value: Any) -> Any:
+    """A web3-formatted value as JSON-RPC carries it: quantities and bytes as 0x-hex."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): _wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    return str(value)
+
+
 def _revert_data(err: TransactionFailed) -> bytes | None:
     """The raw revert bytes web3's eth-tester glue hides in the exception it chained."""
     original = err.__context__
@@ -66,7 +83,8 @@ class EmbeddedBackend(ChainBackend):
     """A py-evm chain inside this process; auto-mine on/off stands in for mining."""
 
     capabilities = frozenset(
-        {MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER, TIME_TRAVEL}
+        {MINING_TOGGLE, MINE_ON_DEMAND, SNAPSHOT, ONE_PENDING_PER_SENDER, TIME_TRAVEL,
+         SINGLE_NODE}
     )
 
     def __init__(self, uri: str = "embedded://"):
@@ -104,6 +122,17 @@ class EmbeddedBackend(ChainBackend):
     def stop(self) -> None:
         self._tester = None
         self._w3 = None
+
+    def rpc_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """eth-tester speaks Python, not JSON-RPC: web3's eth-tester glue translates the
+        request, and the answer is written back as a node would (hex quantities, camelCase)."""
+        w3 = self.w3
+        call = w3.provider.request_func(w3, w3.middleware_onion)
+        try:
+            response = call(method, params)
+        except Exception as err:  # whatever eth-tester cannot take is a bad request, not a crash
+            return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32602, "message": str(err)}}
+        return {key: _wire(value) for key, value in dict(response).items()}
 
     def faucet(self) -> LocalAccount:
         if self._faucet is None:

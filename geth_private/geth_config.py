@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlparse
 
 from geth.types import GethKwargsTypedDict
 
-from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, TXPOOL
+from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, SINGLE_NODE, TXPOOL
 from geth_private.errors import ChainError, ChainUnavailable
 
 # URI grammar (every key optional; datadir defaults to <data_dir>/geth):
@@ -59,8 +59,9 @@ def capabilities_for(version: tuple[int, int, int]) -> frozenset[str]:
     if uses_clique(version):
         # No BLOCK_PERIOD: the clique period is fixed in the genesis; set_block_period cannot work.
         return frozenset({MINING_TOGGLE, TXPOOL, PEERS, PERSISTENT})
-    # --dev seals unconditionally (no miner to stop) and turns peer-to-peer networking off.
-    return frozenset({TXPOOL, PERSISTENT})
+    # --dev seals unconditionally (no miner to stop) and turns peer-to-peer networking off:
+    # one node, the operator's, makes every block.
+    return frozenset({TXPOOL, PERSISTENT, SINGLE_NODE})
 
 
 def find_geth() -> str:

@@ -16,6 +16,7 @@ from geth_private.backend import (
     MINING_TOGGLE,
     PEERS,
     PERSISTENT,
+    SINGLE_NODE,
     SNAPSHOT,
     TIME_TRAVEL,
     TXPOOL,
@@ -63,13 +64,19 @@ class RemoteBackend(AnvilControl, ChainBackend):
         found = {PERSISTENT}
         if self._client.lower().startswith("anvil"):
             return found | {MINING_TOGGLE, MINE_ON_DEMAND, BLOCK_PERIOD, TXPOOL, SNAPSHOT,
-                            TIME_TRAVEL}
+                            TIME_TRAVEL, SINGLE_NODE}
+        peers = None
         for capability, method in ((TXPOOL, "txpool_content"), (PEERS, "admin_peers")):
             try:
-                self._rpc(method)
+                answer = self._rpc(method)
                 found.add(capability)
+                peers = answer if capability == PEERS else peers
             except ChainError:
                 pass
+        # Only a node that shows peers is taken to be one of several; one that cannot say is
+        # counted as the operator's alone, the claim that promises participants less.
+        if not peers:
+            found.add(SINGLE_NODE)
         return found
 
     def faucet(self) -> LocalAccount:

@@ -104,6 +104,23 @@ class Ledger:
             for name in ("EnergyToken", "EnergyEscrow")
         )
 
+    def build_info(self) -> dict[str, str]:
+        """How the contracts this node runs were built: compiler, EVM version, OpenZeppelin."""
+        # The set deploy() picks for this node (its latest header says which EVM it runs).
+        artifact = load_artifact("EnergyEscrow", evm_version_of(self.w3.eth.get_block("latest")))
+        return {"compiler": f"solc {artifact.compiler}", "evm_version": artifact.evm_version,
+                "openzeppelin": artifact.openzeppelin}
+
+    def roles_of(self, address: str) -> dict[str, bool]:
+        """Which of the contracts' admin and operator roles an address holds."""
+        admin = self.token.functions.DEFAULT_ADMIN_ROLE().call()
+        operator = self.escrow.functions.OPERATOR_ROLE().call()
+        return {
+            "token_admin": self.token.functions.hasRole(admin, address).call(),
+            "escrow_admin": self.escrow.functions.hasRole(admin, address).call(),
+            "escrow_operator": self.escrow.functions.hasRole(operator, address).call(),
+        }
+
     def enroll_meter(self, meter: str, owner: str, kind: int, rated_power_w: int) -> None:
         """Enroll a meter account for its owner (admin action)."""
         self._operator_call(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from geth_private.backend import BLOCK_PERIOD, MINE_ON_DEMAND, MINING_TOGGLE
+from geth_private.backend import (
+    BLOCK_PERIOD,
+    MINE_ON_DEMAND,
+    MINING_TOGGLE,
+    SINGLE_NODE,
+    ChainBackend,
+)
 from geth_private.errors import ChainError
 from marketplace import rules, signed
 from marketplace.contract_enums import EscrowMarket
@@ -13,6 +19,17 @@ from marketplace.ledger import GAS, LABELS
 from marketplace.market import Market
 
 LOTS = EscrowMarket.LOTS
+
+
+def block_production(backend: ChainBackend) -> dict[str, str]:
+    """Who produces this chain's blocks, and why (what a wallet says beside its block count)."""
+    if backend.has(SINGLE_NODE):
+        return {"by": "operator",
+                "why": "this chain has one node (anvil/embedded/geth --dev): the operator "
+                       "produces its blocks; participants' own sealing nodes come with geth"}
+    return {"by": "participants",
+            "why": "participants run sealing nodes of their own: each starts and stops only "
+                   "its own node's sealing"}
 
 
 class Wallets:
@@ -119,10 +136,11 @@ class Wallets:
         return signed.prepared(self.ledger.prepare(address, tx, label), label)
 
     def mining_state(self) -> dict[str, Any]:
-        """Whether blocks are produced, the head, the block period and what the node can do."""
+        """Whether blocks are produced, by whom and why, the head, the period, what can be done."""
         backend = self.ledger.txm.backend
         can_toggle = backend.has(MINING_TOGGLE)
         return {
+            **block_production(backend),
             "on": backend.is_mining() if can_toggle else None,
             "can_toggle": can_toggle,
             "can_mine": backend.has(MINE_ON_DEMAND),

@@ -36,6 +36,7 @@ def runtime_config(plan: Plan, clock: ScaledClock) -> dict[str, Any]:
         "SCRYPT_N": 2**10,  # throwaway accounts: cheap keystores
         "CLOCK": clock, "EMULATOR_SPEED": plan.speed,
         "EMULATOR_START_HOUR": plan.start_hour, "PARTICIPANTS": specs,
+        "DEMO_ACCOUNTS": True,  # the day's participants are seated as the demo's are
         "TICK_S": 0.2, "EVENT_POLL_S": 2.0,
         "SOFT_CLOSE_S": 60, "SOFT_CLOSE_CAP_S": 300,  # emulated seconds, as every timer
     }

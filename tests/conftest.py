@@ -34,6 +34,7 @@ def app(request, tmp_path, clock) -> Iterator:
             "CHAIN_URI": "embedded://",
             "CHAIN_FALLBACK": False,
             "SECRET_KEY": "test",
+            "DEMO_ACCOUNTS": True,  # alice, bob, carol with their boards (off by default)
             "DATA_DIR": str(tmp_path / "var"),
             "SCRYPT_N": 2**10,  # cheap keystores; the portal default is geth's 2**18
             "CLOCK": clock,

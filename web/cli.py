@@ -1,10 +1,15 @@
-"""The `gridbid` command: run the portal on the embedded default with demo accounts."""
+"""The `gridbid` command: run the portal (with the demo accounts unless --no-demo), and more."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from web.runtime import Runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
+    run.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
+                     help="seat the demo accounts with emulated boards (default on, unless "
+                          "GRIDBID_DEMO_ACCOUNTS says otherwise); they log in from this "
+                          "machine only")
     simulate = sub.add_parser(
         "simulate", help="run a day of automatic trading and write a reconciliation report"
     )
@@ -41,29 +50,35 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from web import create_app, start_runtime
-    from web.extensions import socketio
-
-    overrides = {}
+def run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings `gridbid run`'s options change; the demo is on unless asked otherwise."""
+    overrides: dict[str, object] = {}
+    if args.demo is not None or "GRIDBID_DEMO_ACCOUNTS" not in os.environ:
+        overrides["DEMO_ACCOUNTS"] = args.demo is not False
     if args.chain:
         overrides["CHAIN_URI"] = args.chain
     if args.data_dir:
         overrides["DATA_DIR"] = args.data_dir
     if args.speed:
         overrides["EMULATOR_SPEED"] = args.speed
-    app = create_app(overrides)
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from web import create_app, start_runtime
+    from web.extensions import socketio
+    from web.runtime.operator import OperatorKeyError
+
+    app = create_app(run_overrides(args))
     print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
-    runtime = start_runtime(app)
+    try:
+        runtime = start_runtime(app)
+    except OperatorKeyError as err:
+        print(f"gridbid: {err}", file=sys.stderr)
+        return 1
     url = f"http://{args.host}:{args.port}"
     print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
-    print("Demo accounts (log in with the name or address and the passphrase):")
-    for acct in runtime.demo_accounts:
-        print(f"  {acct['name']:<6} {acct['role']:<9} {acct['address']}  passphrase: "
-              f"{acct['passphrase']}  board: {acct['board']}")
-    for acct in runtime.admin_accounts:
-        print(f"  {acct['name']:<6} {'admin':<9} {acct['address']}  passphrase: "
-              f"{acct['passphrase']}  (the Admin page)")
+    _print_accounts(runtime)
     print("\nPress Ctrl+C to stop.\n", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
@@ -72,6 +87,20 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         runtime.stop()
     return 0
+
+
+def _print_accounts(runtime: Runtime) -> None:
+    """The demo's logins and the admin's; a generated admin passphrase shows on its first run."""
+    if runtime.demo_accounts:
+        print("Demo accounts (log in from this machine with the name and the passphrase):")
+    for acct in runtime.demo_accounts:
+        print(f"  {acct['name']:<6} {acct['role']:<9} {acct['address']}  passphrase: "
+              f"{acct['passphrase']}  board: {acct['board']}")
+    for acct in runtime.admin_accounts:
+        # Printed here once and logged nowhere: later runs only have its keystore.
+        secret = (f"passphrase: {acct['passphrase']}  (shown this once: note it down)"
+                  if acct["passphrase"] else "passphrase: the one printed on its first run")
+        print(f"  {acct['name']:<6} {'admin':<9} {acct['address']}  {secret}  (the Admin page)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,13 @@ DEFAULTS: dict[str, Any] = {
     "STORE_URL": "",  # postgresql://… for several workers (docs/SCALE.md); else DATA_DIR's SQLite
     "MESSAGE_QUEUE": "",  # redis://… carries Socket.IO emits between workers
     "SCRYPT_N": 2**18,
-    "DEMO": True,
+    "OPERATOR_PASSPHRASE": "",  # else DATA_DIR/operator_passphrase (generated, mode 0600)
+    "OPERATOR_FUNDS_ETH": 100,  # the faucet tops the operator up to this for its gas
+    "PROXY_HOPS": 0,  # reverse proxies in front whose X-Forwarded-For is believed (0: none)
+    "RPC_RATE_PER_S": 50,  # JSON-RPC calls a second each client may make through /rpc
+    # The seed demo's participants with their printed passphrases and emulated boards; on for
+    # `gridbid run` (`make run`), off for a deployment. Their logins come from loopback only.
+    "DEMO_ACCOUNTS": False,
     "DEMO_FUNDS_ETH": 100,
     "EMULATOR_SPEED": 60.0,  # one emulated minute per second, so a demo trade takes seconds
     "EMULATOR_START_HOUR": 11.0,
@@ -48,6 +55,9 @@ def load(config: Config, test_config: dict[str, Any] | None = None) -> None:
     config.from_mapping(DEFAULTS)
     config.from_pyfile("config.py", silent=True)
     config.from_prefixed_env("GRIDBID")
+    # As typed: from_prefixed_env would read a passphrase such as 1e3 as the number 1000.0.
+    if os.environ.get("GRIDBID_OPERATOR_PASSPHRASE"):
+        config["OPERATOR_PASSPHRASE"] = os.environ["GRIDBID_OPERATOR_PASSPHRASE"]
     if test_config:
         config.from_mapping(test_config)
     data_dir = Path(config["DATA_DIR"])

@@ -8,7 +8,7 @@ import pytest
 from geth.utils.validation import validate_genesis_data
 
 from geth_private import backend_from_uri
-from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, TXPOOL
+from geth_private.backend import MINING_TOGGLE, PEERS, PERSISTENT, SINGLE_NODE, TXPOOL
 from geth_private.errors import ChainError, ChainUnavailable
 from geth_private.genesis import BLOCK_FORKS, make_genesis, read_genesis, write_genesis
 from geth_private.geth import GethBackend
@@ -87,8 +87,9 @@ def test_version_parsing():
 
 def test_capabilities_per_version():
     assert capabilities_for((1, 13, 15)) == {MINING_TOGGLE, TXPOOL, PEERS, PERSISTENT}
-    assert capabilities_for((1, 14, 12)) == {TXPOOL, PERSISTENT}
-    assert capabilities_for((1, 16, 1)) == {TXPOOL, PERSISTENT}
+    # --dev is one node that makes every block: the operator's alone.
+    assert capabilities_for((1, 14, 12)) == {TXPOOL, PERSISTENT, SINGLE_NODE}
+    assert capabilities_for((1, 16, 1)) == {TXPOOL, PERSISTENT, SINGLE_NODE}
 
 
 def test_version_is_asked_of_the_binary(fake, tmp_path):

@@ -41,7 +41,7 @@ def test_login_refusals_say_what_is_wrong(app, payload, words):
     assert words in response.get_json()["error"]
 
 
-def test_malformed_bodies_and_fields(app, bob):
+def test_malformed_bodies_and_fields(app, bob, login):
     not_json = bob.post("/api/escrow/deposit", data="amount=1", content_type="text/plain")
     assert not_json.status_code == 400 and "deposit" in not_json.get_json()["error"]
     for amount in ("-1", "abc", "0", "1e999"):
@@ -53,7 +53,7 @@ def test_malformed_bodies_and_fields(app, bob):
     missing = bob.post("/api/listings/999/bids", json={"price_wei": "1"})
     assert missing.status_code == 404 and missing.get_json()["error"] == "no listing 999"
     assert bob.get("/api/nope").get_json()["kind"] == "NotFound"
-    mining = bob.post("/api/mining", json={"on": "yes"})
+    mining = login("admin").post("/api/admin/mining", json={"on": "yes"})
     assert mining.status_code == 400 and "true or false" in mining.get_json()["error"]
 
 

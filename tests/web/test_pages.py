@@ -214,7 +214,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
 
     # The operator's admin page: health with every board and its relay state.
     admin = watch.page(browser)
-    page_login(admin, server, "admin", "admin-demo")
+    page_login(admin, server, "admin", runtime.admin_accounts[0]["passphrase"])  # made on first run
     admin.wait_for_url("**/admin")
     admin.wait_for_selector("#boards tr[data-board='load-carol']")
     admin.wait_for_selector("#health-state:has-text('node answering')")

@@ -194,3 +194,25 @@ def test_admin_sees_health_creates_accounts_and_enrolls_meters(app, runtime, log
                                                  "role": "consumer", "rated_power_w": 5})
     assert bad.status_code == 400 and "not an Ethereum address" in bad.get_json()["error"]
     assert people["admin"] not in {a["address"] for a in runtime.store.participants()}
+
+
+def test_a_consumer_cannot_stop_block_production(app, runtime, login):
+    bob = login("bob")
+    # What bob did on main: stopped mining for everyone, then stopped it at the new address.
+    old = bob.post("/api/mining", json={"on": False})
+    assert old.status_code == 405
+    for path, payload in (("/api/admin/mining", {"on": False}),
+                          ("/api/admin/mining", {"period": 3600}),
+                          ("/api/admin/mining/mine", None)):
+        refused = bob.post(path, json=payload)
+        assert refused.status_code == 403 and "admins" in refused.get_json()["error"], path
+    state = bob.get("/api/mining").get_json()
+    assert state["on"] is True and state["by"] == "operator"
+    assert "one node" in state["why"] and "geth" in state["why"]
+    # Blocks keep coming: a send from bob is mined as before.
+    head = runtime.ledger.block_number()
+    carol = names(runtime)["carol"]
+    sent = bob.signer.send(carol, "0.1")
+    assert bob.signer.wait_tx(sent["tx_hash"])["status"] == "mined"
+    assert runtime.ledger.block_number() > head
+    assert runtime.backend.is_mining()

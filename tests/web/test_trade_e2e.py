@@ -136,11 +136,11 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
 
 @pytest.mark.parametrize("app", ["embedded://", "anvil://"], indirect=True)
 def test_mining_stop_start_and_send_ether(app, runtime, login):
-    bob = login("bob")
+    bob, admin = login("bob"), login("admin")  # block production is the operator's
     carol_addr = {a["name"]: a["address"] for a in runtime.demo_accounts}["carol"]
     before = runtime.ledger.eth_balance(carol_addr)
 
-    stopped = bob.post("/api/mining", json={"on": False}).get_json()
+    stopped = admin.post("/api/admin/mining", json={"on": False}).get_json()
     assert stopped["on"] is False and stopped["can_mine"] is True
     sent = [bob.post("/api/send", json={"to": carol_addr, "amount_eth": "0.5"}) for _ in range(3)]
     assert [s.status_code for s in sent] == [202, 202, 202]
@@ -150,15 +150,15 @@ def test_mining_stop_start_and_send_ether(app, runtime, login):
 
     # One block by hand while mining stays stopped: something leaves the pending list.
     block = stopped["block"]
-    mined = bob.post("/api/mining/mine").get_json()
+    mined = admin.post("/api/admin/mining/mine").get_json()
     assert mined["on"] is False and mined["block"] == block + 1
     wait_for(lambda: len(bob.get("/api/wallet").get_json()["pending"]) < 3, what="a mined tx")
 
-    assert bob.post("/api/mining", json={"on": True}).get_json()["on"] is True
+    assert admin.post("/api/admin/mining", json={"on": True}).get_json()["on"] is True
     wait_for(lambda: not bob.get("/api/wallet").get_json()["pending"], what="pending to be mined")
     assert runtime.ledger.eth_balance(carol_addr) == before + 3 * ETH // 2
 
-    period = bob.post("/api/mining", json={"period": 1})
+    period = admin.post("/api/admin/mining", json={"period": 1})
     if runtime.backend.has("block_period"):
         assert period.status_code == 200 and period.get_json()["block_period"] == 1
         head = runtime.ledger.block_number()

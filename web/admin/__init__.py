@@ -116,6 +116,26 @@ def disenroll(account, meter):
     return jsonify(meter=meter, **_meter(meter))
 
 
+@bp.post("/api/admin/mining")
+@admin_required
+def set_mining(account):
+    """Start or stop block production, or set the block period (the operator's, on one node)."""
+    data = body()
+    wallets = runtime().wallets
+    if "period" in data:
+        wallets.set_block_period(data["period"])
+    if "on" in data or "period" not in data:
+        return jsonify(wallets.set_mining(data.get("on")))
+    return jsonify(wallets.mining_state())
+
+
+@bp.post("/api/admin/mining/mine")
+@admin_required
+def mine(account):
+    """Produce one block now."""
+    return jsonify(runtime().wallets.mine_block())
+
+
 @bp.get("/api/admin/health")
 @admin_required
 def health(account):

@@ -21,6 +21,7 @@ from marketplace.market import Market
 from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.runtime.accounts import AccountDirectory
+from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.loops import Loop
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
@@ -160,6 +161,11 @@ class Runtime:
     def is_admin(self, address: str) -> bool:
         """Whether the account may use the admin page (config ADMINS: names or addresses)."""
         return self.accounts.is_admin(address)
+
+    def is_demo(self, address: str) -> bool:
+        """Whether an account is one the demo seats (its passphrase is published), whether or
+        not DEMO_ACCOUNTS seated it on this run: a data directory keeps them."""
+        return address.lower() in demo_addresses(self.data_dir / DEMO_BOOK)
 
     def boards(self) -> list[dict[str, Any]]:
         """Each participant's board as its last reading shows it (None where none came yet)."""

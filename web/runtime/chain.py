@@ -34,14 +34,20 @@ def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend
 
 
 def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path) -> None:
-    """Reuse the contracts of the address book when this chain still has them, else deploy."""
+    """Reuse the address book's contracts when this chain has them and this operator runs
+    them, else deploy."""
     chain_id = ledger.chain_id()
     if backend.has(PERSISTENT) and book.exists():
         saved = json.loads(book.read_text())
         if saved.get("chain_id") == chain_id and ledger.deployed_at(saved):
             ledger.attach(saved)
-            log.info("using the contracts deployed before: %s", saved)
-            return
+            if all(ledger.roles_of(ledger.operator.address).values()):
+                log.info("using the contracts deployed before: %s", saved)
+                return
+            # e.g. contracts an older portal deployed from anvil's published dev key: whoever
+            # holds that key runs them, so they are left behind.
+            log.warning("the contracts in %s were deployed by another operator (%s lacks "
+                        "their roles): deploying new ones", book, ledger.operator.address)
     addresses = ledger.deploy()
     if backend.has(PERSISTENT):
         book.parent.mkdir(parents=True, exist_ok=True)

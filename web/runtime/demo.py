@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,19 @@ from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
 from web.runtime.meters import ETHER, MeterEnrollment
 
+DEMO_BOOK = "demo_accounts.json"  # the demo's accounts, as web.access needs to know them
+
 # One producer with a PV emulator and battery, two consumers with loads.
 DEMO = [
     {"name": "alice", "role": "producer", "passphrase": "alice-demo", "board": "pv-alice"},
     {"name": "bob", "role": "consumer", "passphrase": "bob-demo", "board": "load-bob"},
     {"name": "carol", "role": "consumer", "passphrase": "carol-demo", "board": "load-carol"},
 ]
-# The operator's login for the admin page: an account of its own, not a market participant.
-DEMO_ADMIN = {"name": "admin", "role": "admin", "passphrase": "admin-demo"}
+
+
+def demo_addresses(book: Path) -> set[str]:
+    """The addresses (lower case) of every account a demo ever seated in this data directory."""
+    return set(json.loads(book.read_text())) if book.exists() else set()
 
 
 def participants(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -54,8 +60,13 @@ def start_emulated_boards(
 def seed_accounts(
     specs: Sequence[Mapping[str, Any]], *, keystore: Keystore, accounts: AccountDirectory,
     ledger: Ledger, meters: MeterEnrollment, funds_eth: int, remote: Collection[str],
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Each participant's account (made on first run) funded and seated; (demo, admin) logins."""
+    book: Path,
+) -> list[dict[str, str]]:
+    """Each participant's account (made on first run) funded and seated; their logins.
+
+    Their passphrases are printed in the README: web.access refuses these logins from beyond
+    this machine, and DEMO_ACCOUNTS is off unless `gridbid run` (or a config) turns it on.
+    """
     demo = []
     for spec in specs:
         address = accounts.address_of(spec["name"]) or accounts.create(
@@ -68,7 +79,8 @@ def seed_accounts(
             meters.add_local(spec, address)
         demo.append({"name": spec["name"], "address": address, "role": spec["role"],
                      "passphrase": spec["passphrase"], "board": spec["board"]})
-    admin = accounts.address_of(DEMO_ADMIN["name"]) or accounts.create(
-        DEMO_ADMIN["name"], lambda: keystore.new(DEMO_ADMIN["passphrase"])
-    )
-    return demo, [{**DEMO_ADMIN, "address": admin}]
+    # Remembered as the demo's for good: their passphrases stay published after DEMO_ACCOUNTS
+    # is turned off, so web.access keeps refusing them from beyond this machine.
+    marked = demo_addresses(book) | {a["address"].lower() for a in demo}
+    book.write_text(json.dumps(sorted(marked), indent=1))
+    return demo

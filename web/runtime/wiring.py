@@ -22,9 +22,10 @@ from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.runtime.accounts import AccountDirectory
 from web.runtime.chain import deploy_or_attach, start_chain
-from web.runtime.demo import participants, seed_accounts, start_emulated_boards
+from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
 from web.runtime.meters import MeterEnrollment
+from web.runtime.operator import admin_accounts, fund_operator, operator_account
 from web.runtime.settings import listed, market_settings
 from web.runtime.storage import forget_market, is_default, store_location
 
@@ -46,7 +47,7 @@ class Parts:
     meters: MeterEnrollment
     events: EventWatcher
     demo_accounts: list[dict[str, str]]
-    admin_accounts: list[dict[str, str]]
+    admin_accounts: list[dict[str, Any]]  # the passphrase on the first run only, else None
 
     def close(self) -> None:
         """Release boards, ptys, the store and the chain (once the loops have stopped)."""
@@ -60,17 +61,23 @@ def wire(
     config: Mapping[str, Any], *, hub: Hub, clock: Clock, keystore: Keystore,
     accounts: AccountDirectory, transport: Transport,
 ) -> Parts:
-    """Start the chain, open the store, deploy, attach boards, seat the demo; undone on failure."""
+    """Start the chain, open the store, unlock the operator and deploy, attach boards, seat the
+    demo (when DEMO_ACCOUNTS asks); undone on failure."""
     data_dir = Path(config["DATA_DIR"])
     with ExitStack() as undo:
         backend = start_chain(config["CHAIN_URI"], data_dir, config.get("CHAIN_FALLBACK", True))
         undo.callback(backend.stop)
         txm = TxManager(backend)
-        ledger = Ledger(txm, backend.faucet())
         store = _open_store(config, data_dir, backend)
         undo.callback(store.close)
-        with store.exclusive("startup"):  # workers sharing a store deploy one at a time
+        with store.exclusive("startup"):  # workers sharing a store make keys and deploy in turn
+            # The faucet only funds: the operator is a key of this portal's own, never a
+            # published dev key, and it deploys the contracts, so it alone holds their roles.
+            operator = operator_account(keystore, data_dir, config.get("OPERATOR_PASSPHRASE"))
+            ledger = Ledger(txm, operator)
+            fund_operator(ledger, config["OPERATOR_FUNDS_ETH"])
             deploy_or_attach(ledger, backend, data_dir / "contracts.json")
+            admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
         microgrid = Microgrid(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
         )
@@ -84,20 +91,20 @@ def wire(
         specs = participants(config)
         meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
         remote_boards.subscribe(meters.adopt_remote)
-        demo: tuple[list[dict[str, str]], list[dict[str, str]]] = ([], [])
-        if config["DEMO"]:
+        demo: list[dict[str, str]] = []
+        if config["DEMO_ACCOUNTS"]:
             with store.exclusive("startup"):  # … and create and fund accounts one at a time
                 start_emulated_boards(microgrid, bridge, specs, config, data_dir / "boards",
                                       remote_boards.allowed)
                 demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
                                      meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
-                                     remote=remote_boards.allowed)
+                                     remote=remote_boards.allowed, book=data_dir / DEMO_BOOK)
         txm.subscribe(TransactionJournal(store, hub))
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
             bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,
             wallets=Wallets(market), meters=meters, events=EventWatcher(ledger, store, hub),
-            demo_accounts=demo[0], admin_accounts=demo[1],
+            demo_accounts=demo, admin_accounts=admins,
         )
         undo.pop_all()  # all built: from now on Parts.close() releases them
     return parts

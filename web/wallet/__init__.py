@@ -1,4 +1,5 @@
-"""The wallet page and its API: balances, the send check, mining (what is signed: web.tx)."""
+"""The wallet page and its API: balances, the send check, block production (what is signed:
+web.tx)."""
 
 from __future__ import annotations
 
@@ -34,22 +35,5 @@ def check_send(account):
 @bp.get("/api/mining")
 @login_required
 def mining(account):
+    """Block production as anyone may see it: on or off, by whom and why (the controls: admin)."""
     return jsonify(runtime().wallets.mining_state())
-
-
-@bp.post("/api/mining")
-@login_required
-def set_mining(account):
-    data = body()
-    wallets = runtime().wallets
-    if "period" in data:
-        wallets.set_block_period(data["period"])
-    if "on" in data or "period" not in data:
-        return jsonify(wallets.set_mining(data.get("on")))
-    return jsonify(wallets.mining_state())
-
-
-@bp.post("/api/mining/mine")
-@login_required
-def mine(account):
-    return jsonify(runtime().wallets.mine_block())
