@@ -103,7 +103,10 @@ class AuctionBook:
             raise NotAllowed("only consumers can bid")
         if buyer["board_id"] is None:
             raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
-        free = self.ledger.escrow_free(bidder.address)  # a chain read: before any row lock
+        free = self.ledger.escrow_free(bidder.address)  # chain reads: before any row lock
+        # A request made before this bid may complete before the deal opens (one made after
+        # waits out the escrow's notice, longer than any auction): it covers no bid.
+        withdrawing = self.ledger.withdrawal_of(bidder.address)["amount"]
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
@@ -122,6 +125,7 @@ class AuctionBook:
                 status=row["status"],
                 free_wei=free - self._committed(bidder.address, lid),
                 limits=self.settings.limits,
+                withdrawing_wei=withdrawing,
             )
             self._store_bid(bidder, row, amount)
         view = self.listing(lid)

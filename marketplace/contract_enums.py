@@ -13,6 +13,18 @@ class MeterKind(IntEnum):
     CONSUMER = 2
 
 
+class EscrowMarket(IntEnum):
+    """EnergyEscrow's market ids (LOTS, COMMUNITY) and OUT, a request's "out of the escrow"."""
+
+    LOTS = 0
+    COMMUNITY = 1
+    OUT = 255
+
+
+# The markets a buyer can hold a balance in (OUT is only a request's destination).
+MARKETS = (EscrowMarket.LOTS, EscrowMarket.COMMUNITY)
+
+
 class DealStatus(IntEnum):
     """EnergyEscrow.DealStatus (None: no such deal)."""
 

@@ -9,6 +9,7 @@ from eth_account.signers.local import LocalAccount
 from geth_private.backend import BLOCK_PERIOD, MINE_ON_DEMAND, MINING_TOGGLE
 from geth_private.errors import ChainError
 from marketplace import rules
+from marketplace.contract_enums import EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed
 from marketplace.market import Market
 
@@ -36,6 +37,8 @@ class Wallets:
             "unlisted_wh": tokens - listed,
             "escrow_free_wei": str(self.ledger.escrow_free(address)),
             "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
+            "withdrawal": self._withdrawal(address),
+            "escrow_notice_s": self.ledger.withdrawal_notice(),
             "generation": self._generation(who.get("board_id"), who.get("role")),
             "pending": [r.public() for r in txm.pending(address)],
             "recent": self.market.store.transactions(address, 10),
@@ -48,9 +51,18 @@ class Wallets:
         return self.ledger.deposit(account, wei).public()
 
     def withdraw(self, account: LocalAccount, amount_eth: object) -> dict[str, Any]:
-        """Take free escrow Ether back."""
+        """Ask to take free escrow Ether back; it can be completed after the escrow's notice."""
         wei = rules.parse_ether(amount_eth, "withdrawal")
-        return self.ledger.withdraw(account, wei).public()
+        return self.ledger.request_withdrawal(account, wei).public()
+
+    def _withdrawal(self, address: str) -> dict[str, Any] | None:
+        """The lots market's pending withdrawal or move (wei as a string), None when none."""
+        pending = self.ledger.withdrawal_of(address)
+        if not pending["available_at"]:
+            return None
+        to = EscrowMarket(pending["to_market"])
+        return {"amount_wei": str(pending["amount"]), "available_at": pending["available_at"],
+                "to_market": to.name.lower()}
 
     def check_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
         """What a send would do, validated (checksum, amount, balance) but not sent."""

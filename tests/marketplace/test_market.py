@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.errors import AuctionClosed, InsufficientEscrow, InsufficientTokens, NotAllowed
+from marketplace.errors import (
+    AuctionClosed,
+    ChainActionFailed,
+    InsufficientEscrow,
+    InsufficientTokens,
+    NotAllowed,
+)
 from marketplace.store import Store
 from tests.common import wait_for
 
@@ -111,3 +117,37 @@ def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
     market.place_bid(people["bob"], bid_on["id"], 1000)
     with pytest.raises(CannotCancel, match="bids bind"):
         market.cancel_listing(people["alice"], bid_on["id"])
+
+
+def test_a_pending_withdrawal_covers_no_bid(runtime, people):
+    market, ledger = runtime.market, runtime.ledger
+    bob = people["bob"]
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    ledger.wait(ledger.request_withdrawal(bob, ETH // 20))  # half of bob's 0.1 ETH
+    assert ledger.escrow_free(bob.address) == ETH // 10  # still free until completed …
+    assert ledger.withdrawal_of(bob.address)["amount"] == ETH // 20
+    # … but it may complete before this auction's deal opens: it covers no bid.
+    with pytest.raises(InsufficientEscrow, match=f"the {ETH // 20} wei you asked to withdraw"):
+        market.place_bid(bob, listing["id"], 6 * 10**18)  # 10 Wh -> 0.06 ETH
+    market.place_bid(bob, listing["id"], 5 * 10**18)  # 0.05 ETH: what is not asked for
+    ledger.wait(ledger.request_withdrawal(bob, 0))  # cancelled: all of it covers bids again
+    market.place_bid(bob, listing["id"], 9 * 10**18)
+
+
+def test_the_leader_asking_its_escrow_back_still_pays_for_the_lot(runtime, people, clock):
+    """The attack: lead the auction, ask for the whole deposit back at once, hope it fails."""
+    market, ledger = runtime.market, runtime.ledger
+    carol = people["carol"]
+    listing = market.create_listing(people["alice"], 10, 1000, 30)
+    market.place_bid(carol, listing["id"], 9 * 10**18)  # 10 Wh -> 0.09 ETH of 0.1
+    ledger.wait(ledger.request_withdrawal(carol, ETH // 10))  # right after bidding
+    with pytest.raises(ChainActionFailed, match="NoticeNotOver"):
+        ledger.complete_withdrawal(carol)  # the notice outlasts the auction and its bid
+    clock.advance(30)
+    deal = wait_for(lambda: [d for d in market.deals() if d["status"] == "active"],
+                    what="the deal")[0]
+    assert deal["buyer"] == carol.address
+    assert market.listing(listing["id"])["status"] == "sold"
+    cost = 9 * 10**18 * 10 // 1000
+    assert ledger.escrow_locked(carol.address) == cost
+    assert ledger.escrow_free(carol.address) == ETH // 10 - cost  # all the request can take

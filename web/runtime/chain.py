@@ -33,16 +33,24 @@ def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend
     return backend
 
 
-def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path) -> None:
-    """Reuse the contracts of the address book when this chain still has them, else deploy."""
+def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path, notice_s: int) -> None:
+    """Reuse the address book's contracts when this chain has them with this notice, else deploy.
+
+    The escrow's withdrawal notice is fixed at deploy: contracts deployed with another one
+    (or before escrows had one) are stale, and a new pair is deployed.
+    """
     chain_id = ledger.chain_id()
     if backend.has(PERSISTENT) and book.exists():
         saved = json.loads(book.read_text())
         if saved.get("chain_id") == chain_id and ledger.deployed_at(saved):
-            ledger.attach(saved)
-            log.info("using the contracts deployed before: %s", saved)
-            return
-    addresses = ledger.deploy()
+            if ledger.deployed_at(saved, notice_s):
+                ledger.attach(saved)
+                log.info("using the contracts deployed before: %s", saved)
+                return
+            log.warning("the escrow deployed before has no withdrawal notice of %s s: "
+                        "deploying new contracts", notice_s)
+    addresses = ledger.deploy(notice_s)
     if backend.has(PERSISTENT):
         book.parent.mkdir(parents=True, exist_ok=True)
         book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))
+

@@ -69,8 +69,10 @@ def wire(
         ledger = Ledger(txm, backend.faucet())
         store = _open_store(config, data_dir, backend)
         undo.callback(store.close)
+        settings = market_settings(config)
         with store.exclusive("startup"):  # workers sharing a store deploy one at a time
-            deploy_or_attach(ledger, backend, data_dir / "contracts.json")
+            deploy_or_attach(ledger, backend, data_dir / "contracts.json",
+                             settings.escrow_notice_s())
         microgrid = Microgrid(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
         )
@@ -80,7 +82,7 @@ def wire(
         # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
         remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")), transport)
         boards = BoardRouter(bridge, remote_boards)
-        market = Market(store, ledger, boards, clock, hub, market_settings(config))
+        market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
         meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
         remote_boards.subscribe(meters.adopt_remote)
