@@ -10,11 +10,18 @@ from eth_account import Account
 
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
-from geth_private.backend import MINING_TOGGLE, ONE_PENDING_PER_SENDER, PERSISTENT, TXPOOL
+from geth_private.backend import (
+    MINING_TOGGLE,
+    ONE_PENDING_PER_SENDER,
+    PERSISTENT,
+    TIME_TRAVEL,
+    TXPOOL,
+)
 from marketplace.errors import ChainActionFailed
-from marketplace.ledger import Ledger
+from marketplace.ledger import LOTS, Ledger
 
 ETH = 10**18
+NOTICE = 3_600  # the escrow's withdrawal notice here
 
 BACKENDS = [
     pytest.param("embedded://", id="embedded"),
@@ -37,7 +44,7 @@ def chain(request, tmp_path):
 @pytest.fixture
 def ledger(chain):
     ledger = Ledger(TxManager(chain), chain.faucet())
-    ledger.deploy()
+    ledger.deploy(NOTICE)
     return ledger
 
 
@@ -61,7 +68,7 @@ def test_contract_events_are_read_by_polling_logs(chain, ledger):
     buyer = funded(ledger)
     ledger.wait(ledger.deposit(buyer, ETH // 10))
     assert [ledger.decode(raw) for raw in poller.poll()] == [
-        ("Deposited", {"buyer": buyer.address, "amount": ETH // 10})
+        ("Deposited", {"buyer": buyer.address, "market": LOTS, "amount": ETH // 10})
     ]
 
 
@@ -91,11 +98,30 @@ def test_mining_off_holds_transactions_until_mining_on(chain, ledger):
 
 def test_reverts_carry_the_decoded_custom_error(chain, ledger):
     stranger = funded(ledger)
-    with pytest.raises(ChainActionFailed, match=r"InsufficientBalance\(0, 5\)"):
-        ledger.withdraw(stranger, 5)  # refused before sending, from a simulated call
+    with pytest.raises(ChainActionFailed, match=r"NoWithdrawalPending\(0\)"):
+        ledger.complete_withdrawal(stranger)  # refused before sending, from a simulated call
     record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
     with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
         ledger.txm.wait(record)
+
+
+def test_a_withdrawal_waits_out_the_notice(chain, ledger):
+    if not chain.has(TIME_TRAVEL):
+        pytest.skip(f"{chain.uri} cannot move its clock")
+    buyer = funded(ledger)
+    ledger.wait(ledger.deposit(buyer, ETH))
+    ledger.wait(ledger.request_withdrawal(buyer, ETH // 4))
+    assert ledger.withdrawal_notice() == NOTICE
+    pending = ledger.withdrawal_of(buyer.address)
+    assert pending["amount"] == ETH // 4 and pending["to_market"] == 255
+    with pytest.raises(ChainActionFailed, match=rf"NoticeNotOver\({pending['available_at']}\)"):
+        ledger.complete_withdrawal(buyer)
+    assert ledger.escrow_free(buyer.address) == ETH  # asked for, not yet taken
+    chain.time_travel(pending["available_at"])
+    chain.mine()
+    ledger.wait(ledger.complete_withdrawal(buyer))
+    assert ledger.escrow_free(buyer.address, LOTS) == ETH - ETH // 4
+    assert ledger.withdrawal_of(buyer.address) == {"amount": 0, "available_at": 0, "to_market": 0}
 
 
 def test_state_survives_a_restart(chain, ledger):

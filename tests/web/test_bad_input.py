@@ -61,3 +61,22 @@ def test_withdrawing_more_than_deposited_gives_the_contracts_reason(app, bob):
     response = bob.post("/api/escrow/withdraw", json={"amount_eth": "1"})
     assert response.status_code == 502
     assert "InsufficientBalance(0, 1000000000000000000)" in response.get_json()["error"]
+
+
+def test_a_withdrawal_is_a_request_the_wallet_shows(app, runtime, bob):
+    from tests.common import wait_for
+
+    ledger = runtime.ledger
+    address = bob.get("/api/wallet").get_json()["address"]
+    assert bob.post("/api/escrow/deposit", json={"amount_eth": "1"}).status_code == 202
+    wait_for(lambda: ledger.escrow_free(address) == 10**18, what="bob's deposit")
+    assert bob.post("/api/escrow/withdraw", json={"amount_eth": "0.25"}).status_code == 202
+    wait_for(lambda: bob.get("/api/wallet").get_json()["withdrawal"], what="the request")
+    wallet = bob.get("/api/wallet").get_json()
+    notice = runtime.market.settings.escrow_notice_s()
+    assert wallet["escrow_notice_s"] == notice == 24 * 3600 + 60 + 3600
+    pending = wallet["withdrawal"]
+    assert pending["amount_wei"] == str(10**18 // 4) and pending["to_market"] == "out"
+    head = ledger.w3.eth.get_block("latest")["timestamp"]
+    assert head < pending["available_at"] <= head + notice
+    assert wallet["escrow_free_wei"] == str(10**18)  # taken out only once completed
