@@ -103,15 +103,16 @@ class AuctionBook:
             if call is None and allowance < needed:
                 raise InvalidInput(f"sign the escrow's approval of {needed} Wh first "
                                    "(POST /api/tx/prepare with action approve)")
+            approval_tx = None
             if call is not None:
                 amount = self.ledger.function_of(call)[2][1]
                 if amount < needed:
                     raise InvalidInput(f"the approval covers {amount} Wh; listing needs {needed}")
-                self.ledger.submit(call, "Approve tokens for sale")
+                approval_tx = self.ledger.submit(call, "Approve tokens for sale").tx_hash
             now = self.clock.now()
             listing_id = self.store.add_listing(
                 seller, wh, price, now, now + duration,
-                closes_by=now + duration + limits.soft_close_cap_s,
+                closes_by=now + duration + limits.soft_close_cap_s, approval_tx=approval_tx,
             )
         view = self.listing(listing_id)
         self.hub.publish("listing_created", view)

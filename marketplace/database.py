@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS listings (
     created REAL NOT NULL,
     deadline REAL NOT NULL,
     closes_by REAL,
+    approval_tx TEXT,
     status TEXT NOT NULL DEFAULT '{ListingState.OPEN}',
     winning_bid INTEGER
 );
@@ -98,7 +99,8 @@ CREATE TABLE IF NOT EXISTS deals (
 """
 
 # Columns added after the first release: (table, column, type) for older databases.
-COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER")]
+COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER"),
+                 ("listings", "approval_tx", "TEXT")]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}

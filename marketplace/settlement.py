@@ -125,8 +125,9 @@ class Settlement:
 
     def begin(self, deal_id: int, send: bool) -> None:
         """A deal an auction just made: send its openDeal now (send) or at a later pass."""
-        if send:
-            self._send_open(self.store.deal(deal_id))
+        deal = self.store.deal(deal_id)
+        if send and self._approved(deal):
+            self._send_open(deal)
         self._publish(deal_id)
 
     def advance_all(self) -> None:
@@ -215,6 +216,16 @@ class Settlement:
 
     # -- opening ---------------------------------------------------------------------------
 
+    def _approved(self, deal: dict[str, Any]) -> bool:
+        """Whether the seller's approval sent with the listing has left the queue (openDeal
+        takes the tokens with it, so it waits for the approval's receipt)."""
+        tx_hash = self.store.listing(deal["listing_id"])["approval_tx"]
+        if not tx_hash:
+            return True
+        record = self.ledger.txm.record(tx_hash) or self.store.transaction_record(tx_hash) or {}
+        status = record.status if hasattr(record, "status") else record.get("status")
+        return status not in ("queued", "pending")
+
     def _send_open(self, deal: dict[str, Any]) -> None:
         """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
 
@@ -256,7 +267,7 @@ class Settlement:
             self._activate_when_free(row, chain_id)
         elif record is not None and record.status == "failed":
             self._fall_back(row, record.error or "openDeal reverted")
-        elif self.clock.now() >= self._retry_at.get(did, 0.0):
+        elif self.clock.now() >= self._retry_at.get(did, 0.0) and self._approved(row):
             self._send_open(row)
 
     def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:

@@ -93,14 +93,15 @@ class Store(Database):
 
     def add_listing(
         self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float,
-        closes_by: float | None = None,
+        closes_by: float | None = None, approval_tx: str | None = None,
     ) -> int:
-        """Store a new open listing; its id. closes_by caps soft-close extensions."""
+        """Store a new open listing; its id. closes_by caps soft-close extensions;
+        approval_tx is the seller's signed approval the deal must wait for."""
         return self.insert(
-            "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by,"
+            " approval_tx) VALUES (?, ?, ?, ?, ?, ?, ?)",
             seller, energy_wh, start_price, created, deadline,
-            deadline if closes_by is None else closes_by,
+            deadline if closes_by is None else closes_by, approval_tx,
         )
 
     def set_deadline(self, listing_id: int, deadline: float) -> None:
@@ -227,7 +228,7 @@ class Store(Database):
         )
         return [json.loads(row["record"]) for row in rows]
 
-    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+    def transaction_record(self, tx_hash: str) -> dict[str, Any] | None:
         """One transaction's last known record, by hash."""
         row = self.one("SELECT record FROM transactions WHERE tx_hash = ?", tx_hash)
         return json.loads(row["record"]) if row else None
