@@ -247,10 +247,14 @@ class Settlement:
             )
             self._backoff.pop(did, None)
         except Exception as err:  # the chain is down or refused the send: nothing happened
-            wait = min(self._backoff.get(did, 0.5) * 2, 30.0)
-            self._backoff[did] = wait
-            self._retry_at[did] = self.clock.now() + wait
-            log.warning("openDeal for deal %s not sent (%s); retrying in %.0f s", did, err, wait)
+            self._plan_retry(did, err)
+
+    def _plan_retry(self, deal_id: int, err: Exception) -> None:
+        """Try opening a deal again later, waiting twice as long each time (at most 30 s)."""
+        wait = min(self._backoff.get(deal_id, 0.5) * 2, 30.0)
+        self._backoff[deal_id] = wait
+        self._retry_at[deal_id] = self.clock.now() + wait
+        log.warning("openDeal for deal %s not sent (%s); retrying in %.0f s", deal_id, err, wait)
 
     def _advance_opening(self, row: dict[str, Any]) -> None:
         did = row["id"]
@@ -262,7 +266,11 @@ class Settlement:
             return
         # No transaction in flight (a restart, a failed send) or one that reverted: the
         # escrow's own record decides, so a deal is opened exactly once.
-        chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
+        try:
+            chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
+        except Exception as err:  # the chain is away: ask again after a backoff
+            self._plan_retry(did, err)
+            return
         if chain_id:
             self._activate_when_free(row, chain_id)
         elif record is not None and record.status == "failed":

@@ -15,7 +15,8 @@ def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime
     listing = people["alice"].list(10, 1000, 30)
     people["bob"].bid(listing["id"], 2000)
     # The seller's approval, queued with the listing, is in; then the node goes away.
-    wait_for(lambda: runtime.ledger.allowance(people["alice"].address) >= 10, what="approval")
+    approval = runtime.txm.record(runtime.store.listing(listing["id"])["approval_tx"])
+    wait_for(lambda: approval.status == "mined", what="the approval")
     chain.stop()  # the node is gone when the auction closes (it saves its state first)
     clock.advance(31)
     wait_for(lambda: market.deals(), what="the auction to close")
