@@ -1,0 +1,190 @@
+"""Opening a deal an auction made: the winner's signed bid to the escrow, once, retried while
+the chain is away, the next covered bid when the winner's cannot open; then activation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from geth_private import TxRecord
+from marketplace import rules
+from marketplace.clock import Clock
+from marketplace.ledger import Ledger
+from marketplace.settings import Settings
+from marketplace.states import DealState, ListingState
+from marketplace.store import Store
+from marketplace.switchboard import Switchboard
+
+log = logging.getLogger(__name__)
+
+
+class DealOpening:
+    """Sends openDeal for deals in `opening`, follows it, and activates the opened deal.
+
+    txs: the settlement's in-flight transactions by (deal id, action); this part writes "open".
+    """
+
+    def __init__(
+        self, store: Store, ledger: Ledger, switchboard: Switchboard, clock: Clock,
+        settings: Settings, txs: dict[tuple[int, str], TxRecord],
+        publish: Callable[[int], None],
+    ):
+        self.store = store
+        self.ledger = ledger
+        self.switchboard = switchboard
+        self.clock = clock
+        self.settings = settings
+        self._txs = txs
+        self._publish = publish
+        self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
+        self._backoff: dict[int, float] = {}
+        self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
+
+    def retrying(self) -> list[int]:
+        """Deals whose openDeal failed to send and waits to be sent again."""
+        return list(self._retry_at)
+
+    def send(self, deal: dict[str, Any]) -> None:
+        """Send a new deal's openDeal now, unless the seller's approval is still on its way."""
+        if self._approved(deal):
+            self._send_open(deal)
+
+    def _approved(self, deal: dict[str, Any]) -> bool:
+        """Whether the seller's approval sent with the listing has left the queue (openDeal
+        takes the tokens with it, so it waits for the approval's receipt)."""
+        tx_hash = self.store.listing(deal["listing_id"])["approval_tx"]
+        if not tx_hash:
+            return True
+        record = self.ledger.txm.record(tx_hash) or self.store.transaction_record(tx_hash) or {}
+        status = record.status if hasattr(record, "status") else record.get("status")
+        return status not in ("queued", "pending")
+
+    def _send_open(self, deal: dict[str, Any]) -> None:
+        """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
+
+        Safe to repeat: the escrow opens one deal per listing and uses a signed bid once, and
+        before sending again the market asks the escrow whether the deal is already open.
+        """
+        did = deal["id"]
+        listing = self.store.listing(deal["listing_id"])
+        won = self.store.bid(listing["winning_bid"])
+        bid = {
+            "listingId": listing["id"], "buyer": deal["buyer"], "seller": deal["seller"],
+            "priceWeiPerKWh": deal["price"], "maxWh": deal["energy_wh"],
+            "nonce": won["nonce"], "expiry": won["expiry"],
+        }
+        expires = deal["expires_at"] or int(self.clock.now()) + self.settings.deal_ttl_s
+        try:
+            self._txs[(did, "open")] = self.ledger.open_deal_async(
+                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"], expires
+            )
+            self._backoff.pop(did, None)
+        except Exception as err:  # the chain is down or refused the send: nothing happened
+            self._plan_retry(did, err)
+
+    def _plan_retry(self, deal_id: int, err: Exception) -> None:
+        """Try opening a deal again later, waiting twice as long each time (at most 30 s)."""
+        wait = min(self._backoff.get(deal_id, 0.5) * 2, 30.0)
+        self._backoff[deal_id] = wait
+        self._retry_at[deal_id] = self.clock.now() + wait
+        log.warning("openDeal for deal %s not sent (%s); retrying in %.0f s", deal_id, err, wait)
+
+    def advance(self, row: dict[str, Any]) -> None:
+        """One pass for a deal in `opening`: follow its openDeal, or send it (again)."""
+        did = row["id"]
+        record = self._txs.get((did, "open"))
+        if record is not None and record.status in ("queued", "pending"):
+            return
+        if record is not None and record.status == "mined":
+            self._activate_when_free(row, self.ledger.deal_id_from(record))
+            return
+        # No transaction in flight (a restart, a failed send) or one that reverted: the
+        # escrow's own record decides, so a deal is opened exactly once.
+        try:
+            chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
+        except Exception as err:  # the chain is away: ask again after a backoff
+            self._plan_retry(did, err)
+            return
+        if chain_id:
+            self._activate_when_free(row, chain_id)
+        elif record is not None and record.status == "failed":
+            self._fall_back(row, record.error or "openDeal reverted")
+        elif self.clock.now() >= self._retry_at.get(did, 0.0) and self._approved(row):
+            self._send_open(row)
+
+    def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:
+        """Activate an opened deal once its buyer has no other deal under way.
+
+        A buyer's meter counts all the energy its load draws: two deals of one buyer at once
+        would bill the same Wh twice. So a buyer's deals deliver one after another, in the
+        order their auctions closed; the escrow holds the waiting deal's Ether and tokens.
+        (A seller may serve several buyers at once: each buyer's meter bills its own deal.)
+        """
+        busy = self.store.deal_under_way(row["buyer"], row["id"])
+        if busy is None:
+            self._activate(row, chain_id)
+            return
+        waiting = f"opened on chain; starts when this buyer's deal {busy['id']} ends"
+        if row["chain_deal_id"] != chain_id or row["error"] != waiting:
+            self.store.update_deal(row["id"], chain_deal_id=chain_id, error=waiting)
+            self._publish(row["id"])
+
+    def _activate(self, row: dict[str, Any], chain_id: int) -> None:
+        """The escrow confirmed the deal: measure from now, give the budget, relays on.
+
+        The baseline is committed first (the deal stays "opening"), so a restart between here
+        and "active" measures from the same point; "active" is published only once the relays
+        were switched, so whoever sees it can rely on energy flowing.
+        """
+        did = row["id"]
+        used = 0.0
+        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]), fresh=True)
+        if row["baseline_wh"] is None:
+            self.store.update_deal(
+                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0,
+                error=None,
+            )
+            row = self.store.deal(did)
+        elif reading is not None:  # resumed after a restart: what flowed since counts
+            used = max(reading.wh_in - row["baseline_wh"], 0.0)
+        # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
+        # however late the portal's next look at the meter comes.
+        self.switchboard.budget(row, max(float(row["energy_wh"]) - used, 0.0))
+        self.switchboard.relays(row, on=True)
+        self.store.update_deal(did, status=DealState.ACTIVE, opened=self.clock.now())
+        self._publish(did)
+
+    def _fall_back(self, row: dict[str, Any], error: str) -> None:
+        """The winner's deal cannot open: the next bid its bidder's escrow covers wins
+        instead (highest first, earliest on a tie); with none left, the deal fails."""
+        did = row["id"]
+        del self._txs[(did, "open")]
+        failed = self._failed_buyers.setdefault(did, set())
+        failed.add(row["buyer"])
+        now = int(self.clock.now())
+        offers = [(b["id"], b["price"], b["bidder"]) for b in self.store.bids(row["listing_id"])
+                  if b["bidder"] not in failed and b["expiry"] > now]
+        while offers:
+            bid_id, price, bidder = rules.winner(offers)
+            offers = [o for o in offers if o[2] != bidder]
+            if self.ledger.escrow_free(bidder) >= rules.cost_wei(price, row["energy_wh"]):
+                log.warning("deal %s: the winner's deal could not open (%s); bid %s of %s "
+                            "is next and covered", did, error, bid_id, bidder)
+                self.store.set_listing_status(row["listing_id"], ListingState.SOLD, bid_id)
+                self.store.update_deal(did, buyer=bidder, price=price,
+                                       error=f"the winner's deal could not open ({error}); "
+                                             "the next covered bid won")
+                self._send_open(self.store.deal(did))
+                self._publish(did)
+                return
+            failed.add(bidder)
+        self._failed_buyers.pop(did, None)
+        self._fail_deal(did, error)
+
+    def _fail_deal(self, deal_id: int, error: str) -> None:
+        log.warning("deal %s could not be opened: %s", deal_id, error)
+        self.store.update_deal(
+            deal_id, status=DealState.FAILED, error=error, closed=self.clock.now()
+        )
+        self._publish(deal_id)
