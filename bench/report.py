@@ -97,7 +97,8 @@ and logs in through the page in Chromium: the page downloads the keystore, unloc
 (ethers' scrypt in JavaScript, with progress shown) and signs the portal's Sign-In with
 Ethereum message; the passphrase and key never leave it. Unlock is the click to 100 %, the
 whole login ends when the portal has opened the session.""", None),
-    ("bid", "A bid's round trip, signed by its bidder", """`bench/bid.py` serves the portal (embedded chain) over HTTP and times bob's bids from the
+    ("bid", "A bid's round trip, signed by its bidder", """\
+`bench/bid.py` serves the portal (embedded chain) over HTTP and times bob's bids from the
 bidder's side: the Python client asks for the EIP-712 terms, signs them and posts the
 signature (two requests); the page builds the terms from the listing and posts once. Before
 the signed API (0b1cb99) the portal signed with the key it held, in one POST: 4.0 ms median
