@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from geth_private.backend import (
@@ -114,7 +115,7 @@ class Wallets:
 
     def follow(self, address: str, tx_hash: object, label: object = None) -> dict[str, Any]:
         """A transaction the owner's wallet sent itself: followed like one sent from here."""
-        if not isinstance(tx_hash, str) or len(tx_hash) != 66 or not tx_hash.startswith("0x"):
+        if not isinstance(tx_hash, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
             raise InvalidInput("a transaction hash is 0x and 64 hex digits")
         text = str(label)[:80] if isinstance(label, str) and label.strip() else "Sent by wallet"
         return self.ledger.txm.watch(tx_hash.lower(), address, text).public()
