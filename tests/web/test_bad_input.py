@@ -47,6 +47,10 @@ def test_api_needs_a_session(app):
         response = client.open(path, method=method, json={})
         assert response.status_code == 401, path
         assert response.get_json() == {"error": "log in first", "kind": "NotLoggedIn"}
+    # Every page answers the one shell; it shows the login view first (no key in a new page).
+    shell = client.get("/wallet")
+    assert shell.status_code == 200 and b'data-view="wallet"' in shell.data
+    assert b'id="view-login"' in shell.data
 
 
 @pytest.mark.parametrize("payload", [{}, {"address": "0x1234"}, {"address": 12},
@@ -300,7 +304,7 @@ def test_close_refusals(app, runtime, bob):
 def test_other_bad_bodies(app, runtime, login):
     bob, admin = login("bob"), login("admin")
     assert bob.get("/api/nope").get_json()["kind"] == "NotFound"
-    refused(admin.post("/api/mining", json={"on": "yes"}), 400, "true or false")
+    refused(admin.post("/api/admin/mining", json={"on": "yes"}), 400, "true or false")
     refused(admin.post("/api/admin/registrations/junk/approve", json={"role": "consumer"}),
             400, "not an Ethereum address")
     refused(admin.post(f"/api/admin/registrations/{Account.create().address}/approve",
