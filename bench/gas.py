@@ -23,6 +23,8 @@ from contracts import load_artifact  # noqa: E402
 from contracts.bindings import bid_tuple, sign_bid  # noqa: E402
 
 PRICE = 10**16  # wei per kWh
+LOTS = 0  # the escrow's market of energy lots
+NOTICE_S = 3600  # the escrow's withdrawal notice (gas does not depend on it)
 KWH = 1_000
 
 
@@ -54,7 +56,7 @@ class Bench:
         self.buyer_key = Account.from_key(backend.account_keys[2].to_bytes())
         self.gas: dict[str, int] = {}
         self.token = self.deploy("EnergyToken", self.admin)
-        self.escrow = self.deploy("EnergyEscrow", self.token.address, self.admin)
+        self.escrow = self.deploy("EnergyEscrow", self.token.address, self.admin, NOTICE_S)
         token, escrow = self.token.functions, self.escrow.functions
         self.send(token.grantRole(token.ESCROW_ROLE().call(), self.escrow.address), self.admin)
         self.send(token.enrollMeter(self.seller_meter, self.seller, 1, 100_000), self.admin)
@@ -63,7 +65,7 @@ class Bench:
         self.tester.mine_blocks()
         self.send(token.mintReading(50 * KWH), self.seller_meter)
         self.send(token.approve(self.escrow.address, 50 * KWH), self.seller)
-        self.send(escrow.deposit(), self.buyer, value=10**18)
+        self.send(escrow.deposit(LOTS), self.buyer, value=10**18)
         self.listing = 0
 
     def now(self) -> int:

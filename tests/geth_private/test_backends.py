@@ -11,10 +11,12 @@ from eth_account import Account
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.backend import MINING_TOGGLE, ONE_PENDING_PER_SENDER, PERSISTENT, TXPOOL
+from marketplace.contract_enums import EscrowMarket
 from marketplace.errors import ChainActionFailed
 from marketplace.ledger import Ledger
 
 ETH = 10**18
+LOTS = EscrowMarket.LOTS
 
 BACKENDS = [
     pytest.param("embedded://", id="embedded"),
@@ -59,9 +61,10 @@ def test_contract_events_are_read_by_polling_logs(chain, ledger):
     assert "RoleGranted" in first  # the deploy granted the escrow its burn role
     assert poller.poll() == []  # the cursor moved past them
     buyer = funded(ledger)
-    ledger.wait(ledger.deposit(buyer, ETH // 10))
+    deposit = ledger.user_tx("EnergyEscrow", "deposit", [LOTS], ETH // 10)
+    ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))  # signed with the buyer's own key
     assert [ledger.decode(raw) for raw in poller.poll()] == [
-        ("Deposited", {"buyer": buyer.address, "amount": ETH // 10})
+        ("Deposited", {"buyer": buyer.address, "market": LOTS, "amount": ETH // 10})
     ]
 
 
@@ -91,8 +94,9 @@ def test_mining_off_holds_transactions_until_mining_on(chain, ledger):
 
 def test_reverts_carry_the_decoded_custom_error(chain, ledger):
     stranger = funded(ledger)
-    with pytest.raises(ChainActionFailed, match=r"InsufficientBalance\(0, 5\)"):
-        ledger.withdraw(stranger, 5)  # refused before sending, from a simulated call
+    complete = ledger.user_tx("EnergyEscrow", "completeWithdrawal", [LOTS])
+    with pytest.raises(ChainActionFailed, match=r"NoWithdrawalPending\(0\)"):
+        ledger.prepare(stranger.address, complete, "x")  # refused before signing: simulated
     record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
     with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
         ledger.txm.wait(record)
