@@ -148,7 +148,10 @@ def test_logout_closes_the_sessions_sockets_and_the_session_cannot_act(app, runt
     assert out.status_code == 200 and out.get_json()["ok"] is True
     wait_for(lambda: not market.is_connected("/market") and not wallet.is_connected("/wallet"),
              what="the session's sockets to close")
-    assert thief.get("/api/wallet").status_code == 401
+    assert thief.get("/api/wallet").status_code == 401  # the copy ended with the session
+    assert thief.post("/api/tx", json={"raw": raw}).status_code in (401, 403)
+    stolen = socketio.test_client(app, namespace="/wallet", flask_test_client=thief)
+    assert not stolen.is_connected("/wallet")
     carol.environ_base["HTTP_X_CSRF_TOKEN"] = out.get_json()["csrf"]
     assert carol.post("/api/tx", json={"raw": raw}).status_code == 401
     assert carol.post("/api/tx/prepare", json={"action": "deposit",
