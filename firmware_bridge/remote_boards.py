@@ -32,7 +32,7 @@ class RemoteBoards(Boards):
     def __init__(
         self, allowed: Collection[str], transport: Transport, timeout: float = COMMAND_TIMEOUT_S
     ):
-        self.allowed = frozenset(allowed)  # board ids the portal expects from remote bridges
+        self.allowed = set(allowed)  # board ids the portal expects from remote bridges
         self.transport = transport
         self.timeout = timeout
         self.sid: dict[str, str] = {}  # board id -> the connection (peer) of its bridge
@@ -100,6 +100,11 @@ class RemoteBoards(Boards):
             error = answer.get("error") if isinstance(answer, dict) else answer
             raise BridgeError(f"the bridge of {board_id} refused {action}: {error}")
         return answer
+
+    def expect(self, board_id: str) -> None:
+        """A board a remote bridge will serve from now on (a participant the admin seated)."""
+        with self.lock:
+            self.allowed.add(board_id)
 
     def serves(self, board_id: str) -> bool:
         """Whether a remote bridge is expected to serve this board."""

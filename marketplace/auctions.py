@@ -211,7 +211,7 @@ class AuctionBook:
         buyer = participant(self.store, bidder)
         if buyer["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
-        if buyer["board_id"] is None:
+        if buyer["board_id"] is None or buyer["meter_address"] is None:
             raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
         highest = max((b["price"] for b in self.store.bids(row["id"])), default=None)
         rules.check_bid(

@@ -49,15 +49,32 @@ def register(rt: Runtime, address: str, name: object, keystore: object, serve: b
         raise InvalidInput(f"the name {who!r} or this key is already registered")
 
 
-def approve(rt: Runtime, address: str, role: object) -> dict[str, Any]:
-    """The admin seats a registered person in a role (the board comes with its bridge)."""
+def approve(rt: Runtime, address: str, role: object, board_id: object = None) -> dict[str, Any]:
+    """The admin seats a registered person in a role, with the board that will measure it:
+    its meter is enrolled when the bridge serving that board announces it."""
     row = _pending(rt, address)
     if role not in ROLES:
         raise InvalidInput("role is producer or consumer")
-    rt.market.add_participant(row["name"], address, str(role), None, None)
+    board = check_board(rt, board_id)
+    rt.market.add_participant(row["name"], address, str(role), board, None)
+    if board is not None:
+        rt.remote_boards.expect(board)  # its bridge's hello is welcome now
     rt.accounts.record(row["name"], address)
     rt.store.set_registration_status(address, "approved")
-    return {"address": address, "name": row["name"], "role": role, "status": "approved"}
+    return {"address": address, "name": row["name"], "role": role, "board_id": board,
+            "status": "approved"}
+
+
+def check_board(rt: Runtime, board_id: object) -> str | None:
+    """A board id for a new participant: free, and like the bridges name boards (or none)."""
+    if board_id is None or board_id == "":
+        return None
+    text = board_id.strip() if isinstance(board_id, str) else ""
+    if not text or len(text) > 64 or not text.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput("a board id is 1–64 letters, digits, - or _")
+    if any(p["board_id"] == text for p in rt.store.participants()):
+        raise InvalidInput(f"board {text} already measures another participant")
+    return text
 
 
 def reject(rt: Runtime, address: str) -> dict[str, Any]:

@@ -82,7 +82,9 @@ def pending_registrations(account):
 def approve_registration(account, address):
     """Seat a registered person as producer or consumer (its board comes with its bridge)."""
     address = rules.parse_address(address, "registration")
-    return jsonify(registrations.approve(runtime(), address, body().get("role")))
+    data = body()
+    return jsonify(registrations.approve(runtime(), address, data.get("role"),
+                                         data.get("board_id")))
 
 
 @bp.post("/api/admin/registrations/<address>/reject")

@@ -60,6 +60,11 @@ class MeterEnrollment:
     def adopt_remote(self, board_id: str, kind: str, meter: Signer) -> None:
         """A remote bridge announced a board: enroll its meter for the participant it measures."""
         spec = next((p for p in self.participants if p["board"] == board_id), None)
+        # Or a person who registered and whom the admin gave this board.
+        seated = next((p for p in self.market.store.participants()
+                       if p["board_id"] == board_id), None)
+        if spec is None and seated is not None:
+            spec = {"name": seated["name"], "role": seated["role"], "board": board_id}
         if spec is None or spec["role"] != kind:
             log.error("remote board %s (%s) matches no participant", board_id, kind)
             return

@@ -85,7 +85,11 @@ def wire(
         bridge = Bridge(heartbeat_s=1.0)
         undo.callback(bridge.close)
         # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
-        remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")), transport)
+        # Remote boards: those the config names, and those of people the admin seated.
+        local = {spec["board"] for spec in participants(config)}
+        seated = [p["board_id"] for p in store.participants()
+                  if p["board_id"] and p["board_id"] not in local]
+        remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")) + seated, transport)
         boards = BoardRouter(bridge, remote_boards)
         market = Market(store, ledger, boards, clock, hub, market_settings(config))
         specs = participants(config)
