@@ -3,6 +3,8 @@ nothing that was accepted: sign-in, registration, prepared and signed transactio
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -310,3 +312,41 @@ def test_other_bad_bodies(app, runtime, login):
     refused(admin.post(f"/api/admin/registrations/{Account.create().address}/approve",
                        json={"role": "consumer"}), 404, "no pending registration")
     refused(bob.post("/api/send/check", json={"to": [], "amount_eth": {}}), 400)
+
+
+JUNK = [None, True, 0, -1, 1.5, 2**300, "", "x", "0x", "0x" + "zz" * 32, [], {}, [1], {"a": 1},
+        "0x" + "00" * 65, "0x" + "ff" * 200]
+FIELDS = {
+    "/api/login/message": ["address"],
+    "/api/login": ["message", "signature"],
+    "/api/register": ["name", "keystore", "serve_keystore", "message", "signature"],
+    "/api/tx": ["raw"],
+    "/api/tx/sent": ["tx_hash", "label"],
+    "/api/listings": ["energy_wh", "start_price_wei", "duration_s", "approval"],
+    "/api/listings/1/bids/terms": ["price_wei"],
+    "/api/listings/1/bids": ["bid", "signature"],
+    "/api/deals/1/close": ["raw"],
+    "/api/send/check": ["to", "amount_eth"],
+}
+ACTIONS = ["deposit", "withdraw", "complete_withdrawal", "send", "approve", "close", None, 7]
+
+
+@pytest.mark.parametrize("app", [{"LOGIN_BURST": 10_000}], indirect=True)
+def test_no_junk_in_any_field_gets_a_500(app, login):
+    """Every field of every endpoint that takes input, each kind of junk: a 4xx, a sentence."""
+    alice = login("alice")
+    answers = []
+    for path, fields in FIELDS.items():
+        answers += [(path, field, value, alice.post(path, json={field: value}))
+                    for field in fields for value in JUNK]
+        answers += [(path, "body", value, alice.post(path, json=value)) for value in JUNK]
+    for action, field, value in itertools.product(
+            ACTIONS, ["amount_eth", "market", "to", "energy_wh", "deal_id"], JUNK):
+        answers.append((action, field, value,
+                        alice.post("/api/tx/prepare", json={"action": action, field: value})))
+    for path in ("/api/tx/" + "x" * 500, "/api/accounts/%00/keystore", "/api/deals/0",
+                 "/api/listings/99999999999999999999"):
+        answers.append((path, "", None, alice.get(path)))
+    wrong = [(where, field, value, answer.status_code) for where, field, value, answer in answers
+             if not 400 <= answer.status_code < 500 or not (answer.get_json() or {}).get("error")]
+    assert not wrong, wrong
