@@ -22,6 +22,7 @@ from geth_private import TxManager, backend_from_uri  # noqa: E402
 from geth_private.anvil import find_anvil  # noqa: E402
 from marketplace.contract_enums import EscrowMarket  # noqa: E402
 from marketplace.ledger import CONSUMER, GAS, PRODUCER, Ledger  # noqa: E402
+from marketplace.market import DEFAULT_SETTINGS  # noqa: E402
 
 N = 200
 ETH = 10**18
@@ -63,7 +64,7 @@ def setup(uri, data_dir):
     backend = backend_from_uri(uri, data_dir)
     backend.start()
     ledger = Ledger(TxManager(backend), backend.faucet())
-    ledger.deploy()
+    ledger.deploy(DEFAULT_SETTINGS.escrow_notice_s())
     seller, buyer, seller_meter, meter_a, meter_b = (Account.create() for _ in range(5))
     for account in (seller, buyer, seller_meter, meter_a, meter_b):
         ledger.fund(account.address, 10 * ETH)

@@ -1,6 +1,7 @@
 """Gas of the escrow's deal lifecycle vs a naive report-and-transfer scheme, in one run.
 
-Prints gas for deploy, openDeal, one delivery step and closeDeal, then gas per delivered kWh
+Prints gas for deploy, deposit, a withdrawal (request, then completion after the notice),
+openDeal, one delivery step and closeDeal, then gas per delivered kWh
 at delivery steps of 1, 10 and 100 Wh next to the naive scheme (one report transaction plus one
 plain Ether transfer per step) measured on the same chain. Run: .venv/bin/python bench/gas.py
 """
@@ -23,9 +24,8 @@ from contracts import load_artifact  # noqa: E402
 from contracts.bindings import bid_tuple, sign_bid  # noqa: E402
 
 PRICE = 10**16  # wei per kWh
-LOTS = 0  # the escrow's market of energy lots
-NOTICE_S = 3600  # the escrow's withdrawal notice (gas does not depend on it)
 KWH = 1_000
+NOTICE = 24 * 3600 + 60 + 3600  # the portal's default withdrawal notice
 
 
 def compile_naive() -> tuple[list, str]:
@@ -56,7 +56,7 @@ class Bench:
         self.buyer_key = Account.from_key(backend.account_keys[2].to_bytes())
         self.gas: dict[str, int] = {}
         self.token = self.deploy("EnergyToken", self.admin)
-        self.escrow = self.deploy("EnergyEscrow", self.token.address, self.admin, NOTICE_S)
+        self.escrow = self.deploy("EnergyEscrow", self.token.address, self.admin, NOTICE)
         token, escrow = self.token.functions, self.escrow.functions
         self.send(token.grantRole(token.ESCROW_ROLE().call(), self.escrow.address), self.admin)
         self.send(token.enrollMeter(self.seller_meter, self.seller, 1, 100_000), self.admin)
@@ -65,7 +65,12 @@ class Bench:
         self.tester.mine_blocks()
         self.send(token.mintReading(50 * KWH), self.seller_meter)
         self.send(token.approve(self.escrow.address, 50 * KWH), self.seller)
-        self.send(escrow.deposit(LOTS), self.buyer, value=10**18)
+        self.gas["deposit (first)"] = self.send(escrow.deposit(0), self.buyer, value=10**18)
+        self.gas["deposit (again)"] = self.send(escrow.deposit(0), self.buyer, value=10**17)
+        self.gas["requestWithdrawal"] = self.send(escrow.requestWithdrawal(0, 10**17), self.buyer)
+        self.tester.time_travel(self.now() + NOTICE)
+        self.tester.mine_blocks()
+        self.gas["completeWithdrawal"] = self.send(escrow.completeWithdrawal(0), self.buyer)
         self.listing = 0
 
     def now(self) -> int:

@@ -48,6 +48,10 @@ class LocalParty:
         """Ask to withdraw escrow Ether (it leaves after the escrow's notice)."""
         return self.submit(self.wallets.prepare_withdrawal(self.address, ether(wei)))
 
+    def cancel_withdrawal(self) -> Any:
+        """Call off a pending withdrawal request."""
+        return self.submit(self.wallets.prepare_cancellation(self.address))
+
     def complete_withdrawal(self) -> Any:
         """Take out the Ether of a withdrawal whose notice is over."""
         return self.submit(self.wallets.prepare_completion(self.address))

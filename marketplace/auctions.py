@@ -121,7 +121,7 @@ class AuctionBook:
         """The EIP-712 bid the bidder signs for this price, checked as a bid would be first."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
-        self._check_bid(bidder, row, amount, self._bid_expiry(row))
+        self._check_bid(bidder, row, amount)
         bid = {
             "listingId": row["id"], "buyer": bidder, "seller": row["seller"],
             "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
@@ -156,7 +156,7 @@ class AuctionBook:
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
             row = self.store.lock_listing(row["id"])
-            self._check_bid(bidder, row, amount, terms["expiry"])
+            self._check_bid(bidder, row, amount)
             self._store_bid(bidder, row, terms, sig)
         view = self.listing(row["id"])
         self.hub.publish("bid_placed", view)
@@ -206,7 +206,7 @@ class AuctionBook:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _check_bid(self, bidder: str, row: dict[str, Any], amount: int, expiry: int) -> None:
+    def _check_bid(self, bidder: str, row: dict[str, Any], amount: int) -> None:
         """The auction rules for this bid (role, increment, deadline, escrow that covers it)."""
         buyer = participant(self.store, bidder)
         if buyer["role"] != "consumer":
@@ -218,18 +218,11 @@ class AuctionBook:
             seller=row["seller"], bidder=bidder, start_price=row["start_price"],
             highest=highest, price=amount, energy_wh=row["energy_wh"],
             deadline=row["deadline"], now=self.clock.now(), status=row["status"],
-            free_wei=self._covering(bidder, expiry) - self._committed(bidder, row["id"]),
+            free_wei=self.ledger.escrow_free(bidder) - self._committed(bidder, row["id"]),
             limits=self.settings.limits,
+            # A pending request may complete before this bid's deal opens: it covers no bid.
+            withdrawing_wei=self.ledger.withdrawal_of(bidder)["amount"],
         )
-
-    def _covering(self, bidder: str, expiry: int) -> int:
-        """Escrow that still covers a bid until its expiry: a withdrawal that takes effect
-        before then no longer counts (a bid must be payable when its auction closes)."""
-        free = self.ledger.escrow_free(bidder)
-        pending = self.ledger.withdrawal_of(bidder)
-        if pending["amount"] and pending["available_at"] <= expiry:
-            return max(free - pending["amount"], 0)
-        return free
 
     def _store_bid(
         self, bidder: str, row: dict[str, Any], bid: dict[str, Any], signature: bytes

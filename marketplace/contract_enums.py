@@ -14,11 +14,15 @@ class MeterKind(IntEnum):
 
 
 class EscrowMarket(IntEnum):
-    """EnergyEscrow's balance pots: one per market; OUT is where a withdrawal goes."""
+    """EnergyEscrow's market ids (LOTS, COMMUNITY) and OUT, a request's "out of the escrow"."""
 
     LOTS = 0
     COMMUNITY = 1
     OUT = 255
+
+
+# The markets a buyer can hold a balance in (OUT is only a request's destination).
+MARKETS = (EscrowMarket.LOTS, EscrowMarket.COMMUNITY)
 
 
 class DealStatus(IntEnum):

@@ -8,6 +8,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.logs import DISCARD
 
 from contracts import load_artifact
@@ -16,12 +17,13 @@ from contracts.evm import evm_version_of
 from geth_private import LogPoller, Signer, TxManager, TxRecord
 from geth_private.errors import ChainError, TransactionReverted
 from geth_private.signed import SignedCall
-from marketplace.contract_enums import MeterKind
+from marketplace.contract_enums import EscrowMarket, MeterKind
 from marketplace.errors import ChainActionFailed, WouldRevert
 
 log = logging.getLogger(__name__)
 
 PRODUCER, CONSUMER = MeterKind.PRODUCER, MeterKind.CONSUMER
+LOTS = EscrowMarket.LOTS
 
 # Fixed gas limits, a margin above what each call was measured to use (estimation costs
 # ~45 ms a call on the embedded chain, and a delivery step is a hot path).
@@ -33,7 +35,9 @@ GAS = {
     "mintReading": 120_000,
     "approve": 80_000,
     "deposit": 80_000,
-    "withdraw": 80_000,
+    "requestWithdrawal": 80_000,
+    "requestMove": 80_000,
+    "completeWithdrawal": 100_000,  # a payout to a contract wallet runs its receive()
     "openDeal": 400_000,
     "reportDelivery": 200_000,
     "closeDeal": 200_000,
@@ -61,7 +65,8 @@ class Ledger:
         self.operator = operator
         self.token: Any = None
         self.escrow: Any = None
-        self._free: dict[str, tuple[int, int]] = {}  # address -> (block, free escrow wei)
+        # (view, address, market) -> (block, value): escrow reads kept for the block read at
+        self._cached: dict[tuple[str, str, int], tuple[int, Any]] = {}
         txm.decode_revert = lambda data: decode_revert(self.w3, data)
 
     @property
@@ -71,10 +76,16 @@ class Ledger:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def deploy(self) -> dict[str, str]:
-        """Deploy both contracts from the operator and wire the escrow's burn right."""
+    def deploy(self, notice_s: int) -> dict[str, str]:
+        """Deploy both contracts from the operator and wire the escrow's burn right.
+
+        notice_s: the escrow's withdrawal notice, fixed for its lifetime (seconds between a
+        buyer asking for a withdrawal and being able to complete it).
+        """
+        if not 0 <= notice_s < 2**64:
+            raise ValueError(f"the withdrawal notice must fit a uint64, got {notice_s}")
         token = self._deploy("EnergyToken", self.operator.address)
-        escrow = self._deploy("EnergyEscrow", token, self.operator.address)
+        escrow = self._deploy("EnergyEscrow", token, self.operator.address, notice_s)
         self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
         role = self.token.functions.ESCROW_ROLE().call()
         self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
@@ -97,12 +108,21 @@ class Ledger:
         return {"owner": owner, "kind": kind, "rated_power_w": rated, "last_reading_wh": last,
                 "last_mint_at": last_mint_at}
 
-    def deployed_at(self, addresses: dict[str, str]) -> bool:
-        """Whether both contracts have code at these addresses on this chain."""
-        return all(
+    def deployed_at(self, addresses: dict[str, str], notice_s: int | None = None) -> bool:
+        """Whether both contracts have code at these addresses on this chain (and, given
+        notice_s, whether that escrow was deployed with this withdrawal notice)."""
+        if not all(
             self.w3.eth.get_code(Web3.to_checksum_address(addresses[name])) not in (b"", None)
             for name in ("EnergyToken", "EnergyEscrow")
-        )
+        ):
+            return False
+        if notice_s is None:
+            return True
+        escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
+        try:
+            return escrow.functions.withdrawalNotice().call() == notice_s
+        except (ContractLogicError, BadFunctionCallOutput):
+            return False  # an escrow built before withdrawals had a notice
 
     def build_info(self) -> dict[str, str]:
         """How the contracts this node runs were built: compiler, EVM version, OpenZeppelin."""
@@ -149,19 +169,40 @@ class Ledger:
         """Energy tokens in existence, in Wh."""
         return self.token.functions.totalSupply().call()
 
-    def escrow_free(self, address: str) -> int:
-        """A buyer's escrow balance not locked by a deal, in wei (as of the latest block).
+    def escrow_free(self, address: str, market: int = LOTS) -> int:
+        """A buyer's escrow balance in a market not locked by a deal, in wei (latest block).
 
         Every bid checks it: the value read at a block is kept until the next block, which
         is the only way it can change, so a burst of bids reads the contract once per block.
         """
+        return self._per_block("freeOf", address, market)
+
+    def withdrawal_of(self, address: str, market: int = LOTS) -> dict[str, int]:
+        """A buyer's pending withdrawal (to_market OUT) or move on a market; zeros when none.
+
+        Kept per block like escrow_free: a bid checks both.
+        """
+        amount, available_at, to_market = self._per_block("withdrawalOf", address, market)
+        return {"amount": amount, "available_at": available_at, "to_market": to_market}
+
+    def withdrawal_notice(self) -> int:
+        """Seconds from a withdrawal request until it can be completed (fixed at deploy)."""
+        key = ("withdrawalNotice", self.escrow.address, 0)
+        if key not in self._cached:  # immutable in the contract: read once per escrow
+            self._cached[key] = (0, self.escrow.functions.withdrawalNotice().call())
+        return self._cached[key][1]
+
+    def _per_block(self, view: str, address: str, market: int) -> Any:
         block = self.w3.eth.block_number
-        known = self._free.get(address)
+        key = (view, address, int(market))
+        known = self._cached.get(key)
         if known is not None and known[0] == block:
             return known[1]
-        free = self.escrow.functions.balanceOf(address).call(block_identifier=block)
-        self._free[address] = (block, free)
-        return free
+        value = getattr(self.escrow.functions, view)(address, int(market)).call(
+            block_identifier=block
+        )
+        self._cached[key] = (block, value)
+        return value
 
     def escrow_locked(self, address: str) -> int:
         """A buyer's escrow balance locked by open deals, in wei."""

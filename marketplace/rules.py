@@ -29,7 +29,7 @@ class Limits:
     min_energy_wh: int = 1
     max_energy_wh: int = 1_000_000
     min_duration_s: int = 10
-    max_duration_s: int = 7 * 24 * 3600
+    max_duration_s: int = 24 * 3600  # part of the escrow's withdrawal notice (settings.py)
     min_increment_wei: int = 1  # a new highest bid beats the last by at least this …
     min_increment_pct: float = 0.0  # … and by at least this share of it, whichever is more
     soft_close_s: int = 0  # a bid this close to the deadline pushes it back by as much …
@@ -102,8 +102,13 @@ def check_bid(
     status: str,
     free_wei: int,
     limits: Limits,
+    withdrawing_wei: int = 0,
 ) -> None:
-    """Refuse a bid that breaks a rule; the message says which and what would pass."""
+    """Refuse a bid that breaks a rule; the message says which and what would pass.
+
+    withdrawing_wei: the bidder's pending withdrawal request; it may complete before this
+    auction's deal opens, so that part of free_wei does not cover a bid.
+    """
     if status != ListingState.OPEN or now >= deadline:
         raise AuctionClosed("this auction has ended and takes no more bids")
     if bidder == seller:
@@ -119,11 +124,13 @@ def check_bid(
             + ")"
         )
     needed = cost_wei(price, energy_wh)
-    if needed > free_wei:
-        raise InsufficientEscrow(
-            f"this bid needs {needed} wei in your escrow balance, you have {free_wei} free; "
-            "deposit more first"
-        )
+    covering = max(0, free_wei - withdrawing_wei)
+    if needed > covering:
+        have = f"you have {free_wei} free; deposit more first"
+        if withdrawing_wei:
+            have = (f"you have {free_wei} free, of which the {withdrawing_wei} wei you asked to "
+                    "withdraw covers no bid; cancel that request or deposit more")
+        raise InsufficientEscrow(f"this bid needs {needed} wei in your escrow balance, {have}")
 
 
 def winner(bids: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:

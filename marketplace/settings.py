@@ -20,3 +20,12 @@ class Settings:
     empty_soc: float = 0.01  # a seller's battery at this state of charge ends its deals
     mint_batch_wh: int = 10
     lease_s: float = 5.0  # a settling worker silent this long is replaced by another
+
+    def escrow_notice_s(self) -> int:
+        """The escrow's withdrawal notice: longer than any bid can wait for its deal to open.
+
+        A bid is placed at most max_duration_s before the first deadline, soft close pushes
+        the end back at most soft_close_cap_s, and the signed bid opens its deal within
+        bid_validity_s after that: a withdrawal asked for after bidding completes only then.
+        """
+        return self.limits.max_duration_s + self.limits.soft_close_cap_s + self.bid_validity_s

@@ -64,6 +64,15 @@ class Wallets:
             "mining": self.mining_state(),
         }
 
+    def _withdrawal(self, address: str) -> dict[str, Any] | None:
+        """The lots market's pending withdrawal or move (wei as a string), None when none."""
+        pending = self.ledger.withdrawal_of(address)
+        if not pending["available_at"]:
+            return None
+        to = EscrowMarket(pending["to_market"])
+        return {"amount_wei": str(pending["amount"]), "available_at": pending["available_at"],
+                "to_market": to.name.lower()}
+
     def check_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
         """What a send would do, validated (recipient, amount, balance) but not sent."""
         target = self._recipient(to)
@@ -91,6 +100,10 @@ class Wallets:
         if wei > free:
             raise InvalidInput(f"your free escrow balance is {free} wei; you cannot withdraw {wei}")
         return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [LOTS, wei])
+
+    def prepare_cancellation(self, address: str) -> dict[str, Any]:
+        """Call off a pending withdrawal: all of the escrow covers bids again."""
+        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [LOTS, 0])
 
     def prepare_completion(self, address: str) -> dict[str, Any]:
         """The withdrawal's second step, once its notice is over."""
@@ -177,13 +190,6 @@ class Wallets:
             raise InvalidInput("'on' must be true or false")
         self._control(lambda backend: self.ledger.txm.set_mining(on))
         return self.mining_state()
-
-    def _withdrawal(self, address: str) -> dict[str, Any] | None:
-        """The escrow withdrawal the address asked for and when it may complete, if any."""
-        pending = self.ledger.withdrawal_of(address)
-        if not pending["amount"]:
-            return None
-        return {"amount_wei": str(pending["amount"]), "available_at": pending["available_at"]}
 
     def _recipient(self, to: object) -> str:
         """An address as typed, or the address of a participant named so."""

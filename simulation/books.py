@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marketplace.contract_enums import DealStatus
+from marketplace.contract_enums import MARKETS, DealStatus
 from marketplace.ledger import Ledger
 from simulation.day import TradingDay
 from simulation.journal import ChainJournal
@@ -42,7 +42,9 @@ def read_books(day: TradingDay) -> DayRecord:
         store_deals=store.deals(),
         deposits=_sums(journal.of("Deposited"), "buyer", "amount"),
         withdrawals=_sums(journal.of("Withdrawn"), "buyer", "amount"),
-        escrow_free={a: ledger.escrow_free(a) for a in addresses},
+        # Every market's free balance: a move between markets changes neither the sum nor
+        # the events' deposits − withdrawals the reconciliation holds it against.
+        escrow_free={a: sum(ledger.escrow_free(a, m) for m in MARKETS) for a in addresses},
         escrow_locked={a: ledger.escrow_locked(a) for a in addresses},
         owed={a: ledger.owed_to(a) for a in addresses},
         escrow_eth=ledger.eth_balance(escrow),

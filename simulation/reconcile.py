@@ -35,7 +35,7 @@ class DayRecord:
     store_deals: list[dict[str, Any]]
     deposits: dict[str, int]  # Σ Deposited (events)
     withdrawals: dict[str, int]  # Σ Withdrawn (events)
-    escrow_free: dict[str, int]  # (state)
+    escrow_free: dict[str, int]  # Σ over the escrow's markets (state)
     escrow_locked: dict[str, int]  # (state)
     owed: dict[str, int]  # payments the escrow could not push (state)
     escrow_eth: int  # the escrow contract's Ether balance (state)

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
     "STEP_WH": 5,
     "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed
+    # The longest auction; with SOFT_CLOSE_CAP_S and the bid validity it makes the escrow's
+    # withdrawal notice (a chain deployed with another notice is redeployed).
+    "MAX_DURATION_S": 24 * 3600,
     "BID_MIN_INCREMENT_WEI": 1,  # a new highest bid beats the last by this much …
     "BID_MIN_INCREMENT_PCT": 1.0,  # … and by this percentage, whichever is more
     "SOFT_CLOSE_S": 10,  # a bid in the last 10 s pushes the deadline back 10 s …

@@ -8,14 +8,24 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EnergyToken} from "./EnergyToken.sol";
 
 /// @title EnergyEscrow: prepaid buyer balances and per-delivery payment of energy deals.
-/// @notice Buyers deposit Ether; the market operator opens a deal for an auction's result,
-/// locking the buyer's Ether and the seller's tokens; the buyer's enrolled meter reports
-/// cumulative delivery and each step pays the seller and burns the delivered tokens.
+/// @notice Buyers deposit Ether into a market's free balance; the market operator opens a deal
+/// for an auction's result, locking the buyer's Ether and the seller's tokens; the buyer's
+/// enrolled meter reports cumulative delivery and each step pays the seller and burns the
+/// delivered tokens. Ether leaves a market (or moves to another) only a notice after it was
+/// asked for, so a bid's cover cannot be pulled before the auction it leads has closed.
 contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     /// @notice Role of the market operator, which opens deals.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     /// @dev Gas given to a push payment; a seller that needs more is paid by pull instead.
     uint256 private constant PUSH_GAS = 30_000;
+    /// @notice The market of energy lots sold by auction: openDeal draws on its balances.
+    uint8 public constant LOTS = 0;
+    /// @notice The community market (its trading comes later; its balances exist already).
+    uint8 public constant COMMUNITY = 1;
+    /// @notice A request's destination meaning "out of the escrow", to the buyer.
+    uint8 public constant OUT = 255;
+    /// @dev How many markets there are; market ids run from 0 to MARKETS - 1.
+    uint8 private constant MARKETS = 2;
 
     enum DealStatus { None, Open, Closed }
     enum CloseReason { None, Completed, ClosedByBuyer, ClosedBySeller, Expired, MeterOffline, SupplyExhausted }
@@ -50,8 +60,18 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         "Bid(uint256 listingId,address buyer,address seller,uint256 priceWeiPerKWh,uint256 maxWh,uint256 nonce,uint64 expiry)"
     );
 
+    /// @notice A pending request to take Ether out of a market (toMarket OUT) or into another.
+    /// @dev One slot: a request is at most a free balance, far below 2^128 wei.
+    struct Withdrawal {
+        uint128 amount;
+        uint64 availableAt;
+        uint8 toMarket;
+    }
+
     EnergyToken private immutable _token;
-    mapping(address buyer => uint256) private _free;
+    uint64 private immutable _withdrawalNotice;
+    mapping(address buyer => uint256[MARKETS]) private _free;
+    mapping(address buyer => Withdrawal[MARKETS]) private _withdrawals;
     mapping(address buyer => uint256) private _locked;
     mapping(address seller => uint256) private _owed;
     mapping(uint256 dealId => Deal) private _deals;
@@ -87,11 +107,26 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     error NothingOwed(address caller);
     /// @notice An Ether transfer to the caller failed.
     error TransferFailed(address to, uint256 amount);
+    /// @notice No market has this id (LOTS = 0, COMMUNITY = 1).
+    error UnknownMarket(uint8 market);
+    /// @notice A move must go to another market than the one it leaves.
+    error SameMarket(uint8 market);
+    /// @notice The caller has no pending withdrawal or move from this market.
+    error NoWithdrawalPending(uint8 market);
+    /// @notice The request's notice runs until availableAt; complete it then.
+    error NoticeNotOver(uint64 availableAt);
 
-    /// @notice Ether entered a buyer's free balance.
-    event Deposited(address indexed buyer, uint256 amount);
-    /// @notice Ether left a buyer's free balance.
-    event Withdrawn(address indexed buyer, uint256 amount);
+    /// @notice Ether entered a buyer's free balance in a market.
+    event Deposited(address indexed buyer, uint8 market, uint256 amount);
+    /// @notice A buyer asked to take `amount` out of a market (toMarket OUT) or to move it to
+    /// toMarket, from availableAt on; it replaced any earlier request. Amount 0: cancelled.
+    event WithdrawalRequested(
+        address indexed buyer, uint8 market, uint256 amount, uint64 availableAt, uint8 toMarket
+    );
+    /// @notice Ether left a buyer's free balance in a market, paid out to the buyer.
+    event Withdrawn(address indexed buyer, uint8 market, uint256 amount);
+    /// @notice Ether moved from a buyer's free balance in one market to another's.
+    event Moved(address indexed buyer, uint8 fromMarket, uint8 toMarket, uint256 amount);
     /// @notice A deal was opened from an auction's result.
     event DealOpened(
         uint256 indexed dealId,
@@ -116,28 +151,83 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         uint256 returnedWh
     );
 
-    constructor(EnergyToken energyToken, address admin) EIP712("gridbid EnergyEscrow", "1") {
+    /// @param energyToken the token deals settle in
+    /// @param admin the account given the admin and operator roles
+    /// @param notice seconds between asking for a withdrawal or move and completing it; the
+    /// market sets it above the longest time from a bid to the deal it may open
+    constructor(EnergyToken energyToken, address admin, uint64 notice)
+        EIP712("gridbid EnergyEscrow", "1")
+    {
         _token = energyToken;
+        _withdrawalNotice = notice;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, admin);
     }
 
-    /// @notice Add Ether to the caller's free balance.
-    function deposit() external payable nonReentrant {
+    /// @notice Add Ether to the caller's free balance in a market.
+    function deposit(uint8 market) external payable nonReentrant {
+        _checkMarket(market);
         if (msg.value == 0) revert ZeroAmount();
-        _free[msg.sender] += msg.value;
-        emit Deposited(msg.sender, msg.value);
+        _free[msg.sender][market] += msg.value;
+        emit Deposited(msg.sender, market, msg.value);
     }
 
-    /// @notice Take Ether out of the caller's free (unlocked) balance.
-    function withdraw(uint256 amount) external nonReentrant {
-        if (amount == 0) revert ZeroAmount();
-        uint256 available = _free[msg.sender];
-        if (amount > available) revert InsufficientBalance(available, amount);
-        _free[msg.sender] = available - amount;
-        emit Withdrawn(msg.sender, amount);
+    /// @notice Ask to take `amount` (at most what is free now) out of a market's free balance
+    /// once the notice is over. Replaces the market's pending request (its notice starts
+    /// again); amount 0 cancels it.
+    function requestWithdrawal(uint8 market, uint256 amount) external nonReentrant {
+        _checkMarket(market);
+        _request(market, OUT, amount);
+    }
+
+    /// @notice Ask to move `amount` (at most what is free now) from one market to another once
+    /// the notice is over. Shares the source market's one pending request with requestWithdrawal.
+    function requestMove(uint8 fromMarket, uint8 toMarket, uint256 amount) external nonReentrant {
+        _checkMarket(fromMarket);
+        _checkMarket(toMarket);
+        if (fromMarket == toMarket) revert SameMarket(fromMarket);
+        _request(fromMarket, toMarket, amount);
+    }
+
+    /// @notice After its notice, carry out the caller's request on a market: pay out (or move)
+    /// the requested amount, or what is free now if less (deals opened meanwhile keep theirs).
+    function completeWithdrawal(uint8 market) external nonReentrant {
+        _checkMarket(market);
+        Withdrawal memory w = _withdrawals[msg.sender][market];
+        if (w.availableAt == 0) revert NoWithdrawalPending(market);
+        if (block.timestamp < w.availableAt) revert NoticeNotOver(w.availableAt);
+        uint256 free = _free[msg.sender][market];
+        if (free == 0) revert InsufficientBalance(0, w.amount);
+        uint256 amount = w.amount < free ? w.amount : free;
+        delete _withdrawals[msg.sender][market];
+        _free[msg.sender][market] = free - amount;
+        if (w.toMarket != OUT) {
+            _free[msg.sender][w.toMarket] += amount;
+            emit Moved(msg.sender, market, w.toMarket, amount);
+            return;
+        }
+        emit Withdrawn(msg.sender, market, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender, amount);
+    }
+
+    function _request(uint8 market, uint8 toMarket, uint256 amount) private {
+        if (amount == 0) {
+            if (_withdrawals[msg.sender][market].availableAt == 0) revert NoWithdrawalPending(market);
+            delete _withdrawals[msg.sender][market];
+            emit WithdrawalRequested(msg.sender, market, 0, 0, toMarket);
+            return;
+        }
+        uint256 free = _free[msg.sender][market];
+        if (amount > free) revert InsufficientBalance(free, amount);
+        uint64 availableAt = uint64(block.timestamp) + _withdrawalNotice;
+        // Fits: what is free is Ether this contract holds, far below 2^128 wei.
+        _withdrawals[msg.sender][market] = Withdrawal(uint128(amount), availableAt, toMarket);
+        emit WithdrawalRequested(msg.sender, market, amount, availableAt, toMarket);
+    }
+
+    function _checkMarket(uint8 market) private pure {
+        if (market >= MARKETS) revert UnknownMarket(market);
     }
 
     /// @notice Open the deal of an auction from the winner's signed bid: lock the buyer's
@@ -163,9 +253,10 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         }
         _nonceUsed[buyer][bid.nonce] = true;
         uint256 cost = bid.priceWeiPerKWh * energyWh / 1000;
-        uint256 available = _free[buyer];
+        // Auction lots draw on the LOTS market; a pending withdrawal does not shield Ether.
+        uint256 available = _free[buyer][LOTS];
         if (cost > available) revert InsufficientBalance(available, cost);
-        _free[buyer] = available - cost;
+        _free[buyer][LOTS] = available - cost;
         _locked[buyer] += cost;
         dealId = ++_dealCount;
         _dealOfListing[bid.listingId] = dealId;
@@ -279,12 +370,30 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
-    /// @notice A buyer's free balance in wei.
-    function balanceOf(address buyer) external view returns (uint256) {
-        return _free[buyer];
+    /// @notice A buyer's free balance in a market, in wei (a pending withdrawal still counts).
+    function freeOf(address buyer, uint8 market) external view returns (uint256) {
+        _checkMarket(market);
+        return _free[buyer][market];
     }
 
-    /// @notice A buyer's balance locked by open deals, in wei.
+    /// @notice A buyer's pending request on a market: amount, when it can be completed, and
+    /// where it goes (OUT or a market id); all zero when none is pending.
+    function withdrawalOf(address buyer, uint8 market)
+        external
+        view
+        returns (uint256 amount, uint64 availableAt, uint8 toMarket)
+    {
+        _checkMarket(market);
+        Withdrawal memory w = _withdrawals[buyer][market];
+        return (w.amount, w.availableAt, w.toMarket);
+    }
+
+    /// @notice Seconds from a withdrawal or move request until it can be completed.
+    function withdrawalNotice() external view returns (uint64) {
+        return _withdrawalNotice;
+    }
+
+    /// @notice A buyer's balance locked by open deals (all in LOTS), in wei.
     function lockedOf(address buyer) external view returns (uint256) {
         return _locked[buyer];
     }
@@ -320,7 +429,7 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         d.status = DealStatus.Closed;
         d.closeReason = reason;
         _locked[d.buyer] -= refund;
-        _free[d.buyer] += refund;
+        _free[d.buyer][LOTS] += refund;
         emit DealClosed(dealId, reason, d.deliveredWh, d.paidWei, refund, returnedWh);
         if (returnedWh > 0) _token.transfer(d.seller, returnedWh);
     }

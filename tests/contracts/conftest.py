@@ -20,7 +20,19 @@ from web3.logs import DISCARD
 from contracts import load_artifact
 from contracts.bindings import bid_tuple, decode_revert, sign_bid
 
-from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, MINTED, PRICE, PRODUCER, ROOT, TTL
+from .common import (
+    CONSUMER,
+    DEPOSIT,
+    ENERGY,
+    LISTING,
+    LOTS,
+    MINTED,
+    NOTICE,
+    PRICE,
+    PRODUCER,
+    ROOT,
+    TTL,
+)
 
 
 @dataclass
@@ -109,7 +121,9 @@ def chain() -> Chain:
     c = Chain(tester, w3, None, None, admin, seller, buyer, seller_meter, buyer_meter, stranger)
     token, escrow = load_artifact("EnergyToken"), load_artifact("EnergyEscrow")
     c.token = c.deploy("EnergyToken", token.abi, token.bytecode, admin)
-    c.escrow = c.deploy("EnergyEscrow", escrow.abi, escrow.bytecode, c.token.address, admin)
+    c.escrow = c.deploy(
+        "EnergyEscrow", escrow.abi, escrow.bytecode, c.token.address, admin, NOTICE
+    )
     role = c.token.functions.ESCROW_ROLE().call()
     c.send(c.token.functions.grantRole(role, c.escrow.address), admin)
     return c
@@ -134,7 +148,7 @@ def enrolled(chain: Chain) -> Chain:
     chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.send(token.enrollMeter(chain.buyer_meter, chain.buyer, CONSUMER, 500), chain.admin)
     chain.send(token.mintReading(MINTED), chain.seller_meter)
-    chain.send(escrow.deposit(), chain.buyer, value=DEPOSIT)
+    chain.send(escrow.deposit(LOTS), chain.buyer, value=DEPOSIT)
     return chain
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, PRICE, TTL, compile_test_contract
+from .common import CONSUMER, DEPOSIT, ENERGY, LISTING, LOTS, PRICE, TTL, compile_test_contract
 
 COST = PRICE * ENERGY // 1000
 
@@ -26,7 +26,7 @@ def test_a_re_entering_seller_is_paid_once_and_cannot_re_enter(chain, reentering
     chain.send(token.mintReading(ENERGY), chain.seller_meter)
     chain.send(seller.functions.approve(chain.token.address, chain.escrow.address, ENERGY),
                chain.admin)
-    chain.send(escrow.deposit(), chain.buyer, value=DEPOSIT)
+    chain.send(escrow.deposit(LOTS), chain.buyer, value=DEPOSIT)
     chain.send(chain.open_deal(seller=seller.address), chain.admin)
     chain.send(seller.functions.setDeal(1), chain.admin)
 

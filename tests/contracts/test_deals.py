@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .common import DEPOSIT, ENERGY, LISTING, MINTED, PRICE, TTL
+from .common import DEPOSIT, ENERGY, LISTING, LOTS, MINTED, PRICE, TTL
 
 OPEN, CLOSED = 1, 2  # DealStatus
 COMPLETED, BY_BUYER, BY_SELLER, EXPIRED = 1, 2, 3, 4  # CloseReason
@@ -35,7 +35,7 @@ def test_open_deal_locks_ether_and_tokens(chain, deal):
     assert deal == 1
     assert escrow.dealCount().call() == 1
     assert escrow.dealOfListing(LISTING).call() == 1
-    assert escrow.balanceOf(chain.buyer).call() == DEPOSIT - COST
+    assert escrow.freeOf(chain.buyer, LOTS).call() == DEPOSIT - COST
     assert escrow.lockedOf(chain.buyer).call() == COST
     assert token.balanceOf(chain.seller).call() == MINTED - ENERGY
     assert token.balanceOf(chain.escrow.address).call() == ENERGY
@@ -149,7 +149,7 @@ def test_full_delivery_pays_exactly_the_cost_and_closes(chain, deal):
     d = deal_of(chain, deal)
     assert (d["deliveredWh"], d["status"], d["closeReason"]) == (ENERGY, CLOSED, COMPLETED)
     assert escrow.lockedOf(chain.buyer).call() == 0
-    assert escrow.balanceOf(chain.buyer).call() == DEPOSIT - COST
+    assert escrow.freeOf(chain.buyer, LOTS).call() == DEPOSIT - COST
     assert token.totalSupply().call() == MINTED - ENERGY
     assert token.balanceOf(chain.escrow.address).call() == 0
 
@@ -172,7 +172,7 @@ def test_buyer_close_refunds_ether_and_returns_tokens(chain, deal):
         {"dealId": deal, "reason": BY_BUYER, "deliveredWh": 500, "paidWei": paid,
          "refundedWei": COST - paid, "returnedWh": ENERGY - 500}
     ]
-    assert escrow.balanceOf(chain.buyer).call() == DEPOSIT - paid
+    assert escrow.freeOf(chain.buyer, LOTS).call() == DEPOSIT - paid
     assert escrow.lockedOf(chain.buyer).call() == 0
     assert token.balanceOf(chain.seller).call() == MINTED - 500
     assert token.balanceOf(chain.escrow.address).call() == 0
@@ -197,7 +197,7 @@ def test_anyone_closes_after_expiry(chain, deal):
     assert (closed["reason"], closed["refundedWei"], closed["returnedWh"]) == (
         EXPIRED, COST, ENERGY
     )
-    assert chain.escrow.functions.balanceOf(chain.buyer).call() == DEPOSIT
+    assert chain.escrow.functions.freeOf(chain.buyer, LOTS).call() == DEPOSIT
 
 
 def test_closing_twice_reverts(chain, deal, reverts):

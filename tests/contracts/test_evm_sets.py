@@ -17,6 +17,8 @@ from geth_private.anvil import find_anvil
 from marketplace.contract_enums import EscrowMarket
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 
+from .common import NOTICE
+
 NAMES = ("EnergyToken", "EnergyEscrow")
 PUSH0, MCOPY = 0x5F, 0x5E
 # solc's CBOR metadata trailer (ipfs hash, solc version): data, not code, so never walked.
@@ -103,11 +105,11 @@ def test_committed_set_is_what_the_sources_compile_to(compile_check, evm):
 @needs_anvil
 @pytest.mark.parametrize("hardfork", EVM_VERSIONS)
 def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
-    """The ledger picks the node's set, and a mint and a delivered deal go through on it."""
+    """The ledger picks the node's set; a mint, a delivered deal and a withdrawal go through."""
     with backend_from_uri(f"anvil://?hardfork={hardfork}", str(tmp_path)) as node:
         assert evm_version_of(node.w3.eth.get_block("latest")) == hardfork
         ledger = Ledger(TxManager(node), node.faucet())
-        ledger.deploy()
+        ledger.deploy(NOTICE)
         seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
         for account in (seller, buyer, seller_meter, buyer_meter):
             ledger.fund(account.address, ETH)
@@ -133,6 +135,16 @@ def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
         deal = ledger.chain_deal(deal_id)
         assert (deal["deliveredWh"], deal["paidWei"]) == (1_000, 10**15)
         assert ledger.total_supply() == 1_000  # the delivered Wh were burnt
+        request = ledger.user_tx("EnergyEscrow", "requestWithdrawal",
+                                 [EscrowMarket.LOTS, ledger.escrow_free(buyer.address)])
+        ledger.wait(ledger.txm.send(buyer, request, "request a withdrawal"))
+        pending = ledger.withdrawal_of(buyer.address)
+        node.time_travel(pending["available_at"])
+        node.mine()
+        complete = ledger.user_tx("EnergyEscrow", "completeWithdrawal", [EscrowMarket.LOTS])
+        ledger.wait(ledger.txm.send(buyer, complete, "complete the withdrawal"))
+        assert ledger.escrow_free(buyer.address) == 0
+        assert ledger.eth_balance(ledger.escrow.address) == 0
 
 
 @needs_anvil

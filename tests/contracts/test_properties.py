@@ -1,4 +1,4 @@
-"""Random sequences of deposits, deals, reports, closes and withdraws keep the books exact."""
+"""Random deposits, deals, reports, closes, withdrawals and moves keep the books exact."""
 
 from __future__ import annotations
 
@@ -6,16 +6,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .common import CONSUMER
+from .common import CONSUMER, NOTICE
 
 BUYERS = 2
 DONE: dict[str, int] = {}
 OPEN = 1
+MARKETS = (0, 1)  # LOTS, COMMUNITY
 
 ops = st.one_of(
-    st.tuples(st.just("deposit"), st.integers(0, BUYERS - 1), st.integers(1, 10**17)),
+    st.tuples(st.just("deposit"), st.integers(0, BUYERS - 1), st.integers(1, 10**17),
+              st.sampled_from(MARKETS)),
     st.tuples(st.just("report"), st.integers(0, 5), st.integers(0, 200)),
-    st.tuples(st.just("withdraw"), st.integers(0, BUYERS - 1), st.integers(1, 10**17)),
+    st.tuples(st.just("request"), st.integers(0, BUYERS - 1), st.integers(0, 10**17),
+              st.sampled_from(MARKETS)),
+    st.tuples(st.just("move"), st.integers(0, BUYERS - 1), st.integers(0, 10**17),
+              st.sampled_from(MARKETS)),
+    st.tuples(st.just("complete"), st.integers(0, BUYERS - 1), st.sampled_from(MARKETS)),
+    st.tuples(st.just("wait"), st.integers(1, NOTICE)),
     st.tuples(st.just("open"), st.integers(0, BUYERS - 1), st.integers(1, 300),
               st.integers(1, 10**15)),
     st.tuples(st.just("close"), st.integers(0, 5), st.sampled_from(["buyer", "seller"])),
@@ -55,20 +62,38 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
         deals: list[tuple[int, int]] = []  # (deal id, buyer index)
         delivered: dict[int, int] = {}
         listing = 1000
-        # Every sequence starts from one open deal per buyer, so reports and closes matter.
-        steps = [("deposit", b, 10**16) for b in range(BUYERS)] + [
+        # Every sequence starts from one open deal per buyer, so reports and closes matter,
+        # and a pending withdrawal; it ends by completing every request whose notice is over.
+        steps = [("deposit", b, 10**16, 0) for b in range(BUYERS)] + [
             ("open", b, 100, 10**13) for b in range(BUYERS)
-        ] + steps
+        ] + [("request", 0, 10**15, 0)] + steps + [("wait", NOTICE)] + [
+            ("complete", b, m) for b in range(BUYERS) for m in MARKETS
+        ]
 
         for step in steps:
             kind, args = step[0], step[1:]
             receipt, sender = None, None
             if kind == "deposit":
                 sender = buyers[args[0]]
-                receipt = _try(chain, escrow.deposit(), sender, args[1])
-            elif kind == "withdraw":
+                receipt = _try(chain, escrow.deposit(args[2]), sender, args[1])
+            elif kind == "request":
                 sender = buyers[args[0]]
-                receipt = _try(chain, escrow.withdraw(args[1]), sender)
+                receipt = _try(chain, escrow.requestWithdrawal(args[2], args[1]), sender)
+            elif kind == "move":
+                sender, market = buyers[args[0]], args[2]
+                fn = escrow.requestMove(market, 1 - market, args[1])
+                receipt = _try(chain, fn, sender)
+            elif kind == "complete":
+                sender = buyers[args[0]]
+                free_before = escrow.freeOf(sender, args[1]).call()
+                asked = escrow.withdrawalOf(sender, args[1]).call()[0]
+                receipt = _try(chain, escrow.completeWithdrawal(args[1]), sender)
+                if receipt:  # never more than asked, nor than was free
+                    taken = free_before - escrow.freeOf(sender, args[1]).call()
+                    assert taken == min(asked, free_before)
+            elif kind == "wait":
+                chain.travel_to(chain.now() + args[0])
+                DONE[kind] = DONE.get(kind, 0) + 1
             elif kind == "open":
                 listing += 1
                 b, wh, price = args
@@ -97,7 +122,7 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
                 DONE[kind] = DONE.get(kind, 0) + 1
 
             # Ether held by the escrow = free balances + locked amounts + deferred payments.
-            free = sum(escrow.balanceOf(a).call() for a in buyers)
+            free = sum(escrow.freeOf(a, m).call() for a in buyers for m in MARKETS)
             locked = sum(escrow.lockedOf(a).call() for a in buyers)
             owed = escrow.owedTo(chain.seller).call()
             held = chain.w3.eth.get_balance(chain.escrow.address) - start_escrow
@@ -124,4 +149,4 @@ def test_the_sequences_reach_every_operation():
     """The property above is only worth something if deals open, deliver and close."""
     if not DONE:
         pytest.skip("runs after test_escrow_books_balance_under_any_sequence in this module")
-    assert {"deposit", "open", "report", "close"} <= set(DONE), DONE
+    assert {"deposit", "open", "report", "close", "request", "complete"} <= set(DONE), DONE

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .common import DEPOSIT, ENERGY, PRICE, compile_test_contract
+from .common import DEPOSIT, ENERGY, LOTS, PRICE, compile_test_contract
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def rejecting_deal(chain, rejecting_seller_code):
     chain.send(token.mintReading(ENERGY), chain.seller_meter)
     chain.send(seller.functions.approve(chain.token.address, chain.escrow.address, ENERGY),
                chain.admin)
-    chain.send(escrow.deposit(), chain.buyer, value=DEPOSIT)
+    chain.send(escrow.deposit(LOTS), chain.buyer, value=DEPOSIT)
     chain.send(chain.open_deal(seller=seller.address), chain.admin)
     return seller, 1
 

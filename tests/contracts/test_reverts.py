@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .common import CONSUMER, ENERGY, LISTING, PRODUCER, TTL
+from .common import COMMUNITY, CONSUMER, ENERGY, LISTING, LOTS, PRODUCER, TTL
 
 ZERO = "0x" + "00" * 20
 
@@ -26,11 +26,13 @@ def test_disenrolling_an_unknown_meter_is_refused(chain, reverts):
         chain.token.functions.disenrollMeter(chain.stranger).transact({"from": chain.admin})
 
 
-def test_zero_amounts_are_refused(chain, reverts):
+@pytest.mark.parametrize("market", [LOTS, COMMUNITY])
+def test_zero_amounts_are_refused(chain, reverts, market):
     with reverts("ZeroAmount()"):
-        chain.escrow.functions.deposit().transact({"from": chain.buyer, "value": 0})
-    with reverts("ZeroAmount()"):
-        chain.escrow.functions.withdraw(0).transact({"from": chain.buyer})
+        chain.escrow.functions.deposit(market).transact({"from": chain.buyer, "value": 0})
+    # Amount 0 cancels a request: with none pending, there is nothing to cancel.
+    with reverts(f"NoWithdrawalPending({market})"):
+        chain.escrow.functions.requestWithdrawal(market, 0).transact({"from": chain.buyer})
 
 
 def test_nothing_owed_is_refused(chain, reverts):

@@ -10,13 +10,18 @@ from eth_account import Account
 
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
-from geth_private.backend import MINING_TOGGLE, ONE_PENDING_PER_SENDER, PERSISTENT, TXPOOL
-from marketplace.contract_enums import EscrowMarket
+from geth_private.backend import (
+    MINING_TOGGLE,
+    ONE_PENDING_PER_SENDER,
+    PERSISTENT,
+    TIME_TRAVEL,
+    TXPOOL,
+)
 from marketplace.errors import ChainActionFailed
-from marketplace.ledger import Ledger
+from marketplace.ledger import LOTS, Ledger
 
 ETH = 10**18
-LOTS = EscrowMarket.LOTS
+NOTICE = 3_600  # the escrow's withdrawal notice here
 
 BACKENDS = [
     pytest.param("embedded://", id="embedded"),
@@ -39,7 +44,7 @@ def chain(request, tmp_path):
 @pytest.fixture
 def ledger(chain):
     ledger = Ledger(TxManager(chain), chain.faucet())
-    ledger.deploy()
+    ledger.deploy(NOTICE)
     return ledger
 
 
@@ -47,6 +52,14 @@ def funded(ledger, wei=5 * ETH):
     account = Account.create()
     ledger.fund(account.address, wei)
     return account
+
+
+def own(ledger, account, fn, *args, value=0):
+    """The account's own escrow call: simulated first (a revert is raised before anything is
+    signed), then signed with its key and sent, as its page or client does."""
+    tx = ledger.user_tx("EnergyEscrow", fn, list(args), value)
+    ledger.prepare(account.address, tx, fn)
+    return ledger.txm.send(account, tx, fn)
 
 
 def test_a_locally_signed_transfer_arrives(chain, ledger):
@@ -61,8 +74,7 @@ def test_contract_events_are_read_by_polling_logs(chain, ledger):
     assert "RoleGranted" in first  # the deploy granted the escrow its burn role
     assert poller.poll() == []  # the cursor moved past them
     buyer = funded(ledger)
-    deposit = ledger.user_tx("EnergyEscrow", "deposit", [LOTS], ETH // 10)
-    ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))  # signed with the buyer's own key
+    ledger.wait(own(ledger, buyer, "deposit", LOTS, value=ETH // 10))
     assert [ledger.decode(raw) for raw in poller.poll()] == [
         ("Deposited", {"buyer": buyer.address, "market": LOTS, "amount": ETH // 10})
     ]
@@ -94,12 +106,30 @@ def test_mining_off_holds_transactions_until_mining_on(chain, ledger):
 
 def test_reverts_carry_the_decoded_custom_error(chain, ledger):
     stranger = funded(ledger)
-    complete = ledger.user_tx("EnergyEscrow", "completeWithdrawal", [LOTS])
     with pytest.raises(ChainActionFailed, match=r"NoWithdrawalPending\(0\)"):
-        ledger.prepare(stranger.address, complete, "x")  # refused before signing: simulated
+        own(ledger, stranger, "completeWithdrawal", LOTS)  # refused before signing: simulated
     record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
     with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
         ledger.txm.wait(record)
+
+
+def test_a_withdrawal_waits_out_the_notice(chain, ledger):
+    if not chain.has(TIME_TRAVEL):
+        pytest.skip(f"{chain.uri} cannot move its clock")
+    buyer = funded(ledger)
+    ledger.wait(own(ledger, buyer, "deposit", LOTS, value=ETH))
+    ledger.wait(own(ledger, buyer, "requestWithdrawal", LOTS, ETH // 4))
+    assert ledger.withdrawal_notice() == NOTICE
+    pending = ledger.withdrawal_of(buyer.address)
+    assert pending["amount"] == ETH // 4 and pending["to_market"] == 255
+    with pytest.raises(ChainActionFailed, match=rf"NoticeNotOver\({pending['available_at']}\)"):
+        own(ledger, buyer, "completeWithdrawal", LOTS)
+    assert ledger.escrow_free(buyer.address) == ETH  # asked for, not yet taken
+    chain.time_travel(pending["available_at"])
+    chain.mine()
+    ledger.wait(own(ledger, buyer, "completeWithdrawal", LOTS))
+    assert ledger.escrow_free(buyer.address, LOTS) == ETH - ETH // 4
+    assert ledger.withdrawal_of(buyer.address) == {"amount": 0, "available_at": 0, "to_market": 0}
 
 
 def test_state_survives_a_restart(chain, ledger):

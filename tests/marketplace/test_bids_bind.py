@@ -32,6 +32,7 @@ def test_a_leading_bidder_cannot_take_its_escrow_before_the_auction_closes(runti
     deal = wait_for(lambda: (d := _deal(market, listing["id"])) and d["status"] == "active" and d,
                     what="the deal to open from bob's bid")
     assert deal["buyer"] == bob.address
+    assert market.listing(listing["id"])["status"] == "sold"
     assert ledger.escrow_locked(bob.address) == 9 * 10**16  # his bid's Ether is in the deal
     assert ledger.escrow_free(bob.address) == ETH // 10 - 9 * 10**16
 

@@ -104,3 +104,18 @@ def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
     people["bob"].bid(bid_on["id"], 1000)
     with pytest.raises(CannotCancel, match="bids bind"):
         market.cancel_listing(people["alice"].address, bid_on["id"])
+
+
+def test_a_pending_withdrawal_covers_no_bid(runtime, people):
+    ledger = runtime.ledger
+    bob = people["bob"]
+    listing = people["alice"].list(10, 1000, 30)
+    ledger.wait(bob.request_withdrawal(ETH // 20))  # half of bob's 0.1 ETH
+    assert ledger.escrow_free(bob.address) == ETH // 10  # still free until completed …
+    assert ledger.withdrawal_of(bob.address)["amount"] == ETH // 20
+    # … but it may complete before this auction's deal opens: it covers no bid.
+    with pytest.raises(InsufficientEscrow, match=f"the {ETH // 20} wei you asked to withdraw"):
+        bob.bid(listing["id"], 6 * 10**18)  # 10 Wh -> 0.06 ETH
+    bob.bid(listing["id"], 5 * 10**18)  # 0.05 ETH: what is not asked for
+    ledger.wait(bob.cancel_withdrawal())  # cancelled: all of it covers bids again
+    bob.bid(listing["id"], 9 * 10**18)

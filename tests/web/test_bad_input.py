@@ -187,6 +187,28 @@ def test_a_withdrawal_with_nothing_to_complete_gives_the_contracts_reason(app, b
     refused(response, 409, "NoWithdrawalPending(0)")
 
 
+def test_a_withdrawal_is_a_request_the_wallet_shows(app, runtime, bob):
+    ledger = runtime.ledger
+    address = bob.get("/api/wallet").get_json()["address"]
+    bob.signer.wait_tx(bob.signer.deposit("1")["tx_hash"])
+    assert ledger.escrow_free(address) == ETH
+    too_much = bob.post("/api/tx/prepare", json={"action": "withdraw", "amount_eth": "2"})
+    refused(too_much, 400, "you cannot withdraw")
+    requested = bob.signer.withdraw("0.25")
+    assert requested["status"] == "queued" and requested["sender"] == address
+    wait_for(lambda: bob.get("/api/wallet").get_json()["withdrawal"], what="the request")
+    wallet = bob.get("/api/wallet").get_json()
+    notice = runtime.market.settings.escrow_notice_s()
+    assert wallet["escrow_notice_s"] == notice == 24 * 3600 + 60 + 3600
+    pending = wallet["withdrawal"]
+    assert pending["amount_wei"] == str(ETH // 4) and pending["to_market"] == "out"
+    head = ledger.w3.eth.get_block("latest")["timestamp"]
+    assert head < pending["available_at"] <= head + notice
+    assert wallet["escrow_free_wei"] == str(ETH)  # taken out only once completed
+    early = bob.post("/api/tx/prepare", json={"action": "complete_withdrawal"})
+    refused(early, 409, f"NoticeNotOver({pending['available_at']})")
+
+
 def test_signed_transactions_that_are_junk_are_refused(app, runtime, bob, login):
     stranger = Account.create()
     chain_id = runtime.ledger.chain_id()
@@ -328,7 +350,8 @@ FIELDS = {
     "/api/deals/1/close": ["raw"],
     "/api/send/check": ["to", "amount_eth"],
 }
-ACTIONS = ["deposit", "withdraw", "complete_withdrawal", "send", "approve", "close", None, 7]
+ACTIONS = ["deposit", "withdraw", "cancel_withdrawal", "complete_withdrawal", "send", "approve",
+           "close", None, 7]
 
 
 @pytest.mark.parametrize("app", [{"LOGIN_BURST": 10_000}], indirect=True)

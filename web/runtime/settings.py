@@ -28,5 +28,6 @@ def market_settings(config: Mapping[str, Any]) -> Settings:
             min_increment_pct=config["BID_MIN_INCREMENT_PCT"],
             soft_close_s=config["SOFT_CLOSE_S"],
             soft_close_cap_s=config["SOFT_CLOSE_CAP_S"],
+            max_duration_s=config["MAX_DURATION_S"],
         ),
     )

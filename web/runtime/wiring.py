@@ -70,13 +70,15 @@ def wire(
         txm = TxManager(backend)
         store = _open_store(config, data_dir, backend)
         undo.callback(store.close)
+        settings = market_settings(config)
         with store.exclusive("startup"):  # workers sharing a store make keys and deploy in turn
             # The faucet only funds: the operator is a key of this portal's own, never a
             # published dev key, and it deploys the contracts, so it alone holds their roles.
             operator = operator_account(keystore, data_dir, config.get("OPERATOR_PASSPHRASE"))
             ledger = Ledger(txm, operator)
             fund_operator(ledger, config["OPERATOR_FUNDS_ETH"])
-            deploy_or_attach(ledger, backend, data_dir / "contracts.json")
+            deploy_or_attach(ledger, backend, data_dir / "contracts.json",
+                             settings.escrow_notice_s())
             admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
         microgrid = Microgrid(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
@@ -84,14 +86,14 @@ def wire(
         undo.callback(microgrid.stop)
         bridge = Bridge(heartbeat_s=1.0)
         undo.callback(bridge.close)
-        # Boards a bridge on another machine serves (`gridbid bridge`); the rest are local.
-        # Remote boards: those the config names, and those of people the admin seated.
+        # Boards a bridge on another machine serves (`gridbid bridge`): those the config
+        # names, and those of people the admin seated; the rest are local.
         local = {spec["board"] for spec in participants(config)}
         seated = [p["board_id"] for p in store.participants()
                   if p["board_id"] and p["board_id"] not in local]
         remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")) + seated, transport)
         boards = BoardRouter(bridge, remote_boards)
-        market = Market(store, ledger, boards, clock, hub, market_settings(config))
+        market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
         meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
         remote_boards.subscribe(meters.adopt_remote)

@@ -20,6 +20,8 @@ def _prepared(account: User, data: dict[str, Any]) -> dict[str, Any]:
         return rt.wallets.prepare_deposit(me, data.get("amount_eth"))
     if action == "withdraw":
         return rt.wallets.prepare_withdrawal(me, data.get("amount_eth"))
+    if action == "cancel_withdrawal":
+        return rt.wallets.prepare_cancellation(me)
     if action == "complete_withdrawal":
         return rt.wallets.prepare_completion(me)
     if action == "send":
@@ -28,8 +30,8 @@ def _prepared(account: User, data: dict[str, Any]) -> dict[str, Any]:
         return rt.market.prepare_approval(me, data.get("energy_wh"))
     if action == "close":
         return rt.market.prepare_close(me, data.get("deal_id"))
-    raise InvalidInput("action is one of deposit, withdraw, complete_withdrawal, send, "
-                       "approve, close")
+    raise InvalidInput("action is one of deposit, withdraw, cancel_withdrawal, "
+                       "complete_withdrawal, send, approve, close")
 
 
 @bp.post("/api/tx/prepare")
