@@ -239,7 +239,7 @@ class Store(Database):
         )
         return [json.loads(row["record"]) for row in rows]
 
-    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+    def transaction_record(self, tx_hash: str) -> dict[str, Any] | None:
         """One transaction's last known record, by hash."""
         row = self.one("SELECT record FROM transactions WHERE tx_hash = ?", tx_hash)
         return json.loads(row["record"]) if row else None

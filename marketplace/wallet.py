@@ -143,7 +143,7 @@ class Wallets:
         record = self.ledger.txm.record(tx_hash)
         if record is not None:
             return record.public()
-        stored = self.market.store.transaction(tx_hash)
+        stored = self.market.store.transaction_record(tx_hash)
         if stored is None:
             raise NotFound(f"no transaction {tx_hash} is known here")
         return stored
