@@ -144,6 +144,9 @@ def deal_to_relay(rounds: int = 5) -> None:
             for _ in range(rounds):
                 listing = people["alice"].list(5, 1000, 30)
                 people["bob"].bid(listing["id"], 1000)
+                # The approval signed with the listing is mined before the deadline passes.
+                while runtime.txm.pending(people["alice"].address):
+                    clock_time.sleep(0.01)
                 manual.advance(31)
                 start = clock_time.perf_counter()
                 while not (grid.reading("pv-alice").relays[0]
