@@ -122,6 +122,7 @@ def deal_to_relay(rounds: int = 5) -> None:
     import tempfile
     import time as clock_time
 
+    from gridbid_client.local import LocalParty
     from marketplace.clock import ManualClock
     from web import create_app, start_runtime
 
@@ -133,15 +134,19 @@ def deal_to_relay(rounds: int = 5) -> None:
         runtime = start_runtime(app)
         try:
             market, grid = runtime.market, runtime.microgrid
-            people = {a["name"]: runtime.keystore.unlock(a["address"], a["passphrase"])
-                      for a in runtime.demo_accounts}
-            runtime.ledger.wait(runtime.ledger.deposit(people["bob"], 10**18))
+            # Each participant signs its own deposit, listing approval, bid and closeDeal.
+            people = {a["name"]: LocalParty(market, runtime.wallets, runtime.keystore.unlock(
+                a["address"], a["passphrase"])) for a in runtime.demo_accounts}
+            runtime.ledger.wait(people["bob"].deposit(10**18))
             while runtime.ledger.token_balance(people["alice"].address) < 10 * rounds:
                 clock_time.sleep(0.1)
             times = []
             for _ in range(rounds):
                 listing = people["alice"].list(5, 1000, 30)
                 people["bob"].bid(listing["id"], 1000)
+                # The approval signed with the listing is mined before the deadline passes.
+                while runtime.txm.pending(people["alice"].address):
+                    clock_time.sleep(0.01)
                 manual.advance(31)
                 start = clock_time.perf_counter()
                 while not (grid.reading("pv-alice").relays[0]

@@ -17,8 +17,10 @@ from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.bindings import sign_bid  # noqa: E402
 from geth_private import TxManager, backend_from_uri  # noqa: E402
 from geth_private.anvil import find_anvil  # noqa: E402
+from marketplace.contract_enums import EscrowMarket  # noqa: E402
 from marketplace.ledger import CONSUMER, GAS, PRODUCER, Ledger  # noqa: E402
 from marketplace.market import DEFAULT_SETTINGS  # noqa: E402
 
@@ -72,14 +74,17 @@ def setup(uri, data_dir):
     ledger.enroll_meter(meter_b.address, buyer.address, CONSUMER, 10**9)
     time.sleep(1.1)  # let the mint cap grow (rated power x time)
     ledger.wait(ledger.mint_reading(seller_meter, 4 * N))
-    ledger.wait(ledger.approve_escrow(seller, 4 * N))
-    ledger.wait(ledger.deposit(buyer, 5 * ETH))
+    # The seller and the buyer sign their own approval, deposit and bids.
+    approve = ledger.user_tx("EnergyToken", "approve", [ledger.escrow.address, 4 * N])
+    ledger.wait(ledger.txm.send(seller, approve, "approve"))
+    deposit = ledger.user_tx("EnergyEscrow", "deposit", [EscrowMarket.LOTS], 5 * ETH)
+    ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
     deals = []
     for listing in (1, 2):
         bid = {"listingId": listing, "buyer": buyer.address, "seller": seller.address,
                "priceWeiPerKWh": 10**15, "maxWh": 2 * N, "nonce": listing,
                "expiry": int(time.time()) + 3600}
-        record = ledger.open_deal_async(bid, ledger.sign_bid(buyer, bid), 2 * N,
+        record = ledger.open_deal_async(bid, sign_bid(buyer, *ledger.bid_domain(), bid), 2 * N,
                                         int(time.time()) + 3600)
         ledger.wait(record)
         deals.append(ledger.deal_id_from(record))

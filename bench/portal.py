@@ -4,9 +4,10 @@ The portal (`create_app` + `start_runtime` on the embedded chain, served by `soc
 `gridbid run` serves it) and a bare python-socketio server (werkzeug, threading mode, one HTTP
 route that broadcasts what it is posted) each run in their own process. For 50, 200 and 500
 clients, python-socketio clients (asyncio, spread over two processes) connect to `/market`;
-bids are posted at a paced rate through the HTTP API by logged-in demo consumers, and every
-client stamps each `bid_placed` it receives. Latency = arrival minus the moment the bid's POST
-was sent (CLOCK_MONOTONIC, shared by the processes of one machine). Both servers are measured
+bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
+keys (each bid EIP-712-signed by its bidder before its POST), and every client stamps each
+`bid_placed` it receives. Latency = arrival minus the moment the bid's POST was sent
+(CLOCK_MONOTONIC, shared by the processes of one machine). Both servers are measured
 in the same run with the same client code and rate. Then the portal's RSS with 1,000 open
 auctions, and one more latency round at 200 clients with those auctions open.
 Goal: portal p99 <= 50 ms and <= 1.5x the bare server at 200 clients and 100 bids/s; RSS <=
@@ -209,46 +210,46 @@ class Child:
 
 
 class Portal:
-    """HTTP sessions of the demo accounts on a portal child."""
+    """The demo accounts signed in to a portal child with their own keys (gridbid_client)."""
 
-    def __init__(self, url: str):
-        import requests
-
+    def __init__(self, url: str, data_dir: str):
         self.url = url
-        self.sessions, self.csrf = {}, {}
-        for name in ("alice", "bob", "carol"):
-            session = self.sessions[name] = requests.Session()
-            # JSON posts carry the session's CSRF token in a header, as the pages send it;
-            # a portal without CSRF checks ignores the header.
-            token = session.get(f"{url}/api/csrf")
-            self.csrf[name] = token.json().get("csrf", "") if token.ok else ""
-            me = self.post(name, "/api/login",
-                           {"account": name, "passphrase": f"{name}-demo"})
-            self.csrf[name] = me.get("csrf", self.csrf[name])
+        self.clients = {name: self._login(data_dir, name) for name in ("alice", "bob", "carol")}
+        # One approval covers every listing of the bench, so each listing is one POST.
+        alice = self.clients["alice"]
+        alice.wait_tx(alice.transact("approve", energy_wh=TOKENS_WH)["tx_hash"])
 
-    def post(self, who: str, path: str, body: dict) -> dict:
-        answer = self.sessions[who].post(self.url + path, json=body,
-                                         headers={"X-CSRF-Token": self.csrf[who]})
-        if answer.status_code >= 400:
-            raise RuntimeError(f"POST {path} as {who}: {answer.status_code} {answer.text}")
-        return answer.json()
+    def _login(self, data_dir: str, name: str):
+        from eth_account import Account
+
+        from gridbid_client.client import Client
+
+        address = json.loads((Path(data_dir) / "accounts.json").read_text())[name]
+        keyfile = next((Path(data_dir) / "keystore").glob(f"UTC--*--{address[2:].lower()}"))
+        key = Account.from_key(Account.decrypt(json.loads(keyfile.read_text()), f"{name}-demo"))
+        client = Client(self.url, key)
+        client.login()  # Sign-In with Ethereum, signed here
+        return client
 
     def cookie(self, who: str = "alice") -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.sessions[who].cookies.items())
+        cookies = self.clients[who].transport.session.cookies
+        return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
     def deposit(self, who: str, eth: str) -> None:
-        self.post(who, "/api/escrow/deposit", {"amount_eth": eth})
-        while int(self.sessions[who].get(f"{self.url}/api/wallet").json()["escrow_free_wei"]) < 1:
+        client = self.clients[who]
+        client.deposit(eth)
+        while int(client.wallet()["escrow_free_wei"]) < 1:
             time.sleep(0.1)
 
     def listing(self) -> dict:
-        return self.post("alice", "/api/listings",
-                         {"energy_wh": 1, "start_price_wei": 1000, "duration_s": 3600})
+        return self.clients["alice"].post(
+            "/api/listings", {"energy_wh": 1, "start_price_wei": "1000", "duration_s": 3600})
 
 
 def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tuple[float, float]]:
     """Bids at `rate`, round robin over lanes, each lane one POST after the other.
-    post(lane, i) -> the key its broadcast carries; returns key -> (sent, answered)."""
+    post(lane, i) -> (the key its broadcast carries, when its POST was sent); returns
+    key -> (sent, answered)."""
     total = int(rate * seconds)
     sent: dict[str, tuple[float, float]] = {}
     start = time.monotonic() + 0.2
@@ -258,8 +259,7 @@ def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tupl
             pause = start + i / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            at = time.monotonic()
-            key = post(lanes[k], i)
+            key, at = post(lanes[k], i)
             sent[key] = (at, time.monotonic())
 
     workers = [threading.Thread(target=lane_worker, args=(k,)) for k in range(len(lanes))]
@@ -271,16 +271,26 @@ def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tupl
 
 
 def portal_poster(portal: Portal):
-    """post(lane, i) for the portal: bob and carol take turns, each bid the lowest accepted."""
+    """post(lane, i) for the portal: bob and carol take turns, each bid the lowest accepted,
+    signed by the bidder (EIP-712) before the timed POST, as a page signs before it sends."""
+    from contracts.bindings import sign_bid
+
     state: dict[int, int] = {}
 
-    def post(listing: dict, i: int) -> str:
+    def post(listing: dict, i: int) -> tuple[str, float]:
         lid = listing["id"]
         price = state.get(lid, int(listing["min_next_bid_wei"]))
-        who = ("bob", "carol")[(i // LANES) % 2]
-        view = portal.post(who, f"/api/listings/{lid}/bids", {"price_wei": str(price)})
+        client = portal.clients[("bob", "carol")[(i // LANES) % 2]]
+        terms = client.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
+        bid = {k: v if k in ("buyer", "seller") else int(v) for k, v in terms["message"].items()}
+        domain = terms["domain"]
+        signature = sign_bid(client.account, int(domain["chainId"]),
+                             domain["verifyingContract"], bid)
+        at = time.monotonic()
+        view = client.post(f"/api/listings/{lid}/bids",
+                           {"bid": terms["message"], "signature": "0x" + signature.hex()})
         state[lid] = int(view["min_next_bid_wei"])
-        return f"{lid}:{price}"
+        return f"{lid}:{price}", at
 
     return post
 
@@ -291,10 +301,11 @@ def bare_poster(url: str):
     session = requests.Session()
     prices: dict[int, int] = defaultdict(lambda: 1000)
 
-    def post(lane: int, i: int) -> str:
+    def post(lane: int, i: int) -> tuple[str, float]:
         prices[lane] += 11
+        at = time.monotonic()
         session.post(f"{url}/bid", json={"id": lane, "price_wei": prices[lane]}).raise_for_status()
-        return f"{lane}:{prices[lane]}"
+        return f"{lane}:{prices[lane]}", at
 
     return post
 
@@ -345,7 +356,7 @@ def main() -> None:
         try:
             memory["started"] = portal_proc.rss_mb()[0]
             portal_url, bare_url = f"http://127.0.0.1:{portal_port}", f"http://127.0.0.1:{bare_port}"
-            portal = Portal(portal_url)
+            portal = Portal(portal_url, data)
             print(f"portal up in {time.monotonic() - started:.0f} s", file=sys.stderr)
             portal.deposit("bob", "40")
             portal.deposit("carol", "40")

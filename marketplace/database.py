@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS registrations (
     status TEXT NOT NULL DEFAULT 'pending',
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    sid TEXT PRIMARY KEY,
+    ended REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS listings (
     id INTEGER PRIMARY KEY,
     seller TEXT NOT NULL,

@@ -53,6 +53,12 @@ class ChainActionFailed(MarketError):
     status = 502
 
 
+class WouldRevert(ChainActionFailed):
+    """An action the contract would refuse, found by simulating it before anyone signs."""
+
+    status = 409
+
+
 class CannotCancel(MarketError):
     """The listing can no longer be withdrawn (it has bids, or it is closed)."""
 

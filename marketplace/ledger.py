@@ -15,10 +15,10 @@ from contracts import load_artifact
 from contracts.bindings import bid_tuple, contract, decode_revert
 from contracts.evm import evm_version_of
 from geth_private import LogPoller, Signer, TxManager, TxRecord
-from geth_private.errors import ChainError
+from geth_private.errors import ChainError, TransactionReverted
 from geth_private.signed import SignedCall
 from marketplace.contract_enums import EscrowMarket, MeterKind
-from marketplace.errors import ChainActionFailed
+from marketplace.errors import ChainActionFailed, WouldRevert
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +230,14 @@ class Ledger:
         return self._tx(target, fn, args, value)
 
     def prepare(self, sender: str, tx: dict[str, Any], label: str) -> dict[str, Any]:
-        """tx simulated from the sender (a revert is a ChainActionFailed with the contract's
+        """tx simulated from the sender (a revert is a WouldRevert, 409, with the contract's
         reason, before anyone signs), then filled with its nonce, chain id and fees."""
         try:
             if tx.get("data"):
                 self.txm.simulate(sender, tx, label)
             return self.txm.suggest(sender, tx)
+        except TransactionReverted as err:
+            raise WouldRevert(str(err)) from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 

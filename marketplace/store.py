@@ -38,6 +38,18 @@ class Store(Database):
         """Give a lease up (on a clean stop), so another worker takes it without waiting."""
         self.write("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)
 
+    # -- sign-in sessions that ended: a copy of their cookie opens nothing -----------------
+
+    def end_session(self, sid: str, now: float, keep_s: float) -> None:
+        """Remember that a session ended (logout); forget those ended keep_s ago."""
+        self.write("INSERT INTO ended_sessions (sid, ended) VALUES (?, ?)"
+                   " ON CONFLICT(sid) DO NOTHING", sid, now)
+        self.write("DELETE FROM ended_sessions WHERE ended < ?", now - keep_s)
+
+    def session_ended(self, sid: str) -> bool:
+        """Whether a session was ended by its logout."""
+        return self.one("SELECT 1 AS ended FROM ended_sessions WHERE sid = ?", sid) is not None
+
     # -- participants ----------------------------------------------------------------------
 
     def add_participant(

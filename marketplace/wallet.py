@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from geth_private.backend import (
@@ -13,7 +14,7 @@ from geth_private.backend import (
 )
 from geth_private.errors import ChainError
 from marketplace import rules, signed
-from marketplace.contract_enums import EscrowMarket
+from marketplace.contract_enums import MARKETS, EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
 from marketplace.ledger import GAS, LABELS
 from marketplace.market import Market
@@ -87,26 +88,31 @@ class Wallets:
 
     # -- what the owner signs: the portal checks, suggests and queues -----------------------
 
-    def prepare_deposit(self, address: str, amount_eth: object) -> dict[str, Any]:
+    def prepare_deposit(
+        self, address: str, amount_eth: object, market: object = None
+    ) -> dict[str, Any]:
         """The escrow deposit the owner signs, so bids are covered."""
         wei = rules.parse_ether(amount_eth, "deposit")
-        return self._prepare(address, "EnergyEscrow", "deposit", [LOTS], wei)
+        return self._prepare(address, "EnergyEscrow", "deposit", [_market(market)], wei)
 
-    def prepare_withdrawal(self, address: str, amount_eth: object) -> dict[str, Any]:
+    def prepare_withdrawal(
+        self, address: str, amount_eth: object, market: object = None
+    ) -> dict[str, Any]:
         """A withdrawal request the owner signs: the Ether leaves after the escrow's notice."""
         wei = rules.parse_ether(amount_eth, "withdrawal")
-        free = self.ledger.escrow_free(address)
+        which = _market(market)
+        free = self.ledger.escrow_free(address, which)
         if wei > free:
             raise InvalidInput(f"your free escrow balance is {free} wei; you cannot withdraw {wei}")
-        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [LOTS, wei])
+        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [which, wei])
 
-    def prepare_cancellation(self, address: str) -> dict[str, Any]:
+    def prepare_cancellation(self, address: str, market: object = None) -> dict[str, Any]:
         """Call off a pending withdrawal: all of the escrow covers bids again."""
-        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [LOTS, 0])
+        return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [_market(market), 0])
 
-    def prepare_completion(self, address: str) -> dict[str, Any]:
+    def prepare_completion(self, address: str, market: object = None) -> dict[str, Any]:
         """The withdrawal's second step, once its notice is over."""
-        return self._prepare(address, "EnergyEscrow", "completeWithdrawal", [LOTS])
+        return self._prepare(address, "EnergyEscrow", "completeWithdrawal", [_market(market)])
 
     def prepare_send(self, address: str, to: object, amount_eth: object) -> dict[str, Any]:
         """A plain Ether transfer the owner signs (to: an address or a participant's name)."""
@@ -127,7 +133,7 @@ class Wallets:
 
     def follow(self, address: str, tx_hash: object, label: object = None) -> dict[str, Any]:
         """A transaction the owner's wallet sent itself: followed like one sent from here."""
-        if not isinstance(tx_hash, str) or len(tx_hash) != 66 or not tx_hash.startswith("0x"):
+        if not isinstance(tx_hash, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
             raise InvalidInput("a transaction hash is 0x and 64 hex digits")
         text = str(label)[:80] if isinstance(label, str) and label.strip() else "Sent by wallet"
         return self.ledger.txm.watch(tx_hash.lower(), address, text).public()
@@ -215,3 +221,14 @@ class Wallets:
             "soc": reading.soc,
             "relay_on": bool(reading.relays and reading.relays[0]),
         }
+
+
+def _market(value: object) -> int:
+    """The escrow market an action names (the lots market when none is named)."""
+    if value is None:
+        return LOTS
+    number = rules.parse_int(value, "market", 0, 255)
+    if number not in MARKETS:
+        known = ", ".join(f"{m.value} ({m.name.lower()})" for m in MARKETS)
+        raise InvalidInput(f"market is one of {known}")
+    return number

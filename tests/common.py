@@ -69,3 +69,25 @@ def page_login(page, base: str, name: str, passphrase: str, path: str = "/login"
     page.fill("#passphrase", passphrase)
     page.click("#login-button")
     page.wait_for_selector("body.logged-in", timeout=30_000)
+
+
+def bid_message(terms: dict, **changes) -> dict:
+    """The bid of /bids/terms with its numbers as ints, and any fields changed."""
+    message = {k: v if k in ("buyer", "seller") else int(v) for k, v in terms["message"].items()}
+    return {**message, **changes}
+
+
+def sign_bid_as(key, terms: dict, **changes) -> tuple[dict, str]:
+    """(bid, 0x-signature): the bid of these terms (fields changed first) signed by key."""
+    from contracts.bindings import sign_bid
+
+    domain = terms["domain"]
+    bid = bid_message(terms, **changes)
+    signature = sign_bid(key, int(domain["chainId"]), domain["verifyingContract"], bid)
+    return {k: str(v) if isinstance(v, int) else v for k, v in bid.items()}, "0x" + signature.hex()
+
+
+def signed_raw(client, action: str, **params) -> str:
+    """A gridbid_client.Client's signed transaction (0x-hex) for an action, not yet sent."""
+    prepared = client.prepare(action, **params)
+    return client.sign(action, params, prepared["tx"])

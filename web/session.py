@@ -29,13 +29,20 @@ def runtime() -> Runtime:
     return portal().runtime
 
 
+# A session ends this long after its sign-in, however busy: the logouts the store remembers
+# (so that a copied cookie opens nothing once its session logged out) can then be forgotten.
+MAX_SESSION_S = 7 * 86400
+
+
 def current_account() -> User | None:
-    """The signed-in person of this session, if any and not idle too long."""
+    """The signed-in person of this session, if any, not idle too long and not logged out."""
     address = session.get("address")
     if not address:
         return None
     now = time.time()
-    if now - session.get("seen", now) > current_app.config["SESSION_IDLE_S"]:
+    if (now - session.get("seen", now) > current_app.config["SESSION_IDLE_S"]
+            or now - session.get("opened", 0) > MAX_SESSION_S
+            or runtime().store.session_ended(str(session.get("sid")))):
         session.clear()
         return None
     if now - session.get("seen", 0) > 30:  # the cookie is rewritten at most every 30 s
@@ -43,11 +50,20 @@ def current_account() -> User | None:
     return User(address)
 
 
+def end_session() -> None:
+    """Forget who this session was, here and for every copy of its cookie."""
+    sid = session.get("sid")
+    if sid:
+        runtime().store.end_session(sid, time.time(), MAX_SESSION_S)
+    session.clear()
+
+
 def open_session(address: str) -> str:
     """Start a fresh session for an address that proved its key; the session's socket token."""
     session.clear()
     token = secrets.token_urlsafe(32)
-    session.update(address=address, sid=token, seen=time.time())
+    now = time.time()
+    session.update(address=address, sid=token, seen=now, opened=now)
     return token
 
 

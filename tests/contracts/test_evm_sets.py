@@ -10,9 +10,11 @@ import pytest
 from eth_account import Account
 
 from contracts import EVM_VERSIONS, UnsupportedEvm, load_artifact, sources_sha256
+from contracts.bindings import sign_bid
 from contracts.evm import evm_version_of
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
+from marketplace.contract_enums import EscrowMarket
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 
 from .common import NOTICE
@@ -117,23 +119,30 @@ def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
         node.mine()
         ledger.wait(ledger.mint_reading(seller_meter, 2_000))
         assert ledger.token_balance(seller.address) == 2_000
-        ledger.wait(ledger.approve_escrow(seller, 1_000))
-        ledger.wait(ledger.deposit(buyer, ETH // 10))
+        # The seller and the buyer sign their own transactions and bid.
+        approve = ledger.user_tx("EnergyToken", "approve", [ledger.escrow.address, 1_000])
+        ledger.wait(ledger.txm.send(seller, approve, "approve"))
+        deposit = ledger.user_tx("EnergyEscrow", "deposit", [EscrowMarket.LOTS], ETH // 10)
+        ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
         now = node.w3.eth.get_block("latest")["timestamp"]
         bid = {"listingId": 1, "buyer": buyer.address, "seller": seller.address,
                "priceWeiPerKWh": 10**15, "maxWh": 1_000, "nonce": 1, "expiry": now + 3600}
-        record = ledger.open_deal_async(bid, ledger.sign_bid(buyer, bid), 1_000, now + 3600)
+        signature = sign_bid(buyer, *ledger.bid_domain(), bid)
+        record = ledger.open_deal_async(bid, signature, 1_000, now + 3600)
         ledger.wait(record)
         deal_id = ledger.deal_id_from(record)
         ledger.wait(ledger.report_delivery(buyer_meter, deal_id, 1_000))
         deal = ledger.chain_deal(deal_id)
         assert (deal["deliveredWh"], deal["paidWei"]) == (1_000, 10**15)
         assert ledger.total_supply() == 1_000  # the delivered Wh were burnt
-        ledger.wait(ledger.request_withdrawal(buyer, ledger.escrow_free(buyer.address)))
+        request = ledger.user_tx("EnergyEscrow", "requestWithdrawal",
+                                 [EscrowMarket.LOTS, ledger.escrow_free(buyer.address)])
+        ledger.wait(ledger.txm.send(buyer, request, "request a withdrawal"))
         pending = ledger.withdrawal_of(buyer.address)
         node.time_travel(pending["available_at"])
         node.mine()
-        ledger.wait(ledger.complete_withdrawal(buyer))
+        complete = ledger.user_tx("EnergyEscrow", "completeWithdrawal", [EscrowMarket.LOTS])
+        ledger.wait(ledger.txm.send(buyer, complete, "complete the withdrawal"))
         assert ledger.escrow_free(buyer.address) == 0
         assert ledger.eth_balance(ledger.escrow.address) == 0
 

@@ -54,6 +54,14 @@ def funded(ledger, wei=5 * ETH):
     return account
 
 
+def own(ledger, account, fn, *args, value=0):
+    """The account's own escrow call: simulated first (a revert is raised before anything is
+    signed), then signed with its key and sent, as its page or client does."""
+    tx = ledger.user_tx("EnergyEscrow", fn, list(args), value)
+    ledger.prepare(account.address, tx, fn)
+    return ledger.txm.send(account, tx, fn)
+
+
 def test_a_locally_signed_transfer_arrives(chain, ledger):
     alice, bob = funded(ledger), Account.create()
     receipt = ledger.txm.transact(alice, {"to": bob.address, "value": ETH, "gas": 21_000}, "pay")
@@ -66,7 +74,7 @@ def test_contract_events_are_read_by_polling_logs(chain, ledger):
     assert "RoleGranted" in first  # the deploy granted the escrow its burn role
     assert poller.poll() == []  # the cursor moved past them
     buyer = funded(ledger)
-    ledger.wait(ledger.deposit(buyer, ETH // 10))
+    ledger.wait(own(ledger, buyer, "deposit", LOTS, value=ETH // 10))
     assert [ledger.decode(raw) for raw in poller.poll()] == [
         ("Deposited", {"buyer": buyer.address, "market": LOTS, "amount": ETH // 10})
     ]
@@ -99,7 +107,7 @@ def test_mining_off_holds_transactions_until_mining_on(chain, ledger):
 def test_reverts_carry_the_decoded_custom_error(chain, ledger):
     stranger = funded(ledger)
     with pytest.raises(ChainActionFailed, match=r"NoWithdrawalPending\(0\)"):
-        ledger.complete_withdrawal(stranger)  # refused before sending, from a simulated call
+        own(ledger, stranger, "completeWithdrawal", LOTS)  # refused before signing: simulated
     record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
     with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
         ledger.txm.wait(record)
@@ -109,17 +117,17 @@ def test_a_withdrawal_waits_out_the_notice(chain, ledger):
     if not chain.has(TIME_TRAVEL):
         pytest.skip(f"{chain.uri} cannot move its clock")
     buyer = funded(ledger)
-    ledger.wait(ledger.deposit(buyer, ETH))
-    ledger.wait(ledger.request_withdrawal(buyer, ETH // 4))
+    ledger.wait(own(ledger, buyer, "deposit", LOTS, value=ETH))
+    ledger.wait(own(ledger, buyer, "requestWithdrawal", LOTS, ETH // 4))
     assert ledger.withdrawal_notice() == NOTICE
     pending = ledger.withdrawal_of(buyer.address)
     assert pending["amount"] == ETH // 4 and pending["to_market"] == 255
     with pytest.raises(ChainActionFailed, match=rf"NoticeNotOver\({pending['available_at']}\)"):
-        ledger.complete_withdrawal(buyer)
+        own(ledger, buyer, "completeWithdrawal", LOTS)
     assert ledger.escrow_free(buyer.address) == ETH  # asked for, not yet taken
     chain.time_travel(pending["available_at"])
     chain.mine()
-    ledger.wait(ledger.complete_withdrawal(buyer))
+    ledger.wait(own(ledger, buyer, "completeWithdrawal", LOTS))
     assert ledger.escrow_free(buyer.address, LOTS) == ETH - ETH // 4
     assert ledger.withdrawal_of(buyer.address) == {"amount": 0, "available_at": 0, "to_market": 0}
 

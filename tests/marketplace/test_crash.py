@@ -44,7 +44,8 @@ class Portal:
             return False
 
     def login(self, name):
-        return portal_login(self.url, name)
+        """A demo account signed in with its own key (SIWE): a gridbid_client.Client."""
+        return portal_login(self.url, name, self.data_dir)
 
 
 def test_kill_9_mid_auction_keeps_every_acknowledged_bid(tmp_path):
@@ -52,21 +53,18 @@ def test_kill_9_mid_auction_keeps_every_acknowledged_bid(tmp_path):
     portal = Portal(tmp_path)
     try:
         alice, bob, carol = (portal.login(n) for n in ("alice", "bob", "carol"))
-        wait_for(lambda: alice.get(f"{portal.url}/api/wallet").json()["unlisted_wh"] >= 10,
-                 timeout=60, what="alice's tokens")
+        wait_for(lambda: alice.wallet()["unlisted_wh"] >= 10, timeout=60, what="alice's tokens")
         for buyer in (bob, carol):
-            assert buyer.post(f"{portal.url}/api/escrow/deposit", json={"amount_eth": "1"}).ok
-        wait_for(lambda: all(int(b.get(f"{portal.url}/api/wallet").json()["escrow_free_wei"])
-                             for b in (bob, carol)), what="the deposits")
-        listing = alice.post(f"{portal.url}/api/listings", json={
-            "energy_wh": 10, "start_price_wei": "1000", "duration_s": 25}).json()
+            assert buyer.deposit("1")["status"] == "queued"
+        wait_for(lambda: all(int(b.wallet()["escrow_free_wei"]) for b in (bob, carol)),
+                 what="the deposits")
+        listing = alice.create_listing(10, 1000, 25)
         acknowledged = []
         price = 1000
         for i in range(100):
             buyer = (bob, carol)[i % 2]
-            answer = buyer.post(f"{portal.url}/api/listings/{listing['id']}/bids",
-                                json={"price_wei": str(price)})
-            assert answer.status_code == 201, answer.text
+            answer = buyer.bid(listing["id"], price)  # signed by the buyer; raises if refused
+            assert answer["highest_bid_wei"] == str(price)
             acknowledged.append(price)
             price = price * 102 // 100 + 1  # over the 1 % minimum increment
         os.kill(portal.process.pid, signal.SIGKILL)  # mid-auction, no chance to clean up
@@ -83,11 +81,10 @@ def test_kill_9_mid_auction_keeps_every_acknowledged_bid(tmp_path):
         assert [b["price"] for b in store.bids(listing["id"])] == acknowledged
         store.close()
         carol = portal.login("carol")  # the last and highest bid was carol's
-        deal = wait_for(lambda: carol.get(f"{portal.url}/api/deals").json()["deals"],
-                        timeout=60, what="the auction to close after the restart")[0]
+        deal = wait_for(carol.deals, timeout=60, what="the auction to close after the restart")[0]
         assert int(deal["price_wei"]) == acknowledged[-1]
-        wait_for(lambda: carol.get(f"{portal.url}/api/deals/{deal['id']}").json()["status"]
-                 == "active", timeout=30, what="the deal on chain")
+        wait_for(lambda: carol.deal(deal["id"])["status"] == "active", timeout=30,
+                 what="the deal on chain")
         anvil_url = (tmp_path / "anvil.pid").read_text().split()[1]
         w3 = Web3(Web3.HTTPProvider(anvil_url))
         book = json.loads((tmp_path / "contracts.json").read_text())

@@ -66,12 +66,10 @@ def test_a_trade_with_boards_on_another_machine(app, runtime, site, login, clock
     wait_for(lambda: ledger.token_balance(demo["alice"]) >= 60, what="remote-signed mints")
 
     alice, carol = login("alice"), login("carol")
-    listing = alice.post("/api/listings", json={"energy_wh": 30, "start_price_wei": str(10**16),
-                                                 "duration_s": 30}).get_json()
-    assert carol.post("/api/escrow/deposit", json={"amount_eth": "1"}).status_code == 202
+    listing = alice.signer.create_listing(30, 10**16, 30)
+    assert carol.signer.deposit("1")["status"] == "queued"
     wait_for(lambda: ledger.escrow_free(demo["carol"]) == ETH, what="the deposit")
-    assert carol.post(f"/api/listings/{listing['id']}/bids",
-                      json={"price_wei": str(10**16)}).status_code == 201
+    assert carol.signer.bid(listing["id"], 10**16)["bid_count"] == 1
     clock.advance(31)
 
     def active():
@@ -85,7 +83,8 @@ def test_a_trade_with_boards_on_another_machine(app, runtime, site, login, clock
     assert 0 < grid.reading("load-carol").budgets[0] <= 30
     wait_for(lambda: int(carol.get(f"/api/deals/{deal['id']}").get_json()["paid_wei"]) > 0,
              what="a delivery step reported with the remote meter's key")
-    carol.post(f"/api/deals/{deal['id']}/close")
+    closing = carol.signer.close(deal["id"])  # carol's own signed closeDeal goes with it
+    assert closing["status"] in ("closing", "closed")
     wait_for(lambda: carol.get(f"/api/deals/{deal['id']}").get_json()["status"] == "closed",
              what="the deal to close")
     assert grid.reading("pv-alice").relays == (False,)

@@ -22,7 +22,8 @@ from web3 import Web3
 from contracts.bindings import contract
 from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil, free_port
-from tests.common import portal_login, wait_for
+from gridbid_client.client import Client, ClientError
+from tests.common import portal_login, sign_bid_as, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it (a shared chain)")
@@ -35,6 +36,7 @@ class Worker:
 
     def __init__(self, name: str, tmp: Path, env: dict[str, str], chain: str, data: Path):
         self.name = name
+        self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{name}.log"
@@ -52,18 +54,19 @@ class Worker:
         except requests.ConnectionError:
             return False
 
-    def login(self, name: str) -> requests.Session:
-        """A session logged in as a demo account, sending the CSRF token as the pages do."""
-        return portal_login(self.url, name)
+    def login(self, name: str) -> Client:
+        """A demo account signed in here with its own key (SIWE), as its page does."""
+        return portal_login(self.url, name, self.data)
 
-    def watch(self, session: requests.Session) -> dict[str, list]:
+    def watch(self, session: Client) -> dict[str, list]:
         """Open /market as a browser of this session; the events it receives, by name."""
         seen: dict[str, list] = defaultdict(list)
         client = socketio.Client()
         for event in ("listing_created", "bid_placed", "listing_closed", "deal_updated"):
             client.on(event, lambda data, event=event: seen[event].append(data),
                       namespace="/market")
-        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        cookies = session.transport.session.cookies
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         client.connect(self.url, namespaces=["/market"], headers={"Cookie": cookie},
                        wait_timeout=10)
         self.clients.append(client)
@@ -124,63 +127,61 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     alice, carol, bob = a.login("alice"), a.login("carol"), b.login("bob")
     on_a, on_b = a.watch(carol), b.watch(bob)
 
-    for session, worker in ((bob, b), (carol, a)):
-        reply = session.post(f"{worker.url}/api/escrow/deposit", json={"amount_eth": "1"})
-        assert reply.status_code == 202, reply.text
-    wait_for(lambda: alice.get(f"{a.url}/api/wallet").json()["unlisted_wh"] >= 20,
+    for session in (bob, carol):
+        assert session.deposit("1")["status"] == "queued"
+    wait_for(lambda: alice.wallet()["unlisted_wh"] >= 20,
              timeout=30, what="alice's tokens to be minted")
-    for session, worker in ((bob, b), (carol, a)):
-        wait_for(lambda s=session, w=worker: int(s.get(f"{w.url}/api/wallet").json()
-                                                  ["escrow_free_wei"]) > 0,
+    for session in (bob, carol):
+        wait_for(lambda s=session: int(s.wallet()["escrow_free_wei"]) > 0,
                  what="the deposits to land")
 
     # A listing made through A is on B's pages; a bid through B is on A's.
-    created = alice.post(f"{a.url}/api/listings",
-                         json={"energy_wh": 20, "start_price_wei": "1000", "duration_s": 10})
-    assert created.status_code == 201, created.text
-    lid = created.json()["id"]
+    lid = alice.create_listing(20, 1000, 10)["id"]
     wait_for(lambda: [e["id"] for e in on_b["listing_created"]] == [lid],
              what="B's browser to see the listing made through A")
     sent = time.monotonic()
-    assert bob.post(f"{b.url}/api/listings/{lid}/bids", json={"price_wei": "2000"}).ok
+    assert bob.bid(lid, 2000)["highest_bid_wei"] == "2000"
     wait_for(lambda: any(e["highest_bid_wei"] == "2000" for e in on_a["bid_placed"]),
              what="A's browser to see the bid placed through B")
     print(f"bid through B seen by a client of A after {1000 * (time.monotonic() - sent):.0f} ms")
-    assert carol.post(f"{a.url}/api/listings/{lid}/bids", json={"price_wei": "3000"}).ok
+    assert carol.bid(lid, 3000)["highest_bid_wei"] == "3000"
 
     # The same bid through both workers at once: the rule "highest + increment" holds.
     replies = {}
     start = threading.Barrier(2)
 
-    def bid(name, session, worker):
+    def bid(name, session):
+        # Each signs its bid first; the two signed bids then race to their workers.
+        terms = session.post(f"/api/listings/{lid}/bids/terms", {"price_wei": "5000"})
+        signed, signature = sign_bid_as(session.account, terms)
         start.wait()
-        replies[name] = session.post(f"{worker.url}/api/listings/{lid}/bids",
-                                     json={"price_wei": "5000"})
+        try:
+            replies[name] = session.post(f"/api/listings/{lid}/bids",
+                                         {"bid": signed, "signature": signature})
+        except ClientError as err:
+            replies[name] = err
 
-    racers = [threading.Thread(target=bid, args=args)
-              for args in (("bob", bob, b), ("carol", carol, a))]
+    racers = [threading.Thread(target=bid, args=args) for args in (("bob", bob), ("carol", carol))]
     for racer in racers:
         racer.start()
     for racer in racers:
         racer.join(30)
-    assert [r.ok for r in replies.values()].count(True) == 1, {
-        k: r.text for k, r in replies.items()}
-    winner = next(name for name, r in replies.items() if r.ok)
-    listing = a.login("alice").get(f"{a.url}/api/listings/{lid}").json()
+    taken = [name for name, r in replies.items() if not isinstance(r, ClientError)]
+    assert len(taken) == 1 and len(replies) == 2, replies
+    winner = taken[0]
+    listing = a.login("alice").listing(lid)
     assert (listing["bid_count"], listing["highest_bid_wei"]) == (3, "5000")
 
     # Both workers see the deadline; the auction closes once and one deal opens on chain.
     def active():
-        deals = alice.get(f"{a.url}/api/deals").json()["deals"]
-        deals = [d for d in deals if d["listing_id"] == lid]
+        deals = [d for d in alice.deals() if d["listing_id"] == lid]
         return deals if deals and deals[0]["status"] == "active" else None
 
     deals = wait_for(active, timeout=40, what="the deal to open on chain")
     assert len(deals) == 1 and deals[0]["buyer_name"] == winner
-    session, worker = {"bob": (bob, b), "carol": (carol, a)}[winner]
-    assert [d["id"] for d in session.get(f"{worker.url}/api/deals").json()["deals"]
-            if d["listing_id"] == lid] == [deals[0]["id"]]
-    assert bob.get(f"{b.url}/api/listings/{lid}").json()["status"] == "sold"
+    session = {"bob": bob, "carol": carol}[winner]
+    assert [d["id"] for d in session.deals() if d["listing_id"] == lid] == [deals[0]["id"]]
+    assert bob.listing(lid)["status"] == "sold"
     closes = [line for w in workers for line in w.log.read_text().splitlines()
               if re.search(rf"auction {lid} closed by worker", line)]
     assert len(closes) == 1, closes
@@ -206,16 +207,13 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     # and a buyer's deals deliver one after another (its meter counts them all).
     loser = "carol" if winner == "bob" else "bob"
     seller, buyer = survivor.login("alice"), survivor.login(loser)
-    created = wait_for(
-        lambda: seller.post(f"{survivor.url}/api/listings", json={
-            "energy_wh": 10, "start_price_wei": "1000", "duration_s": 10}).json().get("id"),
-        timeout=30, what="alice to have tokens to list again")
-    assert buyer.post(f"{survivor.url}/api/listings/{created}/bids",
-                      json={"price_wei": "2000"}).ok
+    wait_for(lambda: seller.wallet()["unlisted_wh"] >= 10, timeout=30,
+             what="alice to have tokens to list again")
+    created = seller.create_listing(10, 1000, 10)["id"]
+    assert buyer.bid(created, 2000)["highest_bid_wei"] == "2000"
 
     def reopened():
-        found = [d for d in seller.get(f"{survivor.url}/api/deals").json()["deals"]
-                 if d["listing_id"] == created]
+        found = [d for d in seller.deals() if d["listing_id"] == created]
         return found if found and found[0]["status"] == "active" else None
 
     wait_for(reopened, timeout=40, what="the surviving worker to open the next deal")

@@ -14,7 +14,7 @@ from marketplace.errors import InvalidInput, NotFound
 from web import access, registrations
 from web.errors import LoginRefused, NotLoggedIn, SignatureRefused
 from web.pages import shell
-from web.session import body, csrf_token, current_account, open_session, runtime
+from web.session import body, csrf_token, current_account, end_session, open_session, runtime
 from web.state import portal
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -161,4 +161,4 @@ def _client() -> str:
 def _end_session() -> None:
     """Close the session's live channels and forget who it was."""
     portal().sockets.close(session.get("sid"))
-    session.clear()
+    end_session()

@@ -17,13 +17,13 @@ def _prepared(account: User, data: dict[str, Any]) -> dict[str, Any]:
     rt, me = runtime(), account.address
     action = data.get("action")
     if action == "deposit":
-        return rt.wallets.prepare_deposit(me, data.get("amount_eth"))
+        return rt.wallets.prepare_deposit(me, data.get("amount_eth"), data.get("market"))
     if action == "withdraw":
-        return rt.wallets.prepare_withdrawal(me, data.get("amount_eth"))
+        return rt.wallets.prepare_withdrawal(me, data.get("amount_eth"), data.get("market"))
     if action == "cancel_withdrawal":
-        return rt.wallets.prepare_cancellation(me)
+        return rt.wallets.prepare_cancellation(me, data.get("market"))
     if action == "complete_withdrawal":
-        return rt.wallets.prepare_completion(me)
+        return rt.wallets.prepare_completion(me, data.get("market"))
     if action == "send":
         return rt.wallets.prepare_send(me, data.get("to"), data.get("amount_eth"))
     if action == "approve":
