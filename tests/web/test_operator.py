@@ -13,6 +13,7 @@ from geth_private import TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.errors import ChainError
 from marketplace.ledger import CONSUMER, Ledger
+from marketplace.settings import Settings
 from web.runtime.chain import deploy_or_attach
 from web.runtime.operator import OperatorKeyError
 
@@ -130,7 +131,8 @@ def test_contracts_an_older_operator_deployed_are_replaced(tmp_path):
     try:
         book = tmp_path / "var" / "contracts.json"
         old = Ledger(TxManager(node), node.faucet())
-        deploy_or_attach(old, node, book)
+        # With the notice the new portal uses, so only the operator tells them apart.
+        deploy_or_attach(old, node, book, Settings().escrow_notice_s())
         old_addresses = json.loads(book.read_text())
         assert all(old.roles_of(node.faucet().address).values())
 

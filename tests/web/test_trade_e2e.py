@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 
+from gridbid_client.client import ClientError
 from tests.common import csrf_client, wait_for
 from web.extensions import socketio
 
@@ -26,10 +29,15 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     demo = {a["name"]: a["address"] for a in runtime.demo_accounts}
     alice_addr, bob_addr, carol_addr = demo["alice"], demo["bob"], demo["carol"]
 
-    # 1. A wrong passphrase is refused with a clear message; the right one unlocks the wallet.
-    refused = csrf_client(app).post("/api/login", json={"account": "alice", "passphrase": "nope"})
+    # 1. A sign-in signed by another key is refused with a clear message; alice's own key
+    #    (it signs here, in the test, as her page would) opens her session.
+    stranger = csrf_client(app)
+    text = stranger.post("/api/login/message", json={"address": alice_addr}).get_json()["message"]
+    forged = Account.create().sign_message(encode_defunct(text=text)).signature
+    refused = stranger.post("/api/login", json={"message": text,
+                                                "signature": "0x" + bytes(forged).hex()})
     assert refused.status_code == 401
-    assert refused.get_json()["error"] == "wrong passphrase for this account"
+    assert f"not by {alice_addr}" in refused.get_json()["error"]
     alice, bob, carol = login("alice"), login("bob"), login("carol")
     wallet = alice.get("/api/wallet").get_json()
     assert wallet["address"] == alice_addr and wallet["role"] == "producer"
@@ -47,33 +55,27 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     assert generation["online"] and generation["power_w"] > 0 and generation["energy_in_kwh"] > 0
     supply_before = ledger.total_supply()
 
-    # 3. alice lists 40 Wh; every browser sees the card.
-    created = alice.post(
-        "/api/listings", json={"energy_wh": 40, "start_price_wei": str(PRICE_BOB), "duration_s": 30}
-    )
-    assert created.status_code == 201, created.get_json()
-    listing = created.get_json()
+    # 3. alice lists 40 Wh (signing the escrow's approval herself); every browser sees the card.
+    listing = alice.signer.create_listing(40, PRICE_BOB, 30)
     for watcher in watchers.values():
         assert [e["id"] for e in events(watcher, "listing_created")] == [listing["id"]]
 
     # 4. bob and carol deposit and bid; carol outbids bob; every browser sees the new highest.
     for client in (bob, carol):
-        assert client.post("/api/escrow/deposit", json={"amount_eth": "1"}).status_code == 202
+        assert client.signer.deposit("1")["status"] == "queued"  # signed by its owner
     wait_for(lambda: ledger.escrow_free(bob_addr) == ETH and ledger.escrow_free(carol_addr) == ETH,
              what="deposits to be mined")
-    low = bob.post(f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_BOB - 1)})
-    assert low.status_code == 400 and "start bid" in low.get_json()["error"]
-    assert bob.post(f"/api/listings/{listing['id']}/bids",
-                    json={"price_wei": str(PRICE_BOB)}).status_code == 201
-    assert carol.post(f"/api/listings/{listing['id']}/bids",
-                      json={"price_wei": str(PRICE_CAROL)}).status_code == 201
+    with pytest.raises(ClientError) as low:
+        bob.signer.bid(listing["id"], PRICE_BOB - 1)
+    assert low.value.status == 400 and "start bid" in low.value.message
+    assert bob.signer.bid(listing["id"], PRICE_BOB)["highest_bidder"] == bob_addr
+    assert carol.signer.bid(listing["id"], PRICE_CAROL)["highest_bidder"] == carol_addr
     for watcher in watchers.values():
         seen = events(watcher, "bid_placed")
         assert [e["highest_bidder"] for e in seen] == [bob_addr, carol_addr]
-    own = alice.post(
-        f"/api/listings/{listing['id']}/bids", json={"price_wei": str(PRICE_CAROL * 2)}
-    )
-    assert own.status_code == 403
+    with pytest.raises(ClientError) as own:
+        alice.signer.bid(listing["id"], PRICE_CAROL * 2)
+    assert own.value.status == 403
 
     # 5. At the deadline carol wins: a deal opens on the escrow and both relays switch on.
     clock.advance(31)
@@ -103,8 +105,10 @@ def test_one_trade_end_to_end(app, runtime, login, clock):
     assert "only the buyer or the seller" in intruder.get_json()["error"]
 
     # 7. carol presses Close connection (or the deal completes first): relays off, refund.
-    closed = carol.post(f"/api/deals/{deal['id']}/close")
-    assert closed.status_code in (200, 409), closed.get_json()
+    try:
+        carol.signer.close(deal["id"])  # her own signed closeDeal, sent after the last report
+    except ClientError as err:
+        assert err.status == 409, err  # it completed first
     final = wait_for(lambda: _closed(carol, deal["id"]), what="the deal to close")
     assert final["close_reason"] in ("closed by buyer", "completed")
     assert not bridge.read("pv-alice").relays[0] and not bridge.read("load-carol").relays[0]
@@ -142,10 +146,10 @@ def test_mining_stop_start_and_send_ether(app, runtime, login):
 
     stopped = admin.post("/api/admin/mining", json={"on": False}).get_json()
     assert stopped["on"] is False and stopped["can_mine"] is True
-    sent = [bob.post("/api/send", json={"to": carol_addr, "amount_eth": "0.5"}) for _ in range(3)]
-    assert [s.status_code for s in sent] == [202, 202, 202]
+    sent = [bob.signer.send(carol_addr, "0.5") for _ in range(3)]  # signed by bob, queued
+    assert [s["status"] for s in sent] == ["queued"] * 3
     pending = bob.get("/api/wallet").get_json()["pending"]
-    assert [p["tx_hash"] for p in pending] == [s.get_json()["tx_hash"] for s in sent]
+    assert [p["tx_hash"] for p in pending] == [s["tx_hash"] for s in sent]
     assert runtime.ledger.eth_balance(carol_addr) == before
 
     # One block by hand while mining stays stopped: something leaves the pending list.
@@ -167,7 +171,8 @@ def test_mining_stop_start_and_send_ether(app, runtime, login):
         assert period.status_code == 403 and "cannot change its block period" in (
             period.get_json()["error"])
 
-    bad = bob.post("/api/send", json={"to": carol_addr.lower()[:-1], "amount_eth": "1"})
+    bad = bob.post("/api/tx/prepare", json={"action": "send", "to": carol_addr.lower()[:-1],
+                                            "amount_eth": "1"})
     assert bad.status_code == 400 and "not an Ethereum address" in bad.get_json()["error"]
 
 
