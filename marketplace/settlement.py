@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from geth_private import Signer, TxRecord
@@ -18,7 +19,7 @@ from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
 from marketplace.errors import DealNotActive, InvalidInput, MarketError, NotAllowed, NotFound
 from marketplace.events import Hub
-from marketplace.ledger import Ledger
+from marketplace.ledger import LABELS, Ledger
 from marketplace.settings import Settings
 from marketplace.states import DealState, ListingState
 from marketplace.store import Store
@@ -26,6 +27,7 @@ from marketplace.switchboard import Switchboard
 from marketplace.views import deal_view
 
 log = logging.getLogger(__name__)
+APPROVAL_WAIT_S = 60.0  # how long a deal waits to open for its seller's approval to be mined
 
 
 class Settlement:
@@ -222,6 +224,9 @@ class Settlement:
         before sending again the market asks the escrow whether the deal is already open.
         """
         did = deal["id"]
+        if self._approval_on_its_way(deal["seller"]):
+            self._retry_at[did] = self.clock.now()  # it would revert on the allowance: next pass
+            return
         listing = self.store.listing(deal["listing_id"])
         won = self.store.bid(listing["winning_bid"])
         bid = {
@@ -240,6 +245,13 @@ class Settlement:
             self._backoff[did] = wait
             self._retry_at[did] = self.clock.now() + wait
             log.warning("openDeal for deal %s not sent (%s); retrying in %.0f s", did, err, wait)
+
+    def _approval_on_its_way(self, seller: str) -> bool:
+        """Whether the seller's approval (signed with its listing, queued, not awaited) is
+        still on its way to a block; one the node has not taken for a minute is not waited for."""
+        now = time.time()
+        return any(r.label == LABELS["approve"] and now - r.created < APPROVAL_WAIT_S
+                   for r in self.ledger.txm.pending(seller))
 
     def _advance_opening(self, row: dict[str, Any]) -> None:
         did = row["id"]
