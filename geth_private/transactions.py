@@ -164,6 +164,12 @@ class TxManager:
         with self._guard:
             waiting = list(self._outbox)
             self._outbox.clear()
+        if waiting and not self._node_answers():
+            # The node is away (a restart): the owners' signed bytes wait for it, not failed,
+            # as nobody here can sign them again.
+            with self._guard:
+                self._outbox.extendleft(reversed(waiting))
+            return
         held: list[tuple[TxRecord, TxRecord | None]] = []
         one_at_a_time = self.backend.has(ONE_PENDING_PER_SENDER) and not self.backend.is_mining()
         for record, after in waiting:
@@ -181,6 +187,14 @@ class TxManager:
                 log.info("%s", err)
         with self._guard:
             self._outbox.extendleft(reversed(held))
+
+    def _node_answers(self) -> bool:
+        """Whether the node answers at all (a refusal then is the node's, about the tx)."""
+        try:
+            self.w3.eth.get_block_number()
+        except Exception:  # connection refused, a stopped backend: every kind means "away"
+            return False
+        return True
 
     def _renonce(
         self, account: Signer, params: dict[str, Any], label: str

@@ -112,3 +112,22 @@ def test_after_holds_a_transaction_until_the_other_has_a_receipt(txm, chain, own
     chain.mine(1)
     txm.poll()
     assert second.status == TxStatus.MINED and record.status == TxStatus.MINED
+
+
+def test_an_owners_transaction_waits_while_the_node_is_away(txm, chain, owner, monkeypatch):
+    """Nobody here can sign it again: a node that does not answer (restarting, unreachable)
+    leaves it queued, not failed, and it goes once the node is back."""
+    to = Account.create().address
+    record = txm.submit_signed(bytes(signed(txm, owner, to, 7).raw_transaction), "pay")
+    assert record.status == TxStatus.QUEUED
+
+    def away(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    with monkeypatch.context() as node:
+        for call in ("get_block_number", "send_raw_transaction", "get_transaction_count"):
+            node.setattr(txm.w3.eth, call, away)
+        txm.poll()
+        assert record.status == TxStatus.QUEUED and record.error is None
+    txm.wait(record, timeout=10)
+    assert record.status == TxStatus.MINED and chain.w3.eth.get_balance(to) == 7
