@@ -176,7 +176,8 @@ class Wallets:
         return self.mining_state()
 
     def mine_block(self) -> dict[str, Any]:
-        """Produce one block now (also while mining is stopped)."""
+        """Produce one block now (also while mining is stopped), with what was handed in."""
+        self.ledger.txm.poll()  # owner-signed transactions still queued here go to the node first
         self._control(lambda backend: backend.mine(1))
         self.ledger.txm.poll()
         return self.mining_state()
