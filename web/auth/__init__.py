@@ -37,11 +37,14 @@ def register_page() -> str:
 
 @bp.get("/api/accounts")
 def accounts():
-    """Participants to pick from on the login page, and whose keystore the portal serves."""
-    rows = runtime().store.participants()
+    """Participants (and the admins) to pick from on the login page, and whose keystore the
+    portal serves."""
+    rt = runtime()
+    rows = [*rt.store.participants(), *({"name": a["name"], "address": a["address"],
+                                         "role": "admin"} for a in rt.admin_accounts)]
     return jsonify(accounts=[
         {"name": r["name"], "address": r["address"], "role": r["role"],
-         "keystore": registrations.serves_keystore(runtime(), r["address"])} for r in rows
+         "keystore": registrations.serves_keystore(rt, r["address"])} for r in rows
     ])
 
 
