@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,3 +45,41 @@ class TxRecord:
             for name in self.__dataclass_fields__
             if name not in ("raw", "params", "receipt")
         }
+
+
+WAITING = (TxStatus.QUEUED, TxStatus.PENDING)
+
+
+class TxBook:
+    """The records a transaction manager keeps, newest last, the oldest forgotten past
+    `history`; safe to read from any thread."""
+
+    def __init__(self, history: int = 500):
+        self._records: dict[str, TxRecord] = {}
+        self._order: deque[str] = deque(maxlen=history)
+        self.lock = threading.RLock()  # also held by callers that check-then-add
+
+    def add(self, record: TxRecord) -> None:
+        """Keep a record (the oldest beyond the history are forgotten)."""
+        with self.lock:
+            self._records[record.tx_hash] = record
+            self._order.append(record.tx_hash)
+            if len(self._records) > (self._order.maxlen or 0):
+                live = set(self._order)
+                for old in [h for h in self._records if h not in live]:
+                    del self._records[old]
+
+    def get(self, tx_hash: str) -> TxRecord | None:
+        """The record of a hash, if kept."""
+        with self.lock:
+            return self._records.get(tx_hash.lower())
+
+    def in_order(self) -> list[TxRecord]:
+        """Every kept record, oldest first."""
+        with self.lock:
+            return [self._records[h] for h in self._order if h in self._records]
+
+    def waiting(self, sender: str | None = None) -> list[TxRecord]:
+        """Records not yet mined (queued here or pending at the node), oldest first."""
+        return [r for r in self.in_order()
+                if r.status in WAITING and (sender is None or r.sender == sender)]

@@ -13,7 +13,6 @@ from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     TransactionNotFound,
-    Web3Exception,
 )
 
 from geth_private.backend import ONE_PENDING_PER_SENDER, ChainBackend
@@ -22,7 +21,8 @@ from geth_private.errors import (
     TransactionReverted,
     TransactionTimeout,
 )
-from geth_private.records import TxRecord, TxStatus
+from geth_private.records import TxBook, TxRecord, TxStatus
+from geth_private.reverts import replay_reason, revert_reason
 from geth_private.signed import SignedCall, decode_signed
 from geth_private.signer import Signer
 
@@ -50,9 +50,8 @@ class TxManager:
         self._nonces: dict[str, int] = {}
         self._queued: dict[str, deque[TxRecord]] = defaultdict(deque)
         self._inflight: dict[str, dict[str, TxRecord]] = defaultdict(dict)
-        self._records: dict[str, TxRecord] = {}
-        self._order: deque[str] = deque(maxlen=history)
-        self._guard = threading.RLock()
+        self._book = TxBook(history)
+        self._guard = self._book.lock
         self._listeners: list[Callable[[TxRecord], None]] = []
         self._accounts: dict[str, Signer] = {}
         self._base_fee = 0
@@ -120,7 +119,7 @@ class TxManager:
         """
         call = raw if isinstance(raw, SignedCall) else decode_signed(raw)
         with self._guard:
-            known = self._records.get(call.tx_hash)
+            known = self._book.get(call.tx_hash)
             if known is not None and known.status != TxStatus.FAILED:
                 return known
             record = TxRecord(
@@ -138,7 +137,7 @@ class TxManager:
     def watch(self, tx_hash: str, sender: str, label: str) -> TxRecord:
         """Follow a transaction a wallet sent through its own RPC (its receipt, its failure)."""
         with self._guard:
-            known = self._records.get(tx_hash)
+            known = self._book.get(tx_hash)
             if known is not None:
                 return known
             record = TxRecord(tx_hash=tx_hash, sender=sender, nonce=-1, label=label, to=None,
@@ -153,9 +152,7 @@ class TxManager:
         """The fields an owner signs: its next nonce (the node's count and what is queued
         here), the chain id and EIP-1559 fees, around the given to/data/value/fixed gas."""
         counted = self.w3.eth.get_transaction_count(sender, "pending")
-        with self._guard:
-            mine = [r.nonce for r in self._records.values()
-                    if r.sender == sender and r.status in (TxStatus.QUEUED, TxStatus.PENDING)]
+        mine = [r.nonce for r in self._book.waiting(sender)]
         return {"chainId": self.chain_id(), "value": 0, **tx, "type": 2,
                 "nonce": max([counted, *(n + 1 for n in mine)]), **self._fees()}
 
@@ -264,22 +261,15 @@ class TxManager:
 
     def pending(self, address: str | None = None) -> list[TxRecord]:
         """Transactions not yet mined (queued by the app or pending at the node)."""
-        with self._guard:
-            records = [self._records[h] for h in self._order]
-        waiting = (TxStatus.QUEUED, TxStatus.PENDING)
-        return [r for r in records
-                if r.status in waiting and (address is None or r.sender == address)]
+        return self._book.waiting(address)
 
     def record(self, tx_hash: str) -> TxRecord | None:
         """The record of a transaction this process sent, was handed or follows."""
-        with self._guard:
-            return self._records.get(tx_hash.lower())
+        return self._book.get(tx_hash)
 
     def recent(self, address: str, limit: int = 20) -> list[TxRecord]:
         """The newest records sent by an address, newest first."""
-        with self._guard:
-            records = [self._records[h] for h in reversed(self._order)]
-        return [r for r in records if r.sender == address][:limit]
+        return [r for r in reversed(self._book.in_order()) if r.sender == address][:limit]
 
     def set_mining(self, on: bool) -> None:
         """Start or stop block production, then let queued transactions through."""
@@ -332,13 +322,7 @@ class TxManager:
         )
 
     def _remember(self, record: TxRecord, account: Signer | None = None) -> None:
-        with self._guard:
-            self._records[record.tx_hash] = record
-            self._order.append(record.tx_hash)
-            if len(self._records) > self._order.maxlen:
-                live = set(self._order)
-                for old in [h for h in self._records if h not in live]:
-                    del self._records[old]
+        self._book.add(record)
         # Queued records may need re-signing when an earlier one is refused.
         if account is not None:
             self._accounts[account.address] = account
@@ -426,26 +410,10 @@ class TxManager:
         self._notify(record)
 
     def _replay_reason(self, record: TxRecord) -> str | None:
-        call = {k: record.params[k] for k in ("to", "value", "data") if k in record.params}
-        try:
-            self.w3.eth.call(
-                {"from": record.sender, **call, "gas": record.params["gas"]},
-                block_identifier=max(record.block - 1, 0),
-            )
-        except (ContractCustomError, ContractLogicError) as err:
-            return self._reason(err)
-        except Web3Exception as err:
-            return str(err)
-        return "out of gas or reverted without data"
+        return replay_reason(self.w3, record, self.decode_revert)
 
     def _reason(self, err: Exception) -> str:
-        data = getattr(err, "data", None)
-        if isinstance(data, str) and data.startswith("0x"):
-            decoded = self.decode_revert(bytes.fromhex(data[2:]))
-            if decoded:
-                return decoded
-        message = getattr(err, "message", None) or str(err)
-        return message.removeprefix("execution reverted: ")
+        return revert_reason(err, self.decode_revert)
 
     def _receipt(self, tx_hash: str) -> dict[str, Any]:
         return self.w3.eth.get_transaction_receipt(tx_hash)
