@@ -147,3 +147,27 @@ def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, 
     assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
     assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
     assert not runtime.bridge.read("load-carol").relays[0]
+
+
+@pytest.mark.parametrize("app", [{"LOAD_W": 30, "STEP_WH": 1000}], indirect=True)
+def test_a_wallet_that_sends_itself_closes_after_the_final_report(runtime, clock):
+    # An injected wallet (MetaMask) sends closeDeal through its own RPC: the portal stops the
+    # delivery and sends the final report first; the view names it, the wallet waits for it.
+    people = ready(runtime)
+    market, ledger, carol = runtime.market, runtime.ledger, people["carol"]
+    deal = active_deal(runtime, clock, people)
+    wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
+    closing = market.close_connection(carol.address, deal["id"])  # no signed close given
+    final = runtime.txm.record(closing["final_report"]["tx_hash"])
+    assert closing["status"] == "closing" and final is not None
+    assert not runtime.bridge.read("load-carol").relays[0]
+    ledger.wait(final)
+    # The wallet's own closeDeal, signed and sent by it (here: carol's key, straight to the node).
+    tx = ledger.user_tx("EnergyEscrow", "closeDeal", [deal["chain_deal_id"]])
+    ledger.wait(runtime.txm.send(carol.account, tx, "closeDeal from the wallet"))
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=30, what="the close")
+    chain = ledger.chain_deal(deal["chain_deal_id"])
+    assert closed["close_reason"] == "closed by buyer"
+    assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
+    assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
