@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_RATE_PER_S": 0.5,  # sign-in attempts a second per client address …
     "LOGIN_BURST": 20,  # … after a burst of this many (no account is ever locked)
     "SESSION_IDLE_S": 1800,  # a session idle this long ends (the page drops its key too)
+    # Bodies beyond this are refused (413) before anything reads them: a keystore is ~1 KiB,
+    # a full /rpc batch far less; unbounded, one request could fill the portal's memory.
+    "MAX_CONTENT_LENGTH": 1 << 20,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

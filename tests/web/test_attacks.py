@@ -3,6 +3,7 @@ does what the attacker would and checks they get nothing."""
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 
@@ -73,3 +74,22 @@ def test_a_pre_eip155_transaction_is_refused(app, runtime, login):
     assert refused.status_code == 400 and "chain" in refused.get_json()["error"]
     time.sleep(0.2)
     assert runtime.ledger.txm.pending(key.address) == []
+
+
+def test_a_huge_body_is_refused_before_it_is_read(app, runtime):
+    """A body of many MiB (a "keystore", a sign-in, a JSON-RPC batch) is a clear 413 / JSON-RPC
+    error, never parsed into the portal's memory."""
+    client = app.test_client()
+    token = client.get("/api/csrf").get_json()["csrf"]
+    huge = b'{"name": "x", "keystore": {"crypto": "' + b"a" * (4 << 20) + b'"}}'
+    for path in ("/api/register", "/api/login/message", "/api/login"):
+        answer = client.post(path, data=huge, content_type="application/json",
+                             headers={"X-CSRF-Token": token})
+        assert answer.status_code == 413, path
+        assert answer.get_json()["kind"] == "RequestEntityTooLarge"
+    # No Content-Length (a chunked upload): the limit still holds on /rpc.
+    batch = b"[" + b'{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},' * 40_000 + b"1]"
+    answer = client.post("/rpc", input_stream=io.BytesIO(batch), content_type="application/json",
+                         environ_overrides={"wsgi.input_terminated": True})
+    error = answer.get_json()["error"]
+    assert answer.status_code == 200 and error["code"] == -32600 and "bytes" in error["message"]
