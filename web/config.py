@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "OPERATOR_PASSPHRASE": "",  # else DATA_DIR/operator_passphrase (generated, mode 0600)
     "OPERATOR_FUNDS_ETH": 100,  # the faucet tops the operator up to this for its gas
     "PROXY_HOPS": 0,  # reverse proxies in front whose X-Forwarded-For is believed (0: none)
+    # host[:port] names the portal is served at, comma-separated (its sign-in messages name
+    # one); empty: only this machine's (localhost, 127.0.0.1, [::1], any port).
+    "PORTAL_HOSTS": "",
     "RPC_RATE_PER_S": 50,  # JSON-RPC calls a second each client may make through /rpc
     # The seed demo's participants with their printed passphrases and emulated boards; on for
     # `gridbid run` (`make run`), off for a deployment. Their logins come from loopback only.

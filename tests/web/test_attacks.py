@@ -93,3 +93,49 @@ def test_a_huge_body_is_refused_before_it_is_read(app, runtime):
                          environ_overrides={"wsgi.input_terminated": True})
     error = answer.get_json()["error"]
     assert answer.status_code == 200 and error["code"] == -32600 and "bytes" in error["message"]
+
+
+def _sign_in_as(client, key, **headers):
+    """Ask for a sign-in message with these headers, sign it with key, send it back."""
+    from eth_account.messages import encode_defunct
+
+    token = client.get("/api/csrf", headers=headers).get_json()["csrf"]
+    headers = {**headers, "X-CSRF-Token": token}  # the cookie is the host's: so is its token
+    asked = client.post("/api/login/message", json={"address": key.address}, headers=headers)
+    if asked.status_code != 200:
+        return asked
+    text = asked.get_json()["message"]
+    signature = "0x" + bytes(key.sign_message(encode_defunct(text=text)).signature).hex()
+    return client.post("/api/login", json={"message": text, "signature": signature},
+                       headers=headers)
+
+
+def _demo_key(runtime, name):
+    found = {a["name"]: a for a in runtime.demo_accounts}[name]
+    return runtime.keystore.unlock(found["address"], found["passphrase"])
+
+
+def test_a_phishing_site_cannot_have_the_portal_write_its_name_in_a_sign_in(app, runtime):
+    """evil.example relays its visitors' sign-ins with its own Host: the message would name
+    evil.example, so the visitor's wallet would see nothing wrong. Refused; and with no proxy
+    trusted, X-Forwarded-Host changes nothing either."""
+    from tests.common import csrf_client
+
+    key = _demo_key(runtime, "bob")
+    relayed = _sign_in_as(csrf_client(app), key, Host="evil.example")
+    assert relayed.status_code == 400 and relayed.get_json()["kind"] == "UnknownHost"
+    client = csrf_client(app)
+    asked = client.post("/api/login/message", json={"address": key.address},
+                        headers={"X-Forwarded-Host": "evil.example"})
+    assert asked.get_json()["message"].startswith("localhost wants you")
+    assert client.get("/api/me").status_code == 401
+
+
+def test_the_portal_signs_in_only_at_the_hosts_it_is_served_at(app, runtime):
+    from tests.common import csrf_client
+
+    app.config["PORTAL_HOSTS"] = "grid.example.org, grid.example.org:8443"
+    key = _demo_key(runtime, "bob")
+    client = csrf_client(app)
+    assert _sign_in_as(client, key, Host="grid.example.org:8443").status_code == 200
+    assert _sign_in_as(csrf_client(app), key, Host="localhost").status_code == 400
