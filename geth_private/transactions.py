@@ -9,6 +9,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
+from eth_utils import to_checksum_address
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -25,6 +26,7 @@ from geth_private.records import TxBook, TxRecord, TxStatus
 from geth_private.reverts import replay_reason, revert_reason
 from geth_private.signed import SignedCall, decode_signed
 from geth_private.signer import Signer
+from geth_private.watching import check_report, replaced, seen_by_node, unseen, why_drop
 
 __all__ = ["PRIORITY_FEE", "TxManager", "TxRecord", "TxStatus"]
 
@@ -120,8 +122,10 @@ class TxManager:
         call = raw if isinstance(raw, SignedCall) else decode_signed(raw)
         with self._guard:
             known = self._book.get(call.tx_hash)
-            if known is not None and known.status != TxStatus.FAILED:
+            if known is not None and known.status != TxStatus.FAILED and known.raw:
                 return known
+            if known is not None:  # a wallet's report of these bytes: the bytes now prove it
+                self._inflight[known.sender].pop(known.tx_hash, None)
             record = TxRecord(
                 tx_hash=call.tx_hash, sender=call.sender, nonce=call.nonce, label=label,
                 to=call.to, value=call.value, status=TxStatus.QUEUED, created=time.time(),
@@ -135,14 +139,24 @@ class TxManager:
         return record
 
     def watch(self, tx_hash: str, sender: str, label: str) -> TxRecord:
-        """Follow a transaction a wallet sent through its own RPC (its receipt, its failure)."""
+        """Follow a transaction a wallet sent through its own RPC (its receipt, its failure):
+        only the sender the node names may report it, and few hashes the node has not seen
+        (WatchRefused); one never seen is dropped after a while (geth_private.watching)."""
         with self._guard:
             known = self._book.get(tx_hash)
-            if known is not None:
-                return known
-            record = TxRecord(tx_hash=tx_hash, sender=sender, nonce=-1, label=label, to=None,
-                              value=0, status=TxStatus.PENDING, created=time.time(),
-                              submitted=time.time())
+        if known is None:
+            seen = seen_by_node(self.w3, tx_hash)
+        elif known.sender != sender:
+            seen = {"from": known.sender}
+        else:
+            return known
+        with self._guard:
+            check_report(seen, sender, sum(map(unseen, self._inflight[sender].values())))
+            record = TxRecord(
+                tx_hash=tx_hash, sender=sender, nonce=int(seen["nonce"]) if seen else -1,
+                label=label, to=seen.get("to") if seen else None,
+                value=int(seen.get("value", 0)) if seen else 0, status=TxStatus.PENDING,
+                created=time.time(), submitted=time.time())
             self._remember(record)
             self._inflight[sender][tx_hash] = record
         self._notify(record)
@@ -359,18 +373,25 @@ class TxManager:
         if time.time() - record.submitted < self.resubmit_after:
             return
         record.submitted = time.time()
-        if not record.raw:
-            return  # a wallet sent it: only the wallet can send it again
-        try:
-            self.w3.eth.get_transaction(record.tx_hash)
+        if not record.raw:  # a wallet sent it: only the wallet can send it again
+            self._drop(record, why_drop(self.w3, record))
+            return
+        if seen_by_node(self.w3, record.tx_hash) is not None:
             return  # still in the pool, just not mined yet
-        except TransactionNotFound:
-            pass
         try:
             self.w3.eth.send_raw_transaction(record.raw)
             log.warning("%s was dropped by the node; sent it again", record.label)
         except Exception as err:  # e.g. "nonce too low": it was mined or replaced meanwhile
             log.warning("%s was dropped and could not be sent again: %s", record.label, err)
+            self._drop(record, replaced(self.w3, record))
+
+    def _drop(self, record: TxRecord, reason: str | None) -> None:
+        """Stop following a pending record that is over (reason), so nothing polls it forever."""
+        if reason is None:
+            return
+        record.status, record.error = TxStatus.FAILED, reason
+        self._inflight[record.sender].pop(record.tx_hash, None)
+        self._notify(record)
 
     def _settle_if_mined(self, record: TxRecord) -> bool:
         """Take the receipt if the node has one; whether it had."""
@@ -378,6 +399,9 @@ class TxManager:
             receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
         except TransactionNotFound:
             return False
+        if not record.raw and to_checksum_address(receipt["from"]) != record.sender:
+            self._drop(record, f"sent by {receipt['from']}, not by {record.sender}")
+            return True
         self._settle(record, receipt)
         return True
 

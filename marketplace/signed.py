@@ -72,7 +72,8 @@ def check_signed_by(call: SignedCall, owner: str, chain_id: int, what: str) -> N
     """The signed transaction is the owner's own and for this chain (else refused)."""
     if call.sender != owner:
         raise NotAllowed(f"the {what} is signed by {call.sender}, not by you ({owner})")
-    if call.chain_id is not None and call.chain_id != chain_id:
+    if call.chain_id != chain_id:
+        # Without EIP-155 (no chain id) the same bytes are valid on every chain: refused too.
         raise InvalidInput(f"the {what} is signed for chain {call.chain_id}, not {chain_id}")
 
 

@@ -13,6 +13,7 @@ from geth_private.backend import (
     ChainBackend,
 )
 from geth_private.errors import ChainError
+from geth_private.watching import WatchRefused
 from marketplace import rules, signed
 from marketplace.contract_enums import MARKETS, EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
@@ -136,7 +137,10 @@ class Wallets:
         if not isinstance(tx_hash, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
             raise InvalidInput("a transaction hash is 0x and 64 hex digits")
         text = str(label)[:80] if isinstance(label, str) and label.strip() else "Sent by wallet"
-        return self.ledger.txm.watch(tx_hash.lower(), address, text).public()
+        try:
+            return self.ledger.txm.watch(tx_hash.lower(), address, text).public()
+        except WatchRefused as err:
+            raise NotAllowed(str(err)) from err
 
     def transaction(self, tx_hash: str) -> dict[str, Any]:
         """One transaction's record, as the app knows it (or the store kept it)."""

@@ -33,6 +33,32 @@ def trust_proxies(app: Flask) -> None:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
+class UnknownHost(PortalError):
+    """A request names a host the portal is not served at (a sign-in could be phished)."""
+
+    status = 400
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def portal_host() -> str:
+    """The host (and port) the request reached, when the portal is served there: PORTAL_HOSTS
+    (comma-separated host[:port]), or this machine's own names when that is empty.
+
+    A Sign-In with Ethereum message names this host so that a wallet can warn when another
+    site asks; believed from the Host header alone, any site could have the portal write its
+    name, and the warning would never come."""
+    host = request.host
+    allowed = [h.strip().lower() for h in str(current_app.config["PORTAL_HOSTS"]).split(",")
+               if h.strip()]
+    name = host.lower().rsplit(":", 1)[0] if not host.endswith("]") else host.lower()
+    if host.lower() in allowed or (not allowed and name in LOOPBACK_NAMES):
+        return host
+    raise UnknownHost(f"this portal is not served at {host[:100]}: sign in at its own address "
+                      "(the operator lists it in PORTAL_HOSTS)")
+
+
 def client_address() -> str:
     """The client's IP address: the peer's, or what the trusted proxies say it was."""
     return request.remote_addr or ""

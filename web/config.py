@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "OPERATOR_PASSPHRASE": "",  # else DATA_DIR/operator_passphrase (generated, mode 0600)
     "OPERATOR_FUNDS_ETH": 100,  # the faucet tops the operator up to this for its gas
     "PROXY_HOPS": 0,  # reverse proxies in front whose X-Forwarded-For is believed (0: none)
+    # host[:port] names the portal is served at, comma-separated (its sign-in messages name
+    # one); empty: only this machine's (localhost, 127.0.0.1, [::1], any port).
+    "PORTAL_HOSTS": "",
     "RPC_RATE_PER_S": 50,  # JSON-RPC calls a second each client may make through /rpc
     # The seed demo's participants with their printed passphrases and emulated boards; on for
     # `gridbid run` (`make run`), off for a deployment. Their logins come from loopback only.
@@ -48,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_RATE_PER_S": 0.5,  # sign-in attempts a second per client address …
     "LOGIN_BURST": 20,  # … after a burst of this many (no account is ever locked)
     "SESSION_IDLE_S": 1800,  # a session idle this long ends (the page drops its key too)
+    # Bodies beyond this are refused (413) before anything reads them: a keystore is ~1 KiB,
+    # a full /rpc batch far less; unbounded, one request could fill the portal's memory.
+    "MAX_CONTENT_LENGTH": 1 << 20,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from geth_private.errors import ChainError
 from geth_private.signed import BadSignedTransaction, decode_signed
@@ -63,6 +64,8 @@ def call() -> Response | tuple[Response, int]:
         return _answer(_error(None, INVALID_REQUEST, f"a request is at most {MAX_BYTES} bytes"))
     try:
         message = json.loads(request.get_data(cache=False) or b"")
+    except RequestEntityTooLarge:  # a chunked body that names no length runs past the limit
+        return _answer(_error(None, INVALID_REQUEST, f"a request is at most {MAX_BYTES} bytes"))
     except (ValueError, UnicodeDecodeError) as err:
         return _answer(_error(None, PARSE_ERROR, f"parse error: {err}"))
     calls = message if isinstance(message, list) else [message]

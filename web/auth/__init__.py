@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request, session
 
@@ -74,7 +73,7 @@ def login_message():
     now = time.time()
     root = request.url_root.rstrip("/")
     message = SiweMessage(
-        domain=urlsplit(root).netloc, address=address, statement=STATEMENT, uri=root,
+        domain=access.portal_host(), address=address, statement=STATEMENT, uri=root,
         chain_id=runtime().ledger.chain_id(), nonce=nonce, issued_at=rfc3339(now),
         expiration_time=rfc3339(now + MESSAGE_TTL_S),
     )
@@ -145,7 +144,7 @@ def _signed_in_address(data: dict[str, Any]) -> str:
     if not issued.get("nonce"):
         raise SignatureRefused("ask for a sign-in message first (POST /api/login/message)")
     try:
-        checked = verify(message, signature, domain=urlsplit(request.url_root).netloc,
+        checked = verify(message, signature, domain=access.portal_host(),
                          nonce=issued["nonce"], now=time.time(),
                          chain_id=runtime().ledger.chain_id())
     except SiweError as err:
