@@ -10,7 +10,8 @@ import logging
 import threading
 from typing import Any
 
-from geth_private import Signer
+from geth_private import Signer, TxRecord
+from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
 from marketplace.clock import Clock
@@ -21,7 +22,7 @@ from marketplace.metering import Minting
 from marketplace.parties import participant, producer_boards
 from marketplace.settings import Settings
 from marketplace.settlement import Settlement
-from marketplace.states import ListingState
+from marketplace.states import DealState, ListingState
 from marketplace.store import Store
 from marketplace.switchboard import Switchboard
 
@@ -142,6 +143,19 @@ class Market:
     ) -> dict[str, Any]:
         """The buyer (or seller) ends a deal: relays off, last delivery paid, then its close."""
         return self.settlement.close_connection(party, deal_id, signed_close)
+
+    def submit_signed(self, call: SignedCall, label: str) -> TxRecord:
+        """An owner's signed transaction, queued; a closeDeal of a deal delivering now goes
+        as Close connection does: relays off and the final delivery report before it, so the
+        last Wh is paid however the party sent its close (the page, a script, /rpc)."""
+        called = self.ledger.function_of(call)
+        if called is not None and called[:2] == ("EnergyEscrow", "closeDeal"):
+            deal = self.store.deal_by_chain_id(int(called[2][0]))
+            if deal is not None and deal["status"] == DealState.ACTIVE \
+                    and call.sender in (deal["buyer"], deal["seller"]):
+                self.settlement.close_connection(call.sender, deal["id"], call)
+                return self.settlement.transactions()[(deal["id"], "close")]
+        return self.ledger.submit(call, label)
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ def bid_signer(chain_id: int, escrow: str, bid: Mapping[str, Any], signature: by
 
 def signed_call(raw: object, what: str = "transaction") -> SignedCall:
     """A signed transaction given as 0x-hex, decoded, or InvalidInput."""
+    if isinstance(raw, SignedCall):
+        return raw
     if not isinstance(raw, str | bytes):
         raise InvalidInput(f"give the signed {what} as 0x-prefixed hex")
     try:

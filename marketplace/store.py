@@ -277,6 +277,10 @@ class Store(Database):
         """One deal by id."""
         return self.one("SELECT * FROM deals WHERE id = ?", deal_id)
 
+    def deal_by_chain_id(self, chain_deal_id: int) -> dict[str, Any] | None:
+        """The deal the escrow knows by this id, if it is one of this market's."""
+        return self.one("SELECT * FROM deals WHERE chain_deal_id = ?", chain_deal_id)
+
     def deals(self, status: str | None = None) -> list[dict[str, Any]]:
         """Deals, newest first, optionally of one status."""
         if status:

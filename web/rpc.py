@@ -18,6 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from geth_private.errors import ChainError
 from geth_private.signed import BadSignedTransaction, decode_signed
+from marketplace.errors import MarketError
 from web.access import client_address
 from web.ratelimit import TokenBuckets
 from web.runtime import NotStarted
@@ -147,7 +148,10 @@ def _send_raw(params: list[Any]) -> str:
         # Without EIP-155 the same bytes would be valid on every chain: refused too.
         raise RpcError(SERVER_ERROR, f"the transaction is signed for chain {signed.chain_id}, "
                                      f"this chain is {chain_id}")
-    record = ledger.submit(signed, ledger.describe(signed))
+    try:
+        record = runtime().market.submit_signed(signed, ledger.describe(signed))
+    except MarketError as err:  # e.g. a closeDeal whose party may not close that deal now
+        raise RpcError(SERVER_ERROR, str(err)) from err
     return record.tx_hash
 
 

@@ -7,6 +7,8 @@ import io
 import secrets
 import time
 
+import pytest
+
 from geth_private import watching
 from tests.common import signed_raw, wait_for
 
@@ -139,3 +141,41 @@ def test_the_portal_signs_in_only_at_the_hosts_it_is_served_at(app, runtime):
     client = csrf_client(app)
     assert _sign_in_as(client, key, Host="grid.example.org:8443").status_code == 200
     assert _sign_in_as(csrf_client(app), key, Host="localhost").status_code == 400
+
+
+# 30 W at 600x: 5 Wh a second; STEP_WH 1000: no delivery report goes out before the close.
+SLOW_REPORTS = {"LOAD_W": 30, "STEP_WH": 1000}
+
+
+@pytest.mark.parametrize("app", [SLOW_REPORTS], indirect=True)
+@pytest.mark.parametrize("path", ["/api/tx", "/rpc"])
+def test_a_buyers_own_close_cannot_skip_the_last_delivery_report(app, runtime, login, clock,
+                                                                  path):
+    """carol signs closeDeal herself and sends it as a plain transaction (not Close
+    connection), hoping the Wh drawn since the last report go unpaid: the portal sends it as
+    Close connection does, after the final report, and the seller is paid for every Wh."""
+    alice, carol = login("alice"), login("carol")
+    carol.signer.wait_tx(carol.signer.deposit("1")["tx_hash"])
+    wait_for(lambda: runtime.ledger.token_balance(alice.signer.account.address) >= 40,
+             what="tokens")
+    listing = alice.signer.create_listing(40, 10**16, 30)
+    carol.signer.bid(listing["id"], 10**16)
+    wait_for(lambda: runtime.txm.record(runtime.store.listing(listing["id"])["approval_tx"])
+             .status == "mined", what="the approval")
+    clock.advance(31)
+    deal = wait_for(lambda: next((d for d in carol.signer.deals() if d["status"] == "active"),
+                                 None), what="the deal")
+    wait_for(lambda: carol.signer.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
+    raw = signed_raw(carol.signer, "close", deal_id=deal["id"])
+    if path == "/rpc":
+        answer = carol.post("/rpc", json={"jsonrpc": "2.0", "id": 1,
+                                          "method": "eth_sendRawTransaction", "params": [raw]})
+    else:
+        answer = carol.post("/api/tx", json={"raw": raw})
+    assert answer.status_code in (200, 202), answer.get_json()
+    closed = wait_for(lambda: (d := carol.signer.deal(deal["id"]))["status"] == "closed" and d,
+                      timeout=30, what="the close")
+    chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
+    assert closed["close_reason"] == "closed by buyer"
+    assert chain["deliveredWh"] == closed["delivered_wh"] >= 3  # all of it reported …
+    assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0  # … paid
