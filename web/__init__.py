@@ -11,9 +11,9 @@ from web.bridges import send_command
 from web.config import DEFAULTS
 from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
+from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
 from web.state import KEY, PortalState, portal
-from web.throttle import ClientLimiter
 
 __all__ = ["DEFAULTS", "create_app", "start_runtime"]  # web.simulate and bench read DEFAULTS
 
@@ -45,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions[KEY] = PortalState(
         runtime=runtime,
         # Sign-in attempts per client address (never per account).
-        throttles=ClientLimiter(app.config["LOGIN_RATE_PER_S"], app.config["LOGIN_BURST"]),
+        sign_ins=TokenBuckets(app.config["LOGIN_RATE_PER_S"], app.config["LOGIN_BURST"]),
         pusher=WalletPusher(runtime), feed=GridFeed(runtime), sockets=SessionSockets(),
     )
     return app

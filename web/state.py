@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 
 from web.pushers import GridFeed, SessionSockets, WalletPusher
+from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
-from web.throttle import ClientLimiter
 
 KEY = "gridbid"
 
@@ -18,7 +18,7 @@ class PortalState:
     """What one portal app holds: its runtime, sign-in limits and the live channels' parts."""
 
     runtime: Runtime
-    throttles: ClientLimiter
+    sign_ins: TokenBuckets  # sign-in attempts per client address
     pusher: WalletPusher
     feed: GridFeed
     sockets: SessionSockets

@@ -5,26 +5,10 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from geth_private import TxManager, TxStatus, backend_from_uri
+from geth_private import TxStatus
 from geth_private.signed import BadSignedTransaction, decode_signed
 
 ETH = 10**18
-
-
-@pytest.fixture(scope="module")
-def chain():
-    backend = backend_from_uri("embedded://")
-    backend.start()
-    yield backend
-    backend.stop()
-
-
-@pytest.fixture
-def txm(chain):
-    snapshot = chain.snapshot()
-    yield TxManager(chain)
-    chain.set_mining(True)
-    chain.revert(snapshot)
 
 
 @pytest.fixture

@@ -11,29 +11,12 @@ from eth_account import Account
 from geth_private import (
     TransactionRejected,
     TransactionReverted,
-    TxManager,
     TxStatus,
     backend_from_uri,
 )
 from geth_private.errors import ChainError
 
 ETH = 10**18
-
-
-@pytest.fixture(scope="module")
-def chain():
-    backend = backend_from_uri("embedded://")
-    backend.start()
-    yield backend
-    backend.stop()
-
-
-@pytest.fixture
-def txm(chain):
-    snapshot = chain.snapshot()
-    yield TxManager(chain)
-    chain.set_mining(True)
-    chain.revert(snapshot)
 
 
 @pytest.fixture

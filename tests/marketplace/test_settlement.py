@@ -131,7 +131,7 @@ def test_an_empty_seller_battery_ends_the_deal(runtime, clock):
 def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, clock):
     # STEP_WH 1000: no delivery report goes out before the close, so only the final one pays.
     people = ready(runtime)
-    market, ledger = runtime.market, runtime.ledger
+    market = runtime.market
     deal = active_deal(runtime, clock, people)
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     runtime.txm.set_mining(False)  # both transactions wait: the close must not overtake
@@ -140,12 +140,7 @@ def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, 
         assert closing["status"] == "closing" and closing["final_report"]["tx_hash"]
     finally:
         runtime.txm.set_mining(True)
-    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
-                      and market.deal(deal["id"]), timeout=30, what="the close")
-    chain = ledger.chain_deal(deal["chain_deal_id"])
-    assert closed["close_reason"] == "closed by buyer"
-    assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
-    assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
+    _closed_with_every_wh_paid(runtime, deal)
     assert not runtime.bridge.read("load-carol").relays[0]
 
 
@@ -165,9 +160,15 @@ def test_a_wallet_that_sends_itself_closes_after_the_final_report(runtime, clock
     # The wallet's own closeDeal, signed and sent by it (here: carol's key, straight to the node).
     tx = ledger.user_tx("EnergyEscrow", "closeDeal", [deal["chain_deal_id"]])
     ledger.wait(runtime.txm.send(carol.account, tx, "closeDeal from the wallet"))
+    _closed_with_every_wh_paid(runtime, deal)
+
+
+def _closed_with_every_wh_paid(runtime, deal):
+    """Wait for the buyer's close; the escrow was told every Wh metered and paid for it."""
+    market = runtime.market
     closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
                       and market.deal(deal["id"]), timeout=30, what="the close")
-    chain = ledger.chain_deal(deal["chain_deal_id"])
+    chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
     assert closed["close_reason"] == "closed by buyer"
     assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
     assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ from gridbid_client.siwe import SiweError, SiweMessage, new_nonce, rfc3339, veri
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotFound
 from web import access, registrations
-from web.errors import LoginRefused, NotLoggedIn, SignatureRefused
+from web.errors import LoginRefused, NotLoggedIn, RateLimited, SignatureRefused
 from web.pages import shell
 from web.session import body, csrf_token, current_account, end_session, open_session, runtime
 from web.state import portal
@@ -67,7 +68,7 @@ def csrf():
 @bp.post("/api/login/message")
 def login_message():
     """The EIP-4361 message this session may sign to sign in (its nonce is single-use)."""
-    portal().throttles.take(_client())
+    _limit()
     address = rules.parse_address(body().get("address"), "account")
     nonce = new_nonce()
     now = time.time()
@@ -84,7 +85,7 @@ def login_message():
 @bp.post("/api/login")
 def login():
     """Open the session of the address whose signature of this session's message checks out."""
-    portal().throttles.take(_client())
+    _limit()
     address = _signed_in_address(body())
     rt = runtime()
     if not rt.store.participant(address) and not rt.is_admin(address):
@@ -105,7 +106,7 @@ def login():
 def register():
     """A person's own key, made in their browser: the encrypted keystore and a signed message
     proving it, kept until the admin approves; the portal never sees the key itself."""
-    portal().throttles.take(_client())
+    _limit()
     data = body()
     address = _signed_in_address(data)
     registrations.register(runtime(), address, data.get("name"), data.get("keystore"),
@@ -158,6 +159,13 @@ def _signed_in_address(data: dict[str, Any]) -> str:
 
 def _client() -> str:
     return access.client_address()
+
+
+def _limit() -> None:
+    """Spend one sign-in attempt of this client (never of an account), or RateLimited."""
+    wait = portal().sign_ins.take(_client())
+    if wait:
+        raise RateLimited(math.ceil(wait))
 
 
 def _end_session() -> None:
