@@ -28,7 +28,7 @@ ETH = 10**18
 def portal(tmp: str):
     """The portal on the embedded chain, served over HTTP on a loopback port."""
     app = create_app({"CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False, "SECRET_KEY": "b",
-                      "DATA_DIR": tmp, "SCRYPT_N": 2**10, "DEMO": True, "DEMO_ACCOUNTS": True,
+                      "DATA_DIR": tmp, "SCRYPT_N": 2**10, "DEMO_ACCOUNTS": True,
                       "EMULATOR_SPEED": 600.0, "TICK_S": 0.2, "LOGIN_BURST": 1000})
     runtime = start_runtime(app)
     http = make_server("127.0.0.1", 0, app, threaded=True)

@@ -46,7 +46,8 @@ def main(rounds: int = 3) -> None:
     n = DEFAULTS["SCRYPT_N"]
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False,
-                          "DATA_DIR": f"{tmp}/var", "SECRET_KEY": "bench", "SCRYPT_N": n})
+                          "DATA_DIR": f"{tmp}/var", "SECRET_KEY": "bench", "SCRYPT_N": n,
+                          "DEMO_ACCOUNTS": True})
         runtime = start_runtime(app)
         http = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=http.serve_forever, daemon=True).start()
