@@ -60,6 +60,13 @@ class DealOpening:
         status = record.status if hasattr(record, "status") else record.get("status")
         return status not in ("queued", "pending")
 
+    def _approval_overdue(self, deal: dict[str, Any]) -> bool:
+        """Whether the bid validity after the auction's latest close is over (the deal still
+        waiting for the seller's approval then cannot rely on the buyer's escrow any more)."""
+        listing = self.store.listing(deal["listing_id"])
+        latest = listing["closes_by"] or listing["deadline"]
+        return self.clock.now() >= latest + self.settings.bid_validity_s
+
     def _send_open(self, deal: dict[str, Any]) -> None:
         """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
 
@@ -110,8 +117,15 @@ class DealOpening:
             self._activate_when_free(row, chain_id)
         elif record is not None and record.status == "failed":
             self._fall_back(row, record.error or "openDeal reverted")
-        elif self.clock.now() >= self._retry_at.get(did, 0.0) and self._approved(row):
-            self._send_open(row)
+        elif self.clock.now() >= self._retry_at.get(did, 0.0):
+            if self._approved(row):
+                self._send_open(row)
+            elif self._approval_overdue(row):
+                # An approval never mined (a nonce gap, a fee under the base fee) must not
+                # hold the deal, and the Ether it commits, forever: past the last moment the
+                # escrow's notice keeps the bid covered, no bid of this listing can bind.
+                self._fail_deal(did, "the seller's approval of the tokens was not mined by "
+                                     "the time the winning bid had to open its deal")
 
     def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:
         """Activate an opened deal once its buyer has no other deal under way.

@@ -76,13 +76,17 @@ class Store(Database):
     def add_registration(
         self, address: str, name: str, keystore: str, serve_keystore: bool, now: float
     ) -> bool:
-        """Record a person's registration with its encrypted keystore; False if name or
-        address is already taken."""
-        taken = self.one("SELECT address FROM participants WHERE address = ? OR name = ?"
-                         " UNION SELECT address FROM registrations WHERE address = ? OR name = ?",
+        """Record a person's registration with its encrypted keystore; False if name (in any
+        case: "Bob" would pass for bob) or address is already taken. A rejected registration
+        holds neither: its row gives way."""
+        taken = self.one("SELECT address FROM participants WHERE address = ? OR lower(name) ="
+                         " lower(?) UNION SELECT address FROM registrations WHERE status <>"
+                         " 'rejected' AND (address = ? OR lower(name) = lower(?))",
                          address, name, address, name)
         if taken:
             return False
+        self.write("DELETE FROM registrations WHERE status = 'rejected' AND (address = ? OR"
+                   " lower(name) = lower(?))", address, name)
         self.write("INSERT INTO registrations (address, name, keystore, serve_keystore, created)"
                    " VALUES (?, ?, ?, ?, ?)", address, name, keystore, int(serve_keystore), now)
         return True

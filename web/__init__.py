@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
@@ -13,6 +14,7 @@ from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
+from web.session import MAX_SESSION_S
 from web.state import KEY, PortalState, portal
 
 __all__ = ["DEFAULTS", "create_app", "start_runtime"]  # web.simulate and bench read DEFAULTS
@@ -62,4 +64,7 @@ def start_runtime(app: Flask) -> Runtime:
     runtime.loop("wallet pushes", state.pusher.push_changed, config["WALLET_PUSH_S"],
                  wake=state.pusher.wake, gap_s=0.05)
     runtime.loop("grid samples", state.feed.push_sample, config["GRID_PUSH_S"])
+    # A session that idles out (or outlives MAX_SESSION_S) loses its sockets as well.
+    runtime.loop("idle sessions", lambda: state.sockets.close_idle(
+        time.time(), config["SESSION_IDLE_S"], MAX_SESSION_S), 1.0)
     return runtime

@@ -25,7 +25,8 @@ class SessionNamespace(Namespace):
         account = current_account()
         if account is None:
             return False  # refused: live data is for logged-in people
-        portal().sockets.add(session["sid"], request.sid, self.namespace)
+        portal().sockets.add(session["sid"], request.sid, self.namespace,
+                             session.get("opened", 0), session.get("seen", 0))
         self.joined(account)
         return True
 

@@ -68,15 +68,26 @@ class WalletPusher:
 
 
 class SessionSockets:
-    """Which Socket.IO connections each login session holds, so logout can close them."""
+    """Which Socket.IO connections each login session holds, so logout can close them, and
+    when each session was last seen, so its sockets close when it idles out too."""
 
     def __init__(self) -> None:
         self._by_token: dict[str, set[tuple[str, str]]] = {}
+        self._times: dict[str, tuple[float, float]] = {}  # token -> (opened, last seen)
         self._lock = threading.Lock()
 
-    def add(self, token: str, sid: str, namespace: str) -> None:
+    def add(self, token: str, sid: str, namespace: str, opened: float, seen: float) -> None:
+        """A connection of a session that signed in at `opened` and was last seen at `seen`."""
         with self._lock:
             self._by_token.setdefault(token, set()).add((sid, namespace))
+            known = self._times.get(token, (opened, seen))
+            self._times[token] = (opened, max(seen, known[1]))
+
+    def touch(self, token: str, now: float) -> None:
+        """The session made a request: its sockets' idle clock starts again."""
+        with self._lock:
+            if token in self._times:
+                self._times[token] = (self._times[token][0], now)
 
     def remove(self, token: str | None, sid: str, namespace: str) -> None:
         with self._lock:
@@ -85,13 +96,24 @@ class SessionSockets:
                 held.discard((sid, namespace))
                 if not held:
                     del self._by_token[token]
+                    self._times.pop(token, None)
 
     def close(self, token: str | None) -> None:
         """Disconnect every connection of a session (its key was just dropped)."""
         with self._lock:
             held = self._by_token.pop(token or "", set())
+            self._times.pop(token or "", None)
         for sid, namespace in held:
             socketio.server.disconnect(sid, namespace=namespace)
+
+    def close_idle(self, now: float, idle_s: float, max_s: float) -> None:
+        """Close the sockets of sessions that ended by themselves: idle too long, or open
+        longer than a session may be (the HTTP side refuses them then; sockets must too)."""
+        with self._lock:
+            over = [token for token, (opened, seen) in self._times.items()
+                    if now - seen > idle_s or now - opened > max_s]
+        for token in over:
+            self.close(token)
 
 
 class GridFeed:

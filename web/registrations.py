@@ -11,6 +11,7 @@ from eth_utils import is_address, to_checksum_address
 
 from marketplace.errors import InvalidInput, NotFound
 from web.runtime import Runtime
+from web.runtime.demo import DEMO
 
 ROLES = ("producer", "consumer")
 MAX_KEYSTORE_BYTES = 16_384
@@ -43,10 +44,20 @@ def register(rt: Runtime, address: str, name: object, keystore: object, serve: b
     """Keep a registration for the admin to approve (InvalidInput if name or key is taken)."""
     text = check_keystore(keystore, address)
     who = check_name(name)
-    if rt.accounts.address_of(who) or not rt.store.add_registration(
+    if who.lower() in reserved_names(rt):
+        raise InvalidInput(f"the name {who!r} is reserved on this portal; choose another")
+    if not rt.store.add_registration(
         address, who, text, serve, time.time()
     ):
         raise InvalidInput(f"the name {who!r} or this key is already registered")
+
+
+def reserved_names(rt: Runtime) -> set[str]:
+    """Names nobody may register (lower case): every account's, the demo's even while it is
+    off (turning it on would seat that person as the demo account, its keystore served and
+    its logins loopback-only), and the admin names ADMINS lists (taking one makes an admin)."""
+    admins = {a for a in rt.accounts.admins if not is_address(a)}
+    return {n.lower() for n in [*rt.accounts.names(), *(d["name"] for d in DEMO), *admins]}
 
 
 def approve(rt: Runtime, address: str, role: object, board_id: object = None) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def current_account() -> User | None:
         return None
     if now - session.get("seen", 0) > 30:  # the cookie is rewritten at most every 30 s
         session["seen"] = now
+    portal().sockets.touch(str(session.get("sid")), session["seen"])
     return User(address)
 
 

@@ -75,3 +75,32 @@ def test_when_the_winners_deal_cannot_open_the_next_covered_bid_wins(runtime, cl
     assert market.listing(listing["id"])["status"] == "sold"
     assert ledger.escrow_locked(bob.address) == 5 * 10**16
     assert ledger.escrow_locked(carol.address) == 0
+
+
+@pytest.mark.parametrize("app", ["anvil://"], indirect=True)
+def test_a_sellers_approval_never_mined_cannot_hold_the_deal_and_the_escrow_forever(runtime,
+                                                                                  clock):
+    # Found in review: a seller signed the listing's approval one nonce ahead, so the node
+    # kept it waiting forever; the deal sat in `opening` and bob's 0.09 ETH stayed committed.
+    people = ready(runtime)
+    market, alice, bob = runtime.market, people["alice"], people["bob"]
+    prepared = market.prepare_approval(alice.address, 10)
+    prepared["tx"]["nonce"] = str(int(str(prepared["tx"]["nonce"]), 0) + 1)  # the gap
+    listing = market.create_listing(alice.address, 10, 1000, 30, alice.sign(prepared))
+    bob.bid(listing["id"], 9 * 10**18)
+    approval = runtime.txm.record(runtime.store.listing(listing["id"])["approval_tx"])
+    clock.advance(31)
+    wait_for(lambda: _deal(market, listing["id"]), what="the auction to close")
+    market.settlement.advance_all()
+    assert _deal(market, listing["id"])["status"] == "opening"
+    assert approval.status in ("queued", "pending")  # the node holds it behind the gap
+    assert runtime.store.unopened_deals(bob.address)  # bob's Ether is committed meanwhile
+    # Past the auction's latest close plus the bid validity, no bid of it can open its deal.
+    latest = runtime.store.listing(listing["id"])["closes_by"]
+    clock.advance(latest + market.settings.bid_validity_s - clock.now())
+    deal = wait_for(lambda: (d := _deal(market, listing["id"])) and d["status"] == "failed"
+                    and d, timeout=30, what="the deal to fail")
+    assert "approval" in deal["error"]
+    assert approval.status in ("queued", "pending")
+    assert not runtime.store.unopened_deals(bob.address)  # his escrow covers bids again
+    assert runtime.ledger.escrow_locked(bob.address) == 0

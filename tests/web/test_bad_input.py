@@ -123,7 +123,7 @@ def test_registration_refusals(app, runtime):
     refused(attempt(name="mallory", keystore=other), 400, "not of the key that signed")
     for name in ("", "a b", "x" * 33, 7, None, "<script>"):
         refused(attempt(name=name, keystore=keystore), 400, "a name is")
-    refused(attempt(name="bob", keystore=keystore), 400, "already registered")  # a demo name
+    refused(attempt(name="bob", keystore=keystore), 400, "reserved")  # a demo name
     made = attempt(name="mallory", keystore=keystore, serve_keystore="yes")
     assert made.status_code == 201 and made.get_json()["status"] == "pending"
     refused(attempt(name="mallory2", keystore=keystore), 400, "already registered")

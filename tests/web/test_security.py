@@ -161,6 +161,21 @@ def test_logout_closes_the_sessions_sockets_and_the_session_cannot_act(app, runt
     assert runtime.ledger.escrow_free(carol_addr) == 0
 
 
+def test_a_socket_opened_before_the_idle_timeout_closes_when_the_session_idles_out(app, runtime,
+                                                                                   login):
+    # Found in review: SESSION_IDLE_S ended the session for HTTP only; a socket opened before
+    # (the page's, or one a copied cookie opened) kept streaming carol's wallet forever.
+    carol = login("carol")
+    sockets = {ns: socketio.test_client(app, namespace=ns, flask_test_client=carol)
+               for ns in ("/market", "/wallet", "/grid")}
+    assert all(client.is_connected(ns) for ns, client in sockets.items())
+    app.config["SESSION_IDLE_S"] = 1  # carol has been idle for a second already
+    time.sleep(1.2)
+    assert carol.get("/api/wallet").status_code == 401  # the session is over for HTTP …
+    wait_for(lambda: not any(client.is_connected(ns) for ns, client in sockets.items()),
+             timeout=10, what="the idle session's sockets to close")  # … and for its sockets
+
+
 @pytest.mark.parametrize("namespace", ["/market", "/wallet", "/grid"])
 def test_live_channels_refuse_a_browser_that_is_not_logged_in(app, runtime, namespace):
     anonymous = socketio.test_client(app, namespace=namespace)
