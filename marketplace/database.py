@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS bids (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
+CREATE INDEX IF NOT EXISTS bids_by_bidder ON bids(bidder, nonce);
 CREATE TABLE IF NOT EXISTS transactions (
     tx_hash TEXT PRIMARY KEY,
     sender TEXT NOT NULL,
