@@ -27,5 +27,8 @@ class Settings:
         A bid is placed at most max_duration_s before the first deadline, soft close pushes
         the end back at most soft_close_cap_s, and the signed bid opens its deal within
         bid_validity_s after that: a withdrawal asked for after bidding completes only then.
+        One second more, so the last second a deal may open is never also the first a
+        withdrawal may complete (the order within a block would decide).
         """
-        return self.limits.max_duration_s + self.limits.soft_close_cap_s + self.bid_validity_s
+        return (self.limits.max_duration_s + self.limits.soft_close_cap_s
+                + self.bid_validity_s + 1)

@@ -199,7 +199,7 @@ def test_a_withdrawal_is_a_request_the_wallet_shows(app, runtime, bob):
     wait_for(lambda: bob.get("/api/wallet").get_json()["withdrawal"], what="the request")
     wallet = bob.get("/api/wallet").get_json()
     notice = runtime.market.settings.escrow_notice_s()
-    assert wallet["escrow_notice_s"] == notice == 24 * 3600 + 60 + 3600
+    assert wallet["escrow_notice_s"] == notice == 24 * 3600 + 60 + 3600 + 1
     pending = wallet["withdrawal"]
     assert pending["amount_wei"] == str(ETH // 4) and pending["to_market"] == "out"
     head = ledger.w3.eth.get_block("latest")["timestamp"]

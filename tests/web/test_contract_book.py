@@ -46,9 +46,10 @@ def test_the_notice_outlasts_every_bid_and_follows_the_config():
     settings = market_settings(DEFAULTS)
     limits = settings.limits
     assert limits.max_duration_s == 24 * 3600
+    # Strictly longer than the latest a bid's deal can open: one second more.
     assert settings.escrow_notice_s() == (
-        limits.max_duration_s + limits.soft_close_cap_s + settings.bid_validity_s
-    ) == 24 * 3600 + 60 + 3600
+        limits.max_duration_s + limits.soft_close_cap_s + settings.bid_validity_s + 1
+    ) == 24 * 3600 + 60 + 3600 + 1
     short = market_settings({**DEFAULTS, "MAX_DURATION_S": 120, "SOFT_CLOSE_CAP_S": 5})
     assert short.limits.max_duration_s == 120
-    assert short.escrow_notice_s() == 120 + 5 + Settings().bid_validity_s
+    assert short.escrow_notice_s() == 120 + 5 + Settings().bid_validity_s + 1
