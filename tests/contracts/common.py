@@ -18,7 +18,7 @@ DEPOSIT = 10**18  # wei the buyer has prepaid
 LISTING = 7
 TTL = 3_600  # seconds until the standard deal expires
 LOTS, COMMUNITY, OUT = 0, 1, 255  # EnergyEscrow's markets and a withdrawal's destination
-NOTICE = 24 * 3600 + 60 + 3600  # the escrow's withdrawal notice: the portal's default
+NOTICE = 24 * 3600 + 60 + 3600 + 1  # the escrow's withdrawal notice: the portal's default
 
 
 COMPILE_JS = """
