@@ -17,6 +17,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from flask import Flask, jsonify, request
 
+from contracts.bindings import BID_TYPES
 from gridbid_client.client import Client, ClientError, SigningRefused
 from gridbid_client.siwe import SiweMessage, new_nonce, verify
 from gridbid_client.transport import FlaskTransport
@@ -86,17 +87,7 @@ class StandIn:
                 "chainId": CHAIN_ID,
                 "verifyingContract": to_checksum_address(ESCROW),
             },
-            "types": {
-                "Bid": [
-                    {"name": "listingId", "type": "uint256"},
-                    {"name": "buyer", "type": "address"},
-                    {"name": "seller", "type": "address"},
-                    {"name": "priceWeiPerKWh", "type": "uint256"},
-                    {"name": "maxWh", "type": "uint256"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "expiry", "type": "uint64"},
-                ]
-            },
+            "types": {"Bid": list(BID_TYPES["Bid"])},  # the escrow's own Bid type
             "primaryType": "Bid",
             "message": {**message, **(self.lie_bid or {})},
         }
