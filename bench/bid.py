@@ -38,10 +38,10 @@ def portal(tmp: str):
 
 def signed_api(runtime, url: str, rounds: int) -> dict[str, list[float]]:
     """Round trips of the client's bid (terms + sign + post) and of a page-style single post."""
-    from eth_account.messages import encode_typed_data
+    from eth_account import Account
 
+    from gridbid_client import checks
     from gridbid_client.client import Client
-    from gridbid_client.local import DOMAIN_TYPES
 
     keys = {a["name"]: runtime.keystore.unlock(a["address"], a["passphrase"])
             for a in runtime.demo_accounts}
@@ -61,12 +61,9 @@ def signed_api(runtime, url: str, rounds: int) -> dict[str, list[float]]:
         times["client (terms, sign, post)"].append(time.perf_counter() - started)
         price += 1000
         terms = bob.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        message = {k: v if k in ("buyer", "seller") else int(v)
-                   for k, v in terms["message"].items()}
+        typed = checks.bid_terms(terms, lid, price, keys["bob"].address, None)
         started = time.perf_counter()  # the page has the terms already: sign and post
-        full = {**terms, "types": {"EIP712Domain": DOMAIN_TYPES, **terms["types"]},
-                "message": message}
-        signature = keys["bob"].sign_message(encode_typed_data(full_message=full)).signature
+        signature = Account.sign_typed_data(keys["bob"].key, full_message=typed).signature
         bob.post(f"/api/listings/{lid}/bids", {"bid": terms["message"],
                                                 "signature": "0x" + bytes(signature).hex()})
         times["page (sign, post)"].append(time.perf_counter() - started)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from eth_account.messages import encode_typed_data
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from gridbid_client import checks
 from gridbid_client.checks import tx_fields
 
 
@@ -67,12 +68,11 @@ class LocalParty:
         return self.market.create_listing(self.address, wh, start_price, duration_s, approval)
 
     def bid(self, listing_id: object, price: object) -> dict[str, Any]:
-        """Bid, signing the EIP-712 terms the market gives for this price."""
+        """Bid, signing the EIP-712 terms the market gives for this price (checked as the
+        HTTP client checks them)."""
         terms = self.market.bid_terms(self.address, listing_id, price)
-        full = {**terms, "types": {"EIP712Domain": DOMAIN_TYPES, **terms["types"]},
-                "message": {k: int(v) if k not in ("buyer", "seller") else v
-                            for k, v in terms["message"].items()}}
-        signature = self.account.sign_message(encode_typed_data(full_message=full)).signature
+        typed = checks.bid_terms(terms, int(str(listing_id)), int(str(price)), self.address, None)
+        signature = Account.sign_typed_data(self.account.key, full_message=typed).signature
         return self.market.place_bid(self.address, listing_id, terms["message"],
                                      "0x" + bytes(signature).hex())
 
@@ -81,10 +81,3 @@ class LocalParty:
         signed = self.sign(self.market.prepare_close(self.address, deal_id))
         return self.market.close_connection(self.address, deal_id, signed)
 
-
-DOMAIN_TYPES = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
