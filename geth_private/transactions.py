@@ -199,6 +199,10 @@ class TxManager:
         with self._guard:
             self._outbox.extendleft(reversed(held))
 
+    def _in_outbox(self, record: TxRecord) -> bool:
+        with self._guard:
+            return any(queued is record for queued, _ in self._outbox)
+
     def _node_answers(self) -> bool:
         """Whether the node answers at all (a refusal then is the node's, about the tx)."""
         try:
@@ -269,7 +273,7 @@ class TxManager:
         if record.status == TxStatus.PENDING and not self._settle_if_mined(record):
             self._resubmit_if_dropped(record)
             return
-        if record.status == TxStatus.QUEUED and "nonce" not in record.params:
+        if record.status == TxStatus.QUEUED and self._in_outbox(record):
             self._send_outbox()  # signed elsewhere: it waits in the outbox, not the queue
         self._release(record.sender)
 
