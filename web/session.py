@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, request, session
 
-from web.errors import CsrfRefused, NotLoggedIn, wants_json
+from web.errors import CsrfRefused, NotLoggedIn
 from web.runtime import Runtime
 from web.state import portal
 
@@ -69,15 +69,13 @@ def open_session(address: str) -> str:
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Pages redirect to login, API calls get 401, when nobody is signed in."""
+    """API calls get 401 when nobody is signed in (pages are the one shell, open to all)."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         account = current_account()
         if account is None:
-            if wants_json():
-                raise NotLoggedIn()
-            return redirect(url_for("auth.login_page"))
+            raise NotLoggedIn()
         return view(account, *args, **kwargs)
 
     return wrapped
