@@ -58,6 +58,28 @@ def decode_revert(w3: Web3 | None, data: bytes | str) -> str | None:
     return f"{name}({', '.join(str(a) for a in shown)})"
 
 
+# The EIP-712 types both contracts check. Bids and offers are signed in the escrow's domain,
+# meter readings and meter consents in the token's (ERC20Permit's domain: the token's name).
+ESCROW_DOMAIN = ("gridbid EnergyEscrow", "1")
+TOKEN_DOMAIN = ("gridbid Energy", "1")
+
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+OFFER_TYPES = {
+    "Offer": [
+        {"name": "seller", "type": "address"},
+        {"name": "sellerMeter", "type": "address"},
+        {"name": "energyWh", "type": "uint256"},
+        {"name": "floorPriceWeiPerKWh", "type": "uint256"},
+        {"name": "deadline", "type": "uint64"},
+        {"name": "nonce", "type": "uint256"},
+    ]
+}
 BID_TYPES = {
     "Bid": [
         {"name": "listingId", "type": "uint256"},
@@ -69,38 +91,119 @@ BID_TYPES = {
         {"name": "expiry", "type": "uint64"},
     ]
 }
+READING_TYPES = {
+    "Reading": [
+        {"name": "meter", "type": "address"},
+        {"name": "whIn", "type": "uint256"},
+        {"name": "whOut", "type": "uint256"},
+        {"name": "timestamp", "type": "uint64"},
+    ]
+}
+CONSENT_TYPES = {
+    "MeterConsent": [
+        {"name": "meter", "type": "address"},
+        {"name": "owner", "type": "address"},
+        {"name": "kind", "type": "uint8"},
+        {"name": "ratedPowerW", "type": "uint32"},
+        {"name": "deadline", "type": "uint64"},
+    ]
+}
+OFFER_FIELDS = [field["name"] for field in OFFER_TYPES["Offer"]]
 BID_FIELDS = [field["name"] for field in BID_TYPES["Bid"]]
+READING_FIELDS = [field["name"] for field in READING_TYPES["Reading"]]
+CONSENT_FIELDS = [field["name"] for field in CONSENT_TYPES["MeterConsent"]]
+
+
+def typed_data(
+    types: dict[str, list[dict[str, str]]], domain: tuple[str, str], chain_id: int,
+    verifying_contract: str, message: dict[str, Any],
+) -> dict[str, Any]:
+    """The full EIP-712 message of one of the types above (its only primary type)."""
+    (primary, fields), = types.items()
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, **types},
+        "primaryType": primary,
+        "domain": {
+            "name": domain[0],
+            "version": domain[1],
+            "chainId": int(chain_id),
+            "verifyingContract": Web3.to_checksum_address(verifying_contract),
+        },
+        "message": {field["name"]: message[field["name"]] for field in fields},
+    }
 
 
 def bid_typed_data(chain_id: int, escrow: str, bid: dict[str, Any]) -> dict[str, Any]:
     """The EIP-712 message a buyer signs for a bid (domain "gridbid EnergyEscrow" v1)."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            **BID_TYPES,
-        },
-        "primaryType": "Bid",
-        "domain": {
-            "name": "gridbid EnergyEscrow",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": Web3.to_checksum_address(escrow),
-        },
-        "message": {name: bid[name] for name in BID_FIELDS},
-    }
+    return typed_data(BID_TYPES, ESCROW_DOMAIN, chain_id, escrow, bid)
+
+
+def offer_typed_data(chain_id: int, escrow: str, offer: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message a seller signs for an offer (domain "gridbid EnergyEscrow" v1)."""
+    return typed_data(OFFER_TYPES, ESCROW_DOMAIN, chain_id, escrow, offer)
+
+
+def reading_typed_data(chain_id: int, token: str, reading: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message a meter signs for a reading (domain "gridbid Energy" v1)."""
+    return typed_data(READING_TYPES, TOKEN_DOMAIN, chain_id, token, reading)
+
+
+def consent_typed_data(chain_id: int, token: str, consent: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message an owner signs to have a meter enrolled (domain "gridbid Energy")."""
+    return typed_data(CONSENT_TYPES, TOKEN_DOMAIN, chain_id, token, consent)
+
+
+def digest(full_message: dict[str, Any]) -> bytes:
+    """The 32-byte EIP-712 digest of a full message (what hashOffer/hashBid/... return)."""
+    signable = encode_typed_data(full_message=full_message)
+    return bytes(Web3.keccak(b"\x19" + signable.version + signable.header + signable.body))
+
+
+def offer_hash(chain_id: int, escrow: str, offer: dict[str, Any]) -> bytes:
+    """An offer's EIP-712 digest: what a bid names in its `offer` field (EnergyEscrow.hashOffer)."""
+    return digest(offer_typed_data(chain_id, escrow, offer))
+
+
+def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
+    """A 65-byte signature of a full EIP-712 message by a key (eth-account LocalAccount)."""
+    return bytes(account.sign_message(encode_typed_data(full_message=full_message)).signature)
 
 
 def sign_bid(account: Any, chain_id: int, escrow: str, bid: dict[str, Any]) -> bytes:
     """A buyer's 65-byte signature of a bid, made with its own key (eth-account LocalAccount)."""
-    message = encode_typed_data(full_message=bid_typed_data(chain_id, escrow, bid))
-    return bytes(account.sign_message(message).signature)
+    return sign_typed(account, bid_typed_data(chain_id, escrow, bid))
+
+
+def sign_offer(account: Any, chain_id: int, escrow: str, offer: dict[str, Any]) -> bytes:
+    """A seller's 65-byte signature of an offer, made with its own key."""
+    return sign_typed(account, offer_typed_data(chain_id, escrow, offer))
+
+
+def recover_typed(full_message: dict[str, Any], signature: bytes) -> str | None:
+    """The checksummed address that signed a full EIP-712 message, or None if it cannot be told."""
+    from eth_account import Account
+
+    try:
+        return Account.recover_message(encode_typed_data(full_message=full_message),
+                                       signature=bytes(signature))
+    except Exception:  # malformed signature (wrong length, bad v, s out of range)
+        return None
+
+
+def _as_tuple(fields: list[str], value: dict[str, Any]) -> tuple:
+    return tuple(value[name] for name in fields)
 
 
 def bid_tuple(bid: dict[str, Any]) -> tuple:
     """A bid as the tuple openDeal and hashBid take."""
-    return tuple(bid[name] for name in BID_FIELDS)
+    return _as_tuple(BID_FIELDS, bid)
+
+
+def offer_tuple(offer: dict[str, Any]) -> tuple:
+    """An offer as the tuple openDeal and hashOffer take."""
+    return _as_tuple(OFFER_FIELDS, offer)
+
+
+def reading_tuple(reading: dict[str, Any]) -> tuple:
+    """A reading as the tuple mintReadings and reportDelivery take."""
+    return _as_tuple(READING_FIELDS, reading)
