@@ -9,6 +9,8 @@ from typing import Any
 
 from eth_utils import is_address
 
+from geth_private.files import write_atomic
+
 CLIQUE_EPOCH = 30_000  # blocks between clique checkpoints, geth's default
 CLIQUE_VANITY = 32  # bytes of free-form vanity before the signer list in extraData
 CLIQUE_SEAL = 65  # bytes reserved for the sealer's signature after the signer list
@@ -95,11 +97,7 @@ def make_genesis(
 
 def write_genesis(path: str | os.PathLike[str], genesis: dict[str, Any]) -> None:
     """Write a genesis as JSON (whole, then renamed), for `geth init` or a second machine."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(genesis, indent=2) + "\n")
-    tmp.rename(target)
+    write_atomic(Path(path), json.dumps(genesis, indent=2) + "\n")
 
 
 def read_genesis(path: str | os.PathLike[str]) -> dict[str, Any]:

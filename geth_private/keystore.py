@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from geth_private.errors import KeystoreError, WrongPassphrase
+from geth_private.files import locked, write_atomic
 
 # geth's own default (n=2**18) costs ~0.7 s per unlock; tests pass a lower cost.
 DEFAULT_SCRYPT_N = 2**18
@@ -37,12 +38,10 @@ class Keystore:
         keyfile = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=self.scrypt_n)
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%fZ")
         path = self.directory / f"UTC--{stamp}--{account.address[2:].lower()}"
-        tmp = path.with_suffix(".tmp")
-        # Written whole then renamed, and readable by the owner only, like geth's files.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(keyfile, fh)
-        tmp.rename(path)
+        # Written whole then renamed, and readable by the owner only, like geth's files. The
+        # temp file's name is its own: with_suffix(".tmp") cut the name at the stamp's dot, so
+        # two keys written in one second shared a temp file and one of them was lost.
+        write_atomic(path, json.dumps(keyfile), 0o600)
         return account.address
 
     def read(self, address: str) -> dict:
@@ -54,7 +53,7 @@ class Keystore:
         found = []
         for path in sorted(self.directory.glob("UTC--*")):
             if path.suffix == ".tmp":
-                continue
+                continue  # left by an older portal's interrupted write
             try:
                 found.append(to_checksum_address("0x" + self._read(path)["address"]))
             except (KeystoreError, KeyError, ValueError):
@@ -106,17 +105,18 @@ class MachineKeys:
 
     def get(self, name: str) -> LocalAccount:
         """The key called name (e.g. a board id), created on first use."""
-        secret = self._secret()
-        names = json.loads(self.index.read_text()) if self.index.exists() else {}
-        if name not in names:
-            names[name] = self.keystore.new(secret)
-            self.index.write_text(json.dumps(names, indent=1, sort_keys=True))
+        # Portal workers share the directory: the index is read, extended and written back
+        # by one of them at a time, or a key made by one is dropped by the other's write.
+        with locked(self.index):
+            secret = self._secret()
+            names = json.loads(self.index.read_text()) if self.index.exists() else {}
+            if name not in names:
+                names[name] = self.keystore.new(secret)
+                write_atomic(self.index, json.dumps(names, indent=1, sort_keys=True))
         return self.keystore.unlock(names[name], secret)
 
     def _secret(self) -> str:
+        """The keystore's secret, made on first use (called under the index lock)."""
         if not self.secret_file.exists():
-            self.secret_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+            write_atomic(self.secret_file, secrets.token_hex(32), 0o600)
         return self.secret_file.read_text()
