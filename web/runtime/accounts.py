@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from geth_private.files import locked, write_atomic
 from marketplace.errors import InvalidInput
 from marketplace.rules import parse_address
 
@@ -27,12 +28,14 @@ class AccountDirectory:
 
     def create(self, name: str, new_account: Callable[[], str]) -> str:
         """Record a new account under a free name (InvalidInput if taken); its address."""
-        names = self.names()
-        if name in names:
-            raise InvalidInput(f"the name {name!r} is taken")
-        address = names[name] = new_account()  # e.g. a new keystore: made once the name is free
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(names, indent=1, sort_keys=True))
+        # Read, extended and written back by one thread and one portal worker at a time: two
+        # unlocked creations both read the old file and the later write dropped the other's.
+        with locked(self.path):
+            names = self.names()
+            if name in names:
+                raise InvalidInput(f"the name {name!r} is taken")
+            address = names[name] = new_account()  # e.g. a new keystore, once the name is free
+            write_atomic(self.path, json.dumps(names, indent=1, sort_keys=True))
         return address
 
     def record(self, name: str, address: str) -> None:
