@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,14 @@ from marketplace.errors import (
 from marketplace.states import ListingState
 
 MAX_WEI = 2**128  # far above any sane price; keeps arithmetic inside uint256 on chain
+ETH_DECIMALS = 18
+# ASCII digits only: [0-9], not \d, which (like int()) takes every script's digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Plain decimal text with an optional exponent, ASCII only: no NaN, Infinity, "_" or other
+# scripts' digits, which Decimal() would take.
+_DECIMAL = re.compile(
+    r"(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<fraction>[0-9]*))?(?:[eE](?P<exponent>[+-]?[0-9]+))?"
+)
 
 
 @dataclass(frozen=True)
@@ -68,16 +78,29 @@ def stored(
 
 
 def parse_int(value: object, field: str, low: int, high: int) -> int:
-    """An integer field from user input, or InvalidInput naming the field and its range."""
-    if isinstance(value, bool):
-        raise InvalidInput(f"{field} must be a whole number")
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError as err:
-        raise InvalidInput(f"{field} must be a whole number, got {value!r}") from err
+    """An integer field from user input, or InvalidInput naming the field and its range.
+
+    Only ASCII digits count: int() and str.isdigit() also take other scripts' digits ("١٢٣",
+    fullwidth "１２３") and underscores, which a person reading the value would not see as it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not _INTEGER.fullmatch(text):
+            raise InvalidInput(f"{field} must be a whole number (digits 0-9), got {_shown(value)}")
+        if len(text.lstrip("+-").lstrip("0")) > len(str(max(abs(low), abs(high)))):
+            raise InvalidInput(f"{field} must be between {low} and {high}")
+        number = int(text)
     if not low <= number <= high:
         raise InvalidInput(f"{field} must be between {low} and {high}, got {number}")
     return number
+
+
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: short, so junk is not echoed back whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_listing(energy_wh: int, unlisted_wh: int) -> None:
@@ -141,27 +164,54 @@ def winner(bids: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:
 
 
 def parse_address(value: object, field: str = "address") -> str:
-    """A checksummed address from user input, or InvalidInput."""
+    """A checksummed address from user input, or InvalidInput (the zero address too)."""
     text = value.strip() if isinstance(value, str) else ""
     if not is_hex_address(text):
-        raise InvalidInput(f"{field} {value!r} is not an Ethereum address (0x and 40 hex digits)")
+        raise InvalidInput(f"{field} {_shown(value)} is not an Ethereum address "
+                           "(0x and 40 hex digits)")
     digits = text[2:]
     if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
         raise InvalidInput(f"{field} {text} has a wrong checksum: check it for a typo")
+    if int(digits, 16) == 0:
+        # Nobody holds its key: Ether sent there is burnt, and no meter or account is it.
+        raise InvalidInput(f"{field} is the zero address (0x000…0), which belongs to nobody")
     return to_checksum_address(text)
 
 
 def parse_ether(value: object, field: str) -> int:
-    """An amount typed in Ether (decimal text, up to 18 places) as wei, or InvalidInput."""
-    from decimal import Decimal, InvalidOperation
+    """An amount typed in Ether (decimal text, up to 18 places) as exactly that many wei.
 
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation as err:
-        raise InvalidInput(f"{field} must be a number of ETH, got {value!r}") from err
-    wei = amount * 10**18
-    if not amount.is_finite() or amount <= 0 or wei != wei.to_integral_value():
-        raise InvalidInput(f"{field} must be a positive amount with at most 18 decimals")
-    if wei >= MAX_WEI:
-        raise InvalidInput(f"{field} is too large")
-    return int(wei)
+    Computed from the digits, never through a rounding Decimal context: an amount that is
+    not a whole number of wei, not above 0 or not below MAX_WEI wei is refused, not rounded.
+    """
+    text = _number_text(value)
+    match = _DECIMAL.fullmatch(text) if text is not None else None
+    if match is None or not (match["whole"] or match["fraction"]):
+        raise InvalidInput(f"{field} must be a number of ETH such as 1.5, got {_shown(value)}")
+    fraction = match["fraction"] or ""
+    digits = (match["whole"] + fraction).lstrip("0")
+    if match["sign"] == "-" or not digits:
+        raise InvalidInput(f"{field} must be more than 0 ETH")
+    exponent = (match["exponent"] or "0").lstrip("+")
+    if len(exponent.lstrip("-").lstrip("0")) > 4:
+        raise InvalidInput(f"{field} has an exponent out of range: write it as plain decimals")
+    shift = int(exponent) - len(fraction) + ETH_DECIMALS  # wei = digits × 10**shift
+    kept = digits.rstrip("0")
+    shift += len(digits) - len(kept)
+    if shift < 0:
+        raise InvalidInput(f"{field} must be a whole number of wei: at most "
+                           f"{ETH_DECIMALS} decimals of ETH")
+    if len(kept) + shift > len(str(MAX_WEI)) or int(kept) * 10**shift >= MAX_WEI:
+        raise InvalidInput(f"{field} is too large: at most {MAX_WEI - 1} wei")
+    return int(kept) * 10**shift
+
+
+def _number_text(value: object) -> str | None:
+    """The text of a number given as a string or a JSON number (None for anything else)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return repr(value)  # a float's shortest text: what the sender wrote, not its binary value

@@ -10,6 +10,7 @@ from flask import Flask
 from web import config, errors
 from web.bridges import send_command
 from web.config import DEFAULTS
+from web.converters import AsciiIntegerConverter
 from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.ratelimit import TokenBuckets
@@ -30,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
+    app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
 
     for feature in (pages, auth, wallet, market, grid, admin, tx, chain, rpc):
         app.register_blueprint(feature.bp)

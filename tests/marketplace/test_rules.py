@@ -105,3 +105,53 @@ def test_soft_close_moves_the_deadline_back_but_not_past_the_cap():
     assert rules.extended_deadline(110.0, cap, now=105.0, limits=limits) == 120.0
     assert rules.extended_deadline(120.0, cap, now=119.0, limits=limits) == cap  # capped
     assert rules.extended_deadline(first, cap, 99.0, rules.Limits()) == first  # switched off
+
+
+@pytest.mark.parametrize("bad", ["sNaN", "-sNaN", "NaN", "Infinity", "-inf", "1e999999999",
+                                 "1e-999999999", "1_000", "١", "１", "0x10", "1e", "."])
+def test_ether_amounts_that_are_no_plain_number_are_refused_clearly(bad):
+    """F8: "sNaN", "-sNaN" and "1e999999999" raised decimal's own errors (a 500), and
+    "1e-999999999" passed as 0 wei: a rounding Decimal context computed the wei."""
+    with pytest.raises(InvalidInput, match="amount"):
+        rules.parse_ether(bad, "amount")
+
+
+def test_ether_amounts_are_exact_or_refused_never_rounded():
+    """F8: 29 significant digits were rounded to the context's 28 instead of refused."""
+    assert rules.parse_ether("12345678901.234567890123456789", "amount") == (
+        12345678901234567890123456789)
+    assert rules.parse_ether("1.000000000000000001", "amount") == 10**18 + 1
+    for rounded in ("1.0000000000000000000000000001", "0.0000000000000000015"):
+        with pytest.raises(InvalidInput, match="18 decimals"):
+            rules.parse_ether(rounded, "amount")
+    with pytest.raises(InvalidInput, match="more than 0"):
+        rules.parse_ether("0e-50", "amount")
+    assert rules.parse_ether("1.5e-3", "amount") == 15 * 10**14
+    assert rules.parse_ether(" 2.50 ", "amount") == 25 * 10**17
+    assert rules.parse_ether(0.1, "amount") == 10**17  # a JSON number, as written
+    assert rules.parse_ether(rules.MAX_WEI // 10**18, "amount") < rules.MAX_WEI
+    with pytest.raises(InvalidInput, match="too large"):
+        rules.parse_ether(str(rules.MAX_WEI) + "e-18", "amount")
+    assert rules.parse_ether(str(rules.MAX_WEI - 1) + "e-18", "amount") == rules.MAX_WEI - 1
+
+
+@pytest.mark.parametrize("digits", ["١٢٣", "１２３", "१२३", "1_2_3", "12³"])
+def test_integers_take_ascii_digits_only(digits):
+    """F8: int() took other scripts' digits ("١٢٣" and fullwidth "１２３" were 123)."""
+    with pytest.raises(InvalidInput, match="whole number"):
+        rules.parse_int(digits, "energy", 1, 10_000_000)
+    assert rules.parse_int(" 123 ", "energy", 1, 10_000_000) == 123
+
+
+def test_a_huge_integer_is_refused_by_its_range_without_echoing_it():
+    with pytest.raises(InvalidInput, match="between 1 and 10") as refused:
+        rules.parse_int("9" * 5000, "energy", 1, 10)
+    assert len(str(refused.value)) < 100
+
+
+def test_the_zero_address_is_refused():
+    """F8: the zero address passed as a recipient: Ether sent there belongs to nobody."""
+    for zero in ("0x" + "0" * 40, " 0x" + "0" * 40 + " "):
+        with pytest.raises(InvalidInput, match="zero address"):
+            rules.parse_address(zero, "recipient")
+    assert rules.parse_address("0x" + "0" * 39 + "1") == "0x" + "0" * 39 + "1"

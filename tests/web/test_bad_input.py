@@ -182,6 +182,47 @@ def test_prepare_refuses_bad_actions_and_fields(app, bob, payload, words):
     assert bob.get("/api/wallet").get_json()["pending"] == []  # nothing was queued
 
 
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({"action": "deposit", "amount_eth": "sNaN"}, "deposit"),
+        ({"action": "deposit", "amount_eth": "-sNaN"}, "deposit"),
+        ({"action": "deposit", "amount_eth": "1e999999999"}, "deposit"),
+        ({"action": "deposit", "amount_eth": "1e-999999999"}, "deposit"),
+        ({"action": "deposit", "amount_eth": "1.0000000000000000000000000001"}, "18 decimals"),
+        ({"action": "withdraw", "amount_eth": "sNaN"}, "withdrawal"),
+        ({"action": "send", "to": "alice", "amount_eth": "-sNaN"}, "amount"),
+        ({"action": "send", "to": "0x" + "0" * 40, "amount_eth": "1"}, "zero address"),
+        ({"action": "approve", "energy_wh": "١٠"}, "whole number"),
+        ({"action": "approve", "energy_wh": "１０"}, "whole number"),
+        ({"action": "deposit", "amount_eth": "1", "market": "１"}, "whole number"),
+        ({"action": "close", "deal_id": "١"}, "whole number"),
+    ],
+)
+def test_amounts_integers_and_recipients_an_attacker_typed_are_refused(app, bob, payload, words):
+    """F8: "sNaN", "-sNaN" and "1e999999999" answered 500, "1e-999999999" was a deposit of
+    0 wei, 29 significant digits were rounded, Unicode digits passed integer fields and the
+    zero address passed as a recipient: each is now a 400 that says why, and nothing queued."""
+    refused(bob.post("/api/tx/prepare", json=payload), 400, words)
+    assert bob.get("/api/wallet").get_json()["pending"] == []
+
+
+def test_send_check_refuses_the_zero_address(app, bob):
+    """F8: the zero address passed the send check too (Ether sent there is burnt)."""
+    refused(bob.post("/api/send/check", json={"to": "0x" + "0" * 40, "amount_eth": "1"}), 400,
+            "zero address")
+
+
+def test_an_id_in_a_path_takes_ascii_digits_only(app, bob):
+    """F8: Werkzeug's <int:…> matched any script's digits: /api/listings/١/… was listing 1."""
+    ascii_one = bob.post("/api/listings/1/bids/terms", json={"price_wei": "1"})
+    refused(ascii_one, 404, "no listing 1")
+    for path in ("/api/listings/١/bids/terms", "/api/listings/%EF%BC%91/bids/terms",
+                 "/api/deals/١/close"):
+        other = refused(bob.post(path, json={"price_wei": "1"}), 404)
+        assert "no listing" not in other["error"] and "no deal" not in other["error"], path
+
+
 def test_a_withdrawal_with_nothing_to_complete_gives_the_contracts_reason(app, bob):
     response = bob.post("/api/tx/prepare", json={"action": "complete_withdrawal"})
     refused(response, 409, "NoWithdrawalPending(0)")
