@@ -1,5 +1,5 @@
 """Socket.IO channels: /market broadcasts listings and deals, /wallet pushes each user's wallet,
-/grid streams the boards' readings for the live charts.
+/grid streams the boards' readings for the live charts; the default namespace / carries nothing.
 
 Every channel is bound to the logged-in session: a connection without a signed-in session is
 refused, and logging out closes the session's connections.
@@ -17,6 +17,7 @@ from web.session import current_account, runtime
 from web.state import portal
 
 log = logging.getLogger(__name__)
+
 
 class SessionNamespace(Namespace):
     """A channel only logged-in sessions may open; logout closes it."""
@@ -39,6 +40,11 @@ class SessionNamespace(Namespace):
 
     def left(self) -> None:
         """What a channel does when a connection ends."""
+
+
+class DefaultNamespace(SessionNamespace):
+    """The default namespace "/": no channel lives here, but python-socketio accepts it
+    unless a handler refuses, so anyone could hold a connection open; now only sessions can."""
 
 
 class MarketNamespace(SessionNamespace):
@@ -84,6 +90,7 @@ def register(io: SocketIO) -> None:
     """Attach the channels' namespaces (their parts are in the app's PortalState)."""
     from web.bridges import BridgeNamespace
 
+    io.on_namespace(DefaultNamespace("/"))
     io.on_namespace(MarketNamespace("/market"))
     io.on_namespace(WalletNamespace("/wallet"))
     io.on_namespace(GridNamespace("/grid"))

@@ -182,6 +182,22 @@ def test_live_channels_refuse_a_browser_that_is_not_logged_in(app, runtime, name
     assert not anonymous.is_connected(namespace)
 
 
+def test_the_default_namespace_refuses_anonymous_connections(app, runtime, login):
+    """F8: the Socket.IO default namespace "/" accepted anonymous connections (python-socketio
+    takes "/" unless a handler refuses): now only a signed-in session connects there, and the
+    page's channels still connect for a signed-in user."""
+    anonymous = socketio.test_client(app, namespace="/")
+    assert not anonymous.is_connected("/")
+    carol = login("carol")
+    signed = socketio.test_client(app, namespace="/", flask_test_client=carol)
+    assert signed.is_connected("/") and signed.get_received("/") == []  # nothing lives there
+    channels = {ns: socketio.test_client(app, namespace=ns, flask_test_client=carol)
+                for ns in ("/market", "/wallet", "/grid")}
+    assert all(client.is_connected(ns) for ns, client in channels.items())
+    carol.post("/api/logout")
+    assert not signed.is_connected("/")  # logout closes it like the others
+
+
 def test_nobody_can_act_for_another_account(app, runtime, login, clock):
     people = names(runtime)
     alice, bob, carol = login("alice"), login("bob"), login("carol")
