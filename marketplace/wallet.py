@@ -14,7 +14,7 @@ from geth_private.backend import (
 )
 from geth_private.errors import ChainError
 from geth_private.watching import WatchRefused
-from marketplace import rules, signed
+from marketplace import readouts, rules, signed
 from marketplace.contract_enums import MARKETS, EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
 from marketplace.ledger import GAS, LABELS
@@ -217,14 +217,20 @@ class Wallets:
         reading = self.market.safe_read(board_id)
         if reading is None:
             return {"online": False}
+        # A value the board got wrong shows as unknown (None), never an error for the wallet.
+        shown = readouts.board(reading, board_id)
+        power = shown["pv_w"] if role == "producer" and shown["pv_w"] is not None else (
+            shown["power_w"])
+        wh_in = readouts.number(getattr(reading, "wh_in", None), None, board_id, "wh_in")
+        wh_out = readouts.number(getattr(reading, "wh_out", None), None, board_id, "wh_out")
+        relays = shown["relays"]
         return {
             "online": True,
-            "power_w": round(reading.pv_w if role == "producer" and reading.pv_w is not None
-                             else reading.power_w, 1),
-            "energy_in_kwh": round(reading.wh_in / 1000, 4),
-            "energy_out_kwh": round(reading.wh_out / 1000, 4),
-            "soc": reading.soc,
-            "relay_on": bool(reading.relays and reading.relays[0]),
+            "power_w": power,
+            "energy_in_kwh": None if wh_in is None else round(wh_in / 1000, 4),
+            "energy_out_kwh": None if wh_out is None else round(wh_out / 1000, 4),
+            "soc": readouts.number(getattr(reading, "soc", None), None, board_id, "soc"),
+            "relay_on": bool(relays and relays[0]),
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
+from marketplace import readouts
 from marketplace.clock import SystemClock
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
@@ -25,6 +27,8 @@ from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.loops import Loop
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
+
+log = logging.getLogger(__name__)
 
 Spawn = Callable[..., Any]
 TX_POLL_S = 0.2  # how often receipts are looked for
@@ -168,20 +172,22 @@ class Runtime:
         return address.lower() in demo_addresses(self.data_dir / DEMO_BOOK)
 
     def boards(self) -> list[dict[str, Any]]:
-        """Each participant's board as its last reading shows it (None where none came yet)."""
+        """Each participant's board as its last reading shows it (None where none came yet).
+
+        A value a board got wrong is shown as unknown and logged (marketplace.readouts); a
+        board that cannot be asked at all is shown offline: never an error for the whole list.
+        """
         router = self.board_router
         states = []
         for p in self.store.participants():
             if not p["board_id"]:
                 continue
-            reading = router.reading(p["board_id"])
-            states.append({
-                "board_id": p["board_id"], "owner": p["name"], "role": p["role"],
-                "online": reading is not None and router.online(p["board_id"]),
-                "relays": list(reading.relays) if reading else [],
-                "budgets": list(reading.budgets) if reading else [],
-                "power_w": round(reading.power_w, 1) if reading else None,
-                "pv_w": round(reading.pv_w, 1) if reading and reading.pv_w is not None else None,
-                "soc": round(reading.soc, 4) if reading and reading.soc is not None else None,
-            })
+            try:
+                reading = router.reading(p["board_id"])
+                online = reading is not None and router.online(p["board_id"])
+            except Exception:  # a broken board must not take the others' rows with it
+                log.exception("board %s cannot be read for display", p["board_id"])
+                reading, online = None, False
+            states.append({"board_id": p["board_id"], "owner": p["name"], "role": p["role"],
+                           "online": online, **readouts.board(reading, p["board_id"])})
         return states
