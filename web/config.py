@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Config
 
+from geth_private.files import locked, write_atomic
+
 DEFAULTS: dict[str, Any] = {
     "CHAIN_URI": "anvil://",  # falls back to embedded:// when no anvil binary is installed
     "CHAIN_FALLBACK": True,
@@ -80,8 +82,9 @@ def load(config: Config, test_config: dict[str, Any] | None = None) -> None:
 def _secret(data_dir: Path, name: str) -> str:
     """A secret kept in the data directory, so it survives a restart."""
     path = data_dir / name
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip()
+    # Workers starting at once on one data directory must share one secret (a session signed
+    # by one worker is read by the other), so one of them makes it, written whole.
+    with locked(path):
+        if not path.exists():
+            write_atomic(path, secrets.token_hex(32), 0o600)
+        return path.read_text().strip()

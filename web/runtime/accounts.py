@@ -28,11 +28,21 @@ class AccountDirectory:
 
     def create(self, name: str, new_account: Callable[[], str]) -> str:
         """Record a new account under a free name (InvalidInput if taken); its address."""
+        return self._add(name, new_account, taken_ok=False)
+
+    def ensure(self, name: str, new_account: Callable[[], str]) -> str:
+        """The address under name, made (and recorded) first if there is none yet: portal
+        workers starting at once on one data directory make one account, not one each."""
+        return self._add(name, new_account, taken_ok=True)
+
+    def _add(self, name: str, new_account: Callable[[], str], taken_ok: bool) -> str:
         # Read, extended and written back by one thread and one portal worker at a time: two
         # unlocked creations both read the old file and the later write dropped the other's.
         with locked(self.path):
             names = self.names()
             if name in names:
+                if taken_ok:
+                    return names[name]
                 raise InvalidInput(f"the name {name!r} is taken")
             address = names[name] = new_account()  # e.g. a new keystore, once the name is free
             write_atomic(self.path, json.dumps(names, indent=1, sort_keys=True))

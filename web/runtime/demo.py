@@ -10,6 +10,7 @@ from typing import Any
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from geth_private import Keystore
+from geth_private.files import locked, write_atomic
 from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
 from web.runtime.meters import ETHER, MeterEnrollment
@@ -69,7 +70,7 @@ def seed_accounts(
     """
     demo = []
     for spec in specs:
-        address = accounts.address_of(spec["name"]) or accounts.create(
+        address = accounts.ensure(
             spec["name"], lambda: keystore.new(spec["passphrase"])  # noqa: B023 (called at once)
         )
         # On a persistent chain the accounts keep what they had: top up, never pile up.
@@ -81,6 +82,7 @@ def seed_accounts(
                      "passphrase": spec["passphrase"], "board": spec["board"]})
     # Remembered as the demo's for good: their passphrases stay published after DEMO_ACCOUNTS
     # is turned off, so web.access keeps refusing them from beyond this machine.
-    marked = demo_addresses(book) | {a["address"].lower() for a in demo}
-    book.write_text(json.dumps(sorted(marked), indent=1))
+    with locked(book):  # workers sharing the data directory each add theirs: none is lost
+        marked = demo_addresses(book) | {a["address"].lower() for a in demo}
+        write_atomic(book, json.dumps(sorted(marked), indent=1))
     return demo

@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from geth_private import Keystore
 from geth_private.errors import KeystoreError, WrongPassphrase
+from geth_private.files import locked, write_atomic
 from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
 
@@ -36,13 +37,14 @@ class OperatorKeyError(KeystoreError):
 def operator_account(keystore: Keystore, data_dir: Path, passphrase: str | None) -> LocalAccount:
     """The operator's key: generated into the keystore on first run, unlocked on later ones."""
     book = data_dir / OPERATOR_BOOK
-    if not book.exists():
-        secret, source = _passphrase(data_dir, passphrase, create=True)
-        account: LocalAccount = Account.create()
-        keystore.store(account, secret)
-        book.write_text(json.dumps({"address": account.address}, indent=1))
-        log.info("operator key %s generated (passphrase from %s)", account.address, source)
-        return account
+    with locked(book):  # workers starting at once on one data directory make one operator
+        if not book.exists():
+            secret, source = _passphrase(data_dir, passphrase, create=True)
+            account: LocalAccount = Account.create()
+            keystore.store(account, secret)
+            write_atomic(book, json.dumps({"address": account.address}, indent=1))
+            log.info("operator key %s generated (passphrase from %s)", account.address, source)
+            return account
     address = json.loads(book.read_text())["address"]
     secret, source = _passphrase(data_dir, passphrase, create=False, address=address)
     started = time.perf_counter()
@@ -106,9 +108,12 @@ def admin_accounts(
     """
     if ADMIN["name"] not in admins:
         return []
-    address = accounts.address_of(ADMIN["name"])
-    passphrase = None
-    if address is None:
-        passphrase = secrets.token_urlsafe(12)
-        address = accounts.create(ADMIN["name"], lambda: keystore.new(passphrase))
-    return [{**ADMIN, "address": address, "passphrase": passphrase}]
+    made: list[str] = []
+
+    def new_admin() -> str:
+        made.append(secrets.token_urlsafe(12))
+        return keystore.new(made[0])
+
+    # ensure: workers starting at once make one admin account, and only its maker prints it.
+    address = accounts.ensure(ADMIN["name"], new_admin)
+    return [{**ADMIN, "address": address, "passphrase": made[0] if made else None}]
