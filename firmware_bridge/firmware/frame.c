@@ -228,7 +228,7 @@ static uint8_t send_with(struct frame_out *f, uint16_t check, uint8_t digits)
         return 0;
     f->buf[f->len++] = '*';
     for (uint8_t d = digits; d > 0; d--)
-        f->buf[f->len++] = HEX[(check >> (4u * (d - 1u))) & 0x0Fu];
+        f->buf[f->len++] = HEX[((uint32_t)check >> (4u * (d - 1u))) & 0x0Fu];
     f->buf[f->len++] = '\n';
     hal_uart_write(f->buf, f->len);
     return 1;
