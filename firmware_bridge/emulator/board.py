@@ -84,6 +84,7 @@ class BoardEmulator:
     def answer(self, line: bytes | str) -> list[bytes]:
         """What the board sends for one line: its reply, and a reading after a v2 HELLO."""
         with self.lock:
+            self._greet = False  # set by a HELLO that opens a session in this very line
             out = [self.handle(line)]
             if self._greet:  # a host that (re)connects learns relays and budgets at once
                 self._greet = False
