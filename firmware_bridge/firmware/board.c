@@ -160,7 +160,7 @@ uint8_t board_send_reading(struct board *b, int32_t reply_id)
     }
 }
 
-/* -- replies ------------------------------------------------------------------------------------ */
+/* -- replies ----------------------------------------------------------------------------------- */
 
 /* An ERR reply keyed with `k`: the session, or NULL for the answer to a HELLO. */
 void board_send_error(const char *k, uint16_t id, uint8_t code, const char *text)
