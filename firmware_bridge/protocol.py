@@ -217,7 +217,7 @@ def decode_legacy(line: bytes | str) -> Frame:
 def format_time_factor(factor: float) -> str:
     """A time factor as the TF field: a plain decimal, at most 3 decimals, no trailing zeros."""
     if not math.isfinite(factor) or not 0.001 <= factor <= MAX_TIME_FACTOR:
-        raise FrameError(f"time factor {factor!r} must be 0.001..{MAX_TIME_FACTOR:g}")
+        raise FrameError(f"time factor {factor!r} must be 0.001..{MAX_TIME_FACTOR:.0f}")
     return f"{factor:.3f}".rstrip("0").rstrip(".")
 
 
