@@ -41,10 +41,13 @@ class RemoteBridge:
         token: str,
         meter_keys: dict[str, Signer],
         report_every_s: float = 0.25,
+        *,
+        bridge_id: str,
     ):
         self.bridge = bridge
         self.portal_url = portal_url
-        self.token = token
+        self.bridge_id = bridge_id  # the id the admin registered this bridge under
+        self.token = token  # … and the token it was given then
         self.meter_keys = meter_keys
         self.report_every_s = report_every_s
         self.contracts: set[str] = set()
@@ -60,7 +63,8 @@ class RemoteBridge:
         """Connect and announce the boards; returns once the portal accepted them."""
         try:
             self.client.connect(self.portal_url, namespaces=["/bridge"],
-                                auth={"token": self.token}, wait_timeout=timeout)
+                                auth={"bridge": self.bridge_id, "token": self.token},
+                                wait_timeout=timeout)
         except socketio.exceptions.ConnectionError as err:
             raise BridgeError(f"the portal at {self.portal_url} refused the bridge: {err}") from err
         if not self._ready.wait(timeout):
@@ -139,8 +143,8 @@ class RemoteBridge:
 
 
 def run_bridge(
-    ports: list[str], portal_url: str, token: str, keys: Callable[[str], Signer],
-    stop: threading.Event,
+    ports: list[str], portal_url: str, bridge_id: str, token: str,
+    keys: Callable[[str], Signer], stop: threading.Event,
 ) -> None:
     """Attach the ports, connect to the portal and serve until stop is set."""
     bridge = Bridge()
@@ -148,7 +152,8 @@ def run_bridge(
         for port in ports:
             bridge.attach(port)
         remote = RemoteBridge(bridge, portal_url, token,
-                              {board_id: keys(board_id) for board_id in bridge.boards()})
+                              {board_id: keys(board_id) for board_id in bridge.boards()},
+                              bridge_id=bridge_id)
         remote.connect()
         stop.wait()
         remote.close()
