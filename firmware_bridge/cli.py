@@ -98,7 +98,14 @@ def bridge_command(args: argparse.Namespace) -> int:
     try:
         print(f"serving {', '.join(args.port)} to {args.portal}", flush=True)
         keys = MachineKeys(data / "meters")
-        run_bridge(args.port, args.portal, args.bridge_id, token, keys.get, stop)
+
+        def meter_key(board_id: str):  # noqa: ANN202 (a LocalAccount)
+            # Printed so the admin can register exactly these (board id, meter) pairs.
+            key = keys.get(board_id)
+            print(f"board {board_id}: meter {key.address}", flush=True)
+            return key
+
+        run_bridge(args.port, args.portal, args.bridge_id, token, meter_key, stop)
     except KeyboardInterrupt:
         pass
     except BridgeError as err:
