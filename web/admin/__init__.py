@@ -110,7 +110,8 @@ def enroll(account):
         raise InvalidInput("role is producer or consumer")
     rated = rules.parse_int(data.get("rated_power_w"), "rated power (W)", 1, 2**32 - 1)
     rt.meters.request(owner, meter, seated["board_id"] or "", data["role"], rated)
-    return jsonify(meter=meter, owner=owner, status="consent requested", **_meter(meter)), 202
+    entry = _meter(meter)
+    return jsonify({**entry, "meter": meter, "owner": owner, "status": "consent requested"}), 202
 
 
 @bp.post("/api/admin/bridges")
