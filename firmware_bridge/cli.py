@@ -86,7 +86,7 @@ def bridge_command(args: argparse.Namespace) -> int:
     try:
         print(f"serving {', '.join(args.port)} to {args.portal}", flush=True)
         keys = MachineKeys(data / "meters")
-        run_bridge(args.port, args.portal, token, keys.get, stop)
+        run_bridge(args.port, args.portal, token, keys.get, stop, data / "odometer")
     except KeyboardInterrupt:
         pass
     except BridgeError as err:

@@ -1,4 +1,4 @@
-"""Boards a bridge on another machine serves, as the portal sees them, and their meter keys.
+"""Boards a bridge on another machine serves, as the portal sees them, and their signed readings.
 
 The portal reaches each remote bridge through a transport it is given (Socket.IO in the web
 layer), so this module needs no web framework: it keeps which bridge serves which board and
@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
 from firmware_bridge.boards import Boards
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
-from geth_private.signer import Signer
+from firmware_bridge.signing import ReadingDomain, SignedReading
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,19 @@ class RemoteBoards(Boards):
         self.timeout = timeout
         self.sid: dict[str, str] = {}  # board id -> the connection (peer) of its bridge
         self.latest: dict[str, Reading] = {}
+        self.signed: dict[str, SignedReading] = {}  # board id -> its meter's latest signed one
+        self.meters: dict[str, str] = {}  # board id -> the meter address its bridge announced
+        self.domain: ReadingDomain | None = None  # where signed readings count (set at deploy)
         self.lock = threading.Lock()
-        self._listeners: list[Callable[[str, str, RemoteMeter], None]] = []
+        self._listeners: list[Callable[[str, str, str], None]] = []
 
-    def subscribe(self, listener: Callable[[str, str, RemoteMeter], None]) -> None:
-        """Call listener(board id, kind, meter) whenever a bridge announces a board."""
+    def subscribe(self, listener: Callable[[str, str, str], None]) -> None:
+        """Call listener(board id, kind, meter address) whenever a bridge announces a board."""
         self._listeners.append(listener)
+
+    def set_reading_domain(self, domain: ReadingDomain) -> None:
+        """Keep only signed readings of this chain and token from now on."""
+        self.domain = domain
 
     # -- what bridges say ------------------------------------------------------------------
 
@@ -60,10 +66,10 @@ class RemoteBoards(Boards):
                 raise BridgeError(f"boards {taken} are already served by another bridge")
             for board in offered:
                 self.sid[board["board_id"]] = peer
+                self.meters[board["board_id"]] = board["meter"]
         for board in offered:
-            meter = RemoteMeter(board["meter"], board["board_id"], self)
             for listener in list(self._listeners):
-                listener(board["board_id"], board["kind"], meter)
+                listener(board["board_id"], board["kind"], board["meter"])
 
     def report(self, peer: str, data: Any) -> None:
         """A reading a bridge sent unasked; ignored unless the board is that bridge's."""
@@ -74,6 +80,24 @@ class RemoteBoards(Boards):
             self.latest[board_id] = reading_from_json(data["reading"])
         except (KeyError, TypeError, ValueError) as err:
             log.warning("bad reading from the bridge of %s: %s", board_id, err)
+        if data.get("signed") is not None:
+            self._keep_signed(board_id, data["signed"])
+
+    def _keep_signed(self, board_id: str, data: Any) -> None:
+        """Keep a signed reading only when the board's meter signed it for this domain."""
+        try:
+            signed = SignedReading.from_json(data)
+        except BridgeError as err:
+            log.warning("bad signed reading from the bridge of %s: %s", board_id, err)
+            return
+        announced = str(self.meters.get(board_id, "")).lower()
+        if self.domain is None or signed.meter.lower() != announced \
+                or not signed.signed_by_meter(self.domain):
+            log.warning("signed reading of %s not by its meter here: dropped", board_id)
+            return
+        last = self.signed.get(board_id)
+        if last is None or signed.timestamp > last.timestamp:
+            self.signed[board_id] = signed
 
     def disconnect(self, peer: str) -> None:
         """A bridge went away: its boards are offline until it (or another) announces them."""
@@ -132,33 +156,9 @@ class RemoteBoards(Boards):
         self.latest[board_id] = reading
         return reading
 
-
-@dataclass(frozen=True)
-class RemoteSignedTx:
-    """A transaction a remote bridge signed with a meter key."""
-
-    hash: bytes
-    raw_transaction: bytes
-
-
-class RemoteMeter(Signer):
-    """A meter key held by a remote bridge: it signs meter transactions there, never here."""
-
-    def __init__(self, address: str, board_id: str, boards: RemoteBoards):
-        self._address = address
-        self.board_id = board_id
-        self.boards = boards
-
-    @property
-    def address(self) -> str:
-        """The meter account's address, as the bridge announced it."""
-        return self._address
-
-    def sign_transaction(self, tx: dict[str, Any]) -> RemoteSignedTx:
-        """Ask the bridge to sign a meter transaction; BridgeError if it refuses or is away."""
-        answer = self.boards.command(self.board_id, "sign", tx=tx)
-        return RemoteSignedTx(hash=bytes.fromhex(answer["hash"][2:]),
-                              raw_transaction=bytes.fromhex(answer["raw"][2:]))
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The latest signed reading its bridge sent (no I/O)."""
+        return self.signed.get(board_id)
 
 
 def reading_from_json(data: dict[str, Any]) -> Reading:
