@@ -39,7 +39,10 @@ class BridgeNamespace(Namespace):
             _remote_boards().announce(request.sid, offered)
         except BridgeError as err:
             return {"error": str(err)}
-        return {"contracts": list(portal().runtime.ledger.addresses().values())}
+        ledger = portal().runtime.ledger
+        domain = ledger.reading_domain()  # where the bridge's meter keys sign readings
+        return {"contracts": list(ledger.addresses().values()), "chain_id": domain.chain_id,
+                "token": domain.token}
 
     def on_reading(self, data: Any) -> None:
         _remote_boards().report(request.sid, data)

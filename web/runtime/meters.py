@@ -1,4 +1,4 @@
-"""Meter accounts: keys of this machine's boards, gas for them, their enrollment on the chain."""
+"""Meter accounts: keys of this machine's boards and their enrollment on the chain."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from geth_private.keystore import MachineKeys
-from geth_private.signer import Signer
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market
 from web.runtime.accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
-
-ETHER = 10**18
-
 
 def rated_power_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> int:
     """The power a meter is enrolled for, in chain time, from its participant's spec."""
@@ -28,7 +24,7 @@ def rated_power_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> int:
 
 
 class MeterEnrollment:
-    """Gives each participant's board a funded meter account enrolled for them, then a seat."""
+    """Gives each participant's board a meter account enrolled for them, then a seat."""
 
     def __init__(
         self, ledger: Ledger, market: Market, accounts: AccountDirectory,
@@ -42,9 +38,8 @@ class MeterEnrollment:
         self.keys = MachineKeys(data_dir / "meters", config["SCRYPT_N"])
 
     def enroll(self, spec: Mapping[str, Any], owner: str, meter: str) -> None:
-        """Fund a meter account for gas and enroll it for its owner, unless it already is."""
-        if self.ledger.eth_balance(meter) < ETHER:
-            self.ledger.fund(meter, 10 * ETHER)
+        """Enroll a meter for its owner, unless it already is (meters need no Ether: they
+        sign readings and send nothing)."""
         kind = PRODUCER if spec["role"] == "producer" else CONSUMER
         rated = rated_power_w(spec, self.config)
         entry = self.ledger.meter_of(meter)
@@ -55,9 +50,10 @@ class MeterEnrollment:
         """A board of this machine: its meter key (made on first use) enrolled, its owner seated."""
         meter = self.keys.get(spec["board"])
         self.enroll(spec, owner, meter.address)
-        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"], meter)
+        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"],
+                                    meter.address)
 
-    def adopt_remote(self, board_id: str, kind: str, meter: Signer) -> None:
+    def adopt_remote(self, board_id: str, kind: str, meter: str) -> None:
         """A remote bridge announced a board: enroll its meter for the participant it measures."""
         spec = next((p for p in self.participants if p["board"] == board_id), None)
         # Or a person who registered and whom the admin gave this board.
@@ -69,7 +65,6 @@ class MeterEnrollment:
             log.error("remote board %s (%s) matches no participant", board_id, kind)
             return
         owner = self.accounts.names()[spec["name"]]
-        self.enroll(spec, owner, meter.address)
+        self.enroll(spec, owner, meter)
         self.market.add_participant(spec["name"], owner, spec["role"], board_id, meter)
-        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"],
-                 meter.address)
+        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"], meter)
