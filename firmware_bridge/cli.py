@@ -105,7 +105,8 @@ def bridge_command(args: argparse.Namespace) -> int:
             print(f"board {board_id}: meter {key.address}", flush=True)
             return key
 
-        run_bridge(args.port, args.portal, args.bridge_id, token, meter_key, stop)
+        run_bridge(args.port, args.portal, args.bridge_id, token, meter_key, stop,
+                   data / "odometer")
     except KeyboardInterrupt:
         pass
     except BridgeError as err:

@@ -21,7 +21,6 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
 from firmware_bridge.reading_json import parse_reading, went_back
 from firmware_bridge.signing import ReadingDomain, SignedReading
-from geth_private.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -208,34 +207,6 @@ class RemoteBoards(Boards):
         reading = reading_from_json(self.command(board_id, "read")["reading"])
         self.latest[board_id] = reading
         return reading
-
-
-@dataclass(frozen=True)
-class RemoteSignedTx:
-    """A transaction a remote bridge signed with a meter key."""
-
-    hash: bytes
-    raw_transaction: bytes
-
-
-class RemoteMeter(Signer):
-    """A meter key held by a remote bridge: it signs meter transactions there, never here."""
-
-    def __init__(self, address: str, board_id: str, boards: RemoteBoards):
-        self._address = address
-        self.board_id = board_id
-        self.boards = boards
-
-    @property
-    def address(self) -> str:
-        """The meter account's address, as the bridge announced it."""
-        return self._address
-
-    def sign_transaction(self, tx: dict[str, Any]) -> RemoteSignedTx:
-        """Ask the bridge to sign a meter transaction; BridgeError if it refuses or is away."""
-        answer = self.boards.command(self.board_id, "sign", tx=tx)
-        return RemoteSignedTx(hash=bytes.fromhex(answer["hash"][2:]),
-                              raw_transaction=bytes.fromhex(answer["raw"][2:]))
 
 
 def reading_from_json(data: Any) -> Reading:

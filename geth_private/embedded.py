@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ class _LockedTesterProvider(EthereumTesterProvider):
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
+            if method in _SENDS:
+                self._stamp_now()
             try:
                 return super().make_request(method, params)
             except TransactionFailed as err:
@@ -47,6 +50,22 @@ class _LockedTesterProvider(EthereumTesterProvider):
             "id": 0,
             "error": {"code": 3, "message": "execution reverted", "data": "0x" + data.hex()},
         }
+
+
+    def _stamp_now(self) -> None:
+        """Date the block a transaction goes into no earlier than now, as a node would.
+
+        eth-tester dates its pending block when the previous one was mined: on an idle chain
+        that is long ago, and a meter reading signed a moment ago would be "from the future"
+        to the contracts. Only ever forward: a test's time travel stays.
+        """
+        chain = self.ethereum_tester.backend.chain
+        now = int(time.time())
+        if chain.header.timestamp < now:
+            chain.header = chain.header.copy(timestamp=now)
+
+
+_SENDS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
 
 
 def _wire(value: Any) -> Any:

@@ -47,9 +47,9 @@ class BridgeNamespace(Namespace):
             log.warning("hello refused: %s", err)
             return {"error": str(err)}
         ledger = portal().runtime.ledger
-        addresses = ledger.addresses()
-        return {"contracts": list(addresses.values()), "chain_id": ledger.chain_id(),
-                "token": addresses["EnergyToken"]}
+        domain = ledger.reading_domain()  # where the bridge's meter keys sign readings
+        return {"contracts": list(ledger.addresses().values()), "chain_id": domain.chain_id,
+                "token": domain.token}
 
     def on_reading(self, data: Any) -> None:
         _remote_boards().report(request.sid, data)

@@ -12,7 +12,8 @@ from firmware_bridge.emulator import Microgrid
 from geth_private import Keystore
 from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
-from web.runtime.meters import ETHER, MeterEnrollment
+from web.runtime.meters import MeterEnrollment
+from web.runtime.operator import ETHER
 
 DEMO_BOOK = "demo_accounts.json"  # the demo's accounts, as web.access needs to know them
 

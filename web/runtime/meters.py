@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from contracts.bindings import sign_typed
-from firmware_bridge.remote_boards import AnnouncedBoard, RemoteBoards, RemoteMeter
+from firmware_bridge.remote_boards import AnnouncedBoard, RemoteBoards
 from geth_private.keystore import MachineKeys
 from geth_private.records import TxRecord, TxStatus
-from geth_private.signer import Signer
 from marketplace.errors import NotFound
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market
@@ -27,8 +26,6 @@ from web.runtime import consent
 from web.runtime.accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
-
-ETHER = 10**18
 
 
 def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
@@ -139,7 +136,8 @@ class MeterEnrollment:
             signature = sign_typed(key, self._typed(row, deadline))
             self.ledger.enroll_meter(meter.address, owner, kind, rated, deadline, signature)
         self.store.set_consent_status(owner, meter.address, "enrolled")
-        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"], meter)
+        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"],
+                                    meter.address)
 
     def adopt_remote(self, board: AnnouncedBoard) -> None:
         """A registered bridge claimed a board: seat its owner if its meter is enrolled so
@@ -190,7 +188,5 @@ class MeterEnrollment:
 
     def _seat(self, seat: Mapping[str, Any], meter: str) -> None:
         board_id = seat["board"]
-        signer: Signer = (RemoteMeter(meter, board_id, self.remote)
-                          if self.remote.serves(board_id) else self.keys.get(board_id))
-        self.market.add_participant(seat["name"], seat["address"], seat["role"], board_id, signer)
+        self.market.add_participant(seat["name"], seat["address"], seat["role"], board_id, meter)
         log.info("board %s of %s is seated, meter %s", board_id, seat["name"], meter)

@@ -12,9 +12,9 @@ from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.remote_boards import RemoteBoards, Transport
-from firmware_bridge.signing import ReadingDomain
 from geth_private import Keystore, TxManager
 from geth_private.backend import PERSISTENT, ChainBackend
+from geth_private.keystore import MachineKeys
 from marketplace.clock import Clock
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
@@ -85,8 +85,13 @@ def wire(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
         )
         undo.callback(microgrid.stop)
-        bridge = Bridge(heartbeat_s=1.0)
+        # This machine's boards' meter keys live here, with the bridge that signs their readings.
+        meter_keys = MachineKeys(data_dir / "meters", config["SCRYPT_N"])
+        bridge = Bridge(heartbeat_s=1.0, meter_keys=meter_keys.get,
+                        odometer_dir=data_dir / "odometer")
         undo.callback(bridge.close)
+        domain = ledger.reading_domain()  # deployed (or attached) above
+        bridge.set_reading_domain(domain)
         # Boards a bridge on another machine serves (`gridbid bridge`): those the config
         # names, and those of people the admin seated; the rest are local.
         local = {spec["board"] for spec in participants(config)}
@@ -96,9 +101,7 @@ def wire(
         remote_boards = RemoteBoards(
             listed(config.get("REMOTE_BOARDS")) + seated + registered, transport
         )
-        addresses = ledger.addresses()
-        remote_boards.set_reading_domain(ReadingDomain(ledger.chain_id(),
-                                                       addresses["EnergyToken"]))
+        remote_boards.set_reading_domain(domain)
         boards = BoardRouter(bridge, remote_boards)
         market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
