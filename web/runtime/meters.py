@@ -68,10 +68,11 @@ class MeterEnrollment:
         """Ask an owner to consent to a meter's enrollment (signed at once for a demo key)."""
         kind = PRODUCER if role == "producer" else CONSUMER
         self.store.request_consent(owner, meter, board_id, kind, rated, time.time())
+        row = self.store.consent(owner, meter)
         key = self.demo_keys.get(owner)
-        if key is not None:
+        if key is not None and row["status"] == "pending":  # not one already on its way
             deadline = int(time.time()) + consent.CONSENT_TTL_S
-            signature = sign_typed(key, self._typed(self.store.consent(owner, meter), deadline))
+            signature = sign_typed(key, self._typed(row, deadline))
             self.submit(owner, meter, deadline, "0x" + signature.hex())
 
     def pending(self, owner: str) -> list[dict[str, Any]]:
