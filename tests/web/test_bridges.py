@@ -254,3 +254,27 @@ def test_bad_readings_are_refused_and_health_and_charts_keep_working(app, runtim
             runtime.accounts.address_of("alice")) > minted, what="alice to mint on")
     finally:
         bridge.disconnect()
+
+
+@pytest.mark.browser
+def test_the_wallet_view_signs_a_consent_in_the_page(server, browser, runtime):
+    """F3 through the pages: bob's wallet view lists the meter waiting for his consent; Sign
+    signs the EIP-712 MeterConsent with the key unlocked in the page, and only then is the meter
+    enrolled as his."""
+    from tests.common import page_login
+
+    bob = runtime.accounts.address_of("bob")
+    meter = Account.create().address
+    runtime.meters.request(bob, meter, "load-bob", "consumer", 500)
+    assert runtime.ledger.meter_of(meter)["kind"] == 0
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page_login(page, server, "bob", "bob-demo", "/wallet")
+    page.wait_for_selector(f"#consents tr[data-meter='{meter}']")
+    assert page.inner_text(f"#consents tr[data-meter='{meter}']").count("500") == 1
+    page.click(f"#consents tr[data-meter='{meter}'] .sign-consent")
+    wait_for(lambda: runtime.ledger.meter_of(meter)["owner"] == bob, what="bob's enrollment")
+    assert runtime.ledger.meter_of(meter)["rated_power_w"] == 500
+    page.wait_for_selector("#consents-card", state="hidden")
+    assert errors == []
