@@ -34,10 +34,12 @@ class RemoteBridge:
 
     def __init__(
         self, bridge: Bridge, portal_url: str, token: str, report_every_s: float = 0.25,
+        *, bridge_id: str,
     ):
         self.bridge = bridge
         self.portal_url = portal_url
-        self.token = token
+        self.bridge_id = bridge_id  # the id the admin registered this bridge under
+        self.token = token  # … and the token it was given then
         self.report_every_s = report_every_s
         self.contracts: set[str] = set()
         self.domain: ReadingDomain | None = None
@@ -53,7 +55,8 @@ class RemoteBridge:
         """Connect and announce the boards; returns once the portal accepted them."""
         try:
             self.client.connect(self.portal_url, namespaces=["/bridge"],
-                                auth={"token": self.token}, wait_timeout=timeout)
+                                auth={"bridge": self.bridge_id, "token": self.token},
+                                wait_timeout=timeout)
         except socketio.exceptions.ConnectionError as err:
             raise BridgeError(f"the portal at {self.portal_url} refused the bridge: {err}") from err
         if not self._ready.wait(timeout):
@@ -128,8 +131,8 @@ class RemoteBridge:
 
 
 def run_bridge(
-    ports: list[str], portal_url: str, token: str, keys: Callable[[str], LocalAccount],
-    stop: threading.Event, odometer_dir: Path | None = None,
+    ports: list[str], portal_url: str, bridge_id: str, token: str,
+    keys: Callable[[str], LocalAccount], stop: threading.Event, odometer_dir: Path | None = None,
 ) -> None:
     """Attach the ports (their meter keys from keys(board id), their counters continued in
     odometer_dir), connect to the portal and serve until stop is set."""
@@ -137,7 +140,7 @@ def run_bridge(
     try:
         for port in ports:
             bridge.attach(port)
-        remote = RemoteBridge(bridge, portal_url, token)
+        remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id)
         remote.connect()
         stop.wait()
         remote.close()

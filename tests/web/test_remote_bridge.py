@@ -17,13 +17,22 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote import RemoteBridge
 from tests.common import wait_for
 
-REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol", "BRIDGE_TOKEN": "t0ken"}
+REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol"}
 ETH = 10**18
 
 
+def register(login, boards: dict[str, str]) -> str:
+    """The admin registers bridge "site" with these boards and meters; its token."""
+    answer = login("admin").post("/api/admin/bridges", json={
+        "id": "site", "boards": [{"board_id": b, "meter": m} for b, m in boards.items()]})
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()["token"]
+
+
 @pytest.fixture
-def site(server):
-    """The other machine: two boards, a bridge on their ptys, connected to the portal."""
+def site(server, login):
+    """The other machine: two boards, a bridge on their ptys, registered with the portal and
+    connected to it."""
     grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
     grid.add_producer("pv-alice")
     # A small load (10 W × 600 = 1.7 Wh a second), so the 30 Wh budget outlasts the checks of
@@ -33,7 +42,8 @@ def site(server):
     bridge = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
     for device in grid.start().values():
         bridge.attach(device)
-    remote = RemoteBridge(bridge, server, "t0ken")
+    token = register(login, {board: key.address for board, key in keys.items()})
+    remote = RemoteBridge(bridge, server, token, bridge_id="site")
     remote.connect()
     yield grid, keys, bridge, remote
     remote.close()
@@ -42,14 +52,17 @@ def site(server):
 
 
 @pytest.mark.parametrize("app", [REMOTE], indirect=True)
-def test_a_wrong_token_is_refused(app, server):
+def test_a_wrong_token_is_refused(app, server, login):
+    """F2: a registered bridge's id with a guessed token is refused."""
     grid = Microgrid()
     grid.add_consumer("load-carol")
-    bridge = Bridge(meter_keys=lambda board_id: Account.create())
+    key = Account.create()
+    register(login, {"load-carol": key.address})
+    bridge = Bridge(meter_keys=lambda board_id: key)
     try:
         bridge.attach(grid.start()["load-carol"])
         with pytest.raises(BridgeError, match="refused the bridge"):
-            RemoteBridge(bridge, server, "guess").connect(3)
+            RemoteBridge(bridge, server, "guess", bridge_id="site").connect(3)
     finally:
         bridge.close()
         grid.stop()
@@ -115,22 +128,30 @@ def test_the_portal_gets_no_transaction_signature_from_a_bridge(app, runtime, si
 
 
 @pytest.mark.parametrize("app", [REMOTE], indirect=True)
-def test_gridbid_bridge_serves_emulated_boards_to_the_portal(app, runtime, server, tmp_path):
+def test_gridbid_bridge_serves_emulated_boards_to_the_portal(app, runtime, server, tmp_path,
+                                                            login):
     import subprocess
     import sys
+
+    from geth_private.keystore import MachineKeys
 
     gridbid = [sys.executable, "-m", "web.cli"]
     boards = subprocess.Popen(
         [*gridbid, "emulate", "--board", "pv-alice:producer", "--board", "load-carol:consumer",
          "--seconds", "60"], stdout=subprocess.PIPE, text=True)
+    # The site's meter keys are made before the admin registers them: their addresses are
+    # what the registration names (a real site reads them off `gridbid bridge`'s first run).
+    keys = MachineKeys(tmp_path / "site" / "meters", 2**10)
     token = tmp_path / "token"
-    token.write_text("t0ken\n")
+    token.write_text(register(login, {b: keys.get(b).address for b in ("pv-alice", "load-carol")})
+                     + "\n")
     bridge = None
     try:
         ports = [boards.stdout.readline().split()[2] for _ in range(2)]
         bridge = subprocess.Popen(
             [*gridbid, "bridge", "--port", ports[0], "--port", ports[1], "--portal", server,
-             "--token-file", str(token), "--data-dir", str(tmp_path / "site")])
+             "--bridge-id", "site", "--token-file", str(token),
+             "--data-dir", str(tmp_path / "site")])
         wait_for(lambda: set(runtime.remote_boards.sid) == {"pv-alice", "load-carol"},
                  timeout=30, what="gridbid bridge to announce both boards")
         runtime.board_router.set_relay("load-carol", True)
@@ -195,7 +216,7 @@ def test_a_bridge_away_burns_no_nonce_and_its_paused_deal_can_be_closed(
     chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
     assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
     # The bridge comes back: the next deal's reports are all taken (no nonce went missing).
-    again = RemoteBridge(bridge, server, "t0ken")
+    again = RemoteBridge(bridge, server, remote.token, bridge_id=remote.bridge_id)
     again.connect()
     try:
         _, second = _active_deal(runtime, login, clock)

@@ -97,13 +97,18 @@ def wire(
         local = {spec["board"] for spec in participants(config)}
         seated = [p["board_id"] for p in store.participants()
                   if p["board_id"] and p["board_id"] not in local]
-        remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")) + seated, transport)
+        registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
+        remote_boards = RemoteBoards(
+            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport
+        )
         remote_boards.set_reading_domain(domain)
         boards = BoardRouter(bridge, remote_boards)
         market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
-        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
+        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir,
+                                 remote_boards, bridge.boards)
         remote_boards.subscribe(meters.adopt_remote)
+        txm.subscribe(meters.on_transaction)
         demo: list[dict[str, str]] = []
         if config["DEMO_ACCOUNTS"]:
             with store.exclusive("startup"):  # … and create and fund accounts one at a time
