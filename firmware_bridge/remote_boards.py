@@ -1,4 +1,4 @@
-"""Boards a bridge on another machine serves, as the portal sees them, and their signed readings.
+"""Boards a bridge on another machine serves, as the portal sees them, and their meter keys.
 
 The portal reaches each remote bridge through a transport it is given (Socket.IO in the web
 layer), so this module needs no web framework: it keeps which bridge serves which board and

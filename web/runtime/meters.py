@@ -27,8 +27,6 @@ from web.runtime.accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
 
-ETHER = 10**18
-
 
 def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
     """A participant's rating in its own board's time: PV peak or load, in W."""
@@ -70,10 +68,11 @@ class MeterEnrollment:
         """Ask an owner to consent to a meter's enrollment (signed at once for a demo key)."""
         kind = PRODUCER if role == "producer" else CONSUMER
         self.store.request_consent(owner, meter, board_id, kind, rated, time.time())
+        row = self.store.consent(owner, meter)
         key = self.demo_keys.get(owner)
-        if key is not None:
+        if key is not None and row["status"] == "pending":  # not one already on its way
             deadline = int(time.time()) + consent.CONSENT_TTL_S
-            signature = sign_typed(key, self._typed(self.store.consent(owner, meter), deadline))
+            signature = sign_typed(key, self._typed(row, deadline))
             self.submit(owner, meter, deadline, "0x" + signature.hex())
 
     def pending(self, owner: str) -> list[dict[str, Any]]:
@@ -190,7 +189,5 @@ class MeterEnrollment:
 
     def _seat(self, seat: Mapping[str, Any], meter: str) -> None:
         board_id = seat["board"]
-        # The meter's key stays where its board is (a remote bridge, or this machine's
-        # Bridge): the market knows its address and the readings it signs.
         self.market.add_participant(seat["name"], seat["address"], seat["role"], board_id, meter)
         log.info("board %s of %s is seated, meter %s", board_id, seat["name"], meter)
