@@ -81,6 +81,16 @@ def test_a_block_after_an_idle_spell_is_dated_no_earlier_than_its_transaction(ch
     assert chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] >= sent_at
 
 
+def test_a_burst_of_blocks_keeps_the_chains_clock_at_the_wall_clock(chain):
+    """A block per transaction, each a second after its parent, ran the embedded chain's
+    clock ahead of the wall's: a reading signed now was older than the deal it reported on."""
+    txm = TxManager(chain)
+    for _ in range(6):
+        receipt = txm.transact(chain.faucet(), {"to": Account.create().address, "value": 1,
+                                                "gas": 21_000}, "pay")
+        assert chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] <= int(time.time())
+
+
 def test_contract_events_are_read_by_polling_logs(chain, ledger):
     poller = ledger.log_poller(0)
     first = [ledger.decode(raw)[0] for raw in poller.poll()]

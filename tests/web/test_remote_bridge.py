@@ -57,8 +57,8 @@ def test_a_wrong_token_is_refused(app, server, login):
     grid = Microgrid()
     grid.add_consumer("load-carol")
     key = Account.create()
-    bridge = Bridge(meter_keys=lambda board_id: key)
     register(login, {"load-carol": key.address})
+    bridge = Bridge(meter_keys=lambda board_id: key)
     try:
         bridge.attach(grid.start()["load-carol"])
         with pytest.raises(BridgeError, match="refused the bridge"):
@@ -216,7 +216,7 @@ def test_a_bridge_away_burns_no_nonce_and_its_paused_deal_can_be_closed(
     chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
     assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
     # The bridge comes back: the next deal's reports are all taken (no nonce went missing).
-    again = RemoteBridge(bridge, server, remote.token, bridge_id="site")
+    again = RemoteBridge(bridge, server, remote.token, bridge_id=remote.bridge_id)
     again.connect()
     try:
         _, second = _active_deal(runtime, login, clock)
