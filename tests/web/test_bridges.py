@@ -278,3 +278,26 @@ def test_the_wallet_view_signs_a_consent_in_the_page(server, browser, runtime):
     assert runtime.ledger.meter_of(meter)["rated_power_w"] == 500
     page.wait_for_selector("#consents-card", state="hidden")
     assert errors == []
+
+
+@pytest.mark.browser
+def test_the_admin_view_registers_and_revokes_a_bridge(server, browser, runtime):
+    """The admin registers a bridge in the page (its token shown once, and it proves that
+    bridge), sees it listed, and revokes it."""
+    from tests.common import page_login
+
+    meter = Account.create().address
+    page = browser.new_context().new_page()
+    page_login(page, server, "admin", runtime.admin_accounts[0]["passphrase"], "/admin")
+    page.fill("#bridge-id", "site-9")
+    page.fill("#bridge-boards", f"load-zed {meter}")
+    page.click("#register-bridge")
+    page.wait_for_selector("#bridge-token-box:not([hidden])")
+    token = page.inner_text("#bridge-token").strip()
+    page.wait_for_selector("#bridges tr[data-bridge='site-9']")
+    connect(server, "site-9", token).disconnect()  # the token shown is the bridge's
+    page.click("#bridges tr[data-bridge='site-9'] .revoke")
+    page.wait_for_selector("#bridges tr[data-bridge='site-9']", state="detached")
+    assert runtime.store.bridge("site-9") is None
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(server, "site-9", token)
