@@ -10,11 +10,12 @@ import logging
 import threading
 from typing import Any
 
-from geth_private import Signer, TxRecord
+from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
 from marketplace.clock import Clock
+from marketplace.errors import NotAllowed
 from marketplace.events import Hub
 from marketplace.lease import SETTLEMENT, Lease
 from marketplace.ledger import Ledger
@@ -63,10 +64,11 @@ class Market:
 
     def add_participant(
         self, name: str, address: str, role: str, board_id: str | None,
-        meter: Signer | None,
+        meter: str | None,
     ) -> None:
-        """Register an account with the board and meter key that measure it (none yet: None)."""
-        self.store.add_participant(address, name, role, board_id, meter and meter.address)
+        """Register an account with the board and the meter (its key's address) that measure
+        it (none yet: None); the meter's key stays with the board's bridge."""
+        self.store.add_participant(address, name, role, board_id, meter)
         if board_id is None or meter is None:
             return
         self.settlement.add_meter(board_id, meter)
@@ -77,8 +79,8 @@ class Market:
         """A participant by address, or NotFound."""
         return participant(self.store, address)
 
-    def meter(self, board_id: str) -> Signer:
-        """The meter key a board's delivery reports are signed with, or NotFound."""
+    def meter(self, board_id: str) -> str:
+        """The address of the meter key a board's readings are signed with, or NotFound."""
         return self.settlement.meter(board_id)
 
     # -- queries ---------------------------------------------------------------------------
@@ -91,9 +93,13 @@ class Market:
         """Listings as the pages show them (open ones by default)."""
         return self.auctions.listings(status)
 
-    def deal(self, deal_id: int) -> dict[str, Any]:
-        """One deal as the pages show it."""
-        return self.settlement.deal(deal_id)
+    def deal(self, deal_id: int, viewer: str | None = None) -> dict[str, Any]:
+        """One deal as the pages show it; given a viewer, only when it is a party (else
+        NotAllowed: who trades with whom at what price is the parties' business)."""
+        view = self.settlement.deal(deal_id)
+        if viewer is not None and viewer not in (view["buyer"], view["seller"]):
+            raise NotAllowed("only the deal's parties (and admins) can see a deal")
+        return view
 
     def deals(self, address: str | None = None) -> list[dict[str, Any]]:
         """Deals, newest first; only those an address is party to when given."""
@@ -110,15 +116,23 @@ class Market:
     # -- commands --------------------------------------------------------------------------
 
     def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
-        """The approve(escrow, n) the seller signs before listing energy_wh, if one is needed."""
+        """The approve(escrow, n) the seller signs before listing energy_wh, if one is needed
+        (with the same allowance as a permit)."""
         return self.auctions.prepare_approval(seller, energy_wh)
 
-    def create_listing(
-        self, seller: str, energy_wh: object, start_price: object, duration_s: object,
-        approval: object = None,
+    def offer_terms(
+        self, seller: str, energy_wh: object, start_price: object, duration_s: object
     ) -> dict[str, Any]:
-        """List energy for auction, with the seller's signed approval when one is needed."""
-        return self.auctions.create_listing(seller, energy_wh, start_price, duration_s, approval)
+        """The EIP-712 Offer the seller signs to list energy, checked first as a listing."""
+        return self.auctions.offer_terms(seller, energy_wh, start_price, duration_s)
+
+    def create_listing(
+        self, seller: str, offer: object, signature: object, approval: object = None,
+        permit: object = None, energy_wh: object = None, start_price: object = None,
+    ) -> dict[str, Any]:
+        """List the seller's signed offer, with its approval or permit when one is needed."""
+        return self.auctions.create_listing(seller, offer, signature, approval, permit,
+                                            energy_wh, start_price)
 
     def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
         """The EIP-712 bid the bidder signs, checked first as a bid would be."""
@@ -130,9 +144,16 @@ class Market:
         """Store a bid the bidder signed with its own key; returns once it is stored durably."""
         return self.auctions.place_bid(bidder, listing_id, bid, signature)
 
-    def cancel_listing(self, seller: str, listing_id: object) -> dict[str, Any]:
-        """Withdraw a listing: only its seller, only while open and before the first bid."""
-        return self.auctions.cancel_listing(seller, listing_id)
+    def prepare_cancel(self, seller: str, listing_id: object) -> dict[str, Any]:
+        """The approval (or permit) lowering the escrow's allowance that cancelling carries."""
+        return self.auctions.prepare_cancel(seller, listing_id)
+
+    def cancel_listing(
+        self, seller: str, listing_id: object, approval: object = None, permit: object = None
+    ) -> dict[str, Any]:
+        """Withdraw a listing: only its seller, only while open and before the first bid,
+        with the signed approval (or permit) that lowers the allowance by its lot."""
+        return self.auctions.cancel_listing(seller, listing_id, approval, permit)
 
     def prepare_close(self, party: str, deal_id: object) -> dict[str, Any]:
         """The closeDeal a party signs for Close connection."""
@@ -151,7 +172,7 @@ class Market:
         called = self.ledger.function_of(call)
         if called is not None and called[:2] == ("EnergyEscrow", "closeDeal"):
             deal = self.store.deal_by_chain_id(int(called[2][0]))
-            if deal is not None and deal["status"] == DealState.ACTIVE \
+            if deal is not None and deal["status"] in (DealState.ACTIVE, DealState.PAUSED) \
                     and call.sender in (deal["buyer"], deal["seller"]):
                 self.settlement.close_connection(call.sender, deal["id"], call)
                 return self.settlement.transactions()[(deal["id"], "close")]
@@ -163,8 +184,8 @@ class Market:
         """One pass: close due auctions, follow deal transactions, report delivery, mint.
 
         Every worker closes auctions (each close is claimed in the store, so it happens once);
-        only the worker holding the settlement lease sends the operator's and meters'
-        transactions, so workers sharing one chain account never race for its nonces.
+        only the worker holding the settlement lease sends the operator's transactions, so
+        workers sharing one chain account never race for its nonces.
         """
         with self._lock:
             leading = self.lease.renew()
@@ -175,12 +196,9 @@ class Market:
             if not leading:
                 return
             self.settlement.advance_all()
-        readings = {}
-        for board_id in producer_boards(self.store):
-            reading = self.safe_read(board_id)
-            if reading is not None:
-                readings[board_id] = reading.wh_in
-        self.minting.step(readings)
+        # Outside the lock: the cache of signed readings, then the chain (the batch's receipt).
+        self.minting.step({board_id: self.switchboard.signed(board_id)
+                           for board_id in producer_boards(self.store)})
 
     def close(self) -> None:
         """The last tick ran: hand settlement to another worker at once (a clean stop)."""

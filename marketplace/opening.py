@@ -1,5 +1,6 @@
-"""Opening a deal an auction made: the winner's signed bid to the escrow, once, retried while
-the chain is away, the next covered bid when the winner's cannot open; then activation."""
+"""Opening a deal an auction made: the seller's signed offer and the winner's signed bid to the
+escrow, once, retried while the chain is away, the next covered bid when the winner's cannot
+open; then activation."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from geth_private import TxRecord
-from marketplace import rules
+from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.ledger import Ledger
+from marketplace.reports import DeliveryReports
 from marketplace.settings import Settings
 from marketplace.states import DealState, ListingState
 from marketplace.store import Store
@@ -28,7 +30,7 @@ class DealOpening:
     def __init__(
         self, store: Store, ledger: Ledger, switchboard: Switchboard, clock: Clock,
         settings: Settings, txs: dict[tuple[int, str], TxRecord],
-        publish: Callable[[int], None],
+        publish: Callable[[int], None], *, reports: DeliveryReports,
     ):
         self.store = store
         self.ledger = ledger
@@ -37,6 +39,7 @@ class DealOpening:
         self.settings = settings
         self._txs = txs
         self._publish = publish
+        self.reports = reports  # sends the deal's first (baseline) report at activation
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
         self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
@@ -51,14 +54,10 @@ class DealOpening:
             self._send_open(deal)
 
     def _approved(self, deal: dict[str, Any]) -> bool:
-        """Whether the seller's approval sent with the listing has left the queue (openDeal
-        takes the tokens with it, so it waits for the approval's receipt)."""
+        """Whether the seller's approval (or permit) sent with the listing has left the queue
+        (openDeal takes the tokens with it, so it waits for the approval's receipt)."""
         tx_hash = self.store.listing(deal["listing_id"])["approval_tx"]
-        if not tx_hash:
-            return True
-        record = self.ledger.txm.record(tx_hash) or self.store.transaction_record(tx_hash) or {}
-        status = record.status if hasattr(record, "status") else record.get("status")
-        return status not in ("queued", "pending")
+        return offers.approval_settled(self.store, self.ledger, tx_hash)
 
     def _approval_overdue(self, deal: dict[str, Any]) -> bool:
         """Whether the bid validity after the auction's latest close is over (the deal still
@@ -68,23 +67,25 @@ class DealOpening:
         return self.clock.now() >= latest + self.settings.bid_validity_s
 
     def _send_open(self, deal: dict[str, Any]) -> None:
-        """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
+        """Send the escrow's openDeal from the seller's signed offer and the winning signed
+        bid; on failure, retry later.
 
-        Safe to repeat: the escrow opens one deal per listing and uses a signed bid once, and
-        before sending again the market asks the escrow whether the deal is already open.
+        Safe to repeat: the escrow opens one deal per offer and uses a signed bid once, and
+        before sending again the market asks the escrow whether the offer's deal is open.
         """
         did = deal["id"]
         listing = self.store.listing(deal["listing_id"])
         won = self.store.bid(listing["winning_bid"])
         bid = {
-            "listingId": listing["id"], "buyer": deal["buyer"], "seller": deal["seller"],
-            "priceWeiPerKWh": deal["price"], "maxWh": deal["energy_wh"],
-            "nonce": won["nonce"], "expiry": won["expiry"],
+            "offer": bytes.fromhex(listing["offer_hash"][2:]), "buyer": deal["buyer"],
+            "buyerMeter": won["buyer_meter"], "priceWeiPerKWh": deal["price"],
+            "maxWh": deal["energy_wh"], "nonce": won["nonce"], "expiry": won["expiry"],
         }
-        expires = deal["expires_at"] or int(self.clock.now()) + self.settings.deal_ttl_s
         try:
             self._txs[(did, "open")] = self.ledger.open_deal_async(
-                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"], expires
+                signed.stored_offer(listing["offer"]),
+                bytes.fromhex(listing["offer_signature"][2:]),
+                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"],
             )
             self._backoff.pop(did, None)
         except Exception as err:  # the chain is down or refused the send: nothing happened
@@ -104,17 +105,17 @@ class DealOpening:
         if record is not None and record.status in ("queued", "pending"):
             return
         if record is not None and record.status == "mined":
-            self._activate_when_free(row, self.ledger.deal_id_from(record))
+            self._adopt(row, self.ledger.deal_id_from(record))
             return
         # No transaction in flight (a restart, a failed send) or one that reverted: the
-        # escrow's own record decides, so a deal is opened exactly once.
+        # escrow's own record of the listing's offer decides, so a deal is opened once.
         try:
-            chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
+            chain_id = row["chain_deal_id"] or self.ledger.deal_of_offer(self._offer_hash(row))
         except Exception as err:  # the chain is away: ask again after a backoff
             self._plan_retry(did, err)
             return
         if chain_id:
-            self._activate_when_free(row, chain_id)
+            self._adopt(row, chain_id)
         elif record is not None and record.status == "failed":
             self._fall_back(row, record.error or "openDeal reverted")
         elif self.clock.now() >= self._retry_at.get(did, 0.0):
@@ -126,6 +127,29 @@ class DealOpening:
                 # escrow's notice keeps the bid covered, no bid of this listing can bind.
                 self._fail_deal(did, "the seller's approval of the tokens was not mined by "
                                      "the time the winning bid had to open its deal")
+
+    def _offer_hash(self, row: dict[str, Any]) -> bytes:
+        return bytes.fromhex(self.store.listing(row["listing_id"])["offer_hash"][2:])
+
+    def _adopt(self, row: dict[str, Any], chain_id: int) -> None:
+        """Take the escrow's deal as this one only when it is this one: same buyer, seller,
+        price and energy (a store that forgot, on a chain that remembers, must not take an old
+        deal for a new one); its expiry is the escrow's."""
+        if row["chain_deal_id"] == chain_id and row["expires_at"]:
+            self._activate_when_free(row, chain_id)
+            return
+        chain = self.ledger.chain_deal(chain_id)
+        differ = [f"{name} {chain[key]} ≠ {row[field]}" for name, key, field in (
+            ("buyer", "buyer", "buyer"), ("seller", "seller", "seller"),
+            ("price", "priceWeiPerKWh", "price"), ("energy", "energyWh", "energy_wh"))
+            if chain[key] != row[field]]
+        if differ:
+            self._fail_deal(row["id"], f"the escrow's deal {chain_id} for this offer is not this "
+                                       f"deal ({', '.join(differ)}): not adopted")
+            return
+        self.store.update_deal(row["id"], chain_deal_id=chain_id,
+                               expires_at=int(chain["expiresAt"]))
+        self._activate_when_free(self.store.deal(row["id"]), chain_id)
 
     def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:
         """Activate an opened deal once its buyer has no other deal under way.
@@ -145,29 +169,46 @@ class DealOpening:
             self._publish(row["id"])
 
     def _activate(self, row: dict[str, Any], chain_id: int) -> None:
-        """The escrow confirmed the deal: measure from now, give the budget, relays on.
+        """The escrow confirmed the deal: the baseline report, the budget, relays on.
 
-        The baseline is committed first (the deal stays "opening"), so a restart between here
-        and "active" measures from the same point; "active" is published only once the relays
-        were switched, so whoever sees it can rely on energy flowing.
+        The baseline is both meters' first readings signed after the deal opened, sent to the
+        escrow as the deal's first report and stored (the buyer's whIn, as the escrow keeps
+        it) while the deal stays "opening", so a restart measures from the same point;
+        "active" is published only once the relays were switched, so whoever sees it can rely
+        on energy flowing.
         """
         did = row["id"]
         used = 0.0
-        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]), fresh=True)
-        if row["baseline_wh"] is None:
-            self.store.update_deal(
-                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0,
-                error=None,
-            )
+        if row["baseline_wh"] is None or not self._baseline_under_way(row, chain_id):
+            opened_at = int(self.ledger.chain_deal(chain_id)["openedAt"])
+            pair = self.reports.baseline({**row, "chain_deal_id": chain_id}, chain_id, opened_at)
+            if pair is None:
+                waiting = "opened on chain; waiting for both meters' signed readings"
+                if row["chain_deal_id"] != chain_id or row["error"] != waiting:
+                    self.store.update_deal(did, chain_deal_id=chain_id, error=waiting)
+                    self._publish(did)
+                return
+            self.store.update_deal(did, chain_deal_id=chain_id, baseline_wh=float(pair[1].wh_in),
+                                   reported_wh=0, error=None)
             row = self.store.deal(did)
-        elif reading is not None:  # resumed after a restart: what flowed since counts
-            used = max(reading.wh_in - row["baseline_wh"], 0.0)
+        else:  # resumed after a restart: what flowed since counts
+            reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]))
+            if reading is not None:
+                used = max(reading.wh_in - row["baseline_wh"], 0.0)
         # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
         # however late the portal's next look at the meter comes.
         self.switchboard.budget(row, max(float(row["energy_wh"]) - used, 0.0))
         self.switchboard.relays(row, on=True)
         self.store.update_deal(did, status=DealState.ACTIVE, opened=self.clock.now())
         self._publish(did)
+
+    def _baseline_under_way(self, row: dict[str, Any], chain_id: int) -> bool:
+        """Whether the stored baseline's report is in flight or on chain (after a restart
+        with neither, the baseline is taken again: the escrow's must be the stored one)."""
+        record = self._txs.get((row["id"], "report"))
+        if record is not None and record.status != "failed":
+            return True
+        return bool(self.ledger.chain_deal(chain_id)["started"])
 
     def _fall_back(self, row: dict[str, Any], error: str) -> None:
         """The winner's deal cannot open: the next bid its bidder's escrow covers wins

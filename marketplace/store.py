@@ -71,6 +71,78 @@ class Store(Database):
         """Every participant, by name."""
         return self.query("SELECT * FROM participants ORDER BY name")
 
+    # -- bridges: remote machines the admin registered, with the boards each may serve ----
+
+    def add_bridge(
+        self, bridge_id: str, token_sha256: str, boards: list[dict[str, str]], now: float
+    ) -> str | None:
+        """Register a bridge (a revoked one of the same id gives way); None, or why not: its
+        id, a board or a meter is already another live bridge's."""
+        with self.transaction():
+            if self.one("SELECT id FROM bridges WHERE id = ? AND revoked IS NULL", bridge_id):
+                return f"bridge {bridge_id} is already registered"
+            for other in self.bridges():
+                for board in other["boards"]:
+                    for mine in boards:
+                        if board["board_id"] == mine["board_id"]:
+                            return f"board {mine['board_id']} is bridge {other['id']}'s"
+                        if board["meter"].lower() == mine["meter"].lower():
+                            return f"meter {mine['meter']} is bridge {other['id']}'s"
+            self.write("DELETE FROM bridges WHERE id = ?", bridge_id)
+            self.write("INSERT INTO bridges (id, token_sha256, boards, created)"
+                       " VALUES (?, ?, ?, ?)", bridge_id, token_sha256, json.dumps(boards), now)
+        return None
+
+    def bridge(self, bridge_id: str) -> dict[str, Any] | None:
+        """A live (not revoked) bridge with its token's hash and boards, or None."""
+        row = self.one("SELECT * FROM bridges WHERE id = ? AND revoked IS NULL", bridge_id)
+        return {**row, "boards": json.loads(row["boards"])} if row else None
+
+    def bridges(self) -> list[dict[str, Any]]:
+        """Every live bridge with its boards (no token hashes), by id."""
+        rows = self.query("SELECT id, boards, created FROM bridges WHERE revoked IS NULL"
+                          " ORDER BY id")
+        return [{**row, "boards": json.loads(row["boards"])} for row in rows]
+
+    def revoke_bridge(self, bridge_id: str, now: float) -> bool:
+        """Revoke a bridge's credential; whether it was live."""
+        return self.write("UPDATE bridges SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                          now, bridge_id) > 0
+
+    # -- meter consents: enrollments waiting for (or sent with) the owner's signature -------
+
+    def request_consent(
+        self, owner: str, meter: str, board_id: str, kind: int, rated_power_w: int, now: float
+    ) -> None:
+        """Ask an owner to consent to a meter's enrollment; a request with other terms (or a
+        failed one) starts afresh, one already sent or done with these terms stays."""
+        self.write(
+            "INSERT INTO meter_consents (owner, meter, board_id, kind, rated_power_w, created)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(owner, meter) DO UPDATE SET"
+            " board_id = excluded.board_id, kind = excluded.kind,"
+            " rated_power_w = excluded.rated_power_w, status = 'pending', tx_hash = NULL,"
+            " created = excluded.created WHERE meter_consents.status = 'pending'"
+            " OR meter_consents.kind <> excluded.kind"
+            " OR meter_consents.rated_power_w <> excluded.rated_power_w",
+            owner, meter, board_id, kind, rated_power_w, now,
+        )
+
+    def consent(self, owner: str, meter: str) -> dict[str, Any] | None:
+        """One consent request by owner and meter."""
+        return self.one("SELECT * FROM meter_consents WHERE owner = ? AND meter = ?", owner, meter)
+
+    def consents(self, owner: str, status: str = "pending") -> list[dict[str, Any]]:
+        """An owner's consent requests in a status, oldest first."""
+        return self.query("SELECT * FROM meter_consents WHERE owner = ? AND status = ?"
+                          " ORDER BY created", owner, status)
+
+    def set_consent_status(
+        self, owner: str, meter: str, status: str, tx_hash: str | None = None
+    ) -> None:
+        """Mark a consent request sent (with its enrollment's hash), enrolled, or pending."""
+        self.write("UPDATE meter_consents SET status = ?, tx_hash = ? WHERE owner = ? AND"
+                   " meter = ?", status, tx_hash, owner, meter)
+
     # -- registrations: people who made their own key and await the admin -----------------
 
     def add_registration(
@@ -110,15 +182,27 @@ class Store(Database):
     def add_listing(
         self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float,
         closes_by: float | None = None, approval_tx: str | None = None,
+        offer: dict[str, Any] | None = None, offer_signature: bytes | None = None,
+        offer_hash: bytes | None = None,
     ) -> int:
         """Store a new open listing; its id. closes_by caps soft-close extensions;
-        approval_tx is the seller's signed approval the deal must wait for."""
+        approval_tx is the seller's signed approval (or permit) the deal must wait for;
+        offer, its signature and hash are the seller's signed EIP-712 Offer."""
         return self.insert(
             "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by,"
-            " approval_tx) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " approval_tx, offer, offer_signature, offer_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             seller, energy_wh, start_price, created, deadline,
             deadline if closes_by is None else closes_by, approval_tx,
+            None if offer is None else json.dumps({k: str(v) if isinstance(v, int) else v
+                                                  for k, v in offer.items()}),
+            None if offer_signature is None else "0x" + offer_signature.hex(),
+            None if offer_hash is None else "0x" + offer_hash.hex(),
         )
+
+    def listing_by_offer(self, offer_hash: bytes) -> dict[str, Any] | None:
+        """The listing of a signed offer (by its EIP-712 hash), if one was listed."""
+        return self.one("SELECT * FROM listings WHERE offer_hash = ?", "0x" + offer_hash.hex())
 
     def set_deadline(self, listing_id: int, deadline: float) -> None:
         """Move a listing's deadline (soft close)."""
@@ -161,13 +245,14 @@ class Store(Database):
 
     def add_bid(
         self, listing_id: int, bidder: str, price: int, created: float,
-        nonce: int, expiry: int, signature: bytes,
+        nonce: int, expiry: int, signature: bytes, buyer_meter: str | None = None,
     ) -> int:
-        """Store a signed bid durably; its id."""
+        """Store a signed bid durably (with the meter it names); its id."""
         return self.insert(
-            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature,"
+            " buyer_meter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
+            buyer_meter,
         )
 
     def bid_nonce_used(self, bidder: str, nonce: int) -> bool:

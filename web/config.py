@@ -34,9 +34,15 @@ DEFAULTS: dict[str, Any] = {
     "EMULATOR_SKY": "clear",  # or "clouds"
     "PV_PEAK_W": 400,
     "LOAD_W": 240,
-    "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
+    # Demo boards served by `gridbid bridge` on another machine (each registered to its
+    # bridge by the admin: POST /api/admin/bridges).
+    "REMOTE_BOARDS": "",
     "STEP_WH": 5,
-    "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed
+    "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed (the escrow's
+    # dealDuration: a chain deployed with another is redeployed)
+    # The highest rated power the token enrolls a meter with, in W (fixed at deploy): bounds
+    # what any one meter can mint an hour, even one its operator controls.
+    "MAX_RATED_POWER_W": 1_000_000,
     # The longest auction; with SOFT_CLOSE_CAP_S and the bid validity it makes the escrow's
     # withdrawal notice (a chain deployed with another notice is redeployed).
     "MAX_DURATION_S": 24 * 3600,
@@ -74,9 +80,6 @@ def load(config: Config, test_config: dict[str, Any] | None = None) -> None:
     data_dir = Path(config["DATA_DIR"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret(data_dir, "secret_key")
-    if not config.get("BRIDGE_TOKEN"):
-        # Remote bridges (`gridbid bridge --token …`) prove themselves with this.
-        config["BRIDGE_TOKEN"] = _secret(data_dir, "bridge_token")
 
 
 def _secret(data_dir: Path, name: str) -> str:

@@ -155,3 +155,13 @@ def test_the_zero_address_is_refused():
         with pytest.raises(InvalidInput, match="zero address"):
             rules.parse_address(zero, "recipient")
     assert rules.parse_address("0x" + "0" * 39 + "1") == "0x" + "0" * 39 + "1"
+
+
+def test_a_bid_whose_lot_costs_0_wei_is_refused():
+    """F8: price × Wh < 1000 opened a deal with 0 wei locked (the escrow rounds down) and
+    burnt the seller's tokens for nothing; such a bid is refused with the least price that pays."""
+    with pytest.raises(InvalidInput, match="costs 0 wei.*at least 500 wei/kWh"):
+        bid(start_price=1, price=499, energy_wh=2)
+    bid(start_price=1, price=500, energy_wh=2)  # 1 wei: it pays
+    with pytest.raises(InvalidInput, match="at least 1000 wei/kWh"):
+        rules.check_cost(999, 1, "start bid")

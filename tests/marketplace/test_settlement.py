@@ -8,6 +8,12 @@ from tests.common import wait_for
 from tests.marketplace.common import ready
 
 
+def deal_of_listing(runtime, listing_id):
+    """The escrow's deal opened from a listing's signed offer (0: none)."""
+    offer_hash = runtime.store.listing(listing_id)["offer_hash"]
+    return runtime.ledger.deal_of_offer(bytes.fromhex(offer_hash[2:]))
+
+
 @pytest.mark.parametrize("app", ["anvil://"], indirect=True)
 def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime, clock):
     people = ready(runtime)
@@ -28,7 +34,7 @@ def test_chain_down_at_the_deadline_the_deal_opens_once_after_it_returns(runtime
     deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
                     timeout=30, what="the deal to open after recovery")
     assert runtime.ledger.escrow.functions.dealCount().call() == 1
-    assert runtime.ledger.deal_of_listing(listing["id"]) == deal["chain_deal_id"]
+    assert deal_of_listing(runtime, listing["id"]) == deal["chain_deal_id"]
     assert runtime.bridge.read("pv-alice").relays[0]
 
 
@@ -50,7 +56,7 @@ def test_two_auctions_closing_at_the_same_instant(runtime, clock):
     assert by_listing[second["id"]]["buyer"] == people["carol"].address
     ledger = runtime.ledger
     assert ledger.escrow.functions.dealCount().call() == 2
-    assert {ledger.deal_of_listing(first["id"]), ledger.deal_of_listing(second["id"])} == {
+    assert {deal_of_listing(runtime, first["id"]), deal_of_listing(runtime, second["id"])} == {
         d["chain_deal_id"] for d in deals}
 
 
@@ -137,7 +143,10 @@ def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, 
     runtime.txm.set_mining(False)  # both transactions wait: the close must not overtake
     try:
         closing = people["carol"].close(deal["id"])
-        assert closing["status"] == "closing" and closing["final_report"]["tx_hash"]
+        # The final report waits for both meters' readings signed after the relays opened.
+        assert closing["status"] == "closing" and closing["final_report"]["status"] == "waiting"
+        wait_for(lambda: market.deal(deal["id"])["final_report"]["tx_hash"],
+                 what="the final report sent")
     finally:
         runtime.txm.set_mining(True)
     _closed_with_every_wh_paid(runtime, deal)
@@ -153,9 +162,12 @@ def test_a_wallet_that_sends_itself_closes_after_the_final_report(runtime, clock
     deal = active_deal(runtime, clock, people)
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     closing = market.close_connection(carol.address, deal["id"])  # no signed close given
-    final = runtime.txm.record(closing["final_report"]["tx_hash"])
-    assert closing["status"] == "closing" and final is not None
+    assert closing["status"] == "closing"
     assert not runtime.bridge.read("load-carol").relays[0]
+    sent = wait_for(lambda: market.deal(deal["id"])["final_report"]["tx_hash"],
+                    what="the final report, from readings signed after the switch")
+    final = runtime.txm.record(sent)
+    assert final is not None
     ledger.wait(final)
     # The wallet's own closeDeal, signed and sent by it (here: carol's key, straight to the node).
     tx = ledger.user_tx("EnergyEscrow", "closeDeal", [deal["chain_deal_id"]])

@@ -11,6 +11,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from contracts.bindings import sign_typed
 from gridbid_client.client import Client, ClientError
 from gridbid_client.transport import FlaskTransport
 from tests.common import csrf_client, sign_bid_as, signed_raw, wait_for
@@ -327,14 +328,20 @@ def test_admin_sees_health_approves_registrations_and_enrolls_meters(app, runtim
     assert admin.post(approve, json={"role": "consumer"}).status_code == 404  # once
     # dave signs in, but cannot bid before a meter board measures him.
     assert dave.login()["role"] == "consumer"
-    dave = dave_key.address
+    dave_client, dave = dave, dave_key.address
 
     meter = Account.create().address
-    enrolled = admin.post("/api/admin/meters", json={"meter": meter, "owner": "dave",
-                                                      "role": "consumer", "rated_power_w": 500})
-    assert enrolled.status_code == 200, enrolled.get_json()
-    assert enrolled.get_json()["enrolled"] and enrolled.get_json()["owner"] == dave
-    assert runtime.ledger.meter_of(meter)["owner"] == dave
+    asked = admin.post("/api/admin/meters", json={"meter": meter, "owner": "dave",
+                                                   "role": "consumer", "rated_power_w": 500})
+    assert asked.status_code == 202, asked.get_json()
+    assert asked.get_json()["owner"] == dave and not asked.get_json()["enrolled"]
+    # The meter is enrolled only once dave signs his consent to it (F3).
+    (consent,) = dave_client.get("/api/meters/consent")["consents"]
+    assert (consent["meter"], consent["rated_power_w"]) == (meter, 500)
+    dave_client.post("/api/meters/consent", {
+        "meter": meter, "deadline": consent["deadline"],
+        "signature": "0x" + sign_typed(dave_key, consent["typed_data"]).hex()})
+    wait_for(lambda: runtime.ledger.meter_of(meter)["owner"] == dave, what="the enrollment")
     gone = admin.post(f"/api/admin/meters/{meter}/disenroll")
     assert gone.status_code == 200 and gone.get_json()["enrolled"] is False
     again = admin.post(f"/api/admin/meters/{meter}/disenroll")
@@ -365,3 +372,36 @@ def test_a_consumer_cannot_stop_block_production(app, runtime, login):
     assert bob.signer.wait_tx(sent["tx_hash"])["status"] == "mined"
     assert runtime.ledger.block_number() > head
     assert runtime.backend.is_mining()
+
+
+def test_a_deal_is_seen_only_by_its_parties_and_admins(app, runtime, login, clock):
+    """F8: every participant could read every deal (GET /api/deals/<id>, the /market
+    snapshot and its deal_updated pushes); now only the buyer, the seller and admins do."""
+    people = names(runtime)
+    alice, bob, carol, admin = login("alice"), login("bob"), login("carol"), login("admin")
+    wait_for(lambda: runtime.ledger.token_balance(people["alice"]) >= 10, what="alice's tokens")
+    carol.signer.wait_tx(carol.signer.deposit("0.1")["tx_hash"])
+    watch = {name: socketio.test_client(app, namespace="/market", flask_test_client=client)
+             for name, client in (("bob", bob), ("carol", carol), ("admin", admin))}
+    listing = alice.signer.create_listing(10, 1000, 30)
+    carol.signer.bid(listing["id"], 2000)
+    clock.advance(31)
+    deal = wait_for(lambda: carol.get("/api/deals").get_json()["deals"], what="the deal")[0]
+    seen = bob.get(f"/api/deals/{deal['id']}")
+    assert seen.status_code == 403 and "parties" in seen.get_json()["error"]
+    assert bob.get("/api/deals").get_json()["deals"] == []
+    for who in (carol, alice, admin):
+        assert who.get(f"/api/deals/{deal['id']}").get_json()["buyer"] == people["carol"]
+
+    got = {name: [] for name in watch}
+
+    def pushed(name):
+        got[name] += [e["args"][0] for e in watch[name].get_received("/market")
+                      if e["name"] == "deal_updated"]
+        return got[name]
+
+    wait_for(lambda: pushed("carol") and pushed("admin"), what="the deal's pushes")
+    assert pushed("bob") == []
+    late = socketio.test_client(app, namespace="/market", flask_test_client=bob)
+    (snapshot,) = [e["args"][0] for e in late.get_received("/market") if e["name"] == "snapshot"]
+    assert snapshot["deals"] == []
