@@ -15,13 +15,13 @@ from web3.logs import DISCARD
 from firmware_bridge.signing import SignedReading
 from geth_private import TxRecord
 from geth_private.records import TxStatus
+from marketplace.contract_enums import READING_REFUSALS
 from marketplace.ledger import Ledger
+from marketplace.ledger_meters import MAX_MINT_BATCH
 
 log = logging.getLogger(__name__)
 
 MINT_WINDOW_S = 3600  # EnergyToken.MINT_WINDOW_S: the cap accrues over at most this long
-REFUSALS = {1: "not a producer meter", 2: "bad signature", 3: "from the future", 4: "stale",
-            5: "went backwards"}
 
 
 @dataclass
@@ -63,8 +63,8 @@ class Minting:
                 continue
             if not state.known and not self._refresh(state):
                 continue
-            if self._due(state, reading):
-                batch.append((board_id, reading))
+            if self._due(state, reading) and len(batch) < MAX_MINT_BATCH:
+                batch.append((board_id, reading))  # the rest go with the next batch
         if not batch:
             return
         try:
@@ -118,5 +118,6 @@ class Minting:
             return
         for event in refused:
             args = event["args"]
+            why = READING_REFUSALS.get(int(args["reason"]), args["reason"])
             log.warning("the token refused a reading of meter %s at %s: %s", args["meter"],
-                        args["readingAt"], REFUSALS.get(int(args["reason"]), args["reason"]))
+                        args["readingAt"], why)
