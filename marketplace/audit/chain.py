@@ -1,0 +1,114 @@
+"""Read what an audit needs from a node: both contracts' logs from block 0 (eth_getLogs in
+block ranges), the timestamps of their blocks, and the inputs of the transactions that minted
+and reported delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from web3 import Web3
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
+
+from contracts import load_artifact
+from geth_private.logs import LogPoller
+from marketplace.audit.events import Event
+from marketplace.audit.findings import Call
+
+# Calls whose inputs carry the readings an audit re-checks.
+CALLS = ("mintReadings", "reportDelivery")
+
+
+def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
+    """A web3 connection to a node or a portal's /rpc, retrying a rate-limited answer."""
+    import requests
+
+    retry = ExceptionRetryConfiguration(
+        errors=(requests.ConnectionError, requests.HTTPError, requests.Timeout),
+        retries=8, backoff_factor=0.5)
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s},
+                                  exception_retry_configuration=retry))
+
+
+class ChainReader:
+    """The token's and the escrow's events and calls, decoded with gridbid's own ABIs."""
+
+    def __init__(self, w3: Web3, token: str, escrow: str, max_range: int = 2000):
+        self.w3 = w3
+        self.token = w3.eth.contract(address=Web3.to_checksum_address(token),
+                                     abi=load_artifact("EnergyToken").abi)
+        self.escrow = w3.eth.contract(address=Web3.to_checksum_address(escrow),
+                                      abi=load_artifact("EnergyEscrow").abi)
+        self.max_range = max_range
+        self._times: dict[int, int] = {}
+
+    def chain_id(self) -> int:
+        """The node's chain id (never the portal's word for it)."""
+        return int(self.w3.eth.chain_id)
+
+    def escrow_token(self) -> str:
+        """The token the escrow settles in, as the escrow itself says."""
+        return Web3.to_checksum_address(self.escrow.functions.token().call())
+
+    def events(self) -> list[Event]:
+        """Every decoded event of both contracts from block 0 to the head, oldest first."""
+        poller = LogPoller(self.w3, [self.token.address, self.escrow.address],
+                           max_range=self.max_range)
+        found = []
+        for raw in poller.poll():
+            decoded = self._decode(raw)
+            if decoded is not None:
+                found.append(Event(decoded[0], decoded[1], raw["blockNumber"], raw["logIndex"],
+                                   self._time_of(raw["blockNumber"]),
+                                   raw["transactionHash"].to_0x_hex()))
+        return found
+
+    def calls(self, tx_hashes: Iterable[str]) -> dict[str, Call]:
+        """The decoded input of each transaction sent straight to the token or the escrow."""
+        found = {}
+        for tx_hash in dict.fromkeys(tx_hashes):
+            tx = self.w3.eth.get_transaction(tx_hash)
+            contract = {self.token.address: self.token, self.escrow.address: self.escrow}.get(
+                Web3.to_checksum_address(tx["to"]) if tx.get("to") else "")
+            if contract is None:
+                continue
+            try:
+                function, params = contract.decode_function_input(tx["input"])
+            except ValueError:  # not one of the contract's functions
+                continue
+            inputs = function.abi["inputs"]
+            found[tx_hash] = Call(function.abi["name"], tuple(
+                _named(params[item["name"]], item) for item in inputs))
+        return found
+
+    def _time_of(self, block: int) -> int:
+        if block not in self._times:
+            self._times[block] = int(self.w3.eth.get_block(block)["timestamp"])
+        return self._times[block]
+
+    def _decode(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        contract = self.token if raw["address"] == self.token.address else self.escrow
+        topic = bytes(raw["topics"][0]) if raw["topics"] else b""
+        for event in contract.all_events():
+            if bytes.fromhex(event.topic.removeprefix("0x")) == topic:
+                decoded = event().process_log(raw)
+                return decoded["event"], dict(decoded["args"])
+        return None
+
+
+def _named(value: Any, abi_input: dict[str, Any]) -> Any:
+    """A decoded argument with its structs as dicts named by the ABI's components."""
+    kind = abi_input["type"]
+    if kind.endswith("[]"):
+        element = {**abi_input, "type": kind[:-2]}
+        return [_named(v, element) for v in value]
+    if kind == "tuple":
+        if isinstance(value, dict):
+            return {c["name"]: _named(value[c["name"]], c) for c in abi_input["components"]}
+        return {c["name"]: _named(v, c)
+                for c, v in zip(abi_input["components"], value, strict=True)}
+    if kind.startswith("bytes") and isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if kind == "address":
+        return Web3.to_checksum_address(value)
+    return value
