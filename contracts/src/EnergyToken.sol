@@ -2,49 +2,111 @@
 pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+
+/// @notice Whether `signer` signed `digest`: an ECDSA signature by an account's key, or an
+/// ERC-1271 contract account's approval. Returns the recovered key too, for error reports.
+/// @dev OpenZeppelin's SignatureChecker reaches Bytes.sol (mcopy) since 5.4, which the London
+/// set cannot use; this is its ERC-1271 branch, reduced to what the contracts need.
+function validSignature(address signer, bytes32 digest, bytes memory signature)
+    view
+    returns (bool valid, address recovered)
+{
+    (recovered,,) = ECDSA.tryRecover(digest, signature);
+    if (signer.code.length == 0) return (signer != address(0) && recovered == signer, recovered);
+    (bool ok, bytes memory result) =
+        signer.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
+    valid = ok && result.length >= 32 && abi.decode(result, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
+}
 
 /// @title EnergyToken: 1 unit = 1 Wh measured into a producer's battery (1 token = 1 kWh).
-/// @notice Minted only by enrolled producer meters from their cumulative readings; burned
-/// only by the escrow as energy is delivered. The meter registry lives here too.
-/// @dev Each mint is capped by the meter's rated power times the time since its last mint
-/// (or its enrollment), so a compromised meter cannot mint more than it could have measured.
-contract EnergyToken is ERC20, AccessControl {
+/// @notice Minted only from readings a producer meter signed with its own key; burned only by
+/// the escrow as energy is delivered. The meter registry lives here too: a meter is enrolled
+/// only with its owner's signed consent and a rated power the token's maximum bounds.
+/// @dev A reading mints at most the meter's rated power over the time since its last minted
+/// reading, that time taken from the readings' own signed timestamps (never after the block's)
+/// and capped at MINT_WINDOW_S: an idle month buys no burst. Counter growth above the cap is
+/// not lost, it is minted by later readings as their time allows.
+contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     /// @notice Role of the escrow contract, which burns delivered energy.
     bytes32 public constant ESCROW_ROLE = keccak256("ESCROW_ROLE");
+    /// @notice The longest time one reading may mint for (seconds since the meter's last one).
+    uint64 public constant MINT_WINDOW_S = 3600;
+    /// @notice EIP-712 type of a meter's signed cumulative reading.
+    bytes32 public constant READING_TYPEHASH =
+        keccak256("Reading(address meter,uint256 whIn,uint256 whOut,uint64 timestamp)");
+    /// @notice EIP-712 type of an owner's consent to have a meter enrolled as theirs.
+    bytes32 public constant CONSENT_TYPEHASH =
+        keccak256("MeterConsent(address meter,address owner,uint8 kind,uint32 ratedPowerW,uint64 deadline)");
+
+    /// @notice Why mintReadings skipped a reading (ReadingRefused's reason).
+    uint8 public constant NOT_PRODUCER = 1;
+    uint8 public constant BAD_SIGNATURE = 2;
+    uint8 public constant FROM_THE_FUTURE = 3;
+    uint8 public constant STALE = 4;
+    uint8 public constant WENT_BACKWARDS = 5;
 
     enum MeterKind { None, Producer, Consumer }
 
+    /// @notice A meter's cumulative counters at a time, as its key signs them.
+    struct Reading {
+        address meter;
+        uint256 whIn;
+        uint256 whOut;
+        uint64 timestamp;
+    }
+
+    /// @dev Two slots: the registry entry, and what minting updates (one write per reading).
+    /// lastReadingWh grows by at most 2^32 Wh a reading, so 192 bits never overflow.
     struct Meter {
         address owner;
         MeterKind kind;
         uint32 ratedPowerW;
-        uint256 lastReadingWh;
-        uint64 lastMintAt;
+        uint192 lastReadingWh;
+        uint64 lastReadingAt;
     }
 
+    uint32 private immutable _maxRatedPowerW;
     mapping(address meter => Meter) private _meters;
 
-    /// @notice The caller is not an enrolled producer meter.
-    error NotProducerMeter(address caller);
-    /// @notice Enrollment needs an owner, a kind and a rated power.
+    /// @notice Enrollment needs a meter, an owner, a kind and a rated power within the maximum.
     error InvalidEnrollment(address meter);
+    /// @notice The owner's consent is past its deadline.
+    error ConsentExpired(uint64 deadline);
+    /// @notice The consent was not signed by the owner it names.
+    error InvalidConsent(address owner, address signer);
+    /// @notice The meter is enrolled to another owner: disenroll it first.
+    error MeterTaken(address meter, address owner);
     /// @notice The meter is not enrolled.
     error MeterNotEnrolled(address meter);
-    /// @notice A cumulative reading lower than the last one.
-    error ReadingWentBackwards(uint256 last, uint256 given);
-    /// @notice The reading grew by more than the meter's rated power allows since its last mint.
-    error MintAboveCap(uint256 wh, uint256 capWh);
+    /// @notice mintReadings got a different number of readings and signatures.
+    error LengthMismatch();
 
     /// @notice A meter was enrolled (or re-enrolled) for an owner.
     event MeterEnrolled(address indexed meter, address indexed owner, MeterKind kind, uint32 ratedPowerW);
     /// @notice A meter was removed from the registry.
     event MeterDisenrolled(address indexed meter);
-    /// @notice Energy measured by a producer meter was minted to its owner.
-    event EnergyMinted(address indexed meter, address indexed owner, uint256 wh, uint256 cumulativeWh);
+    /// @notice A producer meter's signed reading minted `wh` to its owner; mintedTotalWh is the
+    /// meter's minted counter now, readingWh and readingAt what the reading said.
+    event EnergyMinted(
+        address indexed meter,
+        address indexed owner,
+        uint256 wh,
+        uint256 mintedTotalWh,
+        uint256 readingWh,
+        uint64 readingAt
+    );
+    /// @notice mintReadings skipped a reading (reason: NOT_PRODUCER ... WENT_BACKWARDS).
+    event ReadingRefused(address indexed meter, uint8 reason, uint64 readingAt);
 
-    constructor(address admin) ERC20("gridbid Energy", "GEN") {
+    /// @param admin the account given the admin role (the market operator)
+    /// @param maxRatedPower the highest rated power a meter may be enrolled with, in W
+    constructor(address admin, uint32 maxRatedPower) ERC20("gridbid Energy", "GEN") ERC20Permit("gridbid Energy") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _maxRatedPowerW = maxRatedPower;
     }
 
     /// @notice Token units are Wh; 3 decimals make one whole token a kWh.
@@ -52,23 +114,43 @@ contract EnergyToken is ERC20, AccessControl {
         return 3;
     }
 
-    /// @notice Enroll a meter account for its owner, with its role and rated power.
-    function enrollMeter(address meter, address owner, MeterKind kind, uint32 ratedPowerW)
-        external
-        onlyRole(DEFAULT_ADMIN_ROLE)
-    {
-        if (meter == address(0) || owner == address(0) || kind == MeterKind.None || ratedPowerW == 0) {
-            revert InvalidEnrollment(meter);
-        }
+    /// @notice The highest rated power enrollMeter accepts, in W (fixed at deploy).
+    function maxRatedPowerW() external view returns (uint32) {
+        return _maxRatedPowerW;
+    }
+
+    /// @notice Enroll a meter for its owner, who consented by signing a MeterConsent of
+    /// exactly these terms (EIP-712, this token's domain; a contract owner by ERC-1271).
+    function enrollMeter(
+        address meter,
+        address owner,
+        MeterKind kind,
+        uint32 ratedPowerW,
+        uint64 deadline,
+        bytes calldata consent
+    ) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (
+            meter == address(0) || owner == address(0) || kind == MeterKind.None || ratedPowerW == 0
+                || ratedPowerW > _maxRatedPowerW
+        ) revert InvalidEnrollment(meter);
+        if (deadline < block.timestamp) revert ConsentExpired(deadline);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(CONSENT_TYPEHASH, meter, owner, uint8(kind), ratedPowerW, deadline))
+        );
+        (bool valid, address signer) = validSignature(owner, digest, consent);
+        if (!valid) revert InvalidConsent(owner, signer);
         Meter storage m = _meters[meter];
+        if (m.kind != MeterKind.None && m.owner != owner) revert MeterTaken(meter, m.owner);
         m.owner = owner;
         m.kind = kind;
         m.ratedPowerW = ratedPowerW;
-        m.lastMintAt = uint64(block.timestamp);
+        // The mint window starts at the first enrollment; a re-enrollment keeps the meter's
+        // last reading (time and counter), so nothing is minted twice.
+        if (m.lastReadingAt == 0) m.lastReadingAt = uint64(block.timestamp);
         emit MeterEnrolled(meter, owner, kind, ratedPowerW);
     }
 
-    /// @notice Remove a meter; it can no longer mint or report.
+    /// @notice Remove a meter; its readings mint and settle no more.
     /// @dev The last reading is kept, so re-enrolling the same meter cannot mint its
     /// counter a second time.
     function disenrollMeter(address meter) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -84,35 +166,67 @@ contract EnergyToken is ERC20, AccessControl {
     function meterOf(address meter)
         external
         view
-        returns (address owner, MeterKind kind, uint32 ratedPowerW, uint256 lastReadingWh, uint64 lastMintAt)
+        returns (address owner, MeterKind kind, uint32 ratedPowerW, uint256 lastReadingWh, uint64 lastReadingAt)
     {
         Meter storage m = _meters[meter];
-        return (m.owner, m.kind, m.ratedPowerW, m.lastReadingWh, m.lastMintAt);
+        return (m.owner, m.kind, m.ratedPowerW, m.lastReadingWh, m.lastReadingAt);
     }
 
-    /// @notice The most Wh a producer meter may mint now: rated power × time since its last mint.
-    function mintableWh(address meter) public view returns (uint256) {
+    /// @notice The most Wh a producer meter's reading taken at `time` may mint:
+    /// rated power × min(time − last reading's time, MINT_WINDOW_S).
+    function mintableWh(address meter, uint64 time) public view returns (uint256) {
         Meter storage m = _meters[meter];
-        if (m.kind != MeterKind.Producer) return 0;
-        return uint256(m.ratedPowerW) * (block.timestamp - m.lastMintAt) / 3600;
+        if (m.kind != MeterKind.Producer || time <= m.lastReadingAt) return 0;
+        uint256 elapsed = time - m.lastReadingAt;
+        if (elapsed > MINT_WINDOW_S) elapsed = MINT_WINDOW_S;
+        return uint256(m.ratedPowerW) * elapsed / 3600;
     }
 
-    /// @notice A producer meter reports its cumulative Wh; the increase is minted to its owner.
-    /// @dev An equal reading is a no-op so that a retried report is harmless. A meter whose
-    /// counter ran ahead of its cap reports a lower cumulative value now and the rest later.
-    function mintReading(uint256 cumulativeWh) external {
-        Meter storage m = _meters[msg.sender];
-        if (m.kind != MeterKind.Producer) revert NotProducerMeter(msg.sender);
-        uint256 last = m.lastReadingWh;
-        if (cumulativeWh < last) revert ReadingWentBackwards(last, cumulativeWh);
-        if (cumulativeWh == last) return;
-        uint256 wh = cumulativeWh - last;
-        uint256 cap = mintableWh(msg.sender);
-        if (wh > cap) revert MintAboveCap(wh, cap);
-        m.lastReadingWh = cumulativeWh;
-        m.lastMintAt = uint64(block.timestamp);
-        _mint(m.owner, wh);
-        emit EnergyMinted(msg.sender, m.owner, wh, cumulativeWh);
+    /// @notice The EIP-712 digest a meter signs for a reading (this token's domain).
+    function hashReading(Reading calldata reading) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(READING_TYPEHASH, reading))
+        );
+    }
+
+    /// @notice The key that signed a reading, address(0) when it cannot be recovered.
+    function readingSigner(Reading calldata reading, bytes calldata signature) public view returns (address) {
+        (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(hashReading(reading), signature);
+        return failure == ECDSA.RecoverError.NoError ? signer : address(0);
+    }
+
+    /// @notice Mint from producer meters' signed readings; anyone may send them, since each
+    /// reading carries its meter's signature. A reading that cannot mint is skipped with
+    /// ReadingRefused and the others still mint.
+    function mintReadings(Reading[] calldata readings, bytes[] calldata signatures) external {
+        if (readings.length != signatures.length) revert LengthMismatch();
+        for (uint256 i = 0; i < readings.length; ++i) {
+            _mintReading(readings[i], signatures[i]);
+        }
+    }
+
+    function _mintReading(Reading calldata r, bytes calldata signature) private {
+        Meter storage m = _meters[r.meter];
+        uint8 refused;
+        if (m.kind != MeterKind.Producer) refused = NOT_PRODUCER;
+        else if (readingSigner(r, signature) != r.meter) refused = BAD_SIGNATURE;
+        else if (r.timestamp > block.timestamp) refused = FROM_THE_FUTURE;
+        else if (r.timestamp <= m.lastReadingAt) refused = STALE;
+        else if (r.whIn < m.lastReadingWh) refused = WENT_BACKWARDS;
+        if (refused != 0) {
+            emit ReadingRefused(r.meter, refused, r.timestamp);
+            return;
+        }
+        uint256 wh = r.whIn - m.lastReadingWh;
+        uint256 cap = mintableWh(r.meter, r.timestamp);
+        // Over the cap: clamped; the rest stays above lastReadingWh for later readings.
+        if (wh > cap) wh = cap;
+        uint192 total = m.lastReadingWh + uint192(wh);
+        m.lastReadingWh = total;
+        m.lastReadingAt = r.timestamp;
+        address owner = m.owner;
+        if (wh > 0) _mint(owner, wh);
+        emit EnergyMinted(r.meter, owner, wh, total, r.whIn, r.timestamp);
     }
 
     /// @notice The escrow burns delivered energy from its own balance.
