@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,7 @@ def run(args: argparse.Namespace) -> Any:
     if facts and int(facts.get("chain_id", chain_id)) != chain_id:
         trouble.append(Finding("chain", "portal", f"names chain {facts['chain_id']}, the node "
                                                   f"runs {chain_id}"))
-    return type(report)(report.auctions, report.mints, report.deliveries,
-                        tuple(trouble) + report.findings)
+    return replace(report, findings=tuple(trouble) + report.findings)
 
 
 def _read_book(args: argparse.Namespace) -> list[dict[str, Any]]:
