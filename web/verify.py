@@ -53,9 +53,10 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> Any:
     """The audit's Report for the command's arguments."""
+    from web3.exceptions import Web3Exception
+
     from marketplace.audit.book import BookError, parse_book
     from marketplace.audit.chain import ChainReader, connect
-    from marketplace.audit.findings import Finding
     from marketplace.audit.report import Tolerance, audit, txs_to_decode
 
     facts = _get(args.portal, "/api/chain") if args.portal else {}
@@ -71,19 +72,33 @@ def run(args: argparse.Namespace) -> Any:
         raise VerifyError(f"the book is malformed: {err}") from err
     reader = ChainReader(connect(rpc), token, escrow)
     try:
-        chain_id, settles_in = reader.chain_id(), reader.escrow_token()
+        trouble = _chain_findings(reader, facts)
         events = reader.events()
-        calls = reader.calls(txs_to_decode(events))
-    except Exception as err:  # a node that does not answer, or no contracts at those addresses
+        calls, chain_id = reader.calls(txs_to_decode(events)), reader.chain_id()
+    except (OSError, ValueError, Web3Exception) as err:  # includes requests' errors
         raise VerifyError(f"the node at {rpc} did not answer as a gridbid chain: {err}") from err
-    report = audit(events, calls, book, chain_id, token, escrow,
+    report = audit(events, calls, book, chain_id, reader.token.address, reader.escrow.address,
                    Tolerance(args.meter_accuracy, args.floor_wh))
-    trouble = [] if settles_in == reader.token.address else [Finding(
-        "chain", "escrow", f"settles in {settles_in}, not the token {token} the portal named")]
-    if facts and int(facts.get("chain_id", chain_id)) != chain_id:
-        trouble.append(Finding("chain", "portal", f"names chain {facts['chain_id']}, the node "
-                                                  f"runs {chain_id}"))
     return replace(report, findings=tuple(trouble) + report.findings)
+
+
+def _chain_findings(reader: Any, facts: dict[str, Any]) -> list[Any]:
+    """What the node says against the portal: gridbid's code at both addresses, the escrow
+    settling in that token, the chain id."""
+    from marketplace.audit.code import built_by_gridbid
+    from marketplace.audit.findings import Finding
+
+    found = [Finding("chain", name, f"the code at {contract.address} is not gridbid's build")
+             for name, contract in (("EnergyToken", reader.token), ("EnergyEscrow", reader.escrow))
+             if not built_by_gridbid(reader.code(name), name)]
+    settles_in, chain_id = reader.escrow_token(), reader.chain_id()
+    if settles_in != reader.token.address:
+        found.append(Finding("chain", "EnergyEscrow", f"settles in {settles_in}, not the token "
+                                                      f"{reader.token.address}"))
+    if facts and int(facts.get("chain_id", chain_id)) != chain_id:
+        found.append(Finding("chain", "portal", f"names chain {facts['chain_id']}, the node "
+                                                f"runs {chain_id}"))
+    return found
 
 
 def _read_book(args: argparse.Namespace) -> list[dict[str, Any]]:

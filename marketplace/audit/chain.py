@@ -50,6 +50,11 @@ class ChainReader:
         """The token the escrow settles in, as the escrow itself says."""
         return Web3.to_checksum_address(self.escrow.functions.token().call())
 
+    def code(self, name: str) -> bytes:
+        """The runtime code at the token's ("EnergyToken") or the escrow's address."""
+        contract = self.token if name == "EnergyToken" else self.escrow
+        return bytes(self.w3.eth.get_code(contract.address))
+
     def events(self) -> list[Event]:
         """Every decoded event of both contracts from block 0 to the head, oldest first."""
         poller = LogPoller(self.w3, [self.token.address, self.escrow.address],
