@@ -7,7 +7,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import (
+    function_signature_to_4byte_selector,
+    is_address,
+    keccak,
+    to_checksum_address,
+)
 
 from gridbid_client.errors import SigningRefused
 from gridbid_client.siwe import SiweError, SiweMessage
@@ -21,6 +28,7 @@ ACTIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "complete_withdrawal": ("EnergyEscrow", ("completeWithdrawal(uint8)",)),
     "approve": ("EnergyToken", ("approve(address,uint256)",)),
     "close": ("EnergyEscrow", ("closeDeal(uint256)",)),
+    "cancel_listing": ("EnergyToken", ("approve(address,uint256)",)),
     "send": (None, ()),
 }
 INT_FIELDS = ("value", "gas", "nonce", "chainId", "maxFeePerGas", "maxPriorityFeePerGas")
@@ -100,46 +108,129 @@ def transaction(
     if fields["value"] != value:
         raise SigningRefused(f"the {action} transaction moves {fields['value']} wei, not {value}")
     escrow = (chain or {}).get("contracts", {}).get("EnergyEscrow")
-    if action == "approve" and escrow and data[16:36] != bytes.fromhex(escrow[2:]):
+    if action in ("approve", "cancel_listing") and escrow \
+            and data[16:36] != bytes.fromhex(escrow[2:]):
         raise SigningRefused("the approval is for a spender other than the escrow")
     return fields
 
 
-def bid_terms(
-    terms: Mapping[str, Any],
-    listing_id: int,
-    price_wei: int,
-    buyer: str,
-    chain: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The EIP-712 bid to sign (uints as ints), when it is this buyer's bid at this price."""
+# The escrow's Offer, as the client knows it: what it recomputes a listing's offer hash from
+# and what a seller agrees to sign (never the portal's word for the type).
+OFFER_TYPE = [("seller", "address"), ("sellerMeter", "address"), ("energyWh", "uint256"),
+              ("floorPriceWeiPerKWh", "uint256"), ("deadline", "uint64"), ("nonce", "uint256")]
+DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+               {"name": "chainId", "type": "uint256"},
+               {"name": "verifyingContract", "type": "address"}]
+
+
+def _typed(terms: Mapping[str, Any], primary: str, what: str) -> tuple[dict, dict, dict]:
+    """(message with uints as ints, field types, domain) of typed data of one primary type."""
     try:
         message = dict(terms["message"])
-        types = terms["types"]
-        fields = {f["name"]: f["type"] for f in types["Bid"]}
+        fields = {f["name"]: f["type"] for f in terms["types"][primary]}
         domain = dict(terms["domain"])
     except (KeyError, TypeError) as err:
-        raise SigningRefused(f"the bid terms are not EIP-712 typed data ({err})") from err
-    if terms.get("primaryType") != "Bid" or set(message) != set(fields):
-        raise SigningRefused("the typed data is not a Bid with exactly the Bid's fields")
+        raise SigningRefused(f"the {what} terms are not EIP-712 typed data ({err})") from err
+    if terms.get("primaryType") != primary or set(message) != set(fields):
+        raise SigningRefused(f"the typed data is not a {primary} with exactly its fields")
     for name, kind in fields.items():
         if kind.startswith(("uint", "int")):
             try:
                 message[name] = int(str(message[name]), 0)
             except ValueError as err:
-                raise SigningRefused(f"the bid's {name} is not a number") from err
-    if not is_address(message.get("buyer")) or to_checksum_address(message["buyer"]) != buyer:
+                raise SigningRefused(f"the {what}'s {name} is not a number") from err
+    return message, fields, domain
+
+
+def _same_address(value: object, want: str) -> bool:
+    return is_address(value) and to_checksum_address(value) == to_checksum_address(want)
+
+
+def _check_domain(domain: Mapping[str, Any], chain: Mapping[str, Any] | None, what: str) -> None:
+    """The typed data is for this chain and this portal's escrow (when the chain is known)."""
+    if chain and int(domain.get("chainId", -1)) != int(chain.get("chain_id", -1)):
+        raise SigningRefused(f"the {what} is for another chain")
+    escrow = (chain or {}).get("contracts", {}).get("EnergyEscrow")
+    if escrow and not _same_address(domain.get("verifyingContract"), escrow):
+        raise SigningRefused(f"the {what} is for a contract other than this portal's escrow")
+
+
+def offer_terms(
+    terms: Mapping[str, Any], energy_wh: int, floor_wei: int, seller: str, meter: str | None,
+    chain: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The EIP-712 Offer to sign (uints as ints), when it is this seller's offer of energy_wh
+    from floor_wei per kWh, from its own meter, on this chain's escrow."""
+    message, fields, domain = _typed(terms, "Offer", "offer")
+    if [(name, kind) for name, kind in fields.items()] != OFFER_TYPE:
+        raise SigningRefused("the Offer's fields are not the escrow's Offer")
+    if not _same_address(message.get("seller"), seller):
+        raise SigningRefused(f"the offer names seller {message.get('seller')}, not this account")
+    if meter is not None and not _same_address(message.get("sellerMeter"), meter):
+        raise SigningRefused(f"the offer names meter {message.get('sellerMeter')}, not yours")
+    if message["energyWh"] != energy_wh:
+        raise SigningRefused(f"the offer sells {message['energyWh']} Wh, not {energy_wh}")
+    if message["floorPriceWeiPerKWh"] != floor_wei:
+        raise SigningRefused("the offer's floor price is not the start price asked for")
+    _check_domain(domain, chain, "offer")
+    return {**terms, "message": message, "domain": domain}
+
+
+def _offer_message(domain: Mapping[str, Any], offer: Mapping[str, Any]) -> Any:
+    """An offer as eth-account's signable EIP-712 message in an escrow's domain."""
+    full = {"types": {"EIP712Domain": DOMAIN_TYPE,
+                      "Offer": [{"name": n, "type": t} for n, t in OFFER_TYPE]},
+            "primaryType": "Offer", "domain": dict(domain),
+            "message": {n: int(str(offer[n]), 0) if t.startswith("uint") else offer[n]
+                        for n, t in OFFER_TYPE}}
+    return encode_typed_data(full_message=full)
+
+
+def offer_hash(domain: Mapping[str, Any], offer: Mapping[str, Any]) -> bytes:
+    """An offer's EIP-712 digest in an escrow's domain (what EnergyEscrow.hashOffer gives)."""
+    signable = _offer_message(domain, offer)
+    return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
+
+
+def _check_listing_offer(listing: Mapping[str, Any], domain: Mapping[str, Any]) -> bytes:
+    """The hash of a listing's published offer, when the offer is its seller's, signed."""
+    offer = listing.get("offer")
+    if not isinstance(offer, Mapping):
+        raise SigningRefused("the listing publishes no signed offer: nothing to bid on")
+    try:
+        digest = offer_hash(domain, offer)
+        signer = Account.recover_message(_offer_message(domain, offer), signature=bytes.fromhex(
+            str(listing.get("offer_signature"))[2:]))
+    except Exception as err:  # malformed offer or signature: not a seller's consent
+        raise SigningRefused(f"the listing's offer cannot be checked ({err})") from err
+    if not _same_address(signer, listing["seller"]) or not _same_address(
+            offer.get("seller"), listing["seller"]):
+        raise SigningRefused("the listing's offer is not signed by its seller")
+    if int(str(offer.get("energyWh")), 0) != int(listing["energy_wh"]):
+        raise SigningRefused("the listing's offer sells another amount of energy")
+    return digest
+
+
+def bid_terms(
+    terms: Mapping[str, Any],
+    listing: Mapping[str, Any],
+    price_wei: int,
+    buyer: str,
+    chain: Mapping[str, Any] | None,
+    meter: str | None = None,
+) -> dict[str, Any]:
+    """The EIP-712 bid to sign (uints as ints), when it is this buyer's bid at this price on
+    this listing's offer (its hash recomputed from the published offer), from its meter."""
+    message, _, domain = _typed(terms, "Bid", "bid")
+    if not _same_address(message.get("buyer"), buyer):
         raise SigningRefused(f"the bid names buyer {message.get('buyer')}, not this account")
-    if message.get("listingId") != listing_id:
-        raise SigningRefused(f"the bid is for listing {message.get('listingId')}, not {listing_id}")
+    if meter is not None and not _same_address(message.get("buyerMeter"), meter):
+        raise SigningRefused(f"the bid names meter {message.get('buyerMeter')}, not yours")
+    _check_domain(domain, chain, "bid")
+    digest = _check_listing_offer(listing, domain)
+    if str(message.get("offer")).lower() != "0x" + digest.hex():
+        raise SigningRefused(f"the bid names offer {message.get('offer')}, not listing "
+                             f"{listing.get('id')}'s")
     if message.get("priceWeiPerKWh") != price_wei:
         raise SigningRefused("the bid's price is not the price asked for")
-    contracts = (chain or {}).get("contracts", {})
-    if chain and int(domain.get("chainId", -1)) != int(chain.get("chain_id", -1)):
-        raise SigningRefused("the bid is for another chain")
-    escrow = contracts.get("EnergyEscrow")
-    if escrow and to_checksum_address(domain.get("verifyingContract", "0x" + "0" * 40)) != (
-        to_checksum_address(escrow)
-    ):
-        raise SigningRefused("the bid is for a contract other than this portal's escrow")
     return {**terms, "message": message, "domain": domain}

@@ -218,24 +218,31 @@ class Client:
         return self.get(f"/api/deals/{int(deal_id)}")
 
     def create_listing(self, wh: int, price_wei: int, duration_s: int) -> dict[str, Any]:
-        """List energy for auction; the token approval it needs is signed here and sent with it."""
-        body: dict[str, Any] = {
-            "energy_wh": int(wh),
-            "start_price_wei": str(int(price_wei)),
-            "duration_s": int(duration_s),
-        }
-        approval = self.prepare("approve", energy_wh=int(wh))
+        """List energy for auction: the portal's Offer terms, checked and signed by us; the
+        token approval it needs is signed here and sent with it."""
+        wh, price_wei, me = int(wh), int(price_wei), self._me()
+        asked = {"energy_wh": wh, "start_price_wei": str(price_wei),
+                 "duration_s": int(duration_s)}
+        terms = self.post("/api/listings/terms", asked)
+        typed = checks.offer_terms(terms, wh, price_wei, me.address, self.me().get("meter"),
+                                   self._chain_info())
+        signature = Account.sign_typed_data(me.key, full_message=typed).signature
+        body: dict[str, Any] = {"offer": terms["message"],
+                                "signature": "0x" + bytes(signature).hex(),
+                                "energy_wh": wh, "start_price_wei": str(price_wei)}
+        approval = self.prepare("approve", energy_wh=wh)
         if approval is not None:
-            body["approval"] = self.sign("approve", {"energy_wh": int(wh)}, approval["tx"])
+            body["approval"] = self.sign("approve", {"energy_wh": wh}, approval["tx"])
         return self.post("/api/listings", body)
 
     def bid(self, listing_id: int, price_wei: int) -> dict[str, Any]:
-        """Bid on a listing: the portal's EIP-712 terms, checked, signed by us; the listing."""
+        """Bid on a listing: the portal's EIP-712 terms, checked against the listing's
+        published offer, signed by us; the listing."""
         listing_id, price_wei = int(listing_id), int(price_wei)
+        listing = self.listing(listing_id)
         terms = self.post(f"/api/listings/{listing_id}/bids/terms", {"price_wei": str(price_wei)})
-        typed = checks.bid_terms(
-            terms, listing_id, price_wei, self._me().address, self._chain_info()
-        )
+        typed = checks.bid_terms(terms, listing, price_wei, self._me().address,
+                                 self._chain_info(), self.me().get("meter"))
         signature = Account.sign_typed_data(self._me().key, full_message=typed).signature
         return self.post(
             f"/api/listings/{listing_id}/bids",
@@ -243,8 +250,13 @@ class Client:
         )
 
     def cancel_listing(self, listing_id: int) -> dict[str, Any]:
-        """Withdraw our listing while it has no bids."""
-        return self.post(f"/api/listings/{int(listing_id)}/cancel")
+        """Withdraw our listing while it has no bids, signing the approval that lowers the
+        escrow's allowance by its lot."""
+        params = {"listing_id": int(listing_id)}
+        prepared = self.prepare("cancel_listing", **params)
+        body = {} if prepared is None else {
+            "approval": self.sign("cancel_listing", params, prepared["tx"])}
+        return self.post(f"/api/listings/{int(listing_id)}/cancel", body)
 
     def close(self, deal_id: int) -> dict[str, Any]:
         """Close connection: our signed closeDeal goes with the request; the deal's view."""

@@ -61,20 +61,44 @@ class LocalParty:
         """Send Ether."""
         return self.submit(self.wallets.prepare_send(self.address, to, ether(wei)))
 
+    def offer(self, wh: object, start_price: object, duration_s: object) -> tuple[dict, str]:
+        """(offer, 0x-signature): the Offer the market gives for a listing, checked as the
+        HTTP client checks it, signed with this participant's key."""
+        terms = self.market.offer_terms(self.address, wh, start_price, duration_s)
+        meter = self.market.participant(self.address)["meter_address"]
+        typed = checks.offer_terms(terms, int(str(wh)), int(str(start_price)), self.address,
+                                   meter, None)
+        return terms["message"], self._sign(typed)
+
     def list(self, wh: object, start_price: object, duration_s: object) -> dict[str, Any]:
-        """List energy, signing the escrow's approval when the allowance falls short."""
+        """List energy: the signed Offer, and the escrow's approval when the allowance falls
+        short."""
+        offer, signature = self.offer(wh, start_price, duration_s)
         prepared = self.market.prepare_approval(self.address, wh)
         approval = self.sign(prepared) if prepared["needed"] else None
-        return self.market.create_listing(self.address, wh, start_price, duration_s, approval)
+        return self.market.create_listing(self.address, offer, signature, approval, None, wh,
+                                          start_price)
 
     def bid(self, listing_id: object, price: object) -> dict[str, Any]:
         """Bid, signing the EIP-712 terms the market gives for this price (checked as the
-        HTTP client checks them)."""
+        HTTP client checks them, against the listing's published offer)."""
+        listing = self.market.listing(int(str(listing_id)))
         terms = self.market.bid_terms(self.address, listing_id, price)
-        typed = checks.bid_terms(terms, int(str(listing_id)), int(str(price)), self.address, None)
-        signature = Account.sign_typed_data(self.account.key, full_message=typed).signature
+        meter = self.market.participant(self.address)["meter_address"]
+        typed = checks.bid_terms(terms, listing, int(str(price)), self.address, None, meter)
         return self.market.place_bid(self.address, listing_id, terms["message"],
-                                     "0x" + bytes(signature).hex())
+                                     self._sign(typed))
+
+    def cancel(self, listing_id: object) -> dict[str, Any]:
+        """Cancel a listing, signing the approval that lowers the allowance by its lot."""
+        prepared = self.market.prepare_cancel(self.address, listing_id)
+        approval = self.sign(prepared) if prepared["needed"] else None
+        return self.market.cancel_listing(self.address, listing_id, approval)
+
+    def _sign(self, typed: dict[str, Any]) -> str:
+        """A signature (0x-hex) of checked EIP-712 typed data with this participant's key."""
+        return "0x" + bytes(Account.sign_typed_data(self.account.key,
+                                                    full_message=typed).signature).hex()
 
     def close(self, deal_id: object) -> dict[str, Any]:
         """Close connection, signing the closeDeal the market prepares."""

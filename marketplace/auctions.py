@@ -8,9 +8,8 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from contracts.bindings import bid_typed_data
-from geth_private.signed import SignedCall
-from marketplace import rules, signed
+from contracts.bindings import bid_typed_data, offer_hash
+from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.errors import CannotCancel, InvalidInput, NotAllowed
 from marketplace.events import Hub
@@ -72,66 +71,92 @@ class AuctionBook:
 
     def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
         """The seller's approve(escrow, n) to sign before listing energy_wh more, when the
-        escrow's allowance does not already cover every open listing plus this one."""
+        escrow's allowance does not already cover every open listing plus this one; with the
+        ERC-2612 permit of the same n a page may sign instead (no Ether needed)."""
         wh = self._listing_energy(energy_wh)
         needed = self.store.listed_wh(seller) + wh
-        if self.ledger.allowance(seller) >= needed:
-            return {"needed": False, "label": "Approve tokens for sale"}
-        tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, needed])
         label = "Approve tokens for sale"
-        return signed.prepared(self.ledger.prepare(seller, tx, label), label)
+        if self.ledger.allowance(seller) >= needed:
+            return {"needed": False, "label": label}
+        tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, needed])
+        return {**signed.prepared(self.ledger.prepare(seller, tx, label), label),
+                "value": str(needed), "permit": offers.permit_terms(self.ledger, seller, needed)}
 
-    def create_listing(
-        self, seller: str, energy_wh: object, start_price: object, duration_s: object,
-        approval: object = None,
+    def offer_terms(
+        self, seller: str, energy_wh: object, start_price: object, duration_s: object
     ) -> dict[str, Any]:
-        """List energy for auction; approval is the seller's signed approve(escrow, n) when
-        the escrow's allowance falls short (queued here, not awaited)."""
+        """The EIP-712 Offer the seller signs to list energy_wh from start_price (its floor)
+        for duration_s, checked as a listing would be first."""
         limits = self.settings.limits
         wh = self._listing_energy(energy_wh)
         price = rules.parse_int(start_price, "start bid (wei per kWh)", 1, rules.MAX_WEI)
         duration = rules.parse_int(
             duration_s, "duration (s)", limits.min_duration_s, limits.max_duration_s
         )
-        if participant(self.store, seller)["role"] != "producer":
-            raise NotAllowed("only producers can list energy")
+        meter = offers.seller_meter(participant(self.store, seller))
+        rules.check_cost(price, wh, "start bid")
+        rules.check_listing(wh, self.unlisted_wh(seller))
+        deadline = offers.offer_deadline(self.clock.now() + duration, self.settings)
+        offer = offers.new_offer(seller, meter, wh, price, deadline)
+        return offers.offer_terms_json(self.ledger, offer)
+
+    def create_listing(
+        self, seller: str, offer: object, signature: object, approval: object = None,
+        permit: object = None, energy_wh: object = None, start_price: object = None,
+    ) -> dict[str, Any]:
+        """List the seller's signed Offer for auction (it ends when the offer's deadline
+        leaves the soft-close cap and the bid validity); approval (a signed approve) or permit
+        raises the escrow's allowance when it falls short (queued here, not awaited)."""
+        terms = signed.parse_offer(offer)
+        sig = signed.signature_bytes(signature)
+        domain = self.ledger.offer_domain()
+        if signed.offer_signer(*domain, terms, sig) != seller:
+            raise NotAllowed("the offer is not signed by your key")
+        asked = {"energy_wh": None if energy_wh is None else self._listing_energy(energy_wh),
+                 "start_price": None if start_price is None else rules.parse_int(
+                     start_price, "start bid (wei per kWh)", 1, rules.MAX_WEI)}
+        meter = offers.seller_meter(participant(self.store, seller))
+        offers.check_offer(terms, seller, meter, self.settings, self.clock.now(), asked)
+        digest = offer_hash(*domain, terms)
+        if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
+            raise InvalidInput("this signed offer was already listed; sign a new one")
         allowance = self.ledger.allowance(seller)  # chain reads before the lock
-        call = None if approval is None else self._approval(seller, approval)
+        backing = offers.backing(approval, permit, seller, self.ledger)
+        wh = terms["energyWh"]
         with self._lock:
             rules.check_listing(wh, self.unlisted_wh(seller))
             needed = self.store.listed_wh(seller) + wh
-            if call is None and allowance < needed:
-                raise InvalidInput(f"sign the escrow's approval of {needed} Wh first "
-                                   "(POST /api/tx/prepare with action approve)")
-            approval_tx = None
-            if call is not None:
-                amount = self.ledger.function_of(call)[2][1]
-                if amount < needed:
-                    raise InvalidInput(f"the approval covers {amount} Wh; listing needs {needed}")
-                approval_tx = self.ledger.submit(call, "Approve tokens for sale").tx_hash
-            now = self.clock.now()
+            if backing is None and allowance < needed:
+                raise InvalidInput(f"sign the escrow's approval (or permit) of {needed} Wh first"
+                                   " (POST /api/tx/prepare with action approve)")
+            if backing is not None and backing.amount < needed:
+                raise InvalidInput(f"the approval covers {backing.amount} Wh; listing needs "
+                                   f"{needed}")
+            approval_tx = backing and backing.submit(self.ledger, seller,
+                                                     "Approve tokens for sale")
+            end = offers.auction_end(terms, self.settings)
             listing_id = self.store.add_listing(
-                seller, wh, price, now, now + duration,
-                closes_by=now + duration + limits.soft_close_cap_s, approval_tx=approval_tx,
+                seller, wh, terms["floorPriceWeiPerKWh"], self.clock.now(), end,
+                closes_by=end + self.settings.limits.soft_close_cap_s, approval_tx=approval_tx,
+                offer=terms, offer_signature=sig, offer_hash=digest,
             )
         view = self.listing(listing_id)
         self.hub.publish("listing_created", view)
         return view
 
     def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
-        """The EIP-712 bid the bidder signs for this price, checked as a bid would be first."""
+        """The EIP-712 bid the bidder signs for this price, checked as a bid would be first:
+        it names the listing's offer (hash) and the bidder's meter."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
         self._check_bid(bidder, row, amount)
         bid = {
-            "listingId": row["id"], "buyer": bidder, "seller": row["seller"],
+            "offer": self._offer_hash(row), "buyer": bidder,
+            "buyerMeter": participant(self.store, bidder)["meter_address"],
             "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
-            "nonce": secrets.randbits(64), "expiry": self._bid_expiry(row),
+            "nonce": secrets.randbits(63), "expiry": self._bid_expiry(row),
         }
-        typed = bid_typed_data(*self.ledger.bid_domain(), bid)
-        typed["types"].pop("EIP712Domain")  # ethers adds the domain's type itself
-        typed["message"] = {k: str(v) if isinstance(v, int) else v for k, v in bid.items()}
-        return typed
+        return signed.page_terms(bid_typed_data(*self.ledger.bid_domain(), bid))
 
     def place_bid(
         self, bidder: str, listing_id: object, bid: object, signature: object
@@ -142,8 +167,9 @@ class AuctionBook:
         row = self._listing_row(listing_id)
         if signed.bid_signer(*self.ledger.bid_domain(), terms, sig) != bidder:
             raise NotAllowed("the bid is not signed by your key")
-        wrong = [name for name, want in (("listingId", row["id"]), ("buyer", bidder),
-                                         ("seller", row["seller"]), ("maxWh", row["energy_wh"]))
+        meter = participant(self.store, bidder)["meter_address"]
+        wrong = [name for name, want in (("offer", self._offer_hash(row)), ("buyer", bidder),
+                                         ("buyerMeter", meter), ("maxWh", row["energy_wh"]))
                  if terms[name] != want]
         if wrong:
             raise InvalidInput(f"the signed bid does not match this listing: {', '.join(wrong)}")
@@ -163,19 +189,43 @@ class AuctionBook:
         self.hub.publish("bid_placed", view)
         return view
 
-    def cancel_listing(self, seller: str, listing_id: object) -> dict[str, Any]:
-        """Withdraw a listing: only its seller, only while open and before the first bid."""
+    def prepare_cancel(self, seller: str, listing_id: object) -> dict[str, Any]:
+        """The approve(escrow, allowance − lot) (and the same as a permit) the seller signs to
+        cancel a listing: a cancelled lot leaves no allowance behind."""
+        row = self._cancellable(seller, listing_id)
+        value = max(self.ledger.allowance(seller) - row["energy_wh"], 0)
+        label = "Lower the token approval"
+        if self.ledger.allowance(seller) <= value:
+            return {"needed": False, "label": label, "value": str(value)}
+        tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, value])
+        return {**signed.prepared(self.ledger.prepare(seller, tx, label), label),
+                "value": str(value), "permit": offers.permit_terms(self.ledger, seller, value)}
+
+    def cancel_listing(
+        self, seller: str, listing_id: object, approval: object = None, permit: object = None
+    ) -> dict[str, Any]:
+        """Withdraw a listing: only its seller, only while open and before the first bid;
+        approval (or permit) lowers the escrow's allowance by the lot (see prepare_cancel)."""
+        row = self._cancellable(seller, listing_id)
+        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        lowered = offers.backing(approval, permit, seller, self.ledger)
+        ceiling = max(allowance - row["energy_wh"], 0)
+        if lowered is None and allowance > ceiling:
+            raise InvalidInput(f"sign the approval that lowers the escrow's allowance to "
+                               f"{ceiling} Wh (POST /api/tx/prepare with action cancel_listing)")
         with self._lock, self.store.transaction():
             # Locked like a bid and a close: a bid through another worker lands before or not.
-            row = self.store.lock_listing(self._listing_row(listing_id)["id"])
+            row = self.store.lock_listing(row["id"])
             lid = row["id"]
-            if row["seller"] != seller:
-                raise NotAllowed("only the seller can cancel a listing")
-            if row["status"] != ListingState.OPEN or row["deadline"] <= self.clock.now():
-                raise CannotCancel(f"listing {lid} has ended")
-            if self.store.bids(lid):
-                raise CannotCancel("a listing that has bids cannot be cancelled: bids bind")
+            self._check_cancel(seller, row)
+            if lowered is not None:
+                others = min(self.store.listed_wh(seller) - row["energy_wh"], ceiling)
+                if not others <= lowered.amount <= ceiling:
+                    raise InvalidInput(f"the approval must leave between {others} Wh (your other"
+                                       f" listings) and {ceiling} Wh, not {lowered.amount}")
             self.store.set_listing_status(lid, ListingState.CANCELLED)
+            if lowered is not None:
+                lowered.submit(self.ledger, seller, "Lower the token approval")
         view = self.listing(lid)
         self.hub.publish("listing_closed", view)
         return view
@@ -196,9 +246,9 @@ class AuctionBook:
             else:
                 bid_id, price, buyer = best
                 self.store.set_listing_status(row["id"], ListingState.SOLD, bid_id)
-                expires = int(self.clock.now()) + self.settings.deal_ttl_s
+                # No expiry yet: the escrow fixes it when the deal opens (read back then).
                 deal_id = self.store.add_deal(
-                    row["id"], buyer, row["seller"], price, row["energy_wh"], expires
+                    row["id"], buyer, row["seller"], price, row["energy_wh"]
                 )
         log.info("auction %s closed by worker %s: %s", row["id"], self.worker,
                  f"deal {deal_id}" if deal_id else "unsold")
@@ -232,7 +282,7 @@ class AuctionBook:
         lid = row["id"]
         now = self.clock.now()
         self.store.add_bid(lid, bidder, bid["priceWeiPerKWh"], now, bid["nonce"], bid["expiry"],
-                           signature)
+                           signature, bid["buyerMeter"])
         later = rules.extended_deadline(
             row["deadline"], row["closes_by"] or row["deadline"], now, self.settings.limits
         )
@@ -249,15 +299,31 @@ class AuctionBook:
         return rules.parse_int(energy_wh, "energy (Wh)", limits.min_energy_wh,
                                limits.max_energy_wh)
 
-    def _approval(self, seller: str, raw: object) -> SignedCall:
-        """The seller's signed approve(escrow, n), checked, or InvalidInput/NotAllowed."""
-        call = signed.signed_call(raw, "approval")
-        signed.check_signed_by(call, seller, self.ledger.bid_domain()[0], "approval")
-        called = self.ledger.function_of(call)
-        if called is None or called[:2] != ("EnergyToken", "approve") \
-                or called[2][0] != self.ledger.escrow.address:
-            raise InvalidInput("the approval must be the token's approve(escrow, amount)")
-        return call
+    def _offer_hash(self, row: dict[str, Any]) -> bytes:
+        """A listing's offer hash (what its bids name), or InvalidInput for an unsigned one."""
+        if not row.get("offer_hash"):
+            raise InvalidInput(f"listing {row['id']} has no signed offer (listed before offers "
+                               "were signed): it takes no bids")
+        return bytes.fromhex(row["offer_hash"][2:])
+
+    def _cancellable(self, seller: str, listing_id: object) -> dict[str, Any]:
+        """A listing its seller may cancel now, or NotAllowed/CannotCancel."""
+        row = self._listing_row(listing_id)
+        self._check_cancel(seller, row)
+        if not offers.approval_settled(self.store, self.ledger, row["approval_tx"]):
+            # Its approval (or permit) would land after the lowering one and raise it again.
+            raise CannotCancel(f"listing {row['id']}'s token approval is not mined yet: "
+                               "cancel it in a moment")
+        return row
+
+    def _check_cancel(self, seller: str, row: dict[str, Any]) -> None:
+        lid = row["id"]
+        if row["seller"] != seller:
+            raise NotAllowed("only the seller can cancel a listing")
+        if row["status"] != ListingState.OPEN or row["deadline"] <= self.clock.now():
+            raise CannotCancel(f"listing {lid} has ended")
+        if self.store.bids(lid):
+            raise CannotCancel("a listing that has bids cannot be cancelled: bids bind")
 
     def _listing_row(self, listing_id: object) -> dict[str, Any]:
         """A listing's stored row from an id a person gave, or InvalidInput/NotFound."""
@@ -275,8 +341,8 @@ class AuctionBook:
         # A sold auction whose deal is not open yet will still take its Ether.
         total = sum(rules.cost_wei(d["price"], d["energy_wh"])
                     for d in self.store.unopened_deals(bidder))
-        for listing_id, offers in bids.items():
-            best = rules.winner(offers)
+        for listing_id, rivals in bids.items():
+            best = rules.winner(rivals)
             if best and best[2] == bidder:
                 total += rules.cost_wei(best[1], energy[listing_id])
         return total

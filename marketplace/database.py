@@ -46,7 +46,10 @@ CREATE TABLE IF NOT EXISTS listings (
     closes_by REAL,
     approval_tx TEXT,
     status TEXT NOT NULL DEFAULT '{ListingState.OPEN}',
-    winning_bid INTEGER
+    winning_bid INTEGER,
+    offer TEXT,
+    offer_signature TEXT,
+    offer_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS bids (
     id INTEGER PRIMARY KEY,
@@ -56,7 +59,8 @@ CREATE TABLE IF NOT EXISTS bids (
     created REAL NOT NULL,
     nonce TEXT NOT NULL,
     expiry INTEGER NOT NULL,
-    signature TEXT NOT NULL
+    signature TEXT NOT NULL,
+    buyer_meter TEXT
 );
 CREATE INDEX IF NOT EXISTS bids_by_listing ON bids(listing_id);
 CREATE INDEX IF NOT EXISTS bids_by_bidder ON bids(bidder, nonce);
@@ -105,7 +109,11 @@ CREATE TABLE IF NOT EXISTS deals (
 
 # Columns added after the first release: (table, column, type) for older databases.
 COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER"),
-                 ("listings", "approval_tx", "TEXT")]
+                 ("listings", "approval_tx", "TEXT"), ("listings", "offer", "TEXT"),
+                 ("listings", "offer_signature", "TEXT"), ("listings", "offer_hash", "TEXT"),
+                 ("bids", "buyer_meter", "TEXT")]
+# Indexes over added columns: made once the columns exist (a seller's offer lists once).
+INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)"]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
@@ -148,6 +156,8 @@ class Database:
                 self._db.execute(
                     self.dialect.schema(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 )
+        for index in INDEXES_ADDED:
+            self._db.execute(index)
 
     def close(self) -> None:
         """Close the database."""

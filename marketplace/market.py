@@ -15,6 +15,7 @@ from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
 from marketplace.clock import Clock
+from marketplace.errors import NotAllowed
 from marketplace.events import Hub
 from marketplace.lease import SETTLEMENT, Lease
 from marketplace.ledger import Ledger
@@ -91,9 +92,13 @@ class Market:
         """Listings as the pages show them (open ones by default)."""
         return self.auctions.listings(status)
 
-    def deal(self, deal_id: int) -> dict[str, Any]:
-        """One deal as the pages show it."""
-        return self.settlement.deal(deal_id)
+    def deal(self, deal_id: int, viewer: str | None = None) -> dict[str, Any]:
+        """One deal as the pages show it; given a viewer, only when it is a party (else
+        NotAllowed: who trades with whom at what price is the parties' business)."""
+        view = self.settlement.deal(deal_id)
+        if viewer is not None and viewer not in (view["buyer"], view["seller"]):
+            raise NotAllowed("only the deal's parties (and admins) can see a deal")
+        return view
 
     def deals(self, address: str | None = None) -> list[dict[str, Any]]:
         """Deals, newest first; only those an address is party to when given."""
@@ -110,15 +115,23 @@ class Market:
     # -- commands --------------------------------------------------------------------------
 
     def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
-        """The approve(escrow, n) the seller signs before listing energy_wh, if one is needed."""
+        """The approve(escrow, n) the seller signs before listing energy_wh, if one is needed
+        (with the same allowance as a permit)."""
         return self.auctions.prepare_approval(seller, energy_wh)
 
-    def create_listing(
-        self, seller: str, energy_wh: object, start_price: object, duration_s: object,
-        approval: object = None,
+    def offer_terms(
+        self, seller: str, energy_wh: object, start_price: object, duration_s: object
     ) -> dict[str, Any]:
-        """List energy for auction, with the seller's signed approval when one is needed."""
-        return self.auctions.create_listing(seller, energy_wh, start_price, duration_s, approval)
+        """The EIP-712 Offer the seller signs to list energy, checked first as a listing."""
+        return self.auctions.offer_terms(seller, energy_wh, start_price, duration_s)
+
+    def create_listing(
+        self, seller: str, offer: object, signature: object, approval: object = None,
+        permit: object = None, energy_wh: object = None, start_price: object = None,
+    ) -> dict[str, Any]:
+        """List the seller's signed offer, with its approval or permit when one is needed."""
+        return self.auctions.create_listing(seller, offer, signature, approval, permit,
+                                            energy_wh, start_price)
 
     def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
         """The EIP-712 bid the bidder signs, checked first as a bid would be."""
@@ -130,9 +143,16 @@ class Market:
         """Store a bid the bidder signed with its own key; returns once it is stored durably."""
         return self.auctions.place_bid(bidder, listing_id, bid, signature)
 
-    def cancel_listing(self, seller: str, listing_id: object) -> dict[str, Any]:
-        """Withdraw a listing: only its seller, only while open and before the first bid."""
-        return self.auctions.cancel_listing(seller, listing_id)
+    def prepare_cancel(self, seller: str, listing_id: object) -> dict[str, Any]:
+        """The approval (or permit) lowering the escrow's allowance that cancelling carries."""
+        return self.auctions.prepare_cancel(seller, listing_id)
+
+    def cancel_listing(
+        self, seller: str, listing_id: object, approval: object = None, permit: object = None
+    ) -> dict[str, Any]:
+        """Withdraw a listing: only its seller, only while open and before the first bid,
+        with the signed approval (or permit) that lowers the allowance by its lot."""
+        return self.auctions.cancel_listing(seller, listing_id, approval, permit)
 
     def prepare_close(self, party: str, deal_id: object) -> dict[str, Any]:
         """The closeDeal a party signs for Close connection."""

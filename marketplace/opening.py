@@ -1,5 +1,6 @@
-"""Opening a deal an auction made: the winner's signed bid to the escrow, once, retried while
-the chain is away, the next covered bid when the winner's cannot open; then activation."""
+"""Opening a deal an auction made: the seller's signed offer and the winner's signed bid to the
+escrow, once, retried while the chain is away, the next covered bid when the winner's cannot
+open; then activation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from geth_private import TxRecord
-from marketplace import rules
+from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.ledger import Ledger
 from marketplace.settings import Settings
@@ -51,14 +52,10 @@ class DealOpening:
             self._send_open(deal)
 
     def _approved(self, deal: dict[str, Any]) -> bool:
-        """Whether the seller's approval sent with the listing has left the queue (openDeal
-        takes the tokens with it, so it waits for the approval's receipt)."""
+        """Whether the seller's approval (or permit) sent with the listing has left the queue
+        (openDeal takes the tokens with it, so it waits for the approval's receipt)."""
         tx_hash = self.store.listing(deal["listing_id"])["approval_tx"]
-        if not tx_hash:
-            return True
-        record = self.ledger.txm.record(tx_hash) or self.store.transaction_record(tx_hash) or {}
-        status = record.status if hasattr(record, "status") else record.get("status")
-        return status not in ("queued", "pending")
+        return offers.approval_settled(self.store, self.ledger, tx_hash)
 
     def _approval_overdue(self, deal: dict[str, Any]) -> bool:
         """Whether the bid validity after the auction's latest close is over (the deal still
@@ -68,23 +65,25 @@ class DealOpening:
         return self.clock.now() >= latest + self.settings.bid_validity_s
 
     def _send_open(self, deal: dict[str, Any]) -> None:
-        """Send the escrow's openDeal from the winning signed bid; on failure, retry later.
+        """Send the escrow's openDeal from the seller's signed offer and the winning signed
+        bid; on failure, retry later.
 
-        Safe to repeat: the escrow opens one deal per listing and uses a signed bid once, and
-        before sending again the market asks the escrow whether the deal is already open.
+        Safe to repeat: the escrow opens one deal per offer and uses a signed bid once, and
+        before sending again the market asks the escrow whether the offer's deal is open.
         """
         did = deal["id"]
         listing = self.store.listing(deal["listing_id"])
         won = self.store.bid(listing["winning_bid"])
         bid = {
-            "listingId": listing["id"], "buyer": deal["buyer"], "seller": deal["seller"],
-            "priceWeiPerKWh": deal["price"], "maxWh": deal["energy_wh"],
-            "nonce": won["nonce"], "expiry": won["expiry"],
+            "offer": bytes.fromhex(listing["offer_hash"][2:]), "buyer": deal["buyer"],
+            "buyerMeter": won["buyer_meter"], "priceWeiPerKWh": deal["price"],
+            "maxWh": deal["energy_wh"], "nonce": won["nonce"], "expiry": won["expiry"],
         }
-        expires = deal["expires_at"] or int(self.clock.now()) + self.settings.deal_ttl_s
         try:
             self._txs[(did, "open")] = self.ledger.open_deal_async(
-                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"], expires
+                signed.stored_offer(listing["offer"]),
+                bytes.fromhex(listing["offer_signature"][2:]),
+                bid, bytes.fromhex(won["signature"][2:]), deal["energy_wh"],
             )
             self._backoff.pop(did, None)
         except Exception as err:  # the chain is down or refused the send: nothing happened
@@ -104,17 +103,17 @@ class DealOpening:
         if record is not None and record.status in ("queued", "pending"):
             return
         if record is not None and record.status == "mined":
-            self._activate_when_free(row, self.ledger.deal_id_from(record))
+            self._adopt(row, self.ledger.deal_id_from(record))
             return
         # No transaction in flight (a restart, a failed send) or one that reverted: the
-        # escrow's own record decides, so a deal is opened exactly once.
+        # escrow's own record of the listing's offer decides, so a deal is opened once.
         try:
-            chain_id = row["chain_deal_id"] or self.ledger.deal_of_listing(row["listing_id"])
+            chain_id = row["chain_deal_id"] or self.ledger.deal_of_offer(self._offer_hash(row))
         except Exception as err:  # the chain is away: ask again after a backoff
             self._plan_retry(did, err)
             return
         if chain_id:
-            self._activate_when_free(row, chain_id)
+            self._adopt(row, chain_id)
         elif record is not None and record.status == "failed":
             self._fall_back(row, record.error or "openDeal reverted")
         elif self.clock.now() >= self._retry_at.get(did, 0.0):
@@ -126,6 +125,29 @@ class DealOpening:
                 # escrow's notice keeps the bid covered, no bid of this listing can bind.
                 self._fail_deal(did, "the seller's approval of the tokens was not mined by "
                                      "the time the winning bid had to open its deal")
+
+    def _offer_hash(self, row: dict[str, Any]) -> bytes:
+        return bytes.fromhex(self.store.listing(row["listing_id"])["offer_hash"][2:])
+
+    def _adopt(self, row: dict[str, Any], chain_id: int) -> None:
+        """Take the escrow's deal as this one only when it is this one: same buyer, seller,
+        price and energy (a store that forgot, on a chain that remembers, must not take an old
+        deal for a new one); its expiry is the escrow's."""
+        if row["chain_deal_id"] == chain_id and row["expires_at"]:
+            self._activate_when_free(row, chain_id)
+            return
+        chain = self.ledger.chain_deal(chain_id)
+        differ = [f"{name} {chain[key]} ≠ {row[field]}" for name, key, field in (
+            ("buyer", "buyer", "buyer"), ("seller", "seller", "seller"),
+            ("price", "priceWeiPerKWh", "price"), ("energy", "energyWh", "energy_wh"))
+            if chain[key] != row[field]]
+        if differ:
+            self._fail_deal(row["id"], f"the escrow's deal {chain_id} for this offer is not this "
+                                       f"deal ({', '.join(differ)}): not adopted")
+            return
+        self.store.update_deal(row["id"], chain_deal_id=chain_id,
+                               expires_at=int(chain["expiresAt"]))
+        self._activate_when_free(self.store.deal(row["id"]), chain_id)
 
     def _activate_when_free(self, row: dict[str, Any], chain_id: int) -> None:
         """Activate an opened deal once its buyer has no other deal under way.

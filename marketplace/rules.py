@@ -56,6 +56,16 @@ def cost_wei(price_wei_per_kwh: int, energy_wh: int) -> int:
     return price_wei_per_kwh * energy_wh // 1000
 
 
+def check_cost(price_wei_per_kwh: int, energy_wh: int, what: str) -> None:
+    """Refuse a price that buys energy_wh for 0 wei (the escrow would lock nothing)."""
+    if cost_wei(price_wei_per_kwh, energy_wh) == 0:
+        least = -(-1000 // energy_wh)  # ceil: the least price whose lot costs 1 wei
+        raise InvalidInput(
+            f"{energy_wh} Wh at {price_wei_per_kwh} wei/kWh costs 0 wei (price × Wh / 1000 is "
+            f"rounded down): the {what} must be at least {least} wei/kWh"
+        )
+
+
 def stored(
     fetch: Callable[[int], dict[str, Any] | None], value: object, what: str
 ) -> dict[str, Any]:
@@ -123,6 +133,7 @@ def check_bid(
             + (f" or {limits.min_increment_pct:g} %" if limits.min_increment_pct else "")
             + ")"
         )
+    check_cost(price, energy_wh, "bid")
     needed = cost_wei(price, energy_wh)
     covering = max(0, free_wei - withdrawing_wei)
     if needed > covering:

@@ -110,15 +110,27 @@ class Store(Database):
     def add_listing(
         self, seller: str, energy_wh: int, start_price: int, created: float, deadline: float,
         closes_by: float | None = None, approval_tx: str | None = None,
+        offer: dict[str, Any] | None = None, offer_signature: bytes | None = None,
+        offer_hash: bytes | None = None,
     ) -> int:
         """Store a new open listing; its id. closes_by caps soft-close extensions;
-        approval_tx is the seller's signed approval the deal must wait for."""
+        approval_tx is the seller's signed approval (or permit) the deal must wait for;
+        offer, its signature and hash are the seller's signed EIP-712 Offer."""
         return self.insert(
             "INSERT INTO listings (seller, energy_wh, start_price, created, deadline, closes_by,"
-            " approval_tx) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " approval_tx, offer, offer_signature, offer_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             seller, energy_wh, start_price, created, deadline,
             deadline if closes_by is None else closes_by, approval_tx,
+            None if offer is None else json.dumps({k: str(v) if isinstance(v, int) else v
+                                                  for k, v in offer.items()}),
+            None if offer_signature is None else "0x" + offer_signature.hex(),
+            None if offer_hash is None else "0x" + offer_hash.hex(),
         )
+
+    def listing_by_offer(self, offer_hash: bytes) -> dict[str, Any] | None:
+        """The listing of a signed offer (by its EIP-712 hash), if one was listed."""
+        return self.one("SELECT * FROM listings WHERE offer_hash = ?", "0x" + offer_hash.hex())
 
     def set_deadline(self, listing_id: int, deadline: float) -> None:
         """Move a listing's deadline (soft close)."""
@@ -165,13 +177,14 @@ class Store(Database):
 
     def add_bid(
         self, listing_id: int, bidder: str, price: int, created: float,
-        nonce: int, expiry: int, signature: bytes,
+        nonce: int, expiry: int, signature: bytes, buyer_meter: str | None = None,
     ) -> int:
-        """Store a signed bid durably; its id."""
+        """Store a signed bid durably (with the meter it names); its id."""
         return self.insert(
-            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature,"
+            " buyer_meter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
+            buyer_meter,
         )
 
     def bid_nonce_used(self, bidder: str, nonce: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from marketplace import rules
@@ -50,6 +51,10 @@ def listing_view(
         "deadline": row["deadline"],
         "seconds_left": max(0.0, round(row["deadline"] - now, 1)),
         "status": row["status"],
+        # The seller's signed consent, public: anyone can check a bid names this offer.
+        "offer": json.loads(row["offer"]) if row.get("offer") else None,
+        "offer_signature": row.get("offer_signature"),
+        "offer_hash": row.get("offer_hash"),
     }
 
 

@@ -71,9 +71,13 @@ def page_login(page, base: str, name: str, passphrase: str, path: str = "/login"
     page.wait_for_selector("body.logged-in", timeout=30_000)
 
 
+TEXT_FIELDS = ("buyer", "seller", "buyerMeter", "sellerMeter", "offer")  # addresses, hashes
+
+
 def bid_message(terms: dict, **changes) -> dict:
-    """The bid of /bids/terms with its numbers as ints, and any fields changed."""
-    message = {k: v if k in ("buyer", "seller") else int(v) for k, v in terms["message"].items()}
+    """The message of /bids/terms (or /listings/terms) with its numbers as ints, and any fields
+    changed."""
+    message = {k: v if k in TEXT_FIELDS else int(v) for k, v in terms["message"].items()}
     return {**message, **changes}
 
 
@@ -85,6 +89,27 @@ def sign_bid_as(key, terms: dict, **changes) -> tuple[dict, str]:
     bid = bid_message(terms, **changes)
     signature = sign_bid(key, int(domain["chainId"]), domain["verifyingContract"], bid)
     return {k: str(v) if isinstance(v, int) else v for k, v in bid.items()}, "0x" + signature.hex()
+
+
+def sign_offer_as(key, terms: dict, **changes) -> tuple[dict, str]:
+    """(offer, 0x-signature): the offer of /listings/terms (fields changed first) signed by key."""
+    from contracts.bindings import sign_offer
+
+    domain = terms["domain"]
+    offer = bid_message(terms, **changes)
+    signature = sign_offer(key, int(domain["chainId"]), domain["verifyingContract"], offer)
+    return ({k: str(v) if isinstance(v, int) else v for k, v in offer.items()},
+            "0x" + signature.hex())
+
+
+def offer_body(client, key, wh: int, price: int, duration_s: int, **changes) -> dict:
+    """The body of POST /api/listings for a Flask test client logged in as key's owner: the
+    offer of /api/listings/terms signed by key (fields changed first), no approval yet."""
+    asked = {"energy_wh": wh, "start_price_wei": str(price), "duration_s": duration_s}
+    terms = client.post("/api/listings/terms", json=asked).get_json()
+    offer, signature = sign_offer_as(key, terms, **changes)
+    return {"offer": offer, "signature": signature, "energy_wh": wh,
+            "start_price_wei": str(price)}
 
 
 def signed_raw(client, action: str, **params) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, request, session
 from flask_socketio import Namespace, SocketIO, emit, join_room
 
+from web.pushers import ADMINS_ROOM
 from web.session import current_account, runtime
 from web.state import portal
 
@@ -42,11 +43,17 @@ class SessionNamespace(Namespace):
 
 
 class MarketNamespace(SessionNamespace):
-    """Live listing cards and deals for every logged-in browser."""
+    """Live listing cards for every logged-in browser; deals only for their parties (each
+    browser is in its address's room) and admins."""
 
     def joined(self, account: Any) -> None:
-        market = runtime().market
-        emit("snapshot", {"listings": market.listings("open"), "deals": market.deals()})
+        rt = runtime()
+        admin = rt.is_admin(account.address)
+        join_room(account.address)
+        if admin:
+            join_room(ADMINS_ROOM)
+        deals = rt.market.deals(None if admin else account.address)
+        emit("snapshot", {"listings": rt.market.listings("open"), "deals": deals})
 
 
 class WalletNamespace(SessionNamespace):

@@ -14,6 +14,7 @@ from web.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+ADMINS_ROOM = "admins"  # /market room of the admins' browsers: they see every deal
 MARKET_TOPICS = {"listing_created", "bid_placed", "listing_closed", "deal_updated"}
 
 
@@ -44,7 +45,10 @@ class WalletPusher:
 
     def on_hub(self, topic: str, payload: dict[str, Any]) -> None:
         """Hub subscriber: market news to every browser; anything else may move a wallet."""
-        if topic in MARKET_TOPICS:
+        if topic == "deal_updated":  # a deal is its parties' business (and the admins')
+            rooms = [payload["buyer"], payload["seller"], ADMINS_ROOM]
+            socketio.emit(topic, payload, namespace="/market", to=rooms)
+        elif topic in MARKET_TOPICS:
             socketio.emit(topic, payload, namespace="/market")
         self.poke()
 

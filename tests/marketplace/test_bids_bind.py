@@ -86,7 +86,8 @@ def test_a_sellers_approval_never_mined_cannot_hold_the_deal_and_the_escrow_fore
     market, alice, bob = runtime.market, people["alice"], people["bob"]
     prepared = market.prepare_approval(alice.address, 10)
     prepared["tx"]["nonce"] = str(int(str(prepared["tx"]["nonce"]), 0) + 1)  # the gap
-    listing = market.create_listing(alice.address, 10, 1000, 30, alice.sign(prepared))
+    offer, signature = alice.offer(10, 1000, 30)
+    listing = market.create_listing(alice.address, offer, signature, alice.sign(prepared))
     bob.bid(listing["id"], 9 * 10**18)
     approval = runtime.txm.record(runtime.store.listing(listing["id"])["approval_tx"])
     clock.advance(31)

@@ -93,17 +93,18 @@ def test_a_late_bid_extends_the_auction_and_everyone_sees_it(runtime, people, cl
 def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
     from marketplace.errors import CannotCancel
 
-    market = runtime.market
-    untouched = people["alice"].list(10, 1000, 30)
+    alice = people["alice"]
+    untouched = alice.list(10, 1000, 30)
     with pytest.raises(NotAllowed, match="only the seller"):
-        market.cancel_listing(people["bob"].address, untouched["id"])
-    assert market.cancel_listing(people["alice"].address, untouched["id"])["status"] == "cancelled"
+        people["bob"].cancel(untouched["id"])
+    runtime.ledger.wait(runtime.txm.record(runtime.store.listing(untouched["id"])["approval_tx"]))
+    assert alice.cancel(untouched["id"])["status"] == "cancelled"
     with pytest.raises(CannotCancel, match="has ended"):
-        market.cancel_listing(people["alice"].address, untouched["id"])
-    bid_on = people["alice"].list(10, 1000, 30)
+        alice.cancel(untouched["id"])
+    bid_on = alice.list(10, 1000, 30)
     people["bob"].bid(bid_on["id"], 1000)
     with pytest.raises(CannotCancel, match="bids bind"):
-        market.cancel_listing(people["alice"].address, bid_on["id"])
+        alice.cancel(bid_on["id"])
 
 
 def test_a_pending_withdrawal_covers_no_bid(runtime, people):

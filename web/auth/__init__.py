@@ -133,7 +133,8 @@ def me(address: str, **extra: object) -> dict[str, Any]:
     """The signed-in participant as the pages need it."""
     who = runtime().store.participant(address) or {}
     return {"address": address, "name": who.get("name") or runtime().name_of(address),
-            "role": who.get("role"), "admin": runtime().is_admin(address), **extra}
+            "role": who.get("role"), "meter": who.get("meter_address"),
+            "admin": runtime().is_admin(address), **extra}
 
 
 def _signed_in_address(data: dict[str, Any]) -> str:

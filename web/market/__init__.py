@@ -22,13 +22,25 @@ def listings(account):
     return jsonify(listings=runtime().market.listings("open"))
 
 
+@bp.post("/api/listings/terms")
+@login_required
+def offer_terms(account):
+    """The EIP-712 Offer to sign for a listing (checked as a listing first)."""
+    data = body()
+    return jsonify(runtime().market.offer_terms(
+        account.address, data.get("energy_wh"), data.get("start_price_wei"),
+        data.get("duration_s"),
+    ))
+
+
 @bp.post("/api/listings")
 @login_required
 def create_listing(account):
+    """A listing is the seller's signed Offer, with its approval or permit when needed."""
     data = body()
     listing = runtime().market.create_listing(
-        account.address, data.get("energy_wh"), data.get("start_price_wei"),
-        data.get("duration_s"), data.get("approval"),
+        account.address, data.get("offer"), data.get("signature"), data.get("approval"),
+        data.get("permit"), data.get("energy_wh"), data.get("start_price_wei"),
     )
     return jsonify(listing), 201
 
@@ -42,7 +54,10 @@ def listing(account, listing_id):
 @bp.post("/api/listings/<int:listing_id>/cancel")
 @login_required
 def cancel(account, listing_id):
-    return jsonify(runtime().market.cancel_listing(account.address, listing_id))
+    """Cancel with the signed approval (or permit) that lowers the allowance by the lot."""
+    data = body()
+    return jsonify(runtime().market.cancel_listing(account.address, listing_id,
+                                                   data.get("approval"), data.get("permit")))
 
 
 @bp.post("/api/listings/<int:listing_id>/bids/terms")
@@ -72,7 +87,10 @@ def deals(account):
 @bp.get("/api/deals/<int:deal_id>")
 @login_required
 def deal(account, deal_id):
-    return jsonify(runtime().market.deal(deal_id))
+    """One deal, for its parties and admins only."""
+    rt = runtime()
+    viewer = None if rt.is_admin(account.address) else account.address
+    return jsonify(rt.market.deal(deal_id, viewer))
 
 
 @bp.post("/api/deals/<int:deal_id>/close")

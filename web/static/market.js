@@ -1,5 +1,6 @@
-/* The market view: Sell (with a signed approval), live listing cards with Buy (an EIP-712 bid
-   signed in the page), deal cards with Close connection (the party's own signed closeDeal). */
+/* The market view: Sell (a signed Offer and permit), live listing cards with Buy (an EIP-712 bid
+   naming the offer, signed in the page), Cancel (a permit lowering the allowance), deal cards
+   with Close connection (the party's own signed closeDeal). */
 import { api } from "./api.js";
 import * as signer from "./signer.js";
 import { $, el, formatEther, parseEther, short, toast } from "./util.js";
@@ -17,8 +18,9 @@ function priceText(wei) { return wei === null ? "no bids" : `${formatEther(wei, 
 
 /* Terms from the portal, checked and signed here; the portal stores our own signature. */
 async function bid(listingId, priceWei) {
+  const listing = listings.get(listingId) || await api("GET", `/api/listings/${listingId}`);
   const terms = await api("POST", `/api/listings/${listingId}/bids/terms`, { price_wei: priceWei });
-  const signature = await signer.signBid(terms, listingId, priceWei);
+  const signature = await signer.signBid(terms, listing, priceWei, me.meter);
   return api("POST", `/api/listings/${listingId}/bids`, { bid: terms.message, signature });
 }
 
@@ -57,7 +59,7 @@ function listingCard(l) {
   if (mine && l.bid_count === 0) {
     const cancel = el("button", { type: "button", class: "secondary cancel-listing", textContent: "Cancel listing" });
     cancel.addEventListener("click", async () => {
-      try { removeListing(await api("POST", `/api/listings/${l.id}/cancel`)); toast("Listing cancelled"); refreshUnlisted(); }
+      try { removeListing(await cancelListing(l)); toast("Listing cancelled"); refreshUnlisted(); }
       catch (err) { toast(err.message, true); }
     });
     card.append(cancel);
@@ -197,23 +199,25 @@ async function refreshUnlisted() {
   try { $("sell-unlisted").textContent = (await api("GET", "/api/wallet")).unlisted_wh; } catch (e) { /* shown on next try */ }
 }
 
-/* Sell: the escrow may take the tokens only with our approval, signed here when it is short. */
+/* Cancel: the escrow's allowance goes down by the lot, by a permit signed here. */
+async function cancelListing(l) {
+  const prepared = await api("POST", "/api/tx/prepare", { action: "cancel_listing", listing_id: l.id });
+  const body = prepared.needed ? { permit: await signer.signPermit(prepared.permit, prepared.value) } : {};
+  return api("POST", `/api/listings/${l.id}/cancel`, body);
+}
+
+/* Sell: a listing is our signed Offer (energy, floor, meter, deadline); the escrow may take the
+   tokens only with our permit, signed here when the allowance is short (no Ether needed). */
 async function sell() {
   const energy = Number($("sell-wh").value);
   const order = { energy_wh: energy, start_price_wei: parseEther($("sell-price").value),
     duration_s: Number($("sell-duration").value) };
+  const terms = await api("POST", "/api/listings/terms", order);
+  const body = { offer: terms.message, signature: await signer.signOffer(terms, order, me.meter),
+    energy_wh: energy, start_price_wei: order.start_price_wei };
   const prepared = await api("POST", "/api/tx/prepare", { action: "approve", energy_wh: energy });
-  if (prepared.needed) {
-    const signed = await signer.signPrepared("approve", { energy_wh: energy }, prepared);
-    if (signed.raw) order.approval = signed.raw;  // the portal sends it before the listing
-    else {
-      // A browser wallet sent it itself: the portal lists once the allowance is on chain.
-      await api("POST", "/api/tx/sent", { tx_hash: signed.hash, label: prepared.label });
-      toast("Waiting for your approval to be mined");
-      await mined(signed.hash, "approval");
-    }
-  }
-  const listing = await api("POST", "/api/listings", order);
+  if (prepared.needed) body.permit = await signer.signPermit(prepared.permit, prepared.value);
+  const listing = await api("POST", "/api/listings", body);
   upsertListing(listing);
   toast(`Listed ${listing.energy_wh} Wh`);
   refreshUnlisted();

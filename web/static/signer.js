@@ -35,6 +35,7 @@ const ABI = new ethers.Interface([
 const FUNCTIONS = {
   deposit: ["deposit"], withdraw: ["requestWithdrawal", "withdraw"],
   complete_withdrawal: ["completeWithdrawal"], approve: ["approve"], close: ["closeDeal"],
+  cancel_listing: ["approve"],
 };
 
 /* Refuse to sign a transaction that is not the one asked for. */
@@ -51,12 +52,13 @@ export function check(action, params, tx) {
     if (tx.data && tx.data !== "0x") wrong("a contract call instead of a payment");
     return;
   }
-  if (to !== ethers.getAddress(action === "approve" ? token : escrow)) wrong(`a call to ${to}`);
+  const approval = action === "approve" || action === "cancel_listing";
+  if (to !== ethers.getAddress(approval ? token : escrow)) wrong(`a call to ${to}`);
   const call = ABI.parseTransaction({ data: tx.data, value });
   if (!call || !FUNCTIONS[action].includes(call.name)) wrong(`another function (${call ? call.name : "unknown"})`);
   const paid = action === "deposit" ? BigInt(params.amount_wei) : 0n;
   if (value !== paid) wrong(`a payment of ${value} wei`);
-  if (action === "approve" && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
+  if (approval && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
   if (action === "close" && params.chain_deal_id !== undefined && params.chain_deal_id !== null
       && BigInt(call.args[0]) !== BigInt(params.chain_deal_id)) wrong(`the close of another deal (${call.args[0]})`);
 }
@@ -96,21 +98,74 @@ export function remember(record, label, hash) {
   return entry;
 }
 
-/* Check a bid's typed data names this bidder, listing and price before signing it. */
-export async function signBid(terms, listingId, priceWei) {
+function signTyped(terms) {
+  const sign = kind === "keystore" ? keys.signTypedData : injected.signTypedData;
+  return sign(terms.domain, terms.types, terms.message);
+}
+
+function checkDomain(terms, contract, problems) {
+  if (chain && ethers.getAddress(terms.domain.verifyingContract) !== ethers.getAddress(chain.contracts[contract])) {
+    problems.push(`it is for another contract than the ${contract}`);
+  }
+  if (chain && BigInt(terms.domain.chainId) !== BigInt(chain.chain_id)) problems.push("it is for another chain");
+}
+
+function refuse(what, problems) {
+  if (problems.length) throw new Error(`the ${what} the portal asked you to sign is not yours: ${problems.join(", ")}`);
+}
+
+/* Check an offer's typed data is this seller's, from its meter, of the energy and floor asked. */
+export async function signOffer(terms, asked, meter) {
+  const m = terms.message;
+  const problems = [];
+  if (terms.primaryType !== "Offer") problems.push("it is not an Offer");
+  if (ethers.getAddress(m.seller) !== address()) problems.push(`the seller is ${m.seller}`);
+  if (meter && ethers.getAddress(m.sellerMeter) !== ethers.getAddress(meter)) problems.push(`the meter is ${m.sellerMeter}`);
+  if (BigInt(m.energyWh) !== BigInt(asked.energy_wh)) problems.push(`it sells ${m.energyWh} Wh`);
+  if (BigInt(m.floorPriceWeiPerKWh) !== BigInt(asked.start_price_wei)) problems.push(`its floor is ${m.floorPriceWeiPerKWh} wei/kWh`);
+  checkDomain(terms, "EnergyEscrow", problems);
+  refuse("offer", problems);
+  return signTyped(terms);
+}
+
+/* Check an ERC-2612 permit lets only the escrow take our tokens, as many as the portal said. */
+export async function signPermit(terms, value) {
+  const m = terms.message;
+  const problems = [];
+  if (terms.primaryType !== "Permit") problems.push("it is not a Permit");
+  if (ethers.getAddress(m.owner) !== address()) problems.push(`the owner is ${m.owner}`);
+  if (chain && ethers.getAddress(m.spender) !== ethers.getAddress(chain.contracts.EnergyEscrow)) problems.push(`the spender is ${m.spender}`);
+  if (BigInt(m.value) !== BigInt(value)) problems.push(`it allows ${m.value} Wh`);
+  checkDomain(terms, "EnergyToken", problems);
+  refuse("permit", problems);
+  return { value: String(m.value), deadline: String(m.deadline), signature: await signTyped(terms) };
+}
+
+/* Check a bid's typed data names this bidder, the listing's offer and price before signing it. */
+export async function signBid(terms, listing, priceWei, meter) {
   const m = terms.message;
   const problems = [];
   if (ethers.getAddress(m.buyer) !== address()) problems.push(`the buyer is ${m.buyer}`);
-  if (BigInt(m.listingId) !== BigInt(listingId)) problems.push(`it is for listing ${m.listingId}`);
-  if (BigInt(m.priceWeiPerKWh) !== BigInt(priceWei)) problems.push(`its price is ${m.priceWeiPerKWh} wei`);
-  if (chain && ethers.getAddress(terms.domain.verifyingContract) !== ethers.getAddress(chain.contracts.EnergyEscrow)) {
-    problems.push("it is for another escrow");
+  if (meter && ethers.getAddress(m.buyerMeter) !== ethers.getAddress(meter)) problems.push(`the meter is ${m.buyerMeter}`);
+  if (!listing.offer) problems.push("the listing has no signed offer");
+  else {
+    const offerHash = ethers.TypedDataEncoder.hash(terms.domain, { Offer: OFFER }, listing.offer);
+    if (m.offer.toLowerCase() !== offerHash.toLowerCase()) problems.push(`it is for another offer than listing ${listing.id}'s`);
+    const seller = ethers.verifyTypedData(terms.domain, { Offer: OFFER }, listing.offer, listing.offer_signature);
+    if (seller !== ethers.getAddress(listing.seller)) problems.push("the listing's offer is not its seller's");
   }
-  if (chain && BigInt(terms.domain.chainId) !== BigInt(chain.chain_id)) problems.push("it is for another chain");
-  if (problems.length) throw new Error(`the bid the portal asked you to sign is not yours: ${problems.join(", ")}`);
-  const sign = kind === "keystore" ? keys.signTypedData : injected.signTypedData;
-  return sign(terms.domain, terms.types, m);
+  if (BigInt(m.priceWeiPerKWh) !== BigInt(priceWei)) problems.push(`its price is ${m.priceWeiPerKWh} wei`);
+  checkDomain(terms, "EnergyEscrow", problems);
+  refuse("bid", problems);
+  return signTyped(terms);
 }
+
+/* The escrow's Offer type, the page's own copy: a listing's offer hash is recomputed from it. */
+const OFFER = [
+  { name: "seller", type: "address" }, { name: "sellerMeter", type: "address" },
+  { name: "energyWh", type: "uint256" }, { name: "floorPriceWeiPerKWh", type: "uint256" },
+  { name: "deadline", type: "uint64" }, { name: "nonce", type: "uint256" },
+];
 
 /* The Sign-In with Ethereum message must name this page's host, our address and chain. */
 export function checkLogin(message, who) {

@@ -30,8 +30,10 @@ def _prepared(account: User, data: dict[str, Any]) -> dict[str, Any]:
         return rt.market.prepare_approval(me, data.get("energy_wh"))
     if action == "close":
         return rt.market.prepare_close(me, data.get("deal_id"))
+    if action == "cancel_listing":
+        return rt.market.prepare_cancel(me, data.get("listing_id"))
     raise InvalidInput("action is one of deposit, withdraw, cancel_withdrawal, "
-                       "complete_withdrawal, send, approve, close")
+                       "complete_withdrawal, send, approve, close, cancel_listing")
 
 
 @bp.post("/api/tx/prepare")
