@@ -10,6 +10,7 @@ import requests
 
 from contracts.bindings import sign_bid
 from marketplace.audit.book import parse_book
+from marketplace.clock import SystemClock
 from marketplace.states import DealState
 from tests.common import wait_for
 from tests.marketplace.common import ready
@@ -18,18 +19,20 @@ from web.cli import main
 PRICE_BOB, PRICE_CAROL = 10**16, 2 * 10**16
 
 # The audit reads every block with an event through the portal's /rpc: no rate limit here.
-PORTAL = {"CHAIN_URI": "embedded://", "LOAD_W": 30, "RPC_RATE_PER_S": 100_000}
+# The portal's clock is the chain's (wall time): the book's auction end is compared with the
+# deal's block time. No soft close, so the 10 s auction ends when it says.
+PORTAL = {"CHAIN_URI": "embedded://", "LOAD_W": 30, "RPC_RATE_PER_S": 100_000,
+          "CLOCK": SystemClock(), "SOFT_CLOSE_S": 0}
 
 
 @pytest.fixture
-def traded(app, runtime, server, clock):
+def traded(app, runtime, server):
     """A 40 Wh auction: bob bids, carol outbids him and wins; delivery is paid, then carol
     closes. The portal's URL and the sold listing's id."""
     people = ready(runtime, wh=60)
-    listing = people["alice"].list(40, PRICE_BOB, 30)
+    listing = people["alice"].list(40, PRICE_BOB, 10)
     people["bob"].bid(listing["id"], PRICE_BOB)
     people["carol"].bid(listing["id"], PRICE_CAROL)
-    clock.advance(31)
     market = runtime.market
     deal = wait_for(lambda: next((d for d in market.deals() if d["listing_id"] == listing["id"]
                                   and d["status"] == DealState.ACTIVE), None), timeout=60,
