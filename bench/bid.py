@@ -61,7 +61,7 @@ def signed_api(runtime, url: str, rounds: int) -> dict[str, list[float]]:
         times["client (terms, sign, post)"].append(time.perf_counter() - started)
         price += 1000
         terms = bob.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        typed = checks.bid_terms(terms, lid, price, keys["bob"].address, None)
+        typed = checks.bid_terms(terms, listing, price, keys["bob"].address, None)
         started = time.perf_counter()  # the page has the terms already: sign and post
         signature = Account.sign_typed_data(keys["bob"].key, full_message=typed).signature
         bob.post(f"/api/listings/{lid}/bids", {"bid": terms["message"],

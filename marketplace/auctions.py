@@ -193,9 +193,10 @@ class AuctionBook:
         """The approve(escrow, allowance − lot) (and the same as a permit) the seller signs to
         cancel a listing: a cancelled lot leaves no allowance behind."""
         row = self._cancellable(seller, listing_id)
-        value = max(self.ledger.allowance(seller) - row["energy_wh"], 0)
+        allowance = self.ledger.allowance(seller)
+        value = max(allowance - row["energy_wh"], 0)
         label = "Lower the token approval"
-        if self.ledger.allowance(seller) <= value:
+        if allowance <= value:
             return {"needed": False, "label": label, "value": str(value)}
         tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, value])
         return {**signed.prepared(self.ledger.prepare(seller, tx, label), label),

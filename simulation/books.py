@@ -63,7 +63,7 @@ def _chain_deals(ledger: Ledger, journal: ChainJournal) -> list[dict[str, Any]]:
     for cid in range(1, ledger.deal_count() + 1):
         d = ledger.chain_deal(cid)
         deals.append({
-            "id": cid, "listing_id": d["listingId"], "buyer": d["buyer"],
+            "id": cid, "offer": "0x" + bytes(d["offer"]).hex(), "buyer": d["buyer"],
             "seller": d["seller"], "price": d["priceWeiPerKWh"], "energy_wh": d["energyWh"],
             "delivered_wh": d["deliveredWh"], "paid_wei": d["paidWei"],
             "refunded_wei": d["lockedWei"] - d["paidWei"],

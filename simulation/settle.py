@@ -19,7 +19,7 @@ def settle(runtime: Runtime, people: list[dict[str, Any]], say: Callable[[str], 
     for listing in market.listings("open"):
         if not listing["bid_count"]:
             try:
-                market.cancel_listing(keys[listing["seller"]].address, listing["id"])
+                keys[listing["seller"]].cancel(listing["id"])
             except MarketError:
                 pass  # it closed by itself meanwhile
     wait_for(lambda: not store.listings("open"), "auctions to close")

@@ -17,7 +17,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from flask import Flask, jsonify, request
 
-from contracts.bindings import BID_TYPES
+from contracts.bindings import BID_TYPES, OFFER_TYPES, offer_hash, sign_offer
 from gridbid_client.client import Client, ClientError, SigningRefused
 from gridbid_client.siwe import SiweMessage, new_nonce, verify
 from gridbid_client.transport import FlaskTransport
@@ -27,6 +27,10 @@ OTHER = Account.from_key("0x" + "b2" * 32)
 ESCROW = "0x" + "e5" * 20
 TOKEN = "0x" + "70" * 20
 CHAIN_ID = 31337
+MY_METER = to_checksum_address("0x" + "3e" * 20)
+SELLER_METER = to_checksum_address("0x" + "5e" * 20)
+DOMAIN = {"name": "gridbid EnergyEscrow", "version": "1", "chainId": CHAIN_ID,
+          "verifyingContract": to_checksum_address(ESCROW)}
 
 
 class StandIn:
@@ -40,6 +44,8 @@ class StandIn:
         self.lie_uri: str | None = None
         self.lie_tx: dict | None = None
         self.lie_bid: dict | None = None
+        self.lie_offer: dict | None = None  # the terms of the offer a seller is asked to sign
+        self.lie_listing: dict | None = None  # the published offer of a listing
         self.csrf = "csrf-before-login"
 
     def login_message(self, address: str) -> str:
@@ -70,27 +76,43 @@ class StandIn:
         }
         return {"tx": {**tx, **(self.lie_tx or {})}, "label": body["action"], "needed": True}
 
+    def offer(self, listing_id: int) -> dict:
+        """The offer OTHER (the seller) signed for a listing, as the listing publishes it."""
+        return {"seller": OTHER.address, "sellerMeter": SELLER_METER, "energyWh": 30,
+                "floorPriceWeiPerKWh": 1000, "deadline": 1767200000, "nonce": 100 + listing_id}
+
+    def listing(self, listing_id: int) -> dict:
+        offer = self.offer(listing_id)
+        signature = sign_offer(OTHER, CHAIN_ID, ESCROW, offer)
+        published = {**offer, **(self.lie_listing or {})}
+        return {"id": listing_id, "seller": OTHER.address, "energy_wh": 30,
+                "offer": {k: str(v) if isinstance(v, int) else v for k, v in published.items()},
+                "offer_signature": "0x" + signature.hex()}
+
     def terms(self, listing_id: int, price_wei: int) -> dict:
         message = {
-            "listingId": listing_id,
+            "offer": "0x" + offer_hash(CHAIN_ID, ESCROW, self.offer(listing_id)).hex(),
             "buyer": ME.address,
-            "seller": OTHER.address,
+            "buyerMeter": MY_METER,
             "priceWeiPerKWh": str(price_wei),
             "maxWh": 30,
             "nonce": "8263",
             "expiry": 1767200000,
         }
         return {
-            "domain": {
-                "name": "gridbid EnergyEscrow",
-                "version": "1",
-                "chainId": CHAIN_ID,
-                "verifyingContract": to_checksum_address(ESCROW),
-            },
+            "domain": DOMAIN,
             "types": {"Bid": list(BID_TYPES["Bid"])},  # the escrow's own Bid type
             "primaryType": "Bid",
             "message": {**message, **(self.lie_bid or {})},
         }
+
+    def offer_terms(self, body: dict) -> dict:
+        message = {"seller": ME.address, "sellerMeter": MY_METER,
+                   "energyWh": str(body["energy_wh"]),
+                   "floorPriceWeiPerKWh": str(body["start_price_wei"]),
+                   "deadline": "1767200000", "nonce": "77"}
+        return {"domain": DOMAIN, "types": {"Offer": list(OFFER_TYPES["Offer"])},
+                "primaryType": "Offer", "message": {**message, **(self.lie_offer or {})}}
 
 
 def stand_in_app(state: StandIn) -> Flask:
@@ -130,7 +152,26 @@ def stand_in_app(state: StandIn) -> Flask:
             address=signed.address, name="me", role="consumer", admin=False, csrf=state.csrf
         )
 
-    app.post("/api/tx/prepare", endpoint="prepare")(lambda: jsonify(state.prepared(request.json)))
+    @app.post("/api/tx/prepare")
+    def prepare():
+        if request.json["action"] == "approve":  # the allowance covers the lot already
+            return jsonify(needed=False, label="Approve tokens for sale")
+        return jsonify(state.prepared(request.json))
+
+    app.get("/api/me", endpoint="me")(
+        lambda: jsonify(address=ME.address, role="consumer", meter=MY_METER))
+    app.get("/api/listings/<int:listing_id>", endpoint="listing")(
+        lambda listing_id: jsonify(state.listing(listing_id)))
+    app.post("/api/listings/terms", endpoint="offer_terms")(
+        lambda: jsonify(state.offer_terms(request.json)))
+
+    @app.post("/api/listings")
+    def create_listing():
+        typed = state.offer_terms(request.json)
+        signer = Account.recover_message(
+            encode_typed_data(full_message=typed), signature=request.json["signature"]
+        )
+        return jsonify(id=1, seller=signer), 201
 
     @app.post("/api/tx")
     def send_raw():
@@ -240,14 +281,70 @@ def test_bid_signs_the_typed_terms(client, stand_in):
 
 @pytest.mark.parametrize(
     "lie",
-    [{"buyer": OTHER.address}, {"listingId": 5}, {"priceWeiPerKWh": "9" * 20}, {"extra": 1}],
-    ids=["buyer", "listing", "price", "extra field"],
+    [{"buyer": OTHER.address}, {"priceWeiPerKWh": "9" * 20}, {"extra": 1},
+     {"buyerMeter": SELLER_METER},
+     {"offer": "0x" + offer_hash(CHAIN_ID, ESCROW, StandIn().offer(5)).hex()}],
+    ids=["buyer", "price", "extra field", "meter", "another listing's offer"],
 )
 def test_bid_terms_that_differ_from_the_request_are_not_signed(client, stand_in, lie):
     stand_in.lie_bid = lie
     with pytest.raises(SigningRefused):
         client.bid(4, 1_200_000_000_000_000)
     assert posted(stand_in, "/api/listings/4/bids") == []
+
+
+@pytest.mark.parametrize("lie", [{"energyWh": 31}, {"floorPriceWeiPerKWh": 1}],
+                         ids=["energy", "floor"])
+def test_a_bid_on_a_listing_whose_published_offer_is_not_the_signed_one_is_refused(
+        client, stand_in, lie):
+    """F3: a bid names the offer by its hash, recomputed here from the listing's published
+    terms and checked against the seller's signature: a portal that shows one offer and has
+    the buyer sign a bid for another gets no signature."""
+    stand_in.lie_listing = lie
+    with pytest.raises(SigningRefused):
+        client.bid(4, 1_200_000_000_000_000)
+    assert posted(stand_in, "/api/listings/4/bids") == []
+
+
+def test_create_listing_signs_the_offer_of_the_terms_asked(client, stand_in):
+    """F3: the seller's consent is its own signature of the offer it asked for."""
+    answer = client.create_listing(30, 1000, 60)
+    assert answer["seller"] == ME.address
+    (body,) = posted(stand_in, "/api/listings")
+    assert body["offer"]["energyWh"] == "30" and body["offer"]["sellerMeter"] == MY_METER
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [{"seller": OTHER.address}, {"sellerMeter": SELLER_METER}, {"energyWh": "300"},
+     {"floorPriceWeiPerKWh": "1"}, {"extra": 1}],
+    ids=["seller", "meter", "energy", "floor", "extra field"],
+)
+def test_offer_terms_that_differ_from_the_request_are_not_signed(client, stand_in, lie):
+    """F3: an offer is signed only as asked: energy, floor, this seller and its meter."""
+    stand_in.lie_offer = lie
+    with pytest.raises(SigningRefused):
+        client.create_listing(30, 1000, 60)
+    assert posted(stand_in, "/api/listings") == []
+
+
+@pytest.mark.parametrize("domain", [{"chainId": 1}, {"verifyingContract": TOKEN}],
+                         ids=["chain", "contract"])
+def test_an_offer_for_another_chain_or_contract_is_not_signed(client, stand_in, monkeypatch,
+                                                              domain):
+    real = stand_in.offer_terms
+    monkeypatch.setattr(stand_in, "offer_terms",
+                        lambda body: {**real(body), "domain": {**DOMAIN, **domain}})
+    with pytest.raises(SigningRefused):
+        client.create_listing(30, 1000, 60)
+    assert posted(stand_in, "/api/listings") == []
+
+
+def test_the_clients_offer_type_is_the_escrows():
+    """The client's own Offer type (what it recomputes hashes from) is the escrow's."""
+    from gridbid_client.checks import OFFER_TYPE
+
+    assert [(f["name"], f["type"]) for f in OFFER_TYPES["Offer"]] == OFFER_TYPE
 
 
 def test_an_error_answer_becomes_a_client_error_with_status_and_kind(client):

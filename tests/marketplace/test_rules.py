@@ -105,3 +105,13 @@ def test_soft_close_moves_the_deadline_back_but_not_past_the_cap():
     assert rules.extended_deadline(110.0, cap, now=105.0, limits=limits) == 120.0
     assert rules.extended_deadline(120.0, cap, now=119.0, limits=limits) == cap  # capped
     assert rules.extended_deadline(first, cap, 99.0, rules.Limits()) == first  # switched off
+
+
+def test_a_bid_whose_lot_costs_0_wei_is_refused():
+    """F8: price × Wh < 1000 opened a deal with 0 wei locked (the escrow rounds down) and
+    burnt the seller's tokens for nothing; such a bid is refused with the least price that pays."""
+    with pytest.raises(InvalidInput, match="costs 0 wei.*at least 500 wei/kWh"):
+        bid(start_price=1, price=499, energy_wh=2)
+    bid(start_price=1, price=500, energy_wh=2)  # 1 wei: it pays
+    with pytest.raises(InvalidInput, match="at least 1000 wei/kWh"):
+        rules.check_cost(999, 1, "start bid")

@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from gridbid_client import keys
-from tests.common import csrf_client, sign_bid_as, signed_raw, wait_for
+from tests.common import csrf_client, offer_body, sign_bid_as, signed_raw, wait_for
 
 ETH = 10**18
 
@@ -248,17 +248,34 @@ def test_followed_hashes_must_be_hashes(app, bob):
 def test_listing_refusals(app, runtime, login):
     bob, alice = login("bob"), login("alice")
     alice_addr = names(runtime)["alice"]["address"]
-    listing = {"energy_wh": 10, "start_price_wei": "1", "duration_s": 60}
-    refused(bob.post("/api/listings", json=listing), 403, "only producers")
-    not_json = alice.post("/api/listings", data="energy_wh=10", content_type="text/plain")
+    asked = {"energy_wh": 10, "start_price_wei": "1000", "duration_s": 60}
+    refused(bob.post("/api/listings/terms", json=asked), 403, "only producers")
+    not_json = alice.post("/api/listings/terms", data="energy_wh=10", content_type="text/plain")
     refused(not_json, 400, "energy")
     for field, value in (("energy_wh", "ten"), ("energy_wh", [10]), ("start_price_wei", -1),
                          ("duration_s", "1h"), ("duration_s", 10**9)):
-        refused(alice.post("/api/listings", json={**listing, field: value}), 400)
+        refused(alice.post("/api/listings/terms", json={**asked, field: value}), 400)
+    # F8: 10 Wh at 99 wei/kWh would lock 0 wei.
+    refused(alice.post("/api/listings/terms", json={**asked, "start_price_wei": "99"}), 400,
+            "costs 0 wei")
     wait_for(lambda: runtime.ledger.token_balance(alice_addr) >= 10, what="alice's tokens")
+    listing = offer_body(alice, alice.signer.account, 10, 1000, 60)
+    for body, words in [({**listing, "offer": "an offer"}, "give the offer you signed"),
+                        ({**listing, "offer": {"seller": alice_addr}}, "lacks"),
+                        ({**listing, "signature": "0x12"}, "signature"),
+                        ({**listing, "energy_wh": 11}, "energyWh")]:
+        refused(alice.post("/api/listings", json=body), 400, words)
+    # An offer signed by another key (bob's), and alice's offer handed in by bob.
+    bobs_offer = offer_body(alice, bob.signer.account, 10, 1000, 60)
+    refused(alice.post("/api/listings", json=bobs_offer), 403, "not signed by your key")
+    refused(bob.post("/api/listings", json=listing), 403, "not signed by your key")
+    refused(alice.post("/api/listings", json=listing), 400, "approval")  # none, allowance short
     for approval in (5, "0xzz", "0x1234"):
         refused(alice.post("/api/listings", json={**listing, "approval": approval}), 400,
                 "approval")
+    for permit, words in [(5, "permit"), ({"value": 10, "deadline": 1,
+                                           "signature": "0x" + "00" * 65}, "deadline")]:
+        refused(alice.post("/api/listings", json={**listing, "permit": permit}), 400, words)
     # An approval bob signed, handed in by alice; a transfer passed off as an approval.
     bobs = signed_raw(bob.signer, "approve", energy_wh=10)
     refused(alice.post("/api/listings", json={**listing, "approval": bobs}), 403, "not by you")
@@ -284,15 +301,13 @@ def test_bid_refusals(app, runtime, login):
     terms = bob.post(f"/api/listings/{lid}/bids/terms", json={"price_wei": "1000"}).get_json()
     bid, signature = sign_bid_as(key, terms)
     # A signed bid for a listing that does not exist is answered as such.
-    elsewhere, sig_elsewhere = sign_bid_as(key, terms, listingId=999)
-    refused(bob.post("/api/listings/999/bids", json={"bid": elsewhere,
-                                                     "signature": sig_elsewhere}),
+    refused(bob.post("/api/listings/999/bids", json={"bid": bid, "signature": signature}),
             404, "no listing 999")
     for body, words in [
         ({}, "give the bid you signed"),
         ({"bid": "a bid", "signature": signature}, "give the bid you signed"),
         ({"bid": [1, 2], "signature": signature}, "give the bid you signed"),
-        ({"bid": {"listingId": lid}, "signature": signature}, "lacks"),
+        ({"bid": {"offer": listing["offer_hash"]}, "signature": signature}, "lacks"),
         ({"bid": bid}, "signature"),
         ({"bid": bid, "signature": 5}, "signature"),
         ({"bid": bid, "signature": "0xzz"}, "signature"),
@@ -305,12 +320,13 @@ def test_bid_refusals(app, runtime, login):
         ({"bid": {**bid, "expiry": 2**64}, "signature": signature}, "expiry"),
         ({"bid": {**bid, "nonce": None}, "signature": signature}, "nonce"),
         ({"bid": {**bid, "buyer": "0x12"}, "signature": signature}, "not an Ethereum address"),
-        ({"bid": {**bid, "seller": 7}, "signature": signature}, "not an Ethereum address"),
+        ({"bid": {**bid, "buyerMeter": 7}, "signature": signature}, "not an Ethereum address"),
+        ({"bid": {**bid, "offer": "0x12"}, "signature": signature}, "32 bytes"),
     ]:
         refused(bob.post(f"/api/listings/{lid}/bids", json=body), (400, 403), words)
     # Well formed, properly signed, but not this listing's terms.
-    for change, words in [({"maxWh": 5}, "maxWh"), ({"seller": key.address}, "seller"),
-                          ({"expiry": 1}, "expiry")]:
+    for change, words in [({"maxWh": 5}, "maxWh"), ({"buyerMeter": key.address}, "buyerMeter"),
+                          ({"offer": "0x" + "11" * 32}, "offer"), ({"expiry": 1}, "expiry")]:
         changed, sig = sign_bid_as(key, terms, **change)
         refused(bob.post(f"/api/listings/{lid}/bids", json={"bid": changed, "signature": sig}),
                 400, words)
@@ -344,14 +360,17 @@ FIELDS = {
     "/api/register": ["name", "keystore", "serve_keystore", "message", "signature"],
     "/api/tx": ["raw"],
     "/api/tx/sent": ["tx_hash", "label"],
-    "/api/listings": ["energy_wh", "start_price_wei", "duration_s", "approval"],
+    "/api/listings/terms": ["energy_wh", "start_price_wei", "duration_s"],
+    "/api/listings": ["offer", "signature", "approval", "permit", "energy_wh",
+                      "start_price_wei"],
+    "/api/listings/1/cancel": ["approval", "permit"],
     "/api/listings/1/bids/terms": ["price_wei"],
     "/api/listings/1/bids": ["bid", "signature"],
     "/api/deals/1/close": ["raw"],
     "/api/send/check": ["to", "amount_eth"],
 }
 ACTIONS = ["deposit", "withdraw", "cancel_withdrawal", "complete_withdrawal", "send", "approve",
-           "close", None, 7]
+           "close", "cancel_listing", None, 7]
 
 
 @pytest.mark.parametrize("app", [{"LOGIN_BURST": 10_000}], indirect=True)
@@ -365,7 +384,7 @@ def test_no_junk_in_any_field_gets_a_500(app, login):
                     for field in fields for value in JUNK]
         answers += [(path, "body", value, alice.post(path, json=value)) for value in JUNK]
     for action, field, value in itertools.product(
-            ACTIONS, ["amount_eth", "market", "to", "energy_wh", "deal_id"], JUNK):
+            ACTIONS, ["amount_eth", "market", "to", "energy_wh", "deal_id", "listing_id"], JUNK):
         answers.append((action, field, value,
                         alice.post("/api/tx/prepare", json={"action": action, field: value})))
     for path in ("/api/tx/" + "x" * 500, "/api/accounts/%00/keystore", "/api/deals/0",

@@ -14,7 +14,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from contracts.bindings import bid_typed_data
+from contracts.bindings import bid_typed_data, offer_typed_data, recover_typed
+from marketplace.signed import stored_offer
 from tests.common import demo_key, page_login, wait_for
 
 pytestmark = pytest.mark.browser
@@ -100,13 +101,19 @@ def test_no_request_carries_a_passphrase_or_key_and_bids_recover(server, browser
     # The stored bid is carol's own: its signature recovers to her over the EIP-712 bid.
     [stored] = runtime.store.bids(listing_id)
     listing = runtime.store.listing(listing_id)
-    bid = {"listingId": listing_id, "buyer": carol_key.address, "seller": alice_key.address,
-           "priceWeiPerKWh": int(stored["price"]), "maxWh": listing["energy_wh"],
-           "nonce": int(stored["nonce"]), "expiry": int(stored["expiry"])}
+    bid = {"offer": listing["offer_hash"], "buyer": carol_key.address,
+           "buyerMeter": stored["buyer_meter"], "priceWeiPerKWh": int(stored["price"]),
+           "maxWh": listing["energy_wh"], "nonce": int(stored["nonce"]),
+           "expiry": int(stored["expiry"])}
     typed = bid_typed_data(*ledger.bid_domain(), bid)
     signer = Account.recover_message(encode_typed_data(full_message=typed),
                                      signature=stored["signature"])
     assert signer == carol_key.address
+    # F3: the listing is alice's own signed offer (signed in her page), backed by her permit.
+    offer = stored_offer(listing["offer"])
+    assert recover_typed(offer_typed_data(*ledger.offer_domain(), offer),
+                         bytes.fromhex(listing["offer_signature"][2:])) == alice_key.address
+    assert runtime.txm.record(listing["approval_tx"]).sender == runtime.ledger.operator.address
 
     clock.advance(31)
     carol.wait_for_selector(".deal.active .close-connection", timeout=30_000)
@@ -168,6 +175,36 @@ def test_an_injected_wallet_logs_in_bids_and_deposits(server, browser, app, runt
         "eth_sendTransaction", "wallet_addEthereumChain", "wallet_switchEthereumChain"}
     asked = page.evaluate("window.__walletCalls.filter(m => m === 'eth_signTransaction')")
     assert asked == ["eth_signTransaction"]  # only the test's own probe, never the page
+    assert capture.errors == []
+
+
+def test_an_injected_wallet_signs_the_offer_and_permit_of_a_listing_and_its_cancel(
+        server, browser, app, runtime):
+    """F3/F8: a browser wallet lists as it bids, by eth_signTypedData_v4 alone (the Offer and
+    the permit), and its cancel lowers the allowance by a permit too: no Ether needed."""
+    alice_key, ledger = demo_key(app.config["DATA_DIR"], "alice"), runtime.ledger
+    capture = Capture()
+    page = capture.page(browser)
+    script = INJECTED.read_text().replace("__KEY__", json.dumps("0x" + alice_key.key.hex()
+                                          .removeprefix("0x")))
+    page.add_init_script(script.replace("__CHAIN__", json.dumps(hex(ledger.chain_id()))))
+    page.goto(f"{server}/market")
+    page.click("#wallet-login")
+    wait_for(lambda: ledger.token_balance(alice_key.address) >= 20, what="alice's tokens")
+    page.wait_for_selector("#sell-card:not([hidden])")
+    page.fill("#sell-wh", "20")
+    page.fill("#sell-duration", "60")
+    page.click("#sell-button")
+    page.wait_for_selector(".listing .cancel-listing")
+    [row] = runtime.store.listings()
+    assert recover_typed(offer_typed_data(*ledger.offer_domain(), stored_offer(row["offer"])),
+                         bytes.fromhex(row["offer_signature"][2:])) == alice_key.address
+    wait_for(lambda: ledger.allowance(alice_key.address) >= 20, what="the permit")
+    page.click(".listing .cancel-listing")
+    wait_for(lambda: ledger.allowance(alice_key.address) == 0, what="the lowering permit")
+    assert runtime.store.listing(row["id"])["status"] == "cancelled"
+    assert set(page.evaluate("window.__walletCalls")) <= {
+        "eth_requestAccounts", "eth_chainId", "personal_sign", "eth_signTypedData_v4"}
     assert capture.errors == []
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from contracts.bindings import sign_bid
+from contracts.bindings import bid_tuple, offer_hash, offer_tuple, sign_bid, sign_offer
 from geth_private import TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.errors import ChainError
@@ -34,9 +34,15 @@ def _started(config):
     return start_runtime(create_app(config))
 
 
-def _bid(runtime, buyer, seller):
-    return {"listingId": 1, "buyer": buyer.address, "seller": seller, "priceWeiPerKWh": 10**15,
-            "maxWh": 10, "nonce": 1, "expiry": int(time.time()) + 3600}
+def _offer(seller, meter):
+    return {"seller": seller, "sellerMeter": meter, "energyWh": 10,
+            "floorPriceWeiPerKWh": 10**15, "deadline": int(time.time()) + 3600, "nonce": 1}
+
+
+def _bid(runtime, buyer, offer_hash_):
+    return {"offer": offer_hash_, "buyer": buyer.address, "buyerMeter": buyer.address,
+            "priceWeiPerKWh": 10**15, "maxWh": 10, "nonce": 1,
+            "expiry": int(time.time()) + 3600}
 
 
 @pytest.mark.parametrize("app", ["embedded://", "anvil://"], indirect=True)
@@ -53,12 +59,16 @@ def test_the_faucet_only_funds_and_holds_no_role(app, runtime):
     # enroll a meter of its own. Both revert: the faucet holds no role.
     people = {a["name"]: a for a in runtime.demo_accounts}
     bob = runtime.keystore.unlock(people["bob"]["address"], people["bob"]["passphrase"])
-    bid = _bid(runtime, bob, people["alice"]["address"])
-    signature = sign_bid(bob, ledger.chain_id(), ledger.escrow.address, bid)
+    alice = runtime.keystore.unlock(people["alice"]["address"], people["alice"]["passphrase"])
+    offer = _offer(alice.address, alice.address)
+    offer_sig = sign_offer(alice, *ledger.offer_domain(), offer)
+    bid = _bid(runtime, bob, offer_hash(*ledger.offer_domain(), offer))
+    signature = sign_bid(bob, *ledger.bid_domain(), bid)
     escrow, token = ledger.escrow, ledger.token
     attacks = [
-        (escrow, "openDeal", [tuple(bid.values()), signature, 10, int(time.time()) + 600]),
-        (token, "enrollMeter", [faucet.address, faucet.address, CONSUMER, 10**6]),
+        (escrow, "openDeal", [offer_tuple(offer), offer_sig, bid_tuple(bid), signature, 10]),
+        (token, "enrollMeter", [faucet.address, faucet.address, CONSUMER, 10**6,
+                                int(time.time()) + 600, bytes(65)]),
     ]
     for contract, fn, args in attacks:
         tx = {"to": contract.address, "data": contract.encode_abi(fn, args=args),

@@ -349,3 +349,36 @@ def test_a_consumer_cannot_stop_block_production(app, runtime, login):
     assert bob.signer.wait_tx(sent["tx_hash"])["status"] == "mined"
     assert runtime.ledger.block_number() > head
     assert runtime.backend.is_mining()
+
+
+def test_a_deal_is_seen_only_by_its_parties_and_admins(app, runtime, login, clock):
+    """F8: every participant could read every deal (GET /api/deals/<id>, the /market
+    snapshot and its deal_updated pushes); now only the buyer, the seller and admins do."""
+    people = names(runtime)
+    alice, bob, carol, admin = login("alice"), login("bob"), login("carol"), login("admin")
+    wait_for(lambda: runtime.ledger.token_balance(people["alice"]) >= 10, what="alice's tokens")
+    carol.signer.wait_tx(carol.signer.deposit("0.1")["tx_hash"])
+    watch = {name: socketio.test_client(app, namespace="/market", flask_test_client=client)
+             for name, client in (("bob", bob), ("carol", carol), ("admin", admin))}
+    listing = alice.signer.create_listing(10, 1000, 30)
+    carol.signer.bid(listing["id"], 2000)
+    clock.advance(31)
+    deal = wait_for(lambda: carol.get("/api/deals").get_json()["deals"], what="the deal")[0]
+    seen = bob.get(f"/api/deals/{deal['id']}")
+    assert seen.status_code == 403 and "parties" in seen.get_json()["error"]
+    assert bob.get("/api/deals").get_json()["deals"] == []
+    for who in (carol, alice, admin):
+        assert who.get(f"/api/deals/{deal['id']}").get_json()["buyer"] == people["carol"]
+
+    got = {name: [] for name in watch}
+
+    def pushed(name):
+        got[name] += [e["args"][0] for e in watch[name].get_received("/market")
+                      if e["name"] == "deal_updated"]
+        return got[name]
+
+    wait_for(lambda: pushed("carol") and pushed("admin"), what="the deal's pushes")
+    assert pushed("bob") == []
+    late = socketio.test_client(app, namespace="/market", flask_test_client=bob)
+    (snapshot,) = [e["args"][0] for e in late.get_received("/market") if e["name"] == "snapshot"]
+    assert snapshot["deals"] == []
