@@ -82,9 +82,9 @@ OFFER_TYPES = {
 }
 BID_TYPES = {
     "Bid": [
-        {"name": "listingId", "type": "uint256"},
+        {"name": "offer", "type": "bytes32"},
         {"name": "buyer", "type": "address"},
-        {"name": "seller", "type": "address"},
+        {"name": "buyerMeter", "type": "address"},
         {"name": "priceWeiPerKWh", "type": "uint256"},
         {"name": "maxWh", "type": "uint256"},
         {"name": "nonce", "type": "uint256"},
@@ -106,6 +106,15 @@ CONSENT_TYPES = {
         {"name": "kind", "type": "uint8"},
         {"name": "ratedPowerW", "type": "uint32"},
         {"name": "deadline", "type": "uint64"},
+    ]
+}
+PERMIT_TYPES = {  # ERC-2612, in the token's domain
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
     ]
 }
 OFFER_FIELDS = [field["name"] for field in OFFER_TYPES["Offer"]]
@@ -134,8 +143,15 @@ def typed_data(
 
 
 def bid_typed_data(chain_id: int, escrow: str, bid: dict[str, Any]) -> dict[str, Any]:
-    """The EIP-712 message a buyer signs for a bid (domain "gridbid EnergyEscrow" v1)."""
-    return typed_data(BID_TYPES, ESCROW_DOMAIN, chain_id, escrow, bid)
+    """The EIP-712 message a buyer signs for a bid (domain "gridbid EnergyEscrow" v1).
+
+    The bid's `offer` (the offer's hash) may be given as bytes or 0x-hex; the message holds
+    it as 0x-hex, so the typed data is also plain JSON for a wallet.
+    """
+    message = dict(bid)
+    if isinstance(message.get("offer"), bytes | bytearray):
+        message["offer"] = "0x" + bytes(message["offer"]).hex()
+    return typed_data(BID_TYPES, ESCROW_DOMAIN, chain_id, escrow, message)
 
 
 def offer_typed_data(chain_id: int, escrow: str, offer: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +211,13 @@ def _as_tuple(fields: list[str], value: dict[str, Any]) -> tuple:
 
 
 def bid_tuple(bid: dict[str, Any]) -> tuple:
-    """A bid as the tuple openDeal and hashBid take."""
-    return _as_tuple(BID_FIELDS, bid)
+    """A bid as the tuple openDeal and hashBid take (its `offer` hash as 32 bytes)."""
+    values = dict(bid)
+    offer = values["offer"]
+    if isinstance(offer, str):
+        offer = bytes.fromhex(offer.removeprefix("0x"))
+    values["offer"] = bytes(offer)
+    return _as_tuple(BID_FIELDS, values)
 
 
 def offer_tuple(offer: dict[str, Any]) -> tuple:
@@ -207,3 +228,18 @@ def offer_tuple(offer: dict[str, Any]) -> tuple:
 def reading_tuple(reading: dict[str, Any]) -> tuple:
     """A reading as the tuple mintReadings and reportDelivery take."""
     return _as_tuple(READING_FIELDS, reading)
+
+
+def consent_tuple(consent: dict[str, Any]) -> tuple:
+    """A MeterConsent as enrollMeter's leading arguments (meter, owner, kind, W, deadline)."""
+    return _as_tuple(CONSENT_FIELDS, consent)
+
+
+def sign_consent(account: Any, chain_id: int, token: str, consent: dict[str, Any]) -> bytes:
+    """An owner's 65-byte signature of a MeterConsent (domain "gridbid Energy" v1)."""
+    return sign_typed(account, consent_typed_data(chain_id, token, consent))
+
+
+def sign_reading_struct(account: Any, chain_id: int, token: str, reading: dict[str, Any]) -> bytes:
+    """A meter key's 65-byte signature of a Reading struct (firmware_bridge.signing for meters)."""
+    return sign_typed(account, reading_typed_data(chain_id, token, reading))

@@ -43,6 +43,7 @@ class CloseReason(IntEnum):
     EXPIRED = 4
     METER_OFFLINE = 5
     SUPPLY_EXHAUSTED = 6
+    METERS_DISAGREE = 7
 
 
 # How the pages and the simulation report name each reason a closed deal can have.
@@ -53,4 +54,25 @@ CLOSE_REASONS = {
     CloseReason.EXPIRED: "expired",
     CloseReason.METER_OFFLINE: "meter offline",
     CloseReason.SUPPLY_EXHAUSTED: "seller's supply exhausted",
+    CloseReason.METERS_DISAGREE: "meters disagree",
+}
+
+
+class ReadingRefusal(IntEnum):
+    """EnergyToken's ReadingRefused reasons: why mintReadings skipped a signed reading."""
+
+    NOT_PRODUCER = 1
+    BAD_SIGNATURE = 2
+    FROM_THE_FUTURE = 3  # timestamp after the block's
+    STALE = 4  # timestamp not after the meter's last minted reading
+    WENT_BACKWARDS = 5  # whIn below the meter's minted counter
+
+
+# How the pages and the logs name each refusal.
+READING_REFUSALS = {
+    ReadingRefusal.NOT_PRODUCER: "not an enrolled producer meter",
+    ReadingRefusal.BAD_SIGNATURE: "not signed by its meter",
+    ReadingRefusal.FROM_THE_FUTURE: "timestamp in the future",
+    ReadingRefusal.STALE: "not newer than the last minted reading",
+    ReadingRefusal.WENT_BACKWARDS: "counter below what was minted",
 }

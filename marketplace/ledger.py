@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -12,13 +11,22 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import bid_tuple, contract, decode_revert
+from contracts.bindings import (
+    bid_tuple,
+    contract,
+    decode_revert,
+    offer_hash,
+    offer_tuple,
+    reading_tuple,
+)
 from contracts.evm import evm_version_of
+from firmware_bridge.signing import SignedReading
 from geth_private import LogPoller, Signer, TxManager, TxRecord
 from geth_private.errors import ChainError, TransactionReverted
 from geth_private.signed import SignedCall
 from marketplace.contract_enums import EscrowMarket, MeterKind
 from marketplace.errors import ChainActionFailed, WouldRevert
+from marketplace.ledger_meters import MINT_GAS_BASE, LedgerMeters
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +40,16 @@ GAS = {
     "grantRole": 120_000,
     "enrollMeter": 160_000,
     "disenrollMeter": 80_000,
-    "mintReading": 120_000,
+    "mintReadings": MINT_GAS_BASE,  # plus MINT_GAS_PER_READING a reading (ledger_meters)
     "approve": 80_000,
+    "permit": 120_000,
     "deposit": 80_000,
     "requestWithdrawal": 80_000,
     "requestMove": 80_000,
     "completeWithdrawal": 100_000,  # a payout to a contract wallet runs its receive()
-    "openDeal": 400_000,
-    "reportDelivery": 200_000,
+    "openDeal": 450_000,
+    "cancelOffer": 80_000,
+    "reportDelivery": 250_000,
     "closeDeal": 200_000,
     "closeDealForFault": 200_000,
     "transfer": 21_000,
@@ -52,12 +62,13 @@ LABELS = {
     "requestMove": "Ask to move escrow between markets",
     "completeWithdrawal": "Withdraw from escrow",
     "approve": "Approve tokens for sale",
+    "cancelOffer": "Cancel offer",
     "closeDeal": "Close connection",
     "withdrawOwed": "Withdraw payments owed",
 }
 
 
-class Ledger:
+class Ledger(LedgerMeters):
     """EnergyToken and EnergyEscrow as the market uses them, over one TxManager."""
 
     def __init__(self, txm: TxManager, operator: LocalAccount):
@@ -76,16 +87,22 @@ class Ledger:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def deploy(self, notice_s: int) -> dict[str, str]:
+    def deploy(self, notice_s: int, deal_duration_s: int, max_rated_power_w: int) -> dict[str, str]:
         """Deploy both contracts from the operator and wire the escrow's burn right.
 
-        notice_s: the escrow's withdrawal notice, fixed for its lifetime (seconds between a
-        buyer asking for a withdrawal and being able to complete it).
+        All three are fixed for the contracts' lifetime. notice_s: the escrow's withdrawal
+        notice (seconds between a buyer asking for a withdrawal and completing it);
+        deal_duration_s: seconds from a deal's opening to its expiry; max_rated_power_w: the
+        highest rated power a meter can be enrolled with.
         """
-        if not 0 <= notice_s < 2**64:
-            raise ValueError(f"the withdrawal notice must fit a uint64, got {notice_s}")
-        token = self._deploy("EnergyToken", self.operator.address)
-        escrow = self._deploy("EnergyEscrow", token, self.operator.address, notice_s)
+        for name, value, top in (("withdrawal notice", notice_s, 2**64),
+                                 ("deal duration", deal_duration_s, 2**64),
+                                 ("maximum rated power", max_rated_power_w, 2**32)):
+            if not 0 < value < top:
+                raise ValueError(f"the {name} must be positive and below {top}, got {value}")
+        token = self._deploy("EnergyToken", self.operator.address, max_rated_power_w)
+        escrow = self._deploy("EnergyEscrow", token, self.operator.address, notice_s,
+                              deal_duration_s)
         self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
         role = self.token.functions.ESCROW_ROLE().call()
         self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
@@ -97,20 +114,18 @@ class Ledger:
         self.escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
 
     def fund(self, address: str, wei: int) -> None:
-        """Give an account Ether from the chain's faucet (demo and meter accounts)."""
+        """Give an account Ether from the chain's faucet (demo accounts; meters need none)."""
         faucet = self.txm.backend.faucet()
         tx = {"to": address, "value": wei, "gas": GAS["transfer"]}
         self._wait(self.txm.send(faucet, tx, f"Fund {address}"))
 
-    def meter_of(self, meter: str) -> dict[str, Any]:
-        """A meter's registry entry (kind 0 when not enrolled)."""
-        owner, kind, rated, last, last_mint_at = self.token.functions.meterOf(meter).call()
-        return {"owner": owner, "kind": kind, "rated_power_w": rated, "last_reading_wh": last,
-                "last_mint_at": last_mint_at}
-
-    def deployed_at(self, addresses: dict[str, str], notice_s: int | None = None) -> bool:
+    def deployed_at(
+        self, addresses: dict[str, str], notice_s: int | None = None,
+        deal_duration_s: int | None = None,
+    ) -> bool:
         """Whether both contracts have code at these addresses on this chain (and, given
-        notice_s, whether that escrow was deployed with this withdrawal notice)."""
+        notice_s, whether that escrow is of this build, with this withdrawal notice and, given
+        deal_duration_s, this deal duration)."""
         if not all(
             self.w3.eth.get_code(Web3.to_checksum_address(addresses[name])) not in (b"", None)
             for name in ("EnergyToken", "EnergyEscrow")
@@ -120,9 +135,11 @@ class Ledger:
             return True
         escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
         try:
-            return escrow.functions.withdrawalNotice().call() == notice_s
+            duration = escrow.functions.dealDuration().call()
+            notice = escrow.functions.withdrawalNotice().call()
         except (ContractLogicError, BadFunctionCallOutput):
-            return False  # an escrow built before withdrawals had a notice
+            return False  # an escrow built before deals had a fixed duration: redeploy
+        return notice == notice_s and deal_duration_s in (None, duration)
 
     def build_info(self) -> dict[str, str]:
         """How the contracts this node runs were built: compiler, EVM version, OpenZeppelin."""
@@ -141,16 +158,6 @@ class Ledger:
             "escrow_operator": self.escrow.functions.hasRole(operator, address).call(),
         }
 
-    def enroll_meter(self, meter: str, owner: str, kind: int, rated_power_w: int) -> None:
-        """Enroll a meter account for its owner (admin action)."""
-        self._operator_call(
-            self.token, "enrollMeter", [meter, owner, kind, rated_power_w], f"Enroll meter {meter}"
-        )
-
-    def disenroll_meter(self, meter: str) -> None:
-        """Withdraw a meter's enrollment: it can mint or report no more (admin action)."""
-        self._operator_call(self.token, "disenrollMeter", [meter], f"Disenroll meter {meter}")
-
     def addresses(self) -> dict[str, str]:
         """Where the two contracts are (what a meter key may sign transactions for)."""
         return {"EnergyToken": self.token.address, "EnergyEscrow": self.escrow.address}
@@ -160,14 +167,6 @@ class Ledger:
     def eth_balance(self, address: str) -> int:
         """Ether held by an address, in wei."""
         return self.w3.eth.get_balance(address)
-
-    def token_balance(self, address: str) -> int:
-        """Energy tokens held, in Wh (token units)."""
-        return self.token.functions.balanceOf(address).call()
-
-    def total_supply(self) -> int:
-        """Energy tokens in existence, in Wh."""
-        return self.token.functions.totalSupply().call()
 
     def escrow_free(self, address: str, market: int = LOTS) -> int:
         """A buyer's escrow balance in a market not locked by a deal, in wei (latest block).
@@ -267,10 +266,6 @@ class Ledger:
             return f"Send Ether to {call.to}"
         return f"Contract call to {call.to}"
 
-    def allowance(self, owner: str) -> int:
-        """Tokens (Wh) the escrow may take from an owner when a deal opens."""
-        return self.token.functions.allowance(owner, self.escrow.address).call()
-
     def transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
         """A transaction the node knows (a wallet sent it), or None."""
         try:
@@ -281,15 +276,37 @@ class Ledger:
     # -- writes by the operator and by meters ---------------------------------------------
 
     def bid_domain(self) -> tuple[int, str]:
-        """(chain id, escrow address): the EIP-712 domain a buyer's bid is signed in."""
+        """(chain id, escrow address): the EIP-712 domain offers and bids are signed in."""
         return self.txm.chain_id(), self.escrow.address
 
+    offer_domain = bid_domain
+
     def open_deal_async(
-        self, bid: dict[str, Any], signature: bytes, energy_wh: int, expires: int
+        self, offer: dict[str, Any], offer_sig: bytes, bid: dict[str, Any], bid_sig: bytes,
+        energy_wh: int,
     ) -> TxRecord:
-        """Send the operator's openDeal for a winning signed bid; not awaited."""
-        tx = self._tx(self.escrow, "openDeal", [bid_tuple(bid), signature, energy_wh, expires])
-        return self._send(self.operator, tx, f"Open deal for listing {bid['listingId']}")
+        """Send the operator's openDeal for a seller's signed offer and the winning signed
+        bid on it; not awaited. The deal expires the escrow's dealDuration after it opens."""
+        args = [offer_tuple(offer), bytes(offer_sig), bid_tuple(bid), bytes(bid_sig), energy_wh]
+        tx = self._tx(self.escrow, "openDeal", args)
+        digest = offer_hash(*self.offer_domain(), offer)
+        return self._send(self.operator, tx, f"Open deal for offer 0x{digest.hex()[:12]}")
+
+    def cancel_offer_tx(self, offer: dict[str, Any]) -> dict[str, Any]:
+        """The cancelOffer call the offer's seller signs (user_tx): no deal opens from it after."""
+        return self.user_tx("EnergyEscrow", "cancelOffer", [offer_tuple(offer)])
+
+    def deal_of_offer(self, offer_hash: bytes) -> int:
+        """The escrow's deal for an offer (by its EIP-712 hash), 0 when none was opened."""
+        return self.escrow.functions.dealOfOffer(bytes(offer_hash)).call()
+
+    def offer_used(self, offer_hash: bytes) -> bool:
+        """Whether an offer opened a deal or its seller cancelled it."""
+        return self.escrow.functions.offerUsed(bytes(offer_hash)).call()
+
+    def deal_duration(self) -> int:
+        """Seconds from a deal's opening to its expiry (fixed at deploy)."""
+        return self.escrow.functions.dealDuration().call()
 
     def close_expired_async(self, deal_id: int) -> TxRecord:
         """The operator closes a deal past its expiry (anyone may); not awaited."""
@@ -301,20 +318,6 @@ class Ledger:
         tx = self._tx(self.escrow, "closeDealForFault", [deal_id, reason])
         return self._send(self.operator, tx, f"Close deal {deal_id} for a fault")
 
-    def mint_allowance(self, meter: str, margin_s: int = 0) -> tuple[int, int]:
-        """(last minted reading, Wh mintable by a block mined now) of a producer meter.
-
-        The next block's timestamp is estimated as the wall clock, or one second after the
-        head when the chain runs ahead of it; margin_s seconds are taken off that estimate.
-        """
-        _, _, rated_w, last_wh, last_mint_at = self.token.functions.meterOf(meter).call()
-        now = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1) - margin_s
-        return last_wh, rated_w * max(0, now - last_mint_at) // 3600
-
-    def deal_of_listing(self, listing_id: int) -> int:
-        """The escrow's deal for a listing, 0 when none was opened."""
-        return self.escrow.functions.dealOfListing(listing_id).call()
-
     def deal_id_from(self, record: TxRecord) -> int:
         """The escrow's deal id announced by a mined openDeal."""
         receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
@@ -322,15 +325,16 @@ class Ledger:
             return int(event["args"]["dealId"])
         raise ChainActionFailed(f"{record.label}: no DealOpened event in the receipt")
 
-    def report_delivery(self, meter: Signer, deal_id: int, cumulative_wh: int) -> TxRecord:
-        """The buyer's meter reports cumulative delivered Wh (not awaited)."""
-        tx = self._tx(self.escrow, "reportDelivery", [deal_id, cumulative_wh])
-        return self._send(meter, tx, f"Delivery report {cumulative_wh} Wh on deal {deal_id}")
-
-    def mint_reading(self, meter: Signer, cumulative_wh: int) -> TxRecord:
-        """The producer's meter reports its cumulative Wh; the token mints the difference."""
-        tx = self._tx(self.token, "mintReading", [cumulative_wh])
-        return self._send(meter, tx, f"Mint from meter reading {cumulative_wh} Wh")
+    def report_delivery_async(
+        self, deal_id: int, seller: SignedReading, buyer: SignedReading
+    ) -> TxRecord:
+        """The operator reports a deal's delivery with both meters' signed readings (the first
+        report fixes the baselines); not awaited. Meters need no Ether."""
+        args = [deal_id, reading_tuple(seller.struct()), bytes(seller.signature),
+                reading_tuple(buyer.struct()), bytes(buyer.signature)]
+        tx = self._tx(self.escrow, "reportDelivery", args)
+        label = f"Delivery report on deal {deal_id}: buyer meter {buyer.wh_in} Wh"
+        return self._send(self.operator, tx, label)
 
     def wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
         """Wait for a record's receipt, translating chain errors to market errors."""
@@ -363,12 +367,14 @@ class Ledger:
         receipt = self._wait(self.txm.send(self.operator, tx, f"Deploy {name}"))
         return receipt["contractAddress"]
 
-    def _tx(self, contract: Any, fn: str, args: list[Any], value: int = 0) -> dict[str, Any]:
+    def _tx(
+        self, contract: Any, fn: str, args: list[Any], value: int = 0, gas: int | None = None
+    ) -> dict[str, Any]:
         return {
             "to": contract.address,
             "data": contract.encode_abi(fn, args=args),
             "value": value,
-            "gas": GAS[fn],
+            "gas": gas if gas is not None else GAS[fn],
         }
 
     def _send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:

@@ -34,7 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "LOAD_W": 240,
     "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
     "STEP_WH": 5,
-    "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed
+    "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed (the escrow's
+    # dealDuration: a chain deployed with another is redeployed)
+    # The highest rated power the token enrolls a meter with, in W (fixed at deploy): bounds
+    # what any one meter can mint an hour, even one its operator controls.
+    "MAX_RATED_POWER_W": 1_000_000,
     # The longest auction; with SOFT_CLOSE_CAP_S and the bid validity it makes the escrow's
     # withdrawal notice (a chain deployed with another notice is redeployed).
     "MAX_DURATION_S": 24 * 3600,

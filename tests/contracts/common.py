@@ -12,11 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
 PRICE = 3_000_000_000_000_001  # wei per kWh; odd, so per-step payments round
-ENERGY = 2_000  # Wh in the standard deal
+FLOOR = 10**15  # wei per kWh: the standard offer's floor price
+ENERGY = 2_000  # Wh in the standard deal (and offered by the standard offer)
 MINTED = 5_000  # Wh the seller's meter has measured
+PRODUCER_W = 6_000  # the seller meter's rated power: MINTED Wh fit one hour's mint window
+MAX_RATED_W = 1_000_000  # EnergyToken's maxRatedPowerW in the tests (the portal's default)
 DEPOSIT = 10**18  # wei the buyer has prepaid
-LISTING = 7
-TTL = 3_600  # seconds until the standard deal expires
+TTL = 3_600  # seconds until an offer or a bid expires
+DEAL_DURATION = 7_200  # the escrow's dealDuration: seconds from a deal's opening to its expiry
+BUYER_BASE = 10_000  # the buyer meter's whIn when a deal's delivery starts
+SELLER_BASE = 20_000  # the seller meter's whOut then
 LOTS, COMMUNITY, OUT = 0, 1, 255  # EnergyEscrow's markets and a withdrawal's destination
 NOTICE = 24 * 3600 + 60 + 3600 + 1  # the escrow's withdrawal notice: the portal's default
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,19 +18,34 @@ from web3 import EthereumTesterProvider, Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from contracts.bindings import bid_tuple, decode_revert, sign_bid
+from contracts.bindings import (
+    bid_tuple,
+    decode_revert,
+    offer_hash,
+    offer_tuple,
+    reading_tuple,
+    sign_bid,
+    sign_consent,
+    sign_offer,
+    sign_reading_struct,
+)
 
 from .common import (
+    BUYER_BASE,
     CONSUMER,
+    DEAL_DURATION,
     DEPOSIT,
     ENERGY,
-    LISTING,
+    FLOOR,
     LOTS,
+    MAX_RATED_W,
     MINTED,
     NOTICE,
     PRICE,
     PRODUCER,
+    PRODUCER_W,
     ROOT,
+    SELLER_BASE,
     TTL,
 )
 
@@ -49,6 +64,13 @@ class Chain:
     seller_meter: str
     buyer_meter: str
     stranger: str
+    keys: dict[str, Any] = field(default_factory=dict)  # accounts made by new_account()
+
+    def new_account(self) -> str:
+        """A fresh key that only signs (a meter, or an owner whose calls others send)."""
+        account = Account.create()
+        self.keys[account.address] = account
+        return account.address
 
     def send(self, fn: Any, sender: str, value: int = 0) -> Any:
         """Transact a contract function and return its receipt (failing if it reverted)."""
@@ -64,38 +86,142 @@ class Chain:
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=abi)
 
     def key(self, address: str) -> Any:
-        """The local account (private key) of one of the tester's prefunded accounts."""
+        """The local account (private key) of a tester's prefunded account or a new one."""
+        if address in self.keys:
+            return self.keys[address]
         index = self.w3.eth.accounts.index(address)
         return Account.from_key(self.tester.backend.account_keys[index].to_bytes())
 
-    def signed_bid(
-        self, listing: int = LISTING, price: int = PRICE, max_wh: int = ENERGY,
-        buyer: str | None = None, seller: str | None = None, nonce: int = 1,
-        expiry: int | None = None, signer: str | None = None,
-    ) -> tuple[dict[str, Any], bytes]:
-        """A bid and the EIP-712 signature its buyer (or `signer`) made of it."""
-        bid = {
-            "listingId": listing, "buyer": buyer or self.buyer, "seller": seller or self.seller,
-            "priceWeiPerKWh": price, "maxWh": max_wh, "nonce": nonce,
-            "expiry": expiry if expiry is not None else self.now() + TTL,
-        }
-        chain_id = self.w3.eth.chain_id
-        signature = sign_bid(self.key(signer or bid["buyer"]), chain_id, self.escrow.address, bid)
-        return bid, signature
+    @property
+    def chain_id(self) -> int:
+        """The chain's id (every EIP-712 domain names it)."""
+        return self.w3.eth.chain_id
 
-    def open_deal(
-        self, energy: int = ENERGY, expires: int | None = None, **bid_fields: Any
+    # -- meters ------------------------------------------------------------------------------
+
+    def enroll_fn(
+        self, meter: str, owner: str, kind: int, rated_w: int, signer: str | None = None,
+        deadline: int | None = None, changed: dict[str, Any] | None = None,
     ) -> Any:
-        """The operator's openDeal call for a freshly signed standard bid."""
-        bid, signature = self.signed_bid(**bid_fields)
-        return self.escrow.functions.openDeal(
-            bid_tuple(bid), signature, energy, expires or self.now() + TTL
+        """The admin's enrollMeter with the MeterConsent `signer` (default: the owner) signed.
+
+        `changed` alters the terms sent after signing (meter, owner, kind, ratedPowerW, deadline).
+        """
+        consent = {"meter": meter, "owner": owner, "kind": kind, "ratedPowerW": rated_w,
+                   "deadline": deadline if deadline is not None else self.now() + TTL}
+        signature = sign_consent(self.key(signer or owner), self.chain_id, self.token.address,
+                                 consent)
+        sent = {**consent, **(changed or {})}
+        return self.token.functions.enrollMeter(
+            sent["meter"], sent["owner"], sent["kind"], sent["ratedPowerW"], sent["deadline"],
+            signature,
         )
 
-    def enroll_producer(self, meter: str, owner: str, rated_w: int = 3_000) -> None:
-        """Enroll a producer meter and let two hours pass, so its mint cap allows 2 × rated Wh."""
-        self.send(self.token.functions.enrollMeter(meter, owner, PRODUCER, rated_w), self.admin)
-        self.travel_to(self.now() + 2 * 3600)
+    def enroll(self, meter: str, owner: str, kind: int, rated_w: int, **kwargs: Any) -> Any:
+        """Enroll a meter with its owner's signed consent; the receipt."""
+        return self.send(self.enroll_fn(meter, owner, kind, rated_w, **kwargs), self.admin)
+
+    def enroll_producer(self, meter: str, owner: str, rated_w: int = PRODUCER_W,
+                        signer: str | None = None) -> None:
+        """Enroll a producer meter and let an hour pass: its next reading may mint rated_w Wh."""
+        self.enroll(meter, owner, PRODUCER, rated_w, signer=signer)
+        self.travel_to(self.now() + 3600)
+
+    def reading(
+        self, meter: str, wh_in: int = 0, wh_out: int = 0, at: int | None = None,
+        signer: str | None = None,
+    ) -> tuple[tuple, bytes]:
+        """(Reading tuple, signature) of a meter's counters at `at` (default: the head's time)."""
+        struct = {"meter": meter, "whIn": wh_in, "whOut": wh_out,
+                  "timestamp": at if at is not None else self.now()}
+        signature = sign_reading_struct(self.key(signer or meter), self.chain_id,
+                                        self.token.address, struct)
+        return reading_tuple(struct), signature
+
+    def mint_fn(self, *readings: tuple[tuple, bytes]) -> Any:
+        """mintReadings of signed readings (anyone may send it)."""
+        return self.token.functions.mintReadings([r for r, _ in readings],
+                                                 [s for _, s in readings])
+
+    def mint(self, meter: str, wh_in: int, at: int | None = None) -> Any:
+        """A stranger sends one signed reading of a producer meter to be minted; the receipt."""
+        return self.send(self.mint_fn(self.reading(meter, wh_in, at=at)), self.stranger)
+
+    # -- offers, bids and deals ----------------------------------------------------------
+
+    def signed_offer(
+        self, seller: str | None = None, seller_meter: str | None = None, energy: int = ENERGY,
+        floor: int = FLOOR, deadline: int | None = None, nonce: int = 1,
+        signer: str | None = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """An offer and the EIP-712 signature its seller (or `signer`) made of it."""
+        offer = {"seller": seller or self.seller, "sellerMeter": seller_meter or self.seller_meter,
+                 "energyWh": energy, "floorPriceWeiPerKWh": floor,
+                 "deadline": deadline if deadline is not None else self.now() + TTL,
+                 "nonce": nonce}
+        key = self.key(signer or offer["seller"])
+        return offer, sign_offer(key, self.chain_id, self.escrow.address, offer)
+
+    def offer_hash(self, offer: dict[str, Any]) -> bytes:
+        """An offer's EIP-712 hash (what a bid names)."""
+        return offer_hash(self.chain_id, self.escrow.address, offer)
+
+    def signed_bid(
+        self, offer: dict[str, Any] | bytes, price: int = PRICE, max_wh: int = ENERGY,
+        buyer: str | None = None, buyer_meter: str | None = None, nonce: int = 1,
+        expiry: int | None = None, signer: str | None = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """A bid on an offer (or an offer hash) and the signature its buyer (or `signer`) made."""
+        named = offer if isinstance(offer, bytes) else self.offer_hash(offer)
+        bid = {"offer": named, "buyer": buyer or self.buyer,
+               "buyerMeter": buyer_meter or self.buyer_meter, "priceWeiPerKWh": price,
+               "maxWh": max_wh, "nonce": nonce,
+               "expiry": expiry if expiry is not None else self.now() + TTL}
+        key = self.key(signer or bid["buyer"])
+        return bid, sign_bid(key, self.chain_id, self.escrow.address, bid)
+
+    def open_with(self, offer: tuple[dict, bytes], bid: tuple[dict, bytes],
+                  energy: int = ENERGY) -> Any:
+        """The operator's openDeal of a signed offer and a signed bid."""
+        return self.escrow.functions.openDeal(offer_tuple(offer[0]), offer[1],
+                                              bid_tuple(bid[0]), bid[1], energy)
+
+    def open_deal(self, energy: int = ENERGY, offer: dict[str, Any] | None = None,
+                  **bid_fields: Any) -> Any:
+        """openDeal of the standard offer (or one with `offer`'s fields) and a bid on it."""
+        signed = self.signed_offer(**(offer or {}))
+        return self.open_with(signed, self.signed_bid(signed[0], **bid_fields), energy)
+
+    def deal(self, deal_id: int) -> dict[str, Any]:
+        """A deal as a dict keyed by the Deal struct's field names."""
+        fields = self.escrow.functions.getDeal(deal_id).call()
+        (getter,) = [f for f in self.escrow.abi if f.get("name") == "getDeal"]
+        names = [c["name"] for c in getter["outputs"][0]["components"]]
+        return dict(zip(names, fields, strict=True))
+
+    def report_fn(
+        self, deal_id: int, buyer_wh: int, seller_wh: int, at: int | None = None,
+        buyer_meter: str | None = None, seller_meter: str | None = None,
+        buyer_at: int | None = None,
+    ) -> Any:
+        """reportDelivery with both meters' readings (buyer whIn, seller whOut) signed at `at`."""
+        deal = self.deal(deal_id)
+        seller = self.reading(seller_meter or deal["sellerMeter"], wh_out=seller_wh, at=at)
+        buyer = self.reading(buyer_meter or deal["buyerMeter"], wh_in=buyer_wh,
+                             at=buyer_at if buyer_at is not None else at)
+        return self.escrow.functions.reportDelivery(deal_id, seller[0], seller[1], buyer[0],
+                                                    buyer[1])
+
+    def start(self, deal_id: int) -> Any:
+        """The baseline report (buyer meter at BUYER_BASE, seller at SELLER_BASE); the receipt."""
+        return self.send(self.report_fn(deal_id, BUYER_BASE, SELLER_BASE), self.stranger)
+
+    def deliver(self, deal_id: int, cumulative: int) -> Any:
+        """Report `cumulative` Wh delivered since the baseline (sent first if need be)."""
+        if not self.deal(deal_id)["started"]:
+            self.start(deal_id)
+        fn = self.report_fn(deal_id, BUYER_BASE + cumulative, SELLER_BASE + cumulative)
+        return self.send(fn, self.stranger)
 
     def now(self) -> int:
         """The latest block's timestamp."""
@@ -120,9 +246,10 @@ def chain() -> Chain:
     admin, seller, buyer, seller_meter, buyer_meter, stranger = w3.eth.accounts[:6]
     c = Chain(tester, w3, None, None, admin, seller, buyer, seller_meter, buyer_meter, stranger)
     token, escrow = load_artifact("EnergyToken"), load_artifact("EnergyEscrow")
-    c.token = c.deploy("EnergyToken", token.abi, token.bytecode, admin)
+    c.token = c.deploy("EnergyToken", token.abi, token.bytecode, admin, MAX_RATED_W)
     c.escrow = c.deploy(
-        "EnergyEscrow", escrow.abi, escrow.bytecode, c.token.address, admin, NOTICE
+        "EnergyEscrow", escrow.abi, escrow.bytecode, c.token.address, admin, NOTICE,
+        DEAL_DURATION,
     )
     role = c.token.functions.ESCROW_ROLE().call()
     c.send(c.token.functions.grantRole(role, c.escrow.address), admin)
@@ -144,17 +271,16 @@ def isolated(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def enrolled(chain: Chain) -> Chain:
     """Both meters enrolled; the seller's meter has measured MINTED Wh; the buyer prepaid."""
-    token, escrow = chain.token.functions, chain.escrow.functions
     chain.enroll_producer(chain.seller_meter, chain.seller)
-    chain.send(token.enrollMeter(chain.buyer_meter, chain.buyer, CONSUMER, 500), chain.admin)
-    chain.send(token.mintReading(MINTED), chain.seller_meter)
-    chain.send(escrow.deposit(LOTS), chain.buyer, value=DEPOSIT)
+    chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
+    chain.mint(chain.seller_meter, MINTED)
+    chain.send(chain.escrow.functions.deposit(LOTS), chain.buyer, value=DEPOSIT)
     return chain
 
 
 @pytest.fixture
 def deal(enrolled: Chain) -> int:
-    """The id of an open deal: ENERGY Wh at PRICE from seller to buyer for LISTING."""
+    """The id of an open deal (delivery not started): ENERGY Wh at PRICE, seller to buyer."""
     chain = enrolled
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
     receipt = chain.send(chain.open_deal(), chain.admin)

@@ -59,12 +59,12 @@ def test_a_deal_draws_on_the_lots_market_only(enrolled, reverts):
     # Community Ether does not cover a lot: a bid needing more than LOTS holds fails.
     price = (DEPOSIT - cost) * 1000 // ENERGY + 1000
     with reverts("InsufficientBalance"):
-        chain.open_deal(listing=8, nonce=2, price=price).transact({"from": chain.admin})
+        chain.open_deal(offer={"nonce": 2}, nonce=2, price=price).transact({"from": chain.admin})
 
 
 def test_a_closed_deal_refunds_into_the_lots_market(chain, deal):
     escrow = chain.escrow.functions
-    chain.send(escrow.reportDelivery(deal, 500), chain.buyer_meter)
+    chain.deliver(deal, 500)
     chain.send(escrow.closeDeal(deal), chain.buyer)
     paid = PRICE * 500 // 1000
     assert escrow.freeOf(chain.buyer, LOTS).call() == DEPOSIT - paid

@@ -10,14 +10,15 @@ import pytest
 from eth_account import Account
 
 from contracts import EVM_VERSIONS, UnsupportedEvm, load_artifact, sources_sha256
-from contracts.bindings import sign_bid
+from contracts.bindings import offer_hash, sign_bid, sign_offer
 from contracts.evm import evm_version_of
+from firmware_bridge.signing import sign_reading
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from marketplace.contract_enums import EscrowMarket
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 
-from .common import NOTICE
+from .common import DEAL_DURATION, MAX_RATED_W, NOTICE
 
 NAMES = ("EnergyToken", "EnergyEscrow")
 PUSH0, MCOPY = 0x5F, 0x5E
@@ -109,31 +110,48 @@ def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
     with backend_from_uri(f"anvil://?hardfork={hardfork}", str(tmp_path)) as node:
         assert evm_version_of(node.w3.eth.get_block("latest")) == hardfork
         ledger = Ledger(TxManager(node), node.faucet())
-        ledger.deploy(NOTICE)
+        ledger.deploy(NOTICE, DEAL_DURATION, MAX_RATED_W)
         seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
-        for account in (seller, buyer, seller_meter, buyer_meter):
+        for account in (seller, buyer):  # meters need no Ether: the operator sends for them
             ledger.fund(account.address, ETH)
-        ledger.enroll_meter(seller_meter.address, seller.address, PRODUCER, 3_000)
-        ledger.enroll_meter(buyer_meter.address, buyer.address, CONSUMER, 500)
-        node.time_travel(node.w3.eth.get_block("latest")["timestamp"] + 7200)
+        deadline = ledger.head_timestamp() + 600
+        for meter, owner, kind, rated in ((seller_meter, seller, PRODUCER, 3_000),
+                                          (buyer_meter, buyer, CONSUMER, 500)):
+            typed = ledger.consent_typed_data(meter.address, owner.address, kind, rated, deadline)
+            consent = owner.sign_typed_data(full_message=typed).signature
+            ledger.enroll_meter(meter.address, owner.address, kind, rated, deadline, consent)
+        node.time_travel(ledger.head_timestamp() + 3600)
         node.mine()
-        ledger.wait(ledger.mint_reading(seller_meter, 2_000))
+        domain = ledger.reading_domain()
+        reading = sign_reading(seller_meter, domain, 2_000, 0, ledger.head_timestamp())
+        ledger.wait(ledger.mint_readings_async([reading]))
         assert ledger.token_balance(seller.address) == 2_000
-        # The seller and the buyer sign their own transactions and bid.
+        assert ledger.meter_of(seller_meter.address)["last_reading_wh"] == 2_000
+        # The seller and the buyer sign their own transactions, offer and bid.
         approve = ledger.user_tx("EnergyToken", "approve", [ledger.escrow.address, 1_000])
         ledger.wait(ledger.txm.send(seller, approve, "approve"))
         deposit = ledger.user_tx("EnergyEscrow", "deposit", [EscrowMarket.LOTS], ETH // 10)
         ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
-        now = node.w3.eth.get_block("latest")["timestamp"]
-        bid = {"listingId": 1, "buyer": buyer.address, "seller": seller.address,
-               "priceWeiPerKWh": 10**15, "maxWh": 1_000, "nonce": 1, "expiry": now + 3600}
-        signature = sign_bid(buyer, *ledger.bid_domain(), bid)
-        record = ledger.open_deal_async(bid, signature, 1_000, now + 3600)
+        now = ledger.head_timestamp()
+        offer = {"seller": seller.address, "sellerMeter": seller_meter.address,
+                 "energyWh": 1_000, "floorPriceWeiPerKWh": 10**14, "deadline": now + 3600,
+                 "nonce": 1}
+        bid = {"offer": offer_hash(*ledger.offer_domain(), offer), "buyer": buyer.address,
+               "buyerMeter": buyer_meter.address, "priceWeiPerKWh": 10**15, "maxWh": 1_000,
+               "nonce": 1, "expiry": now + 3600}
+        record = ledger.open_deal_async(offer, sign_offer(seller, *ledger.offer_domain(), offer),
+                                        bid, sign_bid(buyer, *ledger.bid_domain(), bid), 1_000)
         ledger.wait(record)
         deal_id = ledger.deal_id_from(record)
-        ledger.wait(ledger.report_delivery(buyer_meter, deal_id, 1_000))
+        assert ledger.deal_of_offer(bid["offer"]) == deal_id and ledger.offer_used(bid["offer"])
+        for delivered in (0, 1_000):  # the baseline, then the whole lot
+            at = ledger.head_timestamp()
+            ledger.wait(ledger.report_delivery_async(
+                deal_id, sign_reading(seller_meter, domain, 2_000, 50 + delivered, at),
+                sign_reading(buyer_meter, domain, 70 + delivered, 0, at)))
         deal = ledger.chain_deal(deal_id)
         assert (deal["deliveredWh"], deal["paidWei"]) == (1_000, 10**15)
+        assert deal["expiresAt"] - deal["openedAt"] == DEAL_DURATION
         assert ledger.total_supply() == 1_000  # the delivered Wh were burnt
         request = ledger.user_tx("EnergyEscrow", "requestWithdrawal",
                                  [EscrowMarket.LOTS, ledger.escrow_free(buyer.address)])
@@ -153,7 +171,7 @@ def test_prague_set_fails_on_a_london_node(tmp_path):
     with backend_from_uri("anvil://?hardfork=london", str(tmp_path)) as node:
         artifact = load_artifact("EnergyToken", "prague")
         data = node.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(
-            node.faucet().address
+            node.faucet().address, MAX_RATED_W
         ).data_in_transaction
         txm = TxManager(node)
         with pytest.raises(TransactionReverted):

@@ -50,18 +50,18 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
     try:
         buyers = list(chain.w3.eth.accounts[6:6 + BUYERS])
         meters = list(chain.w3.eth.accounts[6 + BUYERS:6 + 2 * BUYERS])
-        chain.enroll_producer(chain.seller_meter, chain.seller, rated_w=5_000)
-        chain.send(token.mintReading(10_000), chain.seller_meter)
+        chain.enroll_producer(chain.seller_meter, chain.seller, rated_w=10_000)
+        chain.mint(chain.seller_meter, 10_000)
         chain.send(token.approve(chain.escrow.address, 10**9), chain.seller)
         for buyer, meter in zip(buyers, meters, strict=True):
-            chain.send(token.enrollMeter(meter, buyer, CONSUMER, 1_000), chain.admin)
-        people = [chain.seller, chain.admin, *buyers, *meters]
+            chain.enroll(meter, buyer, CONSUMER, 1_000)
+        people = [chain.seller, chain.admin, chain.stranger, *buyers, *meters]
         start = {a: chain.w3.eth.get_balance(a) for a in people}
         start_escrow = chain.w3.eth.get_balance(chain.escrow.address)
         gas = dict.fromkeys(people, 0)
         deals: list[tuple[int, int]] = []  # (deal id, buyer index)
-        delivered: dict[int, int] = {}
-        listing = 1000
+        counters: dict[int, int] = {}  # deal id -> both meters' last reported counter
+        offers = 1000
         # Every sequence starts from one open deal per buyer, so reports and closes matter,
         # and a pending withdrawal; it ends by completing every request whose notice is over.
         steps = [("deposit", b, 10**16, 0) for b in range(BUYERS)] + [
@@ -95,22 +95,24 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
                 chain.travel_to(chain.now() + args[0])
                 DONE[kind] = DONE.get(kind, 0) + 1
             elif kind == "open":
-                listing += 1
+                offers += 1
                 b, wh, price = args
                 sender = chain.admin
-                fn = chain.open_deal(listing=listing, energy=wh, price=price, max_wh=wh,
-                                     buyer=buyers[b], nonce=listing)
+                fn = chain.open_deal(energy=wh, offer={"nonce": offers, "energy": wh, "floor": 0},
+                                     price=price, max_wh=wh, buyer=buyers[b],
+                                     buyer_meter=meters[b], nonce=offers)
                 receipt = _try(chain, fn, sender)
                 if receipt:
                     deals.append((escrow.dealCount().call(), b))
             elif kind in ("report", "close") and deals:
                 deal_id, b = deals[args[0] % len(deals)]
                 if kind == "report":
-                    sender = meters[b]
-                    total = delivered.get(deal_id, 0) + args[1]
-                    receipt = _try(chain, escrow.reportDelivery(deal_id, total), sender)
+                    # Anyone sends reports; the first of a deal fixes its baselines.
+                    sender = chain.stranger
+                    counter = counters.get(deal_id, 1_000 * deal_id) + args[1]
+                    receipt = _try(chain, chain.report_fn(deal_id, counter, counter), sender)
                     if receipt:
-                        delivered[deal_id] = min(total, escrow.getDeal(deal_id).call()[4])
+                        counters[deal_id] = counter
                 else:
                     sender = buyers[b] if args[1] == "buyer" else chain.seller
                     receipt = _try(chain, escrow.closeDeal(deal_id), sender)
@@ -128,19 +130,24 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
             held = chain.w3.eth.get_balance(chain.escrow.address) - start_escrow
             assert held == free + locked + owed
             # Locked Ether is exactly what open deals have not yet paid.
-            all_deals = [escrow.getDeal(d).call() for d, _ in deals]
-            assert locked == sum(d[7] - d[6] for d in all_deals if d[9] == OPEN)
+            all_deals = [chain.deal(d) for d, _ in deals]
+            assert locked == sum(d["lockedWei"] - d["paidWei"] for d in all_deals
+                                 if d["status"] == OPEN)
             # Ether is conserved across the accounts and the escrow (gas aside).
             now = {a: chain.w3.eth.get_balance(a) + gas[a] for a in people}
             assert sum(now.values()) + held == sum(start.values())
             # Token supply = minted - burned; the escrow holds what open deals still owe.
-            burned = sum(d[5] for d in all_deals)
+            burned = sum(d["deliveredWh"] for d in all_deals)
             assert token.totalSupply().call() == 10_000 - burned
-            in_escrow = sum(d[4] - d[5] for d in all_deals if d[9] == OPEN)
+            in_escrow = sum(d["energyWh"] - d["deliveredWh"] for d in all_deals
+                            if d["status"] == OPEN)
             assert token.balanceOf(chain.escrow.address).call() == in_escrow
-            # Paid never exceeds what was locked; completed deals pay exactly the cost.
+            # Paid never exceeds what was locked, and is the buyer meter's growth (capped).
             for d in all_deals:
-                assert d[6] <= d[7] and d[6] == d[3] * d[5] // 1000
+                assert d["paidWei"] <= d["lockedWei"]
+                assert d["paidWei"] == d["priceWeiPerKWh"] * d["deliveredWh"] // 1000
+                grown = d["buyerLastWh"] - d["buyerBaseWh"] if d["started"] else 0
+                assert d["deliveredWh"] == min(grown, d["energyWh"])
     finally:
         chain.tester.revert_to_snapshot(snapshot)
 

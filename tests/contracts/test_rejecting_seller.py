@@ -19,29 +19,31 @@ def rejecting_seller_code() -> tuple[list, str]:
 def rejecting_deal(chain, rejecting_seller_code):
     """(seller contract, deal id): an open deal whose seller rejects Ether."""
     seller = chain.deploy("RejectingSeller", *rejecting_seller_code)
-    token, escrow = chain.token.functions, chain.escrow.functions
-    chain.enroll_producer(chain.seller_meter, seller.address)
-    chain.send(token.enrollMeter(chain.buyer_meter, chain.buyer, 2, 500), chain.admin)
-    chain.send(token.mintReading(ENERGY), chain.seller_meter)
+    escrow = chain.escrow.functions
+    # The contract signs (ERC-1271) with its deployer's key: the admin account here.
+    chain.enroll_producer(chain.seller_meter, seller.address, signer=chain.admin)
+    chain.enroll(chain.buyer_meter, chain.buyer, 2, 500)
+    chain.mint(chain.seller_meter, ENERGY)
     chain.send(seller.functions.approve(chain.token.address, chain.escrow.address, ENERGY),
                chain.admin)
     chain.send(escrow.deposit(LOTS), chain.buyer, value=DEPOSIT)
-    chain.send(chain.open_deal(seller=seller.address), chain.admin)
+    chain.send(chain.open_deal(offer={"seller": seller.address, "signer": chain.admin}),
+               chain.admin)
     return seller, 1
 
 
 def test_rejected_payment_is_deferred_and_the_deal_completes(chain, rejecting_deal, reverts):
     seller, deal = rejecting_deal
     escrow = chain.escrow.functions
-    receipt = chain.send(escrow.reportDelivery(deal, 600), chain.buyer_meter)
+    receipt = chain.deliver(deal, 600)
     step = PRICE * 600 // 1000
     assert chain.events(receipt, chain.escrow, "PaymentDeferred") == [
         {"seller": seller.address, "amount": step}
     ]
-    chain.send(escrow.reportDelivery(deal, ENERGY), chain.buyer_meter)
+    chain.deliver(deal, ENERGY)
     cost = PRICE * ENERGY // 1000
     assert escrow.owedTo(seller.address).call() == cost
-    assert escrow.getDeal(deal).call()[9] == 2  # DealStatus.Closed
+    assert chain.deal(deal)["status"] == 2  # DealStatus.Closed
     assert chain.w3.eth.get_balance(seller.address) == 0
 
     with reverts("TransferFailed"):

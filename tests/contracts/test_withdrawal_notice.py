@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts.bindings import bid_tuple
-
 from .common import (
     COMMUNITY,
     DEPOSIT,
     ENERGY,
-    LISTING,
     LOTS,
     NOTICE,
     OUT,
@@ -107,7 +104,7 @@ def test_with_nothing_free_the_request_stays_pending(chain, deal, reverts):
     _, available_at = request(chain, free)
     price = free * 1000 // ENERGY  # a second deal takes all the first left free
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
-    chain.send(chain.open_deal(listing=LISTING + 1, nonce=2, price=price), chain.admin)
+    chain.send(chain.open_deal(offer={"nonce": 2}, nonce=2, price=price), chain.admin)
     assert escrow.freeOf(chain.buyer, LOTS).call() == 0
     chain.travel_to(available_at)
     with reverts(f"InsufficientBalance(0, {free})"):
@@ -123,15 +120,14 @@ def test_the_leading_bidder_cannot_pull_its_cover_before_the_close(enrolled, rev
     chain, escrow = enrolled, enrolled.escrow.functions
     chain.send(chain.token.functions.approve(chain.escrow.address, ENERGY), chain.seller)
     # The portal's longest wait from a bid to its deal opening is the notice itself.
-    bid, signature = chain.signed_bid(expiry=chain.now() + NOTICE)
+    offer = chain.signed_offer(deadline=chain.now() + NOTICE)
+    bid, signature = chain.signed_bid(offer[0], expiry=chain.now() + NOTICE)
     _, available_at = request(chain, DEPOSIT)  # right after bidding
     assert available_at >= bid["expiry"]
     chain.travel_to(bid["expiry"] - 1)  # the auction closed as late as it can
     with reverts(f"NoticeNotOver({available_at})"):
         escrow.completeWithdrawal(LOTS).transact({"from": chain.buyer})
-    receipt = chain.send(
-        escrow.openDeal(bid_tuple(bid), signature, ENERGY, chain.now() + 3_600), chain.admin
-    )
+    receipt = chain.send(chain.open_with(offer, (bid, signature)), chain.admin)
     assert chain.events(receipt, chain.escrow, "DealOpened")[0]["buyer"] == chain.buyer
     assert escrow.lockedOf(chain.buyer).call() == COST
     chain.travel_to(available_at)
@@ -142,7 +138,7 @@ def test_the_leading_bidder_cannot_pull_its_cover_before_the_close(enrolled, rev
     assert escrow.freeOf(chain.buyer, LOTS).call() == 0
     assert escrow.lockedOf(chain.buyer).call() == COST
     seller_before = chain.w3.eth.get_balance(chain.seller)
-    chain.send(escrow.reportDelivery(1, ENERGY), chain.buyer_meter)
+    chain.deliver(1, ENERGY)
     assert chain.w3.eth.get_balance(chain.seller) == seller_before + COST
     assert chain.w3.eth.get_balance(chain.escrow.address) == 0
 

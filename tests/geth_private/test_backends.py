@@ -8,6 +8,7 @@ import time
 import pytest
 from eth_account import Account
 
+from firmware_bridge.signing import sign_reading
 from geth_private import TransactionReverted, TxManager, backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.backend import (
@@ -44,7 +45,7 @@ def chain(request, tmp_path):
 @pytest.fixture
 def ledger(chain):
     ledger = Ledger(TxManager(chain), chain.faucet())
-    ledger.deploy(NOTICE)
+    ledger.deploy(NOTICE, 24 * 3600, 1_000_000)
     return ledger
 
 
@@ -108,7 +109,8 @@ def test_reverts_carry_the_decoded_custom_error(chain, ledger):
     stranger = funded(ledger)
     with pytest.raises(ChainActionFailed, match=r"NoWithdrawalPending\(0\)"):
         own(ledger, stranger, "completeWithdrawal", LOTS)  # refused before signing: simulated
-    record = ledger.report_delivery(stranger, 42, 1)  # sent without simulation: mined, failed
+    reading = sign_reading(Account.create(), ledger.reading_domain(), 1, 1, 1)
+    record = ledger.report_delivery_async(42, reading, reading)  # unsimulated: mined, failed
     with pytest.raises(TransactionReverted, match=r"DealNotOpen\(42\)"):
         ledger.txm.wait(record)
 

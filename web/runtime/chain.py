@@ -33,21 +33,25 @@ def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend
     return backend
 
 
-def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path, notice_s: int) -> None:
-    """Reuse the address book's contracts when this chain has them, with this withdrawal notice,
-    and this operator runs them; else deploy a new pair.
+def deploy_or_attach(
+    ledger: Ledger, backend: ChainBackend, book: Path, notice_s: int, deal_duration_s: int,
+    max_rated_power_w: int,
+) -> None:
+    """Reuse the address book's contracts when this chain has them, of this build, with this
+    withdrawal notice and deal duration, and this operator runs them; else deploy a new pair.
 
-    The escrow's withdrawal notice is fixed at deploy: contracts deployed with another one
-    (or before escrows had one) are stale.
+    The escrow's withdrawal notice and deal duration are fixed at deploy: contracts deployed
+    with others (or before escrows had them) are stale.
     """
     chain_id = ledger.chain_id()
     if backend.has(PERSISTENT) and book.exists():
         saved = json.loads(book.read_text())
         if saved.get("chain_id") == chain_id and ledger.deployed_at(saved):
             ledger.attach(saved)
-            if not ledger.deployed_at(saved, notice_s):
-                log.warning("the escrow deployed before has no withdrawal notice of %s s: "
-                            "deploying new contracts", notice_s)
+            if not ledger.deployed_at(saved, notice_s, deal_duration_s):
+                log.warning("the escrow deployed before is of another build, or has no "
+                            "withdrawal notice of %s s and deal duration of %s s: deploying "
+                            "new contracts", notice_s, deal_duration_s)
             elif all(ledger.roles_of(ledger.operator.address).values()):
                 log.info("using the contracts deployed before: %s", saved)
                 return
@@ -56,7 +60,7 @@ def deploy_or_attach(ledger: Ledger, backend: ChainBackend, book: Path, notice_s
                 # whoever holds that key runs them, so they are left behind.
                 log.warning("the contracts in %s were deployed by another operator (%s lacks "
                             "their roles): deploying new ones", book, ledger.operator.address)
-    addresses = ledger.deploy(notice_s)
+    addresses = ledger.deploy(notice_s, deal_duration_s, max_rated_power_w)
     if backend.has(PERSISTENT):
         book.parent.mkdir(parents=True, exist_ok=True)
         book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))

@@ -78,7 +78,8 @@ def wire(
             ledger = Ledger(txm, operator)
             fund_operator(ledger, config["OPERATOR_FUNDS_ETH"])
             deploy_or_attach(ledger, backend, data_dir / "contracts.json",
-                             settings.escrow_notice_s())
+                             settings.escrow_notice_s(), settings.deal_ttl_s,
+                             config["MAX_RATED_POWER_W"])
             admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
         microgrid = Microgrid(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
