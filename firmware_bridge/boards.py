@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from firmware_bridge.protocol import Reading
+from firmware_bridge.signing import SignedReading
 
 
 class Boards(ABC):
@@ -33,6 +34,10 @@ class Boards(ABC):
     @abstractmethod
     def read(self, board_id: str) -> Reading:
         """A reading asked of the board now."""
+
+    @abstractmethod
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The latest reading its meter key signed (no I/O); None if none came yet."""
 
 
 class BoardRouter(Boards):
@@ -68,3 +73,7 @@ class BoardRouter(Boards):
     def read(self, board_id: str) -> Reading:
         """A reading asked of the board now."""
         return self._for(board_id).read(board_id)
+
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The latest signed reading, wherever its board is."""
+        return self._for(board_id).signed_reading(board_id)

@@ -1,4 +1,5 @@
-"""The bridge: every board of this machine by id, latest readings, relay commands, heartbeats."""
+"""The bridge: every board of this machine by id, latest readings (plain and signed by each
+board's meter key), relay commands, heartbeats."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
 
 from firmware_bridge import protocol
 from firmware_bridge.boards import Boards
 from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.errors import BridgeError, FrameError
+from firmware_bridge.odometer import Odometer
 from firmware_bridge.protocol import Frame, Reading
+from firmware_bridge.signing import ReadingDomain, SignedReading, sign_reading
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +26,29 @@ Listener = Callable[[str, Reading], None]
 
 
 class Bridge(Boards):
-    """Owns one BoardClient per serial port, caches readings and keeps the boards' failsafe fed."""
+    """Owns one BoardClient per serial port, caches readings and keeps the boards' failsafe fed.
+
+    meter_keys(board id) gives a board's meter key (None: no board is signed for); every reading
+    goes through the odometer (odometer_dir: where it persists; None: memory only), so published
+    counters never go back; once set_reading_domain is called, each board's reading is signed at
+    most every sign_every_s.
+    """
 
     def __init__(
-        self, heartbeat_s: float = 1.0, *, timeout: float = 1.0, max_backoff_s: float = 8.0
+        self, heartbeat_s: float = 1.0, *, timeout: float = 1.0, max_backoff_s: float = 8.0,
+        meter_keys: Callable[[str], LocalAccount] | None = None,
+        odometer_dir: Path | None = None, sign_every_s: float = 1.0,
     ):
         self.heartbeat_s = heartbeat_s
         self.timeout = timeout
         self.max_backoff_s = max_backoff_s
+        self.sign_every_s = sign_every_s
+        self._meter_keys = meter_keys
+        self._keys: dict[str, LocalAccount] = {}  # board id -> its meter key
+        self._odometer = Odometer(odometer_dir)
+        self._domain: ReadingDomain | None = None
+        self._signed: dict[str, SignedReading] = {}
+        self._signed_at: dict[str, float] = {}  # board id -> monotonic time of its last signing
         self._urls: dict[str, str] = {}  # board id -> the port it was attached on
         self._retry: dict[str, tuple[float, float]] = {}  # board id -> (next try, backoff)
         self._event_listeners: list[Callable[[str, str, tuple[str, ...]], None]] = []
@@ -50,9 +71,13 @@ class Bridge(Boards):
         )
         try:
             info = client.hello()
+            # Unlocked before the board is tracked, so its first reading is signed already.
+            key = self._meter_keys(info.board_id) if self._meter_keys is not None else None
             with self._lock:
                 if info.board_id in self._clients:
                     raise BridgeError(f"board {info.board_id} is already attached")
+                if key is not None:
+                    self._keys[info.board_id] = key
                 known["id"] = info.board_id
                 self._clients[info.board_id] = client
                 self._infos[info.board_id] = info
@@ -112,9 +137,29 @@ class Bridge(Boards):
 
     def read(self, board_id: str) -> Reading:
         """Ask the board for a reading now."""
-        reading = self._client(board_id).read()
-        self._publish(board_id, reading)
-        return reading
+        return self._publish(board_id, self._client(board_id).read())
+
+    def meter(self, board_id: str) -> str | None:
+        """The address of the board's meter key (None: this bridge signs nothing for it)."""
+        with self._lock:
+            key = self._keys.get(board_id)
+        return None if key is None else key.address
+
+    def set_reading_domain(self, domain: ReadingDomain) -> None:
+        """Sign readings for this chain and token from now on (the latest ones at once)."""
+        with self._lock:
+            if domain != self._domain:  # signatures for another domain prove nothing here
+                self._signed.clear()
+                self._signed_at.clear()
+            self._domain = domain
+            latest = dict(self._latest)
+        for board_id, reading in latest.items():
+            self._sign(board_id, reading)
+
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The board's latest signed reading (no I/O); None before the first or without a key."""
+        with self._lock:
+            return self._signed.get(board_id)
 
     def subscribe(self, listener: Listener) -> None:
         """Call listener(board_id, reading) for every reading, on the board's reader thread."""
@@ -140,15 +185,43 @@ class Bridge(Boards):
             raise BridgeError(f"no board {board_id!r} is attached")
         return client
 
-    def _publish(self, board_id: str, reading: Reading) -> None:
+    def _publish(self, board_id: str, raw: Reading) -> Reading:
+        """The board's raw reading through the odometer: cached, signed when due, told."""
+        wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
+        reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
         with self._lock:
             self._latest[board_id] = reading
             listeners = list(self._listeners)
+        self._sign(board_id, reading)
         for listener in listeners:
             try:
                 listener(board_id, reading)
             except Exception:  # one bad subscriber must not starve the others
                 log.exception("reading listener failed")
+        return reading
+
+    def _sign(self, board_id: str, reading: Reading) -> None:
+        """Sign the reading when a domain is set, the board has a key and a signature is due."""
+        now, timestamp = time.monotonic(), int(time.time())
+        with self._lock:
+            key, domain = self._keys.get(board_id), self._domain
+            last = self._signed.get(board_id)
+            if key is None or domain is None:
+                return
+            if now - self._signed_at.get(board_id, -self.sign_every_s) < self.sign_every_s:
+                return
+            if last is not None and timestamp <= last.timestamp:
+                return  # the contracts take one reading per meter and second, newest last
+            self._signed_at[board_id] = now  # claimed: a concurrent reading does not sign too
+        try:
+            signed = sign_reading(key, domain, reading.wh_in, reading.wh_out, timestamp)
+        except ValueError as err:
+            log.error("board %s reading not signed: %s", board_id, err)
+            return
+        with self._lock:
+            current = self._signed.get(board_id)
+            if self._domain == domain and (current is None or current.timestamp < timestamp):
+                self._signed[board_id] = signed
 
     def _on_event(self, board_id: str | None, frame: Frame) -> None:
         if board_id is None:
@@ -158,6 +231,8 @@ class Bridge(Boards):
                 self._publish(board_id, protocol.parse_reading(frame.args))
             except FrameError as err:
                 log.warning("board %s sent a bad reading: %s", board_id, err)
+            except (OSError, ValueError) as err:  # the odometer cannot keep it: not published
+                log.error("board %s reading dropped: %s", board_id, err)
         elif frame.verb == "FAILSAFE":
             log.error("board %s opened its relays: no heartbeat reached it in time", board_id)
             with self._lock:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import time
+from urllib.parse import urlparse
 
 from firmware_bridge.emulator import Microgrid
 
@@ -29,9 +31,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bridge = sub.add_parser("bridge", help="serve this machine's boards to a portal elsewhere")
     bridge.add_argument("--port", action="append", required=True,
                         help="a board's serial port (repeat for several boards)")
-    bridge.add_argument("--portal", required=True, help="the portal's URL, e.g. http://host:5000")
-    bridge.add_argument("--token-file", required=True,
-                        help="file holding the portal's bridge token (its var/bridge_token)")
+    bridge.add_argument("--portal", required=True,
+                        help="the portal's URL, e.g. https://portal.example (TLS: docs/BRIDGES.md)")
+    bridge.add_argument("--bridge-id", required=True,
+                        help="the id the portal's admin registered this bridge under")
+    bridge.add_argument("--token-file",
+                        help="file holding this bridge's token (else $GRIDBID_BRIDGE_TOKEN)")
     bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
     bridge.set_defaults(handler=bridge_command)
 
@@ -79,17 +84,37 @@ def bridge_command(args: argparse.Namespace) -> int:
     from firmware_bridge.remote import run_bridge
     from geth_private.keystore import MachineKeys
 
-    token = Path(args.token_file).read_text().strip()
+    token = (Path(args.token_file).read_text() if args.token_file
+             else os.environ.get("GRIDBID_BRIDGE_TOKEN", "")).strip()
+    if not token:
+        print("gridbid bridge: give the bridge's token with --token-file or GRIDBID_BRIDGE_TOKEN")
+        return 2
+    if urlparse(args.portal).scheme != "https" and not _loopback(args.portal):
+        print(f"gridbid bridge: warning: {args.portal} is not https://, so the token and the"
+              " readings cross the network readable by anyone on the way", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     data = Path(args.data_dir)
     try:
         print(f"serving {', '.join(args.port)} to {args.portal}", flush=True)
         keys = MachineKeys(data / "meters")
-        run_bridge(args.port, args.portal, token, keys.get, stop)
+
+        def meter_key(board_id: str):  # noqa: ANN202 (a LocalAccount)
+            # Printed so the admin can register exactly these (board id, meter) pairs.
+            key = keys.get(board_id)
+            print(f"board {board_id}: meter {key.address}", flush=True)
+            return key
+
+        run_bridge(args.port, args.portal, args.bridge_id, token, meter_key, stop,
+                   data / "odometer")
     except KeyboardInterrupt:
         pass
     except BridgeError as err:
         print(f"gridbid bridge: {err}")
         return 1
     return 0
+
+
+def _loopback(url: str) -> bool:
+    """Whether a URL names this machine (where plain http crosses no network)."""
+    return urlparse(url).hostname in ("localhost", "127.0.0.1", "::1")

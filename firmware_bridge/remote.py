@@ -1,9 +1,9 @@
 """A bridge on another machine: its boards reach the portal over Socket.IO; its meter keys stay.
 
-The portal sends commands (relay, budget, read, sign); the bridge answers each through the
-Socket.IO acknowledgement. It signs only meter transactions — `mintReading` and
-`reportDelivery` to the contracts the portal named at hello, with no Ether — so a portal
-cannot make a meter key sign anything else.
+The portal sends commands (relay, budget, read); the bridge answers each through the Socket.IO
+acknowledgement. Its meter keys sign one thing: each board's cumulative reading (EIP-712, in the
+chain and token the portal named at hello), sent with the plain readings. There is no command to
+sign anything else, so a portal cannot borrow a meter key for a transaction.
 """
 
 from __future__ import annotations
@@ -13,41 +13,36 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import socketio
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_hex_address, to_checksum_address
 
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
-from geth_private.signer import Signer
+from firmware_bridge.signing import ReadingDomain
 
 log = logging.getLogger(__name__)
 
-METER_CALLS = {
-    "0x" + function_signature_to_4byte_selector(signature).hex()
-    for signature in ("mintReading(uint256)", "reportDelivery(uint256,uint256)")
-}
-
 
 class RemoteBridge:
-    """Connects a local Bridge to a portal's /bridge namespace and serves its commands."""
+    """Connects a local Bridge (holding its boards' meter keys) to a portal's /bridge namespace,
+    sends its readings, signed ones included, and serves its relay, budget and read commands."""
 
     def __init__(
-        self,
-        bridge: Bridge,
-        portal_url: str,
-        token: str,
-        meter_keys: dict[str, Signer],
-        report_every_s: float = 0.25,
+        self, bridge: Bridge, portal_url: str, token: str, report_every_s: float = 0.25,
+        *, bridge_id: str,
     ):
         self.bridge = bridge
         self.portal_url = portal_url
-        self.token = token
-        self.meter_keys = meter_keys
+        self.bridge_id = bridge_id  # the id the admin registered this bridge under
+        self.token = token  # … and the token it was given then
         self.report_every_s = report_every_s
         self.contracts: set[str] = set()
+        self.domain: ReadingDomain | None = None
         self.client = socketio.Client(reconnection=True, reconnection_delay_max=5)
         self._sent: dict[str, float] = {}
         self._ready = threading.Event()
@@ -60,7 +55,8 @@ class RemoteBridge:
         """Connect and announce the boards; returns once the portal accepted them."""
         try:
             self.client.connect(self.portal_url, namespaces=["/bridge"],
-                                auth={"token": self.token}, wait_timeout=timeout)
+                                auth={"bridge": self.bridge_id, "token": self.token},
+                                wait_timeout=timeout)
         except socketio.exceptions.ConnectionError as err:
             raise BridgeError(f"the portal at {self.portal_url} refused the bridge: {err}") from err
         if not self._ready.wait(timeout):
@@ -72,9 +68,9 @@ class RemoteBridge:
 
     def _on_connect(self) -> None:
         boards = [
-            {**asdict(info), "meter": self.meter_keys[board_id].address}
+            {**asdict(info), "meter": self.bridge.meter(board_id)}
             for board_id, info in self.bridge.boards().items()
-            if board_id in self.meter_keys
+            if self.bridge.meter(board_id) is not None
         ]
         # Announced from a thread: an emit with a callback cannot wait inside the handler.
         threading.Thread(target=self._hello, args=(boards,), daemon=True).start()
@@ -85,6 +81,13 @@ class RemoteBridge:
             log.error("portal refused the boards: %s", answer)
             return
         self.contracts = {to_checksum_address(a) for a in answer["contracts"]}
+        chain_id, token = answer.get("chain_id"), answer.get("token")
+        if isinstance(chain_id, int) and not isinstance(chain_id, bool) \
+                and isinstance(token, str) and is_hex_address(token):
+            self.domain = ReadingDomain(chain_id, to_checksum_address(token))
+            self.bridge.set_reading_domain(self.domain)
+        else:  # an older portal: plain readings only, which no contract takes as evidence
+            log.error("the portal named no chain id and token: readings go unsigned")
         self._ready.set()
         log.info("portal accepted boards %s", [b["board_id"] for b in boards])
 
@@ -93,7 +96,9 @@ class RemoteBridge:
         if now - self._sent.get(board_id, 0.0) < self.report_every_s:
             return
         self._sent[board_id] = now
-        self._emit("reading", {"board_id": board_id, "reading": asdict(reading)})
+        signed = self.bridge.signed_reading(board_id)
+        self._emit("reading", {"board_id": board_id, "reading": asdict(reading),
+                               "signed": None if signed is None else signed.to_json()})
 
     def _on_board_event(self, board_id: str, verb: str, args: tuple[str, ...]) -> None:
         self._emit("event", {"board_id": board_id, "verb": verb, "args": list(args)})
@@ -119,36 +124,23 @@ class RemoteBridge:
                 return {"ok": True}
             if action == "read":
                 return {"reading": asdict(self.bridge.read(board_id))}
-            if action == "sign":
-                return self._sign(board_id, data["tx"])
+            # Nothing else, "sign" above all: a meter key signs readings, never transactions.
             return {"error": f"unknown command {action!r}"}
         except (BridgeError, KeyError, TypeError, ValueError) as err:
             return {"error": str(err) or type(err).__name__}
 
-    def _sign(self, board_id: str, tx: dict[str, Any]) -> dict[str, Any]:
-        key = self.meter_keys.get(board_id)
-        if key is None:
-            return {"error": f"no meter key for board {board_id}"}
-        if to_checksum_address(tx.get("to", "0x" + "0" * 40)) not in self.contracts:
-            return {"error": "refused: not one of the portal's contracts"}
-        if int(tx.get("value", 0)) != 0 or tx.get("data", "")[:10] not in METER_CALLS:
-            return {"error": "refused: a meter key signs only mintReading and reportDelivery"}
-        signed = key.sign_transaction(tx)
-        return {"hash": "0x" + signed.hash.hex().removeprefix("0x"),
-                "raw": "0x" + bytes(signed.raw_transaction).hex()}
-
 
 def run_bridge(
-    ports: list[str], portal_url: str, token: str, keys: Callable[[str], Signer],
-    stop: threading.Event,
+    ports: list[str], portal_url: str, bridge_id: str, token: str,
+    keys: Callable[[str], LocalAccount], stop: threading.Event, odometer_dir: Path | None = None,
 ) -> None:
-    """Attach the ports, connect to the portal and serve until stop is set."""
-    bridge = Bridge()
+    """Attach the ports (their meter keys from keys(board id), their counters continued in
+    odometer_dir), connect to the portal and serve until stop is set."""
+    bridge = Bridge(meter_keys=keys, odometer_dir=odometer_dir)
     try:
         for port in ports:
             bridge.attach(port)
-        remote = RemoteBridge(bridge, portal_url, token,
-                              {board_id: keys(board_id) for board_id in bridge.boards()})
+        remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id)
         remote.connect()
         stop.wait()
         remote.close()

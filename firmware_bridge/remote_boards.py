@@ -8,19 +8,26 @@ what each board last reported, and turns commands and answers into Boards calls.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from eth_utils import is_hex_address, to_checksum_address
 
 from firmware_bridge.boards import Boards
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
-from geth_private.signer import Signer
+from firmware_bridge.reading_json import parse_reading, went_back
+from firmware_bridge.signing import ReadingDomain, SignedReading
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0
+MAX_BOARDS = 64  # boards one hello may claim
+MAX_TIME_FACTOR = 10_000  # the fastest emulated clock a board may declare
+KINDS = ("producer", "consumer")
 
 Transport = Callable[[str, dict[str, Any], float], Any]
 """(peer, command, timeout s) -> the bridge's answer; raises TimeoutError when none came."""
@@ -37,50 +44,119 @@ class RemoteBoards(Boards):
         self.timeout = timeout
         self.sid: dict[str, str] = {}  # board id -> the connection (peer) of its bridge
         self.latest: dict[str, Reading] = {}
+        self.signed: dict[str, SignedReading] = {}  # board id -> its meter's latest signed
+        self.boards: dict[str, AnnouncedBoard] = {}  # board id -> what its bridge claimed
+        self.bridge_of: dict[str, str] = {}  # peer -> the registered bridge it proved to be
+        self.registered: dict[str, dict[str, str]] = {}  # peer -> board id -> meter address
+        self.domain: ReadingDomain | None = None
         self.lock = threading.Lock()
-        self._listeners: list[Callable[[str, str, RemoteMeter], None]] = []
+        self._listeners: list[Callable[[AnnouncedBoard], None]] = []
 
-    def subscribe(self, listener: Callable[[str, str, RemoteMeter], None]) -> None:
-        """Call listener(board id, kind, meter) whenever a bridge announces a board."""
+    def subscribe(self, listener: Callable[[AnnouncedBoard], None]) -> None:
+        """Call listener(board) whenever a bridge claims one of its registered boards."""
         self._listeners.append(listener)
+
+    def set_reading_domain(self, domain: ReadingDomain) -> None:
+        """The chain and token signed readings must be for; others are dropped."""
+        self.domain = domain
 
     # -- what bridges say ------------------------------------------------------------------
 
-    def announce(self, peer: str, offered: Any) -> None:
-        """A bridge's hello: it serves these boards; BridgeError says why they are refused."""
-        if not isinstance(offered, list) or not offered:
-            raise BridgeError("hello needs a list of boards")
-        unknown = [b.get("board_id") for b in offered if not self.serves(b.get("board_id"))]
-        if unknown:
-            raise BridgeError(f"this portal expects no remote boards {unknown}")
+    def admit(self, peer: str, bridge_id: str, registered: Mapping[str, str]) -> None:
+        """A bridge proved its credential on connection peer: it may claim these boards
+        (board id -> registered meter address), and no others."""
         with self.lock:
-            taken = [b["board_id"] for b in offered
-                     if self.sid.get(b["board_id"]) not in (None, peer)]
-            if taken:
-                raise BridgeError(f"boards {taken} are already served by another bridge")
-            for board in offered:
-                self.sid[board["board_id"]] = peer
-        for board in offered:
-            meter = RemoteMeter(board["meter"], board["board_id"], self)
+            self.bridge_of[peer] = bridge_id
+            self.registered[peer] = {board: to_checksum_address(meter)
+                                     for board, meter in registered.items()}
+            self.allowed.update(registered)
+
+    def announce(self, peer: str, offered: Any) -> list[AnnouncedBoard]:
+        """A bridge's hello: it serves these boards; BridgeError says why they are refused.
+
+        Only boards registered to this bridge, each with its registered meter, are claimed;
+        a hello funds nothing and enrolls nothing (the listeners ask the owner's consent).
+        """
+        if not isinstance(offered, list) or not offered or len(offered) > MAX_BOARDS:
+            raise BridgeError(f"hello needs a list of 1..{MAX_BOARDS} boards")
+        with self.lock:
+            registered = self.registered.get(peer)
+            if registered is None:
+                raise BridgeError("this connection is not an admitted bridge")
+            boards = [_announced(board, registered) for board in offered]
+            mine = self.bridge_of[peer]
+            # Registered boards are this bridge's alone: another peer holding one is this
+            # bridge's own earlier connection (a reconnect), which gives way.
+            for board in boards:
+                self.sid[board.board_id] = peer
+                self.boards[board.board_id] = board
+        log.info("bridge %s claimed boards %s", mine, [b.board_id for b in boards])
+        for board in boards:
             for listener in list(self._listeners):
-                listener(board["board_id"], board["kind"], meter)
+                try:
+                    listener(board)
+                except Exception:  # one listener's failure must not lose the claim
+                    log.exception("a listener failed on board %s", board.board_id)
+        return boards
 
     def report(self, peer: str, data: Any) -> None:
-        """A reading a bridge sent unasked; ignored unless the board is that bridge's."""
+        """A reading a bridge sent unasked; kept only when it is that bridge's board's, every
+        field checks out and its counters did not go back (else refused, the last kept)."""
         board_id = data.get("board_id") if isinstance(data, dict) else None
-        if self.sid.get(board_id) != peer:
+        if not isinstance(board_id, str) or self.sid.get(board_id) != peer:
             return
         try:
-            self.latest[board_id] = reading_from_json(data["reading"])
-        except (KeyError, TypeError, ValueError) as err:
-            log.warning("bad reading from the bridge of %s: %s", board_id, err)
+            reading = reading_from_json(data.get("reading"))
+        except BridgeError as err:
+            log.warning("reading of %s refused: %s", board_id, err)
+            return
+        with self.lock:
+            why = went_back(self.latest.get(board_id), reading)
+            if why is None:
+                self.latest[board_id] = reading
+        if why is not None:
+            log.warning("reading of %s refused: %s", board_id, why)
+            return
+        if "signed" in data:
+            self._keep_signed(board_id, data["signed"])
+
+    def _keep_signed(self, board_id: str, data: Any) -> None:
+        """Keep a signed reading that its board's registered meter signed for our domain."""
+        try:
+            signed = SignedReading.from_json(data)
+        except BridgeError as err:
+            log.warning("signed reading of %s refused: %s", board_id, err)
+            return
+        board = self.boards.get(board_id)
+        last = self.signed.get(board_id)
+        if board is None or signed.meter != board.meter:
+            log.warning("signed reading of %s refused: meter %s is not its registered %s",
+                        board_id, signed.meter, board and board.meter)
+        elif self.domain is None or not signed.signed_by_meter(self.domain):
+            log.warning("signed reading of %s refused: not signed by its meter", board_id)
+        elif last is not None and (signed.timestamp < last.timestamp or signed.wh_in < last.wh_in
+                                   or signed.wh_out < last.wh_out):
+            log.warning("signed reading of %s refused: it goes back", board_id)
+        else:
+            self.signed[board_id] = signed
+
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The latest reading its registered meter signed, as its bridge sent it (no I/O)."""
+        return self.signed.get(board_id)
 
     def disconnect(self, peer: str) -> None:
-        """A bridge went away: its boards are offline until it (or another) announces them."""
+        """A bridge went away: its boards are offline until it announces them again."""
         with self.lock:
+            self.bridge_of.pop(peer, None)
+            self.registered.pop(peer, None)
             for board_id in [b for b, sid in self.sid.items() if sid == peer]:
                 del self.sid[board_id]
                 log.warning("board %s went offline with its bridge", board_id)
+
+    def peers_of(self, bridge_id: str) -> list[str]:
+        """The connections a bridge holds now (to close when its credential is revoked)."""
+        with self.lock:
+            return [peer for peer, bridge in self.bridge_of.items() if bridge == bridge_id]
 
     # -- what the portal asks --------------------------------------------------------------
 
@@ -133,35 +209,41 @@ class RemoteBoards(Boards):
         return reading
 
 
+def reading_from_json(data: Any) -> Reading:
+    """A reading a bridge sent as JSON, every field checked (BridgeError if one is wrong)."""
+    return parse_reading(data)
+
+
 @dataclass(frozen=True)
-class RemoteSignedTx:
-    """A transaction a remote bridge signed with a meter key."""
+class AnnouncedBoard:
+    """A board a registered bridge claimed: its id, kind, registered meter, and the time
+    factor its HELLO declared (1: real time; an emulator's speed)."""
 
-    hash: bytes
-    raw_transaction: bytes
-
-
-class RemoteMeter(Signer):
-    """A meter key held by a remote bridge: it signs meter transactions there, never here."""
-
-    def __init__(self, address: str, board_id: str, boards: RemoteBoards):
-        self._address = address
-        self.board_id = board_id
-        self.boards = boards
-
-    @property
-    def address(self) -> str:
-        """The meter account's address, as the bridge announced it."""
-        return self._address
-
-    def sign_transaction(self, tx: dict[str, Any]) -> RemoteSignedTx:
-        """Ask the bridge to sign a meter transaction; BridgeError if it refuses or is away."""
-        answer = self.boards.command(self.board_id, "sign", tx=tx)
-        return RemoteSignedTx(hash=bytes.fromhex(answer["hash"][2:]),
-                              raw_transaction=bytes.fromhex(answer["raw"][2:]))
+    board_id: str
+    kind: str
+    meter: str
+    time_factor: float = 1.0
+    protocol: int | None = None
 
 
-def reading_from_json(data: dict[str, Any]) -> Reading:
-    """A reading sent as JSON, with its tuples restored."""
-    return Reading(**{**data, "relays": tuple(data["relays"]),
-                      "budgets": tuple(data.get("budgets", ()))})
+def _announced(board: Any, registered: Mapping[str, str]) -> AnnouncedBoard:
+    """One board of a hello, checked against what is registered to its bridge."""
+    if not isinstance(board, dict) or not isinstance(board.get("board_id"), str):
+        raise BridgeError("each board of a hello is an object with a board_id")
+    board_id = board["board_id"]
+    if board_id not in registered:
+        raise BridgeError(f"board {board_id} is not registered to this bridge")
+    meter = board.get("meter")
+    if not isinstance(meter, str) or not is_hex_address(meter) \
+            or to_checksum_address(meter) != registered[board_id]:
+        raise BridgeError(f"board {board_id} is registered with meter {registered[board_id]},"
+                          f" not {meter}")
+    if board.get("kind") not in KINDS:
+        raise BridgeError(f"board {board_id}: kind is producer or consumer")
+    factor = board.get("time_factor", 1)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
+            or not math.isfinite(factor) or not 1 <= factor <= MAX_TIME_FACTOR:
+        raise BridgeError(f"board {board_id}: time_factor {factor!r} is not 1..{MAX_TIME_FACTOR}")
+    protocol = board.get("protocol")
+    return AnnouncedBoard(board_id, board["kind"], registered[board_id], float(factor),
+                          protocol if isinstance(protocol, int) else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ class _LockedTesterProvider(EthereumTesterProvider):
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
+            if method in _SENDS:
+                self._stamp_now()
             try:
                 return super().make_request(method, params)
             except TransactionFailed as err:
@@ -47,6 +50,40 @@ class _LockedTesterProvider(EthereumTesterProvider):
             "id": 0,
             "error": {"code": 3, "message": "execution reverted", "data": "0x" + data.hex()},
         }
+
+
+    def _stamp_now(self) -> None:
+        """Date the block a transaction goes into now, as anvil does: never before its parent
+        (a test's time travel stays), never ahead of the wall clock because blocks came fast.
+
+        eth-tester dated its pending block when the previous one was mined (on an idle chain,
+        long ago: a reading signed a moment ago was "from the future" to the contracts), and
+        a block per transaction a second later than its parent ran the chain's clock ahead of
+        the wall's under load (a reading signed now was older than the deal it reports).
+        """
+        chain = self.ethereum_tester.backend.chain
+        parent = chain.get_canonical_head().timestamp
+        stamp = max(parent, int(time.time()))
+        if chain.header.timestamp != stamp:
+            chain.header = chain.header.copy(timestamp=stamp)
+
+
+_SENDS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
+
+
+def _same_second_blocks(vm_class: type) -> type:
+    """The VM, taking a block in the same second as its parent (as anvil and geth's dev mode
+    do); py-evm wants every block a second later, which a block per transaction outruns."""
+
+    class SameSecondVM(vm_class):  # type: ignore[misc, valid-type]
+        @classmethod
+        def validate_header(cls, header: Any, parent_header: Any) -> None:
+            if parent_header is not None and header.timestamp == parent_header.timestamp:
+                header = header.copy(timestamp=header.timestamp + 1)  # all else checked as is
+            super().validate_header(header, parent_header)
+
+    SameSecondVM.__name__ = vm_class.__name__
+    return SameSecondVM
 
 
 def _wire(value: Any) -> Any:
@@ -111,6 +148,9 @@ class EmbeddedBackend(ChainBackend):
         if self._tester is not None:
             return
         backend = PyEVMBackend()
+        chain_class = type(backend.chain)
+        chain_class.vm_configuration = tuple(
+            (block, _same_second_blocks(vm)) for block, vm in chain_class.vm_configuration)
         self._tester = EthereumTester(backend)
         self._w3 = Web3(_LockedTesterProvider(self._tester, self._lock))
         # eth-tester's genesis accounts are prefunded and their keys are known locally.

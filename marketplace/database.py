@@ -85,6 +85,24 @@ CREATE TABLE IF NOT EXISTS leases (
     holder TEXT NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bridges (
+    id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL,
+    boards TEXT NOT NULL,
+    created REAL NOT NULL,
+    revoked REAL
+);
+CREATE TABLE IF NOT EXISTS meter_consents (
+    owner TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    board_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    rated_power_w INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    tx_hash TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (owner, meter)
+);
 CREATE TABLE IF NOT EXISTS deals (
     id INTEGER PRIMARY KEY,
     listing_id INTEGER UNIQUE NOT NULL REFERENCES listings(id),

@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import Any
 
-from geth_private import Signer, TxRecord
+from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
@@ -64,10 +64,11 @@ class Market:
 
     def add_participant(
         self, name: str, address: str, role: str, board_id: str | None,
-        meter: Signer | None,
+        meter: str | None,
     ) -> None:
-        """Register an account with the board and meter key that measure it (none yet: None)."""
-        self.store.add_participant(address, name, role, board_id, meter and meter.address)
+        """Register an account with the board and the meter (its key's address) that measure
+        it (none yet: None); the meter's key stays with the board's bridge."""
+        self.store.add_participant(address, name, role, board_id, meter)
         if board_id is None or meter is None:
             return
         self.settlement.add_meter(board_id, meter)
@@ -78,8 +79,8 @@ class Market:
         """A participant by address, or NotFound."""
         return participant(self.store, address)
 
-    def meter(self, board_id: str) -> Signer:
-        """The meter key a board's delivery reports are signed with, or NotFound."""
+    def meter(self, board_id: str) -> str:
+        """The address of the meter key a board's readings are signed with, or NotFound."""
         return self.settlement.meter(board_id)
 
     # -- queries ---------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class Market:
         called = self.ledger.function_of(call)
         if called is not None and called[:2] == ("EnergyEscrow", "closeDeal"):
             deal = self.store.deal_by_chain_id(int(called[2][0]))
-            if deal is not None and deal["status"] == DealState.ACTIVE \
+            if deal is not None and deal["status"] in (DealState.ACTIVE, DealState.PAUSED) \
                     and call.sender in (deal["buyer"], deal["seller"]):
                 self.settlement.close_connection(call.sender, deal["id"], call)
                 return self.settlement.transactions()[(deal["id"], "close")]
@@ -183,8 +184,8 @@ class Market:
         """One pass: close due auctions, follow deal transactions, report delivery, mint.
 
         Every worker closes auctions (each close is claimed in the store, so it happens once);
-        only the worker holding the settlement lease sends the operator's and meters'
-        transactions, so workers sharing one chain account never race for its nonces.
+        only the worker holding the settlement lease sends the operator's transactions, so
+        workers sharing one chain account never race for its nonces.
         """
         with self._lock:
             leading = self.lease.renew()
@@ -195,12 +196,9 @@ class Market:
             if not leading:
                 return
             self.settlement.advance_all()
-        readings = {}
-        for board_id in producer_boards(self.store):
-            reading = self.safe_read(board_id)
-            if reading is not None:
-                readings[board_id] = reading.wh_in
-        self.minting.step(readings)
+        # Outside the lock: the cache of signed readings, then the chain (the batch's receipt).
+        self.minting.step({board_id: self.switchboard.signed(board_id)
+                           for board_id in producer_boards(self.store)})
 
     def close(self) -> None:
         """The last tick ran: hand settlement to another worker at once (a clean stop)."""

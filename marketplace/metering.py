@@ -1,75 +1,122 @@
-"""Producer meters' readings minted as energy tokens, in batches rather than per Wh."""
+"""Producer meters' signed readings minted as energy tokens: one operator batch per tick at most.
+
+A reading authenticates itself (the meter's EIP-712 signature), so the operator sends them; the
+token mints what each counted above its last minted reading, within the meter's cap, and skips
+(ReadingRefused) what it will not take. Meters send nothing and need no Ether.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from geth_private import Signer, TxRecord
-from marketplace.errors import MarketError
+from web3.logs import DISCARD
+
+from firmware_bridge.signing import SignedReading
+from geth_private import TxRecord
+from geth_private.records import TxStatus
 from marketplace.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
+MINT_WINDOW_S = 3600  # EnergyToken.MINT_WINDOW_S: the cap accrues over at most this long
+REFUSALS = {1: "not a producer meter", 2: "bad signature", 3: "from the future", 4: "stale",
+            5: "went backwards"}
+
 
 @dataclass
-class _MeterState:
+class _Meter:
     board_id: str
-    meter: Signer
-    offset_wh: int = 0  # the chain's reading when this board's counter started at zero
-    sent_wh: int = 0
-    margin_s: int = 0  # seconds taken off the next block's estimated time after a refusal
-    pending: TxRecord | None = None
+    meter: str  # address
+    last_wh: int = 0  # the token's lastReadingWh of the meter, as last read
+    last_at: int = 0  # … and its lastReadingAt
+    rated_w: int = 0
+    known: bool = False  # False: read the token's view of it before the next batch
 
 
 class Minting:
-    """Sends a producer meter's cumulative reading to the token once it grew by a batch."""
+    """Sends the due producers' latest signed readings to the token, one batch in flight."""
 
     def __init__(self, ledger: Ledger, batch_wh: int = 10):
         self.ledger = ledger
         self.batch_wh = batch_wh
-        self._meters: dict[str, _MeterState] = {}
+        self._meters: dict[str, _Meter] = {}  # board id -> its producer meter
+        self._pending: TxRecord | None = None
+        self._batch: list[str] = []  # board ids of the batch in flight
 
-    def add_producer(self, board_id: str, meter: Signer) -> None:
-        """Mint for the producer measured by this board, signed by its meter key."""
-        # A board's counter restarts at zero with the emulator, while a persistent chain
-        # remembers the meter's last reading: readings are sent on top of it.
-        last, _ = self.ledger.mint_allowance(meter.address)
-        self._meters[board_id] = _MeterState(board_id, meter, offset_wh=last, sent_wh=last)
+    def add_producer(self, board_id: str, meter: str) -> None:
+        """Mint for the producer measured by this board, from readings its meter signs."""
+        self._meters[board_id] = _Meter(board_id, meter)
 
-    def step(self, readings: dict[str, float]) -> None:
-        """Given the boards' cumulative Wh in, send one mint per meter when a batch is due."""
-        for board_id, state in self._meters.items():
-            if state.pending is not None:
-                if state.pending.status in ("queued", "pending"):
-                    continue  # one mint in flight per meter; the next covers what came since
-                if state.pending.status == "failed":
-                    if "MintAboveCap" in (state.pending.error or ""):
-                        # The block came earlier than estimated: ask for less next time.
-                        state.margin_s = min(state.margin_s + 1, 10)
-                        log.info("mint from %s above its cap; retrying with less", board_id)
-                    else:
-                        log.warning("mint from %s failed: %s", board_id, state.pending.error)
-                    state.sent_wh = self.ledger.mint_allowance(state.meter.address)[0]
-                state.pending = None
-            if readings.get(board_id) is None:
+    def step(self, signed: dict[str, SignedReading | None]) -> None:
+        """Given the boards' latest signed readings, send one batch of those due (none while
+        the last batch waits for its receipt)."""
+        if self._pending is not None:
+            if self._pending.status in (TxStatus.QUEUED, TxStatus.PENDING):
+                return
+            self._landed(self._pending)
+            self._pending = None
+        batch = []
+        for board_id, reading in signed.items():
+            state = self._meters.get(board_id)
+            if state is None or reading is None or reading.meter != state.meter:
                 continue
-            wh = state.offset_wh + int(readings[board_id])
-            if wh - state.sent_wh < self.batch_wh:
+            if not state.known and not self._refresh(state):
                 continue
-            try:
-                # The token caps each mint by rated power × time since the last one; what
-                # the meter counted beyond that is minted by later readings.
-                last, allowed = self.ledger.mint_allowance(state.meter.address, state.margin_s)
-                target = min(wh, last + allowed)
-                if target - last < self.batch_wh and target < wh:
-                    continue
-                state.pending = self.ledger.mint_reading(state.meter, target)
-                state.sent_wh = target
-            except MarketError as err:
-                log.warning("cannot mint for %s: %s", board_id, err)
+            if self._due(state, reading):
+                batch.append((board_id, reading))
+        if not batch:
+            return
+        try:
+            self._pending = self.ledger.mint_readings_async([r for _, r in batch])
+            self._batch = [board_id for board_id, _ in batch]
+        except Exception as err:  # the chain is away: the next tick tries again
+            log.warning("mint batch of %s not sent: %s", [b for b, _ in batch], err)
 
     def flush(self) -> None:
         """From now on mint every whole Wh a meter counted, without waiting for a batch."""
         # For closing the books: the last Wh of the day are minted too, one at a time.
         self.batch_wh = 1
+
+    def _due(self, state: _Meter, reading: SignedReading) -> bool:
+        """Whether the token would mint a batch's worth (or more) from this reading."""
+        if reading.timestamp <= state.last_at:
+            return False  # the token takes each meter's readings newest last
+        window = min(reading.timestamp - state.last_at, MINT_WINDOW_S)
+        mintable = state.rated_w * window // 3600
+        return min(reading.wh_in - state.last_wh, mintable) >= self.batch_wh
+
+    def _refresh(self, state: _Meter) -> bool:
+        """Read the token's view of a meter (its last minted reading); False if unreadable."""
+        try:
+            entry = self.ledger.meter_of(state.meter)
+        except Exception as err:
+            log.warning("meter %s of %s unreadable: %s", state.meter, state.board_id, err)
+            return False
+        state.last_wh, state.last_at = int(entry["last_reading_wh"]), int(entry["last_reading_at"])
+        state.rated_w, state.known = int(entry["rated_power_w"]), True
+        return True
+
+    def _landed(self, record: TxRecord) -> None:
+        """A batch is done: log what the token refused, re-read its meters before the next."""
+        if record.status == TxStatus.FAILED:
+            log.warning("mint batch of %s failed: %s", self._batch, record.error)
+        else:
+            self._log_refusals(record)
+        for board_id in self._batch:
+            if board_id in self._meters:
+                self._meters[board_id].known = False
+        self._batch = []
+
+    def _log_refusals(self, record: TxRecord) -> None:
+        try:
+            receipt = self.ledger.w3.eth.get_transaction_receipt(record.tx_hash)
+            refused = self.ledger.token.events.ReadingRefused().process_receipt(
+                receipt, errors=DISCARD)
+        except Exception as err:  # only the log line is lost
+            log.info("mint batch %s: refusals unread (%s)", record.tx_hash, err)
+            return
+        for event in refused:
+            args = event["args"]
+            log.warning("the token refused a reading of meter %s at %s: %s", args["meter"],
+                        args["readingAt"], REFUSALS.get(int(args["reason"]), args["reason"]))

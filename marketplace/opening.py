@@ -12,6 +12,7 @@ from geth_private import TxRecord
 from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.ledger import Ledger
+from marketplace.reports import DeliveryReports
 from marketplace.settings import Settings
 from marketplace.states import DealState, ListingState
 from marketplace.store import Store
@@ -29,7 +30,7 @@ class DealOpening:
     def __init__(
         self, store: Store, ledger: Ledger, switchboard: Switchboard, clock: Clock,
         settings: Settings, txs: dict[tuple[int, str], TxRecord],
-        publish: Callable[[int], None],
+        publish: Callable[[int], None], *, reports: DeliveryReports,
     ):
         self.store = store
         self.ledger = ledger
@@ -38,6 +39,7 @@ class DealOpening:
         self.settings = settings
         self._txs = txs
         self._publish = publish
+        self.reports = reports  # sends the deal's first (baseline) report at activation
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
         self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
@@ -167,29 +169,46 @@ class DealOpening:
             self._publish(row["id"])
 
     def _activate(self, row: dict[str, Any], chain_id: int) -> None:
-        """The escrow confirmed the deal: measure from now, give the budget, relays on.
+        """The escrow confirmed the deal: the baseline report, the budget, relays on.
 
-        The baseline is committed first (the deal stays "opening"), so a restart between here
-        and "active" measures from the same point; "active" is published only once the relays
-        were switched, so whoever sees it can rely on energy flowing.
+        The baseline is both meters' first readings signed after the deal opened, sent to the
+        escrow as the deal's first report and stored (the buyer's whIn, as the escrow keeps
+        it) while the deal stays "opening", so a restart measures from the same point;
+        "active" is published only once the relays were switched, so whoever sees it can rely
+        on energy flowing.
         """
         did = row["id"]
         used = 0.0
-        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]), fresh=True)
-        if row["baseline_wh"] is None:
-            self.store.update_deal(
-                did, chain_deal_id=chain_id, baseline_wh=reading.wh_in if reading else 0.0,
-                error=None,
-            )
+        if row["baseline_wh"] is None or not self._baseline_under_way(row, chain_id):
+            opened_at = int(self.ledger.chain_deal(chain_id)["openedAt"])
+            pair = self.reports.baseline({**row, "chain_deal_id": chain_id}, chain_id, opened_at)
+            if pair is None:
+                waiting = "opened on chain; waiting for both meters' signed readings"
+                if row["chain_deal_id"] != chain_id or row["error"] != waiting:
+                    self.store.update_deal(did, chain_deal_id=chain_id, error=waiting)
+                    self._publish(did)
+                return
+            self.store.update_deal(did, chain_deal_id=chain_id, baseline_wh=float(pair[1].wh_in),
+                                   reported_wh=0, error=None)
             row = self.store.deal(did)
-        elif reading is not None:  # resumed after a restart: what flowed since counts
-            used = max(reading.wh_in - row["baseline_wh"], 0.0)
+        else:  # resumed after a restart: what flowed since counts
+            reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]))
+            if reading is not None:
+                used = max(reading.wh_in - row["baseline_wh"], 0.0)
         # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
         # however late the portal's next look at the meter comes.
         self.switchboard.budget(row, max(float(row["energy_wh"]) - used, 0.0))
         self.switchboard.relays(row, on=True)
         self.store.update_deal(did, status=DealState.ACTIVE, opened=self.clock.now())
         self._publish(did)
+
+    def _baseline_under_way(self, row: dict[str, Any], chain_id: int) -> bool:
+        """Whether the stored baseline's report is in flight or on chain (after a restart
+        with neither, the baseline is taken again: the escrow's must be the stored one)."""
+        record = self._txs.get((row["id"], "report"))
+        if record is not None and record.status != "failed":
+            return True
+        return bool(self.ledger.chain_deal(chain_id)["started"])
 
     def _fall_back(self, row: dict[str, Any], error: str) -> None:
         """The winner's deal cannot open: the next bid its bidder's escrow covers wins

@@ -1,8 +1,8 @@
 """The settlement: a deal after its auction, opened on the escrow once, delivered, closed.
 
 Only the worker holding the settlement lease (marketplace.lease) advances deals: it alone
-sends the operator's and the meters' transactions, so workers sharing one chain account never
-race for its nonces.
+sends the operator's transactions (meters send none: they sign readings), so workers sharing
+one chain account never race for its nonces.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import logging
 import threading
 from typing import Any
 
-from geth_private import Signer, TxRecord
+from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace import rules, signed
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
-from marketplace.errors import DealNotActive, InvalidInput, MarketError, NotAllowed, NotFound
+from marketplace.errors import DealNotActive, InvalidInput, NotAllowed, NotFound
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
 from marketplace.opening import DealOpening
+from marketplace.reports import DeliveryReports
 from marketplace.settings import Settings
 from marketplace.states import DealState
 from marketplace.store import Store
@@ -46,21 +47,23 @@ class Settlement:
         self.hub = hub
         self.settings = settings
         self._lock = lock
-        self._meters: dict[str, Signer] = {}  # board id -> meter key
+        self._meters: dict[str, str] = {}  # board id -> its meter's address
         self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
         self._expire_retry_at: dict[int, float] = {}
         self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
+        self.reports = DeliveryReports(store, ledger, switchboard, settings, self._txs,
+                                       self._publish)
         self.opening = DealOpening(store, ledger, switchboard, clock, settings, self._txs,
-                                   self._publish)
+                                   self._publish, reports=self.reports)
 
     # -- meters and what is in flight ------------------------------------------------------
 
-    def add_meter(self, board_id: str, meter: Signer) -> None:
-        """The key a board's meter signs its delivery reports with."""
+    def add_meter(self, board_id: str, meter: str) -> None:
+        """The address of the key a board's meter signs its readings with."""
         self._meters[board_id] = meter
 
-    def meter(self, board_id: str) -> Signer:
-        """The meter key of a board, or NotFound."""
+    def meter(self, board_id: str) -> str:
+        """The meter address of a board, or NotFound."""
         if board_id not in self._meters:
             raise NotFound(f"no meter key for board {board_id}")
         return self._meters[board_id]
@@ -78,9 +81,9 @@ class Settlement:
     def deal(self, deal_id: object) -> dict[str, Any]:
         """One deal as the pages show it (while closing: the final report's hash)."""
         view = deal_view(self.store, self._deal_row(deal_id))
-        final = self._txs.get((view["id"], "report"))
+        final = self.reports.note(view["id"])
         if view["status"] == DealState.CLOSING and final is not None:
-            view["final_report"] = {"tx_hash": final.tx_hash, "status": final.status}
+            view["final_report"] = final
         return view
 
     def deals(self, address: str | None = None) -> list[dict[str, Any]]:
@@ -102,11 +105,12 @@ class Settlement:
     def close_connection(
         self, party: str, deal_id: object, signed_close: object = None
     ) -> dict[str, Any]:
-        """The buyer (or seller) ends a deal: relays off, the last delivery reported, then the
-        party's own signed closeDeal sent once that report has its receipt (the last Wh is
+        """The buyer (or seller) ends a delivering or paused deal: relays off, then (in the
+        next ticks) the final report from both meters' readings signed after the switch, and
+        the party's own signed closeDeal sent once that report has its receipt (the last Wh is
         paid before the escrow refunds the rest). Without signed_close (a wallet that sends
-        itself), the deal waits in closing; the view's final_report names the report to wait
-        for before the wallet sends closeDeal."""
+        itself), the view's final_report says what to wait for before the wallet sends it.
+        Nothing here waits on a board: a meter away costs the report, never the close."""
         call = None if signed_close is None else signed.signed_call(signed_close, "close")
         with self._lock:
             row = self._closable(party, deal_id)
@@ -114,10 +118,10 @@ class Settlement:
             if call is not None:
                 self._check_close(party, row, call)
             self.switchboard.relays(row, on=False)
-            self._report(row, self._delivered(row, fresh=True), force=True)
-            final = self._txs.get((did, "report"))
+            closing = self.reports.begin_close(row, call)
             if call is not None:
-                self._txs[(did, "close")] = self.ledger.submit(call, "Close connection", final)
+                self._txs[(did, "close")] = self.ledger.submit(call, "Close connection",
+                                                              closing.gate)
             self.store.update_deal(did, status=DealState.CLOSING)
         view = self.deal(did)
         self.hub.publish("deal_updated", view)
@@ -147,7 +151,7 @@ class Settlement:
         record = self._txs.get((row["id"], "fault"))
         if record is not None and record.status != "failed":
             return
-        self._report(row, row["delivered_wh"], force=True)  # pay what was measured first
+        self.reports.step(row, force=True)  # pay what the meters signed first
         try:
             self._txs[(row["id"], "fault")] = self.ledger.close_for_fault_async(
                 row["chain_deal_id"], reason
@@ -155,9 +159,9 @@ class Settlement:
         except Exception as err:
             log.warning("deal %s not closed for %s yet: %s", row["id"], CLOSE_REASONS[reason], err)
 
-    def _delivered(self, row: dict[str, Any], fresh: bool = False) -> int:
+    def _delivered(self, row: dict[str, Any]) -> int:
         """Wh delivered so far by the buyer's meter (stored and published when it moved)."""
-        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]), fresh)
+        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]))
         if reading is None or row["baseline_wh"] is None:
             return row["delivered_wh"]
         measured = int(reading.wh_in - row["baseline_wh"])
@@ -167,29 +171,6 @@ class Settlement:
             row["delivered_wh"] = delivered
             self._publish(row["id"])
         return delivered
-
-    def _report(self, row: dict[str, Any], delivered: int, force: bool = False) -> None:
-        """Send the buyer meter's cumulative delivery when a step (or the end) is reached."""
-        key = (row["id"], "report")
-        inflight = self._txs.get(key)
-        if inflight is not None and inflight.status == "failed":
-            # The last report did not land: count from what the escrow has, so it is sent again.
-            row["reported_wh"] = int(self.ledger.chain_deal(row["chain_deal_id"])["deliveredWh"])
-            self.store.update_deal(row["id"], reported_wh=row["reported_wh"])
-            del self._txs[key]
-            inflight = None
-        if inflight and inflight.status in ("queued", "pending") and not force:
-            return
-        due = delivered - row["reported_wh"]
-        if due <= 0 or (due < self.settings.step_wh and delivered < row["energy_wh"] and not force):
-            return
-        meter = self._meters[self.switchboard.board_of(row["buyer"])]
-        try:
-            self._txs[key] = self.ledger.report_delivery(meter, row["chain_deal_id"], delivered)
-        except MarketError as err:
-            log.warning("delivery report for deal %s not sent: %s", row["id"], err)
-            return
-        self.store.update_deal(row["id"], reported_wh=delivered)
 
     def _follow_chain(self, row: dict[str, Any]) -> None:
         """Mirror the escrow's view of the deal: payments so far, and whether it closed."""
@@ -203,6 +184,7 @@ class Settlement:
             return
         self.switchboard.relays(row, on=False)
         self.switchboard.budget(row, None)
+        self.reports.closing.pop(row["id"], None)
         self.store.update_deal(
             row["id"],
             status=DealState.CLOSED,
@@ -226,6 +208,9 @@ class Settlement:
                 # The relays stay open; the buyer can press Close connection again.
                 self.store.update_deal(did, status=DealState.ACTIVE, error=record.error)
                 del self._txs[(did, "close")]
+                self.reports.closing.pop(did, None)
+            else:
+                self.reports.finish_close(row)
         if row["status"] in (DealState.ACTIVE, DealState.PAUSED) and (
             self._expired(row) or self._faulty(row)
         ):
@@ -234,7 +219,7 @@ class Settlement:
             delivered = self._delivered(row)
             if delivered >= row["energy_wh"]:
                 self.switchboard.relays(row, on=False)
-            self._report(row, delivered)
+            self.reports.step(row)
         self._follow_chain(row)
 
     def _expired(self, row: dict[str, Any]) -> bool:
@@ -300,7 +285,8 @@ class Settlement:
         inflight = self._txs.get((row["id"], "close"))
         waiting = row["status"] == DealState.CLOSING and (
             inflight is None or inflight.status == "failed")
-        if row["status"] != DealState.ACTIVE and not waiting:
+        # A paused deal (a meter away, the bus in doubt) is its parties' to end as well.
+        if row["status"] not in (DealState.ACTIVE, DealState.PAUSED) and not waiting:
             raise DealNotActive(f"deal {row['id']} is {row['status']}, not delivering")
         return row
 

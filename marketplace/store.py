@@ -71,6 +71,78 @@ class Store(Database):
         """Every participant, by name."""
         return self.query("SELECT * FROM participants ORDER BY name")
 
+    # -- bridges: remote machines the admin registered, with the boards each may serve ----
+
+    def add_bridge(
+        self, bridge_id: str, token_sha256: str, boards: list[dict[str, str]], now: float
+    ) -> str | None:
+        """Register a bridge (a revoked one of the same id gives way); None, or why not: its
+        id, a board or a meter is already another live bridge's."""
+        with self.transaction():
+            if self.one("SELECT id FROM bridges WHERE id = ? AND revoked IS NULL", bridge_id):
+                return f"bridge {bridge_id} is already registered"
+            for other in self.bridges():
+                for board in other["boards"]:
+                    for mine in boards:
+                        if board["board_id"] == mine["board_id"]:
+                            return f"board {mine['board_id']} is bridge {other['id']}'s"
+                        if board["meter"].lower() == mine["meter"].lower():
+                            return f"meter {mine['meter']} is bridge {other['id']}'s"
+            self.write("DELETE FROM bridges WHERE id = ?", bridge_id)
+            self.write("INSERT INTO bridges (id, token_sha256, boards, created)"
+                       " VALUES (?, ?, ?, ?)", bridge_id, token_sha256, json.dumps(boards), now)
+        return None
+
+    def bridge(self, bridge_id: str) -> dict[str, Any] | None:
+        """A live (not revoked) bridge with its token's hash and boards, or None."""
+        row = self.one("SELECT * FROM bridges WHERE id = ? AND revoked IS NULL", bridge_id)
+        return {**row, "boards": json.loads(row["boards"])} if row else None
+
+    def bridges(self) -> list[dict[str, Any]]:
+        """Every live bridge with its boards (no token hashes), by id."""
+        rows = self.query("SELECT id, boards, created FROM bridges WHERE revoked IS NULL"
+                          " ORDER BY id")
+        return [{**row, "boards": json.loads(row["boards"])} for row in rows]
+
+    def revoke_bridge(self, bridge_id: str, now: float) -> bool:
+        """Revoke a bridge's credential; whether it was live."""
+        return self.write("UPDATE bridges SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                          now, bridge_id) > 0
+
+    # -- meter consents: enrollments waiting for (or sent with) the owner's signature -------
+
+    def request_consent(
+        self, owner: str, meter: str, board_id: str, kind: int, rated_power_w: int, now: float
+    ) -> None:
+        """Ask an owner to consent to a meter's enrollment; a request with other terms (or a
+        failed one) starts afresh, one already sent or done with these terms stays."""
+        self.write(
+            "INSERT INTO meter_consents (owner, meter, board_id, kind, rated_power_w, created)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(owner, meter) DO UPDATE SET"
+            " board_id = excluded.board_id, kind = excluded.kind,"
+            " rated_power_w = excluded.rated_power_w, status = 'pending', tx_hash = NULL,"
+            " created = excluded.created WHERE meter_consents.status = 'pending'"
+            " OR meter_consents.kind <> excluded.kind"
+            " OR meter_consents.rated_power_w <> excluded.rated_power_w",
+            owner, meter, board_id, kind, rated_power_w, now,
+        )
+
+    def consent(self, owner: str, meter: str) -> dict[str, Any] | None:
+        """One consent request by owner and meter."""
+        return self.one("SELECT * FROM meter_consents WHERE owner = ? AND meter = ?", owner, meter)
+
+    def consents(self, owner: str, status: str = "pending") -> list[dict[str, Any]]:
+        """An owner's consent requests in a status, oldest first."""
+        return self.query("SELECT * FROM meter_consents WHERE owner = ? AND status = ?"
+                          " ORDER BY created", owner, status)
+
+    def set_consent_status(
+        self, owner: str, meter: str, status: str, tx_hash: str | None = None
+    ) -> None:
+        """Mark a consent request sent (with its enrollment's hash), enrolled, or pending."""
+        self.write("UPDATE meter_consents SET status = ?, tx_hash = ? WHERE owner = ? AND"
+                   " meter = ?", status, tx_hash, owner, meter)
+
     # -- registrations: people who made their own key and await the admin -----------------
 
     def add_registration(

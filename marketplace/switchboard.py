@@ -28,6 +28,14 @@ class Switchboard:
         """A board reading, or None when the board cannot be read."""
         return safe_read(self.boards, board_id, fresh)
 
+    def signed(self, board_id: str) -> Any:
+        """The board's latest signed reading (cached: no I/O), or None when it has none."""
+        try:
+            return self.boards.signed_reading(board_id)
+        except Exception as err:  # an unknown board has no reading to offer, nor a fault
+            log.warning("board %s has no signed reading: %s", board_id, err)
+            return None
+
     def online(self, board_id: str) -> bool:
         """Whether a board can be reached (one whose check fails is taken as offline)."""
         try:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from flask_socketio import Namespace
 
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import RemoteBoards
+from web import registry
 from web.extensions import socketio
 from web.state import portal
 
@@ -23,14 +23,20 @@ def send_command(peer: str, command: dict[str, Any], timeout: float) -> Any:
 
 
 class BridgeNamespace(Namespace):
-    """Remote bridges connect here with the portal's bridge token and announce their boards."""
+    """Remote bridges connect here each with its own registered credential, then claim the
+    boards registered to them."""
 
     def on_connect(self, auth: Any = None) -> bool:
-        token = current_app.config["BRIDGE_TOKEN"]
-        given = auth.get("token", "") if isinstance(auth, dict) else ""
-        if not hmac.compare_digest(str(given), token):
-            log.warning("a bridge with a wrong token was refused (%s)", request.remote_addr)
+        bridge_id = auth.get("bridge") if isinstance(auth, dict) else None
+        token = auth.get("token") if isinstance(auth, dict) else None
+        row = (registry.authenticate(portal().runtime.store, bridge_id, token)
+               if isinstance(bridge_id, str) and isinstance(token, str) else None)
+        if row is None:
+            log.warning("bridge %r refused: unknown, revoked or a wrong token (%s)",
+                        bridge_id, request.remote_addr)
             return False
+        _remote_boards().admit(request.sid, row["id"],
+                               {b["board_id"]: b["meter"] for b in row["boards"]})
         return True
 
     def on_hello(self, data: Any) -> dict[str, Any]:
@@ -38,8 +44,12 @@ class BridgeNamespace(Namespace):
         try:
             _remote_boards().announce(request.sid, offered)
         except BridgeError as err:
+            log.warning("hello refused: %s", err)
             return {"error": str(err)}
-        return {"contracts": list(portal().runtime.ledger.addresses().values())}
+        ledger = portal().runtime.ledger
+        domain = ledger.reading_domain()  # where the bridge's meter keys sign readings
+        return {"contracts": list(ledger.addresses().values()), "chain_id": domain.chain_id,
+                "token": domain.token}
 
     def on_reading(self, data: Any) -> None:
         _remote_boards().report(request.sid, data)
@@ -55,3 +65,9 @@ class BridgeNamespace(Namespace):
 
 def _remote_boards() -> RemoteBoards:
     return portal().runtime.remote_boards
+
+
+def disconnect_bridge(bridge_id: str) -> None:
+    """Close the connections of a bridge whose credential was revoked (on this worker)."""
+    for peer in _remote_boards().peers_of(bridge_id):
+        socketio.server.disconnect(peer, namespace="/bridge")

@@ -32,7 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "EMULATOR_SKY": "clear",  # or "clouds"
     "PV_PEAK_W": 400,
     "LOAD_W": 240,
-    "REMOTE_BOARDS": "",  # demo boards served by `gridbid bridge` on another machine
+    # Demo boards served by `gridbid bridge` on another machine (each registered to its
+    # bridge by the admin: POST /api/admin/bridges).
+    "REMOTE_BOARDS": "",
     "STEP_WH": 5,
     "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed (the escrow's
     # dealDuration: a chain deployed with another is redeployed)
@@ -76,9 +78,6 @@ def load(config: Config, test_config: dict[str, Any] | None = None) -> None:
     data_dir = Path(config["DATA_DIR"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret(data_dir, "secret_key")
-    if not config.get("BRIDGE_TOKEN"):
-        # Remote bridges (`gridbid bridge --token …`) prove themselves with this.
-        config["BRIDGE_TOKEN"] = _secret(data_dir, "bridge_token")
 
 
 def _secret(data_dir: Path, name: str) -> str:

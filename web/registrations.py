@@ -10,6 +10,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from marketplace.errors import InvalidInput, NotFound
+from web import registry
 from web.runtime import Runtime
 from web.runtime.demo import DEMO
 
@@ -62,7 +63,8 @@ def reserved_names(rt: Runtime) -> set[str]:
 
 def approve(rt: Runtime, address: str, role: object, board_id: object = None) -> dict[str, Any]:
     """The admin seats a registered person in a role, with the board that will measure it:
-    its meter is enrolled when the bridge serving that board announces it."""
+    its meter is enrolled once the person consents (asked now when the board is registered
+    to a bridge, else when the bridge serving it announces it)."""
     row = _pending(rt, address)
     if role not in ROLES:
         raise InvalidInput("role is producer or consumer")
@@ -72,6 +74,9 @@ def approve(rt: Runtime, address: str, role: object, board_id: object = None) ->
         rt.remote_boards.expect(board)  # its bridge's hello is welcome now
     rt.accounts.record(row["name"], address)
     rt.store.set_registration_status(address, "approved")
+    meter = registry.meter_of_board(rt.store, board) if board is not None else None
+    if meter is not None:  # the owner's wallet view now asks them to consent to its meter
+        rt.meters.seat_on_board(address, board, meter)
     return {"address": address, "name": row["name"], "role": role, "board_id": board,
             "status": "approved"}
 

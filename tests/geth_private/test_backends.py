@@ -69,6 +69,28 @@ def test_a_locally_signed_transfer_arrives(chain, ledger):
     assert receipt["status"] == 1 and chain.w3.eth.get_balance(bob.address) == ETH
 
 
+def test_a_block_after_an_idle_spell_is_dated_no_earlier_than_its_transaction(chain):
+    """A reading signed now must not be "from the future" to the block that carries it:
+    eth-tester dated a block when the one before it was mined, however long ago that was."""
+    alice, bob = Account.create(), Account.create()
+    txm = TxManager(chain)
+    txm.transact(chain.faucet(), {"to": alice.address, "value": ETH, "gas": 21_000}, "fund")
+    time.sleep(3)  # the chain idles; what is asserted is an order, not a duration
+    sent_at = int(time.time())
+    receipt = txm.transact(alice, {"to": bob.address, "value": 1, "gas": 21_000}, "pay")
+    assert chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] >= sent_at
+
+
+def test_a_burst_of_blocks_keeps_the_chains_clock_at_the_wall_clock(chain):
+    """A block per transaction, each a second after its parent, ran the embedded chain's
+    clock ahead of the wall's: a reading signed now was older than the deal it reported on."""
+    txm = TxManager(chain)
+    for _ in range(6):
+        receipt = txm.transact(chain.faucet(), {"to": Account.create().address, "value": 1,
+                                                "gas": 21_000}, "pay")
+        assert chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] <= int(time.time())
+
+
 def test_contract_events_are_read_by_polling_logs(chain, ledger):
     poller = ledger.log_poller(0)
     first = [ledger.decode(raw)[0] for raw in poller.poll()]

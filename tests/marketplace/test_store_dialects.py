@@ -193,3 +193,26 @@ def test_a_sqlite_store_makes_its_directory(tmp_path):
         assert opened.add_listing("0xa", 5, 10, 1.0, 2.0) == 1
     finally:
         opened.close()
+
+
+def test_bridges_and_meter_consents_in_both_dialects(store):
+    """F2: a board or meter is one live bridge's; a revoked bridge's id gives way. F3: a
+    consent request keeps its sent state unless its terms change."""
+    board = {"board_id": "load-x", "meter": "0xMeter"}
+    assert store.add_bridge("a", "h1", [board], 1.0) is None
+    assert "already registered" in store.add_bridge("a", "h2", [], 2.0)
+    assert "bridge a's" in store.add_bridge("b", "h3", [{**board, "meter": "0xOther"}], 2.0)
+    assert "bridge a's" in store.add_bridge("b", "h3", [{"board_id": "y", "meter": "0xmeter"}],
+                                            2.0)
+    assert store.bridge("a")["boards"] == [board] and store.bridge("a")["token_sha256"] == "h1"
+    assert [b["id"] for b in store.bridges()] == ["a"] and "token_sha256" not in store.bridges()[0]
+    assert store.revoke_bridge("a", 3.0) and not store.revoke_bridge("a", 4.0)
+    assert store.bridge("a") is None
+    assert store.add_bridge("b", "h3", [board], 5.0) is None  # the board is free again
+    store.request_consent("0xo", "0xm", "load-x", 2, 240, 1.0)
+    store.set_consent_status("0xo", "0xm", "sent", "0xtx")
+    store.request_consent("0xo", "0xm", "load-x", 2, 240, 2.0)  # same terms: still sent
+    assert store.consent("0xo", "0xm")["status"] == "sent" and store.consents("0xo") == []
+    store.request_consent("0xo", "0xm", "load-x", 2, 14_400, 3.0)  # a new rating: asked again
+    (pending,) = store.consents("0xo")
+    assert (pending["rated_power_w"], pending["tx_hash"]) == (14_400, None)

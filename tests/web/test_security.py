@@ -11,6 +11,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from contracts.bindings import sign_typed
 from gridbid_client.client import Client, ClientError
 from gridbid_client.transport import FlaskTransport
 from tests.common import csrf_client, sign_bid_as, signed_raw, wait_for
@@ -311,14 +312,20 @@ def test_admin_sees_health_approves_registrations_and_enrolls_meters(app, runtim
     assert admin.post(approve, json={"role": "consumer"}).status_code == 404  # once
     # dave signs in, but cannot bid before a meter board measures him.
     assert dave.login()["role"] == "consumer"
-    dave = dave_key.address
+    dave_client, dave = dave, dave_key.address
 
     meter = Account.create().address
-    enrolled = admin.post("/api/admin/meters", json={"meter": meter, "owner": "dave",
-                                                      "role": "consumer", "rated_power_w": 500})
-    assert enrolled.status_code == 200, enrolled.get_json()
-    assert enrolled.get_json()["enrolled"] and enrolled.get_json()["owner"] == dave
-    assert runtime.ledger.meter_of(meter)["owner"] == dave
+    asked = admin.post("/api/admin/meters", json={"meter": meter, "owner": "dave",
+                                                   "role": "consumer", "rated_power_w": 500})
+    assert asked.status_code == 202, asked.get_json()
+    assert asked.get_json()["owner"] == dave and not asked.get_json()["enrolled"]
+    # The meter is enrolled only once dave signs his consent to it (F3).
+    (consent,) = dave_client.get("/api/meters/consent")["consents"]
+    assert (consent["meter"], consent["rated_power_w"]) == (meter, 500)
+    dave_client.post("/api/meters/consent", {
+        "meter": meter, "deadline": consent["deadline"],
+        "signature": "0x" + sign_typed(dave_key, consent["typed_data"]).hex()})
+    wait_for(lambda: runtime.ledger.meter_of(meter)["owner"] == dave, what="the enrollment")
     gone = admin.post(f"/api/admin/meters/{meter}/disenroll")
     assert gone.status_code == 200 and gone.get_json()["enrolled"] is False
     again = admin.post(f"/api/admin/meters/{meter}/disenroll")

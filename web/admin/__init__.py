@@ -1,4 +1,4 @@
-"""The admin page: accounts, meter enrollment and network health, for the portal's operator.
+"""The admin page: accounts, bridges, meter enrollment and network health, for the operator.
 
 Admins are the accounts named in the ADMINS setting (the demo creates `admin`). Chain-side
 admin actions (enrolling a meter) are sent with the portal operator's key, which holds the
@@ -18,7 +18,7 @@ from flask import Blueprint, jsonify
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.ledger import CONSUMER, PRODUCER
-from web import registrations
+from web import bridges, registrations, registry
 from web.pages import shell
 from web.session import User, body, login_required, runtime
 
@@ -97,17 +97,45 @@ def reject_registration(account, address):
 @bp.post("/api/admin/meters")
 @admin_required
 def enroll(account):
-    """Enroll a meter account for an owner, with its role and rated power."""
+    """Ask an owner to consent to a meter's enrollment with this role and rated power; the
+    enrollment is sent once the owner signs it (their wallet view lists it), 202."""
     data = body()
+    rt = runtime()
     meter = rules.parse_address(data.get("meter"), "meter")
-    owner = runtime().resolve(str(data.get("owner") or "").strip())
-    if not runtime().store.participant(owner):
+    owner = rt.resolve(str(data.get("owner") or "").strip())
+    seated = rt.store.participant(owner)
+    if not seated:
         raise InvalidInput(f"{owner} is not a participant of this market")
     if data.get("role") not in KINDS:
         raise InvalidInput("role is producer or consumer")
     rated = rules.parse_int(data.get("rated_power_w"), "rated power (W)", 1, 2**32 - 1)
-    runtime().ledger.enroll_meter(meter, owner, KINDS[data["role"]], rated)
-    return jsonify(meter=meter, **_meter(meter))
+    rt.meters.request(owner, meter, seated["board_id"] or "", data["role"], rated)
+    entry = _meter(meter)
+    return jsonify({**entry, "meter": meter, "owner": owner, "status": "consent requested"}), 202
+
+
+@bp.post("/api/admin/bridges")
+@admin_required
+def register_bridge(account):
+    """Register a bridge with the boards (and their meters) it may serve; its token, once."""
+    data = body()
+    return jsonify(registry.register(runtime(), data.get("id"), data.get("boards"))), 201
+
+
+@bp.get("/api/admin/bridges")
+@admin_required
+def list_bridges(account):
+    """Every registered bridge with its boards (no tokens)."""
+    return jsonify(bridges=registry.listing(runtime()))
+
+
+@bp.delete("/api/admin/bridges/<bridge_id>")
+@admin_required
+def revoke_bridge(account, bridge_id):
+    """Revoke a bridge's credential and close its connection: its boards go offline."""
+    registry.revoke(runtime(), bridge_id)
+    bridges.disconnect_bridge(bridge_id)
+    return jsonify(id=bridge_id, revoked=True)
 
 
 @bp.post("/api/admin/meters/<meter>/disenroll")

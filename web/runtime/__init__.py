@@ -23,6 +23,7 @@ from marketplace.wallet import Wallets
 from web.runtime.accounts import AccountDirectory
 from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.loops import Loop
+from web.runtime.meters import MeterEnrollment
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
 
@@ -76,6 +77,7 @@ class Runtime:
     board_router: _Part[BoardRouter] = _Part("boards")
     market: _Part[Market] = _Part()
     wallets: _Part[Wallets] = _Part()
+    meters: _Part[MeterEnrollment] = _Part()
     demo_accounts: _Part[list[dict[str, str]]] = _Part()
     admin_accounts: _Part[list[dict[str, str]]] = _Part()
 

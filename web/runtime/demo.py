@@ -12,7 +12,8 @@ from firmware_bridge.emulator import Microgrid
 from geth_private import Keystore
 from marketplace.ledger import Ledger
 from web.runtime.accounts import AccountDirectory
-from web.runtime.meters import ETHER, MeterEnrollment
+from web.runtime.meters import MeterEnrollment
+from web.runtime.operator import ETHER
 
 DEMO_BOOK = "demo_accounts.json"  # the demo's accounts, as web.access needs to know them
 
@@ -75,8 +76,13 @@ def seed_accounts(
         # On a persistent chain the accounts keep what they had: top up, never pile up.
         if ledger.eth_balance(address) < funds_eth * ETHER // 2:
             ledger.fund(address, funds_eth * ETHER)
-        if spec["board"] not in remote:
-            meters.add_local(spec, address)
+        # The demo's keys are the portal's to use (their passphrases are published): each
+        # signs its own meter's consent, as the owner's page would.
+        key = keystore.unlock(address, spec["passphrase"])
+        if spec["board"] in remote:
+            meters.demo_keys[address] = key  # signs when its bridge claims the board
+        else:
+            meters.add_local(spec, address, key)
         demo.append({"name": spec["name"], "address": address, "role": spec["role"],
                      "passphrase": spec["passphrase"], "board": spec["board"]})
     # Remembered as the demo's for good: their passphrases stay published after DEMO_ACCOUNTS

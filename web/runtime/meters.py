@@ -1,75 +1,193 @@
-"""Meter accounts: keys of this machine's boards, gas for them, their enrollment on the chain."""
+"""Meter enrollment: each participant's meter enrolled with the owner's signed consent, then seated.
+
+Nothing here funds a meter (meter keys sign readings, never transactions) and no bridge's
+hello enrolls anything: a registered bridge claiming its board only asks the owner's consent.
+The rated power follows the board's own clock: the participant's rating times the time factor
+its HELLO declared (1 for a real board, the emulator's speed for an emulated one).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contracts.bindings import sign_typed
+from firmware_bridge.remote_boards import AnnouncedBoard, RemoteBoards
 from geth_private.keystore import MachineKeys
-from geth_private.signer import Signer
+from geth_private.records import TxRecord, TxStatus
+from marketplace.errors import NotFound
 from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 from marketplace.market import Market
+from web.runtime import consent
 from web.runtime.accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
 
-ETHER = 10**18
+
+def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
+    """A participant's rating in its own board's time: PV peak or load, in W."""
+    if spec["role"] == "producer":
+        return float(spec.get("pv_peak_w") or config["PV_PEAK_W"])
+    return float(spec.get("load_w") or config["LOAD_W"])
 
 
-def rated_power_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> int:
-    """The power a meter is enrolled for, in chain time, from its participant's spec."""
-    rated = (spec.get("pv_peak_w", config["PV_PEAK_W"]) if spec["role"] == "producer"
-             else spec.get("load_w", config["LOAD_W"]))
-    # Emulated time runs EMULATOR_SPEED times faster than chain time, and PV noise
-    # can top the peak: the rating in chain time carries both.
-    return int(rated * config["EMULATOR_SPEED"] * 1.25)
+def rated_power_w(spec: Mapping[str, Any], config: Mapping[str, Any], time_factor: float) -> int:
+    """The power a meter is enrolled for, in chain time: the rating times the time factor
+    its board declared (an emulated hour passes time_factor times faster than the chain's)."""
+    return max(1, int(rating_w(spec, config) * time_factor))
 
 
 class MeterEnrollment:
-    """Gives each participant's board a funded meter account enrolled for them, then a seat."""
+    """Asks each meter's owner to consent, sends the enrollment, seats the owner once mined."""
 
     def __init__(
         self, ledger: Ledger, market: Market, accounts: AccountDirectory,
         participants: Sequence[Mapping[str, Any]], config: Mapping[str, Any], data_dir: Path,
+        remote: RemoteBoards, local_boards: Callable[[], Mapping[str, Any]],
     ):
         self.ledger = ledger
         self.market = market
+        self.store = market.store
         self.accounts = accounts
         self.participants = list(participants)
         self.config = config
+        self.remote = remote
+        self.local_boards = local_boards  # board id -> BoardInfo of this machine's boards
         self.keys = MachineKeys(data_dir / "meters", config["SCRYPT_N"])
+        self.demo_keys: dict[str, Any] = {}  # owner -> its key, for accounts the demo seats
+        self._sent: dict[str, tuple[str, str]] = {}  # enrollment tx hash -> (owner, meter)
+        self._lock = threading.Lock()
 
-    def enroll(self, spec: Mapping[str, Any], owner: str, meter: str) -> None:
-        """Fund a meter account for gas and enroll it for its owner, unless it already is."""
-        if self.ledger.eth_balance(meter) < ETHER:
-            self.ledger.fund(meter, 10 * ETHER)
-        kind = PRODUCER if spec["role"] == "producer" else CONSUMER
-        rated = rated_power_w(spec, self.config)
-        entry = self.ledger.meter_of(meter)
-        if (entry["owner"], entry["kind"], entry["rated_power_w"]) != (owner, kind, rated):
-            self.ledger.enroll_meter(meter, owner, kind, rated)
+    # -- the owner's consent ---------------------------------------------------------------
 
-    def add_local(self, spec: Mapping[str, Any], owner: str) -> None:
-        """A board of this machine: its meter key (made on first use) enrolled, its owner seated."""
-        meter = self.keys.get(spec["board"])
-        self.enroll(spec, owner, meter.address)
-        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"], meter)
+    def request(self, owner: str, meter: str, board_id: str, role: str, rated: int) -> None:
+        """Ask an owner to consent to a meter's enrollment (signed at once for a demo key)."""
+        kind = PRODUCER if role == "producer" else CONSUMER
+        self.store.request_consent(owner, meter, board_id, kind, rated, time.time())
+        row = self.store.consent(owner, meter)
+        key = self.demo_keys.get(owner)
+        if key is not None and row["status"] == "pending":  # not one already on its way
+            deadline = int(time.time()) + consent.CONSENT_TTL_S
+            signature = sign_typed(key, self._typed(row, deadline))
+            self.submit(owner, meter, deadline, "0x" + signature.hex())
 
-    def adopt_remote(self, board_id: str, kind: str, meter: Signer) -> None:
-        """A remote bridge announced a board: enroll its meter for the participant it measures."""
-        spec = next((p for p in self.participants if p["board"] == board_id), None)
-        # Or a person who registered and whom the admin gave this board.
-        seated = next((p for p in self.market.store.participants()
-                       if p["board_id"] == board_id), None)
-        if spec is None and seated is not None:
-            spec = {"name": seated["name"], "role": seated["role"], "board": board_id}
-        if spec is None or spec["role"] != kind:
-            log.error("remote board %s (%s) matches no participant", board_id, kind)
+    def pending(self, owner: str) -> list[dict[str, Any]]:
+        """An owner's consent requests waiting for a signature, each with its typed data."""
+        deadline = int(time.time()) + consent.CONSENT_TTL_S
+        return [{"meter": row["meter"], "board_id": row["board_id"],
+                 "kind": "producer" if row["kind"] == PRODUCER else "consumer",
+                 "rated_power_w": row["rated_power_w"], "deadline": deadline,
+                 "typed_data": self._typed(row, deadline)}
+                for row in self.store.consents(owner)]
+
+    def submit(self, owner: str, meter: str, deadline: Any, signature: Any) -> dict[str, Any]:
+        """The owner's signed consent: checked to be the owner's, then enrollMeter is sent."""
+        row = self.store.consent(owner, meter)
+        if row is None or row["status"] != "pending":
+            raise NotFound(f"no enrollment of meter {meter} waits for your consent")
+        deadline = consent.check_deadline(deadline, time.time())
+        raw = consent.check_signature(self._typed(row, deadline), signature, owner)
+        record = self.ledger.enroll_meter_async(meter, owner, int(row["kind"]),
+                                                int(row["rated_power_w"]), deadline, raw)
+        with self._lock:
+            self._sent[record.tx_hash] = (owner, meter)
+        self.store.set_consent_status(owner, meter, "sent", record.tx_hash)
+        self.on_transaction(record)  # it may have been mined already
+        return record.public()
+
+    def on_transaction(self, record: TxRecord) -> None:
+        """A transaction changed status: an enrollment mined seats its owner."""
+        with self._lock:
+            sent = self._sent.get(record.tx_hash)
+            if sent is None or record.status not in (TxStatus.MINED, TxStatus.FAILED):
+                return
+            del self._sent[record.tx_hash]
+        owner, meter = sent
+        if record.status == TxStatus.FAILED:
+            log.error("enrollment of meter %s for %s failed: %s", meter, owner, record.error)
+            self.store.set_consent_status(owner, meter, "pending")
             return
-        owner = self.accounts.names()[spec["name"]]
-        self.enroll(spec, owner, meter.address)
-        self.market.add_participant(spec["name"], owner, spec["role"], board_id, meter)
-        log.info("remote board %s of %s is online, meter %s", board_id, spec["name"],
-                 meter.address)
+        self.store.set_consent_status(owner, meter, "enrolled", record.tx_hash)
+        self._seat_enrolled(owner, meter)
+
+    def _typed(self, row: Mapping[str, Any], deadline: int) -> dict[str, Any]:
+        token = self.ledger.addresses()["EnergyToken"]
+        return consent.typed_data(self.ledger.chain_id(), token, row, deadline)
+
+    # -- boards that come online -----------------------------------------------------------
+
+    def add_local(self, spec: Mapping[str, Any], owner: str, key: Any) -> None:
+        """A board of this machine seated for a demo owner: its meter key (made on first use)
+        enrolled with the consent the owner's own key signs, at the rating times the time
+        factor its emulated HELLO declared."""
+        meter = self.keys.get(spec["board"])
+        info = self.local_boards().get(spec["board"])
+        factor = getattr(info, "time_factor", None) or self.config["EMULATOR_SPEED"]
+        rated = rated_power_w(spec, self.config, float(factor))
+        kind = PRODUCER if spec["role"] == "producer" else CONSUMER
+        if not self._enrolled_as(meter.address, owner, kind, rated):
+            self.store.request_consent(owner, meter.address, spec["board"], kind, rated,
+                                       time.time())
+            deadline = int(time.time()) + consent.CONSENT_TTL_S
+            row = self.store.consent(owner, meter.address)
+            signature = sign_typed(key, self._typed(row, deadline))
+            self.ledger.enroll_meter(meter.address, owner, kind, rated, deadline, signature)
+        self.store.set_consent_status(owner, meter.address, "enrolled")
+        self.market.add_participant(spec["name"], owner, spec["role"], spec["board"],
+                                    meter.address)
+
+    def adopt_remote(self, board: AnnouncedBoard) -> None:
+        """A registered bridge claimed a board: seat its owner if its meter is enrolled so
+        already, else ask the owner's consent (the seat follows the mined enrollment)."""
+        seat = self._seat_of(board.board_id)
+        if seat is None or seat["role"] != board.kind:
+            log.error("remote board %s (%s) matches no participant", board.board_id, board.kind)
+            return
+        rated = rated_power_w(seat, self.config, board.time_factor)
+        kind = PRODUCER if seat["role"] == "producer" else CONSUMER
+        if self._enrolled_as(board.meter, seat["address"], kind, rated):
+            self._seat(seat, board.meter)
+            return
+        log.info("remote board %s of %s: asking its owner to consent to meter %s at %d W",
+                 board.board_id, seat["name"], board.meter, rated)
+        self.request(seat["address"], board.meter, board.board_id, seat["role"], rated)
+
+    def seat_on_board(self, owner: str, board_id: str, meter: str) -> None:
+        """The admin seated an owner on a registered board: ask the owner's consent now, at
+        the rating in real time until the board's bridge declares its time factor."""
+        seat = self._seat_of(board_id)
+        if seat is not None and seat["address"] == owner:
+            self.request(owner, meter, board_id, seat["role"], rated_power_w(seat, self.config, 1))
+
+    def _seat_of(self, board_id: str) -> dict[str, Any] | None:
+        """Who a board measures: a configured participant, or a person the admin seated."""
+        spec = next((p for p in self.participants if p["board"] == board_id), None)
+        if spec is not None:
+            address = self.accounts.names().get(spec["name"])
+            return {**spec, "address": address} if address else None
+        seated = next((p for p in self.store.participants() if p["board_id"] == board_id), None)
+        if seated is None:
+            return None
+        return {"name": seated["name"], "role": seated["role"], "board": board_id,
+                "address": seated["address"]}
+
+    def _enrolled_as(self, meter: str, owner: str, kind: int, rated: int) -> bool:
+        entry = self.ledger.meter_of(meter)
+        return (entry["owner"], entry["kind"], entry["rated_power_w"]) == (owner, kind, rated)
+
+    def _seat_enrolled(self, owner: str, meter: str) -> None:
+        row = self.store.consent(owner, meter)
+        seat = self._seat_of(row["board_id"]) if row else None
+        if seat is None or seat["address"] != owner:
+            log.error("meter %s enrolled for %s, who sits on no board of it", meter, owner)
+            return
+        self._seat(seat, meter)
+
+    def _seat(self, seat: Mapping[str, Any], meter: str) -> None:
+        board_id = seat["board"]
+        self.market.add_participant(seat["name"], seat["address"], seat["role"], board_id, meter)
+        log.info("board %s of %s is seated, meter %s", board_id, seat["name"], meter)

@@ -14,6 +14,7 @@ from firmware_bridge.emulator import Microgrid
 from firmware_bridge.remote_boards import RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import PERSISTENT, ChainBackend
+from geth_private.keystore import MachineKeys
 from marketplace.clock import Clock
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
@@ -85,19 +86,30 @@ def wire(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
         )
         undo.callback(microgrid.stop)
-        bridge = Bridge(heartbeat_s=1.0)
+        # This machine's boards' meter keys live here, with the bridge that signs their readings.
+        meter_keys = MachineKeys(data_dir / "meters", config["SCRYPT_N"])
+        bridge = Bridge(heartbeat_s=1.0, meter_keys=meter_keys.get,
+                        odometer_dir=data_dir / "odometer")
         undo.callback(bridge.close)
+        domain = ledger.reading_domain()  # deployed (or attached) above
+        bridge.set_reading_domain(domain)
         # Boards a bridge on another machine serves (`gridbid bridge`): those the config
         # names, and those of people the admin seated; the rest are local.
         local = {spec["board"] for spec in participants(config)}
         seated = [p["board_id"] for p in store.participants()
                   if p["board_id"] and p["board_id"] not in local]
-        remote_boards = RemoteBoards(listed(config.get("REMOTE_BOARDS")) + seated, transport)
+        registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
+        remote_boards = RemoteBoards(
+            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport
+        )
+        remote_boards.set_reading_domain(domain)
         boards = BoardRouter(bridge, remote_boards)
         market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
-        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir)
+        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir,
+                                 remote_boards, bridge.boards)
         remote_boards.subscribe(meters.adopt_remote)
+        txm.subscribe(meters.on_transaction)
         demo: list[dict[str, str]] = []
         if config["DEMO_ACCOUNTS"]:
             with store.exclusive("startup"):  # … and create and fund accounts one at a time

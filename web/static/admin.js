@@ -1,5 +1,5 @@
 /* The admin view: network health every 2 s while shown, block production, registrations to
-   approve (role and board), accounts with their meters, enrollment. */
+   approve (role and board), bridges and their boards, accounts with their meters, enrollment. */
 import { api } from "./api.js";
 import { $, el, formatEther, formatKwh, short, toast } from "./util.js";
 
@@ -109,6 +109,43 @@ async function refreshRegistrations() {
   } catch (err) { toast(err.message, true); }
 }
 
+function bridgeRow(b) {
+  const revoke = el("button", { type: "button", class: "secondary revoke", textContent: "Revoke" });
+  revoke.addEventListener("click", async () => {
+    revoke.disabled = true;
+    try { await api("DELETE", `/api/admin/bridges/${encodeURIComponent(b.id)}`); toast(`Bridge ${b.id} revoked`); }
+    catch (err) { toast(err.message, true); }
+    refreshBridges();
+  });
+  const boards = b.boards.map((x) => `${x.board_id} (${short(x.meter)})${x.online ? " online" : ""}`).join(", ");
+  return el("tr", { "data-bridge": b.id }, el("td", { textContent: b.id }),
+    el("td", { class: b.online ? "ok" : "bad", textContent: b.online ? "online" : "offline" }),
+    el("td", { class: "mono", textContent: boards }), el("td", {}, revoke));
+}
+
+async function refreshBridges() {
+  try {
+    const { bridges } = await api("GET", "/api/admin/bridges");
+    $("bridges").querySelector("tbody").replaceChildren(...bridges.map(bridgeRow));
+    $("no-bridges").hidden = bridges.length > 0;
+  } catch (err) { toast(err.message, true); }
+}
+
+async function registerBridge() {
+  $("bridge-error").textContent = "";
+  $("bridge-token-box").hidden = true;
+  const boards = $("bridge-boards").value.split("\n").map((line) => line.trim()).filter(Boolean)
+    .map((line) => { const [board_id, meter] = line.split(/\s+/); return { board_id, meter }; });
+  try {
+    const made = await api("POST", "/api/admin/bridges", { id: $("bridge-id").value.trim(), boards });
+    $("bridge-token-id").textContent = made.id;
+    $("bridge-token").textContent = made.token;
+    $("bridge-token-box").hidden = false;
+    $("bridge-boards").value = "";
+    refreshBridges();
+  } catch (err) { $("bridge-error").textContent = err.message; }
+}
+
 export default {
   init() {
     $("meter-form").addEventListener("submit", async (event) => {
@@ -118,10 +155,11 @@ export default {
         await api("POST", "/api/admin/meters", { meter: $("meter-address").value.trim(),
           owner: $("meter-owner").value.trim(), role: $("meter-role").value,
           rated_power_w: Number($("meter-rated").value) });
-        toast("Meter enrolled");
+        toast("The owner is asked to consent to the meter");
         refreshAccounts();
       } catch (err) { $("meter-error").textContent = err.message; }
     });
+    $("bridge-form").addEventListener("submit", (event) => { event.preventDefault(); registerBridge(); });
     $("mining-toggle").addEventListener("click", () => {
       const on = $("mining-toggle").dataset.on !== "1";
       mining("/api/admin/mining", { on }, on ? "Mining started" : "Mining stopped");
@@ -138,11 +176,14 @@ export default {
     poll = setInterval(refreshHealth, 2000);
     refreshAccounts().catch((err) => toast(err.message, true));
     refreshRegistrations();
+    refreshBridges();
   },
   hide() { clearInterval(poll); poll = null; },
   stop() {
     clearInterval(poll);
     poll = null;
-    for (const id of ["boards", "accounts", "registrations"]) $(id).querySelector("tbody").replaceChildren();
+    for (const id of ["boards", "accounts", "registrations", "bridges"]) $(id).querySelector("tbody").replaceChildren();
+    $("bridge-token-box").hidden = true;
+    $("bridge-token").textContent = "";
   },
 };

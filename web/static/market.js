@@ -138,10 +138,17 @@ async function closeConnection(d) {
     const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
     return view;
   }
-  // A browser wallet sends itself: the close may go only once the final report is mined.
-  const view = await api("POST", `/api/deals/${d.id}/close`, {});
+  // A browser wallet sends itself: the close may go only once the final report is mined,
+  // and that report waits (a few seconds) for both meters' readings signed after the switch.
+  let view = await api("POST", `/api/deals/${d.id}/close`, {});
   upsertDeal(view);
-  if (view.final_report) await mined(view.final_report.tx_hash, "final delivery report");
+  while (view.final_report && view.final_report.status === "waiting") {
+    await new Promise((r) => setTimeout(r, 500));
+    view = await api("GET", `/api/deals/${d.id}`);
+  }
+  if (view.final_report && view.final_report.tx_hash) {
+    await mined(view.final_report.tx_hash, "final delivery report");
+  }
   await signer.transact("close", { deal_id: d.id }, { chain_deal_id: d.chain_deal_id });
   return api("GET", `/api/deals/${d.id}`);
 }

@@ -160,6 +160,22 @@ export async function signBid(terms, listing, priceWei, meter) {
   return signTyped(terms);
 }
 
+/* Check a meter consent names this owner, the energy token and this chain, then sign it. */
+export async function signConsent(item) {
+  const { domain, types, message } = item.typed_data;
+  const problems = [];
+  if (ethers.getAddress(message.owner) !== address()) problems.push(`the owner is ${message.owner}`);
+  if (ethers.getAddress(message.meter) !== ethers.getAddress(item.meter)) problems.push(`it is for meter ${message.meter}`);
+  if (BigInt(message.ratedPowerW) !== BigInt(item.rated_power_w)) problems.push(`its rating is ${message.ratedPowerW} W`);
+  if (chain && ethers.getAddress(domain.verifyingContract) !== ethers.getAddress(chain.contracts.EnergyToken)) {
+    problems.push("it is for another token");
+  }
+  if (chain && BigInt(domain.chainId) !== BigInt(chain.chain_id)) problems.push("it is for another chain");
+  if (problems.length) throw new Error(`the consent the portal asked you to sign is not yours: ${problems.join(", ")}`);
+  const sign = kind === "keystore" ? keys.signTypedData : injected.signTypedData;
+  return sign(domain, { MeterConsent: types.MeterConsent }, message);
+}
+
 /* The escrow's Offer type, the page's own copy: a listing's offer hash is recomputed from it. */
 const OFFER = [
   { name: "seller", type: "address" }, { name: "sellerMeter", type: "address" },

@@ -1,5 +1,6 @@
 /* The wallet view: balances pushed live, escrow deposit and withdrawal notice, send Ether,
-   the keystore's download, and who makes the blocks. Every transaction is signed in the page. */
+   meters waiting for the owner's consent, the keystore's download, and who makes the blocks.
+   Every transaction and consent is signed in the page. */
 import { api } from "./api.js";
 import * as keys from "./keys.js";
 import * as signer from "./signer.js";
@@ -96,6 +97,31 @@ async function confirmSend() {
   }
 }
 
+function consentRow(item) {
+  const button = el("button", { type: "button", class: "sign-consent", textContent: "Sign" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const signature = await signer.signConsent(item);
+      const record = await api("POST", "/api/meters/consent", { meter: item.meter, deadline: item.deadline, signature });
+      signer.remember(record, `Enroll meter ${item.meter}`);
+      toast(`Meter ${item.meter} consented: its enrollment is sent`);
+    } catch (err) { toast(err.message, true); }
+    refreshConsents();
+  });
+  return el("tr", { "data-meter": item.meter },
+    el("td", { class: "mono", textContent: item.meter }), el("td", { textContent: item.board_id || "–" }),
+    el("td", { textContent: item.kind }), el("td", { textContent: item.rated_power_w }), el("td", {}, button));
+}
+
+async function refreshConsents() {
+  try {
+    const { consents } = await api("GET", "/api/meters/consent");
+    $("consents").querySelector("tbody").replaceChildren(...consents.map(consentRow));
+    $("consents-card").hidden = consents.length === 0;
+  } catch (err) { toast(err.message, true); }
+}
+
 function bind(ctx) {
   $("deposit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -139,6 +165,7 @@ export default {
       names = Object.fromEntries((await api("GET", "/api/accounts")).accounts.map((a) => [a.address, a.name]));
       render(await api("GET", "/api/wallet"));
     } catch (err) { toast(err.message, true); }
+    refreshConsents();
   },
   stop() {
     clearInterval(clock);
@@ -148,5 +175,7 @@ export default {
     for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address"]) $(id).textContent = "–";
     $("pending").replaceChildren();
     $("recent").replaceChildren();
+    $("consents").querySelector("tbody").replaceChildren();
+    $("consents-card").hidden = true;
   },
 };

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from marketplace import rules
 from web.pages import shell
 from web.session import body, login_required, runtime
 
@@ -37,3 +38,21 @@ def check_send(account):
 def mining(account):
     """Block production as anyone may see it: on or off, by whom and why (the controls: admin)."""
     return jsonify(runtime().wallets.mining_state())
+
+
+@bp.get("/api/meters/consent")
+@login_required
+def consents(account):
+    """The signed-in owner's meter enrollments waiting for consent, with their EIP-712 terms."""
+    return jsonify(consents=runtime().meters.pending(account.address))
+
+
+@bp.post("/api/meters/consent")
+@login_required
+def give_consent(account):
+    """The owner's signed MeterConsent: checked as theirs, the enrollment sent (202)."""
+    data = body()
+    meter = rules.parse_address(data.get("meter"), "meter")
+    record = runtime().meters.submit(account.address, meter, data.get("deadline"),
+                                     data.get("signature"))
+    return jsonify(record), 202
