@@ -4,6 +4,7 @@ and reported delivery."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,8 +16,8 @@ from geth_private.logs import LogPoller
 from marketplace.audit.events import Event
 from marketplace.audit.findings import Call
 
-# Calls whose inputs carry the readings an audit re-checks.
-CALLS = ("mintReadings", "reportDelivery")
+BATCH = 50  # blocks asked for in one JSON-RPC batch (a portal's /rpc bursts to 100 calls)
+RETRIES = 8
 
 
 def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
@@ -59,8 +60,10 @@ class ChainReader:
         """Every decoded event of both contracts from block 0 to the head, oldest first."""
         poller = LogPoller(self.w3, [self.token.address, self.escrow.address],
                            max_range=self.max_range)
+        logs = poller.poll()
+        self._fetch_times(sorted({raw["blockNumber"] for raw in logs}))
         found = []
-        for raw in poller.poll():
+        for raw in logs:
             decoded = self._decode(raw)
             if decoded is not None:
                 found.append(Event(decoded[0], decoded[1], raw["blockNumber"], raw["logIndex"],
@@ -85,6 +88,27 @@ class ChainReader:
             found[tx_hash] = Call(function.abi["name"], tuple(
                 _named(params[item["name"]], item) for item in inputs))
         return found
+
+    def _fetch_times(self, blocks: list[int]) -> None:
+        """The timestamps of these blocks, BATCH blocks to a JSON-RPC batch where the
+        provider takes batches (one call each, later, where it does not)."""
+        if not hasattr(self.w3.provider, "make_batch_request"):  # e.g. eth-tester's
+            return
+        for i in range(0, len(blocks), BATCH):
+            chunk = blocks[i:i + BATCH]
+            for attempt in range(1, RETRIES + 1):
+                try:
+                    with self.w3.batch_requests() as batch:
+                        for block in chunk:
+                            batch.add(self.w3.eth.get_block(block))
+                        answers = batch.execute()
+                    break
+                except OSError:  # requests' errors: HTTP 429 from a rate-limited /rpc
+                    if attempt == RETRIES:
+                        raise
+                    time.sleep(attempt)
+            for block, answer in zip(chunk, answers, strict=True):
+                self._times[block] = int(answer["timestamp"])
 
     def _time_of(self, block: int) -> int:
         if block not in self._times:
