@@ -1,8 +1,8 @@
-"""One board over pyserial: replies matched to requests by id, unsolicited lines to a callback."""
+"""One board over pyserial (protocol v2): a session per HELLO, replies matched to the request
+in flight by id, fresh unsolicited lines to a callback."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -13,23 +13,33 @@ import serial
 from serial.threaded import Packetizer, ReaderThread
 
 from firmware_bridge import protocol
-from firmware_bridge.errors import BoardError, BoardTimeout, BridgeError, FrameError
+from firmware_bridge.errors import (
+    ERR_REPLAY,
+    ERR_SESSION,
+    BoardError,
+    BoardTimeout,
+    BridgeError,
+    FrameError,
+)
 from firmware_bridge.protocol import Frame, Reading
 
 log = logging.getLogger(__name__)
 
 # How long one serial read may block; bounds how fast the reader thread notices close().
 READ_POLL_S = 0.05
+# Event ids past this make the next request re-HELLO, well before a board runs out at 65535.
+REHELLO_EVENTS = 0xF000
 
 
 @dataclass(frozen=True)
 class BoardInfo:
-    """What a board says of itself in its HELLO reply."""
+    """What a board says of itself in its HELLO reply (and a remote bridge announces)."""
 
     board_id: str
     kind: str  # "producer" or "consumer"
     relay_count: int
-    version: int
+    protocol: int  # the line protocol version it speaks
+    time_factor: float = 1.0  # emulated seconds per wall-clock second; 1 for a real board
 
 
 class _Lines(Packetizer):
@@ -58,8 +68,21 @@ class _Lines(Packetizer):
         self.client._on_lost(exc)
 
 
+class _V1Board:
+    """Handed to a waiting HELLO when the board answered in protocol v1 framing."""
+
+
+_V1 = _V1Board()
+_Waiter = queue.Queue  # of Frame | _V1Board | None: the reply, a v1 board, or a lost port
+_Pending = tuple[int, str, _Waiter] | None  # (request id, verb, its waiter) in flight
+
+
 class BoardClient:
-    """A connection to one board; thread-safe, one request in flight at a time."""
+    """A connection to one board; thread-safe, one request in flight at a time.
+
+    The first request opens a session with HELLO; the client re-HELLOs by itself when the
+    board lost the session (ERR 5/6, a timeout) and before request or event ids run out.
+    """
 
     def __init__(
         self,
@@ -71,9 +94,12 @@ class BoardClient:
         self.url = url
         self.timeout = timeout
         self.on_event = on_event
-        self._ids = itertools.count()
+        self.info: BoardInfo | None = None
         self._lock = threading.Lock()  # one request at a time, as the board answers in order
-        self._waiters: dict[int, queue.Queue[Frame | None]] = {}
+        self._next_id = 1  # ids only grow within a session; a replayed id is refused
+        self._session: str | None = None
+        self._last_event = 0  # the newest event id of the session: older ones are replays
+        self._pending: _Pending = None
         self._closed = False
         try:
             # exclusive: a second reader on the same tty would steal replies meant for us.
@@ -98,40 +124,80 @@ class BoardClient:
         with self._lock:
             if self._closed:
                 raise BridgeError(f"{self.url} is closed")
-            req_id = next(self._ids) % protocol.MAX_ID + 1  # 1..65535; 0 is for broken ids
-            line = protocol.encode(protocol.REQUEST, req_id, verb, *args)
-            waiter: queue.Queue[Frame | None] = queue.Queue()
-            self._waiters[req_id] = waiter
+            if verb == "HELLO":
+                return self._exchange(verb, args)
             try:
-                self._reader.write(line)
-                reply = waiter.get(timeout=self.timeout)
-            except queue.Empty as err:
-                raise BoardTimeout(f"{self.url}: no reply to {verb} in {self.timeout} s") from err
-            except (serial.SerialException, OSError) as err:
-                raise BridgeError(f"{self.url}: cannot send {verb}: {err}") from err
-            finally:
-                self._waiters.pop(req_id, None)
+                return self._in_session(verb, args)
+            except BoardError as err:
+                if err.code not in (ERR_REPLAY, ERR_SESSION):
+                    raise
+                # The board did not act on it (it was reset, or is ahead of our ids), so
+                # asking once more in a new session repeats nothing.
+                return self._in_session(verb, args)
+
+    def _in_session(self, verb: str, args: tuple[object, ...]) -> Frame:
+        """The request under an open session: HELLO first when none is, or ids run low."""
+        if (self._session is None or self._next_id > protocol.MAX_ID
+                or self._last_event > REHELLO_EVENTS):
+            self._hello()
+        return self._exchange(verb, args)
+
+    def hello(self) -> BoardInfo:
+        """Open a new session; BridgeError if the board speaks another protocol version."""
+        with self._lock:
+            if self._closed:
+                raise BridgeError(f"{self.url} is closed")
+            return self._hello()
+
+    def _hello(self) -> BoardInfo:
+        reply = self._exchange("HELLO", ())
+        try:
+            hello = protocol.parse_hello(reply.args[1:])
+        except FrameError as err:
+            self._session = None
+            raise BridgeError(f"{self.url}: {err}") from err
+        info = BoardInfo(hello.board_id, hello.kind, hello.relay_count, hello.version,
+                         hello.time_factor)
+        if self.info is not None and info.board_id != self.info.board_id:
+            self._session = None
+            raise BridgeError(f"{self.url} now answers as {info.board_id}, "
+                              f"not {self.info.board_id}")
+        self.info = info
+        return info
+
+    def _exchange(self, verb: str, args: tuple[object, ...]) -> Frame:
+        """One request and its reply, under the open session (or none, for HELLO)."""
+        if verb == "HELLO":
+            self._session = None  # a board answers HELLO unkeyed, then keys the new session
+            if self._next_id > protocol.MAX_ID:
+                self._next_id = 1
+        req_id, self._next_id = self._next_id, self._next_id + 1
+        line = protocol.encode(protocol.REQUEST, req_id, verb, *args, session=self._session or "")
+        waiter: _Waiter = queue.Queue()
+        self._pending = (req_id, verb, waiter)
+        try:
+            self._reader.write(line)
+            reply = waiter.get(timeout=self.timeout)
+        except queue.Empty as err:
+            self._session = None  # the board may have lost or changed it: HELLO next time
+            raise BoardTimeout(f"{self.url}: no reply to {verb} in {self.timeout} s") from err
+        except (serial.SerialException, OSError) as err:
+            raise BridgeError(f"{self.url}: cannot send {verb}: {err}") from err
+        finally:
+            self._pending = None
         if reply is None:
             raise BridgeError(f"{self.url}: port lost while waiting for {verb}")
+        if isinstance(reply, _V1Board):
+            raise BridgeError(f"{self.url}: board speaks protocol v{protocol.LEGACY_VERSION}; "
+                              f"this bridge needs v{protocol.VERSION}")
         if reply.verb == "ERR":
             code = int(reply.args[0]) if reply.args and reply.args[0].isdigit() else 0
+            if code in (ERR_REPLAY, ERR_SESSION):
+                self._session = None  # the board and we disagree on the session: HELLO anew
             raise BoardError(code, " ".join(reply.args[1:]))
         if reply.verb != "OK" or not reply.args or reply.args[0] != verb:
             raise BridgeError(f"{self.url}: unexpected reply {reply} to {verb}")
         return reply
-
-    def hello(self) -> BoardInfo:
-        """Ask the board who it is; BridgeError if it speaks another protocol version."""
-        args = self.request("HELLO").args
-        try:
-            info = BoardInfo(board_id=args[2], kind=args[3], relay_count=int(args[4]),
-                             version=int(args[1]))
-        except (IndexError, ValueError) as err:
-            raise BridgeError(f"{self.url}: malformed HELLO reply {args}") from err
-        if info.version != protocol.VERSION:
-            raise BridgeError(f"{self.url}: board speaks protocol v{info.version}, "
-                              f"this bridge v{protocol.VERSION}")
-        return info
 
     def read(self) -> Reading:
         """A fresh reading."""
@@ -165,30 +231,78 @@ class BoardClient:
 
     def _on_line(self, raw: bytes) -> None:
         """Route one line; runs on the reader thread, so it must never raise."""
+        pending = self._pending  # read once: request() replaces it between requests
         try:
-            frame = protocol.decode(raw)
+            frame = protocol.decode(raw, self._session)
         except FrameError as err:
-            log.warning("%s: discarded malformed line %r: %s", self.url, raw[:130], err)
+            self._on_undecodable(raw, err, pending)
             return
         if frame.kind == protocol.REPLY:
-            waiter = self._waiters.get(frame.req_id)
-            pending = list(self._waiters.values())  # one C-level copy: safe against request()
-            if waiter is None and frame.req_id == 0 and len(pending) == 1:
-                # ERR with id 0: the board could not read our id; only one request is in flight.
-                waiter = pending[0]
-            if waiter is None:
-                log.info("%s: dropped a reply nobody waits for (late?): %s", self.url, frame)
-            else:
-                waiter.put(frame)
-        elif frame.kind == protocol.EVENT and self.on_event is not None:
+            self._on_reply(frame, pending)
+        elif frame.kind == protocol.EVENT:
+            self._on_event(frame)
+
+    def _on_reply(self, frame: Frame, pending: _Pending) -> None:
+        """Only the reply naming the request in flight counts; id 0 or another id, never."""
+        if pending is None or frame.req_id != pending[0]:
+            log.info("%s: dropped a reply no request waits for (late or replayed): %s",
+                     self.url, frame)
+            return
+        if pending[1] == "HELLO" and frame.verb == "OK" and frame.args[:1] == ("HELLO",):
+            try:  # keyed at once: the board's next line is already under the new session
+                self._session = protocol.parse_hello(frame.args[1:]).session
+                self._last_event = 0
+            except FrameError:
+                pass  # hello() says what is wrong with it
+        pending[2].put(frame)
+
+    def _on_event(self, frame: Frame) -> None:
+        if frame.req_id <= self._last_event:
+            log.warning("%s: refused a replayed event (id %d, last %d): %s", self.url,
+                        frame.req_id, self._last_event, frame)
+            return
+        self._last_event = frame.req_id
+        if self.on_event is not None:
             try:
                 self.on_event(frame)
             except Exception:  # a listener bug must not take the serial reader down
                 log.exception("%s: event callback failed on %s", self.url, frame)
 
+    def _on_undecodable(self, raw: bytes, err: FrameError, pending: _Pending) -> None:
+        """A line failing the session's CRC: a board that lost its session, a v1 board, or junk."""
+        if pending is not None:
+            reply = _unkeyed_reply(raw) if self._session else None
+            if reply is not None and reply.verb == "ERR" and reply.req_id == pending[0]:
+                pending[2].put(reply)  # a board reset since HELLO: ERR 6 no-session
+                return
+            legacy = _legacy_reply(raw)
+            if pending[1] == "HELLO" and legacy is not None and legacy.req_id == pending[0]:
+                pending[2].put(_V1)
+                return
+        log.warning("%s: discarded line %r: %s", self.url, raw[:130], err)
+
     def _on_lost(self, exc: BaseException | None) -> None:
         was_closed, self._closed = self._closed, True
         if exc is not None and not was_closed:
             log.warning("%s: connection lost: %s", self.url, exc)
-        for waiter in list(self._waiters.values()):
-            waiter.put(None)
+        pending = self._pending
+        if pending is not None:
+            pending[2].put(None)
+
+
+def _unkeyed_reply(raw: bytes) -> Frame | None:
+    """The line as a reply under no session (what a board without one sends), or None."""
+    try:
+        frame = protocol.decode(raw, "")
+    except FrameError:
+        return None
+    return frame if frame.kind == protocol.REPLY else None
+
+
+def _legacy_reply(raw: bytes) -> Frame | None:
+    """The line as a protocol v1 reply, or None."""
+    try:
+        frame = protocol.decode_legacy(raw)
+    except FrameError:
+        return None
+    return frame if frame.kind == protocol.REPLY else None

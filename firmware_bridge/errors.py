@@ -1,7 +1,7 @@
 """Bridge errors: one base, mixed with builtins where callers expect them."""
 
-# Error codes of protocol v1 (docs/PROTOCOL.md); FrameError and BoardError carry them.
-ERR_CHECKSUM, ERR_VERB, ERR_ARG, ERR_FRAME = 1, 2, 3, 4
+# Error codes of protocol v2 (docs/PROTOCOL.md); FrameError and BoardError carry them.
+ERR_CHECKSUM, ERR_VERB, ERR_ARG, ERR_FRAME, ERR_REPLAY, ERR_SESSION = 1, 2, 3, 4, 5, 6
 
 
 class BridgeError(Exception):

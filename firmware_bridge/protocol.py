@@ -1,21 +1,39 @@
-"""Protocol v1 frames (docs/PROTOCOL.md): `<kind><id> <VERB> <args>*<CS>` lines, pure functions."""
+"""Protocol v2 frames (docs/PROTOCOL.md): `<kind><id> <VERB> <args>*<CRC>` lines, pure functions.
+
+The CRC is CRC-16/CCITT-FALSE over the session id and the frame, so a frame of another
+session fails its check; a v1 frame (XOR byte) is recognised only to refuse its sender clearly.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
-from firmware_bridge.errors import ERR_ARG, ERR_CHECKSUM, ERR_FRAME, ERR_VERB, FrameError
+from firmware_bridge.errors import (
+    ERR_ARG,
+    ERR_CHECKSUM,
+    ERR_FRAME,
+    ERR_REPLAY,
+    ERR_SESSION,
+    ERR_VERB,
+    FrameError,
+)
 
 __all__ = [
-    "ERR_ARG", "ERR_CHECKSUM", "ERR_FRAME", "ERR_VERB", "EVENT", "KINDS", "MAX_LINE", "REPLY",
-    "REQUEST", "VERSION", "Frame", "Reading", "checksum", "decode", "encode", "parse_reading",
-    "reading_fields",
+    "ERR_ARG", "ERR_CHECKSUM", "ERR_FRAME", "ERR_REPLAY", "ERR_SESSION", "ERR_VERB", "EVENT",
+    "KINDS", "LEGACY_VERSION", "MAX_LINE", "REPLY", "REQUEST", "VERSION", "Frame", "Hello",
+    "Reading", "checksum", "crc16", "decode", "decode_legacy", "encode", "encode_legacy",
+    "format_time_factor", "hello_fields", "key_for", "parse_hello", "parse_reading",
+    "reading_fields", "split", "verify",
 ]
 
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1  # XOR-checksummed frames: recognised only to refuse their sender clearly
 MAX_LINE = 120  # characters of a frame, not counting its "\n" or "\r\n"
 MAX_ID = 0xFFFF
+MAX_TIME_FACTOR = 1_000_000.0
+_SESSION = re.compile(r"[0-9A-F]{8}")
 REQUEST, REPLY, EVENT = ">", "<", "!"
 KINDS = (REQUEST, REPLY, EVENT)
 _HEX = "0123456789ABCDEF"
@@ -47,12 +65,50 @@ class Reading:
     budgets: tuple[float | None, ...] = ()  # Wh left per relay; None where no budget is set
 
 
-def checksum(body: str) -> str:
-    """XOR of the body's bytes as two uppercase hex digits."""
-    value = 0
-    for byte in body.encode("ascii"):
-        value ^= byte
-    return f"{value:02X}"
+@dataclass(frozen=True)
+class Hello:
+    """What a v2 board's HELLO reply says: who it is, the session it opened, its time factor."""
+
+    version: int
+    board_id: str
+    kind: str
+    relay_count: int
+    session: str  # 8 uppercase hex digits, chosen by the board at random per HELLO
+    time_factor: float  # emulated seconds per wall-clock second: 1 on a real board
+
+
+def _crc_table() -> tuple[int, ...]:
+    """The CRC of each byte value alone, so crc16 takes a byte per step, not a bit."""
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+def checksum(body: str, session: str = "") -> str:
+    """The CRC of session + body as four uppercase hex digits."""
+    return f"{crc16((session + body).encode('ascii')):04X}"
+
+
+def key_for(frame: Frame, session: str | None) -> str:
+    """The session a frame is checked under: none for a HELLO request, else the open one."""
+    if frame.kind == REQUEST and frame.verb == "HELLO":
+        return ""
+    return session or ""
 
 
 def _is_token(text: str) -> bool:
@@ -60,8 +116,8 @@ def _is_token(text: str) -> bool:
     return bool(text) and all(0x21 <= ord(c) <= 0x7E and c != "*" for c in text)
 
 
-def encode(kind: str, req_id: int, verb: str, *args: object) -> bytes:
-    """A frame as the bytes of one "\\n"-terminated line; FrameError if it cannot be sent."""
+def _body(kind: str, req_id: int, verb: str, args: tuple[object, ...]) -> str:
+    """The frame before its '*': FrameError if a field cannot be sent."""
     if kind not in KINDS:
         raise FrameError(f"unknown frame kind {kind!r}")
     if isinstance(req_id, bool) or not isinstance(req_id, int) or not 0 <= req_id <= MAX_ID:
@@ -70,15 +126,24 @@ def encode(kind: str, req_id: int, verb: str, *args: object) -> bytes:
     for word in words:
         if not _is_token(word):
             raise FrameError(f"field {word!r} must be printable ASCII without spaces or '*'")
-    body = " ".join([f"{kind}{req_id}", *words])
-    line = f"{body}*{checksum(body)}"
+    return " ".join([f"{kind}{req_id}", *words])
+
+
+def _line(body: str, tail: str) -> bytes:
+    line = f"{body}*{tail}"
     if len(line) > MAX_LINE:
         raise FrameError(f"frame of {len(line)} characters is longer than {MAX_LINE}")
     return (line + "\n").encode("ascii")
 
 
-def decode(line: bytes | str) -> Frame:
-    """Parse one line (with or without its line ending); FrameError says what is wrong."""
+def encode(kind: str, req_id: int, verb: str, *args: object, session: str = "") -> bytes:
+    """A frame as the bytes of one "\\n"-terminated line, its CRC keyed with `session`."""
+    body = _body(kind, req_id, verb, args)
+    return _line(body, checksum(body, session))
+
+
+def split(line: bytes | str, tail_len: int = 4) -> tuple[Frame, str, str]:
+    """(frame, body, CRC digits) of a well-formed line, CRC not yet checked; else FrameError."""
     if isinstance(line, bytes):
         try:
             line = line.decode("ascii")
@@ -95,24 +160,94 @@ def decode(line: bytes | str) -> Frame:
     if not line or line[0] not in KINDS:
         raise FrameError("frame must start with '>', '<' or '!'")
     body, star, given = line.rpartition("*")
-    # Everything wrong in the `*CS` tail counts as a checksum error (code 1).
+    # Everything wrong in the `*CRC` tail counts as a checksum error (code 1).
     if not star:
         raise FrameError("frame has no '*' checksum", ERR_CHECKSUM)
-    if len(given) != 2 or any(c not in _HEX for c in given):
-        raise FrameError(f"checksum {given!r} is not two uppercase hex digits", ERR_CHECKSUM)
+    if len(given) != tail_len or any(c not in _HEX for c in given):
+        raise FrameError(
+            f"checksum {given!r} is not {tail_len} uppercase hex digits", ERR_CHECKSUM
+        )
     if "*" in body:
         raise FrameError("frame has more than one '*'")
-    if checksum(body) != given:
-        raise FrameError(
-            f"checksum mismatch: frame says {given}, content gives {checksum(body)}", ERR_CHECKSUM
-        )
     head, *words = body.split(" ")
     digits = head[1:]
     if not digits.isdigit() or len(digits) > 5 or int(digits) > MAX_ID:
         raise FrameError(f"request id {digits!r} is not a number 0..{MAX_ID}")
     if not words or any(not w for w in words):
         raise FrameError("frame has no verb, or has empty fields (double or trailing spaces)")
-    return Frame(line[0], int(digits), words[0], tuple(words[1:]))
+    return Frame(line[0], int(digits), words[0], tuple(words[1:])), body, given
+
+
+def verify(body: str, given: str, session: str) -> None:
+    """FrameError (code 1) unless the CRC digits match body under the session."""
+    expected = checksum(body, session)
+    if expected != given:
+        raise FrameError(f"checksum mismatch: frame says {given}, the session gives {expected}",
+                         ERR_CHECKSUM)
+
+
+def decode(line: bytes | str, session: str | None = None) -> Frame:
+    """Parse one line and check its CRC under the session (none for a HELLO request)."""
+    frame, body, given = split(line)
+    verify(body, given, key_for(frame, session))
+    return frame
+
+
+def _xor(body: str) -> str:
+    value = 0
+    for byte in body.encode("ascii"):
+        value ^= byte
+    return f"{value:02X}"
+
+
+def encode_legacy(kind: str, req_id: int, verb: str, *args: object) -> bytes:
+    """A protocol v1 frame (XOR checksum): only to tell a v1 host this board speaks v2."""
+    body = _body(kind, req_id, verb, args)
+    return _line(body, _xor(body))
+
+
+def decode_legacy(line: bytes | str) -> Frame:
+    """A protocol v1 frame, XOR checked; FrameError if the line is not one."""
+    frame, body, given = split(line, tail_len=2)
+    if _xor(body) != given:
+        raise FrameError("not a v1 frame: XOR checksum mismatch", ERR_CHECKSUM)
+    return frame
+
+
+def format_time_factor(factor: float) -> str:
+    """A time factor as the TF field: a plain decimal, at most 3 decimals, no trailing zeros."""
+    if not math.isfinite(factor) or not 0.001 <= factor <= MAX_TIME_FACTOR:
+        raise FrameError(f"time factor {factor!r} must be 0.001..{MAX_TIME_FACTOR:.0f}")
+    return f"{factor:.3f}".rstrip("0").rstrip(".")
+
+
+def hello_fields(hello: Hello) -> list[str]:
+    """The arguments of an OK HELLO reply after the verb echo."""
+    return [str(hello.version), hello.board_id, hello.kind, str(hello.relay_count),
+            f"SESSION={hello.session}", f"TF={format_time_factor(hello.time_factor)}"]
+
+
+def parse_hello(args: tuple[str, ...] | list[str]) -> Hello:
+    """A Hello from an OK HELLO reply's arguments (after the verb echo); FrameError if bad."""
+    if not args or not args[0].isdigit():
+        raise FrameError(f"HELLO reply {list(args)} names no protocol version", ERR_ARG)
+    version = int(args[0])
+    if version != VERSION:  # checked first: another version may lay its fields out otherwise
+        raise FrameError(f"board speaks protocol v{version}; this bridge needs v{VERSION}")
+    if len(args) < 6 or args[2] not in ("producer", "consumer") or not args[3].isdigit():
+        raise FrameError(f"malformed HELLO reply {list(args)}", ERR_ARG)
+    keys = dict(a.partition("=")[::2] for a in args[4:])
+    session, factor = keys.get("SESSION", ""), keys.get("TF", "")
+    if not _SESSION.fullmatch(session):
+        raise FrameError(f"HELLO reply SESSION={session!r} is not 8 uppercase hex digits",
+                         ERR_ARG)
+    try:
+        time_factor = float(factor)
+    except ValueError as err:
+        raise FrameError(f"HELLO reply TF={factor!r} is not a number", ERR_ARG) from err
+    if not math.isfinite(time_factor) or not 0 < time_factor <= MAX_TIME_FACTOR:
+        raise FrameError(f"HELLO reply TF={factor!r} is out of range", ERR_ARG)
+    return Hello(version, args[1], args[2], int(args[3]), session, time_factor)
 
 
 def reading_fields(reading: Reading) -> list[str]:

@@ -68,7 +68,7 @@ class DeliveryReports:
         readings = []
         for address in (row["seller"], row["buyer"]):
             signed = self.switchboard.signed(self.switchboard.board_of(address))
-            meter = (self.store.participant(address) or {}).get("meter")
+            meter = (self.store.participant(address) or {}).get("meter_address")
             if signed is None or signed.timestamp < after \
                     or str(meter).lower() != signed.meter.lower():
                 return None

@@ -1,17 +1,31 @@
-"""The board side of protocol v1: answers frames, owns relays, opens them when heartbeats stop."""
+"""The board side of protocol v2: sessions, replay refusal, relays, budgets, the failsafe."""
 
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from firmware_bridge import protocol
-from firmware_bridge.errors import ERR_ARG, ERR_FRAME, ERR_VERB, FrameError
-from firmware_bridge.protocol import REPLY, REQUEST, Reading
+from firmware_bridge.errors import (
+    ERR_ARG,
+    ERR_CHECKSUM,
+    ERR_FRAME,
+    ERR_REPLAY,
+    ERR_SESSION,
+    ERR_VERB,
+    FrameError,
+)
+from firmware_bridge.protocol import EVENT, REPLY, REQUEST, Frame, Hello, Reading
 
 _BUDGET = re.compile(r"\d{1,9}(\.\d{1,3})?")
+
+
+def _random_session() -> str:
+    return f"{secrets.randbits(32):08X}"
 
 
 class BoardEmulator:
@@ -26,6 +40,8 @@ class BoardEmulator:
         failsafe_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         lock: threading.RLock | None = None,
+        time_factor: float = 1.0,
+        new_session: Callable[[], str] = _random_session,
     ):
         self.board_id = board_id
         self.kind = kind
@@ -33,7 +49,14 @@ class BoardEmulator:
         self.relays = [False] * relay_count
         # Prepaid-meter behaviour: Wh a relay may still pass (None: no budget set).
         self.budgets: list[float | None] = [None] * relay_count
-        self._events: list[bytes] = []
+        self.time_factor = time_factor  # declared in HELLO: the emulator's speed
+        self.new_session = new_session
+        self.session: str | None = None  # opened by each HELLO; none after power-on
+        self.last_id = 0  # the newest request id of the session: older ones are replays
+        self.event_seq = 0  # the last event's id in the session
+        self._events: list[tuple[str, tuple[object, ...]]] = []
+        self._greet = False
+        self.refusals: Counter[int] = Counter()  # ERR replies sent, by code: for diagnostics
         self.failsafe_timeout = failsafe_timeout
         self.clock = clock
         # Shared with the microgrid so physics never sees a relay change half-way through a tick.
@@ -41,7 +64,6 @@ class BoardEmulator:
         self.started = self.last_frame = clock()
         self.failsafe_tripped = False
         self._verbs: dict[str, Callable[..., list[object]]] = {
-            "HELLO": self._on_hello,
             "READ": self._on_read,
             "RELAY": self._on_relay,
             "HB": self._on_hb,
@@ -53,41 +75,83 @@ class BoardEmulator:
         with self.lock:
             self.started = self.last_frame = self.clock()
             self.failsafe_tripped = False
+            self.session = None  # a power cycle forgets the session: the host must HELLO
 
     def uptime(self) -> float:
         """Seconds since the board powered on."""
         return self.clock() - self.started
 
+    def answer(self, line: bytes | str) -> list[bytes]:
+        """What the board sends for one line: its reply, and a reading after a v2 HELLO."""
+        with self.lock:
+            self._greet = False  # set by a HELLO that opens a session in this very line
+            out = [self.handle(line)]
+            if self._greet:  # a host that (re)connects learns relays and budgets at once
+                self._greet = False
+                reading = self.event("READING", *protocol.reading_fields(self.read()))
+                out += [reading] if reading else []
+            return out
+
     def handle(self, line: bytes | str) -> bytes:
-        """One received line in, its reply line out: OK, or ERR for anything malformed."""
+        """One received line in, its reply line out: OK, or ERR for anything refused."""
         try:
-            frame = protocol.decode(line)
+            frame, body, given = protocol.split(line)
         except FrameError as err:
-            return _error(_salvage_id(line), err.code, str(err))
+            legacy = self._legacy_hello(line) if err.code == ERR_CHECKSUM else None
+            return legacy or self._error(_salvage_id(line), err.code, str(err))
+        with self.lock:
+            return self._handle(frame, body, given)
+
+    def _handle(self, frame: Frame, body: str, given: str) -> bytes:
+        """A well-formed frame: its session, freshness, then its verb."""
+        hello = frame.kind == REQUEST and frame.verb == "HELLO"
+        if self.session is None and not hello:
+            return self._error(frame.req_id, ERR_SESSION, "no-session-send-HELLO")
+        key = protocol.key_for(frame, self.session)
+        try:
+            protocol.verify(body, given, key)
+        except FrameError as err:
+            return self._error(frame.req_id, err.code, str(err), key)
         if frame.kind != REQUEST:
-            return _error(frame.req_id, ERR_FRAME, "only > requests are accepted")
-        with self.lock:  # any valid request proves the host is alive
-            self.last_frame = self.clock()
-            self.failsafe_tripped = False
+            return self._error(frame.req_id, ERR_FRAME, "only > requests are accepted", key)
+        if frame.req_id == 0:
+            return self._error(0, ERR_FRAME, "request id 0 names no request", key)
+        if hello:
+            return self._on_hello(frame)
+        if frame.req_id <= self.last_id:  # a repeated or older id: a replay, acted on never
+            return self._error(frame.req_id, ERR_REPLAY, f"replay: id not above {self.last_id}")
+        self.last_id = frame.req_id
+        self.last_frame = self.clock()  # a fresh request proves the host is alive
+        self.failsafe_tripped = False
         handler = self._verbs.get(frame.verb)
         if handler is None:
-            return _error(frame.req_id, ERR_VERB, f"unknown verb {frame.verb}")
+            return self._error(frame.req_id, ERR_VERB, f"unknown verb {frame.verb}")
         try:
             args = handler(*frame.args)
         except TypeError:
-            return _error(frame.req_id, ERR_ARG, f"wrong argument count for {frame.verb}")
+            return self._error(frame.req_id, ERR_ARG, f"wrong argument count for {frame.verb}")
         except ValueError as err:
-            return _error(frame.req_id, ERR_ARG, str(err))
-        return protocol.encode(REPLY, frame.req_id, "OK", frame.verb, *args)
+            return self._error(frame.req_id, ERR_ARG, str(err))
+        return protocol.encode(REPLY, frame.req_id, "OK", frame.verb, *args,
+                               session=self.session)
+
+    def event(self, verb: str, *args: object) -> bytes | None:
+        """An unsolicited frame with the session's next event id; None without a session."""
+        with self.lock:
+            if self.session is None or self.event_seq >= protocol.MAX_ID:
+                return None  # nobody could accept it; the host re-HELLOs before the ids run out
+            line = protocol.encode(EVENT, self.event_seq + 1, verb, *args, session=self.session)
+            self.event_seq += 1  # only once it fits, as the firmware numbers what it sent
+            return line
 
     def check_failsafe(self) -> bool:
-        """Open every relay after failsafe_timeout without a valid frame; True when it trips."""
+        """Open every relay after failsafe_timeout without a fresh request; True when it trips."""
         with self.lock:
             if self.failsafe_tripped or self.clock() - self.last_frame < self.failsafe_timeout:
                 return False
             self.failsafe_tripped = True  # once per silence, so FAILSAFE is not repeated
             self.relays = [False] * len(self.relays)
-            self._events.append(protocol.encode(protocol.EVENT, 0, "FAILSAFE"))
+            self._events.append(("FAILSAFE", ()))
             return True
 
     def consume(self, relay: int, wh: float) -> None:
@@ -100,16 +164,40 @@ class BoardEmulator:
             self.budgets[relay] = left
             if left == 0.0 and self.relays[relay]:
                 self.relays[relay] = False
-                self._events.append(protocol.encode(protocol.EVENT, 0, "EXHAUSTED", relay))
+                self._events.append(("EXHAUSTED", (relay,)))
 
     def drain_events(self) -> list[bytes]:
         """Unsolicited lines the board owes the host (FAILSAFE, EXHAUSTED), oldest first."""
         with self.lock:
             events, self._events = self._events, []
-        return events
+            # Numbered and keyed when sent, so they belong to the session they go out in.
+            return [line for verb, args in events if (line := self.event(verb, *args))]
 
-    def _on_hello(self) -> list[object]:
-        return [protocol.VERSION, self.board_id, self.kind, len(self.relays)]
+    def _error(self, req_id: int, code: int, text: str, key: str | None = None) -> bytes:
+        """An ERR reply keyed with the session (or with `key`: none for a HELLO's)."""
+        self.refusals[code] += 1
+        return _error(req_id, code, text, (self.session or "") if key is None else key)
+
+    def _legacy_hello(self, line: bytes | str) -> bytes | None:
+        """A v1 host's HELLO, answered in v1 framing with version 2, so it refuses us clearly."""
+        try:
+            frame = protocol.decode_legacy(line)
+        except FrameError:
+            return None
+        if frame.kind != REQUEST or frame.verb != "HELLO" or frame.args:
+            return None
+        return protocol.encode_legacy(REPLY, frame.req_id, "OK", "HELLO", protocol.VERSION,
+                                      self.board_id, self.kind, len(self.relays))
+
+    def _on_hello(self, frame: Frame) -> bytes:
+        """Open a new session; HELLO is no heartbeat, as a recorded one proves nobody alive."""
+        if frame.args:
+            return self._error(frame.req_id, ERR_ARG, "wrong argument count for HELLO", "")
+        self.session = self.new_session()
+        self.last_id, self.event_seq, self._greet = frame.req_id, 0, True
+        hello = Hello(protocol.VERSION, self.board_id, self.kind, len(self.relays),
+                      self.session, self.time_factor)
+        return protocol.encode(REPLY, frame.req_id, "OK", "HELLO", *protocol.hello_fields(hello))
 
     def _on_read(self) -> list[object]:
         return list(protocol.reading_fields(self.read()))
@@ -142,14 +230,14 @@ class BoardEmulator:
             self.budgets[n] = budget
             if budget == 0.0 and self.relays[n]:
                 self.relays[n] = False  # nothing left to pass: open now, as the firmware does
-                self._events.append(protocol.encode(protocol.EVENT, 0, "EXHAUSTED", n))
+                self._events.append(("EXHAUSTED", (n,)))
         return [n, "-" if budget is None else f"{budget:.3f}"]
 
 
-def _error(req_id: int, code: int, text: str) -> bytes:
+def _error(req_id: int, code: int, text: str, session: str) -> bytes:
     """An ERR reply; the text becomes one short argument (no spaces or '*')."""
     word = "".join(c if c.isascii() and c.isalnum() or c in "-_.:=" else "-" for c in text)
-    return protocol.encode(REPLY, req_id, "ERR", code, word[:60] or "error")
+    return protocol.encode(REPLY, req_id, "ERR", code, word[:60] or "error", session=session)
 
 
 def _salvage_id(line: bytes | str) -> int:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware_bridge import protocol
 from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.emulator.models import LeadAcidBattery, Load, Meter, PvEmulator
 from firmware_bridge.emulator.pty import PtyBoardServer, SocketBoardServer
@@ -47,6 +48,8 @@ class Microgrid:
 
     Simulated time runs `speed` times faster than wall-clock time once started; the
     boards' protocol timers (failsafe, report interval, uptime) stay on wall-clock time.
+    Each board declares `speed` as its time factor (TF) in HELLO, so the portal rates its
+    meter for energy counted that much faster.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Microgrid:
         failsafe_timeout: float = 5.0,
         report_interval: float = 0.5,
     ):
+        protocol.format_time_factor(speed)  # a speed no HELLO can declare is refused here
         self.speed = speed
         self.hour = start_hour % 24.0
         self.seed = seed
@@ -229,7 +233,7 @@ class Microgrid:
             raise ValueError(f"board {board_id!r} already exists")
         emulator = BoardEmulator(
             board_id, kind, read=lambda: self.reading(board_id),
-            failsafe_timeout=self.failsafe_timeout, lock=self.lock,
+            failsafe_timeout=self.failsafe_timeout, lock=self.lock, time_factor=self.speed,
         )
         return Meter(rng=self._rng(board_id, "meter")), emulator
 

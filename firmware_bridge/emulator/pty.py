@@ -94,20 +94,22 @@ class PtyBoardServer:
 
     def _answer(self, line: bytes) -> None:
         try:
-            reply = self.board.handle(line)
-            self._write(reply)
+            lines = self.board.answer(line)
         except Exception:  # a board must never die of a frame; log it as a firmware bug
             log.exception("board %s failed on %r", self.board.board_id, line[:130])
             return
-        if b" OK HELLO " in reply:
-            self._report()  # a host that (re)connects learns relays and budgets at once
+        for reply in lines:
+            self._write(reply)
 
     def _report(self) -> None:
         try:
             fields = protocol.reading_fields(self.board.read())
-            self._write(protocol.encode(protocol.EVENT, 0, "READING", *fields))
+            line = self.board.event("READING", *fields)  # None before the first HELLO
         except Exception:  # e.g. a reading that no longer fits a line: keep serving
             log.exception("board %s could not report a reading", self.board.board_id)
+            return
+        if line:
+            self._write(line)
 
     def _write(self, data: bytes) -> None:
         try:

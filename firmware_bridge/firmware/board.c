@@ -1,13 +1,18 @@
-/* Protocol v1 board side: verbs, budgets, heartbeat failsafe, readings, line assembly. */
+/* Protocol v2 board side: sessions, replay refusal, verbs, budgets, heartbeat failsafe,
+ * readings, line assembly. */
 #include "board.h"
 
 #include "frame.h"
+#include "verbs.h"
 
 static uint8_t is_space(char c)
 {
     /* what Python's bytes.strip() removes: the emulator ignores lines of only these */
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
+
+/* The CRC key of everything the board sends but a HELLO's reply: its session, if open. */
+const char *board_key(const struct board *b) { return b->has_session ? b->session : NULL; }
 
 /* -- time, meter and budgets --------------------------------------------------------------- */
 
@@ -45,7 +50,7 @@ static void sync_meter(struct board *b, struct meter *m)
     meter_budgets(b, m);
 }
 
-static void set_relay(struct board *b, uint8_t n, uint8_t on)
+void board_set_relay(struct board *b, uint8_t n, uint8_t on)
 {
     struct meter m;
     sync_meter(b, &m);  /* energy so far belongs to the old relay state */
@@ -53,16 +58,21 @@ static void set_relay(struct board *b, uint8_t n, uint8_t on)
     hal_relay_set(n, on);
 }
 
-static void send_event(const char *verb, int32_t arg)
+/* An unsolicited frame numbered in the session; none without a session (nobody could
+ * accept it) or once the ids ran out (the host re-HELLOs long before). */
+static void send_event(struct board *b, const char *verb, int32_t arg)
 {
     struct frame_out f;
-    frame_begin(&f, FRAME_EVENT, 0);
+    if (!b->has_session || b->event_id == 0xFFFFu)
+        return;
+    frame_begin(&f, FRAME_EVENT, (uint16_t)(b->event_id + 1u));
     frame_word(&f, verb);
     if (arg >= 0) {
         frame_char(&f, ' ');
         frame_fixed(&f, arg, 0);
     }
-    frame_send(&f);
+    if (frame_send(&f, board_key(b)))
+        b->event_id++;
 }
 
 /* A spent budget opens its relay; the board says so once, as it opened the relay itself
@@ -71,8 +81,8 @@ static void enforce_budgets(struct board *b)
 {
     for (uint8_t i = 0; i < b->relay_count; i++) {
         if (b->budget[i].set && b->budget[i].left_mwh == 0u && b->relays[i]) {
-            set_relay(b, i, 0);
-            send_event("EXHAUSTED", i);
+            board_set_relay(b, i, 0);
+            send_event(b, "EXHAUSTED", i);
         }
     }
 }
@@ -122,32 +132,38 @@ static void reading_fields(struct frame_out *f, const struct board *b, const str
     }
 }
 
-/* A READ reply (id >= 0) or a !0 READING. If it would pass 120 characters, BUDGET (an
+/* A READ reply (id >= 0) or a READING event. If it would pass 120 characters, BUDGET (an
  * optional field hosts may ignore) is left out rather than the reading lost. */
-static uint8_t send_reading(struct board *b, int32_t reply_id)
+uint8_t board_send_reading(struct board *b, int32_t reply_id)
 {
     struct frame_out f;
     struct meter m;
+    if (reply_id < 0 && (!b->has_session || b->event_id == 0xFFFFu))
+        return 0;  /* as send_event */
     sync_meter(b, &m);
     for (uint8_t with_budget = 1;; with_budget = 0) {
         if (reply_id >= 0) {
             frame_begin(&f, FRAME_REPLY, (uint16_t)reply_id);
             frame_text(&f, " OK READ");
         } else {
-            frame_begin(&f, FRAME_EVENT, 0);
+            frame_begin(&f, FRAME_EVENT, (uint16_t)(b->event_id + 1u));
             frame_word(&f, "READING");
         }
         reading_fields(&f, b, &m, with_budget);
-        if (frame_send(&f))
+        if (frame_send(&f, board_key(b))) {
+            if (reply_id < 0)
+                b->event_id++;
             return 1;
+        }
         if (!with_budget)
             return 0;
     }
 }
 
-/* -- replies and verbs ------------------------------------------------------------------------ */
+/* -- replies ----------------------------------------------------------------------------------- */
 
-static void send_error(uint16_t id, uint8_t code, const char *text)
+/* An ERR reply keyed with `k`: the session, or NULL for the answer to a HELLO. */
+void board_send_error(const char *k, uint16_t id, uint8_t code, const char *text)
 {
     struct frame_out f;
     frame_begin(&f, FRAME_REPLY, id);
@@ -155,154 +171,58 @@ static void send_error(uint16_t id, uint8_t code, const char *text)
     frame_char(&f, ' ');
     frame_ufixed(&f, code, 0);
     frame_word(&f, text);
-    frame_send(&f);
-}
-
-static void ok_begin(struct frame_out *f, uint16_t id, const char *verb)
-{
-    frame_begin(f, FRAME_REPLY, id);
-    frame_word(f, "OK");
-    frame_word(f, verb);
-}
-
-/* Relay index argument; the reply echoes it as a plain number, as the emulator does. */
-static uint8_t relay_arg(const struct board *b, const struct frame_in *r, uint8_t *n)
-{
-    uint32_t v = 0;
-    if (!frame_parse_uint(r->word[1], r->word_len[1], b->relay_count, &v) || v >= b->relay_count)
-        return 0;
-    *n = (uint8_t)v;
-    return 1;
-}
-
-static void on_hello(struct board *b, const struct frame_in *r)
-{
-    struct frame_out f;
-    ok_begin(&f, r->id, "HELLO");
-    frame_char(&f, ' ');
-    frame_ufixed(&f, BOARD_PROTOCOL_VERSION, 0);
-    frame_word(&f, b->cfg->board_id);
-    frame_word(&f, b->cfg->kind == BOARD_PRODUCER ? "producer" : "consumer");
-    frame_char(&f, ' ');
-    frame_ufixed(&f, b->relay_count, 0);
-    frame_send(&f);
-    /* A host that (re)connects learns relay states and budgets at once. */
-    send_reading(b, -1);
-    b->report_ms = 0;
-}
-
-static void on_relay(struct board *b, const struct frame_in *r)
-{
-    struct frame_out f;
-    uint8_t n = 0;
-    const char *state = r->word[2];
-    if (!relay_arg(b, r, &n)) {
-        send_error(r->id, ERR_ARG, "no-such-relay");
-        return;
-    }
-    if (r->word_len[2] != 1 || (state[0] != '0' && state[0] != '1')) {
-        send_error(r->id, ERR_ARG, "state-not-0-or-1");
-        return;
-    }
-    if (state[0] == '1' && b->budget[n].set && b->budget[n].left_mwh == 0u) {
-        send_error(r->id, ERR_ARG, "budget-exhausted");
-        return;
-    }
-    set_relay(b, n, (uint8_t)(state[0] == '1'));
-    ok_begin(&f, r->id, "RELAY");
-    frame_char(&f, ' ');
-    frame_ufixed(&f, n, 0);
-    frame_char(&f, ' ');
-    frame_char(&f, state[0]);
-    frame_send(&f);
-}
-
-static void on_budget(struct board *b, const struct frame_in *r)
-{
-    struct frame_out f;
-    uint8_t n = 0;
-    uint64_t mwh = 0;
-    uint8_t clear = r->word_len[2] == 1 && r->word[2][0] == '-';
-    if (!relay_arg(b, r, &n)) {
-        send_error(r->id, ERR_ARG, "no-such-relay");
-        return;
-    }
-    if (!clear && !frame_parse_milli(r->word[2], r->word_len[2], &mwh)) {
-        send_error(r->id, ERR_ARG, "budget-not-Wh-with-3-decimals");
-        return;
-    }
-    b->budget[n].set = (uint8_t)!clear;
-    b->budget[n].left_mwh = mwh;
-    ok_begin(&f, r->id, "BUDGET");
-    frame_char(&f, ' ');
-    frame_ufixed(&f, n, 0);
-    if (clear)
-        frame_word(&f, "-");
-    else {
-        frame_char(&f, ' ');
-        frame_ufixed(&f, mwh, 3);
-    }
-    frame_send(&f);
-}
-
-static void on_read(struct board *b, const struct frame_in *r)
-{
-    if (!send_reading(b, r->id))
-        send_error(r->id, ERR_FRAME, "reading-too-long");
-}
-
-static void on_hb(struct board *b, const struct frame_in *r)
-{
-    struct frame_out f;
-    (void)b;
-    ok_begin(&f, r->id, "HB");
-    frame_send(&f);
-}
-
-struct verb {
-    const char *name;
-    uint8_t argc;
-    void (*run)(struct board *b, const struct frame_in *r);
-};
-
-static const struct verb VERBS[] = {
-    {"HELLO", 0, on_hello}, {"READ", 0, on_read}, {"RELAY", 2, on_relay},
-    {"HB", 0, on_hb},       {"BUDGET", 2, on_budget},
-};
-
-static void dispatch(struct board *b, const struct frame_in *r)
-{
-    for (uint8_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++) {
-        if (!frame_word_is(r->word[0], r->word_len[0], VERBS[i].name))
-            continue;
-        if (r->argc != VERBS[i].argc)
-            send_error(r->id, ERR_ARG, "wrong-argument-count");
-        else
-            VERBS[i].run(b, r);
-        return;
-    }
-    send_error(r->id, ERR_VERB, "unknown-verb");
+    frame_send(&f, k);
 }
 
 /* -- frames ------------------------------------------------------------------------------------ */
 
-/* One received line (without its '\n'): decode it, then answer it. */
+/* One received line (without its '\n'): decode it, check its session and freshness, answer. */
 static void handle_line(struct board *b, const char *line, uint8_t n)
 {
     struct frame_in r;
-    uint8_t err = frame_decode(line, n, &r);
+    const char *k;
+    uint8_t hello, err = frame_decode(line, n, FRAME_CRC_DIGITS, &r);
     if (err) {
-        send_error(r.id, err, err == ERR_CHECKSUM ? "bad-checksum" : "bad-frame");
+        if (err == ERR_CHECKSUM && verbs_legacy_hello(b, line, n))
+            return;
+        board_send_error(board_key(b), r.id, err,
+                         err == ERR_CHECKSUM ? "bad-checksum" : "bad-frame");
+        return;
+    }
+    hello = r.kind == FRAME_REQUEST && frame_word_is(r.word[0], r.word_len[0], "HELLO");
+    if (!b->has_session && !hello) {
+        board_send_error(NULL, r.id, ERR_SESSION, "no-session-send-HELLO");
+        return;
+    }
+    k = hello ? NULL : b->session;  /* a HELLO and its reply are keyed with no session */
+    if (!frame_check(&r, line, k)) {
+        board_send_error(k, r.id, ERR_CHECKSUM, "bad-checksum");
         return;
     }
     if (r.kind != FRAME_REQUEST) {
-        send_error(r.id, ERR_FRAME, "only-requests-accepted");
+        board_send_error(k, r.id, ERR_FRAME, "only-requests-accepted");
         return;
     }
-    /* Any request that decodes proves the host is alive, even one answered with ERR 2 or 3. */
+    if (r.id == 0u) {
+        board_send_error(k, 0, ERR_FRAME, "request-id-0");
+        return;
+    }
+    if (hello) {
+        if (r.argc)
+            board_send_error(NULL, r.id, ERR_ARG, "wrong-argument-count");
+        else
+            verbs_hello(b, &r);
+        return;
+    }
+    if (r.id <= b->last_id) {  /* a repeated or older id: a replay, never acted on */
+        board_send_error(k, r.id, ERR_REPLAY, "replay");
+        return;
+    }
+    b->last_id = r.id;
+    /* Any fresh request proves the host is alive, even one answered with ERR 2 or 3. */
     b->quiet_ms = 0;
     b->failsafe_tripped = 0;
-    dispatch(b, &r);
+    verbs_dispatch(b, &r);
     enforce_budgets(b);
 }
 
@@ -310,7 +230,8 @@ static void end_line(struct board *b)
 {
     if (!b->line_blank) {
         if (b->line_overflow)  /* the input is dropped; the ERR tells a waiting host at once */
-            send_error(frame_salvage_id(b->line, b->line_len), ERR_FRAME, "frame-too-long");
+            board_send_error(board_key(b), frame_salvage_id(b->line, b->line_len), ERR_FRAME,
+                       "frame-too-long");
         else
             handle_line(b, b->line, b->line_len);
     }
@@ -347,6 +268,9 @@ void board_init(struct board *b)
     b->quiet_ms = 0;
     b->report_ms = 0;
     b->failsafe_tripped = 0;
+    b->has_session = 0;  /* until the host says HELLO */
+    b->last_id = 0;
+    b->event_id = 0;
 }
 
 void board_rx(struct board *b, const char *data, size_t n)
@@ -377,13 +301,13 @@ void board_poll(struct board *b)
         b->failsafe_tripped = 1;  /* once per silence */
         for (uint8_t i = 0; i < b->relay_count; i++)
             if (b->relays[i])
-                set_relay(b, i, 0);
-        send_event("FAILSAFE", -1);
+                board_set_relay(b, i, 0);
+        send_event(b, "FAILSAFE", -1);
     }
     if (b->report_ms >= b->cfg->report_ms) {
         /* Skip missed slots rather than burst: a late reading is not worth three. */
         b->report_ms = b->report_ms - b->cfg->report_ms >= b->cfg->report_ms
                            ? 0u : b->report_ms - b->cfg->report_ms;
-        send_reading(b, -1);
+        board_send_reading(b, -1);
     }
 }

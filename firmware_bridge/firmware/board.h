@@ -1,4 +1,4 @@
-/* Protocol v1 core of a gridbid meter board (docs/PROTOCOL.md plus the BUDGET addendum).
+/* Protocol v2 core of a gridbid meter board (docs/PROTOCOL.md).
  *
  * C99, no heap, no stdio: the core talks to hardware only through hal.h. Feed it the
  * UART's bytes with board_rx() and call board_poll() from the main loop, often (every few
@@ -12,7 +12,7 @@
 
 #include "hal.h"
 
-#define BOARD_PROTOCOL_VERSION 1u
+#define BOARD_PROTOCOL_VERSION 2u
 #define BOARD_MAX_LINE 120u  /* characters of a frame, line ending excluded */
 #define BOARD_MAX_RELAYS 8u
 #define BOARD_MAX_ID 32u     /* characters of a board id */
@@ -30,6 +30,11 @@ struct board {
     uint8_t relays[BOARD_MAX_RELAYS];
     struct board_budget budget[BOARD_MAX_RELAYS];
     uint64_t metered_mwh;  /* the budgeted counter (WHOUT or WHIN) when last looked at */
+
+    uint8_t has_session;   /* 0 from power-on until a HELLO opens one */
+    char session[8];       /* the session id: hex digits, the key of every CRC but HELLO's */
+    uint16_t last_id;      /* the newest request id of the session: older ones are replays */
+    uint16_t event_id;     /* the last event's id in the session */
 
     char line[BOARD_MAX_LINE + 1];  /* the line being received, room for its '\r' */
     uint8_t line_len;

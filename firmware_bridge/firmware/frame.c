@@ -1,5 +1,5 @@
-/* Protocol v1 framing: the malformed-frame rules of docs/PROTOCOL.md, in the emulator's
- * order, and bounded building of outgoing frames. No libc. */
+/* Protocol v2 framing: the malformed-frame rules of docs/PROTOCOL.md, in the emulator's
+ * order, the session-keyed CRC, and bounded building of outgoing frames. No libc. */
 #include "frame.h"
 
 static const char HEX[] = "0123456789ABCDEF";
@@ -79,7 +79,7 @@ uint16_t frame_salvage_id(const char *line, uint8_t n)
     return (uint16_t)id;
 }
 
-uint8_t frame_decode(const char *line, uint8_t raw_len, struct frame_in *f)
+uint8_t frame_decode(const char *line, uint8_t raw_len, uint8_t digits, struct frame_in *f)
 {
     uint8_t n = raw_len, star = 0, has_star = 0, pos = 1, start;
     uint32_t id = 0;
@@ -90,22 +90,25 @@ uint8_t frame_decode(const char *line, uint8_t raw_len, struct frame_in *f)
         if ((uint8_t)line[i] < 0x20u || (uint8_t)line[i] > 0x7Eu)
             return ERR_FRAME;  /* control or non-ASCII */
         if (line[i] == '*') {
-            star = i;  /* the last one, as the checksum is what follows it */
+            star = i;  /* the last one, as the check is what follows it */
             has_star = 1;
         }
     }
     if (n == 0 || n > BOARD_MAX_LINE || !is_kind(line[0]))
         return ERR_FRAME;
-    /* Everything wrong in the `*CS` tail is a checksum error. */
-    if (!has_star || n - star != 3u || !is_hex_upper(line[star + 1u]) ||
-        !is_hex_upper(line[star + 2u]))
+    /* Everything wrong in the `*CRC` tail is a checksum error. */
+    if (!has_star || (uint8_t)(n - star) != (uint8_t)(digits + 1u))
         return ERR_CHECKSUM;
+    f->crc = 0;
+    for (uint8_t i = (uint8_t)(star + 1u); i < n; i++) {
+        if (!is_hex_upper(line[i]))
+            return ERR_CHECKSUM;
+        f->crc = (uint16_t)(f->crc << 4 | hex_value(line[i]));
+    }
     for (uint8_t i = 0; i < star; i++)
         if (line[i] == '*')
             return ERR_FRAME;  /* more than one '*' */
-    if (frame_checksum(line, star) !=
-        (uint8_t)(hex_value(line[star + 1u]) << 4 | hex_value(line[star + 2u])))
-        return ERR_CHECKSUM;
+    f->body_len = star;
     while (pos < star && line[pos] != ' ')
         pos++;
     if (pos - 1u > 5u || !frame_parse_uint(line + 1, (uint8_t)(pos - 1u), 0xFFFFu, &id) ||
@@ -131,9 +134,32 @@ uint8_t frame_decode(const char *line, uint8_t raw_len, struct frame_in *f)
     return 0;
 }
 
+uint8_t frame_check(const struct frame_in *f, const char *line, const char *key)
+{
+    return frame_crc(key, line, f->body_len) == f->crc;
+}
+
 /* -- building --------------------------------------------------------------------------------- */
 
-uint8_t frame_checksum(const char *body, uint8_t n)
+static uint16_t crc_update(uint16_t crc, const char *data, uint8_t n)
+{
+    for (uint8_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((uint16_t)(uint8_t)data[i] << 8);
+        for (uint8_t bit = 0; bit < 8u; bit++)
+            crc = (uint16_t)(crc & 0x8000u ? ((uint32_t)crc << 1) ^ 0x1021u : (uint32_t)crc << 1);
+    }
+    return crc;
+}
+
+uint16_t frame_crc(const char *key, const char *body, uint8_t n)
+{
+    uint16_t crc = 0xFFFFu;  /* CRC-16/CCITT-FALSE */
+    if (key)
+        crc = crc_update(crc, key, FRAME_SESSION_LEN);
+    return crc_update(crc, body, n);
+}
+
+uint8_t frame_xor(const char *body, uint8_t n)
 {
     uint8_t cs = 0;
     for (uint8_t i = 0; i < n; i++)
@@ -196,15 +222,24 @@ void frame_begin(struct frame_out *f, char kind, uint16_t id)
     frame_ufixed(f, id, 0);
 }
 
-uint8_t frame_send(struct frame_out *f)
+static uint8_t send_with(struct frame_out *f, uint16_t check, uint8_t digits)
 {
-    if (f->full || f->len + 3u > BOARD_MAX_LINE)
+    if (f->full || f->len + 1u + digits > BOARD_MAX_LINE)
         return 0;
-    uint8_t cs = frame_checksum(f->buf, f->len);
     f->buf[f->len++] = '*';
-    f->buf[f->len++] = HEX[cs >> 4];
-    f->buf[f->len++] = HEX[cs & 0x0Fu];
+    for (uint8_t d = digits; d > 0; d--)
+        f->buf[f->len++] = HEX[((uint32_t)check >> (4u * (d - 1u))) & 0x0Fu];
     f->buf[f->len++] = '\n';
     hal_uart_write(f->buf, f->len);
     return 1;
+}
+
+uint8_t frame_send(struct frame_out *f, const char *key)
+{
+    return send_with(f, frame_crc(key, f->buf, f->len), FRAME_CRC_DIGITS);
+}
+
+uint8_t frame_send_legacy(struct frame_out *f)
+{
+    return send_with(f, frame_xor(f->buf, f->len), FRAME_LEGACY_DIGITS);
 }

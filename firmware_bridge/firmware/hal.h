@@ -26,7 +26,9 @@ struct hal_config {
     uint8_t kind;         /* BOARD_PRODUCER or BOARD_CONSUMER */
     uint8_t relay_count;  /* 1..BOARD_MAX_RELAYS */
     uint32_t failsafe_ms; /* open every relay after this long without a valid frame */
-    uint32_t report_ms;   /* period of unsolicited !0 READING lines */
+    uint32_t report_ms;   /* period of unsolicited READING lines */
+    uint32_t time_factor_milli; /* declared in HELLO as TF: 1000 (x1) on a real board; an
+                                 * emulated one counts energy this much faster, 1..1e9 */
 };
 
 uint32_t hal_millis(void);                        /* monotonic, may wrap */
@@ -34,5 +36,6 @@ void hal_uart_write(const char *data, size_t n);  /* may drop bytes when nobody 
 void hal_relay_set(uint8_t n, uint8_t on);
 void hal_meter_read(struct meter *m);
 const struct hal_config *hal_config(void);
+uint32_t hal_random32(void);  /* unpredictable bits for each HELLO's session id */
 
 #endif

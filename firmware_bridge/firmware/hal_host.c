@@ -1,9 +1,11 @@
-/* Host HAL: UART = stdin/stdout, clock = CLOCK_MONOTONIC, meter = relay 0 x power x speed. */
+/* Host HAL: UART = stdin/stdout, clock = CLOCK_MONOTONIC, meter = relay 0 x power x speed,
+ * randomness = /dev/urandom. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "hal_host.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +67,18 @@ void hal_uart_write(const char *data, size_t n)
         data += put;
         n -= (size_t)put;
     }
+}
+
+uint32_t hal_random32(void)
+{
+    uint32_t value = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t got = fd >= 0 ? read(fd, &value, sizeof value) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)sizeof value) /* no urandom: the clock's nanoseconds, still per HELLO */
+        value = (uint32_t)(now_s() * 1e9) ^ (uint32_t)getpid();
+    return value;
 }
 
 void hal_relay_set(uint8_t n, uint8_t on)

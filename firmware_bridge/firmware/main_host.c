@@ -19,8 +19,8 @@
 static const char USAGE[] =
     "usage: board-host [--id ID] [--kind producer|consumer] [--relays N] [--failsafe-ms MS]\n"
     "                  [--report-ms MS] [--power W] [--speed X] [--millis-start MS]\n"
-    "Speaks meter-board protocol v1 on stdin/stdout; relay 0 passes --power W, with energy\n"
-    "counted --speed times faster than wall-clock time.\n";
+    "Speaks meter-board protocol v2 on stdin/stdout; relay 0 passes --power W, with energy\n"
+    "counted --speed times (0.001..1000000) faster than wall-clock time, declared in HELLO.\n";
 
 static volatile sig_atomic_t stopping;
 static int stdout_flags = -1;
@@ -56,14 +56,14 @@ static unsigned long number(const char *name, const char *text, unsigned long lo
     return v;
 }
 
-static double real(const char *name, const char *text)
+static double real(const char *name, const char *text, double lo, double hi)
 {
     char *end = NULL;
     double v;
     if (!text || !*text)
         usage_error(name, text);
     v = strtod(text, &end);
-    if (*end || !(v >= 0.0 && v <= 1e9))
+    if (*end || !(v >= lo && v <= hi))
         usage_error(name, text);
     return v;
 }
@@ -78,6 +78,7 @@ static void parse_args(int argc, char **argv, struct host_options *o)
     o->power_w = 240.0;
     o->speed = 60.0;
     o->millis_start = 0;
+    o->cfg.time_factor_milli = 60000;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(flag, "-h") == 0 || strcmp(flag, "--help") == 0) {
@@ -107,15 +108,17 @@ static void parse_args(int argc, char **argv, struct host_options *o)
         } else if (strcmp(flag, "--report-ms") == 0) {
             o->cfg.report_ms = (uint32_t)number(flag, value, 1, 0xFFFFFFFFul);
         } else if (strcmp(flag, "--power") == 0) {
-            o->power_w = real(flag, value);
+            o->power_w = real(flag, value, 0.0, 1e9);
         } else if (strcmp(flag, "--speed") == 0) {
-            o->speed = real(flag, value);
+            o->speed = real(flag, value, 0.001, 1e6);
         } else if (strcmp(flag, "--millis-start") == 0) {
             o->millis_start = (uint32_t)number(flag, value, 0, 0xFFFFFFFFul);
         } else {
             usage_error("option", flag);
         }
     }
+    /* The host build counts energy --speed times faster: it says so in HELLO (TF). */
+    o->cfg.time_factor_milli = (uint32_t)(o->speed * 1000.0 + 0.5);
 }
 
 static void pause_ms(long ms)

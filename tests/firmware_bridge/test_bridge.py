@@ -29,8 +29,8 @@ def bridge(devices: dict[str, str]) -> Iterator[Bridge]:
 
 def test_attach_tracks_boards_by_their_own_id(bridge: Bridge, devices: dict[str, str]) -> None:
     assert bridge.boards() == {
-        "p1": BoardInfo("p1", "producer", 1, 1),
-        "c1": BoardInfo("c1", "consumer", 1, 1),
+        "p1": BoardInfo("p1", "producer", 1, 2, 600.0),
+        "c1": BoardInfo("c1", "consumer", 1, 2, 600.0),
     }
     with pytest.raises(BridgeError, match="cannot open"):  # the bridge holds the port
         bridge.attach(devices["p1"])

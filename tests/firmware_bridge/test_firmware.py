@@ -2,125 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import random
-import shutil
-import subprocess
 import time
-import tty
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import serial
 
-from firmware_bridge.client import BoardClient, BoardInfo
+from firmware_bridge.client import BoardInfo
 from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.errors import BoardError
-from firmware_bridge.protocol import Frame, Reading, checksum, decode, encode, parse_reading
+from firmware_bridge.protocol import (
+    Frame,
+    Reading,
+    checksum,
+    decode,
+    decode_legacy,
+    encode,
+    encode_legacy,
+    parse_hello,
+    parse_reading,
+)
 
-from .common import raw_reply
+from .common import decode_reply, masked, opened, raw_hello, raw_reply, with_crc, wrong_crc
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
 # 360 W at 10x: relay 0 passes 1 Wh per wall-clock second, so budgets run out quickly.
 FLOW = ("--power", "360", "--speed", "10")
 WH_PER_S = 1.0
-
-
-
-@pytest.fixture(scope="session")
-def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The host build (board-host), compiled once per session into a temp dir."""
-    missing = [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not found: install gcc and make "
-                    "(Debian: apt-get install build-essential) to test the C firmware")
-    build = tmp_path_factory.mktemp("firmware")
-    result = subprocess.run(
-        ["make", "-s", "-C", str(FIRMWARE_DIR), f"BUILD={build}", "CC=gcc"],
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"firmware build failed:\n{result.stdout}{result.stderr}")
-    return build / "board-host"
-
-
-class FirmwareBoard:
-    """board-host with its stdin/stdout on a pty's master; hosts open `device` like a UART."""
-
-    def __init__(self, binary: Path, options: tuple[str, ...]):
-        master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # bytes pass unchanged, as over a UART
-        self.device = os.ttyname(self._slave)
-        self.proc = subprocess.Popen([str(binary), *options], stdin=master, stdout=master)
-        os.close(master)  # the board holds it now; we keep the slave so the pty outlives clients
-        self.events: queue.Queue[Frame] = queue.Queue()
-        self.client: BoardClient | None = None
-
-    def connect(self) -> BoardClient:
-        """A BoardClient on the board, its unsolicited lines going to `events`."""
-        self.client = BoardClient(self.device, timeout=1.0, on_event=self.events.put)
-        return self.client
-
-    def write(self, data: bytes) -> None:
-        """Raw bytes onto the line, next to whatever client is attached."""
-        os.write(self._slave, data)
-
-    def next_event(self, verb: str, timeout: float) -> Frame:
-        """The next unsolicited frame with this verb (others are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                frame = self.events.get(timeout=max(left, 0.001))
-            except queue.Empty:
-                pytest.fail(f"no !0 {verb} within {timeout} s")
-            if frame.verb == verb:
-                return frame
-
-    def silent(self, verb: str, seconds: float) -> bool:
-        """True if no unsolicited frame with this verb arrives within `seconds`."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                if self.events.get(timeout=left).verb == verb:
-                    return False
-            except queue.Empty:
-                break
-        return True
-
-    def stop(self) -> None:
-        """Close the client, stop the process, close the pty."""
-        if self.client is not None:
-            self.client.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._slave)
-
-
-@pytest.fixture
-def start(firmware: Path) -> Iterator[Callable[..., FirmwareBoard]]:
-    """start(*options): a running firmware board; all are stopped after the test."""
-    boards: list[FirmwareBoard] = []
-
-    def _start(*options: str) -> FirmwareBoard:
-        board = FirmwareBoard(firmware, options)
-        boards.append(board)
-        return board
-
-    yield _start
-    for board in boards:
-        board.stop()
-
-
-def frame_bytes(body: str) -> bytes:
-    """A line with a correct checksum, whatever its body (encode() refuses bad frames)."""
-    return f"{body}*{checksum(body)}\n".encode("ascii")
 
 
 def err(reply: Frame) -> tuple[int, str]:
@@ -129,25 +37,24 @@ def err(reply: Frame) -> tuple[int, str]:
     return reply.req_id, reply.args[0]
 
 
-def wrong_checksum(line: bytes) -> bytes:
-    """The same line with a checksum that does not match."""
-    return line[:-3] + b"%02X\n" % (int(line[-3:-1], 16) ^ 0x5A)
-
-
 def budgets(reply: Frame) -> str:
     """The raw BUDGET field of a READ reply."""
     return next(a for a in reply.args if a.startswith("BUDGET="))
 
 
 def test_hello_names_the_board_and_a_reading_follows_at_once(start) -> None:
+    """F6: the host build declares its --speed (default 60) as the time factor."""
     board = start("--id", "fw7", "--kind", "producer", "--relays", "3", "--report-ms", "5000")
     client = board.connect()
     asked = time.monotonic()
-    assert client.hello() == BoardInfo("fw7", "producer", 3, 1)
-    reading = parse_reading(board.next_event("READING", timeout=1.0).args)
+    assert client.hello() == BoardInfo("fw7", "producer", 3, 2, 60.0)
+    greeting = board.next_event("READING", timeout=1.0)
+    assert greeting.req_id == 1  # the session's first event
+    reading = parse_reading(greeting.args)
     assert time.monotonic() - asked < 0.5  # not the periodic one: that is 5 s away
     assert reading.relays == (False, False, False)
     assert reading.budgets == (None, None, None)
+    assert start("--speed", "0.5").connect().hello().time_factor == 0.5
 
 
 def test_read_fields_parse_and_readings_repeat(start) -> None:
@@ -182,38 +89,57 @@ def test_relays_switch_as_confirmed_and_energy_flows_through_relay_0(start) -> N
     assert client.read().wh_in == stopped.wh_in and stopped.relays == (False, False)
 
 
-ERRORS = [  # (line, (reply id, ERR code))
-    (wrong_checksum(encode(">", 9, "RELAY", 0, 1)), (9, 1)),
-    (b">9 HB\n", (9, 1)),  # no checksum
-    (b">9 HB*6d\n", (9, 1)),  # lowercase hex
-    (encode(">", 10, "FLY"), (10, 2)),
-    (encode(">", 11, "RELAY", 5, 1), (11, 3)),
-    (encode(">", 12, "RELAY", 0, 2), (12, 3)),
-    (encode(">", 13, "RELAY", 0), (13, 3)),
-    (encode(">", 14, "HELLO", "x"), (14, 3)),
-    (encode(">", 15, "BUDGET", 0, "1.2345"), (15, 3)),
-    (encode(">", 16, "BUDGET", 0, "-1"), (16, 3)),
-    (encode(">", 17, "BUDGET", 1, "5"), (17, 3)),
-    (b"complete garbage\n", (0, 4)),
-    (encode("<", 18, "OK", "HB"), (18, 4)),  # only requests are accepted
-    (frame_bytes(">19  HB"), (19, 4)),  # empty field
-    (frame_bytes(">20 HB "), (20, 4)),  # trailing space
-    (frame_bytes(">21"), (21, 4)),  # no verb
-    (b">22 H*B*00\n", (22, 4)),  # two '*'
-    (frame_bytes(">65536 HB"), (0, 4)),
-    (frame_bytes(">23 H\x01B"), (23, 4)),  # control character
-    (b">24 \xff*00\n", (24, 4)),  # not ASCII
-]
+def lowercase(crc: str) -> bytes:
+    """The right CRC in lowercase hex (a wrong one when it has no letter to lower)."""
+    lower = crc.lower()
+    return (lower if lower != crc else f"{int(crc, 16) ^ 0xAAAA:04x}").encode()
+
+
+def errors(s: str) -> list[tuple[bytes, tuple[int, int], str | None]]:
+    """(line, (reply id, ERR code), the reply's key) under session s, opened with id 1."""
+    return [
+        (wrong_crc(encode(">", 9, "RELAY", 0, 1, session=s)), (9, 1), s),
+        (b">9 HB\n", (9, 1), s),  # no checksum
+        (b">9 HB*" + lowercase(checksum(">9 HB", s)) + b"\n", (9, 1), s),
+        (encode(">", 9, "HB"), (9, 1), s),  # keyed with no session
+        (encode_legacy(">", 9, "HB"), (9, 1), s),  # a v1 frame
+        (encode(">", 10, "FLY", session=s), (10, 2), s),
+        (encode(">", 11, "RELAY", 5, 1, session=s), (11, 3), s),
+        (encode(">", 12, "RELAY", 0, 2, session=s), (12, 3), s),
+        (encode(">", 13, "RELAY", 0, session=s), (13, 3), s),
+        (encode(">", 14, "HELLO", "x"), (14, 3), None),  # answered unkeyed, as HELLOs are
+        (encode(">", 15, "BUDGET", 0, "1.2345", session=s), (15, 3), s),
+        (encode(">", 16, "BUDGET", 0, "-1", session=s), (16, 3), s),
+        (encode(">", 17, "BUDGET", 1, "5", session=s), (17, 3), s),
+        (encode(">", 17, "HB", session=s), (17, 5), s),  # a repeated id: a replay
+        (encode(">", 3, "HB", session=s), (3, 5), s),  # an older one
+        (b"complete garbage\n", (0, 4), s),
+        (encode("<", 18, "OK", "HB", session=s), (18, 4), s),  # only requests are accepted
+        (with_crc(">0 HB", s), (0, 4), s),  # id 0 names no request
+        (with_crc(">19  HB", s), (19, 4), s),  # empty field
+        (with_crc(">20 HB ", s), (20, 4), s),  # trailing space
+        (with_crc(">21", s), (21, 4), s),  # no verb
+        (b">22 H*B*0000\n", (22, 4), s),  # two '*'
+        (with_crc(">65536 HB", s), (0, 4), s),
+        (with_crc(">23 H\x01B", s), (23, 4), s),  # control character
+        (b">24 \xff*0000\n", (24, 4), s),  # not ASCII
+    ]
 
 
 def test_malformed_frames_get_the_documented_err_codes(start) -> None:
     board = start()
     with serial.Serial(board.device, 115200, timeout=1.0) as port:
-        for line, (req_id, code) in ERRORS:
-            assert err(raw_reply(port, line)) == (req_id, str(code)), line
-        assert raw_reply(port, encode(">", 30, "HELLO").replace(b"\n", b"\r\n")) == Frame(
-            "<", 30, "OK", ("HELLO", "1", "fw1", "consumer", "1"))
-        assert raw_reply(port, encode(">", 31, "READ")).args[6] == "RELAYS=0"  # nothing switched
+        reply = raw_reply(port, encode(">", 1, "HB"))
+        assert err(reply) == (1, "6")  # no session before a HELLO
+        session = raw_hello(port, 1)
+        for line, (req_id, code), key in errors(session):
+            assert err(raw_reply(port, line, key)) == (req_id, str(code)), line
+        reply = raw_reply(port, encode(">", 30, "HELLO").replace(b"\n", b"\r\n"))
+        fresh = parse_hello(reply.args[1:]).session
+        assert reply == Frame("<", 30, "OK", ("HELLO", "2", "fw1", "consumer", "1",
+                                              f"SESSION={fresh}", "TF=60"))
+        read = raw_reply(port, encode(">", 31, "READ", session=fresh), fresh)
+        assert read.args[6] == "RELAYS=0"  # nothing switched
     client = board.connect()
     with pytest.raises(BoardError) as unknown:
         client.request("FLY")
@@ -222,20 +148,35 @@ def test_malformed_frames_get_the_documented_err_codes(start) -> None:
     assert (unknown.value.code, no_relay.value.code) == (2, 3)
 
 
+def test_a_v1_host_gets_a_v1_answer_naming_version_2(start) -> None:
+    """F8: a v1 bridge is refused at HELLO in words it can read; no session opens."""
+    board = start()
+    with serial.Serial(board.device, 115200, timeout=1.0) as port:
+        port.write(encode_legacy(">", 1, "HELLO"))
+        assert decode_legacy(port.readline()) == Frame(
+            "<", 1, "OK", ("HELLO", "2", "fw1", "consumer", "1"))
+        assert err(raw_reply(port, encode(">", 2, "RELAY", 0, 1))) == (2, "6")
+
+
 def test_overlong_lines_are_dropped_and_the_board_keeps_answering(start) -> None:
     board = start()
     with serial.Serial(board.device, 115200, timeout=1.0) as port:
-        longest = ">40 HB " + "a" * (120 - 3 - len(">40 HB "))  # 120 characters with *CS
-        assert raw_reply(port, frame_bytes(longest)).args[0] == "3"  # decoded: HB takes no args
-        assert raw_reply(port, frame_bytes(longest).replace(b"\n", b"\r\n")).args[0] == "3"
-        assert err(raw_reply(port, frame_bytes(longest + "a"))) == (40, "4")
-        assert err(raw_reply(port, frame_bytes(">41 RELAY 0 1 " + "x" * 200))) == (41, "4")
+        s = raw_hello(port, 1)
+        pad = "a" * (120 - 5 - len(">40 HB "))
+        assert raw_reply(port, with_crc(">40 HB " + pad, s), s).args[0] == "3"  # 120: decoded
+        crlf = with_crc(">41 HB " + pad, s).replace(b"\n", b"\r\n")
+        assert raw_reply(port, crlf, s).args[0] == "3"
+        assert err(raw_reply(port, with_crc(">42 HB " + pad + "a", s), s)) == (42, "4")
+        assert err(raw_reply(port, with_crc(">43 RELAY 0 1 " + "x" * 200, s), s)) == (43, "4")
         port.write(b"\x00" * 5000)  # line noise without a line end
-        assert err(raw_reply(port, b"\n")) == (0, "4")
-        for byte in encode(">", 42, "HELLO"):  # a frame that trickles in byte by byte
+        assert err(raw_reply(port, b"\n", s)) == (0, "4")
+        for byte in encode(">", 44, "HELLO"):  # a frame that trickles in byte by byte
             port.write(bytes([byte]))
-        assert port.readline() == encode("<", 42, "OK", "HELLO", 1, "fw1", "consumer", 1)
-        assert raw_reply(port, encode(">", 43, "READ")).args[6] == "RELAYS=0"
+        hello = decode(port.readline())
+        fresh = parse_hello(hello.args[1:]).session
+        assert hello == Frame("<", 44, "OK", ("HELLO", "2", "fw1", "consumer", "1",
+                                              f"SESSION={fresh}", "TF=60"))
+        assert raw_reply(port, encode(">", 45, "READ", session=fresh), fresh).args[6] == "RELAYS=0"
 
 
 def test_failsafe_opens_every_relay_when_heartbeats_stop(start) -> None:
@@ -252,10 +193,10 @@ def test_failsafe_opens_every_relay_when_heartbeats_stop(start) -> None:
     after = time.monotonic()
     for _ in range(4):  # broken frames do not count as heartbeats
         time.sleep(0.1)
-        board.write(wrong_checksum(encode(">", 50, "HB")))
+        board.write(wrong_crc(encode(">", 50, "HB", session=client._session)))
     failsafe = board.next_event("FAILSAFE", timeout=1.0)
     tripped = time.monotonic()
-    assert failsafe == Frame("!", 0, "FAILSAFE")
+    assert (failsafe.verb, failsafe.args) == ("FAILSAFE", ())
     # The board counts whole milliseconds, so it may trip up to 1 ms early by our clock.
     assert 0.5 - 0.002 <= tripped - before and tripped - after <= 0.5 + 0.25
     assert board.silent("FAILSAFE", 0.6)  # just once per silence
@@ -275,7 +216,7 @@ def test_a_budget_opens_the_relay_by_itself(start, kind: str) -> None:
     client.set_relay(0, True)
     start_wh = counter(client.read())
     client.set_budget(0, 0.5)
-    assert board.next_event("EXHAUSTED", timeout=3.0) == Frame("!", 0, "EXHAUSTED", ("0",))
+    assert board.next_event("EXHAUSTED", timeout=3.0).args == ("0",)
     reading = client.read()
     assert reading.relays == (False,) and reading.budgets == (0.0,)
     step_wh = 0.1 * WH_PER_S  # one report interval's energy
@@ -306,46 +247,77 @@ def test_millis_wrap_does_not_upset_the_timers(start) -> None:
     assert 0.55 <= client.read().uptime_s <= 1.5
 
 
-def random_lines(rng: random.Random, count: int) -> list[bytes]:
-    """Lines of random bytes, then valid frames with one byte replaced, added or dropped
-    (half of those with the checksum made right again, to get past it)."""
-    lines = []
-    for _ in range(count):
-        line = bytes(rng.choice([b for b in range(256) if b != 0x0A])
-                     for _ in range(rng.randint(1, 160)))
-        lines.append(line)
-    templates = [encode(">", rng.randint(1, 65535), *words)[:-1] for words in
-                 (["HELLO"], ["READ"], ["HB"], ["RELAY", "0", "1"], ["RELAY", "0", "0"])]
-    for _ in range(count):
-        line = bytearray(rng.choice(templates))
-        at, byte = rng.randrange(len(line)), rng.randrange(0x20, 0x7F)
-        op = rng.choice(["replace", "insert", "drop"])
+Line = Callable[[str | None], bytes]  # a fuzz line, given the board's session
+
+
+def keyed(body: str, session: str | None) -> bytes:
+    """body with the CRC a well-meaning host would give it: unkeyed for a HELLO request."""
+    words = body.split(" ")
+    hello = body.startswith(">") and len(words) > 1 and words[1] == "HELLO"
+    return f"{body}*{checksum(body, '' if hello else session or '')}".encode("ascii")
+
+
+def mutated(words: tuple[str, ...], req_id: int, at: int, byte: int, op: str, fix: bool) -> Line:
+    """A valid frame keyed under the session, one byte replaced, added or dropped."""
+    def line(session: str | None) -> bytes:
+        raw = bytearray(keyed(" ".join([f">{req_id}", *words]), session))
+        where = at % len(raw)
         if op == "replace":
-            line[at] = byte
+            raw[where] = byte
         elif op == "insert":
-            line.insert(at, byte)
+            raw.insert(where, byte)
         else:
-            del line[at]
-        if rng.random() < 0.5 and line.count(b"*") == 1 and line.index(b"*") == len(line) - 3:
-            body = line[:-3].decode("ascii")
-            line = bytearray(f"{body}*{checksum(body)}".encode("ascii"))
-        lines.append(bytes(line))
-    # Blank lines get no answer at all; they have their own rule.
-    return [line for line in lines if line.strip()]
+            del raw[where]
+        if fix and raw.count(b"*") == 1 and raw.index(b"*") == len(raw) - 5:
+            raw = bytearray(keyed(raw[:-5].decode("ascii"), session))
+        return bytes(raw)
+    return line
+
+
+def random_lines(rng: random.Random, count: int) -> list[Line]:
+    """Lines of random bytes, then valid frames with one byte replaced, added or dropped
+    (half of those with the CRC made right again, to get past it)."""
+    lines: list[Line] = []
+    for _ in range(count):
+        junk = bytes(rng.choice([b for b in range(256) if b != 0x0A])
+                     for _ in range(rng.randint(1, 160)))
+        if junk.strip():  # blank lines get no answer at all; they have their own rule
+            lines.append(lambda _s, junk=junk: junk)
+    templates = [("HELLO",), ("READ",), ("HB",), ("RELAY", "0", "1"), ("RELAY", "0", "0")]
+    for _ in range(count):
+        lines.append(mutated(rng.choice(templates), rng.randint(1, 65535), rng.randrange(200),
+                             rng.randrange(0x20, 0x7F), rng.choice(["replace", "insert", "drop"]),
+                             rng.random() < 0.5))
+    return lines
 
 
 def test_fuzz_every_line_gets_one_reply_like_the_emulators(start) -> None:
     board = start("--failsafe-ms", "60000", "--report-ms", "60000")
-    twin = BoardEmulator("fw1", "consumer", read=lambda: Reading(12.6, 0, 0, 0, 0, (False,)))
+    twin = BoardEmulator("fw1", "consumer", read=lambda: Reading(12.6, 0, 0, 0, 0, (False,)),
+                         time_factor=60.0)
     lines = random_lines(random.Random(20240601), 300)
     assert len(lines) > 550
+    ours: str | None = None
+    seen: set[tuple[str, str]] = set()
     with serial.Serial(board.device, 115200, timeout=1.0) as port:
-        for line in lines:
-            reply = raw_reply(port, line + b"\n")
-            expected = decode(twin.handle(line))
-            assert reply.kind == "<" and reply.req_id == expected.req_id, line
-            assert reply.verb == expected.verb and reply.args[:1] == expected.args[:1], line
+        for make in lines:
+            line = make(ours)
+            port.write(line + b"\n")
+            while (received := port.readline()).startswith(b"!"):
+                pass  # the reading after a HELLO
+            reply, how = decode_reply(received, ours)
+            expected, twin_how = decode_reply(twin.handle(make(twin.session)), twin.session)
+            assert (reply.kind, reply.req_id, reply.verb, how) == (
+                expected.kind, expected.req_id, expected.verb, twin_how), line
+            assert reply.args[:1] == expected.args[:1], line
             if reply.args[:1] in (("HELLO",), ("RELAY",), ("HB",)):
-                assert reply.args == expected.args, line
-        assert raw_reply(port, encode(">", 1, "HB")) == Frame("<", 1, "OK", ("HB",))
+                assert masked(reply).args == masked(expected).args, line
+            ours = opened(reply, how, ours)
+            seen.add((reply.verb, reply.args[0]))
+        # Some of each got through: new sessions, commands, replays, and every refusal.
+        assert {("OK", "HELLO"), ("OK", "RELAY"), ("ERR", "1"), ("ERR", "4"), ("ERR", "5"),
+                ("ERR", "6")} <= seen, seen
+        final = encode(">", 65535, "HB", session=ours)
+        assert raw_reply(port, final, ours) in (Frame("<", 65535, "OK", ("HB",)),
+                                                Frame("<", 65535, "ERR", ("5", "replay")))
     assert board.proc.poll() is None

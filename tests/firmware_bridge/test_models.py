@@ -9,14 +9,16 @@ import pytest
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.emulator.microgrid import LINE_LOSS
 from firmware_bridge.emulator.models import Meter, PvEmulator
-from firmware_bridge.protocol import encode
+from firmware_bridge.protocol import decode, encode, parse_hello
 
 DAY_S = 24 * 3600
 
 
 def switch(grid: Microgrid, board_id: str, on: bool) -> None:
-    """Close or open relay 0 the way the bridge does: a RELAY frame to the board."""
-    reply = grid.board(board_id).handle(encode(">", 1, "RELAY", 0, int(on)))
+    """Close or open relay 0 the way the bridge does: a RELAY frame in a session of its own."""
+    board = grid.board(board_id)
+    session = parse_hello(decode(board.handle(encode(">", 1, "HELLO"))).args[1:]).session
+    reply = board.handle(encode(">", 2, "RELAY", 0, int(on), session=session))
     assert b" OK RELAY " in reply
 
 

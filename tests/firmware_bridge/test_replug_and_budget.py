@@ -6,7 +6,7 @@ import pytest
 
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
-from firmware_bridge.errors import BoardError
+from firmware_bridge.errors import ERR_CHECKSUM, ERR_REPLAY, BoardError
 from tests.common import wait_for
 
 FAILSAFE_S = 0.6
@@ -62,3 +62,41 @@ def test_unplug_and_replug_without_a_repeated_relay_command(linked):
     assert grid.reading("p1").relays == (False,)
     bridge.set_relay("p1", True)  # the host decides, with a fresh command
     assert bridge.read("p1").relays == (True,)
+    # F8: the bridge's own traffic never trips the replay protection, across the replug.
+    assert grid.board("p1").refusals[ERR_REPLAY] == grid.board("p1").refusals[ERR_CHECKSUM] == 0
+
+
+def test_a_board_reset_under_the_bridge_costs_no_command(linked):
+    """F8: a board that powers on again (forgetting its session) while the bridge keeps the
+    port answers ERR 6; the bridge opens a new session and its command goes through once."""
+    grid, bridge, _ = linked
+    before = bridge.boards()["c1"]
+    grid.board("c1").power_on()
+    bridge.set_relay("c1", True)
+    assert grid.reading("c1").relays == (True,)
+    bridge.set_relay("c1", False)
+    assert bridge.read("c1").relays == (False,)
+    board = grid.board("c1")
+    assert board.refusals[ERR_REPLAY] == board.refusals[ERR_CHECKSUM] == 0
+    assert bridge.boards()["c1"] == before
+
+
+def test_the_bridge_opens_a_new_session_before_ids_run_out(linked):
+    """F8: request ids only grow within a session, so the client HELLOs again before they
+    would wrap, and before the board's event ids would; nothing is refused on the way."""
+    grid, bridge, _ = linked
+    board = grid.board("c1")
+    client = bridge._client("c1")  # white box: 65535 real requests would take minutes
+    first = board.session
+    client._next_id = 0xFFFF
+    bridge.set_relay("c1", True)  # id 65535, the last one
+    assert board.session == first
+    bridge.set_relay("c1", False)  # a new session first: ids start at 1 again
+    assert board.session != first and board.last_id < 10
+    second = board.session
+    board.event_seq = 0xF100  # the board has sent nearly all the event ids it may
+    board.drain_events()
+    wait_for(lambda: client._last_event > 0xF100, timeout=5, what="a late-numbered reading")
+    bridge.read("c1")
+    assert board.session != second and board.event_seq < 10
+    assert board.refusals[ERR_REPLAY] == board.refusals[ERR_CHECKSUM] == 0
