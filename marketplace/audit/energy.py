@@ -119,20 +119,34 @@ def _payments(deal: Deal) -> list[str]:
 
 def check_bus(deals: Iterable[Deal], accuracy: float, floor_wh: int) -> list[Finding]:
     """Over each period where deals overlapped on the bus, the sellers' meters sent (whOut
-    growth, per meter) at least what buyers were paid for, less the meters' accuracy."""
+    growth, per meter) at least what buyers were paid for, less the meters' accuracy and what
+    flowed while one side's reading lagged the other's."""
     found = []
-    for group in _overlapping([d for d in deals if d.started is not None]):
+    for group in _overlapping([d for d in deals if d.started is not None and d.reports]):
         sent: dict[str, list[int]] = defaultdict(list)
         for deal in group:
             for event in [deal.started, *deal.reports]:
                 sent[deal.sellerMeter].append(event.args["sellerWh"])
         sellers_wh = sum(max(values) - min(values) for values in sent.values())
-        paid_wh = sum(d.reports[-1].args["cumulativeWh"] for d in group if d.reports)
-        if sellers_wh < paid_wh * (1 - accuracy) - floor_wh:
+        paid_wh = sum(d.reports[-1].args["cumulativeWh"] for d in group)
+        lag_wh = sum(_lag_wh(d) for d in group)
+        if sellers_wh < paid_wh * (1 - accuracy) - floor_wh - lag_wh:
             ids = ", ".join(str(d.id) for d in group)
             found.append(Finding("bus", f"deals {ids}", f"buyers were paid for {paid_wh} Wh but "
                                  f"the sellers' meters sent {sellers_wh} Wh"))
     return found
+
+
+def _lag_wh(deal: Deal) -> float:
+    """What the buyer's meter may have counted while the seller's readings did not look: the
+    seconds the buyer's readings reach past the seller's at either end (plus a second each
+    for whole-second timestamps), at the buyer's average rate."""
+    first, last = deal.started.args, deal.reports[-1].args  # type: ignore[union-attr]
+    seconds = max(1, last["buyerAt"] - first["buyerAt"])
+    rate = max(0, last["buyerWh"] - first["buyerWh"]) / seconds
+    unseen = max(0, last["buyerAt"] - last["sellerAt"] + 1) + max(
+        0, first["sellerAt"] - first["buyerAt"] + 1)
+    return rate * unseen
 
 
 def _span(deal: Deal) -> tuple[int, int]:

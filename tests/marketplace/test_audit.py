@@ -271,6 +271,23 @@ def test_paid_wh_the_sellers_meters_never_sent_is_caught():
     assert [line.split(":")[1] for line in audit_of(a, c)] == [" deals 1", " deals 2"]
 
 
+def test_a_seller_reading_a_second_behind_the_buyers_is_no_disagreement():
+    """At the emulator's pace a second is Wh: the seller's last reading, signed a second
+    before the buyer's, has not yet counted what the buyer's has."""
+    fast = delivery(1, seller_meter, buyer_meter, [(0, 0, 1_001_000), (4, 7, 1_001_002)], 10)
+    log, calls = fast
+    last = log[-1]
+    behind = sign_reading(seller_meter, DOMAIN, 0, 4, 1_001_001)
+    calls[last.tx] = Call("reportDelivery", (1, behind.struct(), behind.signature,
+                                             *calls[last.tx].args[3:]))
+    log[-1] = Event(last.name, {**last.args, "sellerAt": 1_001_001}, last.block, last.index,
+                    last.at, last.tx)
+    assert audit_of((log, calls)) == []
+    # The same 7 Wh paid over a minute while the seller's meter sent 4 is a disagreement.
+    slow = delivery(1, seller_meter, buyer_meter, [(0, 0, 1_001_000), (4, 7, 1_001_060)], 10)
+    assert [line.split(":")[0] for line in audit_of(slow)] == ["bus"]
+
+
 def test_a_report_not_signed_by_the_deals_meter_is_caught():
     log, calls = delivery(1, seller_meter, buyer_meter, [(0, 0, 1_001_000), (60, 55, 1_001_100)],
                           10)
