@@ -93,7 +93,7 @@ def _typed(message: object, fields: list[dict[str, str]], what: str) -> dict[str
                     raise ValueError(value)
                 typed[name] = number
         except (ValueError, TypeError) as err:
-            raise BookError(f"{what}: {name} {value!r} is not a {kind}") from err
+            raise BookError(f"{what}: {name} {value!r} is not of type {kind}") from err
     return typed
 
 

@@ -21,12 +21,12 @@ RETRIES = 8
 
 
 def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
-    """A web3 connection to a node or a portal's /rpc, retrying a rate-limited answer."""
+    """A web3 connection to a node or a portal's /rpc, waiting out a rate-limited answer."""
     import requests
 
-    retry = ExceptionRetryConfiguration(
-        errors=(requests.ConnectionError, requests.HTTPError, requests.Timeout),
-        retries=8, backoff_factor=0.5)
+    # Only an HTTP error (a /rpc's 429) is worth waiting out; a node that is not there is not.
+    retry = ExceptionRetryConfiguration(errors=(requests.HTTPError,), retries=6,
+                                        backoff_factor=0.5)
     return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s},
                                   exception_retry_configuration=retry))
 
