@@ -1,6 +1,7 @@
 """`gridbid verify`'s audit: the published book and the chain's events, checked against each other.
 
-events.py holds what the chain's logs say (decoded events, replayed into balances, deals and
-mint allowances); book.py the portal's published book; checks.py compares them; chain.py reads
-a node. Nothing here trusts the portal for what the chain can answer.
+events.py rebuilds facts from decoded events (balances over time, deals, mint allowances);
+book.py is the published book's format; auctions.py and energy.py are the checks; code.py
+recognises gridbid's deployed contracts; chain.py reads a node; report.py runs it all. Nothing
+here trusts the portal for what the chain can answer.
 """
