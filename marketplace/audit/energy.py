@@ -99,10 +99,10 @@ def _attested(deal: Deal, event: Event, call: Call | None, chain_id: int, token:
 
 
 def _payments(deal: Deal) -> list[str]:
-    """Why the deal's paid Wh and wei do not follow its buyer's meter (nothing when they do)."""
-    if deal.started is None:
-        return []
-    base, done, paid, problems = deal.started.args["buyerWh"], 0, 0, []
+    """Why the deal's paid Wh and wei (and its close's refund) do not follow its buyer's meter
+    and price (nothing when they do)."""
+    base = deal.started.args["buyerWh"] if deal.started else 0
+    done, paid, problems = 0, 0, []
     for event in deal.reports:
         a = event.args
         expected = min(max(0, a["buyerWh"] - base), deal.energyWh)
@@ -114,6 +114,13 @@ def _payments(deal: Deal) -> list[str]:
             problems.append(f"block {event.block} paid {a['stepWei']} wei for the step, "
                             f"not {step_wei}")
         done, paid = a["cumulativeWh"], paid + a["stepWei"]
+    if deal.closed is not None:
+        c = deal.closed.args
+        refund = cost_wei(deal.priceWeiPerKWh, deal.energyWh) - paid
+        if (c["deliveredWh"], c["paidWei"], c["refundedWei"]) != (done, paid, refund):
+            problems.append(f"closed with {c['deliveredWh']} Wh delivered, {c['paidWei']} wei "
+                            f"paid and {c['refundedWei']} refunded; its reports make {done} Wh, "
+                            f"{paid} and {refund}")
     return problems
 
 

@@ -310,6 +310,18 @@ def test_a_report_paying_more_than_the_buyers_meter_counted_is_caught():
     assert any("paid up to 80 Wh; the buyer's meter counted 55 Wh" in line for line in lines)
 
 
+def test_a_close_that_refunds_more_than_its_reports_leave_is_caught():
+    log, calls = delivery(1, seller_meter, buyer_meter, [(0, 0, 1_001_000), (60, 55, 1_001_100)],
+                          10, price=10**15, energy=100)
+    closed = {"dealId": 1, "reason": 2, "deliveredWh": 55, "paidWei": 55 * 10**12,
+              "returnedWh": 45}
+    honest = ev("DealClosed", 20, refundedWei=45 * 10**12, **closed)
+    assert audit_of((log + [honest], calls)) == []
+    greedy = ev("DealClosed", 20, refundedWei=100 * 10**12, **closed)
+    [line] = audit_of((log + [greedy], calls))
+    assert line.startswith("delivery: deal 1: closed with 55 Wh delivered")
+
+
 def test_reading_tuple_matches_the_struct_the_calls_carry():
     signed = sign_reading(producer, DOMAIN, 1, 2, 3)
     assert reading_tuple(signed.struct()) == (producer.address, 1, 2, 3)
