@@ -59,7 +59,8 @@ def verify(capsys, *args):
     return code, capsys.readouterr().out.strip().splitlines()
 
 
-@pytest.mark.parametrize("app", [PORTAL], indirect=True)
+@pytest.mark.parametrize("app", [PORTAL, {**PORTAL, "CHAIN_URI": "anvil://"}], indirect=True,
+                         ids=["embedded", "anvil"])
 def test_a_delivered_auction_agrees(traded, capsys):
     code, lines = verify(capsys, "--portal", traded["url"])
     assert code == 0, lines
