@@ -1,8 +1,9 @@
 """Throughput of the app's transaction layer vs raw web3 sends, on embedded and anvil, in one run.
 
-For each backend: N signed Ether transfers, then N delivery reports on an open deal, each sent
-and awaited one after the other, once through geth_private.TxManager (nonce manager, records,
-receipt tracking) and once as bare `send_raw_transaction` + `wait_for_transaction_receipt`.
+For each backend: N signed Ether transfers, then N delivery reports on an open deal (each
+carrying both meters' signed readings), each sent and awaited one after the other, once through
+geth_private.TxManager (nonce manager, records, receipt tracking) and once as bare
+`send_raw_transaction` + `wait_for_transaction_receipt`.
 Goal: the app's layer reaches at least 0.8x the raw rate. Run: .venv/bin/python bench/chain.py
 """
 
@@ -17,7 +18,8 @@ from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contracts.bindings import sign_bid  # noqa: E402
+from contracts.bindings import offer_hash, reading_tuple, sign_bid, sign_offer  # noqa: E402
+from firmware_bridge.signing import sign_reading  # noqa: E402
 from geth_private import TxManager, backend_from_uri  # noqa: E402
 from geth_private.anvil import find_anvil  # noqa: E402
 from marketplace.contract_enums import EscrowMarket  # noqa: E402
@@ -60,40 +62,62 @@ def rates(app, raw, n=N, rounds=8):
     return n / spent["app"], n / spent["raw"]
 
 
+def enroll(ledger, meter, owner, kind, rated_w):
+    """Enroll a meter with its owner's signed consent."""
+    deadline = ledger.head_timestamp() + 600
+    typed = ledger.consent_typed_data(meter.address, owner.address, kind, rated_w, deadline)
+    consent = owner.sign_typed_data(full_message=typed).signature
+    ledger.enroll_meter(meter.address, owner.address, kind, rated_w, deadline, consent)
+
+
 def setup(uri, data_dir):
     backend = backend_from_uri(uri, data_dir)
     backend.start()
     ledger = Ledger(TxManager(backend), backend.faucet())
-    ledger.deploy(DEFAULT_SETTINGS.escrow_notice_s())
+    settings = DEFAULT_SETTINGS
+    ledger.deploy(settings.escrow_notice_s(), settings.deal_ttl_s, 10**6)
     seller, buyer, seller_meter, meter_a, meter_b = (Account.create() for _ in range(5))
-    for account in (seller, buyer, seller_meter, meter_a, meter_b):
+    for account in (seller, buyer):  # meters need no Ether
         ledger.fund(account.address, 10 * ETH)
-    ledger.enroll_meter(seller_meter.address, seller.address, PRODUCER, 10**9)
-    # Two meters of the same buyer, so each way of sending has its own nonce sequence.
-    ledger.enroll_meter(meter_a.address, buyer.address, CONSUMER, 10**9)
-    ledger.enroll_meter(meter_b.address, buyer.address, CONSUMER, 10**9)
-    time.sleep(1.1)  # let the mint cap grow (rated power x time)
-    ledger.wait(ledger.mint_reading(seller_meter, 4 * N))
-    # The seller and the buyer sign their own approval, deposit and bids.
+    enroll(ledger, seller_meter, seller, PRODUCER, 10**6)
+    # Two meters of the same buyer, one deal each: each way of sending reports on its own.
+    enroll(ledger, meter_a, buyer, CONSUMER, 10**6)
+    enroll(ledger, meter_b, buyer, CONSUMER, 10**6)
+    # Let the mint cap grow (rated power x time): 4 N Wh at 1 MW take 2.9 s. A block mined
+    # after that (any transaction) gives the reading a chain time that late.
+    time.sleep(3.2)
+    ledger.fund(Account.create().address, 1)
+    domain = ledger.reading_domain()
+    reading = sign_reading(seller_meter, domain, 4 * N, 0, ledger.head_timestamp())
+    ledger.wait(ledger.mint_readings_async([reading]))
+    # The seller and the buyer sign their own approval, deposit, offers and bids.
     approve = ledger.user_tx("EnergyToken", "approve", [ledger.escrow.address, 4 * N])
     ledger.wait(ledger.txm.send(seller, approve, "approve"))
     deposit = ledger.user_tx("EnergyEscrow", "deposit", [EscrowMarket.LOTS], 5 * ETH)
     ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
     deals = []
-    for listing in (1, 2):
-        bid = {"listingId": listing, "buyer": buyer.address, "seller": seller.address,
-               "priceWeiPerKWh": 10**15, "maxWh": 2 * N, "nonce": listing,
-               "expiry": int(time.time()) + 3600}
-        record = ledger.open_deal_async(bid, sign_bid(buyer, *ledger.bid_domain(), bid), 2 * N,
-                                        int(time.time()) + 3600)
+    for nonce, meter in ((1, meter_a), (2, meter_b)):
+        now = ledger.head_timestamp()
+        offer = {"seller": seller.address, "sellerMeter": seller_meter.address,
+                 "energyWh": 2 * N, "floorPriceWeiPerKWh": 10**15, "deadline": now + 3600,
+                 "nonce": nonce}
+        bid = {"offer": offer_hash(*ledger.offer_domain(), offer), "buyer": buyer.address,
+               "buyerMeter": meter.address, "priceWeiPerKWh": 10**15, "maxWh": 2 * N,
+               "nonce": nonce, "expiry": now + 3600}
+        record = ledger.open_deal_async(offer, sign_offer(seller, *ledger.offer_domain(), offer),
+                                        bid, sign_bid(buyer, *ledger.bid_domain(), bid), 2 * N)
         ledger.wait(record)
         deals.append(ledger.deal_id_from(record))
-    return backend, ledger, (meter_a, meter_b), deals
+    # Every report's readings, signed before the clock starts: counters up by 1 Wh a report.
+    at = ledger.head_timestamp()
+    sellers = [sign_reading(seller_meter, domain, 0, i, at) for i in range(N)]
+    buyers = [[sign_reading(m, domain, i, 0, at) for i in range(N)] for m in (meter_a, meter_b)]
+    return backend, ledger, sellers, buyers, deals
 
 
 def measure(uri):
     with tempfile.TemporaryDirectory() as data:
-        backend, ledger, (meter_a, meter_b), (deal_a, deal_b) = setup(uri, data)
+        backend, ledger, sellers, (buyer_a, buyer_b), (deal_a, deal_b) = setup(uri, data)
         try:
             txm, w3 = ledger.txm, ledger.w3
             sender, raw_sender, to = Account.create(), Account.create(), Account.create().address
@@ -105,11 +129,17 @@ def measure(uri):
                 lambda i: txm.transact(sender, transfer, "bench transfer"),
                 lambda i: raw.transact(transfer),
             )
-            raw_meter = Raw(w3, meter_b)
-            data_of = lambda i: ledger.escrow.encode_abi("reportDelivery", args=[deal_b, i + 1])  # noqa: E731
+
+            def data_of(i):
+                args = [deal_b, reading_tuple(sellers[i].struct()), sellers[i].signature,
+                        reading_tuple(buyer_b[i].struct()), buyer_b[i].signature]
+                return ledger.escrow.encode_abi("reportDelivery", args=args)
+
+            # Anyone may send a report: the raw path sends from its own account.
             app_report, raw_report = rates(
-                lambda i: ledger.wait(ledger.report_delivery(meter_a, deal_a, i + 1)),
-                lambda i: raw_meter.transact(
+                lambda i: ledger.wait(ledger.report_delivery_async(deal_a, sellers[i],
+                                                                   buyer_a[i])),
+                lambda i: raw.transact(
                     {"to": ledger.escrow.address, "data": data_of(i), "gas": GAS["reportDelivery"]}
                 ),
             )

@@ -223,6 +223,10 @@ class Store(Database):
             return self.query("SELECT * FROM listings WHERE status = ? ORDER BY id DESC", status)
         return self.query("SELECT * FROM listings ORDER BY id DESC")
 
+    def listings_page(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Listings with ids above after, oldest first, at most limit (the published book)."""
+        return self.query("SELECT * FROM listings WHERE id > ? ORDER BY id LIMIT ?", after, limit)
+
     def set_listing_status(
         self, listing_id: int, status: str, winning_bid: int | None = None
     ) -> None:

@@ -26,14 +26,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     config.load(app.config, test_config)
 
-    from web import admin, auth, chain, grid, live, market, pages, rpc, tx, wallet
+    from web import admin, auth, book, chain, grid, live, market, pages, rpc, tx, wallet
     from web.access import trust_proxies
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
 
-    for feature in (pages, auth, wallet, market, grid, admin, tx, chain, rpc):
+    for feature in (pages, auth, wallet, market, grid, admin, tx, chain, rpc, book):
         app.register_blueprint(feature.bp)
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -32,11 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     from firmware_bridge.cli import add_commands as add_board_commands
     from geth_private.cli import add_commands as add_chain_commands
     from simulation.cli import add_arguments as add_simulate_arguments
+    from web.verify import add_command as add_verify_command
 
     add_simulate_arguments(simulate)
 
     add_chain_commands(sub)
     add_board_commands(sub)
+    add_verify_command(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -140,6 +140,8 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     mapping(uint256 dealId => StoredDeal) private _deals;
     mapping(bytes32 offer => uint256 state) private _offerState;
     mapping(address buyer => mapping(uint256 nonce => bool)) private _nonceUsed;
+    /// @dev The deal a buyer meter last started delivering to (busy while that deal is open).
+    mapping(address meter => uint256 dealId) private _delivering;
     uint256 private _dealCount;
 
     /// @notice The buyer's free balance does not cover the amount.
@@ -171,6 +173,9 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     error InvalidReading(address meter);
     /// @notice A reading's time is in the future, outside the deal, or before the last one used.
     error ReadingOutOfTime(address meter, uint64 timestamp);
+    /// @notice The buyer's meter is delivering to another open deal: its growth cannot be
+    /// told apart, so a meter serves one deal at a time (close that one first).
+    error MeterBusy(address meter, uint256 dealId);
     /// @notice The deal does not exist or is closed.
     error DealNotOpen(uint256 dealId);
     /// @notice A counter lower than the one this deal last used.
@@ -474,6 +479,11 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         _checkReading(d, sellerReading, sellerSig, d.sellerMeter, d.sellerLastAt);
         _checkReading(d, buyerReading, buyerSig, d.buyerMeter, d.buyerLastAt);
         if (!d.started) {
+            // One growth, one payment: the same buyer meter never pays two deals at once.
+            address meter = d.buyerMeter;
+            uint256 busy = _delivering[meter];
+            if (busy != 0 && _deals[busy].status == DealStatus.Open) revert MeterBusy(meter, busy);
+            _delivering[meter] = dealId;
             d.started = true;
             d.buyerBaseWh = buyerReading.whIn;
             d.sellerBaseWh = sellerReading.whOut;

@@ -13,6 +13,7 @@ import pytest
 from contracts.bindings import bid_tuple, offer_tuple, sign_offer
 
 from .common import (
+    BUYER_BASE,
     CONSUMER,
     DEPOSIT,
     ENERGY,
@@ -20,6 +21,7 @@ from .common import (
     LOTS,
     PRICE,
     PRODUCER,
+    SELLER_BASE,
     compile_test_contract,
 )
 
@@ -164,6 +166,24 @@ def test_f3_the_operator_cannot_report_a_delivery_the_meters_did_not_sign(deal, 
     with reverts(f"InvalidReading({chain.seller_meter})"):
         chain.escrow.functions.reportDelivery(deal, *seller, *buyer).transact(
             {"from": chain.admin})
+
+
+def test_f3_one_buyer_meter_cannot_pay_two_deals_at_once(approved, reverts):
+    """F3: the operator reports one growth of the buyer's meter to two of the buyer's deals,
+    to have it paid twice: the second deal cannot start while the first is open."""
+    chain = approved
+    first, second = chain.signed_offer(nonce=1), chain.signed_offer(nonce=2)
+    chain.send(chain.open_with(first, chain.signed_bid(first[0], nonce=1)), chain.admin)
+    chain.send(chain.open_with(second, chain.signed_bid(second[0], nonce=2)), chain.admin)
+    chain.start(1)
+    with reverts(f"MeterBusy({chain.buyer_meter}, 1)"):
+        chain.report_fn(2, BUYER_BASE, SELLER_BASE).transact({"from": chain.stranger})
+    chain.deliver(1, 500)
+    chain.send(chain.escrow.functions.closeDeal(1), chain.buyer)
+    # Once the first deal closed, the meter serves the second from where it stands.
+    chain.send(chain.report_fn(2, BUYER_BASE + 500, SELLER_BASE + 500), chain.stranger)
+    chain.send(chain.report_fn(2, BUYER_BASE + 800, SELLER_BASE + 800), chain.stranger)
+    assert (chain.deal(1)["deliveredWh"], chain.deal(2)["deliveredWh"]) == (500, 300)
 
 
 def test_a_stranger_cannot_burn(chain, reverts):

@@ -1,4 +1,4 @@
-"""The portal reuses its deployed contracts only when the escrow has the notice it wants."""
+"""The portal reuses its deployed contracts only when the escrow has its notice and duration."""
 
 from __future__ import annotations
 
@@ -18,25 +18,35 @@ pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it (a persistent chain)")
 
 
-def test_a_changed_notice_redeploys_and_an_equal_one_attaches(tmp_path):
+def deploy(ledger, node, book, notice, duration=3_600):
+    """deploy_or_attach with the default maximum rated power."""
+    deploy_or_attach(ledger, node, book, notice, duration, DEFAULTS["MAX_RATED_POWER_W"])
+
+
+def test_a_changed_notice_or_duration_redeploys_and_equal_ones_attach(tmp_path):
     book = tmp_path / "contracts.json"
     with backend_from_uri("anvil://", str(tmp_path)) as node:
         ledger = Ledger(TxManager(node), node.faucet())
-        deploy_or_attach(ledger, node, book, 100)
+        deploy(ledger, node, book, 100)
         first = json.loads(book.read_text())
-        assert ledger.withdrawal_notice() == 100
+        assert ledger.withdrawal_notice() == 100 and ledger.deal_duration() == 3_600
+        assert ledger.max_rated_power_w() == DEFAULTS["MAX_RATED_POWER_W"]
         again = Ledger(TxManager(node), node.faucet())
-        deploy_or_attach(again, node, book, 100)
+        deploy(again, node, book, 100)
         assert again.addresses()["EnergyEscrow"] == first["EnergyEscrow"]
         changed = Ledger(TxManager(node), node.faucet())
-        deploy_or_attach(changed, node, book, 200)
+        deploy(changed, node, book, 200)
         assert changed.addresses()["EnergyEscrow"] != first["EnergyEscrow"]
         assert changed.withdrawal_notice() == 200
         assert json.loads(book.read_text())["EnergyEscrow"] == changed.escrow.address
-        # An escrow from before notices (no withdrawalNotice()) is stale too.
+        longer = Ledger(TxManager(node), node.faucet())
+        deploy(longer, node, book, 200, 7_200)
+        assert longer.addresses()["EnergyEscrow"] != changed.escrow.address
+        assert longer.deal_duration() == 7_200
+        # An escrow of another build (no withdrawalNotice() or dealDuration()) is stale too.
         book.write_text(json.dumps({**first, "EnergyEscrow": first["EnergyToken"]}))
         old = Ledger(TxManager(node), node.faucet())
-        deploy_or_attach(old, node, book, 200)
+        deploy(old, node, book, 200)
         assert old.addresses()["EnergyEscrow"] not in (first["EnergyToken"],
                                                        changed.escrow.address)
         assert old.withdrawal_notice() == 200
