@@ -142,7 +142,8 @@ def test_contracts_an_older_operator_deployed_are_replaced(tmp_path):
         book = tmp_path / "var" / "contracts.json"
         old = Ledger(TxManager(node), node.faucet())
         # With the notice the new portal uses, so only the operator tells them apart.
-        deploy_or_attach(old, node, book, Settings().escrow_notice_s())
+        deploy_or_attach(old, node, book, Settings().escrow_notice_s(), Settings().deal_ttl_s,
+                         1_000_000)
         old_addresses = json.loads(book.read_text())
         assert all(old.roles_of(node.faucet().address).values())
 
