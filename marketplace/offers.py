@@ -16,6 +16,7 @@ from marketplace.ledger import Ledger
 from marketplace.settings import Settings
 from marketplace.store import Store
 
+SIGNING_GRACE_S = 60  # an offer listed this long after its terms may run that much shorter
 PERMIT_VALID_S = 3600  # a permit the page signs is sent at once; an hour covers a slow chain
 
 
@@ -79,7 +80,8 @@ def check_offer(
     rules.parse_int(offer["floorPriceWeiPerKWh"], "start bid (wei per kWh)", 1, rules.MAX_WEI)
     rules.check_cost(offer["floorPriceWeiPerKWh"], offer["energyWh"], "start bid")
     left = auction_end(offer, settings) - now
-    if not limits.min_duration_s <= left <= limits.max_duration_s:
+    # The auction's clock started when the terms were given: signing them takes a while.
+    if not max(limits.min_duration_s - SIGNING_GRACE_S, 1) <= left <= limits.max_duration_s:
         raise InvalidInput(
             f"the offer's deadline leaves an auction of {left:.0f} s; it must last "
             f"{limits.min_duration_s} to {limits.max_duration_s} s: ask for new terms"
