@@ -14,6 +14,7 @@ from geth_private import Signer, TxRecord
 from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
+from marketplace.bus import BusCheck
 from marketplace.clock import Clock
 from marketplace.events import Hub
 from marketplace.lease import SETTLEMENT, Lease
@@ -55,9 +56,10 @@ class Market:
         # order them across workers.
         lock = threading.RLock()
         self._lock = lock
-        self.switchboard = Switchboard(boards, store)
+        self.switchboard = Switchboard(boards, store, settings.line_loss)
         self.auctions = AuctionBook(store, ledger, clock, hub, settings, lock, self.lease.worker)
         self.settlement = Settlement(store, ledger, self.switchboard, clock, hub, settings, lock)
+        self.bus = BusCheck(store, self.switchboard, clock, hub, settings, self.settlement.pause)
 
     # -- participants ----------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class Market:
         called = self.ledger.function_of(call)
         if called is not None and called[:2] == ("EnergyEscrow", "closeDeal"):
             deal = self.store.deal_by_chain_id(int(called[2][0]))
-            if deal is not None and deal["status"] == DealState.ACTIVE \
+            if deal is not None and deal["status"] in (DealState.ACTIVE, DealState.PAUSED) \
                     and call.sender in (deal["buyer"], deal["seller"]):
                 self.settlement.close_connection(call.sender, deal["id"], call)
                 return self.settlement.transactions()[(deal["id"], "close")]
@@ -175,6 +177,10 @@ class Market:
             if not leading:
                 return
             self.settlement.advance_all()
+            try:
+                self.bus.step()
+            except Exception as err:  # a store hiccup must not stop settlement's next pass
+                log.warning("bus check skipped this tick: %s", err)
         readings = {}
         for board_id in producer_boards(self.store):
             reading = self.safe_read(board_id)
