@@ -124,3 +124,19 @@ def test_the_seller_s_board_budget_stops_a_buyer_that_ignores_its_own(
              what="the flow to stop")
     assert 30 <= grid.reading("pv-alice").wh_out - before <= 30 * 1.05 + 0.5
     assert grid.reading("load-carol").wh_in - drawn <= 30 * 1.05  # what really reached carol
+
+
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_a_deal_paused_for_a_disagreement_can_be_closed_by_its_buyer(
+    app, runtime, bus, login, clock
+):
+    """F1: the paused deal is not stuck until the fault close: Close connection ends it."""
+    deal, carol, _, _ = _deal(runtime, login, clock, bus)
+    url = f"/api/deals/{deal['id']}"
+    wait_for(lambda: carol.get(url).get_json()["status"] == "paused", timeout=60,
+             what="the bus check to pause the deal")
+    assert carol.signer.close(deal["id"])["status"] in ("closing", "closed")
+    closed = wait_for(lambda: (d := carol.get(url).get_json())["status"] == "closed" and d,
+                      timeout=30, what="the buyer's close")
+    assert closed["close_reason"] == "closed by buyer"
+    assert runtime.ledger.escrow_locked(deal["buyer"]) == 0

@@ -25,7 +25,7 @@ async function refreshHealth() {
       el("td", { textContent: b.budgets.map((x) => (x === null ? "none" : x)).join(" ") || "–" }),
       el("td", { textContent: b.power_w === null ? "–" : b.power_w }))));
     if (h.mining) renderMining(h.mining);
-    refreshBus();
+    refreshBus().catch(() => {});  // the health badge already says when the portal is away
   } catch (err) { $("health-state").textContent = err.message; }
 }
 
