@@ -70,14 +70,14 @@ class BusWindow:
     deals: set[int] = field(default_factory=set)  # the active deals seen in this window
 
     def see(self, board: str, side: str, counter: float) -> None:
-        """A board's counter now (on its side of the bus); the first sight is its base."""
+        """A board's counter in a report it just sent (on its side of the bus); the first
+        sight is its base. A report that did not move is current: its step is 0."""
         meter = self.meters.get(board)
         if meter is None:
             self.meters[board] = _Meter(side, counter, counter)
             return
-        if counter != meter.last:
-            meter.step = abs(counter - meter.last)
-            meter.last = counter
+        meter.step = abs(counter - meter.last)
+        meter.last = counter
 
     def flows(self) -> tuple[float, float]:
         """(Σ sellers' Wh out, Σ buyers' Wh in) since each board's base."""
@@ -131,6 +131,7 @@ class BusCheck:
         self.settings = settings
         self._pause = pause
         self.window = BusWindow(clock.now())
+        self._reports: dict[str, Any] = {}  # board id -> the last reading it was seen with
 
     def step(self) -> Disagreement | None:
         """One look at the bus: add the boards' counters, judge the window once it is full."""
@@ -167,9 +168,13 @@ class BusCheck:
         return boards
 
     def _see(self, board: str, side: str) -> None:
+        """Add a board's reading to the window if it is one the window has not seen yet."""
         reading = self.switchboard.read(board)
-        if reading is not None:
-            self.window.see(board, side, reading.wh_out if side == SELLER else reading.wh_in)
+        if reading is None or (board in self.window.meters
+                               and self._reports.get(board) == reading):
+            return
+        self._reports[board] = reading
+        self.window.see(board, side, reading.wh_out if side == SELLER else reading.wh_in)
 
     def _closed(self, board: str) -> bool:
         reading = self.switchboard.read(board)
