@@ -17,7 +17,8 @@ class Boards(ABC):
 
     @abstractmethod
     def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
-        """Close (on) or open a relay; returns once the board confirmed it."""
+        """Close (on) or open a relay; returns once the board confirmed it (a remote board:
+        once queued for its bridge, which a sender of the board's own delivers)."""
 
     @abstractmethod
     def set_budget(self, board_id: str, wh: float | None, relay: int = 0) -> None:
@@ -33,7 +34,7 @@ class Boards(ABC):
 
     @abstractmethod
     def read(self, board_id: str) -> Reading:
-        """A reading asked of the board now."""
+        """A reading asked of the board now (a remote board: the latest its bridge sent)."""
 
     @abstractmethod
     def signed_reading(self, board_id: str) -> SignedReading | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
+from firmware_bridge.board_sender import BoardSender
 from firmware_bridge.boards import Boards
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
@@ -30,7 +31,8 @@ MAX_TIME_FACTOR = 10_000  # the fastest emulated clock a board may declare
 KINDS = ("producer", "consumer")
 
 Transport = Callable[[str, dict[str, Any], float], Any]
-"""(peer, command, timeout s) -> the bridge's answer; raises TimeoutError when none came."""
+"""(peer, command, timeout s) -> the bridge's answer; raises BridgeError (or TimeoutError) when
+none came."""
 
 
 class RemoteBoards(Boards):
@@ -51,6 +53,7 @@ class RemoteBoards(Boards):
         self.domain: ReadingDomain | None = None
         self.lock = threading.Lock()
         self._listeners: list[Callable[[AnnouncedBoard], None]] = []
+        self._senders: dict[str, BoardSender] = {}  # board id -> its relay/budget commands
 
     def subscribe(self, listener: Callable[[AnnouncedBoard], None]) -> None:
         """Call listener(board) whenever a bridge claims one of its registered boards."""
@@ -161,7 +164,11 @@ class RemoteBoards(Boards):
     # -- what the portal asks --------------------------------------------------------------
 
     def command(self, board_id: str, action: str, **data: Any) -> dict[str, Any]:
-        """Run a command on the board's bridge and return its answer; BridgeError if it fails."""
+        """Run a command on the board's bridge and return its answer; BridgeError if it fails.
+
+        It waits up to the timeout for the bridge: never call it holding the market's lock
+        (relays and budgets go through the board's sender instead).
+        """
         with self.lock:
             peer = self.sid.get(board_id)
         if peer is None:
@@ -170,6 +177,8 @@ class RemoteBoards(Boards):
             answer = self.transport(
                 peer, {"board_id": board_id, "action": action, **data}, self.timeout
             )
+        except BridgeError:
+            raise
         except TimeoutError as err:
             raise BridgeError(f"the bridge of {board_id} did not answer {action}") from err
         if not isinstance(answer, dict) or "error" in answer:
@@ -187,12 +196,32 @@ class RemoteBoards(Boards):
         return board_id in self.allowed
 
     def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
-        """Close (on) or open a relay on the board's bridge."""
-        self.command(board_id, "set_relay", on=on, relay=relay)
+        """Have the board's bridge close (on) or open a relay; returns once it is queued.
+
+        The board's sender delivers it (the state asked last wins), so a bridge that never
+        answers holds up no caller; BridgeError now only when the bridge is not connected.
+        """
+        self._queue(board_id, "set_relay", relay, on=on)
 
     def set_budget(self, board_id: str, wh: float | None, relay: int = 0) -> None:
-        """Give a relay a Wh budget on the board's bridge."""
-        self.command(board_id, "set_budget", wh=wh, relay=relay)
+        """Have the board's bridge give a relay a Wh budget; queued as set_relay is."""
+        self._queue(board_id, "set_budget", relay, wh=wh)
+
+    def sent(self, board_id: str) -> bool:
+        """Whether every relay and budget command for the board was answered by its bridge."""
+        with self.lock:
+            sender = self._senders.get(board_id)
+        return sender is None or sender.idle()
+
+    def _queue(self, board_id: str, action: str, relay: int, **data: Any) -> None:
+        with self.lock:
+            if board_id not in self.sid:
+                raise BridgeError(f"board {board_id} is offline: its bridge is not connected")
+            sender = self._senders.get(board_id)
+            if sender is None:
+                sender = self._senders[board_id] = BoardSender(
+                    board_id, lambda c, b=board_id: self.command(b, **c))
+        sender.put((action, relay), {"action": action, "relay": relay, **data})
 
     def online(self, board_id: str) -> bool:
         """Whether the board's bridge is connected."""
@@ -203,9 +232,14 @@ class RemoteBoards(Boards):
         return self.latest.get(board_id)
 
     def read(self, board_id: str) -> Reading:
-        """A reading asked of the board through its bridge now."""
-        reading = reading_from_json(self.command(board_id, "read")["reading"])
-        self.latest[board_id] = reading
+        """The latest reading its bridge sent (it reports several a second): asking it would
+        wait on a bridge that may never answer. BridgeError when offline or none came yet."""
+        with self.lock:
+            online = board_id in self.sid
+        reading = self.latest.get(board_id)
+        if not online or reading is None:
+            raise BridgeError(f"board {board_id} has no reading: its bridge is "
+                              + ("silent" if online else "not connected"))
         return reading
 
 

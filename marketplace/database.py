@@ -80,6 +80,14 @@ CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bus_disagreements (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    sellers_out_wh REAL NOT NULL,
+    buyers_in_wh REAL NOT NULL,
+    boards TEXT NOT NULL,
+    deals TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,

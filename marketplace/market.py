@@ -14,6 +14,7 @@ from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace.auctions import AuctionBook
 from marketplace.boards import Boards
+from marketplace.bus import BusCheck
 from marketplace.clock import Clock
 from marketplace.errors import NotAllowed
 from marketplace.events import Hub
@@ -56,9 +57,10 @@ class Market:
         # order them across workers.
         lock = threading.RLock()
         self._lock = lock
-        self.switchboard = Switchboard(boards, store)
+        self.switchboard = Switchboard(boards, store, settings.line_loss)
         self.auctions = AuctionBook(store, ledger, clock, hub, settings, lock, self.lease.worker)
         self.settlement = Settlement(store, ledger, self.switchboard, clock, hub, settings, lock)
+        self.bus = BusCheck(store, self.switchboard, clock, hub, settings, self.settlement.pause)
 
     # -- participants ----------------------------------------------------------------------
 
@@ -196,6 +198,10 @@ class Market:
             if not leading:
                 return
             self.settlement.advance_all()
+            try:
+                self.bus.step()
+            except Exception as err:  # a store hiccup must not stop settlement's next pass
+                log.warning("bus check skipped this tick: %s", err)
         # Outside the lock: the cache of signed readings, then the chain (the batch's receipt).
         self.minting.step({board_id: self.switchboard.signed(board_id)
                            for board_id in producer_boards(self.store)})

@@ -125,6 +125,8 @@ class DeliveryReports:
         self._txs[(row["id"], "report")] = record
         self.store.update_deal(row["id"], reported_wh=delivered)
         row["reported_wh"] = delivered
+        # The seller's board is held to what its deals still owe by their buyers' meters.
+        self.switchboard.seller_budget(row, float(row["energy_wh"] - delivered))
         return record
 
     def _resync(self, row: dict[str, Any]) -> None:

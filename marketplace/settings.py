@@ -20,6 +20,13 @@ class Settings:
     empty_soc: float = 0.01  # a seller's battery at this state of charge ends its deals
     mint_batch_wh: int = 10
     lease_s: float = 5.0  # a settling worker silent this long is replaced by another
+    # The bus check (marketplace.bus): buyers' Wh in within sellers' Wh out less the line
+    # loss, ± the meters' accuracy and a floor, over windows of this much flow or time.
+    line_loss: float = 0.05
+    meter_accuracy: float = 0.02
+    bus_floor_wh: float = 2.0
+    bus_window_wh: float = 5.0
+    bus_window_s: float = 30.0
 
     def escrow_notice_s(self) -> int:
         """The escrow's withdrawal notice: longer than any bid can wait for its deal to open.

@@ -14,6 +14,7 @@ from typing import Any
 from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace import rules, signed
+from marketplace.bus import DISAGREEMENT
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
 from marketplace.errors import DealNotActive, InvalidInput, NotAllowed, NotFound
@@ -53,6 +54,7 @@ class Settlement:
         self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
         self.reports = DeliveryReports(store, ledger, switchboard, settings, self._txs,
                                        self._publish)
+        self._paused_at: dict[int, float] = {}  # deal id -> when pause() stopped it
         self.opening = DealOpening(store, ledger, switchboard, clock, settings, self._txs,
                                    self._publish, reports=self.reports)
 
@@ -126,6 +128,14 @@ class Settlement:
         view = self.deal(did)
         self.hub.publish("deal_updated", view)
         return view
+
+    def pause(self, row: dict[str, Any], reason: str) -> None:
+        """Stop a delivering deal, relays off, with a reason both parties see (the bus check)."""
+        self.switchboard.relays(row, on=False)
+        self.store.update_deal(row["id"], status=DealState.PAUSED, error=reason)
+        row.update(status=DealState.PAUSED, error=reason)
+        self._paused_at[row["id"]] = self.clock.now()
+        self._publish(row["id"])
 
     def begin(self, deal_id: int, send: bool) -> None:
         """A deal an auction just made: send its openDeal now (send) or at a later pass."""
@@ -212,7 +222,7 @@ class Settlement:
             else:
                 self.reports.finish_close(row)
         if row["status"] in (DealState.ACTIVE, DealState.PAUSED) and (
-            self._expired(row) or self._faulty(row)
+            self._expired(row) or self._disagreed(row) or self._faulty(row)
         ):
             return
         if row["status"] == DealState.ACTIVE:
@@ -238,6 +248,19 @@ class Settlement:
             except Exception as err:  # e.g. the chain's clock is not there yet
                 self._expire_retry_at[did] = self.clock.now() + 5.0
                 log.info("expired deal %s not closed yet: %s", did, err)
+        self._follow_chain(row)
+        return True
+
+    def _disagreed(self, row: dict[str, Any]) -> bool:
+        """A deal the bus check paused stays paused (its parties may close it); paused longer
+        than offline_close_s, the operator ends it for the fault."""
+        if row["status"] != DealState.PAUSED or not (row["error"] or "").startswith(DISAGREEMENT):
+            return False
+        since = self._paused_at.setdefault(row["id"], self.clock.now())  # (after a restart)
+        if self.clock.now() - since >= self.settings.offline_close_s:
+            # MetersDisagree once the escrow knows it (issue 14's contracts), else MeterOffline.
+            self._close_for_fault(row, getattr(CloseReason, "METERS_DISAGREE",
+                                               CloseReason.METER_OFFLINE))
         self._follow_chain(row)
         return True
 

@@ -353,6 +353,25 @@ class Store(Database):
             name, block,
         )
 
+    # -- bus disagreements: windows whose sellers' and buyers' meters did not agree ---------
+
+    def add_bus_disagreement(
+        self, at: float, sellers_out_wh: float, buyers_in_wh: float, boards: list[str],
+        deals: list[int],
+    ) -> int:
+        """Record a bus check that failed, with the boards and deals it involved; its id."""
+        return self.insert(
+            "INSERT INTO bus_disagreements (at, sellers_out_wh, buyers_in_wh, boards, deals)"
+            " VALUES (?, ?, ?, ?, ?)",
+            at, sellers_out_wh, buyers_in_wh, json.dumps(boards), json.dumps(deals),
+        )
+
+    def bus_disagreements(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest bus disagreements first, boards and deals as lists."""
+        rows = self.query("SELECT * FROM bus_disagreements ORDER BY id DESC LIMIT ?", limit)
+        return [{**r, "boards": json.loads(r["boards"]), "deals": json.loads(r["deals"])}
+                for r in rows]
+
     # -- deals -----------------------------------------------------------------------------
 
     def add_deal(
@@ -392,6 +411,11 @@ class Store(Database):
             f"SELECT id FROM deals WHERE id != ? AND buyer = ? AND status IN ({_marks(UNDER_WAY)})"
             " ORDER BY id LIMIT 1", except_deal, buyer, *UNDER_WAY,
         )
+
+    def active_sales(self, seller: str) -> list[dict[str, Any]]:
+        """A seller's deals delivering now (its board's budget covers what they still owe)."""
+        return self.query("SELECT * FROM deals WHERE seller = ? AND status = ?", seller,
+                          DealState.ACTIVE)
 
     def delivering_elsewhere(self, address: str, except_deal: int) -> bool:
         """Whether another deal of this party is delivering (a seller serving two buyers)."""

@@ -1,4 +1,4 @@
-"""A deal's side of the meter boards: both parties' relays, the buyer's budget, their meters."""
+"""A deal's side of the meter boards: both parties' relays, both boards' budgets, their meters."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ class Switchboard:
     """Switches and reads the boards of deals; a board fault is logged, never raised, so it
     cannot lose a deal's chain state."""
 
-    def __init__(self, boards: Boards, store: Store):
+    def __init__(self, boards: Boards, store: Store, line_loss: float = 0.05):
         self.boards = boards
         self.store = store
+        self.line_loss = line_loss  # the seller's board may give this much more than is owed
 
     def board_of(self, address: str) -> str:
         """The board that measures a party."""
@@ -55,8 +56,29 @@ class Switchboard:
                 log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
 
     def budget(self, row: dict[str, Any], wh: float | None) -> None:
-        """Let the buyer's relay pass at most wh more Wh (None: no limit)."""
-        board = self.board_of(row["buyer"])
+        """Let the buyer's relay pass at most wh more Wh (None: no limit, the deal is over),
+        and the seller's what all its deals still owe (seller_budget)."""
+        self._set_budget(self.board_of(row["buyer"]), wh)
+        self.seller_budget(row, wh)
+
+    def seller_budget(self, row: dict[str, Any], wh: float | None) -> None:
+        """Let the seller's relay pass at most Σ Wh its active deals still owe × (1 + line
+        loss): a buyer's board that ignores its own budget is still stopped at the seller's.
+
+        row owes wh more (None: row no longer counts); the seller's other active deals owe
+        what their buyers' meters have not received yet; no deal left: no limit.
+        """
+        owed = {d["id"]: d["energy_wh"] - d["delivered_wh"]
+                for d in self.store.active_sales(row["seller"])}
+        if wh is None:
+            owed.pop(row["id"], None)
+        else:
+            owed[row["id"]] = wh
+        total = sum(max(float(left), 0.0) for left in owed.values())
+        limit = round(total * (1 + self.line_loss), 3) if owed else None
+        self._set_budget(self.board_of(row["seller"]), limit)
+
+    def _set_budget(self, board: str, wh: float | None) -> None:
         try:
             self.boards.set_budget(board, wh)
         except Exception as err:  # the relay commands still bound the deal

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import request
 from flask_socketio import Namespace
+from socketio.exceptions import SocketIOError
 
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import RemoteBoards
@@ -18,8 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def send_command(peer: str, command: dict[str, Any], timeout: float) -> Any:
-    """Send a command to the bridge on Socket.IO connection peer; its acknowledgement answers."""
-    return socketio.call("command", command, to=peer, namespace="/bridge", timeout=timeout)
+    """Send a command to the bridge on Socket.IO connection peer; its acknowledgement answers.
+
+    python-socketio's own TimeoutError is no builtin TimeoutError: it (and a connection gone
+    mid-call) becomes a BridgeError here, the one error the boards' callers handle.
+    """
+    try:
+        return socketio.call("command", command, to=peer, namespace="/bridge", timeout=timeout)
+    except SocketIOError as err:
+        raise BridgeError(f"the bridge of {command.get('board_id')} did not answer "
+                          f"{command.get('action')}: {type(err).__name__} {err}") from err
 
 
 class BridgeNamespace(Namespace):

@@ -51,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
     "SOFT_CLOSE_S": 10,  # a bid in the last 10 s pushes the deadline back 10 s …
     "SOFT_CLOSE_CAP_S": 60,  # … at most 60 s past the first deadline
     "MINT_BATCH_WH": 10,
+    # The bus check: the buyers' meters must receive what the sellers' sent, less the line
+    # loss, ± the meters' accuracy and a floor, judged every BUS_WINDOW_WH of flow or BUS_WINDOW_S.
+    "LINE_LOSS": 0.05,
+    "METER_ACCURACY": 0.02,
+    "BUS_FLOOR_WH": 2.0,
+    "BUS_WINDOW_WH": 5.0,
+    "BUS_WINDOW_S": 30.0,
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,
     "WALLET_PUSH_S": 1.0,

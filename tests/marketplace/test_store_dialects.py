@@ -216,3 +216,13 @@ def test_bridges_and_meter_consents_in_both_dialects(store):
     store.request_consent("0xo", "0xm", "load-x", 2, 14_400, 3.0)  # a new rating: asked again
     (pending,) = store.consents("0xo")
     assert (pending["rated_power_w"], pending["tx_hash"]) == (14_400, None)
+
+
+def test_bus_disagreements_round_trip_on_both_databases(store):
+    first = store.add_bus_disagreement(1_767_000_000.5, 12.25, 0.0, ["load-c", "pv-a"], [3])
+    second = store.add_bus_disagreement(1_767_000_100.0, 40.0, 20.5, ["pv-a", "load-b"], [4, 5])
+    rows = store.bus_disagreements()
+    assert [r["id"] for r in rows] == [second, first]  # newest first
+    assert rows[1] == {"id": first, "at": 1_767_000_000.5, "sellers_out_wh": 12.25,
+                       "buyers_in_wh": 0.0, "boards": ["load-c", "pv-a"], "deals": [3]}
+    assert rows[0]["deals"] == [4, 5]

@@ -91,7 +91,10 @@ def test_a_trade_with_boards_on_another_machine(app, runtime, site, login, clock
         return next((d for d in deals if d["status"] == "active"), None)
 
     deal = wait_for(active, what="the deal to open")
-    # Relays and the budget were switched on the other machine, through its bridge.
+    # Relays and the budget were switched on the other machine, through its bridge (each
+    # board's sender delivers them once the tick queued them).
+    wait_for(lambda: runtime.remote_boards.sent("pv-alice")
+             and runtime.remote_boards.sent("load-carol"), what="the relay commands")
     assert grid.reading("pv-alice").relays == (True,)
     assert grid.reading("load-carol").relays == (True,)
     assert 0 < grid.reading("load-carol").budgets[0] <= 30
@@ -101,6 +104,8 @@ def test_a_trade_with_boards_on_another_machine(app, runtime, site, login, clock
     assert closing["status"] in ("closing", "closed")
     wait_for(lambda: carol.get(f"/api/deals/{deal['id']}").get_json()["status"] == "closed",
              what="the deal to close")
+    wait_for(lambda: runtime.remote_boards.sent("pv-alice")
+             and runtime.remote_boards.sent("load-carol"), what="the relay commands")
     assert grid.reading("pv-alice").relays == (False,)
     assert grid.reading("load-carol").relays == (False,)
 
@@ -154,8 +159,10 @@ def test_gridbid_bridge_serves_emulated_boards_to_the_portal(app, runtime, serve
              "--data-dir", str(tmp_path / "site")])
         wait_for(lambda: set(runtime.remote_boards.sid) == {"pv-alice", "load-carol"},
                  timeout=30, what="gridbid bridge to announce both boards")
-        runtime.board_router.set_relay("load-carol", True)
-        assert runtime.board_router.read("load-carol").relays == (True,)
+        runtime.board_router.set_relay("load-carol", True)  # queued, sent by the board's sender
+        wait_for(lambda: runtime.remote_boards.sent("load-carol"), what="the relay command")
+        wait_for(lambda: getattr(runtime.board_router.reading("load-carol"), "relays", None)
+                 == (True,), what="a reading with the relay closed")
     finally:
         for process in (bridge, boards):
             if process is not None:

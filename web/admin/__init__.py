@@ -186,6 +186,13 @@ def health(account):
                    active_deals=len(rt.store.deals("active")))
 
 
+@bp.get("/api/admin/bus")
+@admin_required
+def bus(account):
+    """The bus check's disagreements, newest first: what the sellers sent and buyers got."""
+    return jsonify(disagreements=runtime().store.bus_disagreements())
+
+
 def _meter(meter: str) -> dict[str, Any]:
     entry = runtime().ledger.meter_of(meter)
     return {"enrolled": bool(entry["kind"]), "kind": KIND_NAMES.get(entry["kind"]),

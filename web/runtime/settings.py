@@ -23,6 +23,9 @@ def market_settings(config: Mapping[str, Any]) -> Settings:
     return Settings(
         step_wh=config["STEP_WH"], mint_batch_wh=config["MINT_BATCH_WH"],
         deal_ttl_s=config["DEAL_TTL_S"],
+        line_loss=float(config["LINE_LOSS"]), meter_accuracy=float(config["METER_ACCURACY"]),
+        bus_floor_wh=float(config["BUS_FLOOR_WH"]), bus_window_wh=float(config["BUS_WINDOW_WH"]),
+        bus_window_s=float(config["BUS_WINDOW_S"]),
         limits=Limits(
             min_increment_wei=config["BID_MIN_INCREMENT_WEI"],
             min_increment_pct=config["BID_MIN_INCREMENT_PCT"],

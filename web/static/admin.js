@@ -25,7 +25,17 @@ async function refreshHealth() {
       el("td", { textContent: b.budgets.map((x) => (x === null ? "none" : x)).join(" ") || "–" }),
       el("td", { textContent: b.power_w === null ? "–" : b.power_w }))));
     if (h.mining) renderMining(h.mining);
+    refreshBus().catch(() => {});  // the health badge already says when the portal is away
   } catch (err) { $("health-state").textContent = err.message; }
+}
+
+async function refreshBus() {
+  const { disagreements } = await api("GET", "/api/admin/bus");
+  $("bus-disagreements").querySelector("tbody").replaceChildren(...disagreements.map((d) => el("tr", { "data-id": d.id },
+    el("td", { textContent: new Date(d.at * 1000).toLocaleString() }),
+    el("td", { textContent: d.sellers_out_wh }), el("td", { textContent: d.buyers_in_wh }),
+    el("td", { textContent: d.boards.join(", ") }), el("td", { textContent: d.deals.join(", ") }))));
+  $("no-bus-disagreements").hidden = disagreements.length > 0;
 }
 
 function renderMining(m) {
@@ -180,6 +190,7 @@ export default {
   },
   hide() { clearInterval(poll); poll = null; },
   stop() {
+    $("bus-disagreements").querySelector("tbody").replaceChildren();
     clearInterval(poll);
     poll = null;
     for (const id of ["boards", "accounts", "registrations", "bridges"]) $(id).querySelector("tbody").replaceChildren();

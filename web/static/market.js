@@ -169,7 +169,7 @@ function dealCard(d) {
       el("code", { class: "hash", textContent: d.final_report.tx_hash })));
   }
   if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
-  if (d.status === "active") {
+  if (d.status === "active" || d.status === "paused") {  // a paused deal can be ended too
     const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
     button.addEventListener("click", async () => {
       button.disabled = true;
