@@ -16,15 +16,17 @@ from eth_account import Account
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.remote import RemoteBridge
+from firmware_bridge.signing import sign_reading
 from tests.common import wait_for
 
-REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol", "BRIDGE_TOKEN": "t0ken"}
+REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol"}
 # The bus check made too slow to act within the test: the seller's budget alone must hold.
 NO_BUS_CHECK = {**REMOTE, "BUS_WINDOW_WH": 1e9, "BUS_WINDOW_S": 1e9}
 
 
 class FrozenMeterBridge(RemoteBridge):
-    """The attacker's bridge: WHIN stays at its first value, budgets are 'set' and ignored."""
+    """The attacker's bridge: WHIN stays at its first value — in the plain readings and in
+    what its meter key signs (the attacker holds that key) — and budgets are 'set' and ignored."""
 
     frozen: dict[str, float]
 
@@ -33,24 +35,46 @@ class FrozenMeterBridge(RemoteBridge):
         wh_in = self.frozen.setdefault(board_id, reading.wh_in)
         super()._on_reading(board_id, dataclasses.replace(reading, wh_in=wh_in))
 
+    def _emit(self, event, data):
+        signed = data.get("signed") if event == "reading" else None
+        if signed is not None and self.domain is not None:
+            key = self.keys[data["board_id"]]
+            data = {**data, "signed": sign_reading(
+                key, self.domain, self.frozen[data["board_id"]], signed["whOut"],
+                signed["timestamp"]).to_json()}
+        super()._emit(event, data)
+
     def _on_command(self, data):
         if data.get("action") == "set_budget":
             return {"ok": True}
         return super()._on_command(data)
 
 
+def register(login, bridge_id, board, keys):
+    """The admin registers one bridge for one board and its meter; the bridge's token."""
+    answer = login("admin").post("/api/admin/bridges", json={
+        "id": bridge_id, "boards": [{"board_id": board, "meter": keys[board].address}]})
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()["token"]
+
+
 @pytest.fixture
-def bus(server):
+def bus(server, login):
     """One emulated bus: alice's PV behind an honest bridge, carol's load behind a lying one."""
     grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
     grid.add_producer("pv-alice")
     grid.add_consumer("load-carol", load_w=10.0)  # 1.7 Wh a second at 600x
     devices = grid.start()
-    honest, lying = Bridge(heartbeat_s=0.5), Bridge(heartbeat_s=0.5)
+    keys = {"pv-alice": Account.create(), "load-carol": Account.create()}
+    honest = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
+    lying = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
     honest.attach(devices["pv-alice"])
     lying.attach(devices["load-carol"])
-    remotes = [RemoteBridge(honest, server, "t0ken", {"pv-alice": Account.create()}),
-               FrozenMeterBridge(lying, server, "t0ken", {"load-carol": Account.create()})]
+    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys),
+                            bridge_id="alices"),
+               FrozenMeterBridge(lying, server, register(login, "carols", "load-carol", keys),
+                                 bridge_id="carols")]
+    remotes[1].keys = keys
     for remote in remotes:
         remote.connect()
     yield grid

@@ -18,7 +18,7 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote import RemoteBridge
 from tests.common import wait_for
 
-SILENT = {"REMOTE_BOARDS": "load-carol", "BRIDGE_TOKEN": "t0ken"}
+SILENT = {"REMOTE_BOARDS": "load-carol"}
 
 
 class SilentBridge(RemoteBridge):
@@ -36,14 +36,18 @@ class SilentBridge(RemoteBridge):
 
 
 @pytest.fixture
-def silent(server):
+def silent(server, login):
     """carol's machine: her load behind a bridge that never answers a command."""
     grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
     grid.add_consumer("load-carol", load_w=10.0)
-    bridge = Bridge(heartbeat_s=0.5)
+    key = Account.create()
+    bridge = Bridge(heartbeat_s=0.5, meter_keys=lambda board_id: key)
     for device in grid.start().values():
         bridge.attach(device)
-    remote = SilentBridge(bridge, server, "t0ken", {"load-carol": Account.create()})
+    answer = login("admin").post("/api/admin/bridges", json={
+        "id": "carols", "boards": [{"board_id": "load-carol", "meter": key.address}]})
+    assert answer.status_code == 201, answer.get_json()
+    remote = SilentBridge(bridge, server, answer.get_json()["token"], bridge_id="carols")
     remote.connect()
     yield remote
     remote.release.set()
