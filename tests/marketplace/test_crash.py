@@ -91,7 +91,8 @@ def test_kill_9_mid_auction_keeps_every_acknowledged_bid(tmp_path):
         escrow = w3.eth.contract(address=book["EnergyEscrow"],
                                  abi=load_artifact("EnergyEscrow").abi)
         assert escrow.functions.dealCount().call() == 1
-        assert escrow.functions.dealOfListing(listing["id"]).call() == 1
+        offer = bytes.fromhex(listing["offer_hash"].removeprefix("0x"))
+        assert escrow.functions.dealOfOffer(offer).call() == 1
     finally:
         portal.process.terminate()
         portal.process.wait(timeout=30)

@@ -136,7 +136,8 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
                  what="the deposits to land")
 
     # A listing made through A is on B's pages; a bid through B is on A's.
-    lid = alice.create_listing(20, 1000, 10)["id"]
+    first = alice.create_listing(20, 1000, 10)
+    lid = first["id"]
     wait_for(lambda: [e["id"] for e in on_b["listing_created"]] == [lid],
              what="B's browser to see the listing made through A")
     sent = time.monotonic()
@@ -193,7 +194,7 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{chain.port}"))
     escrow = contract(w3, "EnergyEscrow", book["EnergyEscrow"])
     assert escrow.functions.dealCount().call() == 1
-    assert escrow.functions.dealOfListing(lid).call() == deals[0]["chain_deal_id"]
+    assert escrow.functions.dealOfOffer(_hash(first)).call() == deals[0]["chain_deal_id"]
     opened = escrow.events.DealOpened().get_logs(from_block=0)
     assert len(opened) == 1
 
@@ -209,7 +210,8 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     seller, buyer = survivor.login("alice"), survivor.login(loser)
     wait_for(lambda: seller.wallet()["unlisted_wh"] >= 10, timeout=30,
              what="alice to have tokens to list again")
-    created = seller.create_listing(10, 1000, 10)["id"]
+    second = seller.create_listing(10, 1000, 10)
+    created = second["id"]
     assert buyer.bid(created, 2000)["highest_bid_wei"] == "2000"
 
     def reopened():
@@ -219,4 +221,9 @@ def test_two_workers_share_one_market(workers, chain, tmp_path):
     wait_for(reopened, timeout=40, what="the surviving worker to open the next deal")
     assert "takes settlement" in survivor.log.read_text()
     assert escrow.functions.dealCount().call() == 2
-    assert escrow.functions.dealOfListing(created).call() == reopened()[0]["chain_deal_id"]
+    assert escrow.functions.dealOfOffer(_hash(second)).call() == reopened()[0]["chain_deal_id"]
+
+
+def _hash(listing):
+    """The listing's offer hash as the escrow keys deals by it."""
+    return bytes.fromhex(listing["offer_hash"].removeprefix("0x"))
