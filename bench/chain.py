@@ -83,11 +83,16 @@ def setup(uri, data_dir):
     # Two meters of the same buyer, one deal each: each way of sending reports on its own.
     enroll(ledger, meter_a, buyer, CONSUMER, 10**6)
     enroll(ledger, meter_b, buyer, CONSUMER, 10**6)
+    # The enrollment's first reading sets the counter (a block a second on, to be after it).
+    domain = ledger.reading_domain()
+    time.sleep(1.1)
+    ledger.fund(Account.create().address, 1)
+    baseline = sign_reading(seller_meter, domain, 0, 0, ledger.head_timestamp())
+    ledger.wait(ledger.mint_readings_async([baseline]))
     # Let the mint cap grow (rated power x time): 4 N Wh at 1 MW take 2.9 s. A block mined
     # after that (any transaction) gives the reading a chain time that late.
     time.sleep(3.2)
     ledger.fund(Account.create().address, 1)
-    domain = ledger.reading_domain()
     reading = sign_reading(seller_meter, domain, 4 * N, 0, ledger.head_timestamp())
     ledger.wait(ledger.mint_readings_async([reading]))
     # The seller and the buyer sign their own approval, deposit, offers and bids.
@@ -110,9 +115,13 @@ def setup(uri, data_dir):
         deals.append(ledger.deal_id_from(record))
     # Every report's readings, signed before the clock starts: counters up by 1 Wh a report.
     at = ledger.head_timestamp()
-    sellers = [sign_reading(seller_meter, domain, 0, i, at) for i in range(N)]
-    buyers = [[sign_reading(m, domain, i, 0, at) for i in range(N)] for m in (meter_a, meter_b)]
-    return backend, ledger, sellers, buyers, deals
+    sellers = [sign_reading(seller_meter, domain, 0, i, at) for i in range(N + 1)]
+    buyers = [[sign_reading(m, domain, i, 0, at) for i in range(N + 1)]
+              for m in (meter_a, meter_b)]
+    # Only the operator sends a deal's baseline: both go first, untimed (readings 0).
+    for deal, meter_readings in zip(deals, buyers, strict=True):
+        ledger.wait(ledger.report_delivery_async(deal, sellers[0], meter_readings[0]))
+    return backend, ledger, sellers[1:], [b[1:] for b in buyers], deals
 
 
 def measure(uri):
@@ -135,7 +144,7 @@ def measure(uri):
                         reading_tuple(buyer_b[i].struct()), buyer_b[i].signature]
                 return ledger.escrow.encode_abi("reportDelivery", args=args)
 
-            # Anyone may send a report: the raw path sends from its own account.
+            # Anyone may send a report after the baseline: the raw path sends from its own.
             app_report, raw_report = rates(
                 lambda i: ledger.wait(ledger.report_delivery_async(deal_a, sellers[i],
                                                                    buyer_a[i])),

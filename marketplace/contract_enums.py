@@ -66,6 +66,7 @@ class ReadingRefusal(IntEnum):
     FROM_THE_FUTURE = 3  # timestamp after the block's
     STALE = 4  # timestamp not after the meter's last minted reading
     WENT_BACKWARDS = 5  # whIn below the meter's minted counter
+    OUT_OF_RANGE = 6  # whIn above 2^192 Wh
 
 
 # How the pages and the logs name each refusal.
@@ -75,4 +76,5 @@ READING_REFUSALS = {
     ReadingRefusal.FROM_THE_FUTURE: "timestamp in the future",
     ReadingRefusal.STALE: "not newer than the last minted reading",
     ReadingRefusal.WENT_BACKWARDS: "counter below what was minted",
+    ReadingRefusal.OUT_OF_RANGE: "counter out of range",
 }

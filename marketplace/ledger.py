@@ -40,6 +40,7 @@ GAS = {
     "grantRole": 120_000,
     "enrollMeter": 160_000,
     "disenrollMeter": 80_000,
+    "releaseMeter": 80_000,
     "mintReadings": MINT_GAS_BASE,  # plus MINT_GAS_PER_READING a reading (ledger_meters)
     "approve": 80_000,
     "permit": 120_000,
@@ -63,6 +64,7 @@ LABELS = {
     "completeWithdrawal": "Withdraw from escrow",
     "approve": "Approve tokens for sale",
     "cancelOffer": "Cancel offer",
+    "releaseMeter": "Release meter",
     "closeDeal": "Close connection",
     "withdrawOwed": "Withdraw payments owed",
 }

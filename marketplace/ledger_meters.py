@@ -10,6 +10,7 @@ from contracts.bindings import (
     PERMIT_TYPES,
     TOKEN_DOMAIN,
     consent_typed_data,
+    digest,
     reading_tuple,
     typed_data,
 )
@@ -32,6 +33,7 @@ class LedgerMeters:
     escrow: Any
     operator: Any
     txm: Any
+    user_tx: Any
 
     def reading_domain(self) -> ReadingDomain:
         """Where meter readings are signed: the chain's id and the token's address."""
@@ -62,6 +64,30 @@ class LedgerMeters:
         owner, kind, rated, last_wh, last_at = self.token.functions.meterOf(meter).call()
         return {"owner": owner, "kind": kind, "rated_power_w": rated, "last_reading_wh": last_wh,
                 "last_reading_at": last_at}
+
+    def baseline_pending(self, meter: str) -> bool:
+        """Whether the meter's next accepted reading only sets its counter (mints nothing):
+        true from each enrollment (except a producer's new rating) until that reading."""
+        return bool(self.token.functions.baselinePending(meter).call())
+
+    def bound_owner_of(self, meter: str) -> str | None:
+        """The owner a meter is bound to (enrolled, or disenrolled and not released), or None.
+
+        Enrolling it for anyone else needs that owner's releaseMeter (release_meter_tx).
+        """
+        owner = self.token.functions.boundOwnerOf(meter).call()
+        return None if int(owner, 16) == 0 else owner
+
+    def release_meter_tx(self, meter: str) -> dict[str, Any]:
+        """The releaseMeter call the meter's (former) owner signs (user_tx): it gives the
+        meter up, so it may be enrolled for another owner."""
+        return self.user_tx("EnergyToken", "releaseMeter", [to_checksum_address(meter)])
+
+    def consent_used(self, consent: dict[str, Any]) -> bool:
+        """Whether a MeterConsent (typed-data message fields) already enrolled its meter: each
+        consent enrolls once (a retried enrollMeter of it reverts ConsentUsed)."""
+        full = consent_typed_data(self.txm.chain_id(), self.token.address, consent)
+        return bool(self.token.functions.consentUsed(digest(full)).call())
 
     def consent_typed_data(
         self, meter: str, owner: str, kind: int, rated_w: int, deadline: int

@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnergyToken, validSignature} from "./EnergyToken.sol";
 
 /// @title EnergyEscrow: prepaid buyer balances and per-delivery payment of energy deals.
@@ -11,7 +12,8 @@ import {EnergyToken, validSignature} from "./EnergyToken.sol";
 /// seller's signed offer and a buyer's signed bid that names it, at or above the offer's
 /// floor, between the meters both parties enrolled: the operator cannot invent, alter or
 /// reroute either. Delivery is reported with both meters' signed readings (anyone may send
-/// them); each step pays the seller by the buyer's meter and burns the delivered tokens.
+/// them; a deal's first, baseline report only by the operator); each step pays the seller
+/// by the buyer's meter and burns the delivered tokens.
 /// Ether leaves a market (or moves to another) only a notice after it was asked for, so a
 /// bid's cover cannot be pulled before the auction it leads has closed.
 contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
@@ -140,8 +142,16 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     mapping(uint256 dealId => StoredDeal) private _deals;
     mapping(bytes32 offer => uint256 state) private _offerState;
     mapping(address buyer => mapping(uint256 nonce => bool)) private _nonceUsed;
-    /// @dev The deal a buyer meter last started delivering to (busy while that deal is open).
-    mapping(address meter => uint256 dealId) private _delivering;
+    /// @dev Per meter, across deals: the newest reading any report used (its time; its whIn
+    /// for a buyer meter, whOut for a seller's) and, for a buyer meter, the deal it last
+    /// started delivering to (busy while that deal is open). A baseline is never older.
+    struct MeterMark {
+        uint128 lastWh;
+        uint64 lastAt;
+        uint64 dealId;
+    }
+
+    mapping(address meter => MeterMark) private _marks;
     uint256 private _dealCount;
 
     /// @notice The buyer's free balance does not cover the amount.
@@ -463,10 +473,11 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         emit OfferCancelled(offerHash, msg.sender);
     }
 
-    /// @notice Report a deal's delivery with both meters' signed readings; anyone may send it.
-    /// The first report fixes the baselines; each later one pays the growth of the buyer's
-    /// meter since its baseline (up to the deal's energy) and burns the delivered tokens. The
-    /// seller's reading is the attestation that its meter was sending meanwhile.
+    /// @notice Report a deal's delivery with both meters' signed readings. The first report
+    /// (only the operator sends it) fixes the baselines, each no older and no lower than any
+    /// reading of that meter a report already used; each later one (anyone may send it) pays
+    /// the growth of the buyer's meter since its baseline (up to the deal's energy) and burns
+    /// the delivered tokens. The seller's reading attests that its meter was sending meanwhile.
     function reportDelivery(
         uint256 dealId,
         EnergyToken.Reading calldata sellerReading,
@@ -479,21 +490,56 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
         _checkReading(d, sellerReading, sellerSig, d.sellerMeter, d.sellerLastAt);
         _checkReading(d, buyerReading, buyerSig, d.buyerMeter, d.buyerLastAt);
         if (!d.started) {
-            // One growth, one payment: the same buyer meter never pays two deals at once.
-            address meter = d.buyerMeter;
-            uint256 busy = _delivering[meter];
-            if (busy != 0 && _deals[busy].status == DealStatus.Open) revert MeterBusy(meter, busy);
-            _delivering[meter] = dealId;
-            d.started = true;
-            d.buyerBaseWh = buyerReading.whIn;
-            d.sellerBaseWh = sellerReading.whOut;
-            _record(d, sellerReading, buyerReading);
-            emit DeliveryStarted(
-                dealId, buyerReading.whIn, sellerReading.whOut, buyerReading.timestamp, sellerReading.timestamp
-            );
+            _start(dealId, d, sellerReading, buyerReading);
             return;
         }
+        _mark(d.buyerMeter, buyerReading.whIn, buyerReading.timestamp, 0);
+        _mark(d.sellerMeter, sellerReading.whOut, sellerReading.timestamp, 0);
         _step(dealId, d, sellerReading, buyerReading);
+    }
+
+    /// @dev The baseline report: the operator's, from readings no older than the meters' marks.
+    function _start(
+        uint256 dealId,
+        StoredDeal storage d,
+        EnergyToken.Reading calldata sellerReading,
+        EnergyToken.Reading calldata buyerReading
+    ) private {
+        // Whoever sends the baseline picks what is paid from: a party sending a later one
+        // would skip paying (or being paid for) what flowed before it.
+        _checkRole(OPERATOR_ROLE);
+        address meter = d.buyerMeter;
+        MeterMark memory mark = _marks[meter];
+        // One growth, one payment: the same buyer meter never pays two deals at once, and a
+        // deal never starts from a reading older or lower than one another deal was paid by.
+        if (mark.dealId != 0 && _deals[mark.dealId].status == DealStatus.Open) revert MeterBusy(meter, mark.dealId);
+        _checkMark(mark, meter, buyerReading.whIn, buyerReading.timestamp);
+        _checkMark(_marks[d.sellerMeter], d.sellerMeter, sellerReading.whOut, sellerReading.timestamp);
+        d.started = true;
+        d.buyerBaseWh = buyerReading.whIn;
+        d.sellerBaseWh = sellerReading.whOut;
+        _record(d, sellerReading, buyerReading);
+        _mark(meter, buyerReading.whIn, buyerReading.timestamp, dealId);
+        _mark(d.sellerMeter, sellerReading.whOut, sellerReading.timestamp, 0);
+        emit DeliveryStarted(
+            dealId, buyerReading.whIn, sellerReading.whOut, buyerReading.timestamp, sellerReading.timestamp
+        );
+    }
+
+    function _checkMark(MeterMark memory mark, address meter, uint256 wh, uint64 time) private pure {
+        if (time < mark.lastAt) revert ReadingOutOfTime(meter, time);
+        if (wh < mark.lastWh) revert DeliveryWentBackwards(mark.lastWh, wh);
+    }
+
+    /// @dev Raise a meter's mark to a report's reading (never lower it: a seller's deals
+    /// report in any order); dealId 0 keeps the deal the meter delivers to.
+    function _mark(address meter, uint256 wh, uint64 time, uint256 dealId) private {
+        MeterMark storage mark = _marks[meter];
+        if (time >= mark.lastAt && wh >= mark.lastWh) {
+            mark.lastWh = SafeCast.toUint128(wh);
+            mark.lastAt = time;
+        }
+        if (dealId != 0) mark.dealId = SafeCast.toUint64(dealId);
     }
 
     /// @dev A report after the baseline: pay and burn what the buyer's meter grew by.

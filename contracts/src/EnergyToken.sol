@@ -28,8 +28,11 @@ function validSignature(address signer, bytes32 digest, bytes memory signature)
 /// only with its owner's signed consent and a rated power the token's maximum bounds.
 /// @dev A reading mints at most the meter's rated power over the time since its last minted
 /// reading, that time taken from the readings' own signed timestamps (never after the block's)
-/// and capped at MINT_WINDOW_S: an idle month buys no burst. Counter growth above the cap is
-/// not lost, it is minted by later readings as their time allows.
+/// and capped at MINT_WINDOW_S: an idle month buys no burst. Signed times alone can be
+/// back-dated, so each mint also draws on an allowance that refills at the rated power per
+/// second of BLOCK time, up to one window's worth. Counter growth above either cap is not
+/// lost, it is minted by later readings as their time allows. An enrollment's first reading
+/// only sets the meter's baseline: a counter from before enrollment is never minted.
 contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     /// @notice Role of the escrow contract, which burns delivered energy.
     bytes32 public constant ESCROW_ROLE = keccak256("ESCROW_ROLE");
@@ -48,6 +51,7 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     uint8 public constant FROM_THE_FUTURE = 3;
     uint8 public constant STALE = 4;
     uint8 public constant WENT_BACKWARDS = 5;
+    uint8 public constant OUT_OF_RANGE = 6;
 
     enum MeterKind { None, Producer, Consumer }
 
@@ -59,18 +63,28 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
         uint64 timestamp;
     }
 
-    /// @dev Two slots: the registry entry, and what minting updates (one write per reading).
-    /// lastReadingWh grows by at most 2^32 Wh a reading, so 192 bits never overflow.
+    /// @dev Two slots: the registry entry with the block-time allowance, and the last minted
+    /// reading. `owner` stays set after disenrollMeter: the meter is bound to that owner until
+    /// it releases it. The allowance is kept as the (virtual) millisecond from which the meter
+    /// has accrued rated power: allowance(now) = rated × min(now − allowanceFromMs, window),
+    /// and minting wh moves allowanceFromMs forward by the time wh takes at rated power.
+    /// Readings above 2^192 Wh are refused, so lastReadingWh never overflows.
     struct Meter {
         address owner;
         MeterKind kind;
         uint32 ratedPowerW;
+        bool baselinePending;
+        uint48 allowanceFromMs;
         uint192 lastReadingWh;
         uint64 lastReadingAt;
     }
 
+    uint256 private constant MS_PER_HOUR = 3_600_000;
+    uint256 private constant MS_WINDOW = uint256(MINT_WINDOW_S) * 1000;
+
     uint32 private immutable _maxRatedPowerW;
     mapping(address meter => Meter) private _meters;
+    mapping(bytes32 consent => bool) private _consentUsed;
 
     /// @notice Enrollment needs a meter, an owner, a kind and a rated power within the maximum.
     error InvalidEnrollment(address meter);
@@ -78,8 +92,13 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     error ConsentExpired(uint64 deadline);
     /// @notice The consent was not signed by the owner it names.
     error InvalidConsent(address owner, address signer);
-    /// @notice The meter is enrolled to another owner: disenroll it first.
+    /// @notice The meter is bound to another owner (enrolled, or disenrolled and not yet
+    /// released): that owner must releaseMeter first.
     error MeterTaken(address meter, address owner);
+    /// @notice This consent already enrolled the meter once; a new enrollment needs a new one.
+    error ConsentUsed(bytes32 consent);
+    /// @notice Only the owner a meter is bound to may release it.
+    error NotMeterOwner(address meter, address caller);
     /// @notice The meter is not enrolled.
     error MeterNotEnrolled(address meter);
     /// @notice mintReadings got a different number of readings and signatures.
@@ -87,8 +106,12 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
 
     /// @notice A meter was enrolled (or re-enrolled) for an owner.
     event MeterEnrolled(address indexed meter, address indexed owner, MeterKind kind, uint32 ratedPowerW);
-    /// @notice A meter was removed from the registry.
+    /// @notice A meter was removed from the registry (its owner stays bound until it releases it).
     event MeterDisenrolled(address indexed meter);
+    /// @notice The owner a meter was bound to released it: it may be enrolled for another owner.
+    event MeterReleased(address indexed meter, address indexed owner);
+    /// @notice An enrollment's first reading set the meter's counter; it minted nothing.
+    event MeterBaseline(address indexed meter, uint256 readingWh, uint64 readingAt);
     /// @notice A producer meter's signed reading minted `wh` to its owner; mintedTotalWh is the
     /// meter's minted counter now, readingWh and readingAt what the reading said.
     event EnergyMinted(
@@ -99,7 +122,7 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
         uint256 readingWh,
         uint64 readingAt
     );
-    /// @notice mintReadings skipped a reading (reason: NOT_PRODUCER ... WENT_BACKWARDS).
+    /// @notice mintReadings skipped a reading (reason: NOT_PRODUCER ... OUT_OF_RANGE).
     event ReadingRefused(address indexed meter, uint8 reason, uint64 readingAt);
 
     /// @param admin the account given the admin role (the market operator)
@@ -120,7 +143,8 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     }
 
     /// @notice Enroll a meter for its owner, who consented by signing a MeterConsent of
-    /// exactly these terms (EIP-712, this token's domain; a contract owner by ERC-1271).
+    /// exactly these terms (EIP-712, this token's domain; a contract owner by ERC-1271). Each
+    /// consent enrolls once. A meter bound to another owner needs that owner's releaseMeter.
     function enrollMeter(
         address meter,
         address owner,
@@ -137,29 +161,64 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
         bytes32 digest = _hashTypedDataV4(
             keccak256(abi.encode(CONSENT_TYPEHASH, meter, owner, uint8(kind), ratedPowerW, deadline))
         );
+        if (_consentUsed[digest]) revert ConsentUsed(digest);
         (bool valid, address signer) = validSignature(owner, digest, consent);
         if (!valid) revert InvalidConsent(owner, signer);
         Meter storage m = _meters[meter];
-        if (m.kind != MeterKind.None && m.owner != owner) revert MeterTaken(meter, m.owner);
+        if (m.owner != address(0) && m.owner != owner) revert MeterTaken(meter, m.owner);
+        _consentUsed[digest] = true;
+        // Only a producer re-enrolled for the same owner while enrolled (a new rating) keeps
+        // minting from its counter; otherwise the next reading sets a fresh baseline, so what
+        // the meter counted before (or while suspended, or for someone else) never mints.
+        if (m.kind != MeterKind.Producer || kind != MeterKind.Producer || m.owner != owner) {
+            m.baselinePending = true;
+            m.lastReadingAt = uint64(block.timestamp);
+        }
         m.owner = owner;
         m.kind = kind;
         m.ratedPowerW = ratedPowerW;
-        // The mint window starts at the first enrollment; a re-enrollment keeps the meter's
-        // last reading (time and counter), so nothing is minted twice.
-        if (m.lastReadingAt == 0) m.lastReadingAt = uint64(block.timestamp);
+        // The block-time allowance starts empty at every enrollment.
+        m.allowanceFromMs = uint48(block.timestamp * 1000);
         emit MeterEnrolled(meter, owner, kind, ratedPowerW);
     }
 
-    /// @notice Remove a meter; its readings mint and settle no more.
-    /// @dev The last reading is kept, so re-enrolling the same meter cannot mint its
-    /// counter a second time.
+    /// @notice Suspend a meter; its readings mint and settle no more. Its owner stays bound:
+    /// only that owner's releaseMeter lets it be enrolled for someone else.
     function disenrollMeter(address meter) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Meter storage m = _meters[meter];
         if (m.kind == MeterKind.None) revert MeterNotEnrolled(meter);
-        m.owner = address(0);
         m.kind = MeterKind.None;
         m.ratedPowerW = 0;
         emit MeterDisenrolled(meter);
+    }
+
+    /// @notice The owner a meter is bound to gives it up (disenrolling it if enrolled), so it
+    /// may be enrolled for another owner.
+    function releaseMeter(address meter) external {
+        Meter storage m = _meters[meter];
+        if (m.owner == address(0) || m.owner != msg.sender) revert NotMeterOwner(meter, msg.sender);
+        if (m.kind != MeterKind.None) {
+            m.kind = MeterKind.None;
+            m.ratedPowerW = 0;
+            emit MeterDisenrolled(meter);
+        }
+        m.owner = address(0);
+        emit MeterReleased(meter, msg.sender);
+    }
+
+    /// @notice The owner a meter is bound to (enrolled, or disenrolled and not released), else 0.
+    function boundOwnerOf(address meter) external view returns (address) {
+        return _meters[meter].owner;
+    }
+
+    /// @notice Whether the meter's next accepted reading only sets its baseline (mints nothing).
+    function baselinePending(address meter) external view returns (bool) {
+        return _meters[meter].baselinePending;
+    }
+
+    /// @notice Whether a MeterConsent (by its EIP-712 digest) already enrolled a meter.
+    function consentUsed(bytes32 consent) external view returns (bool) {
+        return _consentUsed[consent];
     }
 
     /// @notice A meter's registry entry (kind None when not enrolled).
@@ -169,17 +228,37 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
         returns (address owner, MeterKind kind, uint32 ratedPowerW, uint256 lastReadingWh, uint64 lastReadingAt)
     {
         Meter storage m = _meters[meter];
-        return (m.owner, m.kind, m.ratedPowerW, m.lastReadingWh, m.lastReadingAt);
+        owner = m.kind == MeterKind.None ? address(0) : m.owner;
+        return (owner, m.kind, m.ratedPowerW, m.lastReadingWh, m.lastReadingAt);
     }
 
-    /// @notice The most Wh a producer meter's reading taken at `time` may mint:
-    /// rated power × min(time − last reading's time, MINT_WINDOW_S).
+    /// @notice The most Wh a producer meter's reading taken at `time` may mint if sent now:
+    /// rated power × min(time − last reading's time, MINT_WINDOW_S), and at most the
+    /// block-time allowance (mintAllowanceWh); 0 while its baseline is pending.
     function mintableWh(address meter, uint64 time) public view returns (uint256) {
         Meter storage m = _meters[meter];
-        if (m.kind != MeterKind.Producer || time <= m.lastReadingAt) return 0;
+        if (m.kind != MeterKind.Producer || m.baselinePending || time <= m.lastReadingAt) return 0;
         uint256 elapsed = time - m.lastReadingAt;
         if (elapsed > MINT_WINDOW_S) elapsed = MINT_WINDOW_S;
-        return uint256(m.ratedPowerW) * elapsed / 3600;
+        uint256 signedCap = uint256(m.ratedPowerW) * elapsed / 3600;
+        (uint256 allowance,) = _allowance(m);
+        return signedCap < allowance ? signedCap : allowance;
+    }
+
+    /// @notice What a producer meter's block-time allowance holds now, in Wh: rated power ×
+    /// the block seconds since it was last drawn on, at most one MINT_WINDOW_S's worth.
+    function mintAllowanceWh(address meter) external view returns (uint256 wh) {
+        Meter storage m = _meters[meter];
+        if (m.kind != MeterKind.Producer) return 0;
+        (wh,) = _allowance(m);
+    }
+
+    /// @dev The allowance now in Wh, and its accrual start clamped to at most one window ago.
+    function _allowance(Meter storage m) private view returns (uint256 wh, uint256 fromMs) {
+        uint256 nowMs = block.timestamp * 1000;
+        fromMs = m.allowanceFromMs;
+        if (nowMs - fromMs > MS_WINDOW) fromMs = nowMs - MS_WINDOW;
+        wh = uint256(m.ratedPowerW) * (nowMs - fromMs) / MS_PER_HOUR;
     }
 
     /// @notice The EIP-712 digest a meter signs for a reading (this token's domain).
@@ -213,20 +292,41 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
         else if (r.timestamp > block.timestamp) refused = FROM_THE_FUTURE;
         else if (r.timestamp <= m.lastReadingAt) refused = STALE;
         else if (r.whIn < m.lastReadingWh) refused = WENT_BACKWARDS;
+        else if (r.whIn > type(uint192).max) refused = OUT_OF_RANGE;
         if (refused != 0) {
             emit ReadingRefused(r.meter, refused, r.timestamp);
             return;
         }
-        uint256 wh = r.whIn - m.lastReadingWh;
-        uint256 cap = mintableWh(r.meter, r.timestamp);
-        // Over the cap: clamped; the rest stays above lastReadingWh for later readings.
-        if (wh > cap) wh = cap;
+        if (m.baselinePending) {
+            m.baselinePending = false;
+            m.lastReadingWh = uint192(r.whIn);
+            m.lastReadingAt = r.timestamp;
+            emit MeterBaseline(r.meter, r.whIn, r.timestamp);
+            return;
+        }
+        uint256 wh = _draw(m, r);
         uint192 total = m.lastReadingWh + uint192(wh);
         m.lastReadingWh = total;
         m.lastReadingAt = r.timestamp;
         address owner = m.owner;
         if (wh > 0) _mint(owner, wh);
         emit EnergyMinted(r.meter, owner, wh, total, r.whIn, r.timestamp);
+    }
+
+    /// @dev What a reading mints: its growth, clamped to rated power over its signed time
+    /// since the last reading and to the block-time allowance, which it draws on.
+    function _draw(Meter storage m, Reading calldata r) private returns (uint256 wh) {
+        wh = r.whIn - m.lastReadingWh;
+        uint256 elapsed = r.timestamp - m.lastReadingAt;
+        if (elapsed > MINT_WINDOW_S) elapsed = MINT_WINDOW_S;
+        uint256 rated = m.ratedPowerW;
+        uint256 cap = rated * elapsed / 3600;
+        (uint256 allowance, uint256 fromMs) = _allowance(m);
+        if (allowance < cap) cap = allowance;
+        // Over the cap: clamped; the rest stays above lastReadingWh for later readings.
+        if (wh > cap) wh = cap;
+        // Rounded up, so the allowance never gives more than rated power over block time.
+        if (wh > 0) m.allowanceFromMs = uint48(fromMs + (wh * MS_PER_HOUR + rated - 1) / rated);
     }
 
     /// @notice The escrow burns delivered energy from its own balance.

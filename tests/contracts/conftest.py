@@ -123,9 +123,18 @@ class Chain:
 
     def enroll_producer(self, meter: str, owner: str, rated_w: int = PRODUCER_W,
                         signer: str | None = None) -> None:
-        """Enroll a producer meter and let an hour pass: its next reading may mint rated_w Wh."""
+        """Enroll a producer meter, send its baseline reading (counter 0) and let an hour
+        pass: its next reading may mint rated_w Wh."""
         self.enroll(meter, owner, PRODUCER, rated_w, signer=signer)
+        self.baseline(meter)
         self.travel_to(self.now() + 3600)
+
+    def baseline(self, meter: str, wh_in: int = 0) -> Any:
+        """Ten seconds on, the enrollment's first reading: it sets the counter, mints nothing."""
+        # An idle chain's next block is stamped at wall time, maybe later than now() + 10.
+        pending = self.w3.eth.get_block("pending")["timestamp"]
+        self.travel_to(max(self.now() + 10, pending + 1))
+        return self.mint(meter, wh_in)
 
     def reading(
         self, meter: str, wh_in: int = 0, wh_out: int = 0, at: int | None = None,
@@ -213,8 +222,8 @@ class Chain:
                                                     buyer[1])
 
     def start(self, deal_id: int) -> Any:
-        """The baseline report (buyer meter at BUYER_BASE, seller at SELLER_BASE); the receipt."""
-        return self.send(self.report_fn(deal_id, BUYER_BASE, SELLER_BASE), self.stranger)
+        """The operator's baseline report (buyer meter at BUYER_BASE, seller at SELLER_BASE)."""
+        return self.send(self.report_fn(deal_id, BUYER_BASE, SELLER_BASE), self.admin)
 
     def deliver(self, deal_id: int, cumulative: int) -> Any:
         """Report `cumulative` Wh delivered since the baseline (sent first if need be)."""

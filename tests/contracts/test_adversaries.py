@@ -177,11 +177,11 @@ def test_f3_one_buyer_meter_cannot_pay_two_deals_at_once(approved, reverts):
     chain.send(chain.open_with(second, chain.signed_bid(second[0], nonce=2)), chain.admin)
     chain.start(1)
     with reverts(f"MeterBusy({chain.buyer_meter}, 1)"):
-        chain.report_fn(2, BUYER_BASE, SELLER_BASE).transact({"from": chain.stranger})
+        chain.report_fn(2, BUYER_BASE, SELLER_BASE).transact({"from": chain.admin})
     chain.deliver(1, 500)
     chain.send(chain.escrow.functions.closeDeal(1), chain.buyer)
     # Once the first deal closed, the meter serves the second from where it stands.
-    chain.send(chain.report_fn(2, BUYER_BASE + 500, SELLER_BASE + 500), chain.stranger)
+    chain.send(chain.report_fn(2, BUYER_BASE + 500, SELLER_BASE + 500), chain.admin)
     chain.send(chain.report_fn(2, BUYER_BASE + 800, SELLER_BASE + 800), chain.stranger)
     assert (chain.deal(1)["deliveredWh"], chain.deal(2)["deliveredWh"]) == (500, 300)
 

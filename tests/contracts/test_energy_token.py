@@ -136,6 +136,7 @@ def test_readings_and_signatures_must_pair(chain, reverts):
 def test_f6_thirty_idle_days_then_one_reading_mint_at_most_one_window(chain):
     """F6: a meter idle for 30 days, then one huge reading, mints rated × MINT_WINDOW_S only."""
     chain.enroll(chain.seller_meter, chain.seller, PRODUCER, 3_000)
+    chain.baseline(chain.seller_meter)
     chain.travel_to(chain.now() + 30 * 24 * 3600)
     receipt = chain.mint(chain.seller_meter, 10**9)  # what 30 days at 1.4 MW would read
     cap = 3_000 * WINDOW // 3600
@@ -149,6 +150,9 @@ def test_f6_an_over_cap_reading_is_clamped_carried_over_and_the_batch_still_mint
     other = chain.w3.eth.accounts[6]
     chain.enroll(chain.seller_meter, chain.seller, PRODUCER, 3_600)  # 1 Wh a second
     chain.enroll(other, chain.buyer, PRODUCER, 3_600)
+    chain.travel_to(chain.now() + 10)
+    chain.send(chain.mint_fn(chain.reading(chain.seller_meter), chain.reading(other)),
+               chain.stranger)  # both baselines (counters at 0)
     start = chain.token.functions.meterOf(chain.seller_meter).call()[4]
     chain.travel_to(start + 100)
     at = start + 100
@@ -169,15 +173,22 @@ def test_the_window_is_the_readings_signed_time_not_the_block_time(chain):
     """F6: a reading signed a minute after the last one mints a minute's worth, however late
     it is sent."""
     chain.enroll(chain.seller_meter, chain.seller, PRODUCER, 3_600)
+    chain.baseline(chain.seller_meter)
     start = chain.token.functions.meterOf(chain.seller_meter).call()[4]
     chain.travel_to(start + 2 * 3600)  # sent two hours later
     receipt = chain.mint(chain.seller_meter, 10_000, at=start + 60)
     assert minted(chain, receipt) == [(60, 60, 10_000)]
-    assert chain.token.functions.mintableWh(chain.seller_meter, start + 90).call() == 30
-    assert chain.token.functions.mintableWh(chain.seller_meter, start + 10**6).call() == 3_600
+    token = chain.token.functions
+    assert token.mintableWh(chain.seller_meter, start + 90).call() == 30
+    # A full window of signed time is capped by the block-time allowance the 60 Wh drew on.
+    allowance = token.mintAllowanceWh(chain.seller_meter).call()
+    assert 3_600 - 60 <= allowance < 3_600
+    assert token.mintableWh(chain.seller_meter, start + 10**6).call() == allowance
 
 
-def test_disenrolled_meter_cannot_mint_and_re_enrolling_does_not_mint_twice(chain):
+def test_disenrolled_meter_cannot_mint_and_re_enrolling_mints_neither_twice_nor_the_pause(
+    chain,
+):
     token = chain.token.functions
     chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.mint(chain.seller_meter, 1_000)
@@ -189,8 +200,12 @@ def test_disenrolled_meter_cannot_mint_and_re_enrolling_does_not_mint_twice(chai
     assert refused(chain, chain.mint(chain.seller_meter, 1_100)) == [
         (chain.seller_meter, NOT_PRODUCER)
     ]
-    chain.enroll_producer(chain.seller_meter, chain.seller)
-    chain.mint(chain.seller_meter, 1_100)
+    # Re-enrolled, its first reading is a baseline: what it counted while suspended mints not.
+    chain.enroll(chain.seller_meter, chain.seller, PRODUCER, PRODUCER_W)
+    receipt = chain.baseline(chain.seller_meter, 1_100)
+    assert chain.events(receipt, chain.token, "MeterBaseline")[0]["readingWh"] == 1_100
+    chain.travel_to(chain.now() + 600)
+    chain.mint(chain.seller_meter, 1_200)
     assert token.balanceOf(chain.seller).call() == 1_100
 
 

@@ -120,9 +120,13 @@ def test_set_deploys_and_trades_on_anvil(tmp_path, hardfork):
             typed = ledger.consent_typed_data(meter.address, owner.address, kind, rated, deadline)
             consent = owner.sign_typed_data(full_message=typed).signature
             ledger.enroll_meter(meter.address, owner.address, kind, rated, deadline, consent)
+        domain = ledger.reading_domain()
+        node.time_travel(ledger.head_timestamp() + 10)
+        node.mine()
+        baseline = sign_reading(seller_meter, domain, 0, 0, ledger.head_timestamp())
+        ledger.wait(ledger.mint_readings_async([baseline]))  # an enrollment's first reading
         node.time_travel(ledger.head_timestamp() + 3600)
         node.mine()
-        domain = ledger.reading_domain()
         reading = sign_reading(seller_meter, domain, 2_000, 0, ledger.head_timestamp())
         ledger.wait(ledger.mint_readings_async([reading]))
         assert ledger.token_balance(seller.address) == 2_000

@@ -115,9 +115,42 @@ def test_a_producer_meter_mints_from_its_signed_reading(ledger):
     ledger.enroll_meter(meter.address, owner.address, PRODUCER, 3_600,
                         *consent(ledger, meter, owner, PRODUCER, 3_600))
     start = ledger.meter_of(meter.address)["last_reading_at"]
-    ledger.txm.backend.time_travel(start + 50)
+    assert ledger.baseline_pending(meter.address)
+    ledger.txm.backend.time_travel(start + 10)
     ledger.fund(Account.create().address, 1)  # a block at that time
+    baseline = sign_reading(meter, ledger.reading_domain(), 0, 0, start + 10)
+    ledger.wait(ledger.mint_readings_async([baseline]))  # the first reading only sets the counter
+    assert not ledger.baseline_pending(meter.address)
+    ledger.txm.backend.time_travel(start + 50)
+    ledger.fund(Account.create().address, 1)
     reading = sign_reading(meter, ledger.reading_domain(), 500, 0, start + 50)
     ledger.wait(ledger.mint_readings_async([reading]))
-    assert ledger.token_balance(owner.address) == 50  # 1 Wh a second, clamped; the rest later
+    assert ledger.token_balance(owner.address) == 40  # 1 Wh a second, clamped; the rest later
     assert ledger.meter_of(meter.address)["last_reading_at"] == start + 50
+
+
+def test_a_used_consent_a_bound_meter_and_its_release(ledger):
+    """Review faults 4 and 7 as the market meets them: a consent enrolls once; a disenrolled
+    meter stays its owner's until the owner signs releaseMeter (release_meter_tx)."""
+    owner, crony, meter = Account.create(), Account.create(), Account.create()
+    deadline, signature = consent(ledger, meter, owner, PRODUCER, 1_000)
+    terms = {"meter": meter.address, "owner": owner.address, "kind": int(PRODUCER),
+             "ratedPowerW": 1_000, "deadline": deadline}
+    assert not ledger.consent_used(terms)
+    ledger.enroll_meter(meter.address, owner.address, PRODUCER, 1_000, deadline, signature)
+    assert ledger.consent_used(terms)
+    with pytest.raises(ChainActionFailed, match="ConsentUsed"):
+        ledger.enroll_meter(meter.address, owner.address, PRODUCER, 1_000, deadline, signature)
+    ledger.disenroll_meter(meter.address)
+    assert ledger.meter_of(meter.address)["owner"] == "0x" + "0" * 40
+    assert ledger.bound_owner_of(meter.address) == owner.address
+    with pytest.raises(ChainActionFailed, match="MeterTaken"):
+        ledger.enroll_meter(meter.address, crony.address, PRODUCER, 1_000,
+                            *consent(ledger, meter, crony, PRODUCER, 1_000))
+    ledger.fund(owner.address, ETH)  # the owner sends its own release
+    ledger.wait(ledger.txm.send(owner, ledger.release_meter_tx(meter.address), "release"))
+    assert ledger.bound_owner_of(meter.address) is None
+    ledger.enroll_meter(meter.address, crony.address, PRODUCER, 1_000,
+                        *consent(ledger, meter, crony, PRODUCER, 1_000))
+    assert ledger.meter_of(meter.address)["owner"] == crony.address
+    assert ledger.baseline_pending(meter.address)

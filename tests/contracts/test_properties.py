@@ -60,7 +60,7 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
         start_escrow = chain.w3.eth.get_balance(chain.escrow.address)
         gas = dict.fromkeys(people, 0)
         deals: list[tuple[int, int]] = []  # (deal id, buyer index)
-        counters: dict[int, int] = {}  # deal id -> both meters' last reported counter
+        counters: dict[str, int] = {}  # meter -> its last reported counter (never back)
         offers = 1000
         # Every sequence starts from one open deal per buyer, so reports and closes matter,
         # and a pending withdrawal; it ends by completing every request whose notice is over.
@@ -107,12 +107,15 @@ def test_escrow_books_balance_under_any_sequence(chain, steps):
             elif kind in ("report", "close") and deals:
                 deal_id, b = deals[args[0] % len(deals)]
                 if kind == "report":
-                    # Anyone sends reports; the first of a deal fixes its baselines.
-                    sender = chain.stranger
-                    counter = counters.get(deal_id, 1_000 * deal_id) + args[1]
-                    receipt = _try(chain, chain.report_fn(deal_id, counter, counter), sender)
+                    # The operator sends a deal's first report (its baselines), anyone the
+                    # later ones; each meter's counters go on from its last report, any deal's.
+                    sender = chain.stranger if chain.deal(deal_id)["started"] else chain.admin
+                    grown = {m: counters.get(m, 1_000) + args[1]
+                             for m in (meters[b], chain.seller_meter)}
+                    fn = chain.report_fn(deal_id, grown[meters[b]], grown[chain.seller_meter])
+                    receipt = _try(chain, fn, sender)
                     if receipt:
-                        counters[deal_id] = counter
+                        counters.update(grown)
                 else:
                     sender = buyers[b] if args[1] == "buyer" else chain.seller
                     receipt = _try(chain, escrow.closeDeal(deal_id), sender)

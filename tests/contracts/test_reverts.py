@@ -59,8 +59,19 @@ def test_a_meter_enrolled_to_another_owner_is_taken(chain, reverts):
     with reverts(f"MeterTaken({chain.seller_meter}, {chain.seller})"):
         chain.enroll_fn(chain.seller_meter, chain.buyer, CONSUMER, 100).transact(
             {"from": chain.admin})
-    chain.send(chain.token.functions.disenrollMeter(chain.seller_meter), chain.admin)
-    chain.enroll(chain.seller_meter, chain.buyer, CONSUMER, 100)  # disenrolled first: fine
+    token = chain.token.functions
+    chain.send(token.disenrollMeter(chain.seller_meter), chain.admin)
+    # Disenrolled, it stays bound to its owner: only the owner's release frees it.
+    assert token.boundOwnerOf(chain.seller_meter).call() == chain.seller
+    with reverts(f"MeterTaken({chain.seller_meter}, {chain.seller})"):
+        chain.enroll_fn(chain.seller_meter, chain.buyer, CONSUMER, 100).transact(
+            {"from": chain.admin})
+    with reverts(f"NotMeterOwner({chain.seller_meter}, {chain.admin})"):
+        token.releaseMeter(chain.seller_meter).transact({"from": chain.admin})
+    receipt = chain.send(token.releaseMeter(chain.seller_meter), chain.seller)
+    assert chain.events(receipt, chain.token, "MeterReleased") == [
+        {"meter": chain.seller_meter, "owner": chain.seller}]
+    chain.enroll(chain.seller_meter, chain.buyer, CONSUMER, 100)  # released first: fine
     assert chain.token.functions.meterOf(chain.seller_meter).call()[:2] == [chain.buyer, CONSUMER]
 
 
