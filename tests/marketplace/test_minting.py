@@ -23,8 +23,12 @@ def test_meters_hold_no_ether_and_tokens_follow_what_the_meter_signed(runtime):
     alice = people["alice"].address
     meter_address = runtime.store.participant(alice)["meter_address"]
     minted = ledger.meter_of(meter_address)
-    # What was minted is what the meter signed, never more (later readings only add to it).
-    assert minted["owner"] == alice and minted["last_reading_wh"] == ledger.token_balance(alice)
+    # What was minted is what the meter signed since its baseline (the first reading after
+    # enrollment, which mints nothing), never more (later readings only add to it).
+    (baseline,) = ledger.token.events.MeterBaseline().get_logs(
+        from_block=0, argument_filters={"meter": meter_address})
+    assert minted["owner"] == alice
+    assert minted["last_reading_wh"] - baseline["args"]["readingWh"] == ledger.token_balance(alice)
     assert minted["last_reading_wh"] <= runtime.board_router.signed_reading("pv-alice").wh_in
 
 
