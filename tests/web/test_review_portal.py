@@ -61,10 +61,12 @@ def smart_bus(server, login):
     lying = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
     honest.attach(devices["pv-alice"])
     lying.attach(devices["load-carol"])
-    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys),
+    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys,
+                                                     grid.speed),
                             bridge_id="alices"),
                SignedOnlyFrozenBridge(lying, server,
-                                      register(login, "carols", "load-carol", keys),
+                                      register(login, "carols", "load-carol", keys,
+                                               grid.speed),
                                       bridge_id="carols")]
     remotes[1].keys = keys
     for remote in remotes:
@@ -121,18 +123,27 @@ def test_review_a_producer_s_own_bridge_picks_its_mint_cap_by_time_factor(
 ):
     """F6 (review): a real board's hello may declare time_factor 2500; the portal asks dave to
     consent to 400 W × 2500 = 1 MW, dave (the attacker) signs, and the meter whose key dave's
-    bridge holds may mint 2500× its real production. Nobody but the bridge said 'emulated'."""
+    bridge holds may mint 2500× its real production. Nobody but the bridge said 'emulated'.
+    Now the factor is the admin's (1 here): the hello naming 2500 is refused, and what dave
+    is asked to consent to (and may mint) is the board's real rating."""
     meter = Account.create()
     dave, token = _producer_dave(app, login, meter.address)
     bridge = socketio.Client(reconnection=False)
     bridge.connect(server, namespaces=["/bridge"], auth={"bridge": "dave-site", "token": token},
                    wait_timeout=5)
-    try:
-        answer = bridge.call("hello", {"boards": [{
+
+    def hello(**factor):
+        return bridge.call("hello", {"boards": [{
             "board_id": "pv-dave", "kind": "producer", "relay_count": 1, "version": 1,
-            "meter": meter.address, "time_factor": 2500}]}, namespace="/bridge", timeout=10)
-        assert "error" not in answer
+            "meter": meter.address, **factor}]}, namespace="/bridge", timeout=10)
+
+    try:
+        answer = hello(time_factor=2500)
+        assert "time_factor 2500 is not its registered 1" in answer.get("error", ""), answer
+        assert not runtime.remote_boards.online("pv-dave")
+        assert "error" not in hello()  # the board as registered: real time
         (pending,) = dave.get("/api/meters/consent")["consents"]
+        assert pending["rated_power_w"] <= 400
         mine = "0x" + sign_typed(dave.account, pending["typed_data"]).hex()
         dave.post("/api/meters/consent", {"meter": meter.address,
                                           "deadline": pending["deadline"], "signature": mine})
