@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0
 MAX_BOARDS = 64  # boards one hello may claim
-MAX_TIME_FACTOR = 10_000  # the fastest emulated clock a board may declare
+MAX_TIME_FACTOR = 10_000  # the fastest emulated clock a board may run at
+MAX_SKEW_S = 60  # how far past the portal's clock a signed reading may be dated
 KINDS = ("producer", "consumer")
 
 Transport = Callable[[str, dict[str, Any], float], Any]
@@ -50,6 +52,7 @@ class RemoteBoards(Boards):
         self.boards: dict[str, AnnouncedBoard] = {}  # board id -> what its bridge claimed
         self.bridge_of: dict[str, str] = {}  # peer -> the registered bridge it proved to be
         self.registered: dict[str, dict[str, str]] = {}  # peer -> board id -> meter address
+        self.factors: dict[str, dict[str, float]] = {}  # peer -> board id -> its time factor
         self.domain: ReadingDomain | None = None
         self.lock = threading.Lock()
         self._listeners: list[Callable[[AnnouncedBoard], None]] = []
@@ -65,13 +68,19 @@ class RemoteBoards(Boards):
 
     # -- what bridges say ------------------------------------------------------------------
 
-    def admit(self, peer: str, bridge_id: str, registered: Mapping[str, str]) -> None:
+    def admit(
+        self, peer: str, bridge_id: str, registered: Mapping[str, str],
+        time_factors: Mapping[str, float] | None = None,
+    ) -> None:
         """A bridge proved its credential on connection peer: it may claim these boards
-        (board id -> registered meter address), and no others."""
+        (board id -> registered meter address), and no others, each at the time factor the
+        admin registered for it (board id -> factor; 1, real time, when not given)."""
+        factors = time_factors or {}
         with self.lock:
             self.bridge_of[peer] = bridge_id
             self.registered[peer] = {board: to_checksum_address(meter)
                                      for board, meter in registered.items()}
+            self.factors[peer] = {board: float(factors.get(board, 1)) for board in registered}
             self.allowed.update(registered)
 
     def announce(self, peer: str, offered: Any) -> list[AnnouncedBoard]:
@@ -86,12 +95,16 @@ class RemoteBoards(Boards):
             registered = self.registered.get(peer)
             if registered is None:
                 raise BridgeError("this connection is not an admitted bridge")
-            boards = [_announced(board, registered) for board in offered]
+            boards = [_announced(board, registered, self.factors[peer]) for board in offered]
             mine = self.bridge_of[peer]
             # Registered boards are this bridge's alone: another peer holding one is this
             # bridge's own earlier connection (a reconnect), which gives way.
             for board in boards:
                 self.sid[board.board_id] = peer
+                before = self.boards.get(board.board_id)
+                if before is None or before.meter != board.meter:
+                    # What is cached (if anything) is another meter's: not comparable.
+                    self._drop_readings(board.board_id)
                 self.boards[board.board_id] = board
         log.info("bridge %s claimed boards %s", mine, [b.board_id for b in boards])
         for board in boards:
@@ -124,7 +137,8 @@ class RemoteBoards(Boards):
             self._keep_signed(board_id, data["signed"])
 
     def _keep_signed(self, board_id: str, data: Any) -> None:
-        """Keep a signed reading that its board's registered meter signed for our domain."""
+        """Keep a signed reading that its board's registered meter signed for our domain,
+        dated no later than the portal's clock allows and not going back from the last one."""
         try:
             signed = SignedReading.from_json(data)
         except BridgeError as err:
@@ -132,11 +146,19 @@ class RemoteBoards(Boards):
             return
         board = self.boards.get(board_id)
         last = self.signed.get(board_id)
+        if last is not None and last.meter != signed.meter:
+            last = None  # another meter's counters say nothing about this one's
+        # Bridges stamp readings with the wall clock: one dated ahead would be kept, refused
+        # by the escrow, and make every honest reading after it look as if it went back.
+        ahead = signed.timestamp - time.time()
         if board is None or signed.meter != board.meter:
             log.warning("signed reading of %s refused: meter %s is not its registered %s",
                         board_id, signed.meter, board and board.meter)
         elif self.domain is None or not signed.signed_by_meter(self.domain):
             log.warning("signed reading of %s refused: not signed by its meter", board_id)
+        elif ahead > MAX_SKEW_S:
+            log.warning("signed reading of %s refused: dated %.0f s ahead of the portal's clock"
+                        " (at most %d s)", board_id, ahead, MAX_SKEW_S)
         elif last is not None and (signed.timestamp < last.timestamp or signed.wh_in < last.wh_in
                                    or signed.wh_out < last.wh_out):
             log.warning("signed reading of %s refused: it goes back", board_id)
@@ -147,11 +169,27 @@ class RemoteBoards(Boards):
         """The latest reading its registered meter signed, as its bridge sent it (no I/O)."""
         return self.signed.get(board_id)
 
+    def _drop_readings(self, board_id: str) -> None:
+        plain = self.latest.pop(board_id, None)
+        signed = self.signed.pop(board_id, None)
+        if plain is not None or signed is not None:
+            log.info("readings cached for board %s dropped", board_id)
+
+    def forget(self, board_ids: Collection[str]) -> None:
+        """Boards whose bridge was revoked: offline at once, and what they reported is
+        dropped, so a board registered again (perhaps with a new meter) starts afresh."""
+        with self.lock:
+            for board_id in board_ids:
+                self.sid.pop(board_id, None)  # its bridge's reports are ignored from now on
+                self.boards.pop(board_id, None)
+                self._drop_readings(board_id)
+
     def disconnect(self, peer: str) -> None:
         """A bridge went away: its boards are offline until it announces them again."""
         with self.lock:
             self.bridge_of.pop(peer, None)
             self.registered.pop(peer, None)
+            self.factors.pop(peer, None)
             for board_id in [b for b, sid in self.sid.items() if sid == peer]:
                 del self.sid[board_id]
                 log.warning("board %s went offline with its bridge", board_id)
@@ -250,8 +288,8 @@ def reading_from_json(data: Any) -> Reading:
 
 @dataclass(frozen=True)
 class AnnouncedBoard:
-    """A board a registered bridge claimed: its id, kind, registered meter, and the time
-    factor its HELLO declared (1: real time; an emulator's speed)."""
+    """A board a registered bridge claimed: its id, kind, registered meter, and its time
+    factor (1: real time; an emulator's speed), the admin's, which its HELLO declared too."""
 
     board_id: str
     kind: str
@@ -260,7 +298,9 @@ class AnnouncedBoard:
     protocol: int | None = None
 
 
-def _announced(board: Any, registered: Mapping[str, str]) -> AnnouncedBoard:
+def _announced(
+    board: Any, registered: Mapping[str, str], factors: Mapping[str, float]
+) -> AnnouncedBoard:
     """One board of a hello, checked against what is registered to its bridge."""
     if not isinstance(board, dict) or not isinstance(board.get("board_id"), str):
         raise BridgeError("each board of a hello is an object with a board_id")
@@ -278,6 +318,12 @@ def _announced(board: Any, registered: Mapping[str, str]) -> AnnouncedBoard:
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
             or not math.isfinite(factor) or not 1 <= factor <= MAX_TIME_FACTOR:
         raise BridgeError(f"board {board_id}: time_factor {factor!r} is not 1..{MAX_TIME_FACTOR}")
+    # The time factor scales the meter's mint cap, so it is the admin's word, not the
+    # bridge's (whose owner may be the one who would mint): a hello may only repeat it.
+    mine = factors.get(board_id, 1.0)
+    if round(float(factor), 3) != round(mine, 3):
+        raise BridgeError(f"board {board_id}: time_factor {factor:g} is not its registered"
+                          f" {mine:g} (the admin registers an emulated board's)")
     protocol = board.get("protocol")
-    return AnnouncedBoard(board_id, board["kind"], registered[board_id], float(factor),
+    return AnnouncedBoard(board_id, board["kind"], registered[board_id], mine,
                           protocol if isinstance(protocol, int) else None)

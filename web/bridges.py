@@ -44,8 +44,10 @@ class BridgeNamespace(Namespace):
             log.warning("bridge %r refused: unknown, revoked or a wrong token (%s)",
                         bridge_id, request.remote_addr)
             return False
+        boards = registry.boards_of(row)
         _remote_boards().admit(request.sid, row["id"],
-                               {b["board_id"]: b["meter"] for b in row["boards"]})
+                               {b["board_id"]: b["meter"] for b in boards},
+                               {b["board_id"]: b["time_factor"] for b in boards})
         return True
 
     def on_hello(self, data: Any) -> dict[str, Any]:

@@ -74,9 +74,9 @@ def approve(rt: Runtime, address: str, role: object, board_id: object = None) ->
         rt.remote_boards.expect(board)  # its bridge's hello is welcome now
     rt.accounts.record(row["name"], address)
     rt.store.set_registration_status(address, "approved")
-    meter = registry.meter_of_board(rt.store, board) if board is not None else None
-    if meter is not None:  # the owner's wallet view now asks them to consent to its meter
-        rt.meters.seat_on_board(address, board, meter)
+    registered = registry.registered_board(rt.store, board) if board is not None else None
+    if registered is not None:  # the owner's wallet view now asks them to consent to its meter
+        rt.meters.seat_on_board(address, board, registered["meter"], registered["time_factor"])
     return {"address": address, "name": row["name"], "role": role, "board_id": board,
             "status": "approved"}
 

@@ -3,16 +3,20 @@
 A bridge proves itself with its own token, shown to the admin once and kept only as its
 SHA-256; it may claim only the boards registered to it, each with the meter address given
 here, so no bridge can claim another's board (online or not) or name someone else's meter.
+Each board's time factor is registered here too (1 unless the admin says it is emulated):
+it scales the meter's mint cap, so the bridge, whose owner may gain by it, never picks it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from typing import Any
 
+from firmware_bridge.remote_boards import MAX_TIME_FACTOR
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotFound
 from marketplace.store import Store
@@ -43,19 +47,32 @@ def _name(text: Any, what: str) -> str:
     return value
 
 
-def check_boards(rt: Runtime, boards: Any) -> list[dict[str, str]]:
-    """The boards a bridge may serve: each a board id (not a local board) and its meter."""
+def _time_factor(value: Any, board_id: str) -> float:
+    """A board's time factor: 1 (real time) when not given, else 1..MAX_TIME_FACTOR."""
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 1 <= value <= MAX_TIME_FACTOR:
+        raise InvalidInput(f"board {board_id}: time_factor is a number 1–{MAX_TIME_FACTOR}"
+                           " (1: a real board; an emulator's speed)")
+    return float(value)
+
+
+def check_boards(rt: Runtime, boards: Any) -> list[dict[str, Any]]:
+    """The boards a bridge may serve: each a board id (not a local board), its meter and its
+    time factor."""
     if not isinstance(boards, list) or not 1 <= len(boards) <= MAX_BOARDS:
         raise InvalidInput(f"boards is a list of 1–{MAX_BOARDS} {{board_id, meter}}")
     checked = []
     for board in boards:
         if not isinstance(board, dict):
-            raise InvalidInput("each board is {board_id, meter}")
+            raise InvalidInput("each board is {board_id, meter, time_factor}")
         board_id = _name(board.get("board_id"), "board id")
         if rt.bridge.serves(board_id):
             raise InvalidInput(f"board {board_id} is one of this machine's own boards")
         checked.append({"board_id": board_id,
-                        "meter": rules.parse_address(board.get("meter"), "meter")})
+                        "meter": rules.parse_address(board.get("meter"), "meter"),
+                        "time_factor": _time_factor(board.get("time_factor"), board_id)})
     for key in ("board_id", "meter"):
         values = [b[key].lower() for b in checked]
         if len(set(values)) != len(values):
@@ -81,20 +98,34 @@ def listing(rt: Runtime) -> list[dict[str, Any]]:
     remote = rt.remote_boards
     return [{"id": row["id"], "created": row["created"],
              "online": bool(remote.peers_of(row["id"])),
-             "boards": [{**b, "online": remote.online(b["board_id"])} for b in row["boards"]]}
+             "boards": [{**_registered(b), "online": remote.online(b["board_id"])}
+                        for b in row["boards"]]}
             for row in rt.store.bridges()]
 
 
 def revoke(rt: Runtime, bridge_id: str) -> None:
-    """Revoke a bridge's credential (NotFound if it has none live)."""
+    """Revoke a bridge's credential (NotFound if it has none live); what its boards reported
+    is forgotten, so a board registered again (with a new meter, say) starts afresh."""
+    row = rt.store.bridge(bridge_id)
     if not rt.store.revoke_bridge(bridge_id, time.time()):
         raise NotFound(f"no registered bridge {bridge_id}")
+    rt.remote_boards.forget([b["board_id"] for b in row["boards"]] if row else [])
 
 
-def meter_of_board(store: Store, board_id: str) -> str | None:
-    """The meter registered for a board on a live bridge, if any."""
+def _registered(board: dict[str, Any]) -> dict[str, Any]:
+    # Bridges registered before time factors were kept have real (factor 1) boards.
+    return {**board, "time_factor": float(board.get("time_factor") or 1)}
+
+
+def boards_of(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bridge row's boards, each {board_id, meter, time_factor}."""
+    return [_registered(b) for b in row["boards"]]
+
+
+def registered_board(store: Store, board_id: str) -> dict[str, Any] | None:
+    """The board registered on a live bridge, {board_id, meter, time_factor}, if any."""
     for row in store.bridges():
-        for board in row["boards"]:
+        for board in boards_of(row):
             if board["board_id"] == board_id:
-                return board["meter"]
+                return board
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import pytest
 from eth_account import Account
@@ -48,6 +49,7 @@ def test_a_bridge_claims_only_its_registered_boards_with_their_meters(boards):
     with pytest.raises(BridgeError, match="not an admitted bridge"):
         boards.announce("stranger", hello("x", METER_A.address))
     assert seen == [] and boards.sid == {}
+    boards.admit("a", "site-a", {"x": METER_A.address}, {"x": 60})  # registered emulated
     claimed = boards.announce("a", hello("x", METER_A.address.lower(), time_factor=60))
     assert [(b.board_id, b.meter, b.time_factor) for b in claimed] == [
         ("x", METER_A.address, 60.0)]
@@ -72,6 +74,17 @@ def test_a_time_factor_out_of_range_is_refused(boards, factor):
     """F6: the declared time factor is a finite number from 1 (real time) up."""
     with pytest.raises(BridgeError, match="time_factor"):
         boards.announce("a", hello("x", METER_A.address, time_factor=factor))
+
+
+@pytest.mark.parametrize(("registered", "declared"), [(1, 2500), (1, 60), (600, 1), (600, None)])
+def test_a_time_factor_other_than_the_registered_one_is_refused(boards, registered, declared):
+    """F6 (review): the time factor scales the mint cap, so it is the admin's: a hello naming
+    another one (or none, 1, for a board registered emulated) claims nothing."""
+    boards.admit("a", "site-a", {"x": METER_A.address}, {"x": registered})
+    more = {} if declared is None else {"time_factor": declared}
+    with pytest.raises(BridgeError, match=f"is not its registered {registered}"):
+        boards.announce("a", hello("x", METER_A.address, **more))
+    assert not boards.online("x")
 
 
 BAD = [("power_w", "x"), ("power_w", None), ("wh_in", math.nan), ("wh_in", math.inf),
@@ -129,3 +142,39 @@ def test_signed_readings_are_kept_only_from_the_registered_meter(boards):
     assert boards.signed_reading("x").timestamp == 100
     send(METER_A, 99)  # older: the latest stays
     assert boards.signed_reading("x").timestamp == 100
+
+
+def test_a_signed_reading_dated_ahead_of_the_portal_is_refused(boards, caplog):
+    """F7 (review): a signed reading dated more than MAX_SKEW_S past the portal's clock is
+    refused with a log line; the honest ones before and after it are kept."""
+    domain = ReadingDomain(1337, Account.create().address)
+    boards.set_reading_domain(domain)
+    boards.announce("a", hello("x", METER_A.address))
+    now = int(time.time())
+
+    def send(wh, at):
+        signed = sign_reading(METER_A, domain, wh, 0, at).to_json()
+        boards.report("a", {"board_id": "x", "reading": GOOD, "signed": signed})
+
+    send(10, now)
+    with caplog.at_level(logging.WARNING):
+        send(20, now + 3600)
+    assert boards.signed_reading("x").timestamp == now
+    assert "ahead of the portal's clock" in caplog.text
+    send(30, now + 1)
+    assert boards.signed_reading("x").wh_in == 30
+
+
+def test_a_revoked_bridge_s_boards_forget_what_they_reported(boards):
+    """Devices (review): once its bridge is revoked, a board's cached readings are dropped and
+    its bridge's later reports ignored, so a board registered again starts afresh."""
+    domain = ReadingDomain(1337, Account.create().address)
+    boards.set_reading_domain(domain)
+    boards.announce("a", hello("x", METER_A.address))
+    signed = sign_reading(METER_A, domain, 10**9, 10**9, int(time.time())).to_json()
+    boards.report("a", {"board_id": "x", "reading": GOOD, "signed": signed})
+    assert boards.signed_reading("x") is not None
+    boards.forget(["x"])
+    boards.report("a", {"board_id": "x", "reading": GOOD, "signed": signed})
+    assert (boards.reading("x"), boards.signed_reading("x"), boards.online("x")) == (
+        None, None, False)

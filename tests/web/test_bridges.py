@@ -21,10 +21,14 @@ from tests.common import wait_for
 REMOTE = {"REMOTE_BOARDS": "load-carol"}  # carol's board is served from another machine
 
 
-def register(admin, bridge_id: str, boards: dict[str, str]) -> str:
-    """Register a bridge through the admin API; its token."""
+def register(admin, bridge_id: str, boards: dict[str, str],
+             factors: dict[str, float] | None = None) -> str:
+    """Register a bridge through the admin API (its boards real, factor 1, unless factors
+    names an emulated one's); its token."""
     answer = admin.post("/api/admin/bridges", json={
-        "id": bridge_id, "boards": [{"board_id": b, "meter": m} for b, m in boards.items()]})
+        "id": bridge_id, "boards": [{"board_id": b, "meter": m,
+                                     "time_factor": (factors or {}).get(b, 1)}
+                                    for b, m in boards.items()]})
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["token"]
 
@@ -132,6 +136,25 @@ def test_a_wrong_or_another_bridges_token_is_refused(app, runtime, server, login
         connect(server, "site-a", token_a)
 
 
+def test_a_board_s_time_factor_is_registered_by_the_admin(app, login):
+    """F6 (review): the time factor is 1..10000 (1 when not given), kept and listed per board;
+    anything else is a clear 400."""
+    admin = login("admin")
+    for bad in (0, 0.5, -1, "600", True, 10**9, None):
+        refused = admin.post("/api/admin/bridges", json={"id": "site", "boards": [
+            {"board_id": "load-x", "meter": Account.create().address, "time_factor": bad}]})
+        if bad is None:  # JSON null: not given, a real board
+            assert refused.status_code == 201
+            admin.delete("/api/admin/bridges/site")
+            continue
+        assert refused.status_code == 400 and "time_factor" in refused.get_json()["error"]
+    register(admin, "site", {"load-x": Account.create().address, "pv-y": Account.create().address},
+             {"pv-y": 600})
+    (listed,) = admin.get("/api/admin/bridges").get_json()["bridges"]
+    assert {b["board_id"]: b["time_factor"] for b in listed["boards"]} == {
+        "load-x": 1, "pv-y": 600}
+
+
 def test_only_admins_register_bridges(app, login):
     """A participant cannot register a bridge of their own."""
     refused = login("bob").post("/api/admin/bridges", json={
@@ -191,11 +214,12 @@ def test_enrollment_needs_the_owners_own_consent(app, runtime, server, login):
 @pytest.mark.parametrize("app", [{"REMOTE_BOARDS": "load-carol,pv-alice"}], indirect=True)
 def test_rated_power_follows_the_boards_declared_clock(app, runtime, server, login):
     """F6: a remote board in real time is enrolled at its real rating (carol's 240 W), an
-    emulated one at rating × the time factor its HELLO declared (alice's 400 W × 60); a local
-    emulated board at rating × EMULATOR_SPEED (bob's 240 W × 600). No ×1.25 anywhere."""
+    emulated one at rating × the time factor the admin registered and its HELLO repeats
+    (alice's 400 W × 60); a local emulated board at rating × EMULATOR_SPEED (bob's 240 W × 600).
+    No ×1.25 anywhere."""
     carol_meter, alice_meter = Account.create().address, Account.create().address
     token = register(login("admin"), "site", {"load-carol": carol_meter,
-                                              "pv-alice": alice_meter})
+                                              "pv-alice": alice_meter}, {"pv-alice": 60})
     bridge = connect(server, "site", token)
     try:
         answer = hello(bridge, board("load-carol", carol_meter, time_factor=1),
@@ -283,7 +307,7 @@ def test_the_wallet_view_signs_a_consent_in_the_page(server, browser, runtime):
 @pytest.mark.browser
 def test_the_admin_view_registers_and_revokes_a_bridge(server, browser, runtime):
     """The admin registers a bridge in the page (its token shown once, and it proves that
-    bridge), sees it listed, and revokes it."""
+    bridge, its board's time factor the one given), sees it listed, and revokes it."""
     from tests.common import page_login
 
     meter = Account.create().address
@@ -291,8 +315,10 @@ def test_the_admin_view_registers_and_revokes_a_bridge(server, browser, runtime)
     page_login(page, server, "admin", runtime.admin_accounts[0]["passphrase"], "/admin")
     page.fill("#bridge-id", "site-9")
     page.fill("#bridge-boards", f"load-zed {meter}")
+    page.fill("#bridge-time-factor", "600")  # an emulated board's
     page.click("#register-bridge")
     page.wait_for_selector("#bridge-token-box:not([hidden])")
+    assert runtime.store.bridge("site-9")["boards"][0]["time_factor"] == 600
     token = page.inner_text("#bridge-token").strip()
     page.wait_for_selector("#bridges tr[data-bridge='site-9']")
     connect(server, "site-9", token).disconnect()  # the token shown is the bridge's

@@ -50,10 +50,12 @@ class FrozenMeterBridge(RemoteBridge):
         return super()._on_command(data)
 
 
-def register(login, bridge_id, board, keys):
-    """The admin registers one bridge for one board and its meter; the bridge's token."""
+def register(login, bridge_id, board, keys, time_factor):
+    """The admin registers one bridge for one board, its meter and the time factor its
+    emulator runs at; the bridge's token."""
     answer = login("admin").post("/api/admin/bridges", json={
-        "id": bridge_id, "boards": [{"board_id": board, "meter": keys[board].address}]})
+        "id": bridge_id, "boards": [{"board_id": board, "meter": keys[board].address,
+                                     "time_factor": time_factor}]})
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["token"]
 
@@ -70,9 +72,11 @@ def bus(server, login):
     lying = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
     honest.attach(devices["pv-alice"])
     lying.attach(devices["load-carol"])
-    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys),
+    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys,
+                                                     grid.speed),
                             bridge_id="alices"),
-               FrozenMeterBridge(lying, server, register(login, "carols", "load-carol", keys),
+               FrozenMeterBridge(lying, server, register(login, "carols", "load-carol", keys,
+                                                           grid.speed),
                                  bridge_id="carols")]
     remotes[1].keys = keys
     for remote in remotes:

@@ -21,10 +21,12 @@ REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol"}
 ETH = 10**18
 
 
-def register(login, boards: dict[str, str]) -> str:
-    """The admin registers bridge "site" with these boards and meters; its token."""
+def register(login, boards: dict[str, str], time_factor: float) -> str:
+    """The admin registers bridge "site" with these boards and meters, emulated at this time
+    factor; its token."""
     answer = login("admin").post("/api/admin/bridges", json={
-        "id": "site", "boards": [{"board_id": b, "meter": m} for b, m in boards.items()]})
+        "id": "site", "boards": [{"board_id": b, "meter": m, "time_factor": time_factor}
+                                 for b, m in boards.items()]})
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["token"]
 
@@ -42,7 +44,7 @@ def site(server, login):
     bridge = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
     for device in grid.start().values():
         bridge.attach(device)
-    token = register(login, {board: key.address for board, key in keys.items()})
+    token = register(login, {board: key.address for board, key in keys.items()}, grid.speed)
     remote = RemoteBridge(bridge, server, token, bridge_id="site")
     remote.connect()
     yield grid, keys, bridge, remote
@@ -57,7 +59,7 @@ def test_a_wrong_token_is_refused(app, server, login):
     grid = Microgrid()
     grid.add_consumer("load-carol")
     key = Account.create()
-    register(login, {"load-carol": key.address})
+    register(login, {"load-carol": key.address}, grid.speed)
     bridge = Bridge(meter_keys=lambda board_id: key)
     try:
         bridge.attach(grid.start()["load-carol"])
@@ -148,8 +150,8 @@ def test_gridbid_bridge_serves_emulated_boards_to_the_portal(app, runtime, serve
     # what the registration names (a real site reads them off `gridbid bridge`'s first run).
     keys = MachineKeys(tmp_path / "site" / "meters", 2**10)
     token = tmp_path / "token"
-    token.write_text(register(login, {b: keys.get(b).address for b in ("pv-alice", "load-carol")})
-                     + "\n")
+    token.write_text(register(login, {b: keys.get(b).address for b in ("pv-alice", "load-carol")},
+                              60) + "\n")  # `gridbid emulate`'s default speed
     bridge = None
     try:
         ports = [boards.stdout.readline().split()[2] for _ in range(2)]

@@ -45,7 +45,8 @@ def silent(server, login):
     for device in grid.start().values():
         bridge.attach(device)
     answer = login("admin").post("/api/admin/bridges", json={
-        "id": "carols", "boards": [{"board_id": "load-carol", "meter": key.address}]})
+        "id": "carols", "boards": [{"board_id": "load-carol", "meter": key.address,
+                                    "time_factor": grid.speed}]})
     assert answer.status_code == 201, answer.get_json()
     remote = SilentBridge(bridge, server, answer.get_json()["token"], bridge_id="carols")
     remote.connect()

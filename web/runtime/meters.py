@@ -2,8 +2,9 @@
 
 Nothing here funds a meter (meter keys sign readings, never transactions) and no bridge's
 hello enrolls anything: a registered bridge claiming its board only asks the owner's consent.
-The rated power follows the board's own clock: the participant's rating times the time factor
-its HELLO declared (1 for a real board, the emulator's speed for an emulated one).
+The rated power follows the board's own clock: the participant's rating times its time factor
+(1 for a real board, the emulator's speed for an emulated one). A remote board's factor is the
+one the admin registered (its hello may only repeat it); this machine's boards declare theirs.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
 
 
 def rated_power_w(spec: Mapping[str, Any], config: Mapping[str, Any], time_factor: float) -> int:
-    """The power a meter is enrolled for, in chain time: the rating times the time factor
-    its board declared (an emulated hour passes time_factor times faster than the chain's)."""
+    """The power a meter is enrolled for, in chain time: the rating times the board's time
+    factor (an emulated hour passes time_factor times faster than the chain's)."""
     return max(1, int(rating_w(spec, config) * time_factor))
 
 
@@ -142,7 +143,9 @@ class MeterEnrollment:
 
     def adopt_remote(self, board: AnnouncedBoard) -> None:
         """A registered bridge claimed a board: seat its owner if its meter is enrolled so
-        already, else ask the owner's consent (the seat follows the mined enrollment)."""
+        already, else ask the owner's consent (the seat follows the mined enrollment). The
+        board's time factor is the registered one: RemoteBoards refuses a hello naming
+        another."""
         seat = self._seat_of(board.board_id)
         if seat is None or seat["role"] != board.kind:
             log.error("remote board %s (%s) matches no participant", board.board_id, board.kind)
@@ -156,12 +159,15 @@ class MeterEnrollment:
                  board.board_id, seat["name"], board.meter, rated)
         self.request(seat["address"], board.meter, board.board_id, seat["role"], rated)
 
-    def seat_on_board(self, owner: str, board_id: str, meter: str) -> None:
+    def seat_on_board(
+        self, owner: str, board_id: str, meter: str, time_factor: float = 1.0
+    ) -> None:
         """The admin seated an owner on a registered board: ask the owner's consent now, at
-        the rating in real time until the board's bridge declares its time factor."""
+        the rating times the board's registered time factor."""
         seat = self._seat_of(board_id)
         if seat is not None and seat["address"] == owner:
-            self.request(owner, meter, board_id, seat["role"], rated_power_w(seat, self.config, 1))
+            rated = rated_power_w(seat, self.config, time_factor)
+            self.request(owner, meter, board_id, seat["role"], rated)
 
     def _seat_of(self, board_id: str) -> dict[str, Any] | None:
         """Who a board measures: a configured participant, or a person the admin seated."""

@@ -127,7 +127,8 @@ function bridgeRow(b) {
     catch (err) { toast(err.message, true); }
     refreshBridges();
   });
-  const boards = b.boards.map((x) => `${x.board_id} (${short(x.meter)})${x.online ? " online" : ""}`).join(", ");
+  const boards = b.boards.map((x) => `${x.board_id} (${short(x.meter)}${x.time_factor !== 1 ? `, ×${x.time_factor}` : ""})`
+    + (x.online ? " online" : "")).join(", ");
   return el("tr", { "data-bridge": b.id }, el("td", { textContent: b.id }),
     el("td", { class: b.online ? "ok" : "bad", textContent: b.online ? "online" : "offline" }),
     el("td", { class: "mono", textContent: boards }), el("td", {}, revoke));
@@ -144,14 +145,16 @@ async function refreshBridges() {
 async function registerBridge() {
   $("bridge-error").textContent = "";
   $("bridge-token-box").hidden = true;
+  const time_factor = Number($("bridge-time-factor").value);
   const boards = $("bridge-boards").value.split("\n").map((line) => line.trim()).filter(Boolean)
-    .map((line) => { const [board_id, meter] = line.split(/\s+/); return { board_id, meter }; });
+    .map((line) => { const [board_id, meter] = line.split(/\s+/); return { board_id, meter, time_factor }; });
   try {
     const made = await api("POST", "/api/admin/bridges", { id: $("bridge-id").value.trim(), boards });
     $("bridge-token-id").textContent = made.id;
     $("bridge-token").textContent = made.token;
     $("bridge-token-box").hidden = false;
     $("bridge-boards").value = "";
+    $("bridge-time-factor").value = "1";
     refreshBridges();
   } catch (err) { $("bridge-error").textContent = err.message; }
 }
