@@ -8,9 +8,14 @@ accuracy and a floor (and judged only once the flow is well above what unaligned
 put it off). When they do not, every deal on the bus is paused with the amounts, the
 disagreement is stored and announced: a buyer's bridge that freezes its meter stops receiving.
 
-Readings are the latest each board reported (no I/O), so two boards' counters are never read
-at the same instant: each end of a window may be off by the last step of each counter, and
-that much is allowed on top of the tolerance.
+The counters are the meters' signed ones (Switchboard.signed: whole Wh, at most one a second
+per board), the very evidence the escrow pays on: a bridge that reports honest plain readings
+but signs a frozen counter is judged on what it signed. A board with no signed reading yet is
+not measured (its deal cannot activate before it has one). The plain readings are for display.
+
+Readings are the latest each board signed (no I/O), so two boards' counters are never read at
+the same instant: each end of a window may be off by the last step of each counter, and that
+much is allowed on top of the tolerance (whose floor covers the counters' whole-Wh rounding).
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ class BusCheck:
         self.settings = settings
         self._pause = pause
         self.window = BusWindow(clock.now())
-        self._reports: dict[str, Any] = {}  # board id -> the last reading it was seen with
+        self._reports: dict[str, Any] = {}  # board id -> the last signed reading seen
 
     def step(self) -> Disagreement | None:
         """One look at the bus: add the boards' counters, judge the window once it is full."""
@@ -168,8 +173,8 @@ class BusCheck:
         return boards
 
     def _see(self, board: str, side: str) -> None:
-        """Add a board's reading to the window if it is one the window has not seen yet."""
-        reading = self.switchboard.read(board)
+        """Add a board's signed reading to the window if the window has not seen it yet."""
+        reading = self.switchboard.signed(board)
         if reading is None or (board in self.window.meters
                                and self._reports.get(board) == reading):
             return
@@ -177,6 +182,8 @@ class BusCheck:
         self.window.see(board, side, reading.wh_out if side == SELLER else reading.wh_in)
 
     def _closed(self, board: str) -> bool:
+        """Whether the board's latest plain reading shows its relay closed (no evidence of Wh:
+        it only keeps a board that left in the window while its relay may still pass)."""
         reading = self.switchboard.read(board)
         return bool(reading is not None and reading.relays and reading.relays[0])
 

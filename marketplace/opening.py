@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from geth_private import TxRecord
+from geth_private.records import TxStatus
 from marketplace import offers, rules, signed
 from marketplace.clock import Clock
+from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
 from marketplace.ledger import Ledger
 from marketplace.reports import DeliveryReports
 from marketplace.settings import Settings
@@ -19,6 +21,8 @@ from marketplace.store import Store
 from marketplace.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
+
+BASELINE_TRIES = 3  # baseline reports that may revert before the deal is given up
 
 
 class DealOpening:
@@ -43,6 +47,9 @@ class DealOpening:
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
         self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
+        self._baseline_tries: dict[int, int] = {}  # deal id -> its baselines that reverted
+        self._baseline_after: dict[int, int] = {}  # deal id -> its next baseline's readings' age
+        self._abandoned: dict[int, str] = {}  # deal id -> why its baseline was given up
 
     def retrying(self) -> list[int]:
         """Deals whose openDeal failed to send and waits to be sent again."""
@@ -169,32 +176,70 @@ class DealOpening:
             self._publish(row["id"])
 
     def _activate(self, row: dict[str, Any], chain_id: int) -> None:
-        """The escrow confirmed the deal: the baseline report, the budget, relays on.
+        """The escrow confirmed the deal: the baseline report, its receipt, then relays on.
 
         The baseline is both meters' first readings signed after the deal opened, sent to the
-        escrow as the deal's first report and stored (the buyer's whIn, as the escrow keeps
-        it) while the deal stays "opening", so a restart measures from the same point;
-        "active" is published only once the relays were switched, so whoever sees it can rely
-        on energy flowing.
+        escrow as the deal's first report; the relays close only once that report is mined
+        (what flowed before a baseline that reverted would be free, and the store would keep
+        a baseline the escrow never had). A reverted baseline is sent again from readings
+        signed after it, at most BASELINE_TRIES times; then the deal fails and the operator
+        closes it on chain for the fault (the escrow refunds the buyer). Nothing here waits:
+        each tick looks at the report's status once. "active" is published only once the
+        relays were switched, so whoever sees it can rely on energy flowing.
         """
         did = row["id"]
-        used = 0.0
-        if row["baseline_wh"] is None or not self._baseline_under_way(row, chain_id):
-            opened_at = int(self.ledger.chain_deal(chain_id)["openedAt"])
-            pair = self.reports.baseline({**row, "chain_deal_id": chain_id}, chain_id, opened_at)
-            if pair is None:
-                waiting = "opened on chain; waiting for both meters' signed readings"
-                if row["chain_deal_id"] != chain_id or row["error"] != waiting:
-                    self.store.update_deal(did, chain_deal_id=chain_id, error=waiting)
-                    self._publish(did)
+        chain = self.ledger.chain_deal(chain_id)
+        if chain["status"] == DealStatus.CLOSED:
+            self._closed_unstarted(row, chain)
+            return
+        if did in self._abandoned:
+            self._abandon(row, chain_id, self._abandoned[did])
+            return
+        if chain["started"]:  # the baseline is on chain (this tick's or before a restart)
+            self._switch_on(row, chain_id, chain)
+            return
+        record = self._txs.get((did, "report"))
+        if record is not None and record.status != TxStatus.FAILED:
+            self._note(row, chain_id, "opened on chain; waiting for the baseline report's "
+                                      "receipt before the relays close")
+            return
+        if record is not None:  # the baseline reverted: fresh readings, or give up
+            del self._txs[(did, "report")]
+            tries = self._baseline_tries[did] = self._baseline_tries.get(did, 0) + 1
+            log.warning("deal %s: baseline report %d failed: %s", did, tries, record.error)
+            if tries >= BASELINE_TRIES:
+                self._abandon(row, chain_id, f"the baseline report failed {tries} times "
+                                             f"({record.error or 'reverted'})")
                 return
-            self.store.update_deal(did, chain_deal_id=chain_id, baseline_wh=float(pair[1].wh_in),
-                                   reported_wh=0, error=None)
-            row = self.store.deal(did)
-        else:  # resumed after a restart: what flowed since counts
-            reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]))
-            if reading is not None:
-                used = max(reading.wh_in - row["baseline_wh"], 0.0)
+        after = max(int(chain["openedAt"]), self._baseline_after.get(did, 0))
+        pair = self.reports.baseline({**row, "chain_deal_id": chain_id}, chain_id, after)
+        if pair is None:
+            self._note(row, chain_id, "opened on chain; waiting for both meters' signed readings")
+            return
+        # A baseline sent again must not reuse a reading the escrow may have refused.
+        self._baseline_after[did] = max(pair[0].timestamp, pair[1].timestamp) + 1
+        self.store.update_deal(did, chain_deal_id=chain_id, baseline_wh=float(pair[1].wh_in),
+                               reported_wh=0, error="opened on chain; waiting for the baseline "
+                                                    "report's receipt before the relays close")
+        self._publish(did)
+
+    def _note(self, row: dict[str, Any], chain_id: int, waiting: str) -> None:
+        """Say what an opened deal waits for (stored and published once)."""
+        if row["chain_deal_id"] != chain_id or row["error"] != waiting:
+            self.store.update_deal(row["id"], chain_deal_id=chain_id, error=waiting)
+            self._publish(row["id"])
+
+    def _switch_on(self, row: dict[str, Any], chain_id: int, chain: dict[str, Any]) -> None:
+        """The escrow holds the baseline: store it as the escrow keeps it, budget, relays on."""
+        did, base = row["id"], int(chain["buyerBaseWh"])
+        self._baseline_tries.pop(did, None)
+        self._baseline_after.pop(did, None)
+        self.store.update_deal(did, chain_deal_id=chain_id, baseline_wh=float(base),
+                               reported_wh=int(chain["deliveredWh"]), error=None)
+        row = self.store.deal(did)
+        # After a restart, what the buyer's meter signed since the baseline is used already.
+        reading = self.reports.signed_of(row["buyer"])
+        used = max(reading.wh_in - base, 0) if reading is not None else 0
         # Prepaid-meter behaviour: the buyer's board itself stops at the energy bought,
         # however late the portal's next look at the meter comes.
         self.switchboard.budget(row, max(float(row["energy_wh"]) - used, 0.0))
@@ -202,13 +247,32 @@ class DealOpening:
         self.store.update_deal(did, status=DealState.ACTIVE, opened=self.clock.now())
         self._publish(did)
 
-    def _baseline_under_way(self, row: dict[str, Any], chain_id: int) -> bool:
-        """Whether the stored baseline's report is in flight or on chain (after a restart
-        with neither, the baseline is taken again: the escrow's must be the stored one)."""
-        record = self._txs.get((row["id"], "report"))
-        if record is not None and record.status != "failed":
-            return True
-        return bool(self.ledger.chain_deal(chain_id)["started"])
+    def _abandon(self, row: dict[str, Any], chain_id: int, error: str) -> None:
+        """No baseline could be mined: the operator closes the deal for the fault (sent again
+        while its send or its transaction fails); the deal fails once the escrow closed it."""
+        did = row["id"]
+        self._abandoned[did] = error
+        record = self._txs.get((did, "fault"))
+        if record is None or record.status == TxStatus.FAILED:
+            try:
+                self._txs[(did, "fault")] = self.ledger.close_for_fault_async(
+                    chain_id, CloseReason.METER_OFFLINE)
+            except Exception as err:  # the chain is away: the next tick sends it again
+                log.warning("deal %s not closed for its failed baseline yet: %s", did, err)
+        self._note(row, chain_id, f"{error}: the deal is closed on chain and the buyer refunded")
+
+    def _closed_unstarted(self, row: dict[str, Any], chain: dict[str, Any]) -> None:
+        """The escrow closed a deal that never started (its baseline failed): it failed."""
+        did = row["id"]
+        error = self._abandoned.pop(did, None) or "closed on chain before its baseline report"
+        self._baseline_tries.pop(did, None)
+        self._baseline_after.pop(did, None)
+        paid = int(chain["paidWei"])
+        self.store.update_deal(
+            did, status=DealState.FAILED, error=f"{error}; the escrow refunded the buyer",
+            closed=self.clock.now(), paid_wei=paid, refunded_wei=int(chain["lockedWei"]) - paid,
+            close_reason=CLOSE_REASONS.get(int(chain["closeReason"]), "closed"))
+        self._publish(did)
 
     def _fall_back(self, row: dict[str, Any], error: str) -> None:
         """The winner's deal cannot open: the next bid its bidder's escrow covers wins

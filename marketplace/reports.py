@@ -65,15 +65,20 @@ class DeliveryReports:
     def pair(self, row: dict[str, Any], after: int = 0) -> Pair | None:
         """Both parties' latest signed readings (each by its own meter, none older than after),
         or None while one is missing."""
-        readings = []
-        for address in (row["seller"], row["buyer"]):
-            signed = self.switchboard.signed(self.switchboard.board_of(address))
-            meter = (self.store.participant(address) or {}).get("meter_address")
-            if signed is None or signed.timestamp < after \
-                    or str(meter).lower() != signed.meter.lower():
-                return None
-            readings.append(signed)
-        return readings[0], readings[1]
+        seller, buyer = self.signed_of(row["seller"], after), self.signed_of(row["buyer"], after)
+        if seller is None or buyer is None:
+            return None
+        return seller, buyer
+
+    def signed_of(self, address: str, after: int = 0) -> SignedReading | None:
+        """A party's latest signed reading by its own meter (none older than after), or None:
+        the evidence the escrow pays on, and so what the market counts delivered."""
+        signed = self.switchboard.signed(self.switchboard.board_of(address))
+        meter = (self.store.participant(address) or {}).get("meter_address")
+        if signed is None or signed.timestamp < after \
+                or str(meter).lower() != signed.meter.lower():
+            return None
+        return signed
 
     def delivered(self, row: dict[str, Any], pair: Pair) -> int:
         """The Wh the escrow pays for on these readings: the buyer's meter since the baseline."""

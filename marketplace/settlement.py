@@ -170,8 +170,9 @@ class Settlement:
             log.warning("deal %s not closed for %s yet: %s", row["id"], CLOSE_REASONS[reason], err)
 
     def _delivered(self, row: dict[str, Any]) -> int:
-        """Wh delivered so far by the buyer's meter (stored and published when it moved)."""
-        reading = self.switchboard.read(self.switchboard.board_of(row["buyer"]))
+        """Wh delivered so far by the buyer's meter (stored and published when it moved): its
+        signed counter, what the escrow pays on (a plain reading is for display only)."""
+        reading = self.reports.signed_of(row["buyer"])
         if reading is None or row["baseline_wh"] is None:
             return row["delivered_wh"]
         measured = int(reading.wh_in - row["baseline_wh"])

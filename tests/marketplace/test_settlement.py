@@ -184,3 +184,74 @@ def _closed_with_every_wh_paid(runtime, deal):
     assert closed["close_reason"] == "closed by buyer"
     assert chain["deliveredWh"] == closed["delivered_wh"] >= 3
     assert chain["paidWei"] == chain["priceWeiPerKWh"] * chain["deliveredWh"] // 1000 > 0
+
+
+def _stale_baselines(runtime, monkeypatch, how_many):
+    """The first how_many delivery reports carry carol's meter reading signed before her deal
+    opened (the escrow reverts it: ReadingOutOfTime); returns (reports sent, relay switches
+    each with the statuses of the reports sent by then)."""
+    market = runtime.market
+    stale = wait_for(lambda: market.switchboard.signed("load-carol"), what="a signed reading")
+    # A reading of a later second exists before the auction closes: the stale one predates it.
+    wait_for(lambda: market.switchboard.signed("load-carol").timestamp > stale.timestamp,
+             what="a newer signed reading")
+    sent, switched = [], []
+    report, relays = runtime.ledger.report_delivery_async, market.switchboard.relays
+
+    def stale_report(deal_id, seller, buyer):
+        record = report(deal_id, seller, stale if len(sent) < how_many else buyer)
+        sent.append(record)
+        return record
+
+    def recorded_relays(row, on):
+        switched.append((on, [r.status for r in sent]))
+        relays(row, on)
+
+    monkeypatch.setattr(runtime.ledger, "report_delivery_async", stale_report)
+    monkeypatch.setattr(market.switchboard, "relays", recorded_relays)
+    return sent, switched
+
+
+def test_a_reverted_baseline_keeps_the_relays_off_until_one_is_mined(runtime, clock,
+                                                                     monkeypatch):
+    """F1b (review): activation switched the relays on without the baseline's receipt; a
+    baseline that reverted left what flowed before the next report unpaid and the store with a
+    baseline the escrow never had. Now the relays close only once a baseline is mined, one
+    sent again from fresh readings, and the stored baseline is the escrow's."""
+    people = ready(runtime)
+    sent, switched = _stale_baselines(runtime, monkeypatch, how_many=1)
+    market = runtime.market
+    deal = active_deal(runtime, clock, people)
+    on = [statuses for closed, statuses in switched if closed]
+    assert on, "the relays were switched on"
+    # When the relays first closed: the stale baseline had reverted, the fresh one was mined.
+    assert on[0][:2] == ["failed", "mined"], on[0]
+    assert "ReadingOutOfTime" in (sent[0].error or ""), sent[0].error
+    chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
+    assert chain["started"]
+    assert market.deal(deal["id"])["status"] == "active"
+    assert runtime.store.deal(deal["id"])["baseline_wh"] == chain["buyerBaseWh"]
+
+
+def test_baselines_that_keep_reverting_fail_the_deal_and_refund_the_buyer(runtime, clock,
+                                                                          monkeypatch):
+    """F1b (review): a deal whose baseline never lands does not deliver; after its retries it
+    fails with the reason and the operator's fault close refunds the buyer."""
+    from marketplace.opening import BASELINE_TRIES
+
+    people = ready(runtime)
+    sent, switched = _stale_baselines(runtime, monkeypatch, how_many=10**6)
+    market = runtime.market
+    listing = people["alice"].list(40, 1000, 30)
+    people["carol"].bid(listing["id"], 1000)
+    clock.advance(30)
+    failed = wait_for(lambda: (d := market.deals()) and d[0]["status"] == "failed" and d[0],
+                      timeout=60, what="the deal to fail")
+    assert f"baseline report failed {BASELINE_TRIES} times" in failed["error"]
+    assert "ReadingOutOfTime" in failed["error"]
+    assert len(sent) == BASELINE_TRIES and all(r.status == "failed" for r in sent)
+    assert not [statuses for closed, statuses in switched if closed]  # never switched on
+    chain = runtime.ledger.chain_deal(failed["chain_deal_id"])
+    assert chain["status"] == 2 and not chain["started"]  # Closed, never started
+    assert runtime.ledger.escrow_locked(people["carol"].address) == 0
+    assert not runtime.bridge.read("load-carol").relays[0]
