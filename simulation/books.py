@@ -25,6 +25,7 @@ def read_books(day: TradingDay) -> DayRecord:
         meters[p["board"]] = (reading.wh_in, reading.wh_out)
     journal.poll()
     meter_of = {p["address"]: p["meter_address"] for p in store.participants()}
+    baseline = {a["meter"]: a["readingWh"] for a in journal.of("MeterBaseline")}
     return DayRecord(
         participants=[{k: p[k] for k in ("name", "address", "role", "board")}
                       for p in day.people],
@@ -33,6 +34,8 @@ def read_books(day: TradingDay) -> DayRecord:
         minted=_sums(journal.of("EnergyMinted"), "owner", "wh"),
         meter_readings={p["address"]: ledger.meter_of(meter_of[p["address"]])[
             "last_reading_wh"] for p in day.people if p["role"] == "producer"},
+        baselines={p["address"]: baseline.get(meter_of[p["address"]], 0)
+                   for p in day.people if p["role"] == "producer"},
         burned_wh=sum(a["value"] for a in journal.of("Transfer") if a["to"] == ZERO),
         token_balances={a: ledger.token_balance(a) for a in addresses},
         escrow_tokens=ledger.token_balance(escrow),

@@ -26,6 +26,7 @@ class DayRecord:
     line_loss_wh: float  # the emulated bus's own count of energy turned into heat
     minted: dict[str, int]  # owner -> Σ EnergyMinted.wh (events)
     meter_readings: dict[str, int]  # owner -> the token registry's last minted reading (state)
+    baselines: dict[str, int]  # owner -> its meter's MeterBaseline reading (events): not minted
     burned_wh: int  # Σ Transfer(escrow → 0) (events)
     token_balances: dict[str, int]  # address -> balanceOf (state)
     escrow_tokens: int  # tokens the escrow still holds (state)
@@ -188,7 +189,8 @@ def _row(
     producer = who["role"] == "producer"
     row = {
         "name": name, "role": who["role"],
-        "generated_wh": math.floor(wh_in) if producer else 0,
+        # What the meter counted since its enrollment's baseline reading, which mints nothing.
+        "generated_wh": math.floor(wh_in) - day.baselines.get(address, 0) if producer else 0,
         "minted_wh": day.minted.get(address, 0),
         "listed_wh": sum(x["energy_wh"] for x in day.store_listings if x["seller"] == address),
         "sold_wh": sum(d["energy_wh"] for d in as_seller),
@@ -207,7 +209,9 @@ def _row(
         checks.append(Check(f"{name}: minted (events) vs generated (meter, whole Wh)",
                             row["minted_wh"], row["generated_wh"], "Wh"))
         checks.append(Check(f"{name}: minted (events) vs the token's meter registry (state)",
-                            row["minted_wh"], day.meter_readings.get(address, 0), "Wh"))
+                            row["minted_wh"],
+                            day.meter_readings.get(address, 0) - day.baselines.get(address, 0),
+                            "Wh"))
         checks.append(Check(f"{name}: sold, store listings vs escrow deals",
                             sold_store, row["sold_wh"], "Wh"))
         checks.append(Check(f"{name}: tokens held (state) vs minted − delivered (events)",

@@ -187,6 +187,8 @@ def mints(events: Iterable[Event], window_s: int = MINT_WINDOW_S) -> list[Mint]:
             meter.kind, meter.owner, meter.rated_power_w = a["kind"], a["owner"], a["ratedPowerW"]
         elif event.name == "MeterDisenrolled":
             meters[a["meter"]].kind = MeterKind.NONE
+        elif event.name == "MeterBaseline":  # the first reading after an enrollment mints 0
+            meters[a["meter"]].last_at, meters[a["meter"]].last_wh = a["readingAt"], a["readingWh"]
         elif event.name == "EnergyMinted":
             meter = meters[a["meter"]]
             span = max(0, min(a["readingAt"] - meter.last_at, window_s))

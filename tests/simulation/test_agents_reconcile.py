@@ -38,7 +38,7 @@ def day(**changes) -> DayRecord:
                       {"name": "c", "address": ME, "role": "consumer", "board": "load"}],
         meters={"pv": (100.4, 40.9), "load": (40.082, 0.0)},
         line_loss_wh=40.9 * 0.02,
-        minted={SELLER: 100}, meter_readings={SELLER: 100}, burned_wh=40,
+        minted={SELLER: 100}, meter_readings={SELLER: 100}, baselines={}, burned_wh=40,
         token_balances={SELLER: 60, ME: 0}, escrow_tokens=0, total_supply=60,
         chain_deals=[{"id": 1, "listing_id": 1, "buyer": ME, "seller": SELLER, "price": 12345,
                       "energy_wh": 40, "delivered_wh": 40, "paid_wei": paid,
