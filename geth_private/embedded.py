@@ -32,6 +32,7 @@ class _LockedTesterProvider(EthereumTesterProvider):
     def __init__(self, tester: EthereumTester, lock: threading.RLock):
         super().__init__(tester)
         self._lock = lock
+        self.not_before = 0  # the latest time a test travelled to: blocks are never dated earlier
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
@@ -63,7 +64,7 @@ class _LockedTesterProvider(EthereumTesterProvider):
         """
         chain = self.ethereum_tester.backend.chain
         parent = chain.get_canonical_head().timestamp
-        stamp = max(parent, int(time.time()))
+        stamp = max(parent, int(time.time()), self.not_before)
         if chain.header.timestamp != stamp:
             chain.header = chain.header.copy(timestamp=stamp)
 
@@ -129,6 +130,7 @@ class EmbeddedBackend(ChainBackend):
         self._lock = threading.RLock()
         self._tester: EthereumTester | None = None
         self._w3: Web3 | None = None
+        self._provider: _LockedTesterProvider | None = None
         self._faucet: LocalAccount | None = None
 
     @property
@@ -152,7 +154,8 @@ class EmbeddedBackend(ChainBackend):
         chain_class.vm_configuration = tuple(
             (block, _same_second_blocks(vm)) for block, vm in chain_class.vm_configuration)
         self._tester = EthereumTester(backend)
-        self._w3 = Web3(_LockedTesterProvider(self._tester, self._lock))
+        self._provider = _LockedTesterProvider(self._tester, self._lock)
+        self._w3 = Web3(self._provider)
         # eth-tester's genesis accounts are prefunded and their keys are known locally.
         self._faucet = Account.from_key(backend.account_keys[0].to_bytes())
         # A call without "from" gets one; else eth-tester's middleware asks eth_accounts for
@@ -208,3 +211,5 @@ class EmbeddedBackend(ChainBackend):
         """Move the next block's timestamp forward (tests of expiry)."""
         with self._lock:
             self.tester.time_travel(timestamp)
+            # The next send dates its block now unless that is before where the test travelled.
+            self._provider.not_before = max(self._provider.not_before, int(timestamp))
