@@ -406,10 +406,13 @@ class Store(Database):
         )
 
     def deal_under_way(self, buyer: str, except_deal: int) -> dict[str, Any] | None:
-        """The buyer's first deal (other than one) its meter is busy with, or None."""
+        """The buyer's first deal (other than one) its meter is busy with, or None: one
+        delivering, paused or closing, or one still opening whose baseline report was sent
+        (the escrow takes one started deal per meter: a second baseline would revert)."""
         return self.one(
-            f"SELECT id FROM deals WHERE id != ? AND buyer = ? AND status IN ({_marks(UNDER_WAY)})"
-            " ORDER BY id LIMIT 1", except_deal, buyer, *UNDER_WAY,
+            f"SELECT id FROM deals WHERE id != ? AND buyer = ? AND (status IN ({_marks(UNDER_WAY)})"
+            " OR (status = ? AND baseline_wh IS NOT NULL)) ORDER BY id LIMIT 1",
+            except_deal, buyer, *UNDER_WAY, DealState.OPENING,
         )
 
     def active_sales(self, seller: str) -> list[dict[str, Any]]:
