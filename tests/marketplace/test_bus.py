@@ -190,9 +190,10 @@ TWO_BY_TWO = {"PARTICIPANTS": [
 
 @pytest.mark.parametrize("app", [
     {**TWO_BY_TWO, "LOAD_W": 24},  # the tests' 600x: deals overlap for seconds
-    {**TWO_BY_TWO, "EMULATOR_SPEED": 60.0},  # the demo's speed and loads
     TWO_BY_TWO,  # 240 W at 600x: 40 Wh a second, a report's step is ~20 Wh
-], indirect=True, ids=["24W-600x", "240W-60x", "240W-600x"])
+], indirect=True, ids=["24W-600x", "240W-600x"])
+# (The demo's 60x with 240 W also agrees, measured when the check was written; the unit
+# harness above runs 1x, 60x and 600x on every run, the portal's 60x took 28 s more.)
 def test_an_honest_portal_bus_with_two_producers_and_two_consumers_agrees(runtime, clock):
     """Overlapping deals on one emulated bus (alice→bob, dave→carol, then alice→carol while
     dave's still runs), read the way the market reads them: every deal completes, no trip."""

@@ -59,8 +59,7 @@ def verify(capsys, *args):
     return code, capsys.readouterr().out.strip().splitlines()
 
 
-@pytest.mark.parametrize("app", [PORTAL, {**PORTAL, "CHAIN_URI": "anvil://"}], indirect=True,
-                         ids=["embedded", "anvil"])
+@pytest.mark.parametrize("app", [PORTAL], indirect=True, ids=["embedded"])
 def test_a_delivered_auction_agrees(traded, capsys):
     code, lines = verify(capsys, "--portal", traded["url"])
     assert code == 0, lines
