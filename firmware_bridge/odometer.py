@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from geth_private.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,6 @@ class Odometer:
         path = self._path(board_id)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique temp file per write: two writers never share one, and os.replace is atomic.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                # No fsync: what this guards against is a bridge restart, not a power cut of
-                # its machine (a real meter keeps its own counters through that).
-                json.dump(asdict(counter), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # No fsync: what this guards against is a bridge restart, not a power cut of its
+        # machine (a real meter keeps its own counters through that).
+        write_atomic(path, json.dumps(asdict(counter)), fsync=False)

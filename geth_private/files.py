@@ -14,11 +14,12 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644, fsync: bool = True) -> None:
     """Write text to path whole: a temp file of its own beside it, then one rename.
 
     The temp name is unique (mkstemp), so two writers never share one and a reader sees the
     old file or the new one, never a mix; it starts with "." so directory globs skip it.
+    fsync=False for files rewritten every second whose loss on a power cut is tolerable.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -26,7 +27,8 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
