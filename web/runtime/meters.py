@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from contracts.bindings import sign_typed
@@ -47,7 +46,7 @@ class MeterEnrollment:
 
     def __init__(
         self, ledger: Ledger, market: Market, accounts: AccountDirectory,
-        participants: Sequence[Mapping[str, Any]], config: Mapping[str, Any], data_dir: Path,
+        participants: Sequence[Mapping[str, Any]], config: Mapping[str, Any], keys: MachineKeys,
         remote: RemoteBoards, local_boards: Callable[[], Mapping[str, Any]],
     ):
         self.ledger = ledger
@@ -58,7 +57,7 @@ class MeterEnrollment:
         self.config = config
         self.remote = remote
         self.local_boards = local_boards  # board id -> BoardInfo of this machine's boards
-        self.keys = MachineKeys(data_dir / "meters", config["SCRYPT_N"])
+        self.keys = keys  # this machine's meter keys: the same ones its bridge signs with
         self.demo_keys: dict[str, Any] = {}  # owner -> its key, for accounts the demo seats
         self._sent: dict[str, tuple[str, str]] = {}  # enrollment tx hash -> (owner, meter)
         self._lock = threading.Lock()

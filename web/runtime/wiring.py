@@ -106,7 +106,7 @@ def wire(
         boards = BoardRouter(bridge, remote_boards)
         market = Market(store, ledger, boards, clock, hub, settings)
         specs = participants(config)
-        meters = MeterEnrollment(ledger, market, accounts, specs, config, data_dir,
+        meters = MeterEnrollment(ledger, market, accounts, specs, config, meter_keys,
                                  remote_boards, bridge.boards)
         remote_boards.subscribe(meters.adopt_remote)
         txm.subscribe(meters.on_transaction)
