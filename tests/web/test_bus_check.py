@@ -60,9 +60,9 @@ def register(login, bridge_id, board, keys, time_factor):
     return answer.get_json()["token"]
 
 
-@pytest.fixture
-def bus(server, login):
-    """One emulated bus: alice's PV behind an honest bridge, carol's load behind a lying one."""
+def honest_and_lying(server, login, liar):
+    """One emulated bus: alice's PV behind an honest bridge, carol's load behind a bridge of
+    class liar (a RemoteBridge changed as an attacker would); yields the grid, then stops all."""
     grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
     grid.add_producer("pv-alice")
     grid.add_consumer("load-carol", load_w=10.0)  # 1.7 Wh a second at 600x
@@ -75,9 +75,8 @@ def bus(server, login):
     remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys,
                                                      grid.speed),
                             bridge_id="alices"),
-               FrozenMeterBridge(lying, server, register(login, "carols", "load-carol", keys,
-                                                           grid.speed),
-                                 bridge_id="carols")]
+               liar(lying, server, register(login, "carols", "load-carol", keys, grid.speed),
+                    bridge_id="carols")]
     remotes[1].keys = keys
     for remote in remotes:
         remote.connect()
@@ -87,6 +86,12 @@ def bus(server, login):
     honest.close()
     lying.close()
     grid.stop()
+
+
+@pytest.fixture
+def bus(server, login):
+    """alice's PV behind an honest bridge, carol's load behind one that freezes its meter."""
+    yield from honest_and_lying(server, login, FrozenMeterBridge)
 
 
 def _deal(runtime, login, clock, grid):

@@ -12,15 +12,13 @@ import socketio
 from eth_account import Account
 
 from contracts.bindings import sign_typed
-from firmware_bridge.bridge import Bridge
-from firmware_bridge.emulator import Microgrid
 from firmware_bridge.remote import RemoteBridge
 from firmware_bridge.remote_boards import RemoteBoards
 from firmware_bridge.signing import ReadingDomain, sign_reading
 from gridbid_client.client import Client
 from gridbid_client.transport import FlaskTransport
 from tests.common import wait_for
-from tests.web.test_bus_check import _deal, register
+from tests.web.test_bus_check import _deal, honest_and_lying
 
 REMOTE = {"REMOTE_BOARDS": "pv-alice,load-carol"}
 
@@ -52,31 +50,7 @@ class SignedOnlyFrozenBridge(RemoteBridge):
 @pytest.fixture
 def smart_bus(server, login):
     """alice's PV behind an honest bridge, carol's load behind the signed-only-frozen one."""
-    grid = Microgrid(speed=600.0, start_hour=11.0, seed=5)
-    grid.add_producer("pv-alice")
-    grid.add_consumer("load-carol", load_w=10.0)
-    devices = grid.start()
-    keys = {"pv-alice": Account.create(), "load-carol": Account.create()}
-    honest = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
-    lying = Bridge(heartbeat_s=0.5, meter_keys=keys.__getitem__)
-    honest.attach(devices["pv-alice"])
-    lying.attach(devices["load-carol"])
-    remotes = [RemoteBridge(honest, server, register(login, "alices", "pv-alice", keys,
-                                                     grid.speed),
-                            bridge_id="alices"),
-               SignedOnlyFrozenBridge(lying, server,
-                                      register(login, "carols", "load-carol", keys,
-                                               grid.speed),
-                                      bridge_id="carols")]
-    remotes[1].keys = keys
-    for remote in remotes:
-        remote.connect()
-    yield grid
-    for remote in remotes:
-        remote.close()
-    honest.close()
-    lying.close()
-    grid.stop()
+    yield from honest_and_lying(server, login, SignedOnlyFrozenBridge)
 
 
 @pytest.mark.parametrize("app", [REMOTE], indirect=True)
