@@ -57,3 +57,15 @@ class ScaledClock:
     def now(self) -> float:
         """The current emulated time in seconds."""
         return self._start + (time.monotonic() - self._origin) * self.speed
+
+
+class SteppedClock(ManualClock):
+    """Emulated time moved by a driver in the same steps as a stepped emulator's physics.
+
+    `speed` is what the emulator declares (its boards' time factor); the clock itself moves
+    only on advance(), so a replayed day's deadlines fall on the same physics steps.
+    """
+
+    def __init__(self, speed: float, start: float | None = None):
+        super().__init__(time.time() if start is None else start)
+        self.speed = speed

@@ -160,11 +160,22 @@ class BoardEmulator:
             budget = self.budgets[relay]
             if budget is None or wh <= 0:
                 return
-            left = max(0.0, budget - wh)
+            left = budget - wh
+            # The physics never passes more than allowance(): what is left below a nWh is
+            # float rounding of a budget spent exactly, not energy the relay may still pass.
+            left = 0.0 if left < 1e-9 else left
             self.budgets[relay] = left
             if left == 0.0 and self.relays[relay]:
                 self.relays[relay] = False
                 self._events.append(("EXHAUSTED", (relay,)))
+
+    def allowance(self, relay: int = 0) -> float:
+        """Wh the relay may pass now: none when open, its budget when one is set, else any."""
+        with self.lock:
+            if not self.relays[relay]:
+                return 0.0
+            budget = self.budgets[relay]
+            return float("inf") if budget is None else budget
 
     def drain_events(self) -> list[bytes]:
         """Unsolicited lines the board owes the host (FAILSAFE, EXHAUSTED), oldest first."""

@@ -34,6 +34,7 @@ class _Producer(_Board):
 
     pv: PvEmulator = field(default_factory=PvEmulator)
     battery: LeadAcidBattery = field(default_factory=LeadAcidBattery)
+    pv_wh: float = 0.0  # what the panel produced so far, stored or curtailed
 
 
 @dataclass
@@ -41,6 +42,7 @@ class _Consumer(_Board):
     """A consumer: a programmable load; relay 0 joins it to the bus."""
 
     load: Load = field(default_factory=Load)
+    wanted_wh: float = 0.0  # what the load's profile asked for so far, served or not
 
 
 class Microgrid:
@@ -50,6 +52,10 @@ class Microgrid:
     boards' protocol timers (failsafe, report interval, uptime) stay on wall-clock time.
     Each board declares `speed` as its time factor (TF) in HELLO, so the portal rates its
     meter for energy counted that much faster.
+
+    Stepped (`stepped=True`), no thread moves the physics: a driver calls advance() in
+    fixed steps of `step_s` emulated seconds, so a seed gives the same weather and loads
+    whatever the wall clock does (the boards' failsafe timers still run on wall time).
     """
 
     def __init__(
@@ -61,12 +67,16 @@ class Microgrid:
         *,
         failsafe_timeout: float = 5.0,
         report_interval: float = 0.5,
+        stepped: bool = False,
+        step_s: float | None = None,
     ):
         protocol.format_time_factor(speed)  # a speed no HELLO can declare is refused here
         self.speed = speed
         self.hour = start_hour % 24.0
         self.seed = seed
         self.tick_s = tick_s
+        self.stepped = stepped
+        self.step_s = step_s or tick_s * speed  # emulated seconds of one physics step
         self.failsafe_timeout = failsafe_timeout
         self.report_interval = report_interval
         self.line_loss_wh = 0.0  # energy lost on the bus so far, for energy-balance checks
@@ -146,6 +156,20 @@ class Microgrid:
         with self.lock:
             return self.hour
 
+    def physics(self) -> dict[str, dict[str, float]]:
+        """Each board's true energy so far, beyond what its meter shows: a producer's PV
+        produced and battery stored now, a consumer's Wh its load profile asked for."""
+        with self.lock:
+            out: dict[str, dict[str, float]] = {}
+            for b in self._boards.values():
+                if isinstance(b, _Producer):
+                    out[b.board_id] = {"pv_wh": b.pv_wh, "stored_wh": b.battery.stored_wh,
+                                       "capacity_wh": b.battery.capacity_wh,
+                                       "max_discharge_w": b.battery.max_discharge_w}
+                elif isinstance(b, _Consumer):
+                    out[b.board_id] = {"wanted_wh": b.wanted_wh}
+            return out
+
     def pause(self) -> None:
         """Stop emulated time: the meters stop moving, the boards still answer and fail safe."""
         self._paused.set()
@@ -155,8 +179,11 @@ class Microgrid:
         self._paused.clear()
 
     def advance(self, sim_seconds: float, step_s: float | None = None) -> None:
-        """Step the physics by sim_seconds of simulated time, at once (deterministic for a seed)."""
-        step = step_s or self.tick_s * self.speed
+        """Step the physics by sim_seconds of simulated time, at once (deterministic for a seed).
+
+        In steps of step_s (default the grid's step_s); the last one shorter if need be.
+        """
+        step = step_s or self.step_s
         left = sim_seconds
         while left > 1e-9:
             dt = min(step, left)
@@ -246,30 +273,45 @@ class Microgrid:
         return random.Random(f"{self.seed}:{board_id}:{part}")
 
     def _step(self, dt: float) -> None:
-        """One physics step: PV into batteries, closed batteries feed closed loads."""
+        """One physics step: PV into batteries, closed batteries feed closed loads.
+
+        A board with a budget stops exactly at it within the step (it passes no more than
+        allowance()); the batteries share the bus's demand equally, one that reaches its own
+        limit or budget leaving the rest to the others, as parallel sources on a bus do.
+        """
         with self.lock:
+            hours = dt / 3600.0
             producers = [b for b in self._boards.values() if isinstance(b, _Producer)]
             consumers = [b for b in self._boards.values() if isinstance(b, _Consumer)]
-            on_prod = [p for p in producers if p.emulator.relays[0]]
-            # Every load steps so its clock keeps time; only closed ones are on the bus.
-            wanted = {c.board_id: c.load.step(dt) for c in consumers}
-            on_cons = [c for c in consumers if c.emulator.relays[0]]
-            demand_w = sum(wanted[c.board_id] for c in on_cons)
-            ask_w = demand_w / (1.0 - LINE_LOSS) / len(on_prod) if on_prod else 0.0
-            given_wh = 0.0
+            # Every load and panel steps so its clock keeps time; only closed ones are on the bus.
+            draw: dict[str, float] = {}
+            for c in consumers:
+                wanted_wh = c.load.step(dt) * hours
+                c.wanted_wh += wanted_wh
+                draw[c.board_id] = min(wanted_wh, c.emulator.allowance(0))
+            stored: dict[str, float] = {}
             for p in producers:
                 pv_w = p.pv.step(dt)
-                stored, given = p.battery.step(dt, pv_w, ask_w if p in on_prod else 0.0)
-                p.meter.step(dt, p.battery.voltage(), stored, given)
+                p.pv_wh += pv_w * hours
+                stored[p.board_id], _ = p.battery.step(dt, pv_w, 0.0)
+            limits = {p.board_id: min(p.battery.discharge_limit_wh(dt), p.emulator.allowance(0))
+                      for p in producers if p.emulator.relays[0]}
+            demand_wh = sum(draw.values())
+            gives = _share(demand_wh / (1.0 - LINE_LOSS) if limits else 0.0, limits)
+            given_wh = 0.0
+            for p in producers:
+                given = p.battery.discharge(gives.get(p.board_id, 0.0))
+                p.meter.step(dt, p.battery.voltage(), stored[p.board_id], given)
                 p.emulator.consume(0, given)
                 given_wh += given
             delivered_wh = given_wh * (1.0 - LINE_LOSS)
             self.line_loss_wh += given_wh - delivered_wh
             # A resistive loss of LINE_LOSS of the power is the same share of voltage drop.
-            bus_v = min((p.battery.voltage() for p in on_prod), default=0.0)
+            bus_v = min((p.battery.voltage() for p in producers if p.board_id in limits),
+                        default=0.0)
             for c in consumers:
-                share = wanted[c.board_id] / demand_w if c in on_cons and demand_w else 0.0
-                wh = delivered_wh * share
+                share = draw[c.board_id] / demand_wh if demand_wh else 0.0
+                wh = min(delivered_wh * share, draw[c.board_id])  # never past its budget
                 c.meter.step(dt, bus_v * (1.0 - LINE_LOSS) if wh > 0 else 0.0, wh, 0.0)
                 c.emulator.consume(0, wh)
             self.hour = (self.hour + dt / 3600.0) % 24.0
@@ -278,9 +320,21 @@ class Microgrid:
         last = time.monotonic()
         while not self._stop.wait(self.tick_s):
             now = time.monotonic()
-            if not self._paused.is_set():
+            if not self._paused.is_set() and not self.stepped:
                 self.advance((now - last) * self.speed)
             last = now
             for board in list(self._boards.values()):
                 # The failsafe is the board's own timer: it runs with the cable pulled too.
                 board.emulator.check_failsafe()
+
+
+def _share(total_wh: float, limits: dict[str, float]) -> dict[str, float]:
+    """total_wh split equally among sources, each up to its limit, the rest to those left."""
+    gives: dict[str, float] = {}
+    left = total_wh
+    # Smallest limit first: once it is met, the others share what remains equally.
+    ordered = sorted(limits, key=lambda b: (limits[b], b))
+    for i, board_id in enumerate(ordered):
+        gives[board_id] = min(limits[board_id], max(left, 0.0) / (len(ordered) - i))
+        left -= gives[board_id]
+    return gives

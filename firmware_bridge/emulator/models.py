@@ -85,6 +85,16 @@ class LeadAcidBattery:
         self.stored_wh -= given
         return stored, given
 
+    def discharge_limit_wh(self, dt_s: float) -> float:
+        """Wh the battery could give over dt_s: its power limit, and what it stores."""
+        return min(self.max_discharge_w * dt_s / 3600.0, self.stored_wh)
+
+    def discharge(self, wh: float) -> float:
+        """Give wh (at most what it stores) to the bus; the Wh really given."""
+        given = min(max(wh, 0.0), self.stored_wh)
+        self.stored_wh -= given
+        return given
+
 
 @dataclass
 class Load:

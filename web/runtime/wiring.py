@@ -82,8 +82,11 @@ def wire(
                              settings.escrow_notice_s(), settings.deal_ttl_s,
                              config["MAX_RATED_POWER_W"])
             admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
+        # EMULATOR_STEPPED: a driver (gridbid simulate) steps the physics itself, from the seed.
         microgrid = Microgrid(
-            speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1
+            speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"],
+            seed=config.get("EMULATOR_SEED", 1), stepped=config.get("EMULATOR_STEPPED", False),
+            step_s=config.get("EMULATOR_STEP_S"),
         )
         undo.callback(microgrid.stop)
         # This machine's boards' meter keys live here, with the bridge that signs their readings.
