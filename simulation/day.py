@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gridbid_client.local import LocalParty
-from marketplace.clock import ScaledClock
+from marketplace.clock import SteppedClock
 from simulation.agents import ConsumerAgent, ProducerAgent
 from simulation.journal import ChainJournal
 from simulation.plan import ETHER, Plan
+from simulation.stepper import Stepper
 from web.runtime import Runtime
 
 DEPOSIT_WEI = 20 * ETHER  # each consumer's escrow for the day
@@ -24,7 +24,7 @@ class TradingDay:
 
     runtime: Runtime
     plan: Plan
-    clock: ScaledClock
+    clock: SteppedClock
     people: list[dict[str, Any]]  # the plan's participants with their address and unlocked key
     eth_start: dict[str, int]  # Ether balances before the day
     journal: ChainJournal
@@ -32,6 +32,7 @@ class TradingDay:
     consumers: list[ConsumerAgent]
     t0: float  # clock time trading started at …
     first_hour: float  # … and its hour since the midnight before the day
+    stepper: Stepper  # moves the physics and the clock
     say: Callable[[str], None] = print
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -50,12 +51,16 @@ class TradingDay:
         rng = random.Random(plan.seed)
         end = self.first_hour + plan.hours
         next_sample = next_report = self.hour()
-        while (hour := self.hour()) < end:
-            for agent in self.producers:
-                agent.act(market)
-            rng.shuffle(self.consumers)  # nobody is always first to bid
-            for agent in self.consumers:
-                agent.act(market, hour)
+        # The agents act as often as they did on the wall clock: every agent period's steps.
+        every = max(1, round(plan.agent_period_s * plan.speed / plan.step_s))
+        steps = 0
+        while (hour := self.hour()) < end - 1e-9:
+            if steps % every == 0:
+                for agent in self.producers:
+                    agent.act(market)
+                rng.shuffle(self.consumers)  # nobody is always first to bid
+                for agent in self.consumers:
+                    agent.act(market, hour)
             if hour >= next_sample:
                 self._sample(hour)
                 self.journal.poll()
@@ -63,7 +68,8 @@ class TradingDay:
             if hour >= next_report:
                 self._progress(hour)
                 next_report = int(hour) + 1.0
-            time.sleep(plan.agent_period_s)
+            self.stepper.step()
+            steps += 1
         self._sample(self.hour())
         self._progress(self.hour())
 
@@ -94,7 +100,7 @@ class TradingDay:
 
 
 def open_day(
-    runtime: Runtime, plan: Plan, clock: ScaledClock, say: Callable[[str], None] = print
+    runtime: Runtime, plan: Plan, clock: SteppedClock, say: Callable[[str], None] = print
 ) -> TradingDay:
     """Unlock the participants, note balances, deposit the consumers' escrow; the day begins."""
     by_name = {a["name"]: a for a in runtime.demo_accounts}
@@ -118,8 +124,9 @@ def open_day(
                  for p in people if p["role"] == "producer"]
     consumers = [ConsumerAgent(p["name"], p["key"], p["limit_wei"], p["profile"], p["load_w"])
                  for p in people if p["role"] == "consumer"]
-    # Trading starts now; the emulator ran from start_hour while the stack came up.
-    hour, t0 = runtime.microgrid.time_of_day(), clock.now()
-    first_hour = plan.start_hour + (hour - plan.start_hour) % 24.0
+    # Trading starts now, at start_hour: the stepped emulator stood still while the stack
+    # came up.
+    stepper = Stepper(runtime.microgrid, clock, plan.step_s, plan.speed, plan.interval_s)
+    t0 = clock.now()
     return TradingDay(runtime, plan, clock, people, eth_start, journal, producers, consumers,
-                      t0, first_hour, say)
+                      t0, plan.start_hour, stepper, say)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from marketplace.clock import ScaledClock
+from marketplace.clock import SteppedClock
 from simulation.books import read_books
 from simulation.day import open_day
 from simulation.plan import Plan
@@ -25,9 +25,9 @@ from web import DEFAULTS
 from web.runtime import Runtime
 
 
-def runtime_config(plan: Plan, clock: ScaledClock) -> dict[str, Any]:
+def runtime_config(plan: Plan, clock: SteppedClock) -> dict[str, Any]:
     """The portal's config for a day: its chain and participants, on the day's clock."""
-    specs = [{k: v for k, v in p.items() if k not in ("reserve_wei", "limit_wei")}
+    specs = [{k: v for k, v in p.items() if k not in ("reserve_wei", "limit_wei", "reserve_wh")}
              for p in plan.participants]
     return {
         **DEFAULTS,
@@ -36,6 +36,10 @@ def runtime_config(plan: Plan, clock: ScaledClock) -> dict[str, Any]:
         "SCRYPT_N": 2**10,  # throwaway accounts: cheap keystores
         "CLOCK": clock, "EMULATOR_SPEED": plan.speed,
         "EMULATOR_START_HOUR": plan.start_hour, "PARTICIPANTS": specs,
+        # The driver steps the physics and the clock itself, so a seed is one replayable day;
+        # the market clock is emulated time already, so intervals need no time factor.
+        "EMULATOR_STEPPED": True, "EMULATOR_SEED": plan.seed, "EMULATOR_STEP_S": plan.step_s,
+        "MARKET_TIME_FACTOR": 1, "INTERVAL_S": plan.interval_s,
         "DEMO_ACCOUNTS": True,  # the day's participants are seated as the demo's are
         "TICK_S": 0.2, "EVENT_POLL_S": 2.0,
         "SOFT_CLOSE_S": 60, "SOFT_CLOSE_CAP_S": 300,  # emulated seconds, as every timer
@@ -48,7 +52,7 @@ class Simulation:
     def __init__(self, plan: Plan, progress: Callable[[str], None] = print):
         self.plan = plan
         self.say = progress
-        self.clock = ScaledClock(plan.speed)  # the market's and the day's time
+        self.clock = SteppedClock(plan.speed)  # the market's and the day's time
 
     def run(self) -> tuple[Reconciliation, Path]:
         """Run the day and write the report; (reconciliation, summary path)."""
@@ -62,7 +66,7 @@ class Simulation:
             runtime.start()
             day = open_day(runtime, plan, self.clock, self.say)
             day.trade()
-            settle(runtime, day.people, self.say)
+            settle(runtime, day.people, self.say, day.stepper)
             self.say("reading the books: meters over serial, chain events and state, store ...")
             record = read_books(day)
         finally:

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 ETHER = 10**18
+MARKETS = ("intervals", "lots")
 MILLI_ETH_PER_KWH = 10**15  # prices are wei per kWh; 0.001 ETH/kWh is a readable unit
+
+RESERVE_WH = 240  # a fifth of the emulated 1200 Wh battery stays the producer's own
 
 # Load shapes of a day as (from-hour, share of the consumer's peak watts).
 LOAD_SHAPES = [
@@ -31,7 +34,10 @@ class Plan:
     speed: float = 300.0  # emulated seconds per real second
     chain: str = "embedded://"
     out: Path = Path("var/simulation")
-    seed: int = 1
+    seed: int = 1  # participants, weather and loads: one seed is one replayable day
+    market: str = "intervals"  # or "lots": the seed's lot auctions
+    step_s: float = 15.0  # emulated seconds of one physics step (the market clock's too)
+    interval_s: int = 900  # emulated seconds of one interval (and of the metrics' intervals)
     agent_period_s: float = 0.1  # real seconds between the agents' rounds
     sample_s: float = 120.0  # emulated seconds between the plots' samples
     lot_wh: int = 120
@@ -39,6 +45,8 @@ class Plan:
     participants: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.market not in MARKETS:
+            raise ValueError(f"market {self.market!r} is not one of {', '.join(MARKETS)}")
         if not self.participants:
             self.participants = cast(self.producers, self.consumers, self.seed)
 
@@ -54,6 +62,7 @@ def cast(producers: int, consumers: int, seed: int = 1) -> list[dict[str, Any]]:
             "sky": "clouds" if i % 3 == 2 else "clear",
             # An odd number of wei, so the escrow's rounding down is exercised for real.
             "reserve_wei": (8 + 2 * i) * MILLI_ETH_PER_KWH + rng.randrange(1, 999),
+            "reserve_wh": RESERVE_WH,  # the battery energy it keeps for itself
         })
     for i in range(1, consumers + 1):
         peak = rng.choice([160, 200, 240, 300])

@@ -158,16 +158,19 @@ class Microgrid:
 
     def physics(self) -> dict[str, dict[str, float]]:
         """Each board's true energy so far, beyond what its meter shows: a producer's PV
-        produced and battery stored now, a consumer's Wh its load profile asked for."""
+        produced and battery stored now, a consumer's Wh its load profile asked for (and
+        every meter's exact counters)."""
         with self.lock:
             out: dict[str, dict[str, float]] = {}
             for b in self._boards.values():
+                meter = {"wh_in": b.meter.wh_in, "wh_out": b.meter.wh_out}
                 if isinstance(b, _Producer):
-                    out[b.board_id] = {"pv_wh": b.pv_wh, "stored_wh": b.battery.stored_wh,
+                    out[b.board_id] = {**meter, "pv_wh": b.pv_wh,
+                                       "stored_wh": b.battery.stored_wh,
                                        "capacity_wh": b.battery.capacity_wh,
                                        "max_discharge_w": b.battery.max_discharge_w}
                 elif isinstance(b, _Consumer):
-                    out[b.board_id] = {"wanted_wh": b.wanted_wh}
+                    out[b.board_id] = {**meter, "wanted_wh": b.wanted_wh}
             return out
 
     def pause(self) -> None:
