@@ -10,7 +10,7 @@ from typing import Any
 from gridbid_client.local import LocalParty
 from marketplace.clock import SteppedClock
 from simulation.agents import ConsumerAgent, ProducerAgent
-from simulation.journal import ChainJournal
+from simulation.journal import DAY, ChainJournal
 from simulation.plan import ETHER, Plan
 from simulation.stepper import Stepper
 from web.runtime import Runtime
@@ -51,6 +51,7 @@ class TradingDay:
         rng = random.Random(plan.seed)
         end = self.first_hour + plan.hours
         next_sample = next_report = self.hour()
+        self.journal.phase = DAY  # setup's gas (deposits included) is reported apart
         # The agents act as often as they did on the wall clock: every agent period's steps.
         every = max(1, round(plan.agent_period_s * plan.speed / plan.step_s))
         steps = 0

@@ -17,6 +17,7 @@ from typing import Any
 from marketplace.clock import SteppedClock
 from simulation.books import read_books
 from simulation.day import open_day
+from simulation.figures import day_figures
 from simulation.plan import Plan
 from simulation.reconcile import Reconciliation, reconcile
 from simulation.report import write_report
@@ -72,6 +73,7 @@ class Simulation:
         finally:
             runtime.stop()
         books = reconcile(record)
+        books.figures = day_figures(day, books, [d["price"] for d in books.deals])
         self.say("writing the report ...")
         wall = time.monotonic() - started
         summary = write_report(plan, books, day.samples, day.names(), day.hour, wall)

@@ -1,11 +1,15 @@
-"""The chain's own records of a day, gathered as it goes: gas fees and both contracts' events."""
+"""The chain's own records of a day, gathered as it goes: gas fees and the contracts' events."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from eth_utils import function_abi_to_4byte_selector
+
 from marketplace.ledger import Ledger
+
+SETUP, DAY = "setup", "day"  # phases: one-time setup (deposits included), then the day
 
 
 class ChainJournal:
@@ -19,16 +23,35 @@ class ChainJournal:
         self.ledger = ledger
         self.fees: dict[str, int] = dict.fromkeys(addresses, 0)
         self.events: dict[str, list[dict[str, Any]]] = {}
+        self.phase = SETUP
+        # Gas of every transaction (any sender, the operator's too) by phase and by what it
+        # called: {phase: {kind: [transactions, gas used]}}.
+        self.gas: dict[str, dict[str, list[int]]] = {SETUP: {}, DAY: {}}
+        self._kinds = _selectors(ledger)
         self._counted: set[str] = set()
         self._poller = ledger.log_poller(from_block)
 
     def on_transaction(self, record: Any) -> None:
-        """Add a participant's mined (or reverted) transaction's gas fee, from its receipt."""
+        """Count a mined (or reverted) transaction's gas by kind, and a participant's fee."""
         receipt = record.receipt
-        if receipt is None or record.sender not in self.fees or record.tx_hash in self._counted:
+        if receipt is None or record.tx_hash in self._counted:
             return
         self._counted.add(record.tx_hash)
-        self.fees[record.sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        row = self.gas[self.phase].setdefault(self.kind_of(record), [0, 0])
+        row[0] += 1
+        row[1] += receipt["gasUsed"]
+        if record.sender in self.fees:
+            self.fees[record.sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+
+    def kind_of(self, record: Any) -> str:
+        """The contract function a transaction called ("deploy", "transfer" for plain Ether)."""
+        if record.to is None:
+            return "deploy"
+        data = (record.params or {}).get("data") or "0x"
+        data = "0x" + bytes(data).hex() if isinstance(data, bytes | bytearray) else str(data)
+        if len(data) < 10:
+            return "transfer"
+        return self._kinds.get(data[2:10].lower(), data[:10])
 
     def poll(self) -> None:
         """Read both contracts' new logs (eth_getLogs from where the last read stopped)."""
@@ -40,3 +63,16 @@ class ChainJournal:
     def of(self, name: str) -> list[dict[str, Any]]:
         """The arguments of every event of that name read so far."""
         return self.events.get(name, [])
+
+
+def _selectors(ledger: Ledger) -> dict[str, str]:
+    """Every deployed contract's function selectors (hex, no 0x) by name."""
+    contracts = [ledger.token, ledger.escrow]
+    intervals = getattr(ledger, "intervals", None)
+    contracts.append(getattr(intervals, "contract", None))
+    kinds = {}
+    for contract in filter(None, contracts):
+        for entry in contract.abi:
+            if entry.get("type") == "function":
+                kinds[function_abi_to_4byte_selector(entry).hex()] = entry["name"]
+    return kinds

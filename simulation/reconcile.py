@@ -76,6 +76,7 @@ class Reconciliation:
     checks: list[Check]
     bus: dict[str, float]
     deals: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)  # simulation.figures.day_figures
 
     @property
     def ok(self) -> bool:

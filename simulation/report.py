@@ -29,6 +29,7 @@ def write_report(
         "rows": books.rows, "total": books.total, "bus": books.bus,
         "checks": [{**asdict(c), "diff": c.diff, "ok": c.ok} for c in books.checks],
         "deals": [{k: v for k, v in d.items() if k != "steps"} for d in books.deals],
+        "market": books.figures,
     }, indent=1, default=str))
     path = out / "summary.md"
     path.write_text(summary(plan, books, names, hour_of, samples, wall_s))

@@ -22,6 +22,7 @@ def summary(
     """The Markdown of summary.md."""
     lines = [
         *_opening(plan, books, samples, wall_s),
+        *_purpose(books),
         *_findings(books),
         *_participants(books),
         *_plots(),
@@ -68,6 +69,53 @@ def _opening(plan: Plan, books: Reconciliation, samples: list[dict[str, Any]],
     ]
 
 
+def _pct(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f} %"
+
+
+def _purpose(books: Reconciliation) -> list[str]:
+    """What the market achieved: Wh wanted, served, available, sold, matchable; gas by kind."""
+    fig = books.figures
+    if not fig:
+        return []
+    t = fig["totals"]
+    lines = [
+        f"## What the {fig['market']} market achieved", "",
+        f"- Loads wanted {t['wanted_wh'] / 1000:.2f} kWh and were served "
+        f"{t['served_wh'] / 1000:.2f} kWh ({_pct(t['served_share'])}; self-sufficiency "
+        f"{_pct(t['self_sufficiency'])}: no grid is behind the bus); "
+        f"{t['unserved_consumers']} consumers got nothing.",
+        f"- **Served {_pct(t['served_of_matchable'])} of matchable** "
+        f"({t['matchable_wh'] / 1000:.2f} kWh: the welfare-maximal clearing, every interval, of "
+        "the true wanted Wh at each cap against the true Wh above reserve at each floor, line "
+        "loss included).",
+        f"- Batteries had {t['available_wh'] / 1000:.2f} kWh above reserve over the day; "
+        f"{t['sold_wh'] / 1000:.2f} kWh were sold ({_pct(t['sold_of_available'])}).",
+        f"- Welfare at the participants' limits: {_eth(t['welfare_wei'])} ETH metered against "
+        f"{_eth(t['optimum_welfare_wei'])} ETH at the optimum ({_pct(t['welfare_of_optimum'])}).",
+        f"- Gas: {fig['day_gas'] / 1e6:.2f} M over the day, "
+        + (f"**{fig['gas_per_delivered_kwh']:,} gas per delivered kWh**"
+           if fig["gas_per_delivered_kwh"] is not None else "nothing delivered")
+        + " (setup apart).",
+        "", "| gas of the day by kind | transactions | gas | per delivered kWh |",
+        "|---|---:|---:|---:|",
+        *(f"| {kind} | {g['txs']} | {g['gas']:,} | "
+          + ("–" if g["per_kwh"] is None else f"{g['per_kwh']:,}") + " |"
+          for kind, g in fig["gas"]["day"].items()),
+        "", "Setup apart (the first deposits; deploying, enrolling and funding ran while the "
+        "stack came up, before the day's journal): "
+        + ", ".join(f"{kind} {g['gas']:,} in {g['txs']}" for kind, g in fig["gas"]["setup"].items())
+        + ".", "",
+        "| participant | wanted Wh | served Wh | served | available Wh | sold Wh | matchable Wh |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in books.rows:
+        lines.append(f"| {row['name']} | {row['wanted_wh']} | {row['served_wh']} | "
+                     f"{_pct(row['served_share'])} | {row['available_wh']} | {row['sold_wh']} | "
+                     f"{row['matchable_wh']} |")
+    return [*lines, ""]
+
+
 def _findings(books: Reconciliation) -> list[str]:
     """Energy, prices and the meters' differences, a bullet each."""
     t, bus, deals = books.total, books.bus, books.deals
@@ -94,9 +142,8 @@ def _findings(books: Reconciliation) -> list[str]:
         "counters carry no noise: noise is on the instantaneous V, A and W only.",
         f"- **Buyer meters vs billed**: the buyers' meters counted {metered:.3f} Wh during "
         f"deals and {t['delivered_wh']} Wh were billed; the {metered - t['delivered_wh']:.3f} "
-        f"Wh not billed are {overshoot:.3f} Wh past the energy bought (a board opens its relay "
-        "at the end of the physics step that spends its budget) and the fractions of a Wh "
-        "below each deal's last whole Wh.",
+        f"Wh not billed are {overshoot:.3f} Wh past the energy bought (none: a board stops "
+        "exactly at its budget) and the fractions of a Wh below each deal's last whole Wh.",
         "- Per producer, \"seller meter out\" differs from its own deals' deliveries: every "
         "closed battery relay feeds every closed load on the one DC bus, so overlapping deals "
         "share their sellers' batteries. The totals balance as above.",

@@ -1,0 +1,39 @@
+"""The day's figures beside its books: the market's purpose measured, gas by kind, prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulation.day import TradingDay
+from simulation.journal import DAY, SETUP
+from simulation.metrics import FIELDS, measure
+from simulation.reconcile import Reconciliation
+
+
+def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int]) -> dict[str, Any]:
+    """Wanted/served/available/sold/matchable into the books' rows; the day's figures.
+
+    Sold Wh are what each producer was paid for (its burned tokens); prices are the market
+    mode's clearing prices (a deal's, an interval's), wei per kWh.
+    """
+    by_name = {p["name"]: p for p in day.people}
+    sold = {by_name[r["name"]]["address"]: r["burned_wh"] for r in books.rows
+            if r["role"] == "producer"}
+    rows, total = measure(day.people, day.stepper.boundaries, sold)
+    for row in books.rows:
+        row.update(rows[by_name[row["name"]]["address"]])
+    books.total.update({k: total[k] for k in FIELDS})
+    kwh = books.total["delivered_wh"] / 1000
+    gas = {phase: {kind: {"txs": n, "gas": used,
+                          "per_kwh": round(used / kwh) if kwh else None}
+                   for kind, (n, used) in sorted(day.journal.gas[phase].items(),
+                                                 key=lambda kv: -kv[1][1])}
+           for phase in (SETUP, DAY)}
+    day_gas = sum(used for _, used in day.journal.gas[DAY].values())
+    return {
+        "market": day.plan.market, "seed": day.plan.seed, "totals": total,
+        "delivered_wh": books.total["delivered_wh"],
+        "gas": gas, "day_gas": day_gas,
+        "gas_per_delivered_kwh": round(day_gas / kwh) if kwh else None,
+        "prices_wei": prices_wei,
+    }
