@@ -142,7 +142,7 @@ def _findings(books: Reconciliation) -> list[str]:
         "counters carry no noise: noise is on the instantaneous V, A and W only.",
         f"- **Buyer meters vs billed**: the buyers' meters counted {metered:.3f} Wh during "
         f"deals and {t['delivered_wh']} Wh were billed; the {metered - t['delivered_wh']:.3f} "
-        f"Wh not billed are {overshoot:.3f} Wh past the energy bought (none: a board stops "
+        f"Wh not billed are {overshoot:.3f} Wh past the energy bought (a board stops "
         "exactly at its budget) and the fractions of a Wh below each deal's last whole Wh.",
         "- Per producer, \"seller meter out\" differs from its own deals' deliveries: every "
         "closed battery relay feeds every closed load on the one DC bus, so overlapping deals "
