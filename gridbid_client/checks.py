@@ -176,6 +176,19 @@ def offer_terms(
     return {**terms, "message": message, "domain": domain}
 
 
+def order_terms(terms: Mapping[str, Any], kind: str, owner: str,
+                meter: str | None) -> dict[str, Any]:
+    """The EIP-712 SellOrder/BuyOrder to sign (uints as ints), when it is this owner's own,
+    for its own meter."""
+    primary, field = ("SellOrder", "seller") if kind == "sell" else ("BuyOrder", "buyer")
+    message, _, domain = _typed(terms, primary, f"{kind} order")
+    if not _same_address(message.get(field), owner):
+        raise SigningRefused(f"the {kind} order names {message.get(field)}, not this account")
+    if meter is not None and not _same_address(message.get("meter"), meter):
+        raise SigningRefused(f"the {kind} order names meter {message.get('meter')}, not yours")
+    return {**terms, "message": message, "domain": domain}
+
+
 def _offer_message(domain: Mapping[str, Any], offer: Mapping[str, Any]) -> Any:
     """An offer as eth-account's signable EIP-712 message in an escrow's domain."""
     full = {"types": {"EIP712Domain": DOMAIN_TYPE,

@@ -41,9 +41,9 @@ class LocalParty:
         record = self.wallets.submit(self.address, self.sign(prepared))
         return self.market.ledger.txm.record(record["tx_hash"])
 
-    def deposit(self, wei: int) -> Any:
-        """Escrow Ether for bids."""
-        return self.submit(self.wallets.prepare_deposit(self.address, ether(wei)))
+    def deposit(self, wei: int, market: int | None = None) -> Any:
+        """Escrow Ether for bids (in the lots market, or the escrow market named)."""
+        return self.submit(self.wallets.prepare_deposit(self.address, ether(wei), market))
 
     def request_withdrawal(self, wei: int) -> Any:
         """Ask to withdraw escrow Ether (it leaves after the escrow's notice)."""
@@ -99,6 +99,19 @@ class LocalParty:
         """A signature (0x-hex) of checked EIP-712 typed data with this participant's key."""
         return "0x" + bytes(Account.sign_typed_data(self.account.key,
                                                     full_message=typed).signature).hex()
+
+    def set_mode(self, mode: str) -> dict[str, Any]:
+        """Trade in the 'lots' or the 'intervals' market from the next boundary on."""
+        return self.market.intervals.set_mode(self.address, mode)
+
+    def set_order(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set a standing order: the EIP-712 SellOrder/BuyOrder the market gives for the
+        fields, checked to be this participant's own, signed with its key."""
+        terms = self.market.intervals.order_terms(self.address, kind, fields)
+        meter = self.market.participant(self.address)["meter_address"]
+        typed = checks.order_terms(terms, kind, self.address, meter)
+        return self.market.intervals.set_order(self.address, kind, terms["message"],
+                                               self._sign(typed))
 
     def close(self, deal_id: object) -> dict[str, Any]:
         """Close connection, signing the closeDeal the market prepares."""

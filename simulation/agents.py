@@ -8,6 +8,7 @@ The decisions are pure functions of what the agent sees, kept apart from the act
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +132,44 @@ class ConsumerAgent:
         except MarketError as err:  # outbid or closed since we looked: next round
             log.debug("%s bid refused: %s", self.name, err)
             return None
+
+
+def sell_fields(reserve_wei: int, reserve_wh: int, valid_s: int) -> dict[str, Any]:
+    """A producer's standing sell order: its floor and the battery energy it keeps."""
+    return {"floor_wei_per_kwh": reserve_wei, "reserve_wh": reserve_wh,
+            "max_wh_per_interval": 0, "valid_s": valid_s}
+
+
+def buy_fields(limit_wei: int, peak_w: float, interval_s: int, valid_s: int) -> dict[str, Any]:
+    """A consumer's standing buy order: its cap, its expected draw and a budget per day.
+
+    The expected draw is its load's peak over an interval: the market bids it only for an
+    interval after one its relay did not serve whole (else the metered draw), so a lower
+    figure would hold a load that grows at that figure for good.
+    """
+    expected = max(1, math.ceil(peak_w * interval_s / 3600))
+    budget = limit_wei * math.ceil(peak_w * 24) // 1000  # its peak all day at its cap
+    return {"cap_wei_per_kwh": limit_wei, "expected_wh": expected, "max_wh_per_interval": 0,
+            "daily_budget_wei": budget, "valid_s": valid_s}
+
+
+@dataclass
+class StandingAgent:
+    """A participant of the interval market: it sets its standing order once, then waits."""
+
+    name: str
+    account: LocalParty
+    kind: str  # "sell" or "buy"
+    fields: dict[str, Any]
+    placed: dict[str, Any] | None = None
+
+    def act(self, market: Market, hour: float | None = None) -> dict[str, Any] | None:
+        """Switch to the interval market and set the order (once; retried if refused)."""
+        if self.placed is not None:
+            return None
+        try:
+            self.account.set_mode("intervals")
+            self.placed = self.account.set_order(self.kind, self.fields)
+        except MarketError as err:  # e.g. its meter not enrolled yet: next round
+            log.info("%s did not set its %s order: %s", self.name, self.kind, err)
+        return self.placed

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from simulation.plan import Plan
+from simulation.plan import MARKETS, Plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="emulated seconds per real second (default %(default)s)")
     parser.add_argument("--chain", default=plan.chain,
                         help="chain URI: embedded:// (default, fastest) or anvil://")
-    parser.add_argument("--seed", type=int, default=plan.seed)
+    parser.add_argument("--seed", type=int, default=plan.seed,
+                        help="participants, weather and loads: one seed is one replayable day")
+    parser.add_argument("--market", choices=MARKETS, default=plan.market,
+                        help="the interval market (default) or the lot auctions")
+    parser.add_argument("--compare", action="store_true",
+                        help="run both markets on the same seeded day and print them side "
+                             "by side (reports in --out/intervals and --out/lots)")
     parser.add_argument("--out", help="report directory (default var/simulation/<timestamp>)")
 
 
@@ -38,11 +44,22 @@ def main(args: argparse.Namespace) -> int:
     if args.producers < 1 or args.consumers < 1 or args.hours <= 0:
         print("gridbid simulate: needs at least one producer, one consumer and some hours")
         return 2
-    plan = Plan(producers=args.producers, consumers=args.consumers, hours=args.hours,
-                start_hour=args.start_hour, speed=args.speed, chain=args.chain, out=out,
-                seed=args.seed)
-    books, summary = Simulation(plan, progress=lambda line: print(line, flush=True)).run()
-    for check in books.failures():
-        print(f"  disagrees: {check.what}: {check.left} vs {check.right} ({check.unit})")
-    print(f"summary: {summary}")
-    return 0 if books.ok else 1
+    modes = MARKETS if args.compare else (args.market,)
+    figures, ok, code = {}, {}, 0
+    for mode in modes:
+        plan = Plan(producers=args.producers, consumers=args.consumers, hours=args.hours,
+                    start_hour=args.start_hour, speed=args.speed, chain=args.chain,
+                    out=out / mode if args.compare else out, seed=args.seed, market=mode)
+        books, summary = Simulation(plan, progress=lambda line: print(line, flush=True)).run()
+        for check in books.failures():
+            print(f"  disagrees: {check.what}: {check.left} vs {check.right} ({check.unit})")
+        print(f"summary: {summary}")
+        figures[mode], ok[mode] = books.figures, books.ok
+        code = code or (0 if books.ok else 1)
+    if args.compare:
+        from simulation.compare import compare_table
+
+        table = compare_table(figures, ok)
+        (out / "compare.md").write_text(table + "\n")
+        print(table)
+    return code

@@ -9,7 +9,15 @@ from typing import Any
 
 from gridbid_client.local import LocalParty
 from marketplace.clock import SteppedClock
-from simulation.agents import ConsumerAgent, ProducerAgent
+from marketplace.contract_enums import EscrowMarket
+from simulation.agents import (
+    ConsumerAgent,
+    ProducerAgent,
+    StandingAgent,
+    buy_fields,
+    sell_fields,
+)
+from simulation.interval_day import BoundarySync, close_orders
 from simulation.journal import DAY, ChainJournal
 from simulation.plan import ETHER, Plan
 from simulation.stepper import Stepper
@@ -55,7 +63,11 @@ class TradingDay:
         # The agents act as often as they did on the wall clock: every agent period's steps.
         every = max(1, round(plan.agent_period_s * plan.speed / plan.step_s))
         steps = 0
+        closing = plan.market == "intervals"
         while (hour := self.hour()) < end - 1e-9:
+            if closing and hour + plan.step_s / 3600.0 >= end - 1e-9:
+                close_orders(self.people, market)  # the day's last boundary clears nothing
+                closing = False
             if steps % every == 0:
                 for agent in self.producers:
                     agent.act(market)
@@ -71,6 +83,9 @@ class TradingDay:
                 next_report = int(hour) + 1.0
             self.stepper.step()
             steps += 1
+        # The day's physics end with its trading hours, so a seed is the same day in both
+        # markets (what is still under way settles on the meters as they stand).
+        self.stepper.pause()
         self._sample(self.hour())
         self._progress(self.hour())
 
@@ -84,6 +99,12 @@ class TradingDay:
                 row["boards"][p["name"]] = {"power_w": reading.power_w, "pv_w": reading.pv_w,
                                            "soc": reading.soc, "wh_in": reading.wh_in,
                                            "wh_out": reading.wh_out}
+        if self.plan.market == "intervals":
+            for p in self.people:  # what its interval fills cost or earned so far
+                side = "paid" if p["role"] == "consumer" else "received"
+                row[side][p["address"]] = sum(  # a seller's paid_wei is its payout
+                    int(f["paid_wei"] or 0)
+                    for f in rt.market.intervals.fills_of(p["address"], 10_000))
         for deal in rt.store.deals():
             row["paid"][deal["buyer"]] = row["paid"].get(deal["buyer"], 0) + deal["paid_wei"]
             row["received"][deal["seller"]] = (row["received"].get(deal["seller"], 0)
@@ -91,6 +112,15 @@ class TradingDay:
         self.samples.append(row)
 
     def _progress(self, hour: float) -> None:
+        if self.plan.market == "intervals":
+            history = self.runtime.market.intervals.history(limit=10_000)
+            prices = [int(h["price_wei"]) for h in history if h["price_wei"] is not None]
+            self.say(f"[{int(hour % 24):02d}:{int(hour % 1 * 60):02d}] hour "
+                     f"{hour - self.first_hour:4.1f}/{self.plan.hours:g}  intervals "
+                     f"{len(history)} ({len(prices)} cleared)  traded "
+                     f"{sum(h['volume_wh'] for h in history)} Wh  pending tx "
+                     f"{len(self.runtime.txm.pending())}")
+            return
         deals = self.runtime.store.deals()
         done = sum(d["status"] == "closed" for d in deals)
         wh = sum(d["delivered_wh"] for d in deals)
@@ -117,17 +147,41 @@ def open_day(
     # Subscribed before the deposits, so their gas is in the books too.
     journal = ChainJournal(ledger, eth_start)
     runtime.txm.subscribe(journal.on_transaction)
-    deposits = [p["key"].deposit(DEPOSIT_WEI) for p in people if p["role"] == "consumer"]
+    intervals = plan.market == "intervals"
+    escrow_market = EscrowMarket.COMMUNITY if intervals else None
+    deposits = [p["key"].deposit(DEPOSIT_WEI, escrow_market) for p in people
+                if p["role"] == "consumer"]
     for record in deposits:
         ledger.wait(record)
-    producers = [ProducerAgent(p["name"], p["key"], p["reserve_wei"], plan.lot_wh,
-                               duration_s=plan.auction_s)
-                 for p in people if p["role"] == "producer"]
-    consumers = [ConsumerAgent(p["name"], p["key"], p["limit_wei"], p["profile"], p["load_w"])
-                 for p in people if p["role"] == "consumer"]
+    producers, consumers = _agents(plan, people)
     # Trading starts now, at start_hour: the stepped emulator stood still while the stack
     # came up.
     stepper = Stepper(runtime.microgrid, clock, plan.step_s, plan.speed, plan.interval_s)
     t0 = clock.now()
+    if intervals:
+        first_n = runtime.market.intervals.boundaries.index(t0)
+        sync = BoundarySync(runtime, people, first_n)
+        stepper.before_boundary, stepper.after_boundary = sync.before, sync.after
     return TradingDay(runtime, plan, clock, people, eth_start, journal, producers, consumers,
                       t0, plan.start_hour, stepper, say)
+
+
+def _agents(plan: Plan, people: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """The day's producer and consumer agents for the plan's market."""
+    if plan.market == "intervals":
+        valid_s = int(plan.hours * 3600) + 2 * 86_400  # the day and its settlement
+        return ([StandingAgent(p["name"], p["key"], "sell",
+                               sell_fields(p["reserve_wei"], p["reserve_wh"], valid_s))
+                 for p in people if p["role"] == "producer"],
+                [StandingAgent(p["name"], p["key"], "buy",
+                               buy_fields(p["limit_wei"], _peak(p), plan.interval_s, valid_s))
+                 for p in people if p["role"] == "consumer"])
+    return ([ProducerAgent(p["name"], p["key"], p["reserve_wei"], plan.lot_wh,
+                           duration_s=plan.auction_s)
+             for p in people if p["role"] == "producer"],
+            [ConsumerAgent(p["name"], p["key"], p["limit_wei"], p["profile"], p["load_w"])
+             for p in people if p["role"] == "consumer"])
+
+
+def _peak(person: dict[str, Any]) -> float:
+    return max([person["load_w"], *(w for _, w in person["profile"])])

@@ -18,6 +18,8 @@ from marketplace.clock import SteppedClock
 from simulation.books import read_books
 from simulation.day import open_day
 from simulation.figures import day_figures
+from simulation.interval_books import read_interval_books
+from simulation.interval_day import day_start, settle_intervals
 from simulation.plan import Plan
 from simulation.reconcile import Reconciliation, reconcile
 from simulation.report import write_report
@@ -53,7 +55,8 @@ class Simulation:
     def __init__(self, plan: Plan, progress: Callable[[str], None] = print):
         self.plan = plan
         self.say = progress
-        self.clock = SteppedClock(plan.speed)  # the market's and the day's time
+        # The market's and the day's time, from a start whose time of day is the emulator's.
+        self.clock = SteppedClock(plan.speed, day_start(plan.start_hour, plan.interval_s))
 
     def run(self) -> tuple[Reconciliation, Path]:
         """Run the day and write the report; (reconciliation, summary path)."""
@@ -67,17 +70,29 @@ class Simulation:
             runtime.start()
             day = open_day(runtime, plan, self.clock, self.say)
             day.trade()
-            settle(runtime, day.people, self.say, day.stepper)
-            self.say("reading the books: meters over serial, chain events and state, store ...")
-            record = read_books(day)
+            if plan.market == "intervals":
+                settle_intervals(runtime, day.stepper, self.say)
+                self.say("reading the books: published intervals, chain events and state ...")
+                books = read_interval_books(day)
+                prices = [int(h["price_wei"]) for h in runtime.market.intervals.history(10_000)
+                          if h["price_wei"] is not None]
+            else:
+                settle(runtime, day.people, self.say, day.stepper)
+                self.say("reading the books: meters over serial, chain events and state, "
+                         "store ...")
+                record = read_books(day)
         finally:
             runtime.stop()
-        books = reconcile(record)
-        books.figures = day_figures(day, books, [d["price"] for d in books.deals])
+        if plan.market == "lots":
+            books = reconcile(record)
+            prices = [d["price"] for d in books.deals]
+        sold_key = "billed_wh" if plan.market == "intervals" else "burned_wh"
+        books.figures = day_figures(day, books, prices, {
+            r["name"]: r[sold_key] for r in books.rows if r["role"] == "producer"})
         self.say("writing the report ...")
         wall = time.monotonic() - started
         summary = write_report(plan, books, day.samples, day.names(), day.hour, wall)
         verdict = "holds" if books.ok else f"FAILS ({len(books.failures())} checks)"
-        self.say(f"done in {wall:.0f} s: {len(books.deals)} deals, "
+        self.say(f"done in {wall:.0f} s: {plan.market} market, "
                  f"{books.total['delivered_wh']} Wh delivered, reconciliation {verdict}")
         return books, summary

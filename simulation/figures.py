@@ -10,15 +10,15 @@ from simulation.metrics import FIELDS, measure
 from simulation.reconcile import Reconciliation
 
 
-def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int]) -> dict[str, Any]:
+def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int],
+                sold_wh: dict[str, int]) -> dict[str, Any]:
     """Wanted/served/available/sold/matchable into the books' rows; the day's figures.
 
-    Sold Wh are what each producer was paid for (its burned tokens); prices are the market
-    mode's clearing prices (a deal's, an interval's), wei per kWh.
+    sold_wh: by name, what each producer was paid for (its burned tokens); prices are the
+    market mode's clearing prices (a deal's, an interval's), wei per kWh.
     """
     by_name = {p["name"]: p for p in day.people}
-    sold = {by_name[r["name"]]["address"]: r["burned_wh"] for r in books.rows
-            if r["role"] == "producer"}
+    sold = {by_name[name]["address"]: wh for name, wh in sold_wh.items()}
     rows, total = measure(day.people, day.stepper.boundaries, sold)
     for row in books.rows:
         row.update(rows[by_name[row["name"]]["address"]])

@@ -20,17 +20,36 @@ def summary(
     hour_of: Callable[[float], float], samples: list[dict[str, Any]], wall_s: float,
 ) -> str:
     """The Markdown of summary.md."""
-    lines = [
-        *_opening(plan, books, samples, wall_s),
-        *_purpose(books),
-        *_findings(books),
-        *_participants(books),
-        *_plots(),
-        *_disagreeing(books),
-        *_checks(books),
-        *_deals(books, names, hour_of),
-    ]
+    if plan.market == "intervals":
+        lines = [*_opening(plan, books, samples, wall_s), *_purpose(books),
+                 *_table(books, "Interval fills and settlement per participant"),
+                 *_plots(), *_disagreeing(books), *_checks(books)]
+    else:
+        lines = [
+            *_opening(plan, books, samples, wall_s),
+            *_purpose(books),
+            *_findings(books),
+            *_participants(books),
+            *_plots(),
+            *_disagreeing(books),
+            *_checks(books),
+            *_deals(books, names, hour_of),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _table(books: Reconciliation, title: str) -> list[str]:
+    """The rows as they are (wei in ETH), a column per key, and the total."""
+    keys = [k for k in books.rows[0] if k not in ("name", "role")]
+    body = []
+    for row in [*books.rows, books.total]:
+        cells = [_eth(row[k]) if k.endswith("_wei") else
+                 "–" if row.get(k) is None else
+                 (f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k])) for k in keys]
+        body.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return [f"## {title}", "", "| participant | " + " | ".join(
+        k.replace("_wei", " (ETH)").replace("_", " ") for k in keys) + " |",
+        "|---|" + "---:|" * len(keys), *body, ""]
 
 
 def _clock(hour: float) -> str:
@@ -50,21 +69,26 @@ def _opening(plan: Plan, books: Reconciliation, samples: list[dict[str, Any]],
     rounding = sum(d["rounding_wei"] for d in deals)
     first, last = (samples[0]["hour"], samples[-1]["hour"]) if samples else (0.0, 0.0)
     failed = books.failures()
+    if plan.market == "intervals":
+        rounding_line = ("energy to the meters' whole Wh, balances to 0 wei: every interval's "
+                         "readings, fills, payouts and line loss, and every settled position.")
+    else:
+        rounding_line = (f"energy and tokens to 0 Wh, balances to 0 wei, payments within 1 wei "
+                         f"per delivery step (the escrow's rounding down came to "
+                         f"{rounding:.3f} wei over {steps} steps in {len(deals)} deals).")
     verdict = (f"**Reconciliation holds**: all {len(books.checks)} checks agree"
                if not failed else
                f"**Reconciliation FAILS**: {len(failed)} of {len(books.checks)} checks disagree")
     return [
         f"# A day on the microgrid: {plan.producers} producers, {plan.consumers} consumers, "
-        f"{plan.hours:g} h",
+        f"{plan.hours:g} h, {plan.market} market (seed {plan.seed})",
         "",
         f"Simulated on {datetime.now():%Y-%m-%d %H:%M} through the real stack (chain "
         f"`{plan.chain}`, contracts, boards on ptys behind the serial bridge, the market) at "
         f"×{plan.speed:g} emulated time; trading ran {last - first:.1f} h from "
         f"{_clock(first)}, the whole run took {wall_s:.0f} s.",
         "",
-        f"{verdict} — energy and tokens to 0 Wh, balances to 0 wei, payments within 1 wei "
-        f"per delivery step (the escrow's rounding down came to {rounding:.3f} wei over "
-        f"{steps} steps in {len(deals)} deals).",
+        f"{verdict} — {rounding_line}",
         "",
     ]
 
