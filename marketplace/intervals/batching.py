@@ -109,7 +109,7 @@ class Batching:
             return None
         included = included[:last]
         baseline = None
-        if int(self._settled_through(account)) == 0:
+        if self._settled_through(account, meter) == 0:
             baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
             if baseline is None:
                 return None
@@ -121,9 +121,9 @@ class Batching:
                 "wh": sum(int(f["billed_wh"]) for f in included),
                 "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
 
-    def _settled_through(self, account: str) -> int:
-        """The last interval the contract settled for an account (0: none yet)."""
-        return int(self.ledger.intervals.position_of(account).get("last_interval", 0))
+    def _settled_through(self, account: str, meter: str) -> int:
+        """The last interval the contract settled for an account on its meter (0: none yet)."""
+        return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
     # -- sending and following -------------------------------------------------------------
 
@@ -131,7 +131,10 @@ class Batching:
         from marketplace.intervals.chainside import batch_of
 
         batch = batch_of(self.orders, through_n, positions)
-        batch_id = self.istore.add_batch(through_n, {"positions": positions}, None,
+        # Signed even when the operator sends it: published, anyone may send it after the
+        # contract's window should the operator not.
+        signature = "0x" + self.ledger.intervals.sign(batch).operator_sig.hex()
+        batch_id = self.istore.add_batch(through_n, {"positions": positions}, signature,
                                          self.clock.now())
         try:
             record = self.ledger.intervals.settle_async(batch)
