@@ -32,11 +32,15 @@ class Batching:
         self.clock = clock
         self.settings = settings
         self.boundaries = boundaries
+        self._tried_through: int | None = None  # batches are built once per boundary
 
     def step(self, through_n: int, today: int) -> int | None:
         """Follow the batch in flight, else send one for the due participants; its id."""
         if self._follow():
             return None  # still in flight
+        if self._tried_through is not None and through_n <= self._tried_through:
+            return None  # built for this boundary already: refused positions wait for the next
+        self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, today)
         if not due:
