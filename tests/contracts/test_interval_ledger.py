@@ -66,7 +66,8 @@ def test_a_batch_settles_through_the_interval_ledger(tmp_path, uri):
         buy = {"buyer": buyer.address, "meter": buyer_meter.address, "capWeiPerKWh": PRICE,
                "maxWhPerInterval": 500, "expectedWh": 100, "dailyBudgetWei": ETH,
                "expiry": now + 86_400, "nonce": 2}
-        sell_sig, buy_sig = sign_sell_order(seller, sell, domain), sign_buy_order(buyer, buy, domain)
+        sell_sig = sign_sell_order(seller, sell, domain)
+        buy_sig = sign_buy_order(buyer, buy, domain)
         assert intervals.order_signer("sell", sell, sell_sig) == seller.address
         assert intervals.order_signer("buy", buy, buy_sig) == buyer.address
         n = now // 15 - 4  # four intervals of 15 block seconds
