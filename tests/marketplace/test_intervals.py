@@ -24,7 +24,9 @@ ETH = 10**18
 FLOORS = {"alice": 10**14, "dave": 2 * 10**14}  # wei per kWh
 CAPS = {"bob": 6 * 10**14, "carol": 5 * 10**14, "erin": 4 * 10**14}
 # The tests step the interval market themselves (the loop's first pass is an hour away).
-SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600}
+# The settlement bounds readings' ages by block time: a hand-moved interval takes seconds.
+SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600,
+            "INTERVAL_WALL_S": 120}
 
 
 @pytest.fixture
