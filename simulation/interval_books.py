@@ -33,7 +33,13 @@ def read_interval_books(day: TradingDay) -> Reconciliation:
     losses = _losses(day, first)
     for view in views:
         _interval(view, meter_of, domain, losses.get(view["n"]), checks, fills)
-    rows = [_row(day, p, fills, checks) for p in day.people]
+    events = rt.ledger.intervals.events(0)  # the settlement contract's own logs
+    settled = [e["args"] for e in events if e["event"] == "PositionSettled"]
+    refused = [e["args"] for e in events if e["event"] == "PositionRefused"]
+    rows = [_row(day, p, fills, settled, checks) for p in day.people]
+    checks.append(Check("intervals: positions the contract refused (retried until settled)",
+                        len(refused), len(refused), "positions",
+                        note=", ".join(sorted({r["reason_name"] for r in refused}))))
     unsettled = intervals.istore.unsettled()
     checks.append(Check("intervals: fills left unsettled at the day's end", len(unsettled), 0,
                         "fills"))
@@ -114,13 +120,13 @@ def _pairs(view: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _row(day: TradingDay, who: dict[str, Any], sums: dict[tuple[str, str], dict[str, int]],
-         checks: list[Check]) -> dict[str, Any]:
+         events: list[dict[str, Any]], checks: list[Check]) -> dict[str, Any]:
     """A participant's fills and their settlement on chain, checked against each other."""
     address, name = who["address"], who["name"]
     side = "buy" if who["role"] == "consumer" else "sell"
     mine = sums.get((address, side), {})
-    settled = [e for e in day.journal.of("PositionSettled") if e["account"] == address]
-    chain_wh, chain_wei = sum(e["wh"] for e in settled), sum(e["wei"] for e in settled)
+    settled = [e for e in events if e["account"] == address and e["side_name"] == side]
+    chain_wh, chain_wei = sum(e["wh"] for e in settled), sum(e["amountWei"] for e in settled)
     row = {"name": name, "role": who["role"], "bought_or_sold_wh": mine.get("wh", 0),
            "metered_wh": mine.get("metered_wh", 0), "billed_wh": mine.get("billed_wh", 0),
            "paid_wei": mine.get("paid_wei", 0) if side == "buy" else 0,

@@ -88,7 +88,7 @@ class BoardEmulator:
             out = [self.handle(line)]
             if self._greet:  # a host that (re)connects learns relays and budgets at once
                 self._greet = False
-                reading = self.event("READING", *protocol.reading_fields(self.read()))
+                reading = self.event("READING", *self.reading_fields())
                 out += [reading] if reading else []
             return out
 
@@ -211,7 +211,18 @@ class BoardEmulator:
         return protocol.encode(REPLY, frame.req_id, "OK", "HELLO", *protocol.hello_fields(hello))
 
     def _on_read(self) -> list[object]:
-        return list(protocol.reading_fields(self.read()))
+        return list(self.reading_fields())
+
+    def reading_fields(self) -> list[str]:
+        """The reading's fields as the firmware sends them: BUDGET (optional to hosts) left
+        out when the frame would pass MAX_LINE, rather than the reading lost."""
+        fields = protocol.reading_fields(self.read())
+        try:  # the longest frame it goes out in: a READ reply with the largest id
+            protocol.encode(REPLY, protocol.MAX_ID, "OK", "READ", *fields,
+                            session=self.session or "")
+        except FrameError:
+            return [f for f in fields if not f.startswith("BUDGET=")]
+        return fields
 
     def _on_hb(self) -> list[object]:
         return []

@@ -103,7 +103,7 @@ class PtyBoardServer:
 
     def _report(self) -> None:
         try:
-            fields = protocol.reading_fields(self.board.read())
+            fields = self.board.reading_fields()
             line = self.board.event("READING", *fields)  # None before the first HELLO
         except Exception:  # e.g. a reading that no longer fits a line: keep serving
             log.exception("board %s could not report a reading", self.board.board_id)

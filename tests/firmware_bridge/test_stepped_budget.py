@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from firmware_bridge import protocol
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.emulator.microgrid import LINE_LOSS
 from firmware_bridge.protocol import decode, encode, parse_hello
@@ -103,3 +104,19 @@ def test_a_stepped_grid_does_not_move_by_itself() -> None:
         assert grid.time_of_day() == pytest.approx(hour + 60 / 3600)
     finally:
         grid.stop()
+
+
+def test_a_long_reading_leaves_its_budget_out_as_the_firmware_does() -> None:
+    grid = Microgrid(start_hour=10.0, seed=2)
+    grid.add_producer("p1", battery_wh=5000.0, soc=1.0, max_discharge_w=5000.0)
+    grid.add_consumer("c1", load_w=4000.0)
+    command(grid, "p1", ("BUDGET", 0, "99999.5"), ("RELAY", 0, 1))
+    command(grid, "c1", ("RELAY", 0, 1))
+    grid.advance(3600)  # four-digit counters both ways, and a budget: too long for one frame
+    board = grid.board("p1")
+    session = parse_hello(decode(board.handle(encode(">", 50, "HELLO"))).args[1:]).session
+    reply = board.handle(encode(">", 51, "READ", session=session)).decode()
+
+    fields = dict(arg.split("=", 1) for arg in reply.split("*")[0].split()[3:])
+    assert " OK READ " in reply and float(fields["WHOUT"]) > 1000 and "BUDGET" not in fields
+    assert "BUDGET=" in ",".join(protocol.reading_fields(grid.reading("p1")))
