@@ -164,11 +164,17 @@ class StandingAgent:
     placed: dict[str, Any] | None = None
 
     def act(self, market: Market, hour: float | None = None) -> dict[str, Any] | None:
-        """Switch to the interval market and set the order (once; retried if refused)."""
+        """Switch to the interval market, then set the order once the switch took effect
+        (retried if refused)."""
         if self.placed is not None:
             return None
         try:
-            self.account.set_mode("intervals")
+            if market.intervals.mode_of(self.account.address) != "intervals":
+                # Ordered only from the boundary that switched it: that boundary's readings
+                # are the first its fills are metered and settled from.
+                if market.intervals.mode_view(self.account.address).get("requested") is None:
+                    self.account.set_mode("intervals")
+                return None
             self.placed = self.account.set_order(self.kind, self.fields)
         except MarketError as err:  # e.g. its meter not enrolled yet: next round
             log.info("%s did not set its %s order: %s", self.name, self.kind, err)
