@@ -29,11 +29,16 @@ def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int],
                    for kind, (n, used) in sorted(day.journal.gas[phase].items(),
                                                  key=lambda kv: -kv[1][1])}
            for phase in (SETUP, DAY)}
+    first, last = day.stepper.boundaries[0]["physics"], day.stepper.boundaries[-1]["physics"]
+    # The day's weather and loads, from the emulator: the same for one seed in either market.
+    physics = {p["name"]: {k: round(last[p["board"]][k] - first[p["board"]][k], 6)
+                           for k in ("pv_wh", "wanted_wh") if k in last[p["board"]]}
+               for p in day.people}
     day_gas = sum(used for _, used in day.journal.gas[DAY].values())
     return {
         "market": day.plan.market, "seed": day.plan.seed, "totals": total,
         "delivered_wh": books.total["delivered_wh"],
         "gas": gas, "day_gas": day_gas,
         "gas_per_delivered_kwh": round(day_gas / kwh) if kwh else None,
-        "prices_wei": prices_wei,
+        "prices_wei": prices_wei, "physics": physics,
     }

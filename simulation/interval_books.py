@@ -37,16 +37,19 @@ def read_interval_books(day: TradingDay) -> Reconciliation:
     settled = [e["args"] for e in events if e["event"] == "PositionSettled"]
     refused = [e["args"] for e in events if e["event"] == "PositionRefused"]
     rows = [_row(day, p, fills, settled, checks) for p in day.people]
-    checks.append(Check("intervals: positions the contract refused (retried until settled)",
-                        len(refused), len(refused), "positions",
-                        note=", ".join(sorted({r["reason_name"] for r in refused}))))
     unsettled = intervals.istore.unsettled()
     checks.append(Check("intervals: fills left unsettled at the day's end", len(unsettled), 0,
                         "fills"))
     total = {k: sum(r[k] for r in rows) for k in rows[0] if k not in ("name", "role")}
     total.update(name="total", role="")
     total["delivered_wh"] = sum(r["billed_wh"] for r in rows if r["role"] == "consumer")
-    return Reconciliation(rows, total, checks, _bus(day, checks), [])
+    books = Reconciliation(rows, total, checks, _bus(day, checks), [])
+    # Refusals are no disagreement of the books (a refused position is retried), but cost gas.
+    reasons: dict[str, int] = defaultdict(int)
+    for r in refused:
+        reasons[r["reason_name"]] += 1
+    books.bus["refused_positions"] = dict(reasons)
+    return books
 
 
 def _losses(day: TradingDay, first_n: int) -> dict[int, float]:

@@ -18,6 +18,7 @@ from simulation.stepper import Stepper
 from web.runtime import Runtime
 
 DAY_S = 86_400
+RETRY_BOUNDARIES = 8  # past the day's end, how many boundaries may retry refused positions
 
 
 def day_start(start_hour: float, interval_s: int, now: float | None = None) -> float:
@@ -49,19 +50,22 @@ class BoundarySync:
         """Wait until every board's signed reading has the boundary's whole-Wh counters."""
         physics = self.runtime.microgrid.physics()
         bridge = self.runtime.bridge
+        # As the serial line carries the counters (3 decimals), then whole Wh as signed.
+        want = {b: (math.floor(round(physics[b]["wh_in"], 3)),
+                    math.floor(round(physics[b]["wh_out"], 3))) for b in self.boards}
 
-        def fresh() -> bool:
-            for board in self.boards:
-                signed = bridge.signed_reading(board)
-                want = physics[board]
-                # As the serial line carries it (3 decimals), then whole Wh as signed.
-                exact = (math.floor(round(want["wh_in"], 3)), math.floor(round(want["wh_out"], 3)))
-                if signed is None or (signed.wh_in, signed.wh_out) != exact:
-                    bridge.read(board)  # signs it once a second is due
-                    return False
-            return True
+        def stale() -> list[str]:
+            return [b for b in self.boards
+                    if (s := bridge.signed_reading(b)) is None or (s.wh_in, s.wh_out) != want[b]]
 
-        wait_for(fresh, f"boundary {k}'s signed readings", timeout=30)
+        deadline = time.monotonic() + 30
+        while (late := stale()) and time.monotonic() < deadline:
+            time.sleep(0.2)  # a board's reading is signed once a second at most
+            for board in late:
+                bridge.read(board)  # signs it once its second is due
+        if late:
+            raise TimeoutError(f"simulation: boards {late} gave no fresh signed reading at "
+                               f"boundary {k}")
 
     def after(self, k: int) -> None:
         """Wait until the market published the clearing of the interval the boundary opens."""
@@ -99,11 +103,20 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
     now = runtime.clock.now()
     runtime.clock.advance(math.ceil((now + 1) / DAY_S) * DAY_S - now)
 
+    left = [RETRY_BOUNDARIES]
+
     def settled() -> bool:
         if not intervals.istore.unsettled() and not intervals.istore.batches(status="sent"):
             return True
-        runtime.clock.advance(interval_s)
-        time.sleep(0.5)  # a boundary's batch goes out on the market's own loop
+        if intervals.istore.batches(status="sent"):
+            time.sleep(0.2)  # a batch in flight: its receipt first
+            return False
+        if left[0] == 0:
+            raise TimeoutError(f"simulation: positions still unsettled {RETRY_BOUNDARIES} "
+                               "intervals past the day's end")
+        left[0] -= 1
+        runtime.clock.advance(interval_s)  # the next boundary retries what was refused
+        time.sleep(0.5)  # its batch goes out on the market's own loop
         return False
 
     try:

@@ -3,8 +3,9 @@
 Pure functions of the day's physics (the stepper's notes at every interval boundary: what each
 load's profile asked for, what each battery held and took in), the participants' limits and
 what the books say was sold. Matchable Wh, per interval: the welfare-maximal clearing of the
-true wanted Wh (at each consumer's cap) against the true Wh above reserve (at each producer's
-floor), line loss included (marketplace.clearing.matchable_wh); summed over the day.
+true wanted Wh (at each consumer's cap) against the true Wh available above reserve (at each
+producer's floor; only metered generation is sellable, as tokens are minted from the meter),
+line loss included (marketplace.clearing.matchable_wh); summed over the day.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ FIELDS = ("wanted_wh", "served_wh", "available_wh", "sold_wh", "matchable_wh")
 def interval_book(
     people: Sequence[Mapping[str, Any]], before: Mapping[str, Mapping[str, float]],
     after: Mapping[str, Mapping[str, float]], seconds: float,
+    day: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[list[Bid], list[Offer]]:
-    """One interval's true book: each load's wanted Wh at its cap, each battery's Wh above
-    reserve (held at the start plus stored during, within its power) at its floor."""
+    """One interval's true book: each load's wanted Wh at its cap, each producer's sellable Wh
+    at its floor.
+
+    Sellable: its battery above reserve (held at the start plus stored during), within its
+    power over the interval and within its metered generation not yet given to the bus since
+    the day began (`day`: the day's first note; tokens are minted from the meter, so a
+    battery's charge from before the day is no energy it can sell).
+    """
+    day = day or before
     bids, offers = [], []
     for p in people:
         board, now, then = p["board"], after[p["board"]], before[p["board"]]
@@ -34,8 +43,10 @@ def interval_book(
             continue
         above = max(0.0, then["stored_wh"] - p["reserve_wh"])
         stored = now["wh_in"] - then["wh_in"]  # PV into the battery, as its meter counted
-        power = after[board]["max_discharge_w"] * seconds / 3600.0
-        offers.append(Offer(p["address"], _whole(min(above + stored, power)), p["reserve_wei"]))
+        generated = (now["wh_in"] - day[board]["wh_in"]) - (then["wh_out"] - day[board]["wh_out"])
+        power = now["max_discharge_w"] * seconds / 3600.0
+        offers.append(Offer(p["address"], _whole(min(above + stored, power, generated)),
+                            p["reserve_wei"]))
     return bids, offers
 
 
@@ -50,7 +61,7 @@ def matchable(people: Sequence[Mapping[str, Any]],
     welfare = {"optimum_wei": 0, "metered_wei": 0}
     for before, after in zip(boundaries, boundaries[1:], strict=False):
         bids, offers = interval_book(people, before["physics"], after["physics"],
-                                     after["t"] - before["t"])
+                                     after["t"] - before["t"], boundaries[0]["physics"])
         for address, wh in matchable_wh(bids, offers, LINE_LOSS).items():
             total[address] += wh
             welfare["optimum_wei"] += value[address] * wh // 1000
@@ -78,10 +89,12 @@ def measure(
         rows[p["address"]] = {
             "wanted_wh": round(b["wanted_wh"] - a["wanted_wh"], 3) if consumer else 0,
             "served_wh": round(b["wh_in"] - a["wh_in"], 3) if consumer else 0,
-            # What it could sell over the day: its battery above reserve at the start and
-            # every Wh its meter counted in since (curtailed PV never was available).
-            "available_wh": 0 if consumer else round(
-                max(0.0, a["stored_wh"] - p["reserve_wh"]) + b["wh_in"] - a["wh_in"], 3),
+            # What it could sell over the day: every Wh its meter counted into the battery
+            # (minted, sellable), less what a battery starting under its reserve kept back
+            # (curtailed PV never was available).
+            "available_wh": 0 if consumer else round(min(
+                max(0.0, a["stored_wh"] - p["reserve_wh"]) + b["wh_in"] - a["wh_in"],
+                b["wh_in"] - a["wh_in"]), 3),
             "sold_wh": 0 if consumer else sold.get(p["address"], 0),
             "matchable_wh": fits[p["address"]],
         }

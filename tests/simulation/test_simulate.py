@@ -1,18 +1,38 @@
-"""A shortened simulated day through the real stack: its books reconcile, its report exists."""
+"""A shortened simulated day through the real stack, in both markets on the same seeded day:
+its books reconcile, its report exists, and the weather and loads are the seed's."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
+
 from simulation.driver import Simulation
+from simulation.metrics import FIELDS
 from simulation.plan import Plan
 
 
-def test_a_short_day_reconciles_and_writes_its_report(tmp_path):
+def _day(tmp_path_factory, market: str, **size):
     lines: list[str] = []
-    plan = Plan(producers=2, consumers=2, hours=2, start_hour=11, speed=600,
-                out=tmp_path / "report")
+    plan = Plan(**size, hours=2, start_hour=11, speed=600, market=market,
+                out=tmp_path_factory.mktemp(market) / "report")
     books, summary = Simulation(plan, progress=lines.append).run()
+    return books, summary, lines
+
+
+@pytest.fixture(scope="module")
+def lots_day(tmp_path_factory):
+    return _day(tmp_path_factory, "lots", producers=2, consumers=2)
+
+
+@pytest.fixture(scope="module")
+def interval_day(tmp_path_factory):
+    return _day(tmp_path_factory, "intervals", producers=2, consumers=3)
+
+
+def test_a_short_lots_day_reconciles_and_writes_its_report(lots_day):
+    books, summary, lines = lots_day
 
     assert books.ok, "\n".join(f"{c.what}: {c.left} vs {c.right} {c.unit}"
                                for c in books.failures())
@@ -44,3 +64,47 @@ def test_a_short_day_reconciles_and_writes_its_report(tmp_path):
     assert "Reconciliation holds" in summary.read_text()
     assert (summary.parent / "reconciliation.json").exists()
     assert any(re.match(r"\[\d\d:\d\d\] hour", line) for line in lines)
+
+
+def test_a_short_interval_day_reconciles_interval_by_interval(interval_day):
+    books, summary, lines = interval_day
+
+    assert books.ok, "\n".join(f"{c.what}: {c.left} vs {c.right} {c.unit}"
+                               for c in books.failures())
+    kinds = {c.what.split(": ", 1)[-1].split(" of 0x")[0] for c in books.checks}
+    # Every interval's identities were checked, not vacuously: trade happened and settled.
+    for kind in ("sellers' meters out − buyers' meters in vs the bus's line loss",
+                 "Σ payouts + dust vs Σ buyers' payments"):
+        assert kind in kinds
+    assert any("signed by its meter key" in c.what for c in books.checks)
+    total = books.total
+    assert total["billed_wh"] > 100 and total["settled_wh"] == total["billed_wh"]
+    assert total["paid_wei"] > 0 and total["received_wei"] > 0
+    assert total["settled_wei"] == total["paid_wei"] + total["received_wei"]
+    figures = books.figures
+    assert figures["market"] == "intervals" and figures["prices_wei"]
+    assert figures["gas"]["day"]["settle"]["txs"] >= 1
+    assert 0 < figures["totals"]["served_of_matchable"] <= 1.2
+    assert "What the intervals market achieved" in summary.read_text()
+    assert any(re.match(r"\[\d\d:\d\d\] hour .* intervals \d+", line) for line in lines)
+
+
+def test_reconciliation_json_carries_the_purpose_of_every_participant(lots_day, interval_day):
+    for _, summary, _ in (lots_day, interval_day):
+        data = json.loads((summary.parent / "reconciliation.json").read_text())
+        for row in [*data["rows"], data["total"]]:
+            assert all(isinstance(row[key], int | float) for key in FIELDS), row
+        consumers = [r for r in data["rows"] if r["role"] == "consumer"]
+        assert all(r["wanted_wh"] > 0 for r in consumers)
+        assert data["total"]["served_wh"] == pytest.approx(
+            sum(r["served_wh"] for r in consumers), abs=0.01)
+        assert data["market"]["totals"]["matchable_wh"] > 0
+
+
+def test_one_seed_is_one_day_of_weather_and_loads_in_both_markets(lots_day, interval_day):
+    lots, intervals = lots_day[0].figures["physics"], interval_day[0].figures["physics"]
+    # The same seed's producers had the same sun, its consumers the same loads (to the bit),
+    # whatever each market did with their relays (interval_day has one more consumer).
+    for name, physics in lots.items():
+        assert physics == intervals[name], name
+    assert lots["producer1"]["pv_wh"] > 0 and lots["consumer1"]["wanted_wh"] > 0
