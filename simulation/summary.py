@@ -121,6 +121,9 @@ def _purpose(books: Reconciliation) -> list[str]:
         + (f"**{fig['gas_per_delivered_kwh']:,} gas per delivered kWh**"
            if fig["gas_per_delivered_kwh"] is not None else "nothing delivered")
         + " (setup apart).",
+        *(["- The settlement contract refused positions (retried at the next boundaries): "
+           + ", ".join(f"{n} × {why}" for why, n in books.bus["refused_positions"].items())
+           + "."] if books.bus.get("refused_positions") else []),
         "", "| gas of the day by kind | transactions | gas | per delivered kWh |",
         "|---|---:|---:|---:|",
         *(f"| {kind} | {g['txs']} | {g['gas']:,} | "
