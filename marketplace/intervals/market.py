@@ -38,7 +38,7 @@ class IntervalMarket:
         self.boundary = BoundaryStep(self.istore, self.orders, ledger, switchboard, hub,
                                      settings, self.boundaries)
         self.batching = Batching(self.istore, self.orders, ledger, clock, settings,
-                                 self.boundaries)
+                                 self.boundaries, self.boundary.members, switchboard.signed)
         self.switchboard = switchboard
 
     # -- commands --------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class BoundaryStep:
 
     # -- readings and accounts -------------------------------------------------------------
 
-    def _members(self) -> list[dict[str, Any]]:
+    def members(self) -> list[dict[str, Any]]:
         """Participants in the interval market with a board and meter."""
         inside = self.istore.in_mode(INTERVALS)
         return [p for p in self.istore.db.participants()
@@ -65,7 +65,7 @@ class BoundaryStep:
 
     def _capture(self, n: int, prev: int | None) -> None:
         """Each member meter's latest signed reading ends prev and starts n."""
-        for member in self._members():
+        for member in self.members():
             reading = self.switchboard.signed(member["board_id"])
             if reading is None or reading.meter != member["meter_address"]:
                 continue
@@ -110,7 +110,7 @@ class BoundaryStep:
 
     def _clear(self, n: int) -> tuple[dict[str, list], clearing.Clearing]:
         """Offers and bids from the active orders of members, cleared."""
-        members = {m["address"]: m for m in self._members()}
+        members = {m["address"]: m for m in self.members()}
         offers, bids, used = [], [], []
         for row in self.istore.active_orders():
             if not self.orders.usable(row, n):
@@ -203,7 +203,7 @@ class BoundaryStep:
         matched = {**{b: float(wh) for b, wh in result.bought.items()},
                    **{s: round(wh * (1 + self.settings.line_loss), 3)
                       for s, wh in result.sold.items()}}
-        members = self._members()
+        members = self.members()
         for member in members:
             if member["address"] not in matched:
                 self.switchboard.switch(member["board_id"], False, None)
