@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from contracts.bindings import sign_sell_order
+from gridbid_client.local import LocalParty
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.intervals import IntervalMarket
 from marketplace.lease import SETTLEMENT, Lease
@@ -75,6 +76,10 @@ def test_a_new_order_replaces_the_old_and_a_cancelled_one_ends(runtime, people):
     assert market.order_of(bob)["id"] == second["id"]
     cancelled = market.cancel_order(bob)
     assert cancelled["status"] == "cancelled" and market.order_of(bob) is None
+    # Nothing of it to settle: the page may also end it on chain with bob's own signature.
+    party = LocalParty(runtime.market, runtime.wallets, people["bob"])
+    runtime.ledger.wait(party.submit(cancelled["cancel_tx"]))
+    assert runtime.ledger.intervals.cancelled(bytes.fromhex(cancelled["hash"][2:]))
     with pytest.raises(InvalidInput, match="no active standing order"):
         market.cancel_order(bob)
 
