@@ -15,7 +15,15 @@ from marketplace.lease import SETTLEMENT, Lease
 from marketplace.store import Store
 from tests.common import wait_for
 from tests.marketplace.common import ready
-from tests.marketplace.interval_helpers import keys, next_boundary, place, sign_order
+from tests.marketplace.interval_helpers import (
+    COMMUNITY,
+    deposit,
+    drained,
+    keys,
+    next_boundary,
+    place,
+    sign_order,
+)
 
 SETTINGS = {"INTERVAL_TICK_S": 3600}  # the tests step the interval market themselves
 
@@ -141,3 +149,31 @@ def test_two_workers_open_a_boundary_once(runtime, people, clock):
 def test_the_runtime_loop_opens_boundaries_by_itself(runtime, clock):
     n = next_boundary(runtime, clock, step=False)
     assert runtime.market.intervals.interval_view(n)["n"] == n
+
+
+@pytest.mark.parametrize("app", [{**SETTINGS, "PRICING": "bid", "INTERVAL_WALL_S": 120}],
+                         indirect=True)
+def test_pay_as_bid_bills_each_buyer_its_cap(runtime, people, clock):
+    market = runtime.market.intervals
+    board = runtime.store.participant(people["alice"].address)["board_id"]
+    wait_for(lambda: (runtime.market.switchboard.signed(board) or 0) and
+             runtime.market.switchboard.signed(board).wh_in >= 50, what="alice's PV")
+    caps = {"bob": 5 * 10**14, "carol": 3 * 10**14}
+    for name, cap in caps.items():
+        deposit(runtime, people[name], 10**17)
+        place(runtime, people[name], "buy", cap_wei_per_kwh=cap, expected_wh=10)
+    place(runtime, people["alice"], "sell", floor_wei_per_kwh=10**14)
+    first = next_boundary(runtime, clock)
+    drained(runtime)
+    next_boundary(runtime, clock)
+    fills = {f["address"]: f for f in market.interval_view(first)["fills"]}
+    assert market.interval_view(first)["pricing"] == "bid"
+    for name, cap in caps.items():
+        fill = fills[people[name].address]
+        assert int(fill["price_wei"]) == cap
+        assert int(fill["paid_wei"]) == cap * fill["billed_wh"] // 1000
+    seller = fills[people["alice"].address]
+    assert int(seller["paid_wei"]) == sum(int(fills[people[n].address]["paid_wei"])
+                                          for n in caps)
+    # Charged only when it settles (1 kWh unsettled or the day's end), not per interval.
+    assert runtime.ledger.escrow_free(people["bob"].address, COMMUNITY) == 10**17
