@@ -16,7 +16,6 @@ from marketplace.store import Store
 from tests.common import wait_for
 from tests.marketplace.common import ready
 from tests.marketplace.interval_helpers import (
-    COMMUNITY,
     deposit,
     drained,
     keys,
@@ -175,5 +174,3 @@ def test_pay_as_bid_bills_each_buyer_its_cap(runtime, people, clock):
     seller = fills[people["alice"].address]
     assert int(seller["paid_wei"]) == sum(int(fills[people[n].address]["paid_wei"])
                                           for n in caps)
-    # Charged only when it settles (1 kWh unsettled or the day's end), not per interval.
-    assert runtime.ledger.escrow_free(people["bob"].address, COMMUNITY) == 10**17
