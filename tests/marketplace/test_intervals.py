@@ -60,7 +60,9 @@ def relay_on(runtime, address) -> bool:
 def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, community, clock):
     market, ledger = runtime.market.intervals, runtime.ledger
     people = community
-    tokens_before = {n: ledger.token_balance(people[n].address) for n in FLOORS}
+    start = ledger.block_number()
+    tokens_before = {n: ledger.token.functions.balanceOf(people[n].address).call(
+        block_identifier=start) for n in FLOORS}
     free_before = {n: ledger.escrow_free(people[n].address, COMMUNITY) for n in CAPS}
     first = next_boundary(runtime, clock)
     view = market.interval_view(first)
@@ -95,7 +97,16 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, comm
         received = sum(int(f["paid_wei"]) for f in market.fills_of(people[name].address)
                        if f["settled"])
         assert ledger.owed_to(people[name].address) >= received
-    assert any(ledger.token_balance(people[n].address) != tokens_before[n] for n in FLOORS)
+    # Each seller's tokens: what its readings minted less the Wh its settled sales burned.
+    end = ledger.block_number()
+    minted = ledger.token.events.EnergyMinted().get_logs(from_block=start + 1, to_block=end)
+    for name in FLOORS:
+        address = people[name].address
+        burned = sum(e["wh"] for e in events if e["account"] == address)
+        gained = sum(e["args"]["wh"] for e in minted if e["args"]["owner"] == address)
+        balance = ledger.token.functions.balanceOf(address).call(block_identifier=end)
+        assert balance - tokens_before[name] == gained - burned
+    assert sum(e["wh"] for e in events if e["side_name"] == "sell") > 0
     assert batch["operator_sig"] and batch["operator_sig"].startswith("0x")
     # A producer without fills to settle mints in the batches (the lots' Minting skips it).
     mints = [r for b in market.batches() if b["status"] == "mined" for r in b["batch"]["mints"]]
