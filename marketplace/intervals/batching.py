@@ -99,6 +99,12 @@ class Batching:
                     break
                 due.append(key)
                 pool += _wei(groups[key])
+            # A sell the pool cannot pay is refused (POOL_SHORT) and wastes its gas: it waits.
+            for key in sorted((k for k in due if k[1] == SELL), key=lambda k: -_wei(groups[k])):
+                if pool >= sells:
+                    break
+                due.remove(key)
+                sells -= _wei(groups[key])
         return due[:MAX_POSITIONS]
 
     def _withdrawing(self, address: str) -> bool:
@@ -129,12 +135,20 @@ class Batching:
             if baseline is None:
                 return None
         return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
-                "order": row["order"], "order_sig": row["signature"],
+                "order": row["order"], "order_sig": self._order_sig(row),
                 "closing": closing, "baseline": baseline,
                 "from_interval": included[0]["n"], "to_interval": included[-1]["n"],
                 "filled_intervals": sum(1 for f in included if f["wh"] > 0),
                 "wh": sum(int(f["billed_wh"]) for f in included),
                 "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
+
+    def _order_sig(self, row: dict[str, Any]) -> str:
+        """The order's signature, or "0x" once the contract verified it (it keeps the hash)."""
+        try:
+            state = self.ledger.intervals.order_state(bytes.fromhex(row["hash"][2:]))["state"]
+        except Exception:  # unreadable: the signature is always accepted
+            return row["signature"]
+        return "0x" if state == "verified" else row["signature"]
 
     def _settled_through(self, account: str, meter: str) -> int:
         """The last interval the contract settled for an account on its meter (0: none yet)."""

@@ -25,7 +25,7 @@ def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, A
     for p in positions:
         row = orders.istore.order(p["order_id"])
         made = (BuyPosition if p["side"] == BUY else SellPosition)(
-            order=orders.typed_order(row), order_sig=bytes.fromhex(p["order_sig"][2:]),
+            order=orders.typed_order(row), order_sig=bytes.fromhex(p["order_sig"][2:] or ""),
             closing=SignedReading.from_json(p["closing"]),
             from_interval=p["from_interval"], to_interval=p["to_interval"],
             filled_intervals=p["filled_intervals"], wh=p["wh"], wei=int(p["wei"]),
