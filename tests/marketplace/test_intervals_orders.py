@@ -116,10 +116,14 @@ def test_an_account_trades_in_one_market_and_switches_with_nothing_open(runtime,
     place(runtime, keys(runtime)["bob"], "buy", cap_wei_per_kwh=10**14, expected_wh=10)
     with pytest.raises(NotAllowed, match="cancel your standing order first"):
         market.set_mode(bob, "lots")
-    other = runtime.market.listings()
-    assert not other or all(row["seller"] != alice for row in other)
-    with pytest.raises(NotAllowed, match="interval market"):
-        people["bob"].bid(listing["id"], 2000)
+    with pytest.raises(NotAllowed, match="trades in the interval market"):  # no lot bids
+        runtime.market.bid_terms(bob, listing["id"], 2000)
+    market.cancel_order(bob)
+    assert market.set_mode(bob, "lots")["requested"] == "lots"
+    next_boundary(runtime, clock)  # nothing open, nothing to settle: back in the lot market
+    assert market.mode_of(bob) == "lots"
+    with pytest.raises(NotAllowed, match="trades in the lot market"):
+        place(runtime, keys(runtime)["bob"], "buy", cap_wei_per_kwh=1, expected_wh=1)
 
 
 @pytest.mark.parametrize("app", [SETTINGS], indirect=True)
@@ -146,8 +150,14 @@ def test_two_workers_open_a_boundary_once(runtime, people, clock):
 
 
 def test_the_runtime_loop_opens_boundaries_by_itself(runtime, clock):
+    seen = []
+    runtime.hub.subscribe(lambda topic, payload: seen.append((topic, payload)))
     n = next_boundary(runtime, clock, step=False)
     assert runtime.market.intervals.interval_view(n)["n"] == n
+    published = wait_for(lambda: [p for t, p in seen if t == "interval" and p["n"] == n],
+                         what="the interval published")[0]
+    assert published["next_at"] == runtime.market.intervals.boundaries.end(n)
+    assert published["price_wei"] is None  # nobody trades in it
 
 
 @pytest.mark.parametrize("app", [{**SETTINGS, "PRICING": "bid", "INTERVAL_WALL_S": 120}],
