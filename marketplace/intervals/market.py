@@ -21,6 +21,8 @@ from marketplace.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
 
+MAX_INTERVAL = 2**32  # IntervalSettlement's interval numbers are uint32
+
 
 class IntervalMarket:
     """Commands and views of the interval market, and its loop's step()."""
@@ -40,6 +42,10 @@ class IntervalMarket:
         self.batching = Batching(self.istore, self.orders, ledger, clock, settings,
                                  self.boundaries, self.boundary.members, switchboard.signed)
         self.switchboard = switchboard
+        if self.boundaries.index(clock.now()) >= MAX_INTERVAL:
+            # The contract numbers intervals in a uint32: batches could not be settled.
+            log.error("interval numbers pass 2**32 with intervals of %.3f s on this clock: "
+                      "raise INTERVAL_S or lower the time factor", self.boundaries.length)
 
     # -- commands --------------------------------------------------------------------------
 
