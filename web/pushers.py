@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from web.extensions import socketio
-from web.market.intervals import timing
 from web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -164,6 +163,18 @@ class GridFeed:
             socketio.emit("price", _price_point(payload), namespace="/grid")
         elif topic == INTERVAL_TOPIC:  # a point on the clearing-price chart
             socketio.emit(topic, interval_news(self.runtime, payload), namespace="/grid")
+
+
+def timing(market: Any) -> dict[str, Any]:
+    """When the next clearing is, in market-clock seconds and as seconds left from now (the
+    page counts down from that: its own clock may not be the market's), with the interval's
+    emulated length and the emulator's speed (the pages scale their time axes by it)."""
+    next_at = float(market.intervals.next_clearing_at())
+    settings = market.settings
+    return {"next_clearing_at": next_at,
+            "seconds_left": max(0.0, next_at - market.clock.now()),
+            "interval_s": settings.interval_s, "time_factor": settings.time_factor,
+            "pricing": settings.pricing}
 
 
 def interval_news(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:

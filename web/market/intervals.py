@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotFound
+from web.pushers import timing
 from web.session import body, login_required, runtime
 
 bp = Blueprint("intervals", __name__)
@@ -41,18 +42,6 @@ def _signature(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput("signature must be 0x and 65 bytes of hex (the order signed)")
     return value
-
-
-def timing(market: Any) -> dict[str, Any]:
-    """When the next clearing is, in market-clock seconds and as seconds left from now (the
-    page counts down from that: its own clock may not be the market's), with the interval's
-    emulated length and the emulator's speed (the pages scale their time axes by it)."""
-    next_at = float(market.intervals.next_clearing_at())
-    settings = market.settings
-    return {"next_clearing_at": next_at,
-            "seconds_left": max(0.0, next_at - market.clock.now()),
-            "interval_s": settings.interval_s, "time_factor": settings.time_factor,
-            "pricing": settings.pricing}
 
 
 @bp.post("/api/orders/terms")
@@ -90,7 +79,7 @@ def my_order(account):
     """The caller's standing order (or null), its market mode and the next clearing."""
     intervals = runtime().market.intervals
     return jsonify(order=intervals.order_of(account.address),
-                   mode=intervals.mode_of(account.address), **timing(runtime().market))
+                   mode=intervals.mode_view(account.address), **timing(runtime().market))
 
 
 @bp.post("/api/market-mode")
@@ -116,9 +105,10 @@ def history():
 @bp.get("/api/intervals/<int:n>")
 def interval(n):
     """Public: one interval as published (orders, offers, bids, fills, signed readings)."""
-    if n > LAST_N:
-        raise NotFound(f"no interval {n}")
-    return jsonify(runtime().market.intervals.interval_view(n))
+    view = runtime().market.intervals.interval_view(n) if n <= LAST_N else None
+    if view is None:
+        raise NotFound(f"no interval {n}: it was never cleared")
+    return jsonify(view)
 
 
 @bp.get("/api/intervals/mine")
