@@ -139,3 +139,19 @@ def sign_page_terms(key, terms: dict, **changes) -> tuple[dict, str]:
             "message": typed_message}
     signed = Account.sign_message(encode_typed_data(full_message=full), key.key)
     return {k: str(v) for k, v in message.items()}, "0x" + bytes(signed.signature).hex()
+
+
+def pass_boundary(clock, runtime, public) -> int:
+    """Move the market clock just past the next interval boundary; once the loop has cleared
+    the interval starting there (it is in the public history), its number."""
+    settings = runtime.market.settings
+    length = settings.interval_s / settings.time_factor
+    n = int(clock.now() // length) + 1
+    clock.advance(n * length + 0.01 - clock.now())
+
+    def published():
+        rows = public.get("/api/intervals").get_json()["intervals"]
+        return any(r["n"] == n for r in rows)
+
+    wait_for(published, what=f"interval {n} to be cleared")
+    return n

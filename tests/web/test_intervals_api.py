@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.common import csrf_client, demo_key, sign_page_terms, wait_for
+from tests.common import csrf_client, demo_key, pass_boundary, sign_page_terms, wait_for
 
 ETH = 10**18
 CAP = 2 * 10**16  # 0.02 ETH per kWh
@@ -195,19 +195,3 @@ def test_intervals_clear_and_are_published(app, runtime, login, clock):
     assert [f["side"] for f in fills["fills"] if f["n"] == n] == ["buy"]
     assert "current" in fills and fills["seconds_left"] >= 0
     assert public.get("/api/intervals/mine").status_code == 401
-
-
-def pass_boundary(clock, runtime, public) -> int:
-    """Move the market clock just past the next interval boundary; once the loop has cleared
-    the interval starting there (it is in the public history), its number."""
-    settings = runtime.market.settings
-    length = settings.interval_s / settings.time_factor
-    n = int(clock.now() // length) + 1
-    clock.advance(n * length + 0.01 - clock.now())
-
-    def published():
-        rows = public.get("/api/intervals").get_json()["intervals"]
-        return any(r["n"] == n for r in rows)
-
-    wait_for(published, what=f"interval {n} to be cleared")
-    return n
