@@ -32,11 +32,15 @@ class Batching:
         self.clock = clock
         self.settings = settings
         self.boundaries = boundaries
+        self._tried_through: int | None = None  # batches are built once per boundary
 
     def step(self, through_n: int, today: int) -> int | None:
         """Follow the batch in flight, else send one for the due participants; its id."""
         if self._follow():
             return None  # still in flight
+        if self._tried_through is not None and through_n <= self._tried_through:
+            return None  # built for this boundary already: refused positions wait for the next
+        self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, today)
         if not due:
@@ -49,14 +53,18 @@ class Batching:
     # -- who is due ------------------------------------------------------------------------
 
     def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Unsettled fills up to through_n per (account, side), the oldest order's only: a
-        position names one order, and a later order's fills settle after it."""
+        """Unsettled fills up to through_n per (account, side), the oldest order's and day's
+        only: a position names one order and may not span two days (the daily budget), so
+        later fills settle after it."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for fill in self.istore.unsettled():
             if fill["n"] > through_n:
                 continue
             key = (fill["address"], fill["side"])
-            if groups[key] and groups[key][0]["order_id"] != fill["order_id"]:
+            first = groups[key][0] if groups[key] else None
+            if first is not None and (first["order_id"] != fill["order_id"] or
+                                      self.boundaries.day(first["n"]) !=
+                                      self.boundaries.day(fill["n"])):
                 continue
             groups[key].append(fill)
         return groups
@@ -109,7 +117,7 @@ class Batching:
             return None
         included = included[:last]
         baseline = None
-        if int(self._settled_through(account)) == 0:
+        if self._settled_through(account, meter) == 0:
             baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
             if baseline is None:
                 return None
@@ -121,9 +129,9 @@ class Batching:
                 "wh": sum(int(f["billed_wh"]) for f in included),
                 "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
 
-    def _settled_through(self, account: str) -> int:
-        """The last interval the contract settled for an account (0: none yet)."""
-        return int(self.ledger.intervals.position_of(account).get("last_interval", 0))
+    def _settled_through(self, account: str, meter: str) -> int:
+        """The last interval the contract settled for an account on its meter (0: none yet)."""
+        return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
     # -- sending and following -------------------------------------------------------------
 
@@ -131,7 +139,10 @@ class Batching:
         from marketplace.intervals.chainside import batch_of
 
         batch = batch_of(self.orders, through_n, positions)
-        batch_id = self.istore.add_batch(through_n, {"positions": positions}, None,
+        # Signed even when the operator sends it: published, anyone may send it after the
+        # contract's window should the operator not.
+        signature = "0x" + self.ledger.intervals.sign(batch).operator_sig.hex()
+        batch_id = self.istore.add_batch(through_n, {"positions": positions}, signature,
                                          self.clock.now())
         try:
             record = self.ledger.intervals.settle_async(batch)
@@ -160,7 +171,7 @@ class Batching:
                 else:
                     log.warning("interval batch %s: %s's %s position refused (%s); retried",
                                 batch["id"], position["account"], position["side"],
-                                result["refused"].get(position["account"], "?"))
+                                result["refused"].get((position["account"], position["side"]), "?"))
             self.istore.update_batch(batch["id"], status="mined")
         return False
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,7 +58,8 @@ class StandingOrders:
             order["dailyBudgetWei"] = rules.parse_int(get("daily_budget_wei") or 0,
                                                       "daily budget (wei)", 0, rules.MAX_WEI)
         order["expiry"] = self._expiry(get("expiry"), get("valid_s"))
-        order["nonce"] = int(self.clock.now() * 1000)
+        # Milliseconds and a random tail: unused, however fast (or stopped) the clock is.
+        order["nonce"] = int(self.clock.now() * 1000) * 1000 + secrets.randbelow(1000)
         return signed.page_terms(self._typed(kind, order))
 
     def parse(self, owner: str, kind: object, order: object,
@@ -66,10 +67,9 @@ class StandingOrders:
         """A signed order as its owner sent it, every check passed: (kind, order, signature)."""
         kind = _kind(kind)
         who = self._owner(owner, kind)
-        fields = self._typed(kind, None)["types"][_primary(kind)]
-        terms = signed.parse_typed(order, fields, f"{kind} order")
+        terms = signed.parse_typed(order, self._fields(kind), f"{kind} order")
         sig = signed.signature_bytes(signature)
-        if self.ledger.intervals.order_signer(kind, terms, sig) != owner:
+        if signed.typed_signer(self._typed(kind, terms), sig, f"{kind} order") != owner:
             raise NotAllowed(f"the {kind} order is not signed by your key")
         if terms[KINDS[kind][1]] != owner:
             raise InvalidInput(f"the order's {KINDS[kind][1]} must be your address {owner}")
@@ -120,8 +120,8 @@ class StandingOrders:
 
     def typed_order(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A stored order's fields as the contract takes them (ints, addresses)."""
-        fields = self._typed(row["kind"], None)["types"][_primary(row["kind"])]
-        return signed.parse_typed(row["order"], fields, f"{row['kind']} order")
+        return signed.parse_typed(row["order"], self._fields(row["kind"]),
+                                  f"{row['kind']} order")
 
     def usable(self, row: Mapping[str, Any], n: int) -> bool:
         """Whether an active order may trade in interval n (it does not expire before n ends)."""
@@ -138,11 +138,16 @@ class StandingOrders:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _typed(self, kind: str, order: dict[str, Any] | None) -> dict[str, Any]:
-        template = order if order is not None else _blank(kind)
-        typed = (self.ledger.intervals.sell_order_typed if kind == SELL
-                 else self.ledger.intervals.buy_order_typed)(template)
-        return json.loads(json.dumps(typed, default=_jsonable)) if order is None else typed
+    def _typed(self, kind: str, order: dict[str, Any]) -> dict[str, Any]:
+        from contracts.bindings import order_typed_data
+
+        return order_typed_data(kind, order, self.ledger.intervals.domain())
+
+    @staticmethod
+    def _fields(kind: str) -> list[dict[str, str]]:
+        from contracts.bindings import ORDER_TYPES
+
+        return ORDER_TYPES[kind][_primary(kind)]
 
     def _owner(self, owner: str, kind: str) -> dict[str, Any]:
         who = participant(self.istore.db, owner)
@@ -191,17 +196,3 @@ def _kind(kind: object) -> str:
 
 def _primary(kind: str) -> str:
     return "SellOrder" if kind == SELL else "BuyOrder"
-
-
-def _blank(kind: str) -> dict[str, Any]:
-    """An order of zeros: only its typed data's field list is read from it."""
-    zero = "0x" + "00" * 20
-    if kind == SELL:
-        return {"seller": zero, "meter": zero, "floorWeiPerKWh": 0, "maxWhPerInterval": 0,
-                "reserveWh": 0, "expiry": 0, "nonce": 0}
-    return {"buyer": zero, "meter": zero, "capWeiPerKWh": 0, "maxWhPerInterval": 0,
-            "expectedWh": 0, "dailyBudgetWei": 0, "expiry": 0, "nonce": 0}
-
-
-def _jsonable(value: object) -> object:
-    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
