@@ -97,9 +97,14 @@ def test_a_standing_order_signed_in_the_card_trades_every_interval(server, brows
     page.wait_for_selector("#order-current:has-text('0.03 ETH/kWh')")
     assert runtime.market.intervals.order_of(carol_key.address)["order"]["capWeiPerKWh"] == \
         str(3 * FLOOR)
+    changed = runtime.market.intervals.order_of(carol_key.address)
     page.click("#order-cancel")
     page.wait_for_selector("#order-current", state="hidden")
     assert runtime.market.intervals.order_of(carol_key.address) is None
+    # carol's own cancelBuyOrder (signed in the page) ends the order on chain too.
+    digest = bytes.fromhex(changed["hash"][2:])
+    wait_for(lambda: runtime.ledger.intervals.cancelled(digest, carol_key.address),
+             what="the order's cancel on chain")
 
     # The Grid view charts the clearing prices from the server's history.
     page.click("nav a[data-route=grid]")

@@ -195,7 +195,7 @@ export default {
       catch (err) { toast(err.message, true); return; }
       // The portal stops using it at once; our own cancelOrder ends it on chain as well.
       try {
-        const record = await signer.sendPrepared("cancel_order", view.cancel_tx, { order_hash: view.hash });
+        const record = await signer.sendPrepared("cancel_order", view.cancel_tx, { kind: view.kind, order: view.order });
         if (record) toast(`Standing order cancelled, on chain too: ${record.tx_hash}`);
       } catch (err) { toast(`Cancelled here; the on-chain cancel was not sent: ${err.message}`, true); }
     });
