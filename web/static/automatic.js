@@ -197,6 +197,8 @@ export default {
       try {
         const record = await signer.sendPrepared("cancel_order", view.cancel_tx, { kind: view.kind, order: view.order });
         if (record) toast(`Standing order cancelled, on chain too: ${record.tx_hash}`);
+        // None offered while its fills wait: a cancel on chain would void their settlement.
+        else toast("Standing order cancelled: it trades no more; what it traded still settles on chain");
       } catch (err) { toast(`Cancelled here; the on-chain cancel was not sent: ${err.message}`, true); }
     });
     for (const id of ["mode-lots", "mode-intervals"]) {
