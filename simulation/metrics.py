@@ -4,8 +4,9 @@ Pure functions of the day's physics (the stepper's notes at every interval bound
 load's profile asked for, what each battery held and took in), the participants' limits and
 what the books say was sold. Matchable Wh, per interval: the welfare-maximal clearing of the
 true wanted Wh (at each consumer's cap) against the true Wh available above reserve (at each
-producer's floor; only metered generation is sellable, as tokens are minted from the meter),
-line loss included (marketplace.clearing.matchable_wh); summed over the day.
+producer's floor; only metered generation is sellable, as tokens are minted from the meter,
+and what the optimum sold in one interval is not sellable again), line loss included
+(marketplace.clearing.matchable_wh); summed over the day.
 """
 
 from __future__ import annotations
@@ -22,30 +23,28 @@ FIELDS = ("wanted_wh", "served_wh", "available_wh", "sold_wh", "matchable_wh")
 
 def interval_book(
     people: Sequence[Mapping[str, Any]], before: Mapping[str, Mapping[str, float]],
-    after: Mapping[str, Mapping[str, float]], seconds: float,
-    day: Mapping[str, Mapping[str, float]] | None = None,
+    after: Mapping[str, Mapping[str, float]], seconds: float, unsold: Mapping[str, float],
 ) -> tuple[list[Bid], list[Offer]]:
     """One interval's true book: each load's wanted Wh at its cap, each producer's sellable Wh
     at its floor.
 
     Sellable: its battery above reserve (held at the start plus stored during), within its
-    power over the interval and within its metered generation not yet given to the bus since
-    the day began (`day`: the day's first note; tokens are minted from the meter, so a
-    battery's charge from before the day is no energy it can sell).
+    power over the interval and within its metered generation not sold yet (`unsold` at the
+    interval's start, by address, plus what it stores during it): tokens are minted from the
+    meter, so a battery's charge from before the day is no energy it can sell.
     """
-    day = day or before
     bids, offers = [], []
     for p in people:
-        board, now, then = p["board"], after[p["board"]], before[p["board"]]
+        now, then = after[p["board"]], before[p["board"]]
         if p["role"] == "consumer":
             bids.append(Bid(p["address"], _whole(now["wanted_wh"] - then["wanted_wh"]),
                             p["limit_wei"]))
             continue
         above = max(0.0, then["stored_wh"] - p["reserve_wh"])
         stored = now["wh_in"] - then["wh_in"]  # PV into the battery, as its meter counted
-        generated = (now["wh_in"] - day[board]["wh_in"]) - (then["wh_out"] - day[board]["wh_out"])
         power = now["max_discharge_w"] * seconds / 3600.0
-        offers.append(Offer(p["address"], _whole(min(above + stored, power, generated)),
+        offers.append(Offer(p["address"], _whole(min(above + stored, power,
+                                                     unsold[p["address"]] + stored)),
                             p["reserve_wei"]))
     return bids, offers
 
@@ -59,10 +58,19 @@ def matchable(people: Sequence[Mapping[str, Any]],
     value = {p["address"]: p["limit_wei"] if p["role"] == "consumer" else -p["reserve_wei"]
              for p in people}
     welfare = {"optimum_wei": 0, "metered_wei": 0}
+    # Each producer's generation the optimum has not sold yet: what it sells in one interval
+    # it cannot sell again in the next (the day's real sales do not count here).
+    unsold = {p["address"]: 0.0 for p in people if p["role"] == "producer"}
     for before, after in zip(boundaries, boundaries[1:], strict=False):
         bids, offers = interval_book(people, before["physics"], after["physics"],
-                                     after["t"] - before["t"], boundaries[0]["physics"])
-        for address, wh in matchable_wh(bids, offers, LINE_LOSS).items():
+                                     after["t"] - before["t"], unsold)
+        matched = matchable_wh(bids, offers, LINE_LOSS)
+        for p in people:
+            if p["role"] == "producer":
+                board = p["board"]
+                stored = after["physics"][board]["wh_in"] - before["physics"][board]["wh_in"]
+                unsold[p["address"]] += stored - matched.get(p["address"], 0)
+        for address, wh in matched.items():
             total[address] += wh
             welfare["optimum_wei"] += value[address] * wh // 1000
         for p in people:  # what the meters say moved: a load's Wh in, a battery's Wh out

@@ -28,16 +28,15 @@ def note(t: float, stored: float, pv_in: float, out: float, c1: tuple[float, flo
 
 
 def test_the_true_book_of_an_interval() -> None:
-    day = note(0, 300.0, 0.0, 0.0, (0, 0), (0, 0))["physics"]
     before = note(900, 300.0, 500.0, 100.0, (0, 0), (0, 0))["physics"]
     after = note(1800, 250.0, 540.0, 190.0, (60.4, 50.0), (30.0, 0.0))["physics"]
-    bids, offers = interval_book(PEOPLE, before, after, 900, day)
+    bids, offers = interval_book(PEOPLE, before, after, 900, {"0xP1": 400.0})
     # Wanted: whole Wh at each cap; sellable: 200 above reserve + 40 stored, within 150 Wh
-    # (600 W for a quarter hour) and the 440 Wh generated and not given yet.
+    # (600 W for a quarter hour) and the 400 Wh generated unsold + 40 stored.
     assert [(b.buyer, b.wh, b.cap) for b in bids] == [("0xC1", 60, 30_000), ("0xC2", 30, 5_000)]
     assert [(o.seller, o.wh, o.floor) for o in offers] == [("0xP1", 150, 10_000)]
-    # Only metered generation is sellable: a day that begins here has 40 Wh of it.
-    _, offers = interval_book(PEOPLE, before, after, 900)
+    # Only metered generation is sellable: with none unsold, what it stores now.
+    _, offers = interval_book(PEOPLE, before, after, 900, {"0xP1": 0.0})
     assert offers[0].wh == 40
 
 
