@@ -41,4 +41,5 @@ def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int],
         "gas": gas, "day_gas": day_gas,
         "gas_per_delivered_kwh": round(day_gas / kwh) if kwh else None,
         "prices_wei": prices_wei, "physics": physics,
+        "boundaries": day.stepper.boundaries,  # report.py writes them to physics.json
     }

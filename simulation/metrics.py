@@ -28,10 +28,11 @@ def interval_book(
     """One interval's true book: each load's wanted Wh at its cap, each producer's sellable Wh
     at its floor.
 
-    Sellable: its battery above reserve (held at the start plus stored during), within its
-    power over the interval and within its metered generation not sold yet (`unsold` at the
-    interval's start, by address, plus what it stores during it): tokens are minted from the
-    meter, so a battery's charge from before the day is no energy it can sell.
+    Sellable (Wh sent): its battery above reserve (held at the start plus stored during),
+    within its power over the interval and within its metered generation not sold yet
+    (`unsold` at the interval's start, by address, plus what it stores during it) with the
+    line loss on top, as the market's tokens cap what a seller is paid for: tokens are minted
+    from the meter, so a battery's charge from before the day is no energy it can sell.
     """
     bids, offers = [], []
     for p in people:
@@ -43,8 +44,9 @@ def interval_book(
         above = max(0.0, then["stored_wh"] - p["reserve_wh"])
         stored = now["wh_in"] - then["wh_in"]  # PV into the battery, as its meter counted
         power = now["max_discharge_w"] * seconds / 3600.0
-        offers.append(Offer(p["address"], _whole(min(above + stored, power,
-                                                     unsold[p["address"]] + stored)),
+        # Tokens cap the Wh sold (received); the bus's loss on top comes from the battery.
+        tokens = (unsold[p["address"]] + stored) / (1 - LINE_LOSS)
+        offers.append(Offer(p["address"], _whole(min(above + stored, power, tokens)),
                             p["reserve_wei"]))
     return bids, offers
 
@@ -69,7 +71,8 @@ def matchable(people: Sequence[Mapping[str, Any]],
             if p["role"] == "producer":
                 board = p["board"]
                 stored = after["physics"][board]["wh_in"] - before["physics"][board]["wh_in"]
-                unsold[p["address"]] += stored - matched.get(p["address"], 0)
+                sold = matched.get(p["address"], 0) * (1 - LINE_LOSS)
+                unsold[p["address"]] += stored - sold
         for address, wh in matched.items():
             total[address] += wh
             welfare["optimum_wei"] += value[address] * wh // 1000

@@ -25,6 +25,8 @@ def write_report(
     """Write the plots, the JSON and summary.md into plan.out; the summary's path."""
     out = Path(plan.out)
     draw_plots(out, plan.participants, books, samples, names, hour_of)
+    if books.figures.get("boundaries"):  # the physics at every boundary: metrics re-derivable
+        (out / "physics.json").write_text(json.dumps(books.figures.pop("boundaries")))
     (out / "reconciliation.json").write_text(json.dumps({
         "rows": books.rows, "total": books.total, "bus": books.bus,
         "checks": [{**asdict(c), "diff": c.diff, "ok": c.ok} for c in books.checks],

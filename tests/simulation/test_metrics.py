@@ -35,9 +35,10 @@ def test_the_true_book_of_an_interval() -> None:
     # (600 W for a quarter hour) and the 400 Wh generated unsold + 40 stored.
     assert [(b.buyer, b.wh, b.cap) for b in bids] == [("0xC1", 60, 30_000), ("0xC2", 30, 5_000)]
     assert [(o.seller, o.wh, o.floor) for o in offers] == [("0xP1", 150, 10_000)]
-    # Only metered generation is sellable: with none unsold, what it stores now.
+    # Only metered generation is sellable (the line loss on top): with none unsold, what it
+    # stores now.
     _, offers = interval_book(PEOPLE, before, after, 900, {"0xP1": 0.0})
-    assert offers[0].wh == 40
+    assert offers[0].wh == math.floor(40 / (1 - LINE_LOSS))
 
 
 def test_measure_counts_the_day_and_matches_only_above_the_floor() -> None:
