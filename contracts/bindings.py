@@ -243,3 +243,53 @@ def sign_consent(account: Any, chain_id: int, token: str, consent: dict[str, Any
 def sign_reading_struct(account: Any, chain_id: int, token: str, reading: dict[str, Any]) -> bytes:
     """A meter key's 65-byte signature of a Reading struct (firmware_bridge.signing for meters)."""
     return sign_typed(account, reading_typed_data(chain_id, token, reading))
+
+
+# Standing orders of the interval market, signed in the IntervalSettlement's domain.
+INTERVAL_DOMAIN = ("gridbid IntervalSettlement", "1")
+SELL_ORDER = {
+    "SellOrder": [
+        {"name": "seller", "type": "address"},
+        {"name": "meter", "type": "address"},
+        {"name": "floorWeiPerKWh", "type": "uint256"},
+        {"name": "maxWhPerInterval", "type": "uint64"},
+        {"name": "reserveWh", "type": "uint64"},
+        {"name": "expiry", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+    ]
+}
+BUY_ORDER = {
+    "BuyOrder": [
+        {"name": "buyer", "type": "address"},
+        {"name": "meter", "type": "address"},
+        {"name": "capWeiPerKWh", "type": "uint256"},
+        {"name": "maxWhPerInterval", "type": "uint64"},
+        {"name": "expectedWh", "type": "uint64"},
+        {"name": "dailyBudgetWei", "type": "uint256"},
+        {"name": "expiry", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+    ]
+}
+
+
+def order_typed_data(kind: str, order: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message of a "sell" or "buy" standing order in the settlement's domain
+    (a dict with chainId and verifyingContract, as IntervalLedger.domain() gives it)."""
+    types = SELL_ORDER if kind == "sell" else BUY_ORDER
+    return typed_data(types, INTERVAL_DOMAIN, domain["chainId"], domain["verifyingContract"],
+                      order)
+
+
+def order_hash(kind: str, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A standing order's EIP-712 digest (what cancelOrder names)."""
+    return digest(order_typed_data(kind, order, domain))
+
+
+def sign_sell_order(key: Any, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A seller's 65-byte signature of its standing sell order."""
+    return sign_typed(key, order_typed_data("sell", order, domain))
+
+
+def sign_buy_order(key: Any, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A buyer's 65-byte signature of its standing buy order."""
+    return sign_typed(key, order_typed_data("buy", order, domain))
