@@ -16,6 +16,7 @@ from firmware_bridge.signing import ReadingDomain, SignedReading
 from marketplace.audit.findings import Finding, short
 from marketplace.audit.published import PublishedInterval
 from marketplace.clearing import Bid, Clearing, Offer, clear
+from marketplace.errors import InvalidInput
 from marketplace.interval_accounts import account
 
 
@@ -103,13 +104,16 @@ def check_orders(interval: PublishedInterval, domains: Domains) -> list[Finding]
 
 def check_clearing(interval: PublishedInterval) -> tuple[Clearing, list[Finding]]:
     """The clearing of the published offers and bids, and where the published one differs."""
-    clearing = clear([Offer(s, wh, floor) for s, wh, floor in interval.offers],
-                     [Bid(b, wh, cap) for b, wh, cap in interval.bids], interval.pricing)
+    try:
+        clearing = clear([Offer(s, wh, floor) for s, wh, floor in interval.offers],
+                         [Bid(b, wh, cap) for b, wh, cap in interval.bids], interval.pricing)
+    except InvalidInput as err:  # e.g. one account offering twice
+        return Clearing(interval.pricing, None), [_finding(interval, "", f"its offers and bids "
+                                                           f"cannot be cleared: {err}")]
     found = []
-    price = clearing.price if clearing.fills else None
-    if (interval.price_wei or None) != (price or None):
+    if interval.price_wei != clearing.price:
         found.append(_finding(interval, "", f"published price {interval.price_wei} wei/kWh; "
-                              f"its offers and bids clear at {price}"))
+                              f"its offers and bids clear at {clearing.price}"))
     published = {(f.address, f.side): f for f in interval.fills}
     cleared = {**{(a, "sell"): wh for a, wh in clearing.sold.items() if wh},
                **{(a, "buy"): wh for a, wh in clearing.bought.items() if wh}}
