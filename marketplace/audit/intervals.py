@@ -144,11 +144,12 @@ def check_readings(
     """Every boundary reading signed by its meter; each filled participant's metered Wh
     (whIn for a buyer, whOut for a seller) from its order meter's start and end readings.
     None when some filled participant's cannot be told (the accounts are not re-derived)."""
-    found = []
+    found, forged = [], set()
     for boundary, readings in (("start", interval.start_readings),
                                ("end", interval.end_readings)):
         for r in readings:
             if not r.signed_by_meter(domain):
+                forged.add(r.meter)
                 found.append(_finding(interval, f"{boundary} reading of meter {short(r.meter)}",
                                       "not signed by the meter (altered or forged)", "reading"))
     start = _by_meter(interval.start_readings, domain)
@@ -163,8 +164,7 @@ def check_readings(
         first, last = start.get(meter), end.get(meter)
         if first is None or last is None:
             whole = False
-            if not any(r.meter == meter for r in interval.start_readings
-                       + interval.end_readings):  # a forged one is reported above
+            if meter not in forged:  # a forged one is reported above
                 found.append(_finding(interval, f"{side}er {short(address)}",
                                       "no signed start and end readings of its meter", "reading"))
             continue

@@ -23,7 +23,7 @@ ORDER_DOMAIN = DOMAINS.order()
 START = 1_800_000_000  # interval 0's start, unix seconds; 900 s per interval
 
 
-@dataclass
+@dataclass(eq=False)
 class Party:
     """A participant: its key, its meter's key and its signed standing order."""
 
@@ -111,16 +111,16 @@ def fill_of(published, party):
 
 
 def test_the_figures_are_the_rules():
-    """Worked by hand: 450 Wh trade (alice's 300 and 150 of ben's); the crossing range runs
-    from ben's floor (200) to dan's cap (300): pay-as-clear at its midpoint. Buyers pay for
-    what their meters counted; sellers share that by what they sent up to what they sold."""
+    """Worked by hand: 450 Wh trade (alice's 300 and 150 of ben's); ben is left with 50 Wh at
+    his floor, so the price is his floor (200). Buyers pay for what their meters counted;
+    sellers share that by what they sent up to what they sold."""
     published = publish()
-    assert published["price_wei"] == str(250 * GWEI)
+    assert published["price_wei"] == str(200 * GWEI)
     wh = {f["address"]: f["wh"] for f in published["fills"]}
     assert wh == {ALICE.address: 300, BEN.address: 150, CAROL.address: 250, DAN.address: 200}
-    assert int(fill_of(published, CAROL)["paid_wei"]) == 250 * 250 * GWEI // 1000
-    assert int(fill_of(published, DAN)["paid_wei"]) == 180 * 250 * GWEI // 1000
-    total = 430 * 250 * GWEI // 1000
+    assert int(fill_of(published, CAROL)["paid_wei"]) == 250 * 200 * GWEI // 1000
+    assert int(fill_of(published, DAN)["paid_wei"]) == 180 * 200 * GWEI // 1000
+    total = 430 * 200 * GWEI // 1000
     assert int(fill_of(published, ALICE)["paid_wei"]) in (total * 290 // 440,
                                                             total * 290 // 440 + 1)
     assert int(fill_of(published, ALICE)["paid_wei"]) + int(
@@ -136,8 +136,8 @@ def test_an_honest_interval_agrees_and_says_what_each_owes():
     found, owed = check_intervals(parse_intervals([publish(0), publish(1)]), DOMAINS)
     assert found == []
     settled = owed[1]
-    assert settled.derived and settled.owed[CAROL.address, "buy"] == (250, 62_500 * GWEI)
-    assert settled.owed[DAN.address, "buy"] == (180, 45_000 * GWEI)
+    assert settled.derived and settled.owed[CAROL.address, "buy"] == (250, 50 * GWEI)
+    assert settled.owed[DAN.address, "buy"] == (180, 36 * GWEI)
     assert settled.owed[ALICE.address, "sell"][0] == 290  # burned: what its meter sent
     assert settled.owed[BEN.address, "sell"][0] == 150
 
@@ -164,7 +164,7 @@ def test_a_forged_reading_is_one_finding():
     end = published["readings"]["end"]
     forged = next(r for r in end if r["meter"] == DAN.meter.address)
     forged["whIn"] += 20  # dan's meter counted 200, not 180: a reading its key did not sign
-    fill_of(published, DAN).update(metered_wh=200, paid_wei=str(50_000 * GWEI))
+    fill_of(published, DAN).update(metered_wh=200, paid_wei=str(40 * GWEI))
     [line] = findings(published)
     assert line.startswith("reading: interval 0 end reading of meter ")
     assert line.endswith("not signed by the meter (altered or forged)")
