@@ -9,7 +9,7 @@ batch check in batches.py compares that with the chain's PositionSettled events)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from contracts.bindings import order_typed_data, recover_typed
 from firmware_bridge.signing import ReadingDomain, SignedReading
@@ -46,6 +46,7 @@ class Settled:
     n: int
     owed: dict[tuple[str, str], tuple[int, int]]
     derived: bool
+    closing: dict[tuple[str, str], int] = field(default_factory=dict)  # end readings' counters
 
 
 def check_intervals(
@@ -62,7 +63,7 @@ def check_intervals(
         found += problems
         settled, problems = check_accounts(interval, clearing, metered)
         found += problems
-        owed[interval.n] = settled
+        owed[interval.n] = replace(settled, closing=closing_counters(interval, domains.reading()))
     return found, owed
 
 
@@ -188,6 +189,21 @@ def _by_meter(readings: Iterable[SignedReading], domain: ReadingDomain) -> dict[
         if r.signed_by_meter(domain):
             found[r.meter] = None if r.meter in found else r
     return {meter: r for meter, r in found.items() if r is not None}
+
+
+def closing_counters(
+    interval: PublishedInterval, domain: ReadingDomain
+) -> dict[tuple[str, str], int]:
+    """Each order owner's meter counter (whIn of a buyer, whOut of a seller) at the interval's
+    end, from its meter's signed end reading."""
+    end = _by_meter(interval.end_readings, domain)
+    found = {}
+    for published in interval.orders:
+        reading = end.get(published.order["meter"])
+        if reading is not None:
+            found[published.owner, published.kind] = (
+                reading.wh_out if published.kind == "sell" else reading.wh_in)
+    return found
 
 
 def check_accounts(

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import pytest
 from eth_account import Account
 
-from contracts.bindings import sign_buy_order, sign_sell_order
+from contracts.bindings import order_hash, sign_buy_order, sign_sell_order
 from firmware_bridge.signing import ReadingDomain, sign_reading
+from marketplace.audit.events import Event
 from marketplace.audit.intervals import Domains, check_intervals
 from marketplace.audit.published import IntervalError, parse_intervals
+from marketplace.audit.report import Report, audit_intervals
 from marketplace.clearing import Bid, Offer, clear
 from marketplace.interval_accounts import account
 
@@ -228,3 +230,51 @@ def test_a_malformed_interval_is_refused_with_a_reason(change, message):
         parse_intervals([published])
     with pytest.raises(IntervalError, match="interval 0 is published twice"):
         parse_intervals([publish(), publish()])
+
+
+# -- settled positions against the published intervals ---------------------------------------
+
+def position(party, first, through, wh, wei, meter_wh, block=10):
+    side = 1 if party.kind == "buy" else 2
+    return Event("PositionSettled", {"account": party.address, "side": side,
+                                     "fromInterval": first, "toInterval": through, "wh": wh,
+                                     "amountWei": wei, "meterWh": meter_wh},
+                 block, 0, START + 3000, "0x" + "ab" * 32)
+
+
+def audited(events, *published):
+    base = Report(0, 0, 0, ())
+    return audit_intervals(base, parse_intervals(list(published)), events, DOMAINS)
+
+
+def test_a_settled_position_is_its_fills_over_its_intervals():
+    two = [publish(0), publish(1)]
+    carol = sum(int(fill_of(p, CAROL)["paid_wei"]) for p in two)
+    ben = sum(int(fill_of(p, BEN)["paid_wei"]) for p in two)
+    # The readings restart each interval in this test: interval 1's end counter is 5000 + 250.
+    honest_events = [position(CAROL, 0, 1, 500, carol, 5250), position(BEN, 0, 1, 300, ben, 9150)]
+    report = audited(honest_events, *two)
+    assert report.findings == () and (report.intervals, report.positions) == (2, 2)
+    assert report.summary() == "0 auctions, 0 mints, 0 deliveries, 2 intervals, 2 positions agree"
+
+    cases = [
+        (position(CAROL, 0, 1, 500, carol + 1, 5250),
+         f"settled 500 Wh for {carol + 1} wei; its published fills make 500 Wh for {carol} wei"),
+        (position(BEN, 0, 1, 310, ben, 9150), "settled 310 Wh"),
+        (position(CAROL, 0, 1, 500, carol, 5300), "settled its meter to 5300 Wh; its signed "
+                                                  "reading at interval 1's end says 5250"),
+        (position(CAROL, 1, 1, 250, carol // 2, 5250), "interval 0's fill was never settled"),
+        (position(CAROL, 0, 2, 500, carol, 5250), "interval 2 is not published"),
+    ]
+    for event, message in cases:
+        [finding] = audited([event], *two).findings
+        assert finding.kind == "batch" and message in finding.message, (finding, message)
+
+
+def test_an_order_used_after_its_owner_cancelled_it():
+    cancel = Event("OrderCancelled", {"order": order_hash("buy", DAN.order, ORDER_DOMAIN),
+                                      "owner": DAN.address}, 3, 0, START + 600, "0x" + "cd" * 32)
+    report = audited([cancel], publish(0), publish(1))
+    [finding] = report.findings
+    assert str(finding).startswith(f"order: interval 1 buy order of {DAN.address[:8]}")
+    assert "used after its owner cancelled it" in finding.message
