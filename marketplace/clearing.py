@@ -26,6 +26,7 @@ fill's buyer cap at or above its seller's floor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -266,3 +267,31 @@ def optimum_welfare(offers: Iterable[Offer], bids: Iterable[Bid]) -> int:
                     nxt[key] = gain
         best = nxt
     return best[0]
+
+
+def matchable_wh(wanted: Iterable[Bid], available: Iterable[Offer],
+                 line_loss: float = 0.0) -> dict[str, int]:
+    """Per participant, the Wh a welfare-maximal clearing of the true book would trade.
+
+    wanted: each consumer's true wanted Wh at its cap; available: each producer's true Wh
+    above reserve at its floor; line_loss: the share of sent Wh the bus loses (0 ≤ loss < 1).
+    A buyer receiving x needs x / (1 − loss) sent, so an offer is cleared as wh × (1 − loss)
+    received Wh at floor / (1 − loss) per received Wh. Buyers get Wh received, sellers Wh
+    sent (rounded up, within what they have).
+    """
+    keep = 1 - Fraction(str(line_loss))  # from the decimal text: 0.05 is exactly 1/20
+    if not 0 < keep <= 1:
+        raise InvalidInput(f"line loss must be at least 0 and below 1, got {line_loss!r}")
+    bids = _checked(list(wanted), "buyer", "cap")
+    offers = _checked(list(available), "seller", "floor")
+    both = {b.buyer for b in bids} & {o.seller for o in offers}
+    if both:
+        raise InvalidInput(f"{sorted(both)[0]} is both a buyer and a seller in one interval")
+    supply = [(o.seller, int(o.wh * keep), Fraction(o.floor) / keep) for o in offers]
+    demand = [(b.buyer, b.wh, b.cap) for b in bids]
+    volume = _crossing(supply, demand)
+    received = allocate(demand, volume, highest_first=True)
+    delivered = allocate(supply, volume, highest_first=False)
+    wh_of = {o.seller: o.wh for o in offers}
+    sent = {s: min(wh_of[s], math.ceil(wh / keep)) for s, wh in delivered.items()}
+    return {**received, **sent}

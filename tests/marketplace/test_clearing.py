@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from marketplace.clearing import (
     Offer,
     clear,
     crossing_range,
+    matchable_wh,
     optimum_welfare,
     pro_rata,
     welfare,
@@ -175,3 +178,50 @@ def test_pro_rata_sums_exactly_and_stays_within_one_of_the_exact_share(amount, w
     assert sum(shares.values()) == amount
     for owner, weight in named:
         assert abs(shares[owner] - amount * weight / sum(weights)) < 1
+
+
+def test_matchable_wh_sends_more_than_is_received_and_prices_the_loss_in():
+    offers = [Offer("s", 100, 1000)]
+    assert matchable_wh([Bid("b", 50, 2000)], offers, 0.1) == {"b": 50, "s": 56}
+    # 1050 wei/kWh received is below 1000 / 0.9 = 1111 per received Wh: no trade pays.
+    assert matchable_wh([Bid("b", 50, 1050)], offers, 0.1) == {}
+    # Supply bound: 100 Wh sent reach the buyers as 90.
+    assert matchable_wh([Bid("b", 500, 2000)], offers, 0.1) == {"b": 90, "s": 100}
+
+
+@pytest.mark.parametrize("loss", [-0.1, 1, 1.5])
+def test_matchable_wh_refuses_a_loss_outside_0_to_1(loss):
+    with pytest.raises(InvalidInput, match="line loss"):
+        matchable_wh([], [], loss)
+
+
+@PROPERTY
+@given(books())
+def test_without_loss_matchable_wh_is_the_clearing(book):
+    offers, bids = book
+    sellers = {o.seller for o in offers}
+    bids = [b for b in bids if b.buyer not in sellers]
+    result = clear(offers, bids)
+    assert matchable_wh(bids, offers, 0) == {**result.bought, **result.sold}
+
+
+@PROPERTY
+@given(books(max_wh=20), st.sampled_from([0.01, 0.05, 0.2]))
+def test_matchable_wh_with_loss_is_within_limits_and_welfare_maximal(book, loss):
+    offers, bids = book
+    sellers = {o.seller for o in offers}
+    bids = [b for b in bids if b.buyer not in sellers]
+    got = matchable_wh(bids, offers, loss)
+    keep = 1 - Fraction(str(loss))
+    received = {b.buyer: got.get(b.buyer, 0) for b in bids}
+    sent = {o.seller: got.get(o.seller, 0) for o in offers}
+    assert all(received[b.buyer] <= b.wh for b in bids)
+    assert all(sent[o.seller] <= o.wh for o in offers)
+    assert sum(received.values()) <= sum(sent.values()) * keep
+    # Brute force in received Wh: an offer is wh × keep received Wh at floor / keep each.
+    # Sent Wh are rounded up from received / keep, which costs each seller under one Wh.
+    seen = [Offer(o.seller, int(o.wh * keep), o.floor / keep) for o in offers]
+    best = optimum_welfare(seen, bids)
+    achieved = (sum(b.cap * received[b.buyer] for b in bids)
+                - sum(o.floor * sent[o.seller] for o in offers))
+    assert best - sum(o.floor for o in offers if sent[o.seller]) <= achieved <= best
