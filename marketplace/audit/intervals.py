@@ -18,6 +18,9 @@ from marketplace.audit.published import PublishedInterval
 from marketplace.clearing import Bid, Clearing, Offer, clear
 from marketplace.errors import InvalidInput
 from marketplace.interval_accounts import account
+from marketplace.standing import interval_bid
+
+UNLIMITED = 2**256  # a free balance that never limits a bid
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,12 @@ def check_intervals(
     """Every published interval checked; what each one owes, by interval number."""
     found: list[Finding] = []
     owed: dict[int, Settled] = {}
-    for interval in intervals:
+    previous = None
+    for interval in sorted(intervals, key=lambda i: i.n):
         found += check_orders(interval, domains)
+        if previous is not None and previous.n == interval.n - 1:
+            found += check_bids(interval, previous)
+        previous = interval
         clearing, problems = check_clearing(interval)
         found += problems
         metered, problems = check_readings(interval, clearing, domains.reading())
@@ -100,6 +107,27 @@ def check_orders(interval: PublishedInterval, domains: Domains) -> list[Finding]
         if order["expiry"] < interval.start:
             problems.append(f"the order expired at {order['expiry']}, before the interval")
         found += [_finding(interval, about, p, "order") for p in problems]
+    return found
+
+
+def check_bids(interval: PublishedInterval, previous: PublishedInterval) -> list[Finding]:
+    """Each bid at most what standing.interval_bid gives its order after the interval before:
+    its expected draw (the last metered draw if served, else expectedWh) within its caps. The
+    day's spend and the free balance are not published: taken as 0 spent and no limit, so the
+    bound only errs on the operator's side."""
+    found = []
+    last = {f.address: f.metered_wh for f in previous.fills if f.side == "buy"}
+    for buyer, wh, _ in interval.bids:
+        published = interval.order_of("buy", buyer)
+        if published is None:
+            continue  # an order finding already
+        metered = last.get(buyer)
+        bound = max(interval_bid(published.order, metered, served, 0, UNLIMITED)
+                    for served in (metered is not None, False))
+        if wh > bound:
+            found.append(_finding(interval, f"bid of {short(buyer)}", f"{wh} Wh is more than "
+                                  f"its order bids after interval {previous.n} (at most "
+                                  f"{bound} Wh)", "order"))
     return found
 
 

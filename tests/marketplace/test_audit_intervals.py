@@ -161,6 +161,15 @@ def test_a_fill_over_its_orders_cap_is_one_finding():
                     "320 Wh is above the order's 300 Wh per interval")
 
 
+def test_a_bid_above_what_its_order_bids_after_the_last_interval():
+    # Dan's order expects 200 Wh and he drew 180 in interval 0: 250 Wh in interval 1 is
+    # neither; a bid with no interval before it is not judged.
+    [line] = findings(publish(0), publish(1, bids=((CAROL, 250), (DAN, 250))))
+    assert line.startswith(f"order: interval 1 bid of {DAN.address[:8]}")
+    assert line.endswith("250 Wh is more than its order bids after interval 0 (at most 200 Wh)")
+    assert findings(publish(1, bids=((CAROL, 250), (DAN, 250)))) == []
+
+
 def test_a_forged_reading_is_one_finding():
     published = publish()
     end = published["readings"]["end"]
