@@ -58,20 +58,41 @@ def check_intervals(
     """Every published interval checked; what each one owes, by interval number."""
     found: list[Finding] = []
     owed: dict[int, Settled] = {}
+    spent: dict[tuple[str, int | None], int] = {}  # a buyer's payments on a day
     previous = None
     for interval in sorted(intervals, key=lambda i: i.n):
         found += check_orders(interval, domains)
         if previous is not None and previous.n == interval.n - 1:
-            found += check_bids(interval, previous)
+            found += check_bids(interval, previous, spent)
         previous = interval
         clearing, problems = check_clearing(interval)
         found += problems
+        if interval.status == "open":  # not accounted yet: nothing metered or paid to check
+            continue
         metered, problems = check_readings(interval, clearing, domains.reading())
         found += problems
         settled, problems = check_accounts(interval, clearing, metered)
-        found += problems
+        found += problems + check_budgets(interval, settled, spent)
         owed[interval.n] = replace(settled, closing=closing_counters(interval, domains.reading()))
     return found, owed
+
+
+def check_budgets(interval: PublishedInterval, settled: Settled,
+                  spent: dict[tuple[str, int | None], int]) -> list[Finding]:
+    """No buyer pays more in a day than its order's daily budget (adds to `spent`)."""
+    found = []
+    for (address, side), (_, wei) in sorted(settled.owed.items()):
+        published = interval.order_of(side, address)
+        if side != "buy" or interval.day is None:
+            continue
+        before = spent.get((address, interval.day), 0)
+        spent[address, interval.day] = before + wei
+        budget = published.order["dailyBudgetWei"] if published else 0
+        if budget and before + wei > budget >= before:
+            found.append(_finding(interval, f"buyer {short(address)}", f"pays {before + wei} "
+                                  f"wei on day {interval.day}, over its daily budget of {budget}",
+                                  "order"))
+    return found
 
 
 def _finding(interval: PublishedInterval, about: str, message: str, kind: str = "interval") -> \
@@ -110,11 +131,12 @@ def check_orders(interval: PublishedInterval, domains: Domains) -> list[Finding]
     return found
 
 
-def check_bids(interval: PublishedInterval, previous: PublishedInterval) -> list[Finding]:
+def check_bids(interval: PublishedInterval, previous: PublishedInterval,
+               spent: dict[tuple[str, int | None], int]) -> list[Finding]:
     """Each bid at most what standing.interval_bid gives its order after the interval before:
-    its expected draw (the last metered draw if served, else expectedWh) within its caps. The
-    day's spend and the free balance are not published: taken as 0 spent and no limit, so the
-    bound only errs on the operator's side."""
+    its expected draw (the last metered draw if served, else expectedWh) within its caps and
+    what its daily budget has left. The free balance is not published: taken as no limit, so
+    the bound only errs on the operator's side."""
     found = []
     last = {f.address: f.metered_wh for f in previous.fills if f.side == "buy"}
     for buyer, wh, _ in interval.bids:
@@ -122,7 +144,8 @@ def check_bids(interval: PublishedInterval, previous: PublishedInterval) -> list
         if published is None:
             continue  # an order finding already
         metered = last.get(buyer)
-        bound = max(interval_bid(published.order, metered, served, 0, UNLIMITED)
+        today = spent.get((buyer, interval.day), 0) if interval.day is not None else 0
+        bound = max(interval_bid(published.order, metered, served, today, UNLIMITED)
                     for served in (metered is not None, False))
         if wh > bound:
             found.append(_finding(interval, f"bid of {short(buyer)}", f"{wh} Wh is more than "
@@ -260,6 +283,10 @@ def check_accounts(
         if fill.metered_wh != wh:
             found.append(_finding(interval, about, f"published {fill.metered_wh} Wh metered; "
                                                    f"its meter's signed readings count {wh} Wh"))
+        if fill.billed_wh is not None and fill.billed_wh != owed[address, side][0]:
+            word = "billed" if side == "buy" else "burned"
+            found.append(_finding(interval, about, f"published {fill.billed_wh} Wh {word}; the "
+                                  f"clearing and the readings make {owed[address, side][0]} Wh"))
         what = "paid" if side == "buy" else "received"
         if fill.paid_wei != owed[address, side][1]:
             found.append(_finding(interval, about, f"{what} {fill.paid_wei} wei; the clearing "

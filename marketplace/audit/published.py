@@ -50,6 +50,7 @@ class PublishedFill:
     price_wei: int
     metered_wh: int
     paid_wei: int  # a buyer's payment, a seller's payout
+    billed_wh: int | None = None  # a buyer's billed, a seller's burned Wh (when published)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class PublishedInterval:
     start: float  # market clock, unix seconds
     end: float
     pricing: str  # "clear" | "bid"
+    status: str  # "open" (cleared, not yet accounted) | "accounted"
+    day: int | None  # the emulated day (daily budgets), when published
     price_wei: int | None  # None when nothing cleared
     offers: tuple[tuple[str, int, int], ...]  # (seller, wh, floor wei/kWh)
     bids: tuple[tuple[str, int, int], ...]  # (buyer, wh, cap wei/kWh)
@@ -125,7 +128,9 @@ def _fill(entry: object, what: str) -> PublishedFill:
         _int(entry.get("wh"), f"{what} wh"),
         0 if price is None else _int(price, f"{what} price_wei"),
         _int(entry.get("metered_wh") or 0, f"{what} metered_wh"),
-        _int(entry.get("paid_wei") or 0, f"{what} paid_wei"))
+        _int(entry.get("paid_wei") or 0, f"{what} paid_wei"),
+        None if entry.get("billed_wh") is None else _int(entry["billed_wh"],
+                                                         f"{what} billed_wh"))
 
 
 def _readings(entries: object, what: str) -> tuple[SignedReading, ...]:
@@ -167,8 +172,14 @@ def parse_interval(data: object) -> PublishedInterval:
                   _int(b.get("wh"), f"{what} bid wh"), _int(b.get("cap"), f"{what} bid cap"))
                  for b in _objects(_list(data, "bids", what), f"{what} bid"))
     price = data.get("price_wei")
+    status = data.get("status", "accounted")
+    if status not in ("open", "accounted"):
+        raise IntervalError(f"{what}: status {status!r} is not 'open' or 'accounted'")
+    emulated = data.get("emulated_start")
+    day = None if emulated is None else _int(emulated, f"{what} emulated_start") // 86400
     return PublishedInterval(
-        n, start, end, data["pricing"], None if price is None else _int(price, f"{what} price"),
+        n, start, end, data["pricing"], status, day,
+        None if price is None else _int(price, f"{what} price"),
         offers, bids,
         tuple(_order(o, f"{what} order {i}") for i, o in enumerate(_list(data, "orders", what))),
         tuple(_fill(f, f"{what} fill {i}") for i, f in enumerate(_list(data, "fills", what))),

@@ -96,9 +96,12 @@ def publish(n=0, offers=OFFERS, bids=BIDS, metered=None, pricing="clear"):
             fills.append({"address": address, "side": side, "wh": wh,
                           "price_wei": str(sum(f.price * f.wh for f in mine) // wh),
                           "metered_wh": metered[by_address[address]],
+                          "billed_wh": (books.burned_wh if side == "sell" else
+                                        books.billed_wh)[address],
                           "paid_wei": str(money[address])})
     return {
-        "n": n, "start": start, "end": start + 900, "pricing": pricing,
+        "n": n, "start": start, "end": start + 900, "emulated_start": 900 * n,
+        "status": "accounted", "pricing": pricing,
         "price_wei": None if clearing.price is None else str(clearing.price),
         "offers": [{"seller": p.address, "wh": wh, "floor": str(limit[p])} for p, wh in offers],
         "bids": [{"buyer": p.address, "wh": wh, "cap": str(limit[p])} for p, wh in bids],
@@ -170,6 +173,32 @@ def test_a_bid_above_what_its_order_bids_after_the_last_interval():
     assert findings(publish(1, bids=((CAROL, 250), (DAN, 250)))) == []
 
 
+def test_a_buyer_paying_past_its_daily_budget(monkeypatch):
+    # Carol's order allows 60 gwei a day; she pays 50 gwei an interval. After interval 0 her
+    # budget has 10 gwei left: 25 Wh at her cap of 400 gwei/kWh, not the 250 Wh bid for her.
+    monkeypatch.setattr(CAROL, "order", {**CAROL.order, "dailyBudgetWei": 60 * GWEI})
+    bid, paid = findings(publish(0), publish(1))
+    prefix = f"order: interval 1 bid of {CAROL.address[:8]}"
+    assert bid.startswith(prefix) and bid.endswith("(at most 25 Wh)")
+    assert paid.startswith(f"order: interval 1 buyer {CAROL.address[:8]}")
+    assert paid.endswith(f"pays {100 * GWEI} wei on day 0, over its daily budget of {60 * GWEI}")
+    # The next day starts afresh.
+    assert findings(publish(0), {**publish(1), "emulated_start": 86400}) == []
+
+
+def test_an_open_interval_is_cleared_not_accounted():
+    published = publish()
+    published["status"] = "open"
+    for fill in published["fills"]:
+        fill.update(metered_wh=0, billed_wh=0, paid_wei=None)
+    published["readings"]["end"] = []
+    found, owed = check_intervals(parse_intervals([published]), DOMAINS)
+    assert found == [] and owed == {}
+    published["price_wei"] = "1"
+    assert [f.kind for f in check_intervals(parse_intervals([published]), DOMAINS)[0]] == [
+        "interval"]
+
+
 def test_a_forged_reading_is_one_finding():
     published = publish()
     end = published["readings"]["end"]
@@ -200,6 +229,9 @@ def test_a_payout_that_does_not_follow_the_readings_is_one_finding():
      "order: interval 0 offer of {alice}: the order expired at"),
     (lambda p: p["readings"]["end"].pop(),
      "reading: interval 0 buyer {dan}: no signed start and end readings of its meter"),
+    (lambda p: fill_of(p, BEN).update(billed_wh=151),
+     "interval: interval 0 seller {ben}: published 151 Wh burned; the clearing and the "
+     "readings make 150 Wh"),
     (lambda p: fill_of(p, DAN).update(metered_wh=199),
      "interval: interval 0 buyer {dan}: published 199 Wh metered; its meter's signed "
      "readings count 180 Wh"),
