@@ -182,8 +182,9 @@ def test_a_buyer_paying_past_its_daily_budget(monkeypatch):
     assert bid.startswith(prefix) and bid.endswith("(at most 25 Wh)")
     assert paid.startswith(f"order: interval 1 buyer {CAROL.address[:8]}")
     assert paid.endswith(f"pays {100 * GWEI} wei on day 0, over its daily budget of {60 * GWEI}")
-    # The next day starts afresh.
-    assert findings(publish(0), {**publish(1), "emulated_start": 86400}) == []
+    # The next day starts afresh: the whole 60 gwei buy 150 Wh at her cap, nothing is over.
+    [bid] = findings(publish(0), {**publish(1), "emulated_start": 86400})
+    assert bid.startswith(prefix) and bid.endswith("(at most 150 Wh)")
 
 
 def test_an_open_interval_is_cleared_not_accounted():
