@@ -103,7 +103,8 @@ def _signature(value: object, what: str) -> bytes:
         raise IntervalError(f"{what} {value!r} is not 0x-hex") from err
 
 
-def _order(entry: object, what: str) -> PublishedOrder:
+def parse_order(entry: object, what: str) -> PublishedOrder:
+    """A published {kind, order, signature}: the order typed as its owner signed it."""
     if not isinstance(entry, Mapping) or entry.get("kind") not in SIDES:
         raise IntervalError(f"{what} is not an object with kind 'sell' or 'buy'")
     kind, message = entry["kind"], entry.get("order")
@@ -181,7 +182,7 @@ def parse_interval(data: object) -> PublishedInterval:
         n, start, end, data["pricing"], status, day,
         None if price is None else _int(price, f"{what} price"),
         offers, bids,
-        tuple(_order(o, f"{what} order {i}") for i, o in enumerate(_list(data, "orders", what))),
+        tuple(parse_order(o, f"{what} order {i}") for i, o in enumerate(_list(data, "orders", what))),
         tuple(_fill(f, f"{what} fill {i}") for i, f in enumerate(_list(data, "fills", what))),
         _readings(readings.get("start"), f"{what} start readings"),
         _readings(readings.get("end"), f"{what} end readings"))
