@@ -182,7 +182,8 @@ def parse_interval(data: object) -> PublishedInterval:
         n, start, end, data["pricing"], status, day,
         None if price is None else _int(price, f"{what} price"),
         offers, bids,
-        tuple(parse_order(o, f"{what} order {i}") for i, o in enumerate(_list(data, "orders", what))),
+        tuple(parse_order(o, f"{what} order {i}")
+              for i, o in enumerate(_list(data, "orders", what))),
         tuple(_fill(f, f"{what} fill {i}") for i, f in enumerate(_list(data, "fills", what))),
         _readings(readings.get("start"), f"{what} start readings"),
         _readings(readings.get("end"), f"{what} end readings"))
