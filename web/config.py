@@ -58,6 +58,13 @@ DEFAULTS: dict[str, Any] = {
     "BUS_FLOOR_WH": 2.0,
     "BUS_WINDOW_WH": 5.0,
     "BUS_WINDOW_S": 30.0,
+    # The interval market: an interval of INTERVAL_S emulated seconds (EMULATOR_SPEED times
+    # shorter on the wall clock), pay-as-clear ("clear") or pay-as-bid ("bid"), a participant
+    # settled on chain once SETTLE_WH are unsettled and at each day's end.
+    "INTERVAL_S": 900,
+    "PRICING": "clear",
+    "SETTLE_WH": 1000,
+    "INTERVAL_TICK_S": 0.2,
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,
     "WALLET_PUSH_S": 1.0,

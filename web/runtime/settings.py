@@ -26,6 +26,10 @@ def market_settings(config: Mapping[str, Any]) -> Settings:
         line_loss=float(config["LINE_LOSS"]), meter_accuracy=float(config["METER_ACCURACY"]),
         bus_floor_wh=float(config["BUS_FLOOR_WH"]), bus_window_wh=float(config["BUS_WINDOW_WH"]),
         bus_window_s=float(config["BUS_WINDOW_S"]),
+        interval_s=int(config["INTERVAL_S"]),
+        # The sim steps its market clock in emulated time (factor 1); else the emulator's speed.
+        time_factor=float(config.get("MARKET_TIME_FACTOR") or config["EMULATOR_SPEED"]),
+        pricing=_pricing(config["PRICING"]), settle_wh=int(config["SETTLE_WH"]),
         limits=Limits(
             min_increment_wei=config["BID_MIN_INCREMENT_WEI"],
             min_increment_pct=config["BID_MIN_INCREMENT_PCT"],
@@ -34,3 +38,11 @@ def market_settings(config: Mapping[str, Any]) -> Settings:
             max_duration_s=config["MAX_DURATION_S"],
         ),
     )
+
+
+def _pricing(value: Any) -> str:
+    """The interval market's pricing rule from the config: clear (pay-as-clear) or bid."""
+    rule = str(value).strip().lower()
+    if rule not in ("clear", "bid"):
+        raise ValueError(f"PRICING is 'clear' (pay-as-clear) or 'bid' (pay-as-bid), not {value!r}")
+    return rule
