@@ -63,6 +63,8 @@ class Wallets:
             "pending": [r.public() for r in txm.pending(address)],
             "recent": self.market.store.transactions(address, 10),
             "mining": self.mining_state(),
+            # The interval market: what this interval earned or cost so far, when it settles.
+            "interval": self.market.intervals.current_of(address),
         }
 
     def _withdrawal(self, address: str) -> dict[str, Any] | None:

@@ -30,6 +30,26 @@ function render(w) {
   if (w.escrow_notice_s !== undefined) $("escrow-notice").textContent = duration(w.escrow_notice_s);
   renderWithdrawal();
   if (w.mining) renderMining(w.mining);
+  if (w.interval) renderInterval(w.interval);
+}
+
+/* The interval market's current interval: earned (sold) or cost (bought) so far, and when the
+   unsettled fills settle on chain (at the settlement threshold, at the latest at day's end). */
+function renderInterval(c) {
+  const f = c.fill;
+  const sold = f && f.side === "sell";
+  $("interval-amount").textContent = f ? `${sold ? "+" : "−"}${formatEther(f.amount_so_far_wei, 9)}` : "0";
+  $("interval-what").textContent = f
+    ? `Interval ${c.n}: ${sold ? "sold" : "bought"} ${f.wh} Wh at ${formatEther(f.price_wei, 9)} ETH/kWh; `
+      + `${f.metered_so_far_wh} Wh metered so far (${sold ? "earned" : "cost"} up to now).`
+    : `Interval ${c.n}: nothing traded for you.`;
+  // Counted in intervals: the wallet is pushed only when it changes, so no seconds tick here.
+  const after = Math.max(0, Math.round((Number(c.day_ends_at) - Number(c.end)) / (Number(c.end) - Number(c.start))));
+  $("interval-settles").textContent = BigInt(c.unsettled_wei || 0) > 0n || c.unsettled_wh > 0
+    ? `Not yet settled: ${c.unsettled_wh} Wh, ${formatEther(c.unsettled_wei, 9)} ETH. Settles on chain once `
+      + `${c.settles_at_wh} Wh are unsettled, at the latest at the day's end, `
+      + (after ? `when ${after} more interval${after === 1 ? "" : "s"} after this one have passed.` : "when this interval ends.")
+    : "Everything traded so far is settled on chain.";
 }
 
 /* A pending withdrawal, counting down to when it can be completed. */
@@ -172,7 +192,9 @@ export default {
     document.removeEventListener("gridbid:tx", onTx);
     last = null;
     closeConfirm();
-    for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address"]) $(id).textContent = "–";
+    for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address",
+      "interval-amount", "interval-what"]) $(id).textContent = "–";
+    $("interval-settles").textContent = "";
     $("pending").replaceChildren();
     $("recent").replaceChildren();
     $("consents").querySelector("tbody").replaceChildren();

@@ -1,0 +1,97 @@
+"""The Automatic trading card in real headless Chromium: a consumer switches to the interval
+market, signs a standing buy order in the page, sees the countdown, its fills appear as
+intervals pass (the market clock is a ManualClock moved boundary by boundary), changes and
+cancels the order; the Grid view charts the clearing prices, the wallet shows the interval.
+
+alice's sell order comes through the Python client (signed here, as her page would)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.common import demo_key, page_login, pass_boundary, sign_page_terms, wait_for
+
+pytestmark = pytest.mark.browser
+
+FLOOR = 10**16  # 0.01 ETH per kWh
+
+
+def _alice_sells(app, runtime, login) -> None:
+    alice, key = login("alice"), demo_key(app.config["DATA_DIR"], "alice")
+    address = key.address
+    wait_for(lambda: runtime.ledger.token_balance(address) >= 60, what="alice's tokens")
+    assert alice.post("/api/market-mode", json={"mode": "intervals"}).status_code == 200
+    asked = {"kind": "sell", "floor_wei_per_kwh": str(FLOOR), "reserve_wh": 0, "valid_s": 86400}
+    order, signature = sign_page_terms(key, alice.post("/api/orders/terms", json=asked).get_json())
+    placed = alice.post("/api/orders", json={"kind": "sell", "order": order,
+                                             "signature": signature})
+    assert placed.status_code == 201, placed.get_json()
+
+
+@pytest.mark.parametrize("app", [{"LOAD_W": 60}], indirect=True)
+def test_a_standing_order_signed_in_the_card_trades_every_interval(server, browser, app,
+                                                                    runtime, clock, login):
+    carol_key = demo_key(app.config["DATA_DIR"], "carol")
+    public = app.test_client()
+    errors: list[str] = []
+    page = browser.new_context().new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _alice_sells(app, runtime, login)
+
+    page_login(page, server, "carol", "carol-demo", "/market")
+    page.wait_for_selector("#view-market:not([hidden]) #auto-card.buy:not([hidden])")
+    page.wait_for_function("document.getElementById('next-clearing').textContent.length > 1")
+    assert page.is_hidden("#order-reserve")  # a consumer's card asks for a buy order only
+
+    # Switch to the interval market, then sign a buy order in the card.
+    page.check("#mode-intervals")
+    page.wait_for_selector("#mode-state:has-text('Switching to the interval market')")
+    page.fill("#order-price", "0.02")
+    page.fill("#order-expected", "20")
+    page.fill("#order-max", "50")
+    page.click("#order-submit")
+    page.wait_for_selector("#order-current:not([hidden]):has-text('0.02 ETH/kWh')")
+    stored = runtime.market.intervals.order_of(carol_key.address)
+    assert stored["kind"] == "buy" and stored["order"]["buyer"] == carol_key.address
+    assert (stored["order"]["capWeiPerKWh"], stored["order"]["expectedWh"]) == (str(2 * FLOOR),
+                                                                                 "20")
+    assert page.inner_text("#order-submit") == "Sign and change order"
+
+    # Intervals pass: the switch at the first boundary, then the order clears; the card's fills
+    # table and the live region say so.
+    for _ in range(4):
+        pass_boundary(clock, runtime, public)
+        if page.locator("#fills tr.fill[data-side=buy]").count():
+            break
+    page.wait_for_selector("#fills tr.fill[data-side=buy]")
+    page.wait_for_selector("#clearing-result:has-text('cleared')")
+    assert page.get_attribute("#clearing-result", "aria-live") == "polite"
+    row = page.locator("#fills tr.fill[data-side=buy]").first
+    assert row.locator("td").nth(1).inner_text() == "bought"
+    assert 0 < int(row.locator(".wh").inner_text()) <= 20
+    # One more boundary meters and bills the filled interval.
+    pass_boundary(clock, runtime, public)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#fills tr.fill .metered')]"
+        ".some(c => c.textContent !== '–')")
+
+    # Change the cap, then cancel: the portal holds the new order, then none.
+    page.fill("#order-price", "0.03")
+    page.click("#order-submit")
+    page.wait_for_selector("#order-current:has-text('0.03 ETH/kWh')")
+    assert runtime.market.intervals.order_of(carol_key.address)["order"]["capWeiPerKWh"] == \
+        str(3 * FLOOR)
+    page.click("#order-cancel")
+    page.wait_for_selector("#order-current", state="hidden")
+    assert runtime.market.intervals.order_of(carol_key.address) is None
+
+    # The Grid view charts the clearing prices from the server's history.
+    page.click("nav a[data-route=grid]")
+    page.wait_for_function("document.body.dataset.intervalsLoaded === '1'")
+    points = page.evaluate("Chart.getChart('chart-intervals').data.datasets[0].data.length")
+    assert points >= 1
+    assert "emulator" in page.inner_text("#intervals-axis")  # 600x: an emulated-time axis
+    # The wallet says what this interval earned or cost.
+    page.click("nav a[data-route=wallet]")
+    page.wait_for_selector("#interval-what:has-text('Interval')")
+    assert errors == []
