@@ -64,12 +64,13 @@ def _settle(args: argparse.Namespace) -> int:
         raise VerifyError("give --portal, or --rpc with --settlement")
     if not args.key:
         raise VerifyError("give --key: the account that sends the batch (and pays its gas)")
+    from marketplace.audit.chain import connect
     from marketplace.audit.settle import SettleError, send_published
 
     try:
-        lines, settled_all = send_published(rpc, settlement, entry, _account(args))
+        lines, settled_all = send_published(connect(rpc), settlement, entry, _account(args))
     except SettleError as err:
-        raise VerifyError(str(err)) from err
+        raise VerifyError(f"{err} ({rpc})") from err
     for line in lines:
         print(line)
     return 0 if settled_all else 1

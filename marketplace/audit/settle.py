@@ -13,7 +13,6 @@ from web3.logs import DISCARD
 
 from contracts import load_artifact
 from contracts.bindings import decode_revert
-from marketplace.audit.chain import connect
 from marketplace.audit.findings import short
 from marketplace.audit.signed_batch import BatchError, batch_signer, published_batch
 from marketplace.positions import Batch
@@ -28,15 +27,14 @@ class SettleError(Exception):
 
 
 def send_published(
-    rpc: str, settlement: str, entry: Mapping[str, Any], sender: Any
+    w3: Web3, settlement: str, entry: Mapping[str, Any], sender: Any
 ) -> tuple[list[str], bool]:
-    """Send one published batch from `sender` (an eth-account LocalAccount): the lines to
-    print and whether every position settled."""
+    """Send one published batch from `sender` (an eth-account LocalAccount) over a node's
+    web3: the lines to print and whether every position settled."""
     try:
         batch = published_batch(entry)
     except BatchError as err:
         raise SettleError(f"the batch is malformed: {err}") from err
-    w3 = connect(rpc)
     contract = w3.eth.contract(address=Web3.to_checksum_address(settlement),
                                abi=load_artifact("IntervalSettlement").abi)
     try:
@@ -45,7 +43,7 @@ def send_published(
         gas = _estimate(w3, call, sender.address)
         receipt = _send(w3, call, sender, gas)
     except (OSError, Web3Exception) as err:
-        raise SettleError(f"the node at {rpc} did not answer: {err}") from err
+        raise SettleError(f"the node did not answer: {err}") from err
     return _outcome(contract, receipt, batch)
 
 
