@@ -134,8 +134,8 @@ def _read_intervals(args: argparse.Namespace, settled: set[int]) -> list[Any]:
 
 
 def _chain_findings(reader: Any, facts: dict[str, Any]) -> list[Any]:
-    """What the node says against the portal: gridbid's code at both addresses, the escrow
-    settling in that token, the chain id."""
+    """What the node says against the portal: gridbid's code at every address, the escrow
+    (and the interval settlement) settling in that token, the chain id."""
     from marketplace.audit.code import built_by_gridbid
     from marketplace.audit.findings import Finding
 
@@ -146,6 +146,11 @@ def _chain_findings(reader: Any, facts: dict[str, Any]) -> list[Any]:
     if settles_in != reader.token.address:
         found.append(Finding("chain", "EnergyEscrow", f"settles in {settles_in}, not the token "
                                                       f"{reader.token.address}"))
+    if reader.settlement is not None:
+        token, escrow, *_ = reader.settlement.functions.parameters().call()
+        if (token, escrow) != (reader.token.address, reader.escrow.address):
+            found.append(Finding("chain", "IntervalSettlement", f"settles in {token} and "
+                                 f"{escrow}, not the token and the escrow"))
     if facts and int(facts.get("chain_id", chain_id)) != chain_id:
         found.append(Finding("chain", "portal", f"names chain {facts['chain_id']}, the node "
                                                 f"runs {chain_id}"))
