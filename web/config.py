@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "PRICING": "clear",
     "SETTLE_WH": 1000,
     "INTERVAL_TICK_S": 0.2,
+    # An interval in block seconds for the settlement contract's reading-age bounds (0:
+    # INTERVAL_S / EMULATOR_SPEED; tests whose market clock is moved by hand set more).
+    "INTERVAL_WALL_S": 0,
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,
     "WALLET_PUSH_S": 1.0,

@@ -32,11 +32,15 @@ class Batching:
         self.clock = clock
         self.settings = settings
         self.boundaries = boundaries
+        self._tried_through: int | None = None  # batches are built once per boundary
 
     def step(self, through_n: int, today: int) -> int | None:
         """Follow the batch in flight, else send one for the due participants; its id."""
         if self._follow():
             return None  # still in flight
+        if self._tried_through is not None and through_n <= self._tried_through:
+            return None  # built for this boundary already: refused positions wait for the next
+        self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, today)
         if not due:
@@ -49,14 +53,18 @@ class Batching:
     # -- who is due ------------------------------------------------------------------------
 
     def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Unsettled fills up to through_n per (account, side), the oldest order's only: a
-        position names one order, and a later order's fills settle after it."""
+        """Unsettled fills up to through_n per (account, side), the oldest order's and day's
+        only: a position names one order and may not span two days (the daily budget), so
+        later fills settle after it."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for fill in self.istore.unsettled():
             if fill["n"] > through_n:
                 continue
             key = (fill["address"], fill["side"])
-            if groups[key] and groups[key][0]["order_id"] != fill["order_id"]:
+            first = groups[key][0] if groups[key] else None
+            if first is not None and (first["order_id"] != fill["order_id"] or
+                                      self.boundaries.day(first["n"]) !=
+                                      self.boundaries.day(fill["n"])):
                 continue
             groups[key].append(fill)
         return groups
@@ -163,7 +171,7 @@ class Batching:
                 else:
                     log.warning("interval batch %s: %s's %s position refused (%s); retried",
                                 batch["id"], position["account"], position["side"],
-                                result["refused"].get(position["account"], "?"))
+                                result["refused"].get((position["account"], position["side"]), "?"))
             self.istore.update_batch(batch["id"], status="mined")
         return False
 

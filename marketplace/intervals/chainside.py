@@ -50,7 +50,8 @@ def outcome(ledger: Ledger, tx_hash: str) -> dict[str, Any] | None:
     settled = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?"))
                for e in settlement.events.PositionSettled().process_receipt(receipt,
                                                                             errors=DISCARD)}
-    refused = {e["args"]["account"]: REASONS.get(e["args"]["reason"], e["args"]["reason"])
+    refused = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?")):
+               REASONS.get(e["args"]["reason"], e["args"]["reason"])
                for e in settlement.events.PositionRefused().process_receipt(receipt,
                                                                            errors=DISCARD)}
     return {"status": "mined", "settled": settled, "refused": refused,

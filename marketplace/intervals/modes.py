@@ -36,13 +36,10 @@ def request(istore: IntervalStore, address: str, mode: object) -> dict[str, Any]
         raise InvalidInput("a market mode is 'lots' or 'intervals'")
     participant(istore.db, address)
     row = istore.mode(address)
-    if mode == row["mode"]:
-        istore.request_mode(address, None)
-        return mode_view(istore, address)
     if mode == LOTS and istore.active_order(address) is not None:
         raise NotAllowed("cancel your standing order first: an account trades in one market at"
                          " a time")
-    istore.request_mode(address, str(mode))
+    istore.request_mode(address, None if mode == row["mode"] else str(mode))
     return mode_view(istore, address)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,7 +58,8 @@ class StandingOrders:
             order["dailyBudgetWei"] = rules.parse_int(get("daily_budget_wei") or 0,
                                                       "daily budget (wei)", 0, rules.MAX_WEI)
         order["expiry"] = self._expiry(get("expiry"), get("valid_s"))
-        order["nonce"] = int(self.clock.now() * 1000)
+        # Milliseconds and a random tail: unused, however fast (or stopped) the clock is.
+        order["nonce"] = int(self.clock.now() * 1000) * 1000 + secrets.randbelow(1000)
         return signed.page_terms(self._typed(kind, order))
 
     def parse(self, owner: str, kind: object, order: object,

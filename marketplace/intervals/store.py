@@ -121,12 +121,13 @@ class IntervalStore:
         return None if row is None or row["n"] is None else int(row["n"])
 
     def interval(self, n: int) -> dict[str, Any] | None:
-        """One interval's row, its JSON columns parsed."""
+        """One interval's row, its JSON columns parsed (status 'claimed' until cleared)."""
         return _interval(self.db.one("SELECT * FROM intervals WHERE n = ?", n))
 
     def intervals(self, limit: int) -> list[dict[str, Any]]:
-        """The newest intervals first."""
-        rows = self.db.query("SELECT * FROM intervals ORDER BY n DESC LIMIT ?", limit)
+        """The newest cleared intervals first."""
+        rows = self.db.query("SELECT * FROM intervals WHERE status <> 'claimed' ORDER BY n DESC"
+                             " LIMIT ?", limit)
         return [_interval(r) for r in rows]
 
     def clear_interval(self, n: int, price: int | None, book: dict[str, list]) -> None:

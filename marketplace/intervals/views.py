@@ -13,7 +13,7 @@ from marketplace.switchboard import Switchboard
 def interval_view(istore: IntervalStore, boundaries: Boundaries, n: int) -> dict[str, Any] | None:
     """Interval n as published: its book, orders, fills and boundary readings (None: unknown)."""
     row = istore.interval(n)
-    if row is None:
+    if row is None or row["status"] == "claimed":  # not cleared yet: nothing to publish
         return None
     fills = istore.fills(n)
     meters = {istore.order(f["order_id"])["order"]["meter"] for f in fills}

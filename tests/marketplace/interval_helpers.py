@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from contracts.bindings import sign_buy_order, sign_sell_order
 from marketplace import signed
 from marketplace.contract_enums import EscrowMarket
@@ -40,6 +42,23 @@ def place(runtime, key, kind: str, **fields) -> dict:
     made = sign_order(runtime, key, kind, **fields)
     return runtime.market.intervals.set_order(key.address, made["kind"], made["order"],
                                               made["signature"])
+
+
+def drained(runtime, patience_s: float = 10.0) -> bool:
+    """Wait (up to patience_s, real time) until every buyer of the interval under way has a
+    signed reading counting what it bought: the boards draw at emulated speed while the
+    market clock stands still. Whether they all did (a seller short of energy may not)."""
+    market = runtime.market.intervals
+    n = market.boundaries.index(market.clock.now())
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        owed = [f for f in market.istore.fills(n) if f["side"] == "buy"]
+        if all(market.current_of(f["address"])["fill"]["metered_so_far_wh"] >= f["wh"]
+               for f in owed):
+            time.sleep(1.1)  # one more signed reading after the relay opened
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def next_boundary(runtime, clock, step: bool = True) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,14 @@ def market_settings(config: Mapping[str, Any]) -> Settings:
             max_duration_s=config["MAX_DURATION_S"],
         ),
     )
+
+
+def interval_wall_s(config: Mapping[str, Any], settings: Settings) -> int:
+    """An interval in block (wall) seconds, as the interval settlement bounds readings' ages:
+    config INTERVAL_WALL_S, else interval_s / time_factor (at least 1 s)."""
+    if config.get("INTERVAL_WALL_S"):
+        return int(config["INTERVAL_WALL_S"])
+    return max(1, math.ceil(settings.interval_s / settings.time_factor))
 
 
 def _pricing(value: Any) -> str:
