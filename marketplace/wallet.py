@@ -57,6 +57,8 @@ class Wallets:
             "unlisted_wh": tokens - listed,
             "escrow_free_wei": str(self.ledger.escrow_free(address)),
             "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
+            # What covers standing buy orders: the interval market's own escrow balance.
+            "community_free_wei": str(self.ledger.escrow_free(address, EscrowMarket.COMMUNITY)),
             "withdrawal": self._withdrawal(address),
             "escrow_notice_s": self.ledger.withdrawal_notice(),
             "generation": self._generation(who.get("board_id"), who.get("role")),

@@ -141,17 +141,23 @@ def sign_page_terms(key, terms: dict, **changes) -> tuple[dict, str]:
     return {k: str(v) for k, v in message.items()}, "0x" + bytes(signed.signature).hex()
 
 
-def pass_boundary(clock, runtime, public) -> int:
-    """Move the market clock just past the next interval boundary; once the loop has cleared
-    the interval starting there (it is in the public history), its number."""
-    settings = runtime.market.settings
-    length = settings.interval_s / settings.time_factor
-    n = int(clock.now() // length) + 1
-    clock.advance(n * length + 0.01 - clock.now())
+class Clearings:
+    """The interval market's clearings as the hub announces them (after each is stored)."""
 
-    def published():
-        rows = public.get("/api/intervals").get_json()["intervals"]
-        return any(r["n"] == n for r in rows)
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+        self.seen: dict[int, dict] = {}
+        runtime.hub.subscribe(self._heard)
 
-    wait_for(published, what=f"interval {n} to be cleared")
-    return n
+    def _heard(self, topic: str, payload: dict) -> None:
+        if topic == "interval":
+            self.seen[payload["n"]] = payload
+
+    def pass_boundary(self, clock) -> dict:
+        """Move the market clock just past the next interval boundary; the clearing of the
+        interval starting there, once the loop has announced it."""
+        settings = self.runtime.market.settings
+        length = settings.interval_s / settings.time_factor
+        n = int(clock.now() // length) + 1
+        clock.advance(n * length + 0.01 - clock.now())
+        return wait_for(lambda: self.seen.get(n), what=f"interval {n} to be cleared")

@@ -7,11 +7,16 @@ alice's sell order comes through the Python client (signed here, as her page wou
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from tests.common import demo_key, page_login, pass_boundary, sign_page_terms, wait_for
+from tests.common import Clearings, demo_key, page_login, sign_page_terms, wait_for
 
 pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 FLOOR = 10**16  # 0.01 ETH per kWh
 
@@ -32,13 +37,21 @@ def _alice_sells(app, runtime, login) -> None:
 def test_a_standing_order_signed_in_the_card_trades_every_interval(server, browser, app,
                                                                     runtime, clock, login):
     carol_key = demo_key(app.config["DATA_DIR"], "carol")
-    public = app.test_client()
+    clearings = Clearings(runtime)
     errors: list[str] = []
     page = browser.new_context().new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
     _alice_sells(app, runtime, login)
 
-    page_login(page, server, "carol", "carol-demo", "/market")
+    # Standing buy orders are covered by the community market's escrow: deposit there first.
+    page_login(page, server, "carol", "carol-demo", "/wallet")
+    page.select_option("#deposit-market", "1")
+    page.fill("#deposit-amount", "0.5")
+    page.click("#deposit-button")
+    page.wait_for_function("document.getElementById('escrow-community').textContent === '0.5'")
+    assert runtime.ledger.escrow_free(carol_key.address) == 0  # none went to the lot market
+
+    page.click("nav a[data-route=market]")
     page.wait_for_selector("#view-market:not([hidden]) #auto-card.buy:not([hidden])")
     page.wait_for_function("document.getElementById('next-clearing').textContent.length > 1")
     assert page.is_hidden("#order-reserve")  # a consumer's card asks for a buy order only
@@ -60,7 +73,7 @@ def test_a_standing_order_signed_in_the_card_trades_every_interval(server, brows
     # Intervals pass: the switch at the first boundary, then the order clears; the card's fills
     # table and the live region say so.
     for _ in range(4):
-        pass_boundary(clock, runtime, public)
+        clearings.pass_boundary(clock)
         if page.locator("#fills tr.fill[data-side=buy]").count():
             break
     page.wait_for_selector("#fills tr.fill[data-side=buy]")
@@ -70,10 +83,13 @@ def test_a_standing_order_signed_in_the_card_trades_every_interval(server, brows
     assert row.locator("td").nth(1).inner_text() == "bought"
     assert 0 < int(row.locator(".wh").inner_text()) <= 20
     # One more boundary meters and bills the filled interval.
-    pass_boundary(clock, runtime, public)
+    clearings.pass_boundary(clock)
     page.wait_for_function(
         "[...document.querySelectorAll('#fills tr.fill .metered')]"
         ".some(c => c.textContent !== '–')")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#auto-card").screenshot(path=ARTIFACTS / "automatic-trading.png")
 
     # Change the cap, then cancel: the portal holds the new order, then none.
     page.fill("#order-price", "0.03")
@@ -91,7 +107,11 @@ def test_a_standing_order_signed_in_the_card_trades_every_interval(server, brows
     points = page.evaluate("Chart.getChart('chart-intervals').data.datasets[0].data.length")
     assert points >= 1
     assert "emulator" in page.inner_text("#intervals-axis")  # 600x: an emulated-time axis
+    tick = page.evaluate("Chart.getChart('chart-intervals').scales.x.ticks[0].label")
+    assert re.fullmatch(r"\d\d:\d\d", tick)  # the emulator's time of day
+    page.locator("#chart-intervals").screenshot(path=ARTIFACTS / "interval-prices.png")
     # The wallet says what this interval earned or cost.
     page.click("nav a[data-route=wallet]")
-    page.wait_for_selector("#interval-what:has-text('Interval')")
+    page.wait_for_selector("#interval-what:has-text('this interval')")
+    page.locator("#interval-card").screenshot(path=ARTIFACTS / "wallet-interval.png")
     assert errors == []

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.common import csrf_client, demo_key, pass_boundary, sign_page_terms, wait_for
+from tests.common import Clearings, csrf_client, demo_key, sign_page_terms, wait_for
+from web.extensions import socketio
 
 ETH = 10**18
 CAP = 2 * 10**16  # 0.02 ETH per kWh
@@ -74,7 +75,8 @@ def test_a_consumer_sets_changes_and_cancels_a_buy_order(app, runtime, login):
     # Refused: a cap raised after signing, an order signed by someone else, a replay.
     tampered = _place(carol, carol_key, _buy(), capWeiPerKWh=str(10 * CAP))
     assert tampered.status_code == 403, tampered.get_json()
-    terms = carol.post("/api/orders/terms", json=_buy()).get_json()
+    # (The market clock stands still here: terms of equal limits would be the same order.)
+    terms = carol.post("/api/orders/terms", json=_buy(expected_wh=25)).get_json()
     order, by_alice = sign_page_terms(alice_key, terms)
     forged = carol.post("/api/orders", json={"kind": "buy", "order": order, "signature": by_alice})
     assert forged.status_code == 403 and forged.get_json()["kind"] == "NotAllowed"
@@ -94,7 +96,7 @@ def test_a_consumer_sets_changes_and_cancels_a_buy_order(app, runtime, login):
     assert again.status_code == 400 and "no active standing order" in again.get_json()["error"]
 
 
-def test_a_producer_sets_and_cancels_a_sell_order(app, runtime, login):
+def test_a_producer_sets_and_cancels_a_sell_order(app, runtime, login, clock):
     alice, key = login("alice"), demo_key(app.config["DATA_DIR"], "alice")
     me = _addresses(runtime)["alice"]
     assert alice.post("/api/orders/terms", json=_buy()).status_code == 403  # producers sell
@@ -109,7 +111,10 @@ def test_a_producer_sets_and_cancels_a_sell_order(app, runtime, login):
     order = placed.get_json()["order"]
     assert order["seller"] == me and order["floorWeiPerKWh"] == str(FLOOR)
     assert (order["reserveWh"], order["maxWhPerInterval"]) == ("100", "40")
-    # Back to the lot market only without a standing order.
+    # At the next boundary the account is in the interval market; back to the lot market
+    # only without a standing order.
+    Clearings(runtime).pass_boundary(clock)
+    assert alice.get("/api/orders/mine").get_json()["mode"]["mode"] == "intervals"
     back = alice.post("/api/market-mode", json={"mode": "lots"})
     assert back.status_code == 403 and "cancel your standing order" in back.get_json()["error"]
     assert alice.delete("/api/orders").get_json()["status"] == "cancelled"
@@ -165,6 +170,17 @@ def test_intervals_clear_and_are_published(app, runtime, login, clock):
     alice, carol = login("alice"), login("carol")
     keys = {n: demo_key(app.config["DATA_DIR"], n) for n in ("alice", "carol")}
     public = app.test_client()  # nobody signed in
+    clearings = Clearings(runtime)
+    bob = login("bob")
+    watchers = {name: socketio.test_client(app, namespace="/market", flask_test_client=client)
+                for name, client in (("carol", carol), ("bob", bob))}
+    # Own fills ride the per-user push, which serves accounts with a page open (/wallet).
+    for client in (carol, bob):
+        socketio.test_client(app, namespace="/wallet", flask_test_client=client)
+    # A buy order is covered by the community market's escrow balance (market 1).
+    carol.signer.deposit("0.5", market=1)
+    wait_for(lambda: runtime.ledger.escrow_free(people["carol"], 1) > 0, what="carol's deposit")
+    assert carol.get("/api/wallet").get_json()["community_free_wei"] == str(ETH // 2)
     wait_for(lambda: runtime.ledger.token_balance(people["alice"]) >= 60, what="alice's tokens")
     for client in (alice, carol):
         assert client.post("/api/market-mode", json={"mode": "intervals"}).status_code == 200
@@ -173,7 +189,7 @@ def test_intervals_clear_and_are_published(app, runtime, login, clock):
 
     traded = []
     for _ in range(4):  # the switch takes a boundary, the orders' first clearing the next
-        n = pass_boundary(clock, runtime, public)
+        n = clearings.pass_boundary(clock)["n"]
         row = next(r for r in public.get("/api/intervals").get_json()["intervals"]
                    if r["n"] == n)
         if row["price_wei"] is not None:
@@ -195,3 +211,20 @@ def test_intervals_clear_and_are_published(app, runtime, login, clock):
     assert [f["side"] for f in fills["fills"] if f["n"] == n] == ["buy"]
     assert "current" in fills and fills["seconds_left"] >= 0
     assert public.get("/api/intervals/mine").status_code == 401
+
+    # Pushed: every market page hears each clearing; one's own fills only one's own pages.
+    received: dict[str, list] = {name: [] for name in watchers}
+
+    def heard(name, event):
+        received[name].extend(watchers[name].get_received("/market"))
+        return [e["args"][0] for e in received[name] if e["name"] == event]
+
+    wait_for(lambda: any(f["n"] == n and f["side"] == "buy"
+                         for e in heard("carol", "fills") for f in e["fills"]),
+             what="carol's fill pushed to her pages")
+    for name in ("carol", "bob"):
+        news = wait_for(lambda name=name: [e for e in heard(name, "interval") if e["n"] == n],
+                        what=f"interval {n} pushed to {name}")
+        assert news[0]["price_wei"] == view["price_wei"] and news[0]["seconds_left"] >= 0
+        assert not any(isinstance(v, (list, dict)) for v in news[0].values())  # no fills
+    assert not any(e["fills"] for e in heard("bob", "fills"))  # bob traded nothing

@@ -3,13 +3,14 @@
    next clearing's countdown, and one's fills per interval, pushed live. */
 import { api } from "./api.js";
 import * as signer from "./signer.js";
-import { $, duration, el, formatEther, parseEther, toast } from "./util.js";
+import { $, duration, el, formatEther, intervalTime, parseEther, toast } from "./util.js";
 
 let me = {};
 let side = null;         // "sell" (producer) | "buy" (consumer) | null (no order possible)
 let nextAt = null;       // local ms of the next clearing (re-synced by every answer and push)
 let ticker = null;
 let current = null;      // the standing order as the portal holds it, or null
+let timing = { interval_s: 900, time_factor: 1 };  // of the interval market (GET answers)
 
 function priceText(wei) {
   return wei === null || wei === undefined ? "no trade" : `${formatEther(wei, 9)} ETH/kWh`;
@@ -20,6 +21,7 @@ function syncTiming(t) {
   if (t.seconds_left === undefined || t.seconds_left === null) return;
   nextAt = Date.now() + Number(t.seconds_left) * 1000;
   if (t.interval_s) {
+    timing = { interval_s: Number(t.interval_s), time_factor: Number(t.time_factor || 1) };
     const factor = Number(t.time_factor || 1);
     const real = factor > 1 ? `, ${duration(t.interval_s / factor)} real at ${factor}×` : "";
     $("interval-length").textContent = `(intervals of ${duration(t.interval_s)}${real})`;
@@ -30,7 +32,7 @@ function syncTiming(t) {
 function tick() {
   if (nextAt === null) return;
   const left = (nextAt - Date.now()) / 1000;
-  $("next-clearing").textContent = left > 0.5 ? duration(left) : "clearing…";
+  $("next-clearing").textContent = left > 0.5 ? duration(Math.ceil(left)) : "clearing…";
 }
 
 /* What the person typed, as the portal's order fields and as the page will check them. */
@@ -103,14 +105,27 @@ function settledText(f) {
   return f.metered_wh === null || f.metered_wh === undefined ? "interval running" : "not yet";
 }
 
+/* An interval as its start time reads (emulated when the emulator runs fast), its number kept. */
+function intervalStart(n) {
+  return timing.time_factor > 1 ? n * timing.interval_s : n * timing.interval_s / timing.time_factor;
+}
+
+function intervalCell(n) {
+  return el("td", { title: `interval ${n}`, textContent: intervalTime(intervalStart(n), timing.time_factor) });
+}
+
+function paidText(f, sold) {
+  if (f.paid_wei === null || f.paid_wei === undefined) return "–";
+  return BigInt(f.paid_wei) === 0n ? "0" : `${sold ? "+" : "−"}${formatEther(f.paid_wei, 9)}`;
+}
+
 function fillRow(f) {
   const sold = f.side === "sell";
   return el("tr", { "data-n": f.n, "data-side": f.side, class: "fill" },
-    el("td", { textContent: f.n }), el("td", { textContent: sold ? "sold" : "bought" }),
+    intervalCell(f.n), el("td", { textContent: sold ? "sold" : "bought" }),
     el("td", { class: "wh", textContent: f.wh }), el("td", { textContent: formatEther(f.price_wei, 9) }),
     el("td", { class: "metered", textContent: f.metered_wh ?? "–" }),
-    el("td", { class: "paid", textContent: f.paid_wei === null || f.paid_wei === undefined ? "–"
-      : `${sold ? "+" : "−"}${formatEther(f.paid_wei, 9)}` }),
+    el("td", { class: "paid", textContent: paidText(f, sold) }),
     el("td", { class: "settled", textContent: settledText(f) }));
 }
 
@@ -120,13 +135,16 @@ function renderFills(data) {
   $("no-fills").hidden = fills.length > 0;
 }
 
+function intervalLabel(n) { return `of ${intervalTime(intervalStart(n), timing.time_factor)}`; }
+
 /* A clearing, pushed to every market page: said in the live region, the countdown re-synced. */
 function onInterval(news) {
   syncTiming(news);
+  refreshOrder();  // a boundary may have switched the market or expired the order
   const wh = news.wh ?? news.volume_wh;
   $("clearing-result").textContent = news.price_wei === null || news.price_wei === undefined
-    ? `Interval ${news.n} cleared: no trade.`
-    : `Interval ${news.n} cleared at ${priceText(news.price_wei)}${wh !== undefined ? `, ${wh} Wh traded` : ""}.`;
+    ? `Interval ${intervalLabel(news.n)} cleared: no trade.`
+    : `Interval ${intervalLabel(news.n)} cleared at ${priceText(news.price_wei)}${wh !== undefined ? `, ${wh} Wh traded` : ""}.`;
 }
 
 async function switchMode(mode) {
@@ -134,14 +152,18 @@ async function switchMode(mode) {
   catch (err) { toast(err.message, true); refresh(); }
 }
 
-async function refresh() {
+async function refreshOrder() {
   try {
     const mine = await api("GET", "/api/orders/mine");
     renderOrder(mine.order);
     renderMode(mine.mode);
     syncTiming(mine);
-    renderFills(await api("GET", "/api/intervals/mine"));
   } catch (err) { toast(err.message, true); }
+}
+
+async function refresh() {
+  await refreshOrder();
+  try { renderFills(await api("GET", "/api/intervals/mine")); } catch (err) { toast(err.message, true); }
 }
 
 function showSide() {

@@ -1,7 +1,7 @@
 /* The grid view: Chart.js charts fed by /grid samples (one per period), sold auctions and the
    interval market's clearing prices (a day of history from GET /api/intervals, then pushes). */
 import { api } from "./api.js";
-import { $, el, formatEther } from "./util.js";
+import { $, el, formatEther, intervalTime } from "./util.js";
 
 /* global Chart */
 
@@ -81,15 +81,8 @@ function onPrice(p) {
 let intervalTiming = { interval_s: 900, time_factor: 1 };
 let intervalSeen = new Set();  // interval numbers on the chart (history and pushes overlap)
 
-/* Emulated time of day ("d3 14:15") when the emulator runs faster than real time: an
-   interval n starts at emulated n × interval_s; at 1× that is the wall clock's time. */
-function intervalTick(seconds) {
-  if (Number(intervalTiming.time_factor) <= 1) return hhmm(seconds);
-  const day = Math.floor(seconds / 86400);
-  const s = seconds - day * 86400;
-  const pad = (v) => String(Math.floor(v)).padStart(2, "0");
-  return `d${day} ${pad(s / 3600)}:${pad((s % 3600) / 60)}`;
-}
+/* An interval n starts at emulated n × interval_s; at 1× that is the wall clock's time. */
+function intervalTick(seconds) { return intervalTime(seconds, intervalTiming.time_factor); }
 
 function intervalChart() {
   const chart = lineChart("chart-intervals", "ETH/kWh", { points: true });

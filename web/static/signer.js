@@ -57,6 +57,11 @@ export function check(action, params, tx) {
   if (!target || to !== ethers.getAddress(target)) wrong(`a call to ${to}`);
   const call = ABI.parseTransaction({ data: tx.data, value });
   if (!call || !FUNCTIONS[action].includes(call.name)) wrong(`another function (${call ? call.name : "unknown"})`);
+  // Into (or out of) the market asked: deposit(uint8)/requestWithdrawal(uint8, …) name it.
+  if (params.market !== undefined && ["deposit", "withdraw"].includes(action) && call.args.length
+      && ["deposit", "requestWithdrawal"].includes(call.name) && Number(call.args[0]) !== Number(params.market)) {
+    wrong(`a ${action} for market ${call.args[0]}, not ${params.market}`);
+  }
   const paid = action === "deposit" ? BigInt(params.amount_wei) : 0n;
   if (value !== paid) wrong(`a payment of ${value} wei`);
   if (approval && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
