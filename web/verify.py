@@ -99,11 +99,12 @@ def _audit_intervals(args: argparse.Namespace, report: Any, events: list[Any],
                      domains: Any) -> Any:
     """The report with the interval market audited: every interval the portal published
     (or --intervals holds) and every one a settled position names."""
-    from marketplace.audit.batches import positions
+    from marketplace.audit.batches import MAX_SPAN, positions
     from marketplace.audit.published import IntervalError, parse_intervals
     from marketplace.audit.report import audit_intervals
 
     settled = {n for e in positions(events)
+               if 0 <= e.args["toInterval"] - e.args["fromInterval"] < MAX_SPAN
                for n in range(e.args["fromInterval"], e.args["toInterval"] + 1)}
     entries = _read_intervals(args, settled)
     try:

@@ -15,6 +15,7 @@ from marketplace.audit.intervals import Domains, Settled
 from marketplace.audit.published import PublishedInterval
 
 SIDES = {1: "buy", 2: "sell"}  # IntervalSettlement.BUY, .SELL
+MAX_SPAN = 96 * 366  # intervals one position may cover: a year of 15 minutes
 
 
 def positions(events: Iterable[Event]) -> list[Event]:
@@ -32,6 +33,9 @@ def check_positions(events: Iterable[Event], owed: Mapping[int, Settled]) -> lis
         side = SIDES.get(a["side"], "?")
         key, first, through = (a["account"], side), a["fromInterval"], a["toInterval"]
         where = f"{side} position of {short(a['account'])} for intervals {first}..{through}"
+        if not 0 <= through - first < MAX_SPAN:
+            found.append(Finding("batch", where, "is not a range of intervals to re-derive"))
+            continue
         missing = [n for n in range(first, through + 1) if n not in owed]
         if missing:
             found.append(Finding("batch", where, f"interval {missing[0]} is not published: "
@@ -47,8 +51,8 @@ def check_positions(events: Iterable[Event], owed: Mapping[int, Settled]) -> lis
         if counter is not None and a["meterWh"] != counter:
             found.append(Finding("batch", where, f"settled its meter to {a['meterWh']} Wh; its "
                                  f"signed reading at interval {through}'s end says {counter}"))
-        skipped = [n for n in range(last.get(key, -1) + 1, first)
-                   if n in owed and any(owed[n].owed.get(key, (0, 0)))]
+        skipped = [n for n in sorted(owed) if last.get(key, -1) < n < first
+                   and any(owed[n].owed.get(key, (0, 0)))]
         if skipped:
             found.append(Finding("batch", where, f"interval {skipped[0]}'s fill was never "
                                  "settled (the position starts after it)"))

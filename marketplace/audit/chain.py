@@ -83,11 +83,11 @@ class ChainReader:
         return found
 
     def calls(self, tx_hashes: Iterable[str]) -> dict[str, Call]:
-        """The decoded input of each transaction sent straight to the token or the escrow."""
+        """The decoded input of each transaction sent straight to one of the contracts."""
         found = {}
         for tx_hash in dict.fromkeys(tx_hashes):
             tx = self.w3.eth.get_transaction(tx_hash)
-            contract = {self.token.address: self.token, self.escrow.address: self.escrow}.get(
+            contract = {c.address: c for c in self.contracts().values()}.get(
                 Web3.to_checksum_address(tx["to"]) if tx.get("to") else "")
             if contract is None:
                 continue

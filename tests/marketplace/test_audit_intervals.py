@@ -307,6 +307,7 @@ def test_a_settled_position_is_its_fills_over_its_intervals():
                                                   "reading at interval 1's end says 5250"),
         (position(CAROL, 1, 1, 250, carol // 2, 5250), "interval 0's fill was never settled"),
         (position(CAROL, 0, 2, 500, carol, 5250), "interval 2 is not published"),
+        (position(CAROL, 0, 10**9, 500, carol, 5250), "is not a range of intervals"),
     ]
     for event, message in cases:
         [finding] = audited([event], *two).findings
