@@ -156,6 +156,11 @@ class IntervalLedger:
         found, state = self.contract.functions.orderState(bytes(digest)).call()
         return state == 2 and (owner is None or found == to_checksum_address(owner))
 
+    def cancelled_at(self, digest: bytes) -> int:
+        """The block time its owner cancelled an order (0: not cancelled); positions whose
+        closing reading is at most two intervals later still settle."""
+        return self.contract.functions.cancelledAt(bytes(digest)).call()
+
     def order_state(self, digest: bytes) -> dict[str, Any]:
         """An order's state on chain: its owner once seen, and unseen|verified|cancelled."""
         owner, state = self.contract.functions.orderState(bytes(digest)).call()

@@ -46,7 +46,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     uint8 public constant OVER_DAILY_BUDGET = 5; // the buyer's day spend would pass its budget
     uint8 public constant EXPIRED = 6; // closing reading later than the order's expiry + one interval
     uint8 public constant BAD_ORDER_SIGNATURE = 7; // the order is not signed by its owner
-    uint8 public constant CANCELLED = 8; // the owner cancelled the order
+    uint8 public constant CANCELLED = 8; // closing reading later than the owner's cancel + two intervals
     uint8 public constant WRONG_METER = 9; // the order's meter is not the owner's, of this side's kind
     uint8 public constant BAD_READING = 10; // another meter's, not signed by the meter, or out of range
     uint8 public constant READING_OUT_OF_TIME = 11; // from the future, not newer than the last, old baseline
@@ -134,10 +134,12 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         uint96 daySpent;
     }
 
-    /// @dev An order's state, in one slot: its owner once known; 0 unseen, VERIFIED, CANCELLED.
+    /// @dev An order's state, in one slot: its owner once known; flags VERIFIED (its signature
+    /// was checked) and CANCELLED_STATE, and the block time of the owner's cancel.
     struct OrderState {
         address owner;
         uint8 state;
+        uint64 cancelledAt;
     }
 
     uint8 private constant VERIFIED = 1;
@@ -272,7 +274,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         uint24 day;
         uint256 spent;
         (reason, day, spent) = _checkBuyTerms(p, a, through);
-        if (reason == 0) reason = _checkOrder(hashBuyOrder(o), o.buyer, p.orderSig);
+        if (reason == 0) reason = _checkOrder(hashBuyOrder(o), o.buyer, p.orderSig, p.closing.timestamp);
         if (reason == 0) reason = _checkBuyerReadings(p, a);
         if (reason != 0) return reason;
         Fill calldata f = p.fill;
@@ -330,7 +332,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         uint8 reason = _checkFill(f, a, through, o.maxWhPerInterval, p.closing.timestamp, o.expiry);
         if (reason != 0) return reason;
         if (f.amountWei < o.floorWeiPerKWh * f.wh / 1000) return PRICE;
-        reason = _checkOrder(hashSellOrder(o), o.seller, p.orderSig);
+        reason = _checkOrder(hashSellOrder(o), o.seller, p.orderSig, p.closing.timestamp);
         if (reason != 0) return reason;
         if (p.baselineSig.length > 0) {
             if (p.baseline.meter != o.meter) return BAD_READING;
@@ -416,15 +418,23 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         return refused == TOKEN_FROM_THE_FUTURE ? READING_OUT_OF_TIME : BAD_READING;
     }
 
-    /// @dev An order settles only signed by its owner (checked once, then remembered) and
-    /// not cancelled.
-    function _checkOrder(bytes32 orderHash, address owner, bytes calldata signature) private returns (uint8) {
+    /// @dev An order settles only signed by its owner (checked once, then remembered). A cancel
+    /// binds what was metered after it: a position whose closing reading is at most two
+    /// intervals (of block time) after the cancel still settles, since the interval under way
+    /// (and the next, when it was cleared before the cancel was seen) filled the order and its
+    /// meters counted the energy; a cancel cannot void what the owner already drew or sent.
+    function _checkOrder(bytes32 orderHash, address owner, bytes calldata signature, uint64 closingAt)
+        private
+        returns (uint8)
+    {
         OrderState memory s = _orders[orderHash];
-        if (s.state == CANCELLED_STATE) return CANCELLED;
-        if (s.state == VERIFIED) return 0;
+        if (s.state & CANCELLED_STATE != 0 && closingAt > uint256(s.cancelledAt) + 2 * uint256(_intervalWallSeconds)) {
+            return CANCELLED;
+        }
+        if (s.state & VERIFIED != 0) return 0;
         (bool valid,) = validSignature(owner, orderHash, signature);
         if (!valid) return BAD_ORDER_SIGNATURE;
-        _orders[orderHash] = OrderState(owner, VERIFIED);
+        _orders[orderHash] = OrderState(owner, s.state | VERIFIED, s.cancelledAt);
         return 0;
     }
 
@@ -434,21 +444,24 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
 
     // -- orders -------------------------------------------------------------------------------
 
-    /// @notice The seller cancels its order: no position settles from it after.
+    /// @notice The seller cancels its order: no position whose closing reading is over two
+    /// intervals after the cancel settles from it.
     function cancelSellOrder(SellOrder calldata order) external {
         if (msg.sender != order.seller) revert NotOrderOwner(msg.sender);
         _cancel(hashSellOrder(order));
     }
 
-    /// @notice The buyer cancels its order: no position settles from it after.
+    /// @notice The buyer cancels its order: no position whose closing reading is over two
+    /// intervals after the cancel settles from it (what it drew before still pays).
     function cancelBuyOrder(BuyOrder calldata order) external {
         if (msg.sender != order.buyer) revert NotOrderOwner(msg.sender);
         _cancel(hashBuyOrder(order));
     }
 
     function _cancel(bytes32 orderHash) private {
-        if (_orders[orderHash].state == CANCELLED_STATE) revert OrderAlreadyCancelled(orderHash);
-        _orders[orderHash] = OrderState(msg.sender, CANCELLED_STATE);
+        OrderState memory s = _orders[orderHash];
+        if (s.state & CANCELLED_STATE != 0) revert OrderAlreadyCancelled(orderHash);
+        _orders[orderHash] = OrderState(msg.sender, s.state | CANCELLED_STATE, uint64(block.timestamp));
         emit OrderCancelled(orderHash, msg.sender);
     }
 
@@ -498,13 +511,19 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
 
     /// @notice Whether an order (by its hash) was cancelled by its owner.
     function cancelled(bytes32 orderHash) external view returns (bool) {
-        return _orders[orderHash].state == CANCELLED_STATE;
+        return _orders[orderHash].state & CANCELLED_STATE != 0;
     }
 
     /// @notice An order's state: its owner once known, and 0 unseen, 1 verified, 2 cancelled.
     function orderState(bytes32 orderHash) external view returns (address owner, uint8 state) {
         OrderState memory s = _orders[orderHash];
-        return (s.owner, s.state);
+        return (s.owner, s.state & CANCELLED_STATE != 0 ? CANCELLED_STATE : s.state);
+    }
+
+    /// @notice The block time of the owner's cancel (0 when not cancelled): positions whose
+    /// closing reading is at most two intervals (intervalWallSeconds) later still settle.
+    function cancelledAt(bytes32 orderHash) external view returns (uint64) {
+        return _orders[orderHash].cancelledAt;
     }
 
     /// @notice Wei the escrow's settlement pool holds (charged from buyers, not yet credited).

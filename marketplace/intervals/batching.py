@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from firmware_bridge.signing import SignedReading
 from marketplace.clock import Clock
 from marketplace.contract_enums import EscrowMarket
 from marketplace.intervals.boundaries import Boundaries
@@ -25,13 +27,17 @@ class Batching:
     """Builds, sends and follows batches; one in flight at a time (the lease holder's)."""
 
     def __init__(self, istore: IntervalStore, orders: StandingOrders, ledger: Ledger,
-                 clock: Clock, settings: Settings, boundaries: Boundaries):
+                 clock: Clock, settings: Settings, boundaries: Boundaries,
+                 members: Callable[[], list[dict[str, Any]]],
+                 signed: Callable[[str], SignedReading | None]):
         self.istore = istore
         self.orders = orders
         self.ledger = ledger
         self.clock = clock
         self.settings = settings
         self.boundaries = boundaries
+        self.members = members  # the interval market's participants with boards and meters
+        self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
 
     def step(self, through_n: int, today: int) -> int | None:
@@ -43,12 +49,13 @@ class Batching:
         self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, today)
-        if not due:
-            return None
         positions = [p for p in (self._position(groups[key]) for key in due) if p is not None]
-        if not positions:
+        # A producer with fills to settle mints with them: an extra reading newer than their
+        # closing one would leave that one stale.
+        mints = self._mints({account for account, _ in groups})
+        if not positions and not mints:
             return None
-        return self._send(through_n, positions)
+        return self._send(through_n, positions, mints)
 
     # -- who is due ------------------------------------------------------------------------
 
@@ -92,6 +99,12 @@ class Batching:
                     break
                 due.append(key)
                 pool += _wei(groups[key])
+            # A sell the pool cannot pay is refused (POOL_SHORT) and wastes its gas: it waits.
+            for key in sorted((k for k in due if k[1] == SELL), key=lambda k: -_wei(groups[k])):
+                if pool >= sells:
+                    break
+                due.remove(key)
+                sells -= _wei(groups[key])
         return due[:MAX_POSITIONS]
 
     def _withdrawing(self, address: str) -> bool:
@@ -122,27 +135,56 @@ class Batching:
             if baseline is None:
                 return None
         return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
-                "order": row["order"], "order_sig": row["signature"],
+                "order": row["order"], "order_sig": self._order_sig(row),
                 "closing": closing, "baseline": baseline,
                 "from_interval": included[0]["n"], "to_interval": included[-1]["n"],
                 "filled_intervals": sum(1 for f in included if f["wh"] > 0),
                 "wh": sum(int(f["billed_wh"]) for f in included),
                 "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
 
+    def _order_sig(self, row: dict[str, Any]) -> str:
+        """The order's signature, or "0x" once the contract verified it (it keeps the hash)."""
+        try:
+            state = self.ledger.intervals.order_state(bytes.fromhex(row["hash"][2:]))["state"]
+        except Exception:  # unreadable: the signature is always accepted
+            return row["signature"]
+        return "0x" if state == "verified" else row["signature"]
+
     def _settled_through(self, account: str, meter: str) -> int:
         """The last interval the contract settled for an account on its meter (0: none yet)."""
         return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
+    def _mints(self, selling: set[str]) -> list[dict[str, Any]]:
+        """Signed readings of interval producers with no fills to settle whose
+        meter counted settle_wh more than the token minted: they mint in the same transaction
+        (lot producers mint through marketplace.metering.Minting)."""
+        mints = []
+        for member in self.members():
+            if member["role"] != "producer" or member["address"] in selling:
+                continue
+            reading = self.signed(member["board_id"])
+            if reading is None or reading.meter != member["meter_address"]:
+                continue
+            try:
+                minted = int(self.ledger.meter_of(reading.meter)["last_reading_wh"])
+            except Exception:  # unreadable now: the next boundary asks again
+                continue
+            if reading.wh_in - minted >= self.settings.settle_wh:
+                mints.append(reading.to_json())
+        return mints[:MAX_POSITIONS]
+
     # -- sending and following -------------------------------------------------------------
 
-    def _send(self, through_n: int, positions: list[dict[str, Any]]) -> int:
+    def _send(self, through_n: int, positions: list[dict[str, Any]],
+              mints: list[dict[str, Any]]) -> int:
         from marketplace.intervals.chainside import batch_of
 
-        batch = batch_of(self.orders, through_n, positions)
+        batch = batch_of(self.orders, through_n, positions, mints)
         # Signed even when the operator sends it: published, anyone may send it after the
         # contract's window should the operator not.
         signature = "0x" + self.ledger.intervals.sign(batch).operator_sig.hex()
-        batch_id = self.istore.add_batch(through_n, {"positions": positions}, signature,
+        batch_id = self.istore.add_batch(through_n, {"positions": positions, "mints": mints},
+                                         signature,
                                          self.clock.now())
         try:
             record = self.ledger.intervals.settle_async(batch)

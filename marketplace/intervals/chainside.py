@@ -17,19 +17,21 @@ from marketplace.positions import Batch, BuyPosition, SellPosition
 SIDES = {1: BUY, 2: SELL}  # IntervalSettlement's side numbers
 
 
-def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, Any]]) -> Batch:
-    """The Batch of positions (as Batching keeps them in JSON), sent by the operator."""
+def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, Any]],
+             mints: list[dict[str, Any]]) -> Batch:
+    """The Batch of positions and mint readings (as Batching keeps them in JSON), sent by
+    the operator."""
     buys, sells = [], []
     for p in positions:
         row = orders.istore.order(p["order_id"])
         made = (BuyPosition if p["side"] == BUY else SellPosition)(
-            order=orders.typed_order(row), order_sig=bytes.fromhex(p["order_sig"][2:]),
+            order=orders.typed_order(row), order_sig=bytes.fromhex(p["order_sig"][2:] or ""),
             closing=SignedReading.from_json(p["closing"]),
             from_interval=p["from_interval"], to_interval=p["to_interval"],
             filled_intervals=p["filled_intervals"], wh=p["wh"], wei=int(p["wei"]),
             baseline=None if p["baseline"] is None else SignedReading.from_json(p["baseline"]))
         (buys if p["side"] == BUY else sells).append(made)
-    return Batch(through_n, buys, sells)
+    return Batch(through_n, buys, sells, [SignedReading.from_json(r) for r in mints])
 
 
 def outcome(ledger: Ledger, tx_hash: str) -> dict[str, Any] | None:

@@ -21,6 +21,8 @@ from marketplace.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
 
+MAX_INTERVAL = 2**32  # IntervalSettlement's interval numbers are uint32
+
 
 class IntervalMarket:
     """Commands and views of the interval market, and its loop's step()."""
@@ -38,8 +40,12 @@ class IntervalMarket:
         self.boundary = BoundaryStep(self.istore, self.orders, ledger, switchboard, hub,
                                      settings, self.boundaries)
         self.batching = Batching(self.istore, self.orders, ledger, clock, settings,
-                                 self.boundaries)
+                                 self.boundaries, self.boundary.members, switchboard.signed)
         self.switchboard = switchboard
+        if self.boundaries.index(clock.now()) >= MAX_INTERVAL:
+            # The contract numbers intervals in a uint32: batches could not be settled.
+            log.error("interval numbers pass 2**32 with intervals of %.3f s on this clock: "
+                      "raise INTERVAL_S or lower the time factor", self.boundaries.length)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -54,10 +60,16 @@ class IntervalMarket:
         return self.orders.store(owner, kind, terms, sig)
 
     def cancel_order(self, owner: str) -> dict[str, Any]:
-        """End the owner's order off-chain now; with the cancelOrder the owner may sign to end
-        it on chain as well (None when it cannot be prepared)."""
+        """End the owner's order off-chain now; with the cancelSellOrder/cancelBuyOrder the
+        owner may sign to end it on chain as well: None while fills of it wait for their
+        settlement (a cancel on chain settles nothing of the order after it), or when it
+        cannot be prepared."""
         view = self.orders.cancel(owner)
-        view["cancel_tx"] = self._cancel_tx(owner, view)
+        n = self.boundaries.index(self.clock.now())
+        waiting = [f for f in self.istore.fills_of(owner, 200)
+                   if f["order_id"] == view["id"] and f["settled_batch"] is None
+                   and f["n"] <= n]
+        view["cancel_tx"] = None if waiting else self._cancel_tx(owner, view)
         return view
 
     def set_mode(self, owner: str, mode: object) -> dict[str, Any]:

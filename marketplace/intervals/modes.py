@@ -50,7 +50,7 @@ def blocked(istore: IntervalStore, address: str, leaving: str) -> str | None:
     if leaving == INTERVALS:
         if istore.active_order(address) is not None:
             return "a standing order is active"
-        if istore.unsettled(address):
+        if any(f["settled_batch"] is None for f in istore.fills_of(address, 200)):
             return "fills wait for their settlement"
     return None
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from marketplace import clearing, interval_accounts
+from marketplace import clearing, interval_accounts, standing
 from marketplace.contract_enums import EscrowMarket
 from marketplace.events import Hub
 from marketplace.intervals import modes
@@ -39,13 +39,30 @@ class BoundaryStep:
         self.boundaries = boundaries
 
     def run(self, n: int, prev: int | None) -> dict[str, Any]:
-        """Close interval prev (None: none before) and open n; the published summary."""
-        self._capture(n, prev)
-        if prev is not None:
-            self._account(prev)
+        """Close interval prev (None: none before) and open n; the published summary.
+
+        The chain is read first, so the boundary readings are as fresh as the boards' signed
+        cache when the relays switch; the store's writes go in two transactions.
+        """
         modes.apply_switches(self.istore, n)
-        book, result = self._clear(n)
-        self.istore.clear_interval(n, result.price, book)
+        chain = self._chain_inputs()
+        with self.istore.db.transaction():
+            self._capture(n, prev)
+        for ended in self.istore.unaccounted(before=n):  # prev, and any a failure left behind
+            try:
+                with self.istore.db.transaction():
+                    self._account(ended)
+            except Exception:  # one interval's books must not stop the market
+                log.exception("interval %s not accounted; retried at the next boundary", ended)
+        offers, bids, used = self._book(n, chain)
+        result = clearing.clear(offers, bids, self.settings.pricing)
+        book = {"offers": [asdict(o) for o in offers], "bids": [asdict(b) for b in bids],
+                "fills": [asdict(f) for f in result.fills],
+                "orders": [{"kind": r["kind"], "order": r["order"], "signature": r["signature"]}
+                           for r in used]}
+        with self.istore.db.transaction():
+            self._store_fills(n, result, {r["owner"]: r for r in used})
+            self.istore.clear_interval(n, result.price, book)
         self._switch(result)
         summary = {"n": n, "price_wei": None if result.price is None else str(result.price),
                    "pricing": result.rule, "volume_wh": result.volume_wh,
@@ -57,7 +74,7 @@ class BoundaryStep:
 
     # -- readings and accounts -------------------------------------------------------------
 
-    def _members(self) -> list[dict[str, Any]]:
+    def members(self) -> list[dict[str, Any]]:
         """Participants in the interval market with a board and meter."""
         inside = self.istore.in_mode(INTERVALS)
         return [p for p in self.istore.db.participants()
@@ -65,7 +82,7 @@ class BoundaryStep:
 
     def _capture(self, n: int, prev: int | None) -> None:
         """Each member meter's latest signed reading ends prev and starts n."""
-        for member in self._members():
+        for member in self.members():
             reading = self.switchboard.signed(member["board_id"])
             if reading is None or reading.meter != member["meter_address"]:
                 continue
@@ -108,22 +125,41 @@ class BoundaryStep:
 
     # -- the next interval's book ----------------------------------------------------------
 
-    def _clear(self, n: int) -> tuple[dict[str, list], clearing.Clearing]:
-        """Offers and bids from the active orders of members, cleared."""
-        members = {m["address"]: m for m in self._members()}
+    def _chain_inputs(self) -> dict[str, dict[str, int]]:
+        """What the chain says of each member with an active order: a seller's tokens and
+        its meter's minted counter, a buyer's free COMMUNITY escrow (None where unreadable)."""
+        members = {m["address"]: m for m in self.members()}
+        found: dict[str, dict[str, int]] = {}
+        for row in self.istore.active_orders():
+            member = members.get(row["owner"])
+            if member is None:
+                continue
+            try:
+                if row["kind"] == SELL:
+                    found[row["owner"]] = {
+                        "tokens": self.ledger.token_balance(row["owner"]),
+                        "minted": int(self.ledger.meter_of(member["meter_address"])[
+                            "last_reading_wh"])}
+                else:
+                    found[row["owner"]] = {"free": self.ledger.escrow_free(row["owner"],
+                                                                           COMMUNITY)}
+            except Exception as err:  # a chain hiccup leaves this one out this time
+                log.warning("%s left out of this interval: %s", row["owner"], err)
+        return found
+
+    def _book(self, n: int, chain: dict[str, dict[str, int]]) -> tuple[list, list, list]:
+        """Offers and bids of interval n from the active orders of members (and the orders
+        they came from)."""
+        members = {m["address"]: m for m in self.members()}
         offers, bids, used = [], [], []
         for row in self.istore.active_orders():
             if not self.orders.usable(row, n):
                 self.istore.set_order_status(row["id"], EXPIRED)
                 continue
-            member = members.get(row["owner"])
-            if member is None:
+            member, known = members.get(row["owner"]), chain.get(row["owner"])
+            if member is None or known is None:
                 continue
-            try:
-                wh, limit = self._quantity(row, member, n)
-            except Exception as err:  # a chain or board hiccup leaves this one out this time
-                log.warning("order %s left out of interval %s: %s", row["id"], n, err)
-                continue
+            wh, limit = self._quantity(row, member, n, known)
             if wh <= 0:
                 continue
             used.append(row)
@@ -131,14 +167,7 @@ class BoundaryStep:
                 offers.append(clearing.Offer(row["owner"], wh, limit))
             else:
                 bids.append(clearing.Bid(row["owner"], wh, limit))
-        result = clearing.clear(offers, bids, self.settings.pricing)
-        by_owner = {r["owner"]: r for r in used}
-        self._store_fills(n, result, by_owner)
-        book = {"offers": [asdict(o) for o in offers], "bids": [asdict(b) for b in bids],
-                "fills": [asdict(f) for f in result.fills],
-                "orders": [{"kind": r["kind"], "order": r["order"], "signature": r["signature"]}
-                           for r in used]}
-        return book, result
+        return offers, bids, used
 
     def _store_fills(self, n: int, result: clearing.Clearing,
                      by_owner: dict[str, dict[str, Any]]) -> None:
@@ -148,34 +177,31 @@ class BoundaryStep:
         for buyer, wh in result.bought.items():
             self.istore.add_fill(n, buyer, BUY, by_owner[buyer]["id"], wh, buyer_price[buyer])
 
-    def _quantity(self, row: dict[str, Any], member: dict[str, Any], n: int) -> tuple[int, int]:
+    def _quantity(self, row: dict[str, Any], member: dict[str, Any], n: int,
+                  known: dict[str, int]) -> tuple[int, int]:
         """(Wh, price limit) an order offers or bids for interval n."""
-        from marketplace import standing
-
         order = self.orders.typed_order(row)
         owner = row["owner"]
         if row["kind"] == SELL:
-            return standing.interval_offer(order, self._uncommitted(owner, member),
+            return standing.interval_offer(order, self._uncommitted(owner, member, known),
                                            self._battery(member), order["reserveWh"]), \
                 order["floorWeiPerKWh"]
         last = self._last_fill(owner, BUY, n)
         served = last is not None and last["metered_wh"] is not None \
             and last["metered_wh"] < last["wh"]
-        metered = int(last["metered_wh"] or 0) if last is not None else 0
+        metered = None if last is None else int(last["metered_wh"] or 0)
         spent = self.istore.spent_since(owner, self._first_of_day(n))
         unsettled = sum(int(f["paid_wei"]) for f in self.istore.unsettled(owner)
                         if f["side"] == BUY)
-        free = max(self.ledger.escrow_free(owner, COMMUNITY) - unsettled, 0)
+        free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 
-    def _uncommitted(self, owner: str, member: dict[str, Any]) -> int:
+    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, int]) -> int:
         """Tokens a seller holds plus signed generation not minted, less what it sold unsettled."""
-        tokens = self.ledger.token_balance(owner)
         reading = self.switchboard.signed(member["board_id"])
-        minted = int(self.ledger.meter_of(member["meter_address"])["last_reading_wh"])
-        unminted = max(reading.wh_in - minted, 0) if reading is not None else 0
+        unminted = max(reading.wh_in - known["minted"], 0) if reading is not None else 0
         sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner) if f["side"] == SELL)
-        return max(tokens + unminted - sold, 0)
+        return max(known["tokens"] + unminted - sold, 0)
 
     def _battery(self, member: dict[str, Any]) -> int:
         """Wh in a seller's battery now, from its board's state of charge."""
@@ -203,7 +229,7 @@ class BoundaryStep:
         matched = {**{b: float(wh) for b, wh in result.bought.items()},
                    **{s: round(wh * (1 + self.settings.line_loss), 3)
                       for s, wh in result.sold.items()}}
-        members = self._members()
+        members = self.members()
         for member in members:
             if member["address"] not in matched:
                 self.switchboard.switch(member["board_id"], False, None)

@@ -130,6 +130,12 @@ class IntervalStore:
                              " LIMIT ?", limit)
         return [_interval(r) for r in rows]
 
+    def unaccounted(self, before: int) -> list[int]:
+        """Intervals before `before` that were cleared (or only claimed) and not accounted."""
+        rows = self.db.query("SELECT n FROM intervals WHERE n < ? AND status <> 'accounted'"
+                             " ORDER BY n", before)
+        return [int(r["n"]) for r in rows]
+
     def clear_interval(self, n: int, price: int | None, book: dict[str, list]) -> None:
         """Record an interval's clearing: price, offers, bids, fills and orders (as JSON)."""
         self.db.write(

@@ -89,11 +89,13 @@ def test_a_batch_settles_through_the_interval_ledger(tmp_path, uri):
         assert ledger.token_balance(seller.address) == 200  # 1,200 minted, 1,000 burned
         assert intervals.position_of(buyer.address, buyer_meter.address)["last_wh"] == 5_000
         assert intervals.pool_wei() == 0
-        # The buyer cancels its order with its own transaction: the next position is refused.
+        # The buyer cancels its order with its own transaction: a position closing over two
+        # intervals (30 block seconds) after the cancel is refused.
         cancel = intervals.cancel_order_tx("buy", buy)
         ledger.wait(ledger.txm.send(buyer, cancel, "cancel"))
         assert intervals.cancelled(intervals.order_hash("buy", buy), buyer.address)
-        now = later(node, ledger, 15)
+        assert intervals.cancelled_at(intervals.order_hash("buy", buy)) > 0
+        now = later(node, ledger, 31)
         again = Batch(n + 4, buys=[BuyPosition(
             buy, b"", sign_reading(buyer_meter, readings, 5_100, 0, now), n + 4, n + 4, 1,
             100, PRICE // 10)])

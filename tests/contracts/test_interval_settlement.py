@@ -240,8 +240,12 @@ def test_a_cancelled_order_settles_nothing_and_only_its_owner_cancels(day, rever
     assert c.events(receipt, c.settlement, "OrderCancelled") == [
         {"order": digest, "owner": c.buyer}]
     assert fns.cancelled(digest).call()
-    assert day.refused(day.settle(batch(day.through(), [day.buy(order=order)]))) == [
-        REASON["CANCELLED"]]
+    # What the meter counted up to two intervals after the cancel still pays (test_review_
+    # intervals); a closing reading later than that settles nothing.
+    c.travel_to(fns.cancelledAt(digest).call() + 2 * INTERVAL_S + 1)
+    late = day.buy(order=order, closing_wh=10_500, wh=500, at=c.now(),
+                   baseline=(10_000, 0, c.now() - 3 * INTERVAL_S))
+    assert day.refused(day.settle(batch(day.through(), [late]))) == [REASON["CANCELLED"]]
     assert day.free() == COMMUNITY_DEPOSIT
 
 

@@ -8,13 +8,21 @@ import threading
 import pytest
 
 from contracts.bindings import sign_sell_order
+from gridbid_client.local import LocalParty
 from marketplace.errors import InvalidInput, NotAllowed
 from marketplace.intervals import IntervalMarket
 from marketplace.lease import SETTLEMENT, Lease
 from marketplace.store import Store
 from tests.common import wait_for
 from tests.marketplace.common import ready
-from tests.marketplace.interval_helpers import keys, next_boundary, place, sign_order
+from tests.marketplace.interval_helpers import (
+    deposit,
+    drained,
+    keys,
+    next_boundary,
+    place,
+    sign_order,
+)
 
 SETTINGS = {"INTERVAL_TICK_S": 3600}  # the tests step the interval market themselves
 
@@ -75,6 +83,10 @@ def test_a_new_order_replaces_the_old_and_a_cancelled_one_ends(runtime, people):
     assert market.order_of(bob)["id"] == second["id"]
     cancelled = market.cancel_order(bob)
     assert cancelled["status"] == "cancelled" and market.order_of(bob) is None
+    # Nothing of it to settle: the page may also end it on chain with bob's own signature.
+    party = LocalParty(runtime.market, runtime.wallets, people["bob"])
+    runtime.ledger.wait(party.submit(cancelled["cancel_tx"]))
+    assert runtime.ledger.intervals.cancelled(bytes.fromhex(cancelled["hash"][2:]))
     with pytest.raises(InvalidInput, match="no active standing order"):
         market.cancel_order(bob)
 
@@ -104,10 +116,14 @@ def test_an_account_trades_in_one_market_and_switches_with_nothing_open(runtime,
     place(runtime, keys(runtime)["bob"], "buy", cap_wei_per_kwh=10**14, expected_wh=10)
     with pytest.raises(NotAllowed, match="cancel your standing order first"):
         market.set_mode(bob, "lots")
-    other = runtime.market.listings()
-    assert not other or all(row["seller"] != alice for row in other)
-    with pytest.raises(NotAllowed, match="interval market"):
-        people["bob"].bid(listing["id"], 2000)
+    with pytest.raises(NotAllowed, match="trades in the interval market"):  # no lot bids
+        runtime.market.bid_terms(bob, listing["id"], 2000)
+    market.cancel_order(bob)
+    assert market.set_mode(bob, "lots")["requested"] == "lots"
+    next_boundary(runtime, clock)  # nothing open, nothing to settle: back in the lot market
+    assert market.mode_of(bob) == "lots"
+    with pytest.raises(NotAllowed, match="trades in the lot market"):
+        place(runtime, keys(runtime)["bob"], "buy", cap_wei_per_kwh=1, expected_wh=1)
 
 
 @pytest.mark.parametrize("app", [SETTINGS], indirect=True)
@@ -134,5 +150,37 @@ def test_two_workers_open_a_boundary_once(runtime, people, clock):
 
 
 def test_the_runtime_loop_opens_boundaries_by_itself(runtime, clock):
+    seen = []
+    runtime.hub.subscribe(lambda topic, payload: seen.append((topic, payload)))
     n = next_boundary(runtime, clock, step=False)
     assert runtime.market.intervals.interval_view(n)["n"] == n
+    published = wait_for(lambda: [p for t, p in seen if t == "interval" and p["n"] == n],
+                         what="the interval published")[0]
+    assert published["next_at"] == runtime.market.intervals.boundaries.end(n)
+    assert published["price_wei"] is None  # nobody trades in it
+
+
+@pytest.mark.parametrize("app", [{**SETTINGS, "PRICING": "bid", "INTERVAL_WALL_S": 120}],
+                         indirect=True)
+def test_pay_as_bid_bills_each_buyer_its_cap(runtime, people, clock):
+    market = runtime.market.intervals
+    board = runtime.store.participant(people["alice"].address)["board_id"]
+    wait_for(lambda: (runtime.market.switchboard.signed(board) or 0) and
+             runtime.market.switchboard.signed(board).wh_in >= 50, what="alice's PV")
+    caps = {"bob": 5 * 10**14, "carol": 3 * 10**14}
+    for name, cap in caps.items():
+        deposit(runtime, people[name], 10**17)
+        place(runtime, people[name], "buy", cap_wei_per_kwh=cap, expected_wh=10)
+    place(runtime, people["alice"], "sell", floor_wei_per_kwh=10**14)
+    first = next_boundary(runtime, clock)
+    drained(runtime)
+    next_boundary(runtime, clock)
+    fills = {f["address"]: f for f in market.interval_view(first)["fills"]}
+    assert market.interval_view(first)["pricing"] == "bid"
+    for name, cap in caps.items():
+        fill = fills[people[name].address]
+        assert int(fill["price_wei"]) == cap
+        assert int(fill["paid_wei"]) == cap * fill["billed_wh"] // 1000
+    seller = fills[people["alice"].address]
+    assert int(seller["paid_wei"]) == sum(int(fills[people[n].address]["paid_wei"])
+                                          for n in caps)

@@ -3,7 +3,7 @@ market, signs a standing buy order in the page, sees the countdown, its fills ap
 intervals pass (the market clock is a ManualClock moved boundary by boundary), changes and
 cancels the order; the Grid view charts the clearing prices, the wallet shows the interval.
 
-alice's sell order comes through the Python client (signed here, as her page would)."""
+alice, a producer, signs her sell order in her own page's card first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.common import Clearings, demo_key, page_login, sign_page_terms, wait_for
+from tests.common import Clearings, demo_key, page_login, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -21,27 +21,34 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLOOR = 10**16  # 0.01 ETH per kWh
 
 
-def _alice_sells(app, runtime, login) -> None:
-    alice, key = login("alice"), demo_key(app.config["DATA_DIR"], "alice")
-    address = key.address
-    wait_for(lambda: runtime.ledger.token_balance(address) >= 60, what="alice's tokens")
-    assert alice.post("/api/market-mode", json={"mode": "intervals"}).status_code == 200
-    asked = {"kind": "sell", "floor_wei_per_kwh": str(FLOOR), "reserve_wh": 0, "valid_s": 86400}
-    order, signature = sign_page_terms(key, alice.post("/api/orders/terms", json=asked).get_json())
-    placed = alice.post("/api/orders", json={"kind": "sell", "order": order,
-                                             "signature": signature})
-    assert placed.status_code == 201, placed.get_json()
+def _alice_sells(browser, server, runtime, errors: list[str]) -> None:
+    """alice, a producer, signs a sell order in her own page's card (reserve as % of charge)."""
+    alice = browser.new_context().new_page()
+    alice.on("pageerror", lambda e: errors.append(str(e)))
+    page_login(alice, server, "alice", "alice-demo", "/market")
+    alice.wait_for_selector("#auto-card.sell:not([hidden])")
+    assert alice.is_hidden("#order-expected")  # a producer's card asks for a sell order only
+    alice.check("#mode-intervals")
+    alice.wait_for_selector("#mode-state:has-text('Switching to the interval market')")
+    alice.fill("#order-price", "0.01")
+    alice.fill("#order-reserve", "10")  # % state of charge
+    alice.click("#order-submit")
+    alice.wait_for_selector("#order-current:has-text('no less than 0.01 ETH/kWh')")
+    [seller] = [a["address"] for a in runtime.demo_accounts if a["name"] == "alice"]
+    order = runtime.market.intervals.order_of(seller)["order"]
+    assert order["reserveWh"] == str(round(0.1 * runtime.market.settings.battery_wh))
+    alice.close()
 
 
 @pytest.mark.parametrize("app", [{"LOAD_W": 60}], indirect=True)
 def test_a_standing_order_signed_in_the_card_trades_every_interval(server, browser, app,
-                                                                    runtime, clock, login):
+                                                                    runtime, clock):
     carol_key = demo_key(app.config["DATA_DIR"], "carol")
     clearings = Clearings(runtime)
     errors: list[str] = []
     page = browser.new_context().new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _alice_sells(app, runtime, login)
+    _alice_sells(browser, server, runtime, errors)
 
     # Standing buy orders are covered by the community market's escrow: deposit there first.
     page_login(page, server, "carol", "carol-demo", "/wallet")
@@ -97,9 +104,14 @@ def test_a_standing_order_signed_in_the_card_trades_every_interval(server, brows
     page.wait_for_selector("#order-current:has-text('0.03 ETH/kWh')")
     assert runtime.market.intervals.order_of(carol_key.address)["order"]["capWeiPerKWh"] == \
         str(3 * FLOOR)
+    changed = runtime.market.intervals.order_of(carol_key.address)
     page.click("#order-cancel")
     page.wait_for_selector("#order-current", state="hidden")
     assert runtime.market.intervals.order_of(carol_key.address) is None
+    # carol's own cancelBuyOrder (signed in the page) ends the order on chain too.
+    digest = bytes.fromhex(changed["hash"][2:])
+    wait_for(lambda: runtime.ledger.intervals.cancelled(digest, carol_key.address),
+             what="the order's cancel on chain")
 
     # The Grid view charts the clearing prices from the server's history.
     page.click("nav a[data-route=grid]")

@@ -195,8 +195,10 @@ export default {
       catch (err) { toast(err.message, true); return; }
       // The portal stops using it at once; our own cancelOrder ends it on chain as well.
       try {
-        const record = await signer.sendPrepared("cancel_order", view.cancel_tx, { order_hash: view.hash });
+        const record = await signer.sendPrepared("cancel_order", view.cancel_tx, { kind: view.kind, order: view.order });
         if (record) toast(`Standing order cancelled, on chain too: ${record.tx_hash}`);
+        // None offered while its fills wait: a cancel on chain would void their settlement.
+        else toast("Standing order cancelled: it trades no more; what it traded still settles on chain");
       } catch (err) { toast(`Cancelled here; the on-chain cancel was not sent: ${err.message}`, true); }
     });
     for (const id of ["mode-lots", "mode-intervals"]) {

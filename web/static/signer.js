@@ -30,12 +30,14 @@ const ABI = new ethers.Interface([
   "function deposit(uint8 market) payable", "function deposit() payable",
   "function requestWithdrawal(uint8 market, uint256 amount)", "function withdraw(uint256 amount)",
   "function completeWithdrawal(uint8 market)", "function closeDeal(uint256 dealId)",
-  "function approve(address spender, uint256 value)", "function cancelOrder(bytes32 orderHash)",
+  "function approve(address spender, uint256 value)",
+  "function cancelSellOrder((address seller, address meter, uint256 floorWeiPerKWh, uint64 maxWhPerInterval, uint64 reserveWh, uint64 expiry, uint64 nonce) order)",
+  "function cancelBuyOrder((address buyer, address meter, uint256 capWeiPerKWh, uint64 maxWhPerInterval, uint64 expectedWh, uint256 dailyBudgetWei, uint64 expiry, uint64 nonce) order)",
 ]);
 const FUNCTIONS = {
   deposit: ["deposit"], withdraw: ["requestWithdrawal", "withdraw"],
   complete_withdrawal: ["completeWithdrawal"], approve: ["approve"], close: ["closeDeal"],
-  cancel_listing: ["approve"], cancel_order: ["cancelOrder"],
+  cancel_listing: ["approve"], cancel_order: ["cancelSellOrder", "cancelBuyOrder"],
 };
 
 /* Refuse to sign a transaction that is not the one asked for. */
@@ -67,8 +69,19 @@ export function check(action, params, tx) {
   if (approval && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
   if (action === "close" && params.chain_deal_id !== undefined && params.chain_deal_id !== null
       && BigInt(call.args[0]) !== BigInt(params.chain_deal_id)) wrong(`the close of another deal (${call.args[0]})`);
-  if (action === "cancel_order" && call.args[0].toLowerCase() !== String(params.order_hash).toLowerCase()) {
-    wrong(`the cancel of another order (${call.args[0]})`);
+  if (action === "cancel_order") checkCancel(params, call, wrong);
+}
+
+/* A cancelSellOrder/cancelBuyOrder must name exactly the order being cancelled. */
+function checkCancel(params, call, wrong) {
+  const kind = params.kind === "sell" ? "sell" : "buy";
+  if (call.name !== (kind === "sell" ? "cancelSellOrder" : "cancelBuyOrder")) wrong(`a cancel of a ${call.name}`);
+  const [fields] = Object.values(ORDER_TYPES[kind]);
+  const named = call.args[0];
+  for (const { name, type } of fields) {
+    const same = type === "address" ? ethers.getAddress(named[name]) === ethers.getAddress(params.order[name])
+      : BigInt(named[name]) === BigInt(params.order[name]);
+    if (!same) wrong(`the cancel of another order (its ${name} is ${named[name]})`);
   }
 }
 
