@@ -89,7 +89,9 @@ def test_anyone_may_resend_a_published_batch_and_nothing_is_paid_twice(traded, c
     assert main(["settle-interval", "--portal", url]) == 0
     listed = capsys.readouterr().out.strip().splitlines()
     assert listed and all(line.endswith(", mined, signed") for line in listed), listed
-    batch_id = int(listed[0].split()[1].rstrip(":"))
+    # "batch 3: through interval n, 4 positions, mined, signed": one with positions.
+    batch_id = next(int(line.split()[1].rstrip(":")) for line in listed
+                    if int(line.split(", ")[1].split()[0]) > 0)
     stranger = Account.create()
     ledger.fund(stranger.address, ETH)
     key = tmp_path / "key"
