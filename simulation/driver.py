@@ -55,8 +55,13 @@ class Simulation:
     def __init__(self, plan: Plan, progress: Callable[[str], None] = print):
         self.plan = plan
         self.say = progress
-        # The market's and the day's time, from a start whose time of day is the emulator's.
-        self.clock = SteppedClock(plan.speed, day_start(plan.start_hour, plan.interval_s))
+        # The market's and the day's time. The interval market's starts on a boundary at the
+        # emulator's time of day (its intervals and days are the emulator's); the lots market's
+        # at the wall clock, as before: its deal timers meet the chain's block time (a clock
+        # up to a day ahead had closeDeal sent and refused over and over).
+        start = day_start(plan.start_hour, plan.interval_s) if plan.market == "intervals" \
+            else None
+        self.clock = SteppedClock(plan.speed, start)
 
     def run(self) -> tuple[Reconciliation, Path]:
         """Run the day and write the report; (reconciliation, summary path)."""
