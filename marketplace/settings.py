@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from marketplace import rules
@@ -37,6 +38,11 @@ class Settings:
     pricing: str = "clear"
     settle_wh: int = 1000
     battery_wh: int = 1200
+
+    def max_line_loss_bps(self) -> int:
+        """line_loss in basis points, rounded up: the most loss IntervalSettlement lets sellers
+        bear (their payout may be this much below floor × Wh sent)."""
+        return min(math.ceil(round(self.line_loss * 10_000, 6)), 9_999)
 
     def escrow_notice_s(self) -> int:
         """The escrow's withdrawal notice: longer than any bid can wait for its deal to open.

@@ -39,6 +39,7 @@ from .common import (
     ENERGY,
     FLOOR,
     INTERVAL_S,
+    LINE_LOSS_BPS,
     LOTS,
     MAX_RATED_W,
     MINTED,
@@ -268,7 +269,7 @@ def chain() -> Chain:
     settlement = load_artifact("IntervalSettlement")
     c.settlement = c.deploy(
         "IntervalSettlement", settlement.abi, settlement.bytecode, c.token.address,
-        c.escrow.address, admin, ANYONE_AFTER, INTERVAL_S, INTERVAL_S,
+        c.escrow.address, admin, ANYONE_AFTER, INTERVAL_S, INTERVAL_S, LINE_LOSS_BPS,
     )
     for target in (c.token, c.escrow):
         role = target.functions.SETTLEMENT_ROLE().call()
