@@ -22,7 +22,9 @@ class Settings:
     mint_batch_wh: int = 10
     lease_s: float = 5.0  # a settling worker silent this long is replaced by another
     # The bus check (marketplace.bus): buyers' Wh in within sellers' Wh out less the line
-    # loss, ± the meters' accuracy and a floor, over windows of this much flow or time.
+    # loss, ± the meters' accuracy and a floor, over windows of this much flow or time. The
+    # interval market's sellers bear up to line_loss (IntervalSettlement's maxLineLossBps,
+    # fixed at deploy: a sell may be paid down to floor × Wh sent × (1 − line_loss)).
     line_loss: float = 0.05
     meter_accuracy: float = 0.02
     bus_floor_wh: float = 2.0
