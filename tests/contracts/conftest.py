@@ -253,6 +253,9 @@ def chain() -> Chain:
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     admin, seller, buyer, seller_meter, buyer_meter, stranger = w3.eth.accounts[:6]
+    # What eth-tester's middleware would guess for a call without `from` (accounts[0]), named
+    # once: the guess asked the node for every account on each call.
+    w3.eth.default_account = admin
     c = Chain(tester, w3, None, None, admin, seller, buyer, seller_meter, buyer_meter, stranger)
     token, escrow = load_artifact("EnergyToken"), load_artifact("EnergyEscrow")
     c.token = c.deploy("EnergyToken", token.abi, token.bytecode, admin, MAX_RATED_W)
