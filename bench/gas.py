@@ -5,7 +5,8 @@ reading), a permit, deposit, a withdrawal (request, then completion after the no
 openDeal (signed offer + signed bid), the baseline report, one delivery step (both meters'
 signed readings) and closeDeal, then gas per delivered kWh at delivery steps of 1, 10 and 100 Wh
 next to the naive scheme (one report transaction plus one plain Ether transfer per step)
-measured on the same chain. Run: .venv/bin/python bench/gas.py
+measured on the same chain; then the community market's interval settlement over a day
+(bench/gas_intervals.py), by how often it settles. Run: .venv/bin/python bench/gas.py
 """
 
 from __future__ import annotations
@@ -235,6 +236,10 @@ def main() -> None:
         naive_same = naive_step * (KWH // step)
         print(f"{step:>6}Wh{len(reports):>9}{escrow_kwh:>14,}{naive_same:>18,}"
               f"{escrow_kwh / naive_same:>7.2f}{naive_step:>18,}")
+    print()
+    import gas_intervals  # bench/ is the script's directory, first on sys.path
+
+    gas_intervals.main()
 
 if __name__ == "__main__":
     main()

@@ -12,9 +12,9 @@ from web3 import Web3
 
 from contracts import load_artifact
 
-CONTRACTS = ("EnergyToken", "EnergyEscrow")
+CONTRACTS = ("EnergyToken", "EnergyEscrow", "IntervalSettlement")
 
-# Solidity's built-in revert payloads, decoded alongside the custom errors of both ABIs.
+# Solidity's built-in revert payloads, decoded alongside the custom errors of the ABIs.
 _BUILTIN_ERRORS = {"Error": ["string"], "Panic": ["uint256"]}
 
 
@@ -243,3 +243,111 @@ def sign_consent(account: Any, chain_id: int, token: str, consent: dict[str, Any
 def sign_reading_struct(account: Any, chain_id: int, token: str, reading: dict[str, Any]) -> bytes:
     """A meter key's 65-byte signature of a Reading struct (firmware_bridge.signing for meters)."""
     return sign_typed(account, reading_typed_data(chain_id, token, reading))
+
+
+# -- the community market's standing orders and batches (IntervalSettlement's domain) ----------
+
+SETTLEMENT_DOMAIN = ("gridbid IntervalSettlement", "1")
+SELL, BUY = "sell", "buy"  # order kinds (IntervalSettlement.SELL = 2, BUY = 1 as sides)
+
+SELL_ORDER = {
+    "SellOrder": [
+        {"name": "seller", "type": "address"},
+        {"name": "meter", "type": "address"},
+        {"name": "floorWeiPerKWh", "type": "uint256"},
+        {"name": "maxWhPerInterval", "type": "uint64"},
+        {"name": "reserveWh", "type": "uint64"},
+        {"name": "expiry", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+    ]
+}
+BUY_ORDER = {
+    "BuyOrder": [
+        {"name": "buyer", "type": "address"},
+        {"name": "meter", "type": "address"},
+        {"name": "capWeiPerKWh", "type": "uint256"},
+        {"name": "maxWhPerInterval", "type": "uint64"},
+        {"name": "expectedWh", "type": "uint64"},
+        {"name": "dailyBudgetWei", "type": "uint256"},
+        {"name": "expiry", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+    ]
+}
+BATCH = {
+    "Batch": [
+        {"name": "throughInterval", "type": "uint32"},
+        {"name": "positionsHash", "type": "bytes32"},
+    ]
+}
+ORDER_TYPES = {SELL: SELL_ORDER, BUY: BUY_ORDER}
+SELL_ORDER_FIELDS = [field["name"] for field in SELL_ORDER["SellOrder"]]
+BUY_ORDER_FIELDS = [field["name"] for field in BUY_ORDER["BuyOrder"]]
+ORDER_OWNER = {SELL: "seller", BUY: "buyer"}
+
+# ABI type strings of settle()'s arguments, for hashing a batch's positions as the contract does.
+_READING_ABI = "(address,uint256,uint256,uint64)"
+_FILL_ABI = "(uint32,uint32,uint32,uint64,uint256)"
+_SELL_ORDER_ABI = "(address,address,uint256,uint64,uint64,uint64,uint64)"
+_BUY_ORDER_ABI = "(address,address,uint256,uint64,uint64,uint256,uint64,uint64)"
+_POSITION_TAIL = f"bytes,{_READING_ABI},bytes,{_READING_ABI},bytes,{_FILL_ABI})"
+BUY_POSITION_ABI = f"({_BUY_ORDER_ABI},{_POSITION_TAIL}"
+SELL_POSITION_ABI = f"({_SELL_ORDER_ABI},{_POSITION_TAIL}"
+
+
+def _domain_of(domain: dict[str, Any]) -> tuple[int, str]:
+    """(chain id, contract) of an IntervalLedger.domain() dict (EIP-712 domain fields)."""
+    return int(domain["chainId"]), domain["verifyingContract"]
+
+
+def order_typed_data(kind: str, order: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 message an owner signs for a standing order ("sell" or "buy")."""
+    if kind not in ORDER_TYPES:
+        raise ValueError(f"an order is 'sell' or 'buy', not {kind!r}")
+    return typed_data(ORDER_TYPES[kind], SETTLEMENT_DOMAIN, *_domain_of(domain), order)
+
+
+def order_hash(kind: str, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A standing order's EIP-712 digest (IntervalSettlement.hashSellOrder/hashBuyOrder)."""
+    return digest(order_typed_data(kind, order, domain))
+
+
+def sign_sell_order(key: Any, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A seller's 65-byte signature of its standing order."""
+    return sign_typed(key, order_typed_data(SELL, order, domain))
+
+
+def sign_buy_order(key: Any, order: dict[str, Any], domain: dict[str, Any]) -> bytes:
+    """A buyer's 65-byte signature of its standing order."""
+    return sign_typed(key, order_typed_data(BUY, order, domain))
+
+
+def sell_order_tuple(order: dict[str, Any]) -> tuple:
+    """A sell order as the tuple settle() and hashSellOrder take."""
+    return _as_tuple(SELL_ORDER_FIELDS, order)
+
+
+def buy_order_tuple(order: dict[str, Any]) -> tuple:
+    """A buy order as the tuple settle() and hashBuyOrder take."""
+    return _as_tuple(BUY_ORDER_FIELDS, order)
+
+
+def positions_hash(buys: list[tuple], sells: list[tuple], mints: list[tuple],
+                   mint_sigs: list[bytes]) -> bytes:
+    """keccak of a batch's positions and mints, as IntervalSettlement.positionsHash makes it."""
+    from eth_abi import encode
+
+    types = [f"{BUY_POSITION_ABI}[]", f"{SELL_POSITION_ABI}[]", f"{_READING_ABI}[]", "bytes[]"]
+    return bytes(Web3.keccak(encode(types, [buys, sells, mints, mint_sigs])))
+
+
+def batch_typed_data(through_interval: int, positions: bytes,
+                     domain: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 Batch the operator signs so that anyone may send it after the window."""
+    message = {"throughInterval": int(through_interval), "positionsHash": "0x" + positions.hex()}
+    return typed_data(BATCH, SETTLEMENT_DOMAIN, *_domain_of(domain), message)
+
+
+def sign_batch(key: Any, through_interval: int, positions: bytes,
+               domain: dict[str, Any]) -> bytes:
+    """The operator's 65-byte signature of a batch (its positions_hash)."""
+    return sign_typed(key, batch_typed_data(through_interval, positions, domain))

@@ -13,6 +13,7 @@ from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.errors import CannotCancel, InvalidInput, NotAllowed
 from marketplace.events import Hub
+from marketplace.intervals.modes import check_lots
 from marketplace.ledger import Ledger
 from marketplace.parties import participant
 from marketplace.settings import Settings
@@ -88,6 +89,7 @@ class AuctionBook:
         """The EIP-712 Offer the seller signs to list energy_wh from start_price (its floor)
         for duration_s, checked as a listing would be first."""
         limits = self.settings.limits
+        check_lots(self.store, seller)
         wh = self._listing_energy(energy_wh)
         price = rules.parse_int(start_price, "start bid (wei per kWh)", 1, rules.MAX_WEI)
         duration = rules.parse_int(
@@ -107,6 +109,7 @@ class AuctionBook:
         """List the seller's signed Offer for auction (it ends when the offer's deadline
         leaves the soft-close cap and the bid validity); approval (a signed approve) or permit
         raises the escrow's allowance when it falls short (queued here, not awaited)."""
+        check_lots(self.store, seller)
         terms = signed.parse_offer(offer)
         sig = signed.signature_bytes(signature)
         domain = self.ledger.offer_domain()
@@ -261,6 +264,7 @@ class AuctionBook:
     def _check_bid(self, bidder: str, row: dict[str, Any], amount: int) -> None:
         """The auction rules for this bid (role, increment, deadline, escrow that covers it)."""
         buyer = participant(self.store, bidder)
+        check_lots(self.store, bidder)
         if buyer["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
         if buyer["board_id"] is None or buyer["meter_address"] is None:

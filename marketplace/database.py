@@ -131,6 +131,67 @@ CREATE TABLE IF NOT EXISTS deals (
     close_reason TEXT,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS standing_orders (
+    id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sell', 'buy')),
+    order_json TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    hash TEXT UNIQUE NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS standing_orders_by_owner ON standing_orders(owner, status);
+CREATE TABLE IF NOT EXISTS market_modes (
+    address TEXT PRIMARY KEY,
+    mode TEXT NOT NULL CHECK (mode IN ('lots', 'intervals')),
+    since_interval INTEGER,
+    requested TEXT
+);
+CREATE TABLE IF NOT EXISTS intervals (
+    n INTEGER PRIMARY KEY,
+    cleared_at REAL NOT NULL,
+    worker TEXT NOT NULL,
+    price_wei TEXT,
+    pricing TEXT NOT NULL,
+    offers_json TEXT NOT NULL DEFAULT '[]',
+    bids_json TEXT NOT NULL DEFAULT '[]',
+    fills_json TEXT NOT NULL DEFAULT '[]',
+    orders_json TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL DEFAULT 'claimed'
+);
+CREATE TABLE IF NOT EXISTS interval_fills (
+    id INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('sell', 'buy')),
+    order_id INTEGER NOT NULL,
+    wh INTEGER NOT NULL,
+    price_wei TEXT NOT NULL,
+    metered_wh INTEGER,
+    billed_wh INTEGER,
+    paid_wei TEXT,
+    settled_batch INTEGER,
+    UNIQUE (n, address, side)
+);
+CREATE INDEX IF NOT EXISTS interval_fills_by_address ON interval_fills(address, n);
+CREATE TABLE IF NOT EXISTS interval_readings (
+    n INTEGER NOT NULL,
+    meter TEXT NOT NULL,
+    boundary TEXT NOT NULL CHECK (boundary IN ('start', 'end')),
+    reading_json TEXT NOT NULL,
+    PRIMARY KEY (n, meter, boundary)
+);
+CREATE TABLE IF NOT EXISTS interval_batches (
+    id INTEGER PRIMARY KEY,
+    through_n INTEGER NOT NULL,
+    tx_hash TEXT,
+    status TEXT NOT NULL,
+    positions_json TEXT NOT NULL,
+    operator_sig TEXT,
+    created_at REAL NOT NULL,
+    error TEXT
+);
 """
 
 # Columns added after the first release: (table, column, type) for older databases.
@@ -142,7 +203,7 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)"]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
-WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce"}
+WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce", "price_wei"}
 
 
 def _row(names: list[str], values: tuple) -> dict[str, Any]:

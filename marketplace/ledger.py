@@ -26,6 +26,7 @@ from geth_private.errors import ChainError, TransactionReverted
 from geth_private.signed import SignedCall
 from marketplace.contract_enums import EscrowMarket, MeterKind
 from marketplace.errors import ChainActionFailed, WouldRevert
+from marketplace.ledger_intervals import ANYONE_AFTER_S, INTERVAL_S, IntervalLedger
 from marketplace.ledger_meters import MINT_GAS_BASE, LedgerMeters
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ LABELS = {
     "releaseMeter": "Release meter",
     "closeDeal": "Close connection",
     "withdrawOwed": "Withdraw payments owed",
+    "cancelSellOrder": "Cancel standing sell order",
+    "cancelBuyOrder": "Cancel standing buy order",
 }
 
 
@@ -78,6 +81,7 @@ class Ledger(LedgerMeters):
         self.operator = operator
         self.token: Any = None
         self.escrow: Any = None
+        self.intervals = IntervalLedger(self)  # the community market's settlement contract
         # (view, address, market) -> (block, value): escrow reads kept for the block read at
         self._cached: dict[tuple[str, str, int], tuple[int, Any]] = {}
         txm.decode_revert = lambda data: decode_revert(self.w3, data)
@@ -89,13 +93,20 @@ class Ledger(LedgerMeters):
 
     # -- setup -----------------------------------------------------------------------------
 
-    def deploy(self, notice_s: int, deal_duration_s: int, max_rated_power_w: int) -> dict[str, str]:
-        """Deploy both contracts from the operator and wire the escrow's burn right.
+    def deploy(
+        self, notice_s: int, deal_duration_s: int, max_rated_power_w: int, *,
+        interval_s: int = INTERVAL_S, interval_wall_s: int | None = None,
+        anyone_after_s: int = ANYONE_AFTER_S,
+    ) -> dict[str, str]:
+        """Deploy the three contracts from the operator and wire the escrow's burn right and
+        the interval settlement's roles.
 
-        All three are fixed for the contracts' lifetime. notice_s: the escrow's withdrawal
+        All are fixed for the contracts' lifetime. notice_s: the escrow's withdrawal
         notice (seconds between a buyer asking for a withdrawal and completing it);
         deal_duration_s: seconds from a deal's opening to its expiry; max_rated_power_w: the
-        highest rated power a meter can be enrolled with.
+        highest rated power a meter can be enrolled with; interval_s: an interval in market
+        (emulated) seconds, interval_wall_s the same in block seconds (default interval_s,
+        i.e. time factor 1); anyone_after_s: when anyone may send an operator-signed batch.
         """
         for name, value, top in (("withdrawal notice", notice_s, 2**64),
                                  ("deal duration", deal_duration_s, 2**64),
@@ -108,12 +119,15 @@ class Ledger(LedgerMeters):
         self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
         role = self.token.functions.ESCROW_ROLE().call()
         self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
+        self.intervals.deploy(anyone_after_s, interval_s, interval_wall_s or interval_s)
         return self.addresses()
 
     def attach(self, addresses: dict[str, str]) -> None:
         """Use contracts already deployed at these addresses."""
         self.token = contract(self.w3, "EnergyToken", addresses["EnergyToken"])
         self.escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
+        if addresses.get("IntervalSettlement"):
+            self.intervals.attach(addresses["IntervalSettlement"])
 
     def fund(self, address: str, wei: int) -> None:
         """Give an account Ether from the chain's faucet (demo accounts; meters need none)."""
@@ -135,6 +149,8 @@ class Ledger(LedgerMeters):
             return False
         if notice_s is None:
             return True
+        if not self.intervals.deployed_at(addresses.get("IntervalSettlement")):
+            return False  # a book from before the community market (or another build)
         escrow = contract(self.w3, "EnergyEscrow", addresses["EnergyEscrow"])
         try:
             duration = escrow.functions.dealDuration().call()
@@ -158,11 +174,16 @@ class Ledger(LedgerMeters):
             "token_admin": self.token.functions.hasRole(admin, address).call(),
             "escrow_admin": self.escrow.functions.hasRole(admin, address).call(),
             "escrow_operator": self.escrow.functions.hasRole(operator, address).call(),
+            "settlement_operator": self.intervals.contract is not None
+            and self.intervals.contract.functions.hasRole(operator, address).call(),
         }
 
     def addresses(self) -> dict[str, str]:
-        """Where the two contracts are (what a meter key may sign transactions for)."""
-        return {"EnergyToken": self.token.address, "EnergyEscrow": self.escrow.address}
+        """Where the contracts are (what a meter key may sign transactions for)."""
+        found = {"EnergyToken": self.token.address, "EnergyEscrow": self.escrow.address}
+        if self.intervals.contract is not None:
+            found["IntervalSettlement"] = self.intervals.address
+        return found
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -226,9 +247,15 @@ class Ledger(LedgerMeters):
     # -- what users sign: built and checked here, signed by their owner, queued -------------
 
     def user_tx(self, contract: str, fn: str, args: list[Any], value: int = 0) -> dict[str, Any]:
-        """The call an owner signs: one of the two contracts' functions, with its fixed gas."""
-        target = self.token if contract == "EnergyToken" else self.escrow
+        """The call an owner signs: one of the contracts' functions, with its fixed gas."""
+        target = self._contracts()[contract]
         return self._tx(target, fn, args, value)
+
+    def _contracts(self) -> dict[str, Any]:
+        found = {"EnergyToken": self.token, "EnergyEscrow": self.escrow}
+        if self.intervals.contract is not None:
+            found["IntervalSettlement"] = self.intervals.contract
+        return found
 
     def prepare(self, sender: str, tx: dict[str, Any], label: str) -> dict[str, Any]:
         """tx simulated from the sender (a revert is a WouldRevert, 409, with the contract's
@@ -248,15 +275,14 @@ class Ledger(LedgerMeters):
 
     def function_of(self, call: SignedCall) -> tuple[str, str, tuple[Any, ...]] | None:
         """(contract, function, arguments) a signed transaction calls on our contracts."""
-        for target in (self.token, self.escrow):
+        for name, target in self._contracts().items():
             if call.to != target.address or len(call.data) < 4:
                 continue
             try:
                 fn, args = target.decode_function_input(call.data)
             except ValueError:
                 return None
-            return ("EnergyToken" if target is self.token else "EnergyEscrow",
-                    fn.fn_name, tuple(args.values()))
+            return (name, fn.fn_name, tuple(args.values()))
         return None
 
     def describe(self, call: SignedCall) -> str:

@@ -18,6 +18,8 @@ from marketplace.bus import BusCheck
 from marketplace.clock import Clock
 from marketplace.errors import NotAllowed
 from marketplace.events import Hub
+from marketplace.intervals import IntervalMarket
+from marketplace.intervals.store import INTERVALS
 from marketplace.lease import SETTLEMENT, Lease
 from marketplace.ledger import Ledger
 from marketplace.metering import Minting
@@ -61,6 +63,8 @@ class Market:
         self.auctions = AuctionBook(store, ledger, clock, hub, settings, lock, self.lease.worker)
         self.settlement = Settlement(store, ledger, self.switchboard, clock, hub, settings, lock)
         self.bus = BusCheck(store, self.switchboard, clock, hub, settings, self.settlement.pause)
+        self.intervals = IntervalMarket(store, ledger, self.switchboard, clock, hub, settings,
+                                        self.lease)
 
     # -- participants ----------------------------------------------------------------------
 
@@ -203,8 +207,10 @@ class Market:
             except Exception as err:  # a store hiccup must not stop settlement's next pass
                 log.warning("bus check skipped this tick: %s", err)
         # Outside the lock: the cache of signed readings, then the chain (the batch's receipt).
+        # An interval seller's readings mint with its settlement (netted there), not here.
+        inside = self.intervals.istore.in_mode(INTERVALS)
         self.minting.step({board_id: self.switchboard.signed(board_id)
-                           for board_id in producer_boards(self.store)})
+                           for board_id in producer_boards(self.store, exclude=inside)})
 
     def close(self) -> None:
         """The last tick ran: hand settlement to another worker at once (a clean stop)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from marketplace.errors import NotFound
@@ -21,6 +22,7 @@ def board_of(store: Store, address: str) -> str:
     return participant(store, address)["board_id"]
 
 
-def producer_boards(store: Store) -> list[str]:
-    """The boards of every producer (the meters that mint)."""
-    return [p["board_id"] for p in store.participants() if p["role"] == "producer"]
+def producer_boards(store: Store, exclude: Collection[str] = ()) -> list[str]:
+    """The boards of every producer (the meters that mint), but those of excluded addresses."""
+    return [p["board_id"] for p in store.participants()
+            if p["role"] == "producer" and p["address"] not in exclude]

@@ -27,6 +27,16 @@ class Settings:
     bus_floor_wh: float = 2.0
     bus_window_wh: float = 5.0
     bus_window_s: float = 30.0
+    # The interval market (marketplace.intervals): each interval lasts interval_s emulated
+    # seconds, interval_s / time_factor on the market clock (time_factor: the emulator's speed,
+    # 1 on real boards); pricing "clear" (pay-as-clear) or "bid" (pay-as-bid); a participant
+    # settles on chain once settle_wh are unsettled (and at each day's end); a producer's
+    # battery holds battery_wh when full.
+    interval_s: int = 900
+    time_factor: float = 1.0
+    pricing: str = "clear"
+    settle_wh: int = 1000
+    battery_wh: int = 1200
 
     def escrow_notice_s(self) -> int:
         """The escrow's withdrawal notice: longer than any bid can wait for its deal to open.

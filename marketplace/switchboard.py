@@ -55,6 +55,16 @@ class Switchboard:
             except Exception as err:  # a board fault must not lose the deal's chain state
                 log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
 
+    def switch(self, board: str, on: bool, wh: float | None) -> None:
+        """One board for an interval: its budget (None: no limit), then its relay (closed:
+        on); a fault is logged, never raised, so the other boards still switch."""
+        if on:
+            self._set_budget(board, wh)
+        try:
+            self.boards.set_relay(board, on)
+        except Exception as err:
+            log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
     def budget(self, row: dict[str, Any], wh: float | None) -> None:
         """Let the buyer's relay pass at most wh more Wh (None: no limit, the deal is over),
         and the seller's what all its deals still owe (seller_budget)."""

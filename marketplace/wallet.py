@@ -57,12 +57,16 @@ class Wallets:
             "unlisted_wh": tokens - listed,
             "escrow_free_wei": str(self.ledger.escrow_free(address)),
             "escrow_locked_wei": str(self.ledger.escrow_locked(address)),
+            # What covers standing buy orders: the interval market's own escrow balance.
+            "community_free_wei": str(self.ledger.escrow_free(address, EscrowMarket.COMMUNITY)),
             "withdrawal": self._withdrawal(address),
             "escrow_notice_s": self.ledger.withdrawal_notice(),
             "generation": self._generation(who.get("board_id"), who.get("role")),
             "pending": [r.public() for r in txm.pending(address)],
             "recent": self.market.store.transactions(address, 10),
             "mining": self.mining_state(),
+            # The interval market: what this interval earned or cost so far, when it settles.
+            "interval": self.market.intervals.current_of(address),
         }
 
     def _withdrawal(self, address: str) -> dict[str, Any] | None:

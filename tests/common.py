@@ -120,3 +120,48 @@ def signed_raw(client, action: str, **params) -> str:
     """A gridbid_client.Client's signed transaction (0x-hex) for an action, not yet sent."""
     prepared = client.prepare(action, **params)
     return client.sign(action, params, prepared["tx"])
+
+
+DOMAIN_FIELDS = (("name", "string"), ("version", "string"), ("chainId", "uint256"),
+                 ("verifyingContract", "address"))
+
+
+def sign_page_terms(key, terms: dict, **changes) -> tuple[dict, str]:
+    """(message, 0x-signature): typed data as a page gets it (no EIP712Domain type, numbers as
+    decimal strings) signed by key as the page's ethers would, fields changed first."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    primary = terms["primaryType"]
+    fields = {f["name"]: f["type"] for f in terms["types"][primary]}
+    message = {**terms["message"], **changes}
+    typed_message = {k: int(v) if fields[k].startswith("uint") else v for k, v in message.items()}
+    domain = terms["domain"]
+    full = {"types": {"EIP712Domain": [{"name": n, "type": t} for n, t in DOMAIN_FIELDS
+                                       if n in domain], **terms["types"]},
+            "primaryType": primary, "domain": {**domain, "chainId": int(domain["chainId"])},
+            "message": typed_message}
+    signed = Account.sign_message(encode_typed_data(full_message=full), key.key)
+    return {k: str(v) for k, v in message.items()}, "0x" + bytes(signed.signature).hex()
+
+
+class Clearings:
+    """The interval market's clearings as the hub announces them (after each is stored)."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+        self.seen: dict[int, dict] = {}
+        runtime.hub.subscribe(self._heard)
+
+    def _heard(self, topic: str, payload: dict) -> None:
+        if topic == "interval":
+            self.seen[payload["n"]] = payload
+
+    def pass_boundary(self, clock) -> dict:
+        """Move the market clock just past the next interval boundary; the clearing of the
+        interval starting there, once the loop has announced it."""
+        settings = self.runtime.market.settings
+        length = settings.interval_s / settings.time_factor
+        n = int(clock.now() // length) + 1
+        clock.advance(n * length + 0.01 - clock.now())
+        return wait_for(lambda: self.seen.get(n), what=f"interval {n} to be cleared")

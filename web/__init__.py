@@ -28,12 +28,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from web import admin, auth, book, chain, grid, live, market, pages, rpc, tx, wallet
     from web.access import trust_proxies
+    from web.market import intervals
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
 
-    for feature in (pages, auth, wallet, market, grid, admin, tx, chain, rpc, book):
+    for feature in (pages, auth, wallet, market, intervals, grid, admin, tx, chain, rpc, book):
         app.register_blueprint(feature.bp)
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -58,6 +58,16 @@ DEFAULTS: dict[str, Any] = {
     "BUS_FLOOR_WH": 2.0,
     "BUS_WINDOW_WH": 5.0,
     "BUS_WINDOW_S": 30.0,
+    # The interval market: an interval of INTERVAL_S emulated seconds (EMULATOR_SPEED times
+    # shorter on the wall clock), pay-as-clear ("clear") or pay-as-bid ("bid"), a participant
+    # settled on chain once SETTLE_WH are unsettled and at each day's end.
+    "INTERVAL_S": 900,
+    "PRICING": "clear",
+    "SETTLE_WH": 1000,
+    "INTERVAL_TICK_S": 0.2,
+    # An interval in block seconds for the settlement contract's reading-age bounds (0:
+    # INTERVAL_S / EMULATOR_SPEED; tests whose market clock is moved by hand set more).
+    "INTERVAL_WALL_S": 0,
     "TICK_S": 0.2,
     "EVENT_POLL_S": 0.5,
     "WALLET_PUSH_S": 1.0,

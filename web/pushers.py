@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 ADMINS_ROOM = "admins"  # /market room of the admins' browsers: they see every deal
 MARKET_TOPICS = {"listing_created", "bid_placed", "listing_closed", "deal_updated"}
+INTERVAL_TOPIC = "interval"  # the interval market cleared an interval (marketplace.intervals)
+FILLS_PUSHED = 20  # the newest intervals of one's own fills each push carries
 
 
 class WalletPusher:
@@ -24,7 +26,7 @@ class WalletPusher:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.connected: dict[str, str] = {}  # /wallet socket sid -> address
-        self.last: dict[str, str] = {}  # address -> the wallet as last sent (JSON)
+        self.last: dict[tuple[str, str], str] = {}  # (event, address) -> last sent (JSON)
         self.wake = threading.Event()
         self.lock = threading.Lock()
 
@@ -50,6 +52,8 @@ class WalletPusher:
             socketio.emit(topic, payload, namespace="/market", to=rooms)
         elif topic in MARKET_TOPICS:
             socketio.emit(topic, payload, namespace="/market")
+        elif topic == INTERVAL_TOPIC:  # every market page counts down to the next clearing
+            socketio.emit(topic, interval_news(self.runtime, payload), namespace="/market")
         self.poke()
 
     def push_changed(self) -> None:
@@ -57,18 +61,26 @@ class WalletPusher:
         wallets = self.runtime.wallets
         with self.lock:
             online = set(self.connected.values())
+        intervals = self.runtime.market.intervals
         for address in online:
             try:
                 summary = wallets.summary(address)
+                fills = {"fills": intervals.fills_of(address, FILLS_PUSHED),
+                         "current": summary["interval"]}
             except Exception:
                 log.exception("wallet of %s not computed", address)
                 continue
-            text = json.dumps(summary, sort_keys=True)
-            if self.last.get(address) != text:
-                self.last[address] = text
-                socketio.emit("wallet", summary, namespace="/wallet", to=address)
-        for gone in set(self.last) - online:
+            self._send("wallet", summary, "/wallet", address)
+            self._send("fills", fills, "/market", address)  # the Automatic trading card's
+        for gone in [key for key in self.last if key[1] not in online]:
             del self.last[gone]
+
+    def _send(self, event: str, payload: dict[str, Any], namespace: str, address: str) -> None:
+        """Emit to an address's browsers unless they were last sent just this."""
+        text = json.dumps(payload, sort_keys=True, default=str)
+        if self.last.get((event, address)) != text:
+            self.last[(event, address)] = text
+            socketio.emit(event, payload, namespace=namespace, to=address)
 
 
 class SessionSockets:
@@ -149,6 +161,28 @@ class GridFeed:
         """A sold auction adds a point to the price chart."""
         if topic == "listing_closed" and payload.get("status") == "sold":
             socketio.emit("price", _price_point(payload), namespace="/grid")
+        elif topic == INTERVAL_TOPIC:  # a point on the clearing-price chart
+            socketio.emit(topic, interval_news(self.runtime, payload), namespace="/grid")
+
+
+def timing(market: Any) -> dict[str, Any]:
+    """When the next clearing is, in market-clock seconds and as seconds left from now (the
+    page counts down from that: its own clock may not be the market's), with the interval's
+    emulated length and the emulator's speed (the pages scale their time axes by it)."""
+    next_at = float(market.intervals.next_clearing_at())
+    settings = market.settings
+    return {"next_clearing_at": next_at,
+            "seconds_left": max(0.0, next_at - market.clock.now()),
+            "interval_s": settings.interval_s, "time_factor": settings.time_factor,
+            "pricing": settings.pricing}
+
+
+def interval_news(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
+    """An interval's clearing as pushed: the hub's payload with the next clearing's timing
+    (seconds left by the market's clock, which a page's own clock need not match)."""
+    # Scalars only (n, price, volume, times): who filled what is in the published interval.
+    news = {k: v for k, v in payload.items() if not isinstance(v, (list, dict))}
+    return {**news, **timing(runtime.market)}
 
 
 def _price_point(view: dict[str, Any]) -> dict[str, Any]:

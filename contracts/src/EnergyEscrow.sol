@@ -19,6 +19,8 @@ import {EnergyToken, validSignature} from "./EnergyToken.sol";
 contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     /// @notice Role of the market operator, which opens deals.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice Role of the interval settlement: charges COMMUNITY balances, credits owed.
+    bytes32 public constant SETTLEMENT_ROLE = keccak256("SETTLEMENT_ROLE");
     /// @dev Gas given to a push payment; a seller that needs more is paid by pull instead.
     uint256 private constant PUSH_GAS = 30_000;
     /// @notice The market of energy lots sold by auction: openDeal draws on its balances.
@@ -153,6 +155,8 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
 
     mapping(address meter => MeterMark) private _marks;
     uint256 private _dealCount;
+    /// @dev Wei the interval settlement charged buyers and has not credited to sellers yet.
+    uint256 private _settlementPool;
 
     /// @notice The buyer's free balance does not cover the amount.
     error InsufficientBalance(uint256 available, uint256 required);
@@ -196,6 +200,8 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
     error NotAFault(CloseReason reason);
     /// @notice Nothing is owed to the caller.
     error NothingOwed(address caller);
+    /// @notice The settlement pool holds less than a credit asks for.
+    error PoolShort(uint256 pool, uint256 amount);
     /// @notice An Ether transfer to the caller failed.
     error TransferFailed(address to, uint256 amount);
     /// @notice No market has this id (LOTS = 0, COMMUNITY = 1).
@@ -644,6 +650,30 @@ contract EnergyEscrow is AccessControl, ReentrancyGuard, EIP712 {
             revert NotAFault(reason);
         }
         _close(dealId, d, reason);
+    }
+
+    /// @notice The interval settlement charges a buyer's COMMUNITY free balance (a pending
+    /// request's Ether included: it is still free) into the settlement pool.
+    /// @return charged false, and nothing charged, when the balance does not cover `amount`
+    function chargeCommunity(address buyer, uint256 amount) external onlyRole(SETTLEMENT_ROLE) returns (bool charged) {
+        uint256 free = _free[buyer][COMMUNITY];
+        if (amount > free) return false;
+        _free[buyer][COMMUNITY] = free - amount;
+        _settlementPool += amount;
+        return true;
+    }
+
+    /// @notice The interval settlement credits a seller from the pool; it withdraws with withdrawOwed.
+    function creditOwed(address seller, uint256 amount) external onlyRole(SETTLEMENT_ROLE) {
+        uint256 pool = _settlementPool;
+        if (amount > pool) revert PoolShort(pool, amount);
+        _settlementPool = pool - amount;
+        _owed[seller] += amount;
+    }
+
+    /// @notice Wei in the settlement pool: charged from buyers, not yet credited to sellers.
+    function settlementPool() external view returns (uint256) {
+        return _settlementPool;
     }
 
     /// @notice Withdraw payments that could not be pushed to the caller.

@@ -36,6 +36,8 @@ function validSignature(address signer, bytes32 digest, bytes memory signature)
 contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     /// @notice Role of the escrow contract, which burns delivered energy.
     bytes32 public constant ESCROW_ROLE = keccak256("ESCROW_ROLE");
+    /// @notice Role of the interval settlement, which nets a seller's mint and sold Wh.
+    bytes32 public constant SETTLEMENT_ROLE = keccak256("SETTLEMENT_ROLE");
     /// @notice The longest time one reading may mint for (seconds since the meter's last one).
     uint64 public constant MINT_WINDOW_S = 3600;
     /// @notice EIP-712 type of a meter's signed cumulative reading.
@@ -52,6 +54,8 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
     uint8 public constant STALE = 4;
     uint8 public constant WENT_BACKWARDS = 5;
     uint8 public constant OUT_OF_RANGE = 6;
+    /// @notice Why settleReading refused a seller (besides the reasons above).
+    uint8 public constant NO_TOKENS = 7;
 
     enum MeterKind { None, Producer, Consumer }
 
@@ -286,31 +290,73 @@ contract EnergyToken is ERC20, ERC20Permit, AccessControl {
 
     function _mintReading(Reading calldata r, bytes calldata signature) private {
         Meter storage m = _meters[r.meter];
-        uint8 refused;
-        if (m.kind != MeterKind.Producer) refused = NOT_PRODUCER;
-        else if (readingSigner(r, signature) != r.meter) refused = BAD_SIGNATURE;
-        else if (r.timestamp > block.timestamp) refused = FROM_THE_FUTURE;
-        else if (r.timestamp <= m.lastReadingAt) refused = STALE;
-        else if (r.whIn < m.lastReadingWh) refused = WENT_BACKWARDS;
-        else if (r.whIn > type(uint192).max) refused = OUT_OF_RANGE;
+        uint8 refused = _refusal(m, r, signature);
         if (refused != 0) {
             emit ReadingRefused(r.meter, refused, r.timestamp);
             return;
         }
+        uint256 wh = _apply(m, r);
+        if (wh > 0) _mint(m.owner, wh);
+    }
+
+    /// @dev Why a reading cannot mint (0: it can): the checks mintReadings and settleReading share.
+    function _refusal(Meter storage m, Reading calldata r, bytes calldata signature) private view returns (uint8) {
+        if (m.kind != MeterKind.Producer) return NOT_PRODUCER;
+        if (readingSigner(r, signature) != r.meter) return BAD_SIGNATURE;
+        if (r.timestamp > block.timestamp) return FROM_THE_FUTURE;
+        if (r.timestamp <= m.lastReadingAt) return STALE;
+        if (r.whIn < m.lastReadingWh) return WENT_BACKWARDS;
+        if (r.whIn > type(uint192).max) return OUT_OF_RANGE;
+        return 0;
+    }
+
+    /// @dev Take an accepted reading: a pending baseline sets the counter, else it mints what
+    /// the caps allow (returned; the caller mints it) and moves the counter on.
+    function _apply(Meter storage m, Reading calldata r) private returns (uint256 wh) {
         if (m.baselinePending) {
             m.baselinePending = false;
             m.lastReadingWh = uint192(r.whIn);
             m.lastReadingAt = r.timestamp;
             emit MeterBaseline(r.meter, r.whIn, r.timestamp);
-            return;
+            return 0;
         }
-        uint256 wh = _draw(m, r);
+        wh = _draw(m, r);
         uint192 total = m.lastReadingWh + uint192(wh);
         m.lastReadingWh = total;
         m.lastReadingAt = r.timestamp;
-        address owner = m.owner;
-        if (wh > 0) _mint(owner, wh);
-        emit EnergyMinted(r.meter, owner, wh, total, r.whIn, r.timestamp);
+        emit EnergyMinted(r.meter, m.owner, wh, total, r.whIn, r.timestamp);
+    }
+
+    /// @notice The interval settlement settles a seller: its producer meter's signed reading
+    /// mints as in mintReadings (same caps; a reading already minted or older mints nothing
+    /// but still counts), and burnWh it sold are burned, netted into one mint or burn.
+    /// @return refused 0, or why nothing was burned: NOT_PRODUCER (not `owner`'s producer
+    /// meter), BAD_SIGNATURE, FROM_THE_FUTURE, OUT_OF_RANGE, NO_TOKENS (the balance and the
+    /// mint do not cover burnWh; the mint still happens)
+    function settleReading(address owner, Reading calldata r, bytes calldata signature, uint256 burnWh)
+        external
+        onlyRole(SETTLEMENT_ROLE)
+        returns (uint8 refused)
+    {
+        Meter storage m = _meters[r.meter];
+        if (m.owner != owner) return NOT_PRODUCER;
+        refused = _refusal(m, r, signature);
+        if (refused != 0 && refused != STALE && refused != WENT_BACKWARDS) return refused;
+        uint256 minted = refused == 0 ? _apply(m, r) : 0;
+        refused = 0;
+        if (balanceOf(owner) + minted < burnWh) {
+            refused = NO_TOKENS;
+            burnWh = 0;
+        }
+        if (minted > burnWh) _mint(owner, minted - burnWh);
+        else if (burnWh > minted) _burn(owner, burnWh - minted);
+    }
+
+    /// @notice A meter's owner and kind (None when not enrolled): one slot, for settlement.
+    function enrolledAs(address meter) external view returns (address owner, MeterKind kind) {
+        Meter storage m = _meters[meter];
+        kind = m.kind;
+        owner = kind == MeterKind.None ? address(0) : m.owner;
     }
 
     /// @dev What a reading mints: its growth, clamped to rated power over its signed time

@@ -1,4 +1,4 @@
-"""Fixtures for contract tests: an in-process py-evm chain with both contracts deployed."""
+"""Fixtures for contract tests: an in-process py-evm chain with the contracts deployed."""
 
 from __future__ import annotations
 
@@ -31,12 +31,14 @@ from contracts.bindings import (
 )
 
 from .common import (
+    ANYONE_AFTER,
     BUYER_BASE,
     CONSUMER,
     DEAL_DURATION,
     DEPOSIT,
     ENERGY,
     FLOOR,
+    INTERVAL_S,
     LOTS,
     MAX_RATED_W,
     MINTED,
@@ -64,6 +66,7 @@ class Chain:
     seller_meter: str
     buyer_meter: str
     stranger: str
+    settlement: Any = None  # IntervalSettlement, wired to both contracts
     keys: dict[str, Any] = field(default_factory=dict)  # accounts made by new_account()
 
     def new_account(self) -> str:
@@ -265,6 +268,14 @@ def chain() -> Chain:
     )
     role = c.token.functions.ESCROW_ROLE().call()
     c.send(c.token.functions.grantRole(role, c.escrow.address), admin)
+    settlement = load_artifact("IntervalSettlement")
+    c.settlement = c.deploy(
+        "IntervalSettlement", settlement.abi, settlement.bytecode, c.token.address,
+        c.escrow.address, admin, ANYONE_AFTER, INTERVAL_S, INTERVAL_S,
+    )
+    for target in (c.token, c.escrow):
+        role = target.functions.SETTLEMENT_ROLE().call()
+        c.send(target.functions.grantRole(role, c.settlement.address), admin)
     return c
 
 

@@ -9,7 +9,7 @@ import contracts
 from contracts import ArtifactMissing, ContractsError, load_artifact, sources_sha256
 from contracts.bindings import decode_revert
 
-NAMES = ("EnergyToken", "EnergyEscrow")
+NAMES = ("EnergyToken", "EnergyEscrow", "IntervalSettlement")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -20,7 +20,7 @@ from marketplace.ledger import CONSUMER, PRODUCER, Ledger
 
 from .common import DEAL_DURATION, MAX_RATED_W, NOTICE
 
-NAMES = ("EnergyToken", "EnergyEscrow")
+NAMES = ("EnergyToken", "EnergyEscrow", "IntervalSettlement")
 PUSH0, MCOPY = 0x5F, 0x5E
 # solc's CBOR metadata trailer (ipfs hash, solc version): data, not code, so never walked.
 METADATA = re.compile(rb"\xa2\x64ipfs\x58\x22.{34}\x64solc\x43...\x00\x33", re.DOTALL)

@@ -133,6 +133,7 @@ class Runtime:
         # A clean stop hands settlement to another worker at once.
         self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"])
+        self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
 
     def loop(
         self, name: str, step: Callable[[], object], interval_s: float, **options: Any

@@ -35,13 +35,15 @@ def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend
 
 def deploy_or_attach(
     ledger: Ledger, backend: ChainBackend, book: Path, notice_s: int, deal_duration_s: int,
-    max_rated_power_w: int,
+    max_rated_power_w: int, **intervals: int,
 ) -> None:
     """Reuse the address book's contracts when this chain has them, of this build, with this
-    withdrawal notice and deal duration, and this operator runs them; else deploy a new pair.
+    withdrawal notice and deal duration, and this operator runs them; else deploy new ones.
 
     The escrow's withdrawal notice and deal duration are fixed at deploy: contracts deployed
-    with others (or before escrows had them) are stale.
+    with others (or before escrows had them) are stale; so is a book without an
+    IntervalSettlement, or one whose parameters differ from `intervals` (interval_s,
+    interval_wall_s, anyone_after_s, as Ledger.deploy takes them).
     """
     chain_id = ledger.chain_id()
     if backend.has(PERSISTENT) and book.exists():
@@ -52,6 +54,9 @@ def deploy_or_attach(
                 log.warning("the escrow deployed before is of another build, or has no "
                             "withdrawal notice of %s s and deal duration of %s s: deploying "
                             "new contracts", notice_s, deal_duration_s)
+            elif not _same_intervals(ledger, intervals):
+                log.warning("the interval settlement deployed before has other parameters "
+                            "than %s: deploying new contracts", intervals)
             elif all(ledger.roles_of(ledger.operator.address).values()):
                 log.info("using the contracts deployed before: %s", saved)
                 return
@@ -60,8 +65,17 @@ def deploy_or_attach(
                 # whoever holds that key runs them, so they are left behind.
                 log.warning("the contracts in %s were deployed by another operator (%s lacks "
                             "their roles): deploying new ones", book, ledger.operator.address)
-    addresses = ledger.deploy(notice_s, deal_duration_s, max_rated_power_w)
+    addresses = ledger.deploy(notice_s, deal_duration_s, max_rated_power_w, **intervals)
     if backend.has(PERSISTENT):
         book.parent.mkdir(parents=True, exist_ok=True)
         book.write_text(json.dumps({"chain_id": chain_id, **addresses}, indent=1))
 
+
+
+def _same_intervals(ledger: Ledger, intervals: dict[str, int]) -> bool:
+    """Whether the attached IntervalSettlement has the parameters asked for (those given)."""
+    wanted = dict(intervals)
+    if "interval_s" in wanted:
+        wanted.setdefault("interval_wall_s", wanted["interval_s"])
+    found = ledger.intervals.parameters()
+    return all(found[name] == value for name, value in wanted.items())

@@ -27,7 +27,7 @@ from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emula
 from web.runtime.events import EventWatcher, TransactionJournal
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
-from web.runtime.settings import listed, market_settings
+from web.runtime.settings import interval_wall_s, listed, market_settings
 from web.runtime.storage import forget_market, is_default, store_location
 
 
@@ -80,7 +80,8 @@ def wire(
             fund_operator(ledger, config["OPERATOR_FUNDS_ETH"])
             deploy_or_attach(ledger, backend, data_dir / "contracts.json",
                              settings.escrow_notice_s(), settings.deal_ttl_s,
-                             config["MAX_RATED_POWER_W"])
+                             config["MAX_RATED_POWER_W"], interval_s=settings.interval_s,
+                             interval_wall_s=interval_wall_s(config, settings))
             admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
         microgrid = Microgrid(
             speed=config["EMULATOR_SPEED"], start_hour=config["EMULATOR_START_HOUR"], seed=1

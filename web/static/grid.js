@@ -1,5 +1,7 @@
-/* The grid view: Chart.js charts fed by /grid samples (one per period) and sold auctions. */
-import { $, el, formatEther } from "./util.js";
+/* The grid view: Chart.js charts fed by /grid samples (one per period), sold auctions and the
+   interval market's clearing prices (a day of history from GET /api/intervals, then pushes). */
+import { api } from "./api.js";
+import { $, el, formatEther, intervalTime } from "./util.js";
 
 /* global Chart */
 
@@ -76,7 +78,48 @@ function onPrice(p) {
   charts.prices.update("none");
 }
 
+let intervalTiming = { interval_s: 900, time_factor: 1 };
+let intervalSeen = new Set();  // interval numbers on the chart (history and pushes overlap)
+
+/* An interval n starts at emulated n × interval_s; at 1× that is the wall clock's time. */
+function intervalTick(seconds) { return intervalTime(seconds, intervalTiming.time_factor); }
+
+function intervalChart() {
+  const chart = lineChart("chart-intervals", "ETH/kWh", { points: true });
+  chart.options.scales.x.ticks.callback = intervalTick;
+  chart.options.plugins.tooltip.callbacks.title = (items) => `interval ${items[0].raw.n} · ${intervalTick(items[0].parsed.x)}`;
+  chart.options.plugins.tooltip.callbacks.afterLabel = (item) => `${item.raw.wh ?? 0} Wh traded`;
+  return chart;
+}
+
+function onInterval(p) {
+  if (p.interval_s) intervalTiming = { interval_s: Number(p.interval_s), time_factor: Number(p.time_factor || 1) };
+  if (intervalSeen.has(p.n) || p.price_wei === null || p.price_wei === undefined) return;
+  intervalSeen.add(p.n);
+  const set = series(charts.intervals, "clearing price");
+  set.data.push({ x: Number(p.emulated_start ?? p.n * intervalTiming.interval_s), y: Number(formatEther(p.price_wei, 12)),
+    n: p.n, wh: p.wh ?? p.volume_wh });
+  set.data.sort((a, b) => a.x - b.x);
+  const keep = Math.ceil(86400 / intervalTiming.interval_s);
+  while (set.data.length > keep) set.data.shift();
+  charts.intervals.update("none");
+}
+
+async function loadIntervals() {
+  try {
+    const page = await api("GET", "/api/intervals");  // a day of intervals by default
+    intervalTiming = { interval_s: Number(page.interval_s), time_factor: Number(page.time_factor || 1) };
+    const factor = intervalTiming.time_factor;
+    $("intervals-axis").textContent = factor > 1
+      ? `A day of intervals, kept by the portal; time is the emulator's (${factor}× real time).`
+      : "A day of intervals, kept by the portal.";
+    page.intervals.forEach(onInterval);
+    document.body.dataset.intervalsLoaded = "1";
+  } catch (err) { $("intervals-axis").textContent = `The interval history did not load: ${err.message}`; }
+}
+
 function makeCharts() {
+  charts.intervals = intervalChart();
   charts.pv = lineChart("chart-pv", "W");
   charts.soc = lineChart("chart-soc", "%", { y: { max: 100 } });
   charts.power = lineChart("chart-power", "W");
@@ -95,6 +138,8 @@ export default {
     });
     socket.on("sample", onSample);
     socket.on("price", onPrice);
+    socket.on("interval", onInterval);
+    loadIntervals();
   },
   show() {
     // Charts made while their view was hidden measure themselves again once shown.
@@ -104,7 +149,9 @@ export default {
     for (const chart of Object.values(charts)) chart.destroy();
     charts = {};
     samplesSeen = 0;
+    intervalSeen = new Set();
     delete document.body.dataset.samples;
+    delete document.body.dataset.intervalsLoaded;
     $("boards-now").querySelector("tbody").replaceChildren();
   },
 };

@@ -2,6 +2,7 @@
    naming the offer, signed in the page), Cancel (a permit lowering the allowance), deal cards
    with Close connection (the party's own signed closeDeal). */
 import { api } from "./api.js";
+import automatic from "./automatic.js";
 import * as signer from "./signer.js";
 import { $, el, formatEther, parseEther, short, toast } from "./util.js";
 
@@ -232,6 +233,7 @@ async function sell() {
 
 export default {
   init() {
+    automatic.init();
     // Handlers first: a click before the first data arrives must not submit the bare form.
     $("sell-form").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -241,6 +243,7 @@ export default {
   },
   start(ctx) {
     me = ctx.session.me;
+    automatic.start(ctx);
     $("sell-card").hidden = me.role !== "producer";
     if (me.role === "producer") refreshUnlisted();
     ticker = setInterval(tick, 250);
@@ -257,6 +260,7 @@ export default {
     socket.on("deal_updated", upsertDeal);
   },
   stop() {
+    automatic.stop();
     clearInterval(ticker);
     me = {};
     for (const set of [listings, deadlines, deals, bidders, closedListings]) set.clear();

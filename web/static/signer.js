@@ -31,11 +31,13 @@ const ABI = new ethers.Interface([
   "function requestWithdrawal(uint8 market, uint256 amount)", "function withdraw(uint256 amount)",
   "function completeWithdrawal(uint8 market)", "function closeDeal(uint256 dealId)",
   "function approve(address spender, uint256 value)",
+  "function cancelSellOrder((address seller, address meter, uint256 floorWeiPerKWh, uint64 maxWhPerInterval, uint64 reserveWh, uint64 expiry, uint64 nonce) order)",
+  "function cancelBuyOrder((address buyer, address meter, uint256 capWeiPerKWh, uint64 maxWhPerInterval, uint64 expectedWh, uint256 dailyBudgetWei, uint64 expiry, uint64 nonce) order)",
 ]);
 const FUNCTIONS = {
   deposit: ["deposit"], withdraw: ["requestWithdrawal", "withdraw"],
   complete_withdrawal: ["completeWithdrawal"], approve: ["approve"], close: ["closeDeal"],
-  cancel_listing: ["approve"],
+  cancel_listing: ["approve"], cancel_order: ["cancelSellOrder", "cancelBuyOrder"],
 };
 
 /* Refuse to sign a transaction that is not the one asked for. */
@@ -53,14 +55,47 @@ export function check(action, params, tx) {
     return;
   }
   const approval = action === "approve" || action === "cancel_listing";
-  if (to !== ethers.getAddress(approval ? token : escrow)) wrong(`a call to ${to}`);
+  const target = action === "cancel_order" ? chain.contracts.IntervalSettlement : approval ? token : escrow;
+  if (!target || to !== ethers.getAddress(target)) wrong(`a call to ${to}`);
   const call = ABI.parseTransaction({ data: tx.data, value });
   if (!call || !FUNCTIONS[action].includes(call.name)) wrong(`another function (${call ? call.name : "unknown"})`);
+  // Into (or out of) the market asked: deposit(uint8)/requestWithdrawal(uint8, …) name it.
+  if (params.market !== undefined && ["deposit", "withdraw"].includes(action) && call.args.length
+      && ["deposit", "requestWithdrawal"].includes(call.name) && Number(call.args[0]) !== Number(params.market)) {
+    wrong(`a ${action} for market ${call.args[0]}, not ${params.market}`);
+  }
   const paid = action === "deposit" ? BigInt(params.amount_wei) : 0n;
   if (value !== paid) wrong(`a payment of ${value} wei`);
   if (approval && ethers.getAddress(call.args[0]) !== ethers.getAddress(escrow)) wrong("an approval for someone else");
   if (action === "close" && params.chain_deal_id !== undefined && params.chain_deal_id !== null
       && BigInt(call.args[0]) !== BigInt(params.chain_deal_id)) wrong(`the close of another deal (${call.args[0]})`);
+  if (action === "cancel_order") checkCancel(params, call, wrong);
+}
+
+/* A cancelSellOrder/cancelBuyOrder must name exactly the order being cancelled. */
+function checkCancel(params, call, wrong) {
+  const kind = params.kind === "sell" ? "sell" : "buy";
+  if (call.name !== (kind === "sell" ? "cancelSellOrder" : "cancelBuyOrder")) wrong(`a cancel of a ${call.name}`);
+  const [fields] = Object.values(ORDER_TYPES[kind]);
+  const named = call.args[0];
+  for (const { name, type } of fields) {
+    const same = type === "address" ? ethers.getAddress(named[name]) === ethers.getAddress(params.order[name])
+      : BigInt(named[name]) === BigInt(params.order[name]);
+    if (!same) wrong(`the cancel of another order (its ${name} is ${named[name]})`);
+  }
+}
+
+/* A transaction the portal prepared with an answer (e.g. a cancelled order's cancelOrder):
+   checked, signed or sent by the wallet, and queued; the portal's record. */
+export async function sendPrepared(action, prepared, checked) {
+  if (!prepared || !prepared.tx) return null;
+  check(action, checked, prepared.tx);
+  if (kind === "keystore") {
+    const raw = await keys.signTransaction(prepared.tx);
+    return remember(await api("POST", "/api/tx", { raw }), prepared.label);
+  }
+  const hash = await injected.sendTransaction(prepared.tx, chain);
+  return remember(await api("POST", "/api/tx/sent", { tx_hash: hash, label: prepared.label }), prepared.label, hash);
 }
 
 /* Prepare, check, sign (or let the wallet send) and submit one action; the portal's record. */
@@ -201,4 +236,44 @@ export async function signIn(who, sign) {
   const { message } = await api("POST", "/api/login/message", { address: who });
   checkLogin(message, who);
   return api("POST", "/api/login", { message, signature: await sign(message) });
+}
+
+/* The interval settlement's order types, the page's own copy: the page signs with these, never
+   with types the portal sends (SPEC: contracts/bindings.py SELL_ORDER, BUY_ORDER). */
+const ORDER_TYPES = {
+  sell: { SellOrder: [
+    { name: "seller", type: "address" }, { name: "meter", type: "address" },
+    { name: "floorWeiPerKWh", type: "uint256" }, { name: "maxWhPerInterval", type: "uint64" },
+    { name: "reserveWh", type: "uint64" }, { name: "expiry", type: "uint64" }, { name: "nonce", type: "uint64" },
+  ] },
+  buy: { BuyOrder: [
+    { name: "buyer", type: "address" }, { name: "meter", type: "address" },
+    { name: "capWeiPerKWh", type: "uint256" }, { name: "maxWhPerInterval", type: "uint64" },
+    { name: "expectedWh", type: "uint64" }, { name: "dailyBudgetWei", type: "uint256" },
+    { name: "expiry", type: "uint64" }, { name: "nonce", type: "uint64" },
+  ] },
+};
+
+/* Check a standing order's typed data is this owner's, from its meter, with the limits asked
+   (price, Wh per interval, expected draw, budget), for the interval settlement; sign it. */
+export async function signStandingOrder(terms, side, asked, meter) {
+  const m = terms.message;
+  const problems = [];
+  const sell = side === "sell";
+  const primary = sell ? "SellOrder" : "BuyOrder";
+  if (terms.primaryType !== primary) problems.push(`it is not a ${primary}`);
+  const owner = sell ? m.seller : m.buyer;
+  if (!owner || ethers.getAddress(owner) !== address()) problems.push(`the ${sell ? "seller" : "buyer"} is ${owner}`);
+  if (meter && (!m.meter || ethers.getAddress(m.meter) !== ethers.getAddress(meter))) problems.push(`the meter is ${m.meter}`);
+  const price = sell ? m.floorWeiPerKWh : m.capWeiPerKWh;
+  if (BigInt(price) !== BigInt(asked.price_wei)) problems.push(`its ${sell ? "floor" : "cap"} is ${price} wei/kWh`);
+  if (BigInt(m.maxWhPerInterval) !== BigInt(asked.max_wh_per_interval || 0)) problems.push(`it allows ${m.maxWhPerInterval} Wh per interval`);
+  if (!sell && BigInt(m.expectedWh) !== BigInt(asked.expected_wh)) problems.push(`it expects ${m.expectedWh} Wh`);
+  if (!sell && BigInt(m.dailyBudgetWei) !== BigInt(asked.daily_budget_wei || 0)) problems.push(`its daily budget is ${m.dailyBudgetWei} wei`);
+  if (sell && asked.reserve_wh !== undefined && BigInt(m.reserveWh) !== BigInt(asked.reserve_wh)) problems.push(`it keeps ${m.reserveWh} Wh`);
+  if (Number(m.expiry) * 1000 < Date.now()) problems.push("it has expired already");
+  checkDomain(terms, "IntervalSettlement", problems);
+  refuse("order", problems);
+  const sign = kind === "keystore" ? keys.signTypedData : injected.signTypedData;
+  return sign(terms.domain, ORDER_TYPES[side], m);
 }

@@ -37,6 +37,7 @@ export function short(address) { return address ? `${address.slice(0, 6)}…${ad
 
 /* A duration in seconds as a person reads it ("2 h 5 min", "40 s"). */
 export function duration(seconds) {
+  if (seconds > 0 && seconds < 10 && !Number.isInteger(seconds)) return `${seconds.toFixed(1)} s`;
   const s = Math.max(0, Math.round(seconds));
   if (s < 120) return `${s} s`;
   const h = Math.floor(s / 3600);
@@ -67,4 +68,16 @@ export function offerDownload(anchor, text, filename) {
   if (anchor.href && anchor.href.startsWith("blob:")) URL.revokeObjectURL(anchor.href);
   anchor.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
   anchor.download = filename;
+}
+
+/* When an interval of the interval market starts, as a person reads it: the emulator's time of
+   day ("14:15") when it runs faster than real time (its day count means nothing to anyone),
+   else the wall clock's. */
+export function intervalTime(seconds, timeFactor) {
+  if (Number(timeFactor) <= 1) {
+    return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  const s = ((seconds % 86400) + 86400) % 86400;
+  const pad = (v) => String(Math.floor(v)).padStart(2, "0");
+  return `${pad(s / 3600)}:${pad((s % 3600) / 60)}`;
 }

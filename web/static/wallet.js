@@ -20,6 +20,7 @@ function render(w) {
   $("eth").textContent = formatEther(w.eth_wei);
   $("escrow-free").textContent = formatEther(w.escrow_free_wei);
   $("escrow-locked").textContent = formatEther(w.escrow_locked_wei);
+  $("escrow-community").textContent = formatEther(w.community_free_wei);
   const gen = w.generation;
   $("gen-power").textContent = gen && gen.online ? gen.power_w : "–";
   $("gen-energy").textContent = gen && gen.online ? gen.energy_in_kwh.toFixed(3) : "–";
@@ -30,6 +31,27 @@ function render(w) {
   if (w.escrow_notice_s !== undefined) $("escrow-notice").textContent = duration(w.escrow_notice_s);
   renderWithdrawal();
   if (w.mining) renderMining(w.mining);
+  if (w.interval) renderInterval(w.interval);
+}
+
+/* The interval market's current interval: earned (sold) or cost (bought) so far, and when the
+   unsettled fills settle on chain (at the settlement threshold, at the latest at day's end). */
+function renderInterval(c) {
+  const f = c.fill;
+  const sold = f && f.side === "sell";
+  const amount = f ? BigInt(f.amount_so_far_wei || 0) : 0n;
+  $("interval-amount").textContent = amount ? `${sold ? "+" : "−"}${formatEther(amount, 9)}` : "0";
+  $("interval-what").textContent = f
+    ? `In this interval you ${sold ? "sold" : "bought"} ${f.wh} Wh at ${formatEther(f.price_wei, 9)} ETH/kWh; `
+      + `${f.metered_so_far_wh} Wh metered so far (${sold ? "earned" : "cost"} up to now).`
+    : "Nothing traded for you in this interval.";
+  // Counted in intervals: the wallet is pushed only when it changes, so no seconds tick here.
+  const after = Math.max(0, Math.round((Number(c.day_ends_at) - Number(c.end)) / (Number(c.end) - Number(c.start))));
+  $("interval-settles").textContent = BigInt(c.unsettled_wei || 0) > 0n || c.unsettled_wh > 0
+    ? `Not yet settled: ${c.unsettled_wh} Wh, ${formatEther(c.unsettled_wei, 9)} ETH. Settles on chain once `
+      + `${c.settles_at_wh} Wh are unsettled, at the latest at the day's end, `
+      + (after ? `when ${after} more interval${after === 1 ? "" : "s"} after this one have passed.` : "when this interval ends.")
+    : "Nothing waits for settlement on chain.";
 }
 
 /* A pending withdrawal, counting down to when it can be completed. */
@@ -127,7 +149,8 @@ function bind(ctx) {
     event.preventDefault();
     let amount;
     try { amount = amountChecked(); } catch (err) { toast(err.message, true); return; }
-    if (await act(signer.transact("deposit", { amount_eth: amount.amount_eth }, { amount_wei: amount.wei }), "Deposit sent")) {
+    const market = Number($("deposit-market").value);
+    if (await act(signer.transact("deposit", { amount_eth: amount.amount_eth, market }, { amount_wei: amount.wei }), "Deposit sent")) {
       $("deposit-amount").value = "";
     }
   });
@@ -135,7 +158,8 @@ function bind(ctx) {
     let amount;
     try { amount = amountChecked(); } catch (err) { toast(err.message, true); return; }
     const notice = last && last.escrow_notice_s !== undefined ? ` (yours in ${duration(last.escrow_notice_s)})` : "";
-    if (await act(signer.transact("withdraw", { amount_eth: amount.amount_eth }), `Withdrawal asked${notice}`)) {
+    const market = Number($("deposit-market").value);
+    if (await act(signer.transact("withdraw", { amount_eth: amount.amount_eth, market }), `Withdrawal asked${notice}`)) {
       $("deposit-amount").value = "";
     }
   });
@@ -172,7 +196,9 @@ export default {
     document.removeEventListener("gridbid:tx", onTx);
     last = null;
     closeConfirm();
-    for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address"]) $(id).textContent = "–";
+    for (const id of ["tokens", "unlisted", "eth", "escrow-free", "escrow-locked", "wallet-address",
+      "escrow-community", "interval-amount", "interval-what"]) $(id).textContent = "–";
+    $("interval-settles").textContent = "";
     $("pending").replaceChildren();
     $("recent").replaceChildren();
     $("consents").querySelector("tbody").replaceChildren();

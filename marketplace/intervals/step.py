@@ -1,0 +1,238 @@
+"""One interval boundary: boundary readings, the ended interval's accounts, the next clearing,
+relays and budgets. Claimed in the store, so exactly one worker does each boundary."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict
+from typing import Any
+
+from marketplace import clearing, interval_accounts, standing
+from marketplace.contract_enums import EscrowMarket
+from marketplace.events import Hub
+from marketplace.intervals import modes
+from marketplace.intervals.boundaries import DAY_S, Boundaries
+from marketplace.intervals.orders import BUY, SELL, StandingOrders
+from marketplace.intervals.store import EXPIRED, INTERVALS, IntervalStore
+from marketplace.ledger import Ledger
+from marketplace.settings import Settings
+from marketplace.switchboard import Switchboard
+
+log = logging.getLogger(__name__)
+
+COMMUNITY = EscrowMarket.COMMUNITY
+
+
+class BoundaryStep:
+    """Does the work of one boundary once it is claimed (see IntervalMarket.step)."""
+
+    def __init__(self, istore: IntervalStore, orders: StandingOrders, ledger: Ledger,
+                 switchboard: Switchboard, hub: Hub, settings: Settings,
+                 boundaries: Boundaries):
+        self.istore = istore
+        self.orders = orders
+        self.ledger = ledger
+        self.switchboard = switchboard
+        self.hub = hub
+        self.settings = settings
+        self.boundaries = boundaries
+
+    def run(self, n: int, prev: int | None) -> dict[str, Any]:
+        """Close interval prev (None: none before) and open n; the published summary.
+
+        The chain is read first, so the boundary readings are as fresh as the boards' signed
+        cache when the relays switch; the store's writes go in two transactions.
+        """
+        modes.apply_switches(self.istore, n)
+        chain = self._chain_inputs()
+        with self.istore.db.transaction():
+            self._capture(n, prev)
+        for ended in self.istore.unaccounted(before=n):  # prev, and any a failure left behind
+            try:
+                with self.istore.db.transaction():
+                    self._account(ended)
+            except Exception:  # one interval's books must not stop the market
+                log.exception("interval %s not accounted; retried at the next boundary", ended)
+        offers, bids, used = self._book(n, chain)
+        result = clearing.clear(offers, bids, self.settings.pricing)
+        book = {"offers": [asdict(o) for o in offers], "bids": [asdict(b) for b in bids],
+                "fills": [asdict(f) for f in result.fills],
+                "orders": [{"kind": r["kind"], "order": r["order"], "signature": r["signature"]}
+                           for r in used]}
+        with self.istore.db.transaction():
+            self._store_fills(n, result, {r["owner"]: r for r in used})
+            self.istore.clear_interval(n, result.price, book)
+        self._switch(result)
+        summary = {"n": n, "price_wei": None if result.price is None else str(result.price),
+                   "pricing": result.rule, "volume_wh": result.volume_wh,
+                   "start": self.boundaries.start(n), "end": self.boundaries.end(n),
+                   "next_at": self.boundaries.end(n),
+                   "emulated_start": self.boundaries.emulated(n)}
+        self.hub.publish("interval", summary)
+        return summary
+
+    # -- readings and accounts -------------------------------------------------------------
+
+    def members(self) -> list[dict[str, Any]]:
+        """Participants in the interval market with a board and meter."""
+        inside = self.istore.in_mode(INTERVALS)
+        return [p for p in self.istore.db.participants()
+                if p["address"] in inside and p["board_id"] and p["meter_address"]]
+
+    def _capture(self, n: int, prev: int | None) -> None:
+        """Each member meter's latest signed reading ends prev and starts n."""
+        for member in self.members():
+            reading = self.switchboard.signed(member["board_id"])
+            if reading is None or reading.meter != member["meter_address"]:
+                continue
+            data = reading.to_json()
+            if prev is not None:
+                self.istore.add_reading(prev, reading.meter, "end", data)
+            self.istore.add_reading(n, reading.meter, "start", data)
+
+    def _account(self, n: int) -> None:
+        """Bill interval n's fills from its boundary readings (interval_accounts)."""
+        row = self.istore.interval(n)
+        fill_rows = self.istore.fills(n)
+        if row is None or not fill_rows:
+            if row is not None:
+                self.istore.set_interval_status(n, "accounted")
+            return
+        readings = self.istore.readings(n)
+        metered = {(f["address"], f["side"]): self._metered(f, readings) for f in fill_rows}
+        fills = [clearing.Fill(**f) for f in row["fills"]]
+        acct = interval_accounts.account(
+            fills, {a: wh for (a, side), wh in metered.items() if side == BUY},
+            {a: wh for (a, side), wh in metered.items() if side == SELL}, row["pricing"])
+        for f in fill_rows:
+            key = f["address"]
+            if f["side"] == BUY:
+                billed, paid = acct.billed_wh.get(key, 0), acct.paid_wei.get(key, 0)
+            else:
+                billed, paid = acct.burned_wh.get(key, 0), acct.payout_wei.get(key, 0)
+            self.istore.account_fill(f["id"], metered[(key, f["side"])], billed, paid)
+        self.istore.set_interval_status(n, "accounted")
+
+    def _metered(self, fill: dict[str, Any], readings: dict[str, dict]) -> int:
+        """Whole Wh a fill's meter counted over its interval (in for buyers, out for sellers)."""
+        meter = self.orders.istore.order(fill["order_id"])["order"]["meter"]
+        start, end = readings["start"].get(meter), readings["end"].get(meter)
+        if start is None or end is None:
+            return 0  # no signed reading at a boundary: nothing proven
+        field = "whIn" if fill["side"] == BUY else "whOut"
+        return max(int(end[field]) - int(start[field]), 0)
+
+    # -- the next interval's book ----------------------------------------------------------
+
+    def _chain_inputs(self) -> dict[str, dict[str, int]]:
+        """What the chain says of each member with an active order: a seller's tokens and
+        its meter's minted counter, a buyer's free COMMUNITY escrow (None where unreadable)."""
+        members = {m["address"]: m for m in self.members()}
+        found: dict[str, dict[str, int]] = {}
+        for row in self.istore.active_orders():
+            member = members.get(row["owner"])
+            if member is None:
+                continue
+            try:
+                if row["kind"] == SELL:
+                    found[row["owner"]] = {
+                        "tokens": self.ledger.token_balance(row["owner"]),
+                        "minted": int(self.ledger.meter_of(member["meter_address"])[
+                            "last_reading_wh"])}
+                else:
+                    found[row["owner"]] = {"free": self.ledger.escrow_free(row["owner"],
+                                                                           COMMUNITY)}
+            except Exception as err:  # a chain hiccup leaves this one out this time
+                log.warning("%s left out of this interval: %s", row["owner"], err)
+        return found
+
+    def _book(self, n: int, chain: dict[str, dict[str, int]]) -> tuple[list, list, list]:
+        """Offers and bids of interval n from the active orders of members (and the orders
+        they came from)."""
+        members = {m["address"]: m for m in self.members()}
+        offers, bids, used = [], [], []
+        for row in self.istore.active_orders():
+            if not self.orders.usable(row, n):
+                self.istore.set_order_status(row["id"], EXPIRED)
+                continue
+            member, known = members.get(row["owner"]), chain.get(row["owner"])
+            if member is None or known is None:
+                continue
+            wh, limit = self._quantity(row, member, n, known)
+            if wh <= 0:
+                continue
+            used.append(row)
+            if row["kind"] == SELL:
+                offers.append(clearing.Offer(row["owner"], wh, limit))
+            else:
+                bids.append(clearing.Bid(row["owner"], wh, limit))
+        return offers, bids, used
+
+    def _store_fills(self, n: int, result: clearing.Clearing,
+                     by_owner: dict[str, dict[str, Any]]) -> None:
+        buyer_price = {f.buyer: f.price for f in result.fills}
+        for seller, wh in result.sold.items():
+            self.istore.add_fill(n, seller, SELL, by_owner[seller]["id"], wh, result.price or 0)
+        for buyer, wh in result.bought.items():
+            self.istore.add_fill(n, buyer, BUY, by_owner[buyer]["id"], wh, buyer_price[buyer])
+
+    def _quantity(self, row: dict[str, Any], member: dict[str, Any], n: int,
+                  known: dict[str, int]) -> tuple[int, int]:
+        """(Wh, price limit) an order offers or bids for interval n."""
+        order = self.orders.typed_order(row)
+        owner = row["owner"]
+        if row["kind"] == SELL:
+            return standing.interval_offer(order, self._uncommitted(owner, member, known),
+                                           self._battery(member), order["reserveWh"]), \
+                order["floorWeiPerKWh"]
+        last = self._last_fill(owner, BUY, n)
+        served = last is not None and last["metered_wh"] is not None \
+            and last["metered_wh"] < last["wh"]
+        metered = None if last is None else int(last["metered_wh"] or 0)
+        spent = self.istore.spent_since(owner, self._first_of_day(n))
+        unsettled = sum(int(f["paid_wei"]) for f in self.istore.unsettled(owner)
+                        if f["side"] == BUY)
+        free = max(known["free"] - unsettled, 0)
+        return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
+
+    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, int]) -> int:
+        """Tokens a seller holds plus signed generation not minted, less what it sold unsettled."""
+        reading = self.switchboard.signed(member["board_id"])
+        unminted = max(reading.wh_in - known["minted"], 0) if reading is not None else 0
+        sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner) if f["side"] == SELL)
+        return max(known["tokens"] + unminted - sold, 0)
+
+    def _battery(self, member: dict[str, Any]) -> int:
+        """Wh in a seller's battery now, from its board's state of charge."""
+        reading = self.switchboard.read(member["board_id"])
+        soc = getattr(reading, "soc", None)
+        if soc is None or not math.isfinite(soc):
+            return 0
+        return int(max(min(soc, 1.0), 0.0) * self.settings.battery_wh)
+
+    def _last_fill(self, owner: str, side: str, n: int) -> dict[str, Any] | None:
+        """The account's fill in the interval just before n, if it had one."""
+        for fill in self.istore.fills_of(owner, 2):
+            if fill["n"] == n - 1 and fill["side"] == side:
+                return fill
+        return None
+
+    def _first_of_day(self, n: int) -> int:
+        """The first interval of interval n's day."""
+        return -(-self.boundaries.day(n) * DAY_S // self.boundaries.interval_s)
+
+    # -- relays ----------------------------------------------------------------------------
+
+    def _switch(self, result: clearing.Clearing) -> None:
+        """Unmatched members' relays open first, then matched ones close with their budgets."""
+        matched = {**{b: float(wh) for b, wh in result.bought.items()},
+                   **{s: round(wh * (1 + self.settings.line_loss), 3)
+                      for s, wh in result.sold.items()}}
+        members = self.members()
+        for member in members:
+            if member["address"] not in matched:
+                self.switchboard.switch(member["board_id"], False, None)
+        for member in members:
+            if member["address"] in matched:
+                self.switchboard.switch(member["board_id"], True, matched[member["address"]])

@@ -1,0 +1,128 @@
+"""The interval market on a started portal: embedded chain, emulated boards, a hand-moved clock.
+
+Two producers and three consumers keep standing orders; every boundary the loop accounts the
+ended interval, clears the next and switches relays; due positions settle on chain in batches.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.common import wait_for
+from tests.marketplace.interval_helpers import (
+    COMMUNITY,
+    PEOPLE,
+    deposit,
+    drained,
+    keys,
+    next_boundary,
+    place,
+    settle,
+)
+
+ETH = 10**18
+FLOORS = {"alice": 10**14, "dave": 2 * 10**14}  # wei per kWh
+CAPS = {"bob": 6 * 10**14, "carol": 5 * 10**14, "erin": 4 * 10**14}
+# The tests step the interval market themselves (the loop's first pass is an hour away).
+# The settlement bounds readings' ages by block time: a hand-moved interval takes seconds.
+SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600,
+            "INTERVAL_WALL_S": 120}
+
+
+@pytest.fixture
+def community(runtime, clock):
+    """Everyone switched to the interval market, consumers with 0.1 ETH there, orders set."""
+    people = keys(runtime)
+    market = runtime.market.intervals
+    for name in CAPS:
+        deposit(runtime, people[name], ETH // 10)
+    for name in FLOORS:  # generation its meter signed: energy to offer
+        board = runtime.store.participant(people[name].address)["board_id"]
+        wait_for(lambda b=board: (runtime.market.switchboard.signed(b) or 0) and
+                 runtime.market.switchboard.signed(b).wh_in >= 100, what=f"{name}'s PV")
+    for key in people.values():
+        market.set_mode(key.address, "intervals")
+    next_boundary(runtime, clock)
+    assert {market.mode_of(k.address) for k in people.values()} == {"intervals"}
+    for name, floor in FLOORS.items():
+        place(runtime, people[name], "sell", floor_wei_per_kwh=floor, reserve_wh=100)
+    for name, cap in CAPS.items():
+        place(runtime, people[name], "buy", cap_wei_per_kwh=cap, expected_wh=20)
+    return people
+
+
+def relay_on(runtime, address) -> bool:
+    board = runtime.store.participant(address)["board_id"]
+    return bool(runtime.board_router.reading(board).relays[0])
+
+
+@pytest.mark.parametrize("app", [SETTINGS], indirect=True)
+def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, community, clock):
+    market, ledger = runtime.market.intervals, runtime.ledger
+    people = community
+    start = ledger.block_number()
+    tokens_before = {n: ledger.token.functions.balanceOf(people[n].address).call(
+        block_identifier=start) for n in FLOORS}
+    free_before = {n: ledger.escrow_free(people[n].address, COMMUNITY) for n in CAPS}
+    first = next_boundary(runtime, clock)
+    view = market.interval_view(first)
+    assert {b["buyer"] for b in view["bids"]} == {people[n].address for n in CAPS}
+    assert view["price_wei"] is not None and view["fills"]
+    for fill in view["fills"]:  # relays as the fills say
+        assert relay_on(runtime, fill["address"])
+    for _ in range(4):
+        drained(runtime)
+        last = next_boundary(runtime, clock)
+    fills = [f for n in range(first, last) for f in market.interval_view(n)["fills"]]
+    bought = [f for f in fills if f["side"] == "buy"]
+    assert bought and all(f["billed_wh"] <= f["wh"] for f in bought)
+    # The boards' budgets stop each buyer's meter at what it bought: within a Wh of the
+    # signed counters' resolution and one physics step of the emulator (600x here).
+    assert all(f["metered_wh"] <= f["wh"] + 2 for f in bought)
+    assert sum(f["billed_wh"] for f in bought) > 0
+    batch = settle(runtime)[0]
+    events = [e["args"] for e in ledger.intervals.events(0) if e["event"] == "PositionSettled"]
+    sent = [(p["account"], p["side"], p["wh"], int(p["wei"])) for b in market.batches()
+            if b["status"] == "mined" for p in b["batch"]["positions"]]
+    assert sorted(sent) == sorted((e["account"], e["side_name"], e["wh"], e["amountWei"])
+                                  for e in events)  # every position sent was settled
+    sigs = [p["order_sig"] for b in market.batches() for p in b["batch"]["positions"]]
+    if len(market.batches()) > 1:  # an order verified once is not sent (nor checked) again
+        assert "0x" in sigs
+    paid = {n: sum(int(f["paid_wei"]) for f in market.fills_of(people[n].address) if f["settled"])
+            for n in CAPS}
+    for name in CAPS:  # buyers' community escrow charged what their settled fills cost
+        assert ledger.escrow_free(people[name].address, COMMUNITY) == free_before[name] - paid[name]
+    sold = [f for f in market.fills_of(people["alice"].address) + market.fills_of(
+        people["dave"].address) if f["settled"]]
+    assert sold, "a seller settled"
+    for name in FLOORS:
+        received = sum(int(f["paid_wei"]) for f in market.fills_of(people[name].address)
+                       if f["settled"])
+        assert ledger.owed_to(people[name].address) >= received
+    # Each seller's tokens: what its readings minted less the Wh its settled sales burned.
+    end = ledger.block_number()
+    minted = ledger.token.events.EnergyMinted().get_logs(from_block=start + 1, to_block=end)
+    for name in FLOORS:
+        address = people[name].address
+        burned = sum(e["wh"] for e in events if e["account"] == address)
+        gained = sum(e["args"]["wh"] for e in minted if e["args"]["owner"] == address)
+        balance = ledger.token.functions.balanceOf(address).call(block_identifier=end)
+        assert balance - tokens_before[name] == gained - burned
+    assert sum(e["wh"] for e in events if e["side_name"] == "sell") > 0
+    assert batch["operator_sig"] and batch["operator_sig"].startswith("0x")
+    # A producer without fills to settle mints in the batches (the lots' Minting skips it).
+    mints = [r for b in market.batches() if b["status"] == "mined" for r in b["batch"]["mints"]]
+    assert mints
+    for reading in mints:  # taken (what it mints is capped by the meter's rated power)
+        assert ledger.meter_of(reading["meter"])["last_reading_at"] >= reading["timestamp"]
+    # Bob cancels: from the next interval on he neither trades nor draws.
+    bob = people["bob"].address
+    assert market.cancel_order(bob)["status"] == "cancelled"
+    n = next_boundary(runtime, clock)
+    assert bob not in {f["address"] for f in market.interval_view(n)["fills"]}
+    assert not relay_on(runtime, bob)
+    assert market.order_of(bob) is None
+    history = market.history(10)
+    assert [h["n"] for h in history] == sorted(h["n"] for h in history)
+    assert history[-1]["n"] == n and history[-1]["emulated_start"] == n * 900
