@@ -2,6 +2,8 @@
 
 Every listing with the seller's signed offer (and its hash, the auction's end, its status) and
 every bid the portal accepted on it, with the buyer's signature, a page of listings at a time.
+GET /api/intervals/batches: the interval market's settlement batches with the operator's
+signature, so anyone can send one (`gridbid settle-interval`).
 """
 
 from __future__ import annotations
@@ -33,3 +35,15 @@ def book() -> Response:
         listings=[listing_entry(row, store.bids(row["id"])) for row in page],
         next=page[-1]["id"] if len(rows) > limit else None,
     )
+
+
+@bp.get("/api/intervals/batches")
+def interval_batches() -> Response:
+    """Settlement batches with ids above ?after (default 0), at most ?limit (default 100),
+    oldest first, each with its positions as sent and the operator's Batch signature; "next"
+    is the ?after of the next page, null on the last one."""
+    after = rules.parse_int(request.args.get("after", 0), "after", 0, 2**63 - 1)
+    limit = rules.parse_int(request.args.get("limit", 100), "limit", 1, MAX_PAGE)
+    rows = runtime().market.intervals.batches(after, limit + 1)
+    page = rows[:limit]
+    return jsonify(batches=page, next=page[-1]["id"] if len(rows) > limit else None)

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from firmware_bridge.cli import add_commands as add_board_commands
     from geth_private.cli import add_commands as add_chain_commands
     from simulation.cli import add_arguments as add_simulate_arguments
+    from web.settle_interval import add_command as add_settle_command
     from web.verify import add_command as add_verify_command
 
     add_simulate_arguments(simulate)
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     add_chain_commands(sub)
     add_board_commands(sub)
     add_verify_command(sub)
+    add_settle_command(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

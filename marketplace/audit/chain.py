@@ -1,4 +1,4 @@
-"""Read what an audit needs from a node: both contracts' logs from block 0 (eth_getLogs in
+"""Read what an audit needs from a node: the contracts' logs from block 0 (eth_getLogs in
 block ranges), the timestamps of their blocks, and the inputs of the transactions that minted
 and reported delivery."""
 
@@ -34,12 +34,17 @@ def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
 class ChainReader:
     """The token's and the escrow's events and calls, decoded with gridbid's own ABIs."""
 
-    def __init__(self, w3: Web3, token: str, escrow: str, max_range: int = 2000):
+    def __init__(self, w3: Web3, token: str, escrow: str, settlement: str | None = None,
+                 max_range: int = 2000):
         self.w3 = w3
         self.token = w3.eth.contract(address=Web3.to_checksum_address(token),
                                      abi=load_artifact("EnergyToken").abi)
         self.escrow = w3.eth.contract(address=Web3.to_checksum_address(escrow),
                                       abi=load_artifact("EnergyEscrow").abi)
+        # The interval market's IntervalSettlement, where the portal has one.
+        self.settlement = None if settlement is None else w3.eth.contract(
+            address=Web3.to_checksum_address(settlement),
+            abi=load_artifact("IntervalSettlement").abi)
         self.max_range = max_range
         self._times: dict[int, int] = {}
 
@@ -51,14 +56,20 @@ class ChainReader:
         """The token the escrow settles in, as the escrow itself says."""
         return Web3.to_checksum_address(self.escrow.functions.token().call())
 
+    def contracts(self) -> dict[str, Any]:
+        """The contracts read, by artifact name."""
+        found = {"EnergyToken": self.token, "EnergyEscrow": self.escrow}
+        if self.settlement is not None:
+            found["IntervalSettlement"] = self.settlement
+        return found
+
     def code(self, name: str) -> bytes:
-        """The runtime code at the token's ("EnergyToken") or the escrow's address."""
-        contract = self.token if name == "EnergyToken" else self.escrow
-        return bytes(self.w3.eth.get_code(contract.address))
+        """The runtime code at one of the contracts' addresses (by artifact name)."""
+        return bytes(self.w3.eth.get_code(self.contracts()[name].address))
 
     def events(self) -> list[Event]:
-        """Every decoded event of both contracts from block 0 to the head, oldest first."""
-        poller = LogPoller(self.w3, [self.token.address, self.escrow.address],
+        """Every decoded event of the contracts from block 0 to the head, oldest first."""
+        poller = LogPoller(self.w3, [c.address for c in self.contracts().values()],
                            max_range=self.max_range)
         logs = poller.poll()
         self._fetch_times(sorted({raw["blockNumber"] for raw in logs}))
@@ -72,11 +83,11 @@ class ChainReader:
         return found
 
     def calls(self, tx_hashes: Iterable[str]) -> dict[str, Call]:
-        """The decoded input of each transaction sent straight to the token or the escrow."""
+        """The decoded input of each transaction sent straight to one of the contracts."""
         found = {}
         for tx_hash in dict.fromkeys(tx_hashes):
             tx = self.w3.eth.get_transaction(tx_hash)
-            contract = {self.token.address: self.token, self.escrow.address: self.escrow}.get(
+            contract = {c.address: c for c in self.contracts().values()}.get(
                 Web3.to_checksum_address(tx["to"]) if tx.get("to") else "")
             if contract is None:
                 continue
@@ -116,7 +127,8 @@ class ChainReader:
         return self._times[block]
 
     def _decode(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        contract = self.token if raw["address"] == self.token.address else self.escrow
+        contract = next((c for c in self.contracts().values() if c.address == raw["address"]),
+                        self.escrow)
         topic = bytes(raw["topics"][0]) if raw["topics"] else b""
         for event in contract.all_events():
             if bytes.fromhex(event.topic.removeprefix("0x")) == topic:

@@ -47,11 +47,23 @@ def check_mints(
     return found
 
 
+def _signed_readings(call: Call) -> list[tuple[Mapping[str, Any], bytes]]:
+    """The (reading, signature) pairs a minting call carried: mintReadings' arguments, or an
+    interval batch's (settle) sellers' closing and baseline readings and lot sellers' mints."""
+    if call.function == "mintReadings":
+        return list(zip(*call.args, strict=False))
+    batch = call.args[0]
+    pairs = [(p[name], p[name + "Sig"]) for p in batch["sells"] for name in ("closing",
+                                                                          "baseline")]
+    return pairs + list(zip(batch["mints"], batch["mintSigs"], strict=False))
+
+
 def _mint_signed(event: Event, call: Call | None, chain_id: int, token: str) -> list[str]:
-    if call is None or call.function != "mintReadings":
-        return ["its transaction is not a mintReadings call: the reading cannot be re-checked"]
+    if call is None or call.function not in ("mintReadings", "settle"):
+        return ["its transaction is not a mintReadings or settle call: the reading cannot be "
+                "re-checked"]
     a = event.args
-    for reading, sig in zip(*call.args, strict=False):
+    for reading, sig in _signed_readings(call):
         if (reading["meter"], reading["whIn"], reading["timestamp"]) == (
                 a["meter"], a["readingWh"], a["readingAt"]):
             if reading_signer(chain_id, token, reading, sig) == a["meter"]:

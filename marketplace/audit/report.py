@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from marketplace.audit import auctions, energy
+from marketplace.audit import auctions, batches, energy
 from marketplace.audit import events as facts
 from marketplace.audit.book import BookListing
 from marketplace.audit.events import Event
 from marketplace.audit.findings import Call, Finding
+from marketplace.audit.intervals import Domains, check_intervals
+from marketplace.audit.published import PublishedInterval
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,14 @@ class Report:
     mints: int
     deliveries: int
     findings: tuple[Finding, ...]
+    intervals: int | None = None  # None: the interval market was not audited
+    positions: int = 0
 
     def summary(self) -> str:
         """The last line `gridbid verify` prints."""
         counts = f"{self.auctions} auctions, {self.mints} mints, {self.deliveries} deliveries"
+        if self.intervals is not None:
+            counts += f", {self.intervals} intervals, {self.positions} positions"
         if not self.findings:
             return f"{counts} agree"
         return f"{len(self.findings)} disagreements in {counts}"
@@ -51,6 +57,18 @@ def audit(
     found += energy.check_bus(deals.values(), tolerance.meter_accuracy, tolerance.floor_wh)
     reports = sum(len(d.reports) for d in deals.values())
     return Report(len(deals), len(mints), reports, tuple(found))
+
+
+def audit_intervals(
+    report: Report, intervals: list[PublishedInterval], events: list[Event], domains: Domains
+) -> Report:
+    """The report with the interval market's checks added: the published intervals re-derived,
+    the chain's settled positions and cancelled orders against them."""
+    found, owed = check_intervals(intervals, domains)
+    found += batches.check_positions(events, owed)
+    found += batches.check_cancelled(intervals, events, domains)
+    return replace(report, findings=report.findings + tuple(found), intervals=len(intervals),
+                   positions=len(batches.positions(events)))
 
 
 def txs_to_decode(events: list[Event]) -> list[str]:
