@@ -145,13 +145,12 @@ def test_an_order_cancelled_on_chain_ends_at_the_next_boundary(runtime, pair, cl
             next_boundary(runtime, clock))["fills"]}
 
 
-@pytest.mark.parametrize("app", [SETTINGS], indirect=True)
-def test_energy_drawn_after_the_boundary_reading_is_billed(runtime, pair, clock):
-    """Bob is matched in interval k and not in k+1; his relay opens at k+1's boundary a
-    moment after the reading that ends k. What his meter counted in window k+1 is billed."""
-    market, people = runtime.market.intervals, pair
-    bob = people["bob"].address
-    place(runtime, people["bob"], "buy", cap_wei_per_kwh=PRICE, expected_wh=2_000)
+def spill_once(runtime, clock, key) -> tuple[dict, list[int], int]:
+    """Bob matched in an interval k, drawing when k+1's boundary comes, unmatched in k+1
+    (his order cancelled off-chain); after k+2's boundary: k's fill, bob's Wh in windows k
+    and k+1 from the boundary readings, and k+1."""
+    market, bob = runtime.market.intervals, key.address
+    place(runtime, key, "buy", cap_wei_per_kwh=PRICE, expected_wh=2_000)
     k = traded(runtime, clock, bob)
     (fill,) = [f for f in market.istore.fills(k) if f["address"] == bob]
     meter = market.istore.order(fill["order_id"])["order"]["meter"]
@@ -168,20 +167,36 @@ def test_energy_drawn_after_the_boundary_reading_is_billed(runtime, pair, clock)
     # Window k ended at the reading that starts k+1; bob closes k on the one that ends k+1.
     edges = [int(readings[0]["start"][meter]["whIn"]), int(readings[1]["start"][meter]["whIn"]),
              int(readings[1]["end"][meter]["whIn"])]
-    window = [edges[1] - edges[0], edges[2] - edges[1]]
-    assert window[1] > 0, "measured: energy drawn after the reading that ended k"
+    assert readings[0]["end"][meter] == readings[1]["end"][meter]  # his position closes there
     (fill,) = [f for f in market.istore.fills(k) if f["address"] == bob]
-    metered = sum(window)
-    beyond = max(metered - fill["wh"], 0)  # past the budget: at most a physics step
-    assert beyond <= 2
-    assert fill["billed_wh"] + beyond == metered  # every metered Wh billed
-    assert int(fill["paid_wei"]) == PRICE * fill["billed_wh"] // 1000
-    assert (fill["metered_wh"], fill["spill_wh"]) == (metered, window[1])
-    assert readings[0]["end"][meter] == readings[1]["end"][meter]  # its position closes there
-    # Settled on chain: the position's Wh within what its closing reading counted.
-    market.set_mode(bob, "lots")  # leaving: his position is due whatever its Wh
+    return fill, [edges[1] - edges[0], edges[2] - edges[1]], after
+
+
+@pytest.mark.parametrize("app", [SETTINGS], indirect=True)
+def test_energy_drawn_after_the_boundary_reading_is_billed(runtime, pair, clock):
+    """Bob is matched in interval k and not in k+1; his relay opens at k+1's boundary a
+    moment after the reading that ends k. What his meter counted in window k+1 is billed."""
+    market, people = runtime.market.intervals, pair
+    bob = people["bob"].address
+    tried = []
+    for _ in range(4):  # whether he still draws at that moment depends on the machine's pace
+        tried.append(spill_once(runtime, clock, people["bob"]))
+        if tried[-1][1][1] > 0:
+            break
+    assert tried[-1][1][1] > 0, "measured: energy drawn after the reading that ended k"
+    for fill, window, _ in tried:
+        metered = sum(window)
+        beyond = max(metered - fill["wh"], 0)  # past the budget: at most a physics step
+        assert beyond <= 2
+        assert fill["billed_wh"] + beyond == metered  # every metered Wh billed
+        assert int(fill["paid_wei"]) == PRICE * fill["billed_wh"] // 1000
+        assert (fill["metered_wh"], fill["spill_wh"]) == (metered, window[1])
+    # Settled on chain: each position within what its closing reading counted.
+    market.set_mode(bob, "lots")  # leaving: his positions are due whatever their Wh
     settled_or_refused(runtime, clock, bob)
     assert [e for e in events(runtime, "PositionRefused") if e["account"] == bob] == []
-    (settled,) = [e for e in events(runtime, "PositionSettled") if e["account"] == bob]
-    assert (settled["fromInterval"], settled["toInterval"], settled["wh"]) == (
-        k, after, fill["billed_wh"])
+    spans = {fill["n"]: (after if fill["spill_wh"] else fill["n"], fill["billed_wh"])
+             for fill, _, after in tried}
+    settled = [e for e in events(runtime, "PositionSettled") if e["account"] == bob]
+    assert settled and all(spans[e["fromInterval"]] == (e["toInterval"], e["wh"])
+                           for e in settled)
