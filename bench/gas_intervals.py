@@ -56,7 +56,7 @@ class Community:
         self.escrow = self.deploy("EnergyEscrow", self.token.address, self.admin, 90_000, 86_400)
         self.settlement = self.deploy("IntervalSettlement", self.token.address,
                                       self.escrow.address, self.admin, 3_600, INTERVAL_S,
-                                      INTERVAL_S)
+                                      INTERVAL_S, 500)  # 5 % line loss at most
         t, e = self.token.functions, self.escrow.functions
         self.send(t.grantRole(t.ESCROW_ROLE().call(), self.escrow.address), "roles")
         for target in (t, e):

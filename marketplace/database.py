@@ -172,6 +172,7 @@ CREATE TABLE IF NOT EXISTS interval_fills (
     billed_wh INTEGER,
     paid_wei TEXT,
     settled_batch INTEGER,
+    spill_wh INTEGER,
     UNIQUE (n, address, side)
 );
 CREATE INDEX IF NOT EXISTS interval_fills_by_address ON interval_fills(address, n);
@@ -198,7 +199,7 @@ CREATE TABLE IF NOT EXISTS interval_batches (
 COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER"),
                  ("listings", "approval_tx", "TEXT"), ("listings", "offer", "TEXT"),
                  ("listings", "offer_signature", "TEXT"), ("listings", "offer_hash", "TEXT"),
-                 ("bids", "buyer_meter", "TEXT")]
+                 ("bids", "buyer_meter", "TEXT"), ("interval_fills", "spill_wh", "INTEGER")]
 # Indexes over added columns: made once the columns exist (a seller's offer lists once).
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)"]
 

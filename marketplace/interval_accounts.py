@@ -7,6 +7,10 @@ split over the sellers pro rata to what their meters sent, up to what each sold 
 the value of its fills, which under pay-as-clear is the same thing); the tokens burned are
 what a seller's meter sent, up to what it sold. Integer wei: floors, then the largest
 remainders, so the payouts add up to the payments exactly (dust 0) whenever a seller is paid.
+
+Given the sellers' floors and the settlement's line loss bound, a seller's burned Wh are also
+capped at what its payout covers at floor × (1 − bound) (max_burn_wh): when the bus lost more
+than the bound, the seller keeps tokens rather than send a sell the contract refuses.
 """
 
 from __future__ import annotations
@@ -43,11 +47,14 @@ def account(
     metered_in: Mapping[str, int],
     metered_out: Mapping[str, int],
     rule: str = "clear",
+    floors: Mapping[str, int] | None = None,
+    max_loss_bps: int = 0,
 ) -> IntervalAccount:
     """The interval's accounts from its fills and each meter's Wh in (buyers) / out (sellers).
 
     A participant missing from metered_in/metered_out counts 0: no signed reading, nothing
-    proven delivered.
+    proven delivered. floors (seller → wei/kWh, its order's floor) caps each seller's burned
+    Wh at max_burn_wh(payout, floor, max_loss_bps); the payout split is not changed by it.
     """
     fills = list(fills)
     prices = _buyer_prices(fills, rule)
@@ -57,6 +64,9 @@ def account(
     paid = {b: cost_wei(prices[b], wh) for b, wh in billed.items()}
     burned = {s: min(_metered(metered_out, s), wh) for s, wh in sold.items()}
     payout = split_payments(sum(paid.values()), fills, sold, burned)
+    if floors is not None:
+        burned = {s: min(wh, max_burn_wh(payout[s], floors[s], max_loss_bps))
+                  for s, wh in burned.items()}
     return IntervalAccount(
         billed_wh=billed,
         paid_wei=paid,
@@ -65,6 +75,23 @@ def account(
         line_loss_wh=sum(burned.values()) - sum(billed.values()),
         dust_wei=sum(paid.values()) - sum(payout.values()),
     )
+
+
+def max_burn_wh(payout_wei: int, floor: int, max_loss_bps: int, exact: bool = False) -> int:
+    """The most Wh a seller's sell of payout_wei may burn: IntervalSettlement refuses a sell
+    paid below floor × wh × (10,000 − max_loss_bps) / 10,000,000 (rounded down).
+
+    Not exact: floor × wh × (10,000 − bps) ≤ payout × 10,000,000, so sums of such fills pass
+    too; exact: the contract's own bound for one position.
+    """
+    if floor <= 0:
+        raise InvalidInput(f"a seller's floor must be more than 0 wei/kWh, got {floor}")
+    if not 0 <= max_loss_bps < 10_000:
+        raise InvalidInput(f"the line loss bound is 0 to 9,999 basis points, got {max_loss_bps}")
+    per_wh = floor * (10_000 - max_loss_bps)
+    if exact:
+        return ((payout_wei + 1) * 10_000_000 - 1) // per_wh
+    return payout_wei * 10_000_000 // per_wh
 
 
 def split_payments(total_wei: int, fills: list[Fill], sold: Mapping[str, int],

@@ -26,7 +26,12 @@ from geth_private.errors import ChainError, TransactionReverted
 from geth_private.signed import SignedCall
 from marketplace.contract_enums import EscrowMarket, MeterKind
 from marketplace.errors import ChainActionFailed, WouldRevert
-from marketplace.ledger_intervals import ANYONE_AFTER_S, INTERVAL_S, IntervalLedger
+from marketplace.ledger_intervals import (
+    ANYONE_AFTER_S,
+    INTERVAL_S,
+    MAX_LINE_LOSS_BPS,
+    IntervalLedger,
+)
 from marketplace.ledger_meters import MINT_GAS_BASE, LedgerMeters
 
 log = logging.getLogger(__name__)
@@ -96,7 +101,7 @@ class Ledger(LedgerMeters):
     def deploy(
         self, notice_s: int, deal_duration_s: int, max_rated_power_w: int, *,
         interval_s: int = INTERVAL_S, interval_wall_s: int | None = None,
-        anyone_after_s: int = ANYONE_AFTER_S,
+        anyone_after_s: int = ANYONE_AFTER_S, max_line_loss_bps: int = MAX_LINE_LOSS_BPS,
     ) -> dict[str, str]:
         """Deploy the three contracts from the operator and wire the escrow's burn right and
         the interval settlement's roles.
@@ -106,7 +111,8 @@ class Ledger(LedgerMeters):
         deal_duration_s: seconds from a deal's opening to its expiry; max_rated_power_w: the
         highest rated power a meter can be enrolled with; interval_s: an interval in market
         (emulated) seconds, interval_wall_s the same in block seconds (default interval_s,
-        i.e. time factor 1); anyone_after_s: when anyone may send an operator-signed batch.
+        i.e. time factor 1); anyone_after_s: when anyone may send an operator-signed batch;
+        max_line_loss_bps: the most line loss sellers bear (Settings.max_line_loss_bps()).
         """
         for name, value, top in (("withdrawal notice", notice_s, 2**64),
                                  ("deal duration", deal_duration_s, 2**64),
@@ -119,7 +125,8 @@ class Ledger(LedgerMeters):
         self.attach({"EnergyToken": token, "EnergyEscrow": escrow})
         role = self.token.functions.ESCROW_ROLE().call()
         self._operator_call(self.token, "grantRole", [role, escrow], "Let the escrow burn tokens")
-        self.intervals.deploy(anyone_after_s, interval_s, interval_wall_s or interval_s)
+        self.intervals.deploy(anyone_after_s, interval_s, interval_wall_s or interval_s,
+                              max_line_loss_bps)
         return self.addresses()
 
     def attach(self, addresses: dict[str, str]) -> None:

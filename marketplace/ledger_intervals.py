@@ -46,6 +46,7 @@ GAS = {
 # Defaults of the contract's fixed parameters (Ledger.deploy passes the market's settings).
 ANYONE_AFTER_S = 3600  # block seconds after a batch's readings from which anyone may send it
 INTERVAL_S = 900  # an interval in market (emulated) seconds
+MAX_LINE_LOSS_BPS = 500  # the most line loss sellers bear (Settings.line_loss 0.05)
 
 REASONS = {  # PositionRefused's reason, as IntervalSettlement numbers them
     1: "BAD_INTERVALS", 2: "NOT_AFTER_LAST", 3: "OVER_INTERVAL_CAP", 4: "PRICE",
@@ -71,18 +72,25 @@ class IntervalLedger:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def deploy(self, anyone_after_s: int, interval_s: int, interval_wall_s: int) -> str:
+    def deploy(self, anyone_after_s: int, interval_s: int, interval_wall_s: int,
+               max_line_loss_bps: int = MAX_LINE_LOSS_BPS) -> str:
         """Deploy IntervalSettlement from the operator and grant it the token's and the
-        escrow's SETTLEMENT_ROLE (the Ledger's contracts deployed first)."""
+        escrow's SETTLEMENT_ROLE (the Ledger's contracts deployed first).
+
+        max_line_loss_bps: the most line loss sellers bear, in basis points (a sell may be
+        paid down to floor × Wh × (1 − loss))."""
         for name, value, top in (("anyone-after window", anyone_after_s, 2**64),
                                  ("interval", interval_s, 2**32),
                                  ("interval in block seconds", interval_wall_s, 2**32)):
             if not 0 < value < top:
                 raise ValueError(f"the {name} must be positive and below {top}, got {value}")
+        if not 0 <= max_line_loss_bps < 10_000:
+            raise ValueError(f"the maximum line loss is 0 to 9,999 basis points, got "
+                             f"{max_line_loss_bps}")
         ledger = self.ledger
         address = ledger._deploy(NAME, ledger.token.address, ledger.escrow.address,
                                  ledger.operator.address, anyone_after_s, interval_s,
-                                 interval_wall_s)
+                                 interval_wall_s, max_line_loss_bps)
         self.attach(address)
         for target, label in ((ledger.token, "Let the settlement mint and burn"),
                               (ledger.escrow, "Let the settlement charge and credit")):
@@ -114,10 +122,10 @@ class IntervalLedger:
         return self.contract.address
 
     def parameters(self) -> dict[str, int]:
-        """The contract's fixed anyone-after window and interval lengths."""
-        _, _, anyone_after, interval_s, wall_s = self.contract.functions.parameters().call()
+        """The contract's fixed anyone-after window, interval lengths and line loss bound."""
+        _, _, anyone_after, interval_s, wall_s, loss = self.contract.functions.parameters().call()
         return {"anyone_after_s": anyone_after, "interval_s": interval_s,
-                "interval_wall_s": wall_s}
+                "interval_wall_s": wall_s, "max_line_loss_bps": loss}
 
     # -- orders: what owners sign ---------------------------------------------------------
 
@@ -217,6 +225,21 @@ class IntervalLedger:
             found.append({"event": name, "args": args, "block": raw["blockNumber"],
                           "tx_hash": "0x" + bytes(raw["transactionHash"]).hex().removeprefix("0x"),
                           "log_index": raw["logIndex"]})
+        return found
+
+    def cancels(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """OrderCancelled events in a block range, oldest first: {hash (0x hex), owner, block}
+        (one eth_getLogs filtered by the contract and the event's topic)."""
+        event = self.contract.events.OrderCancelled()
+        topic = "0x" + event.topic.removeprefix("0x")
+        logs = self.ledger.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block,
+                                            "address": self.address, "topics": [topic]})
+        found = []
+        for raw in logs:
+            args = event.process_log(raw)["args"]
+            found.append({"hash": "0x" + bytes(args["order"]).hex(),
+                          "owner": to_checksum_address(args["owner"]),
+                          "block": raw["blockNumber"]})
         return found
 
     def _decode(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from marketplace import rules
@@ -21,7 +22,9 @@ class Settings:
     mint_batch_wh: int = 10
     lease_s: float = 5.0  # a settling worker silent this long is replaced by another
     # The bus check (marketplace.bus): buyers' Wh in within sellers' Wh out less the line
-    # loss, ± the meters' accuracy and a floor, over windows of this much flow or time.
+    # loss, ± the meters' accuracy and a floor, over windows of this much flow or time. The
+    # interval market's sellers bear up to line_loss (IntervalSettlement's maxLineLossBps,
+    # fixed at deploy: a sell may be paid down to floor × Wh sent × (1 − line_loss)).
     line_loss: float = 0.05
     meter_accuracy: float = 0.02
     bus_floor_wh: float = 2.0
@@ -37,6 +40,11 @@ class Settings:
     pricing: str = "clear"
     settle_wh: int = 1000
     battery_wh: int = 1200
+
+    def max_line_loss_bps(self) -> int:
+        """line_loss in basis points, rounded up: the most loss IntervalSettlement lets sellers
+        bear (their payout may be this much below floor × Wh sent)."""
+        return min(math.ceil(round(self.line_loss * 10_000, 6)), 9_999)
 
     def escrow_notice_s(self) -> int:
         """The escrow's withdrawal notice: longer than any bid can wait for its deal to open.

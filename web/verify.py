@@ -91,8 +91,21 @@ def run(args: argparse.Namespace) -> Any:
                    Tolerance(args.meter_accuracy, args.floor_wh))
     if reader.settlement is not None:
         report = _audit_intervals(args, report, events, Domains(
-            chain_id, reader.settlement.address, reader.token.address))
+            chain_id, reader.settlement.address, reader.token.address,
+            _max_loss_bps(reader.settlement)))
     return replace(report, findings=tuple(trouble) + report.findings)
+
+
+def _max_loss_bps(settlement: Any) -> int:
+    """The settlement's line loss bound (maxLineLossBps), the default for an older build."""
+    from web3.exceptions import Web3Exception
+
+    from marketplace.ledger_intervals import MAX_LINE_LOSS_BPS
+
+    try:
+        return int(settlement.functions.parameters().call()[5])
+    except (IndexError, ValueError, Web3Exception):  # a build before the bound
+        return MAX_LINE_LOSS_BPS
 
 
 def _audit_intervals(args: argparse.Namespace, report: Any, events: list[Any],

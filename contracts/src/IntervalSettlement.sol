@@ -42,7 +42,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     uint8 public constant BAD_INTERVALS = 1; // from > to, to > throughInterval, filled > span, a buy over two days
     uint8 public constant NOT_AFTER_LAST = 2; // not strictly after the account's last settled interval
     uint8 public constant OVER_INTERVAL_CAP = 3; // wh > maxWhPerInterval * filledIntervals
-    uint8 public constant PRICE = 4; // above the buyer's cap or below the seller's floor
+    uint8 public constant PRICE = 4; // above the buyer's cap, below the seller's floor less the max line loss
     uint8 public constant OVER_DAILY_BUDGET = 5; // the buyer's day spend would pass its budget
     uint8 public constant EXPIRED = 6; // closing reading later than the order's expiry + one interval
     uint8 public constant BAD_ORDER_SIGNATURE = 7; // the order is not signed by its owner
@@ -142,6 +142,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         uint64 cancelledAt;
     }
 
+    uint256 private constant BPS = 10_000;
     uint8 private constant VERIFIED = 1;
     uint8 private constant CANCELLED_STATE = 2;
     /// @dev EnergyToken.settleReading's refusals this contract tells apart (same numbers).
@@ -154,6 +155,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     uint64 private immutable _anyoneAfter;
     uint32 private immutable _intervalSeconds;
     uint32 private immutable _intervalWallSeconds;
+    uint16 private immutable _maxLineLossBps;
     bytes32 private immutable _tokenDomain;
     uint256 private immutable _tokenChainId;
 
@@ -172,6 +174,8 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     error OrderAlreadyCancelled(bytes32 order);
     /// @notice intervalSeconds and intervalWallSeconds must be positive.
     error InvalidInterval();
+    /// @notice The maximum line loss must be below 10,000 basis points.
+    error InvalidLineLoss();
 
     /// @notice A position settled: the buyer paid (side BUY) or the seller was credited (SELL)
     /// amountWei for wh over the intervals; meterWh is its meter's counter it settled to.
@@ -199,15 +203,20 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     /// × intervalSeconds / 86400
     /// @param intervalWallSeconds an interval's length in block seconds (rounded up): the
     /// grace after an order's expiry, and how old a baseline may be per interval it covers
+    /// @param maxLineLossBps the most line loss (basis points) sellers bear: a sell of wh
+    /// may be paid down to floor × wh × (1 − maxLineLossBps / 10,000) / 1000
     constructor(
         EnergyToken token,
         EnergyEscrow escrow,
         address admin,
         uint64 anyoneAfterS,
         uint32 intervalSeconds,
-        uint32 intervalWallSeconds
+        uint32 intervalWallSeconds,
+        uint16 maxLineLossBps
     ) EIP712("gridbid IntervalSettlement", "1") {
         if (intervalSeconds == 0 || intervalWallSeconds == 0) revert InvalidInterval();
+        if (maxLineLossBps >= BPS) revert InvalidLineLoss();
+        _maxLineLossBps = maxLineLossBps;
         _token = token;
         _escrow = escrow;
         _anyoneAfter = anyoneAfterS;
@@ -331,7 +340,7 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
         Account memory a = _accounts[o.seller][o.meter];
         uint8 reason = _checkFill(f, a, through, o.maxWhPerInterval, p.closing.timestamp, o.expiry);
         if (reason != 0) return reason;
-        if (f.amountWei < o.floorWeiPerKWh * f.wh / 1000) return PRICE;
+        if (_belowFloor(f.amountWei, o.floorWeiPerKWh, f.wh)) return PRICE;
         reason = _checkOrder(hashSellOrder(o), o.seller, p.orderSig, p.closing.timestamp);
         if (reason != 0) return reason;
         if (p.baselineSig.length > 0) {
@@ -355,6 +364,16 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
             Account(f.toInterval, uint40(p.closing.timestamp), uint64(p.closing.whOut), 0, 0);
         _emitSettled(o.seller, SELL, f, p.closing.whOut);
         return 0;
+    }
+
+    /// @dev Whether a sell's amount is below floor × wh × (1 − max line loss) / 1000 (rounded
+    /// down): sellers bear the bus's loss, so their payout covers less than the Wh they sent.
+    /// A floor so high the product passes 2**256 is below any amount's reach (no revert).
+    function _belowFloor(uint256 amountWei, uint256 floorWeiPerKWh, uint64 wh) private view returns (bool) {
+        uint256 kept = uint256(wh) * (BPS - _maxLineLossBps); // < 2**64 * 10**4: no overflow
+        if (kept == 0) return false;
+        if (floorWeiPerKWh > type(uint256).max / kept) return true;
+        return amountWei < floorWeiPerKWh * kept / (1000 * BPS);
     }
 
     /// @dev The checks both sides share: intervals, the order's cap per interval, its expiry.
@@ -535,8 +554,15 @@ contract IntervalSettlement is AccessControl, ReentrancyGuard, EIP712 {
     function parameters()
         external
         view
-        returns (EnergyToken token, EnergyEscrow escrow, uint64 anyoneAfterS, uint32 intervalSeconds, uint32 intervalWallSeconds)
+        returns (
+            EnergyToken token,
+            EnergyEscrow escrow,
+            uint64 anyoneAfterS,
+            uint32 intervalSeconds,
+            uint32 intervalWallSeconds,
+            uint16 maxLineLossBps
+        )
     {
-        return (_token, _escrow, _anyoneAfter, _intervalSeconds, _intervalWallSeconds);
+        return (_token, _escrow, _anyoneAfter, _intervalSeconds, _intervalWallSeconds, _maxLineLossBps);
     }
 }

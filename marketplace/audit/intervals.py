@@ -18,6 +18,7 @@ from marketplace.audit.published import PublishedInterval
 from marketplace.clearing import Bid, Clearing, Offer, clear
 from marketplace.errors import InvalidInput
 from marketplace.interval_accounts import account
+from marketplace.ledger_intervals import MAX_LINE_LOSS_BPS
 from marketplace.standing import interval_bid
 
 UNLIMITED = 2**256  # a free balance that never limits a bid
@@ -30,6 +31,7 @@ class Domains:
     chain_id: int
     settlement: str
     token: str
+    max_loss_bps: int = MAX_LINE_LOSS_BPS  # the settlement's maxLineLossBps (sellers' burn cap)
 
     def order(self) -> dict[str, object]:
         """The settlement's EIP-712 domain fields the order types need."""
@@ -71,7 +73,7 @@ def check_intervals(
             continue
         metered, problems = check_readings(interval, clearing, domains.reading())
         found += problems
-        settled, problems = check_accounts(interval, clearing, metered)
+        settled, problems = check_accounts(interval, clearing, metered, domains.max_loss_bps)
         found += problems + check_budgets(interval, settled, spent)
         owed[interval.n] = replace(settled, closing=closing_counters(interval, domains.reading()))
     return found, owed
@@ -260,17 +262,20 @@ def closing_counters(
 
 
 def check_accounts(
-    interval: PublishedInterval, clearing: Clearing, metered: dict[tuple[str, str], int] | None
+    interval: PublishedInterval, clearing: Clearing, metered: dict[tuple[str, str], int] | None,
+    max_loss_bps: int = MAX_LINE_LOSS_BPS,
 ) -> tuple[Settled, list[Finding]]:
     """Each fill's metered Wh and payment re-derived (interval_accounts) from the clearing and
-    the signed readings; what each participant owes on chain."""
+    the signed readings; what each participant owes on chain. A seller's burn is capped at
+    what its payout covers at its floor less the settlement's line loss bound."""
     published = {(f.address, f.side): f for f in interval.fills}
     if metered is None:  # why is already a reading finding
         return Settled(interval.n, {key: (min(f.metered_wh, f.wh), f.paid_wei)
                                     for key, f in published.items()}, False), []
     books = account(clearing.fills, {a: wh for (a, side), wh in metered.items() if side == "buy"},
                     {a: wh for (a, side), wh in metered.items() if side == "sell"},
-                    interval.pricing)
+                    interval.pricing, floors={s: floor for s, _, floor in interval.offers},
+                    max_loss_bps=max_loss_bps)
     owed, found = {}, []
     for (address, side), wh in metered.items():
         if side == "buy":

@@ -11,6 +11,7 @@ from typing import Any
 from firmware_bridge.signing import SignedReading
 from marketplace.clock import Clock
 from marketplace.contract_enums import EscrowMarket
+from marketplace.interval_accounts import max_burn_wh
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.store import LOTS, IntervalStore
@@ -134,13 +135,35 @@ class Batching:
             baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
             if baseline is None:
                 return None
+        wh = sum(int(f["billed_wh"]) for f in included)
+        if side == SELL:  # never a sell the contract refuses (PRICE): fewer Wh burned
+            wh = self._within_floor(account, wh, _wei(included), row["order"])
         return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
                 "order": row["order"], "order_sig": self._order_sig(row),
                 "closing": closing, "baseline": baseline,
-                "from_interval": included[0]["n"], "to_interval": included[-1]["n"],
+                "from_interval": included[0]["n"], "to_interval": self._to(included[-1]),
                 "filled_intervals": sum(1 for f in included if f["wh"] > 0),
-                "wh": sum(int(f["billed_wh"]) for f in included),
-                "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
+                "wh": wh, "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
+
+    def _to(self, last: dict[str, Any]) -> int:
+        """The position's last interval: the one after its last fill when that fill closed on
+        the next interval's end reading (its spill: marketplace.intervals.accounting), so the
+        baseline's age bound spans it too; a buy stays within its day."""
+        later = self.istore.next_n(last["n"]) if last.get("spill_wh") else None
+        if later is None or (last["side"] == BUY and
+                             self.boundaries.day(later) != self.boundaries.day(last["n"])):
+            return last["n"]
+        return later
+
+    def _within_floor(self, account: str, wh: int, wei: int, order: dict[str, Any]) -> int:
+        """A sell's Wh cut to what its payout covers at floor × (1 − the contract's loss bound)
+        (the accounts cap each fill so already; fills accounted before that are cut here)."""
+        most = max_burn_wh(wei, int(order["floorWeiPerKWh"]),
+                           self.settings.max_line_loss_bps(), exact=True)
+        if wh > most:
+            log.warning("%s's sell of %s Wh for %s wei is below its floor less the line loss "
+                        "bound: %s Wh burned", account, wh, wei, most)
+        return min(wh, most)
 
     def _order_sig(self, row: dict[str, Any]) -> str:
         """The order's signature, or "0x" once the contract verified it (it keeps the hash)."""

@@ -1,5 +1,6 @@
-"""One interval boundary: boundary readings, the ended interval's accounts, the next clearing,
-relays and budgets. Claimed in the store, so exactly one worker does each boundary."""
+"""One interval boundary: orders cancelled on chain ended, boundary readings, the books of the
+interval before the ended one (marketplace.intervals.accounting), the next clearing, relays and
+budgets. Claimed in the store, so exactly one worker does each boundary."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from marketplace import clearing, interval_accounts, standing
+from marketplace import clearing, standing
 from marketplace.contract_enums import EscrowMarket
 from marketplace.events import Hub
-from marketplace.intervals import modes
+from marketplace.intervals import cancels, modes
+from marketplace.intervals.accounting import Accounting, pending_sold_wh, pending_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.store import EXPIRED, INTERVALS, IntervalStore
@@ -37,23 +39,21 @@ class BoundaryStep:
         self.hub = hub
         self.settings = settings
         self.boundaries = boundaries
+        self.accounting = Accounting(istore, settings.max_line_loss_bps())
 
     def run(self, n: int, prev: int | None) -> dict[str, Any]:
         """Close interval prev (None: none before) and open n; the published summary.
 
-        The chain is read first, so the boundary readings are as fresh as the boards' signed
-        cache when the relays switch; the store's writes go in two transactions.
+        The chain is read first (orders cancelled on chain end here), so the boundary readings
+        are as fresh as the boards' signed cache when the relays switch; prev is measured and
+        the interval before it accounted (its spill into prev's window is known now).
         """
         modes.apply_switches(self.istore, n)
+        cancels.follow(self.istore, self.ledger)
         chain = self._chain_inputs()
         with self.istore.db.transaction():
             self._capture(n, prev)
-        for ended in self.istore.unaccounted(before=n):  # prev, and any a failure left behind
-            try:
-                with self.istore.db.transaction():
-                    self._account(ended)
-            except Exception:  # one interval's books must not stop the market
-                log.exception("interval %s not accounted; retried at the next boundary", ended)
+        self.accounting.run(prev)
         offers, bids, used = self._book(n, chain)
         result = clearing.clear(offers, bids, self.settings.pricing)
         book = {"offers": [asdict(o) for o in offers], "bids": [asdict(b) for b in bids],
@@ -90,38 +90,6 @@ class BoundaryStep:
             if prev is not None:
                 self.istore.add_reading(prev, reading.meter, "end", data)
             self.istore.add_reading(n, reading.meter, "start", data)
-
-    def _account(self, n: int) -> None:
-        """Bill interval n's fills from its boundary readings (interval_accounts)."""
-        row = self.istore.interval(n)
-        fill_rows = self.istore.fills(n)
-        if row is None or not fill_rows:
-            if row is not None:
-                self.istore.set_interval_status(n, "accounted")
-            return
-        readings = self.istore.readings(n)
-        metered = {(f["address"], f["side"]): self._metered(f, readings) for f in fill_rows}
-        fills = [clearing.Fill(**f) for f in row["fills"]]
-        acct = interval_accounts.account(
-            fills, {a: wh for (a, side), wh in metered.items() if side == BUY},
-            {a: wh for (a, side), wh in metered.items() if side == SELL}, row["pricing"])
-        for f in fill_rows:
-            key = f["address"]
-            if f["side"] == BUY:
-                billed, paid = acct.billed_wh.get(key, 0), acct.paid_wei.get(key, 0)
-            else:
-                billed, paid = acct.burned_wh.get(key, 0), acct.payout_wei.get(key, 0)
-            self.istore.account_fill(f["id"], metered[(key, f["side"])], billed, paid)
-        self.istore.set_interval_status(n, "accounted")
-
-    def _metered(self, fill: dict[str, Any], readings: dict[str, dict]) -> int:
-        """Whole Wh a fill's meter counted over its interval (in for buyers, out for sellers)."""
-        meter = self.orders.istore.order(fill["order_id"])["order"]["meter"]
-        start, end = readings["start"].get(meter), readings["end"].get(meter)
-        if start is None or end is None:
-            return 0  # no signed reading at a boundary: nothing proven
-        field = "whIn" if fill["side"] == BUY else "whOut"
-        return max(int(end[field]) - int(start[field]), 0)
 
     # -- the next interval's book ----------------------------------------------------------
 
@@ -190,9 +158,11 @@ class BoundaryStep:
         served = last is not None and last["metered_wh"] is not None \
             and last["metered_wh"] < last["wh"]
         metered = None if last is None else int(last["metered_wh"] or 0)
-        spent = self.istore.spent_since(owner, self._first_of_day(n))
+        # Fills not accounted yet (the interval that just ended) count at what they may cost.
+        first = self._first_of_day(n)
+        spent = self.istore.spent_since(owner, first) + pending_wei(self.istore, owner, first)
         unsettled = sum(int(f["paid_wei"]) for f in self.istore.unsettled(owner)
-                        if f["side"] == BUY)
+                        if f["side"] == BUY) + pending_wei(self.istore, owner)
         free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 
@@ -200,7 +170,8 @@ class BoundaryStep:
         """Tokens a seller holds plus signed generation not minted, less what it sold unsettled."""
         reading = self.switchboard.signed(member["board_id"])
         unminted = max(reading.wh_in - known["minted"], 0) if reading is not None else 0
-        sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner) if f["side"] == SELL)
+        sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
+                   if f["side"] == SELL) + pending_sold_wh(self.istore, owner)
         return max(known["tokens"] + unminted - sold, 0)
 
     def _battery(self, member: dict[str, Any]) -> int:

@@ -53,6 +53,11 @@ class IntervalStore:
         return _order(self.db.one("SELECT * FROM standing_orders WHERE owner = ? ORDER BY id"
                                   " DESC LIMIT 1", owner))
 
+    def order_by_hash(self, digest: str) -> dict[str, Any] | None:
+        """The standing order with this EIP-712 hash (0x hex), or None."""
+        return _order(self.db.one("SELECT * FROM standing_orders WHERE hash = ?",
+                                  digest.lower()))
+
     def active_orders(self) -> list[dict[str, Any]]:
         """Every active standing order, oldest first."""
         rows = self.db.query("SELECT * FROM standing_orders WHERE status = ? ORDER BY id", ACTIVE)
@@ -136,12 +141,28 @@ class IntervalStore:
                              " ORDER BY n", before)
         return [int(r["n"]) for r in rows]
 
+    def next_n(self, n: int) -> int | None:
+        """The interval claimed after n (the one its end reading starts), or None."""
+        row = self.db.one("SELECT MIN(n) AS n FROM intervals WHERE n > ?", n)
+        return None if row is None or row["n"] is None else int(row["n"])
+
+    def prev_n(self, n: int) -> int | None:
+        """The interval claimed before n (whose end reading starts n), or None."""
+        row = self.db.one("SELECT MAX(n) AS n FROM intervals WHERE n < ?", n)
+        return None if row is None or row["n"] is None else int(row["n"])
+
     def clear_interval(self, n: int, price: int | None, book: dict[str, list]) -> None:
         """Record an interval's clearing: price, offers, bids, fills and orders (as JSON)."""
         self.db.write(
             "UPDATE intervals SET price_wei = ?, offers_json = ?, bids_json = ?, fills_json = ?,"
             " orders_json = ?, status = 'open' WHERE n = ?", None if price is None else str(price),
             *(json.dumps(book[k]) for k in ("offers", "bids", "fills", "orders")), n)
+
+    def claim_accounting(self, n: int) -> bool:
+        """Mark interval n accounted, first thing in the transaction that accounts it: False
+        when another worker did (its row lock serializes the two), so books are made once."""
+        return self.db.write("UPDATE intervals SET status = 'accounted' WHERE n = ? AND"
+                             " status <> 'accounted'", n) > 0
 
     def set_interval_status(self, n: int, status: str) -> None:
         """Move an interval on (open → accounted)."""
@@ -159,10 +180,22 @@ class IntervalStore:
         """Interval n's fills, by address."""
         return self.db.query("SELECT * FROM interval_fills WHERE n = ? ORDER BY address, side", n)
 
-    def account_fill(self, fill_id: int, metered: int, billed: int, paid: int) -> None:
-        """What a fill's meter counted, what was billed (or burned) and paid (or earned)."""
-        self.db.write("UPDATE interval_fills SET metered_wh = ?, billed_wh = ?, paid_wei = ?"
-                      " WHERE id = ?", metered, billed, str(paid), fill_id)
+    def measure_fill(self, fill_id: int, metered: int) -> None:
+        """What a fill's meter counted over its interval's window (before it is accounted)."""
+        self.db.write("UPDATE interval_fills SET metered_wh = ? WHERE id = ? AND billed_wh IS"
+                      " NULL", metered, fill_id)
+
+    def account_fill(self, fill_id: int, metered: int, billed: int, paid: int,
+                     spill: int = 0) -> None:
+        """What a fill's meter counted in its window and in the next one's (spill), what was
+        billed (or burned) and paid (or earned)."""
+        self.db.write("UPDATE interval_fills SET metered_wh = ?, spill_wh = ?, billed_wh = ?,"
+                      " paid_wei = ? WHERE id = ?", metered, spill, billed, str(paid), fill_id)
+
+    def unaccounted_fills(self, address: str) -> list[dict[str, Any]]:
+        """An account's fills not accounted yet (the interval under way and the one before)."""
+        return self.db.query("SELECT * FROM interval_fills WHERE address = ? AND billed_wh IS"
+                             " NULL ORDER BY n", address)
 
     def fills_of(self, address: str, limit: int) -> list[dict[str, Any]]:
         """An account's newest fills first."""
@@ -195,6 +228,12 @@ class IntervalStore:
         self.db.write("INSERT INTO interval_readings (n, meter, boundary, reading_json)"
                       " VALUES (?, ?, ?, ?) ON CONFLICT(n, meter, boundary) DO NOTHING",
                       n, meter, boundary, json.dumps(reading))
+
+    def set_end_reading(self, n: int, meter: str, reading: dict[str, Any]) -> None:
+        """Move a meter's end reading of interval n later (its fill's spill into the next
+        interval, where it had none: marketplace.intervals.accounting)."""
+        self.db.write("UPDATE interval_readings SET reading_json = ? WHERE n = ? AND meter = ?"
+                      " AND boundary = 'end'", json.dumps(reading), n, meter)
 
     def readings(self, n: int) -> dict[str, dict[str, dict[str, Any]]]:
         """Interval n's readings: {boundary: {meter: signed reading JSON}}."""

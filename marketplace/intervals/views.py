@@ -16,7 +16,10 @@ def interval_view(istore: IntervalStore, boundaries: Boundaries, n: int) -> dict
     if row is None or row["status"] == "claimed":  # not cleared yet: nothing to publish
         return None
     fills = istore.fills(n)
-    meters = {istore.order(f["order_id"])["order"]["meter"] for f in fills}
+    # Readings of the meters filled in n, and in the interval before (whose spill into n's
+    # window is counted to their fills there: marketplace.intervals.accounting).
+    before = [f for m in (istore.prev_n(n),) if m is not None for f in istore.fills(m)]
+    meters = {istore.order(f["order_id"])["order"]["meter"] for f in fills + before}
     readings = istore.readings(n)
     return {
         "n": n, "start": boundaries.start(n), "end": boundaries.end(n),
@@ -92,6 +95,7 @@ def _metered_so_far(istore: IntervalStore, switchboard: Switchboard, owner: str,
 def _fill(f: dict[str, Any]) -> dict[str, Any]:
     return {"address": f["address"], "side": f["side"], "wh": f["wh"],
             "price_wei": str(f["price_wei"]), "metered_wh": f["metered_wh"],
+            "spill_wh": f.get("spill_wh"),
             "billed_wh": f["billed_wh"], "paid_wei": _wei(f["paid_wei"])}
 
 

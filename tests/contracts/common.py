@@ -29,6 +29,7 @@ LOTS, COMMUNITY, OUT = 0, 1, 255  # EnergyEscrow's markets and a withdrawal's de
 NOTICE = 24 * 3600 + 60 + 3600 + 1  # the escrow's withdrawal notice: the portal's default
 ANYONE_AFTER = 3_600  # IntervalSettlement: block seconds until anyone may send a signed batch
 INTERVAL_S = 900  # IntervalSettlement: an interval, in market and in block seconds
+LINE_LOSS_BPS = 500  # IntervalSettlement: the most line loss sellers bear (5 %)
 
 
 COMPILE_JS = """

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import fcntl
+import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -39,6 +42,7 @@ from .common import (
     ENERGY,
     FLOOR,
     INTERVAL_S,
+    LINE_LOSS_BPS,
     LOTS,
     MAX_RATED_W,
     MINTED,
@@ -256,6 +260,9 @@ def chain() -> Chain:
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     admin, seller, buyer, seller_meter, buyer_meter, stranger = w3.eth.accounts[:6]
+    # What eth-tester's middleware would guess for a call without `from` (accounts[0]), named
+    # once: the guess asked the node for every account on each call.
+    w3.eth.default_account = admin
     c = Chain(tester, w3, None, None, admin, seller, buyer, seller_meter, buyer_meter, stranger)
     token, escrow = load_artifact("EnergyToken"), load_artifact("EnergyEscrow")
     c.token = c.deploy("EnergyToken", token.abi, token.bytecode, admin, MAX_RATED_W)
@@ -268,7 +275,7 @@ def chain() -> Chain:
     settlement = load_artifact("IntervalSettlement")
     c.settlement = c.deploy(
         "IntervalSettlement", settlement.abi, settlement.bytecode, c.token.address,
-        c.escrow.address, admin, ANYONE_AFTER, INTERVAL_S, INTERVAL_S,
+        c.escrow.address, admin, ANYONE_AFTER, INTERVAL_S, INTERVAL_S, LINE_LOSS_BPS,
     )
     for target in (c.token, c.escrow):
         role = target.functions.SETTLEMENT_ROLE().call()
@@ -340,14 +347,24 @@ def reverts(chain: Chain) -> Callable[[str], Any]:
 
 
 @pytest.fixture(scope="session")
-def compile_check() -> subprocess.CompletedProcess:
-    """`node contracts/compile.js --check --json`, run once a session (it compiles every set)."""
+def compile_check(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess:
+    """`node contracts/compile.js --check --json`, run once a test run (it compiles every set):
+    the first xdist worker to ask runs it, the others read its answer from the run's temp dir."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the staleness check compiles with solc-js")
     if not (ROOT / "node_modules" / "solc").is_dir():
         pytest.skip("node_modules/solc missing: npm ci")
-    return subprocess.run(
-        ["node", "contracts/compile.js", "--check", "--json"], cwd=ROOT, capture_output=True,
-        text=True, timeout=300,
-    )
+    command = ["node", "contracts/compile.js", "--check", "--json"]
+    # Under xdist each worker's base temp dir sits in the run's shared one.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    answer = shared / "compile-check.json"
+    with open(shared / "compile-check.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not answer.exists():
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            answer.write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
+    code, out, err = json.loads(answer.read_text())
+    return subprocess.CompletedProcess(command, code, out, err)
 

@@ -41,12 +41,13 @@ def test_a_batch_settles_through_the_interval_ledger(tmp_path, uri):
     with backend_from_uri(uri, str(tmp_path)) as node:
         ledger = Ledger(TxManager(node), node.faucet())
         addresses = ledger.deploy(NOTICE, DEAL_DURATION, MAX_RATED_W, interval_s=900,
-                                  interval_wall_s=15, anyone_after_s=600)
+                                  interval_wall_s=15, anyone_after_s=600,
+                                  max_line_loss_bps=250)
         intervals = ledger.intervals
         assert set(addresses) == {"EnergyToken", "EnergyEscrow", "IntervalSettlement"}
         assert ledger.deployed_at(addresses, NOTICE, DEAL_DURATION)
         assert intervals.parameters() == {"anyone_after_s": 600, "interval_s": 900,
-                                          "interval_wall_s": 15}
+                                          "interval_wall_s": 15, "max_line_loss_bps": 250}
         assert all(ledger.roles_of(ledger.operator.address).values())
         seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
         ledger.fund(buyer.address, ETH)

@@ -18,6 +18,7 @@ from .common import (
     COMMUNITY_DEPOSIT,
     CONSUMER,
     INTERVAL_S,
+    LINE_LOSS_BPS,
     SELL_FLOOR,
     batch,
     buy_order,
@@ -137,7 +138,8 @@ def test_a_later_position_needs_no_baseline_nor_order_signature(day):
 
 @pytest.mark.parametrize(("side", "change", "reason"), [
     ("buy", {"wei": CAP * 1_000 // 1000 + 1}, "PRICE"),  # above the buyer's cap
-    ("sell", {"wei": SELL_FLOOR * 1_000 // 1000 - 1}, "PRICE"),  # below the seller's floor
+    # below the seller's floor less the deployment's most line loss (test_interval_line_loss)
+    ("sell", {"wei": SELL_FLOOR * 1_000 * (10_000 - LINE_LOSS_BPS) // 10_000_000 - 1}, "PRICE"),
     ("buy", {"order": {"maxWhPerInterval": 249}}, "OVER_INTERVAL_CAP"),  # 1,000 Wh in 4
     ("sell", {"order": {"maxWhPerInterval": 249}}, "OVER_INTERVAL_CAP"),
     ("buy", {"closing_wh": 10_999}, "OVER_METERED"),  # the meter counted 999 Wh

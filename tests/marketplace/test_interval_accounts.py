@@ -114,3 +114,42 @@ def test_payouts_are_pro_rata_to_the_value_each_seller_delivered(interval):
         per_wh = paid / result.volume_wh
         for seller, wh in result.sold.items():
             assert abs(books.payout_wei[seller] - per_wh * wh) < 1 + 1e-9
+
+
+# -- the settlement's floor check with the line loss bound (issue 15, fault 1) ----------------
+
+def contract_refuses(wei: int, floor: int, wh: int, bps: int) -> bool:
+    """IntervalSettlement._belowFloor, as the contract computes it."""
+    return wei < floor * wh * (10_000 - bps) // 10_000_000
+
+
+def test_a_seller_at_its_floor_keeps_its_burn_within_the_loss_bound():
+    # Cleared at the floor 3e14; the bus lost 2 % (98 of 100 Wh billed): under the 5 % bound.
+    fills = [Fill("s", "b", 100, 3 * 10**14)]
+    result = account(fills, {"b": 98}, {"s": 100}, floors={"s": 3 * 10**14}, max_loss_bps=500)
+    assert result.burned_wh == {"s": 100}
+    assert not contract_refuses(result.payout_wei["s"], 3 * 10**14, 100, 500)
+    assert contract_refuses(result.payout_wei["s"], 3 * 10**14, 100, 0)  # as it was
+
+
+def test_a_loss_past_the_bound_burns_fewer_wh_rather_than_a_refused_sell():
+    # The bus lost 20 %: the seller burns what its payout covers at floor × 95 %.
+    fills = [Fill("s", "b", 100, 3 * 10**14)]
+    result = account(fills, {"b": 80}, {"s": 100}, floors={"s": 3 * 10**14}, max_loss_bps=500)
+    burned = result.burned_wh["s"]
+    assert burned == 84  # 80 × 3e14 / 1000 = 2.4e13 wei cover 84.2 Wh at 2.85e14
+    assert not contract_refuses(result.payout_wei["s"], 3 * 10**14, burned, 500)
+    assert contract_refuses(result.payout_wei["s"], 3 * 10**14, burned + 1, 500)
+    assert result.line_loss_wh == burned - 80
+
+
+@given(st.integers(0, 10**18), st.integers(1, 10**16), st.integers(0, 9_999))
+@PROPERTY
+def test_max_burn_is_the_contract_s_bound(wei, floor, bps):
+    from marketplace.interval_accounts import max_burn_wh
+
+    exact = max_burn_wh(wei, floor, bps, exact=True)
+    assert not contract_refuses(wei, floor, exact, bps)
+    assert contract_refuses(wei, floor, exact + 1, bps)
+    safe = max_burn_wh(wei, floor, bps)  # fills capped so add up within the bound too
+    assert safe <= exact and floor * safe * (10_000 - bps) <= wei * 10_000_000

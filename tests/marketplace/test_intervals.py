@@ -73,7 +73,10 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, comm
     for _ in range(4):
         drained(runtime)
         last = next_boundary(runtime, clock)
-    fills = [f for n in range(first, last) for f in market.interval_view(n)["fills"]]
+    # An interval is accounted once the next one ended (its spill is known): first..last-2.
+    fills = [f for n in range(first, last - 1) for f in market.interval_view(n)["fills"]]
+    assert {market.interval_view(n)["status"] for n in range(first, last - 1)} == {"accounted"}
+    assert market.interval_view(last - 1)["status"] == "open"
     bought = [f for f in fills if f["side"] == "buy"]
     assert bought and all(f["billed_wh"] <= f["wh"] for f in bought)
     # The boards' budgets stop each buyer's meter at what it bought: within a Wh of the

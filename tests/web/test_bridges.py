@@ -14,6 +14,7 @@ import socketio
 from eth_account import Account
 
 from contracts.bindings import sign_typed
+from firmware_bridge.remote import socketio_client
 from gridbid_client.client import Client, ClientError
 from gridbid_client.transport import FlaskTransport
 from tests.common import wait_for
@@ -35,7 +36,7 @@ def register(admin, bridge_id: str, boards: dict[str, str],
 
 def connect(server: str, bridge_id: str, token: str) -> socketio.Client:
     """A bridge connection proving bridge_id with token (ConnectionError when refused)."""
-    client = socketio.Client(reconnection=False)
+    client = socketio_client(reconnection=False)
     client.connect(server, namespaces=["/bridge"], auth={"bridge": bridge_id, "token": token},
                    wait_timeout=5)
     return client

@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
-import socketio
 from eth_account import Account
 
 from contracts.bindings import sign_typed
-from firmware_bridge.remote import RemoteBridge
+from firmware_bridge.remote import RemoteBridge, socketio_client
 from firmware_bridge.remote_boards import RemoteBoards
 from firmware_bridge.signing import ReadingDomain, sign_reading
 from gridbid_client.client import Client
@@ -102,7 +101,7 @@ def test_review_a_producer_s_own_bridge_picks_its_mint_cap_by_time_factor(
     is asked to consent to (and may mint) is the board's real rating."""
     meter = Account.create()
     dave, token = _producer_dave(app, login, meter.address)
-    bridge = socketio.Client(reconnection=False)
+    bridge = socketio_client(reconnection=False)
     bridge.connect(server, namespaces=["/bridge"], auth={"bridge": "dave-site", "token": token},
                    wait_timeout=5)
 

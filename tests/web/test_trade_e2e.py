@@ -147,7 +147,9 @@ def test_mining_stop_start_and_send_ether(app, runtime, login):
     stopped = admin.post("/api/admin/mining", json={"on": False}).get_json()
     assert stopped["on"] is False and stopped["can_mine"] is True
     sent = [bob.signer.send(carol_addr, "0.5") for _ in range(3)]  # signed by bob, queued
-    assert [s["status"] for s in sent] == ["queued"] * 3
+    # Each is queued, and the next transactions poll may hand it to the node before the answer
+    # is written (pending): either way not mined, which the wallet and balance below show.
+    assert {s["status"] for s in sent} <= {"queued", "pending"}
     pending = bob.get("/api/wallet").get_json()["pending"]
     assert [p["tx_hash"] for p in pending] == [s["tx_hash"] for s in sent]
     assert runtime.ledger.eth_balance(carol_addr) == before

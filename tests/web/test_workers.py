@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-import socketio
 from web3 import Web3
 
 from contracts.bindings import contract
+from firmware_bridge.remote import socketio_client
 from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil, free_port
 from gridbid_client.client import Client, ClientError
@@ -61,7 +61,7 @@ class Worker:
     def watch(self, session: Client) -> dict[str, list]:
         """Open /market as a browser of this session; the events it receives, by name."""
         seen: dict[str, list] = defaultdict(list)
-        client = socketio.Client()
+        client = socketio_client()
         for event in ("listing_created", "bid_placed", "listing_closed", "deal_updated"):
             client.on(event, lambda data, event=event: seen[event].append(data),
                       namespace="/market")

@@ -43,7 +43,7 @@ def deploy_or_attach(
     The escrow's withdrawal notice and deal duration are fixed at deploy: contracts deployed
     with others (or before escrows had them) are stale; so is a book without an
     IntervalSettlement, or one whose parameters differ from `intervals` (interval_s,
-    interval_wall_s, anyone_after_s, as Ledger.deploy takes them).
+    interval_wall_s, anyone_after_s, max_line_loss_bps, as Ledger.deploy takes them).
     """
     chain_id = ledger.chain_id()
     if backend.has(PERSISTENT) and book.exists():

@@ -81,7 +81,8 @@ def wire(
             deploy_or_attach(ledger, backend, data_dir / "contracts.json",
                              settings.escrow_notice_s(), settings.deal_ttl_s,
                              config["MAX_RATED_POWER_W"], interval_s=settings.interval_s,
-                             interval_wall_s=interval_wall_s(config, settings))
+                             interval_wall_s=interval_wall_s(config, settings),
+                             max_line_loss_bps=settings.max_line_loss_bps())
             admins = admin_accounts(keystore, accounts, listed(config.get("ADMINS")))
         # EMULATOR_STEPPED: a driver (gridbid simulate) steps the physics itself, from the seed.
         microgrid = Microgrid(
