@@ -45,6 +45,8 @@ DEMO_PV_PEAK_W = 400
 PORTAL_CONFIG = {
     "CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False, "SCRYPT_N": 2**10,
     "SECRET_KEY": "bench", "EMULATOR_SPEED": 600.0, "PV_PEAK_W": 2000, "DEMO_ACCOUNTS": True,
+    # 2 kW at 600x is 1.2 MW of chain-time rating, above the default ceiling of 1 MW.
+    "MAX_RATED_POWER_W": 2_000_000,
 }
 
 

@@ -74,3 +74,19 @@ def test_workers_starting_at_once_make_one_admin_account(tmp_path, monkeypatch):
     assert len(printed) == 1  # one maker, one printed passphrase, and it opens the account
     assert accounts.address_of("admin") == starts[0]["address"]
     assert keystore.unlock(starts[0]["address"], printed[0]).address == starts[0]["address"]
+
+
+def test_a_rating_above_the_token_ceiling_is_refused_with_what_to_change(tmp_path):
+    """A demo board rated above MAX_RATED_POWER_W (its rating × emulator speed, as bench/portal
+    set it) stops the start with a sentence naming the setting, not a raw InvalidEnrollment
+    revert from the token."""
+    import pytest
+
+    from web import create_app, start_runtime
+
+    app = create_app({"TESTING": True, "CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False,
+                      "SECRET_KEY": "test", "DEMO_ACCOUNTS": True, "SCRYPT_N": 2**10,
+                      "DATA_DIR": str(tmp_path / "var"), "EMULATOR_SPEED": 600.0,
+                      "PV_PEAK_W": 2000})
+    with pytest.raises(ValueError, match="above MAX_RATED_POWER_W = 1000000 W"):
+        start_runtime(app)

@@ -129,6 +129,12 @@ class MeterEnrollment:
         factor = getattr(info, "time_factor", None) or self.config["EMULATOR_SPEED"]
         rated = rated_power_w(spec, self.config, float(factor))
         kind = PRODUCER if spec["role"] == "producer" else CONSUMER
+        ceiling = int(self.config["MAX_RATED_POWER_W"])
+        if rated > ceiling:  # the token would revert InvalidEnrollment: say what to change
+            raise ValueError(
+                f"board {spec['board']}: its rating × time factor {factor:g} is {rated} W, "
+                f"above MAX_RATED_POWER_W = {ceiling} W; lower the rating or the emulator "
+                "speed, or raise MAX_RATED_POWER_W before the contracts are deployed")
         if not self._enrolled_as(meter.address, owner, kind, rated):
             self.store.request_consent(owner, meter.address, spec["board"], kind, rated,
                                        time.time())
