@@ -146,6 +146,7 @@ def open_day(
     eth_start = {p["address"]: ledger.eth_balance(p["address"]) for p in people}
     # Subscribed before the deposits, so their gas is in the books too.
     journal = ChainJournal(ledger, eth_start)
+    journal.clock = clock  # each settle batch noted with the market time it was mined at
     runtime.txm.subscribe(journal.on_transaction)
     intervals = plan.market == "intervals"
     escrow_market = EscrowMarket.COMMUNITY if intervals else None

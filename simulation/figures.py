@@ -40,6 +40,8 @@ def day_figures(day: TradingDay, books: Reconciliation, prices_wei: list[int],
         "delivered_wh": books.total["delivered_wh"],
         "gas": gas, "day_gas": day_gas,
         "gas_per_delivered_kwh": round(day_gas / kwh) if kwh else None,
+        "batches": [{**b, "hour": None if b["at"] is None else round(day.hour(b["at"]), 3)}
+                    for b in day.journal.batches],
         "prices_wei": prices_wei, "physics": physics,
         "boundaries": day.stepper.boundaries,  # report.py writes them to physics.json
     }

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from eth_utils import function_abi_to_4byte_selector
 
 from marketplace.ledger import Ledger
+from simulation.batch_gas import describe_settle
+
+log = logging.getLogger(__name__)
 
 SETUP, DAY = "setup", "day"  # phases: one-time setup (deposits included), then the day
 
@@ -30,6 +34,10 @@ class ChainJournal:
         self._kinds = _selectors(ledger)
         self._counted: set[str] = set()
         self._poller = ledger.log_poller(from_block)
+        # Every settle batch: what it carried and cost (simulation.batch_gas), with the
+        # market clock's time it was mined at (clock set by the day).
+        self.batches: list[dict[str, Any]] = []
+        self.clock: Any = None
 
     def on_transaction(self, record: Any) -> None:
         """Count a mined (or reverted) transaction's gas by kind, and a participant's fee."""
@@ -40,8 +48,20 @@ class ChainJournal:
         row = self.gas[self.phase].setdefault(self.kind_of(record), [0, 0])
         row[0] += 1
         row[1] += receipt["gasUsed"]
+        if row is self.gas[self.phase].get("settle"):
+            self._note_batch(record)
         if record.sender in self.fees:
             self.fees[record.sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+
+    def _note_batch(self, record: Any) -> None:
+        try:
+            batch = describe_settle(self.ledger, record)
+        except Exception as err:  # a figure of the report, never a reason to stop the day
+            log.warning("settle batch %s not described: %s", record.tx_hash, err)
+            return
+        batch["at"] = self.clock.now() if self.clock is not None else None
+        batch["phase"] = self.phase
+        self.batches.append(batch)
 
     def kind_of(self, record: Any) -> str:
         """The contract function a transaction called ("deploy", "transfer" for plain Ether)."""
