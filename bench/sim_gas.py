@@ -45,18 +45,24 @@ def fit(batches: list[dict]) -> dict[str, float] | None:
 
 def report(market: dict) -> None:
     """Print the day's gas by kind, its batches and the per-position split."""
-    kwh = market["delivered_wh"] / 1000
-    print(f"delivered {kwh:.3f} kWh; day gas {market['day_gas']:,} "
-          f"= {market['gas_per_delivered_kwh']:,} per kWh")
-    for phase in ("setup", "day"):
-        for kind, g in market["gas"][phase].items():
-            print(f"  {phase:<6}{kind:<22}{g['txs']:>6} txs{g['gas']:>14,}"
-                  f"{(g['gas'] / kwh if kwh else 0):>12,.0f} /kWh")
+    kwh = market.get("day_kwh", market["delivered_wh"] / 1000)
+    per = market["gas_per_delivered_kwh"]
+    print(f"measured day: {kwh:.3f} kWh delivered; gas {market['day_gas']:,} = "
+          f"{'–' if per is None else f'{per:,}'} per kWh")
+    if market.get("warmup_hours"):
+        wper = market["warmup_gas_per_kwh"]
+        print(f"warm-up {market['warmup_hours']:g} h: {market['warmup_kwh']:.3f} kWh settled; "
+              f"gas {market['warmup_gas']:,} = {'–' if wper is None else f'{wper:,}'} per kWh")
+    print(f"first settlements: {market.get('first_positions')}")
+    for phase in ("setup", "warmup", "day"):
+        for kind, g in market["gas"].get(phase, {}).items():
+            print(f"  {phase:<7}{kind:<22}{g['txs']:>6} txs{g['gas']:>14,}  "
+                  f"{'–' if g['per_kwh'] is None else format(g['per_kwh'], ','):>10} /kWh")
     batches = market.get("batches") or []
     if not batches:
         print("no settle batches noted (a report from before simulation.batch_gas)")
         return
-    print(f"\n{'hour':>6}{'gasUsed':>11}{'limit':>11}{'bytes':>7}  "
+    print(f"\n{'phase':<7}{'hour':>6}{'gasUsed':>11}{'limit':>11}{'bytes':>7}  "
           + "".join(f"{k:>11}" for k in KINDS) + f"{'refused':>9}  gas/position")
     refused: Counter = Counter()
     for b in batches:
@@ -65,7 +71,8 @@ def report(market: dict) -> None:
         refused.update(out)
         n = len(b["positions"]) or 1
         hour = "–" if b.get("hour") is None else f"{b['hour']:.2f}"
-        print(f"{hour:>6}{b['gas_used']:>11,}{b['gas_limit']:>11,}{b['calldata_bytes']:>7}  "
+        print(f"{b.get('phase', ''):<7}{hour:>6}{b['gas_used']:>11,}{b['gas_limit']:>11,}"
+              f"{b['calldata_bytes']:>7}  "
               + "".join(f"{counts[k]:>11}" for k in KINDS)
               + f"{sum(out.values()):>9}  {b['gas_used'] // n:,}")
     total = sum(b["gas_used"] for b in batches)

@@ -41,7 +41,9 @@ def describe_settle(ledger: Any, record: Any) -> dict[str, Any]:
                 "side": side, "account": account,
                 "first": len(_field(p, "baselineSig", 5)) > 0,
                 "order_sig": len(_field(p, "orderSig", 1)) > 0,
-                "intervals": int(_field(fill, "toInterval", 1)) - int(_field(fill, "fromInterval", 0)) + 1,
+                "to_interval": int(_field(fill, "toInterval", 1)),
+                "intervals": int(_field(fill, "toInterval", 1))
+                - int(_field(fill, "fromInterval", 0)) + 1,
                 "wh": int(_field(fill, "wh", 3)),
                 "outcome": "settled" if (account, side) in settled
                 else refused.get((account, side), "?"),

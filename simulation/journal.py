@@ -13,7 +13,8 @@ from simulation.batch_gas import describe_settle
 
 log = logging.getLogger(__name__)
 
-SETUP, DAY = "setup", "day"  # phases: one-time setup (deposits included), then the day
+SETUP, WARMUP, DAY = "setup", "warmup", "day"  # phases: one-time setup (deposits included),
+# the hours traded before the measured day (its participants' first settlements), the day
 
 
 class ChainJournal:
@@ -30,7 +31,7 @@ class ChainJournal:
         self.phase = SETUP
         # Gas of every transaction (any sender, the operator's too) by phase and by what it
         # called: {phase: {kind: [transactions, gas used]}}.
-        self.gas: dict[str, dict[str, list[int]]] = {SETUP: {}, DAY: {}}
+        self.gas: dict[str, dict[str, list[int]]] = {SETUP: {}, WARMUP: {}, DAY: {}}
         self._kinds = _selectors(ledger)
         self._counted: set[str] = set()
         self._poller = ledger.log_poller(from_block)
@@ -38,6 +39,10 @@ class ChainJournal:
         # market clock's time it was mined at (clock set by the day).
         self.batches: list[dict[str, Any]] = []
         self.clock: Any = None
+        # The measured day's first interval, after a warm-up: a batch settling only earlier
+        # intervals is the warm-up's, whenever it is mined (the day's first boundaries settle
+        # the warm-up's end).
+        self.measured_from_n: int | None = None
 
     def on_transaction(self, record: Any) -> None:
         """Count a mined (or reverted) transaction's gas by kind, and a participant's fee."""
@@ -45,23 +50,31 @@ class ChainJournal:
         if receipt is None or record.tx_hash in self._counted:
             return
         self._counted.add(record.tx_hash)
-        row = self.gas[self.phase].setdefault(self.kind_of(record), [0, 0])
+        kind = self.kind_of(record)
+        phase = self.phase
+        if kind == "settle":
+            batch = self._note_batch(record)
+            if batch is not None:
+                phase = batch["phase"]
+        row = self.gas[phase].setdefault(kind, [0, 0])
         row[0] += 1
         row[1] += receipt["gasUsed"]
-        if row is self.gas[self.phase].get("settle"):
-            self._note_batch(record)
         if record.sender in self.fees:
             self.fees[record.sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
 
-    def _note_batch(self, record: Any) -> None:
+    def _note_batch(self, record: Any) -> dict[str, Any] | None:
         try:
             batch = describe_settle(self.ledger, record)
         except Exception as err:  # a figure of the report, never a reason to stop the day
             log.warning("settle batch %s not described: %s", record.tx_hash, err)
-            return
+            return None
         batch["at"] = self.clock.now() if self.clock is not None else None
         batch["phase"] = self.phase
+        ends = [p["to_interval"] for p in batch["positions"]]
+        if self.measured_from_n is not None and ends and max(ends) < self.measured_from_n:
+            batch["phase"] = WARMUP
         self.batches.append(batch)
+        return batch
 
     def kind_of(self, record: Any) -> str:
         """The contract function a transaction called ("deploy", "transfer" for plain Ether)."""

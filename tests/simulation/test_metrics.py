@@ -64,10 +64,15 @@ def test_measure_counts_the_day_and_matches_only_above_the_floor() -> None:
 def test_compare_prints_both_markets_side_by_side() -> None:
     fig = {"totals": {"wanted_wh": 1000, "served_wh": 900, "served_share": 0.9,
                       "served_of_matchable": 0.95, "welfare_wei": 10**15},
-           "day_gas": 3_000_000, "gas_per_delivered_kwh": 80_000}
-    table = compare_table({"lots": {**fig, "gas_per_delivered_kwh": None},
+           "day_gas": 3_000_000, "gas_per_delivered_kwh": 80_000,
+           "gas": {"day": {"settle": {"txs": 3, "gas": 2_900_000, "per_kwh": 77_000},
+                           "withdrawOwed": {"txs": 1, "gas": 100_000, "per_kwh": 3_000}}},
+           "first_positions": {"warmup": 40, "day": 2}}
+    table = compare_table({"lots": {**fig, "gas_per_delivered_kwh": None, "gas": {}},
                            "intervals": fig}, {"lots": True, "intervals": False})
     assert table.splitlines()[0] == "| figure | intervals | lots |"
     assert "| served of matchable | 95.0 % | 95.0 % |" in table
     assert "| gas per delivered kWh | 80,000 | – |" in table
+    assert "| gas per delivered kWh by kind | settle 77,000; withdrawOwed 3,000 | – |" in table
+    assert "| first settlements in the day | 2 | 2 |" in table
     assert "| reconciliation | FAILS | holds |" in table
