@@ -69,10 +69,7 @@ class ChainJournal:
             log.warning("settle batch %s not described: %s", record.tx_hash, err)
             return None
         batch["at"] = self.clock.now() if self.clock is not None else None
-        batch["phase"] = self.phase
-        ends = [p["to_interval"] for p in batch["positions"]]
-        if self.measured_from_n is not None and ends and max(ends) < self.measured_from_n:
-            batch["phase"] = WARMUP
+        batch["phase"] = phase_of(batch, self.phase, self.measured_from_n)
         self.batches.append(batch)
         return batch
 
@@ -96,6 +93,15 @@ class ChainJournal:
     def of(self, name: str) -> list[dict[str, Any]]:
         """The arguments of every event of that name read so far."""
         return self.events.get(name, [])
+
+
+def phase_of(batch: dict[str, Any], now: str, measured_from_n: int | None) -> str:
+    """A settle batch's phase: the warm-up's when it settles only intervals before the
+    measured day (whenever mined), else the phase it was mined in."""
+    ends = [p["to_interval"] for p in batch["positions"]]
+    if measured_from_n is not None and ends and max(ends) < measured_from_n:
+        return WARMUP
+    return now
 
 
 def _selectors(ledger: Ledger) -> dict[str, str]:
