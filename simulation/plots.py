@@ -118,7 +118,15 @@ def _interval_prices(ax: Any, cleared: list[dict[str, Any]],
     producers' floors dotted, the consumers' caps dashed."""
     hours = [hour_of(c["start"]) for c in cleared]
     prices = [c["price_wei"] / MILLI for c in cleared]
-    ax.step(hours, prices, where="post", color="tab:blue", linewidth=0.9)
+    step = min((b - a for a, b in zip(hours, hours[1:], strict=False) if b > a), default=0.25)
+    line_h, line_p = [], []
+    for i, (hour, price) in enumerate(zip(hours, prices, strict=True)):
+        if i and hour - hours[i - 1] > 1.5 * step:  # intervals that cleared nothing: a gap
+            line_h.append(hours[i - 1] + step)
+            line_p.append(float("nan"))
+        line_h.append(hour)
+        line_p.append(price)
+    ax.step(line_h, line_p, where="post", color="tab:blue", linewidth=0.9)
     ax.scatter(hours, prices, s=[4 + c["volume_wh"] / 20 for c in cleared], color="tab:blue",
                alpha=0.6, label="interval clearing price")
     for spec in people.values():
@@ -127,7 +135,7 @@ def _interval_prices(ax: Any, cleared: list[dict[str, Any]],
             ax.axhline(limit / MILLI, linewidth=0.6, alpha=0.5,
                        color="tab:green" if spec["role"] == "producer" else "tab:red",
                        linestyle=":" if spec["role"] == "producer" else "--")
-    ax.set_xlabel("hour of the day (interval start)")
+    ax.set_xlabel("hour of the day (interval start; a warm-up before it is negative)")
     ax.set_ylabel("mETH per kWh")
     ax.set_title("Interval clearing prices (dot size: Wh bought and sold; dotted green: "
                  "producers' floors; dashed red: consumers' caps)", fontsize=9)
