@@ -80,8 +80,8 @@ class Batching:
     def _due(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
              accounted_day: int) -> list[tuple[str, str]]:
         """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, a COMMUNITY
-        withdrawal or move asked for, or a switch to the lot market waiting; with them those
-        one interval short of 1 kWh; buyers added while the sells would overdraw the pool.
+        withdrawal or move asked for, or a switch to the lot market waiting; buyers added while
+        the sells would overdraw the pool.
 
         accounted_day is the day of the interval that just ended: an interval is accounted one
         boundary after it ends, so every interval of an earlier day is accounted. Settling at
@@ -96,8 +96,6 @@ class Batching:
             if day_end or unsettled >= self.settings.settle_wh or key[0] in leaving or (
                     key[1] == BUY and self._withdrawing(key[0])):
                 due.append(key)
-        if due:  # a batch goes anyway: who would be due at the next boundary goes with it
-            due += self._joining(groups, due)
         sells = sum(_wei(groups[k]) for k in due if k[1] == SELL)
         if sells:
             pool = self.ledger.intervals.pool_wei() + sum(_wei(groups[k]) for k in due
@@ -115,19 +113,6 @@ class Batching:
                 due.remove(key)
                 sells -= _wei(groups[key])
         return due[:MAX_POSITIONS]
-
-    def _joining(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
-                 due: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Positions not due yet that one more interval at their last fill's pace would make
-        due: settled in the batch that goes now rather than in one of their own a boundary
-        later (each batch costs its transaction and base again, and its sells their pool)."""
-        near = []
-        for key, fills in groups.items():
-            unsettled = sum(int(f["billed_wh"]) for f in fills)
-            if key not in due and unsettled + int(fills[-1]["billed_wh"]) >= \
-                    self.settings.settle_wh:
-                near.append(key)
-        return near
 
     def _withdrawing(self, address: str) -> bool:
         try:

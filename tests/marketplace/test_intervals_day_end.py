@@ -75,20 +75,3 @@ def test_the_days_end_settles_its_last_interval_in_the_same_position(runtime, cl
         assert fills == [], "every fill of the day settled"
         assert mine[0]["toInterval"] >= last
     assert first_of_day == last + 1
-
-
-def test_who_one_interval_short_of_due_joins_a_batch_that_goes_anyway() -> None:
-    from marketplace.intervals.batching import Batching
-    from marketplace.settings import Settings
-
-    batching = Batching(None, None, None, None, Settings(settle_wh=1000), None,
-                        lambda: [], lambda board: None)
-
-    def fills(*billed: int) -> list[dict]:
-        return [{"billed_wh": wh} for wh in billed]
-
-    groups = {("a", "sell"): fills(600, 450),  # due: 1,050 Wh
-              ("d", "sell"): fills(500, 300),  # 800 + its last 300 reaches 1,000: joins
-              ("e", "sell"): fills(400, 100),  # 500 + 100 falls short: waits
-              ("b", "buy"): fills(900, 90)}  # 990 + 90: joins
-    assert sorted(batching._joining(groups, [("a", "sell")])) == [("b", "buy"), ("d", "sell")]
