@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from contracts.bindings import buy_order_tuple, sell_order_tuple, sign_buy_order, sign_sell_order
+from firmware_bridge.signing import sign_reading
+from marketplace.positions import Batch, BuyPosition, SellPosition
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCER, CONSUMER = 1, 2  # EnergyToken.MeterKind
@@ -119,3 +123,146 @@ def batch(through: int, buys: list = (), sells: list = (), mints: list = (),
     """A Batch tuple for settle()."""
     return (through, list(buys), list(sells), [r for r, _ in mints], [s for _, s in mints],
             operator_sig)
+
+
+FILL_PRICE = 2 * 10**15  # the clearing price of the interval tests' fills, wei per kWh
+SETTLED, REFUSED = "PositionSettled", "PositionRefused"
+REASON = {"BAD_INTERVALS": 1, "NOT_AFTER_LAST": 2, "OVER_INTERVAL_CAP": 3, "PRICE": 4,
+          "OVER_DAILY_BUDGET": 5, "EXPIRED": 6, "BAD_ORDER_SIGNATURE": 7, "CANCELLED": 8,
+          "WRONG_METER": 9, "BAD_READING": 10, "READING_OUT_OF_TIME": 11, "NO_BASELINE": 12,
+          "OVER_METERED": 13, "INSUFFICIENT_FUNDS": 14, "POOL_SHORT": 15, "NO_TOKENS": 16}
+
+
+@dataclass
+class Day:
+    """The community on the test chain: a seller and a buyer enrolled, the buyer funded."""
+
+    chain: Any
+    t0: int  # the closing readings' time
+    n: int  # the first of the four intervals the standard positions cover
+
+    def buy(self, order: dict | None = None, wh: int = 1_000, wei: int | None = None,
+            intervals: tuple[int, int, int] | None = None, closing_wh: int = 11_000,
+            at: int | None = None, baseline: tuple | None | bool = True, **kw: Any) -> tuple:
+        """The buyer's position: its meter went 10,000 -> closing_wh over four intervals."""
+        c = self.chain
+        if baseline is True:
+            baseline = (10_000, 0, self.t0 - 3_000)
+        return self._position(order or buy_order(c, c.buyer, c.buyer_meter), intervals, wh, wei,
+                              (closing_wh, 0, self.t0 if at is None else at), baseline, **kw)
+
+    def sell(self, order: dict | None = None, wh: int = 1_000, wei: int | None = None,
+             intervals: tuple[int, int, int] | None = None, closing_out: int = 1_000,
+             at: int | None = None, baseline: tuple | None | bool = True, **kw: Any) -> tuple:
+        """The seller's position: its meter charged 1,500 Wh in and sent closing_out out."""
+        c = self.chain
+        if baseline is True:
+            baseline = (0, 0, self.t0 - 3_600)
+        return self._position(order or sell_order(c, c.seller, c.seller_meter), intervals, wh,
+                              wei, (1_500, closing_out, self.t0 if at is None else at), baseline,
+                              **kw)
+
+    def _position(self, order: dict, intervals: tuple[int, int, int] | None, wh: int,
+                  wei: int | None, closing: tuple[int, int, int], baseline: tuple | None,
+                  **kw: Any) -> tuple:
+        # The standard span is the four intervals from n; the standard payment, wh at FILL_PRICE.
+        return position(self.chain, order, intervals or (self.n, self.n + 3, 4), wh,
+                        FILL_PRICE * wh // 1000 if wei is None else wei, closing,
+                        baseline or None, **kw)
+
+    def settle(self, b: tuple, sender: str | None = None) -> Any:
+        """Send a batch (by the operator unless told) and return its receipt."""
+        c = self.chain
+        return c.send(c.settlement.functions.settle(b), sender or c.admin)
+
+    def refused(self, receipt: Any) -> list[int]:
+        """The reasons of every PositionRefused in a receipt."""
+        return [e["reason"] for e in self.chain.events(receipt, self.chain.settlement, REFUSED)]
+
+    def free(self) -> int:
+        """The buyer's free wei in the COMMUNITY market."""
+        return self.chain.escrow.functions.freeOf(self.chain.buyer, COMMUNITY).call()
+
+    def owed(self) -> int:
+        """Wei the escrow owes the seller."""
+        return self.chain.escrow.functions.owedTo(self.chain.seller).call()
+
+    def through(self) -> int:
+        """The last of the standard positions' four intervals (a batch's throughInterval)."""
+        return self.n + 3
+
+
+# -- the community market through marketplace.Ledger (Ledger.deploy, IntervalLedger) ----------
+
+LEDGER_WALL_S = 15  # interval_wall_s of the Ledger tests' deployments: an interval in block s
+
+
+def enroll_with_consent(ledger: Any, meter: Any, owner: Any, kind: int, rated_w: int) -> None:
+    """The operator enrolls a meter with its owner's consent, signed here by the owner."""
+    deadline = ledger.head_timestamp() + 600
+    typed = ledger.consent_typed_data(meter.address, owner.address, kind, rated_w, deadline)
+    signature = owner.sign_typed_data(full_message=typed).signature
+    ledger.enroll_meter(meter.address, owner.address, kind, rated_w, deadline, signature)
+
+
+def later(node: Any, ledger: Any, seconds: int) -> int:
+    """Move the chain `seconds` on and mine a block there; the head's new timestamp."""
+    node.time_travel(ledger.head_timestamp() + seconds)
+    node.mine()
+    return ledger.head_timestamp()
+
+
+@dataclass
+class LedgerCommunity:
+    """A seller and a buyer of a deployed Ledger's community market, their orders unsigned."""
+
+    node: Any
+    ledger: Any
+    seller: Any  # the accounts (eth_account LocalAccount)
+    buyer: Any
+    seller_meter: Any
+    buyer_meter: Any
+    now: int  # the head's time: an hour after the seller meter's baseline
+    sell: dict[str, Any]  # floor FILL_PRICE / 2, no reserve
+    buy: dict[str, Any]  # cap FILL_PRICE, 500 Wh an interval, a daily budget of 1 ETH
+
+    def four_intervals(self) -> Batch:
+        """The four intervals (of LEDGER_WALL_S block seconds) before now: 1,000 Wh for
+        FILL_PRICE, the buyer's meter 4,000 -> 5,000 Wh in, the seller's 0 -> 1,000 Wh out
+        (1,200 in: minted); both orders signed by their owners."""
+        domain, readings = self.ledger.intervals.domain(), self.ledger.reading_domain()
+        n = self.now // LEDGER_WALL_S - 4
+        fill = {"from_interval": n, "to_interval": n + 3, "filled_intervals": 4, "wh": 1_000,
+                "wei": FILL_PRICE}
+        buyer_meter, seller_meter, now = self.buyer_meter, self.seller_meter, self.now
+        return Batch(n + 3, buys=[BuyPosition(
+            self.buy, sign_buy_order(self.buyer, self.buy, domain),
+            sign_reading(buyer_meter, readings, 5_000, 0, now),
+            baseline=sign_reading(buyer_meter, readings, 4_000, 0, now - 60), **fill)],
+            sells=[SellPosition(
+                self.sell, sign_sell_order(self.seller, self.sell, domain),
+                sign_reading(seller_meter, readings, 1_200, 1_000, now),
+                baseline=sign_reading(seller_meter, readings, 0, 0, now - 60), **fill)])
+
+
+def ledger_community(node: Any, ledger: Any) -> LedgerCommunity:
+    """After ledger.deploy: a seller and a buyer funded with 1 ETH, their meters enrolled,
+    COMMUNITY_DEPOSIT in the buyer's COMMUNITY escrow, the seller meter's baseline an hour ago."""
+    seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
+    ledger.fund(buyer.address, 10**18)
+    ledger.fund(seller.address, 10**18)
+    enroll_with_consent(ledger, seller_meter, seller, PRODUCER, 100_000)
+    enroll_with_consent(ledger, buyer_meter, buyer, CONSUMER, 500)
+    deposit = ledger.user_tx("EnergyEscrow", "deposit", [COMMUNITY], COMMUNITY_DEPOSIT)
+    ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
+    start = later(node, ledger, 10)
+    ledger.wait(ledger.mint_readings_async([sign_reading(seller_meter, ledger.reading_domain(),
+                                                         0, 0, start)]))
+    now = later(node, ledger, 3600)
+    sell = {"seller": seller.address, "meter": seller_meter.address,
+            "floorWeiPerKWh": FILL_PRICE // 2, "maxWhPerInterval": 0, "reserveWh": 0,
+            "expiry": now + 86_400, "nonce": 1}
+    buy = {"buyer": buyer.address, "meter": buyer_meter.address, "capWeiPerKWh": FILL_PRICE,
+           "maxWhPerInterval": 500, "expectedWh": 100, "dailyBudgetWei": 10**18,
+           "expiry": now + 86_400, "nonce": 2}
+    return LedgerCommunity(node, ledger, seller, buyer, seller_meter, buyer_meter, now, sell, buy)

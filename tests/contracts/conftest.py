@@ -36,6 +36,8 @@ from contracts.bindings import (
 from .common import (
     ANYONE_AFTER,
     BUYER_BASE,
+    COMMUNITY,
+    COMMUNITY_DEPOSIT,
     CONSUMER,
     DEAL_DURATION,
     DEPOSIT,
@@ -53,6 +55,7 @@ from .common import (
     ROOT,
     SELLER_BASE,
     TTL,
+    Day,
 )
 
 
@@ -368,3 +371,14 @@ def compile_check(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Comple
     code, out, err = json.loads(answer.read_text())
     return subprocess.CompletedProcess(command, code, out, err)
 
+
+
+@pytest.fixture
+def day(chain: Chain) -> Day:
+    """The community market's day: the seller's meter enrolled (its token baseline an hour
+    ago), the buyer's enrolled and COMMUNITY_DEPOSIT in the buyer's community escrow."""
+    chain.enroll_producer(chain.seller_meter, chain.seller)
+    chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
+    chain.send(chain.escrow.functions.deposit(COMMUNITY), chain.buyer, value=COMMUNITY_DEPOSIT)
+    t0 = chain.now()
+    return Day(chain, t0, t0 // INTERVAL_S - 4)

@@ -6,38 +6,26 @@ maximum line loss (LINE_LOSS_BPS, set at deploy) and no more."""
 
 from __future__ import annotations
 
-import pytest
-
 from .common import (
-    COMMUNITY,
     COMMUNITY_DEPOSIT,
-    CONSUMER,
-    INTERVAL_S,
+    FILL_PRICE,
     LINE_LOSS_BPS,
+    REASON,
+    Day,
     batch,
     sell_order,
 )
-from .test_interval_settlement import PRICE, REASON, Day
-
-
-@pytest.fixture
-def day(chain) -> Day:
-    chain.enroll_producer(chain.seller_meter, chain.seller)
-    chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
-    chain.send(chain.escrow.functions.deposit(COMMUNITY), chain.buyer, value=COMMUNITY_DEPOSIT)
-    t0 = chain.now()
-    return Day(chain, t0, t0 // INTERVAL_S - 4)
 
 
 def floor_order(day: Day) -> dict:
     """The seller's order with its floor at the tests' clearing price."""
     c = day.chain
-    return sell_order(c, c.seller, c.seller_meter, floorWeiPerKWh=PRICE)
+    return sell_order(c, c.seller, c.seller_meter, floorWeiPerKWh=FILL_PRICE)
 
 
 def test_an_honest_seller_cleared_at_its_floor_is_paid_despite_the_line_loss(day):
-    """Buyers were billed 980 Wh at PRICE; the seller's meter sent 1,000 Wh (2 % lost)."""
-    paid = PRICE * 980 // 1000
+    """Buyers were billed 980 Wh at FILL_PRICE; the seller's meter sent 1,000 Wh (2 % lost)."""
+    paid = FILL_PRICE * 980 // 1000
     receipt = day.settle(batch(day.through(), [day.buy(wh=980)],
                                [day.sell(order=floor_order(day), wh=1_000, wei=paid)]))
     assert day.refused(receipt) == []
@@ -45,7 +33,7 @@ def test_an_honest_seller_cleared_at_its_floor_is_paid_despite_the_line_loss(day
 
 
 def test_a_seller_paid_at_exactly_the_deployment_s_loss_is_paid(day):
-    paid = PRICE * 1_000 * (10_000 - LINE_LOSS_BPS) // 10_000_000
+    paid = FILL_PRICE * 1_000 * (10_000 - LINE_LOSS_BPS) // 10_000_000
     receipt = day.settle(batch(day.through(), [day.buy()],
                                [day.sell(order=floor_order(day), wh=1_000, wei=paid)]))
     assert day.refused(receipt) == []
@@ -54,7 +42,7 @@ def test_a_seller_paid_at_exactly_the_deployment_s_loss_is_paid(day):
 
 def test_the_operator_paying_a_seller_below_floor_times_the_loss_bound_is_refused(day):
     """(attack) The operator pays its crony's seller a wei below floor × (1 − max loss)."""
-    paid = PRICE * 1_000 * (10_000 - LINE_LOSS_BPS) // 10_000_000 - 1
+    paid = FILL_PRICE * 1_000 * (10_000 - LINE_LOSS_BPS) // 10_000_000 - 1
     receipt = day.settle(batch(day.through(), [day.buy()],
                                [day.sell(order=floor_order(day), wh=1_000, wei=paid)]))
     assert day.refused(receipt) == [REASON["PRICE"]]
@@ -67,7 +55,7 @@ def test_a_huge_floor_is_refused_not_reverted(day):
     order = sell_order(c, c.seller, c.seller_meter, floorWeiPerKWh=2**255)
     receipt = day.settle(batch(day.through(), [day.buy()], [day.sell(order=order)]))
     assert day.refused(receipt) == [REASON["PRICE"]]
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE  # the buy settled
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE  # the buy settled
 
 
 def test_parameters_carry_the_loss_bound(chain):

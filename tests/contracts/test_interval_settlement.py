@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed
@@ -14,93 +11,27 @@ from contracts.bindings import order_hash, positions_hash, sign_batch
 from .common import (
     ANYONE_AFTER,
     CAP,
-    COMMUNITY,
     COMMUNITY_DEPOSIT,
     CONSUMER,
+    FILL_PRICE,
     INTERVAL_S,
     LINE_LOSS_BPS,
+    REASON,
+    REFUSED,
     SELL_FLOOR,
+    SETTLED,
     batch,
     buy_order,
-    position,
     sell_order,
     settlement_domain,
 )
-
-PRICE = 2 * 10**15  # the clearing price of the tests' fills, wei per kWh
-SETTLED, REFUSED = "PositionSettled", "PositionRefused"
-REASON = {"BAD_INTERVALS": 1, "NOT_AFTER_LAST": 2, "OVER_INTERVAL_CAP": 3, "PRICE": 4,
-          "OVER_DAILY_BUDGET": 5, "EXPIRED": 6, "BAD_ORDER_SIGNATURE": 7, "CANCELLED": 8,
-          "WRONG_METER": 9, "BAD_READING": 10, "READING_OUT_OF_TIME": 11, "NO_BASELINE": 12,
-          "OVER_METERED": 13, "INSUFFICIENT_FUNDS": 14, "POOL_SHORT": 15, "NO_TOKENS": 16}
-
-
-@dataclass
-class Day:
-    """The community on the test chain: a seller and a buyer enrolled, the buyer funded."""
-
-    chain: Any
-    t0: int  # the closing readings' time
-    n: int  # the first of the four intervals the standard positions cover
-
-    def buy(self, order: dict | None = None, wh: int = 1_000, wei: int | None = None,
-            intervals: tuple[int, int, int] | None = None, closing_wh: int = 11_000,
-            at: int | None = None, baseline: tuple | None | bool = True, **kw: Any) -> tuple:
-        """The buyer's position: its meter went 10,000 -> closing_wh over four intervals."""
-        c = self.chain
-        if baseline is True:
-            baseline = (10_000, 0, self.t0 - 3_000)
-        return position(c, order or buy_order(c, c.buyer, c.buyer_meter),
-                        intervals or (self.n, self.n + 3, 4), wh,
-                        PRICE * wh // 1000 if wei is None else wei,
-                        (closing_wh, 0, self.t0 if at is None else at), baseline or None, **kw)
-
-    def sell(self, order: dict | None = None, wh: int = 1_000, wei: int | None = None,
-             intervals: tuple[int, int, int] | None = None, closing_out: int = 1_000,
-             at: int | None = None, baseline: tuple | None | bool = True, **kw: Any) -> tuple:
-        """The seller's position: its meter charged 1,500 Wh in and sent closing_out out."""
-        c = self.chain
-        if baseline is True:
-            baseline = (0, 0, self.t0 - 3_600)
-        return position(c, order or sell_order(c, c.seller, c.seller_meter),
-                        intervals or (self.n, self.n + 3, 4), wh,
-                        PRICE * wh // 1000 if wei is None else wei,
-                        (1_500, closing_out, self.t0 if at is None else at), baseline or None,
-                        **kw)
-
-    def settle(self, b: tuple, sender: str | None = None) -> Any:
-        """Send a batch (by the operator unless told) and return its receipt."""
-        c = self.chain
-        return c.send(c.settlement.functions.settle(b), sender or c.admin)
-
-    def refused(self, receipt: Any) -> list[int]:
-        """The reasons of every PositionRefused in a receipt."""
-        return [e["reason"] for e in self.chain.events(receipt, self.chain.settlement, REFUSED)]
-
-    def free(self) -> int:
-        return self.chain.escrow.functions.freeOf(self.chain.buyer, COMMUNITY).call()
-
-    def owed(self) -> int:
-        return self.chain.escrow.functions.owedTo(self.chain.seller).call()
-
-    def through(self) -> int:
-        return self.n + 3
-
-
-@pytest.fixture
-def day(chain) -> Day:
-    chain.enroll_producer(chain.seller_meter, chain.seller)  # token baseline, an hour ago
-    chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
-    chain.send(chain.escrow.functions.deposit(COMMUNITY), chain.buyer, value=COMMUNITY_DEPOSIT)
-    t0 = chain.now()
-    return Day(chain, t0, t0 // INTERVAL_S - 4)
 
 
 def test_an_honest_batch_charges_buyers_credits_sellers_and_nets_tokens(day):
     c = day.chain
     receipt = day.settle(batch(day.through(), [day.buy()], [day.sell()]))
     assert day.refused(receipt) == []
-    paid = PRICE * 1_000 // 1000
+    paid = FILL_PRICE * 1_000 // 1000
     assert day.free() == COMMUNITY_DEPOSIT - paid and day.owed() == paid
     # Minted 1,500 from the closing reading, burned the 1,000 sold: a net 500.
     assert c.token.functions.balanceOf(c.seller).call() == 500
@@ -132,7 +63,7 @@ def test_a_later_position_needs_no_baseline_nor_order_signature(day):
                     order_sig=b"")
     receipt = day.settle(batch(day.n + 4, [buy], [sell]))
     assert day.refused(receipt) == []
-    assert day.owed() == PRICE * 1_300 // 1000
+    assert day.owed() == FILL_PRICE * 1_300 // 1000
     assert c.token.functions.balanceOf(c.seller).call() == 200  # 500 - 300, nothing new minted
 
 
@@ -192,13 +123,13 @@ def test_a_position_outside_what_its_owner_signed_settles_nothing(day, side, cha
         assert day.free() == COMMUNITY_DEPOSIT and day.owed() == 0
         assert events[-1]["reason"] == REASON["POOL_SHORT"]
     else:
-        assert day.owed() == 0 and day.free() == COMMUNITY_DEPOSIT - PRICE
-        assert c.settlement.functions.poolWei().call() == PRICE
+        assert day.owed() == 0 and day.free() == COMMUNITY_DEPOSIT - FILL_PRICE
+        assert c.settlement.functions.poolWei().call() == FILL_PRICE
 
 
 def test_a_buy_over_the_daily_budget_is_refused(day):
     c = day.chain
-    order = buy_order(c, c.buyer, c.buyer_meter, dailyBudgetWei=PRICE + PRICE // 2)
+    order = buy_order(c, c.buyer, c.buyer_meter, dailyBudgetWei=FILL_PRICE + FILL_PRICE // 2)
     first = day.buy(order=order)
     day.settle(batch(day.through(), [first]))
     c.travel_to(day.t0 + INTERVAL_S)
@@ -206,7 +137,7 @@ def test_a_buy_over_the_daily_budget_is_refused(day):
                      closing_wh=12_000, at=c.now(), baseline=None)
     receipt = day.settle(batch(day.n + 4, [second]))
     assert day.refused(receipt) == [REASON["OVER_DAILY_BUDGET"]]
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE
 
 
 def test_a_replayed_batch_and_a_reused_reading_settle_nothing_twice(day):
@@ -226,7 +157,7 @@ def test_a_replayed_batch_and_a_reused_reading_settle_nothing_twice(day):
                         at=c.now(), baseline=None)
     assert day.refused(day.settle(batch(day.n + 4, [backwards]))) == [
         REASON["READING_OUT_OF_TIME"]]
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE and day.owed() == PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE and day.owed() == FILL_PRICE
 
 
 def test_a_cancelled_order_settles_nothing_and_only_its_owner_cancels(day, reverts):
@@ -276,7 +207,7 @@ def test_short_funds_pool_and_tokens_are_refused(day):
     assert day.refused(receipt) == [REASON["INSUFFICIENT_FUNDS"], REASON["POOL_SHORT"]]
     day.settle(batch(day.through(), [day.buy()]))
     # The meter sent 1,000 Wh, but the seller sells 2,000 while it holds 1,500 minted.
-    short = day.sell(wh=2_000, wei=PRICE, closing_out=2_000)
+    short = day.sell(wh=2_000, wei=FILL_PRICE, closing_out=2_000)
     receipt = day.settle(batch(day.through(), [], [short]))
     assert day.refused(receipt) == [REASON["NO_TOKENS"]]
     assert day.owed() == 0
@@ -307,11 +238,11 @@ def test_anyone_sends_an_operator_signed_batch_only_after_the_window(day, revert
         day.settle(batch(day.through(), buys, sells, operator_sig=signed), c.stranger)
     c.travel_to(day.t0 + ANYONE_AFTER)
     # The signature names the positions: anything else in the batch fails it.
-    altered = [day.buy(wei=PRICE + 1)]
+    altered = [day.buy(wei=FILL_PRICE + 1)]
     with reverts("InvalidOperatorSignature"):
         day.settle(batch(day.through(), altered, sells, operator_sig=signed), c.stranger)
     receipt = day.settle(batch(day.through(), buys, sells, operator_sig=signed), c.stranger)
-    assert day.refused(receipt) == [] and day.owed() == PRICE
+    assert day.refused(receipt) == [] and day.owed() == FILL_PRICE
 
 
 def test_lot_sellers_mints_ride_the_batch(day):

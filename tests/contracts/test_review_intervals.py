@@ -9,17 +9,16 @@ import pytest
 
 from contracts.bindings import buy_order_tuple
 
-from .common import COMMUNITY, COMMUNITY_DEPOSIT, CONSUMER, INTERVAL_S, NOTICE, batch, buy_order
-from .test_interval_settlement import PRICE, REASON, Day
-
-
-@pytest.fixture
-def day(chain) -> Day:
-    chain.enroll_producer(chain.seller_meter, chain.seller)
-    chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
-    chain.send(chain.escrow.functions.deposit(COMMUNITY), chain.buyer, value=COMMUNITY_DEPOSIT)
-    t0 = chain.now()
-    return Day(chain, t0, t0 // INTERVAL_S - 4)
+from .common import (
+    COMMUNITY,
+    COMMUNITY_DEPOSIT,
+    FILL_PRICE,
+    INTERVAL_S,
+    NOTICE,
+    REASON,
+    batch,
+    buy_order,
+)
 
 
 def test_a_buyer_who_cancels_after_drawing_still_pays(day):
@@ -29,7 +28,7 @@ def test_a_buyer_who_cancels_after_drawing_still_pays(day):
     c.send(c.settlement.functions.cancelBuyOrder(buy_order_tuple(order)), c.buyer)
     receipt = day.settle(batch(day.through(), [day.buy(order=order)], [day.sell()]))
     assert day.refused(receipt) == []
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE and day.owed() == PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE and day.owed() == FILL_PRICE
     # What its meter counts over two intervals after the cancel no longer settles.
     cancelled_at = c.settlement.functions.cancelledAt(day.chain.settlement.functions
                                                       .hashBuyOrder(buy_order_tuple(order))
@@ -39,14 +38,14 @@ def test_a_buyer_who_cancels_after_drawing_still_pays(day):
     later = day.buy(order=order, intervals=(day.n + 4, day.n + 5, 2), wh=100, closing_wh=11_100,
                     at=c.now(), baseline=None, order_sig=b"")
     assert day.refused(day.settle(batch(day.n + 5, [later]))) == [REASON["CANCELLED"]]
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE
 
 
 @pytest.mark.xfail(strict=True, reason="open (SECURITY 65): interval numbers are the operator's")
 def test_the_operator_numbers_fills_into_a_later_day_to_reset_the_daily_budget(day):
     """(a) Budget 1.5 fills a day; the operator numbers the second fill a day later."""
     c = day.chain
-    order = buy_order(c, c.buyer, c.buyer_meter, dailyBudgetWei=PRICE + PRICE // 2)
+    order = buy_order(c, c.buyer, c.buyer_meter, dailyBudgetWei=FILL_PRICE + FILL_PRICE // 2)
     day.settle(batch(day.through(), [day.buy(order=order)]))
     c.travel_to(day.t0 + INTERVAL_S)
     tomorrow = day.n + 4 + 86_400 // INTERVAL_S
@@ -71,7 +70,7 @@ def test_a_buyer_who_releases_its_meter_after_drawing_never_pays(day):
     c = day.chain
     c.send(c.token.functions.releaseMeter(c.buyer_meter), c.buyer)
     day.settle(batch(day.through(), [day.buy()], [day.sell()]))
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE and day.owed() == PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE and day.owed() == FILL_PRICE
 
 
 def test_a_pending_withdrawal_still_pays_for_what_was_drawn(day):
@@ -79,7 +78,7 @@ def test_a_pending_withdrawal_still_pays_for_what_was_drawn(day):
     c = day.chain
     c.send(c.escrow.functions.requestWithdrawal(COMMUNITY, COMMUNITY_DEPOSIT), c.buyer)
     assert day.refused(day.settle(batch(day.through(), [day.buy()], [day.sell()]))) == []
-    assert day.free() == COMMUNITY_DEPOSIT - PRICE and day.owed() == PRICE
+    assert day.free() == COMMUNITY_DEPOSIT - FILL_PRICE and day.owed() == FILL_PRICE
 
 
 @pytest.mark.xfail(strict=True, reason="open (SECURITY 67): the notice is the seller's only bound")
@@ -90,4 +89,4 @@ def test_a_buyer_who_withdraws_after_the_notice_before_its_batch_never_pays(day)
     c.travel_to(c.now() + NOTICE)
     c.send(c.escrow.functions.completeWithdrawal(COMMUNITY), c.buyer)
     day.settle(batch(day.through(), [day.buy()], [day.sell()]))
-    assert day.owed() == PRICE
+    assert day.owed() == FILL_PRICE

@@ -9,33 +9,26 @@ import copy
 import pytest
 from eth_account import Account
 
-from contracts.bindings import sign_batch, sign_buy_order, sign_sell_order
-from firmware_bridge.signing import sign_reading
+from contracts.bindings import sign_batch
 from geth_private import TxManager, backend_from_uri
 from marketplace.audit.settle import SettleError, send_published
 from marketplace.audit.signed_batch import BatchError, published_batch
 from marketplace.contract_enums import EscrowMarket
-from marketplace.ledger import CONSUMER, PRODUCER, Ledger
-from marketplace.positions import Batch, BuyPosition, SellPosition
+from marketplace.ledger import Ledger
 
-from .common import DEAL_DURATION, MAX_RATED_W, NOTICE
+from .common import (
+    COMMUNITY_DEPOSIT,
+    DEAL_DURATION,
+    FILL_PRICE,
+    LEDGER_WALL_S,
+    MAX_RATED_W,
+    NOTICE,
+    later,
+    ledger_community,
+)
 
 ETH = 10**18
-PRICE = 2 * 10**15
 WINDOW = 600  # anyoneAfterS
-
-
-def enroll(ledger, meter, owner, kind, rated):
-    deadline = ledger.head_timestamp() + 600
-    typed = ledger.consent_typed_data(meter.address, owner.address, kind, rated, deadline)
-    signature = owner.sign_typed_data(full_message=typed).signature
-    ledger.enroll_meter(meter.address, owner.address, kind, rated, deadline, signature)
-
-
-def later(node, ledger, seconds):
-    node.time_travel(ledger.head_timestamp() + seconds)
-    node.mine()
-    return ledger.head_timestamp()
 
 
 def position_json(position, side):
@@ -55,44 +48,20 @@ def market(tmp_path_factory):
     the operator and published, but not sent."""
     with backend_from_uri("embedded://", str(tmp_path_factory.mktemp("chain"))) as node:
         ledger = Ledger(TxManager(node), node.faucet())
-        ledger.deploy(NOTICE, DEAL_DURATION, MAX_RATED_W, interval_s=900, interval_wall_s=15,
-                      anyone_after_s=WINDOW)
-        seller, buyer, seller_meter, buyer_meter, stranger = (Account.create() for _ in range(5))
-        for who in (buyer, seller, stranger):
-            ledger.fund(who.address, ETH)
-        enroll(ledger, seller_meter, seller, PRODUCER, 100_000)
-        enroll(ledger, buyer_meter, buyer, CONSUMER, 500)
-        deposit = ledger.user_tx("EnergyEscrow", "deposit", [EscrowMarket.COMMUNITY], ETH // 10)
-        ledger.wait(ledger.txm.send(buyer, deposit, "deposit"))
-        domain, readings = ledger.intervals.domain(), ledger.reading_domain()
-        start = later(node, ledger, 10)
-        ledger.wait(ledger.mint_readings_async([sign_reading(seller_meter, readings, 0, 0,
-                                                             start)]))
-        now = later(node, ledger, 3600)
-        sell = {"seller": seller.address, "meter": seller_meter.address,
-                "floorWeiPerKWh": PRICE // 2, "maxWhPerInterval": 0, "reserveWh": 0,
-                "expiry": now + 86_400, "nonce": 1}
-        buy = {"buyer": buyer.address, "meter": buyer_meter.address, "capWeiPerKWh": PRICE,
-               "maxWhPerInterval": 500, "expectedWh": 100, "dailyBudgetWei": ETH,
-               "expiry": now + 86_400, "nonce": 2}
-        n = now // 15 - 4
-        fill = {"from_interval": n, "to_interval": n + 3, "filled_intervals": 4, "wh": 1_000,
-                "wei": PRICE}
-        batch = Batch(n + 3, buys=[BuyPosition(
-            buy, sign_buy_order(buyer, buy, domain),
-            sign_reading(buyer_meter, readings, 5_000, 0, now),
-            baseline=sign_reading(buyer_meter, readings, 4_000, 0, now - 60), **fill)],
-            sells=[SellPosition(
-                sell, sign_sell_order(seller, sell, domain),
-                sign_reading(seller_meter, readings, 1_200, 1_000, now),
-                baseline=sign_reading(seller_meter, readings, 0, 0, now - 60), **fill)])
+        ledger.deploy(NOTICE, DEAL_DURATION, MAX_RATED_W, interval_s=900,
+                      interval_wall_s=LEDGER_WALL_S, anyone_after_s=WINDOW)
+        community = ledger_community(node, ledger)
+        stranger = Account.create()
+        ledger.fund(stranger.address, ETH)
+        batch = community.four_intervals()
         signed = ledger.intervals.sign(batch)
-        entry = {"id": 1, "through_n": n + 3, "status": "failed", "tx_hash": None,
+        entry = {"id": 1, "through_n": batch.through_interval, "status": "failed", "tx_hash": None,
                  "batch": {"positions": [position_json(batch.buys[0], "buy"),
                                          position_json(batch.sells[0], "sell")]},
                  "operator_sig": "0x" + signed.operator_sig.hex()}
         yield {"node": node, "ledger": ledger, "entry": entry, "batch": batch,
-               "stranger": stranger, "buyer": buyer, "seller": seller, "domain": domain}
+               "stranger": stranger, "buyer": community.buyer, "seller": community.seller,
+               "domain": ledger.intervals.domain()}
 
 
 def test_the_published_batch_is_the_one_the_operator_signed(market):
@@ -118,20 +87,20 @@ def test_a_stranger_settles_a_signed_batch_once_the_window_passed(market):
         send_published(ledger.w3, settlement, forged, stranger)
     # Altered after the operator signed it: the buyer's payment halved.
     altered = copy.deepcopy(entry)
-    altered["batch"]["positions"][0]["wei"] = str(PRICE // 2)
+    altered["batch"]["positions"][0]["wei"] = str(FILL_PRICE // 2)
     with pytest.raises(SettleError, match="not signed by the settlement's operator"):
         send_published(ledger.w3, settlement, altered, stranger)
 
     later(market["node"], ledger, WINDOW)
     lines, settled_all = send_published(ledger.w3, settlement, entry, stranger)
     assert settled_all, lines
-    assert lines[0].startswith("settled: buy ") and lines[0].endswith(f"1000 Wh, {PRICE} wei")
+    assert lines[0].startswith("settled: buy ") and lines[0].endswith(f"1000 Wh, {FILL_PRICE} wei")
     assert lines[1].startswith("settled: sell ")
     assert lines[-1].endswith("2 of 2 positions settled")
     buyer, seller = market["buyer"].address, market["seller"].address
-    assert ledger.escrow_free(buyer, EscrowMarket.COMMUNITY) == ETH // 10 - PRICE
-    assert ledger.owed_to(seller) == PRICE
+    assert ledger.escrow_free(buyer, EscrowMarket.COMMUNITY) == COMMUNITY_DEPOSIT - FILL_PRICE
+    assert ledger.owed_to(seller) == FILL_PRICE
     # Sent again: both positions are refused (already settled), nothing is paid twice.
     lines, settled_all = send_published(ledger.w3, settlement, entry, stranger)
     assert not settled_all and lines[-1].endswith("0 of 2 positions settled")
-    assert ledger.owed_to(seller) == PRICE
+    assert ledger.owed_to(seller) == FILL_PRICE

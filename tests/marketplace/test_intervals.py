@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.common import wait_for
-from tests.marketplace.interval_helpers import (
+from tests.marketplace.common import (
+    CAPS,
     COMMUNITY,
+    FLOORS,
     PEOPLE,
-    deposit,
+    community,
     drained,
-    keys,
     next_boundary,
-    place,
+    relay_on,
     settle,
 )
 
-ETH = 10**18
-FLOORS = {"alice": 10**14, "dave": 2 * 10**14}  # wei per kWh
-CAPS = {"bob": 6 * 10**14, "carol": 5 * 10**14, "erin": 4 * 10**14}
 # The tests step the interval market themselves (the loop's first pass is an hour away).
 # The settlement bounds readings' ages by block time: a hand-moved interval takes seconds.
 SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600,
@@ -30,36 +27,14 @@ SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600,
 
 
 @pytest.fixture
-def community(runtime, clock):
+def people(runtime, clock):
     """Everyone switched to the interval market, consumers with 0.1 ETH there, orders set."""
-    people = keys(runtime)
-    market = runtime.market.intervals
-    for name in CAPS:
-        deposit(runtime, people[name], ETH // 10)
-    for name in FLOORS:  # generation its meter signed: energy to offer
-        board = runtime.store.participant(people[name].address)["board_id"]
-        wait_for(lambda b=board: (runtime.market.switchboard.signed(b) or 0) and
-                 runtime.market.switchboard.signed(b).wh_in >= 100, what=f"{name}'s PV")
-    for key in people.values():
-        market.set_mode(key.address, "intervals")
-    next_boundary(runtime, clock)
-    assert {market.mode_of(k.address) for k in people.values()} == {"intervals"}
-    for name, floor in FLOORS.items():
-        place(runtime, people[name], "sell", floor_wei_per_kwh=floor, reserve_wh=100)
-    for name, cap in CAPS.items():
-        place(runtime, people[name], "buy", cap_wei_per_kwh=cap, expected_wh=20)
-    return people
-
-
-def relay_on(runtime, address) -> bool:
-    board = runtime.store.participant(address)["board_id"]
-    return bool(runtime.board_router.reading(board).relays[0])
+    return community(runtime, clock)
 
 
 @pytest.mark.parametrize("app", [SETTINGS], indirect=True)
-def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, community, clock):
+def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, people, clock):
     market, ledger = runtime.market.intervals, runtime.ledger
-    people = community
     start = ledger.block_number()
     tokens_before = {n: ledger.token.functions.balanceOf(people[n].address).call(
         block_identifier=start) for n in FLOORS}

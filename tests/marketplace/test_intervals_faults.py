@@ -14,16 +14,18 @@ import pytest
 from gridbid_client.local import LocalParty
 from marketplace import signed
 from tests.common import wait_for
-from tests.marketplace.interval_helpers import (
+from tests.marketplace.common import (
+    ETH,
     PEOPLE,
     deposit,
     drained,
     keys,
     next_boundary,
     place,
+    produced,
+    relay_on,
 )
 
-ETH = 10**18
 PRICE = 3 * 10**14  # wei per kWh: alice's floor and bob's cap, so the clearing price
 SETTINGS = {"PARTICIPANTS": PEOPLE, "SETTLE_WH": 40, "INTERVAL_TICK_S": 3600,
             "INTERVAL_WALL_S": 120}
@@ -35,9 +37,7 @@ def pair(runtime, clock):
     people = keys(runtime)
     market = runtime.market.intervals
     deposit(runtime, people["bob"], ETH // 10)
-    board = runtime.store.participant(people["alice"].address)["board_id"]
-    wait_for(lambda: (runtime.market.switchboard.signed(board) or 0) and
-             runtime.market.switchboard.signed(board).wh_in >= 100, what="alice's PV")
+    produced(runtime, people["alice"])
     for name in ("alice", "bob"):
         market.set_mode(people[name].address, "intervals")
     next_boundary(runtime, clock)
@@ -54,11 +54,6 @@ def traded(runtime, clock, address: str) -> int:
         if any(f["address"] == address for f in market.istore.fills(n)):
             return n
     raise AssertionError(f"{address} never traded")
-
-
-def relay_on(runtime, address) -> bool:
-    board = runtime.store.participant(address)["board_id"]
-    return bool(runtime.board_router.reading(board).relays[0])
 
 
 def drawing(runtime, address: str, wh: int) -> None:

@@ -14,13 +14,13 @@ from marketplace.intervals import IntervalMarket
 from marketplace.lease import SETTLEMENT, Lease
 from marketplace.store import Store
 from tests.common import wait_for
-from tests.marketplace.common import ready
-from tests.marketplace.interval_helpers import (
+from tests.marketplace.common import (
     deposit,
     drained,
     keys,
     next_boundary,
     place,
+    ready,
     sign_order,
 )
 

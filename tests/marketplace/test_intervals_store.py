@@ -11,14 +11,6 @@ from marketplace.intervals.store import IntervalStore
 from marketplace.store import Store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path) -> str:
-    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "market.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def istore(location):
     """The interval queries over a store of either dialect."""

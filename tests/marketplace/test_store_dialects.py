@@ -10,14 +10,6 @@ import pytest
 from marketplace.store import Store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path) -> str:
-    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "market.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(location) -> Store:
     """A store of either dialect."""

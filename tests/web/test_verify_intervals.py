@@ -11,19 +11,16 @@ import json
 import pytest
 from eth_account import Account
 
-from tests.common import wait_for
-from tests.marketplace.interval_helpers import (
+from tests.marketplace.common import (
+    ETH,
     PEOPLE,
-    deposit,
+    community,
     drained,
-    keys,
     next_boundary,
-    place,
     settle,
 )
 from web.cli import main
 
-ETH = 10**18
 # The test steps the interval market itself (the loop's first pass is an hour away); a hand-
 # moved interval takes seconds of block time. SETTLE_WH 1: every accounted fill is due at once.
 # No rate limit on /rpc: the audit reads every block with an event through it.
@@ -40,21 +37,7 @@ def verify(capsys, *args):
 def traded(runtime, clock, server):
     """Two producers and three consumers trade through standing orders for a few intervals,
     then a batch of their positions is mined."""
-    people = keys(runtime)
-    market = runtime.market.intervals
-    for name in ("bob", "carol", "erin"):
-        deposit(runtime, people[name], ETH // 10)
-    for name in ("alice", "dave"):  # generation its meter signed: energy to offer
-        board = runtime.store.participant(people[name].address)["board_id"]
-        wait_for(lambda b=board: (runtime.market.switchboard.signed(b) or 0) and
-                 runtime.market.switchboard.signed(b).wh_in >= 100, what=f"{name}'s PV")
-    for key in people.values():
-        market.set_mode(key.address, "intervals")
-    next_boundary(runtime, clock)
-    for name, floor in (("alice", 10**14), ("dave", 2 * 10**14)):
-        place(runtime, people[name], "sell", floor_wei_per_kwh=floor, reserve_wh=100)
-    for name, cap in (("bob", 6 * 10**14), ("carol", 5 * 10**14), ("erin", 4 * 10**14)):
-        place(runtime, people[name], "buy", cap_wei_per_kwh=cap, expected_wh=20)
+    community(runtime, clock)
     for _ in range(3):
         next_boundary(runtime, clock)
         drained(runtime)
