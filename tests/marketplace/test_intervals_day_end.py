@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.common import wait_for
-from tests.marketplace.interval_helpers import (
+from tests.marketplace.common import (
     PEOPLE,
     deposit,
     drained,
