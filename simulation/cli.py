@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time of day the emulator starts at (default midnight)")
     parser.add_argument("--speed", type=float, default=plan.speed,
                         help="emulated seconds per real second (default %(default)s)")
+    parser.add_argument("--warmup-hours", type=float, default=plan.warmup_hours,
+                        help="trade this long before the measured day (ending at its start): "
+                             "everyone's first settlement is then not the day's")
+    parser.add_argument("--settle-wh", type=int, default=None,
+                        help="the interval market's SETTLE_WH: unsettled Wh at which a "
+                             "participant settles before the day's end (default 1000)")
     parser.add_argument("--chain", default=plan.chain,
                         help="chain URI: embedded:// (default, fastest) or anvil://")
     parser.add_argument("--seed", type=int, default=plan.seed,
@@ -44,11 +50,20 @@ def main(args: argparse.Namespace) -> int:
     if args.producers < 1 or args.consumers < 1 or args.hours <= 0:
         print("gridbid simulate: needs at least one producer, one consumer and some hours")
         return 2
+    if args.warmup_hours < 0 or args.warmup_hours * 3600 % 900:
+        print("gridbid simulate: --warmup-hours is a whole number of 15-minute intervals")
+        return 2
+    if args.warmup_hours and args.start_hour % 24:
+        print("gridbid simulate: after a warm-up the measured day starts at midnight "
+              "(--start-hour 0)")
+        return 2
     modes = MARKETS if args.compare else (args.market,)
     figures, ok, code = {}, {}, 0
     for mode in modes:
         plan = Plan(producers=args.producers, consumers=args.consumers, hours=args.hours,
-                    start_hour=args.start_hour, speed=args.speed, chain=args.chain,
+                    start_hour=args.start_hour, warmup_hours=args.warmup_hours,
+                    settle_wh=args.settle_wh,
+                    speed=args.speed, chain=args.chain,
                     out=out / mode if args.compare else out, seed=args.seed, market=mode)
         books, summary = Simulation(plan, progress=lambda line: print(line, flush=True)).run()
         for check in books.failures():

@@ -21,6 +21,9 @@ ROWS = [  # (label, figure key in the day's figures or its totals, format)
     ("welfare (ETH)", "welfare_wei", "eth"),
     ("gas over the day (M)", "day_gas", "mgas"),
     ("gas per delivered kWh", "gas_per_delivered_kwh", "{:,}"),
+    ("gas per delivered kWh by kind", "gas_by_kind", "kinds"),
+    ("first settlements in the day", "first_positions", "first"),
+    ("warm-up: gas per settled kWh", "warmup_gas_per_kwh", "{:,}"),
 ]
 
 
@@ -31,6 +34,11 @@ def _cell(value: Any, fmt: str) -> str:
         return f"{100 * value:.1f} %"
     if fmt == "eth":
         return f"{value / ETHER:.6f}"
+    if fmt == "kinds":
+        return "; ".join(f"{kind} {g['per_kwh']:,}" for kind, g in value.items()
+                         if g["per_kwh"] is not None) or "–"
+    if fmt == "first":
+        return str(value.get("day", 0))
     if fmt == "mgas":
         return f"{value / 1e6:.2f}"
     return fmt.format(value)
@@ -44,7 +52,9 @@ def compare_table(figures: Mapping[str, Mapping[str, Any]], checks_ok: Mapping[s
         cells = []
         for mode in modes:
             fig = figures[mode]
-            cells.append(_cell(fig["totals"].get(key, fig.get(key)), fmt))
+            value = fig.get("gas", {}).get("day") if key == "gas_by_kind" else fig["totals"].get(
+                key, fig.get(key))
+            cells.append(_cell(value, fmt))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| reconciliation | " + " | ".join(
         "holds" if checks_ok[m] else "FAILS" for m in modes) + " |")

@@ -18,7 +18,7 @@ from simulation.agents import (
     sell_fields,
 )
 from simulation.interval_day import BoundarySync, close_orders
-from simulation.journal import DAY, ChainJournal
+from simulation.journal import DAY, WARMUP, ChainJournal
 from simulation.plan import ETHER, Plan
 from simulation.stepper import Stepper
 from web.runtime import Runtime
@@ -57,14 +57,17 @@ class TradingDay:
         """Let the agents act in rounds until the day's hours are over, sampling as it goes."""
         plan, market = self.plan, self.runtime.market
         rng = random.Random(plan.seed)
-        end = self.first_hour + plan.hours
+        end = plan.start_hour + plan.hours  # first_hour is the warm-up's start
         next_sample = next_report = self.hour()
-        self.journal.phase = DAY  # setup's gas (deposits included) is reported apart
+        # Setup's gas (deposits included) is reported apart, as is a warm-up's.
+        self.journal.phase = WARMUP if plan.warmup_hours else DAY
         # The agents act as often as they did on the wall clock: every agent period's steps.
         every = max(1, round(plan.agent_period_s * plan.speed / plan.step_s))
         steps = 0
         closing = plan.market == "intervals"
         while (hour := self.hour()) < end - 1e-9:
+            if self.journal.phase == WARMUP and hour >= plan.start_hour - 1e-9:
+                self.journal.phase = DAY
             if closing and hour + plan.step_s / 3600.0 >= end - 1e-9:
                 close_orders(self.people, market)  # the day's last boundary clears nothing
                 closing = False
@@ -112,11 +115,12 @@ class TradingDay:
         self.samples.append(row)
 
     def _progress(self, hour: float) -> None:
+        total = self.plan.warmup_hours + self.plan.hours
         if self.plan.market == "intervals":
             history = self.runtime.market.intervals.history(limit=10_000)
             prices = [int(h["price_wei"]) for h in history if h["price_wei"] is not None]
             self.say(f"[{int(hour % 24):02d}:{int(hour % 1 * 60):02d}] hour "
-                     f"{hour - self.first_hour:4.1f}/{self.plan.hours:g}  intervals "
+                     f"{hour - self.first_hour:4.1f}/{total:g}  intervals "
                      f"{len(history)} ({len(prices)} cleared)  traded "
                      f"{sum(h['volume_wh'] for h in history)} Wh  pending tx "
                      f"{len(self.runtime.txm.pending())}")
@@ -126,7 +130,7 @@ class TradingDay:
         wh = sum(d["delivered_wh"] for d in deals)
         pending = len(self.runtime.txm.pending())
         self.say(f"[{int(hour % 24):02d}:{int(hour % 1 * 60):02d}] hour "
-                 f"{hour - self.first_hour:4.1f}/{self.plan.hours:g}  deals {len(deals)} "
+                 f"{hour - self.first_hour:4.1f}/{total:g}  deals {len(deals)} "
                  f"({done} closed)  delivered {wh} Wh  pending tx {pending}")
 
 
@@ -146,6 +150,7 @@ def open_day(
     eth_start = {p["address"]: ledger.eth_balance(p["address"]) for p in people}
     # Subscribed before the deposits, so their gas is in the books too.
     journal = ChainJournal(ledger, eth_start)
+    journal.clock = clock  # each settle batch noted with the market time it was mined at
     runtime.txm.subscribe(journal.on_transaction)
     intervals = plan.market == "intervals"
     escrow_market = EscrowMarket.COMMUNITY if intervals else None
@@ -162,14 +167,15 @@ def open_day(
         first_n = runtime.market.intervals.boundaries.index(t0)
         sync = BoundarySync(runtime, people, first_n)
         stepper.before_boundary, stepper.after_boundary = sync.before, sync.after
+        journal.measured_from_n = first_n + round(plan.warmup_hours * 3600 / plan.interval_s)
     return TradingDay(runtime, plan, clock, people, eth_start, journal, producers, consumers,
-                      t0, plan.start_hour, stepper, say)
+                      t0, plan.start_hour - plan.warmup_hours, stepper, say)
 
 
 def _agents(plan: Plan, people: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     """The day's producer and consumer agents for the plan's market."""
     if plan.market == "intervals":
-        valid_s = int(plan.hours * 3600) + 2 * 86_400  # the day and its settlement
+        valid_s = int((plan.warmup_hours + plan.hours) * 3600) + 2 * 86_400  # and settlement
         return ([StandingAgent(p["name"], p["key"], "sell",
                                sell_fields(p["reserve_wei"], p["reserve_wh"], valid_s))
                  for p in people if p["role"] == "producer"],

@@ -38,7 +38,7 @@ def runtime_config(plan: Plan, clock: SteppedClock) -> dict[str, Any]:
         "DATA_DIR": str(plan.out / "var"), "STORE_PATH": None,
         "SCRYPT_N": 2**10,  # throwaway accounts: cheap keystores
         "CLOCK": clock, "EMULATOR_SPEED": plan.speed,
-        "EMULATOR_START_HOUR": plan.start_hour, "PARTICIPANTS": specs,
+        "EMULATOR_START_HOUR": plan.trade_start_hour, "PARTICIPANTS": specs,
         # The driver steps the physics and the clock itself, so a seed is one replayable day;
         # the market clock is emulated time already, so intervals need no time factor.
         "EMULATOR_STEPPED": True, "EMULATOR_SEED": plan.seed, "EMULATOR_STEP_S": plan.step_s,
@@ -46,6 +46,7 @@ def runtime_config(plan: Plan, clock: SteppedClock) -> dict[str, Any]:
         "DEMO_ACCOUNTS": True,  # the day's participants are seated as the demo's are
         "TICK_S": 0.2, "EVENT_POLL_S": 2.0,
         "SOFT_CLOSE_S": 60, "SOFT_CLOSE_CAP_S": 300,  # emulated seconds, as every timer
+        **({"SETTLE_WH": plan.settle_wh} if plan.settle_wh else {}),
     }
 
 
@@ -59,7 +60,7 @@ class Simulation:
         # emulator's time of day (its intervals and days are the emulator's); the lots market's
         # at the wall clock, as before: its deal timers meet the chain's block time (a clock
         # up to a day ahead had closeDeal sent and refused over and over).
-        start = day_start(plan.start_hour, plan.interval_s) if plan.market == "intervals" \
+        start = day_start(plan.trade_start_hour, plan.interval_s) if plan.market == "intervals" \
             else None
         self.clock = SteppedClock(plan.speed, start)
 
@@ -79,8 +80,11 @@ class Simulation:
                 settle_intervals(runtime, day.stepper, self.say)
                 self.say("reading the books: published intervals, chain events and state ...")
                 books = read_interval_books(day)
-                prices = [int(h["price_wei"]) for h in runtime.market.intervals.history(10_000)
-                          if h["price_wei"] is not None]
+                cleared = [{"start": h["start"], "price_wei": int(h["price_wei"]),
+                            "volume_wh": h["volume_wh"]}
+                           for h in runtime.market.intervals.history(10_000)
+                           if h["price_wei"] is not None]
+                prices = [c["price_wei"] for c in cleared]
             else:
                 settle(runtime, day.people, self.say, day.stepper)
                 self.say("reading the books: meters over serial, chain events and state, "
@@ -94,6 +98,8 @@ class Simulation:
         sold_key = "billed_wh" if plan.market == "intervals" else "burned_wh"
         books.figures = day_figures(day, books, prices, {
             r["name"]: r[sold_key] for r in books.rows if r["role"] == "producer"})
+        if plan.market == "intervals":  # each interval's clearing price, for prices.png
+            books.figures["interval_prices"] = cleared
         self.say("writing the report ...")
         wall = time.monotonic() - started
         summary = write_report(plan, books, day.samples, day.names(), day.hour, wall)

@@ -101,7 +101,9 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
     say("end of the day: settling every participant's position ...")
     interval_s = intervals.boundaries.interval_s
     now = runtime.clock.now()
-    runtime.clock.advance(math.ceil((now + 1) / DAY_S) * DAY_S - now)
+    # To the day's end (the next midnight; none when the day ended on one): a day from
+    # midnight ends on the next, not a day later.
+    runtime.clock.advance(math.ceil(now / DAY_S) * DAY_S - now)
 
     left = [RETRY_BOUNDARIES]
 

@@ -31,6 +31,11 @@ class Plan:
     consumers: int = 5
     hours: float = 24.0
     start_hour: float = 0.0
+    # Hours traded before the measured day (ending at its start): everyone's first
+    # settlement falls in them, so the day's gas is a steady state's (intervals: the measured
+    # day must start at midnight, where the warm-up's positions all settle).
+    warmup_hours: float = 0.0
+    settle_wh: int | None = None  # the interval market's SETTLE_WH (None: the portal's 1000)
     speed: float = 300.0  # emulated seconds per real second
     chain: str = "embedded://"
     out: Path = Path("var/simulation")
@@ -44,9 +49,19 @@ class Plan:
     auction_s: int = 900  # emulated seconds an auction runs
     participants: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def trade_start_hour(self) -> float:
+        """The time of day trading starts at: the warm-up's start, else the day's."""
+        return (self.start_hour - self.warmup_hours) % 24
+
     def __post_init__(self) -> None:
         if self.market not in MARKETS:
             raise ValueError(f"market {self.market!r} is not one of {', '.join(MARKETS)}")
+        if self.warmup_hours < 0 or self.warmup_hours * 3600 % self.interval_s:
+            raise ValueError("the warm-up is a whole number of intervals")
+        if self.warmup_hours and self.market == "intervals" and self.start_hour % 24:
+            raise ValueError("after a warm-up the interval market's measured day starts at "
+                             "midnight (--start-hour 0), where every position settles")
         if not self.participants:
             self.participants = cast(self.producers, self.consumers, self.seed)
 

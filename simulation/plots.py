@@ -19,7 +19,7 @@ from simulation.reconcile import Reconciliation  # noqa: E402
 PLOTS = {
     "generation.png": "PV generation (W) and battery state of charge per producer",
     "load.png": "power drawn per consumer (meter) against the load it wants",
-    "prices.png": "clearing price of every deal over the day",
+    "prices.png": "clearing price of every deal (lots) or interval (intervals) over the day",
     "ether.png": "Ether received by producers and paid by consumers, cumulative",
 }
 
@@ -92,6 +92,11 @@ def _load(path: Path, samples: list[dict[str, Any]], consumers: dict[str, Any]) 
 def _prices(path: Path, books: Reconciliation, names: dict[str, str],
             hour_of: Callable[[float], float], people: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.8))
+    cleared = (books.figures or {}).get("interval_prices") or []
+    if cleared:
+        _interval_prices(ax, cleared, hour_of, people)
+        _save(fig, path)
+        return
     sellers = sorted({names[d["seller"]] for d in books.deals})
     for seller in sellers:
         mine = [d for d in books.deals if names[d["seller"]] == seller and d["opened_at"]]
@@ -105,6 +110,36 @@ def _prices(path: Path, books: Reconciliation, names: dict[str, str],
     if sellers:
         ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def _interval_prices(ax: Any, cleared: list[dict[str, Any]],
+                     hour_of: Callable[[float], float], people: dict[str, Any]) -> None:
+    """Each cleared interval's price as a step line, dots sized by the Wh it traded; the
+    producers' floors dotted, the consumers' caps dashed."""
+    hours = [hour_of(c["start"]) for c in cleared]
+    prices = [c["price_wei"] / MILLI for c in cleared]
+    step = min((b - a for a, b in zip(hours, hours[1:], strict=False) if b > a), default=0.25)
+    line_h, line_p = [], []
+    for i, (hour, price) in enumerate(zip(hours, prices, strict=True)):
+        if i and hour - hours[i - 1] > 1.5 * step:  # intervals that cleared nothing: a gap
+            line_h.append(hours[i - 1] + step)
+            line_p.append(float("nan"))
+        line_h.append(hour)
+        line_p.append(price)
+    ax.step(line_h, line_p, where="post", color="tab:blue", linewidth=0.9)
+    ax.scatter(hours, prices, s=[4 + c["volume_wh"] / 20 for c in cleared], color="tab:blue",
+               alpha=0.6, label="interval clearing price")
+    for spec in people.values():
+        limit = spec.get("reserve_wei") if spec["role"] == "producer" else spec.get("limit_wei")
+        if limit:
+            ax.axhline(limit / MILLI, linewidth=0.6, alpha=0.5,
+                       color="tab:green" if spec["role"] == "producer" else "tab:red",
+                       linestyle=":" if spec["role"] == "producer" else "--")
+    ax.set_xlabel("hour of the day (interval start; a warm-up before it is negative)")
+    ax.set_ylabel("mETH per kWh")
+    ax.set_title("Interval clearing prices (dot size: Wh bought and sold; dotted green: "
+                 "producers' floors; dashed red: consumers' caps)", fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def _ether(path: Path, samples: list[dict[str, Any]], names: dict[str, str]) -> None:

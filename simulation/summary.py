@@ -120,7 +120,15 @@ def _purpose(books: Reconciliation) -> list[str]:
         f"- Gas: {fig['day_gas'] / 1e6:.2f} M over the day, "
         + (f"**{fig['gas_per_delivered_kwh']:,} gas per delivered kWh**"
            if fig["gas_per_delivered_kwh"] is not None else "nothing delivered")
-        + " (setup apart).",
+        + (" (setup apart)." if not fig.get("warmup_hours") else
+           f" over the measured day's {fig['day_kwh']:.2f} kWh settled (setup and the "
+           f"{fig['warmup_hours']:g} h warm-up apart).")
+        + f" Participants' first settlements in it: {fig['first_positions']['day']}.",
+        *([f"- Warm-up ({fig['warmup_hours']:g} h before the day, {fig['warmup_kwh']:.2f} kWh "
+           f"settled, {fig['first_positions']['warmup']} first settlements: each account's "
+           f"baseline, order signature and new slots): {fig['warmup_gas'] / 1e6:.2f} M gas, "
+           + (f"{fig['warmup_gas_per_kwh']:,}" if fig["warmup_gas_per_kwh"] else "–")
+           + " per settled kWh."] if fig.get("warmup_hours") else []),
         *(["- The settlement contract refused positions (retried at the next boundaries): "
            + ", ".join(f"{n} × {why}" for why, n in books.bus["refused_positions"].items())
            + "."] if books.bus.get("refused_positions") else []),

@@ -41,7 +41,7 @@ class Batching:
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
 
-    def step(self, through_n: int, today: int) -> int | None:
+    def step(self, through_n: int) -> int | None:
         """Follow the batch in flight, else send one for the due participants; its id."""
         if self._follow():
             return None  # still in flight
@@ -49,7 +49,7 @@ class Batching:
             return None  # built for this boundary already: refused positions wait for the next
         self._tried_through = through_n
         groups = self._groups(through_n)
-        due = self._due(groups, today)
+        due = self._due(groups, self.boundaries.day(through_n))
         positions = [p for p in (self._position(groups[key]) for key in due) if p is not None]
         # A producer with fills to settle mints with them: an extra reading newer than their
         # closing one would leave that one stale.
@@ -78,15 +78,21 @@ class Batching:
         return groups
 
     def _due(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
-             today: int) -> list[tuple[str, str]]:
-        """Positions to settle now: 1 kWh unsettled, the day's end, a COMMUNITY withdrawal or
-        move asked for, or a switch to the lot market waiting; buyers added while the sells
-        would overdraw the pool."""
+             accounted_day: int) -> list[tuple[str, str]]:
+        """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, a COMMUNITY
+        withdrawal or move asked for, or a switch to the lot market waiting; buyers added while
+        the sells would overdraw the pool.
+
+        accounted_day is the day of the interval that just ended: an interval is accounted one
+        boundary after it ends, so every interval of an earlier day is accounted. Settling at
+        the day's first boundary instead would settle the day's last interval (accounted one
+        boundary later) as a second position of its own.
+        """
         leaving = {r["address"] for r in self.istore.requested_modes() if r["requested"] == LOTS}
         due = []
         for key, fills in groups.items():
             unsettled = sum(int(f["billed_wh"]) for f in fills)
-            day_end = self.boundaries.day(fills[0]["n"]) < today  # a day ended since
+            day_end = self.boundaries.day(fills[0]["n"]) < accounted_day
             if day_end or unsettled >= self.settings.settle_wh or key[0] in leaving or (
                     key[1] == BUY and self._withdrawing(key[0])):
                 due.append(key)

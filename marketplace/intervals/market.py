@@ -136,7 +136,7 @@ class IntervalMarket:
                                                            self.settings.pricing):
             summary = self.boundary.run(n, last)
         if self.lease.renew():
-            self.batching.step(n - 1, self.boundaries.day(n))
+            self.batching.step(n - 1)
         return summary
 
     def _cancel_tx(self, owner: str, view: dict[str, Any]) -> dict[str, Any] | None:

@@ -64,10 +64,36 @@ def test_measure_counts_the_day_and_matches_only_above_the_floor() -> None:
 def test_compare_prints_both_markets_side_by_side() -> None:
     fig = {"totals": {"wanted_wh": 1000, "served_wh": 900, "served_share": 0.9,
                       "served_of_matchable": 0.95, "welfare_wei": 10**15},
-           "day_gas": 3_000_000, "gas_per_delivered_kwh": 80_000}
-    table = compare_table({"lots": {**fig, "gas_per_delivered_kwh": None},
+           "day_gas": 3_000_000, "gas_per_delivered_kwh": 80_000,
+           "gas": {"day": {"settle": {"txs": 3, "gas": 2_900_000, "per_kwh": 77_000},
+                           "withdrawOwed": {"txs": 1, "gas": 100_000, "per_kwh": 3_000}}},
+           "first_positions": {"warmup": 40, "day": 2}}
+    table = compare_table({"lots": {**fig, "gas_per_delivered_kwh": None, "gas": {}},
                            "intervals": fig}, {"lots": True, "intervals": False})
     assert table.splitlines()[0] == "| figure | intervals | lots |"
     assert "| served of matchable | 95.0 % | 95.0 % |" in table
     assert "| gas per delivered kWh | 80,000 | – |" in table
+    assert "| gas per delivered kWh by kind | settle 77,000; withdrawOwed 3,000 | – |" in table
+    assert "| first settlements in the day | 2 | 2 |" in table
     assert "| reconciliation | FAILS | holds |" in table
+
+
+def test_a_batch_settling_the_warm_up_counts_there_and_kwh_are_its_settled_buys() -> None:
+    from simulation.figures import settled_wh
+    from simulation.journal import DAY, WARMUP, phase_of
+
+    def batch(phase: str, *positions: tuple[str, int, int, str]) -> dict:
+        return {"phase": phase, "positions": [
+            {"side": side, "to_interval": to, "wh": wh, "outcome": outcome}
+            for side, to, wh, outcome in positions]}
+
+    warm = batch(DAY, ("buy", 99, 300, "settled"), ("sell", 99, 310, "settled"))
+    day = batch(DAY, ("buy", 99, 50, "settled"), ("buy", 100, 200, "settled"),
+                ("buy", 101, 70, "POOL_SHORT"))
+    assert phase_of(warm, DAY, 100) == WARMUP  # mined in the day, settles the warm-up's end
+    assert phase_of(day, DAY, 100) == DAY  # one of its positions reaches the day
+    assert phase_of(warm, DAY, None) == DAY  # no warm-up: the phase it was mined in
+    assert phase_of(batch(DAY), WARMUP, 100) == WARMUP  # mints only: when mined
+    warm["phase"] = WARMUP
+    assert settled_wh([warm, day], DAY) == 250  # buys settled, not sells nor refused
+    assert settled_wh([warm, day], WARMUP) == 300
