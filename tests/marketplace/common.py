@@ -123,6 +123,20 @@ def produced(runtime, key, wh: int = 100) -> None:
              what=f"{key.address}'s PV")
 
 
+NIGHT_S = 150.0  # wall seconds a wait for generation may last: a 12 h night at 600x is 72 s
+
+
+def generating(runtime, key, wh: int = 20) -> None:
+    """Wait until a producer's meter signed wh more generation than it counts now: energy it
+    has not sold yet at the next boundary (emulated time follows the wall clock, so on a
+    loaded machine a test may reach the emulated night, where a panel has to wait for dawn)."""
+    switchboard = runtime.market.switchboard
+    board = runtime.store.participant(key.address)["board_id"]
+    start = switchboard.signed(board).wh_in
+    wait_for(lambda: switchboard.signed(board).wh_in >= start + wh, timeout=NIGHT_S,
+             what=f"{key.address} generating {wh} Wh")
+
+
 def relay_on(runtime, address: str) -> bool:
     """Whether the account's board has its relay closed (drawing or feeding)."""
     board = runtime.store.participant(address)["board_id"]

@@ -42,7 +42,7 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, peop
     first = next_boundary(runtime, clock)
     view = market.interval_view(first)
     assert {b["buyer"] for b in view["bids"]} == {people[n].address for n in CAPS}
-    assert view["price_wei"] is not None and view["fills"]
+    assert view["price_wei"] is not None and view["fills"], (view["offers"], view["bids"])
     for fill in view["fills"]:  # relays as the fills say
         assert relay_on(runtime, fill["address"])
     for _ in range(4):

@@ -19,6 +19,7 @@ from tests.marketplace.common import (
     PEOPLE,
     deposit,
     drained,
+    generating,
     keys,
     next_boundary,
     place,
@@ -49,23 +50,40 @@ def traded(runtime, clock, address: str) -> int:
     """Pass boundaries until the account has a fill (a seller's battery may start below its
     reserve on a loaded machine); that interval."""
     market = runtime.market.intervals
+    books = []
     for _ in range(6):
         n = next_boundary(runtime, clock)
         if any(f["address"] == address for f in market.istore.fills(n)):
             return n
-    raise AssertionError(f"{address} never traded")
+        view = market.interval_view(n) or {}
+        books.append((n, view.get("offers"), view.get("bids")))
+    raise AssertionError(f"{address} never traded: {books}")
 
 
-def drawing(runtime, address: str, wh: int) -> None:
-    """Wait until the account's meter signed wh more than it counts now."""
-    board = runtime.store.participant(address)["board_id"]
+def fill_of(runtime, n: int, address: str) -> dict:
+    """The account's fill in interval n (the interval's book shown when it has none)."""
+    market = runtime.market.intervals
+    fills = [f for f in market.istore.fills(n) if f["address"] == address]
+    view = market.interval_view(n) or {}
+    assert len(fills) == 1, (n, view.get("offers"), view.get("bids"))
+    return fills[0]
+
+
+def drawing(runtime, address: str, wh: int, n: int) -> None:
+    """Wait until the account's meter signed wh more than its reading that opened interval n.
+
+    Counted from the boundary's reading, not from now: at 600x a load draws ~40 Wh a wall
+    second, so on a loaded machine it may have drawn its whole budget before this is called.
+    """
+    participant = runtime.store.participant(address)
+    opened = runtime.market.intervals.istore.readings(n)["start"].get(participant["meter_address"])
+    assert opened is not None, f"{address} has no reading opening interval {n}"
 
     def counted() -> int:
-        reading = runtime.market.switchboard.signed(board)
+        reading = runtime.market.switchboard.signed(participant["board_id"])
         return reading.wh_in if reading else 0
 
-    start = counted()
-    wait_for(lambda: counted() >= start + wh, what=f"{address} drawing")
+    wait_for(lambda: counted() >= int(opened["whIn"]) + wh, what=f"{address} drawing in {n}")
 
 
 def settled_or_refused(runtime, clock, address: str) -> None:
@@ -98,8 +116,9 @@ def test_a_seller_cleared_at_its_floor_settles_on_a_lossy_bus(runtime, pair, clo
     n = first
     for _ in range(4):
         # Less than he bought, enough that the 2 % lost shows in whole Wh.
-        (fill,) = [f for f in market.istore.fills(n) if f["address"] == people["bob"].address]
-        drawing(runtime, people["bob"].address, max(min(60, fill["wh"] - 10), 1))
+        fill = fill_of(runtime, n, people["bob"].address)
+        drawing(runtime, people["bob"].address, max(min(60, fill["wh"] - 10), 1), n)
+        generating(runtime, people["alice"])  # she sold all she had: energy for the next one
         n = next_boundary(runtime, clock)
     # Each fill's burn is what its payout covers at the floor less the bound (the meters'
     # windows are not aligned: one interval's payout may cover less than its meter sent).
@@ -149,7 +168,7 @@ def spill_once(runtime, clock, key) -> tuple[dict, list[int], int]:
     k = traded(runtime, clock, bob)
     (fill,) = [f for f in market.istore.fills(k) if f["address"] == bob]
     meter = market.istore.order(fill["order_id"])["order"]["meter"]
-    drawing(runtime, bob, 2)  # below what he bought: he is drawing when the boundary comes
+    drawing(runtime, bob, 2, k)  # below what he bought: he is drawing when the boundary comes
     market.cancel_order(bob)  # off-chain: no bid for k+1
     after = next_boundary(runtime, clock)
     assert bob not in {f["address"] for f in market.istore.fills(after)}
