@@ -139,11 +139,14 @@ def test_an_escrow_deal_whose_parties_or_price_differ_is_not_adopted(runtime, pe
     people["carol"].bid(listing["id"], 3000)
     clock.advance(31)
     deal = _opened(market, listing["id"])
-    # The store forgot the chain deal and remembers another buyer at another price.
-    market.settlement._txs.clear()
-    store.update_deal(deal["id"], chain_deal_id=None, expires_at=None, status=DealState.OPENING,
-                      buyer=people["bob"].address, price=4000)
-    market.settlement.advance_all()
+    # The store forgot the chain deal and remembers another buyer at another price. Under the
+    # market's lock, as the tick works: a tick pass already under way must not write the row
+    # it read before this change back over the failure.
+    with market._lock:
+        market.settlement._txs.clear()
+        store.update_deal(deal["id"], chain_deal_id=None, expires_at=None,
+                          status=DealState.OPENING, buyer=people["bob"].address, price=4000)
+        market.settlement.advance_all()
     failed = market.deal(deal["id"])
     assert failed["status"] == DealState.FAILED
     assert f"the escrow's deal {deal['chain_deal_id']} for this offer is not this deal" \
