@@ -88,6 +88,11 @@ def serve_portal(data_dir: str, port: int) -> None:
     runtime.microgrid.set_battery("pv-alice", 0.0)
     alice = next(a["address"] for a in runtime.demo_accounts if a["name"] == "alice")
     while runtime.ledger.token_balance(alice) < TOKENS_WH:
+        # The 1.2 kWh battery holds less than the bench lists (and the enrollment's first
+        # reading only sets the baseline): emptied again whenever nearly full, it keeps
+        # charging, and the meter keeps counting what went in.
+        if (runtime.microgrid.reading("pv-alice").soc or 0.0) > 0.9:
+            runtime.microgrid.set_battery("pv-alice", 0.0)
         time.sleep(0.2)
     # Back to the demo's PV, so that minting runs at its usual pace while bids are measured.
     runtime.microgrid.set_battery("pv-alice", 0.5, pv_peak_w=DEMO_PV_PEAK_W)
