@@ -249,8 +249,8 @@ class Portal:
             time.sleep(0.1)
 
     def listing(self) -> dict:
-        return self.clients["alice"].post(
-            "/api/listings", {"energy_wh": 1, "start_price_wei": "1000", "duration_s": 3600})
+        # A listing is alice's signed offer (the allowance approved up front covers it).
+        return self.clients["alice"].create_listing(1, 1000, 3600)
 
 
 def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tuple[float, float]]:
