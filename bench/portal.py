@@ -289,7 +289,8 @@ def portal_poster(portal: Portal):
         price = state.get(lid, int(listing["min_next_bid_wei"]))
         client = portal.clients[("bob", "carol")[(i // LANES) % 2]]
         terms = client.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        bid = {k: v if k in ("buyer", "seller") else int(v) for k, v in terms["message"].items()}
+        bid = {k: v if k in ("offer", "buyer", "buyerMeter") else int(v)
+               for k, v in terms["message"].items()}
         domain = terms["domain"]
         signature = sign_bid(client.account, int(domain["chainId"]),
                              domain["verifyingContract"], bid)
