@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.logs import DISCARD
 
 from contracts.bindings import (
     BUY,
@@ -21,6 +22,7 @@ from contracts.bindings import (
     sign_batch,
 )
 from geth_private import TxRecord
+from geth_private.records import TxStatus
 from marketplace.positions import Batch
 
 if TYPE_CHECKING:
@@ -206,6 +208,29 @@ class IntervalLedger:
     def pool_wei(self) -> int:
         """Wei charged from buyers and not yet credited to sellers (the escrow holds it)."""
         return self.contract.functions.poolWei().call()
+
+    def batch_outcome(self, tx_hash: str) -> dict[str, Any] | None:
+        """A sent settle batch: None while pending; else its status, the (account, side)
+        pairs settled and the (account, side) pairs refused with their reasons' names."""
+        record = self.ledger.txm.record(tx_hash)
+        if record is not None and record.status in (TxStatus.QUEUED, TxStatus.PENDING):
+            return None
+        if record is not None and record.status == TxStatus.FAILED:
+            return {"status": "failed", "error": str(record.error)[:500]}
+        try:
+            receipt = self.ledger.w3.eth.get_transaction_receipt(tx_hash)
+        except Exception:  # not mined yet (a record this worker did not send, after a restart)
+            return None
+        if receipt["status"] != 1:
+            return {"status": "failed", "error": "the batch reverted"}
+        events = self.contract.events
+        settled = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?"))
+                   for e in events.PositionSettled().process_receipt(receipt, errors=DISCARD)}
+        refused = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?")):
+                   REASONS.get(e["args"]["reason"], e["args"]["reason"])
+                   for e in events.PositionRefused().process_receipt(receipt, errors=DISCARD)}
+        return {"status": "mined", "settled": settled, "refused": refused,
+                "gas_used": int(receipt["gasUsed"])}
 
     def events(self, from_block: int, to_block: int | str = "latest") -> list[dict[str, Any]]:
         """The contract's events in a block range, decoded, oldest first: {event, args,

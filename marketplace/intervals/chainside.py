@@ -1,20 +1,14 @@
 """The chain's side of a batch: positions as IntervalSettlement takes them, and what a mined
-batch settled or refused, read from its receipt."""
+batch settled or refused, read from its receipt by the ledger."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from web3.logs import DISCARD
-
 from firmware_bridge.signing import SignedReading
-from geth_private.records import TxStatus
-from marketplace.intervals.orders import BUY, SELL, StandingOrders
+from marketplace.intervals.orders import BUY, StandingOrders
 from marketplace.ledger import Ledger
-from marketplace.ledger_intervals import REASONS
 from marketplace.positions import Batch, BuyPosition, SellPosition
-
-SIDES = {1: BUY, 2: SELL}  # IntervalSettlement's side numbers
 
 
 def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, Any]],
@@ -36,25 +30,5 @@ def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, A
 
 def outcome(ledger: Ledger, tx_hash: str) -> dict[str, Any] | None:
     """A sent batch: None while pending; else its status, the (account, side) pairs settled
-    and the accounts refused with their reasons."""
-    record = ledger.txm.record(tx_hash)
-    if record is not None and record.status in (TxStatus.QUEUED, TxStatus.PENDING):
-        return None
-    if record is not None and record.status == TxStatus.FAILED:
-        return {"status": "failed", "error": str(record.error)[:500]}
-    try:
-        receipt = ledger.w3.eth.get_transaction_receipt(tx_hash)
-    except Exception:  # not mined yet (a record this worker did not send, after a restart)
-        return None
-    if receipt["status"] != 1:
-        return {"status": "failed", "error": "the batch reverted"}
-    settlement = ledger.intervals.contract
-    settled = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?"))
-               for e in settlement.events.PositionSettled().process_receipt(receipt,
-                                                                            errors=DISCARD)}
-    refused = {(e["args"]["account"], SIDES.get(int(e["args"]["side"]), "?")):
-               REASONS.get(e["args"]["reason"], e["args"]["reason"])
-               for e in settlement.events.PositionRefused().process_receipt(receipt,
-                                                                           errors=DISCARD)}
-    return {"status": "mined", "settled": settled, "refused": refused,
-            "gas_used": int(receipt["gasUsed"])}
+    and the accounts refused with their reasons (IntervalLedger.batch_outcome)."""
+    return ledger.intervals.batch_outcome(tx_hash)
