@@ -34,6 +34,19 @@ NOTICE = 24 * 3600 + 60 + 3600 + 1  # the escrow's withdrawal notice: the portal
 ANYONE_AFTER = 3_600  # IntervalSettlement: block seconds until anyone may send a signed batch
 INTERVAL_S = 900  # IntervalSettlement: an interval, in market and in block seconds
 LINE_LOSS_BPS = 500  # IntervalSettlement: the most line loss sellers bear (5 %)
+DAY_S = 86_400  # IntervalSettlement's day (a daily budget's): interval * intervalSeconds / DAY_S
+
+
+def first_of_five(now: int, wall_s: int, interval_s: int = INTERVAL_S) -> int:
+    """The first interval n of the tests' standard positions: n..n+3, and n+4 for a later
+    one, all ended by `now` (intervals of wall_s block seconds) and in one day, since a
+    position over two days is refused (BAD_INTERVALS). The four intervals before the current
+    one, or the last five of the day before when those would reach into the current day."""
+    n = now // wall_s - 4
+    per_day = DAY_S // interval_s
+    if n // per_day != (n + 4) // per_day:
+        n = (n + 4) // per_day * per_day - 5
+    return n
 
 
 COMPILE_JS = """
@@ -227,11 +240,11 @@ class LedgerCommunity:
     buy: dict[str, Any]  # cap FILL_PRICE, 500 Wh an interval, a daily budget of 1 ETH
 
     def four_intervals(self) -> Batch:
-        """The four intervals (of LEDGER_WALL_S block seconds) before now: 1,000 Wh for
-        FILL_PRICE, the buyer's meter 4,000 -> 5,000 Wh in, the seller's 0 -> 1,000 Wh out
-        (1,200 in: minted); both orders signed by their owners."""
+        """Four intervals (of LEDGER_WALL_S block seconds) before now, in one day
+        (first_of_five): 1,000 Wh for FILL_PRICE, the buyer's meter 4,000 -> 5,000 Wh in, the
+        seller's 0 -> 1,000 Wh out (1,200 in: minted); both orders signed by their owners."""
         domain, readings = self.ledger.intervals.domain(), self.ledger.reading_domain()
-        n = self.now // LEDGER_WALL_S - 4
+        n = first_of_five(self.now, LEDGER_WALL_S)
         fill = {"from_interval": n, "to_interval": n + 3, "filled_intervals": 4, "wh": 1_000,
                 "wei": FILL_PRICE}
         buyer_meter, seller_meter, now = self.buyer_meter, self.seller_meter, self.now
@@ -245,9 +258,10 @@ class LedgerCommunity:
                 baseline=sign_reading(seller_meter, readings, 0, 0, now - 60), **fill)])
 
 
-def ledger_community(node: Any, ledger: Any) -> LedgerCommunity:
+def ledger_community(node: Any, ledger: Any, day_start: bool = False) -> LedgerCommunity:
     """After ledger.deploy: a seller and a buyer funded with 1 ETH, their meters enrolled,
-    COMMUNITY_DEPOSIT in the buyer's COMMUNITY escrow, the seller meter's baseline an hour ago."""
+    COMMUNITY_DEPOSIT in the buyer's COMMUNITY escrow, the seller meter's baseline an hour ago
+    (or, with day_start, a little more: now in the second interval of a day)."""
     seller, buyer, seller_meter, buyer_meter = (Account.create() for _ in range(4))
     ledger.fund(buyer.address, 10**18)
     ledger.fund(seller.address, 10**18)
@@ -259,6 +273,9 @@ def ledger_community(node: Any, ledger: Any) -> LedgerCommunity:
     ledger.wait(ledger.mint_readings_async([sign_reading(seller_meter, ledger.reading_domain(),
                                                          0, 0, start)]))
     now = later(node, ledger, 3600)
+    if day_start:
+        wall_day = DAY_S // INTERVAL_S * LEDGER_WALL_S  # a day in the deployment's block time
+        now = later(node, ledger, (now // wall_day + 1) * wall_day + LEDGER_WALL_S + 1 - now)
     sell = {"seller": seller.address, "meter": seller_meter.address,
             "floorWeiPerKWh": FILL_PRICE // 2, "maxWhPerInterval": 0, "reserveWh": 0,
             "expiry": now + 86_400, "nonce": 1}

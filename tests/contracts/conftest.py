@@ -56,6 +56,7 @@ from .common import (
     SELLER_BASE,
     TTL,
     Day,
+    first_of_five,
 )
 
 
@@ -377,8 +378,13 @@ def compile_check(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Comple
 def day(chain: Chain) -> Day:
     """The community market's day: the seller's meter enrolled (its token baseline an hour
     ago), the buyer's enrolled and COMMUNITY_DEPOSIT in the buyer's community escrow."""
+    return open_day(chain)
+
+
+def open_day(chain: Chain) -> Day:
+    """The `day` fixture's community on `chain` at the chain's present time."""
     chain.enroll_producer(chain.seller_meter, chain.seller)
     chain.enroll(chain.buyer_meter, chain.buyer, CONSUMER, 500)
     chain.send(chain.escrow.functions.deposit(COMMUNITY), chain.buyer, value=COMMUNITY_DEPOSIT)
     t0 = chain.now()
-    return Day(chain, t0, t0 // INTERVAL_S - 4)
+    return Day(chain, t0, first_of_five(t0, INTERVAL_S))

@@ -76,3 +76,20 @@ def test_a_batch_settles_through_the_interval_ledger(tmp_path, uri):
         # A signed batch anyone may send after the window (the operator's signature).
         signed = intervals.sign(again)
         assert signed.operator_sig and signed.positions_hash() == again.positions_hash()
+
+
+def test_a_batch_settles_in_the_second_interval_of_a_day(tmp_path):
+    """Regression: the four intervals before the current one used to reach back over the
+    day's start there, and a position over two days is refused (BAD_INTERVALS). CI ran the
+    test above in the 45 s of each 24 min (a day of 15 s intervals) where that happens."""
+    with backend_from_uri("embedded://", str(tmp_path)) as node:
+        ledger = Ledger(TxManager(node), node.faucet())
+        ledger.deploy(NOTICE, DEAL_DURATION, MAX_RATED_W, interval_s=900,
+                      interval_wall_s=LEDGER_WALL_S, anyone_after_s=600, max_line_loss_bps=250)
+        community = ledger_community(node, ledger, day_start=True)
+        assert community.now // LEDGER_WALL_S % 96 == 1  # the day's second interval
+        batch = community.four_intervals()
+        receipt = ledger.wait(ledger.intervals.settle_async(batch))
+        events = ledger.intervals.events(receipt["blockNumber"], receipt["blockNumber"])
+        assert [e["event"] for e in events] == [
+            "PositionSettled", "PositionSettled", "BatchSettled"], events

@@ -8,11 +8,13 @@ from eth_tester.exceptions import TransactionFailed
 
 from contracts.bindings import order_hash, positions_hash, sign_batch
 
+from .conftest import open_day
 from .common import (
     ANYONE_AFTER,
     CAP,
     COMMUNITY_DEPOSIT,
     CONSUMER,
+    DAY_S,
     FILL_PRICE,
     INTERVAL_S,
     LINE_LOSS_BPS,
@@ -259,3 +261,18 @@ def test_settle_refuses_mints_without_signatures(day):
     bad = (day.through(), [], [], [reading[0]], [], b"")
     with pytest.raises(TransactionFailed):
         day.settle(bad)
+
+
+def test_the_standard_positions_settle_in_the_second_interval_of_a_day(chain):
+    """Regression: the `day` fixture's four intervals before the current one reached back over
+    the day's start when its chain's time was in a day's first four intervals (CI's hour
+    before midnight UTC), and a position over two days is refused (BAD_INTERVALS)."""
+    # open_day lets an hour and some seconds pass (the seller meter's mint window).
+    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + INTERVAL_S + 100 - 3_600)
+    day = open_day(chain)
+    assert day.t0 // INTERVAL_S % (DAY_S // INTERVAL_S) == 1
+    receipt = day.settle(batch(day.through(), [day.buy()], [day.sell()]))
+    assert day.refused(receipt) == []
+    later = (day.n + 4, day.n + 4, 1)
+    buy = day.buy(intervals=later, wh=300, closing_wh=11_300, at=chain.now(), baseline=None)
+    assert day.refused(day.settle(batch(day.n + 4, [buy]))) == []
