@@ -39,6 +39,7 @@ from .common import (
     COMMUNITY,
     COMMUNITY_DEPOSIT,
     CONSUMER,
+    DAY_S,
     DEAL_DURATION,
     DEPOSIT,
     ENERGY,
@@ -378,6 +379,14 @@ def compile_check(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Comple
 def day(chain: Chain) -> Day:
     """The community market's day: the seller's meter enrolled (its token baseline an hour
     ago), the buyer's enrolled and COMMUNITY_DEPOSIT in the buyer's community escrow."""
+    return open_day(chain)
+
+
+@pytest.fixture
+def day_start(chain: Chain) -> Day:
+    """The `day` fixture's community with its chain's time in the second interval of a day."""
+    # open_day lets an hour and some seconds pass (the seller meter's mint window).
+    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + INTERVAL_S + 100 - 3_600)
     return open_day(chain)
 
 

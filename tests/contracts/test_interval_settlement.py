@@ -8,7 +8,6 @@ from eth_tester.exceptions import TransactionFailed
 
 from contracts.bindings import order_hash, positions_hash, sign_batch
 
-from .conftest import open_day
 from .common import (
     ANYONE_AFTER,
     CAP,
@@ -263,13 +262,11 @@ def test_settle_refuses_mints_without_signatures(day):
         day.settle(bad)
 
 
-def test_the_standard_positions_settle_in_the_second_interval_of_a_day(chain):
+def test_the_standard_positions_settle_in_the_second_interval_of_a_day(day_start):
     """Regression: the `day` fixture's four intervals before the current one reached back over
     the day's start when its chain's time was in a day's first four intervals (CI's hour
     before midnight UTC), and a position over two days is refused (BAD_INTERVALS)."""
-    # open_day lets an hour and some seconds pass (the seller meter's mint window).
-    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + INTERVAL_S + 100 - 3_600)
-    day = open_day(chain)
+    day, chain = day_start, day_start.chain
     assert day.t0 // INTERVAL_S % (DAY_S // INTERVAL_S) == 1
     receipt = day.settle(batch(day.through(), [day.buy()], [day.sell()]))
     assert day.refused(receipt) == []
