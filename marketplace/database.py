@@ -80,6 +80,20 @@ CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chain_deals (
+    chain_deal_id INTEGER PRIMARY KEY,
+    buyer TEXT,
+    seller TEXT,
+    price TEXT,
+    energy_wh INTEGER,
+    expires_at INTEGER,
+    started INTEGER NOT NULL DEFAULT 0,
+    buyer_base_wh INTEGER,
+    delivered_wh INTEGER NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL DEFAULT 1,
+    close_reason INTEGER NOT NULL DEFAULT 0,
+    block INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS bus_disagreements (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -199,7 +213,8 @@ CREATE TABLE IF NOT EXISTS interval_batches (
 COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INTEGER"),
                  ("listings", "approval_tx", "TEXT"), ("listings", "offer", "TEXT"),
                  ("listings", "offer_signature", "TEXT"), ("listings", "offer_hash", "TEXT"),
-                 ("bids", "buyer_meter", "TEXT"), ("interval_fills", "spill_wh", "INTEGER")]
+                 ("bids", "buyer_meter", "TEXT"), ("interval_fills", "spill_wh", "INTEGER"),
+                 ("cursors", "hash", "TEXT")]
 # Indexes over added columns: made once the columns exist (a seller's offer lists once).
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)"]
 

@@ -19,6 +19,7 @@ from firmware_bridge.signing import SignedReading
 from geth_private import TxRecord
 from geth_private.records import TxStatus
 from geth_private.signed import SignedCall
+from marketplace.chain_deals import ChainDeals
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
 from marketplace.settings import Settings
@@ -52,7 +53,8 @@ class DeliveryReports:
 
     def __init__(
         self, store: Store, ledger: Ledger, switchboard: Switchboard, settings: Settings,
-        txs: dict[tuple[int, str], TxRecord], publish: Callable[[int], None],
+        txs: dict[tuple[int, str], TxRecord], publish: Callable[[int], None], *,
+        chain: ChainDeals,
     ):
         self.store = store
         self.ledger = ledger
@@ -60,6 +62,7 @@ class DeliveryReports:
         self.settings = settings
         self._txs = txs
         self._publish = publish
+        self.chain = chain  # the escrow's deals as its events tell them
         self.closing: dict[int, Closing] = {}  # deal id -> its Close connection under way
 
     def pair(self, row: dict[str, Any], after: int = 0) -> Pair | None:
@@ -136,7 +139,7 @@ class DeliveryReports:
 
     def _resync(self, row: dict[str, Any]) -> None:
         """The last report did not land: count from what the escrow has, so it is sent again."""
-        row["reported_wh"] = int(self.ledger.chain_deal(row["chain_deal_id"])["deliveredWh"])
+        row["reported_wh"] = int(self.chain.deal(row["chain_deal_id"])["deliveredWh"])
         self.store.update_deal(row["id"], reported_wh=row["reported_wh"])
 
     # -- Close connection ------------------------------------------------------------------

@@ -132,7 +132,7 @@ class Runtime:
         self.loop("transactions", parts.txm.poll, TX_POLL_S)
         # A clean stop hands settlement to another worker at once.
         self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
-        self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"])
+        self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
 
     def loop(
