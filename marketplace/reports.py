@@ -22,6 +22,7 @@ from geth_private.signed import SignedCall
 from marketplace.chain_deals import ChainDeals
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
+from marketplace.parties import participant
 from marketplace.settings import Settings
 from marketplace.store import Store
 from marketplace.switchboard import Switchboard
@@ -76,8 +77,9 @@ class DeliveryReports:
     def signed_of(self, address: str, after: int = 0) -> SignedReading | None:
         """A party's latest signed reading by its own meter (none older than after), or None:
         the evidence the escrow pays on, and so what the market counts delivered."""
-        signed = self.switchboard.signed(self.switchboard.board_of(address))
-        meter = (self.store.participant(address) or {}).get("meter_address")
+        party = participant(self.store, address)  # one lookup for its board and its meter
+        signed = self.switchboard.signed(party["board_id"])
+        meter = party.get("meter_address")
         if signed is None or signed.timestamp < after \
                 or str(meter).lower() != signed.meter.lower():
             return None
