@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
+    run.add_argument("--threads", type=int,
+                     help="threads of the server's one worker; each open WebSocket holds one "
+                          "(default 250, or GRIDBID_WORKER_THREADS)")
     run.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
                      help="seat the demo accounts with emulated boards (default on, unless "
                           "GRIDBID_DEMO_ACCOUNTS says otherwise); they log in from this "
@@ -65,32 +68,25 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["DATA_DIR"] = args.data_dir
     if args.speed:
         overrides["EMULATOR_SPEED"] = args.speed
+    if getattr(args, "threads", None):  # a namespace made by hand may not have it
+        overrides["WORKER_THREADS"] = args.threads
     return overrides
 
 
 def _run(args: argparse.Namespace) -> int:
-    from web import create_app, start_runtime
-    from web.extensions import socketio
-    from web.runtime.operator import OperatorKeyError
+    from web.serve import serve
 
-    app = create_app(run_overrides(args))
-    print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
-    try:
-        runtime = start_runtime(app)
-    except OperatorKeyError as err:
-        print(f"gridbid: {err}", file=sys.stderr)
-        return 1
+    overrides = run_overrides(args)
     url = f"http://{args.host}:{args.port}"
-    print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
-    _print_accounts(runtime)
-    print("\nPress Ctrl+C to stop.\n", flush=True)
-    try:
-        socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        runtime.stop()
-    return 0
+
+    def banner(runtime: Runtime) -> None:
+        # Printed by the worker once its runtime is up (web.serve.post_worker_init).
+        print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
+        _print_accounts(runtime)
+        print("\nPress Ctrl+C to stop.\n", flush=True)
+
+    print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
+    return serve(overrides, args.host, args.port, banner)
 
 
 def _print_accounts(runtime: Runtime) -> None:
