@@ -68,7 +68,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["DATA_DIR"] = args.data_dir
     if args.speed:
         overrides["EMULATOR_SPEED"] = args.speed
-    if getattr(args, "threads", None):  # a namespace made by hand may not have it
+    if getattr(args, "threads", None) is not None:  # a namespace made by hand may lack it
         overrides["WORKER_THREADS"] = args.threads
     return overrides
 
