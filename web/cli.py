@@ -14,6 +14,21 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "run":
+        return _run(args)
+    if args.command == "simulate":
+        from simulation.cli import main as simulate
+
+        return simulate(args)
+    return args.handler(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The `gridbid` command line with every subcommand."""
     parser = argparse.ArgumentParser(prog="gridbid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the portal (chain, emulated boards, market, web)")
@@ -44,17 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     add_board_commands(sub)
     add_verify_command(sub)
     add_settle_command(sub)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "run":
-        return _run(args)
-    if args.command == "simulate":
-        from simulation.cli import main as simulate
-
-        return simulate(args)
-    return args.handler(args)
+    return parser
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, object]:
