@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from marketplace.store import Store  # noqa: E402
 from marketplace.switchboard import Switchboard  # noqa: E402
 
 SIZES = (10, 100, 1000)
+IDLE_PASSES = 7  # idle passes per size: the table shows their median time, their most reads
 
 
 class AlwaysOnline(Boards):
@@ -134,9 +136,11 @@ def timed_pass(settlement: Settlement, counter: RpcCounter) -> dict[str, float]:
 
 
 def measure(n: int, data: Path) -> dict[str, dict[str, float]]:
-    """The four figures of one size."""
+    """The four figures of one size (the idle pass: the median of IDLE_PASSES)."""
     settlement, chain, counter, clock = build(n, data)
-    idle = timed_pass(settlement, counter)
+    idles = [timed_pass(settlement, counter) for _ in range(IDLE_PASSES)]
+    idle = {**idles[-1], "ms": statistics.median(p["ms"] for p in idles),
+            "reads": max(p["reads"] for p in idles)}
     due = max(1, n // 10)
     live = settlement.store.live_deals()[:due]
     chain.tester.time_travel(chain.now() + DEAL_DURATION + 60)  # the escrow lets them close
@@ -159,8 +163,9 @@ def measure(n: int, data: Path) -> dict[str, dict[str, float]]:
 
 def table(results: dict[int, dict[str, dict[str, float]]]) -> str:
     """The figures as a markdown table."""
-    lines = ["| open deals | idle pass ms | idle reads (getLogs) | pass with 10 % due: ms,"
-             " reads, sends | next pass: reads, deals closed | old per-deal reads (ms) |",
+    lines = ["| open deals | idle pass ms (median of 7) | idle reads (getLogs) |"
+             " pass with 10 % due: ms, reads, sends | next pass: reads, deals closed |"
+             " old per-deal reads (ms) |",
              "|---|---|---|---|---|---|"]
     for n, r in results.items():
         i, d, a, o = r["idle"], r["due"], r["after"], r["old"]
