@@ -13,6 +13,7 @@ from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.errors import CannotCancel, InvalidInput, NotAllowed
 from marketplace.events import Hub
+from marketplace.funds import Funds
 from marketplace.intervals.modes import check_lots
 from marketplace.ledger import Ledger
 from marketplace.parties import participant
@@ -43,6 +44,7 @@ class AuctionBook:
         self.settings = settings
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
+        self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -266,8 +268,8 @@ class AuctionBook:
 
     def _funds(self, bidder: str) -> tuple[int, int]:
         """(free escrow, amount of a pending withdrawal) of a bidder: the chain reads a bid's
-        check needs, made before any lock is taken."""
-        return self.ledger.escrow_free(bidder), self.ledger.withdrawal_of(bidder)["amount"]
+        check needs, made (or found kept) before any lock is taken."""
+        return self.funds.of(bidder)
 
     def _check_bid(
         self, bidder: str, row: dict[str, Any], amount: int, funds: tuple[int, int]
