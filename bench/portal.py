@@ -1,9 +1,10 @@
 """Bid-to-browser latency of the portal vs a bare python-socketio broadcast server, and memory.
 
-The portal (`create_app` + `start_runtime` on the embedded chain, served by `socketio.run` as
-`gridbid run` serves it) and a bare python-socketio server (werkzeug, threading mode, one HTTP
-route that broadcasts what it is posted) each run in their own process. For 50, 200 and 500
-clients, python-socketio clients (asyncio, spread over two processes) connect to `/market`;
+The portal (`create_app` + `start_runtime` on the embedded chain, served by `socketio.run`:
+werkzeug's thread per connection, as gunicorn's threaded worker under `gridbid run` has one per
+connection too) and a bare python-socketio server (werkzeug, threading mode, one HTTP route
+that broadcasts what it is posted) each run in their own process. python-socketio clients
+(asyncio, spread over two processes) connect to `/market`;
 bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
 keys (each bid EIP-712-signed by its bidder before its POST), and every client stamps each
 `bid_placed` it receives. Latency = arrival minus the moment the bid's POST was sent
