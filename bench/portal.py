@@ -444,7 +444,7 @@ def report(result: dict) -> str:
         lines.append(f"{name:<8}{r['open']:>6}{r['clients']:>8}{r['offered']:>8.0f}"
                      f"{r['rate']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{ratio50:>11}"
                      f"{ratio99:>11}{r['post_p50']:>10.1f}{r['lost']:>8}"
-                     f"{r['connect_s']:>11.1f}{verdict:>6}")
+                     f"{r['connect_s']:>11.1f}{verdict:>6}".rstrip())
     lines.append("* the probe: the bare server asked 100 bids/s at 200 clients; what it reached "
                  "is the rate of the 200-client rounds")
     m = result["memory"]
