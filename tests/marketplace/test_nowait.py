@@ -152,3 +152,19 @@ def test_requests_answer_while_the_pass_is_stuck_in_a_board_exchange(runtime, cl
         held.armed.clear()
         held.release.set()
     nothing_lost(runtime, listing, deal)
+
+
+def test_a_pass_deciding_from_a_row_read_before_a_close_does_not_undo_it(runtime, clock):
+    # The bus check's pause, as a pass decides it from the row it read before carol pressed
+    # Close connection: the close stands (no `paused` over `closing`), and it completes.
+    people = ready(runtime, wh=320)
+    market = runtime.market
+    deal = active_deal(runtime, clock, people)
+    stale = market.store.deal(deal["id"])
+    with market.settlement.lock:  # the pass is under way (it holds its lock), the close is not
+        assert people["carol"].close(deal["id"])["status"] == "closing"
+        market.settlement.pause(stale, "the bus check: meters disagree")
+        assert market.deal(deal["id"])["status"] == "closing"
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=60, what="the close")
+    assert closed["close_reason"] == "closed by buyer"
