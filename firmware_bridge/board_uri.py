@@ -64,11 +64,9 @@ def parse_board_uri(text: object) -> BoardURI:
     if not isinstance(text, str) or not text.strip():
         raise BoardURIError(f"a board URI is a non-empty string, e.g. {EXAMPLES}")
     text = text.strip()
-    if text.startswith("/"):
-        return BoardURI(text, "serial", text)
     scheme, sep, _rest = text.partition("://")
-    if not sep:
-        raise BoardURIError(f"board {text!r}: give a device path or a URI, e.g. {EXAMPLES}")
+    if not sep:  # a device path (absolute, or relative as a data directory's links are)
+        return BoardURI(text, "serial", text)
     scheme = scheme.lower()
     if scheme == "emulator":
         return _emulator(text)
