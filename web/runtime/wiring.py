@@ -119,6 +119,7 @@ def wire(
         meters = MeterEnrollment(ledger, market, accounts, specs, config, meter_keys,
                                  remote_boards, bridge.boards)
         remote_boards.subscribe(meters.adopt_remote)
+        remote_boards.subscribe_claims(meters.seat_claimed)  # on every worker
         txm.subscribe(meters.on_transaction)
         demo: list[dict[str, str]] = []
         if config["DEMO_ACCOUNTS"]:
