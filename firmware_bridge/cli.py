@@ -42,6 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bridge.add_argument("--token-file",
                         help="file holding this bridge's token (else $GRIDBID_BRIDGE_TOKEN)")
     bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
+    bridge.add_argument("--wait", action="store_true",
+                        help="keep trying until the portal accepts (a bridge started first)")
     bridge.set_defaults(handler=bridge_command)
 
 
@@ -122,7 +124,7 @@ def bridge_command(args: argparse.Namespace) -> int:
             return key
 
         run_bridge(boards, args.portal, args.bridge_id, token, meter_key, stop,
-                   data / "odometer")
+                   data / "odometer", wait=args.wait)
     except KeyboardInterrupt:
         pass
     except BridgeError as err:

@@ -210,15 +210,27 @@ class RemoteBridge:
 def run_bridge(
     boards: list[str], portal_url: str | Sequence[str], bridge_id: str, token: str,
     keys: Callable[[str], LocalAccount], stop: threading.Event, odometer_dir: Path | None = None,
+    *, wait: bool = False,
 ) -> None:
     """Attach the boards by URI (their meter keys from keys(board id), their counters
-    continued in odometer_dir), connect to the portal (the first of its URLs that accepts)
-    and serve until stop is set."""
+    continued in odometer_dir), connect to the portal (the first of its URLs that accepts;
+    wait: keep trying until one does, for a bridge started before its portal serves) and
+    serve until stop is set."""
     bridge = Bridge(meter_keys=keys, odometer_dir=odometer_dir)
     try:
         bridge.attach_all(boards)
         remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id)
-        remote.connect()
+        delay = 0.2
+        while True:
+            try:
+                remote.connect()
+                break
+            except BridgeError as err:
+                if not wait or stop.is_set():
+                    raise
+                log.info("portal not accepting the bridge yet (%s); trying again", err)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
         stop.wait()
         remote.close()
     finally:

@@ -171,7 +171,8 @@ class PortalWorker:
     """One `gridbid run` process on a free loopback port, its log in a file (the multi-worker
     tests start several on one store, queue and chain)."""
 
-    def __init__(self, name: str, tmp: Path, env: dict[str, str], chain: str, data: Path):
+    def __init__(self, name: str, tmp: Path, env: dict[str, str], chain: str, data: Path,
+                 port: int | None = None):
         import subprocess
         import sys
 
@@ -179,7 +180,7 @@ class PortalWorker:
 
         self.name = name
         self.data = data
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{name}.log"
         root = Path(__file__).resolve().parents[1]
