@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
 import time
 from urllib.parse import urlparse
 
 from firmware_bridge.emulator import Microgrid
+
+PARENT_CHECK_S = 0.5  # how often a bridge started with --parent looks for its parent
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +47,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
     bridge.add_argument("--wait", action="store_true",
                         help="keep trying until the portal accepts (a bridge started first)")
+    bridge.add_argument("--parent", type=int, metavar="PID",
+                        help="stop when this process ends (a portal's own local bridge)")
     bridge.set_defaults(handler=bridge_command)
 
 
@@ -83,7 +88,6 @@ def emulate_command(args: argparse.Namespace) -> int:
 
 def bridge_command(args: argparse.Namespace) -> int:
     """Attach the ports, hold their meter keys here, and serve the portal until stopped."""
-    import threading
     from pathlib import Path
 
     from firmware_bridge.board_uri import parse_board_uri
@@ -112,6 +116,8 @@ def bridge_command(args: argparse.Namespace) -> int:
                   " readings cross the network readable by anyone on the way", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.parent:
+        threading.Thread(target=_stop_with, args=(args.parent, stop), daemon=True).start()
     data = Path(args.data_dir)
     try:
         print(f"serving {', '.join(boards)} to {', '.join(args.portal)}", flush=True)
@@ -131,6 +137,15 @@ def bridge_command(args: argparse.Namespace) -> int:
         print(f"gridbid bridge: {err}")
         return 1
     return 0
+
+
+def _stop_with(parent: int, stop: threading.Event) -> None:
+    """Set stop once the parent process is gone (this bridge was re-parented), even when it
+    was killed and could not stop us itself."""
+    while not stop.wait(PARENT_CHECK_S):
+        if os.getppid() != parent:
+            print(f"gridbid bridge: parent {parent} ended; stopping", flush=True)
+            stop.set()
 
 
 def _loopback(url: str) -> bool:

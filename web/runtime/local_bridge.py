@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -40,13 +39,22 @@ def token_hash(token: str) -> str:
 
 
 def mode(config: Mapping[str, Any]) -> str:
-    """LOCAL_BRIDGE: inline (boards attached to a bridge in this process) or process."""
-    value = str(config.get("LOCAL_BRIDGE") or "inline")
+    """LOCAL_BRIDGE: inline (boards attached to a bridge in this process) or process; unset,
+    process when the portal's own URL is known (LOCAL_BRIDGE_PORTAL) and it is one process
+    (no MESSAGE_QUEUE: each of several workers would emulate the same boards; run them in a
+    bridge of their own) whose boards no driver steps (EMULATOR_STEPPED), else inline."""
+    value = str(config.get("LOCAL_BRIDGE") or "")
+    if not value:
+        alone = not config.get("MESSAGE_QUEUE") and not config.get("EMULATOR_STEPPED")
+        return "process" if config.get("LOCAL_BRIDGE_PORTAL") and alone else "inline"
     if value not in MODES:
         raise ValueError(f"LOCAL_BRIDGE is inline or process, not {value!r}")
     if value == "process" and not config.get("LOCAL_BRIDGE_PORTAL"):
         raise ValueError("LOCAL_BRIDGE=process needs LOCAL_BRIDGE_PORTAL, the URL the child "
                          "bridge reaches this portal at (e.g. http://127.0.0.1:5000)")
+    if value == "process" and config.get("EMULATOR_STEPPED"):
+        raise ValueError("LOCAL_BRIDGE=process cannot run with EMULATOR_STEPPED: a stepped "
+                         "day drives the emulator inside the portal process")
     return value
 
 
@@ -102,13 +110,14 @@ class BridgeChild:
 
     def __init__(self, uris: Sequence[str], portal_url: str, token_file: Path, data_dir: Path):
         command = [sys.executable, "-m", "web.cli", "bridge", "--wait",
+                   "--parent", str(os.getpid()),
                    *[arg for uri in uris for arg in ("--board", uri)],
                    "--portal", portal_url, "--bridge-id", LOCAL_ID,
                    "--token-file", str(token_file), "--data-dir", str(data_dir)]
         self.log_path = data_dir / "local_bridge.log"
         with self.log_path.open("a") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                command, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.info("local bridge started (pid %d, log %s)", self.process.pid, self.log_path)
 
@@ -123,12 +132,3 @@ class BridgeChild:
             self.process.kill()
             self.process.wait(STOP_WAIT_S)
 
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the portal process dies (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the child outlives a killed parent and must be stopped
-        pass

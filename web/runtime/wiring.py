@@ -152,10 +152,11 @@ def wire(
 def _own_boards(
     config: Mapping[str, Any], store: Store, data_dir: Path, keys: MachineKeys
 ) -> tuple[list[str], Path] | None:
-    """LOCAL_BRIDGE=process: register this machine's emulated boards (the participants no
-    other bridge serves) as the local bridge's; their URIs and its token file. inline: None."""
-    if mode(config) != "process":
-        return None
+    """LOCAL_BRIDGE=process and the demo on: register this machine's emulated boards (the
+    participants no other bridge serves) as the local bridge's; their URIs and its token
+    file. Else None."""
+    if mode(config) != "process" or not config["DEMO_ACCOUNTS"]:
+        return None  # emulated boards are the demo's
     others = set(listed(config.get("REMOTE_BOARDS")))
     others |= {b["board_id"] for row in store.bridges() if row["id"] != "local"
                for b in row["boards"]}
