@@ -131,9 +131,13 @@ def wire(
             with store.exclusive("startup"):  # … and create and fund accounts one at a time
                 start_emulated_boards(microgrid, bridge, specs, config, data_dir / "boards",
                                       remote_boards.allowed)
+                # The local bridge's boards are enrolled and seated now, as inline ones are
+                # (their keys are here): the portal serves seated, before the child connects.
+                mine = set(own[2]) if own is not None else set()
                 demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
                                      meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
-                                     remote=remote_boards.allowed, book=data_dir / DEMO_BOOK)
+                                     remote=remote_boards.allowed - mine,
+                                     book=data_dir / DEMO_BOOK)
         txm.subscribe(TransactionJournal(store, hub))
         child = None
         if own is not None:
@@ -151,10 +155,10 @@ def wire(
 
 def _own_boards(
     config: Mapping[str, Any], store: Store, data_dir: Path, keys: MachineKeys
-) -> tuple[list[str], Path] | None:
+) -> tuple[list[str], Path, list[str]] | None:
     """LOCAL_BRIDGE=process and the demo on: register this machine's emulated boards (the
-    participants no other bridge serves) as the local bridge's; their URIs and its token
-    file. Else None."""
+    participants no other bridge serves) as the local bridge's; their URIs, its token file
+    and their ids. Else None."""
     if mode(config) != "process" or not config["DEMO_ACCOUNTS"]:
         return None  # emulated boards are the demo's
     others = set(listed(config.get("REMOTE_BOARDS")))
@@ -165,7 +169,7 @@ def _own_boards(
         return None
     with store.exclusive("startup"):
         token_file = register_local(store, data_dir, keys, specs, config["EMULATOR_SPEED"])
-    return board_uris(specs, config), token_file
+    return board_uris(specs, config), token_file, [s["board"] for s in specs]
 
 
 def _open_store(config: Mapping[str, Any], data_dir: Path, backend: ChainBackend) -> Store:
