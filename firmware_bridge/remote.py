@@ -124,6 +124,11 @@ class RemoteBridge:
         if not self._failing_over.acquire(blocking=False):
             return  # another disconnect is being handled already
         try:
+            # The handler runs before the client marks itself disconnected: wait for that.
+            deadline = time.monotonic() + 10
+            while self.client.connected and time.monotonic() < deadline:
+                if self._closing.wait(0.05):
+                    return
             lost = self.portal_url
             order = self.portal_urls[self.portal_urls.index(lost) + 1:] + \
                 self.portal_urls[:self.portal_urls.index(lost) + 1]
