@@ -171,6 +171,11 @@ class RemoteBoards(Boards):
         worker died) takes their boards as offline."""
         with self.lock:
             claims = list(self.claims.values())
+            # Connections of workers long silent that no board points at any more.
+            live, now = set(self.sid.values()), time.monotonic()
+            for peer in [p for p, t in self.heard.items() if now - t > 10 * STALE_S]:
+                if peer not in live:
+                    del self.heard[peer]
         for claim in claims:
             self.bus.publish(claim)
 
