@@ -23,7 +23,7 @@ from firmware_bridge.errors import (
 )
 from firmware_bridge.ioloop import IoLoop
 from firmware_bridge.protocol import Frame, Reading
-from firmware_bridge.serial_port import LinePort
+from firmware_bridge.serial_port import LinePort, event_lanes
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,12 @@ class BoardClient:
         self._last_event = 0  # the newest event id of the session: older ones are replays
         self._pending: _Pending = None
         self._closed = False
+        # Events go to on_event off the port loop; a request returns only once the events
+        # the board sent before its reply were delivered, as when one thread did both.
+        self._events_queued = 0  # counted on the loop thread
+        self._events_done = 0
+        self._events_cv = threading.Condition()
+        self._reply_mark = 0  # events queued when the reply in flight arrived
         # Lines arrive on the port loop's thread (loop: default the process's shared one).
         self._port = LinePort(url, self._on_line, self._on_lost, timeout=timeout, loop=loop)
 
@@ -155,6 +161,7 @@ class BoardClient:
             self._pending = None
         if reply is None:
             raise BridgeError(f"{self.url}: port lost while waiting for {verb}")
+        self._await_events(self._reply_mark)
         if isinstance(reply, _V1Board):
             raise BridgeError(f"{self.url}: board speaks protocol v{protocol.LEGACY_VERSION}; "
                               f"this bridge needs v{protocol.VERSION}")
@@ -220,6 +227,7 @@ class BoardClient:
                 self._last_event = 0
             except FrameError:
                 pass  # hello() says what is wrong with it
+        self._reply_mark = self._events_queued
         pending[2].put(frame)
 
     def _on_event(self, frame: Frame) -> None:
@@ -229,10 +237,28 @@ class BoardClient:
             return
         self._last_event = frame.req_id
         if self.on_event is not None:
-            try:
+            # Off the port loop: a listener that waits (a disk, a lock) must not hold up
+            # every other board's replies; one board's events keep their order.
+            self._events_queued += 1
+            event_lanes().run(self.url, lambda: self._deliver(frame))
+
+    def _deliver(self, frame: Frame) -> None:
+        try:
+            if self.on_event is not None:
                 self.on_event(frame)
-            except Exception:  # a listener bug must not take the serial reader down
-                log.exception("%s: event callback failed on %s", self.url, frame)
+        except Exception:  # a listener bug must not take the lane down
+            log.exception("%s: event callback failed on %s", self.url, frame)
+        finally:
+            with self._events_cv:
+                self._events_done += 1
+                self._events_cv.notify_all()
+
+    def _await_events(self, mark: int) -> None:
+        """Wait (a timeout at most) until the events queued before mark were delivered."""
+        if event_lanes().serves_current_thread():
+            return  # a listener asking its own board: its lane is this very thread
+        with self._events_cv:
+            self._events_cv.wait_for(lambda: self._events_done >= mark, timeout=self.timeout)
 
     def _on_undecodable(self, raw: bytes, err: FrameError, pending: _Pending) -> None:
         """A line failing the session's CRC: a board that lost its session, a v1 board, or junk."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import select
 import socket
 import threading
@@ -26,7 +27,10 @@ from firmware_bridge.ioloop import IoLoop
 log = logging.getLogger(__name__)
 
 _shared: IoLoop | None = None
+_shared_lanes: Lanes | None = None
 _shared_lock = threading.Lock()
+LANES = 4  # threads delivering board events: a listener stuck on a disk or a lock stalls
+# only the boards of its lane, never the port loop (replies keep flowing)
 
 
 def board_ports() -> IoLoop:
@@ -36,6 +40,52 @@ def board_ports() -> IoLoop:
         if _shared is None:
             _shared = IoLoop("board-ports")
         return _shared
+
+
+def event_lanes() -> Lanes:
+    """The process's threads that run board event listeners, in order per board."""
+    global _shared_lanes
+    with _shared_lock:
+        if _shared_lanes is None:
+            _shared_lanes = Lanes("board-events", LANES)
+        return _shared_lanes
+
+
+class Lanes:
+    """A few threads running callbacks, those of one key in order, all off the port loop."""
+
+    def __init__(self, name: str, count: int):
+        self.name = name
+        self._queues: list[queue.SimpleQueue[Callable[[], None]]] = [
+            queue.SimpleQueue() for _ in range(count)]
+        self._started = False
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+
+    def run(self, key: str, callback: Callable[[], None]) -> None:
+        """Run callback on the key's lane, after every callback queued there before."""
+        with self._lock:
+            if not self._started:
+                for n, lane in enumerate(self._queues):
+                    thread = threading.Thread(target=self._serve, args=(lane,), daemon=True,
+                                              name=f"{self.name}-{n}")
+                    self._threads.add(thread)
+                    thread.start()
+                self._started = True
+        # hash() of a str is fixed within a process: one board, one lane, its events in order
+        self._queues[hash(key) % len(self._queues)].put(callback)
+
+    def serves_current_thread(self) -> bool:
+        """Whether the caller runs on one of the lanes."""
+        return threading.current_thread() in self._threads
+
+    def _serve(self, lane: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            callback = lane.get()
+            try:
+                callback()
+            except Exception:  # a listener's bug must not end the lane
+                log.exception("%s: a board event listener failed", self.name)
 
 
 class LinePort:

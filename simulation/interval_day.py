@@ -7,15 +7,19 @@ the next, so each interval's readings are the boundary's, whatever the wall cloc
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from firmware_bridge.errors import BridgeError
 from simulation.settle import wait_for
 from simulation.stepper import Stepper
 from web.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 RETRY_BOUNDARIES = 8  # past the day's end, how many boundaries may retry refused positions
@@ -38,8 +42,10 @@ def day_start(start_hour: float, interval_s: int, now: float | None = None) -> f
 class BoundarySync:
     """The stepper's boundary hooks for the interval market."""
 
-    def __init__(self, runtime: Runtime, people: list[dict[str, Any]], first_n: int):
+    def __init__(self, runtime: Runtime, people: list[dict[str, Any]], first_n: int,
+                 on_cleared: Callable[[float], None] | None = None):
         self.runtime = runtime
+        self.on_cleared = on_cleared  # told each clearing's wall seconds (simulation.load)
         self.boards = [p["board"] for p in people]
         self.first_n = first_n  # the market's interval number of the stepper's boundary 0
         self._cleared: set[int] = set()
@@ -62,7 +68,10 @@ class BoundarySync:
         while (late := stale()) and time.monotonic() < deadline:
             time.sleep(0.2)  # a board's reading is signed once a second at most
             for board in late:
-                bridge.read(board)  # signs it once its second is due
+                try:
+                    bridge.read(board)  # signs it once its second is due
+                except BridgeError as err:  # a board slow to answer: asked again in a moment
+                    log.warning("boundary %d: %s", k, err)
         if late:
             raise TimeoutError(f"simulation: boards {late} gave no fresh signed reading at "
                                f"boundary {k}")
@@ -70,9 +79,12 @@ class BoundarySync:
     def after(self, k: int) -> None:
         """Wait until the market published the clearing of the interval the boundary opens."""
         n = self.first_n + k
+        started = time.monotonic()  # the clock is on the boundary: the market's turn
         with self._seen:
             if not self._seen.wait_for(lambda: n in self._cleared, timeout=60):
                 raise TimeoutError(f"simulation: interval {n} was not cleared within 60 s")
+        if self.on_cleared is not None:
+            self.on_cleared(time.monotonic() - started)
 
     def _on_publication(self, topic: str, payload: dict[str, Any]) -> None:
         if topic != "interval":
