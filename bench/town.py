@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ def run_point(meters: int, hours: float, start_hour: float, out: Path) -> dict[s
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         return {"meters": meters, "failed": f"exit {proc.returncode}: {tail}"}
     data = json.loads(report.read_text())
+    disagree = [line.strip() for line in proc.stdout.splitlines() if "disagrees:" in line]
     return {"meters": meters, "wall_s": wall, "ok": proc.returncode == 0,
-            "checks": len(data["checks"]), "load": data["market"]["load"], "hours": hours}
+            "checks": len(data["checks"]), "load": data["market"]["load"], "hours": hours,
+            "disagree": disagree, "out": str(out)}
 
 
 def limit_of(point: dict[str, Any]) -> str:
@@ -71,7 +73,8 @@ def pace_of(point: dict[str, Any]) -> float | None:
 
 def table(points: list[dict[str, Any]]) -> str:
     """The curve as a text table."""
-    head = (f"{'meters':>6} {'pace':>6} {'clear p50':>9} {'p99':>7} {'tick p50':>8} {'p99':>7} "
+    head = (f"{'meters':>6} {'trips':>5} {'pace':>6} "
+            f"{'clear p50':>9} {'p99':>7} {'tick p50':>8} {'p99':>7} "
             f"{'lag p99':>7} {'RSS MB':>6} {'anvil':>5} {'cores':>9} {'fds':>5} {'thr':>4} "
             f"{'gas/blk p99':>11} {'books':>6}  limit")
     lines = [head]
@@ -83,13 +86,17 @@ def table(points: list[dict[str, Any]]) -> str:
         tick = load["tick_ms"] or {}
         cores = f"{load['cpu_cores']['portal']}+{load['cpu_cores']['children']}"
         lines.append(
-            f"{p['meters']:>6} {pace_of(p) or 0:>6.0f} {load['clearing_ms']['p50'] or 0:>9.0f} "
+            f"{p['meters']:>6} {load['failsafe_trips']:>5} {pace_of(p) or 0:>6.0f} "
+            f"{load['clearing_ms']['p50'] or 0:>9.0f} "
             f"{load['clearing_ms']['p99'] or 0:>7.0f} {tick.get('p50') or 0:>8.1f} "
             f"{tick.get('p99') or 0:>7.1f} {load['settlement_lag_wh']['p99'] or 0:>7.0f} "
             f"{load['portal_rss_mb']['max'] or 0:>6.0f} {load['children_rss_mb']['max'] or 0:>5.0f}"
             f" {cores:>9} {load['fds']['max'] or 0:>5.0f} {load['threads']['max'] or 0:>4.0f} "
             f"{load['gas_per_block']['p99'] or 0:>11.0f} {'holds' if p['ok'] else 'FAILS':>6}  "
             f"{limit_of(p)}")
+    for p in points:
+        for line in p.get("disagree", [])[:5]:
+            lines.append(f"  {p['meters']} meters {line}  ({p['out']})")
     return "\n".join(lines)
 
 
@@ -125,17 +132,21 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--start-hour", type=float, default=10.0)
     parser.add_argument("--day", type=Path, help="a full day's report directory to print too")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "town",
+                        help="where each point's report goes (kept, to read a failure)")
     args = parser.parse_args()
     points = []
-    with tempfile.TemporaryDirectory(prefix="town-") as tmp:
-        for meters in (int(m) for m in args.meters.split(",")):
-            point = run_point(meters, args.hours, args.start_hour, Path(tmp) / f"m{meters}")
-            points.append(point)
-            print(f"  {meters} meters: {point.get('wall_s', 0):.0f} s", file=sys.stderr,
-                  flush=True)
+    load_before = os.getloadavg()[0]
+    for meters in (int(m) for m in args.meters.split(",")):
+        out = args.out / f"m{meters}"
+        shutil.rmtree(out, ignore_errors=True)
+        point = run_point(meters, args.hours, args.start_hour, out)
+        points.append(point)
+        print(f"  {meters} meters: {point.get('wall_s', 0):.0f} s", file=sys.stderr, flush=True)
     print(f"{args.hours:g} h from {args.start_hour:g}:00 at ×{SPEED:g} on anvil, interval "
-          f"market, {os.cpu_count()} cores; pace = emulated s per wall s while trading; "
-          "times in ms, lag in Wh, cores = portal+anvil")
+          f"market, {os.cpu_count()} cores (load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after); trips = boards' failsafe trips; pace = emulated "
+          "s per wall s while trading; times in ms, lag in Wh, cores = portal+anvil")
     print(table(points))
     if args.day:
         print(day_lines(args.day))

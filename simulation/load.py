@@ -132,7 +132,9 @@ class LoadMeter:
         lag = [s["unsettled_wh"] for s in samples if s.get("unsettled_wh") is not None]
         wall = time.monotonic() - self._wall0
         return {
-            "loop_pass_ms": passes, "tick_ms": passes.get("market"),
+            # The market's tick: one `market` loop, or (split by request-never-waits) its
+            # settlement pass, the one that grows with the town.
+            "loop_pass_ms": passes, "tick_ms": passes.get("market") or passes.get("settlement"),
             "clearing_ms": clearing, "settlement_lag_wh": spread(lag, 1, 0),
             "portal_rss_mb": spread([s["rss"] for s in samples], 1 / 2**20, 0),
             "children_rss_mb": spread([s["children_rss"] for s in samples], 1 / 2**20, 0),
