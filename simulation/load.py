@@ -11,6 +11,7 @@ Gas per block comes from the receipts the journal sees. `figures()` sums it up.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     ordered = sorted(values)
     if not ordered:
         return None
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
