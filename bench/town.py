@@ -5,10 +5,11 @@ quarter producers and three quarters consumers) over the same sunny hours; the t
 from each run's reconciliation.json (`market.load`, simulation/load.py). The pace is emulated
 seconds per wall second while trading, against the ×speed asked for: a day that cannot keep
 pace waits at its boundaries (fresh signed readings from every board, then the market's
-clearing). The last column names the resource at its limit:
-- `cpu`: the portal and chain node together use ≥ 80 % of the machine's cores;
-- `boundary waits`: the cores have room but the boundaries wait (the market's own pace);
-- `none`: the day kept the pace asked for.
+clearing). The last column says what the day's wall time beyond the pace went to, the
+largest named: `clearing` (the market accounting and clearing an interval: its CPU),
+`readings` (every board's fresh signed reading at a boundary: board round trips, signing) or
+`stepping` (the physics steps and the agents' rounds between boundaries); `(cpu …)` when the
+portal and anvil together use ≥ 80 % of the cores. `none`: the day kept the pace asked for.
 With `--day DIR` it also prints the figures of a finished full day's report directory.
 
 Run: .venv/bin/python bench/town.py [--meters 25,50,100,200] [--hours 2] [--day DIR]
@@ -54,15 +55,20 @@ def run_point(meters: int, hours: float, start_hour: float, out: Path) -> dict[s
 
 
 def limit_of(point: dict[str, Any]) -> str:
-    """Which resource holds the day back at this point (see the module's docstring)."""
+    """What holds the day back at this point (see the module's docstring)."""
     load = point["load"]
-    pace = pace_of(point)
+    trade = load["phases_s"].get("trade") or 0.0
+    paced = point["hours"] * 3600 / SPEED  # the wall time the day needs at the pace asked
+    if trade <= 1.1 * paced:
+        return "none"
+    waits = load.get("boundary_waits_s", {})
+    shares = {"clearing": waits.get("clearing", 0.0), "readings": waits.get("readings", 0.0)}
+    shares["stepping"] = max(0.0, trade - paced - sum(shares.values()))
+    worst = max(shares, key=shares.__getitem__)
     cores = (load["cpu_cores"]["portal"] or 0) + (load["cpu_cores"]["children"] or 0)
-    if cores >= CPU_LIMIT * (os.cpu_count() or 1):
-        return "cpu"
-    if pace is not None and pace < 0.9 * SPEED:
-        return "boundary waits"
-    return "none"
+    cpu = " (cpu: the cores are busy)" if cores >= CPU_LIMIT * (os.cpu_count() or 1) else ""
+    return (f"{worst} {shares[worst] / trade:.0%} of trading"
+            f" [{', '.join(f'{k} {v:.0f} s' for k, v in shares.items())}]{cpu}")
 
 
 def pace_of(point: dict[str, Any]) -> float | None:

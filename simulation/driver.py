@@ -88,7 +88,7 @@ class Simulation:
             runtime.txm.subscribe(load.on_transaction)
             runtime.bridge.subscribe_events(load.on_board_event)
             load.start()
-            day = open_day(runtime, plan, self.clock, self.say, load.cleared)
+            day = open_day(runtime, plan, self.clock, self.say, load.boundary_wait)
             trading = time.monotonic()
             day.trade()
             load.phases_s["trade"] = round(time.monotonic() - trading, 1)

@@ -43,9 +43,10 @@ class BoundarySync:
     """The stepper's boundary hooks for the interval market."""
 
     def __init__(self, runtime: Runtime, people: list[dict[str, Any]], first_n: int,
-                 on_cleared: Callable[[float], None] | None = None):
+                 on_wait: Callable[[str, float], None] | None = None):
         self.runtime = runtime
-        self.on_cleared = on_cleared  # told each clearing's wall seconds (simulation.load)
+        # Told each boundary's waits in wall seconds (simulation.load): "readings", "clearing".
+        self.on_wait = on_wait
         self.boards = [p["board"] for p in people]
         self.first_n = first_n  # the market's interval number of the stepper's boundary 0
         self._cleared: set[int] = set()
@@ -64,7 +65,8 @@ class BoundarySync:
             return [b for b in self.boards
                     if (s := bridge.signed_reading(b)) is None or (s.wh_in, s.wh_out) != want[b]]
 
-        deadline = time.monotonic() + 30
+        started = time.monotonic()
+        deadline = started + 30
         while (late := stale()) and time.monotonic() < deadline:
             time.sleep(0.2)  # a board's reading is signed once a second at most
             for board in late:
@@ -75,6 +77,8 @@ class BoundarySync:
         if late:
             raise TimeoutError(f"simulation: boards {late} gave no fresh signed reading at "
                                f"boundary {k}")
+        if self.on_wait is not None:
+            self.on_wait("readings", time.monotonic() - started)
 
     def after(self, k: int) -> None:
         """Wait until the market published the clearing of the interval the boundary opens."""
@@ -83,8 +87,8 @@ class BoundarySync:
         with self._seen:
             if not self._seen.wait_for(lambda: n in self._cleared, timeout=60):
                 raise TimeoutError(f"simulation: interval {n} was not cleared within 60 s")
-        if self.on_cleared is not None:
-            self.on_cleared(time.monotonic() - started)
+        if self.on_wait is not None:
+            self.on_wait("clearing", time.monotonic() - started)
 
     def _on_publication(self, topic: str, payload: dict[str, Any]) -> None:
         if topic != "interval":

@@ -74,7 +74,7 @@ class LoadMeter:
     def __init__(self, unsettled_wh: Callable[[], float] | None = None):
         self.unsettled_wh = unsettled_wh
         self.passes: dict[str, list[float]] = {}
-        self.clearing_s: list[float] = []
+        self.waits_s: dict[str, list[float]] = {"readings": [], "clearing": []}
         self.samples: list[dict[str, float]] = []
         self.block_gas: dict[int, int] = {}
         self.phases_s: dict[str, float] = {}  # wall seconds of the day's phases (the driver's)
@@ -104,10 +104,11 @@ class LoadMeter:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def cleared(self, seconds: float) -> None:
-        """One interval's clearing took seconds (boundary reached to publication)."""
+    def boundary_wait(self, kind: str, seconds: float) -> None:
+        """A boundary waited seconds: for every board's fresh signed reading ("readings"),
+        or from the clock reaching it to the market's publication of it ("clearing")."""
         with self._lock:
-            self.clearing_s.append(seconds)
+            self.waits_s.setdefault(kind, []).append(seconds)
 
     def on_transaction(self, record: Any) -> None:
         """A mined transaction's gas, by block (a journal hook)."""
@@ -127,7 +128,9 @@ class LoadMeter:
         """The day's load figures: times in ms, Wh, MB, gas."""
         with self._lock:
             passes = {name: spread(times, 1000) for name, times in self.passes.items()}
-            clearing = spread(self.clearing_s, 1000)
+            clearing = spread(self.waits_s["clearing"], 1000)
+            readings = spread(self.waits_s["readings"], 1000)
+            waited = {kind: round(sum(times), 1) for kind, times in self.waits_s.items()}
             gas = list(self.block_gas.values())
             samples = list(self.samples)
         lag = [s["unsettled_wh"] for s in samples if s.get("unsettled_wh") is not None]
@@ -136,7 +139,8 @@ class LoadMeter:
             # The market's tick: one `market` loop, or (split by request-never-waits) its
             # settlement pass, the one that grows with the town.
             "loop_pass_ms": passes, "tick_ms": passes.get("market") or passes.get("settlement"),
-            "clearing_ms": clearing, "settlement_lag_wh": spread(lag, 1, 0),
+            "clearing_ms": clearing, "readings_ms": readings, "boundary_waits_s": waited,
+            "settlement_lag_wh": spread(lag, 1, 0),
             "portal_rss_mb": spread([s["rss"] for s in samples], 1 / 2**20, 0),
             "children_rss_mb": spread([s["children_rss"] for s in samples], 1 / 2**20, 0),
             "threads": spread([s["threads"] for s in samples], 1, 0),
@@ -203,7 +207,8 @@ def load_section(load: dict[str, Any] | None) -> list[str]:
 
     lines = ["## What the day cost the machine", "",
              "| figure | p50 | p99 | max | samples |", "|---|---:|---:|---:|---:|",
-             row("clearing: boundary to published interval", load["clearing_ms"], "ms")]
+             row("clearing: boundary to published interval", load["clearing_ms"], "ms"),
+             row("boundary: every board's fresh signed reading", load.get("readings_ms"), "ms")]
     for name, s in sorted(load["loop_pass_ms"].items()):
         lines.append(row(f"`{name}` loop pass", s, "ms"))
     lines += [row("settlement lag: bought Wh metered, not yet settled", load["settlement_lag_wh"],

@@ -38,7 +38,8 @@ def test_a_loops_passes_are_timed_and_the_machine_sampled() -> None:
     meter.on_transaction(SimpleNamespace(receipt={"blockNumber": 7, "gasUsed": 21_000}))
     meter.on_transaction(SimpleNamespace(receipt=None))  # not mined: nothing to count
     meter.on_board_event("b1", "FAILSAFE", ())
-    meter.cleared(0.25)
+    meter.boundary_wait("clearing", 0.25)
+    meter.boundary_wait("readings", 0.5)
     # One sample by hand, as the sampler thread would take it each second.
     meter.samples.append({"t": 0.0, "rss": rss_bytes(), "children_rss": 0, "threads": 1,
                           "fds": 3, "unsettled_wh": 12.5})
@@ -46,6 +47,7 @@ def test_a_loops_passes_are_timed_and_the_machine_sampled() -> None:
     assert figures["tick_ms"]["n"] == 3
     assert figures["gas_per_block"] == {"n": 1, "p50": 51_000, "p99": 51_000, "max": 51_000}
     assert figures["clearing_ms"]["p50"] == 250.0
+    assert figures["boundary_waits_s"] == {"readings": 0.5, "clearing": 0.2}
     assert figures["settlement_lag_wh"]["max"] == round(12.5)
     assert figures["failsafe_trips"] == 1
     assert figures["portal_rss_mb"]["max"] > 10
