@@ -126,7 +126,7 @@ on this machine in the run that measured the figures below (`bench/bid.py` on th
 
 SECTIONS.append(("town", "A town on one machine", """\
 `bench/town.py` runs `gridbid simulate` (anvil, interval market, a quarter producers) at 25, 50,
-100 and 200 meters over the same two sunny hours at ×300, each in its own process, and reads
+100 and 200 meters over the same sunny hour (10:00) at ×300, each in its own process, and reads
 each run's load figures (simulation/load.py): pace (emulated seconds per wall second while
 trading), clearing (clock on the boundary to the interval published), the market's tick pass,
 settlement lag p99 (bought Wh metered but not settled on chain), portal and anvil RSS, CPU

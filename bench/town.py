@@ -12,7 +12,7 @@ largest named: `clearing` (the market accounting and clearing an interval: its C
 portal and anvil together use ≥ 80 % of the cores. `none`: the day kept the pace asked for.
 With `--day DIR` it also prints the figures of a finished full day's report directory.
 
-Run: .venv/bin/python bench/town.py [--meters 25,50,100,200] [--hours 2] [--day DIR]
+Run: .venv/bin/python bench/town.py [--meters 25,50,100,200] [--hours 1] [--day DIR]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def day_lines(day: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", default="25,50,100,200")
-    parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--start-hour", type=float, default=10.0)
     parser.add_argument("--day", type=Path, help="a full day's report directory to print too")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "town",
