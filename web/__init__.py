@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from web import config, errors
-from web.bridges import send_command
+from web.bridges import hear_queue, send_command
 from web.config import DEFAULTS
 from web.converters import AsciiIntegerConverter
 from web.extensions import socketio
@@ -18,7 +18,8 @@ from web.runtime import Runtime
 from web.session import MAX_SESSION_S
 from web.state import KEY, PortalState, portal
 
-__all__ = ["DEFAULTS", "create_app", "start_runtime"]  # web.simulate and bench read DEFAULTS
+# web.simulate and bench read DEFAULTS
+__all__ = ["DEFAULTS", "create_app", "start_runtime", "stop_runtime"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -61,6 +62,7 @@ def start_runtime(app: Flask) -> Runtime:
     state, config = portal(app), app.config
     runtime = state.runtime
     runtime.start(spawn=socketio.start_background_task)
+    hear_queue()  # so a worker no client reached yet hears bridges' answers
     for feed in (state.pusher, state.feed):
         runtime.hub.subscribe(feed.on_hub)
     # Woken by every hub event; the short rest makes a burst of events one push.
@@ -71,3 +73,13 @@ def start_runtime(app: Flask) -> Runtime:
     runtime.loop("idle sessions", lambda: state.sockets.close_idle(
         time.time(), config["SESSION_IDLE_S"], MAX_SESSION_S), 1.0)
     return runtime
+
+
+def stop_runtime(app: Flask) -> None:
+    """Stop the app's runtime (if it started) and Socket.IO's own background tasks."""
+    runtime = portal(app).runtime
+    if runtime.started:
+        runtime.stop()
+    server = getattr(socketio, "server", None)
+    if server is not None:
+        server.shutdown()

@@ -12,7 +12,7 @@ from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.remote_boards import RemoteBoards, Transport
+from firmware_bridge.remote_boards import ALIVE_S, RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
 from marketplace import readouts
@@ -135,10 +135,20 @@ class Runtime:
                                    accounts=self.accounts, transport=self.transport)
         self._spawn = spawn
         self.loop("transactions", parts.txm.poll, TX_POLL_S)
+        # Auctions, settlement, switching and minting each on a loop of their own: a slow
+        # chain delays settlement, never an auction's close nor a relay a request switched.
+        market = parts.market
+        self.loop("auctions", market.close_auctions, cfg["TICK_S"])
         # A clean stop hands settlement to another worker at once.
-        self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
+        settling = self.loop("settlement", market.settle, cfg["TICK_S"], after=market.close)
+        market.on_sold = settling.wake.set
+        switching = self.loop("switchboard", market.switchboard.carry_out, cfg["TICK_S"])
+        market.switchboard.wake = switching.wake.set
+        self.loop("metering", market.mint, cfg["TICK_S"])
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"])
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
+        # Every worker hears, again and again, which bridges are connected here.
+        self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)
 
     def loop(
         self, name: str, step: Callable[[], object], interval_s: float, **options: Any
