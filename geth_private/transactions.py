@@ -251,8 +251,9 @@ class TxManager:
         self, account: Signer, params: dict[str, Any], label: str
     ) -> TxRecord | None:
         """After a refusal, the same transaction signed with the node's nonce when the node
-        counts more than this process did: another process (a second portal worker, a
-        wallet) sent from the account meanwhile. None when that is not why."""
+        counts otherwise than this process did: another process (a second portal worker, a
+        wallet) sent from the account meanwhile, or the node forgot (a rewind). None when
+        that is not why."""
         sender = account.address
         if self._queued[sender]:
             return None  # the app-side queue owns the next nonces
@@ -260,9 +261,12 @@ class TxManager:
             counted = self.w3.eth.get_transaction_count(sender, "pending")
         except Exception:  # the node is away: the refusal was not about the nonce
             return None
-        if counted <= params["nonce"]:
+        if counted == params["nonce"]:
             return None
-        log.warning("%s: nonce %s was used elsewhere; sending with %s", label, params["nonce"],
+        # More: another process sent from the account meanwhile. Fewer: the node forgot
+        # transactions (a chain restarted from an older state): the next nonce is its count.
+        log.warning("%s: nonce %s was %s; sending with %s", label, params["nonce"],
+                    "used elsewhere" if counted > params["nonce"] else "forgotten by the node",
                     counted)
         record = self._sign(account, {**params, "nonce": counted}, label)
         self._nonces[sender] = counted + 1

@@ -11,6 +11,7 @@ from typing import Any
 from geth_private import TxRecord
 from geth_private.records import TxStatus
 from marketplace import offers, rules, signed
+from marketplace.chain_deals import ChainDeals
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
 from marketplace.ledger import Ledger
@@ -34,7 +35,7 @@ class DealOpening:
     def __init__(
         self, store: Store, ledger: Ledger, switchboard: Switchboard, clock: Clock,
         settings: Settings, txs: dict[tuple[int, str], TxRecord],
-        publish: Callable[[int], None], *, reports: DeliveryReports,
+        publish: Callable[[int], None], *, reports: DeliveryReports, chain: ChainDeals,
     ):
         self.store = store
         self.ledger = ledger
@@ -44,6 +45,7 @@ class DealOpening:
         self._txs = txs
         self._publish = publish
         self.reports = reports  # sends the deal's first (baseline) report at activation
+        self.chain = chain  # the escrow's deals as its events tell them
         self._retry_at: dict[int, float] = {}  # deal id -> when to send openDeal again
         self._backoff: dict[int, float] = {}
         self._failed_buyers: dict[int, set[str]] = {}  # deal id -> bidders whose open failed
@@ -145,7 +147,7 @@ class DealOpening:
         if row["chain_deal_id"] == chain_id and row["expires_at"]:
             self._activate_when_free(row, chain_id)
             return
-        chain = self.ledger.chain_deal(chain_id)
+        chain = self.chain.deal(chain_id)
         differ = [f"{name} {chain[key]} ≠ {row[field]}" for name, key, field in (
             ("buyer", "buyer", "buyer"), ("seller", "seller", "seller"),
             ("price", "priceWeiPerKWh", "price"), ("energy", "energyWh", "energy_wh"))
@@ -188,7 +190,7 @@ class DealOpening:
         relays were switched, so whoever sees it can rely on energy flowing.
         """
         did = row["id"]
-        chain = self.ledger.chain_deal(chain_id)
+        chain = self.chain.deal(chain_id)
         if chain["status"] == DealStatus.CLOSED:
             self._closed_unstarted(row, chain)
             return

@@ -19,8 +19,10 @@ from firmware_bridge.signing import SignedReading
 from geth_private import TxRecord
 from geth_private.records import TxStatus
 from geth_private.signed import SignedCall
+from marketplace.chain_deals import ChainDeals
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
+from marketplace.parties import participant
 from marketplace.settings import Settings
 from marketplace.store import Store
 from marketplace.switchboard import Switch, Switchboard
@@ -53,7 +55,8 @@ class DeliveryReports:
 
     def __init__(
         self, store: Store, ledger: Ledger, switchboard: Switchboard, settings: Settings,
-        txs: dict[tuple[int, str], TxRecord], publish: Callable[[int], None],
+        txs: dict[tuple[int, str], TxRecord], publish: Callable[[int], None], *,
+        chain: ChainDeals,
     ):
         self.store = store
         self.ledger = ledger
@@ -61,6 +64,7 @@ class DeliveryReports:
         self.settings = settings
         self._txs = txs
         self._publish = publish
+        self.chain = chain  # the escrow's deals as its events tell them
         self.closing: dict[int, Closing] = {}  # deal id -> its Close connection under way
 
     def pair(self, row: dict[str, Any], after: int = 0) -> Pair | None:
@@ -74,8 +78,9 @@ class DeliveryReports:
     def signed_of(self, address: str, after: int = 0) -> SignedReading | None:
         """A party's latest signed reading by its own meter (none older than after), or None:
         the evidence the escrow pays on, and so what the market counts delivered."""
-        signed = self.switchboard.signed(self.switchboard.board_of(address))
-        meter = (self.store.participant(address) or {}).get("meter_address")
+        party = participant(self.store, address)  # one lookup for its board and its meter
+        signed = self.switchboard.signed(party["board_id"])
+        meter = party.get("meter_address")
         if signed is None or signed.timestamp < after \
                 or str(meter).lower() != signed.meter.lower():
             return None
@@ -137,7 +142,7 @@ class DeliveryReports:
 
     def _resync(self, row: dict[str, Any]) -> None:
         """The last report did not land: count from what the escrow has, so it is sent again."""
-        row["reported_wh"] = int(self.ledger.chain_deal(row["chain_deal_id"])["deliveredWh"])
+        row["reported_wh"] = int(self.chain.deal(row["chain_deal_id"])["deliveredWh"])
         self.store.update_deal(row["id"], reported_wh=row["reported_wh"])
 
     # -- Close connection ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace import rules, signed
 from marketplace.bus import DISAGREEMENT
+from marketplace.chain_deals import ChainDeals
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
 from marketplace.errors import DealNotActive, InvalidInput, NotAllowed, NotFound
@@ -56,11 +57,13 @@ class Settlement:
         self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
         self._expire_retry_at: dict[int, float] = {}
         self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
+        # The escrow's deals as its events tell them (one getLogs cursor, not a read a deal).
+        self.chain = ChainDeals(store, ledger)
         self.reports = DeliveryReports(store, ledger, switchboard, settings, self._txs,
-                                       self._publish)
+                                       self._publish, chain=self.chain)
         self._paused_at: dict[int, float] = {}  # deal id -> when pause() stopped it
         self.opening = DealOpening(store, ledger, switchboard, clock, settings, self._txs,
-                                   self._publish, reports=self.reports)
+                                   self._publish, reports=self.reports, chain=self.chain)
 
     # -- meters and what is in flight ------------------------------------------------------
 
@@ -159,6 +162,7 @@ class Settlement:
         """
         with self.lock:
             self.switchboard.carry_out()
+            self.follow_logs()  # the escrow's new deal events, once: no chain read a deal
             for row in self.store.live_deals():
                 try:
                     self._advance(row)
@@ -210,9 +214,47 @@ class Settlement:
             self._publish(row["id"])
         return delivered
 
+    def follow_logs(self) -> None:
+        """Read the escrow's new deal events once (the `settlement` cursor) into the store;
+        after a rewind, put each deal the chain forgot part of back where the chain has it."""
+        try:
+            self.chain.follow()
+        except Exception as err:  # the chain is away: the cursor stays, the next pass reads
+            log.warning("escrow events not read this pass: %s", err)
+            return
+        for chain_id in self.chain.rewound:
+            row = self.store.deal_by_chain_id(chain_id)
+            if row is not None:
+                self._recheck(row)
+
+    def _recheck(self, row: dict[str, Any]) -> None:
+        """A deal whose events after the head are gone: count from what the escrow still has
+        (reports are sent again from there); one it never opened goes back to opening."""
+        did, known = row["id"], self.chain.mirror.deal(row["chain_deal_id"])
+        if known is None:
+            for action in ("open", "report", "close", "fault", "expire"):
+                self._txs.pop((did, action), None)
+            if not self._set_status(row, DealState.OPENING, chain_deal_id=None,
+                                    expires_at=None, baseline_wh=None, reported_wh=0,
+                                    error="the chain went back before this deal opened: "
+                                          "opening it again"):
+                return
+        elif row["status"] in (DealState.CLOSED, DealState.FAILED) \
+                and known["status"] != DealStatus.CLOSED:
+            log.warning("deal %s is %s here but open on chain after the rewind: its close is"
+                        " the resent transactions' to repeat", did, row["status"])
+            return
+        else:
+            self._txs.pop((did, "report"), None)
+            self.store.update_deal(did, reported_wh=int(known["deliveredWh"]),
+                                   paid_wei=int(known["paidWei"]))
+        log.warning("deal %s re-checked after the chain went back", did)
+        self._publish(did)
+
     def _follow_chain(self, row: dict[str, Any]) -> None:
-        """Mirror the escrow's view of the deal: payments so far, and whether it closed."""
-        chain = self.ledger.chain_deal(row["chain_deal_id"])
+        """Mirror the escrow's view of the deal: payments so far, and whether it closed (from
+        the events follow_logs applied: no chain read here)."""
+        chain = self.chain.deal(row["chain_deal_id"])
         paid = int(chain["paidWei"])
         if paid != row["paid_wei"]:
             self.store.update_deal(row["id"], paid_wei=paid)

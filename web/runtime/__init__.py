@@ -145,7 +145,7 @@ class Runtime:
         switching = self.loop("switchboard", market.switchboard.carry_out, cfg["TICK_S"])
         market.switchboard.wake = switching.wake.set
         self.loop("metering", market.mint, cfg["TICK_S"])
-        self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"])
+        self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
         # Every worker hears, again and again, which bridges are connected here.
         self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)

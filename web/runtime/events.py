@@ -1,4 +1,12 @@
-"""Chain news for the hub: every transaction's status journaled, contract events announced."""
+"""Chain news for the hub: every transaction's status journaled, contract events announced.
+
+Contract events are read through the `events` cursor (marketplace.chainlog: one durable
+eth_getLogs cursor, moved by compare-and-set, rewound when the chain goes back). On a store
+several workers share, only the holder of the `announce` lease reads and announces them, so
+the cursor is one worker's and an event is announced once; the cursor is committed before the
+events are published (no store lock held across a Socket.IO emit), so a worker dying between
+the two loses that pass's announcements rather than repeating them.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,17 @@ import logging
 from typing import Any
 
 from geth_private import TxRecord
+from marketplace.chain_store import ChainStore
+from marketplace.chainlog import LogCursor, Pass
 from marketplace.events import Hub
+from marketplace.lease import Lease
 from marketplace.ledger import Ledger
 from marketplace.store import Store
 
 log = logging.getLogger(__name__)
 
 CURSOR = "events"  # the store's cursor name for the next block to read
+ANNOUNCE = "announce"  # the lease of the worker that announces contract events
 
 
 class TransactionJournal:
@@ -30,18 +42,38 @@ class TransactionJournal:
 
 
 class EventWatcher:
-    """Reads the contracts' events by polling logs and announces them on the hub."""
+    """Reads the contracts' events through the durable `events` cursor and announces them on
+    the hub; on a shared store only while this worker holds the announce lease."""
 
-    def __init__(self, ledger: Ledger, store: Store, hub: Hub):
+    def __init__(self, ledger: Ledger, store: Store, hub: Hub, lease_s: float = 5.0):
         self.ledger = ledger
         self.store = store
         self.hub = hub
-        # The cursor is kept in the store, so a restart goes on where the last run stopped.
-        self.poller = ledger.log_poller(store.cursor(CURSOR) or 0)
+        self.lease = Lease(store, ANNOUNCE, lease_s)
+        self._cursor: LogCursor | None = None  # made once the contracts are known
+
+    def cursor(self) -> LogCursor:
+        """The announce role's cursor over both contracts' logs."""
+        addresses = [self.ledger.token.address, self.ledger.escrow.address]
+        if self._cursor is None or self._cursor.addresses != addresses:
+            self._cursor = LogCursor(ChainStore(self.store), CURSOR, self.ledger.w3, addresses)
+        return self._cursor
 
     def poll_once(self) -> None:
         """Announce the events of the blocks mined since the last pass; move the cursor on."""
-        for raw in self.poller.poll():
+        if not self.lease.renew():
+            return
+        cursor = self.cursor()
+        found = cursor.read()
+        cursor.commit(found, lambda _: None)  # committed first: then announced, outside it
+        self._announce(found)
+
+    def close(self) -> None:
+        """Hand the announce role to another worker at once (a clean stop)."""
+        self.lease.release()
+
+    def _announce(self, found: Pass) -> None:
+        for raw in found.logs:
             decoded = self.ledger.decode(raw)
             if decoded is None:
                 continue
@@ -51,7 +83,6 @@ class EventWatcher:
                 {"event": name, "args": {k: _plain(v) for k, v in args.items()},
                  "block": raw["blockNumber"], "tx": raw["transactionHash"].to_0x_hex()},
             )
-        self.store.set_cursor(CURSOR, self.poller.cursor)
 
 
 def _plain(value: Any) -> Any:
