@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware_bridge.errors import BridgeError
+from marketplace.intervals.batching import MAX_POSITIONS
 from simulation.settle import wait_for
 from simulation.stepper import Stepper
 from web.runtime import Runtime
@@ -121,7 +122,11 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
     # midnight ends on the next, not a day later.
     runtime.clock.advance(math.ceil(now / DAY_S) * DAY_S - now)
 
-    left = [RETRY_BOUNDARIES]
+    # Each boundary settles one batch of at most MAX_POSITIONS: a town's day-end positions
+    # (every participant's) need that many boundaries before any retry counts.
+    people = len({f["address"] for f in intervals.istore.unsettled()})
+    boundaries = RETRY_BOUNDARIES + math.ceil(people / MAX_POSITIONS)
+    left = [boundaries]
 
     def settled() -> bool:
         if not intervals.istore.unsettled() and not intervals.istore.batches(status="sent"):
@@ -130,7 +135,7 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
             time.sleep(0.2)  # a batch in flight: its receipt first
             return False
         if left[0] == 0:
-            raise TimeoutError(f"simulation: positions still unsettled {RETRY_BOUNDARIES} "
+            raise TimeoutError(f"simulation: positions still unsettled {boundaries} "
                                "intervals past the day's end")
         left[0] -= 1
         runtime.clock.advance(interval_s)  # the next boundary retries what was refused
@@ -138,7 +143,7 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
         return False
 
     try:
-        wait_for(settled, "the interval positions to settle", timeout=180)
+        wait_for(settled, "the interval positions to settle", timeout=180 + 30 * boundaries)
     except TimeoutError as err:  # the books show what stayed unsettled, as a failing check
         say(str(err))
     wait_for(lambda: not runtime.txm.pending(), "pending transactions", timeout=60)
