@@ -138,8 +138,14 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
             raise TimeoutError(f"simulation: positions still unsettled {boundaries} "
                                "intervals past the day's end")
         left[0] -= 1
+        sent = _newest_batch(intervals)
         runtime.clock.advance(interval_s)  # the next boundary retries what was refused
-        time.sleep(0.5)  # its batch goes out on the market's own loop
+        # Its batch goes out on the market's own loop, whose pass grows with the town: wait
+        # for it (a boundary passed unseen would be a boundary lost), 30 s at most.
+        deadline = time.monotonic() + 30
+        while _newest_batch(intervals) == sent and intervals.istore.unsettled() \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
         return False
 
     try:
@@ -147,3 +153,11 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
     except TimeoutError as err:  # the books show what stayed unsettled, as a failing check
         say(str(err))
     wait_for(lambda: not runtime.txm.pending(), "pending transactions", timeout=60)
+
+
+def _newest_batch(intervals: Any) -> int:
+    """The id of the interval market's newest settle batch (0 before the first)."""
+    newest = 0
+    while batches := intervals.istore.batches(after=newest, limit=1000):
+        newest = batches[-1]["id"]
+    return newest
