@@ -1,12 +1,12 @@
 # gridbid — `make run` starts the portal, `make test` runs the whole suite.
 # Each target installs what it needs first: a Python venv, npm packages, browser assets,
-# and (for tests) Debian's chromium and socat.
+# and (for tests) Debian's chromium, socat, PostgreSQL, Redis and nginx.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
-APT_PACKAGES := chromium socat postgresql redis-server
+APT_PACKAGES := chromium socat postgresql redis-server nginx
 
 .PHONY: run test bench deps test-deps system-deps compile lint clean
 

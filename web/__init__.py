@@ -18,7 +18,8 @@ from web.runtime import Runtime
 from web.session import MAX_SESSION_S
 from web.state import KEY, PortalState, portal
 
-__all__ = ["DEFAULTS", "create_app", "start_runtime"]  # web.simulate and bench read DEFAULTS
+# web.simulate and bench read DEFAULTS
+__all__ = ["DEFAULTS", "create_app", "start_runtime", "stop_runtime"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -71,3 +72,13 @@ def start_runtime(app: Flask) -> Runtime:
     runtime.loop("idle sessions", lambda: state.sockets.close_idle(
         time.time(), config["SESSION_IDLE_S"], MAX_SESSION_S), 1.0)
     return runtime
+
+
+def stop_runtime(app: Flask) -> None:
+    """Stop the app's runtime (if it started) and Socket.IO's own background tasks."""
+    runtime = portal(app).runtime
+    if runtime.started:
+        runtime.stop()
+    server = getattr(socketio, "server", None)
+    if server is not None:
+        server.shutdown()

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "run":
+        return _run(args)
+    if args.command == "simulate":
+        from simulation.cli import main as simulate
+
+        return simulate(args)
+    return args.handler(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The `gridbid` command line with every subcommand."""
     parser = argparse.ArgumentParser(prog="gridbid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the portal (chain, emulated boards, market, web)")
@@ -22,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chain", help="chain URI (default anvil://, embedded:// without anvil)")
     run.add_argument("--data-dir", help="where keystores and the store live (default ./var)")
     run.add_argument("--speed", type=float, help="emulator time factor (default 60)")
+    run.add_argument("--threads", type=int,
+                     help="threads of the server's one worker; each open WebSocket holds one "
+                          "(default 250, or GRIDBID_WORKER_THREADS)")
     run.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
                      help="seat the demo accounts with emulated boards (default on, unless "
                           "GRIDBID_DEMO_ACCOUNTS says otherwise); they log in from this "
@@ -41,17 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     add_board_commands(sub)
     add_verify_command(sub)
     add_settle_command(sub)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "run":
-        return _run(args)
-    if args.command == "simulate":
-        from simulation.cli import main as simulate
-
-        return simulate(args)
-    return args.handler(args)
+    return parser
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -65,32 +73,25 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["DATA_DIR"] = args.data_dir
     if args.speed:
         overrides["EMULATOR_SPEED"] = args.speed
+    if getattr(args, "threads", None) is not None:  # a namespace made by hand may lack it
+        overrides["WORKER_THREADS"] = args.threads
     return overrides
 
 
 def _run(args: argparse.Namespace) -> int:
-    from web import create_app, start_runtime
-    from web.extensions import socketio
-    from web.runtime.operator import OperatorKeyError
+    from web.serve import serve
 
-    app = create_app(run_overrides(args))
-    print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
-    try:
-        runtime = start_runtime(app)
-    except OperatorKeyError as err:
-        print(f"gridbid: {err}", file=sys.stderr)
-        return 1
+    overrides = run_overrides(args)
     url = f"http://{args.host}:{args.port}"
-    print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
-    _print_accounts(runtime)
-    print("\nPress Ctrl+C to stop.\n", flush=True)
-    try:
-        socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        runtime.stop()
-    return 0
+
+    def banner(runtime: Runtime) -> None:
+        # Printed by the worker once its runtime is up (web.serve.post_worker_init).
+        print(f"\ngridbid portal at {url}  (chain {runtime.chain_uri})\n")
+        _print_accounts(runtime)
+        print("\nPress Ctrl+C to stop.\n", flush=True)
+
+    print("gridbid: starting chain, contracts and emulated boards ...", flush=True)
+    return serve(overrides, args.host, args.port, banner)
 
 
 def _print_accounts(runtime: Runtime) -> None:
