@@ -7,14 +7,18 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from firmware_bridge import protocol
+from firmware_bridge.board_uri import BoardURI, BoardURIError, parse_board_uri
 from firmware_bridge.boards import Boards
 from firmware_bridge.client import BoardClient, BoardInfo
+from firmware_bridge.emulated import start_emulated
+from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError, FrameError
 from firmware_bridge.odometer import Odometer
 from firmware_bridge.protocol import Frame, Reading
@@ -59,16 +63,29 @@ class Bridge(Boards):
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
+        self._microgrids: list[Microgrid] = []  # the emulated boards' emulators, run here
+
+    def attach_all(self, uris: Sequence[str], link_dir: Path | None = None) -> list[BoardInfo]:
+        """Attach every board by URI (board_uri's table): all are parsed before any is
+        opened; emulator:// ones share one microgrid this bridge runs (stable links in
+        link_dir, when given)."""
+        parsed = [parse_board_uri(uri) for uri in uris]
+        emulated = [u for u in parsed if u.scheme == "emulator"]
+        targets = [u.text for u in parsed if u.scheme != "emulator"]
+        if emulated:
+            grid, devices = start_emulated(emulated, link_dir)
+            self._microgrids.append(grid)
+            targets = list(devices.values()) + targets
+        return [self.attach(target) for target in targets]
 
     def attach(self, url: str) -> BoardInfo:
-        """Connect to a board (device path or pyserial URL), HELLO and READ it, track it by id."""
+        """Connect to a board (device path, pyserial URL or pzem://), HELLO and READ it, track
+        it by id; BoardURIError for a URI that names no board (emulator://: attach_all)."""
         if self._stop.is_set():
             raise BridgeError("the bridge is closed")
         # Readings can arrive before HELLO tells us the board's id; until then they are dropped.
         known: dict[str, str] = {}
-        client = BoardClient(
-            url, timeout=self.timeout, on_event=lambda f: self._on_event(known.get("id"), f)
-        )
+        client = self._open(parse_board_uri(url), lambda f: self._on_event(known.get("id"), f))
         try:
             info = client.hello()
             # Unlocked before the board is tracked, so its first reading is signed already.
@@ -95,6 +112,16 @@ class Bridge(Boards):
         except BridgeError as err:  # attached anyway: its unsolicited readings will fill in
             log.warning("board %s attached but not read: %s", info.board_id, err)
         return info
+
+    def _open(self, uri: BoardURI, on_event: Callable[[Frame], None]) -> Any:
+        """The client of one board: a gridbid board over pyserial, or a PZEM-017 meter."""
+        if uri.scheme == "pzem":
+            from firmware_bridge.pzem_board import PzemBoard  # pymodbus only where it is used
+
+            return PzemBoard(uri)
+        if uri.scheme == "emulator":
+            raise BoardURIError(f"board {uri}: emulated boards are started by attach_all")
+        return BoardClient(uri.target, timeout=self.timeout, on_event=on_event)
 
     def boards(self) -> dict[str, BoardInfo]:
         """Attached boards by id."""
@@ -177,6 +204,8 @@ class Bridge(Boards):
             self._infos.clear()
         for client in clients:
             client.close()
+        for grid in self._microgrids:
+            grid.stop()
 
     def _client(self, board_id: str) -> BoardClient:
         with self._lock:
@@ -264,7 +293,10 @@ class Bridge(Boards):
                     self._reconnect(board_id)
                     continue
                 try:
-                    client.heartbeat()
+                    if getattr(client, "polled", False):  # a meter that never speaks unasked
+                        self._publish(board_id, client.read())
+                    else:
+                        client.heartbeat()
                 except BridgeError as err:
                     log.warning("heartbeat to board %s failed: %s", board_id, err)
 
@@ -277,9 +309,7 @@ class Bridge(Boards):
         url = self._urls[board_id]
         known = {"id": board_id}
         try:
-            client = BoardClient(
-                url, timeout=self.timeout, on_event=lambda f: self._on_event(known["id"], f)
-            )
+            client = self._open(parse_board_uri(url), lambda f: self._on_event(known["id"], f))
         except BridgeError as err:
             backoff = min(backoff * 2, self.max_backoff_s)
             self._retry[board_id] = (now + backoff, backoff)

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import request
-from flask_socketio import Namespace
+from flask_socketio import Namespace, disconnect
 from socketio.exceptions import SocketIOError
 
 from firmware_bridge.errors import BridgeError
@@ -63,7 +63,11 @@ class BridgeNamespace(Namespace):
                 "token": domain.token}
 
     def on_reading(self, data: Any) -> None:
-        _remote_boards().report(request.sid, data)
+        remote = _remote_boards()
+        if not remote.admitted(request.sid):  # revoked, perhaps through another worker
+            disconnect(request.sid, namespace="/bridge")
+            return
+        remote.report(request.sid, data)
 
     def on_event(self, data: Any) -> None:
         if isinstance(data, dict):

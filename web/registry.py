@@ -97,7 +97,9 @@ def listing(rt: Runtime) -> list[dict[str, Any]]:
     """Every live bridge with its boards, and whether each board is online now."""
     remote = rt.remote_boards
     return [{"id": row["id"], "created": row["created"],
-             "online": bool(remote.peers_of(row["id"])),
+             # Connected here, or to another worker (its boards' claims are repeated).
+             "online": bool(remote.peers_of(row["id"]))
+             or any(remote.online(b["board_id"]) for b in row["boards"]),
              "boards": [{**_registered(b), "online": remote.online(b["board_id"])}
                         for b in row["boards"]]}
             for row in rt.store.bridges()]

@@ -12,7 +12,7 @@ from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.remote_boards import RemoteBoards, Transport
+from firmware_bridge.remote_boards import ALIVE_S, RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
 from marketplace import readouts
@@ -134,6 +134,8 @@ class Runtime:
         self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
+        # Every worker hears, again and again, which bridges are connected here.
+        self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)
 
     def loop(
         self, name: str, step: Callable[[], object], interval_s: float, **options: Any

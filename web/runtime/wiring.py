@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware_bridge.board_bus import bus_for
 from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
@@ -53,6 +54,7 @@ class Parts:
     def close(self) -> None:
         """Release boards, ptys, the store and the chain (once the loops have stopped)."""
         self.bridge.close()
+        self.remote_boards.bus.close()
         self.microgrid.stop()
         self.store.close()
         self.backend.stop()
@@ -104,8 +106,11 @@ def wire(
         seated = [p["board_id"] for p in store.participants()
                   if p["board_id"] and p["board_id"] not in local]
         registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
+        # With a message queue, what a bridge tells one worker reaches every worker.
+        bus = bus_for(config.get("MESSAGE_QUEUE"))
+        undo.callback(bus.close)
         remote_boards = RemoteBoards(
-            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport
+            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport, bus=bus
         )
         remote_boards.set_reading_domain(domain)
         boards = BoardRouter(bridge, remote_boards)
