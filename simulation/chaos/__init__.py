@@ -1,0 +1,1 @@
+"""A day with faults: the whole stack as separate processes, one part killed at a time."""
