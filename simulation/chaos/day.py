@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulation.chaos import FAULTS_EVERY_S, KINDS, MINUTES
 from simulation.chaos.agents import Agent, AgentLog
 from simulation.chaos.injector import Fault, Injector, Probe, schedule
 from simulation.chaos.outside import Outside, read_meters, reconcile
@@ -17,7 +18,7 @@ from simulation.chaos.parts import ProcessPart
 from simulation.chaos.stack import Layout, Stack
 from simulation.reconcile import Check
 
-KINDS = ("worker", "bridge", "chain", "postgres", "redis")
+INTERVAL_S = 900  # the portal's interval, emulated seconds (config INTERVAL_S)
 ORDER_EVERY_S = 2.0  # wall seconds between an agent's new standing orders
 
 
@@ -25,8 +26,8 @@ ORDER_EVERY_S = 2.0  # wall seconds between an agent's new standing orders
 class ChaosPlan:
     """A chaos day: its length and pace, how often a part is killed, which kinds."""
 
-    minutes: float = 180.0  # emulated minutes of trading
-    faults_every_s: float = 600.0  # emulated seconds between faults
+    minutes: float = MINUTES  # emulated minutes of trading
+    faults_every_s: float = FAULTS_EVERY_S  # emulated seconds between faults
     layout: Layout = field(default_factory=Layout)
     kinds: tuple[str, ...] = KINDS
     seed: int = 1
@@ -117,8 +118,11 @@ class ChaosDay:
                ) -> list[Fault]:
         """The trading hours: agents keep signing new orders while the faults come."""
         plan = self.plan
-        probe = Probe(outside.cleared, outside.settled_count, self._hour)
-        injector = Injector(self.stack.by_kind(), probe, plan.seed)
+        probe = Probe(outside.cleared, outside.settled_count, lambda: bool(outside.unsettled()),
+                      self._hour)
+        # The market has 8 intervals to clear again after a part answers (and to settle).
+        injector = Injector(self.stack.by_kind(), probe, plan.seed,
+                            market_wait_s=plan.wall(8 * INTERVAL_S))
         count = max(1, int(plan.minutes * 60 // plan.faults_every_s))
         order = schedule([k for k in plan.kinds if k in injector.parts], count, plan.seed)
         self._t0 = time.monotonic()

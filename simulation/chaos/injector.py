@@ -43,9 +43,10 @@ class Probe:
     """What the injector asks the market: the latest cleared interval, the settled count."""
 
     def __init__(self, cleared: Callable[[], int | None], settled: Callable[[], int | None],
-                 hour: Callable[[], float]) -> None:
+                 due: Callable[[], bool], hour: Callable[[], float]) -> None:
         self.cleared = cleared
         self.settled = settled
+        self.due = due  # whether any billed Wh wait for settlement
         self.hour = hour
 
 
@@ -64,11 +65,12 @@ class Injector:
     """Kills parts by kind, restarts them and measures their recovery."""
 
     def __init__(self, parts: dict[str, list[Part]], probe: Probe, seed: int,
-                 recovery_timeout_s: float = 60.0) -> None:
+                 market_wait_s: float, answer_wait_s: float = 60.0) -> None:
         self.parts = parts
         self.probe = probe
         self.rng = random.Random(seed)
-        self.timeout = recovery_timeout_s
+        self.answer_wait_s = answer_wait_s  # how long a restarted part may take to answer
+        self.market_wait_s = market_wait_s  # … and the market to clear and settle after it
         self.faults: list[Fault] = []
 
     def inject(self, kind: str) -> Fault:
@@ -87,20 +89,24 @@ class Injector:
             fault.detail = {"head_before": head, "head_after": after}
             if after is not None and after < head:
                 fault.note = f"rewound {head - after} blocks to the last state dump"
-        fault.answered_after_s = self._until(part.ready, start)
+        fault.answered_after_s = self._until(part.ready, start, start + self.answer_wait_s)
         if fault.answered_after_s is None:
-            fault.note = (fault.note + "; " if fault.note else "") + "did not answer again"
+            fault.note = _more(fault.note, "did not answer again")
             return fault
+        answered = time.monotonic()
         cleared, settled = self.probe.cleared(), self.probe.settled()
+        due = self.probe.due()
         fault.cleared_after_s = self._until(lambda: _past(self.probe.cleared(), cleared, 2),
-                                            start)
+                                            start, answered + self.market_wait_s)
+        if not due:
+            fault.note = _more(fault.note, "nothing was due for settlement")
+            return fault
         fault.settled_after_s = self._until(lambda: _past(self.probe.settled(), settled, 1),
-                                            start)
+                                            start, answered + self.market_wait_s)
         return fault
 
-    def _until(self, done: Callable[[], bool], since: float) -> float | None:
-        """Seconds from since until done() (None at the timeout)."""
-        deadline = since + self.timeout
+    def _until(self, done: Callable[[], bool], since: float, deadline: float) -> float | None:
+        """Seconds from since until done() (None at the deadline)."""
         while time.monotonic() < deadline:
             try:
                 if done():
@@ -109,6 +115,10 @@ class Injector:
                 pass
             time.sleep(0.2)
         return None
+
+
+def _more(note: str, text: str) -> str:
+    return f"{note}; {text}" if note else text
 
 
 def _past(now: int | None, then: int | None, by: int) -> bool:

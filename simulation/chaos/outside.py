@@ -53,6 +53,16 @@ class Outside:
         logs = self.settlement.events.PositionSettled().get_logs(from_block=0)
         return [dict(e["args"]) for e in logs]
 
+    def refusals(self) -> dict[str, dict[str, int]]:
+        """PositionRefused on chain: per account, how many of each reason (retried ones too)."""
+        from marketplace.ledger_intervals import REASONS
+
+        found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for e in self.settlement.events.PositionRefused().get_logs(from_block=0):
+            reason = REASONS.get(e["args"]["reason"], str(e["args"]["reason"]))
+            found[e["args"]["account"]][reason] += 1
+        return {a: dict(r) for a, r in found.items()}
+
     def settled_count(self) -> int:
         """How many positions the chain has settled."""
         return len(self.settled_events())
@@ -109,18 +119,20 @@ def reconcile(outside: Outside, people: list[dict[str, Any]], acks: list[Ack],
     domain = ReadingDomain(int(outside.w3.eth.chain_id), outside.book["EnergyToken"])
     sums: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     numbers = [r[0] for r in outside.sql("SELECT n FROM intervals ORDER BY n")]
-    last_reading: dict[str, tuple[int, float, float]] = {}
+    signed: dict[str, dict[int, tuple[float, float]]] = {}
     for n in numbers:
         view = outside.published(n)
         if view is None:
             checks.append(Check(f"interval {n}: published by a worker", 0, 1, ""))
             continue
         check_interval(view, meter_of, domain, None, checks, sums, MAX_LOSS_BPS)
-        _odometers(view, last_reading, checks)
+        _collect(view, signed)
+    last_reading = _odometers(signed, checks)
     events = outside.settled_events()
     _no_interval_twice(events, checks)
-    table = [_row(p, sums, events, meters, meter_of, last_reading, checks)
-             for p in rows.values()]
+    refused = outside.refusals()
+    table = [{**_row(p, sums, events, meters, meter_of, last_reading, checks),
+              "refused": refused.get(p["address"], {})} for p in rows.values()]
     left = outside.unsettled()
     checks.append(Check("store: billed fills left unsettled at the end", len(left), 0, "fills",
                         note=str(left[:5]) if left else ""))
@@ -144,19 +156,27 @@ def _orders(outside: Outside, acks: list[Ack], checks: list[Check]) -> None:
                         len(active), 0, "orders", note=", ".join(active)))
 
 
-def _odometers(view: dict[str, Any], last: dict[str, tuple[int, float, float]],
-               checks: list[Check]) -> None:
-    """A meter's signed counters never go back from one boundary to the next (across bridge
-    restarts and board reconnects)."""
+def _odometers(readings: dict[str, dict[int, tuple[float, float]]],
+               checks: list[Check]) -> dict[str, tuple[float, float]]:
+    """A meter's signed counters never go back, in the order it signed them (across bridge
+    restarts and board reconnects); each meter's last (in, out)."""
+    last = {}
+    for meter, signed in readings.items():
+        counts = [signed[t] for t in sorted(signed)]
+        back = sum(1 for a, b in zip(counts, counts[1:], strict=False)
+                   if b[0] < a[0] or b[1] < a[1])
+        checks.append(Check(f"meter {meter}: signed counters that went back", back, 0,
+                            "readings"))
+        last[meter] = counts[-1]
+    return last
+
+
+def _collect(view: dict[str, Any], readings: dict[str, dict[int, tuple[float, float]]]) -> None:
+    """Every signed reading of a published interval, by meter and signing time."""
     for data in view["readings"]["start"] + view["readings"]["end"]:
         reading = SignedReading.from_json(data)
-        n, wh_in, wh_out = last.get(reading.meter, (view["n"], 0.0, 0.0))
-        if reading.wh_in < wh_in or reading.wh_out < wh_out:
-            checks.append(Check(f"interval {view['n']}: meter {reading.meter}'s counters "
-                                f"(in, out) vs those it signed by interval {n}",
-                                reading.wh_in + reading.wh_out, wh_in + wh_out, "Wh"))
-        last[reading.meter] = (view["n"], max(wh_in, reading.wh_in),
-                               max(wh_out, reading.wh_out))
+        readings.setdefault(reading.meter, {})[reading.timestamp] = (reading.wh_in,
+                                                                     reading.wh_out)
 
 
 def _no_interval_twice(events: list[dict[str, Any]], checks: list[Check]) -> None:
@@ -174,7 +194,7 @@ def _no_interval_twice(events: list[dict[str, Any]], checks: list[Check]) -> Non
 
 def _row(who: dict[str, Any], sums: dict[tuple[str, str], dict[str, int]],
          events: list[dict[str, Any]], meters: dict[str, Any], meter_of: dict[str, str],
-         last_reading: dict[str, tuple[int, float, float]], checks: list[Check]) -> dict[str, Any]:
+         last_reading: dict[str, tuple[float, float]], checks: list[Check]) -> dict[str, Any]:
     """A participant's fills against the chain's settlement and its board's counters."""
     address, name = who["address"], who["name"]
     side = "buy" if who["role"] == "consumer" else "sell"
@@ -188,7 +208,7 @@ def _row(who: dict[str, Any], sums: dict[tuple[str, str], dict[str, int]],
                         chain_wei, "wei"))
     board = meters.get(who["board"], {})
     counter = board.get("wh_in" if side == "buy" else "wh_out", 0.0)
-    _, signed_in, signed_out = last_reading.get(meter_of.get(address, ""), (0, 0.0, 0.0))
+    signed_in, signed_out = last_reading.get(meter_of.get(address, ""), (0.0, 0.0))
     # The board's own counters now are at least what its meter key last signed.
     for field, signed in (("wh_in", signed_in), ("wh_out", signed_out)):
         now = board.get(field, 0.0)

@@ -79,11 +79,8 @@ class ServicePart(Part):
         return self.server.ready()
 
     def stop(self) -> None:
-        """Stop the server (PostgreSQL's files stay for the reconciliation's reads)."""
-        if isinstance(self.server, PostgresServer):
-            self.server.stop(remove=False)
-        else:
-            self.server.stop()
+        """Stop the server (and remove its files: the books were read before)."""
+        self.server.stop()
 
 
 class ChainPart(Part):

@@ -68,11 +68,12 @@ def _wait(ready, alive, what: str, timeout: float) -> None:
 class PostgresServer:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth), one database per user."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self) -> None:
         initdb = need(lambda: postgres_bin("initdb"), "postgresql")
         self.pg_ctl = postgres_bin("pg_ctl")
-        self.dir = directory or tempfile.mkdtemp(prefix="gridbid-pg-")
-        Path(self.dir).mkdir(parents=True, exist_ok=True)
+        # Under the system's temporary directory: as root the cluster's owner is `postgres`,
+        # who cannot enter a caller's private directory (pytest's tmp_path is 0700).
+        self.dir = tempfile.mkdtemp(prefix="gridbid-pg-")
         self.port = free_port()
         # PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

@@ -80,7 +80,7 @@ class Stack:
 
     def start(self) -> None:
         """Services, chain, workers, boards, then the bridges the admin registers."""
-        self.postgres = PostgresServer(str(self.out / "postgres"))
+        self.postgres = PostgresServer()
         self.parts.append(ServicePart("postgres", self.postgres))
         self.store_url = self.postgres.new_database()
         redis = RedisServer(str(self.logs / "redis.log"))
