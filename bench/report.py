@@ -88,18 +88,22 @@ after its deadline; the two RELAY round trips add ~0.2 ms. `bench/settle.py` spl
 stage."""),
     ("portal", "Portal: bid to every browser, and memory", """\
 `bench/portal.py` starts the portal (embedded chain, three emulated boards, served by
-`socketio.run` as `gridbid run` serves it) and a bare python-socketio broadcast server
-(werkzeug, threading mode, one HTTP route that emits what it is posted), each in its own
-process. For 50, 200 and 500 clients — python-socketio asyncio clients on loopback, spread over
-two processes, connected to `/market` — bids are posted at a paced rate through the HTTP API by
-the logged-in demo consumers (10 listings bid on in parallel, each listing's bids one after the
-other, as bidders race on a card), and the bare server is posted the same way. Latency is from
-the moment a bid's POST is sent to its `bid_placed` arriving at each client; `POST p50` is the
-HTTP answer's own time; `lost` counts arrivals that never came (expected = bids × clients).
-`bids/s` is the rate the bidders achieved: a lane waits for its answer before its next bid, so
-a slow server is sent fewer bids. The last portal row repeats 200 clients with 1,000 auctions
-open (every client's connect snapshot carries them all). Goals: at 200 clients and 100 bids/s,
-p99 ≤ 50 ms and ≤ 1.5× the bare server; RSS ≤ 300 MB with 1,000 open auctions.""", None),
+`socketio.run`: werkzeug's thread per connection, as gunicorn's threaded worker has) and a
+bare python-socketio broadcast server (werkzeug, threading mode, one HTTP route that emits what
+it is posted), each in its own process. Clients are python-socketio asyncio clients on
+loopback, spread over two processes, connected to `/market`; bids are posted at a paced rate
+through the HTTP API by the logged-in demo consumers (10 listings bid on in parallel, each
+listing's bids one after the other, as bidders race on a card), and the bare server is posted
+the same way. Rounds: 50 clients at 100 bids/s; a probe of the bare server alone at 200
+clients and 100 bids/s (`bare *`); then both at 200 clients at the rate the bare server
+reached in the probe (`asked/s`). Latency is from the moment a bid's POST is sent to its
+`bid_placed` arriving at each client; `POST p50` is the HTTP answer's own time; `lost` counts
+arrivals that never came (expected = bids × clients). `bids/s` is the rate the bidders
+achieved: a lane waits for its answer before its next bid, so a slow server is sent fewer
+bids, and a row that fell below 90% of the asked rate misses its goal whatever its p99. The
+last portal row repeats 200 clients with 1,000 auctions open (every client's connect snapshot
+carries them all). Goals: p99 ≤ 1.5× the bare server at 50 clients, ≤ 2× at 200 clients (at
+the bare server's own rate); RSS ≤ 300 MB with 1,000 open auctions.""", None),
     ("settle", "Settlement: auction close to relays on", """\
 `bench/settle.py` runs the portal's runtime in the bench process with the default market tick;
 a hand-driven clock moves each auction past its deadline and the bench stamps each stage: the

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from firmware_bridge.signing import ReadingDomain, SignedReading, sign_reading
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Reading], None]
+HEARTBEAT_THREADS = 16  # boards fed at once; each waits on its own board's reply
 
 
 class Bridge(Boards):
@@ -283,22 +285,35 @@ class Bridge(Boards):
                     log.exception("event listener failed")
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            with self._lock:
-                clients = dict(self._clients)
-            for board_id, client in clients.items():
-                if self._stop.is_set():
-                    return
-                if not client.connected:
-                    self._reconnect(board_id)
-                    continue
-                try:
-                    if getattr(client, "polled", False):  # a meter that never speaks unasked
-                        self._publish(board_id, client.read())
-                    else:
-                        client.heartbeat()
-                except BridgeError as err:
-                    log.warning("heartbeat to board %s failed: %s", board_id, err)
+        # Boards are fed side by side: one after another, a round over 200 boards took
+        # longer than their 5 s failsafe once each round trip waited on a busy interpreter.
+        # A board whose beat still waits (on its reply timeout) skips a round; the rest go on.
+        busy: set[str] = set()
+        with ThreadPoolExecutor(HEARTBEAT_THREADS, thread_name_prefix="bridge-hb") as pool:
+            while not self._stop.wait(self.heartbeat_s):
+                with self._lock:
+                    clients = dict(self._clients)
+                for board_id, client in clients.items():
+                    if board_id in busy:
+                        continue
+                    busy.add(board_id)
+                    pool.submit(self._beat, board_id, client).add_done_callback(
+                        lambda _done, b=board_id: busy.discard(b))
+
+    def _beat(self, board_id: str, client: Any) -> None:
+        """One board's heartbeat (a polled meter: its reading), or its reconnection."""
+        if self._stop.is_set():
+            return
+        if not client.connected:
+            self._reconnect(board_id)
+            return
+        try:
+            if getattr(client, "polled", False):  # a meter that never speaks unasked
+                self._publish(board_id, client.read())
+            else:
+                client.heartbeat()
+        except BridgeError as err:
+            log.warning("heartbeat to board %s failed: %s", board_id, err)
 
     def _reconnect(self, board_id: str) -> None:
         """Reopen an unplugged board's port, backing off; no command is replayed to it."""

@@ -76,12 +76,19 @@ class RemoteBoards(Boards):
         self.domain: ReadingDomain | None = None
         self.lock = threading.Lock()
         self._listeners: list[Callable[[AnnouncedBoard], None]] = []
+        self._claim_listeners: list[Callable[[AnnouncedBoard], None]] = []
         self._senders: dict[str, BoardSender] = {}  # board id -> its relay/budget commands
         self.bus.subscribe(self._on_bus)
 
     def subscribe(self, listener: Callable[[AnnouncedBoard], None]) -> None:
         """Call listener(board) whenever a bridge connected here claims a registered board."""
         self._listeners.append(listener)
+
+    def subscribe_claims(self, listener: Callable[[AnnouncedBoard], None]) -> None:
+        """Call listener(board) for every claim this worker applies, whichever worker the
+        bridge is connected to, repeated ones included (about every ALIVE_S): so each worker
+        seats a board once its meter is enrolled. Runs on the bus's thread: keep it short."""
+        self._claim_listeners.append(listener)
 
     def set_reading_domain(self, domain: ReadingDomain) -> None:
         """The chain and token signed readings must be for; others are dropped."""
@@ -164,6 +171,11 @@ class RemoteBoards(Boards):
         worker died) takes their boards as offline."""
         with self.lock:
             claims = list(self.claims.values())
+            # Connections of workers long silent that no board points at any more.
+            live, now = set(self.sid.values()), time.monotonic()
+            for peer in [p for p, t in self.heard.items() if now - t > 10 * STALE_S]:
+                if peer not in live:
+                    del self.heard[peer]
         for claim in claims:
             self.bus.publish(claim)
 
@@ -204,12 +216,14 @@ class RemoteBoards(Boards):
         (a worker still repeating a connection the bridge has replaced) changes nothing."""
         boards = [AnnouncedBoard.from_json(b) for b in claim.get("boards") or []]
         since = float(claim.get("since") or 0.0)
+        applied = []
         with self.lock:
             if claim.get("w") != self.worker:
                 self.heard[peer] = time.monotonic()
             for board in boards:
                 if self.since.get(board.board_id, 0.0) > since:
                     continue
+                applied.append(board)
                 self.sid[board.board_id] = peer
                 self.since[board.board_id] = since
                 self.allowed.add(board.board_id)
@@ -218,6 +232,12 @@ class RemoteBoards(Boards):
                     # What is cached (if anything) is another meter's: not comparable.
                     self._drop_readings(board.board_id)
                 self.boards[board.board_id] = board
+        for board in applied:
+            for listener in list(self._claim_listeners):
+                try:
+                    listener(board)
+                except Exception:  # one listener's failure must not stop the others
+                    log.exception("a claim listener failed on board %s", board.board_id)
 
     def _apply_reading(self, peer: str, data: Any) -> None:
         """Keep a reading only when it is its peer's board's, every field checks out and its

@@ -48,7 +48,10 @@ class TxManager:
         self.backend = backend
         self.resubmit_after = resubmit_after  # seconds pending before checking it was dropped
         self.decode_revert = decode_revert or (lambda data: None)
+        # Per account: _locks guards its nonce and queue (held while signing, never across
+        # an RPC); _sending orders what is handed to the node (held across the RPC).
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._sending: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._nonces: dict[str, int] = {}
         self._queued: dict[str, deque[TxRecord]] = defaultdict(deque)
         self._inflight: dict[str, dict[str, TxRecord]] = defaultdict(dict)
@@ -71,44 +74,77 @@ class TxManager:
         self._listeners.append(listener)
 
     def send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
-        """Sign tx with the next nonce and hand it to the node (or queue it); do not wait."""
+        """Sign tx with the next nonce and hand it to the node (or queue it); do not wait.
+
+        The account's state lock is held only while signing: the node is asked under the
+        account's send lock, so a request queueing from the same account (queue) never waits
+        for this send's RPC.
+        """
         if "gas" not in tx:
             raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
         sender = account.address
-        with self._locks[sender]:
-            params = {
-                "chainId": self.chain_id(),
-                "value": 0,
-                **tx,
-                "nonce": self._next_nonce(sender),
-                **self._fees(),
-            }
-            record = self._sign(account, params, label)
-            hold = self.backend.has(ONE_PENDING_PER_SENDER) and (
-                self._queued[sender] or self._inflight[sender]
-            ) and not self.backend.is_mining()
-            if hold:
-                # The embedded node keeps one pending transaction per sender; the rest wait here.
-                record.status = TxStatus.QUEUED
+        fees = self._fees()  # may ask the node: before any lock
+        with self._sending[sender]:
+            with self._locks[sender]:
+                params = {"chainId": self.chain_id(), "value": 0, **tx,
+                          "nonce": self._next_nonce(sender), **fees}
+                record = self._sign(account, params, label)
                 self._remember(record, account)
-                self._queued[sender].append(record)
+                # Queued ones (a request's, or the embedded node's one-pending rule) go first.
+                hold = bool(self._queued[sender]) or (
+                    self.backend.has(ONE_PENDING_PER_SENDER) and self._inflight[sender]
+                    and not self.backend.is_mining())
+                if hold:
+                    record.status = TxStatus.QUEUED
+                    self._queued[sender].append(record)
+            if hold:
                 self._notify(record)
-                return record
-            self._remember(record, account)
-            try:
-                self._submit(record)
-            except TransactionRejected:
-                record = self._renonce(account, params, label)
-                if record is None:
-                    self._nonces[sender] -= 1
-                    raise
-                try:
-                    self._submit(record)
-                except TransactionRejected:
-                    self._nonces[sender] -= 1
-                    raise
+            else:
+                record = self._submit_or_renonce(account, params, label, record)
         self.poll_one(record)
         return record
+
+    def queue(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
+        """Sign tx with the next nonce and queue it for the next poll: its hash is known at
+        once and nothing here asks the node (a request's send: it never waits for a node)."""
+        if "gas" not in tx:
+            raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
+        sender = account.address
+        fees = self._fees(cached=True)
+        with self._locks[sender]:
+            params = {"chainId": self.chain_id(), "value": 0, **tx,
+                      "nonce": self._next_nonce(sender), **fees}
+            record = self._sign(account, params, label)
+            record.status = TxStatus.QUEUED
+            self._remember(record, account)
+            self._queued[sender].append(record)
+        self._notify(record)
+        return record
+
+    def _submit_or_renonce(
+        self, account: Signer, params: dict[str, Any], label: str, record: TxRecord
+    ) -> TxRecord:
+        """Hand a signed record to the node (under the account's send lock); on a refusal,
+        once more with the node's nonce when another process used this one."""
+        sender = account.address
+        try:
+            self._submit(record)
+            return record
+        except TransactionRejected:
+            with self._locks[sender]:
+                again = self._renonce(account, params, label)
+            if again is not None:
+                try:
+                    self._submit(again)
+                    return again
+                except TransactionRejected:
+                    pass
+            with self._locks[sender]:
+                if self._nonces[sender] == params["nonce"] + 1:
+                    self._nonces[sender] -= 1  # a refused signature consumes no nonce
+                elif self._queued[sender]:
+                    self._resign_after(sender, params["nonce"])  # queued meanwhile: close the gap
+            raise
 
     def submit_signed(
         self, raw: bytes | str | SignedCall, label: str, after: TxRecord | None = None,
@@ -270,6 +306,8 @@ class TxManager:
         for records in list(self._inflight.values()):
             for record in list(records.values()):
                 self.poll_one(record)
+        for sender in [s for s, q in list(self._queued.items()) if q]:
+            self._release(sender)  # queued by a request (queue) with nothing in flight yet
         self._send_outbox()  # after the receipts: a sender whose last one landed may send
 
     def poll_one(self, record: TxRecord) -> None:
@@ -309,11 +347,12 @@ class TxManager:
             self._cached_chain_id = self.w3.eth.chain_id
         return self._cached_chain_id
 
-    def _fees(self) -> dict[str, int]:
+    def _fees(self, cached: bool = False) -> dict[str, int]:
         # The base fee moves by at most 12.5% a block; twice it, refreshed each second,
-        # covers it without asking the node for a block on every send.
+        # covers it without asking the node for a block on every send. cached: a request's
+        # queue takes the last one seen (the loop's sends keep it fresh), asking only once.
         now = time.monotonic()
-        if now - self._fees_at > 1.0:
+        if now - self._fees_at > 1.0 and not (cached and self._fees_at > float("-inf")):
             self._base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas") or 0
             self._fees_at = now
         return {
@@ -363,16 +402,22 @@ class TxManager:
         self._notify(record)
 
     def _release(self, sender: str) -> None:
-        with self._locks[sender]:
-            while self._queued[sender] and (
-                not self._inflight[sender] or self.backend.is_mining()
-            ):
-                record = self._queued[sender].popleft()
+        """Hand an account's queued records to the node in nonce order, as it may take them;
+        the state lock is let go during each RPC, so queueing goes on meanwhile."""
+        with self._sending[sender]:
+            while True:
+                with self._locks[sender]:
+                    if not self._queued[sender] or (
+                        self._inflight[sender] and not self.backend.is_mining()
+                    ):
+                        return
+                    record = self._queued[sender].popleft()
                 try:
                     self._submit(record)
                 except TransactionRejected:
                     log.warning("queued %s refused; re-signing the ones after it", record.label)
-                    self._resign_after(sender, record.nonce)
+                    with self._locks[sender]:
+                        self._resign_after(sender, record.nonce)
                     continue
                 self._settle_if_mined(record)
 

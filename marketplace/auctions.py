@@ -13,6 +13,7 @@ from marketplace import offers, rules, signed
 from marketplace.clock import Clock
 from marketplace.errors import CannotCancel, InvalidInput, NotAllowed
 from marketplace.events import Hub
+from marketplace.funds import Funds
 from marketplace.intervals.modes import check_lots
 from marketplace.ledger import Ledger
 from marketplace.parties import participant
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 class AuctionBook:
     """Lists energy, takes signed bids, cancels, and closes due auctions into deals.
 
-    lock: the market's own, shared with the settlement, so a command and a tick's pass in
-    this process run one at a time; the store's row locks order them across workers.
+    lock: the book's own: commands and the auction closes in this process take it for their
+    store work alone (every chain read is made before it, every send queued with its hash),
+    so nothing under it waits on a node; the store's row locks order them across workers.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class AuctionBook:
         self.settings = settings
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
+        self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -124,10 +127,11 @@ class AuctionBook:
         if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
         allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        balance = self.ledger.token_balance(seller)
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
         with self._lock:
-            rules.check_listing(wh, self.unlisted_wh(seller))
+            rules.check_listing(wh, balance - self.store.listed_wh(seller))
             needed = self.store.listed_wh(seller) + wh
             if backing is None and allowance < needed:
                 raise InvalidInput(f"sign the escrow's approval (or permit) of {needed} Wh first"
@@ -152,7 +156,7 @@ class AuctionBook:
         it names the listing's offer (hash) and the bidder's meter."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
-        self._check_bid(bidder, row, amount)
+        self._check_bid(bidder, row, amount, self._funds(bidder))
         bid = {
             "offer": self._offer_hash(row), "buyer": bidder,
             "buyerMeter": participant(self.store, bidder)["meter_address"],
@@ -182,11 +186,12 @@ class AuctionBook:
         if self.store.bid_nonce_used(bidder, terms["nonce"]):
             raise InvalidInput("this signed bid was already placed; sign a new one")
         amount = terms["priceWeiPerKWh"]
+        funds = self._funds(bidder)  # chain reads before the lock
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
             row = self.store.lock_listing(row["id"])
-            self._check_bid(bidder, row, amount)
+            self._check_bid(bidder, row, amount, funds)
             self._store_bid(bidder, row, terms, sig)
         view = self.listing(row["id"])
         self.hub.publish("bid_placed", view)
@@ -237,7 +242,7 @@ class AuctionBook:
     def close(self, listing_id: int) -> int | None:
         """Close an auction whose deadline came: sold (the new deal's id) or unsold (None)."""
         deal_id = None
-        with self.store.transaction():
+        with self._lock, self.store.transaction():
             # Claimed under the row lock: a worker that saw the same deadline finds the listing
             # closed (or extended by a late bid) and leaves it.
             row = self.store.lock_listing(listing_id)
@@ -261,8 +266,16 @@ class AuctionBook:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _check_bid(self, bidder: str, row: dict[str, Any], amount: int) -> None:
-        """The auction rules for this bid (role, increment, deadline, escrow that covers it)."""
+    def _funds(self, bidder: str) -> tuple[int, int]:
+        """(free escrow, amount of a pending withdrawal) of a bidder: the chain reads a bid's
+        check needs, made (or found kept) before any lock is taken."""
+        return self.funds.of(bidder)
+
+    def _check_bid(
+        self, bidder: str, row: dict[str, Any], amount: int, funds: tuple[int, int]
+    ) -> None:
+        """The auction rules for this bid (role, increment, deadline, escrow that covers it);
+        funds: the bidder's (free escrow, withdrawing) as _funds read them."""
         buyer = participant(self.store, bidder)
         check_lots(self.store, bidder)
         if buyer["role"] != "consumer":
@@ -274,10 +287,10 @@ class AuctionBook:
             seller=row["seller"], bidder=bidder, start_price=row["start_price"],
             highest=highest, price=amount, energy_wh=row["energy_wh"],
             deadline=row["deadline"], now=self.clock.now(), status=row["status"],
-            free_wei=self.ledger.escrow_free(bidder) - self._committed(bidder, row["id"]),
+            free_wei=funds[0] - self._committed(bidder, row["id"]),
             limits=self.settings.limits,
             # A pending request may complete before this bid's deal opens: it covers no bid.
-            withdrawing_wei=self.ledger.withdrawal_of(bidder)["amount"],
+            withdrawing_wei=funds[1],
         )
 
     def _store_bid(

@@ -40,7 +40,9 @@ class ChainDeals:
         escrow = self.ledger.escrow
         if self._cursor is None or self._cursor.addresses != [escrow.address]:
             topics = [e.topic for e in escrow.all_events() if e.event_name in EVENTS]
-            self._cursor = LogCursor(self.mirror, ROLE, self.ledger.w3, [escrow.address], topics)
+            # A first run starts at the head: deals opened before are read once when asked for.
+            self._cursor = LogCursor(self.mirror, ROLE, self.ledger.w3, [escrow.address], topics,
+                                     start=None)
         return self._cursor
 
     def follow(self) -> Pass:

@@ -48,21 +48,22 @@ class LogCursor:
 
     def __init__(
         self, chain: ChainStore, name: str, w3: Any, addresses: list[str],
-        topics: list[str] | None = None, start: int = 0,
+        topics: list[str] | None = None, start: int | None = 0,
     ):
         self.chain = chain
         self.name = name
         self.w3 = w3
         self.addresses = list(addresses)
         self.topics = topics
-        self.first = start  # where a cursor that never read starts
+        self.first = start  # where a cursor that never read starts (None: at the head)
 
     def read(self) -> Pass:
         """The logs since the cursor (nothing stored yet: see commit), or the rewind found."""
         seen = self.chain.cursor(self.name)
         head = self.w3.eth.get_block("latest")
         number, head_hash = int(head["number"]), _hex(head["hash"])
-        start = self.first if seen is None else seen[0]
+        first = number if self.first is None else self.first
+        start = first if seen is None else seen[0]
         if seen is not None and self._went_back(seen, head):
             log.warning("chain went back: cursor %s was at block %s, the head is %s (%s);"
                         " rewinding to the head", self.name, start, number, head_hash)

@@ -6,6 +6,7 @@ SQL is written once and marketplace.dialect adapts it. marketplace.store names t
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.dialect import dialect_for
+from marketplace.errors import StoreUnavailable
 from marketplace.states import DealState, ListingState
+
+log = logging.getLogger(__name__)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS participants (
@@ -240,6 +244,7 @@ class Database:
         self.dialect = dialect_for(location)
         self._lock = threading.RLock()
         self._depth = 0  # transactions open on this connection (nested ones join the outer)
+        self._db: Any = None  # None after the server dropped it: the next statement reconnects
         # Workers starting together must not race each other's CREATE TABLE.
         with self.dialect.exclusive("schema"):
             self._db = self.dialect.connect()
@@ -265,12 +270,13 @@ class Database:
     def close(self) -> None:
         """Close the database."""
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Rows of a read query."""
         with self._lock:
-            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
+            cursor = self._run(sql, args, rerun=True)  # a read may always run again
             names = [column[0] for column in cursor.description]
             return [_row(names, values) for values in cursor.fetchall()]
 
@@ -282,16 +288,65 @@ class Database:
     def write(self, sql: str, *args: Any) -> int:
         """Run one statement (committed unless inside transaction()); the rows it changed."""
         with self._lock:
-            cursor = self._db.execute(self.dialect.sql(sql), tuple(_text(a) for a in args))
-            return cursor.rowcount
+            return self._run(sql, args).rowcount
 
     def insert(self, sql: str, *args: Any) -> int:
         """Run one INSERT into a table with an id column; the new row's id."""
         with self._lock:
-            cursor = self._db.execute(
-                self.dialect.sql(sql + " RETURNING id"), tuple(_text(a) for a in args)
-            )
+            cursor = self._run(sql + " RETURNING id", args)
             return int(cursor.fetchall()[0][0])  # fetched to the end: SQLite then commits
+
+    def _run(self, sql: str, args: tuple[Any, ...], rerun: bool = False) -> Any:
+        """Execute one statement; on a connection the server dropped (PostgreSQL restarted),
+        once more on a fresh one when nothing of it can have been committed: a read, or a
+        statement the server ended before it ran. Inside a transaction the transaction is
+        lost: StoreUnavailable, and its caller's next pass does it again."""
+        if self._db is None or (not self._depth and self.dialect.stale(self._db)):
+            self._refresh()
+        text, values = self.dialect.sql(sql), tuple(_text(a) for a in args)
+        try:
+            return self._db.execute(text, values)
+        except Exception as err:
+            if not self.dialect.lost(self._db, err):
+                raise
+            self._drop()
+            if self._depth:
+                raise StoreUnavailable("the connection to the database was lost inside a "
+                                       "transaction: none of it was committed; try again"
+                                       ) from err
+            if not (rerun or self.dialect.never_ran(err)):
+                raise StoreUnavailable("the connection to the database was lost while a "
+                                       f"statement ran; it may or may not have been applied: "
+                                       f"{err}") from err
+            self._reconnect()
+            return self._db.execute(text, values)
+
+    def _refresh(self) -> None:
+        """Before a statement: a fresh connection if the server dropped this one (its socket
+        had something to read while idle: a termination notice, or the end of the stream),
+        so a write is not sent down a dead connection where its fate would be unknown."""
+        if self._db is not None:
+            try:
+                self._db.execute("SELECT 1")
+                return
+            except Exception as err:
+                if not self.dialect.lost(self._db, err):
+                    raise
+                self._drop()
+        self._reconnect()
+
+    def _drop(self) -> None:
+        """Forget a connection the server dropped (the next statement opens a fresh one)."""
+        try:
+            self._db.close()
+        except Exception:  # already gone
+            pass
+        self._db = None
+
+    def _reconnect(self) -> None:
+        """A fresh connection (StoreUnavailable while the server is still away)."""
+        self._db = self.dialect.connect()
+        log.warning("reconnected to the %s store", self.dialect.name)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -305,16 +360,30 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self._db.execute(self.dialect.begin)
+            self._run(self.dialect.begin, (), rerun=True)  # BEGIN commits nothing
             self._depth = 1
             try:
                 yield
             except BaseException:
                 self._depth = 0
-                self._db.execute("ROLLBACK")
+                if self._db is not None:  # a dropped connection rolled back already
+                    self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
+            self._commit()
+
+    def _commit(self) -> None:
+        try:
             self._db.execute("COMMIT")
+        except Exception as err:
+            if not self.dialect.lost(self._db, err):
+                raise
+            self._drop()
+            if self.dialect.never_ran(err):
+                raise StoreUnavailable("the database ended the session before the commit: "
+                                       "the transaction was not committed; try again") from err
+            raise StoreUnavailable(f"the connection to the database was lost at the commit; "
+                                   f"whether it was applied is not known: {err}") from err
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import select
 import sqlite3
 import threading
 import zlib
@@ -57,6 +58,18 @@ class Dialect:
         raise NotImplementedError
         yield
 
+    def lost(self, db: Any, err: Exception) -> bool:
+        """Whether err means the server dropped the connection (a fresh one may work)."""
+        return False
+
+    def never_ran(self, err: Exception) -> bool:
+        """Whether a lost connection's statement certainly did not commit anything."""
+        return False
+
+    def stale(self, db: Any) -> bool:
+        """Whether an idle connection may have been dropped by the server (worth a probe)."""
+        return False
+
 
 class SQLite(Dialect):
     """A file (WAL) with FULL synchronous commits: a returned write survived a power cut."""
@@ -102,6 +115,10 @@ class SQLite(Dialect):
                 yield
 
 
+# SQLSTATEs of a session the server ended: admin_shutdown, crash_shutdown, cannot_connect_now.
+SESSION_ENDED = {"57P01", "57P02", "57P03"}
+
+
 class Postgres(Dialect):
     """PostgreSQL through psycopg 3; a commit returns once the server flushed it (the default
     synchronous_commit=on)."""
@@ -126,6 +143,21 @@ class Postgres(Dialect):
             return self._psycopg.connect(self.url, autocommit=True)
         except self._psycopg.OperationalError as err:
             raise StoreUnavailable(f"PostgreSQL at {_safe(self.url)} refused: {err}") from err
+
+    def lost(self, db: Any, err: Exception) -> bool:
+        return isinstance(err, self._psycopg.OperationalError) and (db.closed or db.broken)
+
+    def stale(self, db: Any) -> bool:
+        # An idle connection has nothing to read unless the server said something: most
+        # likely that it ended the session (or closed the socket). One syscall, no round trip.
+        if db.closed:
+            return True
+        return bool(select.select([db.fileno()], [], [], 0)[0])
+
+    def never_ran(self, err: Exception) -> bool:
+        # The server ended the session (shutdown, restart, crash of another backend) before
+        # or by aborting the statement: an aborted transaction committed nothing.
+        return getattr(err, "sqlstate", None) in SESSION_ENDED
 
     def sql(self, text: str) -> str:
         # The store never puts `?` or `%` inside SQL string literals, so this is enough.

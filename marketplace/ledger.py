@@ -313,6 +313,13 @@ class Ledger(LedgerSetup, LedgerMeters):
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 
+    def _queue(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
+        """Signed here and queued for the transaction loop: the hash at once, no node asked."""
+        try:
+            return self.txm.queue(account, tx, label)
+        except ChainError as err:
+            raise ChainActionFailed(str(err)) from err
+
     def _operator_call(self, contract: Any, fn: str, args: list[Any], label: str) -> dict:
         return self._wait(self._send(self.operator, self._tx(contract, fn, args), label))
 

@@ -147,7 +147,8 @@ class LedgerMeters:
     ) -> TxRecord:
         """The operator submits an owner's signed permit for the escrow; not awaited.
 
-        It replaces the seller's own approve transaction, so a seller needs no Ether.
+        It replaces the seller's own approve transaction, so a seller needs no Ether. Queued
+        with its local hash (TxManager.queue): a listing's request never waits for the node.
         """
         signature = bytes(signature)
         if len(signature) != 65:
@@ -156,4 +157,4 @@ class LedgerMeters:
         v = v + 27 if v < 27 else v
         args = [owner, self.escrow.address, int(value), int(deadline), v, r, s]
         tx = self._tx(self.token, "permit", args)
-        return self._send(self.operator, tx, f"Permit from {owner}")
+        return self._queue(self.operator, tx, f"Permit from {owner}")

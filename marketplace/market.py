@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from geth_private import TxRecord
@@ -55,13 +56,16 @@ class Market:
         self.settings = settings
         self.minting = Minting(ledger, settings.mint_batch_wh)
         self.lease = Lease(store, SETTLEMENT, settings.lease_s)
-        # One lock for commands and the tick's passes in this process; the store's row locks
-        # order them across workers.
-        lock = threading.RLock()
-        self._lock = lock
+        # Two locks, neither held across I/O a request would wait on: the book's (bids,
+        # listings, cancels and auction closes: store work only) and the settlement pass's
+        # (no request takes it). The store's row locks order them across workers.
+        self._lock = threading.RLock()
         self.switchboard = Switchboard(boards, store, settings.line_loss)
-        self.auctions = AuctionBook(store, ledger, clock, hub, settings, lock, self.lease.worker)
-        self.settlement = Settlement(store, ledger, self.switchboard, clock, hub, settings, lock)
+        self.auctions = AuctionBook(store, ledger, clock, hub, settings, self._lock,
+                                    self.lease.worker)
+        self.settlement = Settlement(store, ledger, self.switchboard, clock, hub, settings,
+                                     threading.RLock())
+        self.on_sold: Callable[[], object] = lambda: None  # wakes the settlement loop
         self.bus = BusCheck(store, self.switchboard, clock, hub, settings, self.settlement.pause)
         self.intervals = IntervalMarket(store, ledger, self.switchboard, clock, hub, settings,
                                         self.lease)
@@ -187,26 +191,41 @@ class Market:
     # -- the loop --------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One pass: close due auctions, follow deal transactions, report delivery, mint.
+        """One pass of each job in turn: close due auctions, settle, mint (tests and tools;
+        the portal runs each on its own loop: close_auctions, settle, mint)."""
+        self.close_auctions()
+        self.settle()
+        self.mint()
 
-        Every worker closes auctions (each close is claimed in the store, so it happens once);
-        only the worker holding the settlement lease sends the operator's transactions, so
-        workers sharing one chain account never race for its nonces.
-        """
-        with self._lock:
-            leading = self.lease.renew()
-            for row in self.store.due_listings(self.clock.now()):
-                deal_id = self.auctions.close(row["id"])
-                if deal_id is not None:  # not leading: the settling worker's next tick sends it
-                    self.settlement.begin(deal_id, send=leading)
-            if not leading:
-                return
-            self.settlement.advance_all()
-            try:
-                self.bus.step()
-            except Exception as err:  # a store hiccup must not stop settlement's next pass
-                log.warning("bus check skipped this tick: %s", err)
-        # Outside the lock: the cache of signed readings, then the chain (the batch's receipt).
+    def close_auctions(self) -> None:
+        """Close due auctions (every worker: each close is claimed in the store, so it
+        happens once). Store work only: the new deal's openDeal goes with the settlement's
+        next pass, which the sale wakes (on_sold)."""
+        sold = False
+        for row in self.store.due_listings(self.clock.now()):
+            deal_id = self.auctions.close(row["id"])
+            if deal_id is not None:
+                self.settlement.begin(deal_id, send=False)
+                sold = True
+        if sold:
+            self.on_sold()
+
+    def settle(self) -> None:
+        """The settlement's pass, on the worker holding the lease: deals' transactions,
+        delivery, faults and the bus check. Only the lease holder sends the operator's
+        transactions, so workers sharing one chain account never race for its nonces."""
+        if not self.lease.renew():
+            return
+        self.settlement.advance_all()
+        try:
+            self.bus.step()
+        except Exception as err:  # a store hiccup must not stop settlement's next pass
+            log.warning("bus check skipped this tick: %s", err)
+
+    def mint(self) -> None:
+        """Mint producers' signed readings (the lease holder only: the operator sends)."""
+        if not self.lease.held:
+            return
         # An interval seller's readings mint with its settlement (netted there), not here.
         inside = self.intervals.istore.in_mode(INTERVALS)
         self.minting.step({board_id: self.switchboard.signed(board_id)

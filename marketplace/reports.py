@@ -22,9 +22,10 @@ from geth_private.signed import SignedCall
 from marketplace.chain_deals import ChainDeals
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
+from marketplace.parties import participant
 from marketplace.settings import Settings
 from marketplace.store import Store
-from marketplace.switchboard import Switchboard
+from marketplace.switchboard import Switch, Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Closing:
     call: SignedCall | None = None  # the party's signed closeDeal (None: its wallet sends)
     final: TxRecord | None = None
     done: bool = False  # the final report was sent (or none was needed)
+    switch: Switch | None = None  # the relays' queued switch, until it was carried out
 
 
 class DeliveryReports:
@@ -76,8 +78,9 @@ class DeliveryReports:
     def signed_of(self, address: str, after: int = 0) -> SignedReading | None:
         """A party's latest signed reading by its own meter (none older than after), or None:
         the evidence the escrow pays on, and so what the market counts delivered."""
-        signed = self.switchboard.signed(self.switchboard.board_of(address))
-        meter = (self.store.participant(address) or {}).get("meter_address")
+        party = participant(self.store, address)  # one lookup for its board and its meter
+        signed = self.switchboard.signed(party["board_id"])
+        meter = party.get("meter_address")
         if signed is None or signed.timestamp < after \
                 or str(meter).lower() != signed.meter.lower():
             return None
@@ -144,13 +147,16 @@ class DeliveryReports:
 
     # -- Close connection ------------------------------------------------------------------
 
-    def begin_close(self, row: dict[str, Any], call: SignedCall | None) -> Closing:
-        """The relays just opened: the final report waits for readings signed after now."""
+    def begin_close(
+        self, row: dict[str, Any], call: SignedCall | None, switch: Switch | None = None
+    ) -> Closing:
+        """The relays just opened (or will, once switch is carried out): the final report
+        waits for readings signed after that."""
         gate = TxRecord(tx_hash=f"final-report-of-deal-{row['id']}", sender="", nonce=-1,
                         label=f"Final delivery report of deal {row['id']}", to=None, value=0,
                         status=TxStatus.QUEUED, created=time.time())
         closing = Closing(after=int(time.time()) + 1, until=time.monotonic() + FINAL_WAIT_S,
-                          gate=gate, call=call)
+                          gate=gate, call=call, switch=switch)
         self.closing[row["id"]] = closing
         return closing
 
@@ -160,6 +166,12 @@ class DeliveryReports:
         closing = self.closing.get(row["id"])
         if closing is None:
             return
+        if closing.switch is not None:
+            if not closing.switch.done:
+                return  # the relays are still to open: no reading after them exists yet
+            closing.after = max(closing.after, int(closing.switch.done_at or 0) + 1)
+            closing.until = time.monotonic() + FINAL_WAIT_S
+            closing.switch = None
         if not closing.done:
             pair = self.pair(row, after=closing.after)
             if pair is None and time.monotonic() < closing.until:

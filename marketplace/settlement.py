@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 class Settlement:
     """Opens, activates, reports, pauses, closes and follows deals; owns their transactions.
 
-    lock: the market's own, shared with the auction book (see AuctionBook).
+    lock: the settlement pass's own (advance_all holds it, chain and board I/O included); no
+    request takes it. A request (close_connection) and the pass meet only under _guard, held
+    for store writes alone: the pass writes a deal's new status only if a request has not
+    moved it meanwhile (_set_status).
     """
 
     def __init__(
@@ -48,7 +51,8 @@ class Settlement:
         self.clock = clock
         self.hub = hub
         self.settings = settings
-        self._lock = lock
+        self.lock = lock
+        self._guard = threading.RLock()  # a deal's status: a request's write vs the pass's
         self._meters: dict[str, str] = {}  # board id -> its meter's address
         self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
         self._expire_retry_at: dict[int, float] = {}
@@ -117,17 +121,20 @@ class Settlement:
         itself), the view's final_report says what to wait for before the wallet sends it.
         Nothing here waits on a board: a meter away costs the report, never the close."""
         call = None if signed_close is None else signed.signed_call(signed_close, "close")
-        with self._lock:
+        row = self._closable(party, deal_id)
+        if call is not None:
+            self._check_close(party, row, call)
+        with self._guard:  # store writes only: the pass's own writes re-check under it
             row = self._closable(party, deal_id)
             did = row["id"]
-            if call is not None:
-                self._check_close(party, row, call)
-            self.switchboard.relays(row, on=False)
-            closing = self.reports.begin_close(row, call)
-            if call is not None:
-                self._txs[(did, "close")] = self.ledger.submit(call, "Close connection",
-                                                              closing.gate)
             self.store.update_deal(did, status=DealState.CLOSING)
+        # The relays: a queued switch the switchboard's loop carries out (no board I/O here);
+        # the final report waits for readings signed after it was carried out.
+        switch = self.switchboard.switch_soon(row, on=False)
+        closing = self.reports.begin_close(row, call, switch)
+        if call is not None:  # queued with its hash: it goes once the final report is mined
+            self._txs[(did, "close")] = self.ledger.submit(call, "Close connection",
+                                                          closing.gate)
         view = self.deal(did)
         self.hub.publish("deal_updated", view)
         return view
@@ -135,7 +142,8 @@ class Settlement:
     def pause(self, row: dict[str, Any], reason: str) -> None:
         """Stop a delivering deal, relays off, with a reason both parties see (the bus check)."""
         self.switchboard.relays(row, on=False)
-        self.store.update_deal(row["id"], status=DealState.PAUSED, error=reason)
+        if not self._set_status(row, DealState.PAUSED, error=reason):
+            return
         row.update(status=DealState.PAUSED, error=reason)
         self._paused_at[row["id"]] = self.clock.now()
         self._publish(row["id"])
@@ -147,13 +155,32 @@ class Settlement:
         self._publish(deal_id)
 
     def advance_all(self) -> None:
-        """One pass over every live deal: follow its transactions, faults and delivery."""
-        self.follow_logs()
-        for row in self.store.live_deals():
-            try:
-                self._advance(row)
-            except Exception as err:  # one deal's trouble (a chain hiccup) spares the rest
-                log.warning("deal %s not advanced this tick: %s", row["id"], err)
+        """One pass over every live deal: follow its transactions, faults and delivery.
+
+        Relays a request asked to switch go first; then each deal from its row as stored
+        now. The pass holds only its own lock: requests go on meanwhile (see _set_status).
+        """
+        with self.lock:
+            self.switchboard.carry_out()
+            self.follow_logs()  # the escrow's new deal events, once: no chain read a deal
+            for row in self.store.live_deals():
+                try:
+                    self._advance(row)
+                except Exception as err:  # one deal's trouble (a chain hiccup) spares the rest
+                    log.warning("deal %s not advanced this tick: %s", row["id"], err)
+
+    def _set_status(self, row: dict[str, Any], status: str, **fields: Any) -> bool:
+        """Write a deal's new status (and fields) decided from row, unless a request moved
+        the deal meanwhile (a Close connection while the pass was in a chain call); whether
+        it was written."""
+        with self._guard:
+            now = self.store.deal(row["id"])
+            if now is None or now["status"] != row["status"]:
+                log.info("deal %s: %s not written, it is %s now", row["id"], status,
+                         now and now["status"])
+                return False
+            self.store.update_deal(row["id"], status=status, **fields)
+            return True
 
     # -- delivery and the chain's view -----------------------------------------------------
 
@@ -207,10 +234,11 @@ class Settlement:
         if known is None:
             for action in ("open", "report", "close", "fault", "expire"):
                 self._txs.pop((did, action), None)
-            self.store.update_deal(did, status=DealState.OPENING, chain_deal_id=None,
-                                   expires_at=None, baseline_wh=None, reported_wh=0,
-                                   error="the chain went back before this deal opened: "
-                                         "opening it again")
+            if not self._set_status(row, DealState.OPENING, chain_deal_id=None,
+                                    expires_at=None, baseline_wh=None, reported_wh=0,
+                                    error="the chain went back before this deal opened: "
+                                          "opening it again"):
+                return
         elif row["status"] in (DealState.CLOSED, DealState.FAILED) \
                 and known["status"] != DealStatus.CLOSED:
             log.warning("deal %s is %s here but open on chain after the rewind: its close is"
@@ -258,9 +286,9 @@ class Settlement:
             record = self._txs.get((did, "close"))
             if record is not None and record.status == "failed":
                 # The relays stay open; the buyer can press Close connection again.
-                self.store.update_deal(did, status=DealState.ACTIVE, error=record.error)
-                del self._txs[(did, "close")]
-                self.reports.closing.pop(did, None)
+                if self._set_status(row, DealState.ACTIVE, error=record.error):
+                    del self._txs[(did, "close")]
+                    self.reports.closing.pop(did, None)
             else:
                 self.reports.finish_close(row)
         if row["status"] in (DealState.ACTIVE, DealState.PAUSED) and (
@@ -320,9 +348,9 @@ class Settlement:
             since = self._offline_since[did]
             if row["status"] == DealState.ACTIVE and now - since >= settings.offline_grace_s:
                 self.switchboard.relays(row, on=False)
-                self.store.update_deal(did, status=DealState.PAUSED,
-                                       error=f"meter {', '.join(offline)} offline: paused")
-                self._publish(did)
+                if self._set_status(row, DealState.PAUSED,
+                                    error=f"meter {', '.join(offline)} offline: paused"):
+                    self._publish(did)
             if now - since >= settings.offline_close_s:
                 self._close_for_fault(row, CloseReason.METER_OFFLINE)
             self._follow_chain(row)
@@ -332,7 +360,9 @@ class Settlement:
             # so whoever sees "active" can rely on energy flowing (as at activation).
             self.switchboard.budget(row, float(row["energy_wh"] - row["delivered_wh"]))
             self.switchboard.relays(row, on=True)
-            self.store.update_deal(did, status=DealState.ACTIVE, error=None)
+            if not self._set_status(row, DealState.ACTIVE, error=None):
+                self.switchboard.relays(row, on=False)  # closed meanwhile: off again
+                return True
             self._publish(did)
         seller = self.switchboard.read(boards[0])
         if seller is not None and seller.soc is not None and seller.soc <= settings.empty_soc:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from marketplace.boards import Boards, safe_read
@@ -12,14 +17,53 @@ from marketplace.store import Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Switch:
+    """A relay switch a request asked for: carried out by the switchboard's own loop."""
+
+    row: dict[str, Any]
+    on: bool
+    done_at: float | None = None  # unix time it was carried out (None: not yet)
+
+    @property
+    def done(self) -> bool:
+        """Whether the boards were told (a board fault is logged, and counts as told)."""
+        return self.done_at is not None
+
+
 class Switchboard:
     """Switches and reads the boards of deals; a board fault is logged, never raised, so it
-    cannot lose a deal's chain state."""
+    cannot lose a deal's chain state.
+
+    A request never talks to a board: it queues a Switch (switch_soon) that carry_out, run by
+    the switchboard's own loop (and at the start of each settlement pass), sends to the boards.
+    """
 
     def __init__(self, boards: Boards, store: Store, line_loss: float = 0.05):
         self.boards = boards
         self.store = store
         self.line_loss = line_loss  # the seller's board may give this much more than is owed
+        self._intents: deque[Switch] = deque()
+        self._carrying = threading.Lock()  # one carrier at a time keeps the queue's order
+        self.wake: Callable[[], object] = lambda: None  # the loop that carries them out
+
+    def switch_soon(self, row: dict[str, Any], on: bool) -> Switch:
+        """Queue both parties' relays of a deal to switch (as relays does); no board I/O."""
+        intent = Switch(dict(row), on)
+        self._intents.append(intent)
+        self.wake()
+        return intent
+
+    def carry_out(self) -> int:
+        """Send the queued switches to the boards, in order; how many were carried out."""
+        count = 0
+        with self._carrying:
+            while self._intents:
+                intent = self._intents.popleft()
+                self.relays(intent.row, intent.on)
+                intent.done_at = time.time()
+                count += 1
+        return count
 
     def board_of(self, address: str) -> str:
         """The board that measures a party."""

@@ -31,6 +31,19 @@ def send_command(peer: str, command: dict[str, Any], timeout: float) -> Any:
                           f"{command.get('action')}: {type(err).__name__} {err}") from err
 
 
+def hear_queue() -> None:
+    """Start this worker's message-queue listener now, before any client connects.
+
+    python-socketio starts it on a server's first connection: a worker no browser or bridge
+    has connected to yet (one that only settles) would never hear a bridge's answer to its
+    command through the queue, and every call would time out. Call once, before serving.
+    """
+    server = socketio.server
+    if server is not None and not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
+
+
 class BridgeNamespace(Namespace):
     """Remote bridges connect here each with its own registered credential, then claim the
     boards registered to them."""

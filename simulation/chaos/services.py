@@ -93,8 +93,24 @@ class PostgresServer:
     def start(self) -> None:
         """Start the server (again, after a kill: it recovers from its write-ahead log)."""
         self._run([self.pg_ctl, "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
-                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
-                   "start"])
+                   "-o", self._options(), "start"])
+
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server (pg_ctl's fast: sessions ended; immediate: as after a crash)."""
+        # -l and -o as at start: the new server must not write to (and hold) this pipe.
+        self._run([self.pg_ctl, "-D", self.data, "-m", mode, "-w", "-l",
+                   os.path.join(self.dir, "log"), "-o", self._options(), "restart"])
+
+    def pause(self) -> None:
+        """Stop the server, keeping its files (resume() starts it again)."""
+        self._run([self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same port."""
+        self.start()
 
     def pid(self) -> int | None:
         """The postmaster's pid while it runs."""

@@ -140,9 +140,9 @@ def test_an_escrow_deal_whose_parties_or_price_differ_is_not_adopted(runtime, pe
     clock.advance(31)
     deal = _opened(market, listing["id"])
     # The store forgot the chain deal and remembers another buyer at another price. Under the
-    # market's lock, as the tick works: a tick pass already under way must not write the row
-    # it read before this change back over the failure.
-    with market._lock:
+    # settlement pass's lock, as the pass works: a pass already under way must not write the
+    # row it read before this change back over the failure.
+    with market.settlement.lock:
         market.settlement._txs.clear()
         store.update_deal(deal["id"], chain_deal_id=None, expires_at=None,
                           status=DealState.OPENING, buyer=people["bob"].address, price=4000)

@@ -180,7 +180,8 @@ def test_a_wallet_that_sends_itself_closes_after_the_final_report(runtime, clock
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     closing = market.close_connection(carol.address, deal["id"])  # no signed close given
     assert closing["status"] == "closing"
-    assert not runtime.bridge.read("load-carol").relays[0]
+    # The switch is queued by the request and carried out by the switchboard's loop.
+    wait_for(lambda: not runtime.bridge.read("load-carol").relays[0], what="carol's relay off")
     sent = wait_for(lambda: market.deal(deal["id"])["final_report"]["tx_hash"],
                     what="the final report, from readings signed after the switch")
     final = runtime.txm.record(sent)

@@ -130,8 +130,16 @@ class Runtime:
                                    accounts=self.accounts, transport=self.transport)
         self._spawn = spawn
         self.loop("transactions", parts.txm.poll, TX_POLL_S)
+        # Auctions, settlement, switching and minting each on a loop of their own: a slow
+        # chain delays settlement, never an auction's close nor a relay a request switched.
+        market = parts.market
+        self.loop("auctions", market.close_auctions, cfg["TICK_S"])
         # A clean stop hands settlement to another worker at once.
-        self.loop("market", parts.market.tick, cfg["TICK_S"], after=parts.market.close)
+        settling = self.loop("settlement", market.settle, cfg["TICK_S"], after=market.close)
+        market.on_sold = settling.wake.set
+        switching = self.loop("switchboard", market.switchboard.carry_out, cfg["TICK_S"])
+        market.switchboard.wake = switching.wake.set
+        self.loop("metering", market.mint, cfg["TICK_S"])
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
         # Every worker hears, again and again, which bridges are connected here.

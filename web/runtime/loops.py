@@ -30,6 +30,7 @@ class Loop:
 
     def run(self) -> None:
         """Run passes until stopped, then the job's closing step (a background task)."""
+        threading.current_thread().name = f"loop:{self.name}"  # logs (and tests) tell them apart
         while not self.stopped.is_set():
             self.wake.wait(self.interval_s)
             self.wake.clear()
