@@ -19,7 +19,7 @@ from simulation.chaos.stack import Layout, Stack
 from simulation.reconcile import Check
 
 INTERVAL_S = 900  # the portal's interval, emulated seconds (config INTERVAL_S)
-ORDER_EVERY_S = 2.0  # wall seconds between an agent's new standing orders
+ORDER_EVERY_INTERVALS = 3  # intervals between an agent's new standing orders (at least 2 s)
 
 
 @dataclass
@@ -144,8 +144,9 @@ class ChaosDay:
         return injector.faults
 
     def _orders(self, agents: list[Agent]) -> None:
-        """Each agent signs a new standing order every few seconds, faults or not."""
-        while not self._stop.wait(ORDER_EVERY_S):
+        """Each agent signs a new standing order every few intervals, faults or not."""
+        every = max(2.0, self.plan.wall(ORDER_EVERY_INTERVALS * INTERVAL_S))
+        while not self._stop.wait(every):
             for agent in agents:
                 if self._stop.is_set():
                     return
