@@ -28,6 +28,7 @@ from firmware_bridge.signing import ReadingDomain, SignedReading, sign_reading
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Reading], None]
+OVERTAKEN_S = 5.0  # how far back a reading's uptime may be and still be an overtaken one
 HEARTBEAT_THREADS = 16  # boards fed at once; each waits on its own board's reply
 
 
@@ -63,6 +64,10 @@ class Bridge(Boards):
         self._latest: dict[str, Reading] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
+        # Readings reach _publish from two threads (a request's reply, the event lane): one at
+        # a time, so an overtaken one is dropped, not taken for a board restart by the odometer.
+        self._publishing = threading.Lock()
+        self._raw: dict[str, Reading] = {}  # board id -> its last raw reading published
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._microgrids: list[Microgrid] = []  # the emulated boards' emulators, run here
@@ -218,11 +223,25 @@ class Bridge(Boards):
 
     def _publish(self, board_id: str, raw: Reading) -> Reading:
         """The board's raw reading through the odometer: cached, signed when due, told."""
-        wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
-        reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
-        with self._lock:
-            self._latest[board_id] = reading
-            listeners = list(self._listeners)
+        with self._publishing:
+            last = self._raw.get(board_id)
+            # A reading overtaken on its way here (two threads publish: a request's reply, the
+            # event lane) is older than the last; its counters a hair lower would look like a
+            # board restart to the odometer. A restart's uptime drops to ~0; a board sending no
+            # uptime (T=0) is never taken for an overtaken one.
+            if last is not None and 0 < raw.uptime_s:
+                if raw.uptime_s < last.uptime_s < raw.uptime_s + OVERTAKEN_S:
+                    with self._lock:
+                        return self._latest.get(board_id, raw)
+                if raw.uptime_s == last.uptime_s:  # one tenth of a second: no restart in it
+                    raw = dataclasses.replace(raw, wh_in=max(raw.wh_in, last.wh_in),
+                                              wh_out=max(raw.wh_out, last.wh_out))
+            self._raw[board_id] = raw
+            wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
+            reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
+            with self._lock:
+                self._latest[board_id] = reading
+                listeners = list(self._listeners)
         self._sign(board_id, reading)
         for listener in listeners:
             try:

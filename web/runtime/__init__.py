@@ -119,6 +119,11 @@ class Runtime:
         return self._stop.is_set()
 
     @property
+    def loops(self) -> tuple[Loop, ...]:
+        """The background loops started so far (e.g. for the simulation to time their passes)."""
+        return tuple(self._loops)
+
+    @property
     def chain_uri(self) -> str:
         """The URI of the chain the portal runs on (embedded:// after a fallback)."""
         return self.parts.backend.uri
