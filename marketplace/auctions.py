@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections import defaultdict
 from typing import Any
 
 from contracts.bindings import bid_typed_data, offer_hash
@@ -56,16 +55,11 @@ class AuctionBook:
     def listings(self, status: str | None = ListingState.OPEN) -> list[dict[str, Any]]:
         """Listings as the pages show them (open ones by default)."""
         now = self.clock.now()
-        # Bids and names in one query each, not three queries per listing: every browser
-        # that connects gets this snapshot (bench/portal.py, 1,000 open auctions).
-        bids: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for bid in self.store.bids_on_listings(status):
-            bids[bid["listing_id"]].append(bid)
+        # Names in one query, not two per listing: every browser that connects gets this
+        # snapshot (bench/portal.py, 1,000 open auctions); each row has its highest bid.
         names = {p["address"]: p["name"] for p in self.store.participants()}
-        return [
-            listing_view(self.store, row, now, self.settings.limits, bids[row["id"]], names)
-            for row in self.store.listings(status)
-        ]
+        return [listing_view(self.store, row, now, self.settings.limits, names)
+                for row in self.store.listings(status)]
 
     def unlisted_wh(self, address: str) -> int:
         """Tokens an address holds that no open listing offers."""
@@ -156,10 +150,11 @@ class AuctionBook:
         it names the listing's offer (hash) and the bidder's meter."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
-        self._check_bid(bidder, row, amount, self._funds(bidder))
+        buyer = participant(self.store, bidder)
+        self._check_bid(buyer, row, amount, self._funds(bidder))
         bid = {
             "offer": self._offer_hash(row), "buyer": bidder,
-            "buyerMeter": participant(self.store, bidder)["meter_address"],
+            "buyerMeter": buyer["meter_address"],
             "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
             "nonce": secrets.randbits(63), "expiry": self._bid_expiry(row),
         }
@@ -174,9 +169,10 @@ class AuctionBook:
         row = self._listing_row(listing_id)
         if signed.bid_signer(*self.ledger.bid_domain(), terms, sig) != bidder:
             raise NotAllowed("the bid is not signed by your key")
-        meter = participant(self.store, bidder)["meter_address"]
+        buyer = participant(self.store, bidder)
         wrong = [name for name, want in (("offer", self._offer_hash(row)), ("buyer", bidder),
-                                         ("buyerMeter", meter), ("maxWh", row["energy_wh"]))
+                                         ("buyerMeter", buyer["meter_address"]),
+                                         ("maxWh", row["energy_wh"]))
                  if terms[name] != want]
         if wrong:
             raise InvalidInput(f"the signed bid does not match this listing: {', '.join(wrong)}")
@@ -191,7 +187,7 @@ class AuctionBook:
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
             row = self.store.lock_listing(row["id"])
-            self._check_bid(bidder, row, amount, funds)
+            self._check_bid(buyer, row, amount, funds)
             self._store_bid(bidder, row, terms, sig)
         view = self.listing(row["id"])
         self.hub.publish("bid_placed", view)
@@ -248,8 +244,9 @@ class AuctionBook:
             row = self.store.lock_listing(listing_id)
             if row["status"] != ListingState.OPEN or row["deadline"] > self.clock.now():
                 return None
-            bids = self.store.bids(row["id"])
-            best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+            # The highest bid as every bid kept it (Store.add_bid: rules.winner's order).
+            best = None if row["leader_bid"] is None else (
+                row["leader_bid"], row["leader_price"], row["leader_bidder"])
             if best is None:
                 self.store.set_listing_status(row["id"], ListingState.UNSOLD)
             else:
@@ -272,20 +269,20 @@ class AuctionBook:
         return self.funds.of(bidder)
 
     def _check_bid(
-        self, bidder: str, row: dict[str, Any], amount: int, funds: tuple[int, int]
+        self, buyer: dict[str, Any], row: dict[str, Any], amount: int, funds: tuple[int, int]
     ) -> None:
         """The auction rules for this bid (role, increment, deadline, escrow that covers it);
-        funds: the bidder's (free escrow, withdrawing) as _funds read them."""
-        buyer = participant(self.store, bidder)
+        buyer: the bidder's participant row; funds: its (free escrow, withdrawing) as _funds
+        read them. Constant in the number of bids: the row keeps its highest bid."""
+        bidder = buyer["address"]
         check_lots(self.store, bidder)
         if buyer["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
         if buyer["board_id"] is None or buyer["meter_address"] is None:
             raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
-        highest = max((b["price"] for b in self.store.bids(row["id"])), default=None)
         rules.check_bid(
             seller=row["seller"], bidder=bidder, start_price=row["start_price"],
-            highest=highest, price=amount, energy_wh=row["energy_wh"],
+            highest=row["leader_price"], price=amount, energy_wh=row["energy_wh"],
             deadline=row["deadline"], now=self.clock.now(), status=row["status"],
             free_wei=funds[0] - self._committed(bidder, row["id"]),
             limits=self.settings.limits,
@@ -340,7 +337,7 @@ class AuctionBook:
             raise NotAllowed("only the seller can cancel a listing")
         if row["status"] != ListingState.OPEN or row["deadline"] <= self.clock.now():
             raise CannotCancel(f"listing {lid} has ended")
-        if self.store.bids(lid):
+        if row["bid_count"]:
             raise CannotCancel("a listing that has bids cannot be cancelled: bids bind")
 
     def _listing_row(self, listing_id: object) -> dict[str, Any]:
@@ -348,19 +345,7 @@ class AuctionBook:
         return rules.stored(self.store.listing, listing_id, "listing")
 
     def _committed(self, bidder: str, except_listing: int) -> int:
-        """Escrow a bidder already needs for open auctions it leads (other than one)."""
-        # One query for the bids on the open listings this bidder bid on, not one per open
-        # listing: a bid's cost stays flat as open auctions pile up (bench/portal.py).
-        bids: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
-        energy: dict[int, int] = {}
-        for row in self.store.rival_bids(bidder, except_listing):
-            bids[row["listing_id"]].append((row["id"], row["price"], row["bidder"]))
-            energy[row["listing_id"]] = row["energy_wh"]
-        # A sold auction whose deal is not open yet will still take its Ether.
-        total = sum(rules.cost_wei(d["price"], d["energy_wh"])
-                    for d in self.store.unopened_deals(bidder))
-        for listing_id, rivals in bids.items():
-            best = rules.winner(rivals)
-            if best and best[2] == bidder:
-                total += rules.cost_wei(best[1], energy[listing_id])
-        return total
+        """Escrow a bidder already needs for open auctions it leads (other than one), and for
+        sold ones whose deal is not open yet (it will still take their Ether)."""
+        return sum(rules.cost_wei(r["price"], r["energy_wh"])
+                   for r in self.store.committed(bidder, except_listing))
