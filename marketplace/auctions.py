@@ -44,6 +44,9 @@ class AuctionBook:
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
         self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
+        # seller -> (hash, amount) of the last approval (or permit) a listing or a cancel
+        # queued here: an approve sets the allowance, so it counts before it lands.
+        self._approvals: dict[str, tuple[str, int]] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -74,7 +77,7 @@ class AuctionBook:
         wh = self._listing_energy(energy_wh)
         needed = self.store.listed_wh(seller) + wh
         label = "Approve tokens for sale"
-        if self.ledger.allowance(seller) >= needed:
+        if self._allowance(seller) >= needed:
             return {"needed": False, "label": label}
         tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, needed])
         return {**signed.prepared(self.ledger.prepare(seller, tx, label), label),
@@ -120,7 +123,7 @@ class AuctionBook:
         digest = offer_hash(*domain, terms)
         if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
-        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # chain reads before the lock
         balance = self.ledger.token_balance(seller)
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
@@ -135,6 +138,8 @@ class AuctionBook:
                                    f"{needed}")
             approval_tx = backing and backing.submit(self.ledger, seller,
                                                      "Approve tokens for sale")
+            if backing is not None:
+                self._approvals[seller] = (approval_tx, backing.amount)
             end = offers.auction_end(terms, self.settings)
             listing_id = self.store.add_listing(
                 seller, wh, terms["floorPriceWeiPerKWh"], self.clock.now(), end,
@@ -197,7 +202,7 @@ class AuctionBook:
         """The approve(escrow, allowance − lot) (and the same as a permit) the seller signs to
         cancel a listing: a cancelled lot leaves no allowance behind."""
         row = self._cancellable(seller, listing_id)
-        allowance = self.ledger.allowance(seller)
+        allowance = self._allowance(seller)
         value = max(allowance - row["energy_wh"], 0)
         label = "Lower the token approval"
         if allowance <= value:
@@ -212,7 +217,7 @@ class AuctionBook:
         """Withdraw a listing: only its seller, only while open and before the first bid;
         approval (or permit) lowers the escrow's allowance by the lot (see prepare_cancel)."""
         row = self._cancellable(seller, listing_id)
-        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # chain reads before the lock
         lowered = offers.backing(approval, permit, seller, self.ledger)
         ceiling = max(allowance - row["energy_wh"], 0)
         if lowered is None and allowance > ceiling:
@@ -230,7 +235,9 @@ class AuctionBook:
                                        f" listings) and {ceiling} Wh, not {lowered.amount}")
             self.store.set_listing_status(lid, ListingState.CANCELLED)
             if lowered is not None:
-                lowered.submit(self.ledger, seller, "Lower the token approval")
+                self._approvals[seller] = (
+                    lowered.submit(self.ledger, seller, "Lower the token approval"),
+                    lowered.amount)
         view = self.listing(lid)
         self.hub.publish("listing_closed", view)
         return view
@@ -308,6 +315,17 @@ class AuctionBook:
         """The least expiry a bid needs: its deal may open up to bid_validity_s after the
         latest the auction can close."""
         return int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s
+
+    def _allowance(self, seller: str) -> int:
+        """The escrow's token allowance from seller as it stands once the last approval (or
+        permit) queued here lands: a cancel's lowering one in flight already counts, so a
+        listing prepared meanwhile is not told the old allowance covers it (a chain read,
+        made before any lock)."""
+        on_chain = self.ledger.allowance(seller)
+        queued = self._approvals.get(seller)
+        if queued is not None and not offers.approval_settled(self.store, self.ledger, queued[0]):
+            return queued[1]
+        return on_chain
 
     def _listing_energy(self, energy_wh: object) -> int:
         limits = self.settings.limits
