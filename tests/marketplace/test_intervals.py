@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.common import wait_for
 from tests.marketplace.common import (
     CAPS,
     COMMUNITY,
@@ -43,8 +44,9 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, peop
     view = market.interval_view(first)
     assert {b["buyer"] for b in view["bids"]} == {people[n].address for n in CAPS}
     assert view["price_wei"] is not None and view["fills"], (view["offers"], view["bids"])
-    for fill in view["fills"]:  # relays as the fills say
-        assert relay_on(runtime, fill["address"])
+    for fill in view["fills"]:  # relays as the fills say, in the boards' next readings
+        wait_for(lambda fill=fill: relay_on(runtime, fill["address"]), timeout=10,
+                 what=f"{fill['address']}'s relay to close")
     for _ in range(4):
         drained(runtime)
         last = next_boundary(runtime, clock)
@@ -99,7 +101,7 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, peop
     assert market.cancel_order(bob)["status"] == "cancelled"
     n = next_boundary(runtime, clock)
     assert bob not in {f["address"] for f in market.interval_view(n)["fills"]}
-    assert not relay_on(runtime, bob)
+    wait_for(lambda: not relay_on(runtime, bob), timeout=10, what="bob's relay to open")
     assert market.order_of(bob) is None
     history = market.history(10)
     assert [h["n"] for h in history] == sorted(h["n"] for h in history)
