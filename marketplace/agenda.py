@@ -1,8 +1,8 @@
 """Which deals a settlement pass visits: the ones something touched, not every live deal.
 
 A live deal is visited again when one of these happens, and otherwise left alone:
-- its view changed (a pass, a request or an auction published it: Agenda.moved), or another
-  deal of its buyer did (a buyer's deals deliver one after another);
+- its view changed (a pass, a request or an auction published it: Agenda.moved), or, for a
+  deal still opening, another deal of its buyer did (a buyer's deals deliver one by one);
 - the escrow logged an event of it (the chain ids follow_logs read);
 - one of its transactions left queued/pending (TxBook follows the records put in it);
 - one of its parties' boards changed: online or not, its latest reading, its signed reading;
@@ -173,8 +173,10 @@ class Agenda:
             self._wake_at.pop(did, None)
 
     def finished(self) -> None:
-        """A pass ended: a gap (no pass for gap_s) is counted from here."""
+        """A pass ended: a gap (no pass for gap_s) and the next sweep count from here."""
         self._last_pass = time.monotonic()
+        if self.swept:  # (a first sweep may be long: it reads what the mirror lacks)
+            self._last_sweep = self._last_pass
 
     def known(self) -> int:
         """How many live deals the agenda follows."""
@@ -259,7 +261,8 @@ class Agenda:
         self._known[did] = watch
         if watch.chain_id is not None:
             self._by_chain[watch.chain_id] = did
-        self._by_buyer.setdefault(watch.buyer, set()).add(did)
+        if watch.status == DealState.OPENING:  # only an opening deal waits for its buyer's
+            self._by_buyer.setdefault(watch.buyer, set()).add(did)
         for board in watch.boards:
             self._by_board.setdefault(board, set()).add(did)
             self._seen.setdefault(board, None)  # not seen before a visit: the next pass looks
@@ -270,7 +273,8 @@ class Agenda:
             return
         if self._by_chain.get(watch.chain_id) == deal_id:
             del self._by_chain[watch.chain_id]
-        _discard(self._by_buyer, watch.buyer, deal_id)
+        if watch.status == DealState.OPENING:
+            _discard(self._by_buyer, watch.buyer, deal_id)
         for board in watch.boards:
             if not _discard(self._by_board, board, deal_id) and not keep_seen:
                 self._seen.pop(board, None)  # no deal watches it: a later one looks afresh

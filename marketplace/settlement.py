@@ -8,6 +8,7 @@ one chain account never race for its nonces.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 
@@ -57,7 +58,10 @@ class Settlement:
         self._guard = threading.RLock()  # a deal's status: a request's write vs the pass's
         self._meters: dict[str, str] = {}  # board id -> its meter's address
         self._txs = TxBook()  # (deal id, action) -> its transaction (those in flight followed)
-        self.agenda = Agenda(store, switchboard, clock, gap_s=settings.lease_s)
+        # A worker sharing the store may have held the lease while this one paused: a gap
+        # that long sweeps (a store of its own has no other worker).
+        self.agenda = Agenda(store, switchboard, clock,
+                             gap_s=settings.lease_s if store.shared else math.inf)
         # The escrow's deals as its events tell them (one getLogs cursor, not a read a deal).
         self.chain = ChainDeals(store, ledger)
         self.reports = DeliveryReports(store, ledger, switchboard, settings, self._txs,
