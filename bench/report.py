@@ -128,6 +128,17 @@ on this machine in the run that measured the figures below (`bench/bid.py` on th
      None),
 ]
 
+SECTIONS.append(("town", "A town on one machine", """\
+`bench/town.py` runs `gridbid simulate` (anvil, interval market, a quarter producers) at 25, 50,
+100 and 200 meters over the same sunny hour (10:00) at ×300, each in its own process, and reads
+each run's load figures (simulation/load.py): pace (emulated seconds per wall second while
+trading), clearing (clock on the boundary to the interval published), the market's tick pass,
+settlement lag p99 (bought Wh metered but not settled on chain), portal and anvil RSS, CPU
+cores used, open descriptors, threads, gas per block, and the resource at its limit. The last
+block is a full day, `gridbid simulate --producers 50 --consumers 150 --hours 24 --chain
+anvil://`, read from its report directory (`bench/town.py --day DIR`; set TOWN_DAY).""",
+                 None))
+
 NOTES_FILE = HERE / "notes"  # hand-written notes per bench (before/after of fixes), if any
 
 
@@ -146,7 +157,9 @@ def machine() -> str:
 def run(name: str) -> str:
     """A bench's printed output (echoed as it comes); its errors go to the terminal."""
     print(f"== bench/{name}.py", flush=True)
-    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], cwd=ROOT,
+    extra = ["--day", os.environ["TOWN_DAY"]] if name == "town" and "TOWN_DAY" in os.environ \
+        else []
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py"), *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stdout:
@@ -158,23 +171,49 @@ def run(name: str) -> str:
     return "".join(lines).rstrip()
 
 
+def section(name: str, title: str, intro: str, after: str | None, output: str) -> str:
+    """One bench's section of the document: intro, its printed block, notes."""
+    parts = [f"## {title} — `bench/{name}.py`\n\n{intro}\n\n```\n{output}\n```\n"]
+    note = NOTES_FILE / f"{name}.md"
+    if after:
+        parts.append(after + "\n")
+    if note.exists():
+        parts.append(note.read_text().rstrip() + "\n")
+    return "\n".join(parts)
+
+
+def splice(text: str, name: str, new: str) -> str:
+    """text with bench name's section replaced by new (appended when it has none yet)."""
+    marker = f" — `bench/{name}.py`"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith("## ") and line.rstrip().endswith(marker)), None)
+    if start is None:
+        return text.rstrip("\n") + "\n\n" + new
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+               len(lines))
+    return "".join(lines[:start]) + new + ("\n" if end < len(lines) else "") + \
+        "".join(lines[end:])
+
+
 def main() -> None:
     chosen = sys.argv[1:] or [name for name, *_ in SECTIONS]
     started = time.monotonic()
     outputs = {name: run(name) for name in chosen}
     if set(chosen) != {name for name, *_ in SECTIONS}:
-        print("(a partial run: docs/BENCHMARKS.md is rewritten only by a run of all benches)")
+        # A partial run replaces only its own sections; the header's date is the full run's.
+        text = DOC.read_text()
+        for name, title, intro, after in SECTIONS:
+            if name in outputs:
+                text = splice(text, name, section(name, title, intro, after, outputs[name]))
+        DOC.write_text(text)
+        print(f"(a partial run: replaced {', '.join(chosen)} in {DOC.relative_to(ROOT)})")
         return
     parts = [HEADER.format(
         machine=machine(), date=datetime.date.today().isoformat(),
         python=platform.python_version(), minutes=(time.monotonic() - started) / 60)]
     for name, title, intro, after in SECTIONS:
-        parts.append(f"## {title} — `bench/{name}.py`\n\n{intro}\n\n```\n{outputs[name]}\n```\n")
-        note = NOTES_FILE / f"{name}.md"
-        if after:
-            parts.append(after + "\n")
-        if note.exists():
-            parts.append(note.read_text().rstrip() + "\n")
+        parts.append(section(name, title, intro, after, outputs[name]))
     DOC.write_text("\n".join(parts))
     print(f"wrote {DOC.relative_to(ROOT)}")
 

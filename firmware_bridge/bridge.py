@@ -7,14 +7,19 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from firmware_bridge import protocol
+from firmware_bridge.board_uri import BoardURI, BoardURIError, parse_board_uri
 from firmware_bridge.boards import Boards
 from firmware_bridge.client import BoardClient, BoardInfo
+from firmware_bridge.emulated import start_emulated
+from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError, FrameError
 from firmware_bridge.odometer import Odometer
 from firmware_bridge.protocol import Frame, Reading
@@ -23,6 +28,8 @@ from firmware_bridge.signing import ReadingDomain, SignedReading, sign_reading
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Reading], None]
+OVERTAKEN_S = 5.0  # how far back a reading's uptime may be and still be an overtaken one
+HEARTBEAT_THREADS = 16  # boards fed at once; each waits on its own board's reply
 
 
 class Bridge(Boards):
@@ -57,18 +64,35 @@ class Bridge(Boards):
         self._latest: dict[str, Reading] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
+        # Readings reach _publish from two threads (a request's reply, the event lane): one at
+        # a time, so an overtaken one is dropped, not taken for a board restart by the odometer.
+        self._publishing = threading.Lock()
+        self._raw: dict[str, Reading] = {}  # board id -> its last raw reading published
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
+        self._microgrids: list[Microgrid] = []  # the emulated boards' emulators, run here
+
+    def attach_all(self, uris: Sequence[str], link_dir: Path | None = None) -> list[BoardInfo]:
+        """Attach every board by URI (board_uri's table): all are parsed before any is
+        opened; emulator:// ones share one microgrid this bridge runs (stable links in
+        link_dir, when given)."""
+        parsed = [parse_board_uri(uri) for uri in uris]
+        emulated = [u for u in parsed if u.scheme == "emulator"]
+        targets = [u.text for u in parsed if u.scheme != "emulator"]
+        if emulated:
+            grid, devices = start_emulated(emulated, link_dir)
+            self._microgrids.append(grid)
+            targets = list(devices.values()) + targets
+        return [self.attach(target) for target in targets]
 
     def attach(self, url: str) -> BoardInfo:
-        """Connect to a board (device path or pyserial URL), HELLO and READ it, track it by id."""
+        """Connect to a board (device path, pyserial URL or pzem://), HELLO and READ it, track
+        it by id; BoardURIError for a URI that names no board (emulator://: attach_all)."""
         if self._stop.is_set():
             raise BridgeError("the bridge is closed")
         # Readings can arrive before HELLO tells us the board's id; until then they are dropped.
         known: dict[str, str] = {}
-        client = BoardClient(
-            url, timeout=self.timeout, on_event=lambda f: self._on_event(known.get("id"), f)
-        )
+        client = self._open(parse_board_uri(url), lambda f: self._on_event(known.get("id"), f))
         try:
             info = client.hello()
             # Unlocked before the board is tracked, so its first reading is signed already.
@@ -95,6 +119,16 @@ class Bridge(Boards):
         except BridgeError as err:  # attached anyway: its unsolicited readings will fill in
             log.warning("board %s attached but not read: %s", info.board_id, err)
         return info
+
+    def _open(self, uri: BoardURI, on_event: Callable[[Frame], None]) -> Any:
+        """The client of one board: a gridbid board over pyserial, or a PZEM-017 meter."""
+        if uri.scheme == "pzem":
+            from firmware_bridge.pzem_board import PzemBoard  # pymodbus only where it is used
+
+            return PzemBoard(uri)
+        if uri.scheme == "emulator":
+            raise BoardURIError(f"board {uri}: emulated boards are started by attach_all")
+        return BoardClient(uri.target, timeout=self.timeout, on_event=on_event)
 
     def boards(self) -> dict[str, BoardInfo]:
         """Attached boards by id."""
@@ -177,6 +211,8 @@ class Bridge(Boards):
             self._infos.clear()
         for client in clients:
             client.close()
+        for grid in self._microgrids:
+            grid.stop()
 
     def _client(self, board_id: str) -> BoardClient:
         with self._lock:
@@ -187,11 +223,25 @@ class Bridge(Boards):
 
     def _publish(self, board_id: str, raw: Reading) -> Reading:
         """The board's raw reading through the odometer: cached, signed when due, told."""
-        wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
-        reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
-        with self._lock:
-            self._latest[board_id] = reading
-            listeners = list(self._listeners)
+        with self._publishing:
+            last = self._raw.get(board_id)
+            # A reading overtaken on its way here (two threads publish: a request's reply, the
+            # event lane) is older than the last; its counters a hair lower would look like a
+            # board restart to the odometer. A restart's uptime drops to ~0; a board sending no
+            # uptime (T=0) is never taken for an overtaken one.
+            if last is not None and 0 < raw.uptime_s:
+                if raw.uptime_s < last.uptime_s < raw.uptime_s + OVERTAKEN_S:
+                    with self._lock:
+                        return self._latest.get(board_id, raw)
+                if raw.uptime_s == last.uptime_s:  # one tenth of a second: no restart in it
+                    raw = dataclasses.replace(raw, wh_in=max(raw.wh_in, last.wh_in),
+                                              wh_out=max(raw.wh_out, last.wh_out))
+            self._raw[board_id] = raw
+            wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
+            reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
+            with self._lock:
+                self._latest[board_id] = reading
+                listeners = list(self._listeners)
         self._sign(board_id, reading)
         for listener in listeners:
             try:
@@ -254,19 +304,35 @@ class Bridge(Boards):
                     log.exception("event listener failed")
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            with self._lock:
-                clients = dict(self._clients)
-            for board_id, client in clients.items():
-                if self._stop.is_set():
-                    return
-                if not client.connected:
-                    self._reconnect(board_id)
-                    continue
-                try:
-                    client.heartbeat()
-                except BridgeError as err:
-                    log.warning("heartbeat to board %s failed: %s", board_id, err)
+        # Boards are fed side by side: one after another, a round over 200 boards took
+        # longer than their 5 s failsafe once each round trip waited on a busy interpreter.
+        # A board whose beat still waits (on its reply timeout) skips a round; the rest go on.
+        busy: set[str] = set()
+        with ThreadPoolExecutor(HEARTBEAT_THREADS, thread_name_prefix="bridge-hb") as pool:
+            while not self._stop.wait(self.heartbeat_s):
+                with self._lock:
+                    clients = dict(self._clients)
+                for board_id, client in clients.items():
+                    if board_id in busy:
+                        continue
+                    busy.add(board_id)
+                    pool.submit(self._beat, board_id, client).add_done_callback(
+                        lambda _done, b=board_id: busy.discard(b))
+
+    def _beat(self, board_id: str, client: Any) -> None:
+        """One board's heartbeat (a polled meter: its reading), or its reconnection."""
+        if self._stop.is_set():
+            return
+        if not client.connected:
+            self._reconnect(board_id)
+            return
+        try:
+            if getattr(client, "polled", False):  # a meter that never speaks unasked
+                self._publish(board_id, client.read())
+            else:
+                client.heartbeat()
+        except BridgeError as err:
+            log.warning("heartbeat to board %s failed: %s", board_id, err)
 
     def _reconnect(self, board_id: str) -> None:
         """Reopen an unplugged board's port, backing off; no command is replayed to it."""
@@ -277,9 +343,7 @@ class Bridge(Boards):
         url = self._urls[board_id]
         known = {"id": board_id}
         try:
-            client = BoardClient(
-                url, timeout=self.timeout, on_event=lambda f: self._on_event(known["id"], f)
-            )
+            client = self._open(parse_board_uri(url), lambda f: self._on_event(known["id"], f))
         except BridgeError as err:
             backoff = min(backoff * 2, self.max_backoff_s)
             self._retry[board_id] = (now + backoff, backoff)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
 import time
 from urllib.parse import urlparse
 
 from firmware_bridge.emulator import Microgrid
+
+PARENT_CHECK_S = 0.5  # how often a bridge started with --parent looks for its parent
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -29,15 +32,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     emulate.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl+C)")
     emulate.set_defaults(handler=emulate_command)
     bridge = sub.add_parser("bridge", help="serve this machine's boards to a portal elsewhere")
-    bridge.add_argument("--port", action="append", required=True,
-                        help="a board's serial port (repeat for several boards)")
-    bridge.add_argument("--portal", required=True,
-                        help="the portal's URL, e.g. https://portal.example (TLS: docs/BRIDGES.md)")
+    bridge.add_argument("--board", action="append", default=[], metavar="URI",
+                        help="a board: emulator://ID?kind=producer, /dev/ttyUSB0, "
+                             "socket://host:port or pzem:///dev/ttyUSB1?unit=1 (repeat)")
+    bridge.add_argument("--port", action="append", default=[],
+                        help="a board's serial port (as --board; repeat for several boards)")
+    bridge.add_argument("--portal", action="append", required=True,
+                        help="the portal's URL, e.g. https://portal.example (TLS: docs/BRIDGES.md);"
+                             " repeat for each worker: the bridge moves to the next if one dies")
     bridge.add_argument("--bridge-id", required=True,
                         help="the id the portal's admin registered this bridge under")
     bridge.add_argument("--token-file",
                         help="file holding this bridge's token (else $GRIDBID_BRIDGE_TOKEN)")
     bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
+    bridge.add_argument("--wait", action="store_true",
+                        help="keep trying until the portal accepts (a bridge started first)")
+    bridge.add_argument("--parent", type=int, metavar="PID",
+                        help="stop when this process ends (a portal's own local bridge)")
     bridge.set_defaults(handler=bridge_command)
 
 
@@ -77,26 +88,39 @@ def emulate_command(args: argparse.Namespace) -> int:
 
 def bridge_command(args: argparse.Namespace) -> int:
     """Attach the ports, hold their meter keys here, and serve the portal until stopped."""
-    import threading
     from pathlib import Path
 
+    from firmware_bridge.board_uri import parse_board_uri
     from firmware_bridge.errors import BridgeError
     from firmware_bridge.remote import run_bridge
     from geth_private.keystore import MachineKeys
 
+    boards = args.board + args.port
+    if not boards:
+        print("gridbid bridge: give at least one --board URI (or --port)")
+        return 2
+    try:
+        for board in boards:
+            parse_board_uri(board)
+    except BridgeError as err:
+        print(f"gridbid bridge: {err}")
+        return 2
     token = (Path(args.token_file).read_text() if args.token_file
              else os.environ.get("GRIDBID_BRIDGE_TOKEN", "")).strip()
     if not token:
         print("gridbid bridge: give the bridge's token with --token-file or GRIDBID_BRIDGE_TOKEN")
         return 2
-    if urlparse(args.portal).scheme != "https" and not _loopback(args.portal):
-        print(f"gridbid bridge: warning: {args.portal} is not https://, so the token and the"
-              " readings cross the network readable by anyone on the way", flush=True)
+    for portal in args.portal:
+        if urlparse(portal).scheme != "https" and not _loopback(portal):
+            print(f"gridbid bridge: warning: {portal} is not https://, so the token and the"
+                  " readings cross the network readable by anyone on the way", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.parent:
+        threading.Thread(target=_stop_with, args=(args.parent, stop), daemon=True).start()
     data = Path(args.data_dir)
     try:
-        print(f"serving {', '.join(args.port)} to {args.portal}", flush=True)
+        print(f"serving {', '.join(boards)} to {', '.join(args.portal)}", flush=True)
         keys = MachineKeys(data / "meters")
 
         def meter_key(board_id: str):  # noqa: ANN202 (a LocalAccount)
@@ -105,14 +129,23 @@ def bridge_command(args: argparse.Namespace) -> int:
             print(f"board {board_id}: meter {key.address}", flush=True)
             return key
 
-        run_bridge(args.port, args.portal, args.bridge_id, token, meter_key, stop,
-                   data / "odometer")
+        run_bridge(boards, args.portal, args.bridge_id, token, meter_key, stop,
+                   data / "odometer", wait=args.wait)
     except KeyboardInterrupt:
         pass
     except BridgeError as err:
         print(f"gridbid bridge: {err}")
         return 1
     return 0
+
+
+def _stop_with(parent: int, stop: threading.Event) -> None:
+    """Set stop once the parent process is gone (this bridge was re-parented), even when it
+    was killed and could not stop us itself."""
+    while not stop.wait(PARENT_CHECK_S):
+        if os.getppid() != parent:
+            print(f"gridbid bridge: parent {parent} ended; stopping", flush=True)
+            stop.set()
 
 
 def _loopback(url: str) -> bool:

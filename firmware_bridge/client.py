@@ -1,5 +1,8 @@
-"""One board over pyserial (protocol v2): a session per HELLO, replies matched to the request
-in flight by id, fresh unsolicited lines to a callback."""
+"""One board over its serial line (protocol v2): a session per HELLO, replies matched to the
+request in flight by id, fresh unsolicited lines to a callback.
+
+The line itself is a firmware_bridge.serial_port.LinePort: opened by pyserial, read by the
+process's one port loop (no thread per board, no select())."""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import serial
-from serial.threaded import Packetizer, ReaderThread
 
 from firmware_bridge import protocol
 from firmware_bridge.errors import (
@@ -21,12 +21,12 @@ from firmware_bridge.errors import (
     BridgeError,
     FrameError,
 )
+from firmware_bridge.ioloop import IoLoop
 from firmware_bridge.protocol import Frame, Reading
+from firmware_bridge.serial_port import LinePort, event_lanes
 
 log = logging.getLogger(__name__)
 
-# How long one serial read may block; bounds how fast the reader thread notices close().
-READ_POLL_S = 0.05
 # Event ids past this make the next request re-HELLO, well before a board runs out at 65535.
 REHELLO_EVENTS = 0xF000
 
@@ -40,32 +40,6 @@ class BoardInfo:
     relay_count: int
     protocol: int  # the line protocol version it speaks
     time_factor: float = 1.0  # emulated seconds per wall-clock second; 1 for a real board
-
-
-class _Lines(Packetizer):
-    """pyserial Packetizer cutting the byte stream at LF and handing each line to the client."""
-
-    TERMINATOR = b"\n"
-
-    def __init__(self, client: BoardClient):
-        super().__init__()
-        self.client = client
-
-    def data_received(self, data: bytes) -> None:
-        """Split into lines; drop a runaway line so line noise cannot grow the buffer forever."""
-        super().data_received(data)
-        if len(self.buffer) > 4 * protocol.MAX_LINE:
-            log.warning("%s: dropped %d bytes with no line end", self.client.url, len(self.buffer))
-            self.buffer.clear()
-
-    def handle_packet(self, packet: bytearray) -> None:
-        """One complete line."""
-        self.client._on_line(bytes(packet))
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """The port closed or failed; the base class would re-raise, the client reports it."""
-        self.transport = None
-        self.client._on_lost(exc)
 
 
 class _V1Board:
@@ -90,6 +64,7 @@ class BoardClient:
         *,
         timeout: float = 1.0,
         on_event: Callable[[Frame], None] | None = None,
+        loop: IoLoop | None = None,
     ):
         self.url = url
         self.timeout = timeout
@@ -101,18 +76,14 @@ class BoardClient:
         self._last_event = 0  # the newest event id of the session: older ones are replays
         self._pending: _Pending = None
         self._closed = False
-        try:
-            # exclusive: a second reader on the same tty would steal replies meant for us.
-            port = serial.serial_for_url(
-                url, baudrate=115200, timeout=READ_POLL_S, exclusive=True
-            )
-            port.reset_input_buffer()  # what the board said while nobody listened is stale
-        except (serial.SerialException, OSError, ValueError) as err:
-            raise BridgeError(f"cannot open board port {url}: {err}") from err
-        self._reader = ReaderThread(port, lambda: _Lines(self))
-        self._reader.name = f"board-client {url}"
-        self._reader.start()
-        self._reader.connect()
+        # Events go to on_event off the port loop; a request returns only once the events
+        # the board sent before its reply were delivered, as when one thread did both.
+        self._events_queued = 0  # counted on the loop thread
+        self._events_done = 0
+        self._events_cv = threading.Condition()
+        self._reply_mark = 0  # events queued when the reply in flight arrived
+        # Lines arrive on the port loop's thread (loop: default the process's shared one).
+        self._port = LinePort(url, self._on_line, self._on_lost, timeout=timeout, loop=loop)
 
     @property
     def connected(self) -> bool:
@@ -176,17 +147,21 @@ class BoardClient:
         waiter: _Waiter = queue.Queue()
         self._pending = (req_id, verb, waiter)
         try:
-            self._reader.write(line)
+            self._port.write(line, self.timeout)
             reply = waiter.get(timeout=self.timeout)
         except queue.Empty as err:
             self._session = None  # the board may have lost or changed it: HELLO next time
             raise BoardTimeout(f"{self.url}: no reply to {verb} in {self.timeout} s") from err
-        except (serial.SerialException, OSError) as err:
+        except BoardTimeout as err:
+            self._session = None
+            raise BoardTimeout(f"{self.url}: cannot send {verb}: {err}") from err
+        except BridgeError as err:
             raise BridgeError(f"{self.url}: cannot send {verb}: {err}") from err
         finally:
             self._pending = None
         if reply is None:
             raise BridgeError(f"{self.url}: port lost while waiting for {verb}")
+        self._await_events(self._reply_mark)
         if isinstance(reply, _V1Board):
             raise BridgeError(f"{self.url}: board speaks protocol v{protocol.LEGACY_VERSION}; "
                               f"this bridge needs v{protocol.VERSION}")
@@ -224,13 +199,11 @@ class BoardClient:
     def close(self) -> None:
         """Close the port (safe to call twice)."""
         self._closed = True
-        if self._reader.is_alive():
-            self._reader.close()
-        elif self._reader.serial.is_open:
-            self._reader.serial.close()
+        self._port.close()
+        self._on_lost(None)  # a request still waiting learns at once, not at its timeout
 
     def _on_line(self, raw: bytes) -> None:
-        """Route one line; runs on the reader thread, so it must never raise."""
+        """Route one line; runs on the port loop's thread, so it must never raise."""
         pending = self._pending  # read once: request() replaces it between requests
         try:
             frame = protocol.decode(raw, self._session)
@@ -254,6 +227,7 @@ class BoardClient:
                 self._last_event = 0
             except FrameError:
                 pass  # hello() says what is wrong with it
+        self._reply_mark = self._events_queued
         pending[2].put(frame)
 
     def _on_event(self, frame: Frame) -> None:
@@ -263,10 +237,28 @@ class BoardClient:
             return
         self._last_event = frame.req_id
         if self.on_event is not None:
-            try:
+            # Off the port loop: a listener that waits (a disk, a lock) must not hold up
+            # every other board's replies; one board's events keep their order.
+            self._events_queued += 1
+            event_lanes().run(self.url, lambda: self._deliver(frame))
+
+    def _deliver(self, frame: Frame) -> None:
+        try:
+            if self.on_event is not None:
                 self.on_event(frame)
-            except Exception:  # a listener bug must not take the serial reader down
-                log.exception("%s: event callback failed on %s", self.url, frame)
+        except Exception:  # a listener bug must not take the lane down
+            log.exception("%s: event callback failed on %s", self.url, frame)
+        finally:
+            with self._events_cv:
+                self._events_done += 1
+                self._events_cv.notify_all()
+
+    def _await_events(self, mark: int) -> None:
+        """Wait (a timeout at most) until the events queued before mark were delivered."""
+        if event_lanes().serves_current_thread():
+            return  # a listener asking its own board: its lane is this very thread
+        with self._events_cv:
+            self._events_cv.wait_for(lambda: self._events_done >= mark, timeout=self.timeout)
 
     def _on_undecodable(self, raw: bytes, err: FrameError, pending: _Pending) -> None:
         """A line failing the session's CRC: a board that lost its session, a v1 board, or junk."""

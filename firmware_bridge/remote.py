@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -50,41 +50,103 @@ def socketio_client(**options: Any) -> socketio.Client:
 
 class RemoteBridge:
     """Connects a local Bridge (holding its boards' meter keys) to a portal's /bridge namespace,
-    sends its readings, signed ones included, and serves its relay, budget and read commands."""
+    sends its readings, signed ones included, and serves its relay, budget and read commands.
+
+    Given several portal URLs (the workers of one portal), it connects to the first that
+    accepts it and, when that connection drops (its worker died), to the next: any worker
+    serves a bridge, since the workers share what it says over their message queue. The
+    boards' relays stay as they are meanwhile: this bridge keeps their failsafe fed.
+    """
 
     def __init__(
-        self, bridge: Bridge, portal_url: str, token: str, report_every_s: float = 0.25,
-        *, bridge_id: str,
+        self, bridge: Bridge, portal_url: str | Sequence[str], token: str,
+        report_every_s: float = 0.25, *, bridge_id: str,
     ):
         self.bridge = bridge
-        self.portal_url = portal_url
+        self.portal_urls = [portal_url] if isinstance(portal_url, str) else list(portal_url)
+        if not self.portal_urls:
+            raise BridgeError("a bridge needs at least one portal URL")
+        self.portal_url = self.portal_urls[0]  # the one connected to (or tried) last
         self.bridge_id = bridge_id  # the id the admin registered this bridge under
         self.token = token  # … and the token it was given then
         self.report_every_s = report_every_s
         self.contracts: set[str] = set()
         self.domain: ReadingDomain | None = None
-        self.client = socketio_client(reconnection=True, reconnection_delay_max=5)
+        several = len(self.portal_urls) > 1
+        # One portal: python-socketio reconnects to it; several: _fail_over picks the next.
+        self.client = socketio_client(reconnection=not several, reconnection_delay_max=5)
         self._sent: dict[str, float] = {}
         self._ready = threading.Event()
+        self._closing = threading.Event()
+        self._failing_over = threading.Lock()
         self.client.on("connect", self._on_connect, namespace="/bridge")
         self.client.on("command", self._on_command, namespace="/bridge")
+        if several:
+            self.client.on("disconnect", self._on_disconnect, namespace="/bridge")
         bridge.subscribe(self._on_reading)
         bridge.subscribe_events(self._on_board_event)
 
     def connect(self, timeout: float = 10.0) -> None:
-        """Connect and announce the boards; returns once the portal accepted them."""
+        """Connect to the first portal URL that accepts the boards; BridgeError if none does."""
+        errors = []
+        for url in self.portal_urls:
+            try:
+                self._connect_to(url, timeout)
+                return
+            except BridgeError as err:
+                errors.append(str(err))
+        raise BridgeError("; ".join(errors))
+
+    def _connect_to(self, url: str, timeout: float) -> None:
+        self.portal_url = url
+        self._ready.clear()
         try:
-            self.client.connect(self.portal_url, namespaces=["/bridge"],
+            self.client.connect(url, namespaces=["/bridge"],
                                 auth={"bridge": self.bridge_id, "token": self.token},
                                 wait_timeout=timeout)
-        except socketio.exceptions.ConnectionError as err:
-            raise BridgeError(f"the portal at {self.portal_url} refused the bridge: {err}") from err
+        except (socketio.exceptions.ConnectionError, ValueError) as err:
+            raise BridgeError(f"the portal at {url} refused the bridge: {err}") from err
         if not self._ready.wait(timeout):
-            raise BridgeError(f"the portal at {self.portal_url} did not accept the boards")
+            self.client.disconnect()
+            raise BridgeError(f"the portal at {url} did not accept the boards")
 
     def close(self) -> None:
         """Disconnect from the portal (the local bridge stays open)."""
+        self._closing.set()
         self.client.disconnect()
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        if not self._closing.is_set():
+            threading.Thread(target=self._fail_over, name="bridge-failover", daemon=True).start()
+
+    def _fail_over(self) -> None:
+        """Try the other portal URLs (then all again, backing off) until one takes the boards."""
+        if not self._failing_over.acquire(blocking=False):
+            return  # another disconnect is being handled already
+        try:
+            # The handler runs before the client marks itself disconnected: wait for that.
+            deadline = time.monotonic() + 10
+            while self.client.connected and time.monotonic() < deadline:
+                if self._closing.wait(0.05):
+                    return
+            lost = self.portal_url
+            order = self.portal_urls[self.portal_urls.index(lost) + 1:] + \
+                self.portal_urls[:self.portal_urls.index(lost) + 1]
+            delay = 0.2
+            while not self._closing.is_set() and not self.client.connected:
+                for url in order:
+                    if self._closing.is_set():
+                        return
+                    try:
+                        self._connect_to(url, timeout=5.0)
+                        log.warning("portal at %s lost: boards now served through %s", lost, url)
+                        return
+                    except BridgeError as err:
+                        log.info("portal at %s not reachable: %s", url, err)
+                self._closing.wait(delay)
+                delay = min(delay * 2, 5.0)
+        finally:
+            self._failing_over.release()
 
     def _on_connect(self) -> None:
         boards = [
@@ -151,17 +213,29 @@ class RemoteBridge:
 
 
 def run_bridge(
-    ports: list[str], portal_url: str, bridge_id: str, token: str,
+    boards: list[str], portal_url: str | Sequence[str], bridge_id: str, token: str,
     keys: Callable[[str], LocalAccount], stop: threading.Event, odometer_dir: Path | None = None,
+    *, wait: bool = False,
 ) -> None:
-    """Attach the ports (their meter keys from keys(board id), their counters continued in
-    odometer_dir), connect to the portal and serve until stop is set."""
+    """Attach the boards by URI (their meter keys from keys(board id), their counters
+    continued in odometer_dir), connect to the portal (the first of its URLs that accepts;
+    wait: keep trying until one does, for a bridge started before its portal serves) and
+    serve until stop is set."""
     bridge = Bridge(meter_keys=keys, odometer_dir=odometer_dir)
     try:
-        for port in ports:
-            bridge.attach(port)
+        bridge.attach_all(boards)
         remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id)
-        remote.connect()
+        delay = 0.2
+        while True:
+            try:
+                remote.connect()
+                break
+            except BridgeError as err:
+                if not wait or stop.is_set():
+                    raise
+                log.info("portal not accepting the bridge yet (%s); trying again", err)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
         stop.wait()
         remote.close()
     finally:

@@ -1,36 +1,50 @@
-"""Boards a bridge on another machine serves, as the portal sees them, and their meter keys.
+"""Boards that bridges serve, as every portal worker sees them, whichever worker a bridge is
+connected to.
 
-The portal reaches each remote bridge through a transport it is given (Socket.IO in the web
-layer), so this module needs no web framework: it keeps which bridge serves which board and
-what each board last reported, and turns commands and answers into Boards calls.
+A bridge's connection reaches one worker (the peer is its Socket.IO sid there): that worker
+checks its credential and hello and publishes what it says on the board bus; every worker
+(that one too, by the same functions) applies claims, readings and goodbyes to its own view.
+Commands go to the bridge's peer through a transport the web layer gives (Socket.IO; with a
+message queue it reaches a peer on any worker), so this module needs no web framework.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import to_checksum_address
 
+from firmware_bridge.board_bus import BoardBus, LocalBus
 from firmware_bridge.board_sender import BoardSender
 from firmware_bridge.boards import Boards
+from firmware_bridge.claims import (
+    KINDS,
+    MAX_BOARDS,
+    MAX_SKEW_S,
+    MAX_TIME_FACTOR,
+    AnnouncedBoard,
+    announced,
+    reading_from_json,
+    signed_refusal,
+)
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
-from firmware_bridge.reading_json import parse_reading, went_back
+from firmware_bridge.reading_json import went_back
 from firmware_bridge.signing import ReadingDomain, SignedReading
+
+__all__ = ["KINDS", "MAX_BOARDS", "MAX_SKEW_S", "MAX_TIME_FACTOR", "AnnouncedBoard",
+           "RemoteBoards", "Transport", "reading_from_json"]
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0
-MAX_BOARDS = 64  # boards one hello may claim
-MAX_TIME_FACTOR = 10_000  # the fastest emulated clock a board may run at
-MAX_SKEW_S = 60  # how far past the portal's clock a signed reading may be dated
-KINDS = ("producer", "consumer")
+ALIVE_S = 1.0  # how often a worker repeats the claims of the bridges connected to it
+STALE_S = 3 * ALIVE_S  # a claim another worker stopped repeating this long ago is offline
 
 Transport = Callable[[str, dict[str, Any], float], Any]
 """(peer, command, timeout s) -> the bridge's answer; raises BridgeError (or TimeoutError) when
@@ -38,35 +52,49 @@ none came."""
 
 
 class RemoteBoards(Boards):
-    """Which remote bridge (peer) serves which board, and what its boards last reported."""
+    """Which bridge connection (peer, on any worker) serves which board, and what it reported."""
 
     def __init__(
-        self, allowed: Collection[str], transport: Transport, timeout: float = COMMAND_TIMEOUT_S
+        self, allowed: Collection[str], transport: Transport, timeout: float = COMMAND_TIMEOUT_S,
+        *, bus: BoardBus | None = None, worker: str | None = None,
     ):
-        self.allowed = set(allowed)  # board ids the portal expects from remote bridges
+        self.allowed = set(allowed)  # board ids the portal expects from bridges
         self.transport = transport
         self.timeout = timeout
+        self.bus = bus or LocalBus()
+        self.worker = worker or uuid.uuid4().hex[:12]  # this worker, as the bus names it
         self.sid: dict[str, str] = {}  # board id -> the connection (peer) of its bridge
         self.latest: dict[str, Reading] = {}
         self.signed: dict[str, SignedReading] = {}  # board id -> its meter's latest signed
         self.boards: dict[str, AnnouncedBoard] = {}  # board id -> what its bridge claimed
-        self.bridge_of: dict[str, str] = {}  # peer -> the registered bridge it proved to be
-        self.registered: dict[str, dict[str, str]] = {}  # peer -> board id -> meter address
-        self.factors: dict[str, dict[str, float]] = {}  # peer -> board id -> its time factor
+        self.since: dict[str, float] = {}  # board id -> when its current claim was made
+        self.bridge_of: dict[str, str] = {}  # local peer -> the registered bridge it proved
+        self.registered: dict[str, dict[str, str]] = {}  # local peer -> board id -> meter
+        self.factors: dict[str, dict[str, float]] = {}  # local peer -> board id -> time factor
+        self.claims: dict[str, dict[str, Any]] = {}  # local peer -> its claim, repeated
+        self.heard: dict[str, float] = {}  # another worker's peer -> when its claim came last
         self.domain: ReadingDomain | None = None
         self.lock = threading.Lock()
         self._listeners: list[Callable[[AnnouncedBoard], None]] = []
+        self._claim_listeners: list[Callable[[AnnouncedBoard], None]] = []
         self._senders: dict[str, BoardSender] = {}  # board id -> its relay/budget commands
+        self.bus.subscribe(self._on_bus)
 
     def subscribe(self, listener: Callable[[AnnouncedBoard], None]) -> None:
-        """Call listener(board) whenever a bridge claims one of its registered boards."""
+        """Call listener(board) whenever a bridge connected here claims a registered board."""
         self._listeners.append(listener)
+
+    def subscribe_claims(self, listener: Callable[[AnnouncedBoard], None]) -> None:
+        """Call listener(board) for every claim this worker applies, whichever worker the
+        bridge is connected to, repeated ones included (about every ALIVE_S): so each worker
+        seats a board once its meter is enrolled. Runs on the bus's thread: keep it short."""
+        self._claim_listeners.append(listener)
 
     def set_reading_domain(self, domain: ReadingDomain) -> None:
         """The chain and token signed readings must be for; others are dropped."""
         self.domain = domain
 
-    # -- what bridges say ------------------------------------------------------------------
+    # -- what bridges connected to this worker say -----------------------------------------
 
     def admit(
         self, peer: str, bridge_id: str, registered: Mapping[str, str],
@@ -95,17 +123,14 @@ class RemoteBoards(Boards):
             registered = self.registered.get(peer)
             if registered is None:
                 raise BridgeError("this connection is not an admitted bridge")
-            boards = [_announced(board, registered, self.factors[peer]) for board in offered]
+            boards = [announced(board, registered, self.factors[peer]) for board in offered]
             mine = self.bridge_of[peer]
             # Registered boards are this bridge's alone: another peer holding one is this
             # bridge's own earlier connection (a reconnect), which gives way.
-            for board in boards:
-                self.sid[board.board_id] = peer
-                before = self.boards.get(board.board_id)
-                if before is None or before.meter != board.meter:
-                    # What is cached (if anything) is another meter's: not comparable.
-                    self._drop_readings(board.board_id)
-                self.boards[board.board_id] = board
+            claim = self.claims[peer] = {
+                "t": "claim", "w": self.worker, "peer": peer, "bridge": mine,
+                "since": time.time(), "boards": [b.to_json() for b in boards]}
+        self._send(claim)
         log.info("bridge %s claimed boards %s", mine, [b.board_id for b in boards])
         for board in boards:
             for listener in list(self._listeners):
@@ -116,8 +141,107 @@ class RemoteBoards(Boards):
         return boards
 
     def report(self, peer: str, data: Any) -> None:
-        """A reading a bridge sent unasked; kept only when it is that bridge's board's, every
-        field checks out and its counters did not go back (else refused, the last kept)."""
+        """A reading a bridge connected here sent unasked: every worker checks and keeps it
+        when it is that bridge's board's (see _apply_reading)."""
+        board_id = data.get("board_id") if isinstance(data, dict) else None
+        with self.lock:
+            claim = self.claims.get(peer)
+            ours = claim is not None and any(b["board_id"] == board_id for b in claim["boards"])
+        if ours:  # another peer's (or no) board: not worth a message to every worker
+            self._send({"t": "reading", "w": self.worker, "peer": peer, "data": data})
+
+    def disconnect(self, peer: str) -> None:
+        """A bridge went away: its boards are offline until it announces them again."""
+        with self.lock:
+            self.bridge_of.pop(peer, None)
+            self.registered.pop(peer, None)
+            self.factors.pop(peer, None)
+            self.claims.pop(peer, None)
+        self._send({"t": "gone", "w": self.worker, "peer": peer})
+
+    def forget(self, board_ids: Collection[str]) -> None:
+        """Boards whose bridge was revoked: offline at once on every worker, and what they
+        reported is dropped, so a board registered again (perhaps with a new meter) starts
+        afresh."""
+        self._send({"t": "forget", "w": self.worker, "boards": list(board_ids)})
+
+    def refresh(self) -> None:
+        """Repeat the claims of the bridges connected here (every ALIVE_S), so every worker,
+        one started later included, knows them, and one that stops hearing them (this
+        worker died) takes their boards as offline."""
+        with self.lock:
+            claims = list(self.claims.values())
+            # Connections of workers long silent that no board points at any more.
+            live, now = set(self.sid.values()), time.monotonic()
+            for peer in [p for p, t in self.heard.items() if now - t > 10 * STALE_S]:
+                if peer not in live:
+                    del self.heard[peer]
+        for claim in claims:
+            self.bus.publish(claim)
+
+    def admitted(self, peer: str) -> bool:
+        """Whether a connection here is a bridge whose credential still stands."""
+        with self.lock:
+            return peer in self.bridge_of
+
+    def peers_of(self, bridge_id: str) -> list[str]:
+        """The connections a bridge holds here now (to close when its credential is revoked)."""
+        with self.lock:
+            return [peer for peer, bridge in self.bridge_of.items() if bridge == bridge_id]
+
+    # -- what every worker applies ---------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """Apply a message here at once, then tell the other workers."""
+        self._apply(message)
+        self.bus.publish(message)
+
+    def _on_bus(self, message: dict[str, Any]) -> None:
+        if message.get("w") != self.worker:  # ours was applied when sent
+            self._apply(message)
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        kind, peer = message.get("t"), message.get("peer")
+        if kind == "claim" and isinstance(peer, str):
+            self._apply_claim(peer, message)
+        elif kind == "reading" and isinstance(peer, str):
+            self._apply_reading(peer, message.get("data"))
+        elif kind == "gone" and isinstance(peer, str):
+            self._apply_gone(peer)
+        elif kind == "forget" and isinstance(message.get("boards"), list):
+            self._apply_forget([b for b in message["boards"] if isinstance(b, str)])
+
+    def _apply_claim(self, peer: str, claim: dict[str, Any]) -> None:
+        """A bridge serves these boards through peer, as of claim["since"]; an older claim
+        (a worker still repeating a connection the bridge has replaced) changes nothing."""
+        boards = [AnnouncedBoard.from_json(b) for b in claim.get("boards") or []]
+        since = float(claim.get("since") or 0.0)
+        applied = []
+        with self.lock:
+            if claim.get("w") != self.worker:
+                self.heard[peer] = time.monotonic()
+            for board in boards:
+                if self.since.get(board.board_id, 0.0) > since:
+                    continue
+                applied.append(board)
+                self.sid[board.board_id] = peer
+                self.since[board.board_id] = since
+                self.allowed.add(board.board_id)
+                before = self.boards.get(board.board_id)
+                if before is None or before.meter != board.meter:
+                    # What is cached (if anything) is another meter's: not comparable.
+                    self._drop_readings(board.board_id)
+                self.boards[board.board_id] = board
+        for board in applied:
+            for listener in list(self._claim_listeners):
+                try:
+                    listener(board)
+                except Exception:  # one listener's failure must not stop the others
+                    log.exception("a claim listener failed on board %s", board.board_id)
+
+    def _apply_reading(self, peer: str, data: Any) -> None:
+        """Keep a reading only when it is its peer's board's, every field checks out and its
+        counters did not go back (else refused, the last kept)."""
         board_id = data.get("board_id") if isinstance(data, dict) else None
         if not isinstance(board_id, str) or self.sid.get(board_id) != peer:
             return
@@ -133,41 +257,45 @@ class RemoteBoards(Boards):
         if why is not None:
             log.warning("reading of %s refused: %s", board_id, why)
             return
-        if "signed" in data:
+        if data.get("signed") is not None:
             self._keep_signed(board_id, data["signed"])
 
     def _keep_signed(self, board_id: str, data: Any) -> None:
-        """Keep a signed reading that its board's registered meter signed for our domain,
-        dated no later than the portal's clock allows and not going back from the last one."""
         try:
             signed = SignedReading.from_json(data)
         except BridgeError as err:
             log.warning("signed reading of %s refused: %s", board_id, err)
             return
-        board = self.boards.get(board_id)
-        last = self.signed.get(board_id)
-        if last is not None and last.meter != signed.meter:
-            last = None  # another meter's counters say nothing about this one's
-        # Bridges stamp readings with the wall clock: one dated ahead would be kept, refused
-        # by the escrow, and make every honest reading after it look as if it went back.
-        ahead = signed.timestamp - time.time()
-        if board is None or signed.meter != board.meter:
-            log.warning("signed reading of %s refused: meter %s is not its registered %s",
-                        board_id, signed.meter, board and board.meter)
-        elif self.domain is None or not signed.signed_by_meter(self.domain):
-            log.warning("signed reading of %s refused: not signed by its meter", board_id)
-        elif ahead > MAX_SKEW_S:
-            log.warning("signed reading of %s refused: dated %.0f s ahead of the portal's clock"
-                        " (at most %d s)", board_id, ahead, MAX_SKEW_S)
-        elif last is not None and (signed.timestamp < last.timestamp or signed.wh_in < last.wh_in
-                                   or signed.wh_out < last.wh_out):
-            log.warning("signed reading of %s refused: it goes back", board_id)
-        else:
+        with self.lock:
+            board, last = self.boards.get(board_id), self.signed.get(board_id)
+        why = signed_refusal(signed, board, last, self.domain, time.time())
+        if why is not None:
+            log.warning("signed reading of %s refused: %s", board_id, why)
+            return
+        with self.lock:
             self.signed[board_id] = signed
 
-    def signed_reading(self, board_id: str) -> SignedReading | None:
-        """The latest reading its registered meter signed, as its bridge sent it (no I/O)."""
-        return self.signed.get(board_id)
+    def _apply_gone(self, peer: str) -> None:
+        with self.lock:
+            self.heard.pop(peer, None)
+            for board_id in [b for b, sid in self.sid.items() if sid == peer]:
+                del self.sid[board_id]
+                log.warning("board %s went offline with its bridge", board_id)
+
+    def _apply_forget(self, board_ids: list[str]) -> None:
+        with self.lock:
+            # A connection here that holds one of them is the revoked bridge's, wherever the
+            # revoke was made: no longer repeated or admitted (the web layer closes it).
+            closing = [peer for peer, claim in self.claims.items()
+                       if any(b["board_id"] in board_ids for b in claim["boards"])]
+            for peer in closing:
+                for held in (self.claims, self.bridge_of, self.registered, self.factors):
+                    held.pop(peer, None)
+            for board_id in board_ids:
+                self.sid.pop(board_id, None)  # its bridge's reports are ignored from now on
+                self.boards.pop(board_id, None)
+                self.since.pop(board_id, None)
+                self._drop_readings(board_id)
 
     def _drop_readings(self, board_id: str) -> None:
         plain = self.latest.pop(board_id, None)
@@ -175,29 +303,14 @@ class RemoteBoards(Boards):
         if plain is not None or signed is not None:
             log.info("readings cached for board %s dropped", board_id)
 
-    def forget(self, board_ids: Collection[str]) -> None:
-        """Boards whose bridge was revoked: offline at once, and what they reported is
-        dropped, so a board registered again (perhaps with a new meter) starts afresh."""
-        with self.lock:
-            for board_id in board_ids:
-                self.sid.pop(board_id, None)  # its bridge's reports are ignored from now on
-                self.boards.pop(board_id, None)
-                self._drop_readings(board_id)
-
-    def disconnect(self, peer: str) -> None:
-        """A bridge went away: its boards are offline until it announces them again."""
-        with self.lock:
-            self.bridge_of.pop(peer, None)
-            self.registered.pop(peer, None)
-            self.factors.pop(peer, None)
-            for board_id in [b for b, sid in self.sid.items() if sid == peer]:
-                del self.sid[board_id]
-                log.warning("board %s went offline with its bridge", board_id)
-
-    def peers_of(self, bridge_id: str) -> list[str]:
-        """The connections a bridge holds now (to close when its credential is revoked)."""
-        with self.lock:
-            return [peer for peer, bridge in self.bridge_of.items() if bridge == bridge_id]
+    def _peer(self, board_id: str) -> str | None:
+        """The board's bridge connection if it is live: connected here, or repeated by its
+        worker within STALE_S (call holding the lock)."""
+        peer = self.sid.get(board_id)
+        if peer is None or peer in self.claims:
+            return peer
+        heard = self.heard.get(peer)
+        return peer if heard is not None and time.monotonic() - heard < STALE_S else None
 
     # -- what the portal asks --------------------------------------------------------------
 
@@ -208,7 +321,7 @@ class RemoteBoards(Boards):
         (relays and budgets go through the board's sender instead).
         """
         with self.lock:
-            peer = self.sid.get(board_id)
+            peer = self._peer(board_id)
         if peer is None:
             raise BridgeError(f"board {board_id} is offline: its bridge is not connected")
         try:
@@ -225,12 +338,12 @@ class RemoteBoards(Boards):
         return answer
 
     def expect(self, board_id: str) -> None:
-        """A board a remote bridge will serve from now on (a participant the admin seated)."""
+        """A board a bridge will serve from now on (a participant the admin seated)."""
         with self.lock:
             self.allowed.add(board_id)
 
     def serves(self, board_id: str) -> bool:
-        """Whether a remote bridge is expected to serve this board."""
+        """Whether a bridge is expected to serve this board."""
         return board_id in self.allowed
 
     def set_relay(self, board_id: str, on: bool, relay: int = 0) -> None:
@@ -253,7 +366,7 @@ class RemoteBoards(Boards):
 
     def _queue(self, board_id: str, action: str, relay: int, **data: Any) -> None:
         with self.lock:
-            if board_id not in self.sid:
+            if self._peer(board_id) is None:
                 raise BridgeError(f"board {board_id} is offline: its bridge is not connected")
             sender = self._senders.get(board_id)
             if sender is None:
@@ -262,8 +375,9 @@ class RemoteBoards(Boards):
         sender.put((action, relay), {"action": action, "relay": relay, **data})
 
     def online(self, board_id: str) -> bool:
-        """Whether the board's bridge is connected."""
-        return board_id in self.sid
+        """Whether the board's bridge is connected (to this worker or a live other one)."""
+        with self.lock:
+            return self._peer(board_id) is not None
 
     def reading(self, board_id: str) -> Reading | None:
         """The latest reading its bridge sent, without asking."""
@@ -272,58 +386,13 @@ class RemoteBoards(Boards):
     def read(self, board_id: str) -> Reading:
         """The latest reading its bridge sent (it reports several a second): asking it would
         wait on a bridge that may never answer. BridgeError when offline or none came yet."""
-        with self.lock:
-            online = board_id in self.sid
+        online = self.online(board_id)
         reading = self.latest.get(board_id)
         if not online or reading is None:
             raise BridgeError(f"board {board_id} has no reading: its bridge is "
                               + ("silent" if online else "not connected"))
         return reading
 
-
-def reading_from_json(data: Any) -> Reading:
-    """A reading a bridge sent as JSON, every field checked (BridgeError if one is wrong)."""
-    return parse_reading(data)
-
-
-@dataclass(frozen=True)
-class AnnouncedBoard:
-    """A board a registered bridge claimed: its id, kind, registered meter, and its time
-    factor (1: real time; an emulator's speed), the admin's, which its HELLO declared too."""
-
-    board_id: str
-    kind: str
-    meter: str
-    time_factor: float = 1.0
-    protocol: int | None = None
-
-
-def _announced(
-    board: Any, registered: Mapping[str, str], factors: Mapping[str, float]
-) -> AnnouncedBoard:
-    """One board of a hello, checked against what is registered to its bridge."""
-    if not isinstance(board, dict) or not isinstance(board.get("board_id"), str):
-        raise BridgeError("each board of a hello is an object with a board_id")
-    board_id = board["board_id"]
-    if board_id not in registered:
-        raise BridgeError(f"board {board_id} is not registered to this bridge")
-    meter = board.get("meter")
-    if not isinstance(meter, str) or not is_hex_address(meter) \
-            or to_checksum_address(meter) != registered[board_id]:
-        raise BridgeError(f"board {board_id} is registered with meter {registered[board_id]},"
-                          f" not {meter}")
-    if board.get("kind") not in KINDS:
-        raise BridgeError(f"board {board_id}: kind is producer or consumer")
-    factor = board.get("time_factor", 1)
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
-            or not math.isfinite(factor) or not 1 <= factor <= MAX_TIME_FACTOR:
-        raise BridgeError(f"board {board_id}: time_factor {factor!r} is not 1..{MAX_TIME_FACTOR}")
-    # The time factor scales the meter's mint cap, so it is the admin's word, not the
-    # bridge's (whose owner may be the one who would mint): a hello may only repeat it.
-    mine = factors.get(board_id, 1.0)
-    if round(float(factor), 3) != round(mine, 3):
-        raise BridgeError(f"board {board_id}: time_factor {factor:g} is not its registered"
-                          f" {mine:g} (the admin registers an emulated board's)")
-    protocol = board.get("protocol")
-    return AnnouncedBoard(board_id, board["kind"], registered[board_id], mine,
-                          protocol if isinstance(protocol, int) else None)
+    def signed_reading(self, board_id: str) -> SignedReading | None:
+        """The latest reading its registered meter signed, as its bridge sent it (no I/O)."""
+        return self.signed.get(board_id)

@@ -270,6 +270,31 @@ class Client:
         return self.post(f"/api/deals/{deal_id}/close", body)
 
 
+    # -- interval market ---------------------------------------------------------------------
+
+    def set_mode(self, mode: str) -> dict[str, Any]:
+        """Trade in the "lots" or the "intervals" market from the next boundary on."""
+        return self.post("/api/market-mode", {"mode": mode})
+
+    def my_order(self) -> dict[str, Any]:
+        """Our standing order (or None), our market mode and the next clearing."""
+        return self.get("/api/orders/mine")
+
+    def set_order(self, kind: str, **limits: Any) -> dict[str, Any]:
+        """A standing "sell" or "buy" order: the portal's EIP-712 terms for these limits,
+        checked to be our own for our meter, signed here; the order as accepted."""
+        me = self._me()
+        terms = self.post("/api/orders/terms", {"kind": kind, **limits})
+        typed = checks.order_terms(terms, kind, me.address, self.me().get("meter"))
+        signature = Account.sign_typed_data(me.key, full_message=typed).signature
+        return self.post("/api/orders", {"kind": kind, "order": terms["message"],
+                                         "signature": "0x" + bytes(signature).hex()})
+
+    def cancel_order(self) -> dict[str, Any]:
+        """Cancel our standing order: it takes part in no clearing from now on."""
+        return self.call("DELETE", "/api/orders")
+
+
 def _amount(eth: object, market: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"amount_eth": str(eth)}
     if market is not None:

@@ -23,6 +23,7 @@ from contracts.bindings import (
 )
 from geth_private import TxRecord
 from geth_private.records import TxStatus
+from marketplace.interval_minting import MeterMint
 from marketplace.positions import Batch
 
 if TYPE_CHECKING:
@@ -204,6 +205,16 @@ class IntervalLedger:
             to_checksum_address(account), to_checksum_address(meter)).call()
         return {"last_interval": last, "last_at": at, "last_wh": wh, "day": day,
                 "day_spent_wei": spent}
+
+    def meter_mint(self, meter: str) -> MeterMint:
+        """A producer meter's mint state on the token: counter, time, rating, block-time
+        allowance now and whether its baseline is pending (what a closing reading may mint)."""
+        token = self.ledger.token.functions
+        meter = to_checksum_address(meter)
+        _, _, rated, last_wh, last_at = token.meterOf(meter).call()
+        return MeterMint(int(last_wh), int(last_at), int(rated),
+                         int(token.mintAllowanceWh(meter).call()),
+                         bool(token.baselinePending(meter).call()))
 
     def pool_wei(self) -> int:
         """Wei charged from buyers and not yet credited to sellers (the escrow holds it)."""

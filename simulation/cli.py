@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run both markets on the same seeded day and print them side "
                              "by side (reports in --out/intervals and --out/lots)")
     parser.add_argument("--out", help="report directory (default var/simulation/<timestamp>)")
+    from simulation.chaos.cli import add_arguments as add_chaos_arguments  # --chaos
+
+    add_chaos_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,6 +47,10 @@ def main(args: argparse.Namespace) -> int:
     # not every `gridbid` command whose options are built.
     from simulation.driver import Simulation
 
+    if args.chaos:
+        from simulation.chaos.cli import main as chaos
+
+        return chaos(args)
     # Progress lines are the output; the stack's own INFO chatter goes quiet.
     logging.getLogger().setLevel(logging.WARNING)
     out = Path(args.out or f"var/simulation/{datetime.now():%Y%m%d-%H%M%S}")

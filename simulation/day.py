@@ -135,7 +135,8 @@ class TradingDay:
 
 
 def open_day(
-    runtime: Runtime, plan: Plan, clock: SteppedClock, say: Callable[[str], None] = print
+    runtime: Runtime, plan: Plan, clock: SteppedClock, say: Callable[[str], None] = print,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> TradingDay:
     """Unlock the participants, note balances, deposit the consumers' escrow; the day begins."""
     by_name = {a["name"]: a for a in runtime.demo_accounts}
@@ -165,7 +166,7 @@ def open_day(
     t0 = clock.now()
     if intervals:
         first_n = runtime.market.intervals.boundaries.index(t0)
-        sync = BoundarySync(runtime, people, first_n)
+        sync = BoundarySync(runtime, people, first_n, on_wait)
         stepper.before_boundary, stepper.after_boundary = sync.before, sync.after
         journal.measured_from_n = first_n + round(plan.warmup_hours * 3600 / plan.interval_s)
     return TradingDay(runtime, plan, clock, people, eth_start, journal, producers, consumers,

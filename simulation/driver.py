@@ -20,6 +20,7 @@ from simulation.day import open_day
 from simulation.figures import day_figures
 from simulation.interval_books import read_interval_books
 from simulation.interval_day import day_start, settle_intervals
+from simulation.load import LoadMeter
 from simulation.plan import Plan
 from simulation.reconcile import Reconciliation, reconcile
 from simulation.report import write_report
@@ -50,6 +51,12 @@ def runtime_config(plan: Plan, clock: SteppedClock) -> dict[str, Any]:
     }
 
 
+def unsettled_wh(runtime: Runtime) -> float:
+    """Wh bought, metered and accounted but not settled on chain yet: the settlement lag."""
+    return sum(f["billed_wh"] or 0 for f in runtime.market.intervals.istore.unsettled()
+               if f["side"] == "buy")
+
+
 class Simulation:
     """One day: start the stack, let the agents trade, settle, read the books, stop."""
 
@@ -72,10 +79,19 @@ class Simulation:
         self.say(f"starting {plan.producers} producers, {plan.consumers} consumers on "
                  f"{plan.chain} (emulated time ×{plan.speed:g}) ...")
         runtime = Runtime(runtime_config(plan, self.clock))
+        load = LoadMeter(lambda: unsettled_wh(runtime) if plan.market == "intervals" else None)
         try:
             runtime.start()
-            day = open_day(runtime, plan, self.clock, self.say)
+            load.phases_s["start"] = round(time.monotonic() - started, 1)
+            self.say(f"stack up in {load.phases_s['start']:.0f} s")
+            load.watch_loops(runtime.loops)
+            runtime.txm.subscribe(load.on_transaction)
+            runtime.bridge.subscribe_events(load.on_board_event)
+            load.start()
+            day = open_day(runtime, plan, self.clock, self.say, load.boundary_wait)
+            trading = time.monotonic()
             day.trade()
+            load.phases_s["trade"] = round(time.monotonic() - trading, 1)
             if plan.market == "intervals":
                 settle_intervals(runtime, day.stepper, self.say)
                 self.say("reading the books: published intervals, chain events and state ...")
@@ -90,7 +106,10 @@ class Simulation:
                 self.say("reading the books: meters over serial, chain events and state, "
                          "store ...")
                 record = read_books(day)
+            load.stop()
+            load_figures = load.figures()  # before stop(): the chain node's CPU is still there
         finally:
+            load.stop()
             runtime.stop()
         if plan.market == "lots":
             books = reconcile(record)
@@ -100,6 +119,7 @@ class Simulation:
             r["name"]: r[sold_key] for r in books.rows if r["role"] == "producer"})
         if plan.market == "intervals":  # each interval's clearing price, for prices.png
             books.figures["interval_prices"] = cleared
+        books.figures["load"] = load_figures
         self.say("writing the report ...")
         wall = time.monotonic() - started
         summary = write_report(plan, books, day.samples, day.names(), day.hour, wall)

@@ -32,7 +32,8 @@ def read_interval_books(day: TradingDay) -> Reconciliation:
     fills: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     losses = _losses(day, first)
     for view in views:
-        _interval(view, meter_of, domain, losses.get(view["n"]), checks, fills)
+        _interval(view, meter_of, domain, losses.get(view["n"]), checks, fills,
+                  rt.market.settings.max_line_loss_bps())
     events = rt.ledger.intervals.events(0)  # the settlement contract's own logs
     settled = [e["args"] for e in events if e["event"] == "PositionSettled"]
     refused = [e["args"] for e in events if e["event"] == "PositionRefused"]
@@ -61,7 +62,7 @@ def _losses(day: TradingDay, first_n: int) -> dict[int, float]:
 
 def _interval(view: dict[str, Any], meter_of: dict[str, str], domain: Any,
               loss_wh: float | None, checks: list[Check],
-              sums: dict[tuple[str, str], dict[str, int]]) -> None:
+              sums: dict[tuple[str, str], dict[str, int]], max_loss_bps: int = 0) -> None:
     """One interval: signed readings, metered Wh, re-derived accounts, payouts, line loss."""
     fills = view["fills"]
     if not fills:
@@ -86,7 +87,10 @@ def _interval(view: dict[str, Any], meter_of: dict[str, str], domain: Any,
                             "its boundary readings", int(f["metered_wh"] or 0), wh, "Wh"))
     rule = view["pricing"]
     book = [Fill(**fl) for fl in _pairs(view)]
-    acct = interval_accounts.account(book, metered["buy"], metered["sell"], rule)
+    # As the market accounts: a seller's burn capped by its floor and the line-loss bound.
+    acct = interval_accounts.account(book, metered["buy"], metered["sell"], rule,
+                                     floors={o["seller"]: int(o["floor"]) for o in view["offers"]},
+                                     max_loss_bps=max_loss_bps)
     for f in fills:
         a, side = f["address"], f["side"]
         billed = (acct.billed_wh if side == "buy" else acct.burned_wh).get(a, 0)

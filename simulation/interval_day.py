@@ -7,15 +7,20 @@ the next, so each interval's readings are the boundary's, whatever the wall cloc
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from firmware_bridge.errors import BridgeError
+from marketplace.intervals.batching import MAX_POSITIONS
 from simulation.settle import wait_for
 from simulation.stepper import Stepper
 from web.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 RETRY_BOUNDARIES = 8  # past the day's end, how many boundaries may retry refused positions
@@ -38,8 +43,11 @@ def day_start(start_hour: float, interval_s: int, now: float | None = None) -> f
 class BoundarySync:
     """The stepper's boundary hooks for the interval market."""
 
-    def __init__(self, runtime: Runtime, people: list[dict[str, Any]], first_n: int):
+    def __init__(self, runtime: Runtime, people: list[dict[str, Any]], first_n: int,
+                 on_wait: Callable[[str, float], None] | None = None):
         self.runtime = runtime
+        # Told each boundary's waits in wall seconds (simulation.load): "readings", "clearing".
+        self.on_wait = on_wait
         self.boards = [p["board"] for p in people]
         self.first_n = first_n  # the market's interval number of the stepper's boundary 0
         self._cleared: set[int] = set()
@@ -58,21 +66,30 @@ class BoundarySync:
             return [b for b in self.boards
                     if (s := bridge.signed_reading(b)) is None or (s.wh_in, s.wh_out) != want[b]]
 
-        deadline = time.monotonic() + 30
+        started = time.monotonic()
+        deadline = started + 30
         while (late := stale()) and time.monotonic() < deadline:
             time.sleep(0.2)  # a board's reading is signed once a second at most
             for board in late:
-                bridge.read(board)  # signs it once its second is due
+                try:
+                    bridge.read(board)  # signs it once its second is due
+                except BridgeError as err:  # a board slow to answer: asked again in a moment
+                    log.warning("boundary %d: %s", k, err)
         if late:
             raise TimeoutError(f"simulation: boards {late} gave no fresh signed reading at "
                                f"boundary {k}")
+        if self.on_wait is not None:
+            self.on_wait("readings", time.monotonic() - started)
 
     def after(self, k: int) -> None:
         """Wait until the market published the clearing of the interval the boundary opens."""
         n = self.first_n + k
+        started = time.monotonic()  # the clock is on the boundary: the market's turn
         with self._seen:
             if not self._seen.wait_for(lambda: n in self._cleared, timeout=60):
                 raise TimeoutError(f"simulation: interval {n} was not cleared within 60 s")
+        if self.on_wait is not None:
+            self.on_wait("clearing", time.monotonic() - started)
 
     def _on_publication(self, topic: str, payload: dict[str, Any]) -> None:
         if topic != "interval":
@@ -105,7 +122,11 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
     # midnight ends on the next, not a day later.
     runtime.clock.advance(math.ceil(now / DAY_S) * DAY_S - now)
 
-    left = [RETRY_BOUNDARIES]
+    # Each boundary settles one batch of at most MAX_POSITIONS: a town's day-end positions
+    # (every participant's) need that many boundaries before any retry counts.
+    people = len({f["address"] for f in intervals.istore.unsettled()})
+    boundaries = RETRY_BOUNDARIES + math.ceil(people / MAX_POSITIONS)
+    left = [boundaries]
 
     def settled() -> bool:
         if not intervals.istore.unsettled() and not intervals.istore.batches(status="sent"):
@@ -114,15 +135,29 @@ def settle_intervals(runtime: Runtime, stepper: Stepper, say: Callable[[str], No
             time.sleep(0.2)  # a batch in flight: its receipt first
             return False
         if left[0] == 0:
-            raise TimeoutError(f"simulation: positions still unsettled {RETRY_BOUNDARIES} "
+            raise TimeoutError(f"simulation: positions still unsettled {boundaries} "
                                "intervals past the day's end")
         left[0] -= 1
+        sent = _newest_batch(intervals)
         runtime.clock.advance(interval_s)  # the next boundary retries what was refused
-        time.sleep(0.5)  # its batch goes out on the market's own loop
+        # Its batch goes out on the market's own loop, whose pass grows with the town: wait
+        # for it (a boundary passed unseen would be a boundary lost), 30 s at most.
+        deadline = time.monotonic() + 30
+        while _newest_batch(intervals) == sent and intervals.istore.unsettled() \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
         return False
 
     try:
-        wait_for(settled, "the interval positions to settle", timeout=180)
+        wait_for(settled, "the interval positions to settle", timeout=180 + 30 * boundaries)
     except TimeoutError as err:  # the books show what stayed unsettled, as a failing check
         say(str(err))
     wait_for(lambda: not runtime.txm.pending(), "pending transactions", timeout=60)
+
+
+def _newest_batch(intervals: Any) -> int:
+    """The id of the interval market's newest settle batch (0 before the first)."""
+    newest = 0
+    while batches := intervals.istore.batches(after=newest, limit=1000):
+        newest = batches[-1]["id"]
+    return newest

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from marketplace.contract_enums import CLOSE_REASONS
+from simulation.load import load_section
 from simulation.plan import ETHER, Plan
 from simulation.plan import MILLI_ETH_PER_KWH as MILLI
 from simulation.plots import PLOTS
@@ -22,12 +23,14 @@ def summary(
     """The Markdown of summary.md."""
     if plan.market == "intervals":
         lines = [*_opening(plan, books, samples, wall_s), *_purpose(books),
+                 *load_section(books.figures.get("load")),
                  *_table(books, "Interval fills and settlement per participant"),
                  *_plots(), *_disagreeing(books), *_checks(books)]
     else:
         lines = [
             *_opening(plan, books, samples, wall_s),
             *_purpose(books),
+            *load_section(books.figures.get("load")),
             *_findings(books),
             *_participants(books),
             *_plots(),

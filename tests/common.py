@@ -165,3 +165,54 @@ class Clearings:
         n = int(clock.now() // length) + 1
         clock.advance(n * length + 0.01 - clock.now())
         return wait_for(lambda: self.seen.get(n), what=f"interval {n} to be cleared")
+
+
+class PortalWorker:
+    """One `gridbid run` process on a free loopback port, its log in a file (the multi-worker
+    tests start several on one store, queue and chain)."""
+
+    def __init__(self, name: str, tmp: Path, env: dict[str, str], chain: str, data: Path,
+                 port: int | None = None):
+        import subprocess
+        import sys
+
+        from geth_private.anvil import free_port
+
+        self.name = name
+        self.data = data
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"{name}.log"
+        root = Path(__file__).resolve().parents[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "run", "--port", str(self.port), "--chain", chain,
+             "--data-dir", str(data)],
+            cwd=root, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def ready(self) -> bool:
+        """Whether it serves pages (fails the test if it exited)."""
+        import requests
+
+        if self.process.poll() is not None:
+            pytest.fail(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
+        try:
+            return requests.get(f"{self.url}/login", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def said(self, text: str) -> bool:
+        """Whether its log holds text."""
+        return text in self.log.read_text()
+
+    def stop(self) -> None:
+        """Terminate it (kill it if it does not stop)."""
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from web import config, errors
-from web.bridges import send_command
+from web.bridges import hear_queue, send_command
 from web.config import DEFAULTS
 from web.converters import AsciiIntegerConverter
 from web.extensions import socketio
@@ -62,6 +62,7 @@ def start_runtime(app: Flask) -> Runtime:
     state, config = portal(app), app.config
     runtime = state.runtime
     runtime.start(spawn=socketio.start_background_task)
+    hear_queue()  # so a worker no client reached yet hears bridges' answers
     for feed in (state.pusher, state.feed):
         runtime.hub.subscribe(feed.on_hub)
     # Woken by every hub event; the short rest makes a burst of events one push.

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import request
-from flask_socketio import Namespace
+from flask_socketio import Namespace, disconnect
 from socketio.exceptions import SocketIOError
 
 from firmware_bridge.errors import BridgeError
@@ -29,6 +29,19 @@ def send_command(peer: str, command: dict[str, Any], timeout: float) -> Any:
     except SocketIOError as err:
         raise BridgeError(f"the bridge of {command.get('board_id')} did not answer "
                           f"{command.get('action')}: {type(err).__name__} {err}") from err
+
+
+def hear_queue() -> None:
+    """Start this worker's message-queue listener now, before any client connects.
+
+    python-socketio starts it on a server's first connection: a worker no browser or bridge
+    has connected to yet (one that only settles) would never hear a bridge's answer to its
+    command through the queue, and every call would time out. Call once, before serving.
+    """
+    server = socketio.server
+    if server is not None and not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
 
 
 class BridgeNamespace(Namespace):
@@ -63,7 +76,11 @@ class BridgeNamespace(Namespace):
                 "token": domain.token}
 
     def on_reading(self, data: Any) -> None:
-        _remote_boards().report(request.sid, data)
+        remote = _remote_boards()
+        if not remote.admitted(request.sid):  # revoked, perhaps through another worker
+            disconnect(request.sid, namespace="/bridge")
+            return
+        remote.report(request.sid, data)
 
     def on_event(self, data: Any) -> None:
         if isinstance(data, dict):

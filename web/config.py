@@ -37,6 +37,12 @@ DEFAULTS: dict[str, Any] = {
     # Demo boards served by `gridbid bridge` on another machine (each registered to its
     # bridge by the admin: POST /api/admin/bridges).
     "REMOTE_BOARDS": "",
+    # inline: this machine's emulated boards on a bridge inside the portal process; process:
+    # served by a `gridbid bridge` child registered like a remote bridge, reaching the portal
+    # at LOCAL_BRIDGE_PORTAL (its own URL, e.g. http://127.0.0.1:5000); empty: process when
+    # LOCAL_BRIDGE_PORTAL is set and there is no MESSAGE_QUEUE (web/runtime/local_bridge.py).
+    "LOCAL_BRIDGE": "",
+    "LOCAL_BRIDGE_PORTAL": "",
     "STEP_WH": 5,
     "DEAL_TTL_S": 24 * 3600,  # a deal not done by then is stopped and closed (the escrow's
     # dealDuration: a chain deployed with another is redeployed)

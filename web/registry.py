@@ -9,7 +9,6 @@ it scales the meter's mint cap, so the bridge, whose owner may gain by it, never
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import secrets
@@ -21,13 +20,9 @@ from marketplace import rules
 from marketplace.errors import InvalidInput, NotFound
 from marketplace.store import Store
 from web.runtime import Runtime
+from web.runtime.local_bridge import token_hash
 
 MAX_BOARDS = 64
-
-
-def token_hash(token: str) -> str:
-    """The SHA-256 (hex) a bridge token is kept as."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def authenticate(store: Store, bridge_id: str, token: str) -> dict[str, Any] | None:
@@ -97,7 +92,9 @@ def listing(rt: Runtime) -> list[dict[str, Any]]:
     """Every live bridge with its boards, and whether each board is online now."""
     remote = rt.remote_boards
     return [{"id": row["id"], "created": row["created"],
-             "online": bool(remote.peers_of(row["id"])),
+             # Connected here, or to another worker (its boards' claims are repeated).
+             "online": bool(remote.peers_of(row["id"]))
+             or any(remote.online(b["board_id"]) for b in row["boards"]),
              "boards": [{**_registered(b), "online": remote.online(b["board_id"])}
                         for b in row["boards"]]}
             for row in rt.store.bridges()]

@@ -1,5 +1,6 @@
-"""Settlement in batches: due participants' netted positions in one IntervalSettlement
-transaction, followed to its receipt; what the contract refused is retried in the next batch."""
+"""Settlement in batches: due participants' netted positions, as many IntervalSettlement
+transactions a boundary as they fill (sent back to back, oldest first), followed to their
+receipts; what the contract refused is retried at the next boundary."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from firmware_bridge.signing import SignedReading
 from marketplace.clock import Clock
 from marketplace.contract_enums import EscrowMarket
 from marketplace.interval_accounts import max_burn_wh
+from marketplace.interval_minting import MeterMint, mintable_wh, unminted_wh
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.store import LOTS, IntervalStore
@@ -21,11 +23,15 @@ from marketplace.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMUNITY = EscrowMarket.COMMUNITY
-MAX_POSITIONS = 40  # per batch: keeps one settle far below a block's gas
+# Positions and mint readings per batch: with the fixed gas of settle_gas (190 k a sell at
+# its dearest) a batch stays below ~8 M, a quarter of a 30 M block, so several fit a block.
+MAX_POSITIONS = 40
+MAX_BATCHES = 16  # per boundary (640 positions): the rest, the newest, wait for the next
 
 
 class Batching:
-    """Builds, sends and follows batches; one in flight at a time (the lease holder's)."""
+    """Builds, sends and follows batches; one boundary's in flight at a time (the lease
+    holder's): the next boundary builds once they are mined, so no fill goes twice."""
 
     def __init__(self, istore: IntervalStore, orders: StandingOrders, ledger: Ledger,
                  clock: Clock, settings: Settings, boundaries: Boundaries,
@@ -42,7 +48,8 @@ class Batching:
         self._tried_through: int | None = None  # batches are built once per boundary
 
     def step(self, through_n: int) -> int | None:
-        """Follow the batch in flight, else send one for the due participants; its id."""
+        """Follow the batches in flight, else send the due participants' positions in as
+        many batches as they fill; the first one's id."""
         if self._follow():
             return None  # still in flight
         if self._tried_through is not None and through_n <= self._tried_through:
@@ -51,13 +58,16 @@ class Batching:
         groups = self._groups(through_n)
         due = self._due(groups, self.boundaries.day(through_n))
         positions = [p for p in (self._position(groups[key]) for key in due) if p is not None]
-        # A producer with fills to settle mints with them: an extra reading newer than their
-        # closing one would leave that one stale.
-        mints = self._mints({account for account, _ in groups})
-        if not positions and not mints:
-            return None
-        return self._send(through_n, positions, mints)
-
+        positions, short = self._with_tokens(positions)
+        mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
+                            {account for account, side in groups if side == SELL}, short)
+        first = None
+        for chunk, chunk_mints in _chunks(positions, mints):
+            batch_id, sent = self._send(through_n, chunk, chunk_mints)
+            first = batch_id if first is None else first
+            if not sent:
+                break  # the chain is away: the rest go at the next boundary
+        return first
     # -- who is due ------------------------------------------------------------------------
 
     def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -112,7 +122,10 @@ class Batching:
                     break
                 due.remove(key)
                 sells -= _wei(groups[key])
-        return due[:MAX_POSITIONS]
+        # Oldest first (then the lowest address, so workers agree): if a boundary cannot take
+        # them all, the newest wait, and lag stays bounded.
+        due.sort(key=lambda k: (groups[k][0]["n"], k))
+        return due[:MAX_POSITIONS * MAX_BATCHES]
 
     def _withdrawing(self, address: str) -> bool:
         try:
@@ -183,29 +196,67 @@ class Batching:
         """The last interval the contract settled for an account on its meter (0: none yet)."""
         return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
-    def _mints(self, selling: set[str]) -> list[dict[str, Any]]:
-        """Signed readings of interval producers with no fills to settle whose
-        meter counted settle_wh more than the token minted: they mint in the same transaction
-        (lot producers mint through marketplace.metering.Minting)."""
+    def _with_tokens(self, positions: list[dict[str, Any]]
+                     ) -> tuple[list[dict[str, Any]], set[str]]:
+        """The positions, each sell the contract would refuse NO_TOKENS (its tokens plus its
+        closing reading's mint below its Wh) held back or cut (_covered); the accounts held
+        back, whose latest readings mint meanwhile."""
+        kept, short = [], set()
+        for built in positions:
+            p: dict[str, Any] | None = built
+            if built["side"] == SELL:
+                try:
+                    state = self.ledger.intervals.meter_mint(built["closing"]["meter"])
+                    p = _covered(built, state, self.ledger.token_balance(built["account"]))
+                except Exception:  # unreadable now: sent as built, the receipt tells
+                    pass
+            if p is None:
+                short.add(built["account"])
+                log.info("%s's sell of %s Wh waits for its tokens", built["account"],
+                         built["wh"])
+                continue
+            kept.append(p)
+        return kept, short
+
+    def _mints(self, settling: set[str], selling: set[str], short: set[str]
+               ) -> list[dict[str, Any]]:
+        """Signed readings of interval producers to mint in this boundary's batches (lot
+        producers mint through marketplace.metering.Minting): one whose token baseline is
+        pending and no fills (it sets the baseline); one with no fills to settle whose meter
+        counted settle_wh more than the token minted; one with fills whose
+        position waits for tokens, or whose unminted generation reached half a mint window
+        (so no position ever needs more than one window's mint). Not those settling now:
+        their closing readings mint."""
         mints = []
         for member in self.members():
-            if member["role"] != "producer" or member["address"] in selling:
+            address = member["address"]
+            if member["role"] != "producer" or address in settling:
                 continue
             reading = self.signed(member["board_id"])
             if reading is None or reading.meter != member["meter_address"]:
                 continue
             try:
-                minted = int(self.ledger.meter_of(reading.meter)["last_reading_wh"])
+                state = self.ledger.intervals.meter_mint(reading.meter)
             except Exception:  # unreadable now: the next boundary asks again
                 continue
-            if reading.wh_in - minted >= self.settings.settle_wh:
+            if state.baseline_pending:
+                # Counters before the token's baseline never mint: a producer's is set by its
+                # first reading taken, so what it generates after that may be offered (step's
+                # _uncommitted); one with fills has its first position's baseline set it.
+                if address not in selling:
+                    mints.append(reading.to_json())
+                continue
+            unminted = unminted_wh(state, reading.wh_in, None)
+            if address in short or unminted >= (state.window_wh // 2 if address in selling
+                                                 else self.settings.settle_wh):
                 mints.append(reading.to_json())
-        return mints[:MAX_POSITIONS]
+        return mints
 
     # -- sending and following -------------------------------------------------------------
 
     def _send(self, through_n: int, positions: list[dict[str, Any]],
-              mints: list[dict[str, Any]]) -> int:
+              mints: list[dict[str, Any]]) -> tuple[int, bool]:
+        """Record and send one batch; its id and whether it reached the node."""
         from marketplace.intervals.chainside import batch_of
 
         batch = batch_of(self.orders, through_n, positions, mints)
@@ -220,9 +271,9 @@ class Batching:
         except Exception as err:  # the chain is away: the next boundary tries again
             self.istore.update_batch(batch_id, status="failed", error=str(err)[:500])
             log.warning("interval batch %s not sent: %s", batch_id, err)
-            return batch_id
+            return batch_id, False
         self.istore.update_batch(batch_id, status="sent", tx_hash=record.tx_hash)
-        return batch_id
+        return batch_id, True
 
     def _follow(self) -> bool:
         """Settle what the batch in flight settled once mined; whether one is still in flight."""
@@ -249,3 +300,48 @@ class Batching:
 
 def _wei(fills: list[dict[str, Any]]) -> int:
     return sum(int(f["paid_wei"] or 0) for f in fills)
+
+
+def _covered(p: dict[str, Any], state: MeterMint, tokens: int) -> dict[str, Any] | None:
+    """A sell as the contract will take it: as built when tokens and its closing's mint
+    cover its Wh; None (held back) when the token's caps (one window, the block-time
+    allowance) are the limit and later readings will mint the rest; else cut to what was
+    ever minted for it (Wh its meter counted before the token's baseline never mint; a
+    first position whose mint outgrew the caps), as _within_floor cuts a sell's burn."""
+    covered = tokens + mintable_wh(state, p["closing"], p["baseline"])
+    if covered >= p["wh"]:
+        return p
+    most = tokens + _growth(state, p)
+    if not state.baseline_pending and (most >= p["wh"] or covered < most):
+        return None
+    cut = min(covered, most)
+    log.warning("%s's sell of %s Wh: only %s Wh minted for it are burned", p["account"],
+                p["wh"], cut)
+    return {**p, "wh": cut}
+
+
+def _growth(state: MeterMint, position: dict[str, Any]) -> int:
+    """What a sell's meter counted above the token's counter (or its first baseline) by its
+    closing reading: all the later readings can ever mint for it."""
+    base = state.last_wh
+    if state.baseline_pending:
+        base = int(position["baseline"]["whIn"]) if position["baseline"] else int(
+            position["closing"]["whIn"])
+    return max(int(position["closing"]["whIn"]) - base, 0)
+
+
+def _chunks(positions: list[dict[str, Any]], mints: list[dict[str, Any]]
+            ) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Batches of at most MAX_POSITIONS positions and mint readings: buys first, so the
+    pool the sells draw on is charged by earlier transactions (sent back to back with
+    consecutive nonces, mined in that order); mints fill the last ones."""
+    ordered = [p for p in positions if p["side"] == BUY] + [p for p in positions
+                                                            if p["side"] == SELL]
+    items: list[tuple[str, dict[str, Any]]] = [("p", p) for p in ordered] + [
+        ("m", m) for m in mints]
+    chunks = []
+    for at in range(0, min(len(items), MAX_POSITIONS * MAX_BATCHES), MAX_POSITIONS):
+        part = items[at:at + MAX_POSITIONS]
+        chunks.append(([x for kind, x in part if kind == "p"],
+                       [x for kind, x in part if kind == "m"]))
+    return chunks

@@ -12,6 +12,7 @@ from typing import Any
 from marketplace import clearing, standing
 from marketplace.contract_enums import EscrowMarket
 from marketplace.events import Hub
+from marketplace.interval_minting import unminted_wh
 from marketplace.intervals import cancels, modes
 from marketplace.intervals.accounting import Accounting, pending_sold_wh, pending_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
@@ -93,11 +94,11 @@ class BoundaryStep:
 
     # -- the next interval's book ----------------------------------------------------------
 
-    def _chain_inputs(self) -> dict[str, dict[str, int]]:
+    def _chain_inputs(self) -> dict[str, dict[str, Any]]:
         """What the chain says of each member with an active order: a seller's tokens and
         its meter's minted counter, a buyer's free COMMUNITY escrow (None where unreadable)."""
         members = {m["address"]: m for m in self.members()}
-        found: dict[str, dict[str, int]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for row in self.istore.active_orders():
             member = members.get(row["owner"])
             if member is None:
@@ -106,8 +107,7 @@ class BoundaryStep:
                 if row["kind"] == SELL:
                     found[row["owner"]] = {
                         "tokens": self.ledger.token_balance(row["owner"]),
-                        "minted": int(self.ledger.meter_of(member["meter_address"])[
-                            "last_reading_wh"])}
+                        "mint": self.ledger.intervals.meter_mint(member["meter_address"])}
                 else:
                     found[row["owner"]] = {"free": self.ledger.escrow_free(row["owner"],
                                                                            COMMUNITY)}
@@ -115,7 +115,7 @@ class BoundaryStep:
                 log.warning("%s left out of this interval: %s", row["owner"], err)
         return found
 
-    def _book(self, n: int, chain: dict[str, dict[str, int]]) -> tuple[list, list, list]:
+    def _book(self, n: int, chain: dict[str, dict[str, Any]]) -> tuple[list, list, list]:
         """Offers and bids of interval n from the active orders of members (and the orders
         they came from)."""
         members = {m["address"]: m for m in self.members()}
@@ -146,7 +146,7 @@ class BoundaryStep:
             self.istore.add_fill(n, buyer, BUY, by_owner[buyer]["id"], wh, buyer_price[buyer])
 
     def _quantity(self, row: dict[str, Any], member: dict[str, Any], n: int,
-                  known: dict[str, int]) -> tuple[int, int]:
+                  known: dict[str, Any]) -> tuple[int, int]:
         """(Wh, price limit) an order offers or bids for interval n."""
         order = self.orders.typed_order(row)
         owner = row["owner"]
@@ -166,13 +166,29 @@ class BoundaryStep:
         free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 
-    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, int]) -> int:
-        """Tokens a seller holds plus signed generation not minted, less what it sold unsettled."""
+    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any]) -> int:
+        """Tokens a seller holds plus signed generation one reading may still mint, less what
+        it sold unsettled (marketplace.interval_minting.unminted_wh: from its first
+        position's baseline while the token's is pending, at most one mint window: a sell
+        beyond them would be refused NO_TOKENS)."""
         reading = self.switchboard.signed(member["board_id"])
-        unminted = max(reading.wh_in - known["minted"], 0) if reading is not None else 0
+        unminted = 0
+        if reading is not None:
+            unminted = unminted_wh(known["mint"], reading.wh_in,
+                                   self._baseline_wh(owner, member["meter_address"]))
         sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
                    if f["side"] == SELL) + pending_sold_wh(self.istore, owner)
         return max(known["tokens"] + unminted - sold, 0)
+
+    def _baseline_wh(self, owner: str, meter: str) -> int | None:
+        """whIn of the reading a seller's next position starts from (its oldest unsettled
+        sell fill's start reading; None: none yet, the next starts now)."""
+        fills = [f for f in self.istore.unsettled(owner) if f["side"] == SELL] or [
+            f for f in self.istore.unaccounted_fills(owner) if f["side"] == SELL]
+        if not fills:
+            return None
+        start = self.istore.readings(min(f["n"] for f in fills))["start"].get(meter)
+        return None if start is None else int(start["whIn"])
 
     def _battery(self, member: dict[str, Any]) -> int:
         """Wh in a seller's battery now, from its board's state of charge."""

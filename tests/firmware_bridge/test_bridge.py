@@ -65,7 +65,8 @@ def test_heartbeat_keeps_relays_closed_and_energy_flowing(bridge: Bridge) -> Non
     consumer = bridge.read("c1")
     assert consumer.relays == (True,)
     assert consumer.wh_in > start + 10  # 240 W at 600x: ~60 Wh in 1.5 s
-    assert bridge.reading("p1").wh_out > consumer.wh_in
+    # Asked after the consumer's: the cached one may predate it on a loaded machine.
+    assert bridge.read("p1").wh_out > consumer.wh_in
 
 
 def test_closing_the_bridge_lets_the_failsafe_open_relays(grid, bridge: Bridge) -> None:

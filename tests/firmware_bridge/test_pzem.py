@@ -15,6 +15,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from firmware_bridge.bridge import Bridge
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
 from firmware_bridge.pzem import (
@@ -299,3 +300,23 @@ def test_stopped_server_times_out_and_the_client_recovers(
         assert pzem.read().voltage_v == 12.34
     finally:
         restarted.stop()
+
+
+def test_a_pzem_uri_is_a_bridge_board_without_relays(ptys: tuple[str, str], server: MeterServer,
+                                                     meter: FakeMeter) -> None:
+    meter.input = registers(12.5, 2.0, 25.0, 1_500)
+    bridge = Bridge(heartbeat_s=0.1)
+    try:
+        info = bridge.attach(f"pzem://{ptys[1]}?unit={ADDRESS}&id=pv-bob&kind=producer"
+                             f"&counts=out&timeout={TIMEOUT_S}")
+        assert (info.board_id, info.kind, info.relay_count) == ("pv-bob", "producer", 0)
+        first = bridge.reading("pv-bob")
+        assert (first.wh_in, first.wh_out, first.relays) == (0.0, 1_500.0, ())
+        # Polled on every heartbeat: a meter never speaks unasked.
+        meter.input = registers(12.5, 2.0, 25.0, 1_510)
+        wait_for(lambda: bridge.reading("pv-bob").wh_out == 1_510.0, 5, "the next poll")
+        with pytest.raises(BridgeError, match="PZEM-017 meter: it has no relays"):
+            bridge.set_relay("pv-bob", True)
+        assert bridge.online("pv-bob")
+    finally:
+        bridge.close()

@@ -108,3 +108,17 @@ def test_one_seed_is_one_day_of_weather_and_loads_in_both_markets(lots_day, inte
     for name, physics in lots.items():
         assert physics == intervals[name], name
     assert lots["producer1"]["pv_wh"] > 0 and lots["consumer1"]["wanted_wh"] > 0
+
+
+def test_the_report_says_what_the_day_cost_the_machine(interval_day):
+    """Clearing times, loop passes, settlement lag, memory and gas per block, from the run."""
+    _, summary, _ = interval_day
+    load = json.loads((summary.parent / "reconciliation.json").read_text())["market"]["load"]
+    # Every boundary of the day was timed from the clock reaching it to its publication.
+    assert load["clearing_ms"]["n"] >= 4 and load["clearing_ms"]["p50"] > 0
+    assert load["loop_pass_ms"]["intervals"]["n"] > 0
+    assert load["settlement_lag_wh"]["max"] > 0  # bought Wh waited for a batch at some point
+    assert load["portal_rss_mb"]["p50"] > 50  # a Python process with web3 and py-evm loaded
+    assert load["blocks"] > 0 and load["gas_per_block"]["max"] > 21_000
+    assert load["failsafe_trips"] == 0
+    assert "What the day cost the machine" in summary.read_text()

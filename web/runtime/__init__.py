@@ -12,7 +12,7 @@ from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.remote_boards import RemoteBoards, Transport
+from firmware_bridge.remote_boards import ALIVE_S, RemoteBoards, Transport
 from geth_private import Keystore, TxManager
 from geth_private.backend import ChainBackend
 from marketplace import readouts
@@ -119,6 +119,11 @@ class Runtime:
         return self._stop.is_set()
 
     @property
+    def loops(self) -> tuple[Loop, ...]:
+        """The background loops started so far (e.g. for the simulation to time their passes)."""
+        return tuple(self._loops)
+
+    @property
     def chain_uri(self) -> str:
         """The URI of the chain the portal runs on (embedded:// after a fallback)."""
         return self.parts.backend.uri
@@ -142,6 +147,8 @@ class Runtime:
         self.loop("metering", market.mint, cfg["TICK_S"])
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
+        # Every worker hears, again and again, which bridges are connected here.
+        self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)
 
     def loop(
         self, name: str, step: Callable[[], object], interval_s: float, **options: Any

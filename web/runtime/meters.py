@@ -59,6 +59,7 @@ class MeterEnrollment:
         self.local_boards = local_boards  # board id -> BoardInfo of this machine's boards
         self.keys = keys  # this machine's meter keys: the same ones its bridge signs with
         self.demo_keys: dict[str, Any] = {}  # owner -> its key, for accounts the demo seats
+        self._seated: dict[str, str] = {}  # board id -> the meter it was seated with here
         self._sent: dict[str, tuple[str, str]] = {}  # enrollment tx hash -> (owner, meter)
         self._lock = threading.Lock()
 
@@ -164,6 +165,20 @@ class MeterEnrollment:
                  board.board_id, seat["name"], board.meter, rated)
         self.request(seat["address"], board.meter, board.board_id, seat["role"], rated)
 
+    def seat_claimed(self, board: AnnouncedBoard) -> None:
+        """A bridge's claim reached this worker (connected here or to another): seat the
+        board here too once its meter is enrolled, so whichever worker settles knows it.
+        The consent is asked by the worker the bridge is connected to (adopt_remote)."""
+        if self._seated.get(board.board_id) == board.meter:
+            return
+        seat = self._seat_of(board.board_id)
+        if seat is None or seat["role"] != board.kind or not seat.get("address"):
+            return
+        rated = rated_power_w(seat, self.config, board.time_factor)
+        kind = PRODUCER if seat["role"] == "producer" else CONSUMER
+        if self._enrolled_as(board.meter, seat["address"], kind, rated):
+            self._seat(seat, board.meter)
+
     def seat_on_board(
         self, owner: str, board_id: str, meter: str, time_factor: float = 1.0
     ) -> None:
@@ -201,4 +216,5 @@ class MeterEnrollment:
     def _seat(self, seat: Mapping[str, Any], meter: str) -> None:
         board_id = seat["board"]
         self.market.add_participant(seat["name"], seat["address"], seat["role"], board_id, meter)
+        self._seated[board_id] = meter
         log.info("board %s of %s is seated, meter %s", board_id, seat["name"], meter)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware_bridge.board_bus import bus_for
 from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
@@ -25,6 +26,7 @@ from web.runtime.accounts import AccountDirectory
 from web.runtime.chain import deploy_or_attach, start_chain
 from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
+from web.runtime.local_bridge import BridgeChild, board_uris, mode, register_local
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
 from web.runtime.settings import interval_wall_s, listed, market_settings
@@ -49,10 +51,14 @@ class Parts:
     events: EventWatcher
     demo_accounts: list[dict[str, str]]
     admin_accounts: list[dict[str, Any]]  # the passphrase on the first run only, else None
+    local_bridge: BridgeChild | None = None  # LOCAL_BRIDGE=process: the child serving ours
 
     def close(self) -> None:
         """Release boards, ptys, the store and the chain (once the loops have stopped)."""
+        if self.local_bridge is not None:
+            self.local_bridge.stop()
         self.bridge.close()
+        self.remote_boards.bus.close()
         self.microgrid.stop()
         self.store.close()
         self.backend.stop()
@@ -103,9 +109,13 @@ def wire(
         local = {spec["board"] for spec in participants(config)}
         seated = [p["board_id"] for p in store.participants()
                   if p["board_id"] and p["board_id"] not in local]
+        own = _own_boards(config, store, data_dir, meter_keys)  # registered, served by a child
         registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
+        # With a message queue, what a bridge tells one worker reaches every worker.
+        bus = bus_for(config.get("MESSAGE_QUEUE"))
+        undo.callback(bus.close)
         remote_boards = RemoteBoards(
-            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport
+            listed(config.get("REMOTE_BOARDS")) + seated + registered, transport, bus=bus
         )
         remote_boards.set_reading_domain(domain)
         boards = BoardRouter(bridge, remote_boards)
@@ -114,24 +124,52 @@ def wire(
         meters = MeterEnrollment(ledger, market, accounts, specs, config, meter_keys,
                                  remote_boards, bridge.boards)
         remote_boards.subscribe(meters.adopt_remote)
+        remote_boards.subscribe_claims(meters.seat_claimed)  # on every worker
         txm.subscribe(meters.on_transaction)
         demo: list[dict[str, str]] = []
         if config["DEMO_ACCOUNTS"]:
             with store.exclusive("startup"):  # … and create and fund accounts one at a time
                 start_emulated_boards(microgrid, bridge, specs, config, data_dir / "boards",
                                       remote_boards.allowed)
+                # The local bridge's boards are enrolled and seated now, as inline ones are
+                # (their keys are here): the portal serves seated, before the child connects.
+                mine = set(own[2]) if own is not None else set()
                 demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
                                      meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
-                                     remote=remote_boards.allowed, book=data_dir / DEMO_BOOK)
+                                     remote=remote_boards.allowed - mine,
+                                     book=data_dir / DEMO_BOOK)
         txm.subscribe(TransactionJournal(store, hub))
+        child = None
+        if own is not None:
+            child = BridgeChild(own[0], config["LOCAL_BRIDGE_PORTAL"], own[1], data_dir)
+            undo.callback(child.stop)
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
             bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,
             wallets=Wallets(market), meters=meters, events=EventWatcher(ledger, store, hub),
-            demo_accounts=demo, admin_accounts=admins,
+            demo_accounts=demo, admin_accounts=admins, local_bridge=child,
         )
         undo.pop_all()  # all built: from now on Parts.close() releases them
     return parts
+
+
+def _own_boards(
+    config: Mapping[str, Any], store: Store, data_dir: Path, keys: MachineKeys
+) -> tuple[list[str], Path, list[str]] | None:
+    """LOCAL_BRIDGE=process and the demo on: register this machine's emulated boards (the
+    participants no other bridge serves) as the local bridge's; their URIs, its token file
+    and their ids. Else None."""
+    if mode(config) != "process" or not config["DEMO_ACCOUNTS"]:
+        return None  # emulated boards are the demo's
+    others = set(listed(config.get("REMOTE_BOARDS")))
+    others |= {b["board_id"] for row in store.bridges() if row["id"] != "local"
+               for b in row["boards"]}
+    specs = [s for s in participants(config) if s["board"] not in others]
+    if not specs:
+        return None
+    with store.exclusive("startup"):
+        token_file = register_local(store, data_dir, keys, specs, config["EMULATOR_SPEED"])
+    return board_uris(specs, config), token_file, [s["board"] for s in specs]
 
 
 def _open_store(config: Mapping[str, Any], data_dir: Path, backend: ChainBackend) -> Store:
