@@ -227,9 +227,12 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
                  ("listings", "bid_count", "INTEGER NOT NULL DEFAULT 0"),
                  ("listings", "leader_bid", "INTEGER"), ("listings", "leader_price", "TEXT"),
                  ("listings", "leader_bidder", "TEXT")]
-# Indexes over added columns: made once the columns exist (a seller's offer lists once).
+# Indexes over added columns: made once the columns exist (a seller's offer lists once), and
+# indexes added later (a settlement pass reads the opening deals and finds deals by escrow id).
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)",
-                 "CREATE INDEX IF NOT EXISTS listings_by_leader ON listings(leader_bidder, status)"]
+                 "CREATE INDEX IF NOT EXISTS listings_by_leader ON listings(leader_bidder, status)",
+                 "CREATE INDEX IF NOT EXISTS deals_by_status ON deals(status)",
+                 "CREATE INDEX IF NOT EXISTS deals_by_chain_id ON deals(chain_deal_id)"]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce", "price_wei",
