@@ -16,12 +16,11 @@ from firmware_bridge.signing import SignedReading
 from geth_private import TxRecord
 from geth_private.records import TxStatus
 from marketplace.contract_enums import READING_REFUSALS
+from marketplace.interval_minting import MINT_WINDOW_S
 from marketplace.ledger import Ledger
 from marketplace.ledger_meters import MAX_MINT_BATCH
 
 log = logging.getLogger(__name__)
-
-MINT_WINDOW_S = 3600  # EnergyToken.MINT_WINDOW_S: the cap accrues over at most this long
 
 
 @dataclass
