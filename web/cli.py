@@ -78,20 +78,15 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def serve_host(host: str) -> str:
-    """A host as a URL names it (an IPv6 address in brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def _run(args: argparse.Namespace) -> int:
-    from web.serve import serve
+    from web.serve import bind_address, serve
 
     overrides = run_overrides(args)
     url = f"http://{args.host}:{args.port}"
     # Where this machine's own bridge process reaches the portal (web/runtime/local_bridge.py).
     if "GRIDBID_LOCAL_BRIDGE_PORTAL" not in os.environ:
         here = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        overrides["LOCAL_BRIDGE_PORTAL"] = f"http://{serve_host(here)}:{args.port}"
+        overrides["LOCAL_BRIDGE_PORTAL"] = f"http://{bind_address(here, args.port)}"
 
     def banner(runtime: Runtime) -> None:
         # Printed by the worker once its runtime is up (web.serve.post_worker_init).
