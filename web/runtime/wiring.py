@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from firmware_bridge.board_bus import bus_for
 from firmware_bridge.boards import BoardRouter
@@ -26,7 +26,7 @@ from web.runtime.accounts import AccountDirectory
 from web.runtime.chain import deploy_or_attach, start_chain
 from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
-from web.runtime.local_bridge import BridgeChild, board_uris, mode, register_local
+from web.runtime.local_bridge import LOCAL_ID, BridgeChild, board_uris, mode, register_local
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
 from web.runtime.settings import interval_wall_s, listed, market_settings
@@ -133,7 +133,7 @@ def wire(
                                       remote_boards.allowed)
                 # The local bridge's boards are enrolled and seated now, as inline ones are
                 # (their keys are here): the portal serves seated, before the child connects.
-                mine = set(own[2]) if own is not None else set()
+                mine = set(own.ids) if own is not None else set()
                 demo = seed_accounts(specs, keystore=keystore, accounts=accounts, ledger=ledger,
                                      meters=meters, funds_eth=config["DEMO_FUNDS_ETH"],
                                      remote=remote_boards.allowed - mine,
@@ -141,7 +141,7 @@ def wire(
         txm.subscribe(TransactionJournal(store, hub))
         child = None
         if own is not None:
-            child = BridgeChild(own[0], config["LOCAL_BRIDGE_PORTAL"], own[1], data_dir)
+            child = BridgeChild(own.uris, config["LOCAL_BRIDGE_PORTAL"], own.token_file, data_dir)
             undo.callback(child.stop)
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
@@ -153,23 +153,30 @@ def wire(
     return parts
 
 
+class _OwnBoards(NamedTuple):
+    """This machine's emulated boards as the local bridge child serves them."""
+
+    uris: list[str]
+    token_file: Path
+    ids: list[str]
+
+
 def _own_boards(
     config: Mapping[str, Any], store: Store, data_dir: Path, keys: MachineKeys
-) -> tuple[list[str], Path, list[str]] | None:
+) -> _OwnBoards | None:
     """LOCAL_BRIDGE=process and the demo on: register this machine's emulated boards (the
-    participants no other bridge serves) as the local bridge's; their URIs, its token file
-    and their ids. Else None."""
+    participants no other bridge serves) as the local bridge's. Else None."""
     if mode(config) != "process" or not config["DEMO_ACCOUNTS"]:
         return None  # emulated boards are the demo's
     others = set(listed(config.get("REMOTE_BOARDS")))
-    others |= {b["board_id"] for row in store.bridges() if row["id"] != "local"
+    others |= {b["board_id"] for row in store.bridges() if row["id"] != LOCAL_ID
                for b in row["boards"]}
     specs = [s for s in participants(config) if s["board"] not in others]
     if not specs:
         return None
     with store.exclusive("startup"):
         token_file = register_local(store, data_dir, keys, specs, config["EMULATOR_SPEED"])
-    return board_uris(specs, config), token_file, [s["board"] for s in specs]
+    return _OwnBoards(board_uris(specs, config), token_file, [s["board"] for s in specs])
 
 
 def _open_store(config: Mapping[str, Any], data_dir: Path, backend: ChainBackend) -> Store:
