@@ -132,12 +132,7 @@ class RemoteBoards(Boards):
                 "since": time.time(), "boards": [b.to_json() for b in boards]}
         self._send(claim)
         log.info("bridge %s claimed boards %s", mine, [b.board_id for b in boards])
-        for board in boards:
-            for listener in list(self._listeners):
-                try:
-                    listener(board)
-                except Exception:  # one listener's failure must not lose the claim
-                    log.exception("a listener failed on board %s", board.board_id)
+        _tell(self._listeners, boards)
         return boards
 
     def report(self, peer: str, data: Any) -> None:
@@ -232,12 +227,7 @@ class RemoteBoards(Boards):
                     # What is cached (if anything) is another meter's: not comparable.
                     self._drop_readings(board.board_id)
                 self.boards[board.board_id] = board
-        for board in applied:
-            for listener in list(self._claim_listeners):
-                try:
-                    listener(board)
-                except Exception:  # one listener's failure must not stop the others
-                    log.exception("a claim listener failed on board %s", board.board_id)
+        _tell(self._claim_listeners, applied)
 
     def _apply_reading(self, peer: str, data: Any) -> None:
         """Keep a reading only when it is its peer's board's, every field checks out and its
@@ -396,3 +386,14 @@ class RemoteBoards(Boards):
     def signed_reading(self, board_id: str) -> SignedReading | None:
         """The latest reading its registered meter signed, as its bridge sent it (no I/O)."""
         return self.signed.get(board_id)
+
+
+def _tell(listeners: list[Callable[[AnnouncedBoard], None]], boards: list[AnnouncedBoard]) -> None:
+    """Call every listener on every board; one listener's failure loses neither the claim
+    nor the others' calls."""
+    for board in boards:
+        for listener in list(listeners):
+            try:
+                listener(board)
+            except Exception:
+                log.exception("a listener failed on board %s", board.board_id)
