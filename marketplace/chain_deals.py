@@ -79,10 +79,7 @@ class ChainDeals:
 
     def read(self, chain_id: int, block: int) -> dict[str, Any]:
         """The escrow's own record of a deal at a block (getDeal): one chain call."""
-        escrow = self.ledger.escrow
-        fields = escrow.functions.getDeal(chain_id).call(block_identifier=block)
-        names = [o["name"] for o in Ledger._outputs(escrow, "getDeal")]
-        return dict(zip(names, fields, strict=True))
+        return self.ledger.chain_deal(chain_id, block)
 
     def duration(self) -> int:
         """The escrow's dealDuration, read once."""

@@ -141,9 +141,9 @@ class Ledger(LedgerSetup, LedgerMeters):
         """A buyer's escrow balance locked by open deals, in wei."""
         return self.escrow.functions.lockedOf(address).call()
 
-    def chain_deal(self, deal_id: int) -> dict[str, Any]:
-        """The escrow's record of a deal."""
-        fields = self.escrow.functions.getDeal(deal_id).call()
+    def chain_deal(self, deal_id: int, block: int | None = None) -> dict[str, Any]:
+        """The escrow's record of a deal (at a block; None: the latest)."""
+        fields = self.escrow.functions.getDeal(deal_id).call(block_identifier=block)
         names = [o["name"] for o in self._outputs(self.escrow, "getDeal")]
         return dict(zip(names, fields, strict=True))
 
