@@ -156,7 +156,7 @@ class AuctionBook:
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
         buyer = participant(self.store, bidder)
-        self._check_bid(buyer, row, amount, self._funds(bidder))
+        self._check_bid(buyer, row, amount, self.funds.of(bidder))
         bid = {
             "offer": self._offer_hash(row), "buyer": bidder,
             "buyerMeter": buyer["meter_address"],
@@ -187,7 +187,7 @@ class AuctionBook:
         if self.store.bid_nonce_used(bidder, terms["nonce"]):
             raise InvalidInput("this signed bid was already placed; sign a new one")
         amount = terms["priceWeiPerKWh"]
-        funds = self._funds(bidder)  # chain reads before the lock
+        funds = self.funds.of(bidder)  # chain reads before the lock
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
@@ -270,17 +270,12 @@ class AuctionBook:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _funds(self, bidder: str) -> tuple[int, int]:
-        """(free escrow, amount of a pending withdrawal) of a bidder: the chain reads a bid's
-        check needs, made (or found kept) before any lock is taken."""
-        return self.funds.of(bidder)
-
     def _check_bid(
         self, buyer: dict[str, Any], row: dict[str, Any], amount: int, funds: tuple[int, int]
     ) -> None:
         """The auction rules for this bid (role, increment, deadline, escrow that covers it);
-        buyer: the bidder's participant row; funds: its (free escrow, withdrawing) as _funds
-        read them. Constant in the number of bids: the row keeps its highest bid."""
+        buyer: the bidder's participant row; funds: its (free escrow, withdrawing) as
+        Funds.of read them. Constant in the number of bids: the row keeps its highest bid."""
         bidder = buyer["address"]
         check_lots(self.store, bidder)
         if buyer["role"] != "consumer":
