@@ -58,7 +58,7 @@ class ChainDeals:
             self.rewound = forgotten
             return found
         # Deals the mirror lacks whose later events are in these logs: read once, at the head.
-        missing = {cid for cid in {_deal_id(r) for r in found.logs if len(r["topics"]) > 1}
+        missing = {cid for cid in deal_ids(found.logs)
                    if self.mirror.deal(cid) is None and not _opened_in(found.logs, cid)}
         records = {cid: self.read(cid, found.head) for cid in missing}
         cursor.commit(found, lambda p: self._apply(p, records))
@@ -122,6 +122,11 @@ class ChainDeals:
 def _deal_id(raw: dict[str, Any]) -> int:
     """The deal id of a deal event's log: its first indexed argument."""
     return int.from_bytes(bytes(raw["topics"][1]), "big")
+
+
+def deal_ids(logs: list[dict[str, Any]]) -> set[int]:
+    """The escrow deal ids these deal events' logs name."""
+    return {_deal_id(raw) for raw in logs if len(raw["topics"]) > 1}
 
 
 def _opened_in(logs: list[dict[str, Any]], chain_id: int) -> bool:

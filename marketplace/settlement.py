@@ -16,7 +16,7 @@ from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace import rules, signed
 from marketplace.agenda import Agenda, TxBook
-from marketplace.chain_deals import ChainDeals
+from marketplace.chain_deals import ChainDeals, deal_ids
 from marketplace.clock import Clock
 from marketplace.contract_enums import CLOSE_REASONS, DealStatus
 from marketplace.deal_faults import DealFaults
@@ -238,9 +238,7 @@ class Settlement:
             row = self.store.deal_by_chain_id(chain_id)
             if row is not None:
                 self._recheck(row)
-        # A deal event's first indexed argument is its deal id.
-        return {int.from_bytes(bytes(raw["topics"][1]), "big") for raw in found.logs
-                if len(raw["topics"]) > 1} | set(self.chain.rewound)
+        return deal_ids(found.logs) | set(self.chain.rewound)
 
     def _recheck(self, row: dict[str, Any]) -> None:
         """A deal whose events after the head are gone: count from what the escrow still has
