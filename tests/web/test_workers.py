@@ -7,52 +7,31 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import requests
 from web3 import Web3
 
 from contracts.bindings import contract
 from firmware_bridge.remote import socketio_client
 from geth_private import backend_from_uri
-from geth_private.anvil import find_anvil, free_port
+from geth_private.anvil import find_anvil
 from gridbid_client.client import Client, ClientError
-from tests.common import portal_login, sign_bid_as, wait_for
+from tests.common import PortalWorker, portal_login, sign_bid_as, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it (a shared chain)")
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-class Worker:
-    """One `gridbid run` process on a free loopback port, its log in a file."""
+class Worker(PortalWorker):
+    """One `gridbid run` process (tests.common.PortalWorker) and the browsers opened on it."""
 
     def __init__(self, name: str, tmp: Path, env: dict[str, str], chain: str, data: Path):
-        self.name = name
-        self.data = data
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / f"{name}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "run", "--port", str(self.port), "--chain", chain,
-             "--data-dir", str(data)],
-            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
-        )
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
-        try:
-            return requests.get(f"{self.url}/login", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
+        super().__init__(name, tmp, env, chain, data)
+        self.clients: list = []
 
     def login(self, name: str) -> Client:
         """A demo account signed in here with its own key (SIWE), as its page does."""
@@ -72,16 +51,11 @@ class Worker:
         self.clients.append(client)
         return seen
 
-    clients: list
-
     def stop(self) -> None:
+        """Close its browsers, then the process."""
         for client in self.clients:
             client.disconnect()
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().stop()
 
 
 @pytest.fixture
@@ -111,8 +85,6 @@ def workers(tmp_path, chain, postgres_url, redis_url):
     data = tmp_path / "var"
     url = f"http://127.0.0.1:{chain.port}"
     started = [Worker(name, tmp_path, env, url, data) for name in ("a", "b")]
-    for worker in started:
-        worker.clients = []
     try:
         for worker in started:
             wait_for(worker.ready, timeout=60, what=f"worker {worker.name} to serve")
