@@ -24,3 +24,14 @@ def browser():
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """One anvil the portal processes of a test share."""
+    from geth_private import backend_from_uri
+
+    node = backend_from_uri("anvil://", str(tmp_path / "chain"))
+    node.start()
+    yield node
+    node.stop()

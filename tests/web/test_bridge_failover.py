@@ -18,7 +18,6 @@ import pytest
 from web3 import Web3
 
 from contracts.bindings import contract
-from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil
 from geth_private.keystore import MachineKeys
 from gridbid_client.client import ClientError
@@ -39,15 +38,6 @@ BOARDS = [f"emulator://pv-alice?kind=producer&speed={SPEED}",
           f"emulator://load-carol?kind=consumer&speed={SPEED}"]
 ENERGY_WH = 20
 PRICE = 10**15  # wei per kWh
-
-
-@pytest.fixture
-def chain(tmp_path):
-    """One anvil both workers use."""
-    node = backend_from_uri("anvil://", str(tmp_path / "chain"))
-    node.start()
-    yield node
-    node.stop()
 
 
 def _register_site(store_url: str, site: Path) -> Path:

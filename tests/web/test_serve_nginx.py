@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from firmware_bridge.remote import socketio_client
-from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil, free_port
 from tests.common import portal_login, wait_for
 from tests.services import NginxServer
@@ -86,14 +85,6 @@ def answered_by(url: str) -> str:
     reply = requests.get(f"{url}/login", timeout=10)
     assert reply.status_code == 200, reply.text[:300]
     return reply.headers["X-Upstream"].split(",")[-1].strip()
-
-
-@pytest.fixture
-def chain(tmp_path):
-    node = backend_from_uri("anvil://", str(tmp_path / "chain"))
-    node.start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from web3 import Web3
 
 from contracts.bindings import contract
 from firmware_bridge.remote import socketio_client
-from geth_private import backend_from_uri
 from geth_private.anvil import find_anvil
 from gridbid_client.client import Client, ClientError
 from tests.common import PortalWorker, portal_login, sign_bid_as, wait_for
@@ -56,15 +55,6 @@ class Worker(PortalWorker):
         for client in self.clients:
             client.disconnect()
         super().stop()
-
-
-@pytest.fixture
-def chain(tmp_path):
-    """One anvil both workers use."""
-    node = backend_from_uri("anvil://", str(tmp_path / "chain"))
-    node.start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture
