@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from firmware_bridge.claims import KINDS
 from firmware_bridge.errors import BridgeError
 
-KINDS = ("producer", "consumer")
 SKIES = ("clear", "clouds")
 PYSERIAL_SCHEMES = ("socket", "loop", "rfc2217", "spy", "alt", "hwgrep")
 BOARD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
