@@ -126,9 +126,7 @@ signature (two requests); the page builds the terms from the listing and posts o
 the signed API (0b1cb99) the portal signed with the key it held, in one POST: 4.0 ms median
 on this machine in the run that measured the figures below (`bench/bid.py` on that commit).""",
      None),
-]
-
-SECTIONS.append(("town", "A town on one machine", """\
+    ("town", "A town on one machine", """\
 `bench/town.py` runs `gridbid simulate` (anvil, interval market, a quarter producers) at 25, 50,
 100 and 200 meters over the same sunny hour (10:00) at ×300, each in its own process, and reads
 each run's load figures (simulation/load.py): pace (emulated seconds per wall second while
@@ -137,7 +135,8 @@ settlement lag p99 (bought Wh metered but not settled on chain), portal and anvi
 cores used, open descriptors, threads, gas per block, and the resource at its limit. The last
 block is a full day, `gridbid simulate --producers 50 --consumers 150 --hours 24 --chain
 anvil://`, read from its report directory (`bench/town.py --day DIR`; set TOWN_DAY).""",
-                 None))
+     None),
+]
 
 NOTES_FILE = HERE / "notes"  # hand-written notes per bench (before/after of fixes), if any
 
