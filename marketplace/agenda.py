@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from geth_private import TxRecord
-from geth_private.records import TxStatus
+from geth_private.records import WAITING
 from marketplace.clock import Clock
 from marketplace.states import LIVE_DEALS, DealState
 from marketplace.store import Store
 from marketplace.switchboard import Switchboard
 
 SWEEP_S = 30.0  # wall seconds between passes that visit every live deal
-IN_FLIGHT = (TxStatus.QUEUED, TxStatus.PENDING)
 
 
 class TxBook(dict):
@@ -46,7 +45,7 @@ class TxBook(dict):
 
     def __setitem__(self, key: tuple[int, str], record: TxRecord) -> None:
         super().__setitem__(key, record)
-        if record.status in IN_FLIGHT:
+        if record.status in WAITING:
             self._flying[key] = record
 
     def clear(self) -> None:
@@ -57,7 +56,7 @@ class TxBook(dict):
     def settled(self) -> set[int]:
         """Deals one of whose transactions left queued/pending since the last call."""
         done = [key for key, record in list(self._flying.items())
-                if record.status not in IN_FLIGHT]
+                if record.status not in WAITING]
         for key in done:
             self._flying.pop(key, None)
         return {key[0] for key in done}
