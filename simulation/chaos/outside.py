@@ -9,7 +9,6 @@ node, the meters over their serial line once the bridges have let go of them.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,14 +21,16 @@ from web3 import Web3
 from contracts.bindings import contract
 from firmware_bridge.client import BoardClient
 from firmware_bridge.signing import ReadingDomain, SignedReading
+from marketplace.ledger_intervals import SIDES
+from marketplace.settings import Settings
 from simulation.chaos.agents import Ack
 from simulation.interval_books import _interval as check_interval  # one published interval
 from simulation.reconcile import Check
 from web.config import DEFAULTS
 
-# The line-loss bound the portal deploys with (config LINE_LOSS), as MarketSettings rounds it.
-MAX_LOSS_BPS = min(math.ceil(round(DEFAULTS["LINE_LOSS"] * 10_000, 6)), 9_999)
-SIDE_CODES = {"buy": 1, "sell": 2}  # IntervalSettlement's Side (marketplace.ledger_intervals)
+# The line-loss bound the portal deploys with (config LINE_LOSS), as its settings round it.
+MAX_LOSS_BPS = Settings(line_loss=DEFAULTS["LINE_LOSS"]).max_line_loss_bps()
+SIDE_CODES = {name: code for code, name in SIDES.items()}  # IntervalSettlement's Side
 
 
 class Outside:
