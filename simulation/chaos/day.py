@@ -17,8 +17,9 @@ from simulation.chaos.outside import Outside, read_meters, reconcile
 from simulation.chaos.parts import ProcessPart
 from simulation.chaos.stack import Layout, Stack
 from simulation.reconcile import Check
+from web.config import DEFAULTS
 
-INTERVAL_S = 900  # the portal's interval, emulated seconds (config INTERVAL_S)
+INTERVAL_S = DEFAULTS["INTERVAL_S"]  # the portal's interval, emulated seconds
 ORDER_EVERY_INTERVALS = 3  # intervals between an agent's new standing orders (at least 2 s)
 
 
