@@ -319,6 +319,18 @@ class TxManager:
             self._send_outbox()  # signed elsewhere: it waits in the outbox, not the queue
         self._release(record.sender)
 
+    def send_forgotten(self, record: TxRecord) -> bool:
+        """Send a mined record again when the node no longer has its receipt (the chain went
+        back); whether it is pending again."""
+        if record.status != TxStatus.MINED or not record.raw:
+            return False
+        try:
+            self.w3.eth.get_transaction_receipt(record.tx_hash)
+            return False
+        except TransactionNotFound:
+            self._replay(record)
+        return record.status == TxStatus.PENDING
+
     def pending(self, address: str | None = None) -> list[TxRecord]:
         """Transactions not yet mined (queued by the app or pending at the node)."""
         return self._book.waiting(address)
