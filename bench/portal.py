@@ -1,9 +1,10 @@
 """Bid-to-browser latency of the portal vs a bare python-socketio broadcast server, and memory.
 
-The portal (`create_app` + `start_runtime` on the embedded chain, served by `socketio.run`:
-werkzeug's thread per connection, as gunicorn's threaded worker under `gridbid run` has one per
-connection too) and a bare python-socketio server (werkzeug, threading mode, one HTTP route
-that broadcasts what it is posted) each run in their own process. python-socketio clients
+The portal served as `gridbid run` serves it (web.serve: gunicorn, one threaded worker with
+THREADS threads, the app made and the runtime started in the worker after the fork; embedded
+chain, demo boards) and a bare python-socketio server (threading mode, one HTTP route that
+broadcasts what it is posted) under the same gunicorn threaded worker and thread count, each
+in its own process: alike for alike. python-socketio clients
 (asyncio, spread over two processes) connect to `/market`;
 bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
 keys (each bid EIP-712-signed by its bidder before its POST), and every client stamps each
@@ -25,6 +26,7 @@ import asyncio
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -58,38 +60,38 @@ PORTAL_CONFIG = {
 
 # -- the servers (each a child process) ---------------------------------------------------------
 
-def _ready_when_listening(port: int) -> None:
-    """Print `ready` once the server accepts connections on port."""
-    def wait() -> None:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        print("ready", flush=True)
-
-    threading.Thread(target=wait, daemon=True).start()
+THREADS = 250  # the worker's threads, both servers: web.serve's default (WORKER_THREADS)
 
 
-def _exit_with_parent() -> None:
-    """End this child when the bench closes its stdin (or dies)."""
+def _stop_with_parent() -> None:
+    """Stop this server (SIGTERM to the arbiter: its worker stops as under `gridbid run`)
+    when the bench closes its stdin or dies."""
     def watch() -> None:
         sys.stdin.read()
-        os._exit(0)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, daemon=True).start()
 
 
 def serve_portal(data_dir: str, port: int) -> None:
-    """The real portal on the embedded chain; prints `ready` once alice has tokens to list."""
-    from web import create_app, start_runtime
-    from web.extensions import socketio
+    """The real portal on the embedded chain, served as `gridbid run` serves it (web.serve:
+    gunicorn, one threaded worker, the runtime started in it after the fork); prints
+    `ready <worker pid>` once alice has tokens to list."""
+    from web.serve import serve
 
-    _exit_with_parent()
-    app = create_app({**PORTAL_CONFIG, "DATA_DIR": data_dir})
-    print(f"pid {os.getpid()}", file=sys.stderr, flush=True)
-    runtime = start_runtime(app)
+    _stop_with_parent()
+
+    def banner(runtime) -> None:
+        # In the worker, its runtime up and its port listening: the demo's PV fills alice's
+        # tokens on a thread of its own (the worker's own loop must start beating).
+        threading.Thread(target=_fill_tokens, args=(runtime,), daemon=True).start()
+
+    overrides = {**PORTAL_CONFIG, "DATA_DIR": data_dir, "WORKER_THREADS": THREADS}
+    sys.exit(serve(overrides, "127.0.0.1", port, banner))
+
+
+def _fill_tokens(runtime) -> None:
+    """Charge alice's battery until she holds TOKENS_WH tokens, then say `ready <pid>`."""
     # An empty battery has room for the PV to charge every Wh the bench lists.
     runtime.microgrid.set_battery("pv-alice", 0.0)
     alice = next(a["address"] for a in runtime.demo_accounts if a["name"] == "alice")
@@ -102,16 +104,16 @@ def serve_portal(data_dir: str, port: int) -> None:
         time.sleep(0.2)
     # Back to the demo's PV, so that minting runs at its usual pace while bids are measured.
     runtime.microgrid.set_battery("pv-alice", 0.5, pv_peak_w=DEMO_PV_PEAK_W)
-    _ready_when_listening(port)
-    socketio.run(app, host="127.0.0.1", port=port, allow_unsafe_werkzeug=True)
+    print(f"ready {os.getpid()}", flush=True)
 
 
 def serve_bare(port: int) -> None:
-    """python-socketio alone: POST /bid broadcasts `bid_placed` to every /market client."""
+    """python-socketio alone (threading mode): POST /bid broadcasts `bid_placed` to every
+    /market client; served by the same gunicorn threaded worker as the portal."""
     import socketio
-    from werkzeug.serving import run_simple
+    from gunicorn.app.base import BaseApplication
 
-    _exit_with_parent()
+    _stop_with_parent()
     sio = socketio.Server(async_mode="threading")
     sio.on("connect", lambda sid, environ, auth=None: True, namespace="/market")
 
@@ -123,8 +125,21 @@ def serve_bare(port: int) -> None:
         start_response("201 Created", [("Content-Type", "application/json")])
         return [b"{}"]
 
-    _ready_when_listening(port)
-    run_simple("127.0.0.1", port, socketio.WSGIApp(sio, http), threaded=True)
+    class Bare(BaseApplication):
+        def load_config(self) -> None:
+            settings = {"bind": [f"127.0.0.1:{port}"], "workers": 1, "worker_class": "gthread",
+                        "threads": THREADS, "timeout": 120, "max_requests": 0,
+                        "preload_app": False, "control_socket_disable": True, "graceful_timeout": 5,
+                        "post_worker_init": lambda worker: print(f"ready {os.getpid()}",
+                                                                 flush=True)}
+            for key, value in settings.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self):
+            return socketio.WSGIApp(sio, http)
+
+    Bare().run()
 
 
 # -- the clients (child processes) --------------------------------------------------------------
@@ -177,7 +192,9 @@ class Child:
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        self.expect("ready", timeout)
+        ready = self.expect("ready", timeout).split()
+        # A server says which process serves (gunicorn's worker, not the arbiter).
+        self.pid = int(ready[1]) if len(ready) > 1 else self.proc.pid
 
     def expect(self, word: str, timeout: float) -> str:
         """The next stdout line that starts with word (others are passed over)."""
@@ -208,14 +225,14 @@ class Child:
     def rss_mb(self) -> tuple[float, float]:
         """(current, peak) resident memory of the process in MB."""
         fields = dict(line.split(":", 1) for line in
-                      Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
+                      Path(f"/proc/{self.pid}/status").read_text().splitlines())
         return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.close()  # the child exits when its stdin closes
-                self.proc.wait(timeout=10)
+                self.proc.stdin.close()  # the child stops when its stdin closes
+                self.proc.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()

@@ -4,11 +4,16 @@ The chain is real (the embedded py-evm chain, both contracts, N deals opened on 
 signed offers and bids, as bench/gas.py sets them up); the market's Settlement runs on a SQLite
 store holding the N deals as delivering. The boards are a stand-in that is always online and
 has no reading (this bench is about the chain side; a board's reading is a cache lookup).
-RPC calls are counted with a web3 middleware (geth_private.counting), in the pass's thread.
+RPC calls are counted with a web3 middleware (geth_private.counting), in the pass's thread, and
+timed by another (NodeTime): "market ms" is the pass's time less the time it waited on the node
+(the embedded chain's eth_getLogs finds each log's receipt by walking its blocks, so it grows with
+the chain's length; a real node's does not).
 
 Per N it prints: an idle pass (nothing due), a pass where a tenth of the deals are past their
 expiry (the operator closes each: sends grow with what is due), the pass after it (applies
-their DealClosed events), and for contrast what the old pass's per-deal getDeal reads cost.
+their DealClosed events), a sweep (the pass that visits every live deal, every
+marketplace.agenda.SWEEP_S), and for contrast what the old pass's per-deal getDeal reads cost.
+Each pass says how many deals it visited.
 Run: .venv/bin/python bench/settle_scale.py [--sizes 10,100,1000] [--markdown]
 """
 
@@ -25,6 +30,8 @@ from tempfile import TemporaryDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from web3.middleware import Web3Middleware  # noqa: E402
 
 from bench.gas import DEAL_DURATION, NOTICE, PRICE, Bench  # noqa: E402
 from firmware_bridge.boards import Boards  # noqa: E402
@@ -69,6 +76,30 @@ class AlwaysOnline(Boards):
         return None
 
 
+class NodeTime:
+    """The time one thread spends in JSON-RPC calls through a Web3 instance (a middleware)."""
+
+    def __init__(self, w3) -> None:
+        self.seconds = 0.0
+        self._thread = threading.get_ident()
+        clock = self
+
+        class _Timing(Web3Middleware):
+            def wrap_make_request(self, make_request):
+                def middleware(method, params):
+                    if threading.get_ident() != clock._thread:
+                        return make_request(method, params)
+                    start = time.perf_counter()
+                    try:
+                        return make_request(method, params)
+                    finally:
+                        clock.seconds += time.perf_counter() - start
+
+                return middleware
+
+        w3.middleware_onion.add(_Timing, name="bench-node-time")
+
+
 class Chain(Bench):
     """bench/gas.py's parties and contracts, on the portal's embedded backend."""
 
@@ -98,7 +129,7 @@ class Chain(Bench):
         self.offers = 0
 
 
-def build(n: int, data: Path) -> tuple[Settlement, Chain, RpcCounter, ManualClock]:
+def build(n: int, data: Path) -> tuple[Settlement, Chain, RpcCounter, ManualClock, NodeTime]:
     """N deals open on the escrow and delivering in the store; the settlement over them."""
     backend = EmbeddedBackend()
     backend.start()
@@ -110,68 +141,77 @@ def build(n: int, data: Path) -> tuple[Settlement, Chain, RpcCounter, ManualCloc
     store.add_participant(chain.seller, "seller", "producer", "board-seller", chain.seller_meter)
     store.add_participant(chain.buyer, "buyer", "consumer", "board-buyer", chain.buyer_meter)
     clock = ManualClock(start=float(chain.now()))
-    for _ in range(n):
+    for i in range(n):
         chain_id, _ = chain.open_deal(1)
         record = chain.escrow.functions.getDeal(chain_id).call()
         listing = store.add_listing(chain.seller, 1, PRICE, clock.now(), clock.now())
         did = store.add_deal(listing, chain.buyer, chain.seller, PRICE, 1)
+        # A tenth expires with the escrow's deal; the rest later in the store (not due here).
+        later = 0 if i % 10 == 0 else 2 * DEAL_DURATION + 3600
         store.update_deal(did, status=DealState.ACTIVE, chain_deal_id=chain_id,
-                          expires_at=int(record[15]), baseline_wh=0.0, opened=clock.now())
+                          expires_at=int(record[15]) + later, baseline_wh=0.0,
+                          opened=clock.now())
     switchboard = Switchboard(AlwaysOnline(), store)
     settlement = Settlement(store, ledger, switchboard, clock, Hub(), Settings(),
                             threading.RLock())
     settlement.advance_all()  # the first pass reads the chain's history once (not measured)
-    return settlement, chain, RpcCounter(backend.w3), clock
+    return settlement, chain, RpcCounter(backend.w3), clock, NodeTime(backend.w3)
 
 
-def timed_pass(settlement: Settlement, counter: RpcCounter) -> dict[str, float]:
-    """One advance_all: ms, RPC reads, getLogs calls, sends."""
+def timed_pass(settlement: Settlement, counter: RpcCounter, node: NodeTime) -> dict[str, float]:
+    """One advance_all: ms (and less the node's time), RPC reads, getLogs calls, sends."""
     before = len(settlement.transactions())
     with counter.counting() as calls:
-        start = time.perf_counter()
+        waited, start = node.seconds, time.perf_counter()
         settlement.advance_all()
         ms = (time.perf_counter() - start) * 1000
-    return {"ms": ms, "reads": counter.reads(), "logs": calls["eth_getLogs"],
-            "sends": len(settlement.transactions()) - before}
+    market = ms - (node.seconds - waited) * 1000
+    return {"ms": ms, "market_ms": market, "reads": counter.reads(),
+            "logs": calls["eth_getLogs"],
+            "sends": len(settlement.transactions()) - before,
+            "visits": settlement.agenda.visits}
 
 
 def measure(n: int, data: Path) -> dict[str, dict[str, float]]:
-    """The four figures of one size (the idle pass: the median of IDLE_PASSES)."""
-    settlement, chain, counter, clock = build(n, data)
-    idles = [timed_pass(settlement, counter) for _ in range(IDLE_PASSES)]
+    """The figures of one size (the idle pass: the median of IDLE_PASSES)."""
+    settlement, chain, counter, clock, node = build(n, data)
+    idles = [timed_pass(settlement, counter, node) for _ in range(IDLE_PASSES)]
     idle = {**idles[-1], "ms": statistics.median(p["ms"] for p in idles),
-            "reads": max(p["reads"] for p in idles)}
-    due = max(1, n // 10)
-    live = settlement.store.live_deals()[:due]
+            "market_ms": statistics.median(p["market_ms"] for p in idles),
+            "reads": max(p["reads"] for p in idles),
+            "visits": max(p["visits"] for p in idles)}
     chain.tester.time_travel(chain.now() + DEAL_DURATION + 60)  # the escrow lets them close
-    clock.advance(DEAL_DURATION + 60)
-    for row in settlement.store.live_deals():
-        if row not in live:  # only a tenth is due in the store: the rest expire later
-            settlement.store.update_deal(row["id"], expires_at=int(clock.now()) + 3600)
-    closing = timed_pass(settlement, counter)
+    clock.advance(DEAL_DURATION + 60)  # a tenth of the deals is past its expiry now
+    closing = timed_pass(settlement, counter, node)
     settlement.ledger.txm.poll()
-    applied = timed_pass(settlement, counter)
+    applied = timed_pass(settlement, counter, node)
     closed = len(settlement.store.deals(DealState.CLOSED))
+    settlement.agenda.sweep_soon()
+    sweep = timed_pass(settlement, counter, node)
     with counter.counting() as calls:
         start = time.perf_counter()
         for row in settlement.store.live_deals():
             settlement.ledger.chain_deal(row["chain_deal_id"])
         old = {"ms": (time.perf_counter() - start) * 1000, "reads": counter.reads(),
                "logs": calls["eth_getLogs"], "sends": 0}
-    return {"idle": idle, "due": closing, "after": {**applied, "closed": closed}, "old": old}
+    return {"idle": idle, "due": closing, "after": {**applied, "closed": closed},
+            "sweep": sweep, "old": old}
 
 
 def table(results: dict[int, dict[str, dict[str, float]]]) -> str:
     """The figures as a markdown table."""
-    lines = ["| open deals | idle pass ms (median of 7) | idle reads (getLogs) |"
-             " pass with 10 % due: ms, reads, sends | next pass: reads, deals closed |"
+    lines = ["| open deals | idle pass: ms (market ms), reads (getLogs), visits |"
+             " pass with 10 % due: ms (market ms), reads, sends, visits |"
+             " next pass: ms (market ms), reads, visits, deals closed | sweep: ms, visits |"
              " old per-deal reads (ms) |",
              "|---|---|---|---|---|---|"]
     for n, r in results.items():
-        i, d, a, o = r["idle"], r["due"], r["after"], r["old"]
-        lines.append(f"| {n} | {i['ms']:.1f} | {i['reads']} ({i['logs']}) | {d['ms']:.1f},"
-                     f" {d['reads']}, {d['sends']} | {a['reads']}, {a['closed']} |"
-                     f" {o['reads']} ({o['ms']:.0f}) |")
+        i, d, a, w, o = r["idle"], r["due"], r["after"], r["sweep"], r["old"]
+        lines.append(f"| {n} | {i['ms']:.2f} ({i['market_ms']:.2f}), {i['reads']} ({i['logs']}),"
+                     f" {i['visits']} | {d['ms']:.0f} ({d['market_ms']:.0f}), {d['reads']},"
+                     f" {d['sends']}, {d['visits']} | {a['ms']:.0f} ({a['market_ms']:.0f}),"
+                     f" {a['reads']}, {a['visits']}, {a['closed']} | {w['ms']:.1f},"
+                     f" {w['visits']} | {o['reads']} ({o['ms']:.0f}) |")
     return "\n".join(lines)
 
 

@@ -37,14 +37,27 @@ class TxRecord:
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     raw: bytes = field(default=b"", repr=False)
     receipt: Any = field(default=None, repr=False)
+    # public() as the manager took the record in, before any other thread could move it on.
+    accepted: dict[str, Any] | None = field(default=None, repr=False)
 
     def public(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (no raw bytes, no parameters)."""
         return {
             name: getattr(self, name)
             for name in self.__dataclass_fields__
-            if name not in ("raw", "params", "receipt")
+            if name not in ("raw", "params", "receipt", "accepted")
         }
+
+    def accept(self) -> None:
+        """Note what is true now, as the manager takes the record in (call it before the
+        record is where the transactions loop can reach it)."""
+        self.accepted = self.public()
+
+    def as_accepted(self) -> dict[str, Any]:
+        """The record as it stood when the request that queued it was accepted: a response's
+        answer. The transactions loop may send it (queued -> pending -> mined) before the
+        response is serialised; record(hash) / GET /api/tx/<hash> says where it stands now."""
+        return dict(self.accepted) if self.accepted is not None else self.public()
 
 
 WAITING = (TxStatus.QUEUED, TxStatus.PENDING)

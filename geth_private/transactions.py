@@ -96,6 +96,7 @@ class TxManager:
                     and not self.backend.is_mining())
                 if hold:
                     record.status = TxStatus.QUEUED
+                    record.accept()
                     self._queued[sender].append(record)
             if hold:
                 self._notify(record)
@@ -116,6 +117,7 @@ class TxManager:
                       "nonce": self._next_nonce(sender), **fees}
             record = self._sign(account, params, label)
             record.status = TxStatus.QUEUED
+            record.accept()  # before the poll can reach it: a response answers 'queued'
             self._remember(record, account)
             self._queued[sender].append(record)
         self._notify(record)
@@ -153,7 +155,8 @@ class TxManager:
 
         The next poll hands it to the node, once `after` (if given) has a receipt; a refusal
         marks it FAILED with the node's words, and the listeners hear of it either way.
-        Sending the same bytes twice gives the same record.
+        Sending the same bytes twice gives the same record (its as_accepted() the first
+        answer again).
         """
         call = raw if isinstance(raw, SignedCall) else decode_signed(raw)
         with self._guard:
@@ -169,6 +172,7 @@ class TxManager:
                         "gas": call.gas},
                 raw=call.raw,
             )
+            record.accept()  # before the loop can send it: a response answers 'queued'
             self._remember(record)
             self._outbox.append((record, after))
         self._notify(record)

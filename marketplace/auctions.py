@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections import defaultdict
 from typing import Any
 
 from contracts.bindings import bid_typed_data, offer_hash
@@ -45,6 +44,9 @@ class AuctionBook:
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
         self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
+        # seller -> (hash, amount) of the last approval (or permit) a listing or a cancel
+        # queued here: an approve sets the allowance, so it counts before it lands.
+        self._approvals: dict[str, tuple[str, int]] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -56,16 +58,11 @@ class AuctionBook:
     def listings(self, status: str | None = ListingState.OPEN) -> list[dict[str, Any]]:
         """Listings as the pages show them (open ones by default)."""
         now = self.clock.now()
-        # Bids and names in one query each, not three queries per listing: every browser
-        # that connects gets this snapshot (bench/portal.py, 1,000 open auctions).
-        bids: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for bid in self.store.bids_on_listings(status):
-            bids[bid["listing_id"]].append(bid)
+        # Names in one query, not two per listing: every browser that connects gets this
+        # snapshot (bench/portal.py, 1,000 open auctions); each row has its highest bid.
         names = {p["address"]: p["name"] for p in self.store.participants()}
-        return [
-            listing_view(self.store, row, now, self.settings.limits, bids[row["id"]], names)
-            for row in self.store.listings(status)
-        ]
+        return [listing_view(self.store, row, now, self.settings.limits, names)
+                for row in self.store.listings(status)]
 
     def unlisted_wh(self, address: str) -> int:
         """Tokens an address holds that no open listing offers."""
@@ -80,7 +77,7 @@ class AuctionBook:
         wh = self._listing_energy(energy_wh)
         needed = self.store.listed_wh(seller) + wh
         label = "Approve tokens for sale"
-        if self.ledger.allowance(seller) >= needed:
+        if self._allowance(seller) >= needed:
             return {"needed": False, "label": label}
         tx = self.ledger.user_tx("EnergyToken", "approve", [self.ledger.escrow.address, needed])
         return {**signed.prepared(self.ledger.prepare(seller, tx, label), label),
@@ -126,7 +123,7 @@ class AuctionBook:
         digest = offer_hash(*domain, terms)
         if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
-        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # chain reads before the lock
         balance = self.ledger.token_balance(seller)
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
@@ -141,6 +138,8 @@ class AuctionBook:
                                    f"{needed}")
             approval_tx = backing and backing.submit(self.ledger, seller,
                                                      "Approve tokens for sale")
+            if backing is not None:
+                self._approvals[seller] = (approval_tx, backing.amount)
             end = offers.auction_end(terms, self.settings)
             listing_id = self.store.add_listing(
                 seller, wh, terms["floorPriceWeiPerKWh"], self.clock.now(), end,
@@ -156,10 +155,11 @@ class AuctionBook:
         it names the listing's offer (hash) and the bidder's meter."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
-        self._check_bid(bidder, row, amount, self._funds(bidder))
+        buyer = participant(self.store, bidder)
+        self._check_bid(buyer, row, amount, self._funds(bidder))
         bid = {
             "offer": self._offer_hash(row), "buyer": bidder,
-            "buyerMeter": participant(self.store, bidder)["meter_address"],
+            "buyerMeter": buyer["meter_address"],
             "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
             "nonce": secrets.randbits(63), "expiry": self._bid_expiry(row),
         }
@@ -174,9 +174,10 @@ class AuctionBook:
         row = self._listing_row(listing_id)
         if signed.bid_signer(*self.ledger.bid_domain(), terms, sig) != bidder:
             raise NotAllowed("the bid is not signed by your key")
-        meter = participant(self.store, bidder)["meter_address"]
+        buyer = participant(self.store, bidder)
         wrong = [name for name, want in (("offer", self._offer_hash(row)), ("buyer", bidder),
-                                         ("buyerMeter", meter), ("maxWh", row["energy_wh"]))
+                                         ("buyerMeter", buyer["meter_address"]),
+                                         ("maxWh", row["energy_wh"]))
                  if terms[name] != want]
         if wrong:
             raise InvalidInput(f"the signed bid does not match this listing: {', '.join(wrong)}")
@@ -191,7 +192,7 @@ class AuctionBook:
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
             row = self.store.lock_listing(row["id"])
-            self._check_bid(bidder, row, amount, funds)
+            self._check_bid(buyer, row, amount, funds)
             self._store_bid(bidder, row, terms, sig)
         view = self.listing(row["id"])
         self.hub.publish("bid_placed", view)
@@ -201,7 +202,7 @@ class AuctionBook:
         """The approve(escrow, allowance − lot) (and the same as a permit) the seller signs to
         cancel a listing: a cancelled lot leaves no allowance behind."""
         row = self._cancellable(seller, listing_id)
-        allowance = self.ledger.allowance(seller)
+        allowance = self._allowance(seller)
         value = max(allowance - row["energy_wh"], 0)
         label = "Lower the token approval"
         if allowance <= value:
@@ -216,7 +217,7 @@ class AuctionBook:
         """Withdraw a listing: only its seller, only while open and before the first bid;
         approval (or permit) lowers the escrow's allowance by the lot (see prepare_cancel)."""
         row = self._cancellable(seller, listing_id)
-        allowance = self.ledger.allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # chain reads before the lock
         lowered = offers.backing(approval, permit, seller, self.ledger)
         ceiling = max(allowance - row["energy_wh"], 0)
         if lowered is None and allowance > ceiling:
@@ -234,7 +235,9 @@ class AuctionBook:
                                        f" listings) and {ceiling} Wh, not {lowered.amount}")
             self.store.set_listing_status(lid, ListingState.CANCELLED)
             if lowered is not None:
-                lowered.submit(self.ledger, seller, "Lower the token approval")
+                self._approvals[seller] = (
+                    lowered.submit(self.ledger, seller, "Lower the token approval"),
+                    lowered.amount)
         view = self.listing(lid)
         self.hub.publish("listing_closed", view)
         return view
@@ -248,8 +251,9 @@ class AuctionBook:
             row = self.store.lock_listing(listing_id)
             if row["status"] != ListingState.OPEN or row["deadline"] > self.clock.now():
                 return None
-            bids = self.store.bids(row["id"])
-            best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+            # The highest bid as every bid kept it (Store.add_bid: rules.winner's order).
+            best = None if row["leader_bid"] is None else (
+                row["leader_bid"], row["leader_price"], row["leader_bidder"])
             if best is None:
                 self.store.set_listing_status(row["id"], ListingState.UNSOLD)
             else:
@@ -272,20 +276,20 @@ class AuctionBook:
         return self.funds.of(bidder)
 
     def _check_bid(
-        self, bidder: str, row: dict[str, Any], amount: int, funds: tuple[int, int]
+        self, buyer: dict[str, Any], row: dict[str, Any], amount: int, funds: tuple[int, int]
     ) -> None:
         """The auction rules for this bid (role, increment, deadline, escrow that covers it);
-        funds: the bidder's (free escrow, withdrawing) as _funds read them."""
-        buyer = participant(self.store, bidder)
+        buyer: the bidder's participant row; funds: its (free escrow, withdrawing) as _funds
+        read them. Constant in the number of bids: the row keeps its highest bid."""
+        bidder = buyer["address"]
         check_lots(self.store, bidder)
         if buyer["role"] != "consumer":
             raise NotAllowed("only consumers can bid")
         if buyer["board_id"] is None or buyer["meter_address"] is None:
             raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
-        highest = max((b["price"] for b in self.store.bids(row["id"])), default=None)
         rules.check_bid(
             seller=row["seller"], bidder=bidder, start_price=row["start_price"],
-            highest=highest, price=amount, energy_wh=row["energy_wh"],
+            highest=row["leader_price"], price=amount, energy_wh=row["energy_wh"],
             deadline=row["deadline"], now=self.clock.now(), status=row["status"],
             free_wei=funds[0] - self._committed(bidder, row["id"]),
             limits=self.settings.limits,
@@ -311,6 +315,17 @@ class AuctionBook:
         """The least expiry a bid needs: its deal may open up to bid_validity_s after the
         latest the auction can close."""
         return int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s
+
+    def _allowance(self, seller: str) -> int:
+        """The escrow's token allowance from seller as it stands once the last approval (or
+        permit) queued here lands: a cancel's lowering one in flight already counts, so a
+        listing prepared meanwhile is not told the old allowance covers it (a chain read,
+        made before any lock)."""
+        on_chain = self.ledger.allowance(seller)
+        queued = self._approvals.get(seller)
+        if queued is not None and not offers.approval_settled(self.store, self.ledger, queued[0]):
+            return queued[1]
+        return on_chain
 
     def _listing_energy(self, energy_wh: object) -> int:
         limits = self.settings.limits
@@ -340,7 +355,7 @@ class AuctionBook:
             raise NotAllowed("only the seller can cancel a listing")
         if row["status"] != ListingState.OPEN or row["deadline"] <= self.clock.now():
             raise CannotCancel(f"listing {lid} has ended")
-        if self.store.bids(lid):
+        if row["bid_count"]:
             raise CannotCancel("a listing that has bids cannot be cancelled: bids bind")
 
     def _listing_row(self, listing_id: object) -> dict[str, Any]:
@@ -348,19 +363,7 @@ class AuctionBook:
         return rules.stored(self.store.listing, listing_id, "listing")
 
     def _committed(self, bidder: str, except_listing: int) -> int:
-        """Escrow a bidder already needs for open auctions it leads (other than one)."""
-        # One query for the bids on the open listings this bidder bid on, not one per open
-        # listing: a bid's cost stays flat as open auctions pile up (bench/portal.py).
-        bids: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
-        energy: dict[int, int] = {}
-        for row in self.store.rival_bids(bidder, except_listing):
-            bids[row["listing_id"]].append((row["id"], row["price"], row["bidder"]))
-            energy[row["listing_id"]] = row["energy_wh"]
-        # A sold auction whose deal is not open yet will still take its Ether.
-        total = sum(rules.cost_wei(d["price"], d["energy_wh"])
-                    for d in self.store.unopened_deals(bidder))
-        for listing_id, rivals in bids.items():
-            best = rules.winner(rivals)
-            if best and best[2] == bidder:
-                total += rules.cost_wei(best[1], energy[listing_id])
-        return total
+        """Escrow a bidder already needs for open auctions it leads (other than one), and for
+        sold ones whose deal is not open yet (it will still take their Ether)."""
+        return sum(rules.cost_wei(r["price"], r["energy_wh"])
+                   for r in self.store.committed(bidder, except_listing))

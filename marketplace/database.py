@@ -53,7 +53,11 @@ CREATE TABLE IF NOT EXISTS listings (
     winning_bid INTEGER,
     offer TEXT,
     offer_signature TEXT,
-    offer_hash TEXT
+    offer_hash TEXT,
+    bid_count INTEGER NOT NULL DEFAULT 0,
+    leader_bid INTEGER,
+    leader_price TEXT,
+    leader_bidder TEXT
 );
 CREATE TABLE IF NOT EXISTS bids (
     id INTEGER PRIMARY KEY,
@@ -218,12 +222,21 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
                  ("listings", "approval_tx", "TEXT"), ("listings", "offer", "TEXT"),
                  ("listings", "offer_signature", "TEXT"), ("listings", "offer_hash", "TEXT"),
                  ("bids", "buyer_meter", "TEXT"), ("interval_fills", "spill_wh", "INTEGER"),
-                 ("cursors", "hash", "TEXT")]
-# Indexes over added columns: made once the columns exist (a seller's offer lists once).
-INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)"]
+                 ("cursors", "hash", "TEXT"),
+                 # A listing's bid count and highest bid, kept with each bid (Store.add_bid).
+                 ("listings", "bid_count", "INTEGER NOT NULL DEFAULT 0"),
+                 ("listings", "leader_bid", "INTEGER"), ("listings", "leader_price", "TEXT"),
+                 ("listings", "leader_bidder", "TEXT")]
+# Indexes over added columns: made once the columns exist (a seller's offer lists once), and
+# indexes added later (a settlement pass reads the opening deals and finds deals by escrow id).
+INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)",
+                 "CREATE INDEX IF NOT EXISTS listings_by_leader ON listings(leader_bidder, status)",
+                 "CREATE INDEX IF NOT EXISTS deals_by_status ON deals(status)",
+                 "CREATE INDEX IF NOT EXISTS deals_by_chain_id ON deals(chain_deal_id)"]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
-WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce", "price_wei"}
+WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce", "price_wei",
+               "leader_price"}
 
 
 def _row(names: list[str], values: tuple) -> dict[str, Any]:
@@ -251,6 +264,7 @@ class Database:
             with self._lock:
                 self.dialect.run_script(self._db, self.dialect.schema(SCHEMA))
                 self._migrate()
+                self._after_migrate()
 
     @property
     def shared(self) -> bool:
@@ -266,6 +280,9 @@ class Database:
                 )
         for index in INDEXES_ADDED:
             self._db.execute(index)
+
+    def _after_migrate(self) -> None:
+        """Fill what added columns keep for rows an earlier version wrote (marketplace.store)."""
 
     def close(self) -> None:
         """Close the database."""

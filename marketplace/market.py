@@ -79,6 +79,7 @@ class Market:
         """Register an account with the board and the meter (its key's address) that measure
         it (none yet: None); the meter's key stays with the board's bridge."""
         self.store.add_participant(address, name, role, board_id, meter)
+        self.switchboard.forget(address)  # its cached seat is stale now
         if board_id is None or meter is None:
             return
         self.settlement.add_meter(board_id, meter)

@@ -52,6 +52,9 @@ class DealOpening:
         self._baseline_tries: dict[int, int] = {}  # deal id -> its baselines that reverted
         self._baseline_after: dict[int, int] = {}  # deal id -> its next baseline's readings' age
         self._abandoned: dict[int, str] = {}  # deal id -> why its baseline was given up
+        # Deals whose last pass left them waiting on a change the settlement's agenda watches
+        # (a transaction in flight, both meters' signed readings, the buyer's other deal).
+        self.waiting: set[int] = set()
 
     def retrying(self) -> list[int]:
         """Deals whose openDeal failed to send and waits to be sent again."""
@@ -110,8 +113,10 @@ class DealOpening:
     def advance(self, row: dict[str, Any]) -> None:
         """One pass for a deal in `opening`: follow its openDeal, or send it (again)."""
         did = row["id"]
+        self.waiting.discard(did)
         record = self._txs.get((did, "open"))
         if record is not None and record.status in ("queued", "pending"):
+            self.waiting.add(did)
             return
         if record is not None and record.status == "mined":
             self._adopt(row, self.ledger.deal_id_from(record))
@@ -172,6 +177,7 @@ class DealOpening:
         if busy is None:
             self._activate(row, chain_id)
             return
+        self.waiting.add(row["id"])  # the buyer's deal moving on touches this one
         waiting = f"opened on chain; starts when this buyer's deal {busy['id']} ends"
         if row["chain_deal_id"] != chain_id or row["error"] != waiting:
             self.store.update_deal(row["id"], chain_deal_id=chain_id, error=waiting)
@@ -202,6 +208,7 @@ class DealOpening:
             return
         record = self._txs.get((did, "report"))
         if record is not None and record.status != TxStatus.FAILED:
+            self.waiting.add(did)  # its receipt, then its DeliveryStarted event
             self._note(row, chain_id, "opened on chain; waiting for the baseline report's "
                                       "receipt before the relays close")
             return
@@ -215,6 +222,7 @@ class DealOpening:
                 return
         after = max(int(chain["openedAt"]), self._baseline_after.get(did, 0))
         pair = self.reports.baseline({**row, "chain_deal_id": chain_id}, chain_id, after)
+        self.waiting.add(did)  # both meters' readings, or the baseline's receipt
         if pair is None:
             self._note(row, chain_id, "opened on chain; waiting for both meters' signed readings")
             return

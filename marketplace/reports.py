@@ -22,7 +22,6 @@ from geth_private.signed import SignedCall
 from marketplace.chain_deals import ChainDeals
 from marketplace.errors import MarketError
 from marketplace.ledger import Ledger
-from marketplace.parties import participant
 from marketplace.settings import Settings
 from marketplace.store import Store
 from marketplace.switchboard import Switch, Switchboard
@@ -78,7 +77,7 @@ class DeliveryReports:
     def signed_of(self, address: str, after: int = 0) -> SignedReading | None:
         """A party's latest signed reading by its own meter (none older than after), or None:
         the evidence the escrow pays on, and so what the market counts delivered."""
-        party = participant(self.store, address)  # one lookup for its board and its meter
+        party = self.switchboard.party(address)  # its board and its meter, cached
         signed = self.switchboard.signed(party["board_id"])
         meter = party.get("meter_address")
         if signed is None or signed.timestamp < after \

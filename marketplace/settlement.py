@@ -8,16 +8,18 @@ one chain account never race for its nonces.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 
 from geth_private import TxRecord
 from geth_private.signed import SignedCall
 from marketplace import rules, signed
-from marketplace.bus import DISAGREEMENT
+from marketplace.agenda import Agenda, TxBook
 from marketplace.chain_deals import ChainDeals
 from marketplace.clock import Clock
-from marketplace.contract_enums import CLOSE_REASONS, CloseReason, DealStatus
+from marketplace.contract_enums import CLOSE_REASONS, DealStatus
+from marketplace.deal_faults import DealFaults
 from marketplace.errors import DealNotActive, InvalidInput, NotAllowed, NotFound
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
@@ -38,7 +40,8 @@ class Settlement:
     lock: the settlement pass's own (advance_all holds it, chain and board I/O included); no
     request takes it. A request (close_connection) and the pass meet only under _guard, held
     for store writes alone: the pass writes a deal's new status only if a request has not
-    moved it meanwhile (_set_status).
+    moved it meanwhile (_set_status). A pass visits the deals its agenda says something
+    touched (marketplace.agenda), so an idle pass costs the same at 10 deals or 1,000.
     """
 
     def __init__(
@@ -54,16 +57,20 @@ class Settlement:
         self.lock = lock
         self._guard = threading.RLock()  # a deal's status: a request's write vs the pass's
         self._meters: dict[str, str] = {}  # board id -> its meter's address
-        self._txs: dict[tuple[int, str], TxRecord] = {}  # (deal id, action) -> in flight
-        self._expire_retry_at: dict[int, float] = {}
-        self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
+        self._txs = TxBook()  # (deal id, action) -> its transaction (those in flight followed)
+        # A worker sharing the store may have held the lease while this one paused: a gap
+        # that long sweeps (a store of its own has no other worker).
+        self.agenda = Agenda(store, switchboard, clock,
+                             gap_s=settings.lease_s if store.shared else math.inf)
         # The escrow's deals as its events tell them (one getLogs cursor, not a read a deal).
         self.chain = ChainDeals(store, ledger)
         self.reports = DeliveryReports(store, ledger, switchboard, settings, self._txs,
                                        self._publish, chain=self.chain)
-        self._paused_at: dict[int, float] = {}  # deal id -> when pause() stopped it
         self.opening = DealOpening(store, ledger, switchboard, clock, settings, self._txs,
                                    self._publish, reports=self.reports, chain=self.chain)
+        self.faults = DealFaults(store, ledger, switchboard, clock, settings, self._txs,
+                                 publish=self._publish, set_status=self._set_status,
+                                 reports=self.reports)
 
     # -- meters and what is in flight ------------------------------------------------------
 
@@ -135,18 +142,14 @@ class Settlement:
         if call is not None:  # queued with its hash: it goes once the final report is mined
             self._txs[(did, "close")] = self.ledger.submit(call, "Close connection",
                                                           closing.gate)
+        self.agenda.moved(did)
         view = self.deal(did)
         self.hub.publish("deal_updated", view)
         return view
 
     def pause(self, row: dict[str, Any], reason: str) -> None:
         """Stop a delivering deal, relays off, with a reason both parties see (the bus check)."""
-        self.switchboard.relays(row, on=False)
-        if not self._set_status(row, DealState.PAUSED, error=reason):
-            return
-        row.update(status=DealState.PAUSED, error=reason)
-        self._paused_at[row["id"]] = self.clock.now()
-        self._publish(row["id"])
+        self.faults.pause(row, reason)
 
     def begin(self, deal_id: int, send: bool) -> None:
         """A deal an auction just made: send its openDeal now (send) or at a later pass."""
@@ -155,19 +158,37 @@ class Settlement:
         self._publish(deal_id)
 
     def advance_all(self) -> None:
-        """One pass over every live deal: follow its transactions, faults and delivery.
+        """One pass over the live deals something touched (the agenda): follow their
+        transactions, faults and delivery.
 
         Relays a request asked to switch go first; then each deal from its row as stored
         now. The pass holds only its own lock: requests go on meanwhile (see _set_status).
         """
         with self.lock:
             self.switchboard.carry_out()
-            self.follow_logs()  # the escrow's new deal events, once: no chain read a deal
-            for row in self.store.live_deals():
-                try:
-                    self._advance(row)
-                except Exception as err:  # one deal's trouble (a chain hiccup) spares the rest
-                    log.warning("deal %s not advanced this tick: %s", row["id"], err)
+            chain_ids = self.follow_logs()  # the escrow's new events, once: no read a deal
+            try:
+                for row in self.agenda.due(chain_ids, self._txs.settled()):
+                    try:
+                        self._advance(row)
+                    except Exception as err:  # one deal's trouble spares the rest
+                        log.warning("deal %s not advanced this tick: %s", row["id"], err)
+                        self.agenda.plan(row, self.clock.now())  # again at the next pass
+                    else:
+                        self.agenda.plan(row, self._next_visit(row))
+            finally:
+                self.agenda.finished()
+
+    def _next_visit(self, row: dict[str, Any]) -> float | None:
+        """When to visit a deal again if nothing touches it (None: not before something
+        does): one opening deal waiting on a watched change, a delivering or paused one at
+        its faults' next timer; the rest (closing, retrying) at the next pass."""
+        if row["status"] == DealState.OPENING and row["id"] in self.opening.waiting:
+            return None
+        self.opening.waiting.discard(row["id"])
+        if row["status"] in (DealState.ACTIVE, DealState.PAUSED):
+            return self.faults.next_due(row)
+        return self.clock.now()
 
     def _set_status(self, row: dict[str, Any], status: str, **fields: Any) -> bool:
         """Write a deal's new status (and fields) decided from row, unless a request moved
@@ -180,25 +201,15 @@ class Settlement:
                          now and now["status"])
                 return False
             self.store.update_deal(row["id"], status=status, **fields)
+            self.agenda.moved(row["id"])
             return True
 
     # -- delivery and the chain's view -----------------------------------------------------
 
     def _publish(self, deal_id: int) -> None:
+        """A deal's view changed: tell the pages, and visit it (and its buyer's) next pass."""
+        self.agenda.moved(deal_id)
         self.hub.publish("deal_updated", self.deal(deal_id))
-
-    def _close_for_fault(self, row: dict[str, Any], reason: CloseReason) -> None:
-        """The operator ends the deal on chain (once; retried if the send fails)."""
-        record = self._txs.get((row["id"], "fault"))
-        if record is not None and record.status != "failed":
-            return
-        self.reports.step(row, force=True)  # pay what the meters signed first
-        try:
-            self._txs[(row["id"], "fault")] = self.ledger.close_for_fault_async(
-                row["chain_deal_id"], reason
-            )
-        except Exception as err:
-            log.warning("deal %s not closed for %s yet: %s", row["id"], CLOSE_REASONS[reason], err)
 
     def _delivered(self, row: dict[str, Any]) -> int:
         """Wh delivered so far by the buyer's meter (stored and published when it moved): its
@@ -214,18 +225,22 @@ class Settlement:
             self._publish(row["id"])
         return delivered
 
-    def follow_logs(self) -> None:
+    def follow_logs(self) -> set[int]:
         """Read the escrow's new deal events once (the `settlement` cursor) into the store;
-        after a rewind, put each deal the chain forgot part of back where the chain has it."""
+        after a rewind, put each deal the chain forgot part of back where the chain has it.
+        The escrow ids of the deals the events (or the rewind) touched."""
         try:
-            self.chain.follow()
+            found = self.chain.follow()
         except Exception as err:  # the chain is away: the cursor stays, the next pass reads
             log.warning("escrow events not read this pass: %s", err)
-            return
+            return set()
         for chain_id in self.chain.rewound:
             row = self.store.deal_by_chain_id(chain_id)
             if row is not None:
                 self._recheck(row)
+        # A deal event's first indexed argument is its deal id.
+        return {int.from_bytes(bytes(raw["topics"][1]), "big") for raw in found.logs
+                if len(raw["topics"]) > 1} | set(self.chain.rewound)
 
     def _recheck(self, row: dict[str, Any]) -> None:
         """A deal whose events after the head are gone: count from what the escrow still has
@@ -291,9 +306,8 @@ class Settlement:
                     self.reports.closing.pop(did, None)
             else:
                 self.reports.finish_close(row)
-        if row["status"] in (DealState.ACTIVE, DealState.PAUSED) and (
-            self._expired(row) or self._disagreed(row) or self._faulty(row)
-        ):
+        if row["status"] in (DealState.ACTIVE, DealState.PAUSED) and self.faults.check(row):
+            self._follow_chain(row)
             return
         if row["status"] == DealState.ACTIVE:
             delivered = self._delivered(row)
@@ -301,76 +315,6 @@ class Settlement:
                 self.switchboard.relays(row, on=False)
             self.reports.step(row)
         self._follow_chain(row)
-
-    def _expired(self, row: dict[str, Any]) -> bool:
-        """Past its expiry a deal stops: relays off, and the operator closes it on chain."""
-        did = row["id"]
-        if not row["expires_at"] or self.clock.now() < row["expires_at"]:
-            return False
-        self.switchboard.relays(row, on=False)
-        record = self._txs.get((did, "expire"))
-        due = self.clock.now() >= self._expire_retry_at.get(did, 0.0)
-        if (record is None or record.status == "failed") and due:
-            try:
-                self._txs[(did, "expire")] = self.ledger.close_expired_async(
-                    row["chain_deal_id"]
-                )
-            except Exception as err:  # e.g. the chain's clock is not there yet
-                self._expire_retry_at[did] = self.clock.now() + 5.0
-                log.info("expired deal %s not closed yet: %s", did, err)
-        self._follow_chain(row)
-        return True
-
-    def _disagreed(self, row: dict[str, Any]) -> bool:
-        """A deal the bus check paused stays paused (its parties may close it); paused longer
-        than offline_close_s, the operator ends it for the fault."""
-        if row["status"] != DealState.PAUSED or not (row["error"] or "").startswith(DISAGREEMENT):
-            return False
-        since = self._paused_at.setdefault(row["id"], self.clock.now())  # (after a restart)
-        if self.clock.now() - since >= self.settings.offline_close_s:
-            # MetersDisagree once the escrow knows it (issue 14's contracts), else MeterOffline.
-            self._close_for_fault(row, getattr(CloseReason, "METERS_DISAGREE",
-                                               CloseReason.METER_OFFLINE))
-        self._follow_chain(row)
-        return True
-
-    def _faulty(self, row: dict[str, Any]) -> bool:
-        """Meters offline or the seller's battery empty: pause, resume, or end the deal."""
-        did, now, settings = row["id"], self.clock.now(), self.settings
-        boards = [self.switchboard.board_of(row["seller"]), self.switchboard.board_of(row["buyer"])]
-        offline = [b for b in boards if not self.switchboard.online(b)]
-        if offline:
-            if did not in self._offline_since:
-                self._offline_since[did] = now
-                # Both parties see it at once, before the grace period runs out.
-                self.store.update_deal(did, error=f"meter {', '.join(offline)} offline")
-                self._publish(did)
-            since = self._offline_since[did]
-            if row["status"] == DealState.ACTIVE and now - since >= settings.offline_grace_s:
-                self.switchboard.relays(row, on=False)
-                if self._set_status(row, DealState.PAUSED,
-                                    error=f"meter {', '.join(offline)} offline: paused"):
-                    self._publish(did)
-            if now - since >= settings.offline_close_s:
-                self._close_for_fault(row, CloseReason.METER_OFFLINE)
-            self._follow_chain(row)
-            return True
-        if self._offline_since.pop(did, None) is not None and row["status"] == DealState.PAUSED:
-            # Back before the deal was ended: resume where the meter says it is. Relays first,
-            # so whoever sees "active" can rely on energy flowing (as at activation).
-            self.switchboard.budget(row, float(row["energy_wh"] - row["delivered_wh"]))
-            self.switchboard.relays(row, on=True)
-            if not self._set_status(row, DealState.ACTIVE, error=None):
-                self.switchboard.relays(row, on=False)  # closed meanwhile: off again
-                return True
-            self._publish(did)
-        seller = self.switchboard.read(boards[0])
-        if seller is not None and seller.soc is not None and seller.soc <= settings.empty_soc:
-            self.switchboard.relays(row, on=False)
-            self._close_for_fault(row, CloseReason.SUPPLY_EXHAUSTED)
-            self._follow_chain(row)
-            return True
-        return False
 
     def _closable(self, party: str, deal_id: object) -> dict[str, Any]:
         """A deal the party may close now, or NotAllowed/DealNotActive."""

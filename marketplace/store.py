@@ -10,11 +10,24 @@ import json
 from typing import Any
 
 from marketplace.database import Database
+from marketplace.rules import winner
 from marketplace.states import ENDED, LIVE_DEALS, UNDER_WAY, DealState, ListingState
 
 
 class Store(Database):
     """The market's queries over its database (SQLite or PostgreSQL, see Database)."""
+
+    def _after_migrate(self) -> None:
+        """Listings whose bids an earlier version stored get their bid count and highest bid
+        (a store that kept them all along finds none to fill)."""
+        stale = self.query("SELECT id FROM listings l WHERE bid_count = 0 AND EXISTS"
+                           " (SELECT 1 FROM bids b WHERE b.listing_id = l.id)")
+        with self.transaction():
+            for row in stale:
+                bids = self.bids(row["id"])
+                best = winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+                self.write("UPDATE listings SET bid_count = ?, leader_bid = ?, leader_price = ?,"
+                           " leader_bidder = ? WHERE id = ?", len(bids), *best, row["id"])
 
     # -- leases: one worker at a time does what must not be done twice ---------------------
 
@@ -251,13 +264,27 @@ class Store(Database):
         self, listing_id: int, bidder: str, price: int, created: float,
         nonce: int, expiry: int, signature: bytes, buyer_meter: str | None = None,
     ) -> int:
-        """Store a signed bid durably (with the meter it names); its id."""
-        return self.insert(
-            "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature,"
-            " buyer_meter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
-            buyer_meter,
-        )
+        """Store a signed bid durably (with the meter it names); its id. The listing's bid
+        count and highest bid (rules.winner: highest price, earliest on a tie) move with it,
+        in the same transaction, so nothing reads every bid to know them."""
+        with self.transaction():
+            lead = self.one("SELECT leader_bid, leader_price FROM listings WHERE id = ?"
+                            + self.dialect.for_update, listing_id)
+            bid_id = self.insert(
+                "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature,"
+                " buyer_meter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                listing_id, bidder, price, created, nonce, expiry, "0x" + signature.hex(),
+                buyer_meter,
+            )
+            if lead is not None and lead["leader_bid"] is not None \
+                    and price <= lead["leader_price"]:
+                self.write("UPDATE listings SET bid_count = bid_count + 1 WHERE id = ?",
+                           listing_id)
+            else:
+                self.write("UPDATE listings SET bid_count = bid_count + 1, leader_bid = ?,"
+                           " leader_price = ?, leader_bidder = ? WHERE id = ?",
+                           bid_id, price, bidder, listing_id)
+        return bid_id
 
     def bid_nonce_used(self, bidder: str, nonce: int) -> bool:
         """Whether a bidder already placed a bid with this nonce (a signed bid is placed once)."""
@@ -269,6 +296,17 @@ class Store(Database):
         return self.query("SELECT * FROM deals WHERE buyer = ? AND status = ?"
                           " AND chain_deal_id IS NULL", buyer, DealState.OPENING)
 
+    def committed(self, bidder: str, except_listing: int) -> list[dict[str, Any]]:
+        """(price, energy_wh) of what a bidder's escrow must still cover: the open listings it
+        leads, other than one, and its deals whose escrow deal is not open yet. One indexed
+        statement, read in the number of those rows, not of bids."""
+        return self.query(
+            "SELECT leader_price AS price, energy_wh FROM listings WHERE leader_bidder = ?"
+            " AND status = ? AND id != ? UNION ALL SELECT price, energy_wh FROM deals"
+            " WHERE buyer = ? AND status = ? AND chain_deal_id IS NULL",
+            bidder, ListingState.OPEN, except_listing, bidder, DealState.OPENING,
+        )
+
     def bids(self, listing_id: int) -> list[dict[str, Any]]:
         """Every bid on a listing, in arrival order."""
         return self.query("SELECT * FROM bids WHERE listing_id = ? ORDER BY id", listing_id)
@@ -277,27 +315,10 @@ class Store(Database):
         """One bid by id."""
         return self.one("SELECT * FROM bids WHERE id = ?", bid_id)
 
-    def bids_on_listings(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Every bid on the listings of a status (every listing: None), in arrival order."""
-        sql = "SELECT b.* FROM bids b JOIN listings l ON l.id = b.listing_id"
-        if status:
-            return self.query(sql + " WHERE l.status = ? ORDER BY b.id", status)
-        return self.query(sql + " ORDER BY b.id")
-
     def due_listings(self, now: float) -> list[dict[str, Any]]:
         """Open listings whose deadline has come: the auctions to close."""
         return self.query(
             "SELECT * FROM listings WHERE status = ? AND deadline <= ?", ListingState.OPEN, now
-        )
-
-    def rival_bids(self, bidder: str, except_listing: int) -> list[dict[str, Any]]:
-        """Every bid (id, listing_id, price, bidder, the listing's energy_wh) on the open
-        listings a bidder bid on, other than one, in arrival order."""
-        return self.query(
-            "SELECT b.id, b.listing_id, b.price, b.bidder, l.energy_wh FROM bids b"
-            " JOIN listings l ON l.id = b.listing_id WHERE l.status = ? AND l.id != ?"
-            " AND EXISTS (SELECT 1 FROM bids m WHERE m.listing_id = l.id AND m.bidder = ?)"
-            " ORDER BY b.id", ListingState.OPEN, except_listing, bidder,
         )
 
     def engaged(self, address: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketplace.boards import Boards, safe_read
-from marketplace.parties import board_of
+from marketplace.parties import participant
 from marketplace.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class Switchboard:
         self._intents: deque[Switch] = deque()
         self._carrying = threading.Lock()  # one carrier at a time keeps the queue's order
         self.wake: Callable[[], object] = lambda: None  # the loop that carries them out
+        # Participants by address: a pass looks each deal's parties up several times. Kept
+        # until forget (a seat changed here; the settlement's sweeps forget them all).
+        self._parties: dict[str, dict[str, Any]] = {}
 
     def switch_soon(self, row: dict[str, Any], on: bool) -> Switch:
         """Queue both parties' relays of a deal to switch (as relays does); no board I/O."""
@@ -65,9 +68,23 @@ class Switchboard:
                 count += 1
         return count
 
+    def party(self, address: str) -> dict[str, Any]:
+        """A participant by address (cached), or NotFound."""
+        found = self._parties.get(address)
+        if found is None:
+            found = self._parties[address] = participant(self.store, address)
+        return found
+
+    def forget(self, address: str | None = None) -> None:
+        """Look a participant (None: every one) up in the store again next time."""
+        if address is None:
+            self._parties.clear()
+        else:
+            self._parties.pop(address, None)
+
     def board_of(self, address: str) -> str:
         """The board that measures a party."""
-        return board_of(self.store, address)
+        return self.party(address)["board_id"]
 
     def read(self, board_id: str, fresh: bool = False) -> Any:
         """A board reading, or None when the board cannot be read."""

@@ -18,15 +18,14 @@ def _name(store: Store, address: str | None) -> str | None:
 
 def listing_view(
     store: Store, row: dict[str, Any], now: float, limits: rules.Limits,
-    bids: list[dict[str, Any]] | None = None, names: dict[str, str] | None = None,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A listing with its highest bid, bidder, time left and the lowest acceptable bid.
+    """A listing with its highest bid, bidder, time left and the lowest acceptable bid (from
+    the row: the store keeps the highest bid and the count with each bid).
 
-    bids (in arrival order) and names (address -> name) spare the queries when a caller
-    shows many listings at once and read them in bulk."""
-    if bids is None:
-        bids = store.bids(row["id"])
-    best = rules.winner([(b["id"], b["price"], b["bidder"]) for b in bids])
+    names (address -> name) spare the queries when a caller shows many listings at once."""
+    best = (row["leader_bid"], row["leader_price"], row["leader_bidder"]) \
+        if row.get("leader_bid") is not None else None
 
     def name(address: str | None) -> str | None:
         if names is not None and address is not None:
@@ -42,7 +41,7 @@ def listing_view(
         "highest_bid_wei": str(best[1]) if best else None,
         "highest_bidder": best[2] if best else None,
         "highest_bidder_name": name(best[2]) if best else None,
-        "bid_count": len(bids),
+        "bid_count": row["bid_count"],
         "min_next_bid_wei": str(
             rules.min_next_bid(row["start_price"], best[1] if best else None, limits)
         ),

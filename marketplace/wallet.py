@@ -134,7 +134,7 @@ class Wallets:
         known = self.market.store.participant(call.to) if call.to and not call.data else None
         if known is not None:
             label = f"Send Ether to {known['name']}"
-        return self.market.submit_signed(call, label).public()
+        return self.market.submit_signed(call, label).as_accepted()
 
     def follow(self, address: str, tx_hash: object, label: object = None) -> dict[str, Any]:
         """A transaction the owner's wallet sent itself: followed like one sent from here."""

@@ -15,25 +15,28 @@ from tests.common import wait_for
 from tests.marketplace.common import ready
 
 
-def two_active_deals(runtime, clock):
-    """Two deals delivering (alice sells to bob and to carol)."""
+def two_opened_deals(runtime, clock):
+    """Two deals opened on the escrow (alice sells to bob and to carol): delivering, or already
+    done (25 and 12 Wh deliver in seconds at the emulator's speed, so on a loaded machine a
+    poll can miss the moment both are active at once)."""
     people = ready(runtime)
-    first = people["alice"].list(10, 1000, 30)
+    first = people["alice"].list(25, 1000, 30)  # bob's: long enough to close by hand
     second = people["alice"].list(12, 1000, 30)
     people["bob"].bid(first["id"], 3000)
     people["carol"].bid(second["id"], 4000)
     clock.advance(30)
     market = runtime.market
 
-    def both_active():
-        active = [d for d in market.deals() if d["status"] == "active"]
-        return active if len(active) == 2 else None
+    def both_opened():
+        opened = [d for d in market.deals() if d["chain_deal_id"] is not None
+                  and d["status"] in ("active", "closed")]
+        return opened if len(opened) == 2 else None
 
-    return people, wait_for(both_active, what="both deals to open")
+    return people, wait_for(both_opened, what="both deals to open")
 
 
 def test_a_pass_reads_the_new_logs_once_and_no_deal_of_the_escrow(runtime, clock):
-    _, deals = two_active_deals(runtime, clock)
+    _, deals = two_opened_deals(runtime, clock)
     market, w3 = runtime.market, runtime.ledger.w3
     get_deal = "eth_call:0x" + w3.keccak(text="getDeal(uint256)")[:4].hex()
     counter = RpcCounter(w3)
@@ -46,23 +49,27 @@ def test_a_pass_reads_the_new_logs_once_and_no_deal_of_the_escrow(runtime, clock
     assert calls["eth_getLogs"] <= 1, calls
     assert counter.reads() <= 3, calls  # the head, the cursor's block, the logs
     mirror = ChainStore(runtime.store)
-    for deal in deals:
-        known = mirror.deal(deal["chain_deal_id"])
-        assert known["status"] == DealStatus.OPEN and known["started"]
+    for deal in deals:  # the mirror is the escrow's record as of the pass
+        known, chain = mirror.deal(deal["chain_deal_id"]), runtime.ledger.chain_deal(
+            deal["chain_deal_id"])
+        assert known["started"] and known["status"] in (DealStatus.OPEN, DealStatus.CLOSED)
+        if known["status"] == DealStatus.CLOSED:  # closed as of the pass: the chain agrees
+            assert chain["status"] == DealStatus.CLOSED
         assert known["buyer"] == deal["buyer"] and known["energyWh"] == deal["energy_wh"]
 
 
 def test_the_cursor_survives_a_restart_and_a_close_in_between_is_applied(
         runtime, clock, tmp_path):
-    people, deals = two_active_deals(runtime, clock)
+    people, deals = two_opened_deals(runtime, clock)
     location = tmp_path / "follower.sqlite"
     store = Store(location)
     follower = ChainDeals(store, runtime.ledger)
     first = follower.follow()
     deal = next(d for d in deals if d["buyer"] == people["bob"].address)
-    assert follower.deal(deal["chain_deal_id"])["status"] == DealStatus.OPEN
+    closed_before = follower.deal(deal["chain_deal_id"])["status"] == DealStatus.CLOSED
     store.close()  # the worker stops
-    people["bob"].close(deal["id"])
+    if not closed_before and runtime.market.deal(deal["id"])["status"] == "active":
+        people["bob"].close(deal["id"])  # else its delivery completed it meanwhile
     wait_for(lambda: runtime.market.deal(deal["id"])["status"] == "closed", what="the close")
     store = Store(location)  # the worker starts again, on the same store
     follower = ChainDeals(store, runtime.ledger)

@@ -107,6 +107,25 @@ def test_a_seller_cancels_only_before_the_first_bid(runtime, people):
         alice.cancel(bid_on["id"])
 
 
+def test_a_listing_right_after_a_cancel_asks_again_for_the_approval(runtime, people):
+    """The cancel's lowering approval is still on its way (mining stopped): a new listing is
+    asked for its own approval, not told the old allowance covers it (it would not, once the
+    lowering lands), and lists with it."""
+    alice, ledger = people["alice"], runtime.ledger
+    first = alice.list(10, 1000, 30)
+    ledger.wait(runtime.txm.record(runtime.store.listing(first["id"])["approval_tx"]))
+    runtime.txm.set_mining(False)
+    try:
+        alice.cancel(first["id"])
+        assert ledger.allowance(alice.address) == 10  # the lowering one waits at the node
+        assert runtime.market.prepare_approval(alice.address, 10)["needed"]
+        again = alice.list(10, 1000, 30)
+    finally:
+        runtime.txm.set_mining(True)
+    ledger.wait(runtime.txm.record(runtime.store.listing(again["id"])["approval_tx"]))
+    assert ledger.allowance(alice.address) == 10 and again["status"] == "open"
+
+
 def test_a_pending_withdrawal_covers_no_bid(runtime, people):
     ledger = runtime.ledger
     bob = people["bob"]

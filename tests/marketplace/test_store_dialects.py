@@ -66,15 +66,14 @@ def test_the_market_s_named_queries_agree_on_both_databases(store):
     store.add_bid(later, "0xb", 6, 1.6, 2, 9, b"\x00")
     store.add_bid(later, "0xc", 8, 1.7, 3, 9, b"\x00")
     store.set_listing_status(sold, "sold", won)
-    assert [b["listing_id"] for b in store.bids_on_listings("open")] == [later, later]
-    assert len(store.bids_on_listings(None)) == 3
+    kept = store.listing(later)
+    assert (kept["bid_count"], kept["leader_price"], kept["leader_bidder"]) == (2, 8, "0xc")
     assert [row["id"] for row in store.due_listings(5.0)] == [due]
-    rivals = store.rival_bids("0xb", sold)
-    assert [(r["bidder"], r["price"], r["energy_wh"]) for r in rivals] == [
-        ("0xb", 6, 30), ("0xc", 8, 30)]
-    assert store.rival_bids("0xb", later) == []
+    assert store.committed("0xc", sold) == [{"price": 8, "energy_wh": 30}]
+    assert store.committed("0xc", later) == [] and store.committed("0xb", sold) == []
     assert store.engaged("0xa") and store.engaged("0xb") and not store.engaged("0xc")
     deal = store.add_deal(sold, "0xb", "0xa", 7, 10)
+    assert store.committed("0xb", later) == [{"price": 7, "energy_wh": 10}]  # not open yet
     assert [d["id"] for d in store.live_deals()] == [deal]
     assert store.deal_under_way("0xb", 0) is None  # opening: its meter is not busy yet
     store.update_deal(deal, status="active")
@@ -138,8 +137,7 @@ def test_racing_equal_bids_one_is_accepted(store, location):
     def bid(worker: Store) -> bool:
         # What AuctionBook.place_bid does: the highest bid is read under the listing's row lock.
         with worker.transaction():
-            worker.lock_listing(lid)
-            highest = max((b["price"] for b in worker.bids(lid)), default=10)
+            highest = worker.lock_listing(lid)["leader_price"] or 10
             if 20 <= highest:
                 return False
             worker.add_bid(lid, "0xb", 20, 1.5, 1, 9, b"\x00")
@@ -147,6 +145,21 @@ def test_racing_equal_bids_one_is_accepted(store, location):
 
     assert sorted(_workers(location, 4, bid)) == [False, False, False, True]
     assert [b["price"] for b in store.bids(lid)] == [20]
+    assert (store.listing(lid)["bid_count"], store.listing(lid)["leader_price"]) == (1, 20)
+
+
+def test_the_highest_bid_is_kept_as_the_rule_picks_it(store):
+    """Highest price wins, the earliest on a tie; prices past 2**63 compare as numbers."""
+    lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+    assert store.listing(lid)["leader_bid"] is None and store.listing(lid)["bid_count"] == 0
+    first = store.add_bid(lid, "0xb", 2**64, 1.1, 1, 9, b"\x00")
+    store.add_bid(lid, "0xc", 2**64, 1.2, 2, 9, b"\x00")  # a tie: the earlier one stays
+    store.add_bid(lid, "0xc", 9 * 10**18, 1.3, 3, 9, b"\x00")  # shorter: lower, as text is not
+    row = store.listing(lid)
+    assert (row["bid_count"], row["leader_bid"], row["leader_bidder"]) == (3, first, "0xb")
+    top = store.add_bid(lid, "0xc", 2**64 + 1, 1.4, 4, 9, b"\x00")
+    assert (store.listing(lid)["leader_bid"], store.listing(lid)["leader_price"]) == (
+        top, 2**64 + 1)
 
 
 def test_a_lease_has_one_holder_until_it_expires_or_is_released(store, location):
@@ -164,6 +177,28 @@ def test_a_lease_has_one_holder_until_it_expires_or_is_released(store, location)
         assert store.hold_lease("settlement", "a", 30)
     finally:
         other.close()
+
+
+def test_an_older_database_s_bids_fill_the_kept_highest_bid(store, location):
+    lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+    empty = store.add_listing("0xa", 5, 10, 1.0, 2.0)
+    store.add_bid(lid, "0xb", 2**70, 1.1, 1, 9, b"\x00")
+    best = store.add_bid(lid, "0xc", 2**70 + 7, 1.2, 2, 9, b"\x00")
+    store.add_bid(lid, "0xb", 2**70 + 7, 1.3, 3, 9, b"\x00")
+    # As an earlier version left it: the bids stored, nothing kept on the listing.
+    store.write("DROP INDEX listings_by_leader")
+    for column in ("bid_count", "leader_bid", "leader_price", "leader_bidder"):
+        store.write(f"ALTER TABLE listings DROP COLUMN {column}")
+    store.close()
+    reopened = Store(location)
+    try:
+        row = reopened.listing(lid)
+        assert (row["bid_count"], row["leader_bid"], row["leader_price"], row["leader_bidder"]
+                ) == (3, best, 2**70 + 7, "0xc")
+        assert reopened.listing(empty)["bid_count"] == 0
+        assert reopened.committed("0xc", empty) == [{"price": 2**70 + 7, "energy_wh": 5}]
+    finally:
+        reopened.close()
 
 
 def test_an_older_database_gets_the_new_columns(store, location):
