@@ -462,6 +462,9 @@ class TxManager:
         pool; a missing nonce this process never signed (another worker's) is filled."""
         try:
             counted = self.w3.eth.get_transaction_count(record.sender, "latest")
+            # Through the pool's run of nonces from there: another worker's pending one
+            # counts, and is never replaced by a filler.
+            pooled = self.w3.eth.get_transaction_count(record.sender, "pending")
         except Exception:  # the node is away: the next poll looks again
             return
         if counted >= record.nonce:
@@ -474,7 +477,8 @@ class TxManager:
                     and seen_by_node(self.w3, old.tx_hash) is not None:
                 continue  # in the pool already
             if old is None:
-                self._fill_nonce(record.sender, nonce)
+                if nonce >= pooled:
+                    self._fill_nonce(record.sender, nonce)
             else:
                 self._replay(old)  # mined and forgotten, or dropped from the pool
 
