@@ -333,6 +333,8 @@ class TxManager:
             return False
         except TransactionNotFound:
             self._replay(record)
+        except Exception:  # the node is away: nothing is known, nothing sent
+            return False
         return record.status == TxStatus.PENDING
 
     def pending(self, address: str | None = None) -> list[TxRecord]:

@@ -54,3 +54,5 @@ def unknown_to_node(ledger: Ledger, tx_hash: str) -> bool:
         return False  # in the pool or mined: its receipt comes
     except TransactionNotFound:
         return True
+    except Exception:  # the node is away: it may know it once back
+        return False
