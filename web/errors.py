@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from geth_private.errors import ChainError
+from geth_private.errors import ChainError, ChainUnavailable
 from marketplace.errors import MarketError
+
+CHAIN_DOWN_MESSAGE = "the chain node is not answering; try again shortly"
+CHAIN_RETRY_S = 5
+# What a request meets when the node is gone: web3's HTTP provider raises requests' own
+# connection errors (not a ChainError), and our backends raise ChainUnavailable.
+CHAIN_DOWN = (ChainUnavailable, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 
 def error_response(status: int, message: str, kind: str | None = None, **extra: Any) -> Response:
@@ -93,6 +100,20 @@ def register(app: Flask) -> None:
     @app.errorhandler(MarketError)
     def market_error(err: MarketError) -> Response:
         return error_response(err.status, str(err), type(err).__name__)
+
+    def chain_down(err: Exception) -> Response:
+        # Nothing was accepted yet when a chain read fails: the client retries as it is told.
+        app.logger.warning("chain node not answering on %s: %s", request.path, err)
+        if not wants_json():
+            return Response(CHAIN_DOWN_MESSAGE.capitalize() + ".", 503,
+                            {"Retry-After": str(CHAIN_RETRY_S)}, mimetype="text/plain")
+        response = error_response(503, CHAIN_DOWN_MESSAGE, "ChainUnavailable",
+                                  retry_after_s=CHAIN_RETRY_S)
+        response.headers["Retry-After"] = str(CHAIN_RETRY_S)
+        return response
+
+    for kind in CHAIN_DOWN:
+        app.register_error_handler(kind, chain_down)
 
     @app.errorhandler(ChainError)
     def chain_error(err: ChainError) -> Response:

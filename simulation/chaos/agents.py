@@ -44,6 +44,9 @@ class AgentLog:
     retries: int = 0
 
 
+RATE_LIMITED_WAIT_S = 2.5  # the portal's sign-in limit asks for a couple of seconds
+
+
 def _transient(err: ClientError) -> bool:
     """Connection trouble or a server error: another worker (or a later try) may answer."""
     return err.status == 0 or err.status >= 500
@@ -84,12 +87,15 @@ class Agent:
             try:
                 return what(self._session(url)), url
             except ClientError as err:
-                if not _transient(err) and err.status != 401:
+                if not _transient(err) and err.status not in (401, 429):
                     raise
                 last = err
                 self.log.retries += 1
-                self.sessions.pop(url, None)  # sign in afresh there next time
-                time.sleep(0.25)
+                # A worker that answered (a 503 while the chain is down) keeps the session:
+                # signing in afresh on every retry is what its sign-in rate limit refuses.
+                if err.status in (0, 401):
+                    self.sessions.pop(url, None)  # sign in afresh there next time
+                time.sleep(RATE_LIMITED_WAIT_S if err.status == 429 else 0.25)
         raise last or ClientError(0, "no worker answered", "Unreachable")
 
     def setup(self) -> None:
