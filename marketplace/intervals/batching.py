@@ -5,6 +5,7 @@ receipts; what the contract refused is retried at the next boundary."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,7 @@ class Batching:
         self.members = members  # the interval market's participants with boards and meters
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
+        self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
 
     def step(self, through_n: int) -> int | None:
         """Follow the batches in flight, else send the due participants' positions in as
@@ -281,6 +283,13 @@ class Batching:
 
         for batch in self.istore.batches(status="sent"):
             result = outcome(self.ledger, batch["tx_hash"])
+            if result is None and self._forgotten(batch):
+                # Its fills stay unsettled, so the next boundary batches them again; should
+                # its bytes still be mined, the contract refuses the repeat (NOT_AFTER_LAST).
+                log.warning("interval batch %s forgotten by the chain: its positions go again",
+                            batch["id"])
+                result = {"status": "failed", "error": "the chain forgot this batch's "
+                                                       "transaction (it went back)"}
             if result is None:
                 return True
             if result["status"] == "failed":
@@ -296,6 +305,17 @@ class Batching:
                                 result["refused"].get((position["account"], position["side"]), "?"))
             self.istore.update_batch(batch["id"], status="mined")
         return False
+
+    def _forgotten(self, batch: dict[str, Any]) -> bool:
+        """Whether a sent batch's transaction stayed unknown to the node (and unsendable from
+        here) for FORGOTTEN_AFTER_S wall seconds (a market clock may run emulated time)."""
+        from marketplace.intervals.chainside import FORGOTTEN_AFTER_S, unknown_to_node
+
+        if not unknown_to_node(self.ledger, batch["tx_hash"]):
+            self._unknown_since.pop(batch["id"], None)
+            return False
+        since = self._unknown_since.setdefault(batch["id"], time.monotonic())
+        return time.monotonic() - since >= FORGOTTEN_AFTER_S
 
 
 def _wei(fills: list[dict[str, Any]]) -> int:

@@ -1,14 +1,20 @@
-"""The chain's side of a batch: positions as IntervalSettlement takes them, and what a mined
-batch settled or refused, read from its receipt by the ledger."""
+"""The chain's side of a batch: positions as IntervalSettlement takes them, what a mined
+batch settled or refused, read from its receipt by the ledger, and a batch the chain forgot."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from web3.exceptions import TransactionNotFound
+
 from firmware_bridge.signing import SignedReading
 from marketplace.intervals.orders import BUY, StandingOrders
 from marketplace.ledger import Ledger
 from marketplace.positions import Batch, BuyPosition, SellPosition
+
+# Wall seconds a sent batch stays unknown to the node before it counts as forgotten: a
+# worker's transaction manager sends again what it signed well within it (resubmit_after).
+FORGOTTEN_AFTER_S = 45.0
 
 
 def batch_of(orders: StandingOrders, through_n: int, positions: list[dict[str, Any]],
@@ -32,3 +38,21 @@ def outcome(ledger: Ledger, tx_hash: str) -> dict[str, Any] | None:
     """A sent batch: None while pending; else its status, the (account, side) pairs settled
     and the accounts refused with their reasons (IntervalLedger.batch_outcome)."""
     return ledger.intervals.batch_outcome(tx_hash)
+
+
+def unknown_to_node(ledger: Ledger, tx_hash: str) -> bool:
+    """Whether a sent batch's transaction is unknown to the node, and nobody here can send its
+    bytes again (anvil restarted from an older state, or a worker died before handing it
+    over). One this process signed and the node mined before it forgot is sent again instead
+    (same hash: it is followed as before)."""
+    record = ledger.txm.record(tx_hash)
+    if record is not None and (record.status in ("queued", "pending")
+                               or ledger.txm.send_forgotten(record)):
+        return False
+    try:
+        ledger.w3.eth.get_transaction(tx_hash)
+        return False  # in the pool or mined: its receipt comes
+    except TransactionNotFound:
+        return True
+    except Exception:  # the node is away: it may know it once back
+        return False

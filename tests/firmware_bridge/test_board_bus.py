@@ -10,13 +10,14 @@ import pytest
 from eth_account import Account
 
 from firmware_bridge import remote_boards as module
-from firmware_bridge.board_bus import LocalBus, RedisBus, bus_for
+from firmware_bridge.board_bus import LocalBus, RedisBus, bus_for, bus_key
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.remote_boards import STALE_S, RemoteBoards
 from firmware_bridge.signing import ReadingDomain, sign_reading
 from tests.common import wait_for
 
 METER = Account.create()
+KEY = bus_key("the workers' shared secret")  # what the wiring derives from SECRET_KEY
 DOMAIN = ReadingDomain(1337, Account.create().address)
 GOOD = {"voltage_v": 12.1, "current_a": 0.5, "power_w": 6.0, "wh_in": 10.0, "wh_out": 2.0,
         "relays": [True], "soc": None, "pv_w": None, "uptime_s": 3.0, "budgets": [None]}
@@ -110,7 +111,7 @@ def test_a_revoke_through_one_worker_stops_the_bridge_on_the_other():
 
 
 def test_the_bus_over_redis(redis_url):
-    bus_a, bus_b = bus_for(redis_url), bus_for(redis_url)
+    bus_a, bus_b = bus_for(redis_url, KEY), bus_for(redis_url, KEY)
     try:
         assert isinstance(bus_a, RedisBus)
         assert bus_a.wait_subscribed(10) and bus_b.wait_subscribed(10)
@@ -128,3 +129,12 @@ def test_the_bus_over_redis(redis_url):
         bus_a.close()
         bus_b.close()
     assert isinstance(bus_for(""), LocalBus) and isinstance(bus_for(None), LocalBus)
+    with pytest.raises(ValueError, match="needs a key"):  # an unsigned Redis bus is refused
+        bus_for(redis_url)
+
+
+def test_the_bus_key_is_derived_not_the_secret_itself():
+    assert bus_key("s") == bus_key(b"s") != bus_key("t")
+    assert b"s" not in bus_key("s") and len(bus_key("s")) == 32
+    with pytest.raises(ValueError):
+        bus_key("")

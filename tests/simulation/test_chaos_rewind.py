@@ -31,12 +31,10 @@ def active_on_chain(market, ledger):
     return opened
 
 
-# Found by this test (a real anvil SIGKILLed, restarted from its older state file): the rewind
-# is noticed ("chain went back", "deal 1 re-checked") but openDeal is not sent again within a
-# minute; the same flow with evm_revert (tests/marketplace/test_chain_follow.py) reopens it.
-# strict: once the market re-sends, this xfail fails and the marker goes.
-@pytest.mark.xfail(strict=True, reason="the market does not re-send openDeal after a real "
-                   "anvil restart from an older state dump (issue 16, section 2)")
+# Found by this test: anvil keeps a transaction whose nonce lies past the ones it forgot in
+# its pool without mining it, so the market's re-sent openDeal waited forever; the transaction
+# manager now sends the forgotten ones again (or signs the waiting one with the nonce the node
+# expects). With evm_revert (tests/marketplace/test_chain_follow.py) the node refused instead.
 @pytest.mark.parametrize("app", [ANVIL], indirect=True)
 def test_a_deal_lost_with_anvils_blocks_is_opened_again(runtime, caplog):
     people = ready(runtime)
@@ -55,7 +53,9 @@ def test_a_deal_lost_with_anvils_blocks_is_opened_again(runtime, caplog):
         assert ledger.deal_count() == 1 and ledger.block_number() > dumped
         backend.kill()  # SIGKILL: no dump of the blocks since
         backend.start()
-        assert ledger.block_number() == dumped and ledger.deal_count() == 0
+        # Only the deal's absence is certain: the runtime's own sends (mints) may mine blocks
+        # on the restarted node before this line reads its head.
+        assert ledger.deal_count() == 0
         wait_for(lambda: f"deal {deal['id']} re-checked" in caplog.text, timeout=60,
                  what="the market to re-check the forgotten deal")
         again = wait_for(active_on_chain(market, ledger), timeout=60,

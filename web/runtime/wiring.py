@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from firmware_bridge.board_bus import bus_for
+from firmware_bridge.board_bus import bus_for, bus_key
 from firmware_bridge.boards import BoardRouter
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.emulator import Microgrid
@@ -111,8 +111,9 @@ def wire(
                   if p["board_id"] and p["board_id"] not in local]
         own = _own_boards(config, store, data_dir, meter_keys)  # registered, served by a child
         registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
-        # With a message queue, what a bridge tells one worker reaches every worker.
-        bus = bus_for(config.get("MESSAGE_QUEUE"))
+        # With a message queue, what a bridge tells one worker reaches every worker, signed
+        # under a key derived from the SECRET_KEY they share (threats 73-74).
+        bus = bus_for(config.get("MESSAGE_QUEUE"), bus_key(config["SECRET_KEY"]))
         undo.callback(bus.close)
         remote_boards = RemoteBoards(
             listed(config.get("REMOTE_BOARDS")) + seated + registered, transport, bus=bus
