@@ -113,7 +113,8 @@ def wire(
         registered = [b["board_id"] for row in store.bridges() for b in row["boards"]]
         # With a message queue, what a bridge tells one worker reaches every worker, signed
         # under a key derived from the SECRET_KEY they share (threats 73-74).
-        bus = bus_for(config.get("MESSAGE_QUEUE"), bus_key(config["SECRET_KEY"]))
+        queue = config.get("MESSAGE_QUEUE")  # no queue: one process, a LocalBus, no key
+        bus = bus_for(queue, bus_key(config["SECRET_KEY"]) if queue else None)
         undo.callback(bus.close)
         remote_boards = RemoteBoards(
             listed(config.get("REMOTE_BOARDS")) + seated + registered, transport, bus=bus
