@@ -35,7 +35,7 @@ def _settlement(what: str) -> bool:
 
 @pytest.mark.xfail(strict=False, reason="open (docs/CHAOS.md, issue 16): after a kill the "
                    "published billing of the day's last intervals can lag the re-derived one "
-                   "(a clean clone at 7441ea7 failed so, 0 vs 2 Wh); it passes in most runs")
+                   "(it failed so in the last two runs, a clean clone at 7441ea7 among them)")
 def test_a_short_day_with_one_kill_of_each_kind(tmp_path):
     # ×600: an interval is 1.5 s of wall time; one fault is due every emulated 7.5 minutes
     # (each after the previous one recovered): 30 minutes, one fault of each of 4 kinds.
