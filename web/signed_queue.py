@@ -173,10 +173,15 @@ class SignedRedisManager(socketio.RedisManager):
         return message
 
 
-def signed_manager(url: str, secret: str | bytes, **options: Any) -> SignedRedisManager:
-    """The client manager for a portal's MESSAGE_QUEUE, signed under queue_key(secret)."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in SCHEMES:
+def check_queue_url(url: str) -> None:
+    """Refuse (ValueError) a MESSAGE_QUEUE this portal cannot sign: only Redis's are taken."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url
+    if url and scheme not in SCHEMES:
         raise ValueError(f"MESSAGE_QUEUE {scheme}:// is not supported: give a Redis URL "
                          "(redis://:PASSWORD@host:6379/0, rediss://… or unix://…)")
+
+
+def signed_manager(url: str, secret: str | bytes, **options: Any) -> SignedRedisManager:
+    """The client manager for a portal's MESSAGE_QUEUE, signed under queue_key(secret)."""
+    check_queue_url(url)
     return SignedRedisManager(url, key=queue_key(secret), **options)

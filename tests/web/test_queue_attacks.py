@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +42,7 @@ from web.signed_queue import (
     signed_manager,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 BOARD = "load-carol"
 SECRET = "the workers' shared SECRET_KEY"
 
@@ -203,12 +208,17 @@ def test_drops_are_logged_once_per_sender_in_a_while(caplog):
     assert "tag is missing or wrong (4 more dropped" in caplog.records[-1].getMessage()
 
 
-def test_the_queue_key_is_not_the_board_bus_key_and_a_non_redis_queue_is_refused():
+def test_the_queue_key_is_not_the_board_bus_key_and_a_non_redis_queue_is_refused(tmp_path):
     assert queue_key(SECRET) != bus_key(SECRET)
-    with pytest.raises(ValueError, match="redis://"):
-        signed_manager("amqp://guest@127.0.0.1//", SECRET)
     with pytest.raises(ValueError, match="secret"):
         queue_key("")
+    env = {**os.environ, "GRIDBID_MESSAGE_QUEUE": "amqp://guest@127.0.0.1//"}
+    done = subprocess.run(
+        [sys.executable, "-m", "web.cli", "run", "--data-dir", str(tmp_path), "--no-demo"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "MESSAGE_QUEUE amqp:// is not supported: give a Redis URL" in done.stderr
+    assert "Traceback" not in done.stderr and "Starting gunicorn" not in done.stderr
 
 
 def test_the_portal_signs_its_socketio_queue(tmp_path, redis_url):
