@@ -59,7 +59,8 @@ class Batching:
         self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, self.boundaries.day(through_n))
-        positions = [p for p in (self._position(groups[key]) for key in due) if p is not None]
+        positions = [p for p in (self._position(groups[key], through_n) for key in due)
+                     if p is not None]
         positions, short = self._with_tokens(positions)
         mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
                             {account for account, side in groups if side == SELL}, short)
@@ -137,7 +138,7 @@ class Batching:
 
     # -- a position ------------------------------------------------------------------------
 
-    def _position(self, fills: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _position(self, fills: list[dict[str, Any]], through_n: int) -> dict[str, Any] | None:
         """One account's netted position over its fills with a closing reading, as JSON."""
         row = self.orders.istore.order(fills[0]["order_id"])
         meter = row["order"]["meter"]
@@ -151,20 +152,52 @@ class Batching:
         if closing is None:
             return None
         included = included[:last]
-        baseline = None
-        if self._settled_through(account, meter) == 0:
+        settled = self.ledger.intervals.position_of(account, meter)
+        baseline, newer_than = None, int(settled["last_at"])
+        if int(settled["last_interval"]) == 0:
             baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
             if baseline is None:
                 return None
+            newer_than = int(baseline["timestamp"])
+        to = self._to(included[-1])
+        if int(closing["timestamp"]) <= newer_than:
+            # A boundary's reading is the board's cached one (signed each whole second, stale
+            # while its bridge is away): not newer than what the account last settled on (or
+            # its baseline), the contract refuses it (READING_OUT_OF_TIME), and a position
+            # built alike at every boundary would never settle: a later signed one closes it.
+            fresher = self._fresher(account, side, meter, to, through_n, newer_than)
+            if fresher is None:
+                return None  # none signed since: the next boundary's may be
+            to, closing = fresher
         wh = sum(int(f["billed_wh"]) for f in included)
         if side == SELL:  # never a sell the contract refuses (PRICE): fewer Wh burned
             wh = self._within_floor(account, wh, _wei(included), row["order"])
         return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
                 "order": row["order"], "order_sig": self._order_sig(row),
                 "closing": closing, "baseline": baseline,
-                "from_interval": included[0]["n"], "to_interval": self._to(included[-1]),
+                "from_interval": included[0]["n"], "to_interval": to,
                 "filled_intervals": sum(1 for f in included if f["wh"] > 0),
                 "wh": wh, "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
+
+    def _fresher(self, account: str, side: str, meter: str, to: int, through_n: int,
+                 newer_than: int) -> tuple[int, dict[str, Any]] | None:
+        """The first boundary reading of a meter after interval `to` (up to through_n) signed
+        after newer_than, and the position's last interval with it: that interval when no
+        other fill of the account's side lies between (so the baseline's age bound spans the
+        later reading; a later fill must stay after the position), a buy within its day."""
+        others = {f["n"] for f in self.istore.unsettled(account) if f["side"] == side}
+        n, last = self.istore.next_n(to), to
+        while n is not None and n <= through_n:
+            if n in others or (side == BUY and
+                               self.boundaries.day(n) != self.boundaries.day(to)):
+                last = None  # the span stays the position's own from here on
+            elif last is not None:
+                last = n
+            end = self.istore.readings(n)["end"].get(meter)
+            if end is not None and int(end["timestamp"]) > newer_than:
+                return (to if last is None else last), end
+            n = self.istore.next_n(n)
+        return None
 
     def _to(self, last: dict[str, Any]) -> int:
         """The position's last interval: the one after its last fill when that fill closed on
@@ -193,10 +226,6 @@ class Batching:
         except Exception:  # unreadable: the signature is always accepted
             return row["signature"]
         return "0x" if state == "verified" else row["signature"]
-
-    def _settled_through(self, account: str, meter: str) -> int:
-        """The last interval the contract settled for an account on its meter (0: none yet)."""
-        return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
     def _with_tokens(self, positions: list[dict[str, Any]]
                      ) -> tuple[list[dict[str, Any]], set[str]]:

@@ -1,0 +1,119 @@
+"""A position's closing reading is newer than what its account last settled on (issue 16,
+the chaos day's bridge kill): a boundary stores a board's cached signed reading, stale while
+its bridge is away (readings are signed each whole second), so a fill's end reading can be
+the very reading the account last settled on. Built as it was at every boundary, that
+position was refused READING_OUT_OF_TIME at every one; it closes on a later boundary reading.
+
+The store is real (SQLite and PostgreSQL); the chain's answers (the account's settled state,
+an order verified) are given by a stand-in ledger: the contract's own rule is checked in
+tests/contracts/test_interval_settlement.py ("READING_OUT_OF_TIME" cases).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from marketplace.intervals.batching import Batching
+from marketplace.intervals.boundaries import Boundaries
+from marketplace.intervals.store import IntervalStore
+from marketplace.settings import Settings
+from marketplace.store import Store
+
+METER = "0x00000000000000000000000000000000000000aa"
+BUYER = "0x00000000000000000000000000000000000000b0"
+
+
+def reading(wh: int, at: int) -> dict:
+    return {"meter": METER, "whIn": wh, "whOut": 0, "timestamp": at, "signature": "0x"}
+
+
+class Settled:
+    """The contract's answers for one account: its last settled reading, orders verified."""
+
+    def __init__(self, last_interval: int, last_at: int, last_wh: int):
+        self.state = {"last_interval": last_interval, "last_at": last_at, "last_wh": last_wh,
+                      "day": 0, "day_spent_wei": 0}
+
+    def position_of(self, account: str, meter: str) -> dict:
+        return self.state
+
+    def order_state(self, digest: bytes) -> dict:
+        return {"state": "verified"}
+
+
+@pytest.fixture
+def istore(location):
+    store = Store(location)
+    yield IntervalStore(store)
+    store.close()
+
+
+def batching(istore: IntervalStore, chain: Settled) -> Batching:
+    ledger = SimpleNamespace(intervals=chain)
+    return Batching(istore, SimpleNamespace(istore=istore), ledger, clock=None,
+                    settings=Settings(), boundaries=Boundaries(900, 600),
+                    members=lambda: [], signed=lambda board: None)
+
+
+def interval(istore: IntervalStore, n: int, start: dict, end: dict) -> None:
+    assert istore.claim(n, float(n), "w", "clear")
+    istore.clear_interval(n, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(n, METER, "start", start)
+    istore.add_reading(n, METER, "end", end)
+
+
+def fill(istore: IntervalStore, n: int, order: int, billed: int) -> None:
+    istore.add_fill(n, BUYER, "buy", order, billed, 10)
+    (row,) = [f for f in istore.fills(n) if f["order_id"] == order]
+    istore.account_fill(row["id"], billed, billed, 10 * billed)
+
+
+def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    settled = reading(100, 1_000)  # what the account's last position closed on
+    interval(istore, 10, reading(90, 998), settled)
+    interval(istore, 11, settled, settled)  # its bridge away: the cached reading again
+    interval(istore, 12, settled, reading(130, 1_004))  # back: a newer one
+    fill(istore, 10, order, 8)
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=12)
+    # Not the reading the account settled on; the position spans the later one's interval.
+    assert position["closing"]["timestamp"] == 1_004
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 12, 8)
+    # Nothing newer signed yet: the position waits rather than being refused again.
+    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+
+
+def test_a_later_fill_keeps_the_position_before_it(istore):
+    first = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    later = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    settled = reading(100, 1_000)
+    interval(istore, 10, reading(90, 998), settled)
+    interval(istore, 11, settled, settled)
+    interval(istore, 12, settled, reading(130, 1_004))
+    fill(istore, 10, first, 8)
+    fill(istore, 11, later, 0)  # the next order's fill: it must stay after this position
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    fills = [f for f in istore.unsettled() if f["order_id"] == first]
+    position = batching(istore, chain)._position(fills, through_n=12)
+    assert position["closing"]["timestamp"] == 1_004
+    assert position["to_interval"] == 10
+
+
+def test_a_first_position_closes_after_its_baseline(istore):
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    cached = reading(100, 1_000)  # start and end alike: the bridge was away all interval
+    interval(istore, 10, cached, cached)
+    interval(istore, 11, cached, reading(104, 1_003))
+    fill(istore, 10, order, 0)
+    fill(istore, 11, order, 4)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    assert position["baseline"]["timestamp"] == 1_000
+    assert position["closing"]["timestamp"] == 1_003  # its own last fill's, newer
+    # A one-fill position whose only end reading is its baseline closes on the next one.
+    only = [f for f in istore.unsettled() if f["n"] == 10]
+    position = batching(istore, chain)._position(only, through_n=11)
+    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 10)
