@@ -53,12 +53,14 @@ class Bus:
         self.attacker.publish(CHANNEL, message if isinstance(message, str)
                               else json.dumps(message))
         marker = f"m{time.monotonic_ns()}"
-        # An empty claim, signed by worker A's bus, changes no board; B has applied everything
+        # An empty claim, signed by worker A's bus, changes no board; each worker has applied all
         # before it once it has heard of the marker's peer (Redis delivers to a subscriber in
         # the order it ran the publishes, and the attacker's had returned).
         self.buses[0].publish({"t": "claim", "w": "Z", "peer": marker, "since": 0,
                                "boards": []})
-        wait_for(lambda: marker in self.b.heard, timeout=10, what="the attacker's messages")
+        # Both workers: A hears the attacker's text on its own subscription, as B does.
+        wait_for(lambda: marker in self.a.heard and marker in self.b.heard, timeout=10,
+                 what="the attacker's messages on both workers")
 
     def honest_reading(self, wh_in: float) -> None:
         """The real bridge reports through A, signed by the board's meter."""
