@@ -153,6 +153,9 @@ class Batching:
             return None
         included = included[:last]
         settled = self.ledger.intervals.position_of(account, meter)
+        if int(settled["last_interval"]) >= included[0]["n"]:
+            self._adopt(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
+            return None
         baseline, newer_than = None, int(settled["last_at"])
         if int(settled["last_interval"]) == 0:
             baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
@@ -198,6 +201,22 @@ class Batching:
                 return (to if last is None else last), end
             n = self.istore.next_n(n)
         return None
+
+    def _adopt(self, fills: list[dict[str, Any]]) -> None:
+        """Fills the chain settled already, marked settled by the batch that holds them: one
+        whose worker died between its send and recording it ('sending'), or failed as
+        forgotten and mined after all; without this their positions went again at every
+        boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good."""
+        ids = {f["id"] for f in fills}
+        for batch in self.istore.unmined_batches():
+            held = {i for p in batch["positions"]["positions"] for i in p["fill_ids"]}
+            if ids <= held:
+                log.warning("interval batch %s (%s) was settled on chain: its fills %s marked "
+                            "settled", batch["id"], batch["status"], sorted(ids))
+                self.istore.mark_settled(sorted(ids), batch["id"])
+                self.istore.update_batch(batch["id"], status="mined")
+                return
+        log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
 
     def _to(self, last: dict[str, Any]) -> int:
         """The position's last interval: the one after its last fill when that fill closed on

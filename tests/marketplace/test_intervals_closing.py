@@ -117,3 +117,23 @@ def test_a_first_position_closes_after_its_baseline(istore):
     only = [f for f in istore.unsettled() if f["n"] == 10]
     position = batching(istore, chain)._position(only, through_n=11)
     assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 10)
+
+
+@pytest.mark.parametrize("status", ["sending", "failed"])
+def test_fills_the_chain_settled_by_an_unfollowed_batch_are_marked_settled(istore, status):
+    """The settling worker killed between its send and recording it (the batch stays
+    'sending'), or a batch failed as forgotten and mined after all: the chain's last settled
+    interval is past the fills, so their position would be refused NOT_AFTER_LAST forever."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    interval(istore, 10, reading(90, 998), reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_000), reading(104, 1_003))
+    fill(istore, 10, order, 8)
+    (row,) = istore.unsettled()
+    batch = istore.add_batch(10, {"positions": [{"fill_ids": [row["id"]]}], "mints": []},
+                             "0x", 5.0)
+    istore.update_batch(batch, status=status)
+    chain = Settled(last_interval=10, last_at=1_000, last_wh=100)
+    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+    assert istore.unsettled() == []
+    assert [f["settled_batch"] for f in istore.fills(10)] == [batch]
+    assert istore.batches(status="mined")[0]["id"] == batch
