@@ -48,6 +48,7 @@ class Batching:
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
         self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
+        self._behind: set[tuple[str, str]] = set()  # groups with later fills (_groups)
 
     def step(self, through_n: int) -> int | None:
         """Follow the batches in flight, else send the due participants' positions in as
@@ -76,8 +77,9 @@ class Batching:
     def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Unsettled fills up to through_n per (account, side), the oldest order's and day's
         only: a position names one order and may not span two days (the daily budget), so
-        later fills settle after it."""
+        later fills settle after it (self._behind: the keys with such later fills)."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self._behind = set()
         for fill in self.istore.unsettled():
             if fill["n"] > through_n:
                 continue
@@ -86,15 +88,16 @@ class Batching:
             if first is not None and (first["order_id"] != fill["order_id"] or
                                       self.boundaries.day(first["n"]) !=
                                       self.boundaries.day(fill["n"])):
+                self._behind.add(key)
                 continue
             groups[key].append(fill)
         return groups
 
     def _due(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
              accounted_day: int) -> list[tuple[str, str]]:
-        """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, a COMMUNITY
-        withdrawal or move asked for, or a switch to the lot market waiting; buyers added while
-        the sells would overdraw the pool.
+        """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, later fills
+        waiting behind it, a COMMUNITY withdrawal or move asked for, or a switch to the lot
+        market waiting; buyers added while the sells would overdraw the pool.
 
         accounted_day is the day of the interval that just ended: an interval is accounted one
         boundary after it ends, so every interval of an earlier day is accounted. Settling at
@@ -106,8 +109,11 @@ class Batching:
         for key, fills in groups.items():
             unsettled = sum(int(f["billed_wh"]) for f in fills)
             day_end = self.boundaries.day(fills[0]["n"]) < accounted_day
-            if day_end or unsettled >= self.settings.settle_wh or key[0] in leaving or (
-                    key[1] == BUY and self._withdrawing(key[0])):
+            # A group with later fills behind it (another order's, a later day's) grows no
+            # more: below settle_wh (0 Wh billed while a bridge was away and its relay open)
+            # it would hold the account's later fills until the day's end.
+            if day_end or unsettled >= self.settings.settle_wh or key in self._behind or \
+                    key[0] in leaving or (key[1] == BUY and self._withdrawing(key[0])):
                 due.append(key)
         sells = sum(_wei(groups[k]) for k in due if k[1] == SELL)
         if sells:

@@ -137,3 +137,23 @@ def test_fills_the_chain_settled_by_an_unfollowed_batch_are_marked_settled(istor
     assert istore.unsettled() == []
     assert [f["settled_batch"] for f in istore.fills(10)] == [batch]
     assert istore.batches(status="mined")[0]["id"] == batch
+
+
+def test_a_small_group_with_later_fills_behind_it_is_due(istore):
+    """An order's fills billed 0 Wh (its board's bridge away, the relay open), then a new
+    order's billed fills: the old group grows no more, and below SETTLE_WH it held the
+    account's later fills until the day's end (the chaos day's bridge kill)."""
+    old = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    new = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    interval(istore, 10, reading(90, 998), reading(90, 999))
+    interval(istore, 11, reading(90, 999), reading(120, 1_001))
+    fill(istore, 10, old, 0)
+    fill(istore, 11, new, 30)
+    chain = Settled(last_interval=9, last_at=990, last_wh=90)
+    made = batching(istore, chain)
+    made.settings = Settings(settle_wh=1000)
+    groups = made._groups(11)
+    assert [f["order_id"] for f in groups[(BUYER, "buy")]] == [old]
+    assert made._due(groups, made.boundaries.day(11)) == [(BUYER, "buy")]
+    position = made._position(groups[(BUYER, "buy")], through_n=11)
+    assert (position["wh"], position["to_interval"]) == (0, 10)
