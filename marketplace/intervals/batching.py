@@ -164,7 +164,10 @@ class Batching:
             return None
         baseline, newer_than = None, int(settled["last_at"])
         if int(settled["last_interval"]) == 0:
-            baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
+            # The first start reading among its fills: one without (a boundary whose worker
+            # had no signed reading of the board yet, its bridge away) metered, so billed, 0.
+            baseline = next((r for f in included if (
+                r := self.istore.readings(f["n"])["start"].get(meter)) is not None), None)
             if baseline is None:
                 return None
             newer_than = int(baseline["timestamp"])

@@ -157,3 +157,20 @@ def test_a_small_group_with_later_fills_behind_it_is_due(istore):
     assert made._due(groups, made.boundaries.day(11)) == [(BUYER, "buy")]
     position = made._position(groups[(BUYER, "buy")], through_n=11)
     assert (position["wh"], position["to_interval"]) == (0, 10)
+
+
+def test_a_first_position_without_its_first_start_reading_takes_the_next(istore):
+    """A boundary without the board's signed reading (a restarted worker's cache empty, its
+    bridge away) leaves a fill without a start reading, metered and billed 0: the account's
+    first position took its baseline from that fill only, found none, and never settled."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.clear_interval(10, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(10, METER, "end", reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_000), reading(110, 1_002))
+    fill(istore, 10, order, 0)
+    fill(istore, 11, order, 10)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    assert position["baseline"]["timestamp"] == 1_000
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 10)
