@@ -49,6 +49,7 @@ class Batching:
         self._tried_through: int | None = None  # batches are built once per boundary
         self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
         self._behind: set[tuple[str, str]] = set()  # groups with later fills (_groups)
+        self._wall = 0  # the contract's interval in block seconds, once read
 
     def step(self, through_n: int) -> int | None:
         """Follow the batches in flight, else send the due participants' positions in as
@@ -181,6 +182,9 @@ class Batching:
             if fresher is None:
                 return None  # none signed since: the next boundary's may be
             to, closing = fresher
+        if baseline is not None:
+            to = self._spanning(account, side, included[0]["n"], to, through_n,
+                                int(closing["timestamp"]) - int(baseline["timestamp"]))
         wh = sum(int(f["billed_wh"]) for f in included)
         if side == SELL:  # never a sell the contract refuses (PRICE): fewer Wh burned
             wh = self._within_floor(account, wh, _wei(included), row["order"])
@@ -210,6 +214,34 @@ class Batching:
                 return (to if last is None else last), end
             n = self.istore.next_n(n)
         return None
+
+    def _spanning(self, account: str, side: str, first: int, to: int, through_n: int,
+                  age_s: int) -> int:
+        """A first position's last interval, moved later until the contract's bound on its
+        baseline's age ((to − from + 2) intervals of block time) spans baseline to closing:
+        a baseline from a board's stale cache (its bridge, or the one worker its bridge
+        serves, away) is older than that, and the position was refused READING_OUT_OF_TIME
+        at every boundary. Never past the account's next fill (it must stay after the
+        position), through_n, or a buy's day."""
+        wall = self._wall_s()
+        if wall <= 0 or first - 2 + -(-age_s // wall) <= to:
+            return to
+        need = first - 2 + -(-age_s // wall)
+        later = [f["n"] for f in self.istore.unsettled(account) if f["side"] == side and
+                 f["n"] > to]
+        last = min([through_n, need] + [n - 1 for n in later])
+        while last > to and side == BUY and self.boundaries.day(last) != self.boundaries.day(to):
+            last -= 1
+        return max(to, last)
+
+    def _wall_s(self) -> int:
+        """The contract's interval in block seconds (fixed at its deployment; 0: unreadable)."""
+        if not self._wall:
+            try:
+                self._wall = int(self.ledger.intervals.parameters()["interval_wall_s"])
+            except Exception:  # the chain is away: the next position asks again
+                return 0
+        return self._wall
 
     def _adopt(self, fills: list[dict[str, Any]]) -> None:
         """Fills the chain settled already, marked settled by the batch that holds them: one

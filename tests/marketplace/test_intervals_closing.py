@@ -42,6 +42,9 @@ class Settled:
     def order_state(self, digest: bytes) -> dict:
         return {"state": "verified"}
 
+    def parameters(self) -> dict:
+        return {"interval_wall_s": 2}
+
 
 @pytest.fixture
 def istore(location):
@@ -174,3 +177,22 @@ def test_a_first_position_without_its_first_start_reading_takes_the_next(istore)
     position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
     assert position["baseline"]["timestamp"] == 1_000
     assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 10)
+
+
+def test_a_first_position_spans_a_baseline_from_a_stale_cache(istore):
+    """The contract bounds a first position's baseline age by (to - from + 2) intervals of
+    block time (2 s here): a start reading 10 s older than the closing (the board's cache
+    while the one worker its bridge served was down) is refused READING_OUT_OF_TIME unless
+    the position spans more intervals, up to the account's next fill."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    later = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    interval(istore, 10, reading(90, 990), reading(100, 1_000))
+    fill(istore, 10, order, 8)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    mine = [f for f in istore.unsettled() if f["order_id"] == order]
+    position = batching(istore, chain)._position(mine, through_n=20)
+    assert position["to_interval"] == 13  # (13 - 10 + 2) * 2 s >= 10 s
+    interval(istore, 12, reading(100, 1_000), reading(104, 1_003))
+    fill(istore, 12, later, 4)
+    position = batching(istore, chain)._position(mine, through_n=20)
+    assert position["to_interval"] == 11  # the next fill stays after it
