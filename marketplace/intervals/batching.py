@@ -150,15 +150,14 @@ class Batching:
         row = self.orders.istore.order(fills[0]["order_id"])
         meter = row["order"]["meter"]
         account, side = fills[0]["address"], fills[0]["side"]
-        closing, included = None, []
-        for fill in fills:  # the last fill with an end reading closes the position
+        closing, last = None, len(fills)
+        for i, fill in enumerate(fills):  # the last fill with an end reading closes it
             end = self.istore.readings(fill["n"])["end"].get(meter)
-            included.append(fill)
             if end is not None:
-                closing, last = end, len(included)
-        if closing is None:
-            return None
-        included = included[:last]
+                closing, last = end, i + 1
+        # None: no fill has an end reading (each metered, so billed, 0): a later boundary
+        # reading closes it below, else the account's later fills behind it wait for good.
+        included = fills[:last]
         settled = self.ledger.intervals.position_of(account, meter)
         if int(settled["last_interval"]) >= included[0]["n"]:
             self._adopt(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
@@ -173,7 +172,7 @@ class Batching:
                 return None
             newer_than = int(baseline["timestamp"])
         to = self._to(included[-1])
-        if int(closing["timestamp"]) <= newer_than:
+        if closing is None or int(closing["timestamp"]) <= newer_than:
             # A boundary's reading is the board's cached one (signed each whole second, stale
             # while its bridge is away): not newer than what the account last settled on (or
             # its baseline), the contract refuses it (READING_OUT_OF_TIME), and a position

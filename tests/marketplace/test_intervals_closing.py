@@ -196,3 +196,21 @@ def test_a_first_position_spans_a_baseline_from_a_stale_cache(istore):
     fill(istore, 12, later, 4)
     position = batching(istore, chain)._position(mine, through_n=20)
     assert position["to_interval"] == 11  # the next fill stays after it
+
+
+def test_a_group_without_an_end_reading_closes_on_a_later_one(istore):
+    """A fill whose interval has no end reading of the meter (metered, so billed, 0): its
+    group had no closing and held the account's later fills behind it for good."""
+    old = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    new = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.clear_interval(10, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(10, METER, "start", reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_001), reading(110, 1_002))
+    fill(istore, 10, old, 0)
+    fill(istore, 11, new, 10)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    mine = [f for f in istore.unsettled() if f["order_id"] == old]
+    position = batching(istore, chain)._position(mine, through_n=11)
+    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_002, 10)
+    assert position["wh"] == 0 and position["baseline"]["timestamp"] == 1_000
