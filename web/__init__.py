@@ -15,7 +15,7 @@ from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
-from web.session import MAX_SESSION_S
+from web.session import MAX_SESSION_S, VerifiedCookieSessions
 from web.signed_queue import signed_manager
 from web.state import KEY, PortalState, portal
 
@@ -34,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
+    app.session_interface = VerifiedCookieSessions()
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
 
     for feature in (pages, auth, wallet, market, intervals, grid, admin, tx, chain, rpc, book):
