@@ -16,6 +16,7 @@ from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
 from web.session import MAX_SESSION_S
+from web.signed_queue import signed_manager
 from web.state import KEY, PortalState, portal
 
 # web.simulate and bench read DEFAULTS
@@ -41,11 +42,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = csrf_token
     errors.register(app)
     # Same-origin only (the default): another site cannot open a socket with our cookie.
-    # With a message queue, an emit from any worker reaches the browsers of every worker.
-    socketio.server_options.pop("client_manager", None)  # not kept from an earlier app
-    socketio.init_app(
-        app, async_mode="threading", message_queue=app.config["MESSAGE_QUEUE"] or None
-    )
+    # With a message queue, an emit from any worker reaches the browsers of every worker,
+    # signed under a key derived from the SECRET_KEY they share (threat 76).
+    for kept in ("client_manager", "message_queue"):  # not kept from an earlier app
+        socketio.server_options.pop(kept, None)
+    queue = app.config["MESSAGE_QUEUE"]
+    managed = {"client_manager": signed_manager(queue, app.config["SECRET_KEY"])} if queue else {}
+    socketio.init_app(app, async_mode="threading", **managed)
     live.register(socketio)
     runtime = Runtime(app.config, transport=send_command)
     app.extensions[KEY] = PortalState(

@@ -415,6 +415,14 @@ def day_start(chain: Chain) -> Day:
     return open_day(chain)
 
 
+@pytest.fixture
+def day_mid(chain: Chain) -> Day:
+    """The `day` fixture's community with its chain's time in a day's eleventh interval: a
+    test's positions up to n+6 lie in the same day as n (the `day` fixture promises n+4)."""
+    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + 10 * INTERVAL_S + 100 - 3_600)
+    return open_day(chain)
+
+
 def open_day(chain: Chain) -> Day:
     """The `day` fixture's community on `chain` at the chain's present time."""
     chain.enroll_producer(chain.seller_meter, chain.seller)
