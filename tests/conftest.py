@@ -29,6 +29,15 @@ SLOW_FIRST = (
     "tests/web/test_pages.py",
     "tests/web/test_bus_check.py",
     "tests/contracts/test_gas.py",
+    # 25-90 s each in a run on a loaded machine (CI did not list them)
+    "tests/geth_private/test_cli.py",
+    "tests/web/test_remote_bridge.py",
+    "tests/web/test_verify_intervals.py",
+    "tests/firmware_bridge/test_bridge_cli.py",
+    "tests/marketplace/test_parties.py",
+    "tests/web/test_automatic_trading.py",
+    "tests/web/test_serve_nginx.py",
+    "tests/web/test_local_bridge.py",
 )
 
 
