@@ -393,8 +393,11 @@ def compile_check(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Comple
         if not answer.exists():
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
             answer.write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(answer, cached)
+            if done.returncode == 0:  # only a clean answer is kept: a stale one is fixed next
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                partial = cached.with_suffix(f".{os.getpid()}.tmp")  # others read it whole
+                shutil.copyfile(answer, partial)
+                os.replace(partial, cached)
     code, out, err = json.loads(answer.read_text())
     return subprocess.CompletedProcess(command, code, out, err)
 
