@@ -17,6 +17,7 @@ from tests.services import postgres_server, postgres_url, redis_url  # noqa: F40
 # with --no-loadscope-reorder) ran these one-test modules last, so the other worker idled
 # while the last of them ran. Scheduled first, they overlap, and small modules fill the end.
 SLOW_FIRST = (
+    "tests/web/test_local_bridge_workers.py",  # 68-94 s (issue 16's one-bridge handover)
     "tests/simulation/test_chaos_rewind.py",
     "tests/simulation/test_chaos.py",
     "tests/simulation/test_simulate.py",
@@ -38,6 +39,8 @@ SLOW_FIRST = (
     "tests/web/test_automatic_trading.py",
     "tests/web/test_serve_nginx.py",
     "tests/web/test_local_bridge.py",
+    "tests/web/test_local_bridge_keeper.py",  # ~50 s, 15 s of it PostgreSQL's start
+    "tests/marketplace/test_intervals_closing.py",
 )
 
 
