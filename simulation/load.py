@@ -5,7 +5,9 @@ interval market's step, …) by wrapping each loop's step, notes how long each i
 clearing took (from the clock reaching the boundary to its `interval` publication, told by
 the boundary sync), and samples once a wall second: the Wh metered and accounted but not yet
 settled on chain (the settlement lag), the resident memory of this process (the portal's
-runtime runs in it) and of its children (the chain node), threads, descriptors and CPU time.
+runtime runs in it) and of its children (the chain node), threads, descriptors, CPU time and
+the machine's 1-minute load average (what else wanted the cores: a shared machine's figures
+mean little without it).
 Gas per block comes from the receipts the journal sees. `figures()` sums it up.
 """
 
@@ -144,6 +146,7 @@ class LoadMeter:
             "portal_rss_mb": spread([s["rss"] for s in samples], 1 / 2**20, 0),
             "children_rss_mb": spread([s["children_rss"] for s in samples], 1 / 2**20, 0),
             "threads": spread([s["threads"] for s in samples], 1, 0),
+            "load_average": spread([s["loadavg"] for s in samples], 1, 1),
             "fds": spread([s["fds"] for s in samples], 1, 0),
             "gas_per_block": spread(gas, 1, 0), "blocks": len(gas),
             "cpu_cores": {"portal": round(self._cpu("self") / wall, 2) if wall else None,
@@ -170,7 +173,8 @@ class LoadMeter:
             kids = children()
             sample = {"t": time.monotonic() - self._wall0, "rss": rss_bytes(),
                       "children_rss": sum(rss_bytes(c) for c in kids),
-                      "threads": threading.active_count(), "fds": _open_fds()}
+                      "threads": threading.active_count(), "fds": _open_fds(),
+                      "loadavg": os.getloadavg()[0]}
             for kid in kids:
                 self._cpu0.setdefault(str(kid), 0.0)
             if self.unsettled_wh is not None:
@@ -217,6 +221,7 @@ def load_section(load: dict[str, Any] | None) -> list[str]:
               row("chain node (children) RSS", load["children_rss_mb"], "MB"),
               row("threads", load["threads"], "count"),
               row("open descriptors", load["fds"], "count"),
+              row("machine load average (1 min)", load.get("load_average"), "runnable"),
               row("gas per block (blocks with transactions)", load["gas_per_block"], "gas"), "",
               f"Boards' failsafe trips (a heartbeat later than the board's timeout): "
               f"{load['failsafe_trips']}.", "",
