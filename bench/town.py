@@ -124,6 +124,8 @@ def day_lines(day: Path) -> str:
         ("open descriptors", load["fds"], ""),
         ("machine load average (1 min)", load.get("load_average"), ""),
         ("gas per block", load["gas_per_block"], "gas"),
+        ("full garbage collection (holds every thread)",
+         (load.get("gc_pause_ms") or {}).get("2"), "ms"),
     ):
         s = s or {}
         lines.append(f"  {what:<50} p50 {s.get('p50')} p99 {s.get('p99')} max {s.get('max')}"

@@ -7,12 +7,14 @@ the boundary sync), and samples once a wall second: the Wh metered and accounted
 settled on chain (the settlement lag), the resident memory of this process (the portal's
 runtime runs in it) and of its children (the chain node), threads, descriptors, CPU time and
 the machine's 1-minute load average (what else wanted the cores: a shared machine's figures
-mean little without it).
+mean little without it). It also times the interpreter's garbage collections: a full one
+holds every thread of the process (heartbeats, board lines, the market) for its length.
 Gas per block comes from the receipts the journal sees. `figures()` sums it up.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -86,6 +88,9 @@ class LoadMeter:
         self._thread: threading.Thread | None = None
         self._wall0 = time.monotonic()
         self._cpu0 = {"self": cpu_seconds("self")}
+        # Seconds of each collection by generation (keys fixed: the callback only appends).
+        self.gc_pauses: dict[int, list[float]] = {g: [] for g in range(3)}
+        self._gc_started = 0.0
 
     def watch_loops(self, loops: Iterable[Any]) -> None:
         """Time every pass of each loop from now on (its step replaced by a timed one)."""
@@ -99,10 +104,13 @@ class LoadMeter:
                       **{str(c): cpu_seconds(c) for c in children()}}
         self._thread = threading.Thread(target=self._run, name="load-meter", daemon=True)
         self._thread.start()
+        gc.callbacks.append(self._on_gc)
 
     def stop(self) -> None:
         """Stop sampling (the figures keep what was sampled)."""
         self._stop.set()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -153,7 +161,16 @@ class LoadMeter:
                           "children": round(self._children_cpu() / wall, 2) if wall else None},
             "wall_s": round(wall, 1), "phases_s": dict(self.phases_s),
             "failsafe_trips": self.board_events.get("FAILSAFE", 0),
+            "gc_pause_ms": {str(g): spread(t, 1000) for g, t in sorted(self.gc_pauses.items())},
         }
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """A collection starting or ending (gc.callbacks; the collecting thread holds the GIL,
+        so no lock is needed and none may be taken: it could be held by the interrupted code)."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses[info["generation"]].append(time.perf_counter() - self._gc_started)
 
     def _timed(self, name: str, step: Callable[[], object]) -> Callable[[], object]:
         times = self.passes.setdefault(name, [])
@@ -222,7 +239,9 @@ def load_section(load: dict[str, Any] | None) -> list[str]:
               row("threads", load["threads"], "count"),
               row("open descriptors", load["fds"], "count"),
               row("machine load average (1 min)", load.get("load_average"), "runnable"),
-              row("gas per block (blocks with transactions)", load["gas_per_block"], "gas"), "",
+              row("gas per block (blocks with transactions)", load["gas_per_block"], "gas"),
+              *[row(f"garbage collection, generation {g} (holds every thread)", s, "ms")
+                for g, s in (load.get("gc_pause_ms") or {}).items()], "",
               f"Boards' failsafe trips (a heartbeat later than the board's timeout): "
               f"{load['failsafe_trips']}.", "",
               f"CPU over {load['wall_s']} s of wall time: portal {load['cpu_cores']['portal']} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from types import SimpleNamespace
@@ -68,4 +69,16 @@ def test_the_sampler_sees_this_process_and_its_children() -> None:
     sample = meter.samples[0]
     assert sample["rss"] > 0 and sample["fds"] > 0 and sample["unsettled_wh"] == 3.0
     assert sample["loadavg"] >= 0.0
+
+
+def test_full_collections_are_timed_while_sampling() -> None:
+    meter = LoadMeter()
+    meter.start()
+    try:
+        gc.collect()
+    finally:
+        meter.stop()
+    gc.collect()  # after stop(): not counted
+    assert len(meter.gc_pauses[2]) == 1
+    assert meter.figures()["gc_pause_ms"]["2"]["n"] == 1
     assert isinstance(children(), list)
