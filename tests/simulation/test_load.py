@@ -7,7 +7,15 @@ import threading
 import time
 from types import SimpleNamespace
 
-from simulation.load import LoadMeter, children, load_section, percentile, rss_bytes, spread
+from simulation.load import (
+    LoadMeter,
+    children,
+    load_section,
+    percentile,
+    rss_bytes,
+    settle_heap,
+    spread,
+)
 from web.runtime.loops import Loop
 
 
@@ -82,3 +90,15 @@ def test_full_collections_are_timed_while_sampling() -> None:
     assert len(meter.gc_pauses[2]) == 1
     assert meter.figures()["gc_pause_ms"]["2"]["n"] == 1
     assert isinstance(children(), list)
+
+
+def test_the_heap_alive_at_start_up_is_left_out_of_later_collections() -> None:
+    alive = [[n] for n in range(50_000)]  # long-lived objects, as the stack's are
+    try:
+        frozen = settle_heap()
+        assert frozen >= len(alive) and gc.get_freeze_count() == frozen
+        # A full collection now walks what was made since, not the frozen heap.
+        assert all(gc.is_tracked(a) for a in alive[:3])
+        assert not any(a is alive[0] for a in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
