@@ -127,7 +127,8 @@ def day_lines(day: Path) -> str:
         ("full garbage collection (holds every thread)",
          (load.get("gc_pause_ms") or {}).get("2"), "ms"),
     ):
-        s = s or {}
+        if not s or not s.get("n"):
+            continue  # a figure this day's code did not record
         lines.append(f"  {what:<50} p50 {s.get('p50')} p99 {s.get('p99')} max {s.get('max')}"
                      f" {unit} (n {s.get('n')})")
     lines.append(f"  blocks with transactions {load['blocks']}; CPU cores: portal "
