@@ -4,7 +4,9 @@ is connected elsewhere); one emulated board behind a real Bridge and RemoteBridg
 
 Two python-socketio servers (the portal's Socket.IO stack, without the market) share one
 redis-server started here on a free port; the bridge connects to server B. 500 set_relay
-commands each way, one after the other. Run: .venv/bin/python bench/bridge_queue.py
+commands each way, one after the other; once with python-socketio's own RedisManager, once with
+the portal's SignedRedisManager (web/signed_queue.py: every queue message HMAC-signed and
+checked), so the signing's cost is the difference. Run: .venv/bin/python bench/bridge_queue.py
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ from firmware_bridge.bridge import Bridge  # noqa: E402
 from firmware_bridge.emulator import Microgrid  # noqa: E402
 from firmware_bridge.remote import RemoteBridge  # noqa: E402
 from geth_private.anvil import free_port  # noqa: E402
+from web.signed_queue import signed_manager  # noqa: E402
 
 N = 500
 WARMUP = 20
 
 
-def portal(url: str, sids: list[str]) -> tuple[socketio.Server, object]:
+def portal(manager: socketio.RedisManager, sids: list[str]) -> tuple[socketio.Server, object]:
     """A Socket.IO server on the queue whose /bridge namespace admits and answers hello."""
-    sio = socketio.Server(async_mode="threading", client_manager=socketio.RedisManager(url))
+    sio = socketio.Server(async_mode="threading", client_manager=manager)
     sio.on("connect", lambda sid, environ, auth=None: sids.append(sid) or True,
            namespace="/bridge")
     token = Account.create().address
@@ -72,28 +75,38 @@ def main() -> None:
     bridge = Bridge(heartbeat_s=0.5, meter_keys=lambda board: Account.create())
     try:
         time.sleep(0.5)
-        a, server_a = portal(url, [])
-        sids: list[str] = []
-        b, server_b = portal(url, sids)
         for device in grid.start().values():
             bridge.attach(device)
-        remote = RemoteBridge(bridge, f"http://127.0.0.1:{server_b.server_port}", "t",
-                              bridge_id="bench")
-        remote.connect()
-        rows = [("from the bridge's worker", round_trips(b, sids[0])),
-                ("from another worker (Redis)", round_trips(a, sids[0]))]
+        rows = []
+        for kind, manager in (("plain", lambda: socketio.RedisManager(url)),
+                              ("signed", lambda: signed_manager(url, "bench secret"))):
+            rows += _pair(kind, manager, bridge)
         load = Path("/proc/loadavg").read_text().split()[0]
         print(f"set_relay round trips, {N} each, ms (one run, load average {load})")
-        print(f"{'path':30} {'p50':>7} {'p99':>7}")
+        print(f"{'path':40} {'p50':>7} {'p99':>7}")
         for name, times in rows:
             cuts = statistics.quantiles(times, n=100)
-            print(f"{name:30} {statistics.median(times):7.2f} {cuts[98]:7.2f}")
-        remote.close()
+            print(f"{name:40} {statistics.median(times):7.2f} {cuts[98]:7.2f}")
     finally:
         bridge.close()
         grid.stop()
         redis.terminate()
         redis.wait(10)
+
+
+def _pair(kind: str, manager, bridge: Bridge) -> list[tuple[str, list[float]]]:
+    """Round trips through two servers on managers made by manager(), the bridge on B."""
+    a, _server_a = portal(manager(), [])
+    sids: list[str] = []
+    b, server_b = portal(manager(), sids)
+    remote = RemoteBridge(bridge, f"http://127.0.0.1:{server_b.server_port}", "t",
+                          bridge_id=f"bench-{kind}")
+    remote.connect()
+    try:
+        return [(f"{kind}: from the bridge's worker", round_trips(b, sids[0])),
+                (f"{kind}: from another worker (Redis)", round_trips(a, sids[0]))]
+    finally:
+        remote.close()
 
 
 if __name__ == "__main__":

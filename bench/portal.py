@@ -16,8 +16,10 @@ bids/s; 200 clients at 100 bids/s for the bare server alone (a probe: on 2 cores
 server reached in the probe. Then the portal's RSS with 1,000 open auctions, and one more
 latency round at 200 clients with those auctions open (at the same rate).
 Goals: portal p99 <= 1.5x bare at 50 clients, <= 2x bare at 200 clients (at the bare server's
-own rate); RSS <= 300 MB with 1,000 open auctions. BENCH_CLIENTS=500 adds a round at 500
-clients and 100 bids/s. Run: .venv/bin/python bench/portal.py [--json FILE]
+own rate); RSS <= 300 MB with 1,000 open auctions. Each row also gives its server's CPU per bid
+(/proc: every thread of the serving process while the bids were paced, its loops included).
+BENCH_CLIENTS=500 adds a round at 500 clients and 100 bids/s.
+Run: .venv/bin/python bench/portal.py [--json FILE]
 """
 
 from __future__ import annotations
@@ -341,16 +343,26 @@ def bare_poster(url: str):
     return post
 
 
-def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = RATE) -> dict:
-    """One round: count clients connect, paced bids at rate, every arrival stamped."""
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = RATE,
+            pid: int | None = None) -> dict:
+    """One round: count clients connect, paced bids at rate, every arrival stamped; with the
+    server's pid, its CPU per bid while the bids are paced (its loops' share included)."""
     per = [count // CLIENT_PROCS + (1 if k < count % CLIENT_PROCS else 0)
            for k in range(CLIENT_PROCS)]
     begin = time.monotonic()
     swarm = [Child("clients", url, str(n), cookie, timeout=300) for n in per if n]
     connect_s = time.monotonic() - begin
     try:
+        cpu_before = cpu_s(pid) if pid else 0.0
         sent = paced_bids(post, lanes, rate, SECONDS)
         time.sleep(1.0)  # stragglers
+        cpu_ms = (cpu_s(pid) - cpu_before) * 1000 if pid else float("nan")
         arrivals: dict[str, list[float]] = defaultdict(list)
         for child in swarm:
             for key, times in json.loads(child.ask("dump")).items():
@@ -366,6 +378,7 @@ def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = 
             "p50": pct(latencies, 50), "p99": pct(latencies, 99),
             "post_p50": pct(answers, 50), "post_p99": pct(answers, 99),
             "lost": expected - len(latencies), "expected": expected,
+            "cpu_ms_per_bid": cpu_ms / max(1, len(sent)),
             "rate": len(sent) / (max(at for at, _ in sent.values())
                                  - min(at for at, _ in sent.values()) or 1)}
 
@@ -396,10 +409,11 @@ def main() -> None:
             def round_of(name: str, count: int, rate: float, probe: bool = False) -> dict:
                 if name == "bare":
                     row = measure(bare_url, count, "", bare_poster(bare_url),
-                                  list(range(LANES)), rate)
+                                  list(range(LANES)), rate, bare.pid)
                 else:
                     lanes = [portal.listing() for _ in range(LANES)]
-                    row = measure(portal_url, count, cookie, portal_poster(portal), lanes, rate)
+                    row = measure(portal_url, count, cookie, portal_poster(portal), lanes, rate,
+                                  portal_proc.pid)
                 row = {"server": name, "open": LANES if name == "portal" else 0,
                        "probe": probe, **row}
                 rows.append(row)
@@ -422,7 +436,7 @@ def main() -> None:
             memory["open auctions"] = OPEN_AUCTIONS
             memory[f"{OPEN_AUCTIONS} open"] = portal_proc.rss_mb()[0]
             row = measure(portal_url, 200, cookie, portal_poster(portal), lanes[:LANES],
-                          bare_rate)
+                          bare_rate, portal_proc.pid)
             rows.append({"server": "portal", "open": OPEN_AUCTIONS, "probe": False, **row})
             print(f"portal 200 with {OPEN_AUCTIONS} open: {row}", file=sys.stderr)
             memory[f"{OPEN_AUCTIONS} open, after 200 clients"], memory["peak"] = \
@@ -443,7 +457,7 @@ def report(result: dict) -> str:
              f"clients on /market over loopback (goals: {goals})",
              f"{'server':<8}{'open':>6}{'clients':>8}{'asked/s':>8}{'bids/s':>8}{'p50 ms':>9}"
              f"{'p99 ms':>9}{'x bare p50':>11}{'x bare p99':>11}{'POST p50':>10}{'lost':>8}"
-             f"{'connect s':>11}{'goal':>6}"]
+             f"{'connect s':>11}{'CPU ms/bid':>11}{'goal':>6}"]
     # Each portal row against the bare row of the same clients and asked rate.
     bare = {(r["clients"], r["offered"]): r for r in result["rows"]
             if r["server"] == "bare" and not r.get("probe")}
@@ -461,9 +475,12 @@ def report(result: dict) -> str:
         lines.append(f"{name:<8}{r['open']:>6}{r['clients']:>8}{r['offered']:>8.0f}"
                      f"{r['rate']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{ratio50:>11}"
                      f"{ratio99:>11}{r['post_p50']:>10.1f}{r['lost']:>8}"
-                     f"{r['connect_s']:>11.1f}{verdict:>6}".rstrip())
+                     f"{r['connect_s']:>11.1f}{r.get('cpu_ms_per_bid', float('nan')):>11.2f}"
+                     f"{verdict:>6}".rstrip())
     lines.append("* the probe: the bare server asked 100 bids/s at 200 clients; what it reached "
                  "is the rate of the 200-client rounds")
+    lines.append("CPU ms/bid: the server process's CPU (all threads, its loops included) while "
+                 "the bids were paced, per bid")
     m = result["memory"]
     lines += ["", f"portal RSS (goal <= {GOAL_RSS_MB:.0f} MB with {OPEN_AUCTIONS} open auctions)"]
     for key, value in m.items():

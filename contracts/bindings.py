@@ -7,10 +7,10 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_account.messages import encode_typed_data
 from web3 import Web3
 
 from contracts import load_artifact
+from contracts.eip712 import checksummed, signable
 
 CONTRACTS = ("EnergyToken", "EnergyEscrow", "IntervalSettlement")
 
@@ -136,7 +136,7 @@ def typed_data(
             "name": domain[0],
             "version": domain[1],
             "chainId": int(chain_id),
-            "verifyingContract": Web3.to_checksum_address(verifying_contract),
+            "verifyingContract": checksummed(verifying_contract),
         },
         "message": {field["name"]: message[field["name"]] for field in fields},
     }
@@ -171,8 +171,8 @@ def consent_typed_data(chain_id: int, token: str, consent: dict[str, Any]) -> di
 
 def digest(full_message: dict[str, Any]) -> bytes:
     """The 32-byte EIP-712 digest of a full message (what hashOffer/hashBid/... return)."""
-    signable = encode_typed_data(full_message=full_message)
-    return bytes(Web3.keccak(b"\x19" + signable.version + signable.header + signable.body))
+    message = signable(full_message)
+    return bytes(Web3.keccak(b"\x19" + message.version + message.header + message.body))
 
 
 def offer_hash(chain_id: int, escrow: str, offer: dict[str, Any]) -> bytes:
@@ -182,7 +182,7 @@ def offer_hash(chain_id: int, escrow: str, offer: dict[str, Any]) -> bytes:
 
 def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
     """A 65-byte signature of a full EIP-712 message by a key (eth-account LocalAccount)."""
-    return bytes(account.sign_message(encode_typed_data(full_message=full_message)).signature)
+    return bytes(account.sign_message(signable(full_message)).signature)
 
 
 def sign_bid(account: Any, chain_id: int, escrow: str, bid: dict[str, Any]) -> bytes:
@@ -200,8 +200,7 @@ def recover_typed(full_message: dict[str, Any], signature: bytes) -> str | None:
     from eth_account import Account
 
     try:
-        return Account.recover_message(encode_typed_data(full_message=full_message),
-                                       signature=bytes(signature))
+        return Account.recover_message(signable(full_message), signature=bytes(signature))
     except Exception:  # malformed signature (wrong length, bad v, s out of range)
         return None
 

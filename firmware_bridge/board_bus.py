@@ -7,11 +7,13 @@ code path. LocalBus is the bus of one process (no queue: handlers run at once, i
 caller's thread); RedisBus carries the messages over Redis pub/sub (the portal's
 MESSAGE_QUEUE), each as one JSON text, in the order one worker published them.
 
-Anyone who can publish on that Redis could speak for a worker, so each RedisBus text carries
-an HMAC-SHA256 tag, under a key only the workers hold (bus_key: derived from the portal's
-SECRET_KEY, shared through the data directory), over the channel, the time it was sent and the
-message; a text whose tag is missing or wrong, or sent more than MAX_AGE_S ago (a replay), is
-dropped with a rate-limited log line per claimed sender (docs/SECURITY.md, threats 73-74).
+Anyone who can publish on that Redis could speak for a worker, so each RedisBus message is
+sealed (firmware_bridge/sealing.py, as Socket.IO's queue is: an envelope with an HMAC-SHA256
+tag, under a key only the workers hold, bus_key: derived from the portal's SECRET_KEY, shared
+through the data directory, over the channel, the time it was sent and the message); a text
+whose tag is missing or wrong, sent more than MAX_AGE_S ago or dated as far ahead, or taken
+already (a recorded message replayed within the window) is dropped with a rate-limited log
+line per claimed sender (docs/SECURITY.md, threats 73-74).
 
 Nothing on the bus is durable: what matters is sent again (claims every ALIVE_S, readings
 several times a second), so a message lost while Redis restarts is replaced by the next.
@@ -19,8 +21,7 @@ several times a second), so a message lost while Redis restarts is replaced by t
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import functools
 import json
 import logging
 import threading
@@ -29,22 +30,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from firmware_bridge.sealing import MAX_AGE_S, SealedChannel, derive_key
+
+__all__ = ["CHANNEL", "MAX_AGE_S", "BoardBus", "LocalBus", "RedisBus", "bus_for", "bus_key"]
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
 CHANNEL = "gridbid-boards"
 RETRY_S = 1.0  # how long the Redis listener waits before subscribing again after a failure
-MAX_AGE_S = 30.0  # a signed text older (or dated further ahead) than this is a replay
-LOG_EVERY_S = 60.0  # at most one "dropped" log line per claimed sender this often
-_MAX_SENDERS = 1024  # the drop log forgets its senders past this (their names are anyone's)
+_compact = functools.partial(json.dumps, separators=(",", ":"))
 
 
 def bus_key(secret: str | bytes) -> bytes:
     """The board bus's HMAC key, derived from a secret the workers share (not that secret)."""
-    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
-    if not raw:
-        raise ValueError("the board bus needs a non-empty secret")
-    return hmac.new(raw, b"gridbid board bus", hashlib.sha256).digest()
+    return derive_key(secret, b"gridbid board bus", "the board bus")
 
 
 class BoardBus(ABC):
@@ -95,8 +95,9 @@ class RedisBus(BoardBus):
             raise ValueError("a Redis board bus needs a key (bus_key of the shared secret)")
         self.url = url
         self.channel = channel
-        self._key = bytes(key)
-        self._dropped: dict[str, tuple[float, int]] = {}  # sender -> (last logged, since then)
+        # Messages name their worker in "w"; the drop log's lines are this module's.
+        self._sealed = SealedChannel(key, channel, name="board bus", sender="w", logger=log,
+                                     dumps=_compact)
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._errors = (redis.RedisError, OSError)
         self._stop = threading.Event()
@@ -109,10 +110,10 @@ class RedisBus(BoardBus):
         return self._subscribed.wait(timeout)
 
     def publish(self, message: dict[str, Any]) -> None:
-        """Publish one signed JSON message; while Redis is away it is dropped (and logged)."""
-        body = json.dumps({"ts": time.time(), "m": message}, separators=(",", ":"))
+        """Publish one sealed JSON message; while Redis is away it is dropped (and logged)."""
+        text = _compact(self._sealed.seal(message, time.time()))
         try:
-            self._redis.publish(self.channel, f"{self._tag(body)}.{body}")
+            self._redis.publish(self.channel, text)
         except self._errors as err:
             log.warning("board bus: %s not published (%s)", message.get("t"), err)
 
@@ -143,56 +144,10 @@ class RedisBus(BoardBus):
                 except self._errors:
                     pass
 
-    def _tag(self, body: str) -> str:
-        # The channel is signed too: a text from another bus under the same key is not ours.
-        signed = self.channel.encode() + b"\n" + body.encode()
-        return hmac.new(self._key, signed, hashlib.sha256).hexdigest()
-
     def _receive(self, data: bytes | str) -> None:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-        tag, _, body = text.partition(".")
-        if not hmac.compare_digest(tag.encode(), self._tag(body).encode()):
-            self._drop(_claimed_sender(body, text), "its tag is missing or wrong")
-            return
-        try:
-            envelope = json.loads(body)
-            sent, message = float(envelope["ts"]), envelope["m"]
-        except (TypeError, ValueError, KeyError):
-            log.warning("board bus: a signed message that is not an envelope was dropped")
-            return
-        if not abs(time.time() - sent) <= MAX_AGE_S:  # also NaN
-            age = time.time() - sent
-            self._drop(_claimed_sender(body), f"it was sent {age:.0f} s ago (a replay?)")
-            return
-        if isinstance(message, dict):
+        message = self._sealed.admit(data, time.time())
+        if message is not None:
             self._deliver(message)
-
-    def _drop(self, sender: str, why: str) -> None:
-        """Log a dropped text once per claimed sender and LOG_EVERY_S, with how many since."""
-        now = time.monotonic()
-        last, count = self._dropped.get(sender, (None, 0))
-        if last is not None and now - last < LOG_EVERY_S:
-            self._dropped[sender] = (last, count + 1)
-            return
-        if len(self._dropped) >= _MAX_SENDERS:
-            self._dropped.clear()
-        self._dropped[sender] = (now, 0)
-        log.warning("board bus: dropped a message from %r: %s (%d more dropped since the last "
-                    "line)", sender, why, count)
-
-
-def _claimed_sender(*texts: str) -> str:
-    """The worker a dropped text (an envelope, or bare JSON) says it is from: for the log only
-    (anyone can say so)."""
-    for text in texts:
-        try:
-            envelope = json.loads(text)
-        except (TypeError, ValueError):
-            continue
-        message = envelope.get("m", envelope) if isinstance(envelope, dict) else None
-        if isinstance(message, dict) and message.get("w") is not None:
-            return str(message["w"])[:64]
-    return "?"
 
 
 def bus_for(url: str | None, key: bytes | None = None) -> BoardBus:

@@ -29,6 +29,7 @@ from geth_private.backend import (
     ChainBackend,
 )
 from geth_private.errors import ChainError, ChainUnavailable
+from geth_private.provider import NodeProvider
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class AnvilBackend(AnvilControl, ChainBackend):
 
         url = f"http://127.0.0.1:{port}"
         self.pid_path.write_text(f"{self._process.pid}\n{url}\n")  # for tools and crash recovery
-        self._w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        self._w3 = Web3(NodeProvider(url, timeout=30))
         deadline = time.monotonic() + 20
         while True:
             if self._process.poll() is not None:

@@ -42,6 +42,7 @@ from geth_private.geth_config import (
     uses_clique,
 )
 from geth_private.keystore import DEFAULT_SCRYPT_N, Keystore
+from geth_private.provider import NodeProvider
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class GethBackend(ChainBackend):
                 f"geth's RPC did not open on {self.http_url} within {START_TIMEOUT} s; "
                 f"see {self.log_path}"
             ) from err
-        w3 = Web3(Web3.HTTPProvider(self.http_url, request_kwargs={"timeout": 10}))
+        w3 = Web3(NodeProvider(self.http_url, timeout=10))
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:

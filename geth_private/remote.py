@@ -23,6 +23,7 @@ from geth_private.backend import (
     ChainBackend,
 )
 from geth_private.errors import CapabilityMissing, ChainError, ChainUnavailable
+from geth_private.provider import NodeProvider
 
 
 class RemoteBackend(AnvilControl, ChainBackend):
@@ -46,7 +47,7 @@ class RemoteBackend(AnvilControl, ChainBackend):
     def start(self) -> None:
         parsed = urlparse(self.uri)
         if parsed.scheme in ("http", "https"):
-            provider = Web3.HTTPProvider(self.uri, request_kwargs={"timeout": 30})
+            provider = NodeProvider(self.uri, timeout=30)
         elif parsed.scheme in ("ws", "wss"):
             provider = Web3.LegacyWebSocketProvider(self.uri)
         else:

@@ -24,9 +24,9 @@ from geth_private.errors import (
 )
 from geth_private.records import TxBook, TxRecord, TxStatus
 from geth_private.reverts import replay_reason, revert_reason
-from geth_private.signed import SignedCall, decode_signed
 from geth_private.signer import Signer
-from geth_private.watching import check_report, replaced, seen_by_node, unseen, why_drop
+from geth_private.tx_outbox import OwnerSigned
+from geth_private.tx_recovery import Recovery
 
 __all__ = ["PRIORITY_FEE", "TxManager", "TxRecord", "TxStatus"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PRIORITY_FEE = 10**9  # 1 gwei tip; private chains do not auction block space
 
 
-class TxManager:
+class TxManager(OwnerSigned, Recovery):
     """Signs with keys held here, sends raw, tracks receipts; keys never reach the node."""
 
     def __init__(
@@ -80,16 +80,12 @@ class TxManager:
         account's send lock, so a request queueing from the same account (queue) never waits
         for this send's RPC.
         """
-        if "gas" not in tx:
-            raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
+        _fixed_gas(tx)
         sender = account.address
         fees = self._fees()  # may ask the node: before any lock
         with self._sending[sender]:
             with self._locks[sender]:
-                params = {"chainId": self.chain_id(), "value": 0, **tx,
-                          "nonce": self._next_nonce(sender), **fees}
-                record = self._sign(account, params, label)
-                self._remember(record, account)
+                params, record = self._sign_next(account, tx, fees, label)
                 # Queued ones (a request's, or the embedded node's one-pending rule) go first.
                 hold = bool(self._queued[sender]) or (
                     self.backend.has(ONE_PENDING_PER_SENDER) and self._inflight[sender]
@@ -108,17 +104,11 @@ class TxManager:
     def queue(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
         """Sign tx with the next nonce and queue it for the next poll: its hash is known at
         once and nothing here asks the node (a request's send: it never waits for a node)."""
-        if "gas" not in tx:
-            raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")
+        _fixed_gas(tx)
         sender = account.address
         fees = self._fees(cached=True)
         with self._locks[sender]:
-            params = {"chainId": self.chain_id(), "value": 0, **tx,
-                      "nonce": self._next_nonce(sender), **fees}
-            record = self._sign(account, params, label)
-            record.status = TxStatus.QUEUED
-            record.accept()  # before the poll can reach it: a response answers 'queued'
-            self._remember(record, account)
+            _, record = self._sign_next(account, tx, fees, label, queued=True)
             self._queued[sender].append(record)
         self._notify(record)
         return record
@@ -147,109 +137,6 @@ class TxManager:
                 elif self._queued[sender]:
                     self._resign_after(sender, params["nonce"])  # queued meanwhile: close the gap
             raise
-
-    def submit_signed(
-        self, raw: bytes | str | SignedCall, label: str, after: TxRecord | None = None,
-    ) -> TxRecord:
-        """A transaction its owner signed (a browser, a wallet): recorded and queued at once.
-
-        The next poll hands it to the node, once `after` (if given) has a receipt; a refusal
-        marks it FAILED with the node's words, and the listeners hear of it either way.
-        Sending the same bytes twice gives the same record (its as_accepted() the first
-        answer again).
-        """
-        call = raw if isinstance(raw, SignedCall) else decode_signed(raw)
-        with self._guard:
-            known = self._book.get(call.tx_hash)
-            if known is not None and known.status != TxStatus.FAILED and known.raw:
-                return known
-            if known is not None:  # a wallet's report of these bytes: the bytes now prove it
-                self._inflight[known.sender].pop(known.tx_hash, None)
-            record = TxRecord(
-                tx_hash=call.tx_hash, sender=call.sender, nonce=call.nonce, label=label,
-                to=call.to, value=call.value, status=TxStatus.QUEUED, created=time.time(),
-                params={"to": call.to, "value": call.value, "data": "0x" + call.data.hex(),
-                        "gas": call.gas},
-                raw=call.raw,
-            )
-            record.accept()  # before the loop can send it: a response answers 'queued'
-            self._remember(record)
-            self._outbox.append((record, after))
-        self._notify(record)
-        return record
-
-    def watch(self, tx_hash: str, sender: str, label: str) -> TxRecord:
-        """Follow a transaction a wallet sent through its own RPC (its receipt, its failure):
-        only the sender the node names may report it, and few hashes the node has not seen
-        (WatchRefused); one never seen is dropped after a while (geth_private.watching)."""
-        with self._guard:
-            known = self._book.get(tx_hash)
-        if known is None:
-            seen = seen_by_node(self.w3, tx_hash)
-        elif known.sender != sender:
-            seen = {"from": known.sender}
-        else:
-            return known
-        with self._guard:
-            check_report(seen, sender, sum(map(unseen, self._inflight[sender].values())))
-            record = TxRecord(
-                tx_hash=tx_hash, sender=sender, nonce=int(seen["nonce"]) if seen else -1,
-                label=label, to=seen.get("to") if seen else None,
-                value=int(seen.get("value", 0)) if seen else 0, status=TxStatus.PENDING,
-                created=time.time(), submitted=time.time())
-            self._remember(record)
-            self._inflight[sender][tx_hash] = record
-        self._notify(record)
-        return record
-
-    def suggest(self, sender: str, tx: dict[str, Any]) -> dict[str, Any]:
-        """The fields an owner signs: its next nonce (the node's count and what is queued
-        here), the chain id and EIP-1559 fees, around the given to/data/value/fixed gas."""
-        counted = self.w3.eth.get_transaction_count(sender, "pending")
-        mine = [r.nonce for r in self._book.waiting(sender)]
-        return {"chainId": self.chain_id(), "value": 0, **tx, "type": 2,
-                "nonce": max([counted, *(n + 1 for n in mine)]), **self._fees()}
-
-    def _send_outbox(self) -> None:
-        """Hand owner-signed transactions to the node, in order, each when it may go."""
-        with self._guard:
-            waiting = list(self._outbox)
-            self._outbox.clear()
-        if waiting and not self._node_answers():
-            # The node is away (a restart): the owners' signed bytes wait for it, not failed,
-            # as nobody here can sign them again.
-            with self._guard:
-                self._outbox.extendleft(reversed(waiting))
-            return
-        held: list[tuple[TxRecord, TxRecord | None]] = []
-        one_at_a_time = self.backend.has(ONE_PENDING_PER_SENDER) and not self.backend.is_mining()
-        for record, after in waiting:
-            if record.status != TxStatus.QUEUED:
-                continue
-            blocked = after is not None and after.status in (TxStatus.QUEUED, TxStatus.PENDING)
-            if blocked or (one_at_a_time and self._inflight[record.sender]) or any(
-                r.sender == record.sender for r, _ in held
-            ):
-                held.append((record, after))
-                continue
-            try:
-                self._submit(record)
-            except TransactionRejected as err:
-                log.info("%s", err)
-        with self._guard:
-            self._outbox.extendleft(reversed(held))
-
-    def _in_outbox(self, record: TxRecord) -> bool:
-        with self._guard:
-            return any(queued is record for queued, _ in self._outbox)
-
-    def _node_answers(self) -> bool:
-        """Whether the node answers at all (a refusal then is the node's, about the tx)."""
-        try:
-            self.w3.eth.get_block_number()
-        except Exception:  # connection refused, a stopped backend: every kind means "away"
-            return False
-        return True
 
     def _renonce(
         self, account: Signer, params: dict[str, Any], label: str
@@ -323,20 +210,6 @@ class TxManager:
             self._send_outbox()  # signed elsewhere: it waits in the outbox, not the queue
         self._release(record.sender)
 
-    def send_forgotten(self, record: TxRecord) -> bool:
-        """Send a mined record again when the node no longer has its receipt (the chain went
-        back); whether it is pending again."""
-        if record.status != TxStatus.MINED or not record.raw:
-            return False
-        try:
-            self.w3.eth.get_transaction_receipt(record.tx_hash)
-            return False
-        except TransactionNotFound:
-            self._replay(record)
-        except Exception:  # the node is away: nothing is known, nothing sent
-            return False
-        return record.status == TxStatus.PENDING
-
     def pending(self, address: str | None = None) -> list[TxRecord]:
         """Transactions not yet mined (queued by the app or pending at the node)."""
         return self._book.waiting(address)
@@ -377,6 +250,19 @@ class TxManager:
             "maxFeePerGas": 2 * self._base_fee + PRIORITY_FEE,
             "maxPriorityFeePerGas": PRIORITY_FEE,
         }
+
+    def _sign_next(self, account: Signer, tx: dict[str, Any], fees: dict[str, int],
+                   label: str, queued: bool = False) -> tuple[dict[str, Any], TxRecord]:
+        """(params, record) of tx signed with the account's next nonce, remembered (the
+        caller holds the account's state lock); queued: accepted as queued first."""
+        params = {"chainId": self.chain_id(), "value": 0, **tx,
+                  "nonce": self._next_nonce(account.address), **fees}
+        record = self._sign(account, params, label)
+        if queued:
+            record.status = TxStatus.QUEUED
+            record.accept()  # before the poll can reach it: a response answers 'queued'
+        self._remember(record, account)
+        return params, record
 
     def _next_nonce(self, sender: str) -> int:
         if sender not in self._nonces:
@@ -438,85 +324,6 @@ class TxManager:
                         self._resign_after(sender, record.nonce)
                     continue
                 self._settle_if_mined(record)
-
-    def _resubmit_if_dropped(self, record: TxRecord) -> None:
-        """Send a pending transaction's signed bytes again when the node no longer has it."""
-        if time.time() - record.submitted < self.resubmit_after:
-            return
-        record.submitted = time.time()
-        if not record.raw:  # a wallet sent it: only the wallet can send it again
-            self._drop(record, why_drop(self.w3, record))
-            return
-        if seen_by_node(self.w3, record.tx_hash) is not None:
-            self._fill_gap(record)  # still in the pool: mined once an earlier nonce is
-            return
-        try:
-            self.w3.eth.send_raw_transaction(record.raw)
-            log.warning("%s was dropped by the node; sent it again", record.label)
-        except Exception as err:  # e.g. "nonce too low": it was mined or replaced meanwhile
-            log.warning("%s was dropped and could not be sent again: %s", record.label, err)
-            self._drop(record, replaced(self.w3, record))
-
-    def _fill_gap(self, record: TxRecord) -> None:
-        """A pending record the node holds but does not mine, because an earlier nonce of
-        its sender is missing: the node forgot mined transactions (a chain restarted from an
-        older state). Their signed bytes go back to the node, as a reorg's go back to the
-        pool; a missing nonce this process never signed (another worker's) is filled."""
-        try:
-            counted = self.w3.eth.get_transaction_count(record.sender, "latest")
-            # Through the pool's run of nonces from there: another worker's pending one
-            # counts, and is never replaced by a filler.
-            pooled = self.w3.eth.get_transaction_count(record.sender, "pending")
-        except Exception:  # the node is away: the next poll looks again
-            return
-        if counted >= record.nonce:
-            return
-        mine = {r.nonce: r for r in self._book.in_order() if r.sender == record.sender
-                and r.raw and (r.status == TxStatus.PENDING or r.block is not None)}
-        for nonce in range(counted, record.nonce):
-            old = mine.get(nonce)
-            if old is not None and old is not record and old.status == TxStatus.PENDING \
-                    and seen_by_node(self.w3, old.tx_hash) is not None:
-                continue  # in the pool already
-            if old is None:
-                if nonce >= pooled:
-                    self._fill_nonce(record.sender, nonce)
-            else:
-                self._replay(old)  # mined and forgotten, or dropped from the pool
-
-    def _replay(self, record: TxRecord) -> None:
-        """Send a transaction the node forgot after mining it again (same bytes, same hash)."""
-        try:
-            self.w3.eth.send_raw_transaction(record.raw)
-        except Exception as err:  # refused: the rest of the gap is re-signed next time
-            log.warning("%s (nonce %s) forgotten by the node and not sent again: %s",
-                        record.label, record.nonce, err)
-            return
-        log.warning("%s (nonce %s) forgotten by the node (it went back); sent again",
-                    record.label, record.nonce)
-        record.status, record.block, record.receipt = TxStatus.PENDING, None, None
-        record.submitted = time.time()
-        self._inflight[record.sender][record.tx_hash] = record
-        self._notify(record)
-
-    def _fill_nonce(self, sender: str, nonce: int) -> None:
-        """Fill a nonce the node forgot and this process never signed with a transfer of
-        nothing to the sender itself, so the waiting transactions after it are mined as
-        signed (signing one of them again would let its first bytes be mined too)."""
-        account = self._accounts.get(sender)
-        if account is None:
-            return
-        params = {"chainId": self.chain_id(), "to": sender, "value": 0, "gas": 21000,
-                  "nonce": nonce, **self._fees()}
-        filler = self._sign(account, params, f"nonce {nonce} filler")
-        self._remember(filler, account)
-        try:
-            self._submit(filler)
-        except TransactionRejected as err:  # the next poll looks at the gap again
-            log.warning("%s", err)
-            return
-        log.warning("nonce %s of %s forgotten by the node and not signed here: filled",
-                    nonce, sender)
 
     def _drop(self, record: TxRecord, reason: str | None) -> None:
         """Stop following a pending record that is over (reason), so nothing polls it forever."""
@@ -581,3 +388,8 @@ class TxManager:
                 listener(record)
             except Exception:
                 log.exception("transaction listener failed")
+
+
+def _fixed_gas(tx: dict[str, Any]) -> None:
+    if "gas" not in tx:
+        raise ValueError("give a fixed gas limit: estimation is too slow on hot paths")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
@@ -72,6 +74,12 @@ LABELS = {
 }
 
 
+# The escrow views a bid reads each block, (4-byte selector, output types) from the ABI.
+_VIEWS = {name: (bytes(Web3.keccak(text=f"{name}(address,uint8)")[:4]), outputs)
+          for name, outputs in (("freeOf", ["uint256"]),
+                                ("withdrawalOf", ["uint256", "uint64", "uint8"]))}
+
+
 class Ledger(LedgerSetup, LedgerMeters):
     """EnergyToken and EnergyEscrow as the market uses them, over one TxManager."""
 
@@ -131,11 +139,19 @@ class Ledger(LedgerSetup, LedgerMeters):
         known = self._cached.get(key)
         if known is not None and known[0] == block:
             return known[1]
-        value = getattr(self.escrow.functions, view)(address, int(market)).call(
-            block_identifier=block
-        )
+        value = self._escrow_view(view, address, int(market), block)
         self._cached[key] = (block, value)
         return value
+
+    def _escrow_view(self, view: str, address: str, market: int, block: int) -> Any:
+        """An escrow view(address, uint8 market) at a block, as ContractFunction.call gives it
+        (one output as itself, several as a sequence), encoded here: web3's contract call
+        looks the ABI up and validates it again on every call, a quarter of each bid's read."""
+        selector, outputs = _VIEWS[view]
+        data = selector + abi_encode(["address", "uint8"], [address, market])
+        raw = self.w3.eth.call({"to": self.escrow.address, "data": data}, block)
+        values = abi_decode(outputs, bytes(raw))
+        return values[0] if len(values) == 1 else list(values)
 
     def escrow_locked(self, address: str) -> int:
         """A buyer's escrow balance locked by open deals, in wei."""

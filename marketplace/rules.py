@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils import is_hex_address
 
+from contracts.eip712 import checksummed
 from marketplace.errors import (
     AuctionClosed,
     BidTooLow,
@@ -181,12 +182,13 @@ def parse_address(value: object, field: str = "address") -> str:
         raise InvalidInput(f"{field} {_shown(value)} is not an Ethereum address "
                            "(0x and 40 hex digits)")
     digits = text[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
+    # checksummed() keeps each address's EIP-55 form: every bid names two, each a keccak.
+    if digits not in (digits.lower(), digits.upper()) and checksummed(text) != text:
         raise InvalidInput(f"{field} {text} has a wrong checksum: check it for a typo")
     if int(digits, 16) == 0:
         # Nobody holds its key: Ether sent there is burnt, and no meter or account is it.
         raise InvalidInput(f"{field} is the zero address (0x000…0), which belongs to nobody")
-    return to_checksum_address(text)
+    return checksummed(text.lower())
 
 
 def parse_ether(value: object, field: str) -> int:

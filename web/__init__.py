@@ -15,7 +15,8 @@ from web.extensions import socketio
 from web.pushers import GridFeed, SessionSockets, WalletPusher
 from web.ratelimit import TokenBuckets
 from web.runtime import Runtime
-from web.session import MAX_SESSION_S
+from web.session import MAX_SESSION_S, VerifiedCookieSessions
+from web.signed_queue import signed_manager
 from web.state import KEY, PortalState, portal
 
 # web.simulate and bench read DEFAULTS
@@ -33,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from web.session import check_csrf, csrf_token
 
     trust_proxies(app)  # the client address every per-client rule keys on
+    app.session_interface = VerifiedCookieSessions()
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is added
 
     for feature in (pages, auth, wallet, market, intervals, grid, admin, tx, chain, rpc, book):
@@ -41,11 +43,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = csrf_token
     errors.register(app)
     # Same-origin only (the default): another site cannot open a socket with our cookie.
-    # With a message queue, an emit from any worker reaches the browsers of every worker.
-    socketio.server_options.pop("client_manager", None)  # not kept from an earlier app
-    socketio.init_app(
-        app, async_mode="threading", message_queue=app.config["MESSAGE_QUEUE"] or None
-    )
+    # With a message queue, an emit from any worker reaches the browsers of every worker,
+    # signed under a key derived from the SECRET_KEY they share (threat 76).
+    for kept in ("client_manager", "message_queue"):  # not kept from an earlier app
+        socketio.server_options.pop(kept, None)
+    queue = app.config["MESSAGE_QUEUE"]
+    managed = {"client_manager": signed_manager(queue, app.config["SECRET_KEY"])} if queue else {}
+    socketio.init_app(app, async_mode="threading", **managed)
     live.register(socketio)
     runtime = Runtime(app.config, transport=send_command)
     app.extensions[KEY] = PortalState(

@@ -39,8 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "REMOTE_BOARDS": "",
     # inline: this machine's emulated boards on a bridge inside the portal process; process:
     # served by a `gridbid bridge` child registered like a remote bridge, reaching the portal
-    # at LOCAL_BRIDGE_PORTAL (its own URL, e.g. http://127.0.0.1:5000); empty: process when
-    # LOCAL_BRIDGE_PORTAL is set and there is no MESSAGE_QUEUE (web/runtime/local_bridge.py).
+    # at LOCAL_BRIDGE_PORTAL (its own URL, e.g. http://127.0.0.1:5000); with several workers
+    # one child, run by the holder of the `local bridge` lease; empty: process when
+    # LOCAL_BRIDGE_PORTAL is set and EMULATOR_STEPPED is not (web/runtime/local_bridge.py).
     "LOCAL_BRIDGE": "",
     "LOCAL_BRIDGE_PORTAL": "",
     "STEP_WH": 5,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
@@ -13,9 +12,9 @@ from marketplace.errors import MarketError
 
 CHAIN_DOWN_MESSAGE = "the chain node is not answering; try again shortly"
 CHAIN_RETRY_S = 5
-# What a request meets when the node is gone: web3's HTTP provider raises requests' own
-# connection errors (not a ChainError), and our backends raise ChainUnavailable.
-CHAIN_DOWN = (ChainUnavailable, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+# What a request meets when the node is gone (geth_private.provider turns requests' own
+# connection errors into it).
+CHAIN_DOWN = (ChainUnavailable,)
 
 
 def error_response(status: int, message: str, kind: str | None = None, **extra: Any) -> Response:

@@ -28,6 +28,7 @@ from gunicorn.sock import TCP6Socket, TCPSocket
 from gunicorn.workers.gthread import ThreadWorker
 
 from web import config
+from web.signed_queue import check_queue_url
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,10 @@ class PortalServer(BaseApplication):
 def serve(overrides: dict[str, Any], host: str, port: int, banner: Banner) -> int:
     """Serve the portal with gunicorn until it is stopped; the arbiter's exit status."""
     try:
-        settings = options(server_config(overrides), host, port)
+        portal_config = server_config(overrides)
+        # Here, in the arbiter: a worker failing in create_app would only be started again.
+        check_queue_url(portal_config.get("MESSAGE_QUEUE") or "")
+        settings = options(portal_config, host, port)
     except ValueError as err:
         print(f"gridbid: {err}", file=sys.stderr)
         return 2

@@ -48,6 +48,8 @@ class Batching:
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
         self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
+        self._behind: set[tuple[str, str]] = set()  # groups with later fills (_groups)
+        self._wall = 0  # the contract's interval in block seconds, once read
 
     def step(self, through_n: int) -> int | None:
         """Follow the batches in flight, else send the due participants' positions in as
@@ -59,7 +61,8 @@ class Batching:
         self._tried_through = through_n
         groups = self._groups(through_n)
         due = self._due(groups, self.boundaries.day(through_n))
-        positions = [p for p in (self._position(groups[key]) for key in due) if p is not None]
+        positions = [p for p in (self._position(groups[key], through_n) for key in due)
+                     if p is not None]
         positions, short = self._with_tokens(positions)
         mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
                             {account for account, side in groups if side == SELL}, short)
@@ -75,8 +78,9 @@ class Batching:
     def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Unsettled fills up to through_n per (account, side), the oldest order's and day's
         only: a position names one order and may not span two days (the daily budget), so
-        later fills settle after it."""
+        later fills settle after it (self._behind: the keys with such later fills)."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self._behind = set()
         for fill in self.istore.unsettled():
             if fill["n"] > through_n:
                 continue
@@ -85,15 +89,16 @@ class Batching:
             if first is not None and (first["order_id"] != fill["order_id"] or
                                       self.boundaries.day(first["n"]) !=
                                       self.boundaries.day(fill["n"])):
+                self._behind.add(key)
                 continue
             groups[key].append(fill)
         return groups
 
     def _due(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
              accounted_day: int) -> list[tuple[str, str]]:
-        """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, a COMMUNITY
-        withdrawal or move asked for, or a switch to the lot market waiting; buyers added while
-        the sells would overdraw the pool.
+        """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, later fills
+        waiting behind it, a COMMUNITY withdrawal or move asked for, or a switch to the lot
+        market waiting; buyers added while the sells would overdraw the pool.
 
         accounted_day is the day of the interval that just ended: an interval is accounted one
         boundary after it ends, so every interval of an earlier day is accounted. Settling at
@@ -105,8 +110,11 @@ class Batching:
         for key, fills in groups.items():
             unsettled = sum(int(f["billed_wh"]) for f in fills)
             day_end = self.boundaries.day(fills[0]["n"]) < accounted_day
-            if day_end or unsettled >= self.settings.settle_wh or key[0] in leaving or (
-                    key[1] == BUY and self._withdrawing(key[0])):
+            # A group with later fills behind it (another order's, a later day's) grows no
+            # more: below settle_wh (0 Wh billed while a bridge was away and its relay open)
+            # it would hold the account's later fills until the day's end.
+            if day_end or unsettled >= self.settings.settle_wh or key in self._behind or \
+                    key[0] in leaving or (key[1] == BUY and self._withdrawing(key[0])):
                 due.append(key)
         sells = sum(_wei(groups[k]) for k in due if k[1] == SELL)
         if sells:
@@ -137,34 +145,118 @@ class Batching:
 
     # -- a position ------------------------------------------------------------------------
 
-    def _position(self, fills: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _position(self, fills: list[dict[str, Any]], through_n: int) -> dict[str, Any] | None:
         """One account's netted position over its fills with a closing reading, as JSON."""
         row = self.orders.istore.order(fills[0]["order_id"])
         meter = row["order"]["meter"]
         account, side = fills[0]["address"], fills[0]["side"]
-        closing, included = None, []
-        for fill in fills:  # the last fill with an end reading closes the position
+        closing, last = None, len(fills)
+        for i, fill in enumerate(fills):  # the last fill with an end reading closes it
             end = self.istore.readings(fill["n"])["end"].get(meter)
-            included.append(fill)
             if end is not None:
-                closing, last = end, len(included)
-        if closing is None:
+                closing, last = end, i + 1
+        # None: no fill has an end reading (each metered, so billed, 0): a later boundary
+        # reading closes it below, else the account's later fills behind it wait for good.
+        included = fills[:last]
+        settled = self.ledger.intervals.position_of(account, meter)
+        if int(settled["last_interval"]) >= included[0]["n"]:
+            self._adopt(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
             return None
-        included = included[:last]
-        baseline = None
-        if self._settled_through(account, meter) == 0:
-            baseline = self.istore.readings(included[0]["n"])["start"].get(meter)
+        baseline, newer_than = None, int(settled["last_at"])
+        if int(settled["last_interval"]) == 0:
+            # The first start reading among its fills: one without (a boundary whose worker
+            # had no signed reading of the board yet, its bridge away) metered, so billed, 0.
+            baseline = next((r for f in included if (
+                r := self.istore.readings(f["n"])["start"].get(meter)) is not None), None)
             if baseline is None:
                 return None
+            newer_than = int(baseline["timestamp"])
+        to = self._to(included[-1])
+        if closing is None or int(closing["timestamp"]) <= newer_than:
+            # A boundary's reading is the board's cached one (signed each whole second, stale
+            # while its bridge is away): not newer than what the account last settled on (or
+            # its baseline), the contract refuses it (READING_OUT_OF_TIME), and a position
+            # built alike at every boundary would never settle: a later signed one closes it.
+            fresher = self._fresher(account, side, meter, to, through_n, newer_than)
+            if fresher is None:
+                return None  # none signed since: the next boundary's may be
+            to, closing = fresher
+        if baseline is not None:
+            to = self._spanning(account, side, included[0]["n"], to, through_n,
+                                int(closing["timestamp"]) - int(baseline["timestamp"]))
         wh = sum(int(f["billed_wh"]) for f in included)
         if side == SELL:  # never a sell the contract refuses (PRICE): fewer Wh burned
             wh = self._within_floor(account, wh, _wei(included), row["order"])
         return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
                 "order": row["order"], "order_sig": self._order_sig(row),
                 "closing": closing, "baseline": baseline,
-                "from_interval": included[0]["n"], "to_interval": self._to(included[-1]),
+                "from_interval": included[0]["n"], "to_interval": to,
                 "filled_intervals": sum(1 for f in included if f["wh"] > 0),
                 "wh": wh, "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
+
+    def _fresher(self, account: str, side: str, meter: str, to: int, through_n: int,
+                 newer_than: int) -> tuple[int, dict[str, Any]] | None:
+        """The first boundary reading of a meter after interval `to` (up to through_n) signed
+        after newer_than, and the position's last interval with it: that interval when no
+        other fill of the account's side lies between (so the baseline's age bound spans the
+        later reading; a later fill must stay after the position), a buy within its day."""
+        others = {f["n"] for f in self.istore.unsettled(account) if f["side"] == side}
+        n, last = self.istore.next_n(to), to
+        while n is not None and n <= through_n:
+            if n in others or (side == BUY and
+                               self.boundaries.day(n) != self.boundaries.day(to)):
+                last = None  # the span stays the position's own from here on
+            elif last is not None:
+                last = n
+            end = self.istore.readings(n)["end"].get(meter)
+            if end is not None and int(end["timestamp"]) > newer_than:
+                return (to if last is None else last), end
+            n = self.istore.next_n(n)
+        return None
+
+    def _spanning(self, account: str, side: str, first: int, to: int, through_n: int,
+                  age_s: int) -> int:
+        """A first position's last interval, moved later until the contract's bound on its
+        baseline's age ((to − from + 2) intervals of block time) spans baseline to closing:
+        a baseline from a board's stale cache (its bridge, or the one worker its bridge
+        serves, away) is older than that, and the position was refused READING_OUT_OF_TIME
+        at every boundary. Never past the account's next fill (it must stay after the
+        position), through_n, or a buy's day."""
+        wall = self._wall_s()
+        if wall <= 0 or first - 2 + -(-age_s // wall) <= to:
+            return to
+        need = first - 2 + -(-age_s // wall)
+        later = [f["n"] for f in self.istore.unsettled(account) if f["side"] == side and
+                 f["n"] > to]
+        last = min([through_n, need] + [n - 1 for n in later])
+        while last > to and side == BUY and self.boundaries.day(last) != self.boundaries.day(to):
+            last -= 1
+        return max(to, last)
+
+    def _wall_s(self) -> int:
+        """The contract's interval in block seconds (fixed at its deployment; 0: unreadable)."""
+        if not self._wall:
+            try:
+                self._wall = int(self.ledger.intervals.parameters()["interval_wall_s"])
+            except Exception:  # the chain is away: the next position asks again
+                return 0
+        return self._wall
+
+    def _adopt(self, fills: list[dict[str, Any]]) -> None:
+        """Fills the chain settled already, marked settled by the batch that holds them: one
+        whose worker died between its send and recording it ('sending'), or failed as
+        forgotten and mined after all; without this their positions went again at every
+        boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good."""
+        ids = {f["id"] for f in fills}
+        for batch in self.istore.unmined_batches():
+            held = {i for p in batch["positions"]["positions"] for i in p["fill_ids"]}
+            if ids <= held:
+                log.warning("interval batch %s (%s) was settled on chain: its fills %s marked "
+                            "settled", batch["id"], batch["status"], sorted(ids))
+                self.istore.mark_settled(sorted(ids), batch["id"])
+                self.istore.update_batch(batch["id"], status="mined")
+                return
+        log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
 
     def _to(self, last: dict[str, Any]) -> int:
         """The position's last interval: the one after its last fill when that fill closed on
@@ -193,10 +285,6 @@ class Batching:
         except Exception:  # unreadable: the signature is always accepted
             return row["signature"]
         return "0x" if state == "verified" else row["signature"]
-
-    def _settled_through(self, account: str, meter: str) -> int:
-        """The last interval the contract settled for an account on its meter (0: none yet)."""
-        return int(self.ledger.intervals.position_of(account, meter)["last_interval"])
 
     def _with_tokens(self, positions: list[dict[str, Any]]
                      ) -> tuple[list[dict[str, Any]], set[str]]:

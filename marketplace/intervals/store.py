@@ -266,6 +266,12 @@ class IntervalStore:
                              " LIMIT ?", after, *args, limit)
         return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
 
+    def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Batches not known mined (sending, sent, failed), newest first."""
+        rows = self.db.query("SELECT * FROM interval_batches WHERE status <> 'mined' ORDER BY"
+                             " id DESC LIMIT ?", limit)
+        return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
+
 
 def _order(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:

@@ -170,16 +170,33 @@ class ChaosDay:
             time.sleep(min(0.5, max(0.0, until - time.monotonic())))
 
     def _settle(self, outside: Outside) -> None:
-        """Wait until the store has no billed fill unsettled and the chain holds every one."""
+        """Wait until the books are final and settled: the market opened two intervals after
+        the agents' cancels (so the last fills were written and accounted), no fill is left
+        unaccounted or billed unsettled, and the chain holds every billed Wh."""
         deadline = time.monotonic() + self.plan.settle_timeout_s
+        last = None
         while time.monotonic() < deadline:
             self._wait_supervising(time.monotonic() + 1.0)
             try:
-                if not outside.unsettled() and _chain_has_all(outside):
+                # A boundary claimed before the cancels may still write fills of their
+                # orders (it read them active): the one after it claimed later cannot.
+                last = outside.cleared() if last is None else last
+                if final(outside, last) and _chain_has_all(outside):
                     return
             except Exception:  # noqa: BLE001 - a part may still be recovering
                 continue
         self.say("chaos: settlement did not finish within the end's wait")
+
+
+def final(outside: Outside, cleared_at_cancels: int | None) -> bool:
+    """Whether the store's books can no longer change: the market cleared two intervals past
+    the newest one cleared when the agents' cancels were in (its fills, if any, are
+    accounted one boundary after it ends), and every fill is accounted and, when billed,
+    settled."""
+    newest = outside.cleared()
+    if newest is None or (cleared_at_cancels is not None and newest < cleared_at_cancels + 2):
+        return False
+    return not outside.unaccounted() and not outside.unsettled()
 
 
 def _chain_has_all(outside: Outside) -> bool:

@@ -77,6 +77,10 @@ class Outside:
         return self.sql("SELECT n, address, side, billed_wh FROM interval_fills "
                         "WHERE settled_batch IS NULL AND COALESCE(billed_wh, 0) > 0")
 
+    def unaccounted(self) -> list[tuple]:
+        """Fills whose interval is not accounted yet (billed unknown), by the store."""
+        return self.sql("SELECT n, address, side FROM interval_fills WHERE billed_wh IS NULL")
+
     def batches(self) -> dict[str, Any]:
         """The store's settle batches by status, and the last errors (for the report)."""
         by_status = dict(self.sql("SELECT status, count(*) FROM interval_batches GROUP BY status"))
@@ -134,6 +138,9 @@ def reconcile(outside: Outside, people: list[dict[str, Any]], acks: list[Ack],
     refused = outside.refusals()
     table = [{**_row(p, sums, events, meters, meter_of, last_reading, checks),
               "refused": refused.get(p["address"], {})} for p in rows.values()]
+    waiting = outside.unaccounted()
+    checks.append(Check("store: fills left unaccounted at the end", len(waiting), 0, "fills",
+                        note=str(waiting[:5]) if waiting else ""))
     left = outside.unsettled()
     checks.append(Check("store: billed fills left unsettled at the end", len(left), 0, "fills",
                         note=str(left[:5]) if left else ""))

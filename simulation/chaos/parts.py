@@ -219,17 +219,19 @@ class BoardsPart(ProcessPart):
     kind = "boards"
 
     def __init__(self, log: Path, env: dict[str, str], boards: list[tuple[str, str]],
-                 speed: float, start_hour: float) -> None:
+                 speed: float, start_hour: float, pv_peak_w: float) -> None:
         super().__init__("boards", log, env)
         self.boards = boards
         self.speed = speed
         self.start_hour = start_hour
+        self.pv_peak_w = pv_peak_w
         self.devices: dict[str, str] = {}
 
     def command(self) -> list[str]:
         """`gridbid emulate` of every board, each on a loopback port."""
         args = [sys.executable, "-u", "-m", "web.cli", "emulate", "--socket",
-                "--speed", str(self.speed), "--start-hour", str(self.start_hour)]
+                "--speed", str(self.speed), "--start-hour", str(self.start_hour),
+                "--pv-peak-w", str(self.pv_peak_w)]
         for board, kind in self.boards:
             args += ["--board", f"{board}:{kind}"]
         return args

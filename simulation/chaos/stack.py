@@ -41,6 +41,10 @@ class Layout:
     bridges: int = 2
     speed: float = 300.0
     start_hour: float = 11.0
+    # A panel small enough that its battery (1.2 kWh, half full) is not full before trading
+    # begins: the stack's start takes ~30 wall s (5 emulated h at ×600), and a full battery
+    # curtails the PV, so its meter counts no generation to sell after its token's baseline.
+    pv_peak_w: float = 60.0
 
     def people(self) -> list[dict[str, Any]]:
         """The participants as config PARTICIPANTS takes them."""
@@ -95,7 +99,7 @@ class Stack:
                         for i in range(self.layout.workers)]
         boards = [(p["board"], p["role"]) for p in self.people]
         self.boards = BoardsPart(self.logs / "boards.log", env, boards, self.layout.speed,
-                                 self.layout.start_hour)
+                                 self.layout.start_hour, self.layout.pv_peak_w)
         self.parts += [*self.workers, self.boards]
         for worker in self.workers:
             worker.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3 import Web3
 
 from contracts.bindings import offer_hash, recover_typed
 from firmware_bridge.signing import sign_reading
@@ -154,3 +155,17 @@ def test_a_used_consent_a_bound_meter_and_its_release(ledger):
                         *consent(ledger, meter, crony, PRODUCER, 1_000))
     assert ledger.meter_of(meter.address)["owner"] == crony.address
     assert ledger.baseline_pending(meter.address)
+
+
+def test_the_escrow_views_a_bid_reads_are_encoded_as_the_abi_says():
+    """Ledger._escrow_view's selectors and output types are the artifact's."""
+    from contracts import load_artifact
+    from marketplace.ledger import _VIEWS
+
+    found = [item for item in load_artifact("EnergyEscrow").abi if item.get("name") in _VIEWS]
+    assert len(found) == len(_VIEWS)
+    for item in found:
+        selector, outputs = _VIEWS[item["name"]]
+        inputs = ",".join(i["type"] for i in item["inputs"])
+        assert selector == bytes(Web3.keccak(text=f"{item['name']}({inputs})")[:4])
+        assert outputs == [o["type"] for o in item["outputs"]]

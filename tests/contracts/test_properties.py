@@ -141,6 +141,8 @@ def test_escrow_books_balance_under_any_sequence(chain, shared_setup, steps):
             if receipt:
                 gas[sender] += receipt["gasUsed"] * receipt["effectiveGasPrice"]
                 DONE[kind] = DONE.get(kind, 0) + 1
+            elif kind != "wait":
+                continue  # nothing was sent: the books are the ones just checked
 
             # Ether held by the escrow = free balances + locked amounts + deferred payments.
             free = sum(escrow.freeOf(a, m).call() for a in buyers for m in MARKETS)

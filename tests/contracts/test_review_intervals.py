@@ -21,8 +21,10 @@ from .common import (
 )
 
 
-def test_a_buyer_who_cancels_after_drawing_still_pays(day):
+def test_a_buyer_who_cancels_after_drawing_still_pays(day_mid):
     """(b) The buyer drew 1 kWh, then cancels its order on chain before the batch lands."""
+    # day_mid: its later position (n+4, n+5) must lie in one day, or it is BAD_INTERVALS.
+    day = day_mid
     c = day.chain
     order = buy_order(c, c.buyer, c.buyer_meter)
     c.send(c.settlement.functions.cancelBuyOrder(buy_order_tuple(order)), c.buyer)

@@ -4,8 +4,9 @@ claim and readings (docs/SECURITY.md, threats 73-75).
 
 Every worker's RedisBus signs its messages under a key derived from the secret the workers
 share, which the attacker does not know: a claim, plain reading or goodbye it forges, one it
-signs under another key, and a worker's own signed message it replays after MAX_AGE_S are
-dropped; a reading signed by any key but the board's registered meter is refused as well.
+signs under another key, and a worker's own signed message it replays, after MAX_AGE_S or
+within it, are dropped; a reading signed by any key but the board's registered meter is
+refused as well.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from eth_account import Account
 from firmware_bridge import board_bus
 from firmware_bridge.board_bus import CHANNEL, RedisBus, bus_key
 from firmware_bridge.remote_boards import RemoteBoards
+from firmware_bridge.sealing import seal
 from firmware_bridge.signing import sign_reading
 from tests.common import wait_for
 from tests.firmware_bridge.test_board_bus import DOMAIN, GOOD, KEY, METER, Link, hello
@@ -48,17 +50,19 @@ class Bus:
         wait_for(lambda: self.b.online("x"), timeout=10, what="the bridge's claim on B")
         self.attacker = redis.Redis.from_url(url)
 
-    def inject(self, message: dict | str) -> None:
+    def inject(self, message: dict | str | bytes) -> None:
         """Publish message on the bus as the attacker, then a marker B must see after it."""
-        self.attacker.publish(CHANNEL, message if isinstance(message, str)
+        self.attacker.publish(CHANNEL, message if isinstance(message, (str, bytes))
                               else json.dumps(message))
         marker = f"m{time.monotonic_ns()}"
-        # An empty claim, signed by worker A's bus, changes no board; B has applied everything
+        # An empty claim, signed by worker A's bus, changes no board; each worker has applied all
         # before it once it has heard of the marker's peer (Redis delivers to a subscriber in
         # the order it ran the publishes, and the attacker's had returned).
         self.buses[0].publish({"t": "claim", "w": "Z", "peer": marker, "since": 0,
                                "boards": []})
-        wait_for(lambda: marker in self.b.heard, timeout=10, what="the attacker's messages")
+        # Both workers: A hears the attacker's text on its own subscription, as B does.
+        wait_for(lambda: marker in self.a.heard and marker in self.b.heard, timeout=10,
+                 what="the attacker's messages on both workers")
 
     def honest_reading(self, wh_in: float) -> None:
         """The real bridge reports through A, signed by the board's meter."""
@@ -129,10 +133,7 @@ def test_a_forged_goodbye_and_forget_are_dropped(bus: Bus):
 
 def _signed(key: bytes, message: dict, sent: float) -> str:
     """A bus text as a RedisBus under key would have published it at time sent."""
-    signer = object.__new__(RedisBus)  # its signing only: no Redis, no listener
-    signer.channel, signer._key = CHANNEL, key
-    body = json.dumps({"ts": sent, "m": message}, separators=(",", ":"))
-    return f"{signer._tag(body)}.{body}"
+    return json.dumps(seal(key, CHANNEL, message, sent))
 
 
 def test_a_message_signed_under_another_key_or_replayed_late_is_dropped(bus: Bus, caplog):
@@ -163,3 +164,36 @@ def test_drops_are_logged_once_per_sender_in_a_while(bus: Bus, caplog):
     assert len(lines) == 6, lines  # Z, Y and "?" once on each of the two workers' buses
     assert sum("'Z': " in line for line in lines) == 2
     assert bus.b.online("x")
+
+
+def test_an_honest_message_replayed_within_the_window_is_dropped(bus: Bus, caplog, redis_url):
+    import redis
+
+    caplog.set_level(logging.WARNING, logger=board_bus.__name__)
+    listener = redis.Redis.from_url(redis_url).pubsub()
+    try:
+        listener.subscribe(CHANNEL)
+        wait_for(lambda: (listener.get_message(timeout=0.1) or {}).get("type") == "subscribe",
+                 timeout=10, what="the attacker's subscription")
+        bus.a.refresh()  # the attacker records A's honest claim for x, repeated as every second
+        recorded = _recorded(listener, "claim")
+    finally:
+        listener.close()
+    bus.a.disconnect("sid-1")  # then the bridge goes away: x is offline on every worker
+    wait_for(lambda: not bus.b.online("x"), timeout=10, what="the goodbye on B")
+    bus.inject(recorded)  # seconds later, well within MAX_AGE_S
+    assert not bus.b.online("x"), "B takes the replayed claim: x online through a gone peer"
+    lines = [r.getMessage() for r in caplog.records if "dropped a message" in r.getMessage()]
+    assert sum("'A': " in line and "(a replay)" in line for line in lines) == 2, lines
+
+
+def _recorded(listener, kind: str) -> bytes:
+    """The text of the first honest message of this kind the attacker's client saw."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        item = listener.get_message(timeout=1.0)
+        if item is None or item["type"] != "message":
+            continue
+        if json.loads(json.loads(item["data"])["body"])["m"].get("t") == kind:
+            return item["data"]
+    raise AssertionError(f"no honest {kind} crossed the bus")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marketplace.errors import AuctionClosed, InsufficientEscrow, InsufficientTokens, NotAllowed
+from marketplace.ledger import LOTS
 from marketplace.store import Store
 from tests.common import wait_for
 from tests.marketplace.common import ready
@@ -133,6 +134,11 @@ def test_a_pending_withdrawal_covers_no_bid(runtime, people):
     ledger.wait(bob.request_withdrawal(ETH // 20))  # half of bob's 0.1 ETH
     assert ledger.escrow_free(bob.address) == ETH // 10  # still free until completed …
     assert ledger.withdrawal_of(bob.address)["amount"] == ETH // 20
+    # The reads a bid makes are encoded by hand (Ledger._escrow_view): web3's call agrees.
+    views = ledger.escrow.functions
+    assert ledger.escrow_free(bob.address) == views.freeOf(bob.address, LOTS).call()
+    assert list(ledger.withdrawal_of(bob.address).values()) == \
+        list(views.withdrawalOf(bob.address, LOTS).call())
     # … but it may complete before this auction's deal opens: it covers no bid.
     with pytest.raises(InsufficientEscrow, match=f"the {ETH // 20} wei you asked to withdraw"):
         bob.bid(listing["id"], 6 * 10**18)  # 10 Wh -> 0.06 ETH

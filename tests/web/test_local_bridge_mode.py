@@ -13,10 +13,11 @@ PORTAL = {"LOCAL_BRIDGE_PORTAL": "http://127.0.0.1:5000"}
 @pytest.mark.parametrize(("config", "expected"), [
     ({}, "inline"),  # a portal that does not know its own URL (tests, in-process runtimes)
     (PORTAL, "process"),
-    ({**PORTAL, "MESSAGE_QUEUE": "redis://127.0.0.1:6379/0"}, "inline"),  # several workers
+    # Several workers: one of them runs the child (the local bridge lease), not each its own.
+    ({**PORTAL, "MESSAGE_QUEUE": "redis://127.0.0.1:6379/0"}, "process"),
     ({**PORTAL, "EMULATOR_STEPPED": True}, "inline"),  # a driver steps the emulator here
     ({**PORTAL, "LOCAL_BRIDGE": "inline"}, "inline"),
-    ({**PORTAL, "MESSAGE_QUEUE": "redis://x", "LOCAL_BRIDGE": "process"}, "process"),
+    ({**PORTAL, "MESSAGE_QUEUE": "redis://x", "LOCAL_BRIDGE": "inline"}, "inline"),
 ])
 def test_the_mode(config, expected):
     assert mode(config) == expected

@@ -72,3 +72,22 @@ http {{
     checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
                               "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_systemd_units_verify(tmp_path):
+    """systemd-analyze reads each unit as systemd would (with the units' gridbid pointed at this
+    checkout's, which it checks is executable): no unknown key, no bad value."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("needs systemd-analyze (Debian's systemd package)")
+    gridbid = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "gridbid"
+    if not gridbid.exists():
+        pytest.skip("needs the checkout's .venv/bin/gridbid (`make test-deps`)")
+    for unit in (DEPLOY / "systemd").iterdir():
+        text = unit.read_text().replace("/opt/gridbid/.venv/bin/gridbid", str(gridbid))
+        (tmp_path / unit.name).write_text(text)
+    units = sorted(str(p) for p in tmp_path.glob("*.service"))
+    done = subprocess.run([analyze, "verify", *units], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip() and not done.stdout.strip(), \
+        done.stdout + done.stderr

@@ -24,6 +24,7 @@ from marketplace.store import Store
 from marketplace.wallet import Wallets
 from web.runtime.accounts import AccountDirectory
 from web.runtime.demo import DEMO_BOOK, demo_addresses
+from web.runtime.local_bridge import KEEP_S
 from web.runtime.loops import Loop
 from web.runtime.meters import MeterEnrollment
 from web.runtime.settings import listed
@@ -149,6 +150,9 @@ class Runtime:
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
         # Every worker hears, again and again, which bridges are connected here.
         self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)
+        if parts.local_bridge is not None:  # one worker of those sharing the store runs it
+            keeper = self.loop("local bridge", parts.local_bridge.step, KEEP_S)
+            keeper.wake.set()  # its first pass now: the child is started without a wait
 
     def loop(
         self, name: str, step: Callable[[], object], interval_s: float, **options: Any

@@ -1,11 +1,11 @@
 """This portal's own boards served by a `gridbid bridge` child process (LOCAL_BRIDGE=process),
 registered in the store like any bridge: its token in the data directory, its meter keys too.
 
-The child runs the participants' emulated boards (emulator:// URIs) and connects back to the
-portal's own URL (LOCAL_BRIDGE_PORTAL) over /bridge, so the market reaches them by the same
-code path as a bridge on another machine. It ends with its portal (a single portal's boards
-have no one else to serve them); boards meant to outlive a worker run in a bridge of their
-own (docs/BRIDGES.md).
+The child runs the participants' emulated boards (emulator:// URIs) and connects back to its
+worker's own URL (LOCAL_BRIDGE_PORTAL) over /bridge, so the market reaches them by the same
+code path as a bridge on another machine. Workers sharing a store run one such child among
+them: the holder of the `local bridge` lease (LocalBridgeKeeper). The child ends with the
+worker that started it; another worker then takes the lease over and starts it again.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from firmware_bridge.remote_boards import AnnouncedBoard
 from geth_private.keystore import MachineKeys
+from marketplace.lease import Lease
 from marketplace.store import Store
+from marketplace.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,10 @@ LOCAL_ID = "local"  # the local bridge's registered id
 TOKEN_FILE = "local_bridge.token"  # in the data directory, readable by its user only
 STOP_WAIT_S = 10.0
 MODES = ("inline", "process")
+LEASE = "local bridge"  # held by the one worker among those sharing a store that runs the child
+KEEP_S = 1.0  # how often the keeper renews that lease and looks at its child
+RESTART_S = 5.0  # a child that exited is started again no sooner than this after its start
+AGAIN_S = 1.0  # after a claim, the wait before relays are switched again (the hello first)
 
 
 def token_hash(token: str) -> str:
@@ -40,13 +48,14 @@ def token_hash(token: str) -> str:
 
 def mode(config: Mapping[str, Any]) -> str:
     """LOCAL_BRIDGE: inline (boards attached to a bridge in this process) or process; unset,
-    process when the portal's own URL is known (LOCAL_BRIDGE_PORTAL) and it is one process
-    (no MESSAGE_QUEUE: each of several workers would emulate the same boards; run them in a
-    bridge of their own) whose boards no driver steps (EMULATOR_STEPPED), else inline."""
+    process when the portal's own URL is known (LOCAL_BRIDGE_PORTAL) and no driver steps its
+    boards (EMULATOR_STEPPED, which drives the emulator in-process), else inline. With a
+    MESSAGE_QUEUE (several workers) process is what keeps one copy of the boards: inline,
+    each worker would emulate its own."""
     value = str(config.get("LOCAL_BRIDGE") or "")
     if not value:
-        alone = not config.get("MESSAGE_QUEUE") and not config.get("EMULATOR_STEPPED")
-        return "process" if config.get("LOCAL_BRIDGE_PORTAL") and alone else "inline"
+        stepped = config.get("EMULATOR_STEPPED")
+        return "process" if config.get("LOCAL_BRIDGE_PORTAL") and not stepped else "inline"
     if value not in MODES:
         raise ValueError(f"LOCAL_BRIDGE is inline or process, not {value!r}")
     if value == "process" and not config.get("LOCAL_BRIDGE_PORTAL"):
@@ -132,3 +141,92 @@ class BridgeChild:
             self.process.kill()
             self.process.wait(STOP_WAIT_S)
 
+
+
+class LocalBridgeKeeper:
+    """The one local bridge child among the workers sharing a store: the worker holding the
+    `local bridge` lease runs it (started again if it exits); a worker without the lease
+    runs none. step() each KEEP_S; close() on the worker's stop.
+
+    The child stops within its parent check (0.5 s) of its worker's death, before the lease
+    (lease_s) lets another worker start the next one, so two never serve the boards at once.
+    """
+
+    def __init__(self, store: Store, uris: Sequence[str], portal_url: str, token_file: Path,
+                 data_dir: Path, lease_s: float):
+        self.lease = Lease(store, LEASE, lease_s)
+        self.start_child = lambda: BridgeChild(uris, portal_url, token_file, data_dir)
+        self.child: BridgeChild | None = None
+        self._started = -RESTART_S
+        self._renewed = time.monotonic()  # the last time the store said the lease is ours
+        self._lock = threading.Lock()  # step (its loop) and close (the stop) take turns
+
+    def step(self) -> None:
+        """Renew the lease; held: have the child running; lost: stop this worker's child."""
+        with self._lock:
+            if not self._holds():
+                self._stop_child()
+                return
+            if self.child is not None and self.child.process.poll() is None:
+                return
+            now = time.monotonic()
+            if self.child is not None:
+                log.warning("local bridge (pid %d) exited with status %s",
+                            self.child.process.pid, self.child.process.returncode)
+                self.child = None
+            if now - self._started >= RESTART_S:  # a child failing at once is not spun
+                self._started = now
+                self.child = self.start_child()
+
+    def _holds(self) -> bool:
+        """Whether the lease is ours; while the store cannot say, as long as it cannot have
+        expired (a store that is down lets no other worker take it either)."""
+        try:
+            held = self.lease.renew()
+        except Exception as err:
+            log.warning("local bridge lease not renewed: %s", err)
+            return self.lease.held and time.monotonic() - self._renewed < self.lease.ttl_s
+        if held:
+            self._renewed = time.monotonic()
+        return held
+
+    def _stop_child(self) -> None:
+        if self.child is not None:
+            log.info("local bridge (pid %d) stopped: this worker left the lease",
+                     self.child.process.pid)
+            self.child.stop()
+            self.child = None
+
+    def close(self) -> None:
+        """Stop the child and give the lease up, so another worker starts one at once."""
+        with self._lock:
+            if self.child is not None:
+                self.child.stop()
+                self.child = None
+            self.lease.release()
+
+
+def relays_again(
+    switchboard: Switchboard, own: Collection[str]
+) -> Callable[[AnnouncedBoard], None]:
+    """A claim listener: a local bridge started again emulates its boards afresh, relays open
+    and no budget, so each active deal of a claimed board gets its budget and relays again
+    (as a resumed deal does); repeated for a deal whose relays are on, it changes nothing."""
+    def claimed(board: AnnouncedBoard) -> None:
+        if board.board_id in own:  # after the hello is answered: commands need its domain
+            timer = threading.Timer(AGAIN_S, _switch_on, (switchboard, board.board_id))
+            timer.daemon = True
+            timer.start()
+    return claimed
+
+
+def _switch_on(switchboard: Switchboard, board_id: str) -> None:
+    for row in switchboard.store.deals("active"):
+        try:
+            parties = {switchboard.board_of(row["seller"]), switchboard.board_of(row["buyer"])}
+        except Exception as err:  # a party unseated meanwhile: that deal is not ours to fix
+            log.warning("deal %s: parties not found: %s", row["id"], err)
+            continue
+        if board_id in parties:
+            switchboard.budget(row, float(row["energy_wh"] - row["delivered_wh"]))
+            switchboard.relays(row, on=True)

@@ -26,7 +26,14 @@ from web.runtime.accounts import AccountDirectory
 from web.runtime.chain import deploy_or_attach, start_chain
 from web.runtime.demo import DEMO_BOOK, participants, seed_accounts, start_emulated_boards
 from web.runtime.events import EventWatcher, TransactionJournal
-from web.runtime.local_bridge import LOCAL_ID, BridgeChild, board_uris, mode, register_local
+from web.runtime.local_bridge import (
+    LOCAL_ID,
+    LocalBridgeKeeper,
+    board_uris,
+    mode,
+    register_local,
+    relays_again,
+)
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
 from web.runtime.settings import interval_wall_s, listed, market_settings
@@ -51,12 +58,13 @@ class Parts:
     events: EventWatcher
     demo_accounts: list[dict[str, str]]
     admin_accounts: list[dict[str, Any]]  # the passphrase on the first run only, else None
-    local_bridge: BridgeChild | None = None  # LOCAL_BRIDGE=process: the child serving ours
+    # LOCAL_BRIDGE=process: the child serving ours, run by one worker of those sharing a store
+    local_bridge: LocalBridgeKeeper | None = None
 
     def close(self) -> None:
         """Release boards, ptys, the store and the chain (once the loops have stopped)."""
         if self.local_bridge is not None:
-            self.local_bridge.stop()
+            self.local_bridge.close()
         self.bridge.close()
         self.remote_boards.bus.close()
         self.microgrid.stop()
@@ -141,15 +149,17 @@ def wire(
                                      remote=remote_boards.allowed - mine,
                                      book=data_dir / DEMO_BOOK)
         txm.subscribe(TransactionJournal(store, hub))
-        child = None
-        if own is not None:
-            child = BridgeChild(own.uris, config["LOCAL_BRIDGE_PORTAL"], own.token_file, data_dir)
-            undo.callback(child.stop)
+        keeper = None
+        if own is not None:  # its child is started by the runtime's loop (Runtime.start)
+            keeper = LocalBridgeKeeper(store, own.uris, config["LOCAL_BRIDGE_PORTAL"],
+                                       own.token_file, data_dir, settings.lease_s)
+            undo.callback(keeper.close)
+            remote_boards.subscribe(relays_again(market.switchboard, own.ids))
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
             bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,
             wallets=Wallets(market), meters=meters, events=EventWatcher(ledger, store, hub),
-            demo_accounts=demo, admin_accounts=admins, local_bridge=child,
+            demo_accounts=demo, admin_accounts=admins, local_bridge=keeper,
         )
         undo.pop_all()  # all built: from now on Parts.close() releases them
     return parts

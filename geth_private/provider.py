@@ -1,0 +1,36 @@
+"""The HTTP provider every backend talks to its node through: a node gone is ChainUnavailable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from web3 import HTTPProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from .errors import ChainUnavailable
+
+# What requests raises when nothing answers at the URL or the answer does not come in time.
+_UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+
+
+class NodeProvider(HTTPProvider):
+    """web3's HTTPProvider (its own retries included) whose connection errors are the chain
+    layer's ChainUnavailable, so no caller above geth_private needs to know requests."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__(url, request_kwargs={"timeout": timeout})
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except _UNREACHABLE as err:
+            raise ChainUnavailable(f"the node at {self.endpoint_uri} did not answer "
+                                   f"{method}: {type(err).__name__}") from err
+
+    def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> Any:
+        try:
+            return super().make_batch_request(batch_requests)
+        except _UNREACHABLE as err:
+            raise ChainUnavailable(f"the node at {self.endpoint_uri} did not answer a batch "
+                                   f"of {len(batch_requests)}: {type(err).__name__}") from err

@@ -1,0 +1,216 @@
+"""A position's closing reading is newer than what its account last settled on (issue 16,
+the chaos day's bridge kill): a boundary stores a board's cached signed reading, stale while
+its bridge is away (readings are signed each whole second), so a fill's end reading can be
+the very reading the account last settled on. Built as it was at every boundary, that
+position was refused READING_OUT_OF_TIME at every one; it closes on a later boundary reading.
+
+The store is real (SQLite and PostgreSQL); the chain's answers (the account's settled state,
+an order verified) are given by a stand-in ledger: the contract's own rule is checked in
+tests/contracts/test_interval_settlement.py ("READING_OUT_OF_TIME" cases).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from marketplace.intervals.batching import Batching
+from marketplace.intervals.boundaries import Boundaries
+from marketplace.intervals.store import IntervalStore
+from marketplace.settings import Settings
+from marketplace.store import Store
+
+METER = "0x00000000000000000000000000000000000000aa"
+BUYER = "0x00000000000000000000000000000000000000b0"
+
+
+def reading(wh: int, at: int) -> dict:
+    return {"meter": METER, "whIn": wh, "whOut": 0, "timestamp": at, "signature": "0x"}
+
+
+class Settled:
+    """The contract's answers for one account: its last settled reading, orders verified."""
+
+    def __init__(self, last_interval: int, last_at: int, last_wh: int):
+        self.state = {"last_interval": last_interval, "last_at": last_at, "last_wh": last_wh,
+                      "day": 0, "day_spent_wei": 0}
+
+    def position_of(self, account: str, meter: str) -> dict:
+        return self.state
+
+    def order_state(self, digest: bytes) -> dict:
+        return {"state": "verified"}
+
+    def parameters(self) -> dict:
+        return {"interval_wall_s": 2}
+
+
+@pytest.fixture
+def istore(location):
+    store = Store(location)
+    yield IntervalStore(store)
+    store.close()
+
+
+def batching(istore: IntervalStore, chain: Settled) -> Batching:
+    ledger = SimpleNamespace(intervals=chain)
+    return Batching(istore, SimpleNamespace(istore=istore), ledger, clock=None,
+                    settings=Settings(), boundaries=Boundaries(900, 600),
+                    members=lambda: [], signed=lambda board: None)
+
+
+def interval(istore: IntervalStore, n: int, start: dict, end: dict) -> None:
+    assert istore.claim(n, float(n), "w", "clear")
+    istore.clear_interval(n, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(n, METER, "start", start)
+    istore.add_reading(n, METER, "end", end)
+
+
+def fill(istore: IntervalStore, n: int, order: int, billed: int) -> None:
+    istore.add_fill(n, BUYER, "buy", order, billed, 10)
+    (row,) = [f for f in istore.fills(n) if f["order_id"] == order]
+    istore.account_fill(row["id"], billed, billed, 10 * billed)
+
+
+def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    settled = reading(100, 1_000)  # what the account's last position closed on
+    interval(istore, 10, reading(90, 998), settled)
+    interval(istore, 11, settled, settled)  # its bridge away: the cached reading again
+    interval(istore, 12, settled, reading(130, 1_004))  # back: a newer one
+    fill(istore, 10, order, 8)
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=12)
+    # Not the reading the account settled on; the position spans the later one's interval.
+    assert position["closing"]["timestamp"] == 1_004
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 12, 8)
+    # Nothing newer signed yet: the position waits rather than being refused again.
+    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+
+
+def test_a_later_fill_keeps_the_position_before_it(istore):
+    first = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    later = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    settled = reading(100, 1_000)
+    interval(istore, 10, reading(90, 998), settled)
+    interval(istore, 11, settled, settled)
+    interval(istore, 12, settled, reading(130, 1_004))
+    fill(istore, 10, first, 8)
+    fill(istore, 11, later, 0)  # the next order's fill: it must stay after this position
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    fills = [f for f in istore.unsettled() if f["order_id"] == first]
+    position = batching(istore, chain)._position(fills, through_n=12)
+    assert position["closing"]["timestamp"] == 1_004
+    assert position["to_interval"] == 10
+
+
+def test_a_first_position_closes_after_its_baseline(istore):
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    cached = reading(100, 1_000)  # start and end alike: the bridge was away all interval
+    interval(istore, 10, cached, cached)
+    interval(istore, 11, cached, reading(104, 1_003))
+    fill(istore, 10, order, 0)
+    fill(istore, 11, order, 4)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    assert position["baseline"]["timestamp"] == 1_000
+    assert position["closing"]["timestamp"] == 1_003  # its own last fill's, newer
+    # A one-fill position whose only end reading is its baseline closes on the next one.
+    only = [f for f in istore.unsettled() if f["n"] == 10]
+    position = batching(istore, chain)._position(only, through_n=11)
+    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 10)
+
+
+@pytest.mark.parametrize("status", ["sending", "failed"])
+def test_fills_the_chain_settled_by_an_unfollowed_batch_are_marked_settled(istore, status):
+    """The settling worker killed between its send and recording it (the batch stays
+    'sending'), or a batch failed as forgotten and mined after all: the chain's last settled
+    interval is past the fills, so their position would be refused NOT_AFTER_LAST forever."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    interval(istore, 10, reading(90, 998), reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_000), reading(104, 1_003))
+    fill(istore, 10, order, 8)
+    (row,) = istore.unsettled()
+    batch = istore.add_batch(10, {"positions": [{"fill_ids": [row["id"]]}], "mints": []},
+                             "0x", 5.0)
+    istore.update_batch(batch, status=status)
+    chain = Settled(last_interval=10, last_at=1_000, last_wh=100)
+    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+    assert istore.unsettled() == []
+    assert [f["settled_batch"] for f in istore.fills(10)] == [batch]
+    assert istore.batches(status="mined")[0]["id"] == batch
+
+
+def test_a_small_group_with_later_fills_behind_it_is_due(istore):
+    """An order's fills billed 0 Wh (its board's bridge away, the relay open), then a new
+    order's billed fills: the old group grows no more, and below SETTLE_WH it held the
+    account's later fills until the day's end (the chaos day's bridge kill)."""
+    old = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    new = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    interval(istore, 10, reading(90, 998), reading(90, 999))
+    interval(istore, 11, reading(90, 999), reading(120, 1_001))
+    fill(istore, 10, old, 0)
+    fill(istore, 11, new, 30)
+    chain = Settled(last_interval=9, last_at=990, last_wh=90)
+    made = batching(istore, chain)
+    made.settings = Settings(settle_wh=1000)
+    groups = made._groups(11)
+    assert [f["order_id"] for f in groups[(BUYER, "buy")]] == [old]
+    assert made._due(groups, made.boundaries.day(11)) == [(BUYER, "buy")]
+    position = made._position(groups[(BUYER, "buy")], through_n=11)
+    assert (position["wh"], position["to_interval"]) == (0, 10)
+
+
+def test_a_first_position_without_its_first_start_reading_takes_the_next(istore):
+    """A boundary without the board's signed reading (a restarted worker's cache empty, its
+    bridge away) leaves a fill without a start reading, metered and billed 0: the account's
+    first position took its baseline from that fill only, found none, and never settled."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.clear_interval(10, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(10, METER, "end", reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_000), reading(110, 1_002))
+    fill(istore, 10, order, 0)
+    fill(istore, 11, order, 10)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    assert position["baseline"]["timestamp"] == 1_000
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 10)
+
+
+def test_a_first_position_spans_a_baseline_from_a_stale_cache(istore):
+    """The contract bounds a first position's baseline age by (to - from + 2) intervals of
+    block time (2 s here): a start reading 10 s older than the closing (the board's cache
+    while the one worker its bridge served was down) is refused READING_OUT_OF_TIME unless
+    the position spans more intervals, up to the account's next fill."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    later = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    interval(istore, 10, reading(90, 990), reading(100, 1_000))
+    fill(istore, 10, order, 8)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    mine = [f for f in istore.unsettled() if f["order_id"] == order]
+    position = batching(istore, chain)._position(mine, through_n=20)
+    assert position["to_interval"] == 13  # (13 - 10 + 2) * 2 s >= 10 s
+    interval(istore, 12, reading(100, 1_000), reading(104, 1_003))
+    fill(istore, 12, later, 4)
+    position = batching(istore, chain)._position(mine, through_n=20)
+    assert position["to_interval"] == 11  # the next fill stays after it
+
+
+def test_a_group_without_an_end_reading_closes_on_a_later_one(istore):
+    """A fill whose interval has no end reading of the meter (metered, so billed, 0): its
+    group had no closing and held the account's later fills behind it for good."""
+    old = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    new = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.clear_interval(10, 10, {"offers": [], "bids": [], "fills": [], "orders": []})
+    istore.add_reading(10, METER, "start", reading(100, 1_000))
+    interval(istore, 11, reading(100, 1_001), reading(110, 1_002))
+    fill(istore, 10, old, 0)
+    fill(istore, 11, new, 10)
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    mine = [f for f in istore.unsettled() if f["order_id"] == old]
+    position = batching(istore, chain)._position(mine, through_n=11)
+    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_002, 10)
+    assert position["wh"] == 0 and position["baseline"]["timestamp"] == 1_000
