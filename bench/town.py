@@ -122,13 +122,21 @@ def day_lines(day: Path) -> str:
         ("portal RSS", load["portal_rss_mb"], "MB"),
         ("anvil RSS", load["children_rss_mb"], "MB"),
         ("open descriptors", load["fds"], ""),
+        ("machine load average (1 min)", load.get("load_average"), ""),
         ("gas per block", load["gas_per_block"], "gas"),
+        ("full garbage collection (holds every thread)",
+         (load.get("gc_pause_ms") or {}).get("2"), "ms"),
     ):
-        s = s or {}
+        if not s or not s.get("n"):
+            continue  # a figure this day's code did not record
         lines.append(f"  {what:<50} p50 {s.get('p50')} p99 {s.get('p99')} max {s.get('max')}"
                      f" {unit} (n {s.get('n')})")
     lines.append(f"  blocks with transactions {load['blocks']}; CPU cores: portal "
-                 f"{load['cpu_cores']['portal']}, anvil {load['cpu_cores']['children']}")
+                 f"{load['cpu_cores']['portal']}, anvil {load['cpu_cores']['children']}; "
+                 f"boards' failsafe trips {load['failsafe_trips']}")
+    failed = [c for c in data["checks"] if not c["ok"]]
+    lines += [f"  disagrees: {c['what']}: {c['left']} vs {c['right']} ({c['unit']})"
+              for c in failed[:5]]
     return "\n".join(lines)
 
 

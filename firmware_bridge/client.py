@@ -82,6 +82,13 @@ class BoardClient:
         self._events_done = 0
         self._events_cv = threading.Condition()
         self._reply_mark = 0  # events queued when the reply in flight arrived
+        # Readings only supersede each other: while one waits for its lane, a newer one takes
+        # its place, so a lane slower than the board's reports holds one per board, never a
+        # growing backlog of ever older ones (each costs a signature and an odometer write).
+        self._arrivals = 0  # lines received, counted on the loop thread: their order
+        self._queued: list[tuple[Frame, int] | None] | None = None  # the reading not yet sent
+        self._queued_lock = threading.Lock()
+        self._read_mark = 0  # arrival number of the newest READ reply: older readings are stale
         # Lines arrive on the port loop's thread (loop: default the process's shared one).
         self._port = LinePort(url, self._on_line, self._on_lost, timeout=timeout, loop=loop)
 
@@ -92,26 +99,30 @@ class BoardClient:
 
     def request(self, verb: str, *args: object) -> Frame:
         """Send a request and return its OK reply; BoardError on ERR, BoardTimeout on silence."""
+        return self._request(verb, args, ordered=True)
+
+    def _request(self, verb: str, args: tuple[object, ...], ordered: bool) -> Frame:
+        """request(); ordered: return only once the events sent before the reply were delivered."""
         with self._lock:
             if self._closed:
                 raise BridgeError(f"{self.url} is closed")
             if verb == "HELLO":
                 return self._exchange(verb, args)
             try:
-                return self._in_session(verb, args)
+                return self._in_session(verb, args, ordered)
             except BoardError as err:
                 if err.code not in (ERR_REPLAY, ERR_SESSION):
                     raise
                 # The board did not act on it (it was reset, or is ahead of our ids), so
                 # asking once more in a new session repeats nothing.
-                return self._in_session(verb, args)
+                return self._in_session(verb, args, ordered)
 
-    def _in_session(self, verb: str, args: tuple[object, ...]) -> Frame:
+    def _in_session(self, verb: str, args: tuple[object, ...], ordered: bool = True) -> Frame:
         """The request under an open session: HELLO first when none is, or ids run low."""
         if (self._session is None or self._next_id > protocol.MAX_ID
                 or self._last_event > REHELLO_EVENTS):
             self._hello()
-        return self._exchange(verb, args)
+        return self._exchange(verb, args, ordered)
 
     def hello(self) -> BoardInfo:
         """Open a new session; BridgeError if the board speaks another protocol version."""
@@ -136,7 +147,7 @@ class BoardClient:
         self.info = info
         return info
 
-    def _exchange(self, verb: str, args: tuple[object, ...]) -> Frame:
+    def _exchange(self, verb: str, args: tuple[object, ...], ordered: bool = True) -> Frame:
         """One request and its reply, under the open session (or none, for HELLO)."""
         if verb == "HELLO":
             self._session = None  # a board answers HELLO unkeyed, then keys the new session
@@ -161,7 +172,8 @@ class BoardClient:
             self._pending = None
         if reply is None:
             raise BridgeError(f"{self.url}: port lost while waiting for {verb}")
-        self._await_events(self._reply_mark)
+        if ordered:
+            self._await_events(self._reply_mark)
         if isinstance(reply, _V1Board):
             raise BridgeError(f"{self.url}: board speaks protocol v{protocol.LEGACY_VERSION}; "
                               f"this bridge needs v{protocol.VERSION}")
@@ -193,8 +205,13 @@ class BoardClient:
             raise BridgeError(f"{self.url}: budget of relay {n} confirmed as {reply.args[1:]}")
 
     def heartbeat(self) -> None:
-        """Tell the board the host is alive, so its failsafe stays off."""
-        self.request("HB")
+        """Tell the board the host is alive, so its failsafe stays off.
+
+        Its reply carries nothing the board's earlier events could contradict, so it does not
+        wait for their delivery: behind slow listeners a heartbeat that waited (up to the
+        reply timeout) let the boards' failsafes trip, each beat holding a thread of the pool.
+        """
+        self._request("HB", (), ordered=False)
 
     def close(self) -> None:
         """Close the port (safe to call twice)."""
@@ -205,6 +222,7 @@ class BoardClient:
     def _on_line(self, raw: bytes) -> None:
         """Route one line; runs on the port loop's thread, so it must never raise."""
         pending = self._pending  # read once: request() replaces it between requests
+        self._arrivals += 1
         try:
             frame = protocol.decode(raw, self._session)
         except FrameError as err:
@@ -228,6 +246,8 @@ class BoardClient:
             except FrameError:
                 pass  # hello() says what is wrong with it
         self._reply_mark = self._events_queued
+        if pending[1] == "READ":  # its reading is newer than any event reading before it
+            self._read_mark = self._arrivals
         pending[2].put(frame)
 
     def _on_event(self, frame: Frame) -> None:
@@ -236,11 +256,38 @@ class BoardClient:
                         frame.req_id, self._last_event, frame)
             return
         self._last_event = frame.req_id
-        if self.on_event is not None:
-            # Off the port loop: a listener that waits (a disk, a lock) must not hold up
-            # every other board's replies; one board's events keep their order.
+        if self.on_event is None:
+            return
+        # Off the port loop: a listener that waits (a disk, a lock) must not hold up
+        # every other board's replies; one board's events keep their order.
+        if frame.verb != "READING":
+            self._queued = None  # a reading after this event goes after it, not before
+        else:
+            with self._queued_lock:
+                if self._queued is not None and self._queued[0] is not None:
+                    self._queued[0] = (frame, self._arrivals)  # the newer one goes instead
+                    return
+            slot: list[tuple[Frame, int] | None] = [(frame, self._arrivals)]
+            self._queued = slot
             self._events_queued += 1
-            event_lanes().run(self.url, lambda: self._deliver(frame))
+            event_lanes().run(self.url, lambda: self._deliver_reading(slot))
+            return
+        self._events_queued += 1
+        event_lanes().run(self.url, lambda: self._deliver(frame))
+
+    def _deliver_reading(self, slot: list[tuple[Frame, int] | None]) -> None:
+        """On the lane: the newest reading queued in the slot, unless a READ reply overtook it."""
+        with self._queued_lock:
+            taken, slot[0] = slot[0], None
+        if taken is None or taken[1] < self._read_mark:
+            self._delivered()  # a newer reading reached its reader: this one would go back
+            return
+        self._deliver(taken[0])
+
+    def _delivered(self) -> None:
+        with self._events_cv:
+            self._events_done += 1
+            self._events_cv.notify_all()
 
     def _deliver(self, frame: Frame) -> None:
         try:
@@ -249,9 +296,7 @@ class BoardClient:
         except Exception:  # a listener bug must not take the lane down
             log.exception("%s: event callback failed on %s", self.url, frame)
         finally:
-            with self._events_cv:
-                self._events_done += 1
-                self._events_cv.notify_all()
+            self._delivered()
 
     def _await_events(self, mark: int) -> None:
         """Wait (a timeout at most) until the events queued before mark were delivered."""

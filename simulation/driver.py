@@ -20,7 +20,7 @@ from simulation.day import open_day
 from simulation.figures import day_figures
 from simulation.interval_books import read_interval_books
 from simulation.interval_day import day_start, settle_intervals
-from simulation.load import LoadMeter
+from simulation.load import LoadMeter, settle_heap
 from simulation.plan import Plan
 from simulation.reconcile import Reconciliation, reconcile
 from simulation.report import write_report
@@ -89,6 +89,7 @@ class Simulation:
             runtime.bridge.subscribe_events(load.on_board_event)
             load.start()
             day = open_day(runtime, plan, self.clock, self.say, load.boundary_wait)
+            load.frozen_objects = settle_heap()  # the stack and agents stay for the day
             trading = time.monotonic()
             day.trade()
             load.phases_s["trade"] = round(time.monotonic() - trading, 1)

@@ -5,12 +5,16 @@ interval market's step, …) by wrapping each loop's step, notes how long each i
 clearing took (from the clock reaching the boundary to its `interval` publication, told by
 the boundary sync), and samples once a wall second: the Wh metered and accounted but not yet
 settled on chain (the settlement lag), the resident memory of this process (the portal's
-runtime runs in it) and of its children (the chain node), threads, descriptors and CPU time.
+runtime runs in it) and of its children (the chain node), threads, descriptors, CPU time and
+the machine's 1-minute load average (what else wanted the cores: a shared machine's figures
+mean little without it). It also times the interpreter's garbage collections: a full one
+holds every thread of the process (heartbeats, board lines, the market) for its length.
 Gas per block comes from the receipts the journal sees. `figures()` sums it up.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -84,6 +88,10 @@ class LoadMeter:
         self._thread: threading.Thread | None = None
         self._wall0 = time.monotonic()
         self._cpu0 = {"self": cpu_seconds("self")}
+        # Seconds of each collection by generation (keys fixed: the callback only appends).
+        self.gc_pauses: dict[int, list[float]] = {g: [] for g in range(3)}
+        self._gc_started = 0.0
+        self.frozen_objects = 0  # objects settle_heap() took out of the collections
 
     def watch_loops(self, loops: Iterable[Any]) -> None:
         """Time every pass of each loop from now on (its step replaced by a timed one)."""
@@ -97,10 +105,13 @@ class LoadMeter:
                       **{str(c): cpu_seconds(c) for c in children()}}
         self._thread = threading.Thread(target=self._run, name="load-meter", daemon=True)
         self._thread.start()
+        gc.callbacks.append(self._on_gc)
 
     def stop(self) -> None:
         """Stop sampling (the figures keep what was sampled)."""
         self._stop.set()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -144,13 +155,24 @@ class LoadMeter:
             "portal_rss_mb": spread([s["rss"] for s in samples], 1 / 2**20, 0),
             "children_rss_mb": spread([s["children_rss"] for s in samples], 1 / 2**20, 0),
             "threads": spread([s["threads"] for s in samples], 1, 0),
+            "load_average": spread([s["loadavg"] for s in samples], 1, 1),
             "fds": spread([s["fds"] for s in samples], 1, 0),
             "gas_per_block": spread(gas, 1, 0), "blocks": len(gas),
             "cpu_cores": {"portal": round(self._cpu("self") / wall, 2) if wall else None,
                           "children": round(self._children_cpu() / wall, 2) if wall else None},
             "wall_s": round(wall, 1), "phases_s": dict(self.phases_s),
             "failsafe_trips": self.board_events.get("FAILSAFE", 0),
+            "gc_pause_ms": {str(g): spread(t, 1000) for g, t in sorted(self.gc_pauses.items())},
+            "frozen_objects": self.frozen_objects,
         }
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """A collection starting or ending (gc.callbacks; the collecting thread holds the GIL,
+        so no lock is needed and none may be taken: it could be held by the interrupted code)."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses[info["generation"]].append(time.perf_counter() - self._gc_started)
 
     def _timed(self, name: str, step: Callable[[], object]) -> Callable[[], object]:
         times = self.passes.setdefault(name, [])
@@ -170,7 +192,8 @@ class LoadMeter:
             kids = children()
             sample = {"t": time.monotonic() - self._wall0, "rss": rss_bytes(),
                       "children_rss": sum(rss_bytes(c) for c in kids),
-                      "threads": threading.active_count(), "fds": _open_fds()}
+                      "threads": threading.active_count(), "fds": _open_fds(),
+                      "loadavg": os.getloadavg()[0]}
             for kid in kids:
                 self._cpu0.setdefault(str(kid), 0.0)
             if self.unsettled_wh is not None:
@@ -186,6 +209,22 @@ class LoadMeter:
 
     def _children_cpu(self) -> float:
         return sum(self._cpu(pid) for pid in self._cpu0 if pid != "self")
+
+
+def settle_heap() -> int:
+    """Collect once, then move every object alive into the permanent generation; how many.
+
+    What the stack builds at start-up (web3 and its contracts' ABIs, the market, 200 boards,
+    their clients and agents: ~10^6 objects) lives for the whole day, yet every full
+    collection walked all of it again, holding the interpreter for seconds on a loaded
+    2-core machine (~0.5 s for the imports alone): long enough that no heartbeat, reply or
+    reading moved and the boards' 5 s failsafes tripped by the dozen at once. Frozen, a full
+    collection walks only what the day made since (gc.freeze, as the gc docs advise for
+    long-lived processes).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _open_fds() -> int:
@@ -217,7 +256,10 @@ def load_section(load: dict[str, Any] | None) -> list[str]:
               row("chain node (children) RSS", load["children_rss_mb"], "MB"),
               row("threads", load["threads"], "count"),
               row("open descriptors", load["fds"], "count"),
-              row("gas per block (blocks with transactions)", load["gas_per_block"], "gas"), "",
+              row("machine load average (1 min)", load.get("load_average"), "runnable"),
+              row("gas per block (blocks with transactions)", load["gas_per_block"], "gas"),
+              *[row(f"garbage collection, generation {g} (holds every thread)", s, "ms")
+                for g, s in (load.get("gc_pause_ms") or {}).items()], "",
               f"Boards' failsafe trips (a heartbeat later than the board's timeout): "
               f"{load['failsafe_trips']}.", "",
               f"CPU over {load['wall_s']} s of wall time: portal {load['cpu_cores']['portal']} "

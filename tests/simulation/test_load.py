@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from types import SimpleNamespace
 
-from simulation.load import LoadMeter, children, load_section, percentile, rss_bytes, spread
+from simulation.load import (
+    LoadMeter,
+    children,
+    load_section,
+    percentile,
+    rss_bytes,
+    settle_heap,
+    spread,
+)
 from web.runtime.loops import Loop
 
 
@@ -42,7 +51,7 @@ def test_a_loops_passes_are_timed_and_the_machine_sampled() -> None:
     meter.boundary_wait("readings", 0.5)
     # One sample by hand, as the sampler thread would take it each second.
     meter.samples.append({"t": 0.0, "rss": rss_bytes(), "children_rss": 0, "threads": 1,
-                          "fds": 3, "unsettled_wh": 12.5})
+                          "fds": 3, "unsettled_wh": 12.5, "loadavg": 3.5})
     figures = meter.figures()
     assert figures["tick_ms"]["n"] == 3
     assert figures["gas_per_block"] == {"n": 1, "p50": 51_000, "p99": 51_000, "max": 51_000}
@@ -50,6 +59,7 @@ def test_a_loops_passes_are_timed_and_the_machine_sampled() -> None:
     assert figures["boundary_waits_s"] == {"readings": 0.5, "clearing": 0.2}
     assert figures["settlement_lag_wh"]["max"] == round(12.5)
     assert figures["failsafe_trips"] == 1
+    assert figures["load_average"]["max"] == 3.5
     assert figures["portal_rss_mb"]["max"] > 10
     lines = load_section(figures)
     assert any("`market` loop pass" in line for line in lines)
@@ -66,4 +76,29 @@ def test_the_sampler_sees_this_process_and_its_children() -> None:
         meter.stop()
     sample = meter.samples[0]
     assert sample["rss"] > 0 and sample["fds"] > 0 and sample["unsettled_wh"] == 3.0
+    assert sample["loadavg"] >= 0.0
+
+
+def test_full_collections_are_timed_while_sampling() -> None:
+    meter = LoadMeter()
+    meter.start()
+    try:
+        gc.collect()
+    finally:
+        meter.stop()
+    gc.collect()  # after stop(): not counted
+    assert len(meter.gc_pauses[2]) == 1
+    assert meter.figures()["gc_pause_ms"]["2"]["n"] == 1
     assert isinstance(children(), list)
+
+
+def test_the_heap_alive_at_start_up_is_left_out_of_later_collections() -> None:
+    alive = [[n] for n in range(50_000)]  # long-lived objects, as the stack's are
+    try:
+        frozen = settle_heap()
+        assert frozen >= len(alive) and gc.get_freeze_count() == frozen
+        # A full collection now walks what was made since, not the frozen heap.
+        assert all(gc.is_tracked(a) for a in alive[:3])
+        assert not any(a is alive[0] for a in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
