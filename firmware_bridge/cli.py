@@ -92,6 +92,7 @@ def bridge_command(args: argparse.Namespace) -> int:
 
     from firmware_bridge.board_uri import parse_board_uri
     from firmware_bridge.errors import BridgeError
+    from firmware_bridge.heap import settle_heap
     from firmware_bridge.remote import run_bridge
     from geth_private.keystore import MachineKeys
 
@@ -129,6 +130,7 @@ def bridge_command(args: argparse.Namespace) -> int:
             print(f"board {board_id}: meter {key.address}", flush=True)
             return key
 
+        settle_heap()  # imports (web3, eth-account) stay for the bridge's life
         run_bridge(boards, args.portal, args.bridge_id, token, meter_key, stop,
                    data / "odometer", wait=args.wait)
     except KeyboardInterrupt:

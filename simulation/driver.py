@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware_bridge.heap import settle_heap
 from marketplace.clock import SteppedClock
 from simulation.books import read_books
 from simulation.day import open_day
 from simulation.figures import day_figures
 from simulation.interval_books import read_interval_books
 from simulation.interval_day import day_start, settle_intervals
-from simulation.load import LoadMeter, settle_heap
+from simulation.load import LoadMeter
 from simulation.plan import Plan
 from simulation.reconcile import Reconciliation, reconcile
 from simulation.report import write_report

@@ -170,6 +170,7 @@ def post_fork(server: Arbiter, worker: ThreadWorker) -> None:
 
 def post_worker_init(worker: ThreadWorker) -> None:
     """In the worker, before it serves: start the runtime of the app it loaded."""
+    from firmware_bridge.heap import settle_heap
     from web import start_runtime
     from web.runtime.operator import OperatorKeyError
 
@@ -180,6 +181,7 @@ def post_worker_init(worker: ThreadWorker) -> None:
         print(f"gridbid: {err}", file=sys.stderr, flush=True)
         # A boot error: the arbiter stops instead of starting the worker again and again.
         sys.exit(Arbiter.WORKER_BOOT_ERROR)
+    settle_heap()  # the runtime stays for the worker's life: no full collection walks it
     for listener in worker.sockets:
         listener.listen()
     worker.log.info("portal ready: listening on %s", ", ".join(map(str, worker.sockets)))

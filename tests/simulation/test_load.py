@@ -7,13 +7,13 @@ import threading
 import time
 from types import SimpleNamespace
 
+from firmware_bridge.heap import settle_heap
 from simulation.load import (
     LoadMeter,
     children,
     load_section,
     percentile,
     rss_bytes,
-    settle_heap,
     spread,
 )
 from web.runtime.loops import Loop
