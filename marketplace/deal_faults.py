@@ -1,4 +1,5 @@
-"""What stops a delivering deal: its expiry, a meter offline, the bus check, an empty battery.
+"""What stops a delivering deal: its expiry, a meter offline, the bus check, an empty battery;
+and what restarts one: a party's board that opened its relay by itself (switched on again).
 
 Each check acts on one deal's row (relays off, pause, resume, the operator's close on chain)
 and says when it is next due (next_due), so the settlement pass need not look at a deal
@@ -52,6 +53,7 @@ class DealFaults:
         self.paused_at: dict[int, float] = {}  # deal id -> when pause() stopped it
         self._expire_retry_at: dict[int, float] = {}
         self._offline_since: dict[int, float] = {}  # deal id -> when a meter went offline
+        self._lost: set[int] = set()  # active deals a board of which opened its relay itself
 
     def check(self, row: dict[str, Any]) -> bool:
         """Whether a delivering or paused deal is stopped (expired, disagreed, faulty)."""
@@ -73,6 +75,8 @@ class DealFaults:
             times.append(self.paused_at.get(did, now) + settings.offline_close_s)
         if row["status"] == DealState.ACTIVE and row["delivered_wh"] >= row["energy_wh"]:
             times.append(now)  # all delivered: relays off each pass until the escrow closes it
+        if row["status"] == DealState.ACTIVE and did in self._lost:
+            times.append(now)  # a relay to switch on again (at most every AGAIN_S a board)
         return min(times) if times else None
 
     def pause(self, row: dict[str, Any], reason: str) -> None:
@@ -164,4 +168,29 @@ class DealFaults:
             self.switchboard.relays(row, on=False)
             self.close_for_fault(row, CloseReason.SUPPLY_EXHAUSTED)
             return True
+        self._switch_back(row, boards)
         return False
+
+    def _switch_back(self, row: dict[str, Any], boards: list[str]) -> None:
+        """A party's board back faster than the offline grace (a reboot, a restarted bridge)
+        or whose failsafe tripped has its relay open, and nothing else would close it: the
+        deal's remaining budget and the relay again. A spent budget is the delivery's end."""
+        did = row["id"]
+        active = row["status"] == DealState.ACTIVE
+        lost = [b for b in boards if self.switchboard.opened_itself(b)] if active else []
+        left = self._left_wh(row) if lost else 0.0
+        if left <= 0:
+            self._lost.discard(did)
+            return
+        self._lost.add(did)
+        for board in lost:
+            self.switchboard.switch_back(row, board, left)
+
+    def _left_wh(self, row: dict[str, Any]) -> float:
+        """Wh the buyer's meter has still to receive: as signed since the baseline (or as
+        stored, when that is more)."""
+        used = float(row["delivered_wh"])
+        reading = self.reports.signed_of(row["buyer"])
+        if reading is not None and row["baseline_wh"] is not None:
+            used = max(used, float(reading.wh_in) - float(row["baseline_wh"]))
+        return max(float(row["energy_wh"]) - used, 0.0)

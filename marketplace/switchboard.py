@@ -12,9 +12,12 @@ from typing import Any
 
 from marketplace.boards import Boards, safe_read
 from marketplace.parties import participant
+from marketplace.states import DealState
 from marketplace.store import Store
 
 log = logging.getLogger(__name__)
+
+AGAIN_S = 5.0  # wall seconds a board is left after a relay-on sent to it before another
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Switchboard:
         # Participants by address: a pass looks each deal's parties up several times. Kept
         # until forget (a seat changed here; the settlement's sweeps forget them all).
         self._parties: dict[str, dict[str, Any]] = {}
+        self._on_sent: dict[str, float] = {}  # board -> monotonic time of its last relay-on
+        self._lost: set[str] = set()  # boards found open by themselves, not yet seen closed
 
     def switch_soon(self, row: dict[str, Any], on: bool) -> Switch:
         """Queue both parties' relays of a deal to switch (as relays does); no board I/O."""
@@ -110,21 +115,14 @@ class Switchboard:
         for address in (row["seller"], row["buyer"]):
             if not on and self.store.delivering_elsewhere(address, row["id"]):
                 continue
-            board = self.board_of(address)
-            try:
-                self.boards.set_relay(board, on)
-            except Exception as err:  # a board fault must not lose the deal's chain state
-                log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+            self._set_relay(self.board_of(address), on)
 
     def switch(self, board: str, on: bool, wh: float | None) -> None:
         """One board for an interval: its budget (None: no limit), then its relay (closed:
         on); a fault is logged, never raised, so the other boards still switch."""
         if on:
             self._set_budget(board, wh)
-        try:
-            self.boards.set_relay(board, on)
-        except Exception as err:
-            log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+        self._set_relay(board, on)
 
     def budget(self, row: dict[str, Any], wh: float | None) -> None:
         """Let the buyer's relay pass at most wh more Wh (None: no limit, the deal is over),
@@ -149,8 +147,55 @@ class Switchboard:
         limit = round(total * (1 + self.line_loss), 3) if owed else None
         self._set_budget(self.board_of(row["seller"]), limit)
 
+    def _set_relay(self, board: str, on: bool) -> None:
+        if on:  # (even one that fails: it may have reached the board, or be queued for it)
+            self._on_sent[board] = time.monotonic()
+        try:
+            self.boards.set_relay(board, on)
+        except Exception as err:  # a board fault must not lose the deal's chain state
+            log.error("relay of %s not switched %s: %s", board, "on" if on else "off", err)
+
     def _set_budget(self, board: str, wh: float | None) -> None:
         try:
             self.boards.set_budget(board, wh)
         except Exception as err:  # the relay commands still bound the deal
             log.error("budget of %s not set to %s: %s", board, wh, err)
+
+    # -- a board that lost its relay by itself ---------------------------------------------
+
+    def opened_itself(self, board: str) -> bool:
+        """Whether the board's latest reading shows its relay open by itself, not by its
+        budget: a board that (re)started (relay open, no budget set: a reboot, a restarted
+        bridge's emulator) or whose failsafe opened it (budget left). A budget spent (0) is
+        the end of delivery; a reading without budgets cannot tell, so it is left alone."""
+        reading = self.read(board)
+        if reading is None or not reading.relays:
+            return False
+        if reading.relays[0]:
+            self._lost.discard(board)  # closed again: a next loss is logged again
+            return False
+        budgets = getattr(reading, "budgets", ())
+        return bool(budgets) and budgets[0] != 0.0
+
+    def switch_back(self, row: dict[str, Any], board: str, left_wh: float) -> bool:
+        """Give a board of an active deal that opened its relay by itself the deal's
+        remaining budget (the buyer's left_wh, the seller's seller_budget) and close the relay
+        again: at most once per AGAIN_S per board (a relay-on sent meanwhile counts: it may
+        still be on its way), logged once per loss. Whether it was sent."""
+        with self._carrying:  # a queued switch-off (a close) is carried out after, not before
+            if time.monotonic() - self._on_sent.get(board, -AGAIN_S) < AGAIN_S:
+                return False
+            now = self.store.deal(row["id"])  # a request may have moved it (closing)
+            if now is None or now["status"] != DealState.ACTIVE:
+                return False
+            if board not in self._lost:
+                self._lost.add(board)
+                log.warning("board %s of active deal %s has its relay open and no budget of its"
+                            " own spent (restarted, or its failsafe): switched on again with "
+                            "%.3f Wh left", board, row["id"], left_wh)
+            if board == self.board_of(row["buyer"]):
+                self._set_budget(board, left_wh)
+            if board == self.board_of(row["seller"]):
+                self.seller_budget(row, left_wh)
+            self._set_relay(board, True)
+            return True

@@ -77,6 +77,13 @@ class BoardEmulator:
             self.failsafe_tripped = False
             self.session = None  # a power cycle forgets the session: the host must HELLO
 
+    def reboot(self) -> None:
+        """A power cycle as the firmware boots: every relay open, no budget, no session."""
+        with self.lock:
+            self.relays = [False] * len(self.relays)
+            self.budgets = [None] * len(self.budgets)
+            self.power_on()
+
     def uptime(self) -> float:
         """Seconds since the board powered on."""
         return self.clock() - self.started

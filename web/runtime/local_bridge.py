@@ -18,16 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from firmware_bridge.remote_boards import AnnouncedBoard
 from geth_private.keystore import MachineKeys
 from marketplace.lease import Lease
 from marketplace.store import Store
-from marketplace.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,6 @@ MODES = ("inline", "process")
 LEASE = "local bridge"  # held by the one worker among those sharing a store that runs the child
 KEEP_S = 1.0  # how often the keeper renews that lease and looks at its child
 RESTART_S = 5.0  # a child that exited is started again no sooner than this after its start
-AGAIN_S = 1.0  # after a claim, the wait before relays are switched again (the hello first)
 
 
 def token_hash(token: str) -> str:
@@ -204,29 +201,3 @@ class LocalBridgeKeeper:
                 self.child.stop()
                 self.child = None
             self.lease.release()
-
-
-def relays_again(
-    switchboard: Switchboard, own: Collection[str]
-) -> Callable[[AnnouncedBoard], None]:
-    """A claim listener: a local bridge started again emulates its boards afresh, relays open
-    and no budget, so each active deal of a claimed board gets its budget and relays again
-    (as a resumed deal does); repeated for a deal whose relays are on, it changes nothing."""
-    def claimed(board: AnnouncedBoard) -> None:
-        if board.board_id in own:  # after the hello is answered: commands need its domain
-            timer = threading.Timer(AGAIN_S, _switch_on, (switchboard, board.board_id))
-            timer.daemon = True
-            timer.start()
-    return claimed
-
-
-def _switch_on(switchboard: Switchboard, board_id: str) -> None:
-    for row in switchboard.store.deals("active"):
-        try:
-            parties = {switchboard.board_of(row["seller"]), switchboard.board_of(row["buyer"])}
-        except Exception as err:  # a party unseated meanwhile: that deal is not ours to fix
-            log.warning("deal %s: parties not found: %s", row["id"], err)
-            continue
-        if board_id in parties:
-            switchboard.budget(row, float(row["energy_wh"] - row["delivered_wh"]))
-            switchboard.relays(row, on=True)

@@ -32,7 +32,6 @@ from web.runtime.local_bridge import (
     board_uris,
     mode,
     register_local,
-    relays_again,
 )
 from web.runtime.meters import MeterEnrollment
 from web.runtime.operator import admin_accounts, fund_operator, operator_account
@@ -154,7 +153,6 @@ def wire(
             keeper = LocalBridgeKeeper(store, own.uris, config["LOCAL_BRIDGE_PORTAL"],
                                        own.token_file, data_dir, settings.lease_s)
             undo.callback(keeper.close)
-            remote_boards.subscribe(relays_again(market.switchboard, own.ids))
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
             bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,

@@ -1,0 +1,65 @@
+"""A party's board that opened its relay by itself mid-delivery (rebooted faster than the
+offline grace: relays open, no budget) is switched on again by the market from its readings,
+with the deal's remaining budget; one whose own budget ran out is not (that is the end)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.common import wait_for
+from tests.marketplace.common import ready
+
+ENERGY_WH = 30  # carol's 30 W load at speed 600 draws 5 Wh a second: ~6 s of delivery
+SLOW = {"LOAD_W": 30}
+
+
+def delivering(runtime, clock, people):
+    """carol's deal of ENERGY_WH from alice, once some Wh flowed."""
+    market = runtime.market
+    listing = people["alice"].list(ENERGY_WH, 1000, 30)
+    people["carol"].bid(listing["id"], 1000)
+    clock.advance(30)
+    deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
+                    what="the deal")
+    wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
+    return deal
+
+
+def shows(runtime, board, relays, budgets):
+    """Whether the bridge's latest reading of a board has these relays and budgets."""
+    reading = runtime.bridge.reading(board)
+    return reading is not None and reading.relays == relays and reading.budgets == budgets
+
+
+@pytest.mark.parametrize("app", [SLOW], indirect=True)
+def test_boards_rebooted_mid_delivery_are_switched_on_and_the_deal_pays_every_wh(runtime, clock):
+    people = ready(runtime)
+    market, grid = runtime.market, runtime.microgrid
+    deal = delivering(runtime, clock, people)
+    for board in ("load-carol", "pv-alice"):  # back at once: the offline grace never runs
+        grid.board(board).reboot()
+    closed = wait_for(lambda: market.deal(deal["id"])["status"] == "closed"
+                      and market.deal(deal["id"]), timeout=40, what="the deal to complete")
+    chain = runtime.ledger.chain_deal(deal["chain_deal_id"])
+    assert closed["delivered_wh"] == chain["deliveredWh"] == ENERGY_WH
+    assert chain["paidWei"] == chain["priceWeiPerKWh"] * ENERGY_WH // 1000 > 0
+    assert closed["close_reason"] == "completed"
+
+
+@pytest.mark.parametrize("app", [SLOW], indirect=True)
+def test_a_relay_its_own_budget_opened_is_not_switched_on_again(runtime, clock):
+    people = ready(runtime)
+    market, grid = runtime.market, runtime.microgrid
+    deal = delivering(runtime, clock, people)
+    runtime.bridge.set_budget("load-carol", 1.0)  # carol's board stops 1 Wh from now
+    wait_for(lambda: shows(runtime, "load-carol", (False,), (0.0,)), what="the budget spent")
+    # alice's board reboots after it: the market switches hers on again, and in that very
+    # look (both boards of the deal at once) leaves carol's spent relay open.
+    grid.board("pv-alice").reboot()
+    wait_for(lambda: shows(runtime, "pv-alice", (False,), (None,)), what="alice's reboot seen")
+    wait_for(lambda: grid.reading("pv-alice").relays == (True,), timeout=20,
+             what="alice's relay on again")
+    assert grid.reading("load-carol").relays == (False,)
+    assert grid.board("load-carol").budgets == [0.0]
+    row = market.deal(deal["id"])
+    assert row["status"] == "active" and row["delivered_wh"] < ENERGY_WH
