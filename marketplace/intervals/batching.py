@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from firmware_bridge.signing import SignedReading
 from marketplace.clock import Clock
 from marketplace.contract_enums import EscrowMarket
-from marketplace.interval_accounts import max_burn_wh
 from marketplace.interval_minting import MeterMint, mintable_wh, unminted_wh
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
+from marketplace.intervals.positions import Fills, Key, Positions, group_fills, paid_wei
 from marketplace.intervals.store import LOTS, IntervalStore
 from marketplace.ledger import Ledger
 from marketplace.settings import Settings
@@ -48,8 +47,7 @@ class Batching:
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
         self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
-        self._behind: set[tuple[str, str]] = set()  # groups with later fills (_groups)
-        self._wall = 0  # the contract's interval in block seconds, once read
+        self.positions = Positions(istore, ledger, settings, boundaries, on_chain=self._adopt)
 
     def step(self, through_n: int) -> int | None:
         """Follow the batches in flight, else send the due participants' positions in as
@@ -59,9 +57,9 @@ class Batching:
         if self._tried_through is not None and through_n <= self._tried_through:
             return None  # built for this boundary already: refused positions wait for the next
         self._tried_through = through_n
-        groups = self._groups(through_n)
-        due = self._due(groups, self.boundaries.day(through_n))
-        positions = [p for p in (self._position(groups[key], through_n) for key in due)
+        groups, behind = group_fills(self.istore.unsettled(), through_n, self.boundaries.day)
+        due = self._due(groups, behind, self.boundaries.day(through_n))
+        positions = [p for p in (self.positions.build(groups[key], through_n) for key in due)
                      if p is not None]
         positions, short = self._with_tokens(positions)
         mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
@@ -73,29 +71,11 @@ class Batching:
             if not sent:
                 break  # the chain is away: the rest go at the next boundary
         return first
+
     # -- who is due ------------------------------------------------------------------------
 
-    def _groups(self, through_n: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Unsettled fills up to through_n per (account, side), the oldest order's and day's
-        only: a position names one order and may not span two days (the daily budget), so
-        later fills settle after it (self._behind: the keys with such later fills)."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        self._behind = set()
-        for fill in self.istore.unsettled():
-            if fill["n"] > through_n:
-                continue
-            key = (fill["address"], fill["side"])
-            first = groups[key][0] if groups[key] else None
-            if first is not None and (first["order_id"] != fill["order_id"] or
-                                      self.boundaries.day(first["n"]) !=
-                                      self.boundaries.day(fill["n"])):
-                self._behind.add(key)
-                continue
-            groups[key].append(fill)
-        return groups
-
-    def _due(self, groups: dict[tuple[str, str], list[dict[str, Any]]],
-             accounted_day: int) -> list[tuple[str, str]]:
+    def _due(self, groups: dict[Key, Fills], behind: set[Key],
+             accounted_day: int) -> list[Key]:
         """Positions to settle now: 1 kWh unsettled, a day wholly accounted since, later fills
         waiting behind it, a COMMUNITY withdrawal or move asked for, or a switch to the lot
         market waiting; buyers added while the sells would overdraw the pool.
@@ -113,25 +93,26 @@ class Batching:
             # A group with later fills behind it (another order's, a later day's) grows no
             # more: below settle_wh (0 Wh billed while a bridge was away and its relay open)
             # it would hold the account's later fills until the day's end.
-            if day_end or unsettled >= self.settings.settle_wh or key in self._behind or \
+            if day_end or unsettled >= self.settings.settle_wh or key in behind or \
                     key[0] in leaving or (key[1] == BUY and self._withdrawing(key[0])):
                 due.append(key)
-        sells = sum(_wei(groups[k]) for k in due if k[1] == SELL)
+        sells = sum(paid_wei(groups[k]) for k in due if k[1] == SELL)
         if sells:
-            pool = self.ledger.intervals.pool_wei() + sum(_wei(groups[k]) for k in due
+            pool = self.ledger.intervals.pool_wei() + sum(paid_wei(groups[k]) for k in due
                                                           if k[1] == BUY)
             for key in sorted((k for k in groups if k[1] == BUY and k not in due),
-                              key=lambda k: -_wei(groups[k])):
+                              key=lambda k: -paid_wei(groups[k])):
                 if pool >= sells:
                     break
                 due.append(key)
-                pool += _wei(groups[key])
+                pool += paid_wei(groups[key])
             # A sell the pool cannot pay is refused (POOL_SHORT) and wastes its gas: it waits.
-            for key in sorted((k for k in due if k[1] == SELL), key=lambda k: -_wei(groups[k])):
+            for key in sorted((k for k in due if k[1] == SELL),
+                              key=lambda k: -paid_wei(groups[k])):
                 if pool >= sells:
                     break
                 due.remove(key)
-                sells -= _wei(groups[key])
+                sells -= paid_wei(groups[key])
         # Oldest first (then the lowest address, so workers agree): if a boundary cannot take
         # them all, the newest wait, and lag stays bounded.
         due.sort(key=lambda k: (groups[k][0]["n"], k))
@@ -142,105 +123,6 @@ class Batching:
             return bool(self.ledger.withdrawal_of(address, COMMUNITY)["available_at"])
         except Exception:  # unreadable now: the next boundary asks again
             return False
-
-    # -- a position ------------------------------------------------------------------------
-
-    def _position(self, fills: list[dict[str, Any]], through_n: int) -> dict[str, Any] | None:
-        """One account's netted position over its fills with a closing reading, as JSON."""
-        row = self.orders.istore.order(fills[0]["order_id"])
-        meter = row["order"]["meter"]
-        account, side = fills[0]["address"], fills[0]["side"]
-        closing, last = None, len(fills)
-        for i, fill in enumerate(fills):  # the last fill with an end reading closes it
-            end = self.istore.readings(fill["n"])["end"].get(meter)
-            if end is not None:
-                closing, last = end, i + 1
-        # None: no fill has an end reading (each metered, so billed, 0): a later boundary
-        # reading closes it below, else the account's later fills behind it wait for good.
-        included = fills[:last]
-        settled = self.ledger.intervals.position_of(account, meter)
-        if int(settled["last_interval"]) >= included[0]["n"]:
-            self._adopt(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
-            return None
-        baseline, newer_than = None, int(settled["last_at"])
-        if int(settled["last_interval"]) == 0:
-            # The first start reading among its fills: one without (a boundary whose worker
-            # had no signed reading of the board yet, its bridge away) metered, so billed, 0.
-            baseline = next((r for f in included if (
-                r := self.istore.readings(f["n"])["start"].get(meter)) is not None), None)
-            if baseline is None:
-                return None
-            newer_than = int(baseline["timestamp"])
-        to = self._to(included[-1])
-        if closing is None or int(closing["timestamp"]) <= newer_than:
-            # A boundary's reading is the board's cached one (signed each whole second, stale
-            # while its bridge is away): not newer than what the account last settled on (or
-            # its baseline), the contract refuses it (READING_OUT_OF_TIME), and a position
-            # built alike at every boundary would never settle: a later signed one closes it.
-            fresher = self._fresher(account, side, meter, to, through_n, newer_than)
-            if fresher is None:
-                return None  # none signed since: the next boundary's may be
-            to, closing = fresher
-        if baseline is not None:
-            to = self._spanning(account, side, included[0]["n"], to, through_n,
-                                int(closing["timestamp"]) - int(baseline["timestamp"]))
-        wh = sum(int(f["billed_wh"]) for f in included)
-        if side == SELL:  # never a sell the contract refuses (PRICE): fewer Wh burned
-            wh = self._within_floor(account, wh, _wei(included), row["order"])
-        return {"account": account, "side": side, "order_id": row["id"], "kind": row["kind"],
-                "order": row["order"], "order_sig": self._order_sig(row),
-                "closing": closing, "baseline": baseline,
-                "from_interval": included[0]["n"], "to_interval": to,
-                "filled_intervals": sum(1 for f in included if f["wh"] > 0),
-                "wh": wh, "wei": str(_wei(included)), "fill_ids": [f["id"] for f in included]}
-
-    def _fresher(self, account: str, side: str, meter: str, to: int, through_n: int,
-                 newer_than: int) -> tuple[int, dict[str, Any]] | None:
-        """The first boundary reading of a meter after interval `to` (up to through_n) signed
-        after newer_than, and the position's last interval with it: that interval when no
-        other fill of the account's side lies between (so the baseline's age bound spans the
-        later reading; a later fill must stay after the position), a buy within its day."""
-        others = {f["n"] for f in self.istore.unsettled(account) if f["side"] == side}
-        n, last = self.istore.next_n(to), to
-        while n is not None and n <= through_n:
-            if n in others or (side == BUY and
-                               self.boundaries.day(n) != self.boundaries.day(to)):
-                last = None  # the span stays the position's own from here on
-            elif last is not None:
-                last = n
-            end = self.istore.readings(n)["end"].get(meter)
-            if end is not None and int(end["timestamp"]) > newer_than:
-                return (to if last is None else last), end
-            n = self.istore.next_n(n)
-        return None
-
-    def _spanning(self, account: str, side: str, first: int, to: int, through_n: int,
-                  age_s: int) -> int:
-        """A first position's last interval, moved later until the contract's bound on its
-        baseline's age ((to − from + 2) intervals of block time) spans baseline to closing:
-        a baseline from a board's stale cache (its bridge, or the one worker its bridge
-        serves, away) is older than that, and the position was refused READING_OUT_OF_TIME
-        at every boundary. Never past the account's next fill (it must stay after the
-        position), through_n, or a buy's day."""
-        wall = self._wall_s()
-        if wall <= 0 or first - 2 + -(-age_s // wall) <= to:
-            return to
-        need = first - 2 + -(-age_s // wall)
-        later = [f["n"] for f in self.istore.unsettled(account) if f["side"] == side and
-                 f["n"] > to]
-        last = min([through_n, need] + [n - 1 for n in later])
-        while last > to and side == BUY and self.boundaries.day(last) != self.boundaries.day(to):
-            last -= 1
-        return max(to, last)
-
-    def _wall_s(self) -> int:
-        """The contract's interval in block seconds (fixed at its deployment; 0: unreadable)."""
-        if not self._wall:
-            try:
-                self._wall = int(self.ledger.intervals.parameters()["interval_wall_s"])
-            except Exception:  # the chain is away: the next position asks again
-                return 0
-        return self._wall
 
     def _adopt(self, fills: list[dict[str, Any]]) -> None:
         """Fills the chain settled already, marked settled by the batch that holds them: one
@@ -257,34 +139,6 @@ class Batching:
                 self.istore.update_batch(batch["id"], status="mined")
                 return
         log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
-
-    def _to(self, last: dict[str, Any]) -> int:
-        """The position's last interval: the one after its last fill when that fill closed on
-        the next interval's end reading (its spill: marketplace.intervals.accounting), so the
-        baseline's age bound spans it too; a buy stays within its day."""
-        later = self.istore.next_n(last["n"]) if last.get("spill_wh") else None
-        if later is None or (last["side"] == BUY and
-                             self.boundaries.day(later) != self.boundaries.day(last["n"])):
-            return last["n"]
-        return later
-
-    def _within_floor(self, account: str, wh: int, wei: int, order: dict[str, Any]) -> int:
-        """A sell's Wh cut to what its payout covers at floor × (1 − the contract's loss bound)
-        (the accounts cap each fill so already; fills accounted before that are cut here)."""
-        most = max_burn_wh(wei, int(order["floorWeiPerKWh"]),
-                           self.settings.max_line_loss_bps(), exact=True)
-        if wh > most:
-            log.warning("%s's sell of %s Wh for %s wei is below its floor less the line loss "
-                        "bound: %s Wh burned", account, wh, wei, most)
-        return min(wh, most)
-
-    def _order_sig(self, row: dict[str, Any]) -> str:
-        """The order's signature, or "0x" once the contract verified it (it keeps the hash)."""
-        try:
-            state = self.ledger.intervals.order_state(bytes.fromhex(row["hash"][2:]))["state"]
-        except Exception:  # unreadable: the signature is always accepted
-            return row["signature"]
-        return "0x" if state == "verified" else row["signature"]
 
     def _with_tokens(self, positions: list[dict[str, Any]]
                      ) -> tuple[list[dict[str, Any]], set[str]]:
@@ -404,10 +258,6 @@ class Batching:
             return False
         since = self._unknown_since.setdefault(batch["id"], time.monotonic())
         return time.monotonic() - since >= FORGOTTEN_AFTER_S
-
-
-def _wei(fills: list[dict[str, Any]]) -> int:
-    return sum(int(f["paid_wei"] or 0) for f in fills)
 
 
 def _covered(p: dict[str, Any], state: MeterMint, tokens: int) -> dict[str, Any] | None:

@@ -414,16 +414,23 @@ def day(chain: Chain) -> Day:
 def day_start(chain: Chain) -> Day:
     """The `day` fixture's community with its chain's time in the second interval of a day."""
     # open_day lets an hour and some seconds pass (the seller meter's mint window).
-    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + INTERVAL_S + 100 - 3_600)
-    return open_day(chain)
+    return open_day(_ahead_to(chain, INTERVAL_S + 100 - 3_600))
 
 
 @pytest.fixture
 def day_mid(chain: Chain) -> Day:
     """The `day` fixture's community with its chain's time in a day's eleventh interval: a
     test's positions up to n+6 lie in the same day as n (the `day` fixture promises n+4)."""
-    chain.travel_to((chain.now() // DAY_S + 1) * DAY_S + 10 * INTERVAL_S + 100 - 3_600)
-    return open_day(chain)
+    return open_day(_ahead_to(chain, 10 * INTERVAL_S + 100 - 3_600))
+
+
+def _ahead_to(chain: Chain, offset_s: int) -> Chain:
+    """chain moved to the first day start + offset_s (maybe negative) still ahead of its time:
+    a chain's time never goes back (late in a UTC day, the next day's start less an hour is
+    behind it)."""
+    at = (chain.now() // DAY_S + 1) * DAY_S + offset_s
+    chain.travel_to(at if at > chain.now() else at + DAY_S)
+    return chain
 
 
 def open_day(chain: Chain) -> Day:

@@ -17,6 +17,7 @@ import pytest
 
 from marketplace.intervals.batching import Batching
 from marketplace.intervals.boundaries import Boundaries
+from marketplace.intervals.positions import group_fills
 from marketplace.intervals.store import IntervalStore
 from marketplace.settings import Settings
 from marketplace.store import Store
@@ -81,12 +82,12 @@ def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
     interval(istore, 12, settled, reading(130, 1_004))  # back: a newer one
     fill(istore, 10, order, 8)
     chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
-    position = batching(istore, chain)._position(istore.unsettled(), through_n=12)
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=12)
     # Not the reading the account settled on; the position spans the later one's interval.
     assert position["closing"]["timestamp"] == 1_004
     assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 12, 8)
     # Nothing newer signed yet: the position waits rather than being refused again.
-    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+    assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
 
 
 def test_a_later_fill_keeps_the_position_before_it(istore):
@@ -100,7 +101,7 @@ def test_a_later_fill_keeps_the_position_before_it(istore):
     fill(istore, 11, later, 0)  # the next order's fill: it must stay after this position
     chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
     fills = [f for f in istore.unsettled() if f["order_id"] == first]
-    position = batching(istore, chain)._position(fills, through_n=12)
+    position = batching(istore, chain).positions.build(fills, through_n=12)
     assert position["closing"]["timestamp"] == 1_004
     assert position["to_interval"] == 10
 
@@ -113,12 +114,12 @@ def test_a_first_position_closes_after_its_baseline(istore):
     fill(istore, 10, order, 0)
     fill(istore, 11, order, 4)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
-    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
     assert position["baseline"]["timestamp"] == 1_000
     assert position["closing"]["timestamp"] == 1_003  # its own last fill's, newer
     # A one-fill position whose only end reading is its baseline closes on the next one.
     only = [f for f in istore.unsettled() if f["n"] == 10]
-    position = batching(istore, chain)._position(only, through_n=11)
+    position = batching(istore, chain).positions.build(only, through_n=11)
     assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 10)
 
 
@@ -136,7 +137,7 @@ def test_fills_the_chain_settled_by_an_unfollowed_batch_are_marked_settled(istor
                              "0x", 5.0)
     istore.update_batch(batch, status=status)
     chain = Settled(last_interval=10, last_at=1_000, last_wh=100)
-    assert batching(istore, chain)._position(istore.unsettled(), through_n=11) is None
+    assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
     assert istore.unsettled() == []
     assert [f["settled_batch"] for f in istore.fills(10)] == [batch]
     assert istore.batches(status="mined")[0]["id"] == batch
@@ -155,10 +156,10 @@ def test_a_small_group_with_later_fills_behind_it_is_due(istore):
     chain = Settled(last_interval=9, last_at=990, last_wh=90)
     made = batching(istore, chain)
     made.settings = Settings(settle_wh=1000)
-    groups = made._groups(11)
+    groups, behind = group_fills(istore.unsettled(), 11, made.boundaries.day)
     assert [f["order_id"] for f in groups[(BUYER, "buy")]] == [old]
-    assert made._due(groups, made.boundaries.day(11)) == [(BUYER, "buy")]
-    position = made._position(groups[(BUYER, "buy")], through_n=11)
+    assert made._due(groups, behind, made.boundaries.day(11)) == [(BUYER, "buy")]
+    position = made.positions.build(groups[(BUYER, "buy")], through_n=11)
     assert (position["wh"], position["to_interval"]) == (0, 10)
 
 
@@ -174,7 +175,7 @@ def test_a_first_position_without_its_first_start_reading_takes_the_next(istore)
     fill(istore, 10, order, 0)
     fill(istore, 11, order, 10)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
-    position = batching(istore, chain)._position(istore.unsettled(), through_n=11)
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
     assert position["baseline"]["timestamp"] == 1_000
     assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 10)
 
@@ -190,11 +191,11 @@ def test_a_first_position_spans_a_baseline_from_a_stale_cache(istore):
     fill(istore, 10, order, 8)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
     mine = [f for f in istore.unsettled() if f["order_id"] == order]
-    position = batching(istore, chain)._position(mine, through_n=20)
+    position = batching(istore, chain).positions.build(mine, through_n=20)
     assert position["to_interval"] == 13  # (13 - 10 + 2) * 2 s >= 10 s
     interval(istore, 12, reading(100, 1_000), reading(104, 1_003))
     fill(istore, 12, later, 4)
-    position = batching(istore, chain)._position(mine, through_n=20)
+    position = batching(istore, chain).positions.build(mine, through_n=20)
     assert position["to_interval"] == 11  # the next fill stays after it
 
 
@@ -211,6 +212,6 @@ def test_a_group_without_an_end_reading_closes_on_a_later_one(istore):
     fill(istore, 11, new, 10)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
     mine = [f for f in istore.unsettled() if f["order_id"] == old]
-    position = batching(istore, chain)._position(mine, through_n=11)
+    position = batching(istore, chain).positions.build(mine, through_n=11)
     assert (position["closing"]["timestamp"], position["to_interval"]) == (1_002, 10)
     assert position["wh"] == 0 and position["baseline"]["timestamp"] == 1_000
