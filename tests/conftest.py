@@ -41,6 +41,7 @@ SLOW_FIRST = (
     "tests/web/test_local_bridge.py",
     "tests/web/test_local_bridge_keeper.py",  # ~50 s, 15 s of it PostgreSQL's start
     "tests/marketplace/test_intervals_closing.py",
+    "tests/marketplace/test_relays_back.py",
 )
 
 
