@@ -298,7 +298,10 @@ class Settlement:
         if row["status"] == DealState.CLOSING:
             record = self._txs.get((did, "close"))
             if record is not None and record.status == "failed":
-                # The relays stay open; the buyer can press Close connection again.
+                # The relays stay open; the buyer can press Close connection again. Told so
+                # here too: the request's worker opened them, and the settlement's switch-back
+                # must know they are open on purpose (review2's F1).
+                self.switchboard.relays(row, on=False)
                 if self._set_status(row, DealState.ACTIVE, error=record.error):
                     del self._txs[(did, "close")]
                     self.reports.closing.pop(did, None)

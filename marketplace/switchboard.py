@@ -54,6 +54,9 @@ class Switchboard:
         self._parties: dict[str, dict[str, Any]] = {}
         self._on_sent: dict[str, float] = {}  # board -> monotonic time of its last relay-on
         self._lost: set[str] = set()  # boards found open by themselves, not yet seen closed
+        # board -> the last relay command this process sent it: one it was told to open (a
+        # close, a pause, an empty battery, a failed close) never "opened by itself".
+        self._commanded: dict[str, bool] = {}
 
     def switch_soon(self, row: dict[str, Any], on: bool) -> Switch:
         """Queue both parties' relays of a deal to switch (as relays does); no board I/O."""
@@ -150,6 +153,7 @@ class Switchboard:
     def _set_relay(self, board: str, on: bool) -> None:
         if on:  # (even one that fails: it may have reached the board, or be queued for it)
             self._on_sent[board] = time.monotonic()
+        self._commanded[board] = on
         try:
             self.boards.set_relay(board, on)
         except Exception as err:  # a board fault must not lose the deal's chain state
@@ -174,6 +178,8 @@ class Switchboard:
         if reading.relays[0]:
             self._lost.discard(board)  # closed again: a next loss is logged again
             return False
+        if self._commanded.get(board) is False:
+            return False  # opened as told (unknown after a lease handover: then the reading's)
         budgets = getattr(reading, "budgets", ())
         return bool(budgets) and budgets[0] != 0.0
 

@@ -4,8 +4,12 @@ with the deal's remaining budget; one whose own budget ran out is not (that is t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from geth_private.records import TxRecord
+from marketplace.switchboard import AGAIN_S
 from tests.common import wait_for
 from tests.marketplace.common import ready
 
@@ -63,3 +67,47 @@ def test_a_relay_its_own_budget_opened_is_not_switched_on_again(runtime, clock):
     assert grid.board("load-carol").budgets == [0.0]
     row = market.deal(deal["id"])
     assert row["status"] == "active" and row["delivered_wh"] < ENERGY_WH
+
+
+@pytest.mark.parametrize("app", [{"LOAD_W": 30, "STEP_WH": 1000}], indirect=True)
+def test_a_failed_close_leaves_the_relays_open(runtime, clock, monkeypatch):
+    """The buyer's Close connection opens the relays; its closeDeal is refused, so the deal is
+    active again, relays open on purpose: never switched on again (review2's F1). The node's
+    refusal is a stand-in (ledger.submit answers a failed record): a real node refuses a
+    well-formed closeDeal only in races this test cannot make happen on purpose."""
+    people = ready(runtime)
+    market = runtime.market
+    deal = delivering(runtime, clock, people)
+
+    def failed_submit(call, label, after=None):
+        return TxRecord(tx_hash="0x" + "ab" * 32, sender=people["carol"].address, nonce=0,
+                        label=label, to=None, value=0, status="failed", created=time.time(),
+                        error="refused by the node")
+
+    monkeypatch.setattr(runtime.ledger, "submit", failed_submit)
+    people["carol"].close(deal["id"])
+    wait_for(lambda: market.deal(deal["id"])["status"] == "active"
+             and market.deal(deal["id"])["error"], timeout=20, what="the close failed: active")
+    wait_for(lambda: not runtime.bridge.read("load-carol").relays[0],
+             what="carol's relay open")
+    time.sleep(AGAIN_S + 3)  # the settlement's passes meanwhile: a switch-back would be sent
+    assert not runtime.microgrid.reading("load-carol").relays[0], "switched on again"
+
+
+@pytest.mark.parametrize("app", [SLOW], indirect=True)
+def test_a_deal_closing_for_an_empty_battery_is_not_switched_on_again(runtime, clock):
+    """The seller's battery ran empty: relays opened, closeDeal(SUPPLY_EXHAUSTED) not mined
+    yet, the charge a little back: the relays stay open (review2's F2)."""
+    people = ready(runtime)
+    market = runtime.market
+    deal = delivering(runtime, clock, people)
+    runtime.txm.set_mining(False)  # the operator's closeDeal(SUPPLY_EXHAUSTED) waits
+    try:
+        runtime.microgrid.set_battery("pv-alice", 0.0, pv_peak_w=0.0)
+        wait_for(lambda: not runtime.bridge.read("load-carol").relays[0], what="relays off")
+        runtime.microgrid.set_battery("pv-alice", 0.5, pv_peak_w=0.0)  # a little back
+        time.sleep(AGAIN_S + 3)
+        assert market.deal(deal["id"])["status"] == "active"  # its close is not mined yet
+        assert not runtime.microgrid.reading("load-carol").relays[0], "switched on again"
+    finally:
+        runtime.txm.set_mining(True)
