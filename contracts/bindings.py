@@ -10,7 +10,7 @@ from eth_abi.exceptions import DecodingError
 from web3 import Web3
 
 from contracts import load_artifact
-from contracts.eip712 import checksummed, signable
+from contracts.eip712 import checksummed, recover, signable
 
 CONTRACTS = ("EnergyToken", "EnergyEscrow", "IntervalSettlement")
 
@@ -197,10 +197,8 @@ def sign_offer(account: Any, chain_id: int, escrow: str, offer: dict[str, Any]) 
 
 def recover_typed(full_message: dict[str, Any], signature: bytes) -> str | None:
     """The checksummed address that signed a full EIP-712 message, or None if it cannot be told."""
-    from eth_account import Account
-
     try:
-        return Account.recover_message(signable(full_message), signature=bytes(signature))
+        return recover(signable(full_message), bytes(signature))
     except Exception:  # malformed signature (wrong length, bad v, s out of range)
         return None
 

@@ -15,8 +15,14 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils import keccak, to_checksum_address
+
+try:  # libsecp256k1: what eth-keys itself recovers with when it is installed (setup.cfg)
+    from coincurve import PublicKey
+except ImportError:  # pragma: no cover - eth-account alone then
+    PublicKey = None
 
 _UINT = re.compile(r"uint(\d{1,3})")
 _HEX40 = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -44,6 +50,33 @@ def signable(full_message: dict[str, Any]) -> SignableMessage:
     except (_Unsupported, KeyError, TypeError, ValueError, AttributeError):
         return encode_typed_data(full_message=full_message)
     return SignableMessage(b"\x01", domain, body)
+
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def recover(message: SignableMessage, signature: bytes) -> str:
+    """The checksummed address whose key signed a SignableMessage (65-byte r‖s‖v signature).
+
+    The same answer as Account.recover_message, without its layers (~180 -> ~60 us): a plain
+    signature (v 27 or 28, r and s in 1..n-1) is recovered by libsecp256k1 directly, as
+    eth-keys' coincurve backend does; anything else (and any failure) goes to eth-account,
+    which answers or refuses it as before.
+    """
+    if PublicKey is not None and isinstance(signature, bytes) and len(signature) == 65 \
+            and signature[64] in (27, 28) and isinstance(message, SignableMessage) \
+            and message.version == b"\x01":
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+        if 0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N:
+            digest = keccak(b"\x19\x01" + bytes(message.header) + bytes(message.body))
+            try:
+                public = PublicKey.from_signature_and_message(
+                    signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None)
+            except Exception:  # noqa: BLE001 - eth-account gives the refusal its own words
+                pass
+            else:
+                return checksummed("0x" + keccak(public.format(compressed=False)[1:])[-20:].hex())
+    return Account.recover_message(message, signature=signature)
 
 
 class _Unsupported(Exception):

@@ -7,10 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from eth_account import Account
-
 from contracts.bindings import BID_TYPES, OFFER_TYPES, bid_typed_data, offer_typed_data
-from contracts.eip712 import signable
+from contracts.eip712 import recover, signable
 from geth_private.signed import BadSignedTransaction, SignedCall, decode_signed
 from marketplace import rules
 from marketplace.errors import InvalidInput, NotAllowed
@@ -99,7 +97,7 @@ def page_terms(full_message: dict[str, Any]) -> dict[str, Any]:
 def typed_signer(full_message: dict[str, Any], signature: bytes, what: str) -> str:
     """The address whose key signed a full EIP-712 message, or InvalidInput."""
     try:
-        return Account.recover_message(signable(full_message), signature=signature)
+        return recover(signable(full_message), signature)
     except Exception as err:  # malformed r/s/v: not a signature of anyone
         raise InvalidInput(f"the {what}'s signature cannot be read: {err}") from err
 

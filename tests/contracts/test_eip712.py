@@ -89,3 +89,40 @@ def test_a_signature_that_cannot_be_read_is_invalid_input() -> None:
     full = _messages(random.Random(3))[0]
     with pytest.raises(InvalidInput, match="signature cannot be read"):
         signed.typed_signer(full, b"\x00" * 64 + b"\x05", "bid")
+
+
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _odd_signatures(good: bytes, rng: random.Random) -> list[bytes]:
+    """A good signature and what a page (or an attacker) might send instead of it."""
+    r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
+    return [
+        good, r + (N - s).to_bytes(32, "big") + bytes((55 - v,)),  # its high-s twin
+        good[:64] + bytes((v - 27,)), good[:64] + bytes((v + 8,)), good[:64] + b"\x25",
+        bytes(32) + good[32:], r + bytes(32) + good[64:], N.to_bytes(32, "big") + good[32:],
+        r + N.to_bytes(32, "big") + good[64:], b"\xff" * 64 + good[64:], good[:64],
+        good + b"\x00", rng.randbytes(64) + bytes((v,)), rng.randbytes(64) + bytes((55 - v,)),
+    ]
+
+
+def test_recovery_answers_and_refuses_as_eth_account() -> None:
+    """contracts.eip712.recover (libsecp256k1 directly for a plain signature) names the same
+    signer as Account.recover_message, or refuses with the same error, for every signed
+    struct and odd signatures (v 0/1/35/37, r or s zero or n, high s, wrong length, random)."""
+    from contracts.eip712 import recover
+
+    rng = random.Random(11)
+    key = Account.from_key(rng.randbytes(32))
+    for full in _messages(rng) * 3:
+        message = signable(full)
+        good = bytes(Account.sign_message(message, key.key).signature)
+        assert recover(message, good) == key.address
+        for signature in _odd_signatures(good, rng):
+            try:
+                theirs = Account.recover_message(message, signature=signature)
+            except Exception as err:
+                with pytest.raises(type(err)):
+                    recover(message, signature)
+            else:
+                assert recover(message, signature) == theirs
