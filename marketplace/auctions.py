@@ -298,8 +298,9 @@ class AuctionBook:
         """Store the bidder's own signed bid and extend a soft-closing deadline."""
         lid = row["id"]
         now = self.clock.now()
+        # row: as lock_listing read it in this transaction (place_bid), so add_bid need not.
         self.store.add_bid(lid, bidder, bid["priceWeiPerKWh"], now, bid["nonce"], bid["expiry"],
-                           signature, bid["buyerMeter"])
+                           signature, bid["buyerMeter"], locked=row)
         later = rules.extended_deadline(
             row["deadline"], row["closes_by"] or row["deadline"], now, self.settings.limits
         )

@@ -263,13 +263,17 @@ class Store(Database):
     def add_bid(
         self, listing_id: int, bidder: str, price: int, created: float,
         nonce: int, expiry: int, signature: bytes, buyer_meter: str | None = None,
+        locked: dict[str, Any] | None = None,
     ) -> int:
         """Store a signed bid durably (with the meter it names); its id. The listing's bid
         count and highest bid (rules.winner: highest price, earliest on a tie) move with it,
-        in the same transaction, so nothing reads every bid to know them."""
+        in the same transaction, so nothing reads every bid to know them. locked: the
+        listing's row as lock_listing read it in the caller's open transaction (its leader
+        then is not read again)."""
         with self.transaction():
-            lead = self.one("SELECT leader_bid, leader_price FROM listings WHERE id = ?"
-                            + self.dialect.for_update, listing_id)
+            lead = locked if locked is not None and self._depth > 1 else self.one(
+                "SELECT leader_bid, leader_price FROM listings WHERE id = ?"
+                + self.dialect.for_update, listing_id)
             bid_id = self.insert(
                 "INSERT INTO bids (listing_id, bidder, price, created, nonce, expiry, signature,"
                 " buyer_meter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -148,16 +148,25 @@ def test_racing_equal_bids_one_is_accepted(store, location):
     assert (store.listing(lid)["bid_count"], store.listing(lid)["leader_price"]) == (1, 20)
 
 
-def test_the_highest_bid_is_kept_as_the_rule_picks_it(store):
-    """Highest price wins, the earliest on a tie; prices past 2**63 compare as numbers."""
+@pytest.mark.parametrize("locked", [False, True], ids=["alone", "in-locked-transaction"])
+def test_the_highest_bid_is_kept_as_the_rule_picks_it(store, locked):
+    """Highest price wins, the earliest on a tie; prices past 2**63 compare as numbers; the
+    same when the bid's caller locked the listing's row in its transaction and passes it (as
+    a placed bid does: add_bid then reads no leader of its own)."""
+    def add_bid(*args):
+        if not locked:
+            return store.add_bid(*args)
+        with store.transaction():
+            return store.add_bid(*args, locked=store.lock_listing(args[0]))
+
     lid = store.add_listing("0xa", 5, 10, 1.0, 2.0)
     assert store.listing(lid)["leader_bid"] is None and store.listing(lid)["bid_count"] == 0
-    first = store.add_bid(lid, "0xb", 2**64, 1.1, 1, 9, b"\x00")
-    store.add_bid(lid, "0xc", 2**64, 1.2, 2, 9, b"\x00")  # a tie: the earlier one stays
-    store.add_bid(lid, "0xc", 9 * 10**18, 1.3, 3, 9, b"\x00")  # shorter: lower, as text is not
+    first = add_bid(lid, "0xb", 2**64, 1.1, 1, 9, b"\x00")
+    add_bid(lid, "0xc", 2**64, 1.2, 2, 9, b"\x00")  # a tie: the earlier one stays
+    add_bid(lid, "0xc", 9 * 10**18, 1.3, 3, 9, b"\x00")  # shorter: lower, as text is not
     row = store.listing(lid)
     assert (row["bid_count"], row["leader_bid"], row["leader_bidder"]) == (3, first, "0xb")
-    top = store.add_bid(lid, "0xc", 2**64 + 1, 1.4, 4, 9, b"\x00")
+    top = add_bid(lid, "0xc", 2**64 + 1, 1.4, 4, 9, b"\x00")
     assert (store.listing(lid)["leader_bid"], store.listing(lid)["leader_price"]) == (
         top, 2**64 + 1)
 
