@@ -63,6 +63,7 @@ class TxManager(OwnerSigned, Recovery):
         self._fees_at = float("-inf")
         # Signed elsewhere, waiting for the loop to hand them to the node: (record, after).
         self._outbox: deque[tuple[TxRecord, TxRecord | None]] = deque()
+        self._outbox_sending = threading.RLock()  # one poller hands the outbox on at a time
 
     @property
     def w3(self):

@@ -85,8 +85,15 @@ class OwnerSigned:
         return {"chainId": self.chain_id(), "value": 0, **tx, "type": 2,
                 "nonce": max([counted, *(n + 1 for n in mine)]), **self._fees()}
 
-    def _send_outbox(self) -> None:
-        """Hand owner-signed transactions to the node, in order, each when it may go."""
+    def _send_outbox(self: TxManager) -> None:
+        """Hand owner-signed transactions to the node, in order, each when it may go; one
+        poller at a time, so a poll returns only once what it found queued was handed on
+        (another thread's poll that took it first is waited for: a block mined by hand
+        right after a poll holds it)."""
+        with self._outbox_sending:
+            self._hand_outbox()
+
+    def _hand_outbox(self: TxManager) -> None:
         with self._guard:
             waiting = list(self._outbox)
             self._outbox.clear()

@@ -66,6 +66,22 @@ def portal_login(url: str, name: str, data_dir):
     return signed_in(url, demo_key(data_dir, name))
 
 
+def seated_logins(url: str, data_dir, timeout: float = 60.0,
+                  names: tuple[str, ...] = ("alice", "bob")) -> tuple:
+    """portal_login of each demo name once it is seated (its bridge claimed its board and its
+    enrollment was mined: a sign-in is refused until then)."""
+    from gridbid_client.client import ClientError
+
+    def seated(name: str):
+        try:
+            return portal_login(url, name, data_dir)
+        except ClientError:
+            return None
+
+    return tuple(wait_for(lambda n=n: seated(n), timeout=timeout, what=f"{n} to be seated")
+                 for n in names)
+
+
 def page_login(page, base: str, name: str, passphrase: str, path: str = "/login") -> None:
     """Log in through the page: the keystore is unlocked and the SIWE message signed there."""
     page.goto(f"{base}{path}")

@@ -115,3 +115,36 @@ def test_an_owners_transaction_waits_while_the_node_is_away(txm, chain, owner, m
         assert record.status == TxStatus.QUEUED and record.error is None
     txm.wait(record, timeout=10)
     assert record.status == TxStatus.MINED and chain.w3.eth.get_balance(to) == 7
+
+
+def test_a_poll_returns_once_another_threads_poll_has_handed_the_outbox_on(txm, chain, owner):
+    """Two pollers (the runtime's loop and a request's, e.g. 'mine a block now'): the one that
+    finds the outbox emptied by the other waits until the other has handed it to the node, so
+    a block mined right after holds it (test_mining_stop_start_and_send_ether hung without)."""
+    import threading
+
+    chain.set_mining(False)
+    record = txm.submit_signed(bytes(signed(txm, owner, Account.create().address, 1)
+                                     .raw_transaction), "pay")
+    inside, release = threading.Event(), threading.Event()
+    answers = txm._node_answers
+
+    def slow_answers():  # the loop's poll, held after it took the outbox
+        if threading.current_thread().name == "loop":
+            inside.set()
+            release.wait(10)
+        return answers()
+
+    txm._node_answers = slow_answers
+    loop = threading.Thread(target=txm.poll, name="loop")
+    loop.start()
+    try:
+        assert inside.wait(10)
+        timer = threading.Timer(0.3, release.set)
+        timer.start()
+        txm.poll()  # the request's
+        assert record.status == TxStatus.PENDING  # handed on by the loop's, waited for
+    finally:
+        release.set()
+        loop.join(10)
+        chain.set_mining(True)

@@ -20,10 +20,9 @@ from web3 import Web3
 from contracts.bindings import contract
 from geth_private.anvil import find_anvil
 from geth_private.keystore import MachineKeys
-from gridbid_client.client import ClientError
 from marketplace.contract_enums import CloseReason, DealStatus
 from marketplace.store import Store
-from tests.common import PortalWorker, portal_login, wait_for
+from tests.common import PortalWorker, seated_logins, wait_for
 from web.registry import token_hash
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
@@ -103,14 +102,7 @@ def test_the_survivor_keeps_the_relays_on_and_pays_every_metered_wh(town, tmp_pa
     leader, follower, chain = town
     data = tmp_path / "var"
 
-    def seated(name):
-        try:  # seated once its bridge claimed the board and the enrollment was mined
-            return portal_login(follower.url, name, data)
-        except ClientError:
-            return None
-
-    alice, bob = (wait_for(lambda n=n: seated(n), timeout=60, what=f"{n} to be seated")
-                  for n in ("alice", "bob"))
+    alice, bob = seated_logins(follower.url, data)
     # alice's tokens are minted by the leader from readings her bridge gave the follower.
     wait_for(lambda: alice.wallet()["unlisted_wh"] >= ENERGY_WH, timeout=60,
              what="alice's tokens, minted from readings that crossed the message queue")

@@ -10,8 +10,7 @@ import re
 import pytest
 
 from geth_private.anvil import find_anvil, free_port
-from gridbid_client.client import ClientError
-from tests.common import PortalWorker, portal_login, wait_for
+from tests.common import PortalWorker, seated_logins, wait_for
 
 pytestmark = pytest.mark.skipif(find_anvil() is None,
                                 reason="no anvil binary: `npm ci` installs it")
@@ -47,14 +46,7 @@ def test_the_portals_own_boards_are_a_child_bridges(portal):
     assert (data / "local_bridge.token").stat().st_mode & 0o077 == 0  # its user's alone
     assert "board pv-alice: meter 0x" in (data / "local_bridge.log").read_text()
 
-    def seated(name):
-        try:
-            return portal_login(portal.url, name, data)
-        except ClientError:
-            return None
-
-    alice, bob = (wait_for(lambda n=n: seated(n), timeout=60, what=f"{n} to be seated")
-                  for n in ("alice", "bob"))
+    alice, bob = seated_logins(portal.url, data)
     wait_for(lambda: alice.wallet()["unlisted_wh"] >= 10, timeout=60,
              what="alice's tokens, minted from the child bridge's signed readings")
     assert bob.deposit("1")["status"] in ("queued", "pending")  # sent at once, or soon

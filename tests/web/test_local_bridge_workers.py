@@ -13,8 +13,7 @@ import pytest
 
 from geth_private import Keystore
 from geth_private.anvil import find_anvil
-from gridbid_client.client import ClientError
-from tests.common import PortalWorker, portal_login, signed_in, wait_for
+from tests.common import PortalWorker, seated_logins, signed_in, wait_for
 from tests.web.test_local_bridge import _alive
 from web.runtime.accounts import AccountDirectory
 
@@ -77,14 +76,7 @@ def test_one_bridge_serves_the_workers_and_outlives_its_starter(workers, tmp_pat
     wait_for(lambda: _online(admin), timeout=30, what="the boards online on the other worker")
     assert _children(other) == [] and len(_children(keeper)) == 1
 
-    def seated(name):
-        try:
-            return portal_login(other.url, name, data)
-        except ClientError:
-            return None
-
-    alice, bob = (wait_for(lambda n=n: seated(n), timeout=30, what=f"{n} to be seated")
-                  for n in ("alice", "bob"))
+    alice, bob = seated_logins(other.url, data, timeout=30)
     wait_for(lambda: alice.wallet()["unlisted_wh"] >= ENERGY_WH, timeout=30,
              what="alice's tokens, minted from the local bridge's readings")
     assert bob.deposit("1")["status"] in ("queued", "pending")
