@@ -30,6 +30,16 @@ def ready(runtime, wh=60):
     return people
 
 
+def active_deal(runtime, clock, people, wh: float = 300) -> dict:
+    """alice sells carol wh Wh at her listing's price; the deal once active (delivering)."""
+    market = runtime.market
+    listing = people["alice"].list(wh, 1000, 30)
+    people["carol"].bid(listing["id"], 1000)
+    clock.advance(30)
+    return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
+                    what="the deal")
+
+
 # -- the interval market -------------------------------------------------------------------
 
 COMMUNITY = int(EscrowMarket.COMMUNITY)

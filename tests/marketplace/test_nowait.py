@@ -15,7 +15,7 @@ import pytest
 from web3.middleware.base import Web3Middleware
 
 from tests.common import wait_for
-from tests.marketplace.common import ready
+from tests.marketplace.common import active_deal, ready
 
 HOLD_S = 120.0  # the longest a hook holds the pass (a failing test must still end)
 ANSWER_S = 30.0  # how long a request may take before the test calls it stuck
@@ -69,15 +69,6 @@ def answered(call, *args):
         raise out["error"]
     return out["value"]
 
-
-def active_deal(runtime, clock, people, wh=300):
-    """alice sells carol wh Wh; the deal once delivering."""
-    market = runtime.market
-    listing = people["alice"].list(wh, 1000, 30)
-    people["carol"].bid(listing["id"], 1000)
-    clock.advance(30)
-    return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
-                    what="the deal")
 
 
 def requests_while_held(runtime, people, deal, held):

@@ -11,7 +11,7 @@ import pytest
 from geth_private.records import TxRecord
 from marketplace.switchboard import AGAIN_S
 from tests.common import wait_for
-from tests.marketplace.common import ready
+from tests.marketplace.common import active_deal, ready
 
 ENERGY_WH = 30  # carol's 30 W load at speed 600 draws 5 Wh a second: ~6 s of delivery
 SLOW = {"LOAD_W": 30}
@@ -20,11 +20,7 @@ SLOW = {"LOAD_W": 30}
 def delivering(runtime, clock, people):
     """carol's deal of ENERGY_WH from alice, once some Wh flowed."""
     market = runtime.market
-    listing = people["alice"].list(ENERGY_WH, 1000, 30)
-    people["carol"].bid(listing["id"], 1000)
-    clock.advance(30)
-    deal = wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
-                    what="the deal")
+    deal = active_deal(runtime, clock, people, ENERGY_WH)
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     return deal
 

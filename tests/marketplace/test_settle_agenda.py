@@ -17,7 +17,7 @@ import pytest
 
 from marketplace.boards import Boards
 from tests.common import wait_for
-from tests.marketplace.common import ready
+from tests.marketplace.common import active_deal, ready
 
 IDLE_PASSES = 20
 
@@ -94,13 +94,7 @@ def idle(settlement, passes: int = IDLE_PASSES) -> None:
 
 def delivering(runtime, clock, wh=300):
     """alice sells carol wh Wh; the deal once delivering."""
-    people = ready(runtime, wh=wh)
-    market = runtime.market
-    listing = people["alice"].list(wh, 1000, 30)
-    people["carol"].bid(listing["id"], 1000)
-    clock.advance(30)
-    return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
-                    what="the deal")
+    return active_deal(runtime, clock, ready(runtime, wh=wh), wh)
 
 
 def test_an_untouched_deal_pauses_on_time_and_resumes(runtime, clock):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.common import wait_for
-from tests.marketplace.common import ready
+from tests.marketplace.common import active_deal, ready
 
 
 def deal_of_listing(runtime, listing_id):
@@ -99,14 +99,6 @@ def test_an_expired_deal_is_stopped_and_closed(runtime, clock):
     assert runtime.ledger.escrow_locked(people["carol"].address) == 0
 
 
-def active_deal(runtime, clock, people, wh=40):
-    market = runtime.market
-    listing = people["alice"].list(wh, 1000, 30)
-    people["carol"].bid(listing["id"], 1000)
-    clock.advance(30)
-    return wait_for(lambda: next((d for d in market.deals() if d["status"] == "active"), None),
-                    what="the deal")
-
 
 def test_a_meter_offline_pauses_the_deal_then_ends_it(runtime, clock):
     people = ready(runtime, wh=300)
@@ -158,7 +150,7 @@ def test_close_connection_pays_the_last_wh_before_the_buyers_own_close(runtime, 
     # STEP_WH 1000: no delivery report goes out before the close, so only the final one pays.
     people = ready(runtime)
     market = runtime.market
-    deal = active_deal(runtime, clock, people)
+    deal = active_deal(runtime, clock, people, wh=40)
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     runtime.txm.set_mining(False)  # both transactions wait: the close must not overtake
     try:
@@ -179,7 +171,7 @@ def test_a_wallet_that_sends_itself_closes_after_the_final_report(runtime, clock
     # delivery and sends the final report first; the view names it, the wallet waits for it.
     people = ready(runtime)
     market, ledger, carol = runtime.market, runtime.ledger, people["carol"]
-    deal = active_deal(runtime, clock, people)
+    deal = active_deal(runtime, clock, people, wh=40)
     wait_for(lambda: market.deal(deal["id"])["delivered_wh"] >= 3, what="some delivery")
     closing = market.close_connection(carol.address, deal["id"])  # no signed close given
     assert closing["status"] == "closing"
@@ -242,7 +234,7 @@ def test_a_reverted_baseline_keeps_the_relays_off_until_one_is_mined(runtime, cl
     people = ready(runtime)
     sent, switched = _stale_baselines(runtime, monkeypatch, how_many=1)
     market = runtime.market
-    deal = active_deal(runtime, clock, people)
+    deal = active_deal(runtime, clock, people, wh=40)
     on = [statuses for closed, statuses in switched if closed]
     assert on, "the relays were switched on"
     # When the relays first closed: the stale baseline had reverted, the fresh one was mined.
