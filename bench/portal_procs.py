@@ -179,16 +179,23 @@ class Town:
         """nginx's URL in front of the processes of kind."""
         return self.nginx[kind].url
 
-    def others(self, kind: str, count: int) -> list[int]:
-        """The pids serving the servers of one row (not the workers themselves)."""
+    def parts(self, kind: str, count: int) -> dict[str, list[int]]:
+        """The pids serving the servers of one row (not the workers themselves), by part."""
         servers = self.portals if kind == "portal" else self.bares
-        pids = descendants(self.redis.pid()) + descendants(self.nginx[kind].process.pid)
-        for child in servers[:count]:
-            pids += [p for p in descendants(child.proc.pid) if p != child.pid]
+        parts = {"redis": descendants(self.redis.pid()),
+                 "nginx": descendants(self.nginx[kind].process.pid),
+                 # gunicorn's arbiters, and the local bridge child of the one holding its lease
+                 "arbiters": [p for c in servers[:count] for p in descendants(c.proc.pid)
+                              if p != c.pid]}
         if kind == "portal":
-            pids += descendants(self.postgres.pid()) if self.postgres is not None else []
-            pids += descendants(int(self.chain.pid_path.read_text().split()[0]))
-        return pids
+            if self.postgres is not None:
+                parts["postgres"] = descendants(self.postgres.pid())
+            parts["anvil"] = descendants(int(self.chain.pid_path.read_text().split()[0]))
+        return parts
+
+    def others(self, kind: str, count: int) -> list[int]:
+        """Every pid of parts(), in one list."""
+        return [pid for pids in self.parts(kind, count).values() for pid in pids]
 
 
 def wait_for_tokens(portal: base.Portal, wh: int, timeout: float = 120.0) -> None:
@@ -234,10 +241,16 @@ def rounds(town: Town, portal: base.Portal, bare_direct: base.Child, result: dic
                                [c.pid for c in town.bares[:procs]], town.others("bare", procs))
         else:
             lanes = [portal.listing() for _ in range(LANES)]
+            parts = town.parts("portal", procs)
+            before = {part: base.cpu_s(pids) for part, pids in parts.items()}
             row = base.measure(town.url("portal"), count, cookie,
                                base.portal_poster(portal), lanes, rate,
                                [c.pid for c in town.portals[:procs]],
                                town.others("portal", procs))
+            # By part over the whole round (connects and dump included: coarser than `others`).
+            row["parts_ms_per_bid"] = {
+                part: (base.cpu_s(pids) - before[part]) * 1000 / max(1, row["bids"])
+                for part, pids in parts.items()}
         row = {"server": name, "procs": 1 if name == "bare direct" else procs,
                "probe": probe, "load": os.getloadavg()[0], **row}
         result["rows"].append(row)
@@ -319,6 +332,10 @@ def report(result: dict) -> str:
         "by it); bare: N bare processes on socketio.RedisManager behind nginx (x bareN)",
         "CPU ms/bid: the servers' workers summed, per bid; others: Redis, nginx, PostgreSQL, "
         "anvil, the arbiters and the local bridge (bare: Redis, nginx, arbiters)",
+        *[f"portal x{r['procs']} at {r['clients']}, others by part over the whole round "
+          "(connects too), ms/bid: " + ", ".join(f"{k} {v:.2f}"
+                                               for k, v in r["parts_ms_per_bid"].items())
+          for r in result["rows"] if "parts_ms_per_bid" in r],
         "idle (no clients, no bids), cores: " + "; ".join(
             f"{kind} x{procs} {cores[0]:.2f} + others {cores[1]:.2f}"
             for procs, kinds in result["idle"].items() for kind, cores in kinds.items()),
