@@ -303,7 +303,7 @@ def report(result: dict) -> str:
     lines = [f"bid -> bid_placed at every client, paced bids for {result['seconds']:.0f} s, "
              f"websocket clients on /market through nginx (hash on address and port) over "
              f"loopback (goals: {goals})",
-             f"{'server':<12}{'procs':>6}{'clients':>8}{'asked/s':>8}{'bids/s':>8}"
+             f"{'server':<14}{'procs':>6}{'clients':>8}{'asked/s':>8}{'bids/s':>8}"
              f"{'p50 ms':>9}{'p99 ms':>9}{'x bare1 p99':>12}{'x bareN p99':>12}{'POST p50':>10}"
              f"{'lost':>7}{'CPU ms/bid':>11}{'others':>8}{'goal':>6}"]
     rows = [r for r in result["rows"] if not r["probe"]]
@@ -321,7 +321,7 @@ def report(result: dict) -> str:
         verdict = "" if goal is None else (
             "ok" if r["p99"] <= goal * ref["p99"] and kept else "MISS")
         name = r["server"] + (" *" if r["probe"] else "")
-        lines.append(f"{name:<12}{r['procs']:>6}{r['clients']:>8}{r['offered']:>8.0f}"
+        lines.append(f"{name:<14}{r['procs']:>6}{r['clients']:>8}{r['offered']:>8.0f}"
                      f"{r['rate']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{x1:>12}{xn:>12}"
                      f"{r['post_p50']:>10.1f}{r['lost']:>7}{r['cpu_ms_per_bid']:>11.2f}"
                      f"{r['others_cpu_ms_per_bid']:>8.2f}{verdict:>6}".rstrip())
