@@ -22,7 +22,9 @@ function clockText(seconds) { return intervalTime(seconds, timeFactor); }
 function timeTicks(scale) {
   const room = Math.max(2, Math.floor(scale.width / 72));  // "00:00" plus space, in px
   const span = scale.max - scale.min;
-  const step = STEPS.find((s) => span / s <= room) || 86400;
+  if (!Number.isFinite(span) || span <= 0) return;  // nothing drawn yet: Chart.js's own
+  // Past a day a tick: whole days, still no more than fit (never millions of them).
+  const step = STEPS.find((s) => span / s <= room) || Math.ceil(span / room / 86400) * 86400;
   const ticks = [];
   for (let v = Math.ceil(scale.min / step) * step; v <= scale.max; v += step) ticks.push({ value: v });
   scale.ticks = ticks;
