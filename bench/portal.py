@@ -7,7 +7,8 @@ broadcasts what it is posted) under the same gunicorn threaded worker and thread
 in its own process: alike for alike. python-socketio clients
 (asyncio, spread over two processes) connect to `/market`;
 bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
-keys (each bid EIP-712-signed by its bidder before its POST), and every client stamps each
+keys (each bid built from the listing's view and EIP-712-signed by its bidder before its one
+POST, as the market page does: no terms request), and every client stamps each
 `bid_placed` it receives. Latency = arrival minus the moment the bid's POST was sent
 (CLOCK_MONOTONIC, shared by the processes of one machine). Both servers are measured
 in the same run with the same client code and rate. Rounds (issue 16): 50 clients at 100
@@ -308,25 +309,28 @@ def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tupl
 
 def portal_poster(portal: Portal):
     """post(lane, i) for the portal: bob and carol take turns, each bid the lowest accepted,
-    signed by the bidder (EIP-712) before the timed POST, as a page signs before it sends."""
-    from contracts.bindings import sign_bid
+    built from the listing's view and signed by the bidder (EIP-712) before the timed POST,
+    as a page does: one POST per bid, its answer the view the lane's next bid is built from."""
+    from eth_account import Account
 
-    state: dict[int, int] = {}
+    from gridbid_client import bids
+
+    domain = bids.chain_domain(portal.clients["bob"].chain())
+    meters = {name: portal.clients[name].me()["meter"] for name in ("bob", "carol")}
+    views: dict[int, dict] = {}
 
     def post(listing: dict, i: int) -> tuple[str, float]:
         lid = listing["id"]
-        price = state.get(lid, int(listing["min_next_bid_wei"]))
-        client = portal.clients[("bob", "carol")[(i // LANES) % 2]]
-        terms = client.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        bid = {k: v if k in ("offer", "buyer", "buyerMeter") else int(v)
-               for k, v in terms["message"].items()}
-        domain = terms["domain"]
-        signature = sign_bid(client.account, int(domain["chainId"]),
-                             domain["verifyingContract"], bid)
+        view = views.get(lid, listing)
+        price = int(view["min_next_bid_wei"])
+        name = ("bob", "carol")[(i // LANES) % 2]
+        client = portal.clients[name]
+        typed = bids.build_bid(view, price, client.account.address, meters[name], domain)
+        signature = Account.sign_typed_data(client.account.key, full_message=typed).signature
         at = time.monotonic()
-        view = client.post(f"/api/listings/{lid}/bids",
-                           {"bid": terms["message"], "signature": "0x" + signature.hex()})
-        state[lid] = int(view["min_next_bid_wei"])
+        views[lid] = client.post(f"/api/listings/{lid}/bids",
+                                 {"bid": bids.as_json(typed["message"]),
+                                  "signature": "0x" + bytes(signature).hex()})
         return f"{lid}:{price}", at
 
     return post
@@ -445,7 +449,9 @@ def main() -> None:
                 round_of("portal", count, RATE)
             memory["after rounds"] = portal_proc.rss_mb()[0]
             begin = time.monotonic()
-            lanes = [portal.listing() for _ in range(OPEN_AUCTIONS - 3 * LANES)]
+            # At least one round's lanes, when BENCH_OPEN_AUCTIONS is no more than the rounds
+            # before opened (e.g. 30): the last round then bids on these.
+            lanes = [portal.listing() for _ in range(max(LANES, OPEN_AUCTIONS - 3 * LANES))]
             memory["list_per_s"] = len(lanes) / (time.monotonic() - begin)
             memory["open auctions"] = OPEN_AUCTIONS
             memory[f"{OPEN_AUCTIONS} open"] = portal_proc.rss_mb()[0]
