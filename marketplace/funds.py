@@ -12,7 +12,7 @@ from typing import Any
 from web3 import Web3
 
 from geth_private import TxRecord
-from geth_private.records import TxStatus
+from geth_private.records import WAITING, TxStatus
 from marketplace.chainlog import LogCursor
 from marketplace.ledger import Ledger
 
@@ -55,9 +55,11 @@ class Funds:
     logs through an in-memory cursor and re-reads the known addresses they name, at the pass's
     last block. So a deposit or a withdrawal sent through another worker (or a wallet's own
     node) shows here within one pass of the loop (EVENT_POLL_S, 0.5 s) plus its reads after it
-    is mined; one through this worker as soon as its receipt is in. A request finds an address
-    not known here, or marked changed and not read yet, and reads it once (learn() at sign-in
-    and at the market channel's join reads it in the loop first). A chain that went back drops
+    is mined; one through this worker as soon as its receipt is in, and while it is in flight
+    here its sender's bids read the escrow themselves (the deposit a person just made lands any
+    moment, and the next bid must see it). A request also reads an address itself, once, when
+    it is not known here or was marked changed and not read yet (learn() at sign-in and at the
+    market channel's join has the loop read it first). A chain that went back drops
     nothing but re-reads every known address.
 
     Why stale is safe: the escrow's openDeal checks the winner's free balance itself, and a
@@ -78,6 +80,7 @@ class Funds:
         self._known: dict[tuple[str, str], tuple[int, tuple[int, int]]] = {}
         self._changed: dict[tuple[str, str], int] = {}  # key -> the last block naming it
         self._wanted: set[str] = set()  # learn() asked; the loop reads them
+        self._sending: dict[str, set[str]] = {}  # sender -> its escrow txs in flight here
         self._used_offers: set[bytes] = set()
         self._buyers: dict[int, str] = {}  # chain deal id -> buyer, from DealOpened
         self._memory = _Memory()
@@ -125,15 +128,30 @@ class Funds:
             self._memory.at = (found.end + 1, found.end_hash)
 
     def _saw(self, record: TxRecord) -> None:
-        """A transaction this process follows was mined: what its logs name is read again."""
-        receipt = record.receipt
-        if record.status != TxStatus.MINED or not receipt or self.ledger.escrow is None:
+        """News of a transaction this process follows: one to the escrow in flight makes its
+        sender's escrow be read by its bids until it lands; a mined one's logs name what is
+        read again (marked changed first, so no bid meanwhile takes the old value)."""
+        escrow = self.ledger.escrow
+        if escrow is None:
             return
-        contracts = {self.ledger.escrow.address.lower(), self.ledger.token.address.lower()}
-        logs = [raw for raw in receipt.get("logs", ())
+        to_escrow = str(record.to or "").lower() == escrow.address.lower()
+        if to_escrow and record.status in WAITING:
+            with self._lock:
+                self._sending.setdefault(record.sender, set()).add(record.tx_hash)
+            return
+        receipt = record.receipt if record.status == TxStatus.MINED else None
+        contracts = {escrow.address.lower(), self.ledger.token.address.lower()}
+        logs = [raw for raw in (receipt or {}).get("logs", ())
                 if str(raw["address"]).lower() in contracts]
-        if logs:
-            self._read(self._note(logs), int(receipt["blockNumber"]))
+        keys = self._note(logs) if logs else set()
+        if to_escrow:
+            with self._lock:
+                sent = self._sending.get(record.sender, set())
+                sent.discard(record.tx_hash)
+                if not sent:
+                    self._sending.pop(record.sender, None)
+        if keys:
+            self._read(keys, int(receipt["blockNumber"]))  # type: ignore[index]
 
     def _note(self, logs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
         """Mark what the logs name as changed at their block; the known (or wanted) keys."""
@@ -191,8 +209,11 @@ class Funds:
         return value
 
     def _current(self, key: tuple[str, str]) -> bool:
-        """Whether a kept value is as new as the last event naming it (lock held)."""
+        """Whether a kept value is as new as the last event naming it, and no escrow
+        transaction of its own is in flight here (lock held)."""
         known = self._known.get(key)
+        if key[0] == ESCROW and key[1] in self._sending:
+            return False  # a deposit sent here lands any moment: its bid reads it
         return known is not None and known[0] >= self._changed.get(key, -1)
 
     def _keep(self, key: tuple[str, str], block: int, value: tuple[int, int]) -> None:

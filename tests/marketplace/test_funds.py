@@ -73,6 +73,7 @@ def test_a_bid_and_a_listing_make_no_chain_call_once_funds_are_known(runtime, mo
     offer, signature = alice.offer(10, 1000, 600)
     prepared = market.prepare_approval(alice.address, 10)  # a prepare asks the node (nonce)
     approval = alice.sign(prepared) if prepared["needed"] else None
+    wait_for(lambda: not runtime.txm.pending(), what="the first listing's approval mined")
     with chain_calls(ledger) as calls:
         for price in (2000, 3000):
             terms = market.bid_terms(bob.address, first["id"], price)
@@ -143,12 +144,12 @@ def test_another_workers_deposit_and_withdrawal_show_after_one_pass(runtime):
     here.bid(listing["id"], 10 * 10**18)  # 0.1 ETH: what is not asked for
 
 
-def test_signing_in_reads_the_funds_in_the_loop_not_in_the_first_bid(runtime):
+def test_signing_in_reads_the_funds_in_the_loop_not_in_the_first_bid(runtime, login):
     people = ready(runtime)
     market, carol = runtime.market, people["carol"]
     listing = people["alice"].list(10, 1000, 600)
-    market.learn(carol.address)  # what sign-in and the market channel's join do
-    market.auctions.funds.step()  # the loop's pass (woken by learn; waited for here)
+    login("carol")  # POST /api/login (SIWE): learns her funds, read by the loop
+    market.auctions.funds.step()  # the loop's pass (woken by the sign-in; waited for here)
     with chain_calls(runtime.ledger) as calls:
         view = carol.bid(listing["id"], 1000)
     assert calls == Counter(), calls
