@@ -59,8 +59,9 @@ class Funds:
     here its sender's bids read the escrow themselves (the deposit a person just made lands any
     moment, and the next bid must see it). A request also reads an address itself, once, when
     it is not known here or was marked changed and not read yet (learn() at sign-in and at the
-    market channel's join has the loop read it first). A chain that went back drops
-    nothing but re-reads every known address.
+    market channel's join has the loop read it first). A chain that went back (anvil from an
+    older state dump) re-reads every known address at the new head, serving the old values
+    until then.
 
     Why stale is safe: the escrow's openDeal checks the winner's free balance itself, and a
     winner it refuses gives way to the next covered bid (opening.py); a withdrawal cannot void
@@ -78,7 +79,9 @@ class Funds:
         self._lock = threading.Lock()  # the maps only; never held across a chain read
         self._passing = threading.Lock()  # one pass at a time (no request ever takes it)
         self._known: dict[tuple[str, str], tuple[int, tuple[int, int]]] = {}
-        self._changed: dict[tuple[str, str], int] = {}  # key -> the last block naming it
+        # key -> the last block an event named it in; unknown keys too (a request may be
+        # reading one meanwhile), so it grows with the accounts the contracts ever named.
+        self._changed: dict[tuple[str, str], int] = {}
         self._wanted: set[str] = set()  # learn() asked; the loop reads them
         self._sending: dict[str, set[str]] = {}  # sender -> its escrow txs in flight here
         self._used_offers: set[bytes] = set()
@@ -121,6 +124,9 @@ class Funds:
             with self._lock:
                 wanted, self._wanted = self._wanted, set()
                 targets = {(kind, a) for a in wanted for kind in (ESCROW, TOKENS)}
+                if found.rewound:  # blocks numbered as before may hold other values now
+                    self._known = {k: (-1, v) for k, (_, v) in self._known.items()}
+                    self._changed.clear()
                 if found.seen is None or found.rewound:  # first pass, or the chain went back
                     targets |= set(self._known)
             targets |= self._note(found.logs)

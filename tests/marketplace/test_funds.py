@@ -154,3 +154,23 @@ def test_signing_in_reads_the_funds_in_the_loop_not_in_the_first_bid(runtime, lo
         view = carol.bid(listing["id"], 1000)
     assert calls == Counter(), calls
     assert view["highest_bidder"] == carol.address
+
+
+@pytest.mark.parametrize("app", ["anvil://"], indirect=True)
+def test_a_chain_that_went_back_has_the_known_funds_read_again(runtime):
+    people = ready(runtime)
+    funds, w3 = runtime.market.auctions.funds, runtime.ledger.w3
+    listing = people["alice"].list(10, 1000, 600)
+    people["bob"].bid(listing["id"], 1000)
+    funds.step()
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    market, wallets = other_worker(runtime)
+    there = LocalParty(market, wallets, unlocked(runtime)["bob"].account)
+    market.ledger.wait(there.deposit(ETH // 10))
+    funds.step()
+    assert funds.of(people["bob"].address) == (2 * ETH // 10, 0)
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]  # the node forgets it
+    funds.step()  # the head is below the cursor, or another block sits where it read
+    with chain_calls(runtime.ledger) as calls:
+        assert funds.of(people["bob"].address) == (ETH // 10, 0)
+    assert calls == Counter(), calls
