@@ -64,7 +64,12 @@ function series(chart, label) {
 
 function push(chart, label, t, y) {
   const set = series(chart, label);
-  if (set.data.length && set.data[set.data.length - 1].x >= t) return;  // history and live overlap
+  const last = set.data[set.data.length - 1];
+  if (last && last.x > t) return;  // history and live overlap: the kept day is older
+  if (last && last.x === t) {  // the same emulated instant (a stopped clock): the newer reading
+    last.y = y;
+    return;
+  }
   set.data.push({ x: t, y });
   while (set.data.length && set.data[0].x < t - KEEP_S) set.data.shift();
 }
