@@ -1,7 +1,8 @@
 /* The grid view: Chart.js charts fed by /grid samples (one per period), sold auctions and the
    interval market's clearing prices (a day of history from GET /api/intervals, then pushes). */
 import { api } from "./api.js";
-import { $, el, formatEther, intervalTime } from "./util.js";
+import { loadChart } from "./lazy.js";
+import { $, el, formatEther, intervalTime, toast } from "./util.js";
 
 /* global Chart */
 
@@ -126,10 +127,16 @@ function makeCharts() {
   charts.prices = lineChart("chart-prices", "ETH/kWh", { points: true });
 }
 
-export default {
-  start(ctx) {
+let wiring = null;  // Promise: Chart.js loaded, charts made, the grid channel open
+
+/* On the first showing after login: load Chart.js, make the charts, then open the channel
+   (its snapshot on connect fills them), so no other view ever fetches the chart library. */
+function wire(ctx) {
+  const sockets = ctx.session.sockets;  // this login's channels
+  return loadChart().then(() => {
+    if (ctx.session.sockets !== sockets) return;  // logged out (or in again) meanwhile
     makeCharts();
-    const socket = ctx.session.sockets.grid;
+    const socket = sockets.grid;
     socket.on("snapshot", (s) => {
       $("grid-period").textContent = s.period_s;
       charts.prices.data.datasets = [];
@@ -140,12 +147,18 @@ export default {
     socket.on("price", onPrice);
     socket.on("interval", onInterval);
     loadIntervals();
-  },
-  show() {
+    return socket.open();
+  });
+}
+
+export default {
+  show(ctx) {
+    if (!wiring) wiring = wire(ctx).catch((err) => { wiring = null; toast(err.message, true); });
     // Charts made while their view was hidden measure themselves again once shown.
     for (const chart of Object.values(charts)) chart.resize();
   },
   stop() {
+    wiring = null;
     for (const chart of Object.values(charts)) chart.destroy();
     charts = {};
     samplesSeen = 0;
