@@ -1,11 +1,11 @@
 """Bytes and requests each view of the portal's page costs, as Debian's Chromium loads them.
 
 A fresh browser context (cold cache) per row, the portal served by werkzeug on the embedded
-chain with the demo accounts. `login` is the logged-out page; every other row is what a
-person's page fetched from the login click until the network was quiet, landing on that view
-(the login itself included: the API calls and the landing view's assets); `+grid` is what
-opening the Grid view after the market added. Per row: requests, bytes on the wire (encoded
-bodies: gzip where the portal sent it) and the same bodies decompressed.
+chain with the demo accounts. `login` is the logged-out page; every other row is a visit to
+that view's address: the page (shown on its login view first), the login, the view, until the
+network was quiet; `market+grid` is what opening the Grid view after the market added.
+Per row: requests, bytes on the wire (encoded bodies: gzip where the portal sent it) and the
+same bodies decompressed.
 Run: .venv/bin/python bench/page_weight.py   (against another tree: PYTHONPATH=TREE)
 """
 
@@ -24,7 +24,7 @@ class Ledger:
 
     def __init__(self, page) -> None:
         self.rows: list = []
-        page.on("requestfinished", self.rows.append)
+        page.on("requestfinished", lambda request: self.rows.append(request))
 
     def take(self) -> tuple[int, int, int]:
         rows, self.rows = self.rows, []
@@ -64,9 +64,9 @@ def serve():
 def land(browser, url: str, who: str, passphrase: str, view: str):
     """(page, ledger row) after logging in on /view and the network going quiet."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    ledger = Ledger(page)
     page.goto(f"{url}/{view}")
     page.wait_for_load_state("networkidle")
-    ledger = Ledger(page)
     page.fill("#account", who)
     page.fill("#passphrase", passphrase)
     page.click("#login-button")
