@@ -6,7 +6,7 @@ region, so a screen reader reads it once and never re-reads the rest. The status
 views (not a live region, so nothing is read twice) shows the latest message until the person
 dismisses it or a newer one replaces it: nothing vanishes before it can be read. */
 
-const KEPT = 20;  // lines a region keeps (older ones are dropped, already read)
+const KEPT = 50;  // lines a region keeps (older ones are dropped, already read)
 
 function region(urgent) { return document.getElementById(urgent ? "announce-urgent" : "announce"); }
 
