@@ -1,8 +1,11 @@
 /* The market view: Sell (a signed Offer and permit), live listing cards with Buy (an EIP-712 bid
    naming the offer, signed in the page), Cancel (a permit lowering the allowance), deal cards
    with Close connection (the party's own signed closeDeal). */
+import { announce } from "./announce.js";
 import { api } from "./api.js";
 import automatic from "./automatic.js";
+import { handOff, isBusy, setBusy } from "./focus.js";
+import { bidNews, dealNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
 import * as signer from "./signer.js";
 import { $, el, formatEther, parseEther, short, toast } from "./util.js";
 
@@ -27,48 +30,79 @@ async function bid(listingId, priceWei) {
 
 function bidForm(l) {
   const input = el("input", { inputMode: "decimal", className: "bid-price",
-    placeholder: l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh",
     ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
-  const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input,
-    el("button", { type: "submit", textContent: "Buy" }));
+  const button = el("button", { type: "submit", textContent: "Buy" });
+  const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input, button);
   const error = el("p", { class: "error bid-error", role: "alert" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (isBusy(button)) return;
     error.textContent = "";
+    setBusy(button, true);  // not disabled: that would drop the focus
     try {
       const updated = await bid(l.id, parseEther(input.value));
       bidders.add(l.id);
       upsertListing(updated);
-      toast("Bid signed and placed");
+      toast(updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead` : "Bid signed and placed");
     } catch (err) { error.textContent = explain(err, l.id); }
+    finally { setBusy(button, false); }
   });
   return [form, error];
 }
 
+/* A listing card's parts, made once: later views fill them in place (fillListing), so focus,
+   the caret and anything typed in the card survive every push. */
 function listingCard(l) {
   const mine = l.seller === me.address;
-  const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id });
+  const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id,
+    "aria-labelledby": `listing-${l.id}-title` });
   card.append(
-    el("h3", { textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
+    el("h3", { id: `listing-${l.id}-title`, class: "listing-title", tabIndex: -1,
+      textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
     el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei) })),
-    el("p", {}, "Highest bid ", el("strong", { class: "highest", textContent: priceText(l.highest_bid_wei) }),
-      l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "",
-      ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`),
+    el("p", {}, "Highest bid ", el("strong", { class: "highest" }), el("span", { class: "by" })),
     el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
+    el("p", { class: "extended hint", hidden: true }),
+    el("p", { class: "standing", hidden: true }),
   );
-  if (l.highest_bidder === me.address) card.append(el("p", { class: "lead", textContent: "You lead" }));
-  if (mine && l.bid_count === 0) {
+  if (mine) {
     const cancel = el("button", { type: "button", class: "secondary cancel-listing", textContent: "Cancel listing" });
     cancel.addEventListener("click", async () => {
       try { removeListing(await cancelListing(l)); toast("Listing cancelled"); refreshUnlisted(); }
       catch (err) { toast(err.message, true); }
     });
     card.append(cancel);
-  } else if (me.role === "consumer" && l.bid_count && bidders.has(l.id) && l.highest_bidder !== me.address) {
-    card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
   }
   if (me.role === "consumer" && !mine) card.append(...bidForm(l));
   return card;
+}
+
+/* One standing at a time, from the listing's current leader: leading, outbid, or none. */
+function standing(l) {
+  if (l.highest_bidder === me.address) return { cls: "lead", text: "You lead" };
+  if (me.role === "consumer" && l.bid_count && bidders.has(l.id)) {
+    return { cls: "outbid", text: `You were outbid: ${l.highest_bidder_name || short(l.highest_bidder)} leads` };
+  }
+  return null;
+}
+
+function fillListing(card, l, extendedS) {
+  card.querySelector(".highest").textContent = priceText(l.highest_bid_wei);
+  card.querySelector(".by").textContent = (l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "")
+    + ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`;
+  const now = standing(l);
+  const state = card.querySelector(".standing");
+  state.className = `standing${now ? ` ${now.cls}` : ""}`;
+  state.textContent = now ? now.text : "";
+  state.hidden = !now;
+  if (extendedS) Object.assign(card.querySelector(".extended"), { hidden: false, textContent: extensionText(extendedS) });
+  const cancel = card.querySelector(".cancel-listing");
+  if (cancel && l.bid_count > 0 && !cancel.hidden) {  // a bid came: the seller may no longer cancel
+    handOff(cancel, card.querySelector(".listing-title"));
+    cancel.hidden = true;
+  }
+  const input = card.querySelector(".bid-price");
+  if (input) input.placeholder = l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh";
 }
 
 /* A refused bid's reason, with the rule in the units the person typed. */
@@ -82,23 +116,22 @@ function explain(err, listingId) {
   return err.message;
 }
 
+/* Show a listing's latest view (an answer or a push); the view it replaced, or null if it was
+   not shown or the new one is stale. */
 function upsertListing(l) {
-  if (l.status !== "open") { removeListing(l); return; }
+  if (l.status !== "open") { removeListing(l); return null; }
   // An HTTP answer can arrive after a newer push over the socket: never go back in bids.
   const shown = listings.get(l.id);
-  if (shown && shown.bid_count > l.bid_count) return;
-  if (!shown && closedListings.has(l.id)) return;
+  if (shown && shown.bid_count > l.bid_count) return null;
+  if (!shown && closedListings.has(l.id)) return null;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
-  const card = listingCard(l);
-  const old = $(`listing-${l.id}`);
-  if (old) {
-    const typed = old.querySelector(".bid-price");
-    if (typed && typed.value) card.querySelector(".bid-price").value = typed.value;
-    old.replaceWith(card);
-  } else { $("listings").prepend(card); }
+  let card = $(`listing-${l.id}`);
+  if (!card) { card = listingCard(l); $("listings").prepend(card); }
+  fillListing(card, l, extensionS(shown, l));
   $("no-listings").hidden = listings.size > 0;
   tick();
+  return shown || { ...l, bid_count: -1 };
 }
 
 function removeListing(l) {
@@ -106,7 +139,7 @@ function removeListing(l) {
   closedListings.add(l.id);
   listings.delete(l.id);
   const old = $(`listing-${l.id}`);
-  if (old) old.remove();
+  if (old) { handOff(old, $("listings-title")); old.remove(); }
   $("no-listings").hidden = listings.size > 0;
   if (l.status === "cancelled") {
     $("history").prepend(el("li", { textContent: `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller` }));
@@ -116,6 +149,32 @@ function removeListing(l) {
       : `#${l.id}: ${l.energy_wh} Wh unsold`;
     $("history").prepend(el("li", { textContent: text }));
   }
+}
+
+/* Pushes say what changed (market_news.js) once, without moving focus. */
+function say(news, show = false) {
+  if (news) announce(news.text, { urgent: news.urgent, show: show || news.show || news.urgent });
+}
+
+function onListed(l) {
+  const known = listings.has(l.id) || closedListings.has(l.id);
+  upsertListing(l);
+  if (!known) say(listedNews(l, me));
+}
+
+function onBid(l) {
+  const before = listings.get(l.id);
+  if (!before || l.bid_count <= before.bid_count) { upsertListing(l); return; }
+  upsertListing(l);
+  say(bidNews(before, l, me, bidders.has(l.id)));
+}
+
+function onClosed(l) {
+  const seen = closedListings.has(l.id);
+  removeListing(l);
+  refreshUnlisted();
+  const involved = l.seller === me.address || l.highest_bidder === me.address;
+  if (!seen) say(resultNews(l, me, bidders.has(l.id)), involved);
 }
 
 /* Wait until the portal's record of a transaction says it was mined. */
@@ -142,7 +201,7 @@ async function closeConnection(d) {
   // A browser wallet sends itself: the close may go only once the final report is mined,
   // and that report waits (a few seconds) for both meters' readings signed after the switch.
   let view = await api("POST", `/api/deals/${d.id}/close`, {});
-  upsertDeal(view);
+  onDeal(view);
   while (view.final_report && view.final_report.status === "waiting") {
     await new Promise((r) => setTimeout(r, 500));
     view = await api("GET", `/api/deals/${d.id}`);
@@ -154,44 +213,85 @@ async function closeConnection(d) {
   return api("GET", `/api/deals/${d.id}`);
 }
 
+/* A deal card's parts, made once and filled in place (fillDeal): Close connection keeps the
+   focus through every delivery push, and while it works. */
 function dealCard(d) {
-  const card = el("article", { class: `card deal ${d.status}`, id: `deal-${d.id}`, "data-id": d.id });
+  const card = el("article", { class: "card deal", id: `deal-${d.id}`, "data-id": d.id, "aria-labelledby": `deal-${d.id}-title` });
   const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
     : "selling to " + (d.buyer_name || short(d.buyer));
   card.append(
-    el("h3", { textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
-    el("p", {}, "Status ", el("strong", { class: "deal-status", textContent: d.status + (d.close_reason ? ` (${d.close_reason})` : "") })),
-    el("p", {}, "Delivered ", el("strong", { class: "delivered", textContent: d.delivered_wh }), ` / ${d.energy_wh} Wh`),
-    el("p", {}, "Paid ", el("strong", { class: "paid", textContent: formatEther(d.paid_wei, 9) }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
+    el("h3", { id: `deal-${d.id}-title`, class: "deal-title", tabIndex: -1, textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
+    el("p", {}, "Status ", el("strong", { class: "deal-status" })),
+    el("p", {}, "Delivered ", el("strong", { class: "delivered" }), ` / ${d.energy_wh} Wh`),
+    el("p", {}, "Paid ", el("strong", { class: "paid" }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
+    el("p", { class: "refunded", hidden: true }),
+    el("p", { class: "hint final-report", hidden: true }, "", el("code", { class: "hash" })),
+    el("p", { class: "error deal-error", hidden: true }),
   );
-  if (d.refunded_wei !== null && d.refunded_wei !== undefined) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
-  if (d.final_report) {
-    card.append(el("p", { class: "hint" }, `Final delivery report (${d.final_report.status}) `,
-      el("code", { class: "hash", textContent: d.final_report.tx_hash })));
-  }
-  if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
-  if (d.status === "active" || d.status === "paused") {  // a paused deal can be ended too
-    const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try { toast("Closing the connection"); upsertDeal(await closeConnection(d)); }
-      catch (err) { toast(err.message, true); button.disabled = false; }
-    });
-    card.append(button);
-  }
+  const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection", hidden: true });
+  button.addEventListener("click", async () => {
+    if (isBusy(button)) return;
+    button.dataset.pressed = "1";  // busy until answered, whatever pushes come meanwhile
+    setBusy(button, true, "Closing the connection…");  // not disabled: that would drop the focus
+    try { toast("Closing the connection"); onDeal(await closeConnection(deals.get(d.id) || d)); }
+    catch (err) { toast(err.message, true); }
+    finally { delete button.dataset.pressed; setBusy(button, false); fillDeal(card, deals.get(d.id) || d); }
+  });
+  card.append(button);
   return card;
 }
 
+function fillDeal(card, d) {
+  card.className = `card deal ${d.status}`;
+  card.querySelector(".deal-status").textContent = d.status + (d.close_reason ? ` (${d.close_reason})` : "");
+  card.querySelector(".delivered").textContent = d.delivered_wh;
+  card.querySelector(".paid").textContent = formatEther(d.paid_wei, 9);
+  const refunded = card.querySelector(".refunded");
+  refunded.hidden = d.refunded_wei === null || d.refunded_wei === undefined;
+  refunded.textContent = refunded.hidden ? "" : `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH`;
+  const report = card.querySelector(".final-report");
+  report.hidden = !d.final_report;
+  if (d.final_report) {
+    report.firstChild.textContent = `Final delivery report (${d.final_report.status}) `;
+    report.querySelector(".hash").textContent = d.final_report.tx_hash || "";
+  }
+  const error = card.querySelector(".deal-error");
+  error.hidden = !d.error;
+  error.textContent = d.error || "";
+  const button = card.querySelector(".close-connection");
+  const closable = d.status === "active" || d.status === "paused";  // a paused deal can be ended too
+  if (!closable && d.status !== "closing") {  // opening, or over: nothing to press
+    handOff(button, card.querySelector(".deal-title"));
+    button.hidden = true;
+    return;
+  }
+  button.hidden = false;
+  setBusy(button, d.status === "closing" || button.dataset.pressed === "1", "Closing the connection…");
+}
+
+/* Show a deal's latest view; the view it replaced (undefined if new), or null when not ours or stale. */
 function upsertDeal(d) {
-  if (d.buyer !== me.address && d.seller !== me.address) return;
+  if (d.buyer !== me.address && d.seller !== me.address) return null;
   // The answer to Close connection ("closing") can arrive after the push of "closed".
   const shown = deals.get(d.id);
-  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return;
+  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return null;
   deals.set(d.id, d);
-  const card = dealCard(d);
-  const old = $(`deal-${d.id}`);
-  if (old) old.replaceWith(card);
-  else { const box = $("deals"); if (deals.size === 1) box.replaceChildren(); box.prepend(card); }
+  let card = $(`deal-${d.id}`);
+  if (!card) {
+    card = dealCard(d);
+    const box = $("deals");
+    if (deals.size === 1) box.replaceChildren();
+    box.prepend(card);
+  }
+  fillDeal(card, d);
+  return shown;
+}
+
+function onDeal(d) {
+  const known = deals.has(d.id);
+  const before = deals.get(d.id);
+  if (upsertDeal(d) === null) return;
+  say(dealNews(known ? before : null, d, me));
 }
 
 function tick() {
@@ -237,8 +337,10 @@ export default {
     // Handlers first: a click before the first data arrives must not submit the bare form.
     $("sell-form").addEventListener("submit", async (event) => {
       event.preventDefault();
-      $("sell-button").disabled = true;
-      try { await sell(); } catch (err) { toast(err.message, true); } finally { $("sell-button").disabled = false; }
+      const button = $("sell-button");
+      if (isBusy(button)) return;
+      setBusy(button, true, "Signing and listing…");  // not disabled: that would drop the focus
+      try { await sell(); } catch (err) { toast(err.message, true); } finally { setBusy(button, false); }
     });
   },
   start(ctx) {
@@ -249,15 +351,16 @@ export default {
     ticker = setInterval(tick, 250);
     const socket = ctx.session.sockets.market;
     socket.on("snapshot", (s) => {
-      $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
-      listings.clear();
+      // The state as it stands (login, a reconnect): drawn in place and said by nobody.
+      const open = new Set(s.listings.map((l) => l.id));
+      for (const [id] of listings) if (!open.has(id)) { listings.delete(id); $(`listing-${id}`)?.remove(); }
       s.listings.forEach(upsertListing);
       s.deals.slice().reverse().forEach(upsertDeal);
     });
-    socket.on("listing_created", upsertListing);
-    socket.on("bid_placed", upsertListing);
-    socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
-    socket.on("deal_updated", upsertDeal);
+    socket.on("listing_created", onListed);
+    socket.on("bid_placed", onBid);
+    socket.on("listing_closed", onClosed);
+    socket.on("deal_updated", onDeal);
   },
   stop() {
     automatic.stop();
