@@ -41,9 +41,12 @@ function bidForm(l) {
     setBusy(button, true);  // not disabled: that would drop the focus
     try {
       const updated = await bid(l.id, parseEther(input.value));
+      const before = listings.get(l.id);
       bidders.add(l.id);
       upsertListing(updated);
-      toast(updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead` : "Bid signed and placed");
+      const extended = extensionS(before, updated);  // our own late bid moved the end
+      toast((updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead.` : "Bid signed and placed.")
+        + (extended ? ` ${extensionText(extended)}` : ""));
     } catch (err) { error.textContent = explain(err, l.id); }
     finally { setBusy(button, false); }
   });
@@ -116,14 +119,13 @@ function explain(err, listingId) {
   return err.message;
 }
 
-/* Show a listing's latest view (an answer or a push); the view it replaced, or null if it was
-   not shown or the new one is stale. */
+/* Show a listing's latest view (an answer or a push), unless an older one than shown. */
 function upsertListing(l) {
-  if (l.status !== "open") { removeListing(l); return null; }
+  if (l.status !== "open") { removeListing(l); return; }
   // An HTTP answer can arrive after a newer push over the socket: never go back in bids.
   const shown = listings.get(l.id);
-  if (shown && shown.bid_count > l.bid_count) return null;
-  if (!shown && closedListings.has(l.id)) return null;
+  if (shown && shown.bid_count > l.bid_count) return;
+  if (!shown && closedListings.has(l.id)) return;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
   let card = $(`listing-${l.id}`);
@@ -131,7 +133,6 @@ function upsertListing(l) {
   fillListing(card, l, extensionS(shown, l));
   $("no-listings").hidden = listings.size > 0;
   tick();
-  return shown || { ...l, bid_count: -1 };
 }
 
 function removeListing(l) {
@@ -173,7 +174,7 @@ function onClosed(l) {
   const seen = closedListings.has(l.id);
   removeListing(l);
   refreshUnlisted();
-  const involved = l.seller === me.address || l.highest_bidder === me.address;
+  const involved = l.seller === me.address || l.highest_bidder === me.address || bidders.has(l.id);
   if (!seen) say(resultNews(l, me, bidders.has(l.id)), involved);
 }
 
@@ -353,7 +354,12 @@ export default {
     socket.on("snapshot", (s) => {
       // The state as it stands (login, a reconnect): drawn in place and said by nobody.
       const open = new Set(s.listings.map((l) => l.id));
-      for (const [id] of listings) if (!open.has(id)) { listings.delete(id); $(`listing-${id}`)?.remove(); }
+      for (const [id] of listings) {
+        if (open.has(id)) continue;
+        listings.delete(id);
+        const gone = $(`listing-${id}`);
+        if (gone) { handOff(gone, $("listings-title")); gone.remove(); }
+      }
       s.listings.forEach(upsertListing);
       s.deals.slice().reverse().forEach(upsertDeal);
     });
