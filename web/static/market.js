@@ -4,17 +4,16 @@
 import { announce } from "./announce.js";
 import { api } from "./api.js";
 import automatic from "./automatic.js";
-import { handOff, isBusy, setBusy } from "./focus.js";
-import { bidNews, dealNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
+import dealCards from "./deals.js";
+import { handOff, isBusy, keepFocus, setBusy } from "./focus.js";
+import { bidNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
 import * as signer from "./signer.js";
 import { $, el, formatEther, parseEther, short, toast } from "./util.js";
 
 const listings = new Map();   // id -> listing view
 const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
-const deals = new Map();
 const bidders = new Set();    // listings this page has bid on (for the "outbid" notice)
 const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
-const FINAL = new Set(["closed", "failed"]);
 let me = {};
 let ticker = null;
 
@@ -128,11 +127,49 @@ function upsertListing(l) {
   if (!shown && closedListings.has(l.id)) return;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
-  let card = $(`listing-${l.id}`);
-  if (!card) { card = listingCard(l); $("listings").prepend(card); }
+  const card = $(`listing-${l.id}`) || listingCard(l);
   fillListing(card, l, extensionS(shown, l));
+  placeListing(card, l);
   $("no-listings").hidden = listings.size > 0;
   tick();
+}
+
+/* One order wherever listings are drawn (snapshot, pushes, answers): ending soonest first, then
+   the older; the server's deadline, not this page's countdown, so every tab agrees. A card
+   already in its place stays put (moving it would take focus from its field). */
+function listingBefore(a, b) { return a.deadline - b.deadline || a.id - b.id; }
+
+function placeListing(card, l) {
+  const box = $("listings");
+  const cards = [...box.querySelectorAll(".listing")].filter((c) => c !== card);
+  const next = cards.find((c) => listingBefore(l, listings.get(Number(c.dataset.id))) < 0) || null;
+  // The other cards are in order already, so the card is in place right before `next`.
+  // Moving a node drops the focus inside it: keepFocus puts it (and the caret) back.
+  if (!card.isConnected || card.nextElementSibling !== next) keepFocus(card, () => box.insertBefore(card, next));
+}
+
+const CLOSED_KEPT = 100;  // closed auctions this page lists (the snapshot sends the last 50 + one's own)
+
+function closedText(l) {
+  const own = l.seller === me.address ? " (your lot)" : l.highest_bidder === me.address && l.status === "sold" ? " (you bought it)" : "";
+  if (l.status === "cancelled") return `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller${own}`;
+  if (l.status === "sold") {
+    const who = l.highest_bidder_name || short(l.highest_bidder);
+    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei)}${own}`;
+  }
+  return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} unsold${own}`;
+}
+
+/* A closed auction in "Closed auctions", the latest to end first, once each. */
+function addClosed(l) {
+  if (!["sold", "unsold", "cancelled"].includes(l.status)) return;
+  const box = $("history");
+  if (box.querySelector(`li[data-id="${l.id}"]`)) return;
+  const item = el("li", { "data-id": l.id, "data-deadline": l.deadline, class: `closed ${l.status}`, textContent: closedText(l) });
+  const later = (li) => Number(li.dataset.deadline) < l.deadline
+    || (Number(li.dataset.deadline) === l.deadline && Number(li.dataset.id) < l.id);
+  box.insertBefore(item, [...box.children].find(later) || null);
+  while (box.children.length > CLOSED_KEPT) box.lastElementChild.remove();
 }
 
 function removeListing(l) {
@@ -142,14 +179,7 @@ function removeListing(l) {
   const old = $(`listing-${l.id}`);
   if (old) { handOff(old, $("listings-title")); old.remove(); }
   $("no-listings").hidden = listings.size > 0;
-  if (l.status === "cancelled") {
-    $("history").prepend(el("li", { textContent: `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller` }));
-  } else if (l.status === "sold" || l.status === "unsold") {
-    const who = l.highest_bidder_name || short(l.highest_bidder);
-    const text = l.status === "sold" ? `#${l.id}: ${l.energy_wh} Wh sold to ${who} at ${priceText(l.highest_bid_wei)}`
-      : `#${l.id}: ${l.energy_wh} Wh unsold`;
-    $("history").prepend(el("li", { textContent: text }));
-  }
+  addClosed(l);
 }
 
 /* Pushes say what changed (market_news.js) once, without moving focus. */
@@ -176,123 +206,6 @@ function onClosed(l) {
   refreshUnlisted();
   const involved = l.seller === me.address || l.highest_bidder === me.address || bidders.has(l.id);
   if (!seen) say(resultNews(l, me, bidders.has(l.id)), involved);
-}
-
-/* Wait until the portal's record of a transaction says it was mined. */
-async function mined(hash, what, timeoutMs = 120_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const record = await api("GET", `/api/tx/${hash}`);
-    if (record.status === "mined") return record;
-    if (record.status === "failed") throw new Error(`the ${what} failed: ${record.error || "no reason given"}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`the ${what} was not mined in time: try again`);
-}
-
-/* Close connection: the final delivery report goes first, then our own closeDeal. */
-async function closeConnection(d) {
-  if (signer.current() === "keystore") {
-    const params = { deal_id: d.id };
-    const prepared = await api("POST", "/api/tx/prepare", { action: "close", ...params });
-    const { raw } = await signer.signPrepared("close", params, prepared, { chain_deal_id: d.chain_deal_id });
-    const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
-    return view;
-  }
-  // A browser wallet sends itself: the close may go only once the final report is mined,
-  // and that report waits (a few seconds) for both meters' readings signed after the switch.
-  let view = await api("POST", `/api/deals/${d.id}/close`, {});
-  onDeal(view);
-  while (view.final_report && view.final_report.status === "waiting") {
-    await new Promise((r) => setTimeout(r, 500));
-    view = await api("GET", `/api/deals/${d.id}`);
-  }
-  if (view.final_report && view.final_report.tx_hash) {
-    await mined(view.final_report.tx_hash, "final delivery report");
-  }
-  await signer.transact("close", { deal_id: d.id }, { chain_deal_id: d.chain_deal_id });
-  return api("GET", `/api/deals/${d.id}`);
-}
-
-/* A deal card's parts, made once and filled in place (fillDeal): Close connection keeps the
-   focus through every delivery push, and while it works. */
-function dealCard(d) {
-  const card = el("article", { class: "card deal", id: `deal-${d.id}`, "data-id": d.id, "aria-labelledby": `deal-${d.id}-title` });
-  const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
-    : "selling to " + (d.buyer_name || short(d.buyer));
-  card.append(
-    el("h3", { id: `deal-${d.id}-title`, class: "deal-title", tabIndex: -1, textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
-    el("p", {}, "Status ", el("strong", { class: "deal-status" })),
-    el("p", {}, "Delivered ", el("strong", { class: "delivered" }), ` / ${d.energy_wh} Wh`),
-    el("p", {}, "Paid ", el("strong", { class: "paid" }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
-    el("p", { class: "refunded", hidden: true }),
-    el("p", { class: "hint final-report", hidden: true }, "", el("code", { class: "hash" })),
-    el("p", { class: "error deal-error", hidden: true }),
-  );
-  const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection", hidden: true });
-  button.addEventListener("click", async () => {
-    if (isBusy(button)) return;
-    button.dataset.pressed = "1";  // busy until answered, whatever pushes come meanwhile
-    setBusy(button, true, "Closing the connection…");  // not disabled: that would drop the focus
-    try { toast("Closing the connection"); onDeal(await closeConnection(deals.get(d.id) || d)); }
-    catch (err) { toast(err.message, true); }
-    finally { delete button.dataset.pressed; setBusy(button, false); fillDeal(card, deals.get(d.id) || d); }
-  });
-  card.append(button);
-  return card;
-}
-
-function fillDeal(card, d) {
-  card.className = `card deal ${d.status}`;
-  card.querySelector(".deal-status").textContent = d.status + (d.close_reason ? ` (${d.close_reason})` : "");
-  card.querySelector(".delivered").textContent = d.delivered_wh;
-  card.querySelector(".paid").textContent = formatEther(d.paid_wei, 9);
-  const refunded = card.querySelector(".refunded");
-  refunded.hidden = d.refunded_wei === null || d.refunded_wei === undefined;
-  refunded.textContent = refunded.hidden ? "" : `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH`;
-  const report = card.querySelector(".final-report");
-  report.hidden = !d.final_report;
-  if (d.final_report) {
-    report.firstChild.textContent = `Final delivery report (${d.final_report.status}) `;
-    report.querySelector(".hash").textContent = d.final_report.tx_hash || "";
-  }
-  const error = card.querySelector(".deal-error");
-  error.hidden = !d.error;
-  error.textContent = d.error || "";
-  const button = card.querySelector(".close-connection");
-  const closable = d.status === "active" || d.status === "paused";  // a paused deal can be ended too
-  if (!closable && d.status !== "closing") {  // opening, or over: nothing to press
-    handOff(button, card.querySelector(".deal-title"));
-    button.hidden = true;
-    return;
-  }
-  button.hidden = false;
-  setBusy(button, d.status === "closing" || button.dataset.pressed === "1", "Closing the connection…");
-}
-
-/* Show a deal's latest view; the view it replaced (undefined if new), or null when not ours or stale. */
-function upsertDeal(d) {
-  if (d.buyer !== me.address && d.seller !== me.address) return null;
-  // The answer to Close connection ("closing") can arrive after the push of "closed".
-  const shown = deals.get(d.id);
-  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return null;
-  deals.set(d.id, d);
-  let card = $(`deal-${d.id}`);
-  if (!card) {
-    card = dealCard(d);
-    const box = $("deals");
-    if (deals.size === 1) box.replaceChildren();
-    box.prepend(card);
-  }
-  fillDeal(card, d);
-  return shown;
-}
-
-function onDeal(d) {
-  const known = deals.has(d.id);
-  const before = deals.get(d.id);
-  if (upsertDeal(d) === null) return;
-  say(dealNews(known ? before : null, d, me));
 }
 
 function tick() {
@@ -347,6 +260,7 @@ export default {
   start(ctx) {
     me = ctx.session.me;
     automatic.start(ctx);
+    dealCards.start(me, say);
     $("sell-card").hidden = me.role !== "producer";
     if (me.role === "producer") refreshUnlisted();
     ticker = setInterval(tick, 250);
@@ -361,21 +275,22 @@ export default {
         if (gone) { handOff(gone, $("listings-title")); gone.remove(); }
       }
       s.listings.forEach(upsertListing);
-      s.deals.slice().reverse().forEach(upsertDeal);
+      s.deals.slice().reverse().forEach(dealCards.upsert);
+      (s.closed || []).forEach((l) => { closedListings.add(l.id); addClosed(l); });
     });
     socket.on("listing_created", onListed);
     socket.on("bid_placed", onBid);
     socket.on("listing_closed", onClosed);
-    socket.on("deal_updated", onDeal);
+    socket.on("deal_updated", dealCards.onDeal);
   },
   stop() {
     automatic.stop();
     clearInterval(ticker);
     me = {};
-    for (const set of [listings, deadlines, deals, bidders, closedListings]) set.clear();
+    dealCards.stop();
+    for (const set of [listings, deadlines, bidders, closedListings]) set.clear();
     $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
     $("no-listings").hidden = false;
-    $("deals").replaceChildren(el("p", { class: "hint", textContent: "No deals yet." }));
     $("history").replaceChildren();
   },
 };
