@@ -26,3 +26,14 @@ export function handOff(leaving, fallback) {
   if (!fallback.hasAttribute("tabindex") && fallback.tabIndex < 0) fallback.setAttribute("tabindex", "-1");
   fallback.focus();
 }
+
+/* Run `move` (which takes `node` out of the document and back, e.g. to reorder it), keeping
+   the focus and the caret that were inside it. */
+export function keepFocus(node, move) {
+  const active = node.contains(document.activeElement) ? document.activeElement : null;
+  const caret = active && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+  move();
+  if (!active || document.activeElement === active) return;
+  active.focus({ preventScroll: true });
+  if (caret) active.setSelectionRange(...caret);
+}

@@ -4,17 +4,16 @@
 import { announce } from "./announce.js";
 import { api } from "./api.js";
 import automatic from "./automatic.js";
-import { handOff, isBusy, setBusy } from "./focus.js";
-import { bidNews, dealNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
+import dealCards from "./deals.js";
+import { handOff, isBusy, keepFocus, setBusy } from "./focus.js";
+import { bidNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
 import * as signer from "./signer.js";
 import { $, el, formatEther, parseEther, short, toast } from "./util.js";
 
 const listings = new Map();   // id -> listing view
 const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
-const deals = new Map();
 const bidders = new Set();    // listings this page has bid on (for the "outbid" notice)
 const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
-const FINAL = new Set(["closed", "failed"]);
 let me = {};
 let ticker = null;
 
@@ -41,9 +40,12 @@ function bidForm(l) {
     setBusy(button, true);  // not disabled: that would drop the focus
     try {
       const updated = await bid(l.id, parseEther(input.value));
+      const before = listings.get(l.id);
       bidders.add(l.id);
       upsertListing(updated);
-      toast(updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead` : "Bid signed and placed");
+      const extended = extensionS(before, updated);  // our own late bid moved the end
+      toast((updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead.` : "Bid signed and placed.")
+        + (extended ? ` ${extensionText(extended)}` : ""));
     } catch (err) { error.textContent = explain(err, l.id); }
     finally { setBusy(button, false); }
   });
@@ -116,23 +118,20 @@ function explain(err, listingId) {
   return err.message;
 }
 
-/* Show a listing's latest view (an answer or a push); the view it replaced, or null if it was
-   not shown or the new one is stale. */
+/* Show a listing's latest view (an answer or a push), unless an older one than shown. */
 function upsertListing(l) {
-  if (l.status !== "open") { removeListing(l); return null; }
+  if (l.status !== "open") { removeListing(l); return; }
   // An HTTP answer can arrive after a newer push over the socket: never go back in bids.
   const shown = listings.get(l.id);
-  if (shown && shown.bid_count > l.bid_count) return null;
-  if (!shown && closedListings.has(l.id)) return null;
+  if (shown && shown.bid_count > l.bid_count) return;
+  if (!shown && closedListings.has(l.id)) return;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
-  let card = $(`listing-${l.id}`);
-  if (!card) card = listingCard(l);
+  const card = $(`listing-${l.id}`) || listingCard(l);
   fillListing(card, l, extensionS(shown, l));
-  placeListing(card, l);  // filled in place (focus and typed bid kept), moved only if out of order
+  placeListing(card, l);
   $("no-listings").hidden = listings.size > 0;
   tick();
-  return shown || { ...l, bid_count: -1 };
 }
 
 /* One order wherever listings are drawn (snapshot, pushes, answers): ending soonest first, then
@@ -145,7 +144,8 @@ function placeListing(card, l) {
   const cards = [...box.querySelectorAll(".listing")].filter((c) => c !== card);
   const next = cards.find((c) => listingBefore(l, listings.get(Number(c.dataset.id))) < 0) || null;
   // The other cards are in order already, so the card is in place right before `next`.
-  if (!card.isConnected || card.nextElementSibling !== next) box.insertBefore(card, next);
+  // Moving a node drops the focus inside it: keepFocus puts it (and the caret) back.
+  if (!card.isConnected || card.nextElementSibling !== next) keepFocus(card, () => box.insertBefore(card, next));
 }
 
 const CLOSED_KEPT = 100;  // closed auctions this page lists (the snapshot sends the last 50 + one's own)
@@ -204,125 +204,8 @@ function onClosed(l) {
   const seen = closedListings.has(l.id);
   removeListing(l);
   refreshUnlisted();
-  const involved = l.seller === me.address || l.highest_bidder === me.address;
+  const involved = l.seller === me.address || l.highest_bidder === me.address || bidders.has(l.id);
   if (!seen) say(resultNews(l, me, bidders.has(l.id)), involved);
-}
-
-/* Wait until the portal's record of a transaction says it was mined. */
-async function mined(hash, what, timeoutMs = 120_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const record = await api("GET", `/api/tx/${hash}`);
-    if (record.status === "mined") return record;
-    if (record.status === "failed") throw new Error(`the ${what} failed: ${record.error || "no reason given"}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`the ${what} was not mined in time: try again`);
-}
-
-/* Close connection: the final delivery report goes first, then our own closeDeal. */
-async function closeConnection(d) {
-  if (signer.current() === "keystore") {
-    const params = { deal_id: d.id };
-    const prepared = await api("POST", "/api/tx/prepare", { action: "close", ...params });
-    const { raw } = await signer.signPrepared("close", params, prepared, { chain_deal_id: d.chain_deal_id });
-    const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
-    return view;
-  }
-  // A browser wallet sends itself: the close may go only once the final report is mined,
-  // and that report waits (a few seconds) for both meters' readings signed after the switch.
-  let view = await api("POST", `/api/deals/${d.id}/close`, {});
-  onDeal(view);
-  while (view.final_report && view.final_report.status === "waiting") {
-    await new Promise((r) => setTimeout(r, 500));
-    view = await api("GET", `/api/deals/${d.id}`);
-  }
-  if (view.final_report && view.final_report.tx_hash) {
-    await mined(view.final_report.tx_hash, "final delivery report");
-  }
-  await signer.transact("close", { deal_id: d.id }, { chain_deal_id: d.chain_deal_id });
-  return api("GET", `/api/deals/${d.id}`);
-}
-
-/* A deal card's parts, made once and filled in place (fillDeal): Close connection keeps the
-   focus through every delivery push, and while it works. */
-function dealCard(d) {
-  const card = el("article", { class: "card deal", id: `deal-${d.id}`, "data-id": d.id, "aria-labelledby": `deal-${d.id}-title` });
-  const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
-    : "selling to " + (d.buyer_name || short(d.buyer));
-  card.append(
-    el("h3", { id: `deal-${d.id}-title`, class: "deal-title", tabIndex: -1, textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
-    el("p", {}, "Status ", el("strong", { class: "deal-status" })),
-    el("p", {}, "Delivered ", el("strong", { class: "delivered" }), ` / ${d.energy_wh} Wh`),
-    el("p", {}, "Paid ", el("strong", { class: "paid" }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
-    el("p", { class: "refunded", hidden: true }),
-    el("p", { class: "hint final-report", hidden: true }, "", el("code", { class: "hash" })),
-    el("p", { class: "error deal-error", hidden: true }),
-  );
-  const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection", hidden: true });
-  button.addEventListener("click", async () => {
-    if (isBusy(button)) return;
-    button.dataset.pressed = "1";  // busy until answered, whatever pushes come meanwhile
-    setBusy(button, true, "Closing the connection…");  // not disabled: that would drop the focus
-    try { toast("Closing the connection"); onDeal(await closeConnection(deals.get(d.id) || d)); }
-    catch (err) { toast(err.message, true); }
-    finally { delete button.dataset.pressed; setBusy(button, false); fillDeal(card, deals.get(d.id) || d); }
-  });
-  card.append(button);
-  return card;
-}
-
-function fillDeal(card, d) {
-  card.className = `card deal ${d.status}`;
-  card.querySelector(".deal-status").textContent = d.status + (d.close_reason ? ` (${d.close_reason})` : "");
-  card.querySelector(".delivered").textContent = d.delivered_wh;
-  card.querySelector(".paid").textContent = formatEther(d.paid_wei, 9);
-  const refunded = card.querySelector(".refunded");
-  refunded.hidden = d.refunded_wei === null || d.refunded_wei === undefined;
-  refunded.textContent = refunded.hidden ? "" : `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH`;
-  const report = card.querySelector(".final-report");
-  report.hidden = !d.final_report;
-  if (d.final_report) {
-    report.firstChild.textContent = `Final delivery report (${d.final_report.status}) `;
-    report.querySelector(".hash").textContent = d.final_report.tx_hash || "";
-  }
-  const error = card.querySelector(".deal-error");
-  error.hidden = !d.error;
-  error.textContent = d.error || "";
-  const button = card.querySelector(".close-connection");
-  const closable = d.status === "active" || d.status === "paused";  // a paused deal can be ended too
-  if (!closable && d.status !== "closing") {  // opening, or over: nothing to press
-    handOff(button, card.querySelector(".deal-title"));
-    button.hidden = true;
-    return;
-  }
-  button.hidden = false;
-  setBusy(button, d.status === "closing" || button.dataset.pressed === "1", "Closing the connection…");
-}
-
-/* Show a deal's latest view; the view it replaced (undefined if new), or null when not ours or stale. */
-function upsertDeal(d) {
-  if (d.buyer !== me.address && d.seller !== me.address) return null;
-  // The answer to Close connection ("closing") can arrive after the push of "closed".
-  const shown = deals.get(d.id);
-  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return null;
-  deals.set(d.id, d);
-  let card = $(`deal-${d.id}`);
-  if (!card) {
-    card = dealCard(d);
-    const box = $("deals");
-    if (deals.size === 1) box.replaceChildren();
-    box.prepend(card);
-  }
-  fillDeal(card, d);
-  return shown;
-}
-
-function onDeal(d) {
-  const known = deals.has(d.id);
-  const before = deals.get(d.id);
-  if (upsertDeal(d) === null) return;
-  say(dealNews(known ? before : null, d, me));
 }
 
 function tick() {
@@ -377,6 +260,7 @@ export default {
   start(ctx) {
     me = ctx.session.me;
     automatic.start(ctx);
+    dealCards.start(me, say);
     $("sell-card").hidden = me.role !== "producer";
     if (me.role === "producer") refreshUnlisted();
     ticker = setInterval(tick, 250);
@@ -384,24 +268,29 @@ export default {
     socket.on("snapshot", (s) => {
       // The state as it stands (login, a reconnect): drawn in place and said by nobody.
       const open = new Set(s.listings.map((l) => l.id));
-      for (const [id] of listings) if (!open.has(id)) { listings.delete(id); $(`listing-${id}`)?.remove(); }
+      for (const [id] of listings) {
+        if (open.has(id)) continue;
+        listings.delete(id);
+        const gone = $(`listing-${id}`);
+        if (gone) { handOff(gone, $("listings-title")); gone.remove(); }
+      }
       s.listings.forEach(upsertListing);
-      s.deals.slice().reverse().forEach(upsertDeal);
+      s.deals.slice().reverse().forEach(dealCards.upsert);
       (s.closed || []).forEach((l) => { closedListings.add(l.id); addClosed(l); });
     });
     socket.on("listing_created", onListed);
     socket.on("bid_placed", onBid);
     socket.on("listing_closed", onClosed);
-    socket.on("deal_updated", onDeal);
+    socket.on("deal_updated", dealCards.onDeal);
   },
   stop() {
     automatic.stop();
     clearInterval(ticker);
     me = {};
-    for (const set of [listings, deadlines, deals, bidders, closedListings]) set.clear();
+    dealCards.stop();
+    for (const set of [listings, deadlines, bidders, closedListings]) set.clear();
     $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
     $("no-listings").hidden = false;
-    $("deals").replaceChildren(el("p", { class: "hint", textContent: "No deals yet." }));
     $("history").replaceChildren();
   },
 };
