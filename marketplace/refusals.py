@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from marketplace.contract_enums import EscrowMarket
 from marketplace.units import energy, eth, price
 
-_RAW = re.compile(r"(?P<name>[A-Z][A-Za-z]+)\((?P<args>.*)\)")
+_RAW = re.compile(r"(?P<name>[A-Z][A-Za-z0-9]+)\((?P<args>.*)\)")
 
 
 def _market(value: str) -> str:
@@ -106,7 +106,36 @@ SENTENCES: dict[str, Sentence] = {
     "OrderAlreadyCancelled": lambda a: "this order is cancelled already",
     "InvalidInterval": lambda a: "the interval's length must be more than 0 s",
     "InvalidLineLoss": lambda a: "the line loss must be below 100 %",
+    # OpenZeppelin's, reached through the token (1 token unit = 1 Wh), AccessControl, EIP-712.
+    "ERC20InsufficientBalance": lambda a: (f"{a[0]} holds {_wh(a[1])} of energy tokens; this "
+                                           f"needs {_wh(a[2])}"),
+    "ERC20InsufficientAllowance": lambda a: (f"the escrow may take {_wh(a[1])} of your energy "
+                                             f"tokens; this needs {_wh(a[2])}: sign the approval"
+                                             " again"),
+    "ERC20InvalidApprover": lambda a: f"{a[0]} cannot approve energy tokens",
+    "ERC20InvalidReceiver": lambda a: f"energy tokens cannot go to {a[0]}",
+    "ERC20InvalidSender": lambda a: f"energy tokens cannot come from {a[0]}",
+    "ERC20InvalidSpender": lambda a: f"{a[0]} cannot be allowed to spend energy tokens",
+    "ERC2612ExpiredSignature": lambda a: (f"the signed approval (permit) expired at "
+                                          f"{_time(a[0])}: sign a new one"),
+    "ERC2612InvalidSigner": lambda a: (f"the signed approval (permit) is {a[0]}'s, not the "
+                                       f"owner {a[1]}'s"),
+    "InvalidAccountNonce": lambda a: (f"{a[0]}'s signed approval was used already or is out of "
+                                      "order: sign a new one"),
+    "AccessControlUnauthorizedAccount": lambda a: (f"{a[0]} lacks the role this needs (only the "
+                                                   "admin or the operator may do it)"),
+    "AccessControlBadConfirmation": lambda a: "an account may renounce only its own role",
+    "ECDSAInvalidSignature": lambda a: "the signature is not valid",
+    "ECDSAInvalidSignatureLength": lambda a: f"the signature has {a[0]} bytes, not 65",
+    "ECDSAInvalidSignatureS": lambda a: "the signature is malformed (its s value is too high)",
+    "ReentrancyGuardReentrantCall": lambda a: "the contract refuses a call back into itself",
+    "SafeCastOverflowedUintDowncast": lambda a: f"the value {a[1]} is too large for the contract",
+    "InvalidShortString": lambda a: "a name stored in the contract is malformed",
+    "StringTooLong": lambda a: "a text is too long for the contract",
+    "Panic": lambda a: f"the contract stopped on an internal error (panic code {a[0]})",
 }
+# Error(string): a require() message, its text already words (commas and all).
+_WHOLE = {"Error": lambda text: f"the contract refused it: {text}"}
 
 
 def explain(reason: str | None) -> str:
@@ -114,6 +143,8 @@ def explain(reason: str | None) -> str:
     if not reason:
         return "the contract refused it without saying why"
     raw = _RAW.fullmatch(reason.strip())
+    if raw and raw["name"] in _WHOLE:
+        return _WHOLE[raw["name"]](raw["args"])
     sentence = SENTENCES.get(raw["name"]) if raw else None
     if sentence is None:
         return f"the contract refused it: {reason}"
@@ -129,8 +160,9 @@ def readable(error: str | None) -> str | None:
     longer message) as its sentence, anything else (the node's words) as it is."""
     if not error:
         return error
-    name = re.search(r"(?:^|: )([A-Z][A-Za-z]+\(.*\))$", error)
-    if name and _RAW.fullmatch(name[1]) and _RAW.fullmatch(name[1])["name"] in SENTENCES:
+    name = re.search(r"(?:^|: )([A-Z][A-Za-z0-9]+\(.*\))$", error)
+    raw = _RAW.fullmatch(name[1]) if name else None
+    if name and raw and (raw["name"] in SENTENCES or raw["name"] in _WHOLE):
         return error[: name.start(1)].replace(" reverted: ", ": ") + explain(name[1])
     return error
 
