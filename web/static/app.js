@@ -3,6 +3,7 @@
 The unlocked key lives in keys.js for as long as this document does, so moving between views
 must never load another page: links are intercepted and history.pushState keeps the URL.
 */
+import { clearAnnouncements } from "./announce.js";
 import { api, onLoggedOut, setCsrf } from "./api.js";
 import * as keys from "./keys.js";
 import * as signer from "./signer.js";
@@ -81,6 +82,7 @@ async function logout(notice) {
   session.sockets = null;
   session.me = null;
   for (const view of Object.values(VIEWS)) if (view.stop) view.stop(ctx);
+  clearAnnouncements();  // the next person at this screen must not read the last one's news
   document.body.classList.replace("logged-in", "logged-out");
   document.body.classList.remove("is-admin");
   if (wasIn) {
