@@ -71,9 +71,16 @@ def land(browser, url: str, who: str, passphrase: str, view: str):
     page.fill("#passphrase", passphrase)
     page.click("#login-button")
     page.wait_for_selector(f"body.logged-in #view-{view}:not([hidden])", timeout=60_000)
-    page.wait_for_load_state("networkidle")
-    time.sleep(1.0)  # lazy loads start after the view shows
+    settle(page)
     return page, ledger, ledger.take()
+
+
+def settle(page) -> None:
+    """Until what the shown view loads lazily is in (the Grid's charts drawn) and quiet."""
+    if page.evaluate("document.body.dataset.view") == "grid":
+        page.wait_for_function("window.Chart && Chart.getChart('chart-power')", timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    time.sleep(1.0)  # a live channel's first polls
 
 
 def main() -> None:
@@ -100,8 +107,7 @@ def main() -> None:
                 if view == "market":
                     page.click("nav a[data-route=grid]")
                     page.wait_for_selector("#view-grid:not([hidden])")
-                    page.wait_for_load_state("networkidle")
-                    time.sleep(1.0)
+                    settle(page)
                     rows.append(("market+grid", ledger.take()))
             rows.append(("admin", land(browser, url, "admin", admin, "admin")[2]))
             browser.close()
