@@ -7,6 +7,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
 APT_PACKAGES := chromium socat postgresql redis-server nginx
+# The AVR firmware build and its simulator (firmware_bridge/firmware/avr/).
+APT_PACKAGES += gcc-avr avr-libc simavr libsimavr-dev
 
 .PHONY: run test bench deps test-deps system-deps compile lint clean
 
