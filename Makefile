@@ -10,7 +10,7 @@ APT_PACKAGES := chromium socat postgresql redis-server nginx
 # The AVR firmware build and its simulator (firmware_bridge/firmware/avr/).
 APT_PACKAGES += gcc-avr avr-libc simavr libsimavr-dev
 
-.PHONY: run test bench deps test-deps system-deps compile lint clean
+.PHONY: run test bench deps test-deps system-deps compile lint clean firmware-avr
 
 run: deps
 	$(BIN)/gridbid run --demo
@@ -71,6 +71,10 @@ system-deps:
 # settle, ...); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/report.py
+
+# The ATmega1284P firmware (-Werror, prints flash and RAM) and its libsimavr harness (avr-sim).
+firmware-avr: system-deps
+	$(MAKE) -C firmware_bridge/firmware/avr all harness
 
 compile: node_modules/.installed
 	node contracts/compile.js
