@@ -23,6 +23,12 @@
 #ifndef AVR_MILLIS_START
 #define AVR_MILLIS_START 0ul /* Makefile MILLIS_START: tests of the wrap start near 2^32 */
 #endif
+#ifndef AVR_FAILSAFE_MS
+#define AVR_FAILSAFE_MS 5000ul /* docs/PROTOCOL.md's default */
+#endif
+#ifndef AVR_REPORT_MS
+#define AVR_REPORT_MS 500ul
+#endif
 #define DEFAULT_METER_ADDR 1u
 #define SEED_ADDR ((uint16_t)sizeof(struct config_record)) /* boot counter for hal_random32 */
 
@@ -64,8 +70,8 @@ static void load_config(void)
     cfg.meter_addr = meter_addr;
     cfg.kind = AVR_KIND;
     cfg.relay_count = AVR_RELAYS;
-    cfg.failsafe_ms = 5000;
-    cfg.report_ms = 500;
+    cfg.failsafe_ms = AVR_FAILSAFE_MS;
+    cfg.report_ms = AVR_REPORT_MS;
     cfg.time_factor_milli = 1000; /* real time */
 }
 

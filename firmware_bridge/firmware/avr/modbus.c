@@ -19,6 +19,7 @@ static volatile uint8_t rx_len;
 static uint8_t state = MODBUS_IDLE;
 static uint32_t sent_at;
 static uint8_t ever_sent;
+static uint8_t asked; /* the address the request in flight went to (a CONFIG may change it) */
 
 void modbus_init(void)
 {
@@ -105,6 +106,7 @@ uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs)
         if (ever_sent && now_ms - sent_at < METER_PERIOD_MS)
             return MODBUS_IDLE;
         send_request(addr);
+        asked = addr;
         sent_at = now_ms;
         ever_sent = 1;
         state = MODBUS_WAITING;
@@ -114,11 +116,11 @@ uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs)
     n = rx_len;
     sei();
     if (n >= ANSWER_LEN || (n == EXCEPTION_LEN && (rx_buf[1] & 0x80u))) {
-        state = answer_ok(addr, n, regs) ? MODBUS_ANSWERED : MODBUS_FAILED;
+        state = answer_ok(asked, n, regs) ? MODBUS_ANSWERED : MODBUS_FAILED;
         return state;
     }
     if (now_ms - sent_at >= METER_TIMEOUT_MS) {
-        state = answer_ok(addr, n, regs) ? MODBUS_ANSWERED : MODBUS_FAILED;
+        state = answer_ok(asked, n, regs) ? MODBUS_ANSWERED : MODBUS_FAILED;
         return state;
     }
     return MODBUS_WAITING;

@@ -6,8 +6,12 @@
 #include <stdint.h>
 
 #define METER_BAUD 9600ul
+#ifndef METER_PERIOD_MS
 #define METER_PERIOD_MS 250u  /* a request this often; the core's budgets lag by at most this */
+#endif
+#ifndef METER_TIMEOUT_MS
 #define METER_TIMEOUT_MS 150u /* 21 reply bytes take 24 ms at 9600 8N2; the rest is slack */
+#endif
 #define METER_REGISTERS 8u
 
 /* The registers of the last good answer, as the meter sent them. */

@@ -1,10 +1,12 @@
 /* avr-sim: the ATmega1284P board firmware in libsimavr, USART0 on a pty the bridge opens,
  * a scripted PZEM-017 on USART1, commands on stdin, what happened (in simulated ms) on stdout.
  *
- *   avr-sim FIRMWARE.elf [--id ID] [--meter-addr N]
+ *   avr-sim FIRMWARE.elf [--id ID] [--meter-addr N (0: the meter answers any)] [--scripted]
  * stdout: "PTY /dev/pts/N" first, then "LINE-IN <ms>" per line fed to the board, "RELAY <n> <0|1>
  *   <ms>" per relay pin change, answers to commands. stdin: "set V A W WH", "unplug", "plug",
- *   "garble 0|1", "time", "stats", "quit" (EOF quits too).
+ *   "garble 0|1", "time", "stats", "quit" (EOF quits too); with --scripted the AVR runs only
+ *   during "advance MS" / "advance-to MS" (then until its line is quiet), "until-line MS" (until it sent a
+ *   line), as fast as simavr goes, and "relays N" tells the relay pins.
  * Time is the AVR's: the firmware sleeps between ticks and simavr then sleeps the host for the
  * simulated time, so a mostly idle board runs at about wall-clock speed. */
 #define _DEFAULT_SOURCE
@@ -41,6 +43,10 @@ static avr_t *avr;
 static int pty_master = -1;
 static volatile sig_atomic_t quitting;
 static struct sim_meter meter;
+static int scripted;                 /* --scripted: time moves only on "advance" / "until-line" */
+static unsigned long lines_out;      /* '\n's the board sent the bridge */
+static avr_cycle_count_t last_out;   /* the cycle of its last byte */
+static char relay_state[9] = "00000000";
 
 struct feed {
     uint8_t buf[4096];
@@ -96,6 +102,8 @@ static void on_bridge_out(struct avr_irq_t *irq, uint32_t v, void *p)
     uint8_t c = (uint8_t)v;
     (void)irq;
     (void)p;
+    last_out = avr->cycle;
+    lines_out += c == '\n';
     if (write(pty_master, &c, 1) < 0 && errno != EAGAIN)
         perror("avr-sim: pty write"); /* EAGAIN: nobody reads the pty; the line drops it */
 }
@@ -115,6 +123,7 @@ static void on_meter_out(struct avr_irq_t *irq, uint32_t v, void *p)
 static void on_relay(struct avr_irq_t *irq, uint32_t v, void *p)
 {
     (void)irq;
+    relay_state[(intptr_t)p] = v ? '1' : '0';
     printf("RELAY %d %u %.3f\n", (int)(intptr_t)p, v ? 1u : 0u, now_ms());
 }
 
@@ -154,7 +163,7 @@ static avr_cycle_count_t poll_tick(avr_t *a, avr_cycle_count_t when, void *param
     struct pollfd fds[2] = {{pty_master, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
     uint8_t buf[512];
     (void)param;
-    if (poll(fds, 2, 0) > 0) {
+    if (poll(fds, scripted ? 1 : 2, 0) > 0) {
         if (fds[0].revents & POLLIN) {
             ssize_t n = read(pty_master, buf, sizeof buf);
             if (n > 0) {
@@ -181,6 +190,54 @@ static avr_cycle_count_t poll_tick(avr_t *a, avr_cycle_count_t when, void *param
     }
     fflush(stdout);
     return when + avr_usec_to_cycles(a, POLL_US);
+}
+
+static void no_sleep(avr_t *a, avr_cycle_count_t how_long) { (void)a; (void)how_long; }
+
+/* Run the AVR until `ms` simulated ms passed or stop() says so (then 1). */
+static int run_for(double ms, int (*stop)(void))
+{
+    avr_cycle_count_t end = avr->cycle + avr_usec_to_cycles(avr, (uint32_t)(ms * 1000.0));
+    while (avr->cycle < end && !quitting) {
+        int state = avr_run(avr);
+        if (state == cpu_Done || state == cpu_Crashed) {
+            printf("CPU %s %.3f\n", state == cpu_Done ? "done" : "crashed", now_ms());
+            quitting = 1;
+        }
+        if (stop && stop())
+            return 1;
+    }
+    return 0;
+}
+
+static unsigned long lines_before;
+static int new_line(void) { return lines_out > lines_before; }
+/* The bridge's line has been quiet for 1 ms: a reply's events (queued with it) are out. */
+static int tx_quiet(void) { return avr->cycle - last_out > avr_usec_to_cycles(avr, 1000); }
+
+/* --scripted: the test owns the clock (tests/firmware/avr_driver.py). */
+static void scripted_command(char *line)
+{
+    double ms;
+    int relays;
+    if (sscanf(line, "advance %lf", &ms) == 1) {
+        run_for(ms, NULL);
+        run_for(50, tx_quiet);
+        printf("OK advance %.3f\n", now_ms());
+    } else if (sscanf(line, "advance-to %lf", &ms) == 1) {
+        /* to an absolute time: what the UART exchanges took since is not added again */
+        run_for(ms > now_ms() ? ms - now_ms() : 0.0, NULL);
+        run_for(50, tx_quiet);
+        printf("OK advance-to %.3f\n", now_ms());
+    } else if (sscanf(line, "until-line %lf", &ms) == 1) {
+        lines_before = lines_out;
+        int got = run_for(ms, new_line);
+        printf("OK until-line %d %.3f\n", got, now_ms());
+    } else if (sscanf(line, "relays %d", &relays) == 1 && relays >= 1 && relays <= 8) {
+        printf("OK relays %.*s\n", relays, relay_state);
+    } else {
+        command(line);
+    }
 }
 
 static void hook_uart(char name, struct feed *f, avr_irq_notify_t out, uint32_t byte_us)
@@ -251,13 +308,19 @@ int main(int argc, char **argv)
     struct sigaction sa;
     int slave;
     if (argc < 2) {
-        fprintf(stderr, "usage: avr-sim FIRMWARE.elf [--id ID] [--meter-addr N]\n");
+        fprintf(stderr, "usage: avr-sim FIRMWARE.elf [--id ID] [--meter-addr N] [--scripted]\n");
         return 2;
     }
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--id") == 0)
+    for (int i = 2; i < argc; i += 2) {
+        if (strcmp(argv[i], "--scripted") == 0) {
+            scripted = 1;
+            i--;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "avr-sim: %s needs a value\n", argv[i]);
+            return 2;
+        } else if (strcmp(argv[i], "--id") == 0)
             id = argv[i + 1];
-        else if (strcmp(argv[i], "--meter-addr") == 0 && (addr = strtoul(argv[i + 1], NULL, 10)) >= 1 && addr <= 247)
+        else if (strcmp(argv[i], "--meter-addr") == 0 && (addr = strtoul(argv[i + 1], NULL, 10)) <= 247)
             continue;
         else {
             fprintf(stderr, "avr-sim: bad option %s %s\n", argv[i], argv[i + 1]);
@@ -278,9 +341,11 @@ int main(int argc, char **argv)
     }
     avr_load_firmware(avr, &fw);
     avr->frequency = F_CPU;
+    if (scripted)
+        avr->sleep = no_sleep; /* as fast as it goes: the test says how long to run */
     meter_init(&meter, (uint8_t)addr);
-    if (id)
-        write_identity(id, (uint8_t)addr);
+    if (id) /* the board asks address 1 when its meter answers any (--meter-addr 0) */
+        write_identity(id, (uint8_t)(addr ? addr : 1));
     slave = open_pty();
     hook_uart('0', &bridge_in, on_bridge_out, BRIDGE_BYTE_US);
     hook_uart('1', &meter_in, on_meter_out, METER_BYTE_US);
@@ -292,6 +357,14 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    while (scripted && !quitting) {
+        char line[256];
+        if (!fgets(line, sizeof line, stdin))
+            break;
+        line[strcspn(line, "\n")] = '\0';
+        scripted_command(line);
+        fflush(stdout);
+    }
     while (!quitting) {
         int state = avr_run(avr);
         if (state == cpu_Done || state == cpu_Crashed) {

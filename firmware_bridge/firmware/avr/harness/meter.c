@@ -41,7 +41,7 @@ static size_t answer(struct sim_meter *m, uint8_t *out)
 {
     size_t n = 0;
     uint16_t crc;
-    out[n++] = m->addr;
+    out[n++] = m->req[0]; /* the address asked (m->addr, or any when it is 0) */
     out[n++] = 0x04;
     out[n++] = 16;
     for (int r = 0; r < 8; r++) {
@@ -69,7 +69,7 @@ size_t meter_byte(struct sim_meter *m, uint8_t c, uint64_t now_us, uint8_t *out)
         return 0;
     m->req_len = 0;
     m->requests++;
-    if (m->req[0] != m->addr || memcmp(m->req + 1, want + 1, 5) != 0 ||
+    if ((m->addr != 0 && m->req[0] != m->addr) || memcmp(m->req + 1, want + 1, 5) != 0 ||
         crc16(m->req, 6) != (uint16_t)(m->req[6] | m->req[7] << 8) || !m->plugged)
         return 0; /* not for us, not a read we know, garbled, or unplugged: silence */
     return answer(m, out);

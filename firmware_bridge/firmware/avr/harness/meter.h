@@ -9,7 +9,7 @@
 #define METER_ANSWER_MAX 21
 
 struct sim_meter {
-    uint8_t addr;          /* the Modbus address it answers to */
+    uint8_t addr;          /* the Modbus address it answers to; 0: any (the scenario suite's) */
     uint8_t plugged;       /* 0: silent, as an unplugged or dead meter */
     uint8_t garble;        /* 1: answers with a wrong CRC */
     uint16_t reg[8];       /* the PZEM-017's input registers */

@@ -1,0 +1,59 @@
+"""Every scenario of the suite on the simulated ATmega1284P, compared with the Python emulator.
+
+Needs gcc-avr, avr-libc and libsimavr-dev (make test-deps installs them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .avr_driver import AvrBuilds, AvrDriver
+from .avr_sim import toolchain_missing
+from .drivers import EmulatorDriver
+from .scenarios import SCENARIOS, Driver
+
+pytestmark = pytest.mark.skipif(toolchain_missing() is not None, reason=str(toolchain_missing()))
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> AvrBuilds:
+    """Firmware builds per BoardSpec, shared by this module's tests."""
+    return AvrBuilds(tmp_path_factory.mktemp("avr-scenarios"))
+
+
+def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
+    """Run one scenario on a driver, closing it even when the scenario fails."""
+    try:
+        return SCENARIOS[name](driver)
+    finally:
+        driver.close()
+
+
+# Scenarios whose scripted meter values a PZEM-017 cannot carry (it has 1 Wh and 10 mA steps:
+# 1.5 Wh reaches the board as 1 Wh, 952 mA as 950 mA), so their own checks fail on the AVR.
+# Strict: once scenarios.py scripts whole Wh and 10 mA steps they pass, and this list must go.
+PZEM_RESOLUTION = {"budget_exhaustion", "counter_wrap", "failsafe", "meter_unplugged", "relay"}
+
+
+# config runs five exchanges at clock 0: on the AVR their wire time (115200 baud) and the
+# CONFIG's EEPROM writes (3.4 ms a byte) pass before the re-HELLO, so the meter has answered
+# where the suite's board (no time per exchange) still says METER=WAIT.
+WIRE_TIME = {"config"}
+
+
+def scenario_params() -> list[object]:
+    """Every scenario; those the AVR cannot match for the reasons above as strict xfails."""
+    why = {name: "scripted meter values finer than a PZEM-017's 1 Wh / 10 mA"
+           for name in PZEM_RESOLUTION}
+    why |= {name: "UART wire time and EEPROM writes at clock 0" for name in WIRE_TIME}
+    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why[name]))
+            if name in why else name for name in sorted(SCENARIOS)]
+
+
+@pytest.mark.parametrize("name", scenario_params())
+def test_avr_and_emulator_agree(builds: AvrBuilds, name: str) -> None:
+    """The simulated AVR passes the scenario's checks, its transcript equal to the emulator's."""
+    expected = transcript(EmulatorDriver(), name)
+    got = transcript(AvrDriver(builds), name)
+    for n, (want, have) in enumerate(zip(expected, got, strict=False)):
+        assert have == want, f"line {n}: avr {have} != emulator {want}"
+    assert len(got) == len(expected)
