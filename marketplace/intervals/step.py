@@ -16,6 +16,7 @@ from marketplace.interval_minting import unminted_wh
 from marketplace.intervals import cancels, modes
 from marketplace.intervals.accounting import Accounting, pending_sold_wh, pending_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
+from marketplace.intervals.chainside import reopen_forgotten
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.store import EXPIRED, INTERVALS, IntervalStore
 from marketplace.ledger import Ledger
@@ -51,6 +52,7 @@ class BoundaryStep:
         """
         modes.apply_switches(self.istore, n)
         cancels.follow(self.istore, self.ledger)
+        reopen_forgotten(self.istore, self.ledger)  # a forgotten burn is not counted as done
         chain = self._chain_inputs()
         with self.istore.db.transaction():
             self._capture(n, prev)
@@ -105,8 +107,13 @@ class BoundaryStep:
                 continue
             try:
                 if row["kind"] == SELL:
+                    # The store first: a batch the settling worker follows between the two
+                    # reads is then counted twice (burned on chain, still unsettled here),
+                    # never not at all (its tokens not yet burned, its fills settled): that
+                    # offered Wh the seller's tokens could not cover, and its sell was cut.
+                    sold = self._sold(row["owner"])
                     found[row["owner"]] = {
-                        "tokens": self.ledger.token_balance(row["owner"]),
+                        "sold": sold, "tokens": self.ledger.token_balance(row["owner"]),
                         "mint": self.ledger.intervals.meter_mint(member["meter_address"])}
                 else:
                     found[row["owner"]] = {"free": self.ledger.escrow_free(row["owner"],
@@ -168,17 +175,21 @@ class BoundaryStep:
 
     def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any]) -> int:
         """Tokens a seller holds plus signed generation one reading may still mint, less what
-        it sold unsettled (marketplace.interval_minting.unminted_wh: from its first
-        position's baseline while the token's is pending, at most one mint window: a sell
-        beyond them would be refused NO_TOKENS)."""
+        it sold unsettled (read before the chain, _chain_inputs;
+        marketplace.interval_minting.unminted_wh: from its first position's baseline while
+        the token's is pending, at most one mint window: a sell beyond them would be refused
+        NO_TOKENS)."""
         reading = self.switchboard.signed(member["board_id"])
         unminted = 0
         if reading is not None:
             unminted = unminted_wh(known["mint"], reading.wh_in,
                                    self._baseline_wh(owner, member["meter_address"]))
-        sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
+        return max(known["tokens"] + unminted - known["sold"], 0)
+
+    def _sold(self, owner: str) -> int:
+        """Wh a seller sold that no batch settled yet (accounted, or at most their fills)."""
+        return sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
                    if f["side"] == SELL) + pending_sold_wh(self.istore, owner)
-        return max(known["tokens"] + unminted - sold, 0)
 
     def _baseline_wh(self, owner: str, meter: str) -> int | None:
         """whIn of the reading a seller's next position starts from (its oldest unsettled

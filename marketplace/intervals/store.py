@@ -266,6 +266,19 @@ class IntervalStore:
                              " LIMIT ?", after, *args, limit)
         return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
 
+    def newest_mined(self, limit: int) -> list[dict[str, Any]]:
+        """The newest mined batches with a transaction, newest first (no positions)."""
+        return self.db.query("SELECT id, tx_hash FROM interval_batches WHERE status = 'mined'"
+                             " AND tx_hash IS NOT NULL ORDER BY id DESC LIMIT ?", limit)
+
+    def reopen_batch(self, batch_id: int) -> None:
+        """A mined batch the chain forgot: in flight again, the fills it settled unsettled."""
+        with self.db.transaction():
+            self.db.write("UPDATE interval_batches SET status = 'sent' WHERE id = ? AND"
+                          " status = 'mined'", batch_id)
+            self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
+                          " settled_batch = ?", batch_id)
+
     def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
         """Batches not known mined (sending, sent, failed), newest first."""
         rows = self.db.query("SELECT * FROM interval_batches WHERE status <> 'mined' ORDER BY"
