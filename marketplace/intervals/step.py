@@ -107,13 +107,15 @@ class BoundaryStep:
                 continue
             try:
                 if row["kind"] == SELL:
-                    # The store first: a batch the settling worker follows between the two
-                    # reads is then counted twice (burned on chain, still unsettled here),
-                    # never not at all (its tokens not yet burned, its fills settled): that
-                    # offered Wh the seller's tokens could not cover, and its sell was cut.
-                    sold = self._sold(row["owner"])
+                    # The unsettled sells first: one a batch the settling worker follows
+                    # before the book is made still counts as sold (_uncommitted), whether
+                    # or not the tokens read here were burned yet; counted by neither, it
+                    # was offered again beyond the tokens, and the seller's sell was cut.
+                    before = {f["id"]: int(f["billed_wh"]) for f in
+                              self.istore.unsettled(row["owner"]) if f["side"] == SELL}
                     found[row["owner"]] = {
-                        "sold": sold, "tokens": self.ledger.token_balance(row["owner"]),
+                        "unsettled": before,
+                        "tokens": self.ledger.token_balance(row["owner"]),
                         "mint": self.ledger.intervals.meter_mint(member["meter_address"])}
                 else:
                     found[row["owner"]] = {"free": self.ledger.escrow_free(row["owner"],
@@ -175,7 +177,7 @@ class BoundaryStep:
 
     def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any]) -> int:
         """Tokens a seller holds plus signed generation one reading may still mint, less what
-        it sold unsettled (read before the chain, _chain_inputs;
+        it sold unsettled (and what was settled since _chain_inputs read the chain;
         marketplace.interval_minting.unminted_wh: from its first position's baseline while
         the token's is pending, at most one mint window: a sell beyond them would be refused
         NO_TOKENS)."""
@@ -184,12 +186,13 @@ class BoundaryStep:
         if reading is not None:
             unminted = unminted_wh(known["mint"], reading.wh_in,
                                    self._baseline_wh(owner, member["meter_address"]))
-        return max(known["tokens"] + unminted - known["sold"], 0)
-
-    def _sold(self, owner: str) -> int:
-        """Wh a seller sold that no batch settled yet (accounted, or at most their fills)."""
-        return sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
-                   if f["side"] == SELL) + pending_sold_wh(self.istore, owner)
+        sells = [f for f in self.istore.unsettled(owner) if f["side"] == SELL]
+        # Settled since the chain was read: their burn may not be in the tokens read.
+        since = {f["id"] for f in sells}
+        settled_since = sum(wh for i, wh in known["unsettled"].items() if i not in since)
+        sold = sum(int(f["billed_wh"]) for f in sells) + settled_since + \
+            pending_sold_wh(self.istore, owner)
+        return max(known["tokens"] + unminted - sold, 0)
 
     def _baseline_wh(self, owner: str, meter: str) -> int | None:
         """whIn of the reading a seller's next position starts from (its oldest unsettled
