@@ -84,12 +84,20 @@ class BoundaryStep:
                 if p["address"] in inside and p["board_id"] and p["meter_address"]]
 
     def _capture(self, n: int, prev: int | None) -> None:
-        """Each member meter's latest signed reading ends prev and starts n."""
+        """Each member meter's latest signed reading ends prev and starts n: never one older
+        than the reading that started prev. Workers take turns at boundaries, and one whose
+        cache of a board lags (its bus away: a Redis restart) would store an older reading
+        than the last boundary's: a window went back to 0 and the next counted its Wh again,
+        billed beyond what the contract lets positions claim (OVER_METERED)."""
+        opening = {} if prev is None else self.istore.readings(prev)["start"]
         for member in self.members():
             reading = self.switchboard.signed(member["board_id"])
             if reading is None or reading.meter != member["meter_address"]:
                 continue
             data = reading.to_json()
+            opened = opening.get(reading.meter)
+            if opened is not None and int(opened["timestamp"]) > reading.timestamp:
+                data = opened  # the newer one, signed by the same meter: the cache lagged
             if prev is not None:
                 self.istore.add_reading(prev, reading.meter, "end", data)
             self.istore.add_reading(n, reading.meter, "start", data)

@@ -14,6 +14,9 @@ from marketplace.store import Store
 
 ACTIVE, REPLACED, CANCELLED, EXPIRED = "active", "replaced", "cancelled", "expired"
 LOTS, INTERVALS = "lots", "intervals"
+# A fill's settled_batch when it owes nothing (0 Wh, 0 wei) and no position needs to carry it
+# (marketplace.intervals.positions): no batch has id 0.
+NOTHING_OWED = 0
 
 
 class IntervalStore:
