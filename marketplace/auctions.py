@@ -19,7 +19,7 @@ from marketplace.parties import participant
 from marketplace.settings import Settings
 from marketplace.states import ListingState
 from marketplace.store import Store
-from marketplace.views import listing_view
+from marketplace.views import listing_order, listing_view
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,35 @@ class AuctionBook:
                             bid_validity_s=self.settings.bid_validity_s)
 
     def listings(self, status: str | None = ListingState.OPEN) -> list[dict[str, Any]]:
-        """Listings as the pages show them (open ones by default)."""
+        """Listings as the pages show them (open ones by default, ending soonest first as
+        every page draws them: views.listing_order)."""
+        views = self._views(self.store.listings(status))
+        if status == ListingState.OPEN:
+            views.sort(key=listing_order)
+        return views
+
+    def closed_listings(self, limit: int, viewer: str | None = None) -> list[dict[str, Any]]:
+        """Auctions that are over (sold, unsold, cancelled), the latest to end first: the
+        last `limit` of everyone's, and the viewer's own last `limit` sales and wins among
+        them even when others' pushed them out (one's fills stay in sight)."""
+        rows = {row["id"]: row for row in self.store.closed_listings(limit)}
+        if viewer is not None:
+            rows.update((row["id"], row) for row in self.store.closed_listings(limit, viewer))
+        views = self._views(list(rows.values()))
+        views.sort(key=listing_order, reverse=True)
+        return views
+
+    def sold_listings(self, limit: int) -> list[dict[str, Any]]:
+        """The last `limit` auctions that sold, the latest to end first."""
+        return self._views(self.store.closed_listings(limit, statuses=(ListingState.SOLD,)))
+
+    def _views(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         now = self.clock.now()
         # Names in one query, not two per listing: every browser that connects gets this
         # snapshot (bench/portal.py, 1,000 open auctions); each row has its highest bid.
         names = {p["address"]: p["name"] for p in self.store.participants()}
         return [listing_view(self.store, row, now, self.settings.limits, names,
-                             bid_validity_s=self.settings.bid_validity_s)
-                for row in self.store.listings(status)]
+                             bid_validity_s=self.settings.bid_validity_s) for row in rows]
 
     def unlisted_wh(self, address: str) -> int:
         """Tokens an address holds that no open listing offers."""

@@ -231,6 +231,7 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
 # indexes added later (a settlement pass reads the opening deals and finds deals by escrow id).
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)",
                  "CREATE INDEX IF NOT EXISTS listings_by_leader ON listings(leader_bidder, status)",
+                 "CREATE INDEX IF NOT EXISTS listings_by_status ON listings(status, deadline)",
                  "CREATE INDEX IF NOT EXISTS deals_by_status ON deals(status)",
                  "CREATE INDEX IF NOT EXISTS deals_by_chain_id ON deals(chain_deal_id)"]
 

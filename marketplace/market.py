@@ -104,6 +104,15 @@ class Market:
         """Listings as the pages show them (open ones by default)."""
         return self.auctions.listings(status)
 
+    def closed_listings(self, limit: int, viewer: str | None = None) -> list[dict[str, Any]]:
+        """Auctions that are over, the latest to end first: everyone's last `limit`, and the
+        viewer's own last `limit` sales and wins."""
+        return self.auctions.closed_listings(limit, viewer)
+
+    def sold_listings(self, limit: int) -> list[dict[str, Any]]:
+        """The last `limit` auctions that sold, the latest to end first."""
+        return self.auctions.sold_listings(limit)
+
     def deal(self, deal_id: int, viewer: str | None = None) -> dict[str, Any]:
         """One deal as the pages show it; given a viewer, only when it is a party (else
         NotAllowed: who trades with whom at what price is the parties' business)."""

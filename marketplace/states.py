@@ -25,6 +25,8 @@ class DealState(StrEnum):
     FAILED = "failed"  # openDeal reverted: the deal never existed on chain
 
 
+# Listings whose auction is over, the "Closed auctions" a page lists.
+ENDED_LISTINGS = (ListingState.SOLD, ListingState.UNSOLD, ListingState.CANCELLED)
 # Deals that still move energy or Ether (or may: an opening deal is about to).
 LIVE_DEALS = (DealState.OPENING, DealState.ACTIVE, DealState.PAUSED, DealState.CLOSING)
 # Deals a buyer's meter is busy with: the next deal of that buyer waits for them to end.

@@ -11,7 +11,7 @@ from typing import Any
 
 from marketplace.database import Database
 from marketplace.rules import winner
-from marketplace.states import ENDED, LIVE_DEALS, UNDER_WAY, DealState, ListingState
+from marketplace.states import ENDED, ENDED_LISTINGS, LIVE_DEALS, UNDER_WAY, DealState, ListingState
 
 
 class Store(Database):
@@ -235,6 +235,19 @@ class Store(Database):
         if status:
             return self.query("SELECT * FROM listings WHERE status = ? ORDER BY id DESC", status)
         return self.query("SELECT * FROM listings ORDER BY id DESC")
+
+    def closed_listings(self, limit: int, party: str | None = None,
+                        statuses: tuple[str, ...] = ENDED_LISTINGS) -> list[dict[str, Any]]:
+        """Listings whose auction is over, the latest to end first, at most limit; only
+        those party sold or won when given."""
+        marks = ", ".join("?" for _ in statuses)
+        where = f"status IN ({marks})"
+        args: list[Any] = list(statuses)
+        if party is not None:
+            where += " AND (seller = ? OR (leader_bidder = ? AND status = ?))"
+            args += [party, party, ListingState.SOLD]
+        return self.query(f"SELECT * FROM listings WHERE {where}"
+                          " ORDER BY deadline DESC, id DESC LIMIT ?", *args, limit)
 
     def listings_page(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Listings with ids above after, oldest first, at most limit (the published book)."""

@@ -64,6 +64,11 @@ def listing_view(
     }
 
 
+def listing_order(view: dict[str, Any]) -> tuple[float, int]:
+    """The one order open listings are shown in: ending soonest first, then the older."""
+    return (view["deadline"], view["id"])
+
+
 def deal_view(store: Store, row: dict[str, Any]) -> dict[str, Any]:
     """A deal with both parties' names and delivery so far."""
     return {

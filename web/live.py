@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app, request, session
 from flask_socketio import Namespace, SocketIO, emit, join_room
 
-from web.pushers import ADMINS_ROOM
+from web.pushers import ADMINS_ROOM, CLOSED_SHOWN
 from web.session import current_account, runtime
 from web.state import portal
 
@@ -59,7 +59,9 @@ class MarketNamespace(SessionNamespace):
         if admin:
             join_room(ADMINS_ROOM)
         deals = rt.market.deals(None if admin else account.address)
-        emit("snapshot", {"listings": rt.market.listings("open"), "deals": deals})
+        closed = rt.market.closed_listings(CLOSED_SHOWN, account.address)
+        emit("snapshot", {"listings": rt.market.listings("open"), "deals": deals,
+                          "closed": closed})
 
 
 class WalletNamespace(SessionNamespace):
@@ -84,8 +86,7 @@ class GridNamespace(SessionNamespace):
         feed = portal().feed
         with feed.lock:
             feed.watchers += 1
-        emit("snapshot", {"sample": feed.sample(), "prices": feed.prices(),
-                          "period_s": current_app.config["GRID_PUSH_S"]})
+        emit("snapshot", {**feed.snapshot(), "period_s": current_app.config["GRID_PUSH_S"]})
 
     def left(self) -> None:
         feed = portal().feed

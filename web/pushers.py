@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 from web.extensions import socketio
+from web.grid_history import GridHistory
 from web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,7 @@ ADMINS_ROOM = "admins"  # /market room of the admins' browsers: they see every d
 MARKET_TOPICS = {"listing_created", "bid_placed", "listing_closed", "deal_updated"}
 INTERVAL_TOPIC = "interval"  # the interval market cleared an interval (marketplace.intervals)
 FILLS_PUSHED = 20  # the newest intervals of one's own fills each push carries
+CLOSED_SHOWN = 50  # closed auctions a market page lists (and as many of one's own)
 
 
 class WalletPusher:
@@ -133,34 +134,56 @@ class SessionSockets:
 
 
 class GridFeed:
-    """Samples every board once a period for the charts: PV, battery, power through meters."""
+    """Samples every board once a period for the charts (PV, battery, power through meters),
+    keeping a step of them over the last emulated day (GridHistory) for pages that open later."""
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.watchers = 0
         self.lock = threading.Lock()
+        self.history = GridHistory()
+
+    def now(self) -> tuple[float, float]:
+        """(market clock, emulated) seconds now: the charts' axis is the emulated time."""
+        market = self.runtime.market
+        t = market.clock.now()
+        return t, t * market.settings.time_factor
 
     def sample(self) -> dict[str, Any]:
         """One sample of every board with an owner (unreadable boards say so)."""
-        # Stamped with the wall clock: the charts show when each sample was taken.
-        return {"t": time.time(), "boards": self.runtime.boards()}
+        t, emulated = self.now()
+        return {"t": t, "emulated_t": emulated, "boards": self.runtime.boards()}
 
     def prices(self) -> list[dict[str, Any]]:
         """Clearing prices of the auctions that sold, oldest first (the last 200)."""
-        sold = self.runtime.market.listings("sold")[:200]
-        return [_price_point(v) for v in reversed(sold) if v["highest_bid_wei"] is not None]
+        sold = self.runtime.market.sold_listings(200)
+        factor = self.runtime.market.settings.time_factor
+        return [_price_point(v, factor) for v in reversed(sold)
+                if v["highest_bid_wei"] is not None]
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a page opening the Grid view draws first: the kept day, prices, a sample."""
+        return {"sample": self.sample(), "prices": self.prices(),
+                "history": self.history.series(),
+                "time_factor": self.runtime.market.settings.time_factor}
 
     def push_sample(self) -> None:
-        """One pass: a sample to /grid, while anyone watches."""
+        """One pass: a sample to /grid while anyone watches, and to the kept day when due."""
         with self.lock:
             watched = self.watchers > 0
+        _, emulated = self.now()
+        if not watched and not self.history.due(emulated):
+            return  # nobody to send it to and nothing to keep: no board is read
+        sample = self.sample()
+        self.history.add(sample["emulated_t"], sample["boards"])
         if watched:
-            socketio.emit("sample", self.sample(), namespace="/grid")
+            socketio.emit("sample", sample, namespace="/grid")
 
     def on_hub(self, topic: str, payload: dict[str, Any]) -> None:
         """A sold auction adds a point to the price chart."""
         if topic == "listing_closed" and payload.get("status") == "sold":
-            socketio.emit("price", _price_point(payload), namespace="/grid")
+            factor = self.runtime.market.settings.time_factor
+            socketio.emit("price", _price_point(payload, factor), namespace="/grid")
         elif topic == INTERVAL_TOPIC:  # a point on the clearing-price chart
             socketio.emit(topic, interval_news(self.runtime, payload), namespace="/grid")
 
@@ -185,6 +208,8 @@ def interval_news(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
     return {**news, **timing(runtime.market)}
 
 
-def _price_point(view: dict[str, Any]) -> dict[str, Any]:
-    return {"t": view["deadline"], "listing_id": view["id"], "energy_wh": view["energy_wh"],
+def _price_point(view: dict[str, Any], time_factor: float) -> dict[str, Any]:
+    """A sold auction on the price chart, at its close in emulated time."""
+    return {"t": view["deadline"], "emulated_t": view["deadline"] * time_factor,
+            "listing_id": view["id"], "energy_wh": view["energy_wh"],
             "price_wei": view["highest_bid_wei"]}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
+from marketplace import rules
 from web.pages import shell
+from web.pushers import CLOSED_SHOWN
 from web.session import body, login_required, runtime
 
 bp = Blueprint("market", __name__, template_folder="templates")
+
+MAX_CLOSED = 500  # closed auctions one request may ask for
 
 
 @bp.get("/market")
@@ -20,6 +24,15 @@ def page() -> str:
 @login_required
 def listings(account):
     return jsonify(listings=runtime().market.listings("open"))
+
+
+@bp.get("/api/listings/closed")
+@login_required
+def closed_listings(account):
+    """Auctions that are over, the latest to end first: everyone's last `limit` (50 unless
+    given) and the caller's own last `limit` sales and wins."""
+    limit = rules.parse_int(request.args.get("limit", CLOSED_SHOWN), "limit", 1, MAX_CLOSED)
+    return jsonify(listings=runtime().market.closed_listings(limit, account.address))
 
 
 @bp.post("/api/listings/terms")

@@ -1,18 +1,33 @@
-/* The grid view: Chart.js charts fed by /grid samples (one per period), sold auctions and the
-   interval market's clearing prices (a day of history from GET /api/intervals, then pushes). */
+/* The grid view: Chart.js charts drawn from the day the portal keeps (board samples in the /grid
+   snapshot, sold auctions, the interval market's clearing prices from GET /api/intervals), then
+   extended by pushes; every time axis is the emulated (market) clock's. */
 import { api } from "./api.js";
 import { $, el, formatEther, intervalTime } from "./util.js";
 
 /* global Chart */
 
-const KEEP_S = 600;  // seconds of samples kept on the charts
+const KEEP_S = 86400;  // emulated seconds kept on the charts: the day the portal keeps too
+/* Colours and dashes told apart without colour as well (a line under another still shows). */
 const COLORS = ["#0b7a53", "#b3261e", "#1f5fbf", "#c07a00", "#6a3fb5", "#00838f", "#5b6676"];
+const DASHES = [[], [6, 3], [2, 2], [10, 3, 2, 3], [4, 4], [12, 4], [1, 3]];
+const STEPS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 let charts = {};
 let samplesSeen = 0;
+let timeFactor = 1;  // emulated seconds per market-clock second (the emulator's speed)
 
-function hhmm(seconds) {
-  const d = new Date(seconds * 1000);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+/* Every x is emulated seconds: the emulator's time of day, or the clock's at 1×. */
+function clockText(seconds) { return intervalTime(seconds, timeFactor); }
+
+/* Ticks on whole minutes/hours, few enough for the width that no two labels touch. */
+function timeTicks(scale) {
+  const room = Math.max(2, Math.floor(scale.width / 72));  // "00:00" plus space, in px
+  const span = scale.max - scale.min;
+  if (!Number.isFinite(span) || span <= 0) return;  // nothing drawn yet: Chart.js's own
+  // Past a day a tick: whole days, still no more than fit (never millions of them).
+  const step = STEPS.find((s) => span / s <= room) || Math.ceil(span / room / 86400) * 86400;
+  const ticks = [];
+  for (let v = Math.ceil(scale.min / step) * step; v <= scale.max; v += step) ticks.push({ value: v });
+  scale.ticks = ticks;
 }
 
 function lineChart(id, yTitle, options = {}) {
@@ -23,11 +38,12 @@ function lineChart(id, yTitle, options = {}) {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
       normalized: true, spanGaps: false,
       scales: {
-        x: { type: "linear", ticks: { callback: hhmm, maxTicksLimit: 5 } },
+        x: { type: "linear", afterBuildTicks: timeTicks,
+          ticks: { callback: clockText, autoSkip: true, autoSkipPadding: 12, maxRotation: 0, minRotation: 0 } },
         y: { title: { display: true, text: yTitle }, beginAtZero: true, ...(options.y || {}) },
       },
-      plugins: { legend: { position: "bottom" },
-        tooltip: { callbacks: { title: (items) => hhmm(items[0].parsed.x) } } },
+      plugins: { legend: { position: "bottom", labels: { usePointStyle: false, boxHeight: 2 } },
+        tooltip: { callbacks: { title: (items) => clockText(items[0].parsed.x) } } },
       elements: { point: { radius: options.points ? 3 : 0 }, line: { borderWidth: 2 } },
     },
   });
@@ -37,8 +53,10 @@ function lineChart(id, yTitle, options = {}) {
 function series(chart, label) {
   let set = chart.data.datasets.find((d) => d.label === label);
   if (!set) {
-    const color = COLORS[chart.data.datasets.length % COLORS.length];
-    set = { label, data: [], borderColor: color, backgroundColor: color };
+    const i = chart.data.datasets.length;
+    const color = COLORS[i % COLORS.length];
+    set = { label, data: [], borderColor: color, backgroundColor: color,
+      borderDash: DASHES[i % DASHES.length], pointStyle: ["circle", "rect", "triangle", "rectRot", "star", "cross"][i % 6] };
     chart.data.datasets.push(set);
   }
   return set;
@@ -46,22 +64,55 @@ function series(chart, label) {
 
 function push(chart, label, t, y) {
   const set = series(chart, label);
+  const last = set.data[set.data.length - 1];
+  if (last && last.x > t) return;  // history and live overlap: the kept day is older
+  if (last && last.x === t) {  // the same emulated instant (a stopped clock): the newer reading
+    last.y = y;
+    return;
+  }
   set.data.push({ x: t, y });
   while (set.data.length && set.data[0].x < t - KEEP_S) set.data.shift();
+}
+
+/* The day the portal kept (a sample per step), drawn before the live samples extend it. */
+function onHistory(history) {
+  for (const [boardId, b] of Object.entries(history.boards || {})) {
+    const name = `${b.owner} (${boardId})`;
+    history.t.forEach((t, i) => {
+      if (b.role === "producer") {
+        push(charts.pv, name, t, b.pv_w[i]);
+        push(charts.soc, name, t, b.soc[i]);
+      }
+      push(charts.power, name, t, b.power_w[i]);
+    });
+  }
+}
+
+function onSnapshot(s) {
+  timeFactor = Number(s.time_factor || 1);
+  $("grid-period").textContent = s.period_s;
+  $("grid-axis").textContent = timeFactor > 1 ? `Time is the emulator's (${timeFactor}× real time).` : "";
+  charts.prices.data.datasets = [];
+  for (const key of ["pv", "soc", "power"]) charts[key].data.datasets = [];
+  if (s.history) onHistory(s.history);
+  s.prices.forEach(onPrice);
+  onSample(s.sample);
+  document.body.dataset.gridHistory = s.history ? s.history.t.length : 0;
 }
 
 function onSample(sample) {
   samplesSeen += 1;
   document.body.dataset.samples = samplesSeen;
-  $("grid-clock").textContent = hhmm(sample.t);
+  const t = Number(sample.emulated_t ?? sample.t);
+  $("grid-clock").textContent = clockText(t);
   const rows = [];
   for (const b of sample.boards) {
     const name = `${b.owner} (${b.board_id})`;
     if (b.role === "producer") {
-      push(charts.pv, name, sample.t, b.online ? b.pv_w : null);
-      push(charts.soc, name, sample.t, b.online && b.soc !== null ? b.soc * 100 : null);
+      push(charts.pv, name, t, b.online ? b.pv_w : null);
+      push(charts.soc, name, t, b.online && b.soc !== null ? b.soc * 100 : null);
     }
-    push(charts.power, name, sample.t, b.online ? b.power_w : null);
+    push(charts.power, name, t, b.online ? b.power_w : null);
     rows.push(el("tr", { "data-board": b.board_id },
       el("td", { textContent: b.board_id }), el("td", { textContent: b.owner }),
       el("td", { textContent: b.online ? "yes" : "no" }),
@@ -74,7 +125,7 @@ function onSample(sample) {
 
 function onPrice(p) {
   const set = series(charts.prices, "clearing price");
-  set.data.push({ x: p.t, y: Number(formatEther(p.price_wei, 12)) });
+  set.data.push({ x: Number(p.emulated_t ?? p.t), y: Number(formatEther(p.price_wei, 12)) });
   charts.prices.update("none");
 }
 
@@ -130,12 +181,7 @@ export default {
   start(ctx) {
     makeCharts();
     const socket = ctx.session.sockets.grid;
-    socket.on("snapshot", (s) => {
-      $("grid-period").textContent = s.period_s;
-      charts.prices.data.datasets = [];
-      s.prices.forEach(onPrice);
-      onSample(s.sample);
-    });
+    socket.on("snapshot", onSnapshot);
     socket.on("sample", onSample);
     socket.on("price", onPrice);
     socket.on("interval", onInterval);
@@ -151,6 +197,7 @@ export default {
     samplesSeen = 0;
     intervalSeen = new Set();
     delete document.body.dataset.samples;
+    delete document.body.dataset.gridHistory;
     delete document.body.dataset.intervalsLoaded;
     $("boards-now").querySelector("tbody").replaceChildren();
   },

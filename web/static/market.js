@@ -96,9 +96,47 @@ function upsertListing(l) {
     const typed = old.querySelector(".bid-price");
     if (typed && typed.value) card.querySelector(".bid-price").value = typed.value;
     old.replaceWith(card);
-  } else { $("listings").prepend(card); }
+  }
+  placeListing(card, l);
   $("no-listings").hidden = listings.size > 0;
   tick();
+}
+
+/* One order wherever listings are drawn (snapshot, pushes, answers): ending soonest first, then
+   the older; the server's deadline, not this page's countdown, so every tab agrees. A card
+   already in its place stays put (moving it would take focus from its field). */
+function listingBefore(a, b) { return a.deadline - b.deadline || a.id - b.id; }
+
+function placeListing(card, l) {
+  const box = $("listings");
+  const cards = [...box.querySelectorAll(".listing")].filter((c) => c !== card);
+  const next = cards.find((c) => listingBefore(l, listings.get(Number(c.dataset.id))) < 0) || null;
+  // The other cards are in order already, so the card is in place right before `next`.
+  if (!card.isConnected || card.nextElementSibling !== next) box.insertBefore(card, next);
+}
+
+const CLOSED_KEPT = 100;  // closed auctions this page lists (the snapshot sends the last 50 + one's own)
+
+function closedText(l) {
+  const own = l.seller === me.address ? " (your lot)" : l.highest_bidder === me.address && l.status === "sold" ? " (you bought it)" : "";
+  if (l.status === "cancelled") return `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller${own}`;
+  if (l.status === "sold") {
+    const who = l.highest_bidder_name || short(l.highest_bidder);
+    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei)}${own}`;
+  }
+  return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} unsold${own}`;
+}
+
+/* A closed auction in "Closed auctions", the latest to end first, once each. */
+function addClosed(l) {
+  if (!["sold", "unsold", "cancelled"].includes(l.status)) return;
+  const box = $("history");
+  if (box.querySelector(`li[data-id="${l.id}"]`)) return;
+  const item = el("li", { "data-id": l.id, "data-deadline": l.deadline, class: `closed ${l.status}`, textContent: closedText(l) });
+  const later = (li) => Number(li.dataset.deadline) < l.deadline
+    || (Number(li.dataset.deadline) === l.deadline && Number(li.dataset.id) < l.id);
+  box.insertBefore(item, [...box.children].find(later) || null);
+  while (box.children.length > CLOSED_KEPT) box.lastElementChild.remove();
 }
 
 function removeListing(l) {
@@ -108,14 +146,7 @@ function removeListing(l) {
   const old = $(`listing-${l.id}`);
   if (old) old.remove();
   $("no-listings").hidden = listings.size > 0;
-  if (l.status === "cancelled") {
-    $("history").prepend(el("li", { textContent: `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller` }));
-  } else if (l.status === "sold" || l.status === "unsold") {
-    const who = l.highest_bidder_name || short(l.highest_bidder);
-    const text = l.status === "sold" ? `#${l.id}: ${l.energy_wh} Wh sold to ${who} at ${priceText(l.highest_bid_wei)}`
-      : `#${l.id}: ${l.energy_wh} Wh unsold`;
-    $("history").prepend(el("li", { textContent: text }));
-  }
+  addClosed(l);
 }
 
 /* Wait until the portal's record of a transaction says it was mined. */
@@ -253,6 +284,7 @@ export default {
       listings.clear();
       s.listings.forEach(upsertListing);
       s.deals.slice().reverse().forEach(upsertDeal);
+      (s.closed || []).forEach((l) => { closedListings.add(l.id); addClosed(l); });
     });
     socket.on("listing_created", upsertListing);
     socket.on("bid_placed", upsertListing);
