@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -110,14 +111,17 @@ def _fill_tokens(runtime) -> None:
     print(f"ready {os.getpid()}", flush=True)
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, queue_url: str = "") -> None:
     """python-socketio alone (threading mode): POST /bid broadcasts `bid_placed` to every
-    /market client; served by the same gunicorn threaded worker as the portal."""
+    /market client; served by the same gunicorn threaded worker as the portal. With a Redis
+    queue_url every emit goes through socketio.RedisManager (bench/portal_procs.py's several
+    bare processes, as the portal's MESSAGE_QUEUE)."""
     import socketio
     from gunicorn.app.base import BaseApplication
 
     _stop_with_parent()
-    sio = socketio.Server(async_mode="threading")
+    manager = socketio.RedisManager(queue_url) if queue_url else None
+    sio = socketio.Server(async_mode="threading", client_manager=manager)
     sio.on("connect", lambda sid, environ, auth=None: True, namespace="/market")
 
     def http(environ, start_response):
@@ -189,9 +193,9 @@ def free_port() -> int:
 class Child:
     """A child process of this script, talking by lines on stdin/stdout; stderr to a file."""
 
-    def __init__(self, *args: str, timeout: float = 180.0):
+    def __init__(self, *args: str, timeout: float = 180.0, script: Path = HERE):
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, str(HERE), *args], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(script), *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -347,26 +351,35 @@ def bare_poster(url: str):
     return post
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(pid: int | Sequence[int]) -> float:
+    """CPU seconds (user + system) a process has used, all its threads (summed over several
+    processes; one that has gone counts nothing)."""
+    total = 0
+    for one in [pid] if isinstance(pid, int) else pid:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = RATE,
-            pid: int | None = None) -> dict:
+            pid: int | Sequence[int] | None = None, others: Sequence[int] = ()) -> dict:
     """One round: count clients connect, paced bids at rate, every arrival stamped; with the
-    server's pid, its CPU per bid while the bids are paced (its loops' share included)."""
+    server's pid (or pids), its CPU per bid while the bids are paced (its loops' share
+    included), and likewise the CPU of others (bench/portal_procs.py: Redis, nginx, ...)."""
     per = [count // CLIENT_PROCS + (1 if k < count % CLIENT_PROCS else 0)
            for k in range(CLIENT_PROCS)]
     begin = time.monotonic()
     swarm = [Child("clients", url, str(n), cookie, timeout=300) for n in per if n]
     connect_s = time.monotonic() - begin
     try:
-        cpu_before = cpu_s(pid) if pid else 0.0
+        cpu_before, others_before = (cpu_s(pid) if pid else 0.0), cpu_s(others)
         sent = paced_bids(post, lanes, rate, SECONDS)
         time.sleep(1.0)  # stragglers
         cpu_ms = (cpu_s(pid) - cpu_before) * 1000 if pid else float("nan")
+        others_ms = (cpu_s(others) - others_before) * 1000
         arrivals: dict[str, list[float]] = defaultdict(list)
         for child in swarm:
             for key, times in json.loads(child.ask("dump")).items():
@@ -383,6 +396,7 @@ def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = 
             "post_p50": pct(answers, 50), "post_p99": pct(answers, 99),
             "lost": expected - len(latencies), "expected": expected,
             "cpu_ms_per_bid": cpu_ms / max(1, len(sent)),
+            "others_cpu_ms_per_bid": others_ms / max(1, len(sent)),
             "rate": len(sent) / (max(at for at, _ in sent.values())
                                  - min(at for at, _ in sent.values()) or 1)}
 
