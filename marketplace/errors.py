@@ -54,9 +54,14 @@ class ChainActionFailed(MarketError):
 
 
 class WouldRevert(ChainActionFailed):
-    """An action the contract would refuse, found by simulating it before anyone signs."""
+    """An action the contract would refuse, found by simulating it before anyone signs; the
+    message is a sentence (marketplace.refusals), `reason` the contract's raw custom error."""
 
     status = 409
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CannotCancel(MarketError):

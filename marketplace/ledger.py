@@ -20,10 +20,11 @@ from contracts.bindings import (
 )
 from firmware_bridge.signing import SignedReading
 from geth_private import LogPoller, Signer, TxManager, TxRecord
-from geth_private.errors import ChainError, TransactionReverted
+from geth_private.errors import ChainError, TransactionRejected, TransactionReverted
 from geth_private.signed import SignedCall
+from marketplace import refusals
 from marketplace.contract_enums import EscrowMarket, MeterKind
-from marketplace.errors import ChainActionFailed, WouldRevert
+from marketplace.errors import ChainActionFailed, InvalidInput, WouldRevert
 from marketplace.ledger_intervals import (
     IntervalLedger,
 )
@@ -205,7 +206,10 @@ class Ledger(LedgerSetup, LedgerMeters):
                 self.txm.simulate(sender, tx, label)
             return self.txm.suggest(sender, tx)
         except TransactionReverted as err:
-            raise WouldRevert(str(err)) from err
+            raise WouldRevert(refusals.sentence(err.label, err.reason), reason=err.reason) from err
+        except TransactionRejected as err:
+            # Before anything is signed: the node turned the sender's own transaction down.
+            raise InvalidInput(f"the chain refuses this transaction: {err}") from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 

@@ -25,7 +25,7 @@ def test_a_leading_bidder_cannot_take_its_escrow_before_the_auction_closes(runti
     bob.bid(listing["id"], 9 * 10**18)  # 10 Wh at 9 ETH/kWh: 0.09 ETH of bob's 0.1
     # The attack: right after leading, bob asks for all of his escrow back …
     ledger.wait(bob.request_withdrawal(ETH // 10))
-    with pytest.raises(ChainActionFailed, match="NoticeNotOver"):
+    with pytest.raises(ChainActionFailed, match="the withdrawal's notice runs until"):
         bob.complete_withdrawal()  # … and tries to take it at once: the notice is not over
     clock.advance(31)
     deal = wait_for(lambda: (d := _deal(market, listing["id"])) and d["status"] == "active" and d,

@@ -78,14 +78,24 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     assert not [u for u in watch.urls if u.endswith("/api/login")]
     alice.screenshot(path=ARTIFACTS / "login.png")
 
-    # alice logs in by keyboard alone: Tab to the fields, Enter to submit.
+    # alice logs in by keyboard alone. The account picker's arrows go through every account
+    # (alice, bob, carol and back) with the focus staying on it; Enter moves on to the passphrase.
     alice.goto(f"{server}/login")
+    alice.wait_for_selector("#account-pick option:nth-child(4)", state="attached")
     for _ in range(8):
         alice.keyboard.press("Tab")
-        if alice.evaluate("document.activeElement.id") == "account":
+        if alice.evaluate("document.activeElement.id") == "account-pick":
             break
-    alice.keyboard.type("alice")
-    alice.keyboard.press("Tab")
+    picked = []
+    for key in ("ArrowDown", "ArrowDown", "ArrowDown", "ArrowUp", "ArrowUp"):
+        alice.keyboard.press(key)
+        assert alice.evaluate("document.activeElement.id") == "account-pick"
+        option = alice.eval_on_selector("#account-pick", "s => s.selectedOptions[0].textContent")
+        picked.append(option.split(" ")[0])
+        assert alice.input_value("#account") == alice.input_value("#account-pick")
+    assert picked == ["alice", "bob", "carol", "bob", "alice"]
+    alice.keyboard.press("Enter")
+    assert alice.evaluate("document.activeElement.id") == "passphrase"
     alice.keyboard.type("alice-demo")
     alice.keyboard.press("Enter")
     alice.wait_for_url("**/wallet")
@@ -128,7 +138,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     # A refused bid is explained inline, in the units the person typed.
     card.locator(".bid-price").fill("0.001")
     card.locator("button").click()
-    carol.wait_for_selector(".bid-error:has-text('start bid')")  # refused before any signing
+    carol.wait_for_selector(".bid-error:has-text('start bid')")  # the portal's sentence
     assert "ETH/kWh" in carol.inner_text(".bid-error")
     card.locator(".bid-price").fill("0.02")
     card.locator("button").click()

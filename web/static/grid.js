@@ -2,7 +2,8 @@
    snapshot, sold auctions, the interval market's clearing prices from GET /api/intervals), then
    extended by pushes; every time axis is the emulated (market) clock's. */
 import { api } from "./api.js";
-import { $, el, formatEther, intervalTime } from "./util.js";
+import { loadChart } from "./lazy.js";
+import { $, el, formatEther, intervalTime, toast } from "./util.js";
 
 /* global Chart */
 
@@ -177,21 +178,33 @@ function makeCharts() {
   charts.prices = lineChart("chart-prices", "ETH/kWh", { points: true });
 }
 
-export default {
-  start(ctx) {
+let wiring = null;  // Promise: Chart.js loaded, charts made, the grid channel open
+
+/* On the first showing after login: load Chart.js, make the charts, then open the channel
+   (its snapshot on connect fills them), so no other view ever fetches the chart library. */
+function wire(ctx) {
+  const sockets = ctx.session.sockets;  // this login's channels
+  return loadChart().then(() => {
+    if (ctx.session.sockets !== sockets) return;  // logged out (or in again) meanwhile
     makeCharts();
-    const socket = ctx.session.sockets.grid;
+    const socket = sockets.grid;
     socket.on("snapshot", onSnapshot);
     socket.on("sample", onSample);
     socket.on("price", onPrice);
     socket.on("interval", onInterval);
     loadIntervals();
-  },
-  show() {
+    return socket.open();
+  });
+}
+
+export default {
+  show(ctx) {
+    if (!wiring) wiring = wire(ctx).catch((err) => { wiring = null; toast(err.message, true); });
     // Charts made while their view was hidden measure themselves again once shown.
     for (const chart of Object.values(charts)) chart.resize();
   },
   stop() {
+    wiring = null;
     for (const chart of Object.values(charts)) chart.destroy();
     charts = {};
     samplesSeen = 0;

@@ -1,6 +1,7 @@
 /* The login view: unlock a keystore in the page (or use a browser wallet), then sign in (SIWE). */
 import { ethers } from "ethers";
 import { api } from "./api.js";
+import { isBusy, setBusy } from "./focus.js";
 import * as injected from "./injected.js";
 import * as keys from "./keys.js";
 import * as signer from "./signer.js";
@@ -81,6 +82,24 @@ async function loadAccounts() {
   } catch (err) { $("login-error").textContent = err.message; }
 }
 
+/* The account picker (a native select: the APG's select-only combobox). Arrow keys move
+   through the accounts and each fills the address field, focus staying on the picker; Enter
+   or Tab moves on to the passphrase. Only a pick made with the pointer jumps there at once. */
+function pickAccounts() {
+  const pick = $("account-pick");
+  let pointer = false;  // the change comes from the pointer's pick, not an arrow key
+  pick.addEventListener("pointerdown", () => { pointer = true; });
+  pick.addEventListener("keydown", (event) => {
+    pointer = false;
+    if (event.key === "Enter" && pick.value) { event.preventDefault(); $("passphrase").focus(); }
+  });
+  pick.addEventListener("change", () => {
+    $("account").value = pick.value;
+    if (pointer) $("passphrase").focus();
+    pointer = false;
+  });
+}
+
 function notice(text) { $("login-notice").textContent = text; $("login-notice").hidden = !text; }
 
 function fail(err) {
@@ -93,7 +112,7 @@ function fail(err) {
 export default {
   init(ctx) {
     $("idle-minutes").textContent = Math.round(Number(document.body.dataset.idleTimeoutS) / 60);
-    $("account-pick").addEventListener("change", () => { $("account").value = $("account-pick").value; $("passphrase").focus(); });
+    pickAccounts();
     $("keystore-file").addEventListener("change", () => {
       const [file] = $("keystore-file").files;
       if (file) readKeystoreFile(file).catch(fail);
@@ -109,9 +128,11 @@ export default {
     });
     $("login-form").addEventListener("submit", async (event) => {
       event.preventDefault();
+      const button = $("login-button");
+      if (isBusy(button)) return;
       $("login-error").textContent = "";
-      $("login-button").disabled = true;
-      try { await unlockAndSignIn(ctx); } catch (err) { fail(err); } finally { $("login-button").disabled = false; }
+      setBusy(button, true, "Unlocking…");  // not disabled: a failure must leave focus on it
+      try { await unlockAndSignIn(ctx); } catch (err) { fail(err); } finally { setBusy(button, false); }
     });
     $("wallet-login").addEventListener("click", async () => {
       $("login-error").textContent = "";

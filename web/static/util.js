@@ -1,4 +1,4 @@
-/* Helpers every view shares: elements, units (exact, BigInt), toasts in the live region. */
+/* Helpers every view shares: elements, units (exact, BigInt), toasts (from announce.js). */
 
 const WEI_PER_ETH = 10n ** 18n;
 
@@ -45,15 +45,8 @@ export function duration(seconds) {
   return h ? `${h} h${m ? ` ${m} min` : ""}` : `${m} min`;
 }
 
-let toastTimer;
-/* A message in the page's live region (role=status), red when it reports a failure. */
-export function toast(message, isError = false) {
-  const box = $("toast");
-  box.textContent = message;
-  box.className = isError ? "show error" : "show";
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { box.className = ""; }, 6000);
-}
+// Toasts are the announcer's (announce.js): said in the live region, kept in the status bar.
+export { toast } from "./announce.js";
 
 /* A transaction as a list item: its status, label and full hash (every hash is shown). */
 export function txItem(tx) {
