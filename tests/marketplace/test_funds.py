@@ -92,8 +92,8 @@ def test_a_bid_over_the_kept_funds_is_refused_with_the_same_sentence(runtime):
     listing = people["alice"].list(10, 1000, 600)
     bob.bid(listing["id"], 1000)  # his funds are known now
     with chain_calls(runtime.ledger) as calls, pytest.raises(
-            InsufficientEscrow, match=f"this bid needs {2 * ETH // 10} wei in your escrow "
-            f"balance, you have {ETH // 10} free; deposit more first"):
+            InsufficientEscrow, match=r"this bid needs 0\.2 ETH \(10 Wh at 20 ETH/kWh\); you "
+            r"have 0\.1 ETH free in the escrow; deposit more"):
         bob.bid(listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
     assert calls == Counter(), calls
 
@@ -138,7 +138,7 @@ def test_another_workers_deposit_and_withdrawal_show_after_one_pass(runtime):
     market.ledger.wait(there.request_withdrawal(ETH // 10))
     funds.step()
     with chain_calls(ledger) as calls, pytest.raises(
-            InsufficientEscrow, match=f"the {ETH // 10} wei you asked to withdraw covers no bid"):
+            InsufficientEscrow, match=r"of which the 0\.1 ETH you asked to withdraw covers no bid"):
         here.bid(listing["id"], 15 * 10**18)  # 0.15 ETH of 0.2, 0.1 of it withdrawing
     assert calls == Counter(), calls
     here.bid(listing["id"], 10 * 10**18)  # 0.1 ETH: what is not asked for
