@@ -176,9 +176,6 @@ def test_a_chain_that_went_back_has_the_known_funds_read_again(runtime):
     assert calls == Counter(), calls
 
 
-@pytest.mark.xfail(strict=True, reason="review3 F1: a read taken on the chain before it went "
-                   "back is kept after the rewind's re-read (Funds._keep compares block numbers "
-                   "across the two histories), and served as current")
 @pytest.mark.parametrize("app", ["anvil://"], indirect=True)
 def test_a_read_from_before_the_chain_went_back_is_not_kept_after_it(runtime):
     """A worker's read of bob (a request's: he is not known here) returns from the node just
