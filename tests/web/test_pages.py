@@ -251,7 +251,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
 
 
 def _ether(wei: int) -> str:
-    """As the pages' formatEther(wei) shows it (6 places, trailing zeros dropped)."""
-    whole, frac = divmod(wei, ETH)
-    frac_text = f"{frac:018d}"[:6].rstrip("0")
-    return f"{whole}.{frac_text}" if frac_text else str(whole)
+    """As the pages' formatEth(wei) shows it: marketplace.units' rule (6 significant digits)."""
+    from marketplace.units import eth_number
+
+    return eth_number(wei)
