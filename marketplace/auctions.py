@@ -28,8 +28,9 @@ class AuctionBook:
     """Lists energy, takes signed bids, cancels, and closes due auctions into deals.
 
     lock: the book's own: commands and the auction closes in this process take it for their
-    store work alone (every chain read is made before it, every send queued with its hash),
-    so nothing under it waits on a node; the store's row locks order them across workers.
+    store work alone (the chain's values come from Funds, kept; every send is queued with its
+    hash), so nothing under it waits on a node; the store's row locks order them across
+    workers.
     """
 
     def __init__(
@@ -43,7 +44,9 @@ class AuctionBook:
         self.settings = settings
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
-        self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
+        # Escrow, tokens and allowances as bids and listings check them, kept here and
+        # refreshed off the request path (see Funds: how stale, and why that is safe).
+        self.funds = Funds(ledger)
         # seller -> (hash, amount) of the last approval (or permit) a listing or a cancel
         # queued here: an approve sets the allowance, so it counts before it lands.
         self._approvals: dict[str, tuple[str, int]] = {}
@@ -86,8 +89,8 @@ class AuctionBook:
         return [listing_view(self.store, row, now, self.settings.limits, names) for row in rows]
 
     def unlisted_wh(self, address: str) -> int:
-        """Tokens an address holds that no open listing offers."""
-        return self.ledger.token_balance(address) - self.store.listed_wh(address)
+        """Tokens an address holds (as kept: Funds) that no open listing offers."""
+        return self.funds.tokens(address)[0] - self.store.listed_wh(address)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -142,10 +145,10 @@ class AuctionBook:
         meter = offers.seller_meter(participant(self.store, seller))
         offers.check_offer(terms, seller, meter, self.settings, self.clock.now(), asked)
         digest = offer_hash(*domain, terms)
-        if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
+        if self.store.listing_by_offer(digest) or self.funds.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
-        allowance = self._allowance(seller)  # chain reads before the lock
-        balance = self.ledger.token_balance(seller)
+        allowance = self._allowance(seller)  # kept values (Funds): no chain read
+        balance = self.funds.tokens(seller)[0]
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
         with self._lock:
@@ -208,7 +211,7 @@ class AuctionBook:
         if self.store.bid_nonce_used(bidder, terms["nonce"]):
             raise InvalidInput("this signed bid was already placed; sign a new one")
         amount = terms["priceWeiPerKWh"]
-        funds = self.funds.of(bidder)  # chain reads before the lock
+        funds = self.funds.of(bidder)  # kept (Funds): read before the lock all the same
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
@@ -238,7 +241,7 @@ class AuctionBook:
         """Withdraw a listing: only its seller, only while open and before the first bid;
         approval (or permit) lowers the escrow's allowance by the lot (see prepare_cancel)."""
         row = self._cancellable(seller, listing_id)
-        allowance = self._allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # kept (Funds)
         lowered = offers.backing(approval, permit, seller, self.ledger)
         ceiling = max(allowance - row["energy_wh"], 0)
         if lowered is None and allowance > ceiling:
@@ -336,9 +339,9 @@ class AuctionBook:
     def _allowance(self, seller: str) -> int:
         """The escrow's token allowance from seller as it stands once the last approval (or
         permit) queued here lands: a cancel's lowering one in flight already counts, so a
-        listing prepared meanwhile is not told the old allowance covers it (a chain read,
-        made before any lock)."""
-        on_chain = self.ledger.allowance(seller)
+        listing prepared meanwhile is not told the old allowance covers it (the chain's as
+        Funds keeps it)."""
+        on_chain = self.funds.tokens(seller)[1]
         queued = self._approvals.get(seller)
         if queued is not None and not offers.approval_settled(self.store, self.ledger, queued[0]):
             return queued[1]

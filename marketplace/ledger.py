@@ -154,6 +154,19 @@ class Ledger(LedgerSetup, LedgerMeters):
         values = abi_decode(outputs, bytes(raw))
         return values[0] if len(values) == 1 else list(values)
 
+    def escrow_funds_at(self, address: str, block: int) -> tuple[int, int]:
+        """(free balance, pending withdrawal amount) of a buyer in the lots market at a block,
+        in wei: what a bid's check needs (marketplace.funds keeps it)."""
+        free = self._escrow_view("freeOf", address, int(LOTS), block)
+        return free, self._escrow_view("withdrawalOf", address, int(LOTS), block)[0]
+
+    def tokens_at(self, address: str, block: int) -> tuple[int, int]:
+        """(energy tokens held, the escrow's allowance) of an address at a block, in Wh."""
+        balance = self.token.functions.balanceOf(address).call(block_identifier=block)
+        allowance = self.token.functions.allowance(address, self.escrow.address).call(
+            block_identifier=block)
+        return balance, allowance
+
     def escrow_locked(self, address: str) -> int:
         """A buyer's escrow balance locked by open deals, in wei."""
         return self.escrow.functions.lockedOf(address).call()

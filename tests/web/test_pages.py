@@ -185,7 +185,13 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     # The grid page's charts run on samples at least once a second, and show the sale's price.
     grid = alice
     go(grid, "grid")
-    grid.wait_for_function("Number(document.body.dataset.samples || 0) >= 3", timeout=10_000)
+    # A point per emulated instant (the test's clock stands still unless advanced): three
+    # steps of the clock, a sample after each.
+    for _ in range(3):
+        seen = grid.evaluate("Number(document.body.dataset.samples || 0)")
+        clock.advance(1)
+        grid.wait_for_function(f"Number(document.body.dataset.samples || 0) > {seen}",
+                               timeout=10_000)
     points = grid.evaluate(
         "['chart-pv', 'chart-soc', 'chart-power', 'chart-prices'].map("
         "id => Chart.getChart(id).data.datasets.map(d => d.data.length))")

@@ -115,6 +115,7 @@ def login():
     access.refuse_demo_beyond_loopback(address)
     _end_session()
     open_session(address)
+    rt.market.learn(address)  # its escrow and tokens read in the loop, before it trades
     current_app.logger.info("signed in: %s from %s", address, _client())
     return jsonify(me(address, csrf=csrf_token()))
 
