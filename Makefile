@@ -65,7 +65,8 @@ system-deps:
 	fi
 
 # Benchmarks print their figures, and bench/report.py rewrites docs/BENCHMARKS.md from them
-# (gas, chain, boards, portal, settle: about 6 min); never part of `make test`.
+# (bench/report.py's SECTIONS, one after the other: gas, chain, boards, portal, portal_procs,
+# settle, ...); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/report.py
 

@@ -235,3 +235,14 @@ def _number_text(value: object) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return repr(value)  # a float's shortest text: what the sender wrote, not its binary value
+
+
+BID_EXPIRY_WINDOW_S = 7 * 86400  # a signed bid may stay valid this long past its least expiry
+
+
+def bid_expiry_bounds(closes_by: float | None, deadline: float,
+                      bid_validity_s: int) -> tuple[int, int]:
+    """(least, greatest) expiry a bid on a listing may carry: its deal may open up to
+    bid_validity_s after the latest the auction can close, and no bid lives for weeks."""
+    least = int(closes_by or deadline) + bid_validity_s
+    return least, least + BID_EXPIRY_WINDOW_S

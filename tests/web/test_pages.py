@@ -138,7 +138,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     # A refused bid is explained inline, in the units the person typed.
     card.locator(".bid-price").fill("0.001")
     card.locator("button").click()
-    carol.wait_for_selector(".bid-error:has-text('start bid')")  # refused before any signing
+    carol.wait_for_selector(".bid-error:has-text('start bid')")  # the portal's sentence
     assert "ETH/kWh" in carol.inner_text(".bid-error")
     card.locator(".bid-price").fill("0.02")
     card.locator("button").click()

@@ -20,12 +20,12 @@ let ticker = null;
 /* A price per kWh with the lot's total cost beside it ("no bids" before the first). */
 function priceText(wei, wh) { return wei === null ? "no bids" : priceWithCost(wei, wh); }
 
-/* Terms from the portal, checked and signed here; the portal stores our own signature. */
+/* One POST: the bid built and signed here from the listing's view (no terms to ask for); the
+   portal checks it as it stores it, and a refusal comes back as its sentence. */
 async function bid(listingId, priceWei) {
   const listing = listings.get(listingId) || await api("GET", `/api/listings/${listingId}`);
-  const terms = await api("POST", `/api/listings/${listingId}/bids/terms`, { price_wei: priceWei });
-  const signature = await signer.signBid(terms, listing, priceWei, me.meter);
-  return api("POST", `/api/listings/${listingId}/bids`, { bid: terms.message, signature });
+  const signed = await signer.signBid(listing, priceWei, me.meter);
+  return api("POST", `/api/listings/${listingId}/bids`, signed);
 }
 
 function bidForm(l) {
