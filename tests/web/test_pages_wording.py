@@ -36,7 +36,7 @@ def test_consumer_pages_speak_one_unit_system_and_name_their_controls(server, br
                                                                       login):
     alice = login("alice")
     alice_addr = {a["name"]: a["address"] for a in runtime.demo_accounts}["alice"]
-    wait_for(lambda: runtime.ledger.token_balance(alice_addr) >= 30, what="alice's tokens")
+    wait_for(lambda: runtime.market.unlisted_wh(alice_addr) >= 30, what="alice's tokens")
     listing = alice.signer.create_listing(30, 10**16, 600)
     login("bob").signer.deposit("1")
     page = browser.new_page()
