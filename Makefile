@@ -18,6 +18,9 @@ test: test-deps
 	$(BIN)/pytest
 
 deps: $(VENV)/.installed $(VENDOR)/socket.io.min.js $(VENDOR)/chart.umd.min.js $(VENDOR)/ethers.min.js
+	@# gzip twins of the static files (the portal sends them to browsers that accept gzip, and
+	@# nginx's gzip_static can too); only missing or stale ones are written.
+	$(BIN)/python -c 'import sys; from web.compress import main; main(sys.argv[1:])' web/static
 
 test-deps: deps $(VENV)/.installed-test system-deps
 
@@ -62,7 +65,8 @@ system-deps:
 	fi
 
 # Benchmarks print their figures, and bench/report.py rewrites docs/BENCHMARKS.md from them
-# (gas, chain, boards, portal, settle: about 6 min); never part of `make test`.
+# (bench/report.py's SECTIONS, one after the other: gas, chain, boards, portal, portal_procs,
+# settle, ...); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/report.py
 
@@ -74,3 +78,4 @@ lint: test-deps
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) var test-artifacts
+	find web/static -name '*.gz' -delete

@@ -1,10 +1,11 @@
 """A bid's round trip over HTTP as its bidder sees it: from pressing Buy to the portal's answer.
 
-Now (keys stay with their owners) a bid is signed by the bidder: the Python client asks the
-portal for the EIP-712 terms, signs them and posts the signature (two requests); the page
-builds the terms itself from the listing and posts once. On commits before the signed API
-(0b1cb99 and earlier) the portal signed with the key it held, in one POST: run this script
-there too (it detects which API it talks to) and compare the medians taken on one machine.
+Now (keys stay with their owners) a bid is signed by the bidder: the Python client and the page
+build the EIP-712 bid from the listing's view, sign it and post once; an API user may still ask
+for the terms first (`/bids/terms`, an optional pre-check: two requests). On commits before
+the signed API (0b1cb99 and earlier) the portal signed with the key it held, in one POST: run
+this script there too (it detects which API it talks to) and compare the medians taken on one
+machine.
 
 Run: .venv/bin/python bench/bid.py [bids]
 """
@@ -37,7 +38,8 @@ def portal(tmp: str):
 
 
 def signed_api(runtime, url: str, rounds: int) -> dict[str, list[float]]:
-    """Round trips of the client's bid (terms + sign + post) and of a page-style single post."""
+    """Round trips of the client's bid (built from the view, one post) and of a bid whose
+    terms are asked for first (two requests)."""
     from eth_account import Account
 
     from gridbid_client import checks
@@ -51,22 +53,22 @@ def signed_api(runtime, url: str, rounds: int) -> dict[str, list[float]]:
     bob.wait_tx(bob.deposit("5")["tx_hash"])
     while runtime.ledger.token_balance(keys["alice"].address) < 20:
         time.sleep(0.2)
-    listing = alice.create_listing(10, 1000, 3600)
-    lid, times = listing["id"], {"client (terms, sign, post)": [], "page (sign, post)": []}
+    view = alice.create_listing(10, 1000, 3600)
+    lid, times = view["id"], {"client (build, sign, post)": [], "with terms (ask, sign, post)": []}
     price = 1000
     for _ in range(rounds):
         price += 1000
         started = time.perf_counter()
-        bob.bid(lid, price)
-        times["client (terms, sign, post)"].append(time.perf_counter() - started)
+        view = bob.bid(view, price)  # the answer is the view the next bid is built from
+        times["client (build, sign, post)"].append(time.perf_counter() - started)
         price += 1000
+        started = time.perf_counter()
         terms = bob.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        typed = checks.bid_terms(terms, listing, price, keys["bob"].address, None)
-        started = time.perf_counter()  # the page has the terms already: sign and post
+        typed = checks.bid_terms(terms, view, price, keys["bob"].address, None)
         signature = Account.sign_typed_data(keys["bob"].key, full_message=typed).signature
-        bob.post(f"/api/listings/{lid}/bids", {"bid": terms["message"],
-                                                "signature": "0x" + bytes(signature).hex()})
-        times["page (sign, post)"].append(time.perf_counter() - started)
+        view = bob.post(f"/api/listings/{lid}/bids", {"bid": terms["message"],
+                                                       "signature": "0x" + bytes(signature).hex()})
+        times["with terms (ask, sign, post)"].append(time.perf_counter() - started)
     return times
 
 

@@ -7,7 +7,8 @@ broadcasts what it is posted) under the same gunicorn threaded worker and thread
 in its own process: alike for alike. python-socketio clients
 (asyncio, spread over two processes) connect to `/market`;
 bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
-keys (each bid EIP-712-signed by its bidder before its POST), and every client stamps each
+keys (each bid built from the listing's view and EIP-712-signed by its bidder before its one
+POST, as the market page does: no terms request), and every client stamps each
 `bid_placed` it receives. Latency = arrival minus the moment the bid's POST was sent
 (CLOCK_MONOTONIC, shared by the processes of one machine). Both servers are measured
 in the same run with the same client code and rate. Rounds (issue 16): 50 clients at 100
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -109,14 +111,17 @@ def _fill_tokens(runtime) -> None:
     print(f"ready {os.getpid()}", flush=True)
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, queue_url: str = "") -> None:
     """python-socketio alone (threading mode): POST /bid broadcasts `bid_placed` to every
-    /market client; served by the same gunicorn threaded worker as the portal."""
+    /market client; served by the same gunicorn threaded worker as the portal. With a Redis
+    queue_url every emit goes through socketio.RedisManager (bench/portal_procs.py's several
+    bare processes, as the portal's MESSAGE_QUEUE)."""
     import socketio
     from gunicorn.app.base import BaseApplication
 
     _stop_with_parent()
-    sio = socketio.Server(async_mode="threading")
+    manager = socketio.RedisManager(queue_url) if queue_url else None
+    sio = socketio.Server(async_mode="threading", client_manager=manager)
     sio.on("connect", lambda sid, environ, auth=None: True, namespace="/market")
 
     def http(environ, start_response):
@@ -188,9 +193,9 @@ def free_port() -> int:
 class Child:
     """A child process of this script, talking by lines on stdin/stdout; stderr to a file."""
 
-    def __init__(self, *args: str, timeout: float = 180.0):
+    def __init__(self, *args: str, timeout: float = 180.0, script: Path = HERE):
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, str(HERE), *args], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(script), *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -304,25 +309,28 @@ def paced_bids(post, lanes: list, rate: float, seconds: float) -> dict[str, tupl
 
 def portal_poster(portal: Portal):
     """post(lane, i) for the portal: bob and carol take turns, each bid the lowest accepted,
-    signed by the bidder (EIP-712) before the timed POST, as a page signs before it sends."""
-    from contracts.bindings import sign_bid
+    built from the listing's view and signed by the bidder (EIP-712) before the timed POST,
+    as a page does: one POST per bid, its answer the view the lane's next bid is built from."""
+    from eth_account import Account
 
-    state: dict[int, int] = {}
+    from gridbid_client import bids
+
+    domain = bids.chain_domain(portal.clients["bob"].chain())
+    meters = {name: portal.clients[name].me()["meter"] for name in ("bob", "carol")}
+    views: dict[int, dict] = {}
 
     def post(listing: dict, i: int) -> tuple[str, float]:
         lid = listing["id"]
-        price = state.get(lid, int(listing["min_next_bid_wei"]))
-        client = portal.clients[("bob", "carol")[(i // LANES) % 2]]
-        terms = client.post(f"/api/listings/{lid}/bids/terms", {"price_wei": str(price)})
-        bid = {k: v if k in ("offer", "buyer", "buyerMeter") else int(v)
-               for k, v in terms["message"].items()}
-        domain = terms["domain"]
-        signature = sign_bid(client.account, int(domain["chainId"]),
-                             domain["verifyingContract"], bid)
+        view = views.get(lid, listing)
+        price = int(view["min_next_bid_wei"])
+        name = ("bob", "carol")[(i // LANES) % 2]
+        client = portal.clients[name]
+        typed = bids.build_bid(view, price, client.account.address, meters[name], domain)
+        signature = Account.sign_typed_data(client.account.key, full_message=typed).signature
         at = time.monotonic()
-        view = client.post(f"/api/listings/{lid}/bids",
-                           {"bid": terms["message"], "signature": "0x" + signature.hex()})
-        state[lid] = int(view["min_next_bid_wei"])
+        views[lid] = client.post(f"/api/listings/{lid}/bids",
+                                 {"bid": bids.as_json(typed["message"]),
+                                  "signature": "0x" + bytes(signature).hex()})
         return f"{lid}:{price}", at
 
     return post
@@ -343,26 +351,35 @@ def bare_poster(url: str):
     return post
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(pid: int | Sequence[int]) -> float:
+    """CPU seconds (user + system) a process has used, all its threads (summed over several
+    processes; one that has gone counts nothing)."""
+    total = 0
+    for one in [pid] if isinstance(pid, int) else pid:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = RATE,
-            pid: int | None = None) -> dict:
+            pid: int | Sequence[int] | None = None, others: Sequence[int] = ()) -> dict:
     """One round: count clients connect, paced bids at rate, every arrival stamped; with the
-    server's pid, its CPU per bid while the bids are paced (its loops' share included)."""
+    server's pid (or pids), its CPU per bid while the bids are paced (its loops' share
+    included), and likewise the CPU of others (bench/portal_procs.py: Redis, nginx, ...)."""
     per = [count // CLIENT_PROCS + (1 if k < count % CLIENT_PROCS else 0)
            for k in range(CLIENT_PROCS)]
     begin = time.monotonic()
     swarm = [Child("clients", url, str(n), cookie, timeout=300) for n in per if n]
     connect_s = time.monotonic() - begin
     try:
-        cpu_before = cpu_s(pid) if pid else 0.0
+        cpu_before, others_before = (cpu_s(pid) if pid else 0.0), cpu_s(others)
         sent = paced_bids(post, lanes, rate, SECONDS)
         time.sleep(1.0)  # stragglers
         cpu_ms = (cpu_s(pid) - cpu_before) * 1000 if pid else float("nan")
+        others_ms = (cpu_s(others) - others_before) * 1000
         arrivals: dict[str, list[float]] = defaultdict(list)
         for child in swarm:
             for key, times in json.loads(child.ask("dump")).items():
@@ -379,6 +396,7 @@ def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = 
             "post_p50": pct(answers, 50), "post_p99": pct(answers, 99),
             "lost": expected - len(latencies), "expected": expected,
             "cpu_ms_per_bid": cpu_ms / max(1, len(sent)),
+            "others_cpu_ms_per_bid": others_ms / max(1, len(sent)),
             "rate": len(sent) / (max(at for at, _ in sent.values())
                                  - min(at for at, _ in sent.values()) or 1)}
 
@@ -431,7 +449,9 @@ def main() -> None:
                 round_of("portal", count, RATE)
             memory["after rounds"] = portal_proc.rss_mb()[0]
             begin = time.monotonic()
-            lanes = [portal.listing() for _ in range(OPEN_AUCTIONS - 3 * LANES)]
+            # At least one round's lanes, when BENCH_OPEN_AUCTIONS is no more than the rounds
+            # before opened (e.g. 30): the last round then bids on these.
+            lanes = [portal.listing() for _ in range(max(LANES, OPEN_AUCTIONS - 3 * LANES))]
             memory["list_per_s"] = len(lanes) / (time.monotonic() - begin)
             memory["open auctions"] = OPEN_AUCTIONS
             memory[f"{OPEN_AUCTIONS} open"] = portal_proc.rss_mb()[0]

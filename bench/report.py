@@ -104,6 +104,19 @@ bids, and a row that fell below 90% of the asked rate misses its goal whatever i
 last portal row repeats 200 clients with 1,000 auctions open (every client's connect snapshot
 carries them all). Goals: p99 ≤ 1.5× the bare server at 50 clients, ≤ 2× at 200 clients (at
 the bare server's own rate); RSS ≤ 300 MB with 1,000 open auctions.""", None),
+    ("portal_procs", "Portal as deployed: several processes", """\
+`bench/portal_procs.py` measures what `bench/portal.py` measures (its clients, bidders, pacing and
+goals, imported) for the portal as docs/DEPLOY.md deploys it: N portal processes (`web.serve`,
+one threaded worker of 250 threads each) on one anvil node, one PostgreSQL store, the signed
+Redis message queue and one data directory, the demo's boards in the one local bridge child,
+behind nginx (`deploy/nginx/gridbid-proxy.conf`; the upstream hashes the client's address and
+port, since `ip_hash` sends every 127.0.0.1 client to one process); against N bare
+python-socketio processes on `socketio.RedisManager` behind the same nginx (`x bareN`, alike for
+alike) and `bench/portal.py`'s one bare process with neither (`bare direct`, the issue's
+reference: `x bare1`). Clients are websocket-only (no stickiness needed), spread over the
+processes by nginx, as are the bidders' connections. `CPU ms/bid` sums the serving processes'
+workers; `others` is what serves them (Redis, nginx, PostgreSQL, anvil, the arbiters, the local
+bridge). Goals as bench/portal.py's, against the bare direct row.""", None),
     ("settle", "Settlement: auction close to relays on", """\
 `bench/settle.py` runs the portal's runtime in the bench process with the default market tick;
 a hand-driven clock moves each auction past its deadline and the bench stamps each stage: the

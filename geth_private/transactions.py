@@ -14,6 +14,7 @@ from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     TransactionNotFound,
+    Web3RPCError,
 )
 
 from geth_private.backend import ONE_PENDING_PER_SENDER, ChainBackend
@@ -192,6 +193,15 @@ class TxManager(OwnerSigned, Recovery):
             return self.w3.eth.call({"from": sender, **tx})
         except (ContractCustomError, ContractLogicError) as err:
             raise TransactionReverted(label, self._reason(err)) from err
+        except Web3RPCError as err:
+            # The node turned the call down before running it (the sender's funds, say).
+            message = err.rpc_response.get("error", {}).get("message") if isinstance(
+                getattr(err, "rpc_response", None), dict) else None
+            raise TransactionRejected(f"{label}: {message or err}") from err
+
+    def max_fee_per_gas(self) -> int:
+        """The fee cap per gas the next suggested transaction carries (last base fee seen)."""
+        return self._fees(cached=True)["maxFeePerGas"]
 
     def poll(self) -> None:
         """Collect receipts of in-flight transactions and release queued ones."""

@@ -205,8 +205,9 @@ def offer_hash(domain: Mapping[str, Any], offer: Mapping[str, Any]) -> bytes:
     return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
 
 
-def _check_listing_offer(listing: Mapping[str, Any], domain: Mapping[str, Any]) -> bytes:
-    """The hash of a listing's published offer, when the offer is its seller's, signed."""
+def listing_offer_hash(listing: Mapping[str, Any], domain: Mapping[str, Any]) -> bytes:
+    """The hash of a listing's published offer (what a bid on it names), when the offer is
+    its seller's, signed, of the listing's energy; else refused."""
     offer = listing.get("offer")
     if not isinstance(offer, Mapping):
         raise SigningRefused("the listing publishes no signed offer: nothing to bid on")
@@ -240,7 +241,7 @@ def bid_terms(
     if meter is not None and not _same_address(message.get("buyerMeter"), meter):
         raise SigningRefused(f"the bid names meter {message.get('buyerMeter')}, not yours")
     _check_domain(domain, chain, "bid")
-    digest = _check_listing_offer(listing, domain)
+    digest = listing_offer_hash(listing, domain)
     if str(message.get("offer")).lower() != "0x" + digest.hex():
         raise SigningRefused(f"the bid names offer {message.get('offer')}, not listing "
                              f"{listing.get('id')}'s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from eth_account import Account
@@ -10,7 +11,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from gridbid_client import checks, keys
+from gridbid_client import bids, checks, keys
 from gridbid_client.errors import ClientError, SigningRefused
 from gridbid_client.transport import HttpTransport, Transport
 
@@ -29,6 +30,7 @@ class Client:
         self.account = account
         self.csrf: str | None = None
         self._chain: dict[str, Any] | None = None
+        self._session: dict[str, Any] | None = None  # /api/login's (or /api/me's) answer
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -87,12 +89,14 @@ class Client:
         text, signature = self._signed_login_message()
         me = self.post("/api/login", {"message": text, "signature": signature})
         self.csrf = me.get("csrf") or self.csrf  # the login starts a new session
+        self._session = me
         return me
 
     def logout(self) -> dict[str, Any]:
         """End the session."""
         answer = self.post("/api/logout")
         self.csrf = answer.get("csrf") or None
+        self._session = None
         return answer
 
     def register(
@@ -235,19 +239,35 @@ class Client:
             body["approval"] = self.sign("approve", {"energy_wh": wh}, approval["tx"])
         return self.post("/api/listings", body)
 
-    def bid(self, listing_id: int, price_wei: int) -> dict[str, Any]:
-        """Bid on a listing: the portal's EIP-712 terms, checked against the listing's
-        published offer, signed by us; the listing."""
-        listing_id, price_wei = int(listing_id), int(price_wei)
-        listing = self.listing(listing_id)
-        terms = self.post(f"/api/listings/{listing_id}/bids/terms", {"price_wei": str(price_wei)})
-        typed = checks.bid_terms(terms, listing, price_wei, self._me().address,
-                                 self._chain_info(), self.me().get("meter"))
-        signature = Account.sign_typed_data(self._me().key, full_message=typed).signature
-        return self.post(
-            f"/api/listings/{listing_id}/bids",
-            {"bid": terms["message"], "signature": "0x" + bytes(signature).hex()},
-        )
+    def bid(self, listing: int | Mapping[str, Any], price_wei: int) -> dict[str, Any]:
+        """Bid on a listing (its id, or its view as listings() or a push gave it): the bid
+        built here from the view, signed by us and posted once; the listing as it is now.
+        A portal without /api/chain or bid expiry bounds in its views is asked for terms."""
+        view = self.listing(int(listing)) if not isinstance(listing, Mapping) else listing
+        listing_id, price_wei, me = int(view["id"]), int(price_wei), self._me()
+        chain = self._chain_info()
+        if chain is None or "bid_expiry_min" not in view:
+            terms = self.post(f"/api/listings/{listing_id}/bids/terms",
+                              {"price_wei": str(price_wei)})
+            typed = checks.bid_terms(terms, view, price_wei, me.address, chain,
+                                     self._meter())
+        else:
+            typed = bids.build_bid(view, price_wei, me.address, self._meter(),
+                                   bids.chain_domain(chain))
+        signature = Account.sign_typed_data(me.key, full_message=typed).signature
+        try:
+            return self.post(f"/api/listings/{listing_id}/bids",
+                             {"bid": bids.as_json(typed["message"]),
+                              "signature": "0x" + bytes(signature).hex()})
+        except ClientError:
+            self._session = None  # a refusal may be a meter changed since: ask again next time
+            raise
+
+    def _meter(self) -> str | None:
+        """Our meter as the session's login (or /api/me) named it; asked again when none."""
+        if self._session is None or self._session.get("meter") is None:
+            self._session = self.me()
+        return self._session.get("meter")
 
     def cancel_listing(self, listing_id: int) -> dict[str, Any]:
         """Withdraw our listing while it has no bids, signing the approval that lowers the

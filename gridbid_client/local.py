@@ -9,7 +9,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gridbid_client import checks
+from gridbid_client import bids, checks
 from gridbid_client.checks import tx_fields
 
 
@@ -80,13 +80,13 @@ class LocalParty:
                                           start_price)
 
     def bid(self, listing_id: object, price: object) -> dict[str, Any]:
-        """Bid, signing the EIP-712 terms the market gives for this price (checked as the
-        HTTP client checks them, against the listing's published offer)."""
+        """Bid, building the EIP-712 bid from the listing's view as the page and the HTTP
+        client do (against its published offer), signed with this participant's key."""
         listing = self.market.listing(int(str(listing_id)))
-        terms = self.market.bid_terms(self.address, listing_id, price)
         meter = self.market.participant(self.address)["meter_address"]
-        typed = checks.bid_terms(terms, listing, int(str(price)), self.address, None, meter)
-        return self.market.place_bid(self.address, listing_id, terms["message"],
+        typed = bids.build_bid(listing, int(str(price)), self.address, meter,
+                               bids.escrow_domain(*self.market.ledger.bid_domain()))
+        return self.market.place_bid(self.address, listing_id, bids.as_json(typed["message"]),
                                      self._sign(typed))
 
     def cancel(self, listing_id: object) -> dict[str, Any]:

@@ -28,8 +28,9 @@ class AuctionBook:
     """Lists energy, takes signed bids, cancels, and closes due auctions into deals.
 
     lock: the book's own: commands and the auction closes in this process take it for their
-    store work alone (every chain read is made before it, every send queued with its hash),
-    so nothing under it waits on a node; the store's row locks order them across workers.
+    store work alone (the chain's values come from Funds, kept; every send is queued with its
+    hash), so nothing under it waits on a node; the store's row locks order them across
+    workers.
     """
 
     def __init__(
@@ -43,7 +44,9 @@ class AuctionBook:
         self.settings = settings
         self.worker = worker  # this process's name in the logs of the auctions it closes
         self._lock = lock
-        self.funds = Funds(ledger)  # bidders' escrow as bids check it (see Funds: how stale)
+        # Escrow, tokens and allowances as bids and listings check them, kept here and
+        # refreshed off the request path (see Funds: how stale, and why that is safe).
+        self.funds = Funds(ledger)
         # seller -> (hash, amount) of the last approval (or permit) a listing or a cancel
         # queued here: an approve sets the allowance, so it counts before it lands.
         self._approvals: dict[str, tuple[str, int]] = {}
@@ -53,7 +56,8 @@ class AuctionBook:
     def listing(self, listing_id: int) -> dict[str, Any]:
         """One listing as the pages show it."""
         row = self._listing_row(listing_id)
-        return listing_view(self.store, row, self.clock.now(), self.settings.limits)
+        return listing_view(self.store, row, self.clock.now(), self.settings.limits,
+                            bid_validity_s=self.settings.bid_validity_s)
 
     def listings(self, status: str | None = ListingState.OPEN) -> list[dict[str, Any]]:
         """Listings as the pages show them (open ones by default, ending soonest first as
@@ -83,11 +87,12 @@ class AuctionBook:
         # Names in one query, not two per listing: every browser that connects gets this
         # snapshot (bench/portal.py, 1,000 open auctions); each row has its highest bid.
         names = {p["address"]: p["name"] for p in self.store.participants()}
-        return [listing_view(self.store, row, now, self.settings.limits, names) for row in rows]
+        return [listing_view(self.store, row, now, self.settings.limits, names,
+                             bid_validity_s=self.settings.bid_validity_s) for row in rows]
 
     def unlisted_wh(self, address: str) -> int:
-        """Tokens an address holds that no open listing offers."""
-        return self.ledger.token_balance(address) - self.store.listed_wh(address)
+        """Tokens an address holds (as kept: Funds) that no open listing offers."""
+        return self.funds.tokens(address)[0] - self.store.listed_wh(address)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -142,10 +147,10 @@ class AuctionBook:
         meter = offers.seller_meter(participant(self.store, seller))
         offers.check_offer(terms, seller, meter, self.settings, self.clock.now(), asked)
         digest = offer_hash(*domain, terms)
-        if self.store.listing_by_offer(digest) or self.ledger.offer_used(digest):
+        if self.store.listing_by_offer(digest) or self.funds.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
-        allowance = self._allowance(seller)  # chain reads before the lock
-        balance = self.ledger.token_balance(seller)
+        allowance = self._allowance(seller)  # kept values (Funds): no chain read
+        balance = self.funds.tokens(seller)[0]
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
         with self._lock:
@@ -173,7 +178,8 @@ class AuctionBook:
 
     def bid_terms(self, bidder: str, listing_id: object, price: object) -> dict[str, Any]:
         """The EIP-712 bid the bidder signs for this price, checked as a bid would be first:
-        it names the listing's offer (hash) and the bidder's meter."""
+        it names the listing's offer (hash) and the bidder's meter. Optional: the listing's
+        view carries all a bidder needs to build the same bid itself (the page does)."""
         amount = rules.parse_int(price, "bid (wei per kWh)", 1, rules.MAX_WEI)
         row = self._listing_row(listing_id)
         buyer = participant(self.store, bidder)
@@ -182,7 +188,7 @@ class AuctionBook:
             "offer": self._offer_hash(row), "buyer": bidder,
             "buyerMeter": buyer["meter_address"],
             "priceWeiPerKWh": amount, "maxWh": row["energy_wh"],
-            "nonce": secrets.randbits(63), "expiry": self._bid_expiry(row),
+            "nonce": secrets.randbits(63), "expiry": self._bid_expiry(row)[0],
         }
         return signed.page_terms(bid_typed_data(*self.ledger.bid_domain(), bid))
 
@@ -196,19 +202,24 @@ class AuctionBook:
         if signed.bid_signer(*self.ledger.bid_domain(), terms, sig) != bidder:
             raise NotAllowed("the bid is not signed by your key")
         buyer = participant(self.store, bidder)
+        # Who may bid first: a bid built without terms (no pre-check) gets this sentence, not
+        # "does not match" for a meter it could not name.
+        self._check_bidder(buyer)
         wrong = [name for name, want in (("offer", self._offer_hash(row)), ("buyer", bidder),
                                          ("buyerMeter", buyer["meter_address"]),
                                          ("maxWh", row["energy_wh"]))
                  if terms[name] != want]
         if wrong:
             raise InvalidInput(f"the signed bid does not match this listing: {', '.join(wrong)}")
-        if not self._bid_expiry(row) <= terms["expiry"] <= self._bid_expiry(row) + 7 * 86400:
+        least, most = self._bid_expiry(row)
+        if not least <= terms["expiry"] <= most:
             raise InvalidInput("the bid's expiry must let its deal open after the auction ends "
-                               f"(at least {self._bid_expiry(row)})")
+                               f"and be at most a week later (between {least} and {most}: "
+                               "the listing's bid_expiry_min and bid_expiry_max)")
         if self.store.bid_nonce_used(bidder, terms["nonce"]):
             raise InvalidInput("this signed bid was already placed; sign a new one")
         amount = terms["priceWeiPerKWh"]
-        funds = self.funds.of(bidder)  # chain reads before the lock
+        funds = self.funds.of(bidder)  # kept (Funds): read before the lock all the same
         with self._lock, self.store.transaction():
             # The listing's row stays locked until this bid is stored, so a bid through another
             # worker waits and then sees this one as the highest (and a close sees both).
@@ -238,7 +249,7 @@ class AuctionBook:
         """Withdraw a listing: only its seller, only while open and before the first bid;
         approval (or permit) lowers the escrow's allowance by the lot (see prepare_cancel)."""
         row = self._cancellable(seller, listing_id)
-        allowance = self._allowance(seller)  # chain reads before the lock
+        allowance = self._allowance(seller)  # kept (Funds)
         lowered = offers.backing(approval, permit, seller, self.ledger)
         ceiling = max(allowance - row["energy_wh"], 0)
         if lowered is None and allowance > ceiling:
@@ -299,10 +310,7 @@ class AuctionBook:
         Funds.of read them. Constant in the number of bids: the row keeps its highest bid."""
         bidder = buyer["address"]
         check_lots(self.store, bidder)
-        if buyer["role"] != "consumer":
-            raise NotAllowed("only consumers can bid")
-        if buyer["board_id"] is None or buyer["meter_address"] is None:
-            raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
+        self._check_bidder(buyer)
         rules.check_bid(
             seller=row["seller"], bidder=bidder, start_price=row["start_price"],
             highest=row["leader_price"], price=amount, energy_wh=row["energy_wh"],
@@ -312,6 +320,14 @@ class AuctionBook:
             # A pending request may complete before this bid's deal opens: it covers no bid.
             withdrawing_wei=funds[1],
         )
+
+    @staticmethod
+    def _check_bidder(buyer: dict[str, Any]) -> None:
+        """Only a consumer whose load a meter board measures bids."""
+        if buyer["role"] != "consumer":
+            raise NotAllowed("only consumers can bid")
+        if buyer["board_id"] is None or buyer["meter_address"] is None:
+            raise NotAllowed("no meter board measures your load yet; the operator enrolls one")
 
     def _store_bid(
         self, bidder: str, row: dict[str, Any], bid: dict[str, Any], signature: bytes
@@ -328,17 +344,18 @@ class AuctionBook:
         if later != row["deadline"]:
             self.store.set_deadline(lid, later)
 
-    def _bid_expiry(self, row: dict[str, Any]) -> int:
-        """The least expiry a bid needs: its deal may open up to bid_validity_s after the
-        latest the auction can close."""
-        return int(row["closes_by"] or row["deadline"]) + self.settings.bid_validity_s
+    def _bid_expiry(self, row: dict[str, Any]) -> tuple[int, int]:
+        """(least, greatest) expiry a bid on this listing may carry (rules.bid_expiry_bounds),
+        as its view publishes them."""
+        return rules.bid_expiry_bounds(row.get("closes_by"), row["deadline"],
+                                       self.settings.bid_validity_s)
 
     def _allowance(self, seller: str) -> int:
         """The escrow's token allowance from seller as it stands once the last approval (or
         permit) queued here lands: a cancel's lowering one in flight already counts, so a
-        listing prepared meanwhile is not told the old allowance covers it (a chain read,
-        made before any lock)."""
-        on_chain = self.ledger.allowance(seller)
+        listing prepared meanwhile is not told the old allowance covers it (the chain's as
+        Funds keeps it)."""
+        on_chain = self.funds.tokens(seller)[1]
         queued = self._approvals.get(seller)
         if queued is not None and not offers.approval_settled(self.store, self.ledger, queued[0]):
             return queued[1]

@@ -54,9 +54,25 @@ class ChainActionFailed(MarketError):
 
 
 class WouldRevert(ChainActionFailed):
-    """An action the contract would refuse, found by simulating it before anyone signs."""
+    """An action the contract would refuse, found by simulating it before anyone signs; the
+    message is a sentence (marketplace.refusals), `reason` the contract's raw custom error."""
 
     status = 409
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ChainRefused(ChainActionFailed):
+    """A transaction sent for a person (an admin's, say) that the contract refused (reverted):
+    a 409 whose message is the refusal as a sentence, `reason` the raw custom error."""
+
+    status = 409
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CannotCancel(MarketError):

@@ -20,10 +20,11 @@ from contracts.bindings import (
 )
 from firmware_bridge.signing import SignedReading
 from geth_private import LogPoller, Signer, TxManager, TxRecord
-from geth_private.errors import ChainError, TransactionReverted
+from geth_private.errors import ChainError, TransactionRejected, TransactionReverted
 from geth_private.signed import SignedCall
+from marketplace import refusals
 from marketplace.contract_enums import EscrowMarket, MeterKind
-from marketplace.errors import ChainActionFailed, WouldRevert
+from marketplace.errors import ChainActionFailed, ChainRefused, InvalidInput, WouldRevert
 from marketplace.ledger_intervals import (
     IntervalLedger,
 )
@@ -153,6 +154,19 @@ class Ledger(LedgerSetup, LedgerMeters):
         values = abi_decode(outputs, bytes(raw))
         return values[0] if len(values) == 1 else list(values)
 
+    def escrow_funds_at(self, address: str, block: int) -> tuple[int, int]:
+        """(free balance, pending withdrawal amount) of a buyer in the lots market at a block,
+        in wei: what a bid's check needs (marketplace.funds keeps it)."""
+        free = self._escrow_view("freeOf", address, int(LOTS), block)
+        return free, self._escrow_view("withdrawalOf", address, int(LOTS), block)[0]
+
+    def tokens_at(self, address: str, block: int) -> tuple[int, int]:
+        """(energy tokens held, the escrow's allowance) of an address at a block, in Wh."""
+        balance = self.token.functions.balanceOf(address).call(block_identifier=block)
+        allowance = self.token.functions.allowance(address, self.escrow.address).call(
+            block_identifier=block)
+        return balance, allowance
+
     def escrow_locked(self, address: str) -> int:
         """A buyer's escrow balance locked by open deals, in wei."""
         return self.escrow.functions.lockedOf(address).call()
@@ -192,7 +206,10 @@ class Ledger(LedgerSetup, LedgerMeters):
                 self.txm.simulate(sender, tx, label)
             return self.txm.suggest(sender, tx)
         except TransactionReverted as err:
-            raise WouldRevert(str(err)) from err
+            raise WouldRevert(refusals.sentence(err.label, err.reason), reason=err.reason) from err
+        except TransactionRejected as err:
+            # Before anything is signed: the node turned the sender's own transaction down.
+            raise InvalidInput(f"the chain refuses this transaction: {err}") from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 
@@ -326,6 +343,8 @@ class Ledger(LedgerSetup, LedgerMeters):
     def _send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
         try:
             return self.txm.send(account, tx, label)
+        except TransactionReverted as err:
+            raise ChainRefused(refusals.sentence(err.label, err.reason), err.reason) from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 
@@ -342,6 +361,8 @@ class Ledger(LedgerSetup, LedgerMeters):
     def _wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
         try:
             return self.txm.wait(record, timeout)
+        except TransactionReverted as err:  # the contract said no: a refusal, not node trouble
+            raise ChainRefused(refusals.sentence(err.label, err.reason), err.reason) from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 

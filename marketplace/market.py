@@ -86,6 +86,11 @@ class Market:
         if role == "producer":
             self.minting.add_producer(board_id, meter)
 
+    def learn(self, address: str) -> None:
+        """Have an account's escrow and tokens read into the kept funds off the request path
+        (sign-in, the market channel's join), so its first bid or listing reads none itself."""
+        self.auctions.funds.learn(address)
+
     def participant(self, address: str) -> dict[str, Any]:
         """A participant by address, or NotFound."""
         return participant(self.store, address)

@@ -21,6 +21,8 @@ from marketplace.errors import (
     NotFound,
 )
 from marketplace.states import ListingState
+from marketplace.units import eth
+from marketplace.units import price as price_text
 
 MAX_WEI = 2**128  # far above any sane price; keeps arithmetic inside uint256 on chain
 ETH_DECIMALS = 18
@@ -72,8 +74,8 @@ def check_cost(price_wei_per_kwh: int, energy_wh: int, what: str) -> None:
     if cost_wei(price_wei_per_kwh, energy_wh) == 0:
         least = -(-1000 // energy_wh)  # ceil: the least price whose lot costs 1 wei
         raise InvalidInput(
-            f"{energy_wh} Wh at {price_wei_per_kwh} wei/kWh costs 0 wei (price × Wh / 1000 is "
-            f"rounded down): the {what} must be at least {least} wei/kWh"
+            f"{energy_wh} Wh at {price_text(price_wei_per_kwh)} costs nothing (the escrow rounds "
+            f"the cost down, to 0 here): the {what} must be at least {price_text(least)}"
         )
 
 
@@ -148,24 +150,30 @@ def check_bid(
     if bidder == seller:
         raise NotAllowed("you cannot bid on your own listing")
     if price < start_price:
-        raise BidTooLow(f"the start bid is {start_price} wei/kWh; bid at least that")
+        raise BidTooLow(f"the start bid is {price_text(start_price)} "
+                        f"({eth(cost_wei(start_price, energy_wh), 'up')} for these {energy_wh} Wh)"
+                        "; bid at least that")
     lowest = min_next_bid(start_price, highest, limits)
     if highest is not None and price < lowest:
         raise BidTooLow(
-            f"the highest bid is {highest} wei/kWh; bid at least {lowest} "
-            f"(the minimum increment is {limits.min_increment_wei} wei"
-            + (f" or {limits.min_increment_pct:g} %" if limits.min_increment_pct else "")
+            f"the highest bid is {price_text(highest)}; bid at least {price_text(lowest)} "
+            f"({eth(cost_wei(lowest, energy_wh), 'up')} for these {energy_wh} Wh; a new bid "
+            f"beats the highest by at least {price_text(limits.min_increment_wei)}"
+            + (f" or {limits.min_increment_pct:g} %, whichever is more"
+               if limits.min_increment_pct else "")
             + ")"
         )
     check_cost(price, energy_wh, "bid")
     needed = cost_wei(price, energy_wh)
     covering = max(0, free_wei - withdrawing_wei)
     if needed > covering:
-        have = f"you have {free_wei} free; deposit more first"
+        have = f"you have {eth(free_wei)} free in the escrow; deposit more on the Wallet view"
         if withdrawing_wei:
-            have = (f"you have {free_wei} free, of which the {withdrawing_wei} wei you asked to "
-                    "withdraw covers no bid; cancel that request or deposit more")
-        raise InsufficientEscrow(f"this bid needs {needed} wei in your escrow balance, {have}")
+            have = (f"you have {eth(free_wei)} free in the escrow, of which the "
+                    f"{eth(withdrawing_wei, 'up')} you asked to withdraw covers no bid; cancel "
+                    "that request or deposit more")
+        raise InsufficientEscrow(f"this bid needs {eth(needed, 'up')} ({energy_wh} Wh at "
+                                 f"{price_text(price)}); {have}")
 
 
 def winner(bids: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:
@@ -212,10 +220,9 @@ def parse_ether(value: object, field: str) -> int:
     kept = digits.rstrip("0")
     shift += len(digits) - len(kept)
     if shift < 0:
-        raise InvalidInput(f"{field} must be a whole number of wei: at most "
-                           f"{ETH_DECIMALS} decimals of ETH")
+        raise InvalidInput(f"{field} has too many decimals: at most {ETH_DECIMALS} decimals of ETH")
     if len(kept) + shift > len(str(MAX_WEI)) or int(kept) * 10**shift >= MAX_WEI:
-        raise InvalidInput(f"{field} is too large: at most {MAX_WEI - 1} wei")
+        raise InvalidInput(f"{field} is too large: at most {eth(MAX_WEI - 1)}")
     return int(kept) * 10**shift
 
 
@@ -228,3 +235,14 @@ def _number_text(value: object) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return repr(value)  # a float's shortest text: what the sender wrote, not its binary value
+
+
+BID_EXPIRY_WINDOW_S = 7 * 86400  # a signed bid may stay valid this long past its least expiry
+
+
+def bid_expiry_bounds(closes_by: float | None, deadline: float,
+                      bid_validity_s: int) -> tuple[int, int]:
+    """(least, greatest) expiry a bid on a listing may carry: its deal may open up to
+    bid_validity_s after the latest the auction can close, and no bid lives for weeks."""
+    least = int(closes_by or deadline) + bid_validity_s
+    return least, least + BID_EXPIRY_WINDOW_S

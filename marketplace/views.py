@@ -18,12 +18,14 @@ def _name(store: Store, address: str | None) -> str | None:
 
 def listing_view(
     store: Store, row: dict[str, Any], now: float, limits: rules.Limits,
-    names: dict[str, str] | None = None,
+    names: dict[str, str] | None = None, *, bid_validity_s: int,
 ) -> dict[str, Any]:
     """A listing with its highest bid, bidder, time left and the lowest acceptable bid (from
-    the row: the store keeps the highest bid and the count with each bid).
+    the row: the store keeps the highest bid and the count with each bid), and what a bidder
+    needs to build its own bid: the offer's hash, the lot (maxWh) and the expiry bounds.
 
-    names (address -> name) spare the queries when a caller shows many listings at once."""
+    names (address -> name) spare the queries when a caller shows many listings at once;
+    bid_validity_s: the market's (Settings.bid_validity_s), for the expiry bounds."""
     best = (row["leader_bid"], row["leader_price"], row["leader_bidder"]) \
         if row.get("leader_bid") is not None else None
 
@@ -32,6 +34,7 @@ def listing_view(
             return names.get(address)
         return _name(store, address)
 
+    expiry = rules.bid_expiry_bounds(row.get("closes_by"), row["deadline"], bid_validity_s)
     return {
         "id": row["id"],
         "seller": row["seller"],
@@ -54,6 +57,10 @@ def listing_view(
         "offer": json.loads(row["offer"]) if row.get("offer") else None,
         "offer_signature": row.get("offer_signature"),
         "offer_hash": row.get("offer_hash"),
+        # A bid signs an expiry in these bounds (the least is what bid_terms gives): with the
+        # offer hash and energy_wh (maxWh) a page builds its bid without asking for terms.
+        "bid_expiry_min": expiry[0],
+        "bid_expiry_max": expiry[1],
     }
 
 

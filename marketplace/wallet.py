@@ -14,11 +14,12 @@ from geth_private.backend import (
 )
 from geth_private.errors import ChainError
 from geth_private.watching import WatchRefused
-from marketplace import readouts, rules, signed
+from marketplace import readouts, refusals, rules, signed
 from marketplace.contract_enums import MARKETS, EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
 from marketplace.ledger import GAS, LABELS
 from marketplace.market import Market
+from marketplace.units import eth
 
 LOTS = EscrowMarket.LOTS
 
@@ -62,8 +63,8 @@ class Wallets:
             "withdrawal": self._withdrawal(address),
             "escrow_notice_s": self.ledger.withdrawal_notice(),
             "generation": self._generation(who.get("board_id"), who.get("role")),
-            "pending": [r.public() for r in txm.pending(address)],
-            "recent": self.market.store.transactions(address, 10),
+            "pending": [_shown(r.public()) for r in txm.pending(address)],
+            "recent": [_shown(r) for r in self.market.store.transactions(address, 10)],
             "mining": self.mining_state(),
             # The interval market: what this interval earned or cost so far, when it settles.
             "interval": self.market.intervals.current_of(address),
@@ -85,8 +86,7 @@ class Wallets:
         if target == address:
             raise InvalidInput("that is your own address")
         balance = self.ledger.eth_balance(address)
-        if wei > balance:
-            raise InvalidInput(f"you have {balance} wei; you cannot send {wei}")
+        _check_covers(balance, wei, self._fee("transfer"), f"send {eth(wei, 'up')}")
         known = self.market.store.participant(target)
         return {"to": target, "to_name": known["name"] if known else None,
                 "amount_wei": str(wei), "balance_wei": str(balance)}
@@ -98,7 +98,10 @@ class Wallets:
     ) -> dict[str, Any]:
         """The escrow deposit the owner signs, so bids are covered."""
         wei = rules.parse_ether(amount_eth, "deposit")
-        return self._prepare(address, "EnergyEscrow", "deposit", [_market(market)], wei)
+        which = _market(market)
+        _check_covers(self.ledger.eth_balance(address), wei, self._fee("deposit"),
+                      f"deposit {eth(wei, 'up')}")
+        return self._prepare(address, "EnergyEscrow", "deposit", [which], wei)
 
     def prepare_withdrawal(
         self, address: str, amount_eth: object, market: object = None
@@ -108,7 +111,8 @@ class Wallets:
         which = _market(market)
         free = self.ledger.escrow_free(address, which)
         if wei > free:
-            raise InvalidInput(f"your free escrow balance is {free} wei; you cannot withdraw {wei}")
+            raise InvalidInput(f"you have {eth(free)} free in the escrow ({_MARKET_NAMES[which]}); "
+                               f"you cannot withdraw {eth(wei, 'up')}")
         return self._prepare(address, "EnergyEscrow", "requestWithdrawal", [which, wei])
 
     def prepare_cancellation(self, address: str, market: object = None) -> dict[str, Any]:
@@ -150,11 +154,15 @@ class Wallets:
         """One transaction's record, as the app knows it (or the store kept it)."""
         record = self.ledger.txm.record(tx_hash)
         if record is not None:
-            return record.public()
+            return _shown(record.public())
         stored = self.market.store.transaction_record(tx_hash)
         if stored is None:
             raise NotFound(f"no transaction {tx_hash} is known here")
-        return stored
+        return _shown(stored)
+
+    def _fee(self, fn: str) -> int:
+        """The most a transaction of fn may pay for gas, as suggested now."""
+        return GAS[fn] * self.ledger.txm.max_fee_per_gas()
 
     def _prepare(self, address: str, contract: str, fn: str, args: list[Any],
                  value: int = 0) -> dict[str, Any]:
@@ -236,6 +244,26 @@ class Wallets:
             "soc": readouts.number(getattr(reading, "soc", None), None, board_id, "soc"),
             "relay_on": bool(relays and relays[0]),
         }
+
+
+_MARKET_NAMES = {EscrowMarket.LOTS: "lot auctions", EscrowMarket.COMMUNITY: "community market"}
+
+
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A transaction record as its owner reads it: a contract's refusal as a sentence."""
+    if record.get("error"):
+        return {**record, "error": refusals.readable(record["error"])}
+    return record
+
+
+def _check_covers(balance: int, wei: int, fee: int, what: str) -> None:
+    """Refuse, as a sentence in ETH, a payment the sender's Ether balance does not cover with
+    its fee (the node refuses a transaction its sender cannot pay gas for)."""
+    if wei > balance:
+        raise InvalidInput(f"you have {eth(balance)}; you cannot {what}")
+    if wei + fee > balance:
+        raise InvalidInput(f"you have {eth(balance)}; to {what} keep up to {eth(fee, 'up')} "
+                           "for the transaction's fee (gas): send a little less")
 
 
 def _market(value: object) -> int:

@@ -28,6 +28,7 @@ SLOW_FIRST = (
     "tests/web/test_verify.py",
     "tests/web/test_workers.py",
     "tests/web/test_pages.py",
+    "tests/web/test_pages_axe.py",  # ~50 s: 10 views x 2 widths of axe-core in one portal
     "tests/web/test_bus_check.py",
     "tests/contracts/test_gas.py",
     # 25-90 s each in a run on a loaded machine (CI did not list them)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from web import config, errors
+from web import compress, config, errors
 from web.bridges import hear_queue, send_command
 from web.config import DEFAULTS
 from web.converters import AsciiIntegerConverter
@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
     errors.register(app)
+    compress.init_app(app)  # gzip for static assets and the page shell
     # Same-origin only (the default): another site cannot open a socket with our cookie.
     # With a message queue, an emit from any worker reaches the browsers of every worker,
     # signed under a key derived from the SECRET_KEY they share (threat 76).

@@ -56,6 +56,7 @@ class MarketNamespace(SessionNamespace):
         rt = runtime()
         admin = rt.is_admin(account.address)
         join_room(account.address)
+        rt.market.learn(account.address)  # its funds read in the loop, before it bids
         if admin:
             join_room(ADMINS_ROOM)
         deals = rt.market.deals(None if admin else account.address)

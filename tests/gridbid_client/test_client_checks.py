@@ -46,6 +46,8 @@ class StandIn:
         self.lie_bid: dict | None = None
         self.lie_offer: dict | None = None  # the terms of the offer a seller is asked to sign
         self.lie_listing: dict | None = None  # the published offer of a listing
+        self.lie_view: dict | None = None  # other fields of a listing's view
+        self.old_portal = False  # its views carry no bid expiry: the client asks for terms
         self.csrf = "csrf-before-login"
 
     def login_message(self, address: str) -> str:
@@ -85,9 +87,16 @@ class StandIn:
         offer = self.offer(listing_id)
         signature = sign_offer(OTHER, CHAIN_ID, ESCROW, offer)
         published = {**offer, **(self.lie_listing or {})}
-        return {"id": listing_id, "seller": OTHER.address, "energy_wh": 30,
+        view = {"id": listing_id, "seller": OTHER.address, "energy_wh": 30,
                 "offer": {k: str(v) if isinstance(v, int) else v for k, v in published.items()},
-                "offer_signature": "0x" + signature.hex()}
+                "offer_signature": "0x" + signature.hex(),
+                "offer_hash": "0x" + offer_hash(CHAIN_ID, ESCROW, offer).hex(),
+                "bid_expiry_min": 1767200000, "bid_expiry_max": 1767804800,
+                **(self.lie_view or {})}
+        if self.old_portal:
+            for name in ("offer_hash", "bid_expiry_min", "bid_expiry_max"):
+                view.pop(name)
+        return view
 
     def terms(self, listing_id: int, price_wei: int) -> dict:
         message = {
@@ -189,11 +198,15 @@ def stand_in_app(state: StandIn) -> Flask:
 
     @app.post("/api/listings/<int:listing_id>/bids")
     def bid(listing_id):
-        typed = state.terms(listing_id, int(request.json["bid"]["priceWeiPerKWh"]))
+        posted = request.json["bid"]
+        message = {f["name"]: posted[f["name"]] if f["type"] in ("address", "bytes32")
+                   else int(posted[f["name"]]) for f in BID_TYPES["Bid"]}
+        typed = {"types": {"Bid": list(BID_TYPES["Bid"])}, "primaryType": "Bid",
+                 "domain": DOMAIN, "message": message}
         signer = Account.recover_message(
             encode_typed_data(full_message=typed), signature=request.json["signature"]
         )
-        return jsonify(id=listing_id, bidder=signer), 201
+        return jsonify(id=listing_id, bidder=signer, bid=posted), 201
 
     @app.get("/api/wallet")
     def wallet():
@@ -274,9 +287,39 @@ def test_a_prepared_transaction_that_does_something_else_is_not_signed(client, s
     assert posted(stand_in, "/api/tx") == []
 
 
-def test_bid_signs_the_typed_terms(client, stand_in):
+def test_bid_is_built_from_the_listing_view_and_posted_once(client, stand_in):
+    """One request a bid: the client builds it from the view it holds (no GET, no terms)."""
+    client.login()
+    view = stand_in.listing(4)
+    before = len(stand_in.received)
+    answer = client.bid(view, 1_200_000_000_000_000)
+    assert [where for where, _ in stand_in.received[before:]] == ["/api/listings/4/bids"]
+    assert answer["bidder"] == ME.address
+    bid = answer["bid"]
+    assert bid["offer"] == view["offer_hash"] and bid["buyerMeter"] == MY_METER
+    assert (bid["maxWh"], bid["expiry"]) == ("30", "1767200000")
+
+
+def test_bid_signs_the_typed_terms_of_a_portal_without_expiry_bounds(client, stand_in):
+    stand_in.old_portal = True
     answer = client.bid(4, 1_200_000_000_000_000)
     assert answer["bidder"] == ME.address
+    assert len(posted(stand_in, "/api/listings/4/bids/terms")) == 1
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [{"offer_hash": "0x" + offer_hash(CHAIN_ID, ESCROW, StandIn().offer(5)).hex()},
+     {"energy_wh": 31}, {"offer_signature": "0x" + "11" * 65}],
+    ids=["another offer's hash", "another lot", "a forged offer"],
+)
+def test_a_view_that_does_not_match_its_signed_offer_gets_no_bid(client, stand_in, lie):
+    """The bid is built from the seller's signed offer, recomputed here: a view that names
+    another hash or lot than the offer it publishes is not bid on."""
+    stand_in.lie_view = lie
+    with pytest.raises(SigningRefused):
+        client.bid(4, 1_200_000_000_000_000)
+    assert posted(stand_in, "/api/listings/4/bids") == []
 
 
 @pytest.mark.parametrize(
@@ -287,6 +330,7 @@ def test_bid_signs_the_typed_terms(client, stand_in):
     ids=["buyer", "price", "extra field", "meter", "another listing's offer"],
 )
 def test_bid_terms_that_differ_from_the_request_are_not_signed(client, stand_in, lie):
+    stand_in.old_portal = True  # only a portal's terms can lie about the bid itself
     stand_in.lie_bid = lie
     with pytest.raises(SigningRefused):
         client.bid(4, 1_200_000_000_000_000)

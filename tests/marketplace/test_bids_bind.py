@@ -25,7 +25,7 @@ def test_a_leading_bidder_cannot_take_its_escrow_before_the_auction_closes(runti
     bob.bid(listing["id"], 9 * 10**18)  # 10 Wh at 9 ETH/kWh: 0.09 ETH of bob's 0.1
     # The attack: right after leading, bob asks for all of his escrow back …
     ledger.wait(bob.request_withdrawal(ETH // 10))
-    with pytest.raises(ChainActionFailed, match="NoticeNotOver"):
+    with pytest.raises(ChainActionFailed, match="the withdrawal's notice runs until"):
         bob.complete_withdrawal()  # … and tries to take it at once: the notice is not over
     clock.advance(31)
     deal = wait_for(lambda: (d := _deal(market, listing["id"])) and d["status"] == "active" and d,
@@ -63,11 +63,12 @@ def test_when_the_winners_deal_cannot_open_the_next_covered_bid_wins(runtime, cl
     # The portal's own checks keep an uncovered bid out; to reach the fallback, this test
     # makes the portal's reading of carol's escrow lie once, so her bid of 0.5 ETH (of 0.1)
     # is accepted and the escrow refuses to open her deal.
-    real = ledger.escrow_free
-    monkeypatch.setattr(ledger, "escrow_free", lambda who, *a: ETH if who == carol.address
-                        else real(who, *a))
+    funds = market.auctions.funds
+    real = funds.of
+    monkeypatch.setattr(funds, "of", lambda who: (ETH, 0) if who == carol.address
+                        else real(who))
     carol.bid(listing["id"], 50 * 10**18)
-    monkeypatch.setattr(ledger, "escrow_free", real)
+    monkeypatch.setattr(funds, "of", real)
     clock.advance(31)
     deal = wait_for(lambda: (d := _deal(market, listing["id"])) and d["status"] == "active" and d,
                     timeout=30, what="the runner-up's deal to open")

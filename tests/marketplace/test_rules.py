@@ -33,12 +33,14 @@ def test_a_fair_bid_passes():
 @pytest.mark.parametrize(
     ("overrides", "error", "words"),
     [
-        ({"price": 999}, BidTooLow, "start bid is 1000"),
-        ({"highest": 1000, "price": 1009}, BidTooLow, "at least 1010"),
+        ({"price": 999}, BidTooLow, r"start bid is 0\.000000000000001 ETH/kWh"),
+        ({"highest": 1000, "price": 1009}, BidTooLow,
+         r"at least 0\.00000000000000101 ETH/kWh \(0\.000000000000000101 ETH for these 100 Wh"),
         ({"bidder": SELLER}, NotAllowed, "own listing"),
         ({"now": 100.0}, AuctionClosed, "ended"),
         ({"status": "sold"}, AuctionClosed, "ended"),
-        ({"free_wei": 99}, InsufficientEscrow, "needs 100 wei"),
+        ({"free_wei": 99}, InsufficientEscrow,
+         r"needs 0\.0000000000000001 ETH .*you have 0\.000000000000000099 ETH free"),
     ],
 )
 def test_each_rule_refuses_with_its_own_error(overrides, error, words):
@@ -92,7 +94,8 @@ def test_the_increment_is_the_larger_of_absolute_and_percent():
     assert rules.min_next_bid(1000, 500, limits) == 510  # 1 % of 500 is 5 < 10
     assert rules.min_next_bid(1000, 10_000, limits) == 10_100  # 1 % of 10 000 is 100 > 10
     assert rules.min_next_bid(1000, 10_001, limits) == 10_102  # percent rounds up
-    with pytest.raises(BidTooLow, match="at least 10100 .*10 wei or 1 %"):
+    words = r"at least 0\.0000000000000101 ETH/kWh .*at least 0\.00000000000000001 ETH/kWh or 1 %"
+    with pytest.raises(BidTooLow, match=words):
         bid(highest=10_000, price=10_099, limits=limits)
 
 
@@ -160,8 +163,8 @@ def test_the_zero_address_is_refused():
 def test_a_bid_whose_lot_costs_0_wei_is_refused():
     """F8: price × Wh < 1000 opened a deal with 0 wei locked (the escrow rounds down) and
     burnt the seller's tokens for nothing; such a bid is refused with the least price that pays."""
-    with pytest.raises(InvalidInput, match="costs 0 wei.*at least 500 wei/kWh"):
+    with pytest.raises(InvalidInput, match=r"costs nothing.*at least 0\.0000000000000005 ETH/kWh"):
         bid(start_price=1, price=499, energy_wh=2)
     bid(start_price=1, price=500, energy_wh=2)  # 1 wei: it pays
-    with pytest.raises(InvalidInput, match="at least 1000 wei/kWh"):
+    with pytest.raises(InvalidInput, match=r"at least 0\.000000000000001 ETH/kWh"):
         rules.check_cost(999, 1, "start bid")

@@ -4,6 +4,7 @@ nothing that was accepted: sign-in, registration, prepared and signed transactio
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 from eth_account import Account
@@ -225,7 +226,7 @@ def test_an_id_in_a_path_takes_ascii_digits_only(app, bob):
 
 def test_a_withdrawal_with_nothing_to_complete_gives_the_contracts_reason(app, bob):
     response = bob.post("/api/tx/prepare", json={"action": "complete_withdrawal"})
-    refused(response, 409, "NoWithdrawalPending(0)")
+    refused(response, 409, "you have no withdrawal or move waiting in the lot auctions' escrow")
 
 
 def test_a_withdrawal_is_a_request_the_wallet_shows(app, runtime, bob):
@@ -247,7 +248,8 @@ def test_a_withdrawal_is_a_request_the_wallet_shows(app, runtime, bob):
     assert head < pending["available_at"] <= head + notice
     assert wallet["escrow_free_wei"] == str(ETH)  # taken out only once completed
     early = bob.post("/api/tx/prepare", json={"action": "complete_withdrawal"})
-    refused(early, 409, f"NoticeNotOver({pending['available_at']})")
+    until = datetime.fromtimestamp(pending["available_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    refused(early, 409, f"the withdrawal's notice runs until {until} UTC")
 
 
 def test_signed_transactions_that_are_junk_are_refused(app, runtime, bob, login):
@@ -298,7 +300,7 @@ def test_listing_refusals(app, runtime, login):
         refused(alice.post("/api/listings/terms", json={**asked, field: value}), 400)
     # F8: 10 Wh at 99 wei/kWh would lock 0 wei.
     refused(alice.post("/api/listings/terms", json={**asked, "start_price_wei": "99"}), 400,
-            "costs 0 wei")
+            "costs nothing")
     wait_for(lambda: runtime.ledger.token_balance(alice_addr) >= 10, what="alice's tokens")
     listing = offer_body(alice, alice.signer.account, 10, 1000, 60)
     for body, words in [({**listing, "offer": "an offer"}, "give the offer you signed"),

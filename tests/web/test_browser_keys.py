@@ -162,11 +162,17 @@ def test_an_injected_wallet_logs_in_bids_and_deposits(server, browser, app, runt
     listing = alice.signer.create_listing(30, 10**16, 60)
     page.click("nav a[data-route=market]")
     card = page.locator(f"#listing-{listing['id']}")
+    before = len(capture.sent)
     card.locator(".bid-price").fill("0.02")
     card.locator("button").click()
     page.wait_for_selector(f"#listing-{listing['id']} .lead")
     [stored] = runtime.store.bids(listing["id"])
     assert stored["bidder"] == carol_key.address
+    # Issue 16: the page builds the bid from the listing it shows: one request, no terms.
+    asked = [text.split("\n", 1)[0] for text in capture.sent[before:]
+             if text.startswith(("GET ", "POST "))]
+    assert [line for line in asked if "/api/listings" in line] == [
+        f"POST {server}/api/listings/{listing['id']}/bids"]
 
     calls = set(page.evaluate("window.__walletCalls"))
     assert "eth_sendTransaction" in calls and "eth_signTypedData_v4" in calls

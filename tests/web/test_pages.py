@@ -78,20 +78,30 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     assert not [u for u in watch.urls if u.endswith("/api/login")]
     alice.screenshot(path=ARTIFACTS / "login.png")
 
-    # alice logs in by keyboard alone: Tab to the fields, Enter to submit.
+    # alice logs in by keyboard alone. The account picker's arrows go through every account
+    # (alice, bob, carol and back) with the focus staying on it; Enter moves on to the passphrase.
     alice.goto(f"{server}/login")
+    alice.wait_for_selector("#account-pick option:nth-child(4)", state="attached")
     for _ in range(8):
         alice.keyboard.press("Tab")
-        if alice.evaluate("document.activeElement.id") == "account":
+        if alice.evaluate("document.activeElement.id") == "account-pick":
             break
-    alice.keyboard.type("alice")
-    alice.keyboard.press("Tab")
+    picked = []
+    for key in ("ArrowDown", "ArrowDown", "ArrowDown", "ArrowUp", "ArrowUp"):
+        alice.keyboard.press(key)
+        assert alice.evaluate("document.activeElement.id") == "account-pick"
+        option = alice.eval_on_selector("#account-pick", "s => s.selectedOptions[0].textContent")
+        picked.append(option.split(" ")[0])
+        assert alice.input_value("#account") == alice.input_value("#account-pick")
+    assert picked == ["alice", "bob", "carol", "bob", "alice"]
+    alice.keyboard.press("Enter")
+    assert alice.evaluate("document.activeElement.id") == "passphrase"
     alice.keyboard.type("alice-demo")
     alice.keyboard.press("Enter")
     alice.wait_for_url("**/wallet")
     alice.wait_for_selector("#view-wallet:not([hidden])")
     wait_for(lambda: ledger.token_balance(people["alice"]) >= 70, what="tokens")
-    alice.wait_for_function("Number(document.getElementById('tokens').textContent) > 0")
+    alice.wait_for_function("parseFloat(document.getElementById('tokens').textContent) > 0")
     alice.screenshot(path=ARTIFACTS / "wallet.png", full_page=True)
 
     page_login(carol, server, "carol", "carol-demo")
@@ -128,7 +138,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     # A refused bid is explained inline, in the units the person typed.
     card.locator(".bid-price").fill("0.001")
     card.locator("button").click()
-    carol.wait_for_selector(".bid-error:has-text('start bid')")  # refused before any signing
+    carol.wait_for_selector(".bid-error:has-text('start bid')")  # the portal's sentence
     assert "ETH/kWh" in carol.inner_text(".bid-error")
     card.locator(".bid-price").fill("0.02")
     card.locator("button").click()
@@ -175,7 +185,13 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     # The grid page's charts run on samples at least once a second, and show the sale's price.
     grid = alice
     go(grid, "grid")
-    grid.wait_for_function("Number(document.body.dataset.samples || 0) >= 3", timeout=10_000)
+    # A point per emulated instant (the test's clock stands still unless advanced): three
+    # steps of the clock, a sample after each.
+    for _ in range(3):
+        seen = grid.evaluate("Number(document.body.dataset.samples || 0)")
+        clock.advance(1)
+        grid.wait_for_function(f"Number(document.body.dataset.samples || 0) > {seen}",
+                               timeout=10_000)
     points = grid.evaluate(
         "['chart-pv', 'chart-soc', 'chart-power', 'chart-prices'].map("
         "id => Chart.getChart(id).data.datasets.map(d => d.data.length))")
@@ -241,7 +257,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
 
 
 def _ether(wei: int) -> str:
-    """As the pages' formatEther(wei) shows it (6 places, trailing zeros dropped)."""
-    whole, frac = divmod(wei, ETH)
-    frac_text = f"{frac:018d}"[:6].rstrip("0")
-    return f"{whole}.{frac_text}" if frac_text else str(whole)
+    """As the pages' formatEth(wei) shows it: marketplace.units' rule (6 significant digits)."""
+    from marketplace.units import eth_number
+
+    return eth_number(wei)

@@ -69,7 +69,7 @@ def csrf():
 def login_message():
     """The EIP-4361 message this session may sign to sign in (its nonce is single-use)."""
     _limit()
-    address = rules.parse_address(body().get("address"), "account")
+    address = _account(body().get("address"))
     nonce = new_nonce()
     now = time.time()
     root = request.url_root.rstrip("/")
@@ -80,6 +80,23 @@ def login_message():
     )
     session["siwe"] = {"nonce": nonce, "address": address}
     return jsonify(message=message.text(), nonce=nonce, expires_at=int(now + MESSAGE_TTL_S))
+
+
+def _account(typed: object) -> str:
+    """The address signing in: as typed (0x…), or a participant's name looked up."""
+    if isinstance(typed, str) and typed.strip() and not typed.strip().lower().startswith("0x"):
+        rt = runtime()
+        names = [p["name"] for p in rt.store.participants()] + [a["name"] for a in
+                                                                  rt.admin_accounts]
+        found = [p["address"] for p in rt.store.participants() if p["name"] == typed.strip()]
+        found += [a["address"] for a in rt.admin_accounts if a["name"] == typed.strip()]
+        if found:
+            return found[0]
+        shown = typed.strip()[:40]
+        raise InvalidInput(f"no participant is named {shown!r}: pick one of "
+                           f"{', '.join(sorted(names)) or 'none yet'}, or give an address "
+                           "(0x and 40 hex digits)")
+    return rules.parse_address(typed, "account")
 
 
 @bp.post("/api/login")
@@ -98,6 +115,7 @@ def login():
     access.refuse_demo_beyond_loopback(address)
     _end_session()
     open_session(address)
+    rt.market.learn(address)  # its escrow and tokens read in the loop, before it trades
     current_app.logger.info("signed in: %s from %s", address, _client())
     return jsonify(me(address, csrf=csrf_token()))
 

@@ -147,6 +147,10 @@ class Runtime:
         market.switchboard.wake = switching.wake.set
         self.loop("metering", market.mint, cfg["TICK_S"])
         self.loop("events", parts.events.poll_once, cfg["EVENT_POLL_S"], after=parts.events.close)
+        # The kept funds bids and listings check (marketplace.funds): every worker follows the
+        # contracts' logs itself, at the events' pace; learn() wakes it.
+        funds = market.auctions.funds
+        funds.wake = self.loop("funds", funds.step, cfg["EVENT_POLL_S"]).wake.set
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
         # Every worker hears, again and again, which bridges are connected here.
         self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)

@@ -3,8 +3,10 @@
 The unlocked key lives in keys.js for as long as this document does, so moving between views
 must never load another page: links are intercepted and history.pushState keeps the URL.
 */
+import { clearAnnouncements } from "./announce.js";
 import { api, onLoggedOut, setCsrf } from "./api.js";
 import * as keys from "./keys.js";
+import { LiveChannel } from "./lazy.js";
 import * as signer from "./signer.js";
 import { $, short, toast } from "./util.js";
 import admin from "./admin.js";
@@ -19,6 +21,10 @@ const VIEWS = { login, register, wallet, market, grid, admin, chain };
 const PUBLIC = new Set(["login", "register", "chain"]);
 const PATHS = { wallet: "/wallet", market: "/market", grid: "/grid", admin: "/admin", chain: "/chain",
   login: "/login", register: "/register" };
+
+// Views with live data: the first one shown loads the Socket.IO client and opens the session's
+// market and wallet channels; the Grid view opens its own channel once its charts exist.
+const LIVE = new Set(["wallet", "market", "grid"]);
 
 const session = { me: null, sockets: null, wanted: null, shown: null };
 const ctx = { session, navigate, loggedIn, logout };
@@ -53,6 +59,9 @@ export function navigate(name, { push = true, focus = true } = {}) {
     else link.removeAttribute("aria-current");
   }
   if (VIEWS[name].show) VIEWS[name].show(ctx);
+  if (LIVE.has(name) && session.sockets) {
+    for (const ns of ["market", "wallet"]) session.sockets[ns].open().catch((err) => toast(err.message, true));
+  }
   if (focus) $(`view-${name}`).querySelector("h1").focus();
 }
 
@@ -65,8 +74,8 @@ async function loggedIn(me) {
   $("who").textContent = `${me.name || short(me.address)} (${me.role || (me.admin ? "admin" : "pending")})`;
   $("signer-kind").textContent = signer.current() === "injected" ? "browser wallet" : "key in this page";
   if (signer.current() === "keystore") keys.armIdle(Number(document.body.dataset.idleTimeoutS), idleOut);
-  session.sockets = Object.fromEntries(["market", "wallet", "grid"].map(
-    (ns) => [ns, io(`/${ns}`, { transports: ["websocket", "polling"] })]));
+  // Channels connect when a view that uses them is first shown (lazy.js), not here.
+  session.sockets = Object.fromEntries(["market", "wallet", "grid"].map((ns) => [ns, new LiveChannel(ns)]));
   for (const view of Object.values(VIEWS)) if (view.start) view.start(ctx);
   const next = session.wanted && session.wanted !== "login" ? session.wanted : defaultView();
   session.wanted = null;
@@ -81,6 +90,7 @@ async function logout(notice) {
   session.sockets = null;
   session.me = null;
   for (const view of Object.values(VIEWS)) if (view.stop) view.stop(ctx);
+  clearAnnouncements();  // the next person at this screen must not read the last one's news
   document.body.classList.replace("logged-in", "logged-out");
   document.body.classList.remove("is-admin");
   if (wasIn) {

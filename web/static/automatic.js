@@ -1,7 +1,9 @@
 /* The market view's Automatic trading card: one's standing order in the interval market (its
    EIP-712 typed data from the portal, checked and signed in this page), the market mode, the
    next clearing's countdown, and one's fills per interval, pushed live. */
+import { announce } from "./announce.js";
 import { api } from "./api.js";
+import { handOff, isBusy, setBusy } from "./focus.js";
 import * as signer from "./signer.js";
 import { $, duration, el, formatEther, intervalTime, parseEther, toast } from "./util.js";
 
@@ -11,6 +13,8 @@ let nextAt = null;       // local ms of the next clearing (re-synced by every an
 let ticker = null;
 let current = null;      // the standing order as the portal holds it, or null
 let timing = { interval_s: 900, time_factor: 1 };  // of the interval market (GET answers)
+let mode = null;         // the market mode last shown (a change the boundary made is said)
+let seenFills = null;    // keys of the fills shown (null until the first answer: nothing to say)
 
 function priceText(wei) {
   return wei === null || wei === undefined ? "no trade" : `${formatEther(wei, 9)} ETH/kWh`;
@@ -81,6 +85,7 @@ function renderOrder(o) {
   current = o && o.status !== "cancelled" && o.status !== "expired" ? o : null;
   const box = $("order-current");
   box.hidden = !current;
+  if (!current) handOff($("order-cancel"), $("order-submit"));  // the cancel button goes away
   box.textContent = current ? `Your standing order: ${orderText(current)}` : "";
   $("order-cancel").hidden = !current;
   $("order-submit").textContent = current ? "Sign and change order" : "Sign and set order";
@@ -88,7 +93,12 @@ function renderOrder(o) {
 
 /* The account's market ({mode, since_interval, requested}): radios, and what it means now. */
 function renderMode(m) {
-  const mode = (m && m.mode) || "lots";
+  const was = mode;
+  mode = (m && m.mode) || "lots";
+  if (was !== null && was !== mode) {
+    announce(mode === "intervals" ? "You now trade in the interval market: your standing order clears every interval."
+      : "You now trade in the lot auctions again.", { show: true });
+  }
   const requested = m && m.requested ? m.requested : null;
   const shown = requested || mode;
   for (const id of ["mode-lots", "mode-intervals"]) $(id).checked = $(id).value === shown;
@@ -129,8 +139,24 @@ function fillRow(f) {
     el("td", { class: "settled", textContent: settledText(f) }));
 }
 
+function fillKey(f) { return `${f.n}:${f.side}`; }
+
+/* One's own new fills, said once each (not the first answer's: those are not news). */
+function fillNews(fills) {
+  const keys = new Set(fills.map(fillKey));
+  if (seenFills !== null) {
+    for (const f of fills) {
+      if (seenFills.has(fillKey(f))) continue;
+      announce(`Your standing order ${f.side === "sell" ? "sold" : "bought"} ${f.wh} Wh in the interval ${intervalLabel(f.n)}`
+        + ` at ${priceText(f.price_wei)}.`);
+    }
+  }
+  seenFills = keys;
+}
+
 function renderFills(data) {
   const fills = data.fills || [];
+  fillNews(fills);
   $("fills").querySelector("tbody").replaceChildren(...fills.map(fillRow));
   $("no-fills").hidden = fills.length > 0;
 }
@@ -142,9 +168,11 @@ function onInterval(news) {
   syncTiming(news);
   refreshOrder();  // a boundary may have switched the market or expired the order
   const wh = news.wh ?? news.volume_wh;
-  $("clearing-result").textContent = news.price_wei === null || news.price_wei === undefined
+  const text = news.price_wei === null || news.price_wei === undefined
     ? `Interval ${intervalLabel(news.n)} cleared: no trade.`
     : `Interval ${intervalLabel(news.n)} cleared at ${priceText(news.price_wei)}${wh !== undefined ? `, ${wh} Wh traded` : ""}.`;
+  $("clearing-result").textContent = text;  // shown on the card; said once by the announcer
+  announce(text);
 }
 
 async function switchMode(mode) {
@@ -183,11 +211,13 @@ export default {
   init() {
     $("order-form").addEventListener("submit", async (event) => {
       event.preventDefault();
+      const button = $("order-submit");
+      if (isBusy(button)) return;
       $("order-error").textContent = "";
-      $("order-submit").disabled = true;
-      try { renderOrder(await setOrder()); toast("Standing order signed and set"); }
+      setBusy(button, true, "Signing…");  // not disabled: that would drop the focus
+      try { const set = await setOrder(); setBusy(button, false); renderOrder(set); toast("Standing order signed and set"); }
       catch (err) { $("order-error").textContent = err.message; }
-      finally { $("order-submit").disabled = false; }
+      finally { setBusy(button, false); }
     });
     $("order-cancel").addEventListener("click", async () => {
       let view;
@@ -222,6 +252,8 @@ export default {
     me = {};
     side = null;
     nextAt = null;
+    mode = null;
+    seenFills = null;
     renderOrder(null);
     $("fills").querySelector("tbody").replaceChildren();
     $("no-fills").hidden = false;

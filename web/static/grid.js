@@ -2,7 +2,8 @@
    snapshot, sold auctions, the interval market's clearing prices from GET /api/intervals), then
    extended by pushes; every time axis is the emulated (market) clock's. */
 import { api } from "./api.js";
-import { $, el, formatEther, intervalTime } from "./util.js";
+import { loadChart } from "./lazy.js";
+import { $, el, formatEther, intervalTime, toast } from "./util.js";
 
 /* global Chart */
 
@@ -64,7 +65,12 @@ function series(chart, label) {
 
 function push(chart, label, t, y) {
   const set = series(chart, label);
-  if (set.data.length && set.data[set.data.length - 1].x >= t) return;  // history and live overlap
+  const last = set.data[set.data.length - 1];
+  if (last && last.x > t) return;  // history and live overlap: the kept day is older
+  if (last && last.x === t) {  // the same emulated instant (a stopped clock): the newer reading
+    last.y = y;
+    return;
+  }
   set.data.push({ x: t, y });
   while (set.data.length && set.data[0].x < t - KEEP_S) set.data.shift();
 }
@@ -172,21 +178,33 @@ function makeCharts() {
   charts.prices = lineChart("chart-prices", "ETH/kWh", { points: true });
 }
 
-export default {
-  start(ctx) {
+let wiring = null;  // Promise: Chart.js loaded, charts made, the grid channel open
+
+/* On the first showing after login: load Chart.js, make the charts, then open the channel
+   (its snapshot on connect fills them), so no other view ever fetches the chart library. */
+function wire(ctx) {
+  const sockets = ctx.session.sockets;  // this login's channels
+  return loadChart().then(() => {
+    if (ctx.session.sockets !== sockets) return;  // logged out (or in again) meanwhile
     makeCharts();
-    const socket = ctx.session.sockets.grid;
+    const socket = sockets.grid;
     socket.on("snapshot", onSnapshot);
     socket.on("sample", onSample);
     socket.on("price", onPrice);
     socket.on("interval", onInterval);
     loadIntervals();
-  },
-  show() {
+    return socket.open();
+  });
+}
+
+export default {
+  show(ctx) {
+    if (!wiring) wiring = wire(ctx).catch((err) => { wiring = null; toast(err.message, true); });
     // Charts made while their view was hidden measure themselves again once shown.
     for (const chart of Object.values(charts)) chart.resize();
   },
   stop() {
+    wiring = null;
     for (const chart of Object.values(charts)) chart.destroy();
     charts = {};
     samplesSeen = 0;

@@ -1,6 +1,7 @@
 /* The login view: unlock a keystore in the page (or use a browser wallet), then sign in (SIWE). */
 import { ethers } from "ethers";
 import { api } from "./api.js";
+import { isBusy, setBusy } from "./focus.js";
 import * as injected from "./injected.js";
 import * as keys from "./keys.js";
 import * as signer from "./signer.js";
@@ -19,10 +20,14 @@ function progress(bar, percent) {
 function chosenAddress() {
   const typed = $("account").value.trim();
   if (!typed && dropped) return dropped.address;
-  const byName = accounts.find((a) => a.name === typed);
+  const byName = accounts.find((a) => a.name === typed) || accounts.find((a) => a.name.toLowerCase() === typed.toLowerCase());
   if (byName) return byName.address;
+  if (!typed) throw new Error("pick an account or choose your keystore file");
   try { return ethers.getAddress(typed); } catch (e) { /* below */ }
-  throw new Error(typed ? `no account named ${typed} here` : "pick an account or choose your keystore file");
+  // A name, mistyped, is answered about names (an address is only what starts with 0x).
+  if (/^0x/i.test(typed)) throw new Error(`${typed} is not an address: 0x and 40 hex digits`);
+  const names = accounts.map((a) => a.name).join(", ");
+  throw new Error(`no participant is named “${typed}”: pick one of ${names || "the accounts listed"}, or type an address (0x…)`);
 }
 
 async function keystoreFor(address) {
@@ -81,6 +86,24 @@ async function loadAccounts() {
   } catch (err) { $("login-error").textContent = err.message; }
 }
 
+/* The account picker (a native select: the APG's select-only combobox). Arrow keys move
+   through the accounts and each fills the address field, focus staying on the picker; Enter
+   or Tab moves on to the passphrase. Only a pick made with the pointer jumps there at once. */
+function pickAccounts() {
+  const pick = $("account-pick");
+  let pointer = false;  // the change comes from the pointer's pick, not an arrow key
+  pick.addEventListener("pointerdown", () => { pointer = true; });
+  pick.addEventListener("keydown", (event) => {
+    pointer = false;
+    if (event.key === "Enter" && pick.value) { event.preventDefault(); $("passphrase").focus(); }
+  });
+  pick.addEventListener("change", () => {
+    $("account").value = pick.value;
+    if (pointer) $("passphrase").focus();
+    pointer = false;
+  });
+}
+
 function notice(text) { $("login-notice").textContent = text; $("login-notice").hidden = !text; }
 
 function fail(err) {
@@ -93,7 +116,7 @@ function fail(err) {
 export default {
   init(ctx) {
     $("idle-minutes").textContent = Math.round(Number(document.body.dataset.idleTimeoutS) / 60);
-    $("account-pick").addEventListener("change", () => { $("account").value = $("account-pick").value; $("passphrase").focus(); });
+    pickAccounts();
     $("keystore-file").addEventListener("change", () => {
       const [file] = $("keystore-file").files;
       if (file) readKeystoreFile(file).catch(fail);
@@ -109,9 +132,11 @@ export default {
     });
     $("login-form").addEventListener("submit", async (event) => {
       event.preventDefault();
+      const button = $("login-button");
+      if (isBusy(button)) return;
       $("login-error").textContent = "";
-      $("login-button").disabled = true;
-      try { await unlockAndSignIn(ctx); } catch (err) { fail(err); } finally { $("login-button").disabled = false; }
+      setBusy(button, true, "Unlocking…");  // not disabled: a failure must leave focus on it
+      try { await unlockAndSignIn(ctx); } catch (err) { fail(err); } finally { setBusy(button, false); }
     });
     $("wallet-login").addEventListener("click", async () => {
       $("login-error").textContent = "";

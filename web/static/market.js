@@ -1,87 +1,133 @@
 /* The market view: Sell (a signed Offer and permit), live listing cards with Buy (an EIP-712 bid
    naming the offer, signed in the page), Cancel (a permit lowering the allowance), deal cards
    with Close connection (the party's own signed closeDeal). */
+import { announce } from "./announce.js";
 import { api } from "./api.js";
 import automatic from "./automatic.js";
+import dealCards from "./deals.js";
+import { handOff, isBusy, keepFocus, setBusy } from "./focus.js";
+import { bidNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
 import * as signer from "./signer.js";
-import { $, el, formatEther, parseEther, short, toast } from "./util.js";
+import { $, el, formatEth, parseEther, priceWithCost, short, toast } from "./util.js";
 
 const listings = new Map();   // id -> listing view
 const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
-const deals = new Map();
 const bidders = new Set();    // listings this page has bid on (for the "outbid" notice)
 const closedListings = new Set();  // ids already closed here (a late answer must not revive one)
-const FINAL = new Set(["closed", "failed"]);
 let me = {};
 let ticker = null;
 
-function priceText(wei) { return wei === null ? "no bids" : `${formatEther(wei, 9)} ETH/kWh`; }
+/* A price per kWh with the lot's total cost beside it ("no bids" before the first). */
+function priceText(wei, wh) { return wei === null ? "no bids" : priceWithCost(wei, wh); }
 
-/* Terms from the portal, checked and signed here; the portal stores our own signature. */
+/* One POST: the bid built and signed here from the listing's view (no terms to ask for); the
+   portal checks it as it stores it, and a refusal comes back as its sentence. */
 async function bid(listingId, priceWei) {
   const listing = listings.get(listingId) || await api("GET", `/api/listings/${listingId}`);
-  const terms = await api("POST", `/api/listings/${listingId}/bids/terms`, { price_wei: priceWei });
-  const signature = await signer.signBid(terms, listing, priceWei, me.meter);
-  return api("POST", `/api/listings/${listingId}/bids`, { bid: terms.message, signature });
+  const signed = await signer.signBid(listing, priceWei, me.meter);
+  return api("POST", `/api/listings/${listingId}/bids`, signed);
 }
 
 function bidForm(l) {
+  // Named for the lot they act on: a screen reader's list of buttons tells the lots apart.
+  const hint = el("p", { class: "hint bid-hint", id: `listing-${l.id}-least` });
   const input = el("input", { inputMode: "decimal", className: "bid-price",
-    placeholder: l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh",
-    ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
-  const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input,
-    el("button", { type: "submit", textContent: "Buy" }));
+    ariaLabel: `Your bid on ${lotName(l, me)}, in ETH per kWh`, "aria-describedby": hint.id });
+  const button = el("button", { type: "submit", class: "bid-button", textContent: `Bid on ${lotName(l, me)}` });
+  const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input, button);
   const error = el("p", { class: "error bid-error", role: "alert" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (isBusy(button)) return;
     error.textContent = "";
+    setBusy(button, true);  // not disabled: that would drop the focus
     try {
       const updated = await bid(l.id, parseEther(input.value));
+      const before = listings.get(l.id);
       bidders.add(l.id);
+      input.value = "";  // placed: the field shows the next "at least …", not the old bid
       upsertListing(updated);
-      toast("Bid signed and placed");
+      const extended = extensionS(before, updated);  // our own late bid moved the end
+      toast((updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead.` : "Bid signed and placed.")
+        + (extended ? ` ${extensionText(extended)}` : ""));
     } catch (err) { error.textContent = explain(err, l.id); }
+    finally { setBusy(button, false); }
   });
-  return [form, error];
+  return [form, hint, error];
 }
 
+/* A listing card's parts, made once: later views fill them in place (fillListing), so focus,
+   the caret and anything typed in the card survive every push. */
 function listingCard(l) {
   const mine = l.seller === me.address;
-  const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id });
+  const card = el("article", { class: "card listing", id: `listing-${l.id}`, "data-id": l.id,
+    "aria-labelledby": `listing-${l.id}-title` });
   card.append(
-    el("h3", { textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
-    el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei) })),
-    el("p", {}, "Highest bid ", el("strong", { class: "highest", textContent: priceText(l.highest_bid_wei) }),
-      l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "",
-      ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`),
+    el("h3", { id: `listing-${l.id}-title`, class: "listing-title", tabIndex: -1,
+      textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
+    el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei, l.energy_wh) })),
+    el("p", {}, "Highest bid ", el("strong", { class: "highest" }), el("span", { class: "by" })),
     el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
+    el("p", { class: "extended hint", hidden: true }),
+    el("p", { class: "standing", hidden: true }),
   );
-  if (l.highest_bidder === me.address) card.append(el("p", { class: "lead", textContent: "You lead" }));
-  if (mine && l.bid_count === 0) {
+  if (mine) {
     const cancel = el("button", { type: "button", class: "secondary cancel-listing", textContent: "Cancel listing" });
     cancel.addEventListener("click", async () => {
       try { removeListing(await cancelListing(l)); toast("Listing cancelled"); refreshUnlisted(); }
       catch (err) { toast(err.message, true); }
     });
     card.append(cancel);
-  } else if (me.role === "consumer" && l.bid_count && bidders.has(l.id) && l.highest_bidder !== me.address) {
-    card.append(el("p", { class: "outbid", textContent: "You were outbid" }));
   }
   if (me.role === "consumer" && !mine) card.append(...bidForm(l));
   return card;
+}
+
+/* One standing at a time, from the listing's current leader: leading, outbid, or none. */
+function standing(l) {
+  if (l.highest_bidder === me.address) return { cls: "lead", text: "You lead" };
+  if (me.role === "consumer" && l.bid_count && bidders.has(l.id)) {
+    return { cls: "outbid", text: `You were outbid: ${l.highest_bidder_name || short(l.highest_bidder)} leads` };
+  }
+  return null;
+}
+
+function fillListing(card, l, extendedS) {
+  card.querySelector(".highest").textContent = priceText(l.highest_bid_wei, l.energy_wh);
+  card.querySelector(".by").textContent = (l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "")
+    + ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`;
+  const now = standing(l);
+  const state = card.querySelector(".standing");
+  state.className = `standing${now ? ` ${now.cls}` : ""}`;
+  state.textContent = now ? now.text : "";
+  state.hidden = !now;
+  if (extendedS) Object.assign(card.querySelector(".extended"), { hidden: false, textContent: extensionText(extendedS) });
+  const cancel = card.querySelector(".cancel-listing");
+  if (cancel && l.bid_count > 0 && !cancel.hidden) {  // a bid came: the seller may no longer cancel
+    handOff(cancel, card.querySelector(".listing-title"));
+    cancel.hidden = true;
+  }
+  const input = card.querySelector(".bid-price");
+  if (input) {
+    // Shown beside the field, not only as its placeholder (gone as soon as one types).
+    const least = l.min_next_bid_wei ? `at least ${priceWithCost(l.min_next_bid_wei, l.energy_wh)}` : "";
+    input.placeholder = l.min_next_bid_wei ? `at least ${formatEth(l.min_next_bid_wei)} ETH/kWh` : "ETH per kWh";
+    card.querySelector(".bid-hint").textContent = least ? `Your bid: ${least}.` : "";
+  }
 }
 
 /* A refused bid's reason, with the rule in the units the person typed. */
 function explain(err, listingId) {
   const current = listings.get(listingId);
   if (err.kind === "BidTooLow" && current) {
-    return `${err.message} — that is at least ${formatEther(current.min_next_bid_wei, 9)} ETH/kWh now.`;
+    return `${err.message}; now at least ${priceWithCost(current.min_next_bid_wei, current.energy_wh)}.`;
   }
-  if (err.kind === "InsufficientEscrow") return `${err.message} (on the Wallet view).`;
+  if (err.kind === "InsufficientEscrow") return `${err.message}.`;
   if (err.kind === "AuctionClosed") return `${err.message}.`;
   return err.message;
 }
 
+/* Show a listing's latest view (an answer or a push), unless an older one than shown. */
 function upsertListing(l) {
   if (l.status !== "open") { removeListing(l); return; }
   // An HTTP answer can arrive after a newer push over the socket: never go back in bids.
@@ -90,13 +136,8 @@ function upsertListing(l) {
   if (!shown && closedListings.has(l.id)) return;
   listings.set(l.id, l);
   deadlines.set(l.id, Date.now() + l.seconds_left * 1000);
-  const card = listingCard(l);
-  const old = $(`listing-${l.id}`);
-  if (old) {
-    const typed = old.querySelector(".bid-price");
-    if (typed && typed.value) card.querySelector(".bid-price").value = typed.value;
-    old.replaceWith(card);
-  }
+  const card = $(`listing-${l.id}`) || listingCard(l);
+  fillListing(card, l, extensionS(shown, l));
   placeListing(card, l);
   $("no-listings").hidden = listings.size > 0;
   tick();
@@ -112,7 +153,8 @@ function placeListing(card, l) {
   const cards = [...box.querySelectorAll(".listing")].filter((c) => c !== card);
   const next = cards.find((c) => listingBefore(l, listings.get(Number(c.dataset.id))) < 0) || null;
   // The other cards are in order already, so the card is in place right before `next`.
-  if (!card.isConnected || card.nextElementSibling !== next) box.insertBefore(card, next);
+  // Moving a node drops the focus inside it: keepFocus puts it (and the caret) back.
+  if (!card.isConnected || card.nextElementSibling !== next) keepFocus(card, () => box.insertBefore(card, next));
 }
 
 const CLOSED_KEPT = 100;  // closed auctions this page lists (the snapshot sends the last 50 + one's own)
@@ -122,7 +164,7 @@ function closedText(l) {
   if (l.status === "cancelled") return `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller${own}`;
   if (l.status === "sold") {
     const who = l.highest_bidder_name || short(l.highest_bidder);
-    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei)}${own}`;
+    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei, l.energy_wh)}${own}`;
   }
   return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} unsold${own}`;
 }
@@ -144,85 +186,35 @@ function removeListing(l) {
   closedListings.add(l.id);
   listings.delete(l.id);
   const old = $(`listing-${l.id}`);
-  if (old) old.remove();
+  if (old) { handOff(old, $("listings-title")); old.remove(); }
   $("no-listings").hidden = listings.size > 0;
   addClosed(l);
 }
 
-/* Wait until the portal's record of a transaction says it was mined. */
-async function mined(hash, what, timeoutMs = 120_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const record = await api("GET", `/api/tx/${hash}`);
-    if (record.status === "mined") return record;
-    if (record.status === "failed") throw new Error(`the ${what} failed: ${record.error || "no reason given"}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`the ${what} was not mined in time: try again`);
+/* Pushes say what changed (market_news.js) once, without moving focus. */
+function say(news, show = false) {
+  if (news) announce(news.text, { urgent: news.urgent, show: show || news.show || news.urgent });
 }
 
-/* Close connection: the final delivery report goes first, then our own closeDeal. */
-async function closeConnection(d) {
-  if (signer.current() === "keystore") {
-    const params = { deal_id: d.id };
-    const prepared = await api("POST", "/api/tx/prepare", { action: "close", ...params });
-    const { raw } = await signer.signPrepared("close", params, prepared, { chain_deal_id: d.chain_deal_id });
-    const view = await api("POST", `/api/deals/${d.id}/close`, { raw });
-    return view;
-  }
-  // A browser wallet sends itself: the close may go only once the final report is mined,
-  // and that report waits (a few seconds) for both meters' readings signed after the switch.
-  let view = await api("POST", `/api/deals/${d.id}/close`, {});
-  upsertDeal(view);
-  while (view.final_report && view.final_report.status === "waiting") {
-    await new Promise((r) => setTimeout(r, 500));
-    view = await api("GET", `/api/deals/${d.id}`);
-  }
-  if (view.final_report && view.final_report.tx_hash) {
-    await mined(view.final_report.tx_hash, "final delivery report");
-  }
-  await signer.transact("close", { deal_id: d.id }, { chain_deal_id: d.chain_deal_id });
-  return api("GET", `/api/deals/${d.id}`);
+function onListed(l) {
+  const known = listings.has(l.id) || closedListings.has(l.id);
+  upsertListing(l);
+  if (!known) say(listedNews(l, me));
 }
 
-function dealCard(d) {
-  const card = el("article", { class: `card deal ${d.status}`, id: `deal-${d.id}`, "data-id": d.id });
-  const role = d.buyer === me.address ? "buying from " + (d.seller_name || short(d.seller))
-    : "selling to " + (d.buyer_name || short(d.buyer));
-  card.append(
-    el("h3", { textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
-    el("p", {}, "Status ", el("strong", { class: "deal-status", textContent: d.status + (d.close_reason ? ` (${d.close_reason})` : "") })),
-    el("p", {}, "Delivered ", el("strong", { class: "delivered", textContent: d.delivered_wh }), ` / ${d.energy_wh} Wh`),
-    el("p", {}, "Paid ", el("strong", { class: "paid", textContent: formatEther(d.paid_wei, 9) }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
-  );
-  if (d.refunded_wei !== null && d.refunded_wei !== undefined) card.append(el("p", { textContent: `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH` }));
-  if (d.final_report) {
-    card.append(el("p", { class: "hint" }, `Final delivery report (${d.final_report.status}) `,
-      el("code", { class: "hash", textContent: d.final_report.tx_hash })));
-  }
-  if (d.error) card.append(el("p", { class: "error", textContent: d.error }));
-  if (d.status === "active" || d.status === "paused") {  // a paused deal can be ended too
-    const button = el("button", { type: "button", class: "danger close-connection", textContent: "Close connection" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try { toast("Closing the connection"); upsertDeal(await closeConnection(d)); }
-      catch (err) { toast(err.message, true); button.disabled = false; }
-    });
-    card.append(button);
-  }
-  return card;
+function onBid(l) {
+  const before = listings.get(l.id);
+  if (!before || l.bid_count <= before.bid_count) { upsertListing(l); return; }
+  upsertListing(l);
+  say(bidNews(before, l, me, bidders.has(l.id)));
 }
 
-function upsertDeal(d) {
-  if (d.buyer !== me.address && d.seller !== me.address) return;
-  // The answer to Close connection ("closing") can arrive after the push of "closed".
-  const shown = deals.get(d.id);
-  if (shown && FINAL.has(shown.status) && !FINAL.has(d.status)) return;
-  deals.set(d.id, d);
-  const card = dealCard(d);
-  const old = $(`deal-${d.id}`);
-  if (old) old.replaceWith(card);
-  else { const box = $("deals"); if (deals.size === 1) box.replaceChildren(); box.prepend(card); }
+function onClosed(l) {
+  const seen = closedListings.has(l.id);
+  removeListing(l);
+  refreshUnlisted();
+  const involved = l.seller === me.address || l.highest_bidder === me.address || bidders.has(l.id);
+  if (!seen) say(resultNews(l, me, bidders.has(l.id)), involved);
 }
 
 function tick() {
@@ -268,37 +260,46 @@ export default {
     // Handlers first: a click before the first data arrives must not submit the bare form.
     $("sell-form").addEventListener("submit", async (event) => {
       event.preventDefault();
-      $("sell-button").disabled = true;
-      try { await sell(); } catch (err) { toast(err.message, true); } finally { $("sell-button").disabled = false; }
+      const button = $("sell-button");
+      if (isBusy(button)) return;
+      setBusy(button, true, "Signing and listing…");  // not disabled: that would drop the focus
+      try { await sell(); } catch (err) { toast(err.message, true); } finally { setBusy(button, false); }
     });
   },
   start(ctx) {
     me = ctx.session.me;
     automatic.start(ctx);
+    dealCards.start(me, say);
     $("sell-card").hidden = me.role !== "producer";
     if (me.role === "producer") refreshUnlisted();
     ticker = setInterval(tick, 250);
     const socket = ctx.session.sockets.market;
     socket.on("snapshot", (s) => {
-      $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
-      listings.clear();
+      // The state as it stands (login, a reconnect): drawn in place and said by nobody.
+      const open = new Set(s.listings.map((l) => l.id));
+      for (const [id] of listings) {
+        if (open.has(id)) continue;
+        listings.delete(id);
+        const gone = $(`listing-${id}`);
+        if (gone) { handOff(gone, $("listings-title")); gone.remove(); }
+      }
       s.listings.forEach(upsertListing);
-      s.deals.slice().reverse().forEach(upsertDeal);
+      s.deals.slice().reverse().forEach(dealCards.upsert);
       (s.closed || []).forEach((l) => { closedListings.add(l.id); addClosed(l); });
     });
-    socket.on("listing_created", upsertListing);
-    socket.on("bid_placed", upsertListing);
-    socket.on("listing_closed", (l) => { removeListing(l); refreshUnlisted(); });
-    socket.on("deal_updated", upsertDeal);
+    socket.on("listing_created", onListed);
+    socket.on("bid_placed", onBid);
+    socket.on("listing_closed", onClosed);
+    socket.on("deal_updated", dealCards.onDeal);
   },
   stop() {
     automatic.stop();
     clearInterval(ticker);
     me = {};
-    for (const set of [listings, deadlines, deals, bidders, closedListings]) set.clear();
+    dealCards.stop();
+    for (const set of [listings, deadlines, bidders, closedListings]) set.clear();
     $("listings").querySelectorAll(".listing").forEach((n) => n.remove());
     $("no-listings").hidden = false;
-    $("deals").replaceChildren(el("p", { class: "hint", textContent: "No deals yet." }));
     $("history").replaceChildren();
   },
 };

@@ -1,8 +1,9 @@
 /* The session's signer, keystore or browser wallet, behind one interface; and what it checks.
 
-The portal suggests every transaction (nonce, gas, fees) and every bid's terms, but the portal
-is not trusted with anyone's money: before signing, the page checks that what it is asked to
-sign is what the person asked for (recipient, amount, contract, function, bidder, listing).
+The portal suggests every transaction (nonce, gas, fees), but the portal is not trusted with
+anyone's money: before signing, the page checks that what it is asked to sign is what the
+person asked for (recipient, amount, contract, function). A bid it builds itself from the
+listing's view and the chain's facts (the seller's signed offer, recomputed to its hash).
 */
 import { ethers } from "ethers";
 import { api } from "./api.js";
@@ -176,23 +177,46 @@ export async function signPermit(terms, value) {
   return { value: String(m.value), deadline: String(m.deadline), signature: await signTyped(terms) };
 }
 
-/* Check a bid's typed data names this bidder, the listing's offer and price before signing it. */
-export async function signBid(terms, listing, priceWei, meter) {
-  const m = terms.message;
+/* The escrow's EIP-712 domain name and Bid type, the page's own copies (contracts/bindings.py
+   ESCROW_DOMAIN, BID_TYPES): a bid is built and signed here from the listing's view alone. */
+const ESCROW_DOMAIN = { name: "gridbid EnergyEscrow", version: "1" };
+const BID = [
+  { name: "offer", type: "bytes32" }, { name: "buyer", type: "address" },
+  { name: "buyerMeter", type: "address" }, { name: "priceWeiPerKWh", type: "uint256" },
+  { name: "maxWh", type: "uint256" }, { name: "nonce", type: "uint256" },
+  { name: "expiry", type: "uint64" },
+];
+
+function nonce63() {
+  const [n] = crypto.getRandomValues(new BigUint64Array(1));
+  return (n >> 1n).toString();  // 63 bits, as the portal's own terms carry
+}
+
+/* Build our bid on a listing at priceWei from its view (the seller's signed offer, its hash,
+   the lot, the least expiry the portal takes) and sign it: { bid, signature } to post once.
+   No meter yet: the zero address, which the portal refuses with its own sentence. */
+export async function signBid(listing, priceWei, meter) {
   const problems = [];
-  if (ethers.getAddress(m.buyer) !== address()) problems.push(`the buyer is ${m.buyer}`);
-  if (meter && ethers.getAddress(m.buyerMeter) !== ethers.getAddress(meter)) problems.push(`the meter is ${m.buyerMeter}`);
+  if (!chain) throw new Error("the chain's facts are not known yet: sign in again");
+  // A number, as the portal's own terms carry it: a browser wallet gets the domain as JSON.
+  const domain = { ...ESCROW_DOMAIN, chainId: Number(chain.chain_id), verifyingContract: chain.contracts.EnergyEscrow };
+  let offerHash = null;
   if (!listing.offer) problems.push("the listing has no signed offer");
   else {
-    const offerHash = ethers.TypedDataEncoder.hash(terms.domain, { Offer: OFFER }, listing.offer);
-    if (m.offer.toLowerCase() !== offerHash.toLowerCase()) problems.push(`it is for another offer than listing ${listing.id}'s`);
-    const seller = ethers.verifyTypedData(terms.domain, { Offer: OFFER }, listing.offer, listing.offer_signature);
+    offerHash = ethers.TypedDataEncoder.hash(domain, { Offer: OFFER }, listing.offer);
+    const seller = ethers.verifyTypedData(domain, { Offer: OFFER }, listing.offer, listing.offer_signature);
     if (seller !== ethers.getAddress(listing.seller)) problems.push("the listing's offer is not its seller's");
+    if (BigInt(listing.offer.energyWh) !== BigInt(listing.energy_wh)) problems.push("the listing's offer sells another amount of energy");
+    if (listing.offer_hash && listing.offer_hash.toLowerCase() !== offerHash.toLowerCase()) problems.push("the listing publishes another offer hash than its offer's");
   }
-  if (BigInt(m.priceWeiPerKWh) !== BigInt(priceWei)) problems.push(`its price is ${m.priceWeiPerKWh} wei`);
-  checkDomain(terms, "EnergyEscrow", problems);
+  if (listing.bid_expiry_min === undefined || listing.bid_expiry_min === null) problems.push("the listing does not say which expiry a bid needs");
   refuse("bid", problems);
-  return signTyped(terms);
+  const bid = {
+    offer: offerHash, buyer: address(), buyerMeter: meter ? ethers.getAddress(meter) : ethers.ZeroAddress,
+    priceWeiPerKWh: String(priceWei), maxWh: String(listing.energy_wh), nonce: nonce63(),
+    expiry: String(listing.bid_expiry_min),
+  };
+  return { bid, signature: await signTyped({ domain, types: { Bid: BID }, message: bid }) };
 }
 
 /* Check a meter consent names this owner, the energy token and this chain, then sign it. */
