@@ -275,12 +275,15 @@ class IntervalStore:
                              " AND tx_hash IS NOT NULL ORDER BY id DESC LIMIT ?", limit)
 
     def reopen_batch(self, batch_id: int) -> None:
-        """A mined batch the chain forgot: in flight again, the fills it settled unsettled."""
+        """A mined batch the chain forgot: in flight again, the fills it settled unsettled.
+        Only if it is still mined here: another worker may have reopened it, sent it again and
+        be following it (its fills settled again, the batch not yet mined), and those fills
+        must stay settled."""
         with self.db.transaction():
-            self.db.write("UPDATE interval_batches SET status = 'sent' WHERE id = ? AND"
-                          " status = 'mined'", batch_id)
-            self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
-                          " settled_batch = ?", batch_id)
+            if self.db.write("UPDATE interval_batches SET status = 'sent' WHERE id = ? AND"
+                             " status = 'mined'", batch_id):
+                self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
+                              " settled_batch = ?", batch_id)
 
     def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
         """Batches not known mined (sending, sent, failed), newest first."""
