@@ -24,6 +24,7 @@ static void take_time(struct board *b)
     b->uptime_ms += dt;
     b->quiet_ms = b->quiet_ms > 0xFFFFFFFFul - dt ? 0xFFFFFFFFul : b->quiet_ms + dt;
     b->report_ms = b->report_ms > 0xFFFFFFFFul - dt ? 0xFFFFFFFFul : b->report_ms + dt;
+    b->meter_age_ms = b->meter_age_ms > 0xFFFFFFFFul - dt ? 0xFFFFFFFFul : b->meter_age_ms + dt;
 }
 
 static uint64_t budgeted_counter(const struct board *b, const struct meter *m)
@@ -31,32 +32,34 @@ static uint64_t budgeted_counter(const struct board *b, const struct meter *m)
     return b->cfg->kind == BOARD_PRODUCER ? m->mwh_out : m->mwh_in;
 }
 
-/* Take the energy metered since the last look off the budgets of the relays that were closed. */
+/* A good reading: take the energy since the last one off the budgets of the relays that
+ * were closed at any moment in between (the first reading only sets the mark). */
 static void meter_budgets(struct board *b, const struct meter *m)
 {
     uint64_t now = budgeted_counter(b, m);
     uint64_t used = now > b->metered_mwh ? now - b->metered_mwh : 0u;
+    if (b->meter_state == BOARD_METER_WAIT)
+        used = 0;  /* nothing before the first reading is known, nor charged */
     b->metered_mwh = now;
     for (uint8_t i = 0; i < b->relay_count; i++) {
         struct board_budget *bu = &b->budget[i];
-        if (bu->set && b->relays[i])
+        if (bu->set && b->charged[i])
             bu->left_mwh = bu->left_mwh > used ? bu->left_mwh - used : 0u;
+        b->charged[i] = b->relays[i];
     }
 }
 
-static void sync_meter(struct board *b, struct meter *m)
-{
-    hal_meter_read(m);
-    meter_budgets(b, m);
-}
-
+/* Switching never waits for the meter: the relay moves first, its energy is accounted at
+ * the next good reading (charged[] remembers it was closed). */
 void board_set_relay(struct board *b, uint8_t n, uint8_t on)
 {
-    struct meter m;
-    sync_meter(b, &m);  /* energy so far belongs to the old relay state */
     b->relays[n] = on;
     hal_relay_set(n, on);
+    if (on)
+        b->charged[n] = 1;
 }
+
+uint8_t board_meter_ok(const struct board *b) { return b->meter_state == BOARD_METER_OK; }
 
 /* An unsolicited frame numbered in the session; none without a session (nobody could
  * accept it) or once the ids ran out (the host re-HELLOs long before). */
@@ -76,14 +79,54 @@ static void send_event(struct board *b, const char *verb, int32_t arg)
 }
 
 /* A spent budget opens its relay; the board says so once, as it opened the relay itself
- * and RELAY n 1 is refused until the budget is raised or cleared. */
+ * and RELAY n 1 is refused until the budget is raised or cleared. Without a meter a budget
+ * cannot be counted down, so budget-held relays open too (the prepaid limit holds). */
 static void enforce_budgets(struct board *b)
 {
     for (uint8_t i = 0; i < b->relay_count; i++) {
-        if (b->budget[i].set && b->budget[i].left_mwh == 0u && b->relays[i]) {
+        if (!b->budget[i].set || !b->relays[i])
+            continue;
+        if (b->budget[i].left_mwh == 0u) {
             board_set_relay(b, i, 0);
             send_event(b, "EXHAUSTED", i);
+        } else if (b->meter_state != BOARD_METER_OK) {
+            board_set_relay(b, i, 0);  /* the METER FAULT event and readings tell the host */
         }
+    }
+}
+
+static void meter_event(struct board *b, const char *state)
+{
+    struct frame_out f;
+    if (!b->has_session || b->event_id == 0xFFFFu)
+        return;
+    frame_begin(&f, FRAME_EVENT, (uint16_t)(b->event_id + 1u));
+    frame_word(&f, "METER");
+    frame_word(&f, state);
+    if (frame_send(&f, board_key(b)))
+        b->event_id++;
+}
+
+/* Take what the meter has, never waiting: a good reading, a fault, or nothing new. */
+static void poll_meter(struct board *b)
+{
+    struct meter m;
+    uint8_t got = hal_meter_poll(&m);
+    if (got == METER_OK) {
+        meter_budgets(b, &m);
+        b->meter = m;
+        b->has_reading = 1;
+        b->meter_age_ms = 0;
+        if (b->meter_state == BOARD_METER_FAULT)
+            meter_event(b, "OK");
+        b->meter_state = BOARD_METER_OK;
+    } else if (b->meter_state == BOARD_METER_OK &&
+               (got == METER_FAULT || b->meter_age_ms >= BOARD_METER_STALE_MS)) {
+        b->meter_state = BOARD_METER_FAULT;  /* reported once per outage */
+        meter_event(b, "FAULT");
+    } else if (b->meter_state == BOARD_METER_WAIT && got == METER_FAULT) {
+        b->meter_state = BOARD_METER_FAULT;  /* dead from boot: readings say so at once */
+        meter_event(b, "FAULT");
     }
 }
 
@@ -100,8 +143,8 @@ static int64_t round_div(int64_t value, int64_t by)
     return value >= 0 ? (value + by / 2) / by : -((-value + by / 2) / by);
 }
 
-static void reading_fields(struct frame_out *f, const struct board *b, const struct meter *m,
-                           uint8_t with_budget)
+/* V I P WHIN WHOUT (SOC PV) only from a good reading: never zeros before the first one. */
+static void meter_fields(struct frame_out *f, const struct meter *m)
 {
     field(f, "V=", round_div(m->mv, 10), 2);
     field(f, "I=", m->ma, 3);
@@ -110,13 +153,27 @@ static void reading_fields(struct frame_out *f, const struct board *b, const str
     frame_ufixed(f, m->mwh_in, 3);
     frame_word(f, "WHOUT=");
     frame_ufixed(f, m->mwh_out, 3);
+}
+
+static void reading_fields(struct frame_out *f, const struct board *b, uint8_t with_budget)
+{
+    const struct meter *m = &b->meter;
+    uint8_t measured = b->has_reading;
+    if (measured)
+        meter_fields(f, m);
     frame_word(f, "RELAYS=");
     for (uint8_t i = 0; i < b->relay_count; i++)
         frame_char(f, b->relays[i] ? '1' : '0');
-    if (m->soc_milli >= 0)
+    if (measured && m->soc_milli >= 0)
         field(f, "SOC=", m->soc_milli, 3);
-    if (m->pv_dw >= 0)
+    if (measured && m->pv_dw >= 0)
         field(f, "PV=", m->pv_dw, 1);
+    if (b->meter_state != BOARD_METER_OK)
+        frame_word(f, b->meter_state == BOARD_METER_WAIT ? "METER=WAIT" : "METER=FAULT");
+    if (frame_tx_lost > 0u) {
+        frame_word(f, "TXLOST=");
+        frame_ufixed(f, frame_tx_lost, 0);
+    }
     frame_word(f, "T=");
     frame_ufixed(f, (b->uptime_ms + 50u) / 100u, 1);
     if (!with_budget)
@@ -132,15 +189,14 @@ static void reading_fields(struct frame_out *f, const struct board *b, const str
     }
 }
 
-/* A READ reply (id >= 0) or a READING event. If it would pass 120 characters, BUDGET (an
- * optional field hosts may ignore) is left out rather than the reading lost. */
+/* A READ reply (id >= 0) or a READING event, from the last good reading (no meter wait).
+ * If it would pass 120 characters, BUDGET (an optional field hosts may ignore) is left out
+ * rather than the reading lost. */
 uint8_t board_send_reading(struct board *b, int32_t reply_id)
 {
     struct frame_out f;
-    struct meter m;
     if (reply_id < 0 && (!b->has_session || b->event_id == 0xFFFFu))
         return 0;  /* as send_event */
-    sync_meter(b, &m);
     for (uint8_t with_budget = 1;; with_budget = 0) {
         if (reply_id >= 0) {
             frame_begin(&f, FRAME_REPLY, (uint16_t)reply_id);
@@ -149,7 +205,7 @@ uint8_t board_send_reading(struct board *b, int32_t reply_id)
             frame_begin(&f, FRAME_EVENT, (uint16_t)(b->event_id + 1u));
             frame_word(&f, "READING");
         }
-        reading_fields(&f, b, &m, with_budget);
+        reading_fields(&f, b, with_budget);
         if (frame_send(&f, board_key(b))) {
             if (reply_id < 0)
                 b->event_id++;
@@ -242,9 +298,24 @@ static void end_line(struct board *b)
 
 /* -- public ------------------------------------------------------------------------------------ */
 
+/* The boot banner: one unkeyed line (no session yet) telling a host the board just
+ * started, so a bridge that reset it by opening the port (DTR) knows to HELLO now. */
+static void send_banner(const struct board *b)
+{
+    struct frame_out f;
+    frame_begin(&f, FRAME_EVENT, 0);
+    frame_word(&f, "BOOT");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, BOARD_PROTOCOL_VERSION, 0);
+    frame_word(&f, b->cfg->board_id);
+    frame_word(&f, b->cfg->kind == BOARD_PRODUCER ? "producer" : "consumer");
+    frame_char(&f, ' ');
+    frame_ufixed(&f, b->relay_count, 0);
+    frame_send(&f, NULL);
+}
+
 void board_init(struct board *b)
 {
-    struct meter m;
     b->cfg = hal_config();
     b->relay_count = b->cfg->relay_count;
     if (b->relay_count < 1u)
@@ -253,13 +324,16 @@ void board_init(struct board *b)
         b->relay_count = BOARD_MAX_RELAYS;
     for (uint8_t i = 0; i < BOARD_MAX_RELAYS; i++) {
         b->relays[i] = 0;
+        b->charged[i] = 0;
         b->budget[i].set = 0;
         b->budget[i].left_mwh = 0;
         if (i < b->relay_count)
             hal_relay_set(i, 0);  /* a board powers on with every relay open */
     }
-    hal_meter_read(&m);
-    b->metered_mwh = budgeted_counter(b, &m);
+    b->metered_mwh = 0;
+    b->meter_state = BOARD_METER_WAIT;  /* no values until the meter first answers */
+    b->has_reading = 0;
+    b->meter_age_ms = 0;
     b->line_len = 0;
     b->line_overflow = 0;
     b->line_blank = 1;
@@ -271,6 +345,7 @@ void board_init(struct board *b)
     b->has_session = 0;  /* until the host says HELLO */
     b->last_id = 0;
     b->event_id = 0;
+    send_banner(b);
 }
 
 void board_rx(struct board *b, const char *data, size_t n)
@@ -291,23 +366,56 @@ void board_rx(struct board *b, const char *data, size_t n)
     }
 }
 
+/* Relays open first, in one pass with no meter wait; the energy they passed until now is
+ * charged at the next good reading (charged[]). */
+static void check_failsafe(struct board *b)
+{
+    if (b->failsafe_tripped || b->quiet_ms < b->cfg->failsafe_ms)
+        return;
+    b->failsafe_tripped = 1;  /* once per silence */
+    for (uint8_t i = 0; i < b->relay_count; i++)
+        if (b->relays[i])
+            board_set_relay(b, i, 0);
+    send_event(b, "FAILSAFE", -1);
+}
+
 void board_poll(struct board *b)
 {
-    struct meter m;
     take_time(b);
-    sync_meter(b, &m);
+    check_failsafe(b);
+    poll_meter(b);
     enforce_budgets(b);
-    if (!b->failsafe_tripped && b->quiet_ms >= b->cfg->failsafe_ms) {
-        b->failsafe_tripped = 1;  /* once per silence */
-        for (uint8_t i = 0; i < b->relay_count; i++)
-            if (b->relays[i])
-                board_set_relay(b, i, 0);
-        send_event(b, "FAILSAFE", -1);
-    }
     if (b->report_ms >= b->cfg->report_ms) {
         /* Skip missed slots rather than burst: a late reading is not worth three. */
         b->report_ms = b->report_ms - b->cfg->report_ms >= b->cfg->report_ms
                            ? 0u : b->report_ms - b->cfg->report_ms;
         board_send_reading(b, -1);
     }
+}
+
+static uint32_t until(uint32_t elapsed, uint32_t period)
+{
+    return elapsed >= period ? 0u : period - elapsed;
+}
+
+uint32_t board_idle_ms(const struct board *b)
+{
+    uint32_t next = BOARD_TICK_MS;
+    uint32_t report = until(b->report_ms, b->cfg->report_ms);
+    if (!b->failsafe_tripped && until(b->quiet_ms, b->cfg->failsafe_ms) < next)
+        next = until(b->quiet_ms, b->cfg->failsafe_ms);
+    if (b->has_session && report < next)
+        next = report;
+    return next;
+}
+
+void board_step(struct board *b)
+{
+    char buf[32];
+    size_t n;
+    board_poll(b);  /* first: a line waiting at boot meets a meter already asked */
+    while ((n = hal_uart_read(buf, sizeof buf)) > 0)  /* bounded by what has arrived */
+        board_rx(b, buf, n);
+    hal_watchdog_kick();
+    hal_idle(board_idle_ms(b));
 }

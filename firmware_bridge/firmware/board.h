@@ -1,8 +1,10 @@
 /* Protocol v2 core of a gridbid meter board (docs/PROTOCOL.md).
  *
- * C99, no heap, no stdio: the core talks to hardware only through hal.h. Feed it the
- * UART's bytes with board_rx() and call board_poll() from the main loop, often (every few
- * ms): it runs the budgets, the heartbeat failsafe and the periodic readings.
+ * C99, no heap, no stdio: the core talks to hardware only through hal.h. A target's main is
+ *     hal init of its own; board_init(&b); for (;;) board_step(&b);
+ * board_step() takes the UART's bytes, polls the meter (never waiting for it), runs the
+ * budgets, the heartbeat failsafe and the periodic readings, kicks the watchdog and sleeps
+ * (hal_idle) until the next thing is due. board_init() sends the boot banner.
  */
 #ifndef GRIDBID_BOARD_H
 #define GRIDBID_BOARD_H
@@ -15,7 +17,14 @@
 #define BOARD_PROTOCOL_VERSION 2u
 #define BOARD_MAX_LINE 120u  /* characters of a frame, line ending excluded */
 #define BOARD_MAX_RELAYS 8u
-#define BOARD_MAX_ID 32u     /* characters of a board id */
+#define BOARD_MAX_ID HAL_MAX_ID  /* characters of a board id */
+#define BOARD_TICK_MS 50u    /* longest sleep between passes: the failsafe's slack at most */
+#define BOARD_METER_STALE_MS 3000u  /* no good reading for this long: the meter is dead */
+
+/* What the core knows of its meter. */
+#define BOARD_METER_WAIT 0u   /* no good reading since boot: readings carry no meter values */
+#define BOARD_METER_OK 1u
+#define BOARD_METER_FAULT 2u  /* no answer: values are the last good ones, budgets held open */
 
 /* A local energy budget on one relay. */
 struct board_budget {
@@ -29,7 +38,16 @@ struct board {
     uint8_t relay_count;
     uint8_t relays[BOARD_MAX_RELAYS];
     struct board_budget budget[BOARD_MAX_RELAYS];
-    uint64_t metered_mwh;  /* the budgeted counter (WHOUT or WHIN) when last looked at */
+    uint64_t metered_mwh;  /* the budgeted counter (WHOUT or WHIN) at the last good reading */
+    /* Closed at any moment since the last good reading: such relays are charged its energy,
+     * so a relay opened (failsafe, exhaustion) before the meter answered still pays. */
+    uint8_t charged[BOARD_MAX_RELAYS];
+
+    struct meter meter;    /* the last good reading */
+    uint8_t meter_state;   /* BOARD_METER_WAIT, _OK or _FAULT */
+    uint8_t has_reading;   /* `meter` holds a good reading (readings carry its values) */
+    uint32_t meter_age_ms; /* since the last good reading, saturating */
+    uint16_t tx_lost;      /* frames the UART took only part of (saturating) */
 
     uint8_t has_session;   /* 0 from power-on until a HELLO opens one */
     char session[8];       /* the session id: hex digits, the key of every CRC but HELLO's */
@@ -51,5 +69,7 @@ struct board {
 void board_init(struct board *b);
 void board_rx(struct board *b, const char *data, size_t n);
 void board_poll(struct board *b);
+void board_step(struct board *b);  /* one main-loop pass: rx, poll, watchdog, idle */
+uint32_t board_idle_ms(const struct board *b);  /* until the next deadline, <= BOARD_TICK_MS */
 
 #endif

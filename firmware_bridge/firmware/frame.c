@@ -49,7 +49,7 @@ uint8_t frame_parse_milli(const char *w, uint8_t n, uint64_t *out)
     while (dot < n && w[dot] != '.')
         dot++;
     if (dot < n)
-        decimals = (uint8_t)(n - dot - 1u);
+        decimals = (uint8_t)(n - dot - 1);  /* int arithmetic: no sign conversion on 16-bit int */
     if (dot == 0 || dot > 9u || (dot < n && (decimals < 1u || decimals > 3u)))
         return 0;
     for (uint8_t i = 0; i < n; i++) {
@@ -222,6 +222,23 @@ void frame_begin(struct frame_out *f, char kind, uint16_t id)
     frame_ufixed(f, id, 0);
 }
 
+uint16_t frame_tx_lost;
+static uint8_t line_broken;  /* the UART took only part of the last frame */
+
+/* Write a whole frame. A short write is no silent drop: it is counted (TXLOST= in readings)
+ * and the broken line is ended before the next frame, so that one still reads. */
+static void transmit(const char *data, uint8_t n)
+{
+    if (!line_broken || hal_uart_write("\n", 1u) == 1u) {
+        size_t put = hal_uart_write(data, n);
+        line_broken = put > 0u && put < n;  /* nothing taken breaks no line */
+        if (put == n)
+            return;
+    }
+    if (frame_tx_lost < 0xFFFFu)
+        frame_tx_lost++;
+}
+
 static uint8_t send_with(struct frame_out *f, uint16_t check, uint8_t digits)
 {
     if (f->full || f->len + 1u + digits > BOARD_MAX_LINE)
@@ -230,7 +247,7 @@ static uint8_t send_with(struct frame_out *f, uint16_t check, uint8_t digits)
     for (uint8_t d = digits; d > 0; d--)
         f->buf[f->len++] = HEX[((uint32_t)check >> (4u * (d - 1u))) & 0x0Fu];
     f->buf[f->len++] = '\n';
-    hal_uart_write(f->buf, f->len);
+    transmit(f->buf, f->len);
     return 1;
 }
 

@@ -19,6 +19,7 @@
 #define ERR_FRAME 4u
 #define ERR_REPLAY 5u
 #define ERR_SESSION 6u
+#define ERR_STORAGE 7u
 
 #define FRAME_CRC_DIGITS 4u     /* protocol v2 */
 #define FRAME_LEGACY_DIGITS 2u  /* protocol v1: XOR byte */
@@ -66,6 +67,9 @@ void frame_char(struct frame_out *f, char c);
 /* value / 10^decimals with exactly `decimals` digits after the point. */
 void frame_fixed(struct frame_out *f, int64_t value, uint8_t decimals);
 void frame_ufixed(struct frame_out *f, uint64_t value, uint8_t decimals);
+/* Frames the UART took only part of since boot (saturating): TXLOST= in readings. */
+extern uint16_t frame_tx_lost;
+
 /* Close with "*CRC\n" (keyed with the session, or none for NULL) and write it; 0 (nothing
  * written) if it is over BOARD_MAX_LINE. */
 uint8_t frame_send(struct frame_out *f, const char *key);

@@ -14,21 +14,21 @@
 #include "board.h"
 #include "hal_host.h"
 
-#define LOOP_MS 2 /* longest wait for input: bounds budget overshoot and timer jitter */
-
 static const char USAGE[] =
     "usage: board-host [--id ID] [--kind producer|consumer] [--relays N] [--failsafe-ms MS]\n"
     "                  [--report-ms MS] [--power W] [--speed X] [--millis-start MS]\n"
+    "                  [--meter-addr N] [--meter-ms MS] [--eeprom FILE] [--control-fd FD]\n"
     "Speaks meter-board protocol v2 on stdin/stdout; relay 0 passes --power W, with energy\n"
-    "counted --speed times (0.001..1000000) faster than wall-clock time, declared in HELLO.\n";
+    "counted --speed times (0.001..1000000) faster than wall-clock time, declared in HELLO.\n"
+    "--eeprom keeps the board id and meter address (CONFIG) across runs. --control-fd: the\n"
+    "clock and meter follow commands on that socket (hal_host_script.c), for scenarios.\n";
 
-static volatile sig_atomic_t stopping;
 static int stdout_flags = -1;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stopping = 1;
+    host.stopping = 1;
 }
 
 static void restore_stdout(void)
@@ -78,6 +78,11 @@ static void parse_args(int argc, char **argv, struct host_options *o)
     o->power_w = 240.0;
     o->speed = 60.0;
     o->millis_start = 0;
+    o->cfg.meter_addr = 1;
+    o->meter_ms = 20;
+    o->eeprom = NULL;
+    o->scripted = 0;
+    o->control_fd = -1;
     o->cfg.time_factor_milli = 60000;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -111,6 +116,17 @@ static void parse_args(int argc, char **argv, struct host_options *o)
             o->power_w = real(flag, value, 0.0, 1e9);
         } else if (strcmp(flag, "--speed") == 0) {
             o->speed = real(flag, value, 0.001, 1e6);
+        } else if (strcmp(flag, "--meter-addr") == 0) {
+            o->cfg.meter_addr = (uint8_t)number(flag, value, HAL_METER_ADDR_MIN, HAL_METER_ADDR_MAX);
+        } else if (strcmp(flag, "--meter-ms") == 0) {
+            o->meter_ms = (uint32_t)number(flag, value, 1, 60000);
+        } else if (strcmp(flag, "--eeprom") == 0) {
+            if (!value || !*value)
+                usage_error("--eeprom", value);
+            o->eeprom = value;
+        } else if (strcmp(flag, "--control-fd") == 0) {
+            o->control_fd = (int)number(flag, value, 3, 1000);
+            o->scripted = 1;
         } else if (strcmp(flag, "--millis-start") == 0) {
             o->millis_start = (uint32_t)number(flag, value, 0, 0xFFFFFFFFul);
         } else {
@@ -121,18 +137,11 @@ static void parse_args(int argc, char **argv, struct host_options *o)
     o->cfg.time_factor_milli = (uint32_t)(o->speed * 1000.0 + 0.5);
 }
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 int main(int argc, char **argv)
 {
     static struct board board; /* static, as on a microcontroller */
     struct host_options options;
     struct sigaction sa;
-    char buf[256];
 
     parse_args(argc, argv, &options);
     memset(&sa, 0, sizeof sa);
@@ -148,22 +157,8 @@ int main(int argc, char **argv)
     }
 
     hal_host_init(&options);
-    board_init(&board);
-    while (!stopping) {
-        struct pollfd in = {STDIN_FILENO, POLLIN, 0};
-        int ready = poll(&in, 1, LOOP_MS);
-        if (ready > 0 && (in.revents & POLLIN)) {
-            ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
-            if (n > 0)
-                board_rx(&board, buf, (size_t)n);
-            else if (n == 0)
-                break; /* end of input: nobody will ever talk to us again */
-            else if (errno != EINTR && errno != EAGAIN)
-                pause_ms(20); /* EIO: a pty with no client attached */
-        } else if (ready > 0) {
-            pause_ms(20); /* POLLHUP without data: a pty with no client attached */
-        }
-        board_poll(&board);
-    }
+    board_init(&board); /* sends the boot banner */
+    while (!host.stopping)
+        board_step(&board);
     return 0;
 }

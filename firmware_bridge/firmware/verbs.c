@@ -1,4 +1,5 @@
-/* Protocol v2 verbs of the board: HELLO (and v1's, to refuse it), READ, RELAY, HB, BUDGET. */
+/* Protocol v2 verbs of the board: HELLO (and v1's, to refuse it), READ, RELAY, HB, BUDGET,
+ * CONFIG. */
 #include "verbs.h"
 
 static void ok_begin(struct frame_out *f, uint16_t id, const char *verb)
@@ -101,6 +102,10 @@ static void on_relay(struct board *b, const struct frame_in *r)
         board_send_error(board_key(b), r->id, ERR_ARG, "budget-exhausted");
         return;
     }
+    if (state[0] == '1' && b->budget[n].set && !board_meter_ok(b)) {
+        board_send_error(board_key(b), r->id, ERR_ARG, "no-meter-for-budget");
+        return;  /* a budget nobody can count down would not hold */
+    }
     board_set_relay(b, n, (uint8_t)(state[0] == '1'));
     ok_begin(&f, r->id, "RELAY");
     frame_char(&f, ' ');
@@ -151,6 +156,44 @@ static void on_hb(struct board *b, const struct frame_in *r)
     frame_send(&f, board_key(b));
 }
 
+/* A board id as struct hal_config says: 1..BOARD_MAX_ID of 0x21..0x7E but '*' (the frame
+ * parser already refused '*' and anything outside that range). */
+static uint8_t id_arg(const struct frame_in *r)
+{
+    return r->word_len[1] >= 1u && r->word_len[1] <= BOARD_MAX_ID;
+}
+
+/* CONFIG <board-id> <meter-addr>: the admin names the board and its meter's address. Both go
+ * to persistent storage; the meter address is used from the next meter request on, the id
+ * from the next HELLO on (this session keeps the name its host knows it by). */
+static void on_config(struct board *b, const struct frame_in *r)
+{
+    char id[BOARD_MAX_ID + 1];
+    uint32_t addr = 0;
+    struct frame_out f;
+    if (!id_arg(r)) {
+        board_send_error(board_key(b), r->id, ERR_ARG, "id-not-1-to-32-chars");
+        return;
+    }
+    if (!frame_parse_uint(r->word[2], r->word_len[2], HAL_METER_ADDR_MAX, &addr) ||
+        addr < HAL_METER_ADDR_MIN || addr > HAL_METER_ADDR_MAX) {
+        board_send_error(board_key(b), r->id, ERR_ARG, "meter-address-not-1-to-247");
+        return;
+    }
+    for (uint8_t i = 0; i < r->word_len[1]; i++)
+        id[i] = r->word[1][i];
+    id[r->word_len[1]] = '\0';
+    if (hal_config_save(id, (uint8_t)addr) != 0) {
+        board_send_error(board_key(b), r->id, ERR_STORAGE, "config-not-saved");
+        return;
+    }
+    ok_begin(&f, r->id, "CONFIG");
+    frame_word(&f, id);
+    frame_char(&f, ' ');
+    frame_ufixed(&f, addr, 0);
+    frame_send(&f, board_key(b));
+}
+
 struct verb {
     const char *name;
     uint8_t argc;
@@ -159,6 +202,7 @@ struct verb {
 
 static const struct verb VERBS[] = {
     {"READ", 0, on_read}, {"RELAY", 2, on_relay}, {"HB", 0, on_hb}, {"BUDGET", 2, on_budget},
+    {"CONFIG", 2, on_config},
 };
 
 void verbs_dispatch(struct board *b, const struct frame_in *r)
