@@ -7,6 +7,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
 APT_PACKAGES := chromium socat postgresql redis-server nginx
+# The Cortex-M0 firmware build (make -C firmware_bridge/firmware arm): GCC and newlib's headers.
+APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 
 .PHONY: run test bench deps test-deps system-deps compile lint clean
 

@@ -1,0 +1,62 @@
+/* hal_meter_poll for a PZEM-017 on USART2 (RS-485): one request every METER_PERIOD_MS, the
+ * answer gathered from the receive ring as it comes, a late or garbled one a fault. */
+#include "hal_arm.h"
+#include "pzem_rtu.h"
+#include "stm32f030.h"
+
+static struct pzem_rtu rtu;
+static uint32_t last_start;
+static uint8_t started;
+
+void meter_init(void)
+{
+    /* 8N2, as the PZEM-017 wants; DE (PA1) high while USART2 sends, for the transceiver. */
+    uart_init(&uart_meter, METER_BAUD, USART_CR2_STOP_2, USART_CR3_DEM);
+}
+
+static void start_request(uint32_t now)
+{
+    uint8_t req[PZEM_REQUEST_LEN];
+    uart_rx_flush(&uart_meter);  /* whatever came late for the last request is not this one's */
+    pzem_begin(&rtu, hal_config()->meter_addr, now, req);
+    /* 8 bytes fit the 16-byte ring, which is empty between requests: this never waits. */
+    uart_write(&uart_meter, req, sizeof req, 0);
+    last_start = now;
+    started = 1;
+}
+
+/* The PZEM's units to struct meter's. Its one energy counter is the load's (consumer) or what
+ * the battery gave the bus (producer), whose net power (in minus out) is then negative. */
+static void to_meter(const struct pzem_values *v, struct meter *m)
+{
+    int32_t sign = ARM_KIND == BOARD_PRODUCER ? -1 : 1;
+    m->mv = (int32_t)v->centivolts * 10;
+    m->ma = sign * (int32_t)v->centiamps * 10;
+    m->dw = sign * (int32_t)(v->deciwatts & 0x7FFFFFFFul);
+    m->mwh_in = ARM_KIND == BOARD_PRODUCER ? 0u : (uint64_t)v->wh * 1000u;
+    m->mwh_out = ARM_KIND == BOARD_PRODUCER ? (uint64_t)v->wh * 1000u : 0u;
+    m->soc_milli = -1;  /* a PZEM-017 knows no battery charge or PV power */
+    m->pv_dw = -1;
+}
+
+uint8_t hal_meter_poll(struct meter *m)
+{
+    uint32_t now = hal_millis();
+    uint8_t byte;
+    struct pzem_values v;
+    uint8_t state;
+    while (uart_read(&uart_meter, &byte, 1u))
+        pzem_feed(&rtu, byte);
+    state = pzem_check(&rtu, now, &v);
+    if (state == PZEM_WAIT)
+        return METER_PENDING;
+    if (state == PZEM_DONE || state == PZEM_FAILED)
+        rtu.state = PZEM_IDLE;  /* each answer or failure is reported once */
+    if (!started || now - last_start >= METER_PERIOD_MS)
+        start_request(now);
+    if (state == PZEM_DONE) {
+        to_meter(&v, m);
+        return METER_OK;
+    }
+    return state == PZEM_FAILED ? METER_FAULT : METER_PENDING;
+}
