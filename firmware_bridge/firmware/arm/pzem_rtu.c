@@ -72,11 +72,14 @@ void pzem_feed(struct pzem_rtu *p, uint8_t byte)
         return;
     if (p->len == 0u && byte != p->addr)
         return;  /* not the start of our meter's answer: noise, or the echo of a bus glitch */
-    p->buf[p->len++] = byte;
-    if (p->len == 2u && (byte & ~FN_EXCEPTION) != FN_READ_INPUT) {
-        fail(p, PZEM_ERR_FRAME);
-        return;
+    if (p->len == 1u && (byte & ~FN_EXCEPTION) != FN_READ_INPUT) {
+        /* Not a function-4 answer after all (noise, or inside another device's frame that
+         * held our address byte): scan on for the start, this byte included. */
+        p->len = 0;
+        if (byte != p->addr)
+            return;
     }
+    p->buf[p->len++] = byte;
     want = expected_len(p);
     if (want != 0u && p->len >= want)
         finish(p);
