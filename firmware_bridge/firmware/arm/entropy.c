@@ -24,9 +24,10 @@ static void adc_start(void)
     ADC_CCR = ADC_CCR_TSEN;
     ADC_CHSELR = 1ul << ADC_CHANNEL_TEMP;
     ADC_SMPR = 0u;  /* 1.5 cycles */
-    ADC_CR = ADC_CR_ADEN;
+    /* ADEN is ignored for 4 ADC clocks after a calibration (RM0360): set it until ready. */
     for (uint32_t spin = 0; !(ADC_ISR & ADC_ISR_ADRDY) && spin < 10000u; spin++)
-        ;
+        if (!(ADC_CR & ADC_CR_ADEN))
+            ADC_CR = ADC_CR_ADEN;
 }
 
 /* xorshift-multiply finaliser (murmur3's): spreads each input bit over the word. */

@@ -9,6 +9,9 @@
  * PB11: plain GPIOs with no boot, debug or oscillator function. */
 static const uint8_t RELAY_PIN[] = {0, 1, 10, 11};
 #define RELAY_MAX (sizeof RELAY_PIN / sizeof RELAY_PIN[0])
+#if ARM_RELAYS < 1 || ARM_RELAYS > 4
+#error "ARM_RELAYS: this board has driver pins for 1 to 4 relays"
+#endif
 
 static volatile uint32_t millis = ARM_MILLIS_START;
 static struct hal_config config = {

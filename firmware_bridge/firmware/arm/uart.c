@@ -18,9 +18,10 @@ void uart_init(struct uart *u, uint32_t baud, uint32_t cr2, uint32_t cr3)
     USART_BRR(u->base) = (CPU_HZ + baud / 2u) / baud;  /* oversampling by 16 */
     USART_CR2(u->base) = cr2;
     USART_CR3(u->base) = cr3 | USART_CR3_EIE;
-    /* DE asserted one bit time before and after each frame: the transceiver settles. */
-    USART_CR1(u->base) = USART_CR1_DEAT(16u) | USART_CR1_DEDT(16u) | USART_CR1_RXNEIE |
-                         USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
+    /* DE asserted one bit time before and after each frame: the transceiver settles. DEAT and
+     * DEDT are only writable while UE is 0, so they go in first. */
+    USART_CR1(u->base) = USART_CR1_DEAT(16u) | USART_CR1_DEDT(16u);
+    USART_CR1(u->base) |= USART_CR1_RXNEIE | USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
 }
 
 size_t uart_read(struct uart *u, uint8_t *out, size_t max)
