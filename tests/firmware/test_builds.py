@@ -76,11 +76,22 @@ def build(target: Target, build_dir: Path, *options: str) -> str:
     return output
 
 
+@pytest.fixture(scope="module")
+def arm_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The default ARM build, made once for the tests that only read it: directory, output."""
+    build_dir = tmp_path_factory.mktemp("arm")
+    return build_dir, build(TARGETS["arm"], build_dir)
+
+
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_target_builds_with_werror_and_fits(name: str, tmp_path: Path) -> None:
+def test_target_builds_with_werror_and_fits(name: str, tmp_path: Path,
+                                            request: pytest.FixtureRequest) -> None:
     """make builds the target with every WARN flag as an error, and it fits its chip."""
     target = TARGETS[name]
-    output = build(target, tmp_path)
+    if name == "arm":
+        tmp_path, output = request.getfixturevalue("arm_build")
+    else:
+        output = build(target, tmp_path)
     compile_lines = [line for line in output.splitlines() if " -o " in line and ".c" in line]
     assert compile_lines, f"no compiler command in the make output:\n{output}"
     for flag in WARN_FLAGS:
@@ -110,11 +121,11 @@ def arm_symbols(elf: Path) -> dict[str, int]:
             if len(parts) == 3}
 
 
-def test_arm_image_starts_with_a_complete_vector_table(tmp_path: Path) -> None:
+def test_arm_image_starts_with_a_complete_vector_table(arm_build: tuple[Path, str]) -> None:
     """The .bin st-flash writes at 0x08000000 begins with the stack top and 47 Thumb handler
     addresses (none 0, so no stray interrupt jumps to address 0), and stops before the config
     page, so reflashing the firmware keeps a board's id and meter address."""
-    build(TARGETS["arm"], tmp_path)
+    tmp_path = arm_build[0]
     image = (tmp_path / "board-arm.bin").read_bytes()
     symbols = arm_symbols(tmp_path / "board-arm.elf")
     words = struct.unpack("<48I", image[:48 * 4])
