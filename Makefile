@@ -7,7 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := web/static/vendor
 APT_PACKAGES := chromium socat postgresql redis-server nginx
-# The Cortex-M0 firmware build (make -C firmware_bridge/firmware arm): GCC and newlib's headers.
+# The AVR firmware build and its simulator (firmware_bridge/firmware/avr/).
+APT_PACKAGES += gcc-avr avr-libc simavr libsimavr-dev
+# The Cortex-M0 firmware build (firmware_bridge/firmware/arm/): GCC and newlib-nano.
 APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 
 .PHONY: run test bench deps test-deps system-deps compile lint clean
