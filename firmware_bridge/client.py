@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # Event ids past this make the next request re-HELLO, well before a board runs out at 65535.
 REHELLO_EVENTS = 0xF000
+# HELLOs the first exchange on a freshly opened port may take: opening the port resets an
+# Uno/Mega-class board (DTR) and its bootloader swallows what arrives for ~0.5-2 s. A boot
+# banner cuts the wait short: HELLO goes again at once.
+HELLO_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,13 @@ class _V1Board:
     """Handed to a waiting HELLO when the board answered in protocol v1 framing."""
 
 
+class _Booted:
+    """Handed to a waiting request when the board's boot banner came: it reset meanwhile."""
+
+
 _V1 = _V1Board()
-_Waiter = queue.Queue  # of Frame | _V1Board | None: the reply, a v1 board, or a lost port
+_BOOTED = _Booted()
+_Waiter = queue.Queue  # of Frame | _V1Board | _Booted | None: reply, v1 board, reset, lost port
 _Pending = tuple[int, str, _Waiter] | None  # (request id, verb, its waiter) in flight
 
 
@@ -65,11 +74,15 @@ class BoardClient:
         timeout: float = 1.0,
         on_event: Callable[[Frame], None] | None = None,
         loop: IoLoop | None = None,
+        hello_tries: int = HELLO_TRIES,
     ):
         self.url = url
         self.timeout = timeout
         self.on_event = on_event
         self.info: BoardInfo | None = None
+        self.hello_tries = max(1, hello_tries)
+        self._fresh_port = True  # nothing answered yet since the open (a DTR reset may run)
+        self.boots = 0  # boot banners seen: the board reset (DTR, watchdog, power)
         self._lock = threading.Lock()  # one request at a time, as the board answers in order
         self._next_id = 1  # ids only grow within a session; a replayed id is refused
         self._session: str | None = None
@@ -132,7 +145,7 @@ class BoardClient:
             return self._hello()
 
     def _hello(self) -> BoardInfo:
-        reply = self._exchange("HELLO", ())
+        reply = self._hello_reply()
         try:
             hello = protocol.parse_hello(reply.args[1:])
         except FrameError as err:
@@ -146,6 +159,22 @@ class BoardClient:
                               f"not {self.info.board_id}")
         self.info = info
         return info
+
+    def _hello_reply(self) -> Frame:
+        """HELLO's reply; on a fresh port it tries again (hello_tries in all) after a timeout,
+        and at once after a boot banner, as the board's bootloader may have swallowed it."""
+        tries = self.hello_tries if self._fresh_port else 1
+        for attempt in range(1, tries + 1):
+            try:
+                return self._exchange("HELLO", ())
+            except _Rebooted:
+                log.info("%s: board booted while HELLO waited: HELLO again", self.url)
+            except BoardTimeout:
+                if attempt == tries:
+                    raise
+                log.info("%s: no reply to HELLO %d of %d (a reset board?)", self.url, attempt,
+                         tries)
+        raise BoardTimeout(f"{self.url}: board kept rebooting through {tries} HELLOs")
 
     def _exchange(self, verb: str, args: tuple[object, ...], ordered: bool = True) -> Frame:
         """One request and its reply, under the open session (or none, for HELLO)."""
@@ -172,6 +201,13 @@ class BoardClient:
             self._pending = None
         if reply is None:
             raise BridgeError(f"{self.url}: port lost while waiting for {verb}")
+        if isinstance(reply, _Booted):
+            self._session = None
+            if verb == "HELLO":
+                raise _Rebooted()
+            # Not sent again: the board may have acted before it reset (as after a timeout).
+            raise BoardTimeout(f"{self.url}: board rebooted while {verb} waited")
+        self._fresh_port = False
         if ordered:
             self._await_events(self._reply_mark)
         if isinstance(reply, _V1Board):
@@ -223,6 +259,8 @@ class BoardClient:
         """Route one line; runs on the port loop's thread, so it must never raise."""
         pending = self._pending  # read once: request() replaces it between requests
         self._arrivals += 1
+        if raw.startswith(b"!0 BOOT ") and self._on_banner(raw, pending):
+            return
         try:
             frame = protocol.decode(raw, self._session)
         except FrameError as err:
@@ -232,6 +270,19 @@ class BoardClient:
             self._on_reply(frame, pending)
         elif frame.kind == protocol.EVENT:
             self._on_event(frame)
+
+    def _on_banner(self, raw: bytes, pending: _Pending) -> bool:
+        """A boot banner (unkeyed): the board reset, its session is gone; True if it was one."""
+        try:
+            frame = protocol.decode(raw, "")
+        except FrameError:
+            return False
+        self.boots += 1
+        self._session = None  # the next request HELLOs first
+        log.warning("%s: board booted: %s", self.url, " ".join(frame.args))
+        if pending is not None:
+            pending[2].put(_BOOTED)
+        return True
 
     def _on_reply(self, frame: Frame, pending: _Pending) -> None:
         """Only the reply naming the request in flight counts; id 0 or another id, never."""
@@ -325,6 +376,10 @@ class BoardClient:
         pending = self._pending
         if pending is not None:
             pending[2].put(None)
+
+
+class _Rebooted(Exception):
+    """The board booted while HELLO waited: HELLO again."""
 
 
 def _unkeyed_reply(raw: bytes) -> Frame | None:

@@ -18,6 +18,7 @@ from firmware_bridge.errors import (
     ERR_SESSION,
     ERR_VERB,
     FrameError,
+    MeterUnavailable,
 )
 
 __all__ = [
@@ -25,13 +26,14 @@ __all__ = [
     "KINDS", "LEGACY_VERSION", "MAX_LINE", "REPLY", "REQUEST", "VERSION", "Frame", "Hello",
     "Reading", "checksum", "crc16", "decode", "decode_legacy", "encode", "encode_legacy",
     "format_time_factor", "hello_fields", "key_for", "parse_hello", "parse_reading",
-    "reading_fields", "split", "verify",
+    "reading_fields", "split", "verify", "METER_STATES", "no_meter_fields", "MeterUnavailable",
 ]
 
 VERSION = 2
 LEGACY_VERSION = 1  # XOR-checksummed frames: recognised only to refuse their sender clearly
 MAX_LINE = 120  # characters of a frame, not counting its "\n" or "\r\n"
 MAX_ID = 0xFFFF
+METER_STATES = ("OK", "WAIT", "FAULT")  # a reading's METER= (absent: OK)
 MAX_TIME_FACTOR = 1_000_000.0
 _SESSION = re.compile(r"[0-9A-F]{8}")
 REQUEST, REPLY, EVENT = ">", "<", "!"
@@ -63,6 +65,10 @@ class Reading:
     pv_w: float | None = None
     uptime_s: float = 0.0
     budgets: tuple[float | None, ...] = ()  # Wh left per relay; None where no budget is set
+    # "OK", or "FAULT": the meter stopped answering and the values are its last good ones
+    # (the board opened its budget-held relays). A reading before any good one has no
+    # values at all: parse_reading raises MeterUnavailable for it.
+    meter: str = "OK"
 
 
 @dataclass(frozen=True)
@@ -264,10 +270,22 @@ def reading_fields(reading: Reading) -> list[str]:
         fields.append(f"SOC={reading.soc:.3f}")
     if reading.pv_w is not None:
         fields.append(f"PV={reading.pv_w:.1f}")
-    fields.append(f"T={reading.uptime_s:.1f}")
-    if reading.budgets:
-        fields.append("BUDGET=" + ",".join("-" if b is None else f"{b:.3f}"
-                                           for b in reading.budgets))
+    if reading.meter != "OK":
+        fields.append(f"METER={reading.meter}")
+    return fields + _tail_fields(reading.uptime_s, reading.budgets)
+
+
+def no_meter_fields(relays: tuple[bool, ...], state: str, uptime_s: float,
+                    budgets: tuple[float | None, ...]) -> list[str]:
+    """A reading's fields before the meter ever answered: no values, METER=WAIT or FAULT."""
+    return ["RELAYS=" + "".join("1" if r else "0" for r in relays), f"METER={state}",
+            *_tail_fields(uptime_s, budgets)]
+
+
+def _tail_fields(uptime_s: float, budgets: tuple[float | None, ...]) -> list[str]:
+    fields = [f"T={uptime_s:.1f}"]
+    if budgets:
+        fields.append("BUDGET=" + ",".join("-" if b is None else f"{b:.3f}" for b in budgets))
     return fields
 
 
@@ -282,6 +300,11 @@ def parse_reading(args: tuple[str, ...] | list[str]) -> Reading:
     relays = values.get("RELAYS")
     if not relays or set(relays) - {"0", "1"}:
         raise FrameError(f"RELAYS={relays!r} must be a non-empty string of 0 and 1", ERR_ARG)
+    meter = values.get("METER", "OK")
+    if meter not in METER_STATES:
+        raise FrameError(f"METER={meter!r} is not one of {'/'.join(METER_STATES)}", ERR_ARG)
+    if meter != "OK" and "V" not in values:
+        raise MeterUnavailable(meter)
     return Reading(
         voltage_v=_number(values, "V"),
         current_a=_number(values, "I"),
@@ -293,6 +316,7 @@ def parse_reading(args: tuple[str, ...] | list[str]) -> Reading:
         pv_w=_number(values, "PV") if "PV" in values else None,
         uptime_s=_number(values, "T"),
         budgets=_budgets(values.get("BUDGET")),
+        meter=meter,
     )
 
 

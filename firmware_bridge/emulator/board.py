@@ -1,7 +1,9 @@
-"""The board side of protocol v2: sessions, replay refusal, relays, budgets, the failsafe."""
+"""The board side of protocol v2: sessions, replay refusal, relays, budgets, the failsafe,
+the meter's faults, CONFIG and the boot banner."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import threading
@@ -16,12 +18,16 @@ from firmware_bridge.errors import (
     ERR_FRAME,
     ERR_REPLAY,
     ERR_SESSION,
+    ERR_STORAGE,
     ERR_VERB,
     FrameError,
+    MeterFault,
 )
 from firmware_bridge.protocol import EVENT, REPLY, REQUEST, Frame, Hello, Reading
 
 _BUDGET = re.compile(r"\d{1,9}(\.\d{1,3})?")
+_BOARD_ID = re.compile(r"[\x21-\x29\x2b-\x7e]{1,32}")  # printable, no '*', as the firmware
+METER_ADDRESSES = range(1, 248)  # Modbus slave addresses
 
 
 def _random_session() -> str:
@@ -42,6 +48,8 @@ class BoardEmulator:
         lock: threading.RLock | None = None,
         time_factor: float = 1.0,
         new_session: Callable[[], str] = _random_session,
+        save_config: Callable[[str, int], None] | None = None,
+        polled_meter: bool = False,
     ):
         self.board_id = board_id
         self.kind = kind
@@ -63,11 +71,23 @@ class BoardEmulator:
         self.lock = lock or threading.RLock()
         self.started = self.last_frame = clock()
         self.failsafe_tripped = False
+        # The meter as the firmware sees it: no values until it first answers, then the last
+        # good reading; "FAULT" once read() raised MeterFault, until it answers again.
+        self.meter_state = "WAIT"
+        self._last_good: Reading | None = None
+        self.meter_addr = 1
+        self._next_id = board_id  # CONFIG's id: the board's name from the next HELLO on
+        # Persistent storage of CONFIG (an EEPROM on a real board); raising OSError = not saved.
+        self.save_config = save_config
+        # False: every reading reads the meter (an emulated meter answers at once). True: the
+        # owner polls it (meter_answer), as firmware does, and readings show the last answer.
+        self.polled_meter = polled_meter
         self._verbs: dict[str, Callable[..., list[object]]] = {
             "READ": self._on_read,
             "RELAY": self._on_relay,
             "HB": self._on_hb,
             "BUDGET": self._on_budget,
+            "CONFIG": self._on_config,
         }
 
     def power_on(self) -> None:
@@ -82,7 +102,43 @@ class BoardEmulator:
         with self.lock:
             self.relays = [False] * len(self.relays)
             self.budgets = [None] * len(self.budgets)
+            self.meter_state, self._last_good = "WAIT", None  # no values until it answers
+            self.board_id = self._next_id  # what EEPROM holds
             self.power_on()
+
+    def banner(self) -> bytes:
+        """The boot banner, `!0 BOOT 2 <id> <kind> <relays>`, unkeyed: sent once at power-on."""
+        return protocol.encode(EVENT, 0, "BOOT", protocol.VERSION, self._next_id, self.kind,
+                               len(self.relays))
+
+    def poll_meter(self) -> Reading | None:
+        """Read the meter now (read() raising MeterFault is a fault); what meter_answer got."""
+        with self.lock:
+            try:
+                reading: Reading | None = self.read()
+            except MeterFault:
+                reading = None
+            self.meter_answer(reading)
+            return reading
+
+    def meter_answer(self, reading: Reading | None) -> None:
+        """The meter answered (a reading) or failed (None): the board acts as the firmware."""
+        with self.lock:
+            if reading is None:
+                if self.meter_state != "FAULT":
+                    self.meter_state = "FAULT"  # said once per outage
+                    self._events.append(("METER", ("FAULT",)))
+                self._open_budgeted()
+                return
+            if self.meter_state == "FAULT":
+                self._events.append(("METER", ("OK",)))
+            self.meter_state, self._last_good = "OK", reading
+
+    def _open_budgeted(self) -> None:
+        """Without a meter no budget counts down: budget-held relays open (prepaid holds)."""
+        for n, budget in enumerate(self.budgets):
+            if budget is not None and self.relays[n]:
+                self.relays[n] = False
 
     def uptime(self) -> float:
         """Seconds since the board powered on."""
@@ -137,6 +193,8 @@ class BoardEmulator:
             args = handler(*frame.args)
         except TypeError:
             return self._error(frame.req_id, ERR_ARG, f"wrong argument count for {frame.verb}")
+        except _StorageError:
+            return self._error(frame.req_id, ERR_STORAGE, "config-not-saved")
         except ValueError as err:
             return self._error(frame.req_id, ERR_ARG, str(err))
         return protocol.encode(REPLY, frame.req_id, "OK", frame.verb, *args,
@@ -212,6 +270,7 @@ class BoardEmulator:
         if frame.args:
             return self._error(frame.req_id, ERR_ARG, "wrong argument count for HELLO", "")
         self.session = self.new_session()
+        self.board_id = self._next_id  # a CONFIG'd id shows from this HELLO on
         self.last_id, self.event_seq, self._greet = frame.req_id, 0, True
         hello = Hello(protocol.VERSION, self.board_id, self.kind, len(self.relays),
                       self.session, self.time_factor)
@@ -223,7 +282,15 @@ class BoardEmulator:
     def reading_fields(self) -> list[str]:
         """The reading's fields as the firmware sends them: BUDGET (optional to hosts) left
         out when the frame would pass MAX_LINE, rather than the reading lost."""
-        fields = protocol.reading_fields(self.read())
+        with self.lock:
+            reading = (None if self.polled_meter else self.poll_meter()) or self._last_good
+            if reading is None:  # never answered: no values, not zeros
+                fields = protocol.no_meter_fields(tuple(self.relays), self.meter_state,
+                                                  self.uptime(), tuple(self.budgets))
+            else:
+                fields = protocol.reading_fields(dataclasses.replace(
+                    reading, relays=tuple(self.relays), budgets=tuple(self.budgets),
+                    uptime_s=self.uptime(), meter=self.meter_state))
         try:  # the longest frame it goes out in: a READ reply with the largest id
             protocol.encode(REPLY, protocol.MAX_ID, "OK", "READ", *fields,
                             session=self.session or "")
@@ -242,6 +309,10 @@ class BoardEmulator:
         with self.lock:
             if state == "1" and self.budgets[int(index)] == 0.0:
                 raise ValueError("budget-exhausted")
+            if (state == "1" and self.budgets[int(index)] is not None
+                    and self.meter_state != "OK"
+                    and (self.polled_meter or self.poll_meter() is None)):
+                raise ValueError("no-meter-for-budget")  # nobody could count it down
             self.relays[int(index)] = state == "1"
         return [int(index), state]
 
@@ -260,7 +331,28 @@ class BoardEmulator:
             if budget == 0.0 and self.relays[n]:
                 self.relays[n] = False  # nothing left to pass: open now, as the firmware does
                 self._events.append(("EXHAUSTED", (n,)))
+            elif self.meter_state != "OK":
+                self._open_budgeted()
         return [n, "-" if budget is None else f"{budget:.3f}"]
+
+    def _on_config(self, board_id: str, address: str) -> list[object]:
+        """Name the board and its meter's Modbus address, kept in persistent storage; the id
+        counts from the next HELLO, the address from the next meter read."""
+        if not _BOARD_ID.fullmatch(board_id):
+            raise ValueError("id-not-1-to-32-chars")
+        if not address.isdigit() or int(address) not in METER_ADDRESSES:
+            raise ValueError("meter-address-not-1-to-247")
+        if self.save_config is not None:
+            try:
+                self.save_config(board_id, int(address))
+            except OSError as err:
+                raise _StorageError(str(err)) from err
+        self._next_id, self.meter_addr = board_id, int(address)
+        return [board_id, int(address)]
+
+
+class _StorageError(Exception):
+    """save_config failed: CONFIG changed nothing."""
 
 
 def _error(req_id: int, code: int, text: str, session: str) -> bytes:

@@ -88,6 +88,7 @@ class PtyBoardServer:
         os.set_blocking(self._master, False)
         self._begin()
         self._connect(self._master)
+        self._write(self.board.banner())  # as firmware boots: a host already there learns it
         return self.device
 
     def stop(self) -> None:

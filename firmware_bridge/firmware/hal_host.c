@@ -74,6 +74,8 @@ void hal_host_init(const struct host_options *options)
     started_s = last_s = host_now_s();
     host.scripted_ms = 0;
     host.plugged = 1;
+    host.scripted_meter.soc_milli = -1; /* no SOC= / PV= until METER says */
+    host.scripted_meter.pv_dw = -1;
     host.last_kick_ms = 0;
     if (!host.opt.scripted)
         host.meter_latency_ms = 0; /* the modelled meter answers at once */

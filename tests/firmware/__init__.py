@@ -1,0 +1,1 @@
+"""The scenario suite every board implementation runs (scenarios.py) and its drivers."""
