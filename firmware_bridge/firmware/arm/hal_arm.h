@@ -11,6 +11,7 @@
 #define METER_BAUD 9600ul     /* USART2 PA2 TX / PA3 RX / PA1 DE: RS-485 to the PZEM-017, 8N2 */
 #define TX_WAIT_MS 20u        /* the longest hal_uart_write blocks on a full ring: > 1 frame */
 #define METER_PERIOD_MS 500u  /* a meter request every half second */
+#define METER_RETRIES 1u      /* a failed request is repeated once before it is a fault */
 
 /* Build-time board settings (make arm ARM_KIND=... ARM_RELAYS=...). */
 #ifndef ARM_KIND

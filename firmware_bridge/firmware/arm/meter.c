@@ -1,5 +1,6 @@
 /* hal_meter_poll for a PZEM-017 on USART2 (RS-485): one request every METER_PERIOD_MS, the
- * answer gathered from the receive ring as it comes, a late or garbled one a fault. */
+ * answer gathered from the receive ring as it comes; a late or garbled one is asked again once,
+ * and a fault when that fails too (a dead meter shows within 2 x PZEM_TIMEOUT_MS). */
 #include "hal_arm.h"
 #include "pzem_rtu.h"
 #include "stm32f030.h"
@@ -7,6 +8,7 @@
 static struct pzem_rtu rtu;
 static uint32_t last_start;
 static uint8_t started;
+static uint8_t retried;  /* immediate retries of the failing request so far */
 
 void meter_init(void)
 {
@@ -50,8 +52,17 @@ uint8_t hal_meter_poll(struct meter *m)
     state = pzem_check(&rtu, now, &v);
     if (state == PZEM_WAIT)
         return METER_PENDING;
-    if (state == PZEM_DONE || state == PZEM_FAILED)
+    if (state == PZEM_FAILED && retried < METER_RETRIES) {
+        /* One lost answer (a noise burst on the bus) is no dead meter: the core opens
+         * budget-held relays on a fault, so ask again at once before reporting one. */
+        retried++;
+        start_request(now);
+        return METER_PENDING;
+    }
+    if (state == PZEM_DONE || state == PZEM_FAILED) {
         rtu.state = PZEM_IDLE;  /* each answer or failure is reported once */
+        retried = 0;
+    }
     if (!started || now - last_start >= METER_PERIOD_MS)
         start_request(now);
     if (state == PZEM_DONE) {
