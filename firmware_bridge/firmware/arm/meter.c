@@ -23,8 +23,6 @@ static void start_request(uint32_t now)
     pzem_begin(&rtu, hal_config()->meter_addr, now, req);
     /* 8 bytes fit the 16-byte ring, which is empty between requests: this never waits. */
     uart_write(&uart_meter, req, sizeof req, 0);
-    last_start = now;
-    started = 1;
 }
 
 /* The PZEM's units to struct meter's. Its one energy counter is the load's (consumer) or what
@@ -63,8 +61,11 @@ uint8_t hal_meter_poll(struct meter *m)
         rtu.state = PZEM_IDLE;  /* each answer or failure is reported once */
         retried = 0;
     }
-    if (!started || now - last_start >= METER_PERIOD_MS)
+    if (!started || now - last_start >= METER_PERIOD_MS) {
         start_request(now);
+        last_start = now;  /* a retry keeps the cadence: periods count from the first try */
+        started = 1;
+    }
     if (state == PZEM_DONE) {
         to_meter(&v, m);
         return METER_OK;
