@@ -12,7 +12,7 @@ APT_PACKAGES += gcc-avr avr-libc simavr libsimavr-dev
 # The Cortex-M0 firmware build (firmware_bridge/firmware/arm/): GCC and newlib-nano.
 APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 
-.PHONY: run test bench deps test-deps system-deps compile lint clean
+.PHONY: run test bench deps test-deps system-deps compile lint clean firmware-avr
 
 run: deps
 	$(BIN)/gridbid run --demo
@@ -73,6 +73,10 @@ system-deps:
 # settle, ...); never part of `make test`.
 bench: test-deps
 	$(BIN)/python bench/report.py
+
+# The ATmega1284P firmware (-Werror, prints flash and RAM) and its libsimavr harness (avr-sim).
+firmware-avr: system-deps
+	$(MAKE) -C firmware_bridge/firmware/avr all harness
 
 compile: node_modules/.installed
 	node contracts/compile.js

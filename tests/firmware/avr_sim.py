@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 AVR_DIR = REPO / "firmware_bridge" / "firmware" / "avr"
 SIM_HEADER = Path("/usr/include/simavr/sim_avr.h")
 SIZE_LINE = re.compile(r"flash (\d+) B, RAM (\d+) B static")
-TICK_MS = 2  # main_avr.c's AVR_TICK_MS: the longest sleep between two passes of the core
 
 
 def toolchain_missing() -> str | None:
@@ -37,10 +36,10 @@ def toolchain_missing() -> str | None:
     return None
 
 
-def build_avr(build_dir: Path) -> tuple[Path, Path, str]:
-    """Build the firmware and the harness into build_dir: (elf, harness, make's output)."""
+def build_avr(build_dir: Path, *options: str) -> tuple[Path, Path, str]:
+    """Build firmware and harness into build_dir with make options: (elf, harness, output)."""
     done = subprocess.run(
-        ["make", "-C", str(AVR_DIR), f"BUILD={build_dir}", "all", "harness"],
+        ["make", "-C", str(AVR_DIR), f"BUILD={build_dir}", *options, "all", "harness"],
         capture_output=True, text=True, timeout=300,
     )
     if done.returncode != 0:
@@ -101,6 +100,14 @@ class AvrSim:
     def set_meter(self, volts: float, amps: float, watts: float, wh: int) -> None:
         """The scripted meter's next answers (PZEM-017 units: 0.01 V, 0.01 A, 0.1 W, 1 Wh)."""
         self.command(f"set {volts} {amps} {watts} {wh}")
+
+    def wait_meter(self, timeout: float = 5.0) -> None:
+        """Until the scripted meter answered the board once (before that, readings lack V)."""
+        deadline = time.monotonic() + timeout
+        while "answers=0 " in self.command("stats"):
+            if time.monotonic() > deadline:
+                pytest.fail("the board never asked the meter")
+            time.sleep(0.05)
 
     def entries(self, prefix: str) -> list[list[str]]:
         """Harness log lines starting with prefix, split into words."""

@@ -11,6 +11,7 @@
 #include <util/atomic.h>
 
 #include "../board.h"
+#include "../hal.h"
 #include "config_layout.h"
 #include "modbus.h"
 #include "timer.h"
@@ -18,6 +19,9 @@
 
 #ifndef AVR_DEFAULT_ID
 #define AVR_DEFAULT_ID "avr-unset" /* an unconfigured board: the admin sets its id */
+#endif
+#ifndef AVR_MILLIS_START
+#define AVR_MILLIS_START 0ul /* Makefile MILLIS_START: tests of the wrap start near 2^32 */
 #endif
 #define DEFAULT_METER_ADDR 1u
 #define SEED_ADDR ((uint16_t)sizeof(struct config_record)) /* boot counter for hal_random32 */
@@ -57,9 +61,7 @@ static void load_config(void)
         meter_addr = DEFAULT_METER_ADDR;
     }
     cfg.board_id = board_id;
-#ifdef HAL_MAX_ID
     cfg.meter_addr = meter_addr;
-#endif
     cfg.kind = AVR_KIND;
     cfg.relay_count = AVR_RELAYS;
     cfg.failsafe_ms = 5000;
@@ -79,7 +81,7 @@ void hal_avr_init(void)
 {
     load_config();
     seed_random();
-    timer_init(0);
+    timer_init(AVR_MILLIS_START);
     uart_init();
     modbus_init();
     SMCR = 0; /* idle sleep (SM2..0 = 0): the UARTs and Timer0 keep running, and wake us */
@@ -89,7 +91,15 @@ void hal_avr_init(void)
 
 const struct hal_config *hal_config(void) { return &cfg; }
 
-uint32_t hal_millis(void) { return timer_millis(); }
+/* The core plans its sleeps (board_idle_ms) from the time it last took: hal_idle counts from
+ * that same instant, so a deadline is met within the clock's one tick, not two. */
+uint32_t hal_avr_last_millis;
+
+uint32_t hal_millis(void)
+{
+    hal_avr_last_millis = timer_millis();
+    return hal_avr_last_millis;
+}
 
 void hal_relay_set(uint8_t n, uint8_t on)
 {
@@ -136,6 +146,3 @@ int hal_config_save(const char *id, uint8_t addr)
 
 size_t hal_uart_read(char *data, size_t max) { return uart_read(data, max); }
 
-/* The meter address, for the pre-issue-18 core whose hal_config has no meter_addr. */
-uint8_t hal_avr_meter_addr(void);
-uint8_t hal_avr_meter_addr(void) { return meter_addr; }

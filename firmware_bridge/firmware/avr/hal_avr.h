@@ -13,6 +13,8 @@
 #endif
 #define AVR_RELAY_MASK ((uint8_t)((1u << AVR_RELAYS) - 1u))
 
+extern uint32_t hal_avr_last_millis; /* what hal_millis() last returned */
+
 void hal_avr_init(void); /* clock, UARTs, meter, config from EEPROM, watchdog; then sei() */
 
 #endif

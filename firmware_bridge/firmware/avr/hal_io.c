@@ -10,16 +10,6 @@
 #include "timer.h"
 #include "uart.h"
 
-static uint8_t meter_address(void)
-{
-#ifdef HAL_MAX_ID
-    return hal_config()->meter_addr;
-#else
-    extern uint8_t hal_avr_meter_addr(void);
-    return hal_avr_meter_addr();
-#endif
-}
-
 /* PZEM-017 input registers: 0.01 V, 0.01 A, 0.1 W (32 bit), 1 Wh (32 bit), low word first.
  * It counts one direction: into the load on a consumer, out onto the bus on a producer. */
 static void scale(const struct pzem_registers *r, struct meter *m)
@@ -38,11 +28,10 @@ static void scale(const struct pzem_registers *r, struct meter *m)
     m->pv_dw = -1;
 }
 
-#ifdef HAL_MAX_ID
 uint8_t hal_meter_poll(struct meter *m)
 {
     struct pzem_registers regs;
-    switch (modbus_step(timer_millis(), meter_address(), &regs)) {
+    switch (modbus_step(timer_millis(), hal_config()->meter_addr, &regs)) {
     case MODBUS_ANSWERED:
         scale(&regs, m);
         return METER_OK;
@@ -54,27 +43,13 @@ uint8_t hal_meter_poll(struct meter *m)
 }
 
 size_t hal_uart_write(const char *data, size_t n) { return uart_write(data, n); }
-#else
-/* The pre-issue-18 core (hal_meter_read, void write): the last good reading, kept. */
-static struct meter last;
-
-void hal_meter_read(struct meter *m)
-{
-    struct pzem_registers regs;
-    if (modbus_step(timer_millis(), meter_address(), &regs) == MODBUS_ANSWERED)
-        scale(&regs, &last);
-    *m = last;
-}
-
-void hal_uart_write(const char *data, size_t n) { (void)uart_write(data, n); }
-#endif
 
 /* Sleep (idle: UARTs and timers run) until a byte from the bridge is waiting or max_ms has
- * passed; Timer0 wakes us each millisecond to look. Interrupts are off between the check
+ * passed since the core last took the time; Timer0 wakes us each millisecond to look. Interrupts are off between the check
  * and sleep_cpu (sei takes effect after the next instruction), so no wake-up is missed. */
 void hal_idle(uint32_t max_ms)
 {
-    uint32_t from = timer_millis();
+    uint32_t from = hal_avr_last_millis;
     for (;;) {
         cli();
         if (uart_rx_pending() || timer_millis() - from >= max_ms) {

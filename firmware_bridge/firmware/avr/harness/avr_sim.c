@@ -28,6 +28,7 @@
 #include <sim_time.h>
 
 #include "../config_layout.h"
+
 #include "meter.h"
 
 #define F_CPU 18432000u
@@ -41,7 +42,14 @@ static int pty_master = -1;
 static volatile sig_atomic_t quitting;
 static struct sim_meter meter;
 
-struct feed { uint8_t buf[4096]; size_t head, len; int xon; avr_irq_t *in; uint32_t byte_us; };
+struct feed {
+    uint8_t buf[4096];
+    size_t head, len;
+    int xon;
+    avr_irq_t *in;
+    avr_uart_t *uart; /* its input FIFO: the next byte goes in once the firmware took the last */
+    uint32_t byte_us;
+};
 static struct feed bridge_in, meter_in;
 
 static double now_ms(void) { return (double)avr->cycle * 1000.0 / (double)avr->frequency; }
@@ -62,13 +70,14 @@ static avr_cycle_count_t feed_tick(avr_t *a, avr_cycle_count_t when, void *param
     (void)a;
     if (f->len == 0)
         return 0;
-    if (f->xon) {
+    if (f->xon && f->uart->input.read == f->uart->input.write) {
         uint8_t c = f->buf[f->head];
         f->head = (f->head + 1) % sizeof f->buf;
         f->len--;
         avr_raise_irq(f->in, c);
-        if (f == &bridge_in && c == '\n')
-            printf("LINE-IN %.3f\n", now_ms());
+        if (f == &bridge_in && c == '\n') /* received one byte time from now */
+            printf("LINE-IN %.3f\n", now_ms() + (double)f->uart->cycles_per_byte * 1000.0 /
+                                                      (double)avr->frequency);
     }
     return f->len ? when + avr_usec_to_cycles(avr, f->byte_us) : 0;
 }
@@ -181,6 +190,13 @@ static void hook_uart(char name, struct feed *f, avr_irq_notify_t out, uint32_t 
     flags &= ~(uint32_t)AVR_UART_FLAG_STDIO; /* its bytes are ours, not simavr's console's */
     avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS(name), &flags);
     f->in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(name), UART_IRQ_INPUT);
+    for (avr_io_t *io = avr->io_port; io; io = io->next)
+        if (io->irq == f->in) /* UART_IRQ_INPUT is the first of the UART's IRQs */
+            f->uart = (avr_uart_t *)io;
+    if (!f->uart) {
+        fprintf(stderr, "avr-sim: no UART%c in this simavr\n", name);
+        exit(1);
+    }
     f->byte_us = byte_us;
     f->xon = 1;
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(name), UART_IRQ_OUTPUT), out, NULL);
