@@ -52,5 +52,5 @@ size_t uart_write(struct uart *u, const uint8_t *data, size_t n, uint32_t wait_m
     return n;
 }
 
-uint32_t hal_millis(void) { return shim_now; }
+uint32_t arm_now(void) { return shim_now; }
 const struct hal_config *hal_config(void) { return &config; }

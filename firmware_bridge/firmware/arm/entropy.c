@@ -49,7 +49,7 @@ uint32_t hal_random32(void)
         for (uint32_t i = 0; i < 12u; i += 4u)  /* chips differ from the first HELLO on */
             state = mix(state ^ *(const volatile uint32_t *)(UID_BASE + i));
     }
-    state = mix(state ^ SYST_CVR ^ hal_millis());  /* the HELLO's arrival, to the CPU cycle */
+    state = mix(state ^ SYST_CVR ^ arm_now());  /* the HELLO's arrival, to the CPU cycle */
     for (uint8_t i = 0; i < 64u; i++)  /* ~1 noisy bit a sample: 64 for 32 bits of state */
         state = mix(state ^ adc_sample() ^ (uint32_t)i << 24);
     return state;

@@ -71,14 +71,25 @@ void hal_watchdog_kick(void) { IWDG_KR = IWDG_KEY_RELOAD; }
 
 void systick_irq(void) { millis = millis + 1u; }
 
-uint32_t hal_millis(void) { return millis; }
+/* The core plans its sleep (board_idle_ms) from the time it last took; hal_idle counts from
+ * that instant, so a deadline is met within one tick. The HAL's own reads use arm_now(). */
+static uint32_t core_now;
 
-/* Sleep (WFI) until any interrupt that brings work or max_ms. SysTick wakes the core every
- * millisecond, so the loop re-checks; interrupts are masked around the check so a byte that
- * arrives between the check and the WFI still wakes it (WFI wakes on a pending interrupt). */
+uint32_t hal_millis(void)
+{
+    core_now = millis;
+    return core_now;
+}
+
+uint32_t arm_now(void) { return millis; }
+
+/* Sleep (WFI) until a byte from the bridge or the meter is waiting, or max_ms after the core
+ * last took the time. SysTick wakes the core every millisecond, so the loop re-checks;
+ * interrupts are masked around the check so a byte that arrives between the check and the
+ * WFI still wakes it (WFI wakes on a pending interrupt even while PRIMASK masks it). */
 void hal_idle(uint32_t max_ms)
 {
-    uint32_t start = millis;
+    uint32_t start = core_now;
     for (;;) {
         irq_disable();
         if (uart_rx_pending(&uart_bridge) || uart_rx_pending(&uart_meter) ||

@@ -48,6 +48,7 @@ size_t uart_write(struct uart *u, const uint8_t *data, size_t n, uint32_t wait_m
 uint8_t uart_rx_pending(const struct uart *u);
 void uart_rx_flush(struct uart *u);
 
+uint32_t arm_now(void);                 /* hal_arm.c: the clock, for the HAL's own use */
 void meter_init(void);                   /* meter.c */
 void config_load(struct hal_config *c);  /* config_flash.c */
 int config_store(const char *id, uint8_t meter_addr);

@@ -41,7 +41,7 @@ static void to_meter(const struct pzem_values *v, struct meter *m)
 
 uint8_t hal_meter_poll(struct meter *m)
 {
-    uint32_t now = hal_millis();
+    uint32_t now = arm_now();
     uint8_t byte;
     struct pzem_values v;
     uint8_t state;

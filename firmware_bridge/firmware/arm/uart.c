@@ -42,11 +42,11 @@ void uart_rx_flush(struct uart *u) { u->rx.tail = u->rx.head; }
  * The wire drains a full ring in a fixed time, so the bound only bites on a dead USART. */
 size_t uart_write(struct uart *u, const uint8_t *data, size_t n, uint32_t wait_ms)
 {
-    uint32_t start = hal_millis();
+    uint32_t start = arm_now();
     size_t taken = 0;
     while (taken < n) {
         if (ring_full(&u->tx)) {
-            if (hal_millis() - start >= wait_ms)
+            if (arm_now() - start >= wait_ms)
                 break;
             wait_for_interrupt();  /* TXE or SysTick wakes us */
             continue;
