@@ -365,9 +365,13 @@ class RemoteBoards(Boards):
         sender.put((action, relay), {"action": action, "relay": relay, **data})
 
     def online(self, board_id: str) -> bool:
-        """Whether the board's bridge is connected (to this worker or a live other one)."""
+        """Whether the board's bridge is connected (to this worker or a live other one) and
+        its meter answers (its latest reading is no METER=FAULT one)."""
         with self.lock:
-            return self._peer(board_id) is not None
+            if self._peer(board_id) is None:
+                return False
+        latest = self.latest.get(board_id)
+        return latest is None or latest.meter == "OK"
 
     def reading(self, board_id: str) -> Reading | None:
         """The latest reading its bridge sent, without asking."""
