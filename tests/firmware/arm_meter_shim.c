@@ -12,7 +12,7 @@ static size_t rx_len, rx_pos;
 uint8_t shim_tx[256];
 size_t shim_tx_len;
 uint32_t shim_now;
-static struct hal_config config = {.board_id = "shim", .meter_addr = 1};
+static struct hal_config config = {.board_id = "shim", .meter_addr = 1, .kind = ARM_KIND};
 
 void shim_rx(const uint8_t *data, size_t n)
 {

@@ -87,9 +87,12 @@ uint32_t arm_now(void) { return millis; }
  * last took the time. SysTick wakes the core every millisecond, so the loop re-checks;
  * interrupts are masked around the check so a byte that arrives between the check and the
  * WFI still wakes it (WFI wakes on a pending interrupt even while PRIMASK masks it). */
+uint32_t hal_arm_wake_at;  /* when the current hal_idle ends at the latest (for debuggers) */
+
 void hal_idle(uint32_t max_ms)
 {
     uint32_t start = core_now;
+    hal_arm_wake_at = start + max_ms;
     for (;;) {
         irq_disable();
         if (uart_rx_pending(&uart_bridge) || uart_rx_pending(&uart_meter) ||

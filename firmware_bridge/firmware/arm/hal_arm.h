@@ -10,8 +10,13 @@
 #define BRIDGE_BAUD 115200ul  /* USART1 PA9 TX / PA10 RX: the bridge (docs/PROTOCOL.md) */
 #define METER_BAUD 9600ul     /* USART2 PA2 TX / PA3 RX / PA1 DE: RS-485 to the PZEM-017, 8N2 */
 #define TX_WAIT_MS 20u        /* the longest hal_uart_write blocks on a full ring: > 1 frame */
+/* The meter's pace; a build may change them (make ARM_DEFS=-DMETER_PERIOD_MS=100u ...). */
+#ifndef METER_PERIOD_MS
 #define METER_PERIOD_MS 500u  /* a meter request every half second */
+#endif
+#ifndef METER_RETRIES
 #define METER_RETRIES 1u      /* a failed request is repeated once before it is a fault */
+#endif
 
 /* Build-time board settings (make arm ARM_KIND=... ARM_RELAYS=...). */
 #ifndef ARM_KIND

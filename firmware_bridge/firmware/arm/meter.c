@@ -29,12 +29,13 @@ static void start_request(uint32_t now)
  * the battery gave the bus (producer), whose net power (in minus out) is then negative. */
 static void to_meter(const struct pzem_values *v, struct meter *m)
 {
-    int32_t sign = ARM_KIND == BOARD_PRODUCER ? -1 : 1;
+    uint8_t producer = hal_config()->kind == BOARD_PRODUCER;
+    int32_t sign = producer ? -1 : 1;
     m->mv = (int32_t)v->centivolts * 10;
     m->ma = sign * (int32_t)v->centiamps * 10;
     m->dw = sign * (int32_t)(v->deciwatts & 0x7FFFFFFFul);
-    m->mwh_in = ARM_KIND == BOARD_PRODUCER ? 0u : (uint64_t)v->wh * 1000u;
-    m->mwh_out = ARM_KIND == BOARD_PRODUCER ? (uint64_t)v->wh * 1000u : 0u;
+    m->mwh_in = producer ? 0u : (uint64_t)v->wh * 1000u;
+    m->mwh_out = producer ? (uint64_t)v->wh * 1000u : 0u;
     m->soc_milli = -1;  /* a PZEM-017 knows no battery charge or PV power */
     m->pv_dw = -1;
 }

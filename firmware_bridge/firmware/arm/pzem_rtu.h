@@ -10,7 +10,9 @@
 #define PZEM_REQUEST_LEN 8u   /* address, 0x04, start (2), count (2), CRC (2) */
 #define PZEM_REGISTERS 8u     /* input registers 0..7: V, I, P lo/hi, Wh lo/hi, alarms */
 #define PZEM_REPLY_LEN 21u    /* address, 0x04, byte count 16, 16 data bytes, CRC (2) */
+#ifndef PZEM_TIMEOUT_MS
 #define PZEM_TIMEOUT_MS 200u  /* the PZEM answers in well under 100 ms at 9600 baud */
+#endif
 
 enum { PZEM_IDLE, PZEM_WAIT, PZEM_DONE, PZEM_FAILED };
 
