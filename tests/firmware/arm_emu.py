@@ -35,6 +35,16 @@ RETURN = FLASH + FLASH_SIZE - 0x1000  # where a called handler "returns" to: the
 PASS_LIMIT = 2_000_000  # instructions one main-loop pass may take before it counts as a hang
 
 
+def modbus_crc(data: bytes) -> int:
+    """Modbus CRC-16 (pzem_crc16), which the flash config record also carries."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
 def symbols(elf: Path) -> dict[str, int]:
     """Every symbol's address, local statics included (arm-none-eabi-nm)."""
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True,
@@ -66,6 +76,7 @@ class ArmBoard:
         self.uc.mem_write(FLASH, image)
         self.uc.mem_write(UID, uid)
         self.writes: list[tuple[int, int]] = []  # (address, value) of peripheral writes
+        self.odr = 0  # GPIOB's outputs, as BSRR and BRR writes leave them
         self.sent = {USART1: bytearray(), USART2: bytearray()}
         self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, begin=0x40000000, end=0x48001FFF)
         self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, begin=0xE000E000, end=0xE000EFFF)
@@ -81,6 +92,10 @@ class ArmBoard:
     def _on_write(self, uc: Uc, access: int, address: int, size: int, value: int, data: object
                   ) -> None:
         self.writes.append((address, value))
+        if address == GPIOB + 0x18:  # BSRR: set the low half, reset the high half
+            self.odr = (self.odr | value & 0xFFFF) & ~(value >> 16)
+        elif address == GPIOB + 0x28:  # BRR
+            self.odr &= ~value
         if address == FLASH_CR and value & PER and value & STRT:  # a page erase: all ones
             page = self.word(FLASH_AR) & ~(PAGE - 1)
             uc.mem_write(page, b"\xff" * PAGE)
@@ -106,6 +121,13 @@ class ArmBoard:
         self.uc.emu_start(self.pc | 1, 0xFFFFFFFF, count=PASS_LIMIT)
         assert self.wfi_at is not None, f"no WFI within {PASS_LIMIT} instructions"
         self.pc = self.wfi_at + 2  # resume after the WFI, as a wake-up would
+
+    def run_to(self, symbol: str) -> None:
+        """Run from where it stands to a function's first instruction (e.g. main, after the
+        startup code has laid out RAM)."""
+        self.uc.emu_start(self.pc | 1, self.sym[symbol], count=PASS_LIMIT)
+        self.pc = self.uc.reg_read(UC_ARM_REG_PC)
+        assert self.pc == self.sym[symbol], f"never reached {symbol}"
 
     def interrupt(self, handler: str) -> None:
         """Take one interrupt: the handler runs to its return, the main context is kept."""

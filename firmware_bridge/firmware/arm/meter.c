@@ -25,6 +25,15 @@ static void start_request(uint32_t now)
     uart_write(&uart_meter, req, sizeof req, 0);
 }
 
+/* A PZEM-017 counts 1 Wh and 10 mA steps. The scenario suite's build (tests/firmware/
+ * arm_driver.py) sets both to 1 to script finer values through the same code. */
+#ifndef PZEM_MWH_PER_STEP
+#define PZEM_MWH_PER_STEP 1000u
+#endif
+#ifndef PZEM_MA_PER_STEP
+#define PZEM_MA_PER_STEP 10
+#endif
+
 /* The PZEM's units to struct meter's. Its one energy counter is the load's (consumer) or what
  * the battery gave the bus (producer), whose net power (in minus out) is then negative. */
 static void to_meter(const struct pzem_values *v, struct meter *m)
@@ -32,10 +41,10 @@ static void to_meter(const struct pzem_values *v, struct meter *m)
     uint8_t producer = hal_config()->kind == BOARD_PRODUCER;
     int32_t sign = producer ? -1 : 1;
     m->mv = (int32_t)v->centivolts * 10;
-    m->ma = sign * (int32_t)v->centiamps * 10;
+    m->ma = sign * (int32_t)v->centiamps * PZEM_MA_PER_STEP;
     m->dw = sign * (int32_t)(v->deciwatts & 0x7FFFFFFFul);
-    m->mwh_in = producer ? 0u : (uint64_t)v->wh * 1000u;
-    m->mwh_out = producer ? (uint64_t)v->wh * 1000u : 0u;
+    m->mwh_in = producer ? 0u : (uint64_t)v->wh * PZEM_MWH_PER_STEP;
+    m->mwh_out = producer ? (uint64_t)v->wh * PZEM_MWH_PER_STEP : 0u;
     m->soc_milli = -1;  /* a PZEM-017 knows no battery charge or PV power */
     m->pv_dw = -1;
 }
@@ -51,6 +60,7 @@ uint8_t hal_meter_poll(struct meter *m)
     state = pzem_check(&rtu, now, &v);
     if (state == PZEM_WAIT)
         return METER_PENDING;
+#if METER_RETRIES > 0
     if (state == PZEM_FAILED && retried < METER_RETRIES) {
         /* One lost answer (a noise burst on the bus) is no dead meter: the core opens
          * budget-held relays on a fault, so ask again at once before reporting one. */
@@ -58,6 +68,7 @@ uint8_t hal_meter_poll(struct meter *m)
         start_request(now);
         return METER_PENDING;
     }
+#endif
     if (state == PZEM_DONE || state == PZEM_FAILED) {
         rtu.state = PZEM_IDLE;  /* each answer or failure is reported once */
         retried = 0;
