@@ -32,6 +32,7 @@ PAGE = 1024
 ISR, RDR, TDR, CR1 = 0x1C, 0x24, 0x28, 0x00
 RXNE, TXE, TXEIE = 1 << 5, 1 << 7, 1 << 7
 RETURN = FLASH + FLASH_SIZE - 0x1000  # where a called handler "returns" to: the stop address
+STACK_FILL = b"\xa5"
 PASS_LIMIT = 2_000_000  # instructions one main-loop pass may take before it counts as a hang
 
 
@@ -75,6 +76,7 @@ class ArmBoard:
         self.uc.mem_write(FLASH, flash if flash is not None else b"\xff" * FLASH_SIZE)
         self.uc.mem_write(FLASH, image)
         self.uc.mem_write(UID, uid)
+        self.uc.mem_write(RAM, STACK_FILL * RAM_SIZE)  # what the stack has not touched keeps it
         self.writes: list[tuple[int, int]] = []  # (address, value) of peripheral writes
         self.odr = 0  # GPIOB's outputs, as BSRR and BRR writes leave them
         self.sent = {USART1: bytearray(), USART2: bytearray()}
@@ -175,6 +177,15 @@ class ArmBoard:
         out = bytes(self.sent[base])
         self.sent[base].clear()
         return out
+
+    def stack_used(self) -> int:
+        """Bytes of stack ever touched (high-water mark): from the top down to the lowest byte
+        above .bss that lost the fill. An emulated interrupt takes 64 bytes more than a real
+        exception frame (32), so this errs high."""
+        bottom, top = self.sym["_bss_end"], self.sym["_stack_top"]
+        ram = bytes(self.uc.mem_read(bottom, top - bottom))
+        untouched = len(ram) - len(ram.lstrip(STACK_FILL))
+        return top - bottom - untouched
 
     def flash_page(self, address: int, size: int) -> bytes:
         """Flash as the chip would read it."""

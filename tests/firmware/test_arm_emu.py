@@ -190,3 +190,22 @@ def test_config_is_kept_in_flash_across_a_reboot(image: tuple[Path, bytes]) -> N
     banner = protocol.decode(again.transmit(USART1), None)
     assert banner.args[1] == "site1-carol"
     assert again.transmit(USART2)[0] == 17
+
+
+def test_stack_stays_within_what_the_linker_keeps(image: tuple[Path, bytes]) -> None:
+    """Through boot, a session, a reading, relays, a budget, CONFIG (flash writes) and the
+    failsafe, the stack never reaches 1 KB (the linker script's minimum); printed."""
+    board = boot(image)
+    host = Host(board)
+    meter(board, pzem)
+    board.advance(20)
+    host.request("HELLO")
+    host.request("READ")
+    host.request("BUDGET", 1, "2.500")
+    host.request("RELAY", 1, 1)
+    host.request("CONFIG", "x" * 32, 247)
+    board.advance(5100, step=50)
+    used = board.stack_used()
+    room = 0x20000000 + 8192 - board.sym["_bss_end"]
+    print(f"arm stack high-water (emulated): {used} B of the {room} B above .bss")
+    assert 0 < used < 1024
