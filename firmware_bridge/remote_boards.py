@@ -380,7 +380,8 @@ class RemoteBoards(Boards):
     def read(self, board_id: str) -> Reading:
         """The latest reading its bridge sent (it reports several a second): asking it would
         wait on a bridge that may never answer. BridgeError when offline or none came yet."""
-        online = self.online(board_id)
+        with self.lock:
+            online = self._peer(board_id) is not None  # connected; a dead meter still reads
         reading = self.latest.get(board_id)
         if not online or reading is None:
             raise BridgeError(f"board {board_id} has no reading: its bridge is "
