@@ -1,0 +1,27 @@
+/* A non-blocking Modbus RTU master on USART1 (9600 8N2, RS-485 driver enable on PD4) for one
+ * PZEM-017 DC meter: read input registers 0x0000..0x0007 every METER_PERIOD_MS. */
+#ifndef GRIDBID_AVR_MODBUS_H
+#define GRIDBID_AVR_MODBUS_H
+
+#include <stdint.h>
+
+#define METER_BAUD 9600ul
+#define METER_PERIOD_MS 250u  /* a request this often; the core's budgets lag by at most this */
+#define METER_TIMEOUT_MS 150u /* 21 reply bytes take 24 ms at 9600 8N2; the rest is slack */
+#define METER_REGISTERS 8u
+
+/* The registers of the last good answer, as the meter sent them. */
+struct pzem_registers {
+    uint16_t reg[METER_REGISTERS];
+};
+
+enum { MODBUS_IDLE, MODBUS_WAITING, MODBUS_ANSWERED, MODBUS_FAILED };
+
+void modbus_init(void);
+/* Advance the exchange: send a request when one is due, check an answer that came in.
+ * Never blocks. MODBUS_ANSWERED (regs filled) or MODBUS_FAILED once per request, else
+ * MODBUS_IDLE / MODBUS_WAITING. */
+uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs);
+uint16_t modbus_crc(const uint8_t *data, uint8_t n);
+
+#endif
