@@ -9,8 +9,10 @@ VENDOR := web/static/vendor
 APT_PACKAGES := chromium socat postgresql redis-server nginx
 # The AVR firmware build and its simulator (firmware_bridge/firmware/avr/).
 APT_PACKAGES += gcc-avr avr-libc simavr libsimavr-dev
+# The Cortex-M0 firmware build (firmware_bridge/firmware/arm/): GCC and newlib-nano.
+APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 
-.PHONY: run test bench deps test-deps system-deps compile lint clean firmware-avr
+.PHONY: run test bench deps test-deps system-deps compile lint clean firmware-avr firmware-arm
 
 run: deps
 	$(BIN)/gridbid run --demo
@@ -75,6 +77,10 @@ bench: test-deps
 # The ATmega1284P firmware (-Werror, prints flash and RAM) and its libsimavr harness (avr-sim).
 firmware-avr: system-deps
 	$(MAKE) -C firmware_bridge/firmware/avr all harness
+
+# The STM32F030C8 image (board-arm.bin for st-flash, .elf for OpenOCD) and its sizes.
+firmware-arm: system-deps
+	$(MAKE) -C firmware_bridge/firmware/arm
 
 compile: node_modules/.installed
 	node contracts/compile.js

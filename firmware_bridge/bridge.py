@@ -20,7 +20,7 @@ from firmware_bridge.boards import Boards
 from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.emulated import start_emulated
 from firmware_bridge.emulator import Microgrid
-from firmware_bridge.errors import BridgeError, FrameError
+from firmware_bridge.errors import BridgeError, FrameError, MeterUnavailable
 from firmware_bridge.odometer import Odometer
 from firmware_bridge.protocol import Frame, Reading
 from firmware_bridge.signing import ReadingDomain, SignedReading, sign_reading
@@ -62,6 +62,9 @@ class Bridge(Boards):
         self._clients: dict[str, BoardClient] = {}
         self._infos: dict[str, BoardInfo] = {}
         self._latest: dict[str, Reading] = {}
+        # Boards whose meter is not answering (METER=FAULT, a METER FAULT event, or no values
+        # yet): offline to the market, so their deals pause, and their readings go unsigned.
+        self._meter_down: set[str] = set()
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
         # Readings reach _publish from two threads (a request's reply, the event lane): one at
@@ -155,8 +158,29 @@ class Bridge(Boards):
         self._client(board_id).set_budget(relay, wh)
 
     def online(self, board_id: str) -> bool:
-        """Whether the board's port is open (False while it is unplugged)."""
-        return self._client(board_id).connected
+        """Whether the board's port is open and its meter answers (False while unplugged)."""
+        connected = self._client(board_id).connected
+        with self._lock:
+            return connected and board_id not in self._meter_down
+
+    def meter_ok(self, board_id: str) -> bool:
+        """Whether the board's meter answers (METER= of its readings, its METER events)."""
+        with self._lock:
+            return board_id not in self._meter_down
+
+    def _meter_state(self, board_id: str, ok: bool, why: str) -> None:
+        """Note a meter going down or coming back; said once per change."""
+        with self._lock:
+            was_ok = board_id not in self._meter_down
+            if ok:
+                self._meter_down.discard(board_id)
+            else:
+                self._meter_down.add(board_id)
+        if was_ok and not ok:
+            log.error("board %s meter not answering (%s): its budget-held relays are open, "
+                      "readings are the last good ones and go unsigned", board_id, why)
+        elif ok and not was_ok:
+            log.warning("board %s meter answers again (%s)", board_id, why)
 
     def subscribe_events(self, listener: Callable[[str, str, tuple[str, ...]], None]) -> None:
         """Call listener(board_id, verb, args) for FAILSAFE, EXHAUSTED and other board news."""
@@ -170,8 +194,12 @@ class Bridge(Boards):
             return self._latest.get(board_id)
 
     def read(self, board_id: str) -> Reading:
-        """Ask the board for a reading now."""
-        return self._publish(board_id, self._client(board_id).read())
+        """Ask the board for a reading now (MeterUnavailable: it has no meter values)."""
+        try:
+            return self._publish(board_id, self._client(board_id).read())
+        except MeterUnavailable as err:
+            self._meter_state(board_id, False, f"METER={err.state}, no values")
+            raise
 
     def meter(self, board_id: str) -> str | None:
         """The address of the board's meter key (None: this bridge signs nothing for it)."""
@@ -237,6 +265,7 @@ class Bridge(Boards):
                     raw = dataclasses.replace(raw, wh_in=max(raw.wh_in, last.wh_in),
                                               wh_out=max(raw.wh_out, last.wh_out))
             self._raw[board_id] = raw
+            self._meter_state(board_id, raw.meter == "OK", f"METER={raw.meter}")
             wh_in, wh_out = self._odometer.apply(board_id, raw.wh_in, raw.wh_out)
             reading = dataclasses.replace(raw, wh_in=wh_in, wh_out=wh_out)
             with self._lock:
@@ -253,6 +282,8 @@ class Bridge(Boards):
     def _sign(self, board_id: str, reading: Reading) -> None:
         """Sign the reading when a domain is set, the board has a key and a signature is due."""
         now, timestamp = time.monotonic(), int(time.time())
+        if reading.meter != "OK":
+            return  # last good counters under a new timestamp would claim what nobody measured
         with self._lock:
             key, domain = self._keys.get(board_id), self._domain
             last = self._signed.get(board_id)
@@ -279,6 +310,8 @@ class Bridge(Boards):
         if frame.verb == "READING":
             try:
                 self._publish(board_id, protocol.parse_reading(frame.args))
+            except MeterUnavailable as err:
+                self._meter_state(board_id, False, f"METER={err.state}, no values")
             except FrameError as err:
                 log.warning("board %s sent a bad reading: %s", board_id, err)
             except (OSError, ValueError) as err:  # the odometer cannot keep it: not published
@@ -290,6 +323,8 @@ class Bridge(Boards):
                 if reading is not None:
                     opened = tuple(False for _ in reading.relays)
                     self._latest[board_id] = dataclasses.replace(reading, relays=opened)
+        elif frame.verb == "METER":
+            self._meter_state(board_id, frame.args[:1] == ("OK",), "METER " + " ".join(frame.args))
         elif frame.verb == "EXHAUSTED":
             log.info("board %s opened relay %s: its budget is spent", board_id, frame.args)
         else:

@@ -81,7 +81,7 @@ class BoardClient:
         self.on_event = on_event
         self.info: BoardInfo | None = None
         self.hello_tries = max(1, hello_tries)
-        self._fresh_port = True  # nothing answered yet since the open (a DTR reset may run)
+        self._fresh_port = True  # the first HELLO since the open: a DTR reset may be running
         self.boots = 0  # boot banners seen: the board reset (DTR, watchdog, power)
         self._lock = threading.Lock()  # one request at a time, as the board answers in order
         self._next_id = 1  # ids only grow within a session; a replayed id is refused
@@ -161,20 +161,28 @@ class BoardClient:
         return info
 
     def _hello_reply(self) -> Frame:
-        """HELLO's reply; on a fresh port it tries again (hello_tries in all) after a timeout,
-        and at once after a boot banner, as the board's bootloader may have swallowed it."""
+        """HELLO's reply. On a fresh port it tries again after a timeout (hello_tries in all),
+        as the bootloader of a board reset by the open may have swallowed it; after a boot
+        banner it asks again at once (at most hello_tries banners: a board that keeps
+        rebooting is an error)."""
         tries = self.hello_tries if self._fresh_port else 1
-        for attempt in range(1, tries + 1):
+        self._fresh_port = False  # the reset, if any, is over after these tries
+        timeouts = boots = 0
+        while True:
             try:
                 return self._exchange("HELLO", ())
-            except _Rebooted:
+            except _Rebooted as err:
+                boots += 1
+                if boots > self.hello_tries:
+                    raise BoardTimeout(f"{self.url}: board rebooted {boots} times "
+                                       "while HELLO waited") from err
                 log.info("%s: board booted while HELLO waited: HELLO again", self.url)
             except BoardTimeout:
-                if attempt == tries:
+                timeouts += 1
+                if timeouts >= tries:
                     raise
-                log.info("%s: no reply to HELLO %d of %d (a reset board?)", self.url, attempt,
-                         tries)
-        raise BoardTimeout(f"{self.url}: board kept rebooting through {tries} HELLOs")
+                log.info("%s: no reply to HELLO %d of %d (a board reset by the open?)",
+                         self.url, timeouts, tries)
 
     def _exchange(self, verb: str, args: tuple[object, ...], ordered: bool = True) -> Frame:
         """One request and its reply, under the open session (or none, for HELLO)."""
@@ -207,7 +215,6 @@ class BoardClient:
                 raise _Rebooted()
             # Not sent again: the board may have acted before it reset (as after a timeout).
             raise BoardTimeout(f"{self.url}: board rebooted while {verb} waited")
-        self._fresh_port = False
         if ordered:
             self._await_events(self._reply_mark)
         if isinstance(reply, _V1Board):

@@ -65,6 +65,10 @@ def parse_reading(data: Any) -> Reading:
     values["uptime_s"] = _number("uptime_s", data.get("uptime_s", 0.0))
     values["relays"] = _relays(data["relays"])
     values["budgets"] = _budgets(data.get("budgets", ()), len(values["relays"]))
+    meter = data.get("meter", "OK")  # older bridges send none: their meters never faulted
+    if meter not in ("OK", "FAULT"):
+        raise BridgeError(f"reading: meter {meter!r} is not OK or FAULT")
+    values["meter"] = meter
     return Reading(**values)
 
 

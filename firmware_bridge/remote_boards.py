@@ -365,9 +365,13 @@ class RemoteBoards(Boards):
         sender.put((action, relay), {"action": action, "relay": relay, **data})
 
     def online(self, board_id: str) -> bool:
-        """Whether the board's bridge is connected (to this worker or a live other one)."""
+        """Whether the board's bridge is connected (to this worker or a live other one) and
+        its meter answers (its latest reading is no METER=FAULT one)."""
         with self.lock:
-            return self._peer(board_id) is not None
+            if self._peer(board_id) is None:
+                return False
+        latest = self.latest.get(board_id)
+        return latest is None or latest.meter == "OK"
 
     def reading(self, board_id: str) -> Reading | None:
         """The latest reading its bridge sent, without asking."""
@@ -376,7 +380,8 @@ class RemoteBoards(Boards):
     def read(self, board_id: str) -> Reading:
         """The latest reading its bridge sent (it reports several a second): asking it would
         wait on a bridge that may never answer. BridgeError when offline or none came yet."""
-        online = self.online(board_id)
+        with self.lock:
+            online = self._peer(board_id) is not None  # connected; a dead meter still reads
         reading = self.latest.get(board_id)
         if not online or reading is None:
             raise BridgeError(f"board {board_id} has no reading: its bridge is "

@@ -64,6 +64,17 @@ class WouldRevert(ChainActionFailed):
         self.reason = reason
 
 
+class ChainRefused(ChainActionFailed):
+    """A transaction sent for a person (an admin's, say) that the contract refused (reverted):
+    a 409 whose message is the refusal as a sentence, `reason` the raw custom error."""
+
+    status = 409
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class CannotCancel(MarketError):
     """The listing can no longer be withdrawn (it has bids, or it is closed)."""
 

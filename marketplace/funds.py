@@ -50,17 +50,20 @@ class Funds:
 
     A kept value is current while no event since its block names its address. Events are
     learnt two ways, both off the request path: a transaction this process follows is mined
-    (its receipt's logs: the addresses they name are marked changed, then read again in the
-    thread that saw the receipt), and step(), the `funds` loop's pass, reads the contracts' new
-    logs through an in-memory cursor and re-reads the known addresses they name, at the pass's
-    last block. So a deposit or a withdrawal sent through another worker (or a wallet's own
-    node) shows here within one pass of the loop (EVENT_POLL_S, 0.5 s) plus its reads after it
-    is mined; one through this worker as soon as its receipt is in, and while it is in flight
-    here its sender's bids read the escrow themselves (the deposit a person just made lands any
-    moment, and the next bid must see it). A request also reads an address itself, once, when
-    it is not known here or was marked changed and not read yet (learn() at sign-in and at the
-    market channel's join has the loop read it first). A chain that went back (anvil from an
-    older state dump) re-reads every known address at the new head, serving the old values
+    (its receipt's logs: the addresses they name are marked changed and the loop woken to read
+    them again), and step(), the `funds` loop's pass, reads the contracts' new logs through an
+    in-memory cursor and re-reads the known addresses they name, at the pass's last block.
+    Only the loop keeps values: it reads at blocks its cursor has seen, so a chain that goes
+    back under a read shows to its next pass (a read elsewhere could be of a block the chain
+    then forgets, under a number the new history reuses with other values). So a deposit or a
+    withdrawal sent through another worker (or a wallet's own node) shows here within one pass
+    of the loop (EVENT_POLL_S, 0.5 s) plus its reads after it is mined; one through this worker
+    within the pass its receipt wakes, and while it is in flight here its sender's bids read the
+    escrow themselves (the deposit a person just made lands any moment, and the next bid must
+    see it). A request reads an address itself, for itself only, when it is not known here or
+    was marked changed and not read yet, and has the loop read it (learn() at sign-in and at
+    the market channel's join has the loop read it first). A chain that went back (anvil from
+    an older state dump) re-reads every known address at the new head, serving the old values
     until then.
 
     Why stale is safe: the escrow's openDeal checks the winner's free balance itself, and a
@@ -149,15 +152,15 @@ class Funds:
         contracts = {escrow.address.lower(), self.ledger.token.address.lower()}
         logs = [raw for raw in (receipt or {}).get("logs", ())
                 if str(raw["address"]).lower() in contracts]
-        keys = self._note(logs) if logs else set()
-        if to_escrow:
+        if to_escrow:  # first: a failing _note must not leave the sender's bids reading
             with self._lock:
                 sent = self._sending.get(record.sender, set())
                 sent.discard(record.tx_hash)
                 if not sent:
                     self._sending.pop(record.sender, None)
+        keys = self._note(logs) if logs else set()
         if keys:
-            self._read(keys, int(receipt["blockNumber"]))  # type: ignore[index]
+            self._want({address for _, address in keys})
 
     def _note(self, logs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
         """Mark what the logs name as changed at their block; the known (or wanted) keys."""
@@ -208,11 +211,18 @@ class Funds:
             known = self._known.get(key) if self._current(key) else None
         if known is not None:
             return known[1]
-        # Never read in this process, or changed and not read yet: read once, here.
-        block = self.ledger.block_number()
-        value = self._fetch(key, block)
-        self._keep(key, block, value)
-        return value
+        # Never read in this process, or changed and not read yet: read here, for this request
+        # only. Only the loop keeps values: it reads at blocks its cursor has seen, so a rewind
+        # shows to it; a read here may be of a block the chain is about to forget, under a
+        # number the new history reuses with other values.
+        self._want({address})
+        return self._fetch(key, self.ledger.block_number())
+
+    def _want(self, addresses: set[str]) -> None:
+        """Have the loop's next pass read these addresses (woken now)."""
+        with self._lock:
+            self._wanted |= addresses
+        self.wake()
 
     def _current(self, key: tuple[str, str]) -> bool:
         """Whether a kept value is as new as the last event naming it, and no escrow

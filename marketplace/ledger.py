@@ -24,7 +24,7 @@ from geth_private.errors import ChainError, TransactionRejected, TransactionReve
 from geth_private.signed import SignedCall
 from marketplace import refusals
 from marketplace.contract_enums import EscrowMarket, MeterKind
-from marketplace.errors import ChainActionFailed, InvalidInput, WouldRevert
+from marketplace.errors import ChainActionFailed, ChainRefused, InvalidInput, WouldRevert
 from marketplace.ledger_intervals import (
     IntervalLedger,
 )
@@ -343,6 +343,8 @@ class Ledger(LedgerSetup, LedgerMeters):
     def _send(self, account: Signer, tx: dict[str, Any], label: str) -> TxRecord:
         try:
             return self.txm.send(account, tx, label)
+        except TransactionReverted as err:
+            raise ChainRefused(refusals.sentence(err.label, err.reason), err.reason) from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 
@@ -359,6 +361,8 @@ class Ledger(LedgerSetup, LedgerMeters):
     def _wait(self, record: TxRecord, timeout: float = 30.0) -> dict[str, Any]:
         try:
             return self.txm.wait(record, timeout)
+        except TransactionReverted as err:  # the contract said no: a refusal, not node trouble
+            raise ChainRefused(refusals.sentence(err.label, err.reason), err.reason) from err
         except ChainError as err:
             raise ChainActionFailed(str(err)) from err
 

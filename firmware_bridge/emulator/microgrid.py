@@ -13,6 +13,7 @@ from firmware_bridge import protocol
 from firmware_bridge.emulator.board import BoardEmulator
 from firmware_bridge.emulator.models import LeadAcidBattery, Load, Meter, PvEmulator
 from firmware_bridge.emulator.pty import PtyBoardServer, SocketBoardServer
+from firmware_bridge.errors import MeterFault
 from firmware_bridge.protocol import Reading
 
 LINE_LOSS = 0.02  # share of the energy leaving a battery that the bus wiring turns into heat
@@ -26,6 +27,7 @@ class _Board:
     meter: Meter
     emulator: BoardEmulator
     server: PtyBoardServer | None = field(default=None, repr=False)
+    meter_unplugged: bool = False  # its meter stopped answering: reading() raises MeterFault
 
 
 @dataclass
@@ -136,10 +138,20 @@ class Microgrid:
         """{board_id: pty device path} of the boards being served (empty until start())."""
         return {b.board_id: b.server.device for b in self._boards.values() if b.server}
 
+    def unplug_meter(self, board_id: str, unplugged: bool = True) -> None:
+        """Cut (or, unplugged=False, restore) a board's meter cable; the board acts at once:
+        METER FAULT (OK) to its host, its budget-held relays opened."""
+        with self.lock:
+            self._boards[board_id].meter_unplugged = unplugged
+            self._boards[board_id].emulator.poll_meter()
+
     def reading(self, board_id: str) -> Reading:
-        """What a board's meter shows now (unrounded; the protocol rounds it)."""
+        """What a board's meter shows now (unrounded; the protocol rounds it); MeterFault
+        while its meter is unplugged."""
         with self.lock:
             b = self._boards[board_id]
+            if b.meter_unplugged:
+                raise MeterFault(f"{board_id}: meter not answering")
             volts, amps, watts = b.meter.shown()
             return Reading(
                 voltage_v=volts, current_a=amps, power_w=watts,

@@ -413,9 +413,9 @@ void board_step(struct board *b)
 {
     char buf[32];
     size_t n;
+    board_poll(b);  /* first: a line waiting at boot meets a meter already asked */
     while ((n = hal_uart_read(buf, sizeof buf)) > 0)  /* bounded by what has arrived */
         board_rx(b, buf, n);
-    board_poll(b);
     hal_watchdog_kick();
     hal_idle(board_idle_ms(b));
 }

@@ -230,10 +230,10 @@ static uint8_t line_broken;  /* the UART took only part of the last frame */
 static void transmit(const char *data, uint8_t n)
 {
     if (!line_broken || hal_uart_write("\n", 1u) == 1u) {
-        line_broken = 0;
-        if (hal_uart_write(data, n) == n)
+        size_t put = hal_uart_write(data, n);
+        line_broken = put > 0u && put < n;  /* nothing taken breaks no line */
+        if (put == n)
             return;
-        line_broken = 1;
     }
     if (frame_tx_lost < 0xFFFFu)
         frame_tx_lost++;

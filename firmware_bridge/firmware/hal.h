@@ -62,7 +62,8 @@ void hal_relay_set(uint8_t n, uint8_t on);  /* takes effect before it returns */
 /* Never blocks. The HAL runs its meter requests itself (at its own pace, to cfg.meter_addr):
  * METER_OK: a fresh reading was written to *m (once per answer); METER_PENDING: nothing new
  * (a request in flight, or none due); METER_FAULT: the last request got no or a garbled
- * answer within the HAL's timeout (once per failed request). */
+ * answer within the HAL's timeout (once per failed request; a HAL that retries reports it
+ * after its retries: the core opens budget-held relays on the first FAULT). */
 uint8_t hal_meter_poll(struct meter *m);
 
 /* -- configuration, identity ------------------------------------------------------------------- */

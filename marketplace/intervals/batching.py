@@ -14,6 +14,7 @@ from marketplace.clock import Clock
 from marketplace.contract_enums import EscrowMarket
 from marketplace.interval_minting import MeterMint, mintable_wh, unminted_wh
 from marketplace.intervals.boundaries import Boundaries
+from marketplace.intervals.chainside import reopen_forgotten
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.positions import Fills, Key, Positions, group_fills, paid_wei
 from marketplace.intervals.store import LOTS, IntervalStore
@@ -56,6 +57,8 @@ class Batching:
             return None  # still in flight
         if self._tried_through is not None and through_n <= self._tried_through:
             return None  # built for this boundary already: refused positions wait for the next
+        if reopen_forgotten(self.istore, self.ledger):
+            return None  # followed again first: nothing is built on the chain that went back
         self._tried_through = through_n
         groups, behind = group_fills(self.istore.unsettled(), through_n, self.boundaries.day)
         due = self._due(groups, behind, self.boundaries.day(through_n))

@@ -1,16 +1,21 @@
 """The chain's side of a batch: positions as IntervalSettlement takes them, what a mined
-batch settled or refused, read from its receipt by the ledger, and a batch the chain forgot."""
+batch settled or refused, read from its receipt by the ledger, and batches the chain forgot
+(sent, or mined before it went back)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from web3.exceptions import TransactionNotFound
 
 from firmware_bridge.signing import SignedReading
 from marketplace.intervals.orders import BUY, StandingOrders
+from marketplace.intervals.store import IntervalStore
 from marketplace.ledger import Ledger
 from marketplace.positions import Batch, BuyPosition, SellPosition
+
+log = logging.getLogger(__name__)
 
 # Wall seconds a sent batch stays unknown to the node before it counts as forgotten: a
 # worker's transaction manager sends again what it signed well within it (resubmit_after).
@@ -38,6 +43,30 @@ def outcome(ledger: Ledger, tx_hash: str) -> dict[str, Any] | None:
     """A sent batch: None while pending; else its status, the (account, side) pairs settled
     and the accounts refused with their reasons (IntervalLedger.batch_outcome)."""
     return ledger.intervals.batch_outcome(tx_hash)
+
+
+def reopen_forgotten(istore: IntervalStore, ledger: Ledger, deepest: int = 16) -> list[int]:
+    """Mined batches whose receipts the node no longer has (it went back: anvil restarted
+    from an older state dump), newest first down to one it has: in flight again, their
+    fills unsettled; the ids. Left mined, a seller's offers counted its burn as done while
+    the chain held those tokens again, and a forgotten batch another process signed (or
+    one this worker never sends again: no later send of its waits) was never mined again:
+    its Wh counted settled but unpaid. Followed again, it goes again with its own bytes
+    (unknown_to_node) or, past FORGOTTEN_AFTER_S, fails so its positions are rebuilt."""
+    forgotten = []
+    for batch in istore.newest_mined(deepest):
+        try:
+            ledger.w3.eth.get_transaction_receipt(batch["tx_hash"])
+            break
+        except TransactionNotFound:
+            forgotten.append(batch["id"])
+        except Exception:  # the node is away: nothing is known
+            return []
+    for batch_id in reversed(forgotten):
+        log.warning("interval batch %s was mined and the chain forgot it (it went back): "
+                    "followed again, its fills unsettled", batch_id)
+        istore.reopen_batch(batch_id)
+    return forgotten
 
 
 def unknown_to_node(ledger: Ledger, tx_hash: str) -> bool:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from marketplace.interval_accounts import max_burn_wh
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.orders import BUY, SELL
-from marketplace.intervals.store import IntervalStore
+from marketplace.intervals.store import NOTHING_OWED, IntervalStore
 from marketplace.ledger import Ledger
 from marketplace.settings import Settings
 
@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (account, side)
 Fills = list[dict[str, Any]]
+
+
+class Fresher(NamedTuple):
+    """A stale position's later closing (None: none yet), its last interval, how many of
+    its group's fills it takes, and whether another fill of the account stopped the search."""
+
+    taken: int
+    to: int | None
+    closing: dict[str, Any] | None
+    blocked: bool
 
 
 def group_fills(fills: Iterable[dict[str, Any]], through_n: int,
@@ -83,7 +93,8 @@ class Positions:
             # had no signed reading of the board yet, its bridge away) metered, so billed, 0.
             baseline = next((r for f in included if (
                 r := self.istore.readings(f["n"])["start"].get(meter)) is not None), None)
-            if baseline is None:
+            if baseline is None:  # so every fill metered, and billed, 0
+                self._owing_nothing(included, bool(self._others(fills)))
                 return None
             newer_than = int(baseline["timestamp"])
         to = self._to(included[-1])
@@ -92,10 +103,11 @@ class Positions:
             # while its bridge is away): not newer than what the account last settled on (or
             # its baseline), the contract refuses it (READING_OUT_OF_TIME), and a position
             # built alike at every boundary would never settle: a later signed one closes it.
-            fresher = self._fresher(account, side, meter, to, through_n, newer_than)
-            if fresher is None:
+            found = self._fresher(fills, len(included), meter, to, through_n, newer_than)
+            if found.closing is None:
+                self._owing_nothing(fills[:found.taken], found.blocked)
                 return None  # none signed since: the next boundary's may be
-            to, closing = fresher
+            included, to, closing = fills[:found.taken], found.to, found.closing
         if baseline is not None:
             to = self._spanning(account, side, included[0]["n"], to, through_n,
                                 int(closing["timestamp"]) - int(baseline["timestamp"]))
@@ -110,25 +122,51 @@ class Positions:
                 "wh": wh, "wei": str(paid_wei(included)),
                 "fill_ids": [f["id"] for f in included]}
 
-    def _fresher(self, account: str, side: str, meter: str, to: int, through_n: int,
-                 newer_than: int) -> tuple[int, dict[str, Any]] | None:
+    def _fresher(self, fills: Fills, taken: int, meter: str, to: int, through_n: int,
+                 newer_than: int) -> Fresher:
         """The first boundary reading of a meter after interval `to` (up to through_n) signed
-        after newer_than, and the position's last interval with it: that interval when no
-        other fill of the account's side lies between (so the baseline's age bound spans the
-        later reading; a later fill must stay after the position), a buy within its day."""
-        others = {f["n"] for f in self.istore.unsettled(account) if f["side"] == side}
-        n, last = self.istore.next_n(to), to
+        after newer_than: the position closes on it and spans its interval (a buy's within its
+        day). The account's next position counts its Wh from this closing, so the search
+        never passes another fill of the account's side (another order's, a later day's):
+        that reading would hold the next fill's Wh, and the contract refused the next
+        position OVER_METERED at every boundary. The group's own fills it passes (no end
+        reading: metered, so billed, 0) join the position."""
+        side, others, last = fills[0]["side"], self._others(fills), to
+        n = self.istore.next_n(to)
         while n is not None and n <= through_n:
-            if n in others or (side == BUY and
-                               self.boundaries.day(n) != self.boundaries.day(to)):
-                last = None  # the span stays the position's own from here on
-            elif last is not None:
-                last = n
+            if n in others:
+                return Fresher(taken, None, None, blocked=True)
+            if side != BUY or self.boundaries.day(n) == self.boundaries.day(to):
+                last = n  # a buy's position stays within its day (the reading may not)
+            taken = max([taken] + [i + 1 for i, f in enumerate(fills) if f["n"] == n])
             end = self.istore.readings(n)["end"].get(meter)
             if end is not None and int(end["timestamp"]) > newer_than:
-                return (to if last is None else last), end
+                return Fresher(taken, last, end, blocked=False)
             n = self.istore.next_n(n)
-        return None
+        return Fresher(taken, None, None, blocked=False)
+
+    def _others(self, fills: Fills) -> set[int]:
+        """Intervals of the account's unsettled fills of the group's side outside the group."""
+        own = {f["id"] for f in fills}
+        return {f["n"] for f in self.istore.unsettled(fills[0]["address"])
+                if f["side"] == fills[0]["side"] and f["id"] not in own}
+
+    def _owing_nothing(self, fills: Fills, blocked: bool) -> None:
+        """Fills no reading can close before the account's next fill: settled without a
+        position when they owe nothing (0 Wh billed, 0 wei: nothing for the chain to
+        record), so the account's later positions are not held behind them for good."""
+        if not blocked or not fills:
+            return
+        if any(int(f["billed_wh"]) or int(f["paid_wei"] or 0) for f in fills):
+            # Only when boundary readings went back in time (two workers' caches): the next
+            # fill's position must settle first, so these wait (logged, not hidden).
+            log.warning("fills %s of %s owe Wh but no reading closes them before its next "
+                        "fill; they wait", [f["id"] for f in fills], fills[0]["address"])
+            return
+        log.info("fills %s of %s owe nothing and no reading closes them before its next "
+                 "fill: settled without a position", [f["id"] for f in fills],
+                 fills[0]["address"])
+        self.istore.mark_settled([f["id"] for f in fills], NOTHING_OWED)
 
     def _spanning(self, account: str, side: str, first: int, to: int, through_n: int,
                   age_s: int) -> int:

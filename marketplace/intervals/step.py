@@ -16,6 +16,7 @@ from marketplace.interval_minting import unminted_wh
 from marketplace.intervals import cancels, modes
 from marketplace.intervals.accounting import Accounting, pending_sold_wh, pending_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
+from marketplace.intervals.chainside import reopen_forgotten
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
 from marketplace.intervals.store import EXPIRED, INTERVALS, IntervalStore
 from marketplace.ledger import Ledger
@@ -51,6 +52,7 @@ class BoundaryStep:
         """
         modes.apply_switches(self.istore, n)
         cancels.follow(self.istore, self.ledger)
+        reopen_forgotten(self.istore, self.ledger)  # a forgotten burn is not counted as done
         chain = self._chain_inputs()
         with self.istore.db.transaction():
             self._capture(n, prev)
@@ -82,12 +84,20 @@ class BoundaryStep:
                 if p["address"] in inside and p["board_id"] and p["meter_address"]]
 
     def _capture(self, n: int, prev: int | None) -> None:
-        """Each member meter's latest signed reading ends prev and starts n."""
+        """Each member meter's latest signed reading ends prev and starts n: never one older
+        than the reading that started prev. Workers take turns at boundaries, and one whose
+        cache of a board lags (its bus away: a Redis restart) would store an older reading
+        than the last boundary's: a window went back to 0 and the next counted its Wh again,
+        billed beyond what the contract lets positions claim (OVER_METERED)."""
+        opening = {} if prev is None else self.istore.readings(prev)["start"]
         for member in self.members():
             reading = self.switchboard.signed(member["board_id"])
             if reading is None or reading.meter != member["meter_address"]:
                 continue
             data = reading.to_json()
+            opened = opening.get(reading.meter)
+            if opened is not None and int(opened["timestamp"]) > reading.timestamp:
+                data = opened  # the newer one, signed by the same meter: the cache lagged
             if prev is not None:
                 self.istore.add_reading(prev, reading.meter, "end", data)
             self.istore.add_reading(n, reading.meter, "start", data)
@@ -105,7 +115,14 @@ class BoundaryStep:
                 continue
             try:
                 if row["kind"] == SELL:
+                    # The unsettled sells first: one a batch the settling worker follows
+                    # before the book is made still counts as sold (_uncommitted), whether
+                    # or not the tokens read here were burned yet; counted by neither, it
+                    # was offered again beyond the tokens, and the seller's sell was cut.
+                    before = {f["id"]: int(f["billed_wh"]) for f in
+                              self.istore.unsettled(row["owner"]) if f["side"] == SELL}
                     found[row["owner"]] = {
+                        "unsettled": before,
                         "tokens": self.ledger.token_balance(row["owner"]),
                         "mint": self.ledger.intervals.meter_mint(member["meter_address"])}
                 else:
@@ -168,16 +185,21 @@ class BoundaryStep:
 
     def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any]) -> int:
         """Tokens a seller holds plus signed generation one reading may still mint, less what
-        it sold unsettled (marketplace.interval_minting.unminted_wh: from its first
-        position's baseline while the token's is pending, at most one mint window: a sell
-        beyond them would be refused NO_TOKENS)."""
+        it sold unsettled (and what was settled since _chain_inputs read the chain;
+        marketplace.interval_minting.unminted_wh: from its first position's baseline while
+        the token's is pending, at most one mint window: a sell beyond them would be refused
+        NO_TOKENS)."""
         reading = self.switchboard.signed(member["board_id"])
         unminted = 0
         if reading is not None:
             unminted = unminted_wh(known["mint"], reading.wh_in,
                                    self._baseline_wh(owner, member["meter_address"]))
-        sold = sum(int(f["billed_wh"]) for f in self.istore.unsettled(owner)
-                   if f["side"] == SELL) + pending_sold_wh(self.istore, owner)
+        sells = [f for f in self.istore.unsettled(owner) if f["side"] == SELL]
+        # Settled since the chain was read: their burn may not be in the tokens read.
+        since = {f["id"] for f in sells}
+        settled_since = sum(wh for i, wh in known["unsettled"].items() if i not in since)
+        sold = sum(int(f["billed_wh"]) for f in sells) + settled_since + \
+            pending_sold_wh(self.istore, owner)
         return max(known["tokens"] + unminted - sold, 0)
 
     def _baseline_wh(self, owner: str, meter: str) -> int | None:

@@ -14,6 +14,9 @@ from marketplace.store import Store
 
 ACTIVE, REPLACED, CANCELLED, EXPIRED = "active", "replaced", "cancelled", "expired"
 LOTS, INTERVALS = "lots", "intervals"
+# A fill's settled_batch when it owes nothing (0 Wh, 0 wei) and no position needs to carry it
+# (marketplace.intervals.positions): no batch has id 0.
+NOTHING_OWED = 0
 
 
 class IntervalStore:
@@ -265,6 +268,22 @@ class IntervalStore:
         rows = self.db.query(f"SELECT * FROM interval_batches WHERE id > ? {where} ORDER BY id"
                              " LIMIT ?", after, *args, limit)
         return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
+
+    def newest_mined(self, limit: int) -> list[dict[str, Any]]:
+        """The newest mined batches with a transaction, newest first (no positions)."""
+        return self.db.query("SELECT id, tx_hash FROM interval_batches WHERE status = 'mined'"
+                             " AND tx_hash IS NOT NULL ORDER BY id DESC LIMIT ?", limit)
+
+    def reopen_batch(self, batch_id: int) -> None:
+        """A mined batch the chain forgot: in flight again, the fills it settled unsettled.
+        Only if it is still mined here: another worker may have reopened it, sent it again and
+        be following it (its fills settled again, the batch not yet mined), and those fills
+        must stay settled."""
+        with self.db.transaction():
+            if self.db.write("UPDATE interval_batches SET status = 'sent' WHERE id = ? AND"
+                             " status = 'mined'", batch_id):
+                self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
+                              " settled_batch = ?", batch_id)
 
     def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
         """Batches not known mined (sending, sent, failed), newest first."""

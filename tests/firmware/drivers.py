@@ -56,8 +56,9 @@ class HostDriver(Driver):
 
     name = "host"
 
-    def __init__(self, binary: Path):
+    def __init__(self, binary: Path, *extra: str):
         self.binary = binary
+        self.extra = extra  # more board-host options (--eeprom FILE, --meter-addr N)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def open(self, spec: BoardSpec) -> None:
@@ -67,7 +68,7 @@ class HostDriver(Driver):
              "--kind", spec.kind, "--relays", str(spec.relays),
              "--failsafe-ms", str(spec.failsafe_ms), "--report-ms", str(spec.report_ms),
              "--millis-start", str(spec.millis_start), "--meter-ms", str(METER_PERIOD_MS),
-             "--speed", "1"],
+             "--speed", "1", *self.extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=[theirs.fileno()])
         theirs.close()
         self.control = ours

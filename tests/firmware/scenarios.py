@@ -134,8 +134,10 @@ class Run:
         raise AssertionError(f"{self.driver.name}: no {verb} within {limit_ms} ms")
 
     def meter(self, mwh_in: int, mwh_out: int = 0, dw: int = 0) -> None:
-        """Script the meter: 12.6 V, the current that dw gives, these counters."""
-        self.driver.set_meter(12600, dw * 100 // 126, dw, mwh_in, mwh_out)
+        """Script the meter: 12.6 V, the current dw gives, these counters. Only values a
+        PZEM-017 can carry (0.01 V, 0.01 A, 0.1 W, whole Wh), so the AVR can run them too."""
+        assert mwh_in % 1000 == 0 and mwh_out % 1000 == 0, "whole Wh only"
+        self.driver.set_meter(12600, int(round(dw * 1000 / 126, -1)), dw, mwh_in, mwh_out)
 
     def _take(self, raw: bytes, hello: bool = False) -> tuple[str, ...]:
         entry = normalise(raw.rstrip(b"\r"), self.session, hello)
@@ -207,10 +209,11 @@ def relay(driver: Driver) -> list[tuple[str, ...]]:
     run.advance(300)
     run.request("RELAY", 1, 1)
     assert driver.relays() == "01"
-    run.meter(1500, dw=1200)
+    run.meter(3000, dw=1200)
     run.advance(300)
     read = run.request("READ")
-    assert "RELAYS=01" in read and "WHIN=1.500" in read and "P=120.0" in read
+    assert "RELAYS=01" in read and "WHIN=3.000" in read and "P=120.0" in read
+    assert "I=9.520" in read
     run.request("RELAY", 1, 0)
     run.request("RELAY", 2, 1)
     run.request("RELAY", 0, 2)
@@ -225,13 +228,13 @@ def budget_exhaustion(driver: Driver) -> list[tuple[str, ...]]:
     run = start(driver, BoardSpec(report_ms=5000))
     run.request("HELLO")
     run.advance(300)
-    run.request("BUDGET", 0, "1.000")
+    run.request("BUDGET", 0, "5.000")
     run.request("RELAY", 0, 1)
-    run.meter(1600)
+    run.meter(4000)
     run.advance(300)
-    assert "BUDGET=0.400" in run.request("READ")
+    assert "BUDGET=2.000" in run.request("READ")
     run.note("the budget runs out")
-    run.meter(2200)
+    run.meter(7000)
     events = run.advance(300)
     assert ("event", "2", "EXHAUSTED", "0") in events, events
     assert driver.relays() == "0"
@@ -261,13 +264,13 @@ def failsafe(driver: Driver, spec: BoardSpec | None = None) -> list[tuple[str, .
     beat = run.clock_ms
     run.advance(4990)
     assert driver.relays() == "11"
-    run.meter(1300)  # energy that flowed up to the opening, answered (scripted meter) after it
+    run.meter(4000)  # energy that flowed up to the opening, answered (scripted meter) after it
     tripped = run.until("FAILSAFE", 1000, step_ms=10)
     assert spec.failsafe_ms - 10 < tripped - beat <= spec.failsafe_ms + 10, tripped - beat
     assert driver.relays() == "00"
     run.advance(200)
     read = run.request("READ")
-    assert "RELAYS=00" in read and "BUDGET=9.700,-" in read, read
+    assert "RELAYS=00" in read and "BUDGET=7.000,-" in read, read
     run.note("re-armed by a fresh request")
     run.request("RELAY", 1, 1)
     fresh = run.clock_ms
@@ -283,24 +286,24 @@ def meter_unplugged(driver: Driver) -> list[tuple[str, ...]]:
     run.request("BUDGET", 0, "10")
     run.request("RELAY", 0, 1)
     run.request("RELAY", 1, 1)
-    run.meter(1500)
+    run.meter(3000)
     run.advance(200)
     driver.unplug_meter()
     events = run.advance(400)
     assert [e[2:] for e in events] == [("METER", "FAULT")], events
     assert driver.relays() == "01"
     read = run.request("READ")
-    assert "METER=FAULT" in read and "WHIN=1.500" in read and "RELAYS=01" in read, read
+    assert "METER=FAULT" in read and "WHIN=3.000" in read and "RELAYS=01" in read, read
     refused = run.request("RELAY", 0, 1)
     assert refused[2:4] == ("ERR", "3"), refused
     run.request("HB")
     run.note("plugged back")
-    run.meter(1700)
+    run.meter(5000)
     driver.plug_meter()
     events = run.advance(400)
     assert [e[2:] for e in events] == [("METER", "OK")], events
     run.request("RELAY", 0, 1)
-    assert "BUDGET=9.300,-" in run.request("READ")
+    assert "BUDGET=6.000,-" in run.request("READ")
     return run.transcript
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import subprocess
 import time
 import tty
@@ -28,6 +29,19 @@ class FirmwareBoard:
         os.close(master)  # the board holds it now; we keep the slave so the pty outlives clients
         self.events: queue.Queue[Frame] = queue.Queue()
         self.client: BoardClient | None = None
+        self.banner = self._banner()  # taken here, so no test's first read meets it
+
+    def _banner(self) -> bytes:
+        """The boot banner line the board sends first (fails the test after 5 s without)."""
+        got = b""
+        while not got.endswith(b"\n"):
+            ready, _, _ = select.select([self._slave], [], [], 5.0)
+            if not ready:
+                self.stop()
+                pytest.fail(f"board-host sent no boot banner: {got!r}")
+            got += os.read(self._slave, 1)
+        assert got.startswith(b"!0 BOOT 2 "), got
+        return got
 
     def connect(self) -> BoardClient:
         """A BoardClient on the board, its unsolicited lines going to `events`."""

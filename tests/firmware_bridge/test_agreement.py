@@ -99,6 +99,8 @@ def run(side: Side) -> list[list[tuple]]:
         frames = []
         for _ in range(count):
             received = side.port.readline()
+            while received.startswith(b"!0 BOOT "):  # the boot banner, if still buffered
+                received = side.port.readline()
             assert received.endswith(b"\n"), f"{count} lines expected for {line(side)!r}"
             frame, how = decode_reply(received, side.session)
             if (new := opened(frame, how, side.session)) != side.session:

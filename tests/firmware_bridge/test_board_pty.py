@@ -141,7 +141,7 @@ class FakeBoard:
 
 def test_client_times_out_and_survives_a_babbling_board() -> None:
     board = FakeBoard()
-    client = BoardClient(board.device, timeout=0.3)
+    client = BoardClient(board.device, timeout=0.3, hello_tries=1)  # one HELLO, not DTR retries
     try:
         with pytest.raises(BoardTimeout):
             client.heartbeat()  # nobody answers its HELLO

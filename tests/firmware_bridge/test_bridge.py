@@ -89,3 +89,26 @@ def test_two_boards_claiming_one_id_are_refused(bridge: Bridge) -> None:
     finally:
         impostor.stop()
     assert set(bridge.boards()) == {"p1", "c1"}
+
+
+def test_a_dead_meter_is_logged_unsigned_and_the_board_offline(
+        bridge: Bridge, grid, caplog: pytest.LogCaptureFixture) -> None:
+    """The emulated consumer's meter cable is cut: its budget-held relay opens, the bridge
+    says so once, keeps the last good counters, and the market sees the board offline."""
+    bridge.set_budget("c1", 1000.0)
+    bridge.set_relay("c1", True)
+    before = bridge.read("c1")
+    assert before.meter == "OK" and bridge.online("c1")
+    events: list[tuple[str, tuple[str, ...]]] = []
+    bridge.subscribe_events(lambda board, verb, args: events.append((board, (verb, *args))))
+    caplog.set_level("WARNING", logger="firmware_bridge.bridge")
+    grid.unplug_meter("c1")
+    wait_for(lambda: ("c1", ("METER", "FAULT")) in events, timeout=5.0, what="METER FAULT")
+    faulted = bridge.read("c1")
+    assert faulted.meter == "FAULT" and faulted.relays == (False,)
+    assert faulted.wh_in == pytest.approx(before.wh_in, abs=1.0)  # last good, not zero
+    assert not bridge.online("c1") and bridge.online("p1")
+    assert sum("meter not answering" in r.message for r in caplog.records) == 1
+    grid.unplug_meter("c1", False)
+    wait_for(lambda: ("c1", ("METER", "OK")) in events, timeout=5.0, what="METER OK")
+    assert bridge.read("c1").meter == "OK" and bridge.online("c1")

@@ -178,3 +178,17 @@ def test_a_revoked_bridge_s_boards_forget_what_they_reported(boards):
     boards.report("a", {"board_id": "x", "reading": GOOD, "signed": signed})
     assert (boards.reading("x"), boards.signed_reading("x"), boards.online("x")) == (
         None, None, False)
+
+
+def test_a_dead_meter_makes_the_board_offline_to_the_market(boards):
+    """A reading with meter FAULT (last good counters) is kept and readable, but the board
+    counts as offline until a reading with a working meter comes; other states are refused."""
+    boards.announce("a", hello("x", METER_A.address))
+    boards.report("a", {"board_id": "x", "reading": GOOD})
+    assert boards.online("x") and boards.read("x").meter == "OK"
+    boards.report("a", {"board_id": "x", "reading": {**GOOD, "meter": "FAULT"}})
+    assert not boards.online("x") and boards.read("x").meter == "FAULT"
+    boards.report("a", {"board_id": "x", "reading": {**GOOD, "meter": "WAIT"}})  # no values
+    assert boards.read("x").meter == "FAULT"  # refused, the last good one kept
+    boards.report("a", {"board_id": "x", "reading": {**GOOD, "meter": "OK"}})
+    assert boards.online("x")

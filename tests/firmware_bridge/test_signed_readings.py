@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -74,5 +75,29 @@ def test_at_most_one_signature_per_interval(devices, tmp_path):
         bridge.set_reading_domain(other)
         renewed = bridge.signed_reading("p1")
         assert renewed is not None and renewed.signed_by_meter(other)
+    finally:
+        bridge.close()
+
+
+def test_readings_of_a_dead_meter_are_not_signed(devices, grid, tmp_path) -> None:
+    """METER=FAULT readings carry the last good counters: signing them under a new
+    timestamp would claim what nobody measured, so the last signature stays the newest."""
+    bridge = signing_bridge(devices, tmp_path, sign_every_s=0.0)
+    try:
+        bridge.set_reading_domain(DOMAIN)
+        bridge.read("c1")
+        wait_for(lambda: bridge.signed_reading("c1") is not None, timeout=5.0, what="signed")
+        grid.unplug_meter("c1")
+        assert bridge.read("c1").meter == "FAULT"
+        last = bridge.signed_reading("c1")
+        assert last is not None
+        while time.time() < last.timestamp + 2:  # past the second a new signature would need
+            assert bridge.read("c1").meter == "FAULT"
+            time.sleep(0.05)
+        assert bridge.signed_reading("c1") == last
+        grid.unplug_meter("c1", False)
+        wait_for(lambda: (bridge.read("c1").meter == "OK"
+                          and bridge.signed_reading("c1") != last), timeout=5.0,
+                 what="signing again once the meter answers")
     finally:
         bridge.close()

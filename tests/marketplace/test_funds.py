@@ -92,8 +92,8 @@ def test_a_bid_over_the_kept_funds_is_refused_with_the_same_sentence(runtime):
     listing = people["alice"].list(10, 1000, 600)
     bob.bid(listing["id"], 1000)  # his funds are known now
     with chain_calls(runtime.ledger) as calls, pytest.raises(
-            InsufficientEscrow, match=f"this bid needs {2 * ETH // 10} wei in your escrow "
-            f"balance, you have {ETH // 10} free; deposit more first"):
+            InsufficientEscrow, match=r"this bid needs 0\.2 ETH \(10 Wh at 20 ETH/kWh\); you "
+            r"have 0\.1 ETH free in the escrow; deposit more"):
         bob.bid(listing["id"], 2 * 10**19)  # 0.2 ETH of 0.1
     assert calls == Counter(), calls
 
@@ -138,7 +138,7 @@ def test_another_workers_deposit_and_withdrawal_show_after_one_pass(runtime):
     market.ledger.wait(there.request_withdrawal(ETH // 10))
     funds.step()
     with chain_calls(ledger) as calls, pytest.raises(
-            InsufficientEscrow, match=f"the {ETH // 10} wei you asked to withdraw covers no bid"):
+            InsufficientEscrow, match=r"of which the 0\.1 ETH you asked to withdraw covers no bid"):
         here.bid(listing["id"], 15 * 10**18)  # 0.15 ETH of 0.2, 0.1 of it withdrawing
     assert calls == Counter(), calls
     here.bid(listing["id"], 10 * 10**18)  # 0.1 ETH: what is not asked for
@@ -174,3 +174,41 @@ def test_a_chain_that_went_back_has_the_known_funds_read_again(runtime):
     with chain_calls(runtime.ledger) as calls:
         assert funds.of(people["bob"].address) == (ETH // 10, 0)
     assert calls == Counter(), calls
+
+
+@pytest.mark.parametrize("app", ["anvil://"], indirect=True)
+def test_a_read_from_before_the_chain_went_back_is_not_kept_after_it(runtime):
+    """A worker's read of bob (a request's: he is not known here) returns from the node just
+    before the chain goes back (anvil from an older dump; evm_revert here), and is kept only
+    after the funds loop's pass saw the rewind. The interleaving is forced by running the
+    revert and the pass inside the ledger's read (the real one, on the real chain)."""
+    from marketplace.funds import Funds
+
+    people = ready(runtime)
+    ledger, w3 = runtime.ledger, runtime.ledger.w3
+    bob = people["bob"].address
+    funds = Funds(ledger)  # this worker's kept funds, bob never read yet
+    funds.step()  # first pass: the cursor at the head
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    market, wallets = other_worker(runtime)
+    there = LocalParty(market, wallets, unlocked(runtime)["bob"].account)
+    market.ledger.wait(there.deposit(ETH // 10))  # 0.2 ETH on this history only
+    real, armed = ledger.escrow_funds_at, [True]
+
+    def read_then_rewind(address, block):
+        value = real(address, block)
+        if armed and armed.pop():
+            assert w3.provider.make_request("evm_revert", [snapshot])["result"]
+            funds.step()  # the loop's pass meanwhile: it sees the chain went back
+        return value
+
+    ledger.escrow_funds_at = read_then_rewind
+    try:
+        funds.of(bob)  # the request's own read: the old history's 0.2 ETH
+    finally:
+        del ledger.escrow_funds_at
+    market.ledger.wait(there.request_withdrawal(ETH // 10))  # on the new history
+    funds.step()
+    # The chain holds 0.1 ETH free, all of it asked to be withdrawn.
+    assert ledger.escrow_funds_at(bob, ledger.block_number()) == (ETH // 10, ETH // 10)
+    assert funds.of(bob) == (ETH // 10, ETH // 10)

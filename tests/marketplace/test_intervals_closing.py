@@ -2,7 +2,8 @@
 the chaos day's bridge kill): a boundary stores a board's cached signed reading, stale while
 its bridge is away (readings are signed each whole second), so a fill's end reading can be
 the very reading the account last settled on. Built as it was at every boundary, that
-position was refused READING_OUT_OF_TIME at every one; it closes on a later boundary reading.
+position was refused READING_OUT_OF_TIME at every one; it closes on a later boundary reading,
+never one past the account's next fill (that reading holds the next fill's Wh).
 
 The store is real (SQLite and PostgreSQL); the chain's answers (the account's settled state,
 an order verified) are given by a stand-in ledger: the contract's own rule is checked in
@@ -15,10 +16,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from firmware_bridge.signing import SignedReading
 from marketplace.intervals.batching import Batching
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.positions import group_fills
-from marketplace.intervals.store import IntervalStore
+from marketplace.intervals.step import BoundaryStep
+from marketplace.intervals.store import NOTHING_OWED, IntervalStore
 from marketplace.settings import Settings
 from marketplace.store import Store
 
@@ -90,20 +93,32 @@ def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
     assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
 
 
-def test_a_later_fill_keeps_the_position_before_it(istore):
+@pytest.mark.parametrize("billed", [0, 8])
+def test_a_later_fill_keeps_the_position_before_it(istore, billed):
+    """The next newer reading lies past the account's next fill (another order's): closing
+    on it, this position took in that fill's Wh, and the contract refused the next position
+    OVER_METERED at every boundary (tests/marketplace/test_intervals_overmetered.py). A
+    position that owes nothing is settled without one; one that owes (only when boundary
+    readings went back in time) waits rather than close past the next fill."""
     first = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
     later = istore.add_order(BUYER, "buy", {"meter": METER}, "0x02", "0xh2", 2.0)
     settled = reading(100, 1_000)
-    interval(istore, 10, reading(90, 998), settled)
-    interval(istore, 11, settled, settled)
-    interval(istore, 12, settled, reading(130, 1_004))
-    fill(istore, 10, first, 8)
-    fill(istore, 11, later, 0)  # the next order's fill: it must stay after this position
-    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    interval(istore, 10, reading(100, 1_000), settled)
+    interval(istore, 11, settled, reading(104, 1_003))
+    interval(istore, 12, reading(104, 1_003), reading(130, 1_004))
+    fill(istore, 10, first, billed)
+    fill(istore, 11, later, 4)  # the next order's fill: it must stay after this position
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=100)
     fills = [f for f in istore.unsettled() if f["order_id"] == first]
-    position = batching(istore, chain).positions.build(fills, through_n=12)
-    assert position["closing"]["timestamp"] == 1_004
-    assert position["to_interval"] == 10
+    assert batching(istore, chain).positions.build(fills, through_n=12) is None
+    left = [f["n"] for f in istore.unsettled()]
+    assert left == ([11] if billed == 0 else [10, 11])
+    if billed == 0:
+        assert [f["settled_batch"] for f in istore.fills(10)] == [NOTHING_OWED]
+        # The next order's position closes on its own reading, counted from the last settled.
+        mine = [f for f in istore.unsettled() if f["order_id"] == later]
+        position = batching(istore, chain).positions.build(mine, through_n=12)
+        assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 11)
 
 
 def test_a_first_position_closes_after_its_baseline(istore):
@@ -112,15 +127,16 @@ def test_a_first_position_closes_after_its_baseline(istore):
     interval(istore, 10, cached, cached)
     interval(istore, 11, cached, reading(104, 1_003))
     fill(istore, 10, order, 0)
-    fill(istore, 11, order, 4)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    # A one-fill position whose only end reading is its baseline closes on the next one,
+    # and spans its interval.
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
+    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 11)
+    fill(istore, 11, order, 4)
     position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
     assert position["baseline"]["timestamp"] == 1_000
     assert position["closing"]["timestamp"] == 1_003  # its own last fill's, newer
-    # A one-fill position whose only end reading is its baseline closes on the next one.
-    only = [f for f in istore.unsettled() if f["n"] == 10]
-    position = batching(istore, chain).positions.build(only, through_n=11)
-    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_003, 10)
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 4)
 
 
 @pytest.mark.parametrize("status", ["sending", "failed"])
@@ -212,6 +228,28 @@ def test_a_group_without_an_end_reading_closes_on_a_later_one(istore):
     fill(istore, 11, new, 10)
     chain = Settled(last_interval=0, last_at=0, last_wh=0)
     mine = [f for f in istore.unsettled() if f["order_id"] == old]
-    position = batching(istore, chain).positions.build(mine, through_n=11)
-    assert (position["closing"]["timestamp"], position["to_interval"]) == (1_002, 10)
-    assert position["wh"] == 0 and position["baseline"]["timestamp"] == 1_000
+    # Its only later reading ends the next order's fill: owing nothing, it needs no position.
+    assert batching(istore, chain).positions.build(mine, through_n=11) is None
+    assert [f["settled_batch"] for f in istore.fills(10)] == [NOTHING_OWED]
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
+    assert (position["baseline"]["timestamp"], position["closing"]["timestamp"]) == \
+        (1_001, 1_002)
+    assert (position["from_interval"], position["wh"]) == (11, 10)
+
+
+def test_a_lagging_cache_never_moves_a_boundary_reading_back(istore):
+    """Workers take turns at boundaries; one whose cache of a board lags (its bus away, a
+    Redis restart) stored an older reading than the boundary before: that window went back to
+    0 and the next counted its Wh again, billed beyond what its positions may claim."""
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.add_reading(10, METER, "start", reading(100, 1_000))
+    cached = {"reading": SignedReading(METER, 90, 0, 998, b"\0" * 65)}
+    step = BoundaryStep(istore, None, None, SimpleNamespace(signed=lambda b: cached["reading"]),
+                        None, Settings(), Boundaries(900, 600))
+    step.members = lambda: [{"board_id": "load-b", "meter_address": METER}]
+    step._capture(11, 10)
+    assert istore.readings(10)["end"][METER]["timestamp"] == 1_000
+    assert istore.readings(11)["start"][METER]["timestamp"] == 1_000
+    cached["reading"] = SignedReading(METER, 104, 0, 1_003, b"\0" * 65)
+    step._capture(12, 11)  # a newer one is taken as it is
+    assert istore.readings(11)["end"][METER]["timestamp"] == 1_003

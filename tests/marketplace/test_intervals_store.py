@@ -69,3 +69,21 @@ def test_racing_workers_claim_a_boundary_once(istore, location):
         store.close()
     assert sorted(results) == [False, False, False, True]
     assert istore.last_n() == 12
+
+
+def test_reopening_a_batch_no_longer_mined_leaves_its_fills_alone(istore):
+    """A boundary worker found batch X mined and its receipt gone (the chain went back), then
+    reopens it; meanwhile the settlement lease's holder reopened X itself, sent its bytes
+    again and is following the new receipt: it marked X's fills settled and has not yet
+    written X mined (Batching._follow: mark_settled, then update_batch)."""
+    istore.claim(7, 1.0, "w", "clear")
+    order = istore.add_order("0xs", "sell", {"floorWeiPerKWh": "5"}, "0x01", "0xh1", 1.0)
+    istore.add_fill(7, "0xs", "sell", order, 30, 5)
+    fill = istore.fills(7)[0]
+    istore.account_fill(fill["id"], 30, 30, 150)
+    batch = istore.add_batch(7, {"positions": []}, "0xsig", 4.0)
+    istore.update_batch(batch, status="sent", tx_hash="0xt")  # followed again
+    istore.mark_settled([fill["id"]], batch)  # the follower, mid-way
+    istore.reopen_batch(batch)  # the boundary worker's, late
+    istore.update_batch(batch, status="mined")  # the follower, done
+    assert istore.unsettled("0xs") == []  # settled by the mined batch

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from eth_account import Account
 
 from geth_private.anvil import find_anvil
 from marketplace.clock import SystemClock
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.skipif(find_anvil() is None,
 # blocks carry real time, so a hand-moved clock would sign readings "in the future".
 ANVIL = {"CHAIN_URI": "anvil://?interval=3600", "CLOCK": SystemClock(), "SOFT_CLOSE_S": 0}
 AUCTION_S = 10
+BOB = "0x00000000000000000000000000000000000000b0"
 
 
 def active_on_chain(market, ledger):
@@ -63,3 +65,45 @@ def test_a_deal_lost_with_anvils_blocks_is_opened_again(runtime, caplog):
     assert again["id"] == deal["id"] and "chain went back" in caplog.text
     assert ledger.chain_deal(again["chain_deal_id"])["buyer"] == people["bob"].address
     assert ledger.chain_deal(again["chain_deal_id"])["started"]  # its baseline sent again
+
+
+# Found by the chaos day with the chain kind: a batch mined and marked so, then forgotten by
+# the restarted node, stayed 'mined' with its fills settled. Nothing sent it again unless a
+# later transaction of its sender waited behind the gap (and only from the process that
+# signed it; another worker's was filled with a transfer of nothing), so its Wh counted
+# paid while the chain held them unpaid, and sellers' offers counted its burn as done (then
+# their sells were cut: "only N Wh minted for it are burned"). The market's hand-moved
+# clock stays put: no boundary runs meanwhile; the batch's transaction is a plain transfer
+# (what the market follows of a batch is its transaction; its receipt says what settled).
+@pytest.mark.parametrize("app", [{"CHAIN_URI": "anvil://?interval=3600"}], indirect=True)
+def test_a_mined_batch_the_chain_forgot_is_followed_and_mined_again(runtime, caplog):
+    backend, txm = runtime.backend, runtime.txm
+    intervals = runtime.market.intervals
+    istore = intervals.istore
+    n = wait_for(istore.last_n, what="the market's first interval")
+    order = istore.add_order(BOB, "buy", {"meter": BOB}, "0x01", "0xh1", 1.0)
+    istore.set_order_status(order, "cancelled")  # its fill is all the market keeps of it
+    istore.add_fill(n, BOB, "buy", order, 5, 10)
+    (fill,) = [f for f in istore.fills(n) if f["address"] == BOB]
+    istore.account_fill(fill["id"], 5, 5, 50)
+    backend.stop()  # anvil writes its state file on the way out: the dump the crash goes to
+    backend.start()
+    record = txm.send(backend.faucet(), {"to": Account.create().address, "value": 1,
+                                         "gas": 21000}, "a batch")
+    txm.wait(record)
+    position = {"account": BOB, "side": "buy", "fill_ids": [fill["id"]]}
+    batch_id = istore.add_batch(n, {"positions": [position], "mints": []}, None, 0.0)
+    istore.update_batch(batch_id, status="mined", tx_hash=record.tx_hash)
+    istore.mark_settled([fill["id"]], batch_id)
+    backend.kill()  # SIGKILL: the batch's block is gone
+    backend.start()
+    with caplog.at_level(logging.WARNING):
+        intervals.batching.step(n + 1)  # the next boundary's batching looks first
+        # Its fill counts unsettled again: the chain does not hold its Wh now.
+        assert [f["id"] for f in istore.unsettled(BOB)] == [fill["id"]]
+        assert "the chain forgot it" in caplog.text
+        wait_for(lambda: next(b for b in istore.batches() if b["id"] == batch_id)["status"]
+                 == "mined", timeout=60, what="the forgotten batch followed and mined again")
+    assert backend.w3.eth.get_transaction_receipt(record.tx_hash)["status"] == 1
+    # A plain transfer settles no position: the fill waits for a batch that does.
+    assert [f["id"] for f in istore.unsettled(BOB)] == [fill["id"]]

@@ -101,7 +101,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
     alice.wait_for_url("**/wallet")
     alice.wait_for_selector("#view-wallet:not([hidden])")
     wait_for(lambda: ledger.token_balance(people["alice"]) >= 70, what="tokens")
-    alice.wait_for_function("Number(document.getElementById('tokens').textContent) > 0")
+    alice.wait_for_function("parseFloat(document.getElementById('tokens').textContent) > 0")
     alice.screenshot(path=ARTIFACTS / "wallet.png", full_page=True)
 
     page_login(carol, server, "carol", "carol-demo")
@@ -257,7 +257,7 @@ def test_two_people_trade_through_the_pages(server, browser, runtime, clock, log
 
 
 def _ether(wei: int) -> str:
-    """As the pages' formatEther(wei) shows it (6 places, trailing zeros dropped)."""
-    whole, frac = divmod(wei, ETH)
-    frac_text = f"{frac:018d}"[:6].rstrip("0")
-    return f"{whole}.{frac_text}" if frac_text else str(whole)
+    """As the pages' formatEth(wei) shows it: marketplace.units' rule (6 significant digits)."""
+    from marketplace.units import eth_number
+
+    return eth_number(wei)

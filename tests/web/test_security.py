@@ -349,7 +349,9 @@ def test_admin_sees_health_approves_registrations_and_enrolls_meters(app, runtim
     gone = admin.post(f"/api/admin/meters/{meter}/disenroll")
     assert gone.status_code == 200 and gone.get_json()["enrolled"] is False
     again = admin.post(f"/api/admin/meters/{meter}/disenroll")
-    assert again.status_code == 502 and "MeterNotEnrolled" in again.get_json()["error"]
+    # The contract's refusal of the admin's own mistake: a 409 sentence, not a 502 (issue 17).
+    assert again.status_code == 409, again.get_json()
+    assert f"meter {meter} is not enrolled" in again.get_json()["error"]
     bad = admin.post("/api/admin/meters", json={"meter": "0x12", "owner": "dave",
                                                  "role": "consumer", "rated_power_w": 5})
     assert bad.status_code == 400 and "not an Ethereum address" in bad.get_json()["error"]

@@ -1,7 +1,7 @@
 /* The admin view: network health every 2 s while shown, block production, registrations to
    approve (role and board), bridges and their boards, accounts with their meters, enrollment. */
 import { api } from "./api.js";
-import { $, el, formatEther, formatKwh, short, toast } from "./util.js";
+import { $, el, formatEnergy, formatEth, short, toast } from "./util.js";
 
 let poll = null;
 
@@ -62,24 +62,37 @@ function accountRow(a) {
   const row = el("tr", { "data-name": a.name },
     el("td", { textContent: a.name }), el("td", { textContent: a.role }),
     el("td", { class: "mono", textContent: short(a.address), title: a.address }),
-    el("td", { textContent: formatEther(a.eth_wei, 4) }),
-    el("td", { textContent: formatKwh(a.tokens_wh) }),
+    el("td", { textContent: formatEth(a.eth_wei) }),
+    el("td", { textContent: formatEnergy(a.tokens_wh) }),
     el("td", { textContent: a.board_id || "none" }),
     el("td", { class: "mono", textContent: a.meter ? short(a.meter) : "–", title: a.meter || "" }),
     el("td", { class: "enrolled", textContent: a.meter_enrolled ? `${a.meter_kind}, ${a.meter_rated_power_w} W` : "no" }));
   const cell = el("td");
-  if (a.meter && a.meter_enrolled) {
-    const button = el("button", { type: "button", class: "secondary", textContent: "Disenroll" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try { await api("POST", `/api/admin/meters/${a.meter}/disenroll`); toast(`Meter of ${a.name} disenrolled`); }
-      catch (err) { toast(err.message, true); }
-      refreshAccounts();
-    });
-    cell.append(button);
-  }
+  if (a.meter && a.meter_enrolled) cell.append(disenrollControl(a));
   row.append(cell);
   return row;
+}
+
+/* Disenroll, named for whose meter and board it acts on, asks before it acts: the meter stops
+   minting and its owner's deals end, and only a new consent enrolls it again. */
+function disenrollControl(a) {
+  const what = `${a.name}'s meter${a.board_id ? ` (board ${a.board_id})` : ""}`;
+  const ask = el("button", { type: "button", class: "secondary disenroll", textContent: `Disenroll ${what}` });
+  const question = el("p", { id: `disenroll-${a.name}-q`, textContent: `Disenroll ${what}? It mints no more tokens and `
+    + "cannot trade until its owner consents to a new enrollment." });
+  const yes = el("button", { type: "button", class: "danger disenroll-yes", textContent: `Yes, disenroll ${what}` });
+  const no = el("button", { type: "button", class: "secondary disenroll-no", textContent: "Keep it enrolled" });
+  const confirm = el("div", { class: "confirm", role: "group", "aria-labelledby": question.id, hidden: true },
+    question, el("div", { class: "row" }, yes, no));
+  ask.addEventListener("click", () => { ask.hidden = true; confirm.hidden = false; yes.focus(); });
+  no.addEventListener("click", () => { confirm.hidden = true; ask.hidden = false; ask.focus(); });
+  yes.addEventListener("click", async () => {
+    yes.disabled = no.disabled = true;
+    try { await api("POST", `/api/admin/meters/${a.meter}/disenroll`); toast(`${what} disenrolled`); }
+    catch (err) { toast(err.message, true); }
+    refreshAccounts();
+  });
+  return el("div", {}, ask, confirm);
 }
 
 async function refreshAccounts() {
@@ -91,8 +104,8 @@ function registrationRow(r) {
   const role = el("select", { ariaLabel: `Role for ${r.name}` },
     el("option", { value: "consumer", textContent: "consumer" }), el("option", { value: "producer", textContent: "producer" }));
   const board = el("input", { ariaLabel: `Board of ${r.name} (optional)`, placeholder: "board id", className: "board-id" });
-  const approve = el("button", { type: "button", class: "approve", textContent: "Approve" });
-  const reject = el("button", { type: "button", class: "secondary reject", textContent: "Reject" });
+  const approve = el("button", { type: "button", class: "approve", textContent: "Approve", ariaLabel: `Approve ${r.name}` });
+  const reject = el("button", { type: "button", class: "secondary reject", textContent: "Reject", ariaLabel: `Reject ${r.name}` });
   const decide = async (what, body) => {
     approve.disabled = reject.disabled = true;
     try { await api("POST", `/api/admin/registrations/${r.address}/${what}`, body); toast(`${r.name}: ${what === "approve" ? "approved" : "rejected"}`); }
@@ -120,7 +133,7 @@ async function refreshRegistrations() {
 }
 
 function bridgeRow(b) {
-  const revoke = el("button", { type: "button", class: "secondary revoke", textContent: "Revoke" });
+  const revoke = el("button", { type: "button", class: "secondary revoke", textContent: "Revoke", ariaLabel: `Revoke bridge ${b.id}` });
   revoke.addEventListener("click", async () => {
     revoke.disabled = true;
     try { await api("DELETE", `/api/admin/bridges/${encodeURIComponent(b.id)}`); toast(`Bridge ${b.id} revoked`); }

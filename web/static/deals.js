@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { handOff, isBusy, setBusy } from "./focus.js";
 import { dealNews } from "./market_news.js";
 import * as signer from "./signer.js";
-import { $, el, formatEther, short, toast } from "./util.js";
+import { $, el, formatEth, short, toast } from "./util.js";
 
 const deals = new Map();  // id -> deal view shown
 const FINAL = new Set(["closed", "failed"]);
@@ -59,7 +59,7 @@ function dealCard(d) {
     el("h3", { id: `deal-${d.id}-title`, class: "deal-title", tabIndex: -1, textContent: `Deal #${d.id}: ${d.energy_wh} Wh, ${role}` }),
     el("p", {}, "Status ", el("strong", { class: "deal-status" })),
     el("p", {}, "Delivered ", el("strong", { class: "delivered" }), ` / ${d.energy_wh} Wh`),
-    el("p", {}, "Paid ", el("strong", { class: "paid" }), ` of ${formatEther(d.cost_wei, 9)} ETH`),
+    el("p", {}, "Paid ", el("strong", { class: "paid" }), ` of ${formatEth(d.cost_wei)} ETH`),
     el("p", { class: "refunded", hidden: true }),
     el("p", { class: "hint final-report", hidden: true }, "", el("code", { class: "hash" })),
     el("p", { class: "error deal-error", hidden: true }),
@@ -81,10 +81,10 @@ function fillDeal(card, d) {
   card.className = `card deal ${d.status}`;
   card.querySelector(".deal-status").textContent = d.status + (d.close_reason ? ` (${d.close_reason})` : "");
   card.querySelector(".delivered").textContent = d.delivered_wh;
-  card.querySelector(".paid").textContent = formatEther(d.paid_wei, 9);
+  card.querySelector(".paid").textContent = formatEth(d.paid_wei);
   const refunded = card.querySelector(".refunded");
   refunded.hidden = d.refunded_wei === null || d.refunded_wei === undefined;
-  refunded.textContent = refunded.hidden ? "" : `Refunded to buyer: ${formatEther(d.refunded_wei, 9)} ETH`;
+  refunded.textContent = refunded.hidden ? "" : `Refunded to buyer: ${formatEth(d.refunded_wei)} ETH`;
   const report = card.querySelector(".final-report");
   report.hidden = !d.final_report;
   if (d.final_report) {

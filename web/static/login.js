@@ -20,10 +20,14 @@ function progress(bar, percent) {
 function chosenAddress() {
   const typed = $("account").value.trim();
   if (!typed && dropped) return dropped.address;
-  const byName = accounts.find((a) => a.name === typed);
+  const byName = accounts.find((a) => a.name === typed) || accounts.find((a) => a.name.toLowerCase() === typed.toLowerCase());
   if (byName) return byName.address;
+  if (!typed) throw new Error("pick an account or choose your keystore file");
   try { return ethers.getAddress(typed); } catch (e) { /* below */ }
-  throw new Error(typed ? `no account named ${typed} here` : "pick an account or choose your keystore file");
+  // A name, mistyped, is answered about names (an address is only what starts with 0x).
+  if (/^0x/i.test(typed)) throw new Error(`${typed} is not an address: 0x and 40 hex digits`);
+  const names = accounts.map((a) => a.name).join(", ");
+  throw new Error(`no participant is named “${typed}”: pick one of ${names || "the accounts listed"}, or type an address (0x…)`);
 }
 
 async function keystoreFor(address) {

@@ -8,7 +8,7 @@ import dealCards from "./deals.js";
 import { handOff, isBusy, keepFocus, setBusy } from "./focus.js";
 import { bidNews, extensionS, extensionText, listedNews, lotName, resultNews } from "./market_news.js";
 import * as signer from "./signer.js";
-import { $, el, formatEther, parseEther, short, toast } from "./util.js";
+import { $, el, formatEth, parseEther, priceWithCost, short, toast } from "./util.js";
 
 const listings = new Map();   // id -> listing view
 const deadlines = new Map();  // id -> local ms deadline (server seconds_left re-synced on update)
@@ -17,7 +17,8 @@ const closedListings = new Set();  // ids already closed here (a late answer mus
 let me = {};
 let ticker = null;
 
-function priceText(wei) { return wei === null ? "no bids" : `${formatEther(wei, 9)} ETH/kWh`; }
+/* A price per kWh with the lot's total cost beside it ("no bids" before the first). */
+function priceText(wei, wh) { return wei === null ? "no bids" : priceWithCost(wei, wh); }
 
 /* One POST: the bid built and signed here from the listing's view (no terms to ask for); the
    portal checks it as it stores it, and a refusal comes back as its sentence. */
@@ -28,9 +29,11 @@ async function bid(listingId, priceWei) {
 }
 
 function bidForm(l) {
+  // Named for the lot they act on: a screen reader's list of buttons tells the lots apart.
+  const hint = el("p", { class: "hint bid-hint", id: `listing-${l.id}-least` });
   const input = el("input", { inputMode: "decimal", className: "bid-price",
-    ariaLabel: `Your bid on listing ${l.id} in ETH per kWh` });
-  const button = el("button", { type: "submit", textContent: "Buy" });
+    ariaLabel: `Your bid on ${lotName(l, me)}, in ETH per kWh`, "aria-describedby": hint.id });
+  const button = el("button", { type: "submit", class: "bid-button", textContent: `Bid on ${lotName(l, me)}` });
   const form = el("form", { class: "row bid-form", action: "javascript:void 0" }, input, button);
   const error = el("p", { class: "error bid-error", role: "alert" });
   form.addEventListener("submit", async (event) => {
@@ -42,6 +45,7 @@ function bidForm(l) {
       const updated = await bid(l.id, parseEther(input.value));
       const before = listings.get(l.id);
       bidders.add(l.id);
+      input.value = "";  // placed: the field shows the next "at least …", not the old bid
       upsertListing(updated);
       const extended = extensionS(before, updated);  // our own late bid moved the end
       toast((updated.highest_bidder === me.address ? `Bid placed on ${lotName(updated, me)}: you lead.` : "Bid signed and placed.")
@@ -49,7 +53,7 @@ function bidForm(l) {
     } catch (err) { error.textContent = explain(err, l.id); }
     finally { setBusy(button, false); }
   });
-  return [form, error];
+  return [form, hint, error];
 }
 
 /* A listing card's parts, made once: later views fill them in place (fillListing), so focus,
@@ -61,7 +65,7 @@ function listingCard(l) {
   card.append(
     el("h3", { id: `listing-${l.id}-title`, class: "listing-title", tabIndex: -1,
       textContent: `${l.energy_wh} Wh from ${l.seller_name || short(l.seller)}` }),
-    el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei) })),
+    el("p", {}, "Start bid ", el("strong", { textContent: priceText(l.start_price_wei, l.energy_wh) })),
     el("p", {}, "Highest bid ", el("strong", { class: "highest" }), el("span", { class: "by" })),
     el("p", { class: "countdown" }, "Ends in ", el("span", { class: "left", textContent: "…" })),
     el("p", { class: "extended hint", hidden: true }),
@@ -89,7 +93,7 @@ function standing(l) {
 }
 
 function fillListing(card, l, extendedS) {
-  card.querySelector(".highest").textContent = priceText(l.highest_bid_wei);
+  card.querySelector(".highest").textContent = priceText(l.highest_bid_wei, l.energy_wh);
   card.querySelector(".by").textContent = (l.highest_bidder ? ` by ${l.highest_bidder_name || short(l.highest_bidder)}` : "")
     + ` · ${l.bid_count} bid${l.bid_count === 1 ? "" : "s"}`;
   const now = standing(l);
@@ -104,16 +108,21 @@ function fillListing(card, l, extendedS) {
     cancel.hidden = true;
   }
   const input = card.querySelector(".bid-price");
-  if (input) input.placeholder = l.min_next_bid_wei ? `at least ${formatEther(l.min_next_bid_wei, 9)} ETH/kWh` : "ETH per kWh";
+  if (input) {
+    // Shown beside the field, not only as its placeholder (gone as soon as one types).
+    const least = l.min_next_bid_wei ? `at least ${priceWithCost(l.min_next_bid_wei, l.energy_wh)}` : "";
+    input.placeholder = l.min_next_bid_wei ? `at least ${formatEth(l.min_next_bid_wei)} ETH/kWh` : "ETH per kWh";
+    card.querySelector(".bid-hint").textContent = least ? `Your bid: ${least}.` : "";
+  }
 }
 
 /* A refused bid's reason, with the rule in the units the person typed. */
 function explain(err, listingId) {
   const current = listings.get(listingId);
   if (err.kind === "BidTooLow" && current) {
-    return `${err.message} — that is at least ${formatEther(current.min_next_bid_wei, 9)} ETH/kWh now.`;
+    return `${err.message}; now at least ${priceWithCost(current.min_next_bid_wei, current.energy_wh)}.`;
   }
-  if (err.kind === "InsufficientEscrow") return `${err.message} (on the Wallet view).`;
+  if (err.kind === "InsufficientEscrow") return `${err.message}.`;
   if (err.kind === "AuctionClosed") return `${err.message}.`;
   return err.message;
 }
@@ -155,7 +164,7 @@ function closedText(l) {
   if (l.status === "cancelled") return `#${l.id}: ${l.energy_wh} Wh withdrawn by the seller${own}`;
   if (l.status === "sold") {
     const who = l.highest_bidder_name || short(l.highest_bidder);
-    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei)}${own}`;
+    return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} sold to ${who} at ${priceText(l.highest_bid_wei, l.energy_wh)}${own}`;
   }
   return `#${l.id}: ${l.energy_wh} Wh from ${l.seller_name || short(l.seller)} unsold${own}`;
 }

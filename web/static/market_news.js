@@ -1,14 +1,14 @@
 /* What a change in the lot market means to this person, in words: pure functions of the view
    shown before, the view pushed now and who is looking, returning what to say ({text, urgent})
    or null. market.js says it (announce.js) and shows the same words on the cards. */
-import { formatEther, short } from "./util.js";
+import { formatEth, short } from "./util.js";
 
 // Delivery milestones a deal announces (per cent of its energy), besides its start and end.
 export const MILESTONES = [25, 50, 75];
 const EXTENDED_MIN_S = 0.5;  // a deadline moved by less is a re-sync, not a soft-close extension
 
 function name(known, address) { return known || short(address); }
-function price(wei) { return `${formatEther(wei, 9)} ETH/kWh`; }
+function price(wei) { return `${formatEth(wei)} ETH/kWh`; }
 
 /* "your 60 Wh" to its seller, "alice's 60 Wh" to everyone else. */
 export function lotName(l, me) {
@@ -102,9 +102,9 @@ export function dealNews(before, after, me) {
     return { text: `${title} resumed: the relays are on again.`, urgent: false, show: true };
   }
   if (after.status === "closed" && (!before || before.status !== "closed")) {
-    const refund = after.refunded_wei ? `, ${formatEther(after.refunded_wei, 9)} ETH refunded to the buyer` : "";
+    const refund = after.refunded_wei ? `, ${formatEth(after.refunded_wei)} ETH refunded to the buyer` : "";
     return { text: `${title} ended (${after.close_reason || "closed"}): ${after.delivered_wh} of ${after.energy_wh} Wh delivered,`
-      + ` ${formatEther(after.paid_wei, 9)} ETH paid${refund}.`, urgent: false, show: true };
+      + ` ${formatEth(after.paid_wei)} ETH paid${refund}.`, urgent: false, show: true };
   }
   if (after.status === "failed" && (!before || before.status !== "failed")) {
     return { text: `${title} failed: ${after.error || "the escrow did not open it"}. Nothing was locked.`, urgent: true };

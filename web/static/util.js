@@ -33,6 +33,36 @@ export function parseEther(text) {
 }
 
 export function formatKwh(wh) { return (wh / 1000).toFixed(3); }
+
+/* The one unit system a person sees (marketplace/units.py says the same in refusals): Ether as
+   ETH with up to 6 significant digits, a non-zero amount never shown as 0; energy in Wh, with
+   kWh beside it from 1 kWh on; prices in ETH per kWh, a lot's total cost beside them. */
+export function formatEth(wei) {
+  if (wei === null || wei === undefined) return "–";
+  const value = BigInt(wei);
+  if (value === 0n) return "0";
+  const whole = value / WEI_PER_ETH;
+  const digits = whole > 0n ? whole.toString().length : 0;
+  const places = digits ? Math.max(0, 6 - digits) : Math.min(18, 6 + 18 - value.toString().length);
+  const frac = (value % WEI_PER_ETH).toString().padStart(18, "0").slice(0, places).replace(/0+$/, "");
+  const grouped = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return frac ? `${grouped}.${frac}` : grouped;
+}
+
+export function formatEnergy(wh) {
+  if (wh === null || wh === undefined || Number.isNaN(Number(wh))) return "–";
+  const n = Math.round(Number(wh));
+  const text = `${n.toLocaleString("en")} Wh`;
+  return Math.abs(n) < 1000 ? text : `${text} (${Number((n / 1000).toFixed(3)).toLocaleString("en")} kWh)`;
+}
+
+/* What energy_wh costs at a price per kWh (wei), rounded down as the escrow does. */
+export function costWei(priceWei, wh) { return (BigInt(priceWei) * BigInt(wh)) / 1000n; }
+
+/* "0.01 ETH/kWh (0.0003 ETH for 30 Wh)": a price with the lot's total cost beside it. */
+export function priceWithCost(priceWei, wh) {
+  return `${formatEth(priceWei)} ETH/kWh (${formatEth(costWei(priceWei, wh))} ETH for ${formatEnergy(wh)})`;
+}
 export function short(address) { return address ? `${address.slice(0, 6)}…${address.slice(-4)}` : ""; }
 
 /* A duration in seconds as a person reads it ("2 h 5 min", "40 s"). */

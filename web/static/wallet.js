@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import * as keys from "./keys.js";
 import * as signer from "./signer.js";
-import { $, duration, el, formatEther, formatKwh, offerDownload, parseEther, toast, txItem } from "./util.js";
+import { $, duration, el, formatEnergy, formatEth, formatEther, offerDownload, parseEther, toast, txItem } from "./util.js";
 
 let last = null;       // the last wallet summary shown
 let names = {};        // address -> participant name, for the send confirmation
@@ -15,15 +15,17 @@ let onTx = null;      // asks the wallet channel for a push after each transacti
 function render(w) {
   last = w;
   $("wallet-address").textContent = w.address;
-  $("tokens").textContent = formatKwh(w.tokens_wh);
-  $("unlisted").textContent = formatKwh(w.unlisted_wh);
-  $("eth").textContent = formatEther(w.eth_wei);
-  $("escrow-free").textContent = formatEther(w.escrow_free_wei);
-  $("escrow-locked").textContent = formatEther(w.escrow_locked_wei);
-  $("escrow-community").textContent = formatEther(w.community_free_wei);
+  // Tokens and generation are a producer's: a consumer has none to sell and makes none.
+  for (const card of document.querySelectorAll("#view-wallet .producer-only")) card.hidden = w.role !== "producer";
+  $("tokens").textContent = formatEnergy(w.tokens_wh);
+  $("unlisted").textContent = formatEnergy(w.unlisted_wh);
+  $("eth").textContent = formatEth(w.eth_wei);
+  $("escrow-free").textContent = formatEth(w.escrow_free_wei);
+  $("escrow-locked").textContent = formatEth(w.escrow_locked_wei);
+  $("escrow-community").textContent = formatEth(w.community_free_wei);
   const gen = w.generation;
   $("gen-power").textContent = gen && gen.online ? gen.power_w : "–";
-  $("gen-energy").textContent = gen && gen.online ? gen.energy_in_kwh.toFixed(3) : "–";
+  $("gen-energy").textContent = gen && gen.online && gen.energy_in_kwh !== null ? formatEnergy(gen.energy_in_kwh * 1000) : "–";
   $("gen-soc").textContent = gen && gen.soc !== null && gen.soc !== undefined ? `${Math.round(gen.soc * 100)} %` : "n/a";
   $("pending").replaceChildren(...w.pending.map(txItem));
   $("pending-count").textContent = w.pending.length;
@@ -40,15 +42,15 @@ function renderInterval(c) {
   const f = c.fill;
   const sold = f && f.side === "sell";
   const amount = f ? BigInt(f.amount_so_far_wei || 0) : 0n;
-  $("interval-amount").textContent = amount ? `${sold ? "+" : "−"}${formatEther(amount, 9)}` : "0";
+  $("interval-amount").textContent = amount ? `${sold ? "+" : "−"}${formatEth(amount)}` : "0";
   $("interval-what").textContent = f
-    ? `In this interval you ${sold ? "sold" : "bought"} ${f.wh} Wh at ${formatEther(f.price_wei, 9)} ETH/kWh; `
+    ? `In this interval you ${sold ? "sold" : "bought"} ${f.wh} Wh at ${formatEth(f.price_wei)} ETH/kWh; `
       + `${f.metered_so_far_wh} Wh metered so far (${sold ? "earned" : "cost"} up to now).`
     : "Nothing traded for you in this interval.";
   // Counted in intervals: the wallet is pushed only when it changes, so no seconds tick here.
   const after = Math.max(0, Math.round((Number(c.day_ends_at) - Number(c.end)) / (Number(c.end) - Number(c.start))));
   $("interval-settles").textContent = BigInt(c.unsettled_wei || 0) > 0n || c.unsettled_wh > 0
-    ? `Not yet settled: ${c.unsettled_wh} Wh, ${formatEther(c.unsettled_wei, 9)} ETH. Settles on chain once `
+    ? `Not yet settled: ${c.unsettled_wh} Wh, ${formatEth(c.unsettled_wei)} ETH. Settles on chain once `
       + `${c.settles_at_wh} Wh are unsettled, at the latest at the day's end, `
       + (after ? `when ${after} more interval${after === 1 ? "" : "s"} after this one have passed.` : "when this interval ends.")
     : "Nothing waits for settlement on chain.";
@@ -59,7 +61,7 @@ function renderWithdrawal() {
   const pending = last && last.withdrawal && BigInt(last.withdrawal.amount_wei || 0) > 0n ? last.withdrawal : null;
   $("withdrawal").hidden = !pending;
   if (!pending) return;
-  $("withdrawal-amount").textContent = formatEther(pending.amount_wei);
+  $("withdrawal-amount").textContent = formatEth(pending.amount_wei);
   const left = pending.available_at - Date.now() / 1000;
   $("withdrawal-when").textContent = left > 0 ? `in ${duration(left)}` : "now";
   $("complete-withdrawal").hidden = left > 0;
@@ -102,7 +104,7 @@ async function reviewSend() {
   const who = names[target] ? ` (${names[target]})` : "";
   checkedSend = { to, amount, to_address: target, amount_wei: prepared.tx.value };
   $("send-summary").textContent = `Send ${formatEther(prepared.tx.value, 18)} ETH to ${target}${who}? `
-    + `You have ${formatEther(last ? last.eth_wei : null)} ETH. This cannot be undone.`;
+    + `You have ${formatEth(last ? last.eth_wei : null)} ETH. This cannot be undone.`;
   $("send-confirm").hidden = false;
   $("send-yes").focus();
 }
@@ -180,6 +182,7 @@ export default {
   init(ctx) { bind(ctx); },
   async start(ctx) {
     $("download-keystore").hidden = signer.current() !== "keystore";
+    for (const card of document.querySelectorAll("#view-wallet .producer-only")) card.hidden = ctx.session.me.role !== "producer";
     const socket = ctx.session.sockets.wallet;
     socket.on("wallet", render);
     onTx = () => socket.emit("refresh");

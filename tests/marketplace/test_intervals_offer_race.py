@@ -1,0 +1,71 @@
+"""A seller's offer is never more than its tokens can cover when the settling worker follows
+a batch while another worker's boundary reads the seller's books (issue 16, the chaos day:
+sellers burned 1 Wh fewer than they sold, cut "only 0 Wh minted for it are burned").
+
+The boundary read the seller's tokens on chain, then its unsettled sold Wh in the store: a
+batch mined before the first read and marked settled before the second was counted by
+neither, so the seller offered its burn again. The store is real (SQLite and PostgreSQL);
+the chain is a stand-in whose token balance answers as the chain did, the batch's burn
+mined, and marks the fills settled meanwhile, as the other worker's Batching._follow does.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from firmware_bridge.signing import SignedReading
+from marketplace.interval_minting import MeterMint
+from marketplace.intervals.boundaries import Boundaries
+from marketplace.intervals.step import BoundaryStep
+from marketplace.intervals.store import INTERVALS, IntervalStore
+from marketplace.settings import Settings
+from marketplace.store import Store
+
+SELLER = "0x00000000000000000000000000000000000000a1"
+METER = "0x00000000000000000000000000000000000000aa"
+BOARD = "pv-a"
+
+
+@pytest.fixture
+def istore(location):
+    store = Store(location)
+    yield IntervalStore(store)
+    store.close()
+
+
+class Chain:
+    """The seller's chain state: 50 tokens read just before its batch's burn of 30 was
+    mined; then the settling worker marks that batch's fills settled (the race)."""
+
+    def __init__(self, istore: IntervalStore, batch_id: int):
+        self.istore, self.batch_id = istore, batch_id
+        self.intervals = SimpleNamespace(meter_mint=lambda meter: MeterMint(
+            last_wh=500, last_at=1_000, rated_w=10_000, allowance_wh=10_000,
+            baseline_pending=False))
+
+    def token_balance(self, address: str) -> int:
+        self.istore.mark_settled([f["id"] for f in self.istore.unsettled(address)],
+                                 self.batch_id)
+        return 50
+
+
+def test_a_batch_followed_between_the_boundarys_reads_is_not_offered_again(istore):
+    istore.db.add_participant(SELLER, "alice", "producer", BOARD, METER)
+    istore.request_mode(SELLER, INTERVALS)
+    istore.switch_mode(SELLER, INTERVALS, 1)
+    order = istore.add_order(SELLER, "sell", {"meter": METER}, "0x01", "0xh1", 1.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.add_fill(10, SELLER, "sell", order, 30, 10)
+    (fill,) = istore.fills(10)
+    istore.account_fill(fill["id"], 30, 30, 300)  # sold 30 Wh, in a batch being mined
+    batch_id = istore.add_batch(10, {"positions": [], "mints": []}, None, 0.0)
+    switchboard = SimpleNamespace(signed=lambda board: SignedReading(METER, 500, 0, 1_010, b""))
+    step = BoundaryStep(istore, orders=None, ledger=Chain(istore, batch_id),
+                        switchboard=switchboard, hub=None, settings=Settings(),
+                        boundaries=Boundaries(900, 600))
+    known = step._chain_inputs()[SELLER]
+    # 20 tokens left once burned and nothing unminted (its meter counted what was minted):
+    # at most 20 Wh, not the 50 it held before the burn.
+    assert step._uncommitted(SELLER, step.members()[0], known) <= 20
