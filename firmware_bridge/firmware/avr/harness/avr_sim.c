@@ -359,8 +359,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     while (scripted && !quitting) {
         char line[256];
-        if (!fgets(line, sizeof line, stdin))
+        if (!fgets(line, sizeof line, stdin)) {
+            quitting = 1; /* EOF: the test is done with us */
             break;
+        }
         line[strcspn(line, "\n")] = '\0';
         scripted_command(line);
         fflush(stdout);
