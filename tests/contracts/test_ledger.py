@@ -145,7 +145,7 @@ def test_a_used_consent_a_bound_meter_and_its_release(ledger):
     ledger.disenroll_meter(meter.address)
     assert ledger.meter_of(meter.address)["owner"] == "0x" + "0" * 40
     assert ledger.bound_owner_of(meter.address) == owner.address
-    with pytest.raises(ChainActionFailed, match="MeterTaken"):
+    with pytest.raises(ChainActionFailed, match="that owner must release it first"):
         ledger.enroll_meter(meter.address, crony.address, PRODUCER, 1_000,
                             *consent(ledger, meter, crony, PRODUCER, 1_000))
     ledger.fund(owner.address, ETH)  # the owner sends its own release
