@@ -29,6 +29,12 @@ SLOW_FIRST = (
     "tests/web/test_workers.py",
     "tests/web/test_pages.py",
     "tests/web/test_pages_axe.py",  # ~50 s: 10 views x 2 widths of axe-core in one portal
+    "tests/web/test_pages_wording.py",  # issue 17's, 45-70 s each alone
+    "tests/web/test_keyboard_trade.py",
+    "tests/web/test_refusal_wording.py",
+    "tests/marketplace/test_funds.py",
+    "tests/web/test_pages_assets.py",
+    "tests/firmware/test_avr_sim.py",  # issue 18's simulated AVR, ~22 s
     "tests/web/test_bus_check.py",
     "tests/contracts/test_gas.py",
     # 25-90 s each in a run on a loaded machine (CI did not list them)
