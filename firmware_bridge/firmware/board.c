@@ -33,7 +33,8 @@ static uint64_t budgeted_counter(const struct board *b, const struct meter *m)
 }
 
 /* A good reading: take the energy since the last one off the budgets of the relays that
- * were closed at any moment in between (the first reading only sets the mark). */
+ * were closed at any moment since the last good reading's request (the first reading only
+ * sets the mark); the next reading's record starts at this one's request. */
 static void meter_budgets(struct board *b, const struct meter *m)
 {
     uint64_t now = budgeted_counter(b, m);
@@ -45,18 +46,28 @@ static void meter_budgets(struct board *b, const struct meter *m)
         struct board_budget *bu = &b->budget[i];
         if (bu->set && b->charged[i])
             bu->left_mwh = bu->left_mwh > used ? bu->left_mwh - used : 0u;
-        b->charged[i] = b->relays[i];
+        b->charged[i] = b->since_ask[i];
     }
 }
 
+/* A request went out: the meter samples from now on, so the record of the reading after
+ * the one it brings starts here. */
+static void meter_asked(struct board *b)
+{
+    for (uint8_t i = 0; i < b->relay_count; i++)
+        b->since_ask[i] = b->relays[i];
+}
+
 /* Switching never waits for the meter: the relay moves first, its energy is accounted at
- * the next good reading (charged[] remembers it was closed). */
+ * the good readings that cover the time it was closed (charged[], since_ask[]). */
 void board_set_relay(struct board *b, uint8_t n, uint8_t on)
 {
     b->relays[n] = on;
     hal_relay_set(n, on);
-    if (on)
+    if (on) {
         b->charged[n] = 1;
+        b->since_ask[n] = 1;
+    }
 }
 
 uint8_t board_meter_ok(const struct board *b) { return b->meter_state == BOARD_METER_OK; }
@@ -111,7 +122,8 @@ static void meter_event(struct board *b, const char *state)
 static void poll_meter(struct board *b)
 {
     struct meter m;
-    uint8_t got = hal_meter_poll(&m);
+    uint8_t polled = hal_meter_poll(&m);
+    uint8_t got = (uint8_t)(polled & (uint8_t)~METER_ASKED);
     if (got == METER_OK) {
         meter_budgets(b, &m);
         b->meter = m;
@@ -128,6 +140,8 @@ static void poll_meter(struct board *b)
         b->meter_state = BOARD_METER_FAULT;  /* dead from boot: readings say so at once */
         meter_event(b, "FAULT");
     }
+    if (polled & METER_ASKED)  /* after the answer: that one's request went out before */
+        meter_asked(b);
 }
 
 /* -- readings ------------------------------------------------------------------------------- */
@@ -325,6 +339,7 @@ void board_init(struct board *b)
     for (uint8_t i = 0; i < BOARD_MAX_RELAYS; i++) {
         b->relays[i] = 0;
         b->charged[i] = 0;
+        b->since_ask[i] = 0;
         b->budget[i].set = 0;
         b->budget[i].left_mwh = 0;
         if (i < b->relay_count)
@@ -367,7 +382,7 @@ void board_rx(struct board *b, const char *data, size_t n)
 }
 
 /* Relays open first, in one pass with no meter wait; the energy they passed until now is
- * charged at the next good reading (charged[]). */
+ * charged at the good readings that cover it (charged[], since_ask[]). */
 static void check_failsafe(struct board *b)
 {
     if (b->failsafe_tripped || b->quiet_ms < b->cfg->failsafe_ms)

@@ -39,9 +39,12 @@ struct board {
     uint8_t relays[BOARD_MAX_RELAYS];
     struct board_budget budget[BOARD_MAX_RELAYS];
     uint64_t metered_mwh;  /* the budgeted counter (WHOUT or WHIN) at the last good reading */
-    /* Closed at any moment since the last good reading: such relays are charged its energy,
-     * so a relay opened (failsafe, exhaustion) before the meter answered still pays. */
+    /* Closed at any moment since the request of the last good reading went out: the next
+     * good reading's energy is charged to these relays (hal.h, hal_meter_poll). The meter
+     * sampled that energy between the two requests' sending and the answer, so a relay
+     * opened (failsafe, exhaustion, RELAY) while its energy was still on the way pays. */
     uint8_t charged[BOARD_MAX_RELAYS];
+    uint8_t since_ask[BOARD_MAX_RELAYS];  /* closed at any moment since the latest request */
 
     struct meter meter;    /* the last good reading */
     uint8_t meter_state;   /* BOARD_METER_WAIT, _OK or _FAULT */

@@ -39,8 +39,10 @@ struct hal_config {
                                  * emulated one counts energy this much faster, 1..1e9 */
 };
 
-/* hal_meter_poll() results. */
+/* hal_meter_poll() results, one of OK/PENDING/FAULT, with METER_ASKED or'ed in by the call
+ * that sent a request. */
 enum { METER_OK, METER_PENDING, METER_FAULT };
+#define METER_ASKED 0x80u
 
 /* -- clock ----------------------------------------------------------------------------------- */
 uint32_t hal_millis(void);  /* monotonic milliseconds, wraps at 2^32 (the core handles it) */
@@ -59,11 +61,19 @@ size_t hal_uart_write(const char *data, size_t n);
 
 /* -- relays, meter ----------------------------------------------------------------------------- */
 void hal_relay_set(uint8_t n, uint8_t on);  /* takes effect before it returns */
-/* Never blocks. The HAL runs its meter requests itself (at its own pace, to cfg.meter_addr):
+/* Never blocks. The HAL runs its meter requests itself (at its own pace, to cfg.meter_addr),
+ * from within this call only (never from an interrupt), one at a time:
  * METER_OK: a fresh reading was written to *m (once per answer); METER_PENDING: nothing new
  * (a request in flight, or none due); METER_FAULT: the last request got no or a garbled
  * answer within the HAL's timeout (once per failed request; a HAL that retries reports it
- * after its retries: the core opens budget-held relays on the first FAULT). */
+ * after its retries: the core opens budget-held relays on the first FAULT).
+ * | METER_ASKED: this call sent a request (a retry too). An OK or FAULT returned with it was
+ * taken before that request went out (its answer comes in a later call), unless the meter
+ * answers at once (the host build's model): then it is that request's answer. A meter
+ * samples somewhere between a request and its answer, so the core charges a good answer's
+ * energy to every relay closed at any moment from the previous good answer's request to
+ * this answer: no Wh a closed relay passed escapes its budget, wherever in that span the
+ * meter sampled (an at-once meter's span starts one request earlier than it needs to). */
 uint8_t hal_meter_poll(struct meter *m);
 
 /* -- configuration, identity ------------------------------------------------------------------- */

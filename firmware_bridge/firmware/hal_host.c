@@ -185,21 +185,29 @@ static void modelled(struct meter *m)
     m->pv_dw = -1;
 }
 
-/* One request per --meter-ms, answered meter_latency_ms later, or a fault after
- * HOST_METER_TIMEOUT_MS when unplugged: a Modbus master that never waits. */
+/* One request per --meter-ms, answered meter_latency_ms later (the scripted meter: in a later
+ * call, with what it measured when the request went out, as a Modbus meter; the modelled one
+ * at once, in the call that asked, as hal.h allows), or a fault after HOST_METER_TIMEOUT_MS
+ * when unplugged at the request or since: a Modbus master that never waits. */
 uint8_t hal_meter_poll(struct meter *m)
 {
     uint32_t now = hal_millis();
+    uint8_t asked = 0;
     if (!host.in_flight) {
         if (host.polled && now - host.asked_ms < host.opt.meter_ms)
             return METER_PENDING;
         host.in_flight = 1;
         host.polled = 1;
         host.asked_ms = now;
+        host.sampled = host.scripted_meter;
+        host.heard = host.plugged;  /* an unplugged meter never got the request */
+        asked = METER_ASKED;
+        if (host.meter_latency_ms > 0u)
+            return METER_PENDING | METER_ASKED;
     }
-    if (!host.plugged || host.scripted_fault) {
+    if (!host.heard || !host.plugged || host.scripted_fault) {
         if (now - host.asked_ms < HOST_METER_TIMEOUT_MS)
-            return METER_PENDING;
+            return (uint8_t)(METER_PENDING | asked);
         host.in_flight = 0;
         return METER_FAULT;
     }
@@ -207,10 +215,10 @@ uint8_t hal_meter_poll(struct meter *m)
         return METER_PENDING;
     host.in_flight = 0;
     if (host.opt.scripted)
-        *m = host.scripted_meter;
+        *m = host.sampled;
     else
         modelled(m);
-    return METER_OK;
+    return (uint8_t)(METER_OK | asked);
 }
 
 /* Milliseconds until the meter's next answer or fault is due (what wakes a real HAL). */
@@ -219,7 +227,7 @@ uint32_t host_meter_due_ms(void)
     uint32_t now = hal_millis(), since = now - host.asked_ms, wait;
     if (!host.in_flight)
         return since >= host.opt.meter_ms ? 0u : host.opt.meter_ms - since;
-    wait = host.plugged ? host.meter_latency_ms : HOST_METER_TIMEOUT_MS;
+    wait = host.heard && host.plugged ? host.meter_latency_ms : HOST_METER_TIMEOUT_MS;
     return since >= wait ? 0u : wait - since;
 }
 

@@ -31,8 +31,10 @@ struct host_state {
     /* meter */
     uint32_t meter_latency_ms;
     uint8_t in_flight, polled, plugged, scripted_fault;
+    uint8_t heard;                /* the meter was plugged when the request in flight went out */
     uint32_t asked_ms;
-    struct meter scripted_meter;
+    struct meter scripted_meter;  /* what the scripted meter measures now (METER) */
+    struct meter sampled;         /* what it measured when the request in flight went out */
     /* scripted clock and watchdog */
     uint32_t scripted_ms;
     uint32_t last_kick_ms;

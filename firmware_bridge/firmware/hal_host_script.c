@@ -2,8 +2,11 @@
  * meter through line commands on a control socket, answered "OK ..." or "ERR ...":
  *   ADVANCE <ms>          the clock moves ms, the board running every deadline on the way;
  *                         the answer "OK <hal_millis>" comes once it polled at the end
- *   METER <mv> <ma> <dw> <mwh_in> <mwh_out> <soc_milli> <pv_dw>   the meter's next answers
- *   UNPLUG | PLUG         the meter stops / starts answering (requests time out: a fault)
+ *   METER <mv> <ma> <dw> <mwh_in> <mwh_out> <soc_milli> <pv_dw>   what the meter measures:
+ *                         the answers to requests sent from now on (a Modbus meter samples
+ *                         when asked)
+ *   UNPLUG | PLUG         the meter stops / starts answering (a request sent or in flight
+ *                         while unplugged times out: a fault)
  *   STATE                 "OK relays=<0/1 each> id=<id> addr=<n> kicks=<n> ms=<hal_millis>"
  * UART bytes that arrived before a command are handled before it. */
 #define _POSIX_C_SOURCE 200809L

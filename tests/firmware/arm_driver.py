@@ -53,6 +53,7 @@ class ArmDriver(Driver):
         self.board: ArmBoard | None = None
         self.out = bytearray()
         self.values = (0, 0, 0, 0, 0)
+        self.sampled = self.values  # what the request in flight carries
         self.plugged = True
         self.answer_at: int | None = None
         # Values the suite build's meter registers cannot carry (10 mV steps, 16-bit mA,
@@ -87,11 +88,12 @@ class ArmDriver(Driver):
         self.board = None
 
     def _wire(self) -> None:
-        """Take what the board sent; a Modbus request gets its answer scheduled."""
+        """Take what the board sent; a Modbus request gets its answer scheduled, with what
+        the meter measures now (a Modbus meter samples at the request)."""
         assert self.board is not None
         self.out += self.board.transmit(USART1)
         if self.board.transmit(USART2) and self.plugged:
-            self.answer_at = self.now + METER_LATENCY_MS
+            self.answer_at, self.sampled = self.now + METER_LATENCY_MS, self.values
 
     def send_line(self, line: bytes) -> None:
         assert self.board is not None
@@ -126,7 +128,7 @@ class ArmDriver(Driver):
         """The meter's registers for the scripted values (the suite build's units: 10 mV,
         1 mA, 0.1 W, 1 mWh; a PZEM-017 has 10 mA and 1 Wh)."""
         assert self.board is not None
-        mv, ma, dw, mwh_in, mwh_out = self.values
+        mv, ma, dw, mwh_in, mwh_out = self.sampled
         mwh = max(mwh_in, mwh_out)  # the one counter a PZEM has
         regs = [mv // 10, abs(ma), abs(dw) & 0xFFFF, abs(dw) >> 16, mwh & 0xFFFF, mwh >> 16,
                 0, 0]

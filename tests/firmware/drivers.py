@@ -148,6 +148,7 @@ class _ScriptedMeter:
                 return "PENDING"
             self.in_flight = self.polled = True
             self.asked = now
+            return "ASKED"  # PENDING | METER_ASKED: the answer comes in a later call
         if not self.plugged:
             if now - self.asked < METER_TIMEOUT_MS:
                 return "PENDING"
@@ -168,7 +169,8 @@ class _ScriptedMeter:
 
 class EmulatorDriver(Driver):
     """BoardEmulator on a scripted clock, stepped as the firmware's main loop: failsafe,
-    meter poll (its energy charged to the relays closed since the last answer), events,
+    meter poll (its energy charged to the relays closed at any moment since the last good
+    answer's request went out, as board.c), events,
     periodic reading; the sleep between passes as board_idle_ms."""
 
     name = "emulator"
@@ -186,6 +188,7 @@ class EmulatorDriver(Driver):
         self.out: list[bytes] = [self.board.banner()]
         self.mark: int | None = None  # the budgeted counter at the last answer
         self.charged = [False] * spec.relays
+        self.since_ask = [False] * spec.relays  # closed since the latest request
         self.report_elapsed = 0
         self.session: str | None = None
         self._poll()  # the first pass, at boot
@@ -208,6 +211,7 @@ class EmulatorDriver(Driver):
 
     def _mark_closed(self) -> None:
         self.charged = [c or r for c, r in zip(self.charged, self.board.relays, strict=True)]
+        self.since_ask = [c or r for c, r in zip(self.since_ask, self.board.relays, strict=True)]
 
     def read_line(self, timeout_s: float = 5.0) -> bytes:
         lines = self.pending_lines()
@@ -241,7 +245,7 @@ class EmulatorDriver(Driver):
                 if was_closed and used:
                     self.board.consume(n, used / 1000)
         self.mark = raw
-        self.charged = list(self.board.relays)
+        self.charged = [c or r for c, r in zip(self.since_ask, self.board.relays, strict=True)]
 
     def _poll(self) -> None:
         """One pass of the firmware's board_poll at self.now."""
@@ -251,6 +255,8 @@ class EmulatorDriver(Driver):
             self._answered()
         elif status == "FAULT":
             self.board.meter_answer(None)
+        elif status == "ASKED":
+            self.since_ask = list(self.board.relays)
         self.out += self.board.drain_events()
         if self.report_elapsed >= self.spec.report_ms:
             late = self.report_elapsed - self.spec.report_ms

@@ -39,7 +39,8 @@ class BoardSpec:
 class Driver(ABC):
     """One board under a scripted clock and meter. The scripted meter (every target's HAL in
     its simulation mode): a request every 100 ms to the configured address, answered 20 ms
-    later with the values of the last set_meter, or a fault 100 ms after the request while
+    later with the values of the last set_meter before the request (a Modbus meter samples
+    when asked; the emulator's when it answers), or a fault 100 ms after the request while
     unplugged."""
 
     name = "driver"
@@ -264,7 +265,7 @@ def failsafe(driver: Driver, spec: BoardSpec | None = None) -> list[tuple[str, .
     beat = run.clock_ms
     run.advance(4990)
     assert driver.relays() == "11"
-    run.meter(4000)  # energy that flowed up to the opening, answered (scripted meter) after it
+    run.meter(4000)  # energy that flowed up to the opening: the answers after it carry it
     tripped = run.until("FAILSAFE", 1000, step_ms=10)
     assert spec.failsafe_ms - 10 < tripped - beat <= spec.failsafe_ms + 10, tripped - beat
     assert driver.relays() == "00"
@@ -275,6 +276,27 @@ def failsafe(driver: Driver, spec: BoardSpec | None = None) -> list[tuple[str, .
     run.request("RELAY", 1, 1)
     fresh = run.clock_ms
     assert abs(run.until("FAILSAFE", 6000) - fresh - spec.failsafe_ms) <= TICK_MS
+    return run.transcript
+
+
+def opened_in_flight(driver: Driver) -> list[tuple[str, ...]]:
+    """A relay opened while a meter request is on its way still pays for what the meter
+    counted before the opening: a Modbus meter's answer after the opening carries the counter
+    of its request (before the energy), only the next answer the new one."""
+    run = start(driver, BoardSpec(report_ms=60000))
+    run.request("HELLO")
+    run.advance(300)
+    run.request("BUDGET", 0, "10")
+    run.request("RELAY", 0, 1)
+    # At 712 ms the meter was last asked at 700 (host, emulator: every 100 ms from boot) or
+    # 710 (the STM32 image's pace): 3 Wh pass the closed relay after that request...
+    run.advance(412)
+    run.meter(4000)
+    run.advance(3)
+    run.request("RELAY", 0, 0)  # ...and it opens before that request's answer (20 ms after)
+    run.advance(300)
+    read = run.request("READ")
+    assert "WHIN=4.000" in read and "RELAYS=0" in read and "BUDGET=7.000" in read, read
     return run.transcript
 
 
@@ -339,6 +361,6 @@ def config(driver: Driver) -> list[tuple[str, ...]]:
 
 
 SCENARIOS: dict[str, Callable[[Driver], list[tuple[str, ...]]]] = {
-    f.__name__: f for f in (hello_and_read, relay, budget_exhaustion, failsafe, meter_unplugged,
-                            meter_dead_from_boot, counter_wrap, config)
+    f.__name__: f for f in (hello_and_read, relay, budget_exhaustion, failsafe, opened_in_flight,
+                            meter_unplugged, meter_dead_from_boot, counter_wrap, config)
 }

@@ -18,6 +18,7 @@ from pymodbus.pdu.register_message import ReadInputRegistersRequest, ReadInputRe
 HERE = Path(__file__).resolve().parent
 ARM_DIR = HERE.parents[1] / "firmware_bridge" / "firmware" / "arm"
 METER_OK, METER_PENDING, METER_FAULT = range(3)
+METER_ASKED = 0x80  # or'ed in by the call that sent a request (hal.h)
 PERIOD_MS, TIMEOUT_MS = 500, 200
 FRAMER = FramerRTU(DecodePDU(False))
 REGISTERS = [1262, 347, 0x5678, 0x0001, 0xBEEF, 0x0002, 0, 0]
@@ -86,8 +87,8 @@ def hal(tmp_path: Path) -> Hal:
 
 def test_answer_becomes_one_reading_and_requests_are_paced(hal: Hal) -> None:
     """A request at the first poll; the answer is METER_OK once, in hal.h's units; the next
-    request goes out a period after the last."""
-    assert hal.poll(1000)[0] == METER_PENDING
+    request goes out a period after the last; the calls that send one say so (METER_ASKED)."""
+    assert hal.poll(1000)[0] == METER_PENDING | METER_ASKED
     assert hal.sent() == [request()]
     hal.answer()
     state, m = hal.poll(1030)
@@ -96,7 +97,7 @@ def test_answer_becomes_one_reading_and_requests_are_paced(hal: Hal) -> None:
     assert (m.mwh_in, m.mwh_out, m.soc_milli, m.pv_dw) == (0x2BEEF * 1000, 0, -1, -1)
     assert hal.poll(1040)[0] == METER_PENDING  # reported once
     assert hal.poll(1000 + PERIOD_MS - 1)[0] == METER_PENDING and hal.sent() == []
-    hal.poll(1000 + PERIOD_MS)
+    assert hal.poll(1000 + PERIOD_MS)[0] == METER_PENDING | METER_ASKED
     assert hal.sent() == [request()]
 
 
@@ -105,7 +106,7 @@ def test_lost_answer_is_asked_again_before_any_fault(hal: Hal) -> None:
     a reading, with no METER_FAULT on the way."""
     hal.poll(0)
     hal.sent()
-    assert hal.poll(TIMEOUT_MS)[0] == METER_PENDING
+    assert hal.poll(TIMEOUT_MS)[0] == METER_PENDING | METER_ASKED  # the retry samples anew
     assert hal.sent() == [request()]
     hal.answer()
     assert hal.poll(TIMEOUT_MS + 30)[0] == METER_OK
@@ -131,7 +132,7 @@ def test_late_answer_is_not_the_next_requests(hal: Hal) -> None:
     hal.answer(registers=[9] * 8)  # the old request's answer, too late
     hal.lib.shim_set_meter_addr(ctypes.c_uint8(17))
     hal.sent()
-    assert hal.poll(PERIOD_MS)[0] == METER_PENDING
+    assert hal.poll(PERIOD_MS)[0] == METER_PENDING | METER_ASKED
     assert hal.sent() == [request(17)]
     hal.answer(addr=17)
     state, m = hal.poll(PERIOD_MS + 30)

@@ -28,14 +28,6 @@ def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
         driver.close()
 
 
-# failsafe (and counter_wrap, the same on a wrapping clock): the meter's value changes 10 ms
-# before the opening. A real Modbus read answers ~38 ms after its request with what the meter
-# sampled then, so the answer that comes just after the opening still carries the old counter,
-# and board.c resets charged[] at that answer: the next one's 3 Wh reach no budget
-# (BUDGET=10.000, the suite wants 7.000). The host build's scripted meter samples at answer
-# time. Strict: when the core keeps charging a relay one answer past its opening, these pass.
-METER_LAG = {"counter_wrap", "failsafe"}
-
 # config runs five exchanges at clock 0: on the AVR their wire time (115200 baud) and the
 # CONFIG's EEPROM writes (3.4 ms a byte) pass before the re-HELLO, so the meter has answered
 # where the suite's board (no time per exchange) still says METER=WAIT.
@@ -44,8 +36,7 @@ WIRE_TIME = {"config"}
 
 def scenario_params() -> list[object]:
     """Every scenario; those the AVR cannot match for the reasons above as strict xfails."""
-    why = {name: "a Modbus answer samples ~38 ms before it arrives" for name in METER_LAG}
-    why |= {name: "UART wire time and EEPROM writes at clock 0" for name in WIRE_TIME}
+    why = {name: "UART wire time and EEPROM writes at clock 0" for name in WIRE_TIME}
     return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why[name]))
             if name in why else name for name in sorted(SCENARIOS)]
 

@@ -54,7 +54,7 @@ uint8_t hal_meter_poll(struct meter *m)
     uint32_t now = arm_now();
     uint8_t byte;
     struct pzem_values v;
-    uint8_t state;
+    uint8_t state, asked = 0;
     while (uart_read(&uart_meter, &byte, 1u))
         pzem_feed(&rtu, byte);
     state = pzem_check(&rtu, now, &v);
@@ -66,7 +66,7 @@ uint8_t hal_meter_poll(struct meter *m)
          * budget-held relays on a fault, so ask again at once before reporting one. */
         retried++;
         start_request(now);
-        return METER_PENDING;
+        return METER_PENDING | METER_ASKED;
     }
 #endif
     if (state == PZEM_DONE || state == PZEM_FAILED) {
@@ -77,10 +77,11 @@ uint8_t hal_meter_poll(struct meter *m)
         start_request(now);
         last_start = now;  /* a retry keeps the cadence: periods count from the first try */
         started = 1;
+        asked = METER_ASKED;  /* after the answer or fault below: that was the last request's */
     }
     if (state == PZEM_DONE) {
         to_meter(&v, m);
-        return METER_OK;
+        return (uint8_t)(METER_OK | asked);
     }
-    return state == PZEM_FAILED ? METER_FAULT : METER_PENDING;
+    return (uint8_t)((state == PZEM_FAILED ? METER_FAULT : METER_PENDING) | asked);
 }

@@ -37,6 +37,8 @@ uint8_t hal_meter_poll(struct meter *m)
         return METER_OK;
     case MODBUS_FAILED:
         return METER_FAULT;
+    case MODBUS_SENT:
+        return METER_PENDING | METER_ASKED;
     default:
         return METER_PENDING;
     }

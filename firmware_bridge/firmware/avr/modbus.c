@@ -110,7 +110,7 @@ uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs)
         sent_at = now_ms;
         ever_sent = 1;
         state = MODBUS_WAITING;
-        return state;
+        return MODBUS_SENT;
     }
     cli();
     n = rx_len;

@@ -19,11 +19,12 @@ struct pzem_registers {
     uint16_t reg[METER_REGISTERS];
 };
 
-enum { MODBUS_IDLE, MODBUS_WAITING, MODBUS_ANSWERED, MODBUS_FAILED };
+enum { MODBUS_IDLE, MODBUS_WAITING, MODBUS_ANSWERED, MODBUS_FAILED, MODBUS_SENT };
 
 void modbus_init(void);
 /* Advance the exchange: send a request when one is due, check an answer that came in.
- * Never blocks. MODBUS_ANSWERED (regs filled) or MODBUS_FAILED once per request, else
+ * Never blocks. MODBUS_SENT when this call sent a request (the meter samples from then on),
+ * MODBUS_ANSWERED (regs filled) or MODBUS_FAILED once per request in a later call, else
  * MODBUS_IDLE / MODBUS_WAITING. */
 uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs);
 uint16_t modbus_crc(const uint8_t *data, uint8_t n);
