@@ -351,6 +351,7 @@ def config(driver: Driver) -> list[tuple[str, ...]]:
     """CONFIG names the board (from the next HELLO) and its meter address."""
     run = start(driver, BoardSpec())
     run.request("HELLO")
+    run.advance(300)  # the meter answered: the replies below do not race its first answer
     run.request("CONFIG", "sc-renamed", 17)
     run.request("CONFIG", "x" * 33, 17)
     run.request("CONFIG", "ok", 248)

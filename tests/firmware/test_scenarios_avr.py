@@ -28,20 +28,7 @@ def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
         driver.close()
 
 
-# config runs five exchanges at clock 0: on the AVR their wire time (115200 baud) and the
-# CONFIG's EEPROM writes (3.4 ms a byte) pass before the re-HELLO, so the meter has answered
-# where the suite's board (no time per exchange) still says METER=WAIT.
-WIRE_TIME = {"config"}
-
-
-def scenario_params() -> list[object]:
-    """Every scenario; those the AVR cannot match for the reasons above as strict xfails."""
-    why = {name: "UART wire time and EEPROM writes at clock 0" for name in WIRE_TIME}
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why[name]))
-            if name in why else name for name in sorted(SCENARIOS)]
-
-
-@pytest.mark.parametrize("name", scenario_params())
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_avr_and_emulator_agree(builds: AvrBuilds, name: str) -> None:
     """The simulated AVR passes the scenario's checks, its transcript equal to the emulator's."""
     expected = transcript(EmulatorDriver(), name)
