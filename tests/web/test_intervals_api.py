@@ -58,7 +58,10 @@ def test_a_consumer_sets_changes_and_cancels_a_buy_order(app, runtime, login):
     refused = _place(carol, carol_key, _buy())
     assert refused.status_code == 403 and "market-mode" in refused.get_json()["error"]
     switched = carol.post("/api/market-mode", json={"mode": "intervals"})
-    assert switched.status_code == 200 and switched.get_json()["requested"] == "intervals"
+    # Asked for, or already carried out: the runtime's boundaries come every interval_s of
+    # emulated time, and one may fall between the request and the answer's read.
+    view = switched.get_json()
+    assert switched.status_code == 200 and "intervals" in (view["requested"], view["mode"]), view
 
     placed = _place(carol, carol_key, _buy())
     assert placed.status_code == 201, placed.get_json()
