@@ -109,6 +109,12 @@ class Funds:
         with self._lock:
             return bytes(digest) in self._used_offers
 
+    def known(self, address: str) -> bool:
+        """Whether both of an address's values are kept here and current (a request reads
+        neither from the chain)."""
+        with self._lock:
+            return all(self._current((kind, address)) for kind in (ESCROW, TOKENS))
+
     def learn(self, address: str) -> None:
         """Have the loop read an address's values (sign-in, a channel's join): no I/O here."""
         with self._lock:

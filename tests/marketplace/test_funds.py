@@ -69,7 +69,10 @@ def test_a_bid_and_a_listing_make_no_chain_call_once_funds_are_known(runtime, mo
     alice, bob = people["alice"], people["bob"]
     quiet_tokens(runtime, monkeypatch)
     first = alice.list(10, 1000, 600)
-    bob.bid(first["id"], 1000)  # bob never signed in: his first bid read his funds once
+    bob.bid(first["id"], 1000)  # bob never signed in: his first bid read his funds itself
+    funds = market.auctions.funds  # and had the loop read and keep them (and alice's tokens)
+    wait_for(lambda: funds.known(bob.address) and funds.known(alice.address),
+             what="the funds loop to keep bob's funds and alice's tokens")
     offer, signature = alice.offer(10, 1000, 600)
     prepared = market.prepare_approval(alice.address, 10)  # a prepare asks the node (nonce)
     approval = alice.sign(prepared) if prepared["needed"] else None
@@ -90,7 +93,9 @@ def test_a_bid_over_the_kept_funds_is_refused_with_the_same_sentence(runtime):
     people = ready(runtime)
     bob = people["bob"]
     listing = people["alice"].list(10, 1000, 600)
-    bob.bid(listing["id"], 1000)  # his funds are known now
+    bob.bid(listing["id"], 1000)  # read by the bid itself, then kept by the funds loop
+    funds = runtime.market.auctions.funds
+    wait_for(lambda: funds.known(bob.address), what="the funds loop to keep bob's funds")
     with chain_calls(runtime.ledger) as calls, pytest.raises(
             InsufficientEscrow, match=r"this bid needs 0\.2 ETH \(10 Wh at 20 ETH/kWh\); you "
             r"have 0\.1 ETH free in the escrow; deposit more"):
