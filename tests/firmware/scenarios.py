@@ -365,3 +365,18 @@ SCENARIOS: dict[str, Callable[[Driver], list[tuple[str, ...]]]] = {
     f.__name__: f for f in (hello_and_read, relay, budget_exhaustion, failsafe, opened_in_flight,
                             meter_unplugged, meter_dead_from_boot, counter_wrap, config)
 }
+
+
+def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
+    """Run one scenario on a driver, closing it even when the scenario fails."""
+    try:
+        return SCENARIOS[name](driver)
+    finally:
+        driver.close()
+
+
+def assert_same(expected: list[tuple[str, ...]], got: list[tuple[str, ...]], who: str) -> None:
+    """Two transcripts equal line by line (the reference driver's is expected)."""
+    for n, (want, have) in enumerate(zip(expected, got, strict=False)):
+        assert have == want, f"line {n}: {who} {have} != emulator {want}"
+    assert len(got) == len(expected)

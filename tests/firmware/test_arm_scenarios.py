@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .scenarios import SCENARIOS, Driver
+from .scenarios import SCENARIOS, assert_same, transcript
 
 pytest.importorskip("unicorn", reason="unicorn not installed (make test-deps)")
 from .arm_driver import ArmDriver, build_suite_image  # noqa: E402
@@ -24,14 +24,6 @@ def suite_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_suite_image(tmp_path_factory.mktemp("arm-suite"))
 
 
-def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
-    """Run one scenario on a driver, closing it even when the scenario fails."""
-    try:
-        return SCENARIOS[name](driver)
-    finally:
-        driver.close()
-
-
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_arm_image_and_emulator_agree(suite_elf: Path, name: str) -> None:
     """The emulated STM32 passes the scenario's own checks with the emulator's transcript."""
@@ -39,9 +31,7 @@ def test_arm_image_and_emulator_agree(suite_elf: Path, name: str) -> None:
     arm = ArmDriver(suite_elf)
     try:
         got = transcript(arm, name)
-        for n, (want, have) in enumerate(zip(expected, got, strict=False)):
-            assert have == want, f"line {n}: arm {have} != emulator {want}"
-        assert len(got) == len(expected)
+        assert_same(expected, got, "arm")
     except AssertionError:
         if arm.unrepresentable:  # values the meter's registers cannot carry
             pytest.xfail(f"scripted meter values the registers cannot carry "

@@ -9,7 +9,7 @@ import pytest
 from .avr_driver import AvrBuilds, AvrDriver
 from .avr_sim import toolchain_missing
 from .drivers import EmulatorDriver
-from .scenarios import SCENARIOS, Driver
+from .scenarios import SCENARIOS, assert_same, transcript
 
 pytestmark = pytest.mark.skipif(toolchain_missing() is not None, reason=str(toolchain_missing()))
 
@@ -20,19 +20,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> AvrBuilds:
     return AvrBuilds(tmp_path_factory.mktemp("avr-scenarios"))
 
 
-def transcript(driver: Driver, name: str) -> list[tuple[str, ...]]:
-    """Run one scenario on a driver, closing it even when the scenario fails."""
-    try:
-        return SCENARIOS[name](driver)
-    finally:
-        driver.close()
-
-
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_avr_and_emulator_agree(builds: AvrBuilds, name: str) -> None:
     """The simulated AVR passes the scenario's checks, its transcript equal to the emulator's."""
     expected = transcript(EmulatorDriver(), name)
     got = transcript(AvrDriver(builds), name)
-    for n, (want, have) in enumerate(zip(expected, got, strict=False)):
-        assert have == want, f"line {n}: avr {have} != emulator {want}"
-    assert len(got) == len(expected)
+    assert_same(expected, got, "avr")
