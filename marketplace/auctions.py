@@ -153,6 +153,8 @@ class AuctionBook:
         balance = self.funds.tokens(seller)[0]
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
+        if wh > balance - self.store.listed_wh(seller):  # the kept balance may lag a mint
+            balance = self.funds.tokens_now(seller)[0]
         with self._lock:
             rules.check_listing(wh, balance - self.store.listed_wh(seller))
             needed = self.store.listed_wh(seller) + wh

@@ -62,7 +62,8 @@ class Funds:
     escrow themselves (the deposit a person just made lands any moment, and the next bid must
     see it). A request reads an address itself, for itself only, when it is not known here or
     was marked changed and not read yet, and has the loop read it (learn() at sign-in and at
-    the market channel's join has the loop read it first). A chain that went back (anvil from
+    the market channel's join has the loop read it first); and a listing its kept tokens would
+    refuse reads them once (tokens_now: a mint just mined elsewhere). A chain that went back (anvil from
     an older state dump) re-reads every known address at the new head, serving the old values
     until then.
 
@@ -103,6 +104,13 @@ class Funds:
     def tokens(self, address: str) -> tuple[int, int]:
         """(energy tokens held, the escrow's allowance) of an address, in Wh."""
         return self._value(TOKENS, address)
+
+    def tokens_now(self, address: str) -> tuple[int, int]:
+        """(tokens, allowance) read from the chain now, for a listing the kept ones would
+        refuse: tokens another worker just minted show here only after a pass, and a refusal
+        must not be stale (has the loop read them too)."""
+        self._want({address})
+        return self._fetch((TOKENS, address), self.ledger.block_number())
 
     def offer_used(self, digest: bytes) -> bool:
         """Whether an offer opened a deal or was cancelled, as far as this process has seen."""

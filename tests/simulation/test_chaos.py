@@ -40,7 +40,7 @@ KINDS = ("worker", "bridge", "redis", "postgres")
 def test_a_short_day_with_one_kill_of_each_kind(tmp_path):
     # ×600: an interval is 1.5 s of wall time; one fault is due every emulated 6 minutes
     # (each after the previous one recovered): 30 minutes, one fault of each of 5 kinds.
-    plan = ChaosPlan(minutes=30, faults_every_s=360, kinds=KINDS, seed=SEED,
+    plan = ChaosPlan(minutes=30, faults_every_s=450, kinds=KINDS, seed=SEED,
                      layout=Layout(producers=2, consumers=2, speed=600), out=tmp_path / "day",
                      settle_timeout_s=20)
     lines: list[str] = []
