@@ -16,6 +16,7 @@ import pytest
 from firmware_bridge.client import BoardClient, BoardInfo
 from firmware_bridge.errors import BoardError
 from firmware_bridge.protocol import Reading
+from tests.common import wait_for
 
 from .avr_sim import SIZE_LINE, AvrSim, build_avr, toolchain_missing
 
@@ -140,6 +141,10 @@ def test_failsafe_opens_at_5_s_of_simulated_time(sim: AvrSim) -> None:
 def test_meter_unplugged_faults_and_failsafe_keeps_time(sim: AvrSim) -> None:
     board = sim.connect()
     board.hello()
+    # A budget-held relay closes only on a working meter (ERR 3 before its first answer, as
+    # a loaded run met): wait for readings with values first.
+    sim.wait_meter()
+    wait_for(lambda: "METER=WAIT" not in board.request("READ").args, what="the meter's answer")
     board.set_budget(0, 5.0)
     board.set_relay(0, True)
     sim.command("unplug")
