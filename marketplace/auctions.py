@@ -94,6 +94,15 @@ class AuctionBook:
         """Tokens an address holds (as kept: Funds) that no open listing offers."""
         return self.funds.tokens(address)[0] - self.store.listed_wh(address)
 
+    def _tokens_for(self, seller: str, wh: int) -> int:
+        """The seller's token balance for listing wh more: as kept, or read from the chain
+        once when the kept one would refuse (a mint mined a moment ago shows in the kept
+        value only after the funds loop's next pass, and a refusal must not be stale)."""
+        balance = self.funds.tokens(seller)[0]
+        if wh > balance - self.store.listed_wh(seller):
+            balance = self.funds.tokens_now(seller)[0]
+        return balance
+
     # -- commands --------------------------------------------------------------------------
 
     def prepare_approval(self, seller: str, energy_wh: object) -> dict[str, Any]:
@@ -123,7 +132,7 @@ class AuctionBook:
         )
         meter = offers.seller_meter(participant(self.store, seller))
         rules.check_cost(price, wh, "start bid")
-        rules.check_listing(wh, self.unlisted_wh(seller))
+        rules.check_listing(wh, self._tokens_for(seller, wh) - self.store.listed_wh(seller))
         deadline = offers.offer_deadline(self.clock.now() + duration, self.settings)
         offer = offers.new_offer(seller, meter, wh, price, deadline)
         return offers.offer_terms_json(self.ledger, offer)
@@ -150,11 +159,9 @@ class AuctionBook:
         if self.store.listing_by_offer(digest) or self.funds.offer_used(digest):
             raise InvalidInput("this signed offer was already listed; sign a new one")
         allowance = self._allowance(seller)  # kept values (Funds): no chain read
-        balance = self.funds.tokens(seller)[0]
         backing = offers.backing(approval, permit, seller, self.ledger)
         wh = terms["energyWh"]
-        if wh > balance - self.store.listed_wh(seller):  # the kept balance may lag a mint
-            balance = self.funds.tokens_now(seller)[0]
+        balance = self._tokens_for(seller, wh)  # read outside the lock; checked under it
         with self._lock:
             rules.check_listing(wh, balance - self.store.listed_wh(seller))
             needed = self.store.listed_wh(seller) + wh

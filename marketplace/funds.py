@@ -62,10 +62,10 @@ class Funds:
     escrow themselves (the deposit a person just made lands any moment, and the next bid must
     see it). A request reads an address itself, for itself only, when it is not known here or
     was marked changed and not read yet, and has the loop read it (learn() at sign-in and at
-    the market channel's join has the loop read it first); and a listing its kept tokens would
-    refuse reads them once (tokens_now: a mint just mined elsewhere). A chain that went back
-    (anvil from an older state dump) re-reads every known address at the new head, serving the
-    old values until then.
+    the market channel's join has the loop read it first); and a listing (or its terms) its
+    kept tokens would refuse reads them once (tokens_now: a mint just mined elsewhere). A chain
+    that went back (anvil from an older state dump) re-reads every known address at the new
+    head, serving the old values until then.
 
     Why stale is safe: the escrow's openDeal checks the winner's free balance itself, and a
     winner it refuses gives way to the next covered bid (opening.py); a withdrawal cannot void

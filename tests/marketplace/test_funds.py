@@ -161,6 +161,25 @@ def test_signing_in_reads_the_funds_in_the_loop_not_in_the_first_bid(runtime, lo
     assert view["highest_bidder"] == carol.address
 
 
+def test_a_listing_its_kept_tokens_would_refuse_reads_them_once(runtime):
+    """A mint mined a moment ago shows in another worker's kept tokens only after its funds
+    loop's next pass: a listing (its terms first) of every token alice now holds, made through
+    that worker before the pass, is not refused with the stale balance."""
+    people = ready(runtime)
+    alice = people["alice"].address
+    market, wallets = other_worker(runtime)  # its funds loop is not running: passes by hand
+    funds = market.auctions.funds
+    funds.learn(alice)
+    funds.step()
+    kept = funds.tokens(alice)[0]
+    held = wait_for(lambda: (n := runtime.ledger.token_balance(alice)) > kept and n,
+                    what="a mint after the kept read")  # this runtime's minting, not its own
+    assert funds.tokens(alice)[0] == kept  # no pass since: the kept value lags the mint
+    there = LocalParty(market, wallets, unlocked(runtime)["alice"].account)
+    listing = there.list(held, 1000, 600)  # the offer's terms, then the listing
+    assert (listing["status"], listing["energy_wh"]) == ("open", held)
+
+
 @pytest.mark.parametrize("app", ["anvil://"], indirect=True)
 def test_a_chain_that_went_back_has_the_known_funds_read_again(runtime):
     people = ready(runtime)
