@@ -75,6 +75,7 @@ def upstream(ports: list[int]) -> str:
     upstream gridbid {{
         hash $remote_addr$remote_port consistent;
 {servers}
+        keepalive 16;
     }}
     server {{
         listen 127.0.0.1:PORT;

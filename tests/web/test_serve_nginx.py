@@ -72,6 +72,7 @@ def upstream(first: Process, second: Process) -> str:
         ip_hash;
         server 127.0.0.1:{first.port} max_fails=1 fail_timeout=10s;
         server 127.0.0.1:{second.port} max_fails=1 fail_timeout=10s;
+        keepalive 16;
     }}
     server {{
         listen 127.0.0.1:PORT;
