@@ -37,7 +37,7 @@ def build(out: Path, kind: str) -> ctypes.CDLL:
     subprocess.run(
         ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-Wshadow",
          "-Wconversion", "-O2", "-shared", "-fPIC", f"-DARM_KIND={kind}", f"-I{ARM_DIR}",
-         "-o", str(out), str(ARM_DIR / "meter.c"), str(ARM_DIR / "pzem_rtu.c"),
+         "-o", str(out), str(ARM_DIR / "meter.c"), str(ARM_DIR.parent / "pzem_rtu.c"),
          str(HERE / "arm_meter_shim.c")],
         check=True, capture_output=True, text=True,
     )

@@ -1,5 +1,5 @@
-"""The ARM HAL's Modbus RTU master (arm/pzem_rtu.c), built for the host and driven through
-ctypes: its requests and CRCs against pymodbus's RTU framer, its decoding against
+"""The Modbus RTU master both boards use (pzem_rtu.c, in the core), built for the host and driven
+through ctypes: its requests and CRCs against pymodbus's RTU framer, its decoding against
 firmware_bridge.pzem, and garbled, cut-off, late and foreign answers. Time is the caller's
 millisecond argument, never the wall clock."""
 
@@ -17,7 +17,7 @@ from pymodbus.pdu.register_message import ReadInputRegistersRequest, ReadInputRe
 
 from firmware_bridge.pzem import decode_input_registers
 
-ARM_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware" / "arm"
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
 IDLE, WAIT, DONE, FAILED = range(4)
 ERR_NONE, ERR_TIMEOUT, ERR_CRC, ERR_FRAME, ERR_EXCEPTION = range(5)
 TIMEOUT_MS = 200
@@ -46,7 +46,8 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     out = tmp_path_factory.mktemp("pzem_rtu") / "libpzem_rtu.so"
     subprocess.run(
         ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-Wshadow",
-         "-Wconversion", "-O2", "-shared", "-fPIC", "-o", str(out), str(ARM_DIR / "pzem_rtu.c")],
+         "-Wconversion", "-O2", "-shared", "-fPIC", "-o", str(out),
+         str(FIRMWARE_DIR / "pzem_rtu.c")],
         check=True, capture_output=True, text=True,
     )
     so = ctypes.CDLL(str(out))

@@ -1,7 +1,7 @@
 /* Board id and meter address in the last 1 KB flash page (0x0800FC00 on the F030C8): read at
  * boot, rewritten by hal_config_save (page erase, then half-word programming, then a check). */
 #include "hal_arm.h"
-#include "pzem_rtu.h"
+#include "../pzem_rtu.h"
 #include "stm32f030.h"
 
 #define CONFIG_MAGIC 0x47424431ul  /* "GBD1": a page this firmware wrote */

@@ -2,7 +2,7 @@
  * answer gathered from the receive ring as it comes; a late or garbled one is asked again once,
  * and a fault when that fails too (a dead meter shows within 2 x PZEM_TIMEOUT_MS). */
 #include "hal_arm.h"
-#include "pzem_rtu.h"
+#include "../pzem_rtu.h"
 #include "stm32f030.h"
 
 static struct pzem_rtu rtu;

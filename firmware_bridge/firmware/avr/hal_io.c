@@ -10,15 +10,14 @@
 #include "timer.h"
 #include "uart.h"
 
-/* PZEM-017 input registers: 0.01 V, 0.01 A, 0.1 W (32 bit), 1 Wh (32 bit), low word first.
- * It counts one direction: into the load on a consumer, out onto the bus on a producer. */
-static void scale(const struct pzem_registers *r, struct meter *m)
+/* A PZEM-017 reading: 0.01 V, 0.01 A, 0.1 W, 1 Wh. It counts one direction: into the load on
+ * a consumer, out onto the bus on a producer. */
+static void scale(const struct pzem_values *v, struct meter *m)
 {
-    uint32_t power_dw = (uint32_t)r->reg[3] << 16 | r->reg[2];
-    uint64_t mwh = ((uint64_t)r->reg[5] << 16 | r->reg[4]) * 1000u;
-    int32_t dw = power_dw > 0x7FFFFFFFul ? 0x7FFFFFFFl : (int32_t)power_dw;
-    m->mv = (int32_t)r->reg[0] * 10;
-    m->ma = (int32_t)r->reg[1] * 10;
+    uint64_t mwh = (uint64_t)v->wh * 1000u;
+    int32_t dw = v->deciwatts > 0x7FFFFFFFul ? 0x7FFFFFFFl : (int32_t)v->deciwatts;
+    m->mv = (int32_t)v->centivolts * 10;
+    m->ma = (int32_t)v->centiamps * 10;
     m->dw = AVR_KIND == BOARD_PRODUCER ? -dw : dw; /* net power is in minus out */
     m->mwh_in = AVR_KIND == BOARD_PRODUCER ? 0u : mwh;
     m->mwh_out = AVR_KIND == BOARD_PRODUCER ? mwh : 0u;
@@ -30,10 +29,10 @@ static void scale(const struct pzem_registers *r, struct meter *m)
 
 uint8_t hal_meter_poll(struct meter *m)
 {
-    struct pzem_registers regs;
-    switch (modbus_step(timer_millis(), hal_config()->meter_addr, &regs)) {
+    struct pzem_values values;
+    switch (modbus_step(timer_millis(), hal_config()->meter_addr, &values)) {
     case MODBUS_ANSWERED:
-        scale(&regs, m);
+        scale(&values, m);
         return METER_OK;
     case MODBUS_FAILED:
         return METER_FAULT;

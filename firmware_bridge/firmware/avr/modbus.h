@@ -5,28 +5,22 @@
 
 #include <stdint.h>
 
+#include "../pzem_rtu.h"
+
 #define METER_BAUD 9600ul
 #ifndef METER_PERIOD_MS
 #define METER_PERIOD_MS 250u  /* a request this often; the core's budgets lag by at most this */
 #endif
-#ifndef METER_TIMEOUT_MS
-#define METER_TIMEOUT_MS 150u /* 21 reply bytes take 24 ms at 9600 8N2; the rest is slack */
-#endif
-#define METER_REGISTERS 8u
-
-/* The registers of the last good answer, as the meter sent them. */
-struct pzem_registers {
-    uint16_t reg[METER_REGISTERS];
-};
+/* The Makefile sets PZEM_TIMEOUT_MS (METER_TIMEOUT_MS there, 150 ms: 21 reply bytes take 24 ms
+ * at 9600 8N2; the rest is slack) for ../pzem_rtu.c, which gives up on an answer after it. */
 
 enum { MODBUS_IDLE, MODBUS_WAITING, MODBUS_ANSWERED, MODBUS_FAILED, MODBUS_SENT };
 
 void modbus_init(void);
 /* Advance the exchange: send a request when one is due, check an answer that came in.
  * Never blocks. MODBUS_SENT when this call sent a request (the meter samples from then on),
- * MODBUS_ANSWERED (regs filled) or MODBUS_FAILED once per request in a later call, else
+ * MODBUS_ANSWERED (values filled) or MODBUS_FAILED once per request in a later call, else
  * MODBUS_IDLE / MODBUS_WAITING. */
-uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_registers *regs);
-uint16_t modbus_crc(const uint8_t *data, uint8_t n);
+uint8_t modbus_step(uint32_t now_ms, uint8_t addr, struct pzem_values *values);
 
 #endif

@@ -1,6 +1,6 @@
 /* Modbus RTU master for one PZEM-017 DC meter, without hardware: it builds the request, takes
- * the answer a byte at a time and says when it is complete, garbled or late. Portable C99 (the
- * ARM HAL drives it from USART2; tests build it on the host). */
+ * the answer a byte at a time and says when it is complete, garbled or late. Portable C99: the
+ * ARM HAL drives it from USART2, the AVR HAL from USART1, and tests build it on the host. */
 #ifndef GRIDBID_PZEM_RTU_H
 #define GRIDBID_PZEM_RTU_H
 
