@@ -19,7 +19,11 @@ latency round at 200 clients with those auctions open (at the same rate).
 Goals: portal p99 <= 1.5x bare at 50 clients, <= 2x bare at 200 clients (at the bare server's
 own rate); RSS <= 300 MB with 1,000 open auctions. Each row also gives its server's CPU per bid
 (/proc: every thread of the serving process while the bids were paced, its loops included).
-BENCH_CLIENTS=500 adds a round at 500 clients and 100 bids/s.
+BENCH_CLIENTS=500 adds a round at 500 clients and 100 bids/s. For a diagnosis: BENCH_QUICK=1
+runs the two 50-client rounds alone; BENCH_SPY=FILE records the portal worker through each of
+its rounds with py-spy (on PATH; collapsed stacks in FILE.<clients>, each led by its thread;
+`--gil` unless BENCH_SPY_ARGS says otherwise, e.g. `--idle` to see what threads wait on);
+BENCH_DIAG=FILE logs slow collections, loop passes, lock holds and stalls (bench/portal_diag.py).
 Run: .venv/bin/python bench/portal.py [--json FILE]
 """
 
@@ -44,6 +48,8 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+SPY = os.environ.get("BENCH_SPY", "")
 EXTRA_CLIENTS = tuple(int(n) for n in os.environ.get("BENCH_CLIENTS", "").split(",") if n)
 RATE = 100.0  # bids per second
 SECONDS = 4.0  # of paced bids per round
@@ -91,6 +97,10 @@ def serve_portal(data_dir: str, port: int) -> None:
         threading.Thread(target=_fill_tokens, args=(runtime,), daemon=True).start()
 
     overrides = {**PORTAL_CONFIG, "DATA_DIR": data_dir, "WORKER_THREADS": THREADS}
+    if os.environ.get("BENCH_DIAG"):  # installed before the fork: the worker inherits it
+        import portal_diag  # bench/ is the script's directory, first on sys.path
+
+        portal_diag.install(os.environ["BENCH_DIAG"])
     sys.exit(serve(overrides, "127.0.0.1", port, banner))
 
 
@@ -401,6 +411,16 @@ def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = 
                                  - min(at for at, _ in sent.values()) or 1)}
 
 
+def spy_on(pid: int, out: str) -> subprocess.Popen:
+    """py-spy recording pid's threads into out (collapsed stacks, each led by its thread): those
+    holding the GIL unless BENCH_SPY_ARGS says otherwise."""
+    how = os.environ.get("BENCH_SPY_ARGS", "--gil").split()
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), *how, "--threads",
+                             "--rate", "250", "--format", "raw", "--output", out,
+                             "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -430,8 +450,12 @@ def main() -> None:
                                   list(range(LANES)), rate, bare.pid)
                 else:
                     lanes = [portal.listing() for _ in range(LANES)]
+                    spy = spy_on(portal_proc.pid, f"{SPY}.{count}") if SPY else None
                     row = measure(portal_url, count, cookie, portal_poster(portal), lanes, rate,
                                   portal_proc.pid)
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(timeout=60)
                 row = {"server": name, "open": LANES if name == "portal" else 0,
                        "probe": probe, **row}
                 rows.append(row)
@@ -440,6 +464,9 @@ def main() -> None:
 
             round_of("bare", 50, RATE)
             round_of("portal", 50, RATE)
+            if QUICK:
+                print(report({"rows": rows, "memory": {}, "rate": RATE, "seconds": SECONDS}))
+                return
             reached = round_of("bare", 200, RATE, probe=True)["rate"]
             bare_rate = float(min(RATE, max(10, int(reached))))
             round_of("bare", 200, bare_rate)
@@ -502,6 +529,8 @@ def report(result: dict) -> str:
     lines.append("CPU ms/bid: the server process's CPU (all threads, its loops included) while "
                  "the bids were paced, per bid")
     m = result["memory"]
+    if not m:  # BENCH_QUICK: the latency rounds alone
+        return "\n".join(lines)
     lines += ["", f"portal RSS (goal <= {GOAL_RSS_MB:.0f} MB with {OPEN_AUCTIONS} open auctions)"]
     for key, value in m.items():
         if key in ("list_per_s", "open auctions"):
