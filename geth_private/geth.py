@@ -44,10 +44,9 @@ from geth_private.geth_datadir import (
     geth_init,
     own_key,
     refuse_broken_version,
-    secret,
     unlock_operator,
 )
-from geth_private.keystore import DEFAULT_SCRYPT_N, Keystore
+from geth_private.keystore import DEFAULT_SCRYPT_N
 from geth_private.provider import NodeProvider
 
 log = logging.getLogger(__name__)
@@ -193,6 +192,56 @@ class GethBackend(ChainBackend):
             self.stop()
             raise
 
+    def attach(self, url: str) -> None:
+        """Use the node `gridbid chain start` already runs on this datadir, at `url`.
+
+        That process owns geth; this one reads the same datadir for the operator (faucet) key
+        and the sealer's address, so `gridbid run` shares the node and its funded key.
+        """
+        if self._w3 is not None:
+            return
+        refuse_broken_version(self.version())
+        try:
+            genesis = read_genesis(self.genesis_path)
+        except ValueError as err:
+            raise ChainUnavailable(f"{url}: {self.datadir} holds no genesis: {err}") from err
+        w3 = Web3(NodeProvider(url, timeout=10))
+        try:
+            answered = w3.eth.chain_id
+        except (OSError, Web3Exception, ValueError) as err:
+            raise ChainUnavailable(f"the node at {url} does not answer: {err}") from err
+        if answered != int(genesis["config"]["chainId"]):
+            raise ChainUnavailable(
+                f"{url} answers with chain id {answered}, not {self.datadir}'s "
+                f"{genesis['config']['chainId']}: another node holds the port"
+            )
+        self._w3 = w3
+        self._period = genesis["config"]["clique"]["period"] if self.clique else self.options.period
+        self._faucet = unlock_operator(self._operator_dir, self._operator_pass, self.scrypt_n)
+        if self.clique:
+            self._clique = CliqueSigners(self._rpc, self.own_key())
+            self._adopt_signers()
+
+    def network_genesis(self, signers: list[str], chain_id: int | None = None) -> dict[str, Any]:
+        """A clique genesis naming `signers`, funding this machine's operator key (made here).
+
+        The machine that makes it is the one that runs the portal: only its datadir holds the
+        operator key the genesis funds.
+        """
+        if not self.clique:
+            raise CapabilityMissing(
+                f"geth {'.'.join(map(str, self.version()))} runs --dev, which has no signers or "
+                "peers: a network of several machines needs geth 1.13.15"
+            )
+        operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, create=True)
+        assert operator is not None
+        return make_genesis(
+            chain_id or self.options.networkid,
+            {operator: OPERATOR_FUNDS},
+            signers=signers,
+            period=self.options.period,
+        )
+
     def _launch(self, kwargs: GethKwargsTypedDict, chain_id: int) -> None:
         self._stack = contextlib.ExitStack()
         log_file = self._stack.enter_context(open(self.log_path, "ab"))
@@ -257,8 +306,9 @@ class GethBackend(ChainBackend):
             if self._w3 is None:
                 raise ChainUnavailable("geth is not started: call start() first")
             raise ChainUnavailable(
-                "this node joined another's genesis and holds no operator key: copy operator/ "
-                "and operator.pass from the first node's datadir"
+                "this node joined another machine's genesis and holds no operator key: the "
+                "portal runs on the machine that made the genesis (`gridbid chain init "
+                "--signers`); here run `gridbid bridge --portal URL` for this machine's boards"
             )
         return self._faucet
 
@@ -375,7 +425,8 @@ class GethBackend(ChainBackend):
             sealer = self.own_key(create=self.clique)
         else:
             sealer = self.own_key(create=True)
-            operator = Keystore(self._operator_dir, self.scrypt_n).new(secret(self._operator_pass))
+            operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, True)
+            assert operator is not None
             genesis = make_genesis(
                 self.options.networkid,
                 {operator: OPERATOR_FUNDS},
