@@ -7,7 +7,6 @@ import json
 import logging
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +40,9 @@ from geth_private.geth_config import (
 )
 from geth_private.geth_datadir import (
     check_genesis,
+    first_chain_id,
     geth_init,
+    initialised_genesis,
     own_key,
     refuse_broken_version,
     unlock_operator,
@@ -234,13 +235,8 @@ class GethBackend(ChainBackend):
                 "peers: a network of several machines needs geth 1.13.15"
             )
         operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, create=True)
-        assert operator is not None
-        return make_genesis(
-            chain_id or self.options.networkid,
-            {operator: OPERATOR_FUNDS},
-            signers=signers,
-            period=self.options.period,
-        )
+        return make_genesis(chain_id or self.options.networkid, {str(operator): OPERATOR_FUNDS},
+                            signers=signers, period=self.options.period)
 
     def _launch(self, kwargs: GethKwargsTypedDict, chain_id: int) -> None:
         self._stack = contextlib.ExitStack()
@@ -259,17 +255,7 @@ class GethBackend(ChainBackend):
                 f"see {self.log_path}"
             ) from err
         w3 = Web3(NodeProvider(self.http_url, timeout=10))
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                answered = w3.eth.chain_id
-                break
-            except (OSError, Web3Exception, ValueError):
-                if not proc.is_alive or time.monotonic() > deadline:
-                    raise ChainUnavailable(
-                        f"geth stopped answering while starting; see {self.log_path}"
-                    ) from None
-                time.sleep(0.1)
+        answered = first_chain_id(w3, lambda: proc.is_alive, START_TIMEOUT, self.log_path)
         if answered != chain_id or not proc.is_alive:
             raise ChainUnavailable(
                 f"{self.http_url} answers with chain id {answered}, not {chain_id}: another "
@@ -402,22 +388,7 @@ class GethBackend(ChainBackend):
     def _prepare(self) -> tuple[str | None, dict[str, Any]]:
         """This node's key and the genesis, running `geth init` first if needed."""
         if (self.datadir / "geth" / "chaindata").is_dir():
-            try:
-                genesis = read_genesis(self.genesis_path)
-            except ValueError as err:
-                raise ChainError(
-                    f"{self.datadir} holds a chain but no readable genesis.json: restore it "
-                    f"or give a new datadir= ({err})"
-                ) from err
-            if ("clique" in genesis["config"]) != self.clique:
-                made = (
-                    "clique (geth 1.13)" if "clique" in genesis["config"] else "--dev (geth ≥ 1.14)"
-                )
-                raise ChainError(
-                    f"{self.datadir} was made for {made}; run it with that geth "
-                    "or give a new datadir="
-                )
-            return self.own_key(), genesis
+            return self.own_key(), initialised_genesis(self.datadir, self.genesis_path, self.clique)
         if self.options.genesis is not None:
             genesis = self._joined_genesis(self.options.genesis)
             # A joining machine seals with its own key (made by `gridbid chain keygen`, or now):
@@ -426,10 +397,9 @@ class GethBackend(ChainBackend):
         else:
             sealer = self.own_key(create=True)
             operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, True)
-            assert operator is not None
             genesis = make_genesis(
                 self.options.networkid,
-                {operator: OPERATOR_FUNDS},
+                {str(operator): OPERATOR_FUNDS},
                 signers=[sealer] if self.clique and sealer else None,
                 period=self.options.period,
             )

@@ -1,20 +1,24 @@
-"""What goes into a geth datadir before geth runs: the genesis checked against the binary,
-then `geth init` run by that same binary."""
+"""What a geth datadir holds and how it is made: the genesis checked against the binary, `geth
+init` run by that same binary, the sealer and operator keys, and the first answer of its RPC."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from geth.exceptions import PyGethException
 from geth.utils.validation import validate_genesis_data
+from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from geth_private.errors import ChainError, ChainUnavailable
-from geth_private.genesis import clique_signers, write_genesis
+from geth_private.genesis import clique_signers, read_genesis, write_genesis
 from geth_private.geth_config import DEV_GENESIS_FIXED, uses_clique
 from geth_private.keystore import Keystore
 
@@ -53,6 +57,37 @@ def check_genesis(genesis: dict[str, Any], version: tuple[int, int, int], source
         )
     if "chainId" not in config:
         raise ChainError(f"{source} has no config.chainId")
+
+
+def initialised_genesis(datadir: Path, genesis_path: Path, clique: bool) -> dict[str, Any]:
+    """The genesis an initialised datadir was made from, refused if made for the other mode."""
+    try:
+        genesis = read_genesis(genesis_path)
+    except ValueError as err:
+        raise ChainError(
+            f"{datadir} holds a chain but no readable genesis.json: restore it "
+            f"or give a new datadir= ({err})"
+        ) from err
+    if ("clique" in genesis["config"]) != clique:
+        made = "clique (geth 1.13)" if "clique" in genesis["config"] else "--dev (geth ≥ 1.14)"
+        raise ChainError(
+            f"{datadir} was made for {made}; run it with that geth or give a new datadir="
+        )
+    return genesis
+
+
+def first_chain_id(w3: Web3, alive: Callable[[], bool], timeout: float, log_path: Path) -> int:
+    """The chain id a starting geth answers with, once its RPC serves (it may refuse at first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(w3.eth.chain_id)
+        except (OSError, Web3Exception, ValueError):
+            if not alive() or time.monotonic() > deadline:
+                raise ChainUnavailable(
+                    f"geth stopped answering while starting; see {log_path}"
+                ) from None
+            time.sleep(0.1)
 
 
 def geth_init(binary: str, genesis: dict[str, Any], datadir: Path, genesis_path: Path) -> None:

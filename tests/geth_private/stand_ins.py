@@ -185,9 +185,10 @@ def answer(method, params):
         return state["votes"]
     if MINOR <= 13 and method == "clique_status":  # who sealed the last blocks (a test's file)
         path = os.path.join(datadir, "activity.json")
-        activity = json.load(open(path)) if os.path.exists(path) else {}
+        activity = dict.fromkeys(signers(), 0)  # geth lists every signer, 0 if idle
+        activity.update(json.load(open(path)) if os.path.exists(path) else {})
         if state["mining"] and unlocked in signers():
-            activity.setdefault(unlocked, 1)
+            activity[unlocked] = activity[unlocked] or 1
         return {"inturnPercent": 100.0, "numBlocks": 64, "sealerActivity": activity}
     raise KeyError(method)
 
