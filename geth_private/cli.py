@@ -13,6 +13,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from geth_private import network_cli as network
 from geth_private.backend import PEERS
 from geth_private.errors import ChainError, KeystoreError, WrongPassphrase
 from geth_private.keystore import Keystore
@@ -23,10 +24,16 @@ PIDFILE = "chain.json"
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the chain and accounts subcommands on the main parser."""
-    chain = sub.add_parser("chain", help="the chain node: init, start, stop, status, peers")
-    chain.add_argument("action", choices=["init", "start", "stop", "status", "peers"])
+    chain = sub.add_parser(
+        "chain", help="the chain node: init, start, stop, status, peers; keygen, join, enode"
+    )
+    chain.add_argument(
+        "action",
+        choices=["init", "start", "stop", "status", "peers", "keygen", "join", "enode"],
+    )
     chain.add_argument("--chain", default="anvil://", help="chain URI (default anvil://)")
     chain.add_argument("--data-dir", default="var", help="where the node keeps its state")
+    network.add_arguments(chain)
     chain.set_defaults(handler=chain_command)
     accounts = sub.add_parser("accounts", help="geth-format keystore: new, list, import")
     accounts.add_argument("action", choices=["new", "list", "import"])
@@ -41,6 +48,12 @@ def chain_command(args: argparse.Namespace) -> int:
     """Run one `gridbid chain` action."""
     data = Path(args.data_dir)
     try:
+        if args.action == "keygen":
+            return network.keygen(args.chain, data)
+        if args.action == "init" and args.signers:
+            return network.init_network(args.chain, data, args)
+        if args.action == "join":
+            return _start(network.join_uri(args.chain, args), data)
         if args.action == "init":
             backend = backend_from_uri(args.chain, str(data))
             if hasattr(backend, "init"):
@@ -54,6 +67,13 @@ def chain_command(args: argparse.Namespace) -> int:
         if args.action == "stop":
             return _stop(data)
         backend = _connect(args.chain, data)
+        if args.action == "enode":
+            reply = backend.rpc_request("admin_nodeInfo", [])
+            if "result" not in reply:
+                print(f"{args.chain} does not report its enode: {reply.get('error')}",
+                      file=sys.stderr)
+                return 1
+            return network.print_enode(reply["result"]["enode"])
         if args.action == "status":
             print(json.dumps(backend.status(), indent=1))
         elif not backend.has(PEERS):
@@ -111,12 +131,15 @@ def _stop(data: Path) -> int:
     return 1
 
 
-def running_node(data: Path) -> str | None:
-    """The RPC URL of a node `gridbid chain start` runs on this data directory, if any."""
+def running_node(data: Path, scheme: str | None = None) -> str | None:
+    """The RPC URL of a node `gridbid chain start` runs on this data directory, if any
+    (only one started from a `scheme` URI, e.g. "geth", when one is given)."""
     record = data / PIDFILE
     if not record.exists():
         return None
     info = json.loads(record.read_text())
+    if scheme is not None and not str(info.get("uri", "")).startswith(f"{scheme}:"):
+        return None
     try:
         os.kill(info["pid"], 0)
     except (ProcessLookupError, PermissionError):
@@ -126,9 +149,14 @@ def running_node(data: Path) -> str | None:
 
 def _connect(uri: str, data: Path):
     managed = uri.split(":")[0] in ("anvil", "geth")  # nodes `gridbid chain start` runs
-    url = running_node(data) if managed else None
+    url = running_node(data, uri.split(":")[0]) if managed else None
     if managed and url is None:
         raise ChainError(f"no {uri} node runs from {data}: start one with `gridbid chain start`")
+    if url and uri.startswith("geth:"):
+        # Through the datadir as well: the sealer's toggle, its signers and its enode.
+        geth = network.geth_backend(uri, data)
+        geth.attach(url)
+        return geth
     backend = backend_from_uri(url or uri, str(data))
     backend.start()
     return backend

@@ -37,3 +37,7 @@ class KeystoreError(ChainError):
 
 class WrongPassphrase(KeystoreError, ValueError):
     """The passphrase does not decrypt the keystore file."""
+
+
+class QuorumRefused(ChainError):
+    """Stopping this sealer would leave too few signers sealing for clique to go on."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,27 @@ def clique_extra_data(signers: list[str]) -> str:
     return "0x" + "00" * CLIQUE_VANITY + addresses + "00" * CLIQUE_SEAL
 
 
+def clique_signers(genesis: dict[str, Any]) -> list[str]:
+    """The signers a clique genesis names in its extraData (lower-case 0x addresses)."""
+    raw = str(genesis.get("extraData") or "0x").removeprefix("0x")
+    count = (len(raw) // 2 - CLIQUE_VANITY - CLIQUE_SEAL) // 20
+    body = raw[2 * CLIQUE_VANITY:]
+    return ["0x" + body[40 * i:40 * (i + 1)].lower() for i in range(max(0, count))]
+
+
 def make_genesis(
     chain_id: int,
     alloc: dict[str, int],
     *,
-    signer: str | None,
+    signers: Sequence[str] | None,
     period: int = 5,
     gas_limit: int = 30_000_000,
 ) -> dict[str, Any]:
-    """A geth genesis: clique sealed by `signer` (geth ≤ 1.13), or post-merge for --dev if None."""
+    """A geth genesis: clique sealed by `signers` (geth ≤ 1.13), or post-merge for --dev if None.
+
+    Clique lets a signer seal at most one block in any floor(N/2)+1 in a row, so with two signers
+    the chain halts while either is off; three keep going with one machine down.
+    """
     if chain_id <= 0:
         raise ValueError("the chain id must be a positive integer")
     if period < 0:
@@ -64,12 +77,14 @@ def make_genesis(
         if wei < 0:
             raise ValueError(f"alloc balance of {address} cannot be negative")
     config: dict[str, Any] = {"chainId": chain_id, **dict.fromkeys(BLOCK_FORKS, 0)}
-    if signer is not None:
+    if signers is not None and not signers:
+        raise ValueError("a clique genesis needs at least one signer")
+    if signers is not None:
         # Pre-merge clique stops at London: geth's clique engine refuses any header once
         # shanghaiTime or cancunTime is reached ("clique does not support shanghai fork"), and a
         # terminalTotalDifficulty (with ...Passed) would mark the chain merged and stop sealing.
         config["clique"] = {"period": period, "epoch": CLIQUE_EPOCH}
-        extra, difficulty = clique_extra_data([signer]), "0x1"
+        extra, difficulty = clique_extra_data(list(signers)), "0x1"
     else:
         # --dev (geth ≥ 1.14) reuses an initialised datadir only if the genesis is already
         # merged: terminalTotalDifficulty 0, ...Passed true, difficulty 0; then Shanghai, Cancun.

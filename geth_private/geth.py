@@ -5,16 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import secrets
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import IO, Any
 
 from eth_account.signers.local import LocalAccount
-from geth.chain import initialize_chain
 from geth.exceptions import PyGethException, PyGethGethError
 from geth.main import get_geth_version_info_string
 from geth.process import BaseGethProcess
@@ -26,8 +22,9 @@ from web3.exceptions import Web3Exception
 from web3.types import RPCEndpoint
 
 from geth_private.backend import MINING_TOGGLE, PEERS, ChainBackend
+from geth_private.clique import CliqueSigners
 from geth_private.errors import CapabilityMissing, ChainError, ChainUnavailable
-from geth_private.genesis import make_genesis, read_genesis
+from geth_private.genesis import clique_signers, make_genesis, read_genesis
 from geth_private.geth_config import (
     KEYSTORE,
     LOOPBACK,
@@ -41,7 +38,16 @@ from geth_private.geth_config import (
     parse_version,
     uses_clique,
 )
-from geth_private.keystore import DEFAULT_SCRYPT_N, Keystore
+from geth_private.geth_datadir import (
+    check_genesis,
+    first_chain_id,
+    geth_init,
+    initialised_genesis,
+    own_key,
+    refuse_broken_version,
+    unlock_operator,
+)
+from geth_private.keystore import DEFAULT_SCRYPT_N
 from geth_private.provider import NodeProvider
 
 log = logging.getLogger(__name__)
@@ -68,22 +74,28 @@ class GethBackend(ChainBackend):
     """A geth child process: clique sealing on geth ≤ 1.13, --dev on ≥ 1.14; keys stay with us."""
 
     def __init__(
-        self, uri: str = "geth://", data_dir: str | None = None, *, scrypt_n: int = DEFAULT_SCRYPT_N
+        self,
+        uri: str = "geth://",
+        data_dir: str | None = None,
+        *,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+        binary: str | None = None,
     ):
         self.uri = uri
         self.options = parse_geth_uri(uri, data_dir)
         self.scrypt_n = scrypt_n
         self.capabilities = frozenset()  # known once version() has asked the binary
-        self._binary: str | None = None
+        self._binary = binary  # None: GETH_BINARY, else geth on PATH
         self._version: tuple[int, int, int] | None = None
         self._stack = contextlib.ExitStack()
         self._w3: Web3 | None = None
         self._faucet: LocalAccount | None = None
         self._period: int | None = None
+        self._clique: CliqueSigners | None = None  # this node's signer view, once started
         d = self.datadir = self.options.datadir
         self.keystore_dir = d / KEYSTORE  # geth's keystore: the sealer's key, never a user's
         self.log_path = d / "geth.log"
-        self.genesis_path = d / "genesis.json"  # where py-geth's initialize_chain writes it
+        self.genesis_path = d / "genesis.json"  # the genesis `geth init` ran on
         self.http_url = f"http://{LOOPBACK}:{self.options.http}"
         self._sealer_pass = d / SEALER_PASS
         self._operator_dir = d / "operator"  # outside geth's keystore: geth never sees this key
@@ -124,9 +136,18 @@ class GethBackend(ChainBackend):
 
     # -- command line -------------------------------------------------------------------------
 
-    def geth_kwargs(self, sealer: str | None) -> GethKwargsTypedDict:
-        """py-geth's keyword form of our command line; `sealer` is the clique signer, if any."""
-        return command_kwargs(self.binary(), self.options, self.clique, sealer)
+    def geth_kwargs(
+        self, sealer: str | None, genesis: dict[str, Any] | None = None
+    ) -> GethKwargsTypedDict:
+        """py-geth's keyword form of our command line; `sealer` is this node's clique key."""
+        if genesis is None:
+            return command_kwargs(self.binary(), self.options, self.clique, sealer)
+        signers = clique_signers(genesis) if self.clique else []
+        return command_kwargs(
+            self.binary(), self.options, self.clique, sealer,
+            network_id=int(genesis["config"]["chainId"]),
+            seal=sealer is not None and sealer.lower() in signers,
+        )
 
     def process_args(self, sealer: str | None = None) -> list[str]:
         """The exact geth command line start() runs (sealer: the clique signer's address)."""
@@ -136,7 +157,7 @@ class GethBackend(ChainBackend):
 
     def init(self) -> Path:
         """Write the genesis and run `geth init` (once); the genesis file's path."""
-        self.version()
+        refuse_broken_version(self.version())
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._prepare()
         return self.genesis_path
@@ -146,6 +167,7 @@ class GethBackend(ChainBackend):
         if self._w3 is not None:
             return
         version = self.version()
+        refuse_broken_version(version)
         o = self.options
         if not self.clique and (o.peers or o.genesis):
             raise CapabilityMissing(
@@ -160,15 +182,61 @@ class GethBackend(ChainBackend):
                     f"{LOOPBACK}:{port} is already in use (another node?): stop it or pick "
                     "other ports with port=, http=, ws=, authrpc= in the geth:// URI"
                 )
-        if self.clique and sealer is None:
-            self.capabilities = self.capabilities - {MINING_TOGGLE}  # a joined node does not seal
         self._period = genesis["config"]["clique"]["period"] if self.clique else o.period
         try:
-            self._launch(self.geth_kwargs(sealer), int(genesis["config"]["chainId"]))
-            self._faucet = self._unlock_operator()
+            self._launch(self.geth_kwargs(sealer, genesis), int(genesis["config"]["chainId"]))
+            self._faucet = unlock_operator(self._operator_dir, self._operator_pass, self.scrypt_n)
+            if self.clique:
+                self._clique = CliqueSigners(self._rpc, sealer)
+                self._adopt_signers()
         except BaseException:
             self.stop()
             raise
+
+    def attach(self, url: str) -> None:
+        """Use the node `gridbid chain start` already runs on this datadir, at `url`.
+
+        That process owns geth; this one reads the same datadir for the operator (faucet) key
+        and the sealer's address, so `gridbid run` shares the node and its funded key.
+        """
+        if self._w3 is not None:
+            return
+        refuse_broken_version(self.version())
+        try:
+            genesis = read_genesis(self.genesis_path)
+        except ValueError as err:
+            raise ChainUnavailable(f"{url}: {self.datadir} holds no genesis: {err}") from err
+        w3 = Web3(NodeProvider(url, timeout=10))
+        try:
+            answered = w3.eth.chain_id
+        except (OSError, Web3Exception, ValueError) as err:
+            raise ChainUnavailable(f"the node at {url} does not answer: {err}") from err
+        if answered != int(genesis["config"]["chainId"]):
+            raise ChainUnavailable(
+                f"{url} answers with chain id {answered}, not {self.datadir}'s "
+                f"{genesis['config']['chainId']}: another node holds the port"
+            )
+        self._w3 = w3
+        self._period = genesis["config"]["clique"]["period"] if self.clique else self.options.period
+        self._faucet = unlock_operator(self._operator_dir, self._operator_pass, self.scrypt_n)
+        if self.clique:
+            self._clique = CliqueSigners(self._rpc, self.own_key())
+            self._adopt_signers()
+
+    def network_genesis(self, signers: list[str], chain_id: int | None = None) -> dict[str, Any]:
+        """A clique genesis naming `signers`, funding this machine's operator key (made here).
+
+        The machine that makes it is the one that runs the portal: only its datadir holds the
+        operator key the genesis funds.
+        """
+        if not self.clique:
+            raise CapabilityMissing(
+                f"geth {'.'.join(map(str, self.version()))} runs --dev, which has no signers or "
+                "peers: a network of several machines needs geth 1.13.15"
+            )
+        operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, create=True)
+        return make_genesis(chain_id or self.options.networkid, {str(operator): OPERATOR_FUNDS},
+                            signers=signers, period=self.options.period)
 
     def _launch(self, kwargs: GethKwargsTypedDict, chain_id: int) -> None:
         self._stack = contextlib.ExitStack()
@@ -187,17 +255,7 @@ class GethBackend(ChainBackend):
                 f"see {self.log_path}"
             ) from err
         w3 = Web3(NodeProvider(self.http_url, timeout=10))
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                answered = w3.eth.chain_id
-                break
-            except (OSError, Web3Exception, ValueError):
-                if not proc.is_alive or time.monotonic() > deadline:
-                    raise ChainUnavailable(
-                        f"geth stopped answering while starting; see {self.log_path}"
-                    ) from None
-                time.sleep(0.1)
+        answered = first_chain_id(w3, lambda: proc.is_alive, START_TIMEOUT, self.log_path)
         if answered != chain_id or not proc.is_alive:
             raise ChainUnavailable(
                 f"{self.http_url} answers with chain id {answered}, not {chain_id}: another "
@@ -207,7 +265,13 @@ class GethBackend(ChainBackend):
         for enode in self.options.peers:
             # static-nodes.json is ignored since geth 1.11 and --bootnodes is unused with
             # --nodiscover; admin_addPeer keeps redialling, so we add the list on every start.
-            if not self._rpc("admin_addPeer", [enode]):
+            # A mistyped one is warned about, not raised: the node runs, the rest still dial.
+            try:
+                added = self._rpc("admin_addPeer", [enode])
+            except ChainError as err:
+                log.warning("static peer %s not added: %s", enode, err)
+                continue
+            if not added:
                 log.warning("geth refused static peer %s", enode)
 
     def stop(self) -> None:
@@ -215,6 +279,7 @@ class GethBackend(ChainBackend):
         self._stack.close()
         self._w3 = None
         self._faucet = None
+        self._clique = None
 
     @property
     def w3(self) -> Web3:
@@ -227,8 +292,9 @@ class GethBackend(ChainBackend):
             if self._w3 is None:
                 raise ChainUnavailable("geth is not started: call start() first")
             raise ChainUnavailable(
-                "this node joined another's genesis and holds no operator key: copy operator/ "
-                "and operator.pass from the first node's datadir"
+                "this node joined another machine's genesis and holds no operator key: the "
+                "portal runs on the machine that made the genesis (`gridbid chain init "
+                "--signers`); here run `gridbid bridge --portal URL` for this machine's boards"
             )
         return self._faucet
 
@@ -236,9 +302,50 @@ class GethBackend(ChainBackend):
 
     def set_mining(self, on: bool) -> None:
         self.version()  # the capability flags are known from here on
+        if self.clique and self._w3 is not None:
+            self._adopt_signers()  # a vote may have made (or unmade) this node a signer
         if not self.has(MINING_TOGGLE):
             raise CapabilityMissing(self._no_toggle())
+        if not on and self._clique is not None:
+            self._clique.check_stop()
         self._rpc("miner_start" if on else "miner_stop", [])
+
+    # -- clique signers ------------------------------------------------------------------------
+
+    def sealer(self) -> str | None:
+        """This node's clique key (its address), None on a node without one or under --dev."""
+        known = self._clique.sealer if self._clique else None
+        return Web3.to_checksum_address(known) if known else None
+
+    def signers(self) -> list[str]:
+        """The clique signers now (clique_getSigners), lower-case."""
+        return self._signers_api("list signers").signers()
+
+    def propose(self, address: str, authorize: bool = True) -> None:
+        """Vote (as this node's signer) to add or remove a signer; a majority of signers decides."""
+        self._signers_api("vote on signers").propose(address, authorize)
+
+    def sealing_signers(self) -> list[str]:
+        """The signers that sealed any of the last blocks."""
+        return self._signers_api("report who seals").sealing()
+
+    def enode(self) -> str:
+        """This node's enode URL (admin_nodeInfo), what other machines put in their peers=."""
+        if not self.has(PEERS):
+            raise CapabilityMissing("geth ≥ 1.14 runs --dev, which turns p2p off: no enode")
+        return str(self._rpc("admin_nodeInfo", [])["enode"])
+
+    def _adopt_signers(self) -> None:
+        """The mining toggle is this node's only while its key is among the signers."""
+        toggle = {MINING_TOGGLE} if self._signers_api("seal").is_signer() else set()
+        self.capabilities = (self.capabilities - {MINING_TOGGLE}) | toggle
+
+    def _signers_api(self, what: str) -> CliqueSigners:
+        if not self.clique:
+            raise CapabilityMissing(f"geth ≥ 1.14 runs --dev: it has no clique signers to {what}")
+        if self._clique is None:
+            raise ChainUnavailable("geth is not started: call start() first")
+        return self._clique
 
     def is_mining(self) -> bool:
         if not self.clique:
@@ -274,55 +381,40 @@ class GethBackend(ChainBackend):
 
     # -- internals ----------------------------------------------------------------------------
 
+    def own_key(self, create: bool = False) -> str | None:
+        """This node's sealer address in its keystore; made (with its passphrase) if asked."""
+        return own_key(self.keystore_dir, self._sealer_pass, self.scrypt_n, create)
+
     def _prepare(self) -> tuple[str | None, dict[str, Any]]:
-        """The sealer (None on a joined node) and the genesis, running `geth init` if needed."""
+        """This node's key and the genesis, running `geth init` first if needed."""
         if (self.datadir / "geth" / "chaindata").is_dir():
-            try:
-                genesis = read_genesis(self.genesis_path)
-            except ValueError as err:
-                raise ChainError(
-                    f"{self.datadir} holds a chain but no readable genesis.json: restore it "
-                    f"or give a new datadir= ({err})"
-                ) from err
-            if ("clique" in genesis["config"]) != self.clique:
-                made = (
-                    "clique (geth 1.13)" if "clique" in genesis["config"] else "--dev (geth ≥ 1.14)"
-                )
-                raise ChainError(
-                    f"{self.datadir} was made for {made}; run it with that geth "
-                    "or give a new datadir="
-                )
-            sealers = Keystore(self.keystore_dir).addresses()
-            sealer = sealers[0] if sealers else None
-            if self.clique and sealer and sealer.lower()[2:] not in genesis["extraData"].lower():
-                sealer = None
-            return sealer, genesis
+            return self.own_key(), initialised_genesis(self.datadir, self.genesis_path, self.clique)
         if self.options.genesis is not None:
-            genesis, sealer = read_genesis(self.options.genesis), None
+            genesis = self._joined_genesis(self.options.genesis)
+            # A joining machine seals with its own key (made by `gridbid chain keygen`, or now):
+            # it is a sealer if the genesis names it, or once the signers vote it in.
+            sealer = self.own_key(create=self.clique)
         else:
-            sealer = Keystore(self.keystore_dir, self.scrypt_n).new(_secret(self._sealer_pass))
-            operator = Keystore(self._operator_dir, self.scrypt_n).new(_secret(self._operator_pass))
+            sealer = self.own_key(create=True)
+            operator = own_key(self._operator_dir, self._operator_pass, self.scrypt_n, True)
             genesis = make_genesis(
                 self.options.networkid,
-                {operator: OPERATOR_FUNDS},
-                signer=sealer if self.clique else None,
+                {str(operator): OPERATOR_FUNDS},
+                signers=[sealer] if self.clique and sealer else None,
                 period=self.options.period,
             )
         self.genesis_path.unlink(missing_ok=True)  # left by an init that failed half-way
-        try:
-            initialize_chain(genesis, str(self.datadir))
-        except PyGethException as err:
-            raise ChainError(
-                f"`geth init` failed; the genesis is {self.genesis_path}: {err}"
-            ) from err
+        geth_init(self.binary(), genesis, self.datadir, self.genesis_path)
         return sealer, genesis
 
-    def _unlock_operator(self) -> LocalAccount | None:
-        store = Keystore(self._operator_dir, self.scrypt_n)
-        addresses = store.addresses() if self._operator_dir.is_dir() else []
-        if not addresses or not self._operator_pass.exists():
-            return None
-        return store.unlock(addresses[0], self._operator_pass.read_text().strip())
+    def _joined_genesis(self, path: Path) -> dict[str, Any]:
+        """Another machine's genesis, refused before `geth init` if this geth cannot run it."""
+        try:
+            genesis = read_genesis(path)
+        except ValueError as err:
+            raise ChainError(str(err)) from err
+        check_genesis(genesis, self.version(), path)
+        return genesis
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
         w3 = self.w3  # ChainUnavailable when not started, as is
@@ -347,17 +439,6 @@ class GethBackend(ChainBackend):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def _secret(path: Path) -> str:
-    """The passphrase in `path`, created (random, owner-only 0600) on first use."""
-    if path.exists():
-        return path.read_text().strip()
-    passphrase = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(passphrase + "\n")
-    return passphrase
 
 
 def _in_use(port: int) -> bool:

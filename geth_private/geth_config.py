@@ -3,6 +3,7 @@ the geth:// URI options, and the command line they make."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from geth_private.errors import ChainError, ChainUnavailable
 
 # URI grammar (every key optional; datadir defaults to <data_dir>/geth):
 #   geth://?datadir=PATH&networkid=N&period=S&port=P&http=P&ws=P&authrpc=P
-#          &peers=enode://ID@HOST:PORT,enode://…&genesis=PATH
+#          &peers=enode://ID@HOST:PORT,enode://…&genesis=PATH&extip=IP
 DEFAULTS = {
     "networkid": 1337,
     "period": 5,
@@ -27,8 +28,11 @@ DEFAULTS = {
     "ws": 8546,
     "authrpc": 8551,
 }
-URI_KEYS = frozenset({"datadir", "peers", "genesis", *DEFAULTS})
+URI_KEYS = frozenset({"datadir", "peers", "genesis", "extip", *DEFAULTS})
 MIN_VERSION = (1, 13, 0)
+# geth 1.14.0 (and 1.14.1) refused a merged-at-genesis chain at every --dev start (difficulty 0
+# against terminal total difficulty 0); 1.14.2 accepts it again.
+DEV_GENESIS_FIXED = (1, 14, 2)
 LAST_CLIQUE = (1, 13)  # geth 1.14 refuses pre-merge chains; from then on only --dev seals alone
 LOOPBACK = "127.0.0.1"
 KEYSTORE = "keystore"  # geth's keystore under the datadir: the sealer's key, never a user's
@@ -94,6 +98,7 @@ class GethOptions:
     authrpc: int = DEFAULTS["authrpc"]
     peers: tuple[str, ...] = ()
     genesis: Path | None = None
+    extip: str | None = None  # the address other machines reach this node at (its enode's host)
 
 
 def parse_geth_uri(uri: str, data_dir: str | None) -> GethOptions:
@@ -134,16 +139,35 @@ def parse_geth_uri(uri: str, data_dir: str | None) -> GethOptions:
     else:
         raise ChainError("geth:// needs somewhere to keep its chain: add ?datadir=/path to the URI")
     genesis = Path(query["genesis"]).expanduser() if query.get("genesis") else None
-    return GethOptions(datadir=datadir.absolute(), peers=peers, genesis=genesis, **numbers)
+    extip = query.get("extip") or None
+    if extip is not None:
+        try:
+            ipaddress.ip_address(extip)
+        except ValueError:
+            raise ChainError(f"geth:// option extip={extip!r} must be an IP address") from None
+    return GethOptions(
+        datadir=datadir.absolute(), peers=peers, genesis=genesis, extip=extip, **numbers
+    )
 
 
 def command_kwargs(
-    binary: str, options: GethOptions, clique: bool, sealer: str | None
+    binary: str,
+    options: GethOptions,
+    clique: bool,
+    sealer: str | None,
+    *,
+    network_id: int | None = None,
+    seal: bool = True,
 ) -> GethKwargsTypedDict:
-    """py-geth's keyword form of our command line; `sealer` is the clique signer, if any."""
+    """py-geth's keyword form of our command line.
+
+    `sealer` is this node's clique key (unlocked), `seal` whether it starts sealing (it is a
+    signer), `network_id` the p2p network id: the genesis chain id, so every machine on one
+    genesis agrees on it (peers with another id are dropped without an error on either side).
+    """
     o = options
     password = str(o.datadir / SEALER_PASS)
-    apis = "eth,net,web3,txpool,admin" + (",miner" if clique else "")
+    apis = "eth,net,web3,txpool,admin" + (",miner,clique" if clique else "")
     kwargs: GethKwargsTypedDict = {
         "geth_executable": binary,
         "nice": False,  # py-geth would nice -n 20 it; a sealer must keep its time slot
@@ -166,8 +190,10 @@ def command_kwargs(
     extra = ["--keystore", str(o.datadir / KEYSTORE)]
     extra += ["--authrpc.addr", LOOPBACK, "--authrpc.port", str(o.authrpc)]
     if clique:
-        kwargs.update(network_id=str(o.networkid), port=str(o.port))
+        kwargs.update(network_id=str(network_id or o.networkid), port=str(o.port))
         extra += ["--syncmode", "full"]
+        if o.extip:
+            extra += ["--nat", f"extip:{o.extip}"]
         if sealer is not None:
             # Clique signs blocks inside geth, so the sealer key must be unlocked there: the
             # one key that goes to the node. It is a dedicated account with no funds, never
@@ -175,7 +201,7 @@ def command_kwargs(
             # loopback.
             kwargs["password"] = password
             extra += ["--unlock", sealer, "--allow-insecure-unlock"]
-            extra += ["--mine", "--miner.etherbase", sealer]
+            extra += ["--miner.etherbase", sealer] + (["--mine"] if seal else [])
     else:
         # --dev takes the first keystore account (our sealer) as its block producer and
         # unlocks it with the first line of --password. --networkid is left out: --dev

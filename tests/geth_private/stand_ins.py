@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import sys
@@ -18,6 +19,14 @@ GETH_1_13_15 = """Geth
 Version: 1.13.15-stable
 Git Commit: c5ba367eb6232e3eddd7d6226bfd374449c63164
 Git Commit Date: 20240417
+Architecture: amd64
+Go Version: go1.22.2
+Operating System: linux
+GOPATH=
+GOROOT=
+"""
+GETH_1_14_0 = """Geth
+Version: 1.14.0-stable
 Architecture: amd64
 Go Version: go1.22.2
 Operating System: linux
@@ -57,29 +66,91 @@ def backend_with(tmp_path: Path, version_output: str, monkeypatch, query: str = 
 
 
 STAND_IN = """
-import json, os, sys
+import hashlib, json, os, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 args = sys.argv[1:]
 if args == ["version"]:
     print(VERSION, end="")
     sys.exit(0)
+MINOR, PATCH = (int(p) for p in VERSION.split("Version: ")[1].split("-")[0].split(".")[1:3])
 datadir = args[args.index("--datadir") + 1]
-if "init" in args:  # geth --datadir D init genesis.json
+if "init" in args:  # geth --datadir D init genesis.json: records which binary ran it
     os.makedirs(os.path.join(datadir, "geth", "chaindata"))
+    with open(os.path.join(datadir, "init-by"), "w") as fh:
+        fh.write(os.path.abspath(sys.argv[0]))
     sys.exit(0)
 if os.path.exists(os.path.join(datadir, "fatal")):  # how geth dies: a Fatal line, code 1
     print("Fatal: " + open(os.path.join(datadir, "fatal")).read(), file=sys.stderr)
     sys.exit(1)
 genesis = json.load(open(os.path.join(datadir, "genesis.json")))
+if "--dev" in args and (MINOR, PATCH) == (14, 0):  # 1.14.0's check, fixed in 1.14.2
+    print("Fatal: Failed to register the Ethereum service: invalid genesis: difficulty 0 "
+          "below terminal total difficulty", file=sys.stderr)
+    sys.exit(1)
 with open(os.path.join(datadir, "runs.json"), "a") as fh:
     fh.write(json.dumps(args) + "\\n")
-state = {"mining": "--mine" in args, "peers": []}
+
+
+def flag(name, default=None):
+    return args[args.index(name) + 1] if name in args else default
+
+
+# geth makes its node key on first start (so no enode exists before it), then keeps it.
+keyfile = os.path.join(datadir, "geth", "nodekey")
+if not os.path.exists(keyfile):
+    with open(keyfile, "w") as fh:
+        fh.write(os.urandom(32).hex())
+node_id = hashlib.sha512(open(keyfile).read().encode()).hexdigest()  # 64 bytes, as a pubkey
+network_id = int(flag("--networkid", "1337" if MINOR <= 13 else "0"))
+p2p_port = int(flag("--port", "30303"))
+extip = (flag("--nat", "") or "").removeprefix("extip:") or "127.0.0.1"
+extra = genesis.get("extraData", "0x")[2:]
+genesis_signers = ["0x" + extra[64 + 40 * i:64 + 40 * (i + 1)]
+                   for i in range(max(0, (len(extra) // 2 - 97) // 20))]
+unlocked = (flag("--unlock") or "").lower()
+state = {"mining": "--mine" in args, "peers": {}, "wanted": [], "votes": {}}
+ENODE = re.compile(r"^enode://([0-9a-f]{128})@([^:]+):(\\d+)(\\?.*)?$")
+
+
+def hello():
+    return json.dumps({"id": node_id, "networkid": network_id,
+                       "genesis": genesis["config"]["chainId"]}).encode() + b"\\n"
+
+
+def p2p():  # a line instead of RLPx: each side says its id and network id
+    server = socket.create_server(("0.0.0.0", p2p_port))
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(hello())
+
+
+def redial():  # as geth keeps redialling static peers; a peer on another network id never joins
+    while True:
+        for enode in list(state["wanted"]):
+            match = ENODE.match(enode)
+            try:
+                with socket.create_connection((match[2], int(match[3])), timeout=0.5) as sock:
+                    other = json.loads(sock.makefile().readline())
+            except OSError:
+                state["peers"].pop(enode, None)
+                continue
+            if other["networkid"] == network_id and other["id"] == match[1]:
+                state["peers"][enode] = {"enode": enode, "id": other["id"]}
+        time.sleep(0.2)
+
+
+def signers():
+    path = os.path.join(datadir, "signers.json")  # a vote's outcome a test wrote
+    return json.load(open(path)) if os.path.exists(path) else genesis_signers
 
 
 def answer(method, params):
     if method == "eth_chainId":
         return hex(genesis["config"]["chainId"])
+    if method == "net_version":
+        return str(network_id)
     if method == "web3_clientVersion":
         return "Geth/stand-in"
     if method == "eth_blockNumber":
@@ -93,11 +164,32 @@ def answer(method, params):
     if method == "eth_mining":
         return state["mining"]
     if method == "admin_addPeer":
-        state["peers"].append(params[0])
+        if not ENODE.match(params[0]):
+            raise ValueError("invalid enode: invalid public key (wrong length, want 128 hex chars)")
+        state["wanted"].append(params[0])
         return True
+    if method == "admin_peers":
+        return list(state["peers"].values())
+    if method == "admin_nodeInfo":
+        return {"id": node_id, "enode": f"enode://{node_id}@{extip}:{p2p_port}?discport=0",
+                "ports": {"discovery": 0, "listener": p2p_port}, "listenAddr": f"[::]:{p2p_port}"}
     if method == "txpool_content":  # geth 1.13.15's shape; the pool a test left in txpool.json
         pool = os.path.join(datadir, "txpool.json")
         return json.load(open(pool)) if os.path.exists(pool) else {"pending": {}, "queued": {}}
+    if MINOR <= 13 and method == "clique_getSigners":
+        return signers()
+    if MINOR <= 13 and method == "clique_propose":
+        state["votes"][params[0].lower()] = bool(params[1])
+        return None
+    if MINOR <= 13 and method == "clique_proposals":
+        return state["votes"]
+    if MINOR <= 13 and method == "clique_status":  # who sealed the last blocks (a test's file)
+        path = os.path.join(datadir, "activity.json")
+        activity = dict.fromkeys(signers(), 0)  # geth lists every signer, 0 if idle
+        activity.update(json.load(open(path)) if os.path.exists(path) else {})
+        if state["mining"] and unlocked in signers():
+            activity[unlocked] = activity[unlocked] or 1
+        return {"inturnPercent": 100.0, "numBlocks": 64, "sealerActivity": activity}
     raise KeyError(method)
 
 
@@ -109,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
             reply["result"] = answer(request["method"], request.get("params", []))
         except KeyError:
             reply["error"] = {"code": -32601, "message": "no such method"}
+        except ValueError as err:
+            reply["error"] = {"code": -32000, "message": str(err)}
         body = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -120,9 +214,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+if MINOR <= 13:  # --dev (1.14+) turns p2p off
+    threading.Thread(target=p2p, daemon=True).start()
+    threading.Thread(target=redial, daemon=True).start()
 port = int(args[args.index("--http.port") + 1])
 try:
-    HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    HTTPServer((flag("--http.addr", "127.0.0.1"), port), Handler).serve_forever()
 except KeyboardInterrupt:  # py-geth stops geth with SIGINT first
     sys.exit(0)
 """
@@ -135,6 +232,11 @@ def stand_in_geth(tmp_path: Path, version_output: str) -> Path:
     path.write_text(f"#!{sys.executable}\nVERSION = {version_output!r}\n{STAND_IN}")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+def enode_id(n: int) -> str:
+    """A well-formed node id (128 hex digits) for enode URLs in tests."""
+    return f"{n:02x}" * 64
 
 
 def pool_tx(sender: str, nonce: int, tx_hash: str) -> dict:
@@ -167,3 +269,15 @@ def answers(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def node_uri(datadir: Path, query: str = "") -> str:
+    """A geth:// URI on datadir with four free ports (p2p, http, ws, authrpc)."""
+    p2p, http, ws, auth = free_ports(4)
+    return f"geth://?datadir={datadir}&port={p2p}&http={http}&ws={ws}&authrpc={auth}{query}"
+
+
+def run_args(datadir: Path) -> list[list[str]]:
+    """The command lines the stand-in geth ran on datadir, oldest first."""
+    path = datadir / "runs.json"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -62,7 +62,7 @@ def test_dev_mode_refuses_static_peers(tmp_path, monkeypatch):
 def test_datadir_of_the_other_mode_is_refused(tmp_path, monkeypatch):
     backend = backend_with(tmp_path, GETH_1_14_12, monkeypatch)
     (tmp_path / "node" / "geth" / "chaindata").mkdir(parents=True)
-    write_genesis(backend.genesis_path, make_genesis(1337, {}, signer=SIGNER))
+    write_genesis(backend.genesis_path, make_genesis(1337, {}, signers=[SIGNER]))
     with pytest.raises(ChainError, match="made for clique \\(geth 1.13\\)"):
         backend.start()
 
@@ -74,7 +74,7 @@ def test_port_in_use_is_reported(tmp_path, monkeypatch):
         port = busy.getsockname()[1]
         backend = backend_with(tmp_path, GETH_1_14_12, monkeypatch, f"&http={port}")
         (tmp_path / "node" / "geth" / "chaindata").mkdir(parents=True)
-        write_genesis(backend.genesis_path, make_genesis(1337, {}, signer=None))
+        write_genesis(backend.genesis_path, make_genesis(1337, {}, signers=None))
         with pytest.raises(ChainUnavailable, match=f"127.0.0.1:{port} is already in use"):
             backend.start()
 
@@ -127,7 +127,7 @@ def test_a_node_that_dies_at_start_shows_its_log(tmp_path, monkeypatch):
         f"geth://?datadir={node}&http={http}&ws={ws}&authrpc={auth}", scrypt_n=2**10
     )
     (node / "geth" / "chaindata").mkdir(parents=True)
-    write_genesis(node / "genesis.json", make_genesis(1337, {}, signer=None))
+    write_genesis(node / "genesis.json", make_genesis(1337, {}, signers=None))
     (node / "fatal").write_text("database already contains an incompatible genesis block")
     with pytest.raises(ChainUnavailable, match="(?s)exited while starting.*incompatible genesis"):
         backend.start()

@@ -29,7 +29,7 @@ def fake(request, tmp_path, monkeypatch) -> Path:
 
 
 def test_clique_genesis_names_the_signer_and_stops_at_london():
-    genesis = make_genesis(4242, {OPERATOR: 5 * ETH}, signer=SIGNER, period=3)
+    genesis = make_genesis(4242, {OPERATOR: 5 * ETH}, signers=[SIGNER], period=3)
     config = genesis["config"]
     assert config["chainId"] == 4242
     assert config["clique"] == {"period": 3, "epoch": 30000}
@@ -46,7 +46,7 @@ def test_clique_genesis_names_the_signer_and_stops_at_london():
 
 
 def test_dev_genesis_is_merged_from_block_zero():
-    genesis = make_genesis(1337, {OPERATOR: ETH}, signer=None)
+    genesis = make_genesis(1337, {OPERATOR: ETH}, signers=None)
     config = genesis["config"]
     assert "clique" not in config
     assert config["terminalTotalDifficulty"] == 0
@@ -59,15 +59,15 @@ def test_dev_genesis_is_merged_from_block_zero():
 
 def test_genesis_refuses_bad_input():
     with pytest.raises(ValueError, match="not an Ethereum address"):
-        make_genesis(1337, {}, signer="0x1234")
+        make_genesis(1337, {}, signers=["0x1234"])
     with pytest.raises(ValueError, match="alloc key"):
-        make_genesis(1337, {"bob": 1}, signer=SIGNER)
+        make_genesis(1337, {"bob": 1}, signers=[SIGNER])
     with pytest.raises(ValueError, match="positive"):
-        make_genesis(0, {}, signer=SIGNER)
+        make_genesis(0, {}, signers=[SIGNER])
 
 
 def test_genesis_file_round_trip(tmp_path):
-    genesis = make_genesis(1337, {OPERATOR: ETH}, signer=SIGNER)
+    genesis = make_genesis(1337, {OPERATOR: ETH}, signers=[SIGNER])
     write_genesis(tmp_path / "shared" / "genesis.json", genesis)
     assert read_genesis(tmp_path / "shared" / "genesis.json") == genesis
     (tmp_path / "other.json").write_text("[]")
@@ -175,11 +175,11 @@ def test_clique_command_line(tmp_path, monkeypatch):
         "--http",
         "--http.addr", "127.0.0.1",
         "--http.port", "8545",
-        "--http.api", "eth,net,web3,txpool,admin,miner",
+        "--http.api", "eth,net,web3,txpool,admin,miner,clique",
         "--ws",
         "--ws.addr", "127.0.0.1",
         "--ws.port", "8546",
-        "--ws.api", "eth,net,web3,txpool,admin,miner",
+        "--ws.api", "eth,net,web3,txpool,admin,miner,clique",
         "--datadir", str(node),
         "--networkid", "4242",
         "--port", "30303",
@@ -193,8 +193,8 @@ def test_clique_command_line(tmp_path, monkeypatch):
         "--syncmode", "full",
         "--unlock", SIGNER,
         "--allow-insecure-unlock",
-        "--mine",
         "--miner.etherbase", SIGNER,
+        "--mine",
     ]  # fmt: skip
 
 

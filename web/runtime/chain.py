@@ -16,10 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend:
-    """Start the configured chain; without an anvil binary, fall back to embedded (if allowed)."""
-    running = running_node(data_dir) if uri.startswith("anvil:") else None
+    """Start the configured chain; without an anvil binary, fall back to embedded (if allowed).
+
+    A node `gridbid chain start` (or `join`) already runs on this data directory is shared:
+    anvil through its URL; geth through its datadir too, whose operator key funds the portal.
+    """
+    scheme = uri.split(":")[0]
+    running = running_node(data_dir, scheme) if scheme in ("anvil", "geth") else None
+    if running and uri.startswith("geth:"):
+        backend = backend_from_uri(uri, str(data_dir))
+        backend.attach(running)  # type: ignore[attr-defined]
+        return _with_operator_key(backend)
     if running:
-        # `gridbid chain start` already runs this data directory's node: share it.
         uri = running
     backend = backend_from_uri(uri, str(data_dir))
     try:
@@ -30,6 +38,20 @@ def start_chain(uri: str, data_dir: Path, fallback: bool = True) -> ChainBackend
         log.warning("%s; falling back to the embedded chain (memory only)", err)
         backend = backend_from_uri("embedded://")
         backend.start()
+    return _with_operator_key(backend) if uri.startswith("geth:") else backend
+
+
+def _with_operator_key(backend: ChainBackend) -> ChainBackend:
+    """Refuse a portal on a machine that joined another's network, before it deploys anything.
+
+    Such a machine has no funded operator key: a portal there would deploy contracts and keep
+    a store of its own, a second market. It runs `gridbid bridge` for its boards instead.
+    """
+    try:
+        backend.faucet()
+    except ChainUnavailable:
+        backend.stop()
+        raise
     return backend
 
 
