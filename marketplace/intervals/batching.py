@@ -128,20 +128,43 @@ class Batching:
             return False
 
     def _adopt(self, fills: list[dict[str, Any]]) -> None:
-        """Fills the chain settled already, marked settled by the batch that holds them: one
-        whose worker died between its send and recording it ('sending'), or failed as
-        forgotten and mined after all; without this their positions went again at every
-        boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good."""
+        """Fills the chain settled already (its position's last interval is past them),
+        marked settled by the batch that holds them; without this their positions went again
+        at every boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good.
+
+        The batch may be of any status: one whose worker died between its send and recording
+        it ('sending'); one failed as forgotten whose signer sent its bytes again after all
+        (after anvil went back, a worker that lost the lease still sends what it signed);
+        one 'mined' whose own transaction was refused because another batch over the same
+        fills was mined first (a second worker's, under the next nonce). The one whose
+        receipt shows the account's position settled is chosen (so marked mined), else the
+        newest holding them (the chain mined a signing of it whose hash is not kept)."""
         ids = {f["id"] for f in fills}
-        for batch in self.istore.unmined_batches():
-            held = {i for p in batch["positions"]["positions"] for i in p["fill_ids"]}
-            if ids <= held:
-                log.warning("interval batch %s (%s) was settled on chain: its fills %s marked "
-                            "settled", batch["id"], batch["status"], sorted(ids))
-                self.istore.mark_settled(sorted(ids), batch["id"])
-                self.istore.update_batch(batch["id"], status="mined")
-                return
-        log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
+        key = (fills[0]["address"], fills[0]["side"])
+        holding = [b for b in self.istore.newest_batches()
+                   if ids <= {i for p in b["positions"]["positions"] for i in p["fill_ids"]}]
+        if not holding:
+            log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
+            return
+        proven = next((b for b in holding if b["tx_hash"] and self._settled_by(b, key)), None)
+        batch = proven or holding[0]
+        log.warning("interval batch %s (%s) was settled on chain: its fills %s marked settled",
+                    batch["id"], batch["status"], sorted(ids))
+        self.istore.mark_settled(sorted(ids), batch["id"])
+        # Not one with a transaction the chain never mined: chainside.reopen_forgotten would
+        # take it as mined and forgotten, and unsettle its fills again.
+        if batch["status"] != "mined" and (proven is not None or not batch["tx_hash"]):
+            self.istore.update_batch(batch["id"], status="mined")
+
+    def _settled_by(self, batch: dict[str, Any], key: tuple[str, str]) -> bool:
+        """Whether a batch's own transaction is mined and settled the (account, side)."""
+        from marketplace.intervals.chainside import outcome
+
+        try:
+            result = outcome(self.ledger, batch["tx_hash"])
+        except Exception:  # unreadable now: not proven
+            return False
+        return result is not None and result["status"] == "mined" and key in result["settled"]
 
     def _with_tokens(self, positions: list[dict[str, Any]]
                      ) -> tuple[list[dict[str, Any]], set[str]]:

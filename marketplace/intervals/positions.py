@@ -84,9 +84,15 @@ class Positions:
         # reading closes it below, else the account's later fills behind it wait for good.
         included = fills[:last]
         settled = self.ledger.intervals.position_of(account, meter)
-        if int(settled["last_interval"]) >= included[0]["n"]:
-            self.on_chain(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
-            return None
+        through = int(settled["last_interval"])
+        if through >= included[0]["n"]:
+            # The chain settled them (a repeat is refused NOT_AFTER_LAST): those up to its
+            # last interval only. The group may have grown since the batch that settled
+            # them was built (a batch failed as forgotten, mined after all): the later
+            # fills settle on their own, else they waited behind the settled ones for good.
+            self.on_chain([f for f in fills if f["n"] <= through])
+            rest = [f for f in fills if f["n"] > through]
+            return self.build(rest, through_n) if rest else None
         baseline, newer_than = None, int(settled["last_at"])
         if int(settled["last_interval"]) == 0:
             # The first start reading among its fills: one without (a boundary whose worker

@@ -285,10 +285,9 @@ class IntervalStore:
                 self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
                               " settled_batch = ?", batch_id)
 
-    def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
-        """Batches not known mined (sending, sent, failed), newest first."""
-        rows = self.db.query("SELECT * FROM interval_batches WHERE status <> 'mined' ORDER BY"
-                             " id DESC LIMIT ?", limit)
+    def newest_batches(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest batches of any status, newest first."""
+        rows = self.db.query("SELECT * FROM interval_batches ORDER BY id DESC LIMIT ?", limit)
         return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
 
 
