@@ -93,6 +93,27 @@ def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
     assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
 
 
+def test_a_stale_closing_never_passes_a_fill_not_accounted_yet(istore):
+    """Batching runs through the interval just ended, whose fills are accounted a boundary
+    later: a stale position searching for a newer closing took that interval's end reading
+    while the account's fill there was not counted yet, so the chain settled the interval
+    without its Wh (a chaos day's seller, 5 Wh unpaid, "settled on chain by no batch kept
+    here" at every boundary after). It waits for the fill, then takes it in."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    settled = reading(100, 1_000)
+    interval(istore, 10, reading(90, 998), settled)  # its end: the reading it settled on
+    interval(istore, 11, settled, reading(105, 1_004))
+    fill(istore, 10, order, 8)
+    istore.add_fill(11, BUYER, "buy", order, 5, 10)  # cleared, not accounted yet
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
+    (later,) = istore.fills(11)
+    istore.account_fill(later["id"], 5, 5, 50)
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 13)
+    assert position["closing"]["timestamp"] == 1_004
+
+
 @pytest.mark.parametrize("billed", [0, 8])
 def test_a_later_fill_keeps_the_position_before_it(istore, billed):
     """The next newer reading lies past the account's next fill (another order's): closing
