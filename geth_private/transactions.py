@@ -120,11 +120,9 @@ class TxManager(OwnerSigned, Recovery):
         self, account: Signer, params: dict[str, Any], label: str, record: TxRecord
     ) -> TxRecord:
         """Hand a signed record to the node (under the account's send lock); on a refusal,
-        again with the node's nonce when another process used this one, up to RENONCE_TRIES
-        times: two workers starting together (each enrolling meters with the operator's key)
-        took the node's next nonce from each other twice, and the enrollment was lost."""
-        sender = account.address
-        tried = params
+        again with the node's nonce when another process used this one, RENONCE_TRIES times
+        at most (two workers enrolling meters at start took it from each other twice)."""
+        sender, tried = account.address, params
         for attempt in range(RENONCE_TRIES + 1):
             try:
                 self._submit(record)

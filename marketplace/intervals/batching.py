@@ -65,8 +65,8 @@ class Batching:
         positions = [p for p in (self.positions.build(groups[key], through_n) for key in due)
                      if p is not None]
         positions, short = self._with_tokens(positions)
-        mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
-                            {account for account, side in groups if side == SELL}, short)
+        mints = self._mints({p["account"] for p in positions if p["side"] == SELL}, groups,
+                            short)
         first = None
         for chunk, chunk_mints in _chunks(positions, mints):
             batch_id, sent = self._send(through_n, chunk, chunk_mints)
@@ -188,7 +188,17 @@ class Batching:
             kept.append(p)
         return kept, short
 
-    def _mints(self, settling: set[str], selling: set[str], short: set[str]
+    def _selling(self, groups: dict[Key, Fills]) -> set[str]:
+        """Accounts with sell fills not settled: in a group, or not accounted yet (the
+        interval just ended, accounted a boundary later). A producer among the latter whose
+        token baseline is pending must not have it set by a mint now: its fill's Wh, counted
+        from the fill's start reading, lie before that later baseline and never mint (a chaos
+        day's seller: 73 Wh sold, 41 burned, 'only 41 Wh minted for it are burned')."""
+        selling = {account for account, side in groups if side == SELL}
+        return selling | {f["address"] for f in self.istore.unaccounted_fills()
+                          if f["side"] == SELL}
+
+    def _mints(self, settling: set[str], groups: dict[Key, Fills], short: set[str]
                ) -> list[dict[str, Any]]:
         """Signed readings of interval producers to mint in this boundary's batches (lot
         producers mint through marketplace.metering.Minting): one whose token baseline is
@@ -197,7 +207,7 @@ class Batching:
         position waits for tokens, or whose unminted generation reached half a mint window
         (so no position ever needs more than one window's mint). Not those settling now:
         their closing readings mint."""
-        mints = []
+        mints, selling = [], self._selling(groups)
         for member in self.members():
             address = member["address"]
             if member["role"] != "producer" or address in settling:
