@@ -112,7 +112,8 @@ class RemoteNodes:
         return status
 
     def _on_bus(self, message: dict[str, Any]) -> None:
-        if message.get("w") != self.worker:  # ours was applied when sent
+        # Our node reports were applied when sent; a goodbye is RemoteBoards', ours too.
+        if message.get("w") != self.worker or message.get("t") == "gone":
             self._apply(message)
 
     def _apply(self, message: dict[str, Any]) -> None:

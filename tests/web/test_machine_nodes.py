@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
+from subprocess import PIPE, STDOUT, Popen, run
 
 import pytest
 from eth_account import Account
@@ -23,12 +26,14 @@ from firmware_bridge.own_node import OwnNode
 from firmware_bridge.remote import RemoteBridge
 from geth_private.genesis import make_genesis, write_genesis
 from geth_private.geth import GethBackend
+from geth_private.keystore import MachineKeys
 from tests.common import wait_for
 from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, stand_in_geth
 from web.state import portal
 
 REMOTE = {"REMOTE_BOARDS": "pv-alice"}
 OTHERS = ["0x" + "1" * 40, "0x" + "2" * 40]  # the other two machines' signers
+GRIDBID = [sys.executable, "-m", "web.cli"]
 
 
 @pytest.fixture
@@ -185,3 +190,58 @@ def test_a_node_not_answering_is_said_so(app, node, machine, login):
     answer = toggle(alice, True)
     assert answer.status_code == 409
     assert "did not take the toggle" in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
+        app, server, login, runtime, tmp_path):
+    """As the user runs it: `gridbid chain keygen/init --signers/join` on the machine, then
+    `gridbid bridge --sealing-toggle` on the same data directory finds that node by itself."""
+    env = {**os.environ, "GETH_BINARY": str(stand_in_geth(tmp_path, GETH_1_13_15)),
+           "PYTHONUNBUFFERED": "1"}
+    data, uri = tmp_path / "machine", node_uri(tmp_path / "machine" / "geth")
+    chain = [*GRIDBID, "chain"]
+    common = ["--chain", uri, "--data-dir", str(data)]
+    me = run([*chain, "keygen", *common], env=env, capture_output=True, text=True,
+             timeout=60).stdout.strip()
+    run([*chain, "init", *common, "--signers", ",".join([me, *OTHERS])], env=env, check=True,
+        capture_output=True, timeout=60)
+    join = Popen([*chain, "join", *common, "--genesis", str(data / "network-genesis.json")],
+                 stdout=PIPE, stderr=PIPE, text=True, env=env)
+    bridge = None
+    try:
+        assert "running, RPC at" in join.stdout.readline()
+        # The meter key the bridge will use (it prints it on its first start; made here first).
+        meter = MachineKeys(data / "meters").get("pv-alice").address
+        answer = login("admin").post("/api/admin/bridges", json={
+            "id": "alices-machine",
+            "boards": [{"board_id": "pv-alice", "meter": meter, "time_factor": 600}]})
+        (data / "token").write_text(answer.get_json()["token"])
+        board = "emulator://pv-alice?kind=producer&speed=600"
+        bridge = Popen([*GRIDBID, "bridge", "--board", board, "--portal", server,
+                        "--bridge-id", "alices-machine", "--token-file",
+                        str(data / "token"), "--data-dir", str(data), "--sealing-toggle"],
+                       stdout=PIPE, stderr=STDOUT, text=True, env=env)
+        demo = {a["name"]: a["address"] for a in runtime.demo_accounts}
+        wait_for(lambda: runtime.store.participant(demo["alice"]), timeout=60,
+                 what="alice seated on her board behind the bridge process")
+        alice = login("alice")
+        shown = wait_for(lambda: node_in_wallet(alice), timeout=60, what="the node")
+        assert shown["signer"].lower() == me.lower() and shown["toggles"] is True
+        (data / "geth" / "activity.json").write_text(json.dumps({OTHERS[0]: 20}))
+        refused = toggle(alice, False)
+        assert refused.status_code == 409
+        assert "clique needs 2" in refused.get_json()["error"]
+        (data / "geth" / "activity.json").write_text(json.dumps(dict.fromkeys(OTHERS, 20)))
+        assert toggle(alice, False).get_json()["sealing"] is False
+        status = run([*chain, "status", *common], env=env, capture_output=True, text=True,
+                     timeout=60)
+        assert '"mining": false' in status.stdout, status.stdout + status.stderr
+    finally:
+        for process in (bridge, join):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+    if bridge is not None:
+        said = bridge.stdout.read()
+        assert f"signer {me}" in said.replace(me.lower(), me) and "toggle allowed" in said, said
