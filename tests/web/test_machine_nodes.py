@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from subprocess import PIPE, STDOUT, Popen, run
 
 import pytest
@@ -27,13 +28,14 @@ from firmware_bridge.remote import RemoteBridge
 from geth_private.genesis import make_genesis, write_genesis
 from geth_private.geth import GethBackend
 from geth_private.keystore import MachineKeys
-from tests.common import wait_for
+from tests.common import page_login, wait_for
 from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, stand_in_geth
 from web.state import portal
 
 REMOTE = {"REMOTE_BOARDS": "pv-alice"}
 OTHERS = ["0x" + "1" * 40, "0x" + "2" * 40]  # the other two machines' signers
 GRIDBID = [sys.executable, "-m", "web.cli"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
@@ -245,3 +247,30 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
     if bridge is not None:
         said = bridge.stdout.read()
         assert f"signer {me}" in said.replace(me.lower(), me) and "toggle allowed" in said, said
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_the_wallet_page_shows_the_node_and_its_refusal(app, server, node, machine, browser):
+    """In the page: alice's node under Block production, a refused stop as the bridge's
+    sentence beside it, and an allowed one turning the button round."""
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page_login(page, server, "alice", "alice-demo")
+    page.wait_for_selector("#nodes-card:not([hidden]) #nodes li:has-text('sealing yes')")
+    assert node.sealer() in page.inner_text("#nodes")
+    others_sealing(node, OTHERS[0])
+    page.click("#nodes .node-toggle:has-text('Stop sealing')")
+    page.wait_for_selector("#node-error:has-text('Your node keeps sealing')")
+    assert "clique needs 2" in page.inner_text("#node-error")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#nodes-card").screenshot(path=ARTIFACTS / "wallet-node-refused.png")
+    assert node.is_mining()
+    others_sealing(node, *OTHERS)
+    page.click("#nodes .node-toggle:has-text('Stop sealing')")
+    page.wait_for_selector("#nodes .node-toggle:has-text('Start sealing')")
+    assert "sealing no" in page.inner_text("#nodes")
+    assert not node.is_mining()
+    assert page.inner_text("#node-error") == ""
+    assert not errors
