@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,21 +39,19 @@ class OwnNode:
         self.where = where  # how the node is named in errors (its RPC URL)
         self.toggles = toggles  # the owner's --sealing-toggle: may the portal toggle it?
         self._said: str | None = None  # the last trouble logged, so a dead node logs once
-        self._lock = threading.Lock()  # one toggle at a time, and none during a status
 
     def status(self) -> dict[str, Any]:
         """{signer, sealing, peers, signers, sealing_signers, toggles}, or {error, toggles}
         when the node does not answer (logged once until it answers again)."""
         try:
-            with self._lock:
-                status = {
-                    "signer": self.node.sealer(),
-                    "sealing": bool(self.node.is_mining()),
-                    "peers": len(self.node.peers()),
-                    "signers": len(self.node.signers()),
-                    "sealing_signers": len(self.node.sealing_signers()),
-                    "toggles": self.toggles,
-                }
+            status = {
+                "signer": self.node.sealer(),
+                "sealing": bool(self.node.is_mining()),
+                "peers": len(self.node.peers()),
+                "signers": len(self.node.signers()),
+                "sealing_signers": len(self.node.sealing_signers()),
+                "toggles": self.toggles,
+            }
         except (ChainError, NotImplementedError, OSError, ValueError, KeyError) as err:
             why = f"this machine's node at {self.where} does not answer: {err}"
             if why != self._said:
@@ -77,8 +74,7 @@ class OwnNode:
             return {"error": "this machine's bridge does not take sealing toggles: its owner "
                              "starts it with --sealing-toggle to allow them"}
         try:
-            with self._lock:
-                self.node.set_mining(on)
+            self.node.set_mining(on)
         except QuorumRefused as err:
             log.info("sealing stop refused: %s", err)
             return {"error": f"Your node keeps sealing: {err}."}
