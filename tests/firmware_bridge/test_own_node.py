@@ -96,3 +96,20 @@ def test_a_node_gone_is_said_once_until_it_answers(node, caplog):
 def test_no_node_running_on_the_data_dir_says_what_to_run(tmp_path):
     with pytest.raises(ChainError, match="start it with `gridbid chain join --genesis FILE`"):
         attach_own_node(None, str(tmp_path), toggles=True)
+
+
+def test_gridbid_bridge_says_what_its_node_options_need(tmp_path):
+    """`--sealing-toggle` without a node, and `--node` where no node runs, stop the bridge
+    before it opens a board, each saying what to do (exit status 2)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRIDBID_BRIDGE_TOKEN": "t"}
+    base = [sys.executable, "-m", "web.cli", "bridge", "--board", "emulator://pv-1?kind=producer",
+            "--portal", "http://127.0.0.1:1", "--bridge-id", "x", "--data-dir", str(tmp_path)]
+    for extra, said in ((["--sealing-toggle"], "--sealing-toggle needs --node"),
+                        (["--node"], "no geth node runs from")):
+        run = subprocess.run([*base, *extra], capture_output=True, text=True, env=env,
+                             timeout=60)
+        assert run.returncode == 2 and said in run.stdout, run.stdout + run.stderr
