@@ -47,6 +47,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bridge.add_argument("--data-dir", default="var", help="where this machine's meter keys live")
     bridge.add_argument("--wait", action="store_true",
                         help="keep trying until the portal accepts (a bridge started first)")
+    bridge.add_argument("--node", nargs="?", const="", metavar="URI",
+                        help="report this machine's clique signer node to the portal: the "
+                             "geth:// URI `gridbid chain join` runs with on --data-dir (the "
+                             "default when one runs there)")
+    bridge.add_argument("--sealing-toggle", action="store_true",
+                        help="with --node: let the portal's wallet view start and stop the "
+                             "node's sealing (a stop that breaks the quorum is still refused)")
     bridge.add_argument("--parent", type=int, metavar="PID",
                         help="stop when this process ends (a portal's own local bridge)")
     bridge.set_defaults(handler=bridge_command)
@@ -115,6 +122,24 @@ def bridge_command(args: argparse.Namespace) -> int:
         if urlparse(portal).scheme != "https" and not _loopback(portal):
             print(f"gridbid bridge: warning: {portal} is not https://, so the token and the"
                   " readings cross the network readable by anyone on the way", flush=True)
+    from geth_private.cli import running_node
+
+    node = None
+    # A geth node `gridbid chain join` runs on this data directory is reported unasked.
+    if args.node is not None or running_node(Path(args.data_dir), "geth"):
+        from firmware_bridge.own_node import attach_own_node
+        from geth_private.errors import ChainError
+
+        try:
+            node = attach_own_node(args.node or None, args.data_dir, toggles=args.sealing_toggle)
+        except ChainError as err:
+            print(f"gridbid bridge: {err}")
+            return 2
+        print(f"node {node.where}: signer {node.status().get('signer')}, sealing toggle "
+              f"{'allowed' if args.sealing_toggle else 'refused'}", flush=True)
+    elif args.sealing_toggle:
+        print("gridbid bridge: --sealing-toggle needs --node (the node it toggles)")
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.parent:
@@ -132,7 +157,7 @@ def bridge_command(args: argparse.Namespace) -> int:
 
         settle_heap()  # imports (web3, eth-account) stay for the bridge's life
         run_bridge(boards, args.portal, args.bridge_id, token, meter_key, stop,
-                   data / "odometer", wait=args.wait)
+                   data / "odometer", wait=args.wait, node=node)
     except KeyboardInterrupt:
         pass
     except BridgeError as err:

@@ -4,6 +4,10 @@ The portal sends commands (relay, budget, read); the bridge answers each through
 acknowledgement. Its meter keys sign one thing: each board's cumulative reading (EIP-712, in the
 chain and token the portal named at hello), sent with the plain readings. There is no command to
 sign anything else, so a portal cannot borrow a meter key for a transaction.
+
+A bridge on a machine with its own clique signer node (firmware_bridge/own_node.py) also sends
+that node's status ("node", every NODE_EVERY_S) and takes one more command, set_sealing, which
+the node's owner allows with --sealing-toggle and the node's quorum may still refuse.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from eth_utils import is_hex_address, to_checksum_address
 
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.errors import BridgeError
+from firmware_bridge.own_node import OwnNode
 from firmware_bridge.protocol import Reading
 from firmware_bridge.signing import ReadingDomain
 
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 # portal's) never sends one after the Engine.IO close packet, so websocket-client's default
 # wait of 3 s was spent on every disconnect; the close packet has already said goodbye.
 CLOSE_WAIT_S = 0.25
+NODE_EVERY_S = 2.0  # how often the status of this machine's own node goes to the portal
 
 
 class _QuickCloseWebSocket(websocket.WebSocket):
@@ -60,7 +66,7 @@ class RemoteBridge:
 
     def __init__(
         self, bridge: Bridge, portal_url: str | Sequence[str], token: str,
-        report_every_s: float = 0.25, *, bridge_id: str,
+        report_every_s: float = 0.25, *, bridge_id: str, node: OwnNode | None = None,
     ):
         self.bridge = bridge
         self.portal_urls = [portal_url] if isinstance(portal_url, str) else list(portal_url)
@@ -70,6 +76,7 @@ class RemoteBridge:
         self.bridge_id = bridge_id  # the id the admin registered this bridge under
         self.token = token  # … and the token it was given then
         self.report_every_s = report_every_s
+        self.node = node  # this machine's own signer node, if it runs one
         self.contracts: set[str] = set()
         self.domain: ReadingDomain | None = None
         several = len(self.portal_urls) > 1
@@ -85,6 +92,8 @@ class RemoteBridge:
             self.client.on("disconnect", self._on_disconnect, namespace="/bridge")
         bridge.subscribe(self._on_reading)
         bridge.subscribe_events(self._on_board_event)
+        if node is not None:
+            threading.Thread(target=self._report_node, name="bridge-node", daemon=True).start()
 
     def connect(self, timeout: float = 10.0) -> None:
         """Connect to the first portal URL that accepts the boards; BridgeError if none does."""
@@ -172,6 +181,16 @@ class RemoteBridge:
             log.error("the portal named no chain id and token: readings go unsigned")
         self._ready.set()
         log.info("portal accepted boards %s", [b["board_id"] for b in boards])
+        if self.node is not None:
+            self._emit("node", self.node.status())  # the wallet view shows it at once
+
+    def _report_node(self) -> None:
+        """Send the own node's status every NODE_EVERY_S while connected (its RPC off the
+        Socket.IO threads: a node that hangs holds up no command)."""
+        assert self.node is not None
+        while not self._closing.wait(NODE_EVERY_S):
+            if self._ready.is_set() and self.client.connected:
+                self._emit("node", self.node.status())
 
     def _on_reading(self, board_id: str, reading: Reading) -> None:
         now = time.monotonic()
@@ -197,6 +216,8 @@ class RemoteBridge:
     def _on_command(self, data: dict[str, Any]) -> dict[str, Any]:
         """One command from the portal; the result (or an error sentence) goes back as the ack."""
         try:
+            if isinstance(data, dict) and data.get("action") == "set_sealing":
+                return self._set_sealing(data)
             board_id, action = data["board_id"], data["action"]
             if action == "set_relay":
                 self.bridge.set_relay(board_id, bool(data["on"]), int(data.get("relay", 0)))
@@ -211,20 +232,31 @@ class RemoteBridge:
         except (BridgeError, KeyError, TypeError, ValueError) as err:
             return {"error": str(err) or type(err).__name__}
 
+    def _set_sealing(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The portal's sealing toggle for this machine's node: as OwnNode allows it."""
+        if self.node is None:
+            log.warning("refused a sealing toggle: this bridge serves no node of its own")
+            return {"error": "this machine's bridge was started without --node: it has no "
+                             "node of its own to toggle"}
+        answer = self.node.set_sealing(data.get("on"))
+        if "node" in answer:
+            self._emit("node", answer["node"])
+        return answer
+
 
 def run_bridge(
     boards: list[str], portal_url: str | Sequence[str], bridge_id: str, token: str,
     keys: Callable[[str], LocalAccount], stop: threading.Event, odometer_dir: Path | None = None,
-    *, wait: bool = False,
+    *, wait: bool = False, node: OwnNode | None = None,
 ) -> None:
     """Attach the boards by URI (their meter keys from keys(board id), their counters
     continued in odometer_dir), connect to the portal (the first of its URLs that accepts;
     wait: keep trying until one does, for a bridge started before its portal serves) and
-    serve until stop is set."""
+    serve until stop is set; node: this machine's own signer node, reported and toggled."""
     bridge = Bridge(meter_keys=keys, odometer_dir=odometer_dir)
     try:
         bridge.attach_all(boards)
-        remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id)
+        remote = RemoteBridge(bridge, portal_url, token, bridge_id=bridge_id, node=node)
         delay = 0.2
         while True:
             try:

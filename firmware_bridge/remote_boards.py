@@ -35,6 +35,7 @@ from firmware_bridge.claims import (
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Reading
 from firmware_bridge.reading_json import went_back
+from firmware_bridge.remote_nodes import RemoteNodes
 from firmware_bridge.signing import ReadingDomain, SignedReading
 
 __all__ = ["KINDS", "MAX_BOARDS", "MAX_SKEW_S", "MAX_TIME_FACTOR", "AnnouncedBoard",
@@ -79,6 +80,7 @@ class RemoteBoards(Boards):
         self._claim_listeners: list[Callable[[AnnouncedBoard], None]] = []
         self._senders: dict[str, BoardSender] = {}  # board id -> its relay/budget commands
         self.bus.subscribe(self._on_bus)
+        self.nodes = RemoteNodes(self.bus, transport, self.worker)  # bridges' own chain nodes
 
     def subscribe(self, listener: Callable[[AnnouncedBoard], None]) -> None:
         """Call listener(board) whenever a bridge connected here claims a registered board."""

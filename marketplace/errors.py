@@ -85,3 +85,10 @@ class StoreUnavailable(MarketError, ConnectionError):
     """The market's database cannot be reached or opened."""
 
     status = 503
+
+
+class NodeRefused(MarketError):
+    """A machine's node did not take its sealing toggle: its bridge's sentence (the quorum,
+    toggles not allowed) or why the bridge did not answer."""
+
+    status = 409

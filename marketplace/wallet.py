@@ -18,6 +18,7 @@ from marketplace import readouts, refusals, rules, signed
 from marketplace.contract_enums import MARKETS, EscrowMarket
 from marketplace.errors import ChainActionFailed, InvalidInput, NotAllowed, NotFound
 from marketplace.ledger import GAS, LABELS
+from marketplace.machine_nodes import MachineNodes
 from marketplace.market import Market
 from marketplace.units import eth
 
@@ -38,9 +39,10 @@ def block_production(backend: ChainBackend) -> dict[str, str]:
 class Wallets:
     """What one account holds and can do with its Ether, tokens and escrow balance."""
 
-    def __init__(self, market: Market):
+    def __init__(self, market: Market, nodes: MachineNodes | None = None):
         self.market = market
         self.ledger = market.ledger
+        self.nodes = nodes  # the person's machines' own signer nodes, as their bridges report
 
     def summary(self, address: str) -> dict[str, Any]:
         """Everything the wallet page shows for an address (wei as decimal strings)."""
@@ -66,6 +68,7 @@ class Wallets:
             "pending": [_shown(r.public()) for r in txm.pending(address)],
             "recent": [_shown(r) for r in self.market.store.transactions(address, 10)],
             "mining": self.mining_state(),
+            "nodes": self.nodes.of(address) if self.nodes is not None else [],
             # The interval market: what this interval earned or cost so far, when it settles.
             "interval": self.market.intervals.current_of(address),
         }
@@ -212,6 +215,12 @@ class Wallets:
             raise InvalidInput("'on' must be true or false")
         self._control(lambda backend: self.ledger.txm.set_mining(on))
         return self.mining_state()
+
+    def set_node_sealing(self, address: str, bridge_id: object, on: object) -> dict[str, Any]:
+        """Start or stop the sealing of the person's own machine's node, through its bridge."""
+        if self.nodes is None:
+            raise NotAllowed("this portal reaches no machine's own node")
+        return self.nodes.set_sealing(address, bridge_id, on)
 
     def _recipient(self, to: object) -> str:
         """An address as typed, or the address of a participant named so."""

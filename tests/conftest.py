@@ -28,6 +28,7 @@ SLOW_FIRST = (
     "tests/web/test_verify.py",
     "tests/web/test_workers.py",
     "tests/web/test_pages.py",
+    "tests/web/test_machine_nodes.py",  # ~120 s: a bridge process beside `gridbid chain join`
     "tests/geth_private/test_network_cli.py",  # ~75 s: three machines of `gridbid chain` runs
     "tests/web/test_pages_axe.py",  # ~50 s: 10 views x 2 widths of axe-core in one portal
     "tests/web/test_pages_wording.py",  # issue 17's, 45-70 s each alone

@@ -82,6 +82,15 @@ class BridgeNamespace(Namespace):
             return
         remote.report(request.sid, data)
 
+    def on_node(self, data: Any) -> None:
+        """The status of the bridge machine's own signer node (docs/GETH.md)."""
+        remote = _remote_boards()
+        bridge_id = remote.bridge_of.get(request.sid)
+        if bridge_id is None:  # revoked, perhaps through another worker
+            disconnect(request.sid, namespace="/bridge")
+            return
+        remote.nodes.report(request.sid, bridge_id, data)
+
     def on_event(self, data: Any) -> None:
         if isinstance(data, dict):
             log.info("board %s said %s %s", data.get("board_id"), data.get("verb"),

@@ -19,6 +19,7 @@ from geth_private.keystore import MachineKeys
 from marketplace.clock import Clock
 from marketplace.events import Hub
 from marketplace.ledger import Ledger
+from marketplace.machine_nodes import MachineNodes
 from marketplace.market import Market
 from marketplace.store import Store
 from marketplace.wallet import Wallets
@@ -156,7 +157,8 @@ def wire(
         parts = Parts(
             backend=backend, txm=txm, ledger=ledger, store=store, microgrid=microgrid,
             bridge=bridge, remote_boards=remote_boards, boards=boards, market=market,
-            wallets=Wallets(market), meters=meters, events=EventWatcher(ledger, store, hub),
+            wallets=Wallets(market, MachineNodes(store, remote_boards.nodes)),
+            meters=meters, events=EventWatcher(ledger, store, hub),
             demo_accounts=demo, admin_accounts=admins, local_bridge=keeper,
         )
         undo.pop_all()  # all built: from now on Parts.close() releases them

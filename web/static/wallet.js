@@ -33,6 +33,7 @@ function render(w) {
   if (w.escrow_notice_s !== undefined) $("escrow-notice").textContent = duration(w.escrow_notice_s);
   renderWithdrawal();
   if (w.mining) renderMining(w.mining);
+  renderNodes(w.nodes || []);
   if (w.interval) renderInterval(w.interval);
 }
 
@@ -75,6 +76,34 @@ export function renderMining(m) {
   const by = m.by || (m.block_production && m.block_production.by);
   const why = m.why || (m.block_production && m.block_production.why);
   $("mining-why").textContent = by ? `Blocks are made by ${by === "operator" ? "the portal's operator" : "the participants' own nodes"}${why ? `: ${why}` : ""}.` : "";
+}
+
+/* The person's machines' own signer nodes (their bridges report them), each with its toggle
+   when the bridge takes one; a refusal (the quorum) is shown as the bridge's sentence. */
+function renderNodes(nodes) {
+  $("nodes-card").hidden = nodes.length === 0;
+  $("nodes").replaceChildren(...nodes.map((n) => {
+    const text = n.error ? `Machine ${n.bridge}: ${n.error}`
+      : `Machine ${n.bridge}: signer ${n.signer || "none"} · sealing ${n.sealing ? "yes" : "no"}`
+        + ` · ${n.peers} peer${n.peers === 1 ? "" : "s"} · ${n.sealing_signers} of ${n.signers} signers sealing`
+        + (n.reporting ? "" : " (its bridge stopped reporting)");
+    const item = el("li", { "data-bridge": n.bridge }, el("span", { class: "mono", textContent: text }));
+    if (!n.error && n.reporting && n.toggles) {
+      const on = !n.sealing;
+      const button = el("button", { type: "button", class: "secondary node-toggle",
+        textContent: on ? "Start sealing" : "Stop sealing" });
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        $("node-error").textContent = "";
+        try {
+          await api("POST", `/api/nodes/${encodeURIComponent(n.bridge)}/sealing`, { on });
+          toast(on ? "Your node seals again" : "Your node stopped sealing");
+        } catch (err) { $("node-error").textContent = err.message; button.disabled = false; }
+      });
+      item.append(" ", button);
+    }
+    return item;
+  }));
 }
 
 async function act(promise, done) {
@@ -206,5 +235,8 @@ export default {
     $("recent").replaceChildren();
     $("consents").querySelector("tbody").replaceChildren();
     $("consents-card").hidden = true;
+    $("nodes").replaceChildren();
+    $("nodes-card").hidden = true;
+    $("node-error").textContent = "";
   },
 };

@@ -40,6 +40,15 @@ def mining(account):
     return jsonify(runtime().wallets.mining_state())
 
 
+@bp.post("/api/nodes/<bridge_id>/sealing")
+@login_required
+def node_sealing(account, bridge_id):
+    """The owner's toggle of their machine's own signer node ({"on": bool}), through its bridge;
+    a refusal (the quorum) is a 409 with the bridge's sentence."""
+    return jsonify(runtime().wallets.set_node_sealing(account.address, bridge_id,
+                                                      body().get("on")))
+
+
 @bp.get("/api/meters/consent")
 @login_required
 def consents(account):
