@@ -33,6 +33,14 @@ Operating System: linux
 GOPATH=
 GOROOT=
 """
+GETH_1_14_1 = """Geth
+Version: 1.14.1-stable
+Architecture: amd64
+Go Version: go1.22.2
+Operating System: linux
+GOPATH=
+GOROOT=
+"""
 GETH_1_14_12 = """Geth
 Version: 1.14.12-stable
 Git Commit: 293a300d64be3d9a1c2cc92c26fa5a0f3ef8b8e9
@@ -84,9 +92,9 @@ if os.path.exists(os.path.join(datadir, "fatal")):  # how geth dies: a Fatal lin
     print("Fatal: " + open(os.path.join(datadir, "fatal")).read(), file=sys.stderr)
     sys.exit(1)
 genesis = json.load(open(os.path.join(datadir, "genesis.json")))
-if "--dev" in args and (MINOR, PATCH) == (14, 0):  # 1.14.0's check, fixed in 1.14.2
-    print("Fatal: Failed to register the Ethereum service: invalid genesis: difficulty 0 "
-          "below terminal total difficulty", file=sys.stderr)
+if "--dev" in args and (MINOR, PATCH) == (14, 0):  # 1.14.0's check, fixed in 1.14.1
+    print("Fatal: Bad developer-mode genesis configuration: genesis block difficulty must be "
+          "> terminalTotalDifficulty", file=sys.stderr)
     sys.exit(1)
 with open(os.path.join(datadir, "runs.json"), "a") as fh:
     fh.write(json.dumps(args) + "\\n")

@@ -17,6 +17,7 @@ from tests.common import wait_for
 from .stand_ins import (
     GETH_1_13_15,
     GETH_1_14_0,
+    GETH_1_14_1,
     enode_id,
     fake_geth,
     node_uri,
@@ -115,9 +116,18 @@ def test_a_dev_genesis_is_refused_before_geth_init(tmp_path, geth_113):
 def test_geth_1_14_0_is_refused_with_what_to_use(tmp_path, monkeypatch):
     monkeypatch.setenv("GETH_BINARY", str(stand_in_geth(tmp_path, GETH_1_14_0)))
     node = machine(tmp_path, "node")
-    with pytest.raises(ChainUnavailable, match="fixed in 1.14.2.*use geth ≥ 1.14.2"):
+    with pytest.raises(ChainUnavailable, match="fixed in 1.14.1.*use geth ≥ 1.14.1"):
         node.start()
     assert run_args(node.datadir) == []  # refused before geth ran
+
+
+def test_geth_1_14_1_runs_the_dev_genesis(tmp_path, monkeypatch):
+    """1.14.1's release already holds the fix (go-ethereum c04b8e6d74, #29579): not refused."""
+    monkeypatch.setenv("GETH_BINARY", str(stand_in_geth(tmp_path, GETH_1_14_1)))
+    node = machine(tmp_path, "node")
+    with node:
+        assert node.w3.eth.chain_id == 1337
+    assert "--dev" in run_args(node.datadir)[-1]
 
 
 def test_a_mistyped_peer_is_warned_not_fatal(tmp_path, geth_113, caplog):
