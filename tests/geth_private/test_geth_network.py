@@ -156,23 +156,50 @@ def sealing_network(tmp_path, others: int):
     return machine(tmp_path, "me", shared_genesis(tmp_path, signers)), signers
 
 
+def sealed(node, authors: list[str]) -> None:
+    """The chain the stand-in reports: who sealed blocks 1, 2, … (clique_getSigner, _status)."""
+    (node.datadir / "authors.json").write_text(json.dumps(authors))
+
+
 def test_a_toggle_refuses_when_too_few_signers_would_seal(tmp_path, geth_113):
-    node, signers = sealing_network(tmp_path, 2)  # three signers: two must seal
+    node, (me, b, c) = sealing_network(tmp_path, 2)  # three signers: two must seal
     with node:
-        activity = node.datadir / "activity.json"
-        activity.write_text(json.dumps({signers[1]: 20}))  # the third machine is off
+        sealed(node, [me, b, c] * 30 + [me, b] * 4)  # the third machine went off 8 blocks ago
         with pytest.raises(QuorumRefused, match="leave 1 of 3 signers sealing; clique needs 2"):
             node.set_mining(False)
         assert node.is_mining()
-        activity.write_text(json.dumps({signers[1]: 20, signers[2]: 20}))
+        sealed(node, [me, b, c] * 30)
         node.set_mining(False)
         assert not node.is_mining()
         node.set_mining(True)
 
 
-def test_two_signers_cannot_stop_either(tmp_path, geth_113):
-    node, signers = sealing_network(tmp_path, 1)
+def test_a_signer_just_stopped_no_longer_counts(tmp_path, geth_113):
+    """A second toggle soon after a first would halt the chain: clique_status still lists the
+    first one for 64 blocks, so the authors of the last 2·N blocks decide."""
+    node, (me, b, c) = sealing_network(tmp_path, 2)
     with node:
-        (node.datadir / "activity.json").write_text(json.dumps({signers[1]: 30}))
+        sealed(node, [me, b, c] * 30 + [me, b] * 4)  # c stopped its sealing 8 blocks ago
+        status = node.w3.manager.request_blocking("clique_status", [])
+        assert status["sealerActivity"][c.lower()] > 0  # still "active" in geth's 64 blocks
+        with pytest.raises(QuorumRefused):
+            node.set_mining(False)
+        assert node.sealing_signers() == sorted([me.lower(), b.lower()])
+
+
+def test_two_signers_cannot_stop_either(tmp_path, geth_113):
+    node, (me, other) = sealing_network(tmp_path, 1)
+    with node:
+        sealed(node, [me, other] * 30)
         with pytest.raises(QuorumRefused, match="at least three signers"):
             node.set_mining(False)
+
+
+def test_a_fresh_chain_refuses_a_stop(tmp_path, geth_113):
+    """Before anyone sealed, nobody is known to seal (geth's clique_status errs at block 1)."""
+    node, _ = sealing_network(tmp_path, 2)
+    with node:
+        for authors in ([], [node.sealer()]):
+            sealed(node, authors)
+            with pytest.raises(QuorumRefused, match="leave 0 of 3"):
+                node.set_mining(False)

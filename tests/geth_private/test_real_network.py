@@ -54,7 +54,7 @@ def test_three_machines_seal_in_turn_and_survive_one_off(tmp_path):
             node.start()
         # They find each other through the first node's enode.
         wait_for(lambda: len(first.peers()) == 2, timeout=60, what="both joins to peer")
-        # Blocks advance and every signer seals some (clique_status' activity).
+        # Blocks advance and every signer seals some of the last 2·N (their authors).
         wait_for(lambda: first.w3.eth.block_number >= 6, timeout=60, what="six blocks")
         wait_for(lambda: len(first.sealing_signers()) == 3, timeout=60, what="all three sealing")
         assert sorted(first.signers()) == sorted(k.lower() for k in keys)
