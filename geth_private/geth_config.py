@@ -193,8 +193,10 @@ def command_kwargs(
     if clique:
         kwargs.update(network_id=str(network_id or o.networkid), port=str(o.port))
         extra += ["--syncmode", "full"]
-        if o.extip:
-            extra += ["--nat", f"extip:{o.extip}"]
+        # geth's default --nat any asks a UPnP/NAT-PMP router for its public address (then the
+        # enode names it) and to forward the p2p port from the internet; a private network
+        # wants neither: this machine's LAN address if given, else none (the enode: 127.0.0.1).
+        extra += ["--nat", f"extip:{o.extip}" if o.extip else "none"]
         if sealer is not None:
             # Clique signs blocks inside geth, so the sealer key must be unlocked there: the
             # one key that goes to the node. It is a dedicated account with no funds, never

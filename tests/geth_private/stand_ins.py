@@ -113,7 +113,8 @@ node_id = hashlib.sha512(open(keyfile).read().encode()).hexdigest()  # 64 bytes,
 # geth ≥ 1.13.5 takes the genesis chain id when --networkid is absent (go-ethereum 4d9f3cd5d7)
 network_id = int(flag("--networkid", genesis["config"]["chainId"]))
 p2p_port = int(flag("--port", "30303"))
-extip = (flag("--nat", "") or "").removeprefix("extip:") or "127.0.0.1"
+nat = flag("--nat", "any")  # extip:IP names IP; none, or any with no router here: 127.0.0.1
+extip = nat.removeprefix("extip:") if nat.startswith("extip:") else "127.0.0.1"
 extra = genesis.get("extraData", "0x")[2:]
 genesis_signers = ["0x" + extra[64 + 40 * i:64 + 40 * (i + 1)]
                    for i in range(max(0, (len(extra) // 2 - 97) // 20))]
