@@ -83,8 +83,18 @@ if args == ["version"]:
     sys.exit(0)
 MINOR, PATCH = (int(p) for p in VERSION.split("Version: ")[1].split("-")[0].split(".")[1:3])
 datadir = args[args.index("--datadir") + 1]
+keyfile = os.path.join(datadir, "geth", "nodekey")
+
+
+def node_key():  # node.New makes it (geth init too: node/node.go New), then keeps it
+    if not os.path.exists(keyfile):
+        with open(keyfile, "w") as fh:
+            fh.write(os.urandom(32).hex())
+
+
 if "init" in args:  # geth --datadir D init genesis.json: records which binary ran it
     os.makedirs(os.path.join(datadir, "geth", "chaindata"))
+    node_key()
     with open(os.path.join(datadir, "init-by"), "w") as fh:
         fh.write(os.path.abspath(sys.argv[0]))
     sys.exit(0)
@@ -104,11 +114,7 @@ def flag(name, default=None):
     return args[args.index(name) + 1] if name in args else default
 
 
-# geth makes its node key on first start (so no enode exists before it), then keeps it.
-keyfile = os.path.join(datadir, "geth", "nodekey")
-if not os.path.exists(keyfile):
-    with open(keyfile, "w") as fh:
-        fh.write(os.urandom(32).hex())
+node_key()
 node_id = hashlib.sha512(open(keyfile).read().encode()).hexdigest()  # 64 bytes, as a pubkey
 # geth ≥ 1.13.5 takes the genesis chain id when --networkid is absent (go-ethereum 4d9f3cd5d7)
 network_id = int(flag("--networkid", genesis["config"]["chainId"]))
