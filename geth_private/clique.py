@@ -11,6 +11,7 @@ from web3 import Web3
 from geth_private.errors import QuorumRefused
 
 Rpc = Callable[[str, list[Any]], Any]
+RECENT_ROUNDS = 2  # rounds of N blocks in which a signer must have sealed to count as sealing
 
 
 def quorum(signers: int) -> int:
@@ -38,10 +39,19 @@ class CliqueSigners:
         self._rpc("clique_propose", [Web3.to_checksum_address(address), authorize])
 
     def sealing(self) -> list[str]:
-        """The signers that sealed any of the last blocks (clique_status' sealer activity)."""
-        activity = (self._rpc("clique_status", []) or {}).get("sealerActivity") or {}
-        current = set(self.signers())
-        return sorted(a.lower() for a, n in activity.items() if n and a.lower() in current)
+        """The signers that sealed any of the last RECENT_ROUNDS·N blocks (their authors).
+
+        Each signer still sealing gets its in-turn slot once in every N blocks, so one that
+        sealed none of the last 2·N has stopped. Not clique_status: its sealerActivity counts
+        the last 64 blocks, in which a signer that just stopped (its toggle, or its machine off)
+        still counts for minutes, and a second toggle meanwhile would halt the chain.
+        """
+        current = self.signers()
+        head = _number(self._rpc("eth_blockNumber", []))
+        first = max(1, head - RECENT_ROUNDS * len(current) + 1)  # block 0 has no seal
+        authors = {str(self._rpc("clique_getSigner", [hex(n)])).lower()
+                   for n in range(first, head + 1)}
+        return sorted(a for a in current if a in authors)
 
     def check_stop(self) -> None:
         """Refuse to stop this node's sealing when too few others would still seal.
@@ -60,3 +70,8 @@ class CliqueSigners:
                 "would stop for everyone (a network with sealing toggles needs at least three "
                 "signers, and the others must be sealing)"
             )
+
+
+def _number(reply: Any) -> int:
+    """A block number as the raw JSON-RPC reply has it (0x-hex), or already an int."""
+    return int(reply, 16) if isinstance(reply, str) else int(reply)

@@ -326,7 +326,7 @@ class GethBackend(ChainBackend):
         self._signers_api("vote on signers").propose(address, authorize)
 
     def sealing_signers(self) -> list[str]:
-        """The signers that sealed any of the last blocks."""
+        """The signers that sealed any of the last 2·N blocks (N signers)."""
         return self._signers_api("report who seals").sealing()
 
     def enode(self) -> str:

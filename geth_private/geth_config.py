@@ -30,9 +30,10 @@ DEFAULTS = {
 }
 URI_KEYS = frozenset({"datadir", "peers", "genesis", "extip", *DEFAULTS})
 MIN_VERSION = (1, 13, 0)
-# geth 1.14.0 (and 1.14.1) refused a merged-at-genesis chain at every --dev start (difficulty 0
-# against terminal total difficulty 0); 1.14.2 accepts it again.
-DEV_GENESIS_FIXED = (1, 14, 2)
+# geth 1.14.0 refused a merged-at-genesis chain at every --dev start on an initialised datadir
+# ("genesis block difficulty must be > terminalTotalDifficulty": 0 against 0); go-ethereum
+# c04b8e6d74 (#29579, cmd/utils/flags.go) made it require 0 and 0, before the 1.14.1 release.
+DEV_GENESIS_FIXED = (1, 14, 1)
 LAST_CLIQUE = (1, 13)  # geth 1.14 refuses pre-merge chains; from then on only --dev seals alone
 LOOPBACK = "127.0.0.1"
 KEYSTORE = "keystore"  # geth's keystore under the datadir: the sealer's key, never a user's
@@ -192,8 +193,10 @@ def command_kwargs(
     if clique:
         kwargs.update(network_id=str(network_id or o.networkid), port=str(o.port))
         extra += ["--syncmode", "full"]
-        if o.extip:
-            extra += ["--nat", f"extip:{o.extip}"]
+        # geth's default --nat any asks a UPnP/NAT-PMP router for its public address (then the
+        # enode names it) and to forward the p2p port from the internet; a private network
+        # wants neither: this machine's LAN address if given, else none (the enode: 127.0.0.1).
+        extra += ["--nat", f"extip:{o.extip}" if o.extip else "none"]
         if sealer is not None:
             # Clique signs blocks inside geth, so the sealer key must be unlocked there: the
             # one key that goes to the node. It is a dedicated account with no funds, never

@@ -30,8 +30,8 @@ def refuse_broken_version(version: tuple[int, int, int]) -> None:
     if (1, 14, 0) <= version < DEV_GENESIS_FIXED:
         raise ChainUnavailable(
             f"geth {'.'.join(map(str, version))} refuses a chain merged at genesis on every "
-            "--dev start (difficulty 0 against terminal total difficulty 0, fixed in 1.14.2): "
-            "use geth ≥ 1.14.2, or 1.13.15 for a clique network of several machines"
+            "--dev start (difficulty 0 against terminal total difficulty 0, fixed in 1.14.1): "
+            "use geth ≥ 1.14.1, or 1.13.15 for a clique network of several machines"
         )
 
 

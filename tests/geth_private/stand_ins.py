@@ -33,6 +33,14 @@ Operating System: linux
 GOPATH=
 GOROOT=
 """
+GETH_1_14_1 = """Geth
+Version: 1.14.1-stable
+Architecture: amd64
+Go Version: go1.22.2
+Operating System: linux
+GOPATH=
+GOROOT=
+"""
 GETH_1_14_12 = """Geth
 Version: 1.14.12-stable
 Git Commit: 293a300d64be3d9a1c2cc92c26fa5a0f3ef8b8e9
@@ -75,8 +83,18 @@ if args == ["version"]:
     sys.exit(0)
 MINOR, PATCH = (int(p) for p in VERSION.split("Version: ")[1].split("-")[0].split(".")[1:3])
 datadir = args[args.index("--datadir") + 1]
+keyfile = os.path.join(datadir, "geth", "nodekey")
+
+
+def node_key():  # node.New makes it (geth init too: node/node.go New), then keeps it
+    if not os.path.exists(keyfile):
+        with open(keyfile, "w") as fh:
+            fh.write(os.urandom(32).hex())
+
+
 if "init" in args:  # geth --datadir D init genesis.json: records which binary ran it
     os.makedirs(os.path.join(datadir, "geth", "chaindata"))
+    node_key()
     with open(os.path.join(datadir, "init-by"), "w") as fh:
         fh.write(os.path.abspath(sys.argv[0]))
     sys.exit(0)
@@ -84,9 +102,9 @@ if os.path.exists(os.path.join(datadir, "fatal")):  # how geth dies: a Fatal lin
     print("Fatal: " + open(os.path.join(datadir, "fatal")).read(), file=sys.stderr)
     sys.exit(1)
 genesis = json.load(open(os.path.join(datadir, "genesis.json")))
-if "--dev" in args and (MINOR, PATCH) == (14, 0):  # 1.14.0's check, fixed in 1.14.2
-    print("Fatal: Failed to register the Ethereum service: invalid genesis: difficulty 0 "
-          "below terminal total difficulty", file=sys.stderr)
+if "--dev" in args and (MINOR, PATCH) == (14, 0):  # 1.14.0's check, fixed in 1.14.1
+    print("Fatal: Bad developer-mode genesis configuration: genesis block difficulty must be "
+          "> terminalTotalDifficulty", file=sys.stderr)
     sys.exit(1)
 with open(os.path.join(datadir, "runs.json"), "a") as fh:
     fh.write(json.dumps(args) + "\\n")
@@ -96,19 +114,16 @@ def flag(name, default=None):
     return args[args.index(name) + 1] if name in args else default
 
 
-# geth makes its node key on first start (so no enode exists before it), then keeps it.
-keyfile = os.path.join(datadir, "geth", "nodekey")
-if not os.path.exists(keyfile):
-    with open(keyfile, "w") as fh:
-        fh.write(os.urandom(32).hex())
+node_key()
 node_id = hashlib.sha512(open(keyfile).read().encode()).hexdigest()  # 64 bytes, as a pubkey
-network_id = int(flag("--networkid", "1337" if MINOR <= 13 else "0"))
+# geth ≥ 1.13.5 takes the genesis chain id when --networkid is absent (go-ethereum 4d9f3cd5d7)
+network_id = int(flag("--networkid", genesis["config"]["chainId"]))
 p2p_port = int(flag("--port", "30303"))
-extip = (flag("--nat", "") or "").removeprefix("extip:") or "127.0.0.1"
+nat = flag("--nat", "any")  # extip:IP names IP; none, or any with no router here: 127.0.0.1
+extip = nat.removeprefix("extip:") if nat.startswith("extip:") else "127.0.0.1"
 extra = genesis.get("extraData", "0x")[2:]
 genesis_signers = ["0x" + extra[64 + 40 * i:64 + 40 * (i + 1)]
                    for i in range(max(0, (len(extra) // 2 - 97) // 20))]
-unlocked = (flag("--unlock") or "").lower()
 state = {"mining": "--mine" in args, "peers": {}, "wanted": [], "votes": {}}
 ENODE = re.compile(r"^enode://([0-9a-f]{128})@([^:]+):(\\d+)(\\?.*)?$")
 
@@ -141,6 +156,11 @@ def redial():  # as geth keeps redialling static peers; a peer on another networ
         time.sleep(0.2)
 
 
+def authors():  # who sealed blocks 1..head, oldest first (a test's file); no blocks otherwise
+    path = os.path.join(datadir, "authors.json")
+    return [a.lower() for a in json.load(open(path))] if os.path.exists(path) else []
+
+
 def signers():
     path = os.path.join(datadir, "signers.json")  # a vote's outcome a test wrote
     return json.load(open(path)) if os.path.exists(path) else genesis_signers
@@ -154,7 +174,7 @@ def answer(method, params):
     if method == "web3_clientVersion":
         return "Geth/stand-in"
     if method == "eth_blockNumber":
-        return "0x0"
+        return hex(len(authors()))
     if method == "eth_getBalance":
         entry = genesis["alloc"].get(params[0].lower(), {"balance": "0x0"})
         return entry["balance"]
@@ -183,13 +203,17 @@ def answer(method, params):
         return None
     if MINOR <= 13 and method == "clique_proposals":
         return state["votes"]
-    if MINOR <= 13 and method == "clique_status":  # who sealed the last blocks (a test's file)
-        path = os.path.join(datadir, "activity.json")
+    if MINOR <= 13 and method == "clique_getSigner":  # block N's author (clique/api.go)
+        return authors()[int(params[0], 16) - 1]
+    if MINOR <= 13 and method == "clique_status":  # as geth 1.13.15's API.Status computes it:
+        end = len(authors())  # blocks [end-64, end), the head itself left out, from block 1
+        start, num = (1, end - 1) if end < 64 else (end - 64, 64)
+        if end == 1:  # 0 blocks counted: inturnPercent is NaN, which encoding/json refuses
+            raise ValueError("json: unsupported value: NaN")
         activity = dict.fromkeys(signers(), 0)  # geth lists every signer, 0 if idle
-        activity.update(json.load(open(path)) if os.path.exists(path) else {})
-        if state["mining"] and unlocked in signers():
-            activity[unlocked] = activity[unlocked] or 1
-        return {"inturnPercent": 100.0, "numBlocks": 64, "sealerActivity": activity}
+        for author in authors()[start - 1:end - 1]:
+            activity[author] = activity.get(author, 0) + 1
+        return {"inturnPercent": 100.0, "numBlocks": num, "sealerActivity": activity}
     raise KeyError(method)
 
 

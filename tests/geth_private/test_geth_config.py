@@ -191,11 +191,19 @@ def test_clique_command_line(tmp_path, monkeypatch):
         "--authrpc.addr", "127.0.0.1",
         "--authrpc.port", "8551",
         "--syncmode", "full",
+        "--nat", "none",
         "--unlock", SIGNER,
         "--allow-insecure-unlock",
         "--miner.etherbase", SIGNER,
         "--mine",
     ]  # fmt: skip
+
+
+def test_clique_nat_is_the_lan_address_or_none(tmp_path, monkeypatch):
+    """Never geth's default --nat any: it would map the p2p port on a UPnP router."""
+    backend = backend_with(tmp_path, GETH_1_13_15, monkeypatch, "&extip=192.168.1.11")
+    args = backend.process_args(SIGNER)
+    assert args[args.index("--nat") + 1] == "extip:192.168.1.11"
 
 
 def test_joined_clique_node_does_not_seal(tmp_path, monkeypatch):

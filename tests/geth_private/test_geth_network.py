@@ -17,6 +17,7 @@ from tests.common import wait_for
 from .stand_ins import (
     GETH_1_13_15,
     GETH_1_14_0,
+    GETH_1_14_1,
     enode_id,
     fake_geth,
     node_uri,
@@ -115,9 +116,18 @@ def test_a_dev_genesis_is_refused_before_geth_init(tmp_path, geth_113):
 def test_geth_1_14_0_is_refused_with_what_to_use(tmp_path, monkeypatch):
     monkeypatch.setenv("GETH_BINARY", str(stand_in_geth(tmp_path, GETH_1_14_0)))
     node = machine(tmp_path, "node")
-    with pytest.raises(ChainUnavailable, match="fixed in 1.14.2.*use geth ≥ 1.14.2"):
+    with pytest.raises(ChainUnavailable, match="fixed in 1.14.1.*use geth ≥ 1.14.1"):
         node.start()
     assert run_args(node.datadir) == []  # refused before geth ran
+
+
+def test_geth_1_14_1_runs_the_dev_genesis(tmp_path, monkeypatch):
+    """1.14.1's release already holds the fix (go-ethereum c04b8e6d74, #29579): not refused."""
+    monkeypatch.setenv("GETH_BINARY", str(stand_in_geth(tmp_path, GETH_1_14_1)))
+    node = machine(tmp_path, "node")
+    with node:
+        assert node.w3.eth.chain_id == 1337
+    assert "--dev" in run_args(node.datadir)[-1]
 
 
 def test_a_mistyped_peer_is_warned_not_fatal(tmp_path, geth_113, caplog):
@@ -146,23 +156,50 @@ def sealing_network(tmp_path, others: int):
     return machine(tmp_path, "me", shared_genesis(tmp_path, signers)), signers
 
 
+def sealed(node, authors: list[str]) -> None:
+    """The chain the stand-in reports: who sealed blocks 1, 2, … (clique_getSigner, _status)."""
+    (node.datadir / "authors.json").write_text(json.dumps(authors))
+
+
 def test_a_toggle_refuses_when_too_few_signers_would_seal(tmp_path, geth_113):
-    node, signers = sealing_network(tmp_path, 2)  # three signers: two must seal
+    node, (me, b, c) = sealing_network(tmp_path, 2)  # three signers: two must seal
     with node:
-        activity = node.datadir / "activity.json"
-        activity.write_text(json.dumps({signers[1]: 20}))  # the third machine is off
+        sealed(node, [me, b, c] * 30 + [me, b] * 4)  # the third machine went off 8 blocks ago
         with pytest.raises(QuorumRefused, match="leave 1 of 3 signers sealing; clique needs 2"):
             node.set_mining(False)
         assert node.is_mining()
-        activity.write_text(json.dumps({signers[1]: 20, signers[2]: 20}))
+        sealed(node, [me, b, c] * 30)
         node.set_mining(False)
         assert not node.is_mining()
         node.set_mining(True)
 
 
-def test_two_signers_cannot_stop_either(tmp_path, geth_113):
-    node, signers = sealing_network(tmp_path, 1)
+def test_a_signer_just_stopped_no_longer_counts(tmp_path, geth_113):
+    """A second toggle soon after a first would halt the chain: clique_status still lists the
+    first one for 64 blocks, so the authors of the last 2·N blocks decide."""
+    node, (me, b, c) = sealing_network(tmp_path, 2)
     with node:
-        (node.datadir / "activity.json").write_text(json.dumps({signers[1]: 30}))
+        sealed(node, [me, b, c] * 30 + [me, b] * 4)  # c stopped its sealing 8 blocks ago
+        status = node.w3.manager.request_blocking("clique_status", [])
+        assert status["sealerActivity"][c.lower()] > 0  # still "active" in geth's 64 blocks
+        with pytest.raises(QuorumRefused):
+            node.set_mining(False)
+        assert node.sealing_signers() == sorted([me.lower(), b.lower()])
+
+
+def test_two_signers_cannot_stop_either(tmp_path, geth_113):
+    node, (me, other) = sealing_network(tmp_path, 1)
+    with node:
+        sealed(node, [me, other] * 30)
         with pytest.raises(QuorumRefused, match="at least three signers"):
             node.set_mining(False)
+
+
+def test_a_fresh_chain_refuses_a_stop(tmp_path, geth_113):
+    """Before anyone sealed, nobody is known to seal (geth's clique_status errs at block 1)."""
+    node, _ = sealing_network(tmp_path, 2)
+    with node:
+        for authors in ([], [node.sealer()]):
+            sealed(node, authors)
+            with pytest.raises(QuorumRefused, match="leave 0 of 3"):
+                node.set_mining(False)

@@ -1,4 +1,4 @@
-"""Several real geth nodes on loopback, as a user with geth 1.13.15 (clique) or ≥ 1.14.2
+"""Several real geth nodes on loopback, as a user with geth 1.13.15 (clique) or ≥ 1.14.1
 (--dev) would run them; each step says what it checks. Skipped without GETH_BINARY."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .stand_ins import node_uri
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("GETH_BINARY"),
-    reason="set GETH_BINARY to geth 1.13.15 (clique) or ≥ 1.14.2 (--dev) to run real nodes; "
+    reason="set GETH_BINARY to geth 1.13.15 (clique) or ≥ 1.14.1 (--dev) to run real nodes; "
            "no geth binary can be installed on this machine",
 )
 KEY_N = 2**10
@@ -54,7 +54,7 @@ def test_three_machines_seal_in_turn_and_survive_one_off(tmp_path):
             node.start()
         # They find each other through the first node's enode.
         wait_for(lambda: len(first.peers()) == 2, timeout=60, what="both joins to peer")
-        # Blocks advance and every signer seals some (clique_status' activity).
+        # Blocks advance and every signer seals some of the last 2·N (their authors).
         wait_for(lambda: first.w3.eth.block_number >= 6, timeout=60, what="six blocks")
         wait_for(lambda: len(first.sealing_signers()) == 3, timeout=60, what="all three sealing")
         assert sorted(first.signers()) == sorted(k.lower() for k in keys)
@@ -89,7 +89,7 @@ def test_two_signers_refuse_a_sealing_stop(tmp_path):
 def test_dev_genesis_is_accepted_on_every_start(tmp_path):
     backend = GethBackend(node_uri(tmp_path / "dev", "&period=1"), scrypt_n=KEY_N)
     if backend.clique:
-        pytest.skip("this geth is 1.13 (clique): the --dev genesis is geth ≥ 1.14.2's")
+        pytest.skip("this geth is 1.13 (clique): the --dev genesis is geth ≥ 1.14.1's")
     # The first start writes the merged genesis; the restarts reuse it (1.14.0 refused them).
     for _ in range(2):
         with backend:
