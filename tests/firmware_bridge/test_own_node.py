@@ -4,7 +4,6 @@ the portal sends."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -15,7 +14,7 @@ from firmware_bridge.remote import RemoteBridge
 from geth_private.errors import ChainError
 from geth_private.genesis import make_genesis, write_genesis
 from geth_private.geth import GethBackend
-from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, stand_in_geth
+from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, sealed_lately, stand_in_geth
 
 OTHERS = ["0x" + "1" * 40, "0x" + "2" * 40]
 
@@ -30,7 +29,7 @@ def node(tmp_path, monkeypatch):
     write_genesis(genesis, make_genesis(4242, {}, signers=[me, *OTHERS], period=2))
     backend = GethBackend(node_uri(datadir, f"&genesis={genesis}"), scrypt_n=2**10)
     backend.start()
-    (datadir / "activity.json").write_text(json.dumps(dict.fromkeys(OTHERS, 20)))
+    sealed_lately(datadir, me, *OTHERS)
     yield backend
     backend.stop()
 

@@ -258,6 +258,12 @@ def stand_in_geth(tmp_path: Path, version_output: str) -> Path:
     return path
 
 
+def sealed_lately(datadir: Path, *signers: str) -> None:
+    """Have the stand-in's chain be blocks the given signers sealed in turn (its authors file,
+    enough of them that the last 2·N blocks the quorum check reads hold each of them)."""
+    (datadir / "authors.json").write_text(json.dumps([*signers] * 8))
+
+
 def enode_id(n: int) -> str:
     """A well-formed node id (128 hex digits) for enode URLs in tests."""
     return f"{n:02x}" * 64

@@ -5,12 +5,11 @@ The "other machine" is this process reaching the portal only over its HTTP/Socke
 alice's emulated board behind its own bridge, and beside it a stand-in geth 1.13.15 (a Python
 process answering geth's JSON-RPC: clique_status/clique_getSigners, miner_start/stop;
 tests/geth_private/stand_ins.py) as the machine's node, one of three signers, whose two other
-signers' sealing the test sets in the node's activity file.
+signers' sealing the test sets as the blocks' authors (the stand-in's authors file).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -29,7 +28,7 @@ from geth_private.genesis import make_genesis, write_genesis
 from geth_private.geth import GethBackend
 from geth_private.keystore import MachineKeys
 from tests.common import page_login, wait_for
-from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, stand_in_geth
+from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, sealed_lately, stand_in_geth
 from web.state import portal
 
 REMOTE = {"REMOTE_BOARDS": "pv-alice"}
@@ -53,8 +52,8 @@ def node(tmp_path, monkeypatch):
 
 
 def others_sealing(node: GethBackend, *signers: str) -> None:
-    """Which of the other two machines sealed lately (clique_status' activity)."""
-    (node.datadir / "activity.json").write_text(json.dumps(dict.fromkeys(signers, 20)))
+    """Which of the other two machines sealed lately, beside this one (the blocks' authors)."""
+    sealed_lately(node.datadir, node.sealer(), *signers)
 
 
 def connect(server, login, node, *, toggles: bool):
@@ -208,8 +207,10 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
              timeout=60).stdout.strip()
     run([*chain, "init", *common, "--signers", ",".join([me, *OTHERS])], env=env, check=True,
         capture_output=True, timeout=60)
+    # Logs to files: a pipe nobody reads meanwhile fills, and its writer then hangs.
     join = Popen([*chain, "join", *common, "--genesis", str(data / "network-genesis.json")],
-                 stdout=PIPE, stderr=PIPE, text=True, env=env)
+                 stdout=PIPE, stderr=(tmp_path / "join.log").open("w"), text=True, env=env)
+    said = tmp_path / "bridge.log"
     bridge = None
     try:
         assert "running, RPC at" in join.stdout.readline()
@@ -223,18 +224,18 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
         bridge = Popen([*GRIDBID, "bridge", "--board", board, "--portal", server,
                         "--bridge-id", "alices-machine", "--token-file",
                         str(data / "token"), "--data-dir", str(data), "--sealing-toggle"],
-                       stdout=PIPE, stderr=STDOUT, text=True, env=env)
+                       stdout=said.open("w"), stderr=STDOUT, text=True, env=env)
         demo = {a["name"]: a["address"] for a in runtime.demo_accounts}
         wait_for(lambda: runtime.store.participant(demo["alice"]), timeout=60,
                  what="alice seated on her board behind the bridge process")
         alice = login("alice")
         shown = wait_for(lambda: node_in_wallet(alice), timeout=60, what="the node")
         assert shown["signer"].lower() == me.lower() and shown["toggles"] is True
-        (data / "geth" / "activity.json").write_text(json.dumps({OTHERS[0]: 20}))
+        sealed_lately(data / "geth", me, OTHERS[0])
         refused = toggle(alice, False)
         assert refused.status_code == 409
         assert "clique needs 2" in refused.get_json()["error"]
-        (data / "geth" / "activity.json").write_text(json.dumps(dict.fromkeys(OTHERS, 20)))
+        sealed_lately(data / "geth", me, *OTHERS)
         assert toggle(alice, False).get_json()["sealing"] is False
         status = run([*chain, "status", *common], env=env, capture_output=True, text=True,
                      timeout=60)
@@ -243,10 +244,10 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
         for process in (bridge, join):
             if process is not None:
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=90)
     if bridge is not None:
-        said = bridge.stdout.read()
-        assert f"signer {me}" in said.replace(me.lower(), me) and "toggle allowed" in said, said
+        told = said.read_text()
+        assert f"signer {me}" in told.replace(me.lower(), me) and "toggle allowed" in told, told
 
 
 @pytest.mark.browser
