@@ -78,16 +78,18 @@ class Machine:
                               timeout=60, env=self.env)
 
     def join(self, genesis, *args: str) -> None:
+        # Its log to a file: a pipe nobody reads fills, and the node then hangs on a write.
+        log = self.data.parent / f"{self.ns}-join.log"
         self.node = subprocess.Popen(self.command("join", "--genesis", str(genesis), *args),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
                                      env=self.env)
         line = self.node.stdout.readline()
-        assert "running, RPC at" in line, line + self.node.stderr.read()
+        assert "running, RPC at" in line, line + log.read_text()
 
     def off(self) -> None:
         if self.node is not None and self.node.poll() is None:
             self.node.terminate()
-            self.node.wait(timeout=30)
+            self.node.wait(timeout=90)
 
 
 def test_two_machines_peer_across_the_link(tmp_path, two_machines):

@@ -46,18 +46,20 @@ class Machine:
                        *args)
 
     def join(self, env, genesis, *args):
+        # Its log to a file: a pipe nobody reads fills, and the node then hangs on a write.
+        self.log = self.data.parent / f"{self.data.name}-join.log"
         self.node = subprocess.Popen(
             [*GRIDBID, "chain", "join", "--chain", self.uri, "--data-dir", str(self.data),
              "--genesis", str(genesis), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True, env=env,
         )
         line = self.node.stdout.readline()
-        assert "running, RPC at http://127.0.0.1:" in line, line + self.node.stderr.read()
+        assert "running, RPC at http://127.0.0.1:" in line, line + self.log.read_text()
 
     def stop(self):
         if self.node is not None and self.node.poll() is None:
             self.node.terminate()
-            self.node.wait(timeout=30)
+            self.node.wait(timeout=90)
 
 
 @pytest.fixture

@@ -96,7 +96,8 @@ def test_the_heap_alive_at_start_up_is_left_out_of_later_collections() -> None:
     alive = [[n] for n in range(50_000)]  # long-lived objects, as the stack's are
     try:
         frozen = settle_heap()
-        assert frozen >= len(alive) and gc.get_freeze_count() == frozen
+        # At most that many stay frozen: another thread of this process may free some since.
+        assert len(alive) <= gc.get_freeze_count() <= frozen
         # A full collection now walks what was made since, not the frozen heap.
         assert all(gc.is_tracked(a) for a in alive[:3])
         assert not any(a is alive[0] for a in gc.get_objects(generation=2))
