@@ -45,7 +45,7 @@ def test_standing_orders_trade_switch_relays_and_settle_in_batches(runtime, peop
     assert {b["buyer"] for b in view["bids"]} == {people[n].address for n in CAPS}
     assert view["price_wei"] is not None and view["fills"], (view["offers"], view["bids"])
     for fill in view["fills"]:  # relays as the fills say, in the boards' next readings
-        wait_for(lambda fill=fill: relay_on(runtime, fill["address"]), timeout=10,
+        wait_for(lambda fill=fill: relay_on(runtime, fill["address"]), timeout=30,
                  what=f"{fill['address']}'s relay to close")
     for _ in range(4):
         drained(runtime)
