@@ -34,6 +34,7 @@ __all__ = ["PRIORITY_FEE", "TxManager", "TxRecord", "TxStatus"]
 log = logging.getLogger(__name__)
 
 PRIORITY_FEE = 10**9  # 1 gwei tip; private chains do not auction block space
+RENONCE_TRIES = 3  # signings with the node's nonce after a refusal (another process sends too)
 
 
 class TxManager(OwnerSigned, Recovery):
@@ -119,26 +120,28 @@ class TxManager(OwnerSigned, Recovery):
         self, account: Signer, params: dict[str, Any], label: str, record: TxRecord
     ) -> TxRecord:
         """Hand a signed record to the node (under the account's send lock); on a refusal,
-        once more with the node's nonce when another process used this one."""
-        sender = account.address
-        try:
-            self._submit(record)
-            return record
-        except TransactionRejected:
+        again with the node's nonce when another process used this one, RENONCE_TRIES times
+        at most (two workers enrolling meters at start took it from each other twice)."""
+        sender, tried = account.address, params
+        for attempt in range(RENONCE_TRIES + 1):
+            try:
+                self._submit(record)
+                return record
+            except TransactionRejected as err:
+                refused = err
+            if attempt == RENONCE_TRIES:
+                break
             with self._locks[sender]:
-                again = self._renonce(account, params, label)
-            if again is not None:
-                try:
-                    self._submit(again)
-                    return again
-                except TransactionRejected:
-                    pass
-            with self._locks[sender]:
-                if self._nonces[sender] == params["nonce"] + 1:
-                    self._nonces[sender] -= 1  # a refused signature consumes no nonce
-                elif self._queued[sender]:
-                    self._resign_after(sender, params["nonce"])  # queued meanwhile: close the gap
-            raise
+                again = self._renonce(account, tried, label)
+            if again is None:
+                break
+            record, tried = again, again.params
+        with self._locks[sender]:
+            if self._nonces[sender] == tried["nonce"] + 1:
+                self._nonces[sender] -= 1  # a refused signature consumes no nonce
+            elif self._queued[sender]:
+                self._resign_after(sender, tried["nonce"])  # queued meanwhile: close the gap
+        raise refused
 
     def _renonce(
         self, account: Signer, params: dict[str, Any], label: str

@@ -65,8 +65,8 @@ class Batching:
         positions = [p for p in (self.positions.build(groups[key], through_n) for key in due)
                      if p is not None]
         positions, short = self._with_tokens(positions)
-        mints = self._mints({p["account"] for p in positions if p["side"] == SELL},
-                            {account for account, side in groups if side == SELL}, short)
+        mints = self._mints({p["account"] for p in positions if p["side"] == SELL}, groups,
+                            short)
         first = None
         for chunk, chunk_mints in _chunks(positions, mints):
             batch_id, sent = self._send(through_n, chunk, chunk_mints)
@@ -128,20 +128,43 @@ class Batching:
             return False
 
     def _adopt(self, fills: list[dict[str, Any]]) -> None:
-        """Fills the chain settled already, marked settled by the batch that holds them: one
-        whose worker died between its send and recording it ('sending'), or failed as
-        forgotten and mined after all; without this their positions went again at every
-        boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good."""
+        """Fills the chain settled already (its position's last interval is past them),
+        marked settled by the batch that holds them; without this their positions went again
+        at every boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good.
+
+        The batch may be of any status: one whose worker died between its send and recording
+        it ('sending'); one failed as forgotten whose signer sent its bytes again after all
+        (after anvil went back, a worker that lost the lease still sends what it signed);
+        one 'mined' whose own transaction was refused because another batch over the same
+        fills was mined first (a second worker's, under the next nonce). The one whose
+        receipt shows the account's position settled is chosen (so marked mined), else the
+        newest holding them (the chain mined a signing of it whose hash is not kept)."""
         ids = {f["id"] for f in fills}
-        for batch in self.istore.unmined_batches():
-            held = {i for p in batch["positions"]["positions"] for i in p["fill_ids"]}
-            if ids <= held:
-                log.warning("interval batch %s (%s) was settled on chain: its fills %s marked "
-                            "settled", batch["id"], batch["status"], sorted(ids))
-                self.istore.mark_settled(sorted(ids), batch["id"])
-                self.istore.update_batch(batch["id"], status="mined")
-                return
-        log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
+        key = (fills[0]["address"], fills[0]["side"])
+        holding = [b for b in self.istore.newest_batches()
+                   if ids <= {i for p in b["positions"]["positions"] for i in p["fill_ids"]}]
+        if not holding:
+            log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
+            return
+        proven = next((b for b in holding if b["tx_hash"] and self._settled_by(b, key)), None)
+        batch = proven or holding[0]
+        log.warning("interval batch %s (%s) was settled on chain: its fills %s marked settled",
+                    batch["id"], batch["status"], sorted(ids))
+        self.istore.mark_settled(sorted(ids), batch["id"])
+        # Not one with a transaction the chain never mined: chainside.reopen_forgotten would
+        # take it as mined and forgotten, and unsettle its fills again.
+        if batch["status"] != "mined" and (proven is not None or not batch["tx_hash"]):
+            self.istore.update_batch(batch["id"], status="mined")
+
+    def _settled_by(self, batch: dict[str, Any], key: tuple[str, str]) -> bool:
+        """Whether a batch's own transaction is mined and settled the (account, side)."""
+        from marketplace.intervals.chainside import outcome
+
+        try:
+            result = outcome(self.ledger, batch["tx_hash"])
+        except Exception:  # unreadable now: not proven
+            return False
+        return result is not None and result["status"] == "mined" and key in result["settled"]
 
     def _with_tokens(self, positions: list[dict[str, Any]]
                      ) -> tuple[list[dict[str, Any]], set[str]]:
@@ -165,7 +188,17 @@ class Batching:
             kept.append(p)
         return kept, short
 
-    def _mints(self, settling: set[str], selling: set[str], short: set[str]
+    def _selling(self, groups: dict[Key, Fills]) -> set[str]:
+        """Accounts with sell fills not settled: in a group, or not accounted yet (the
+        interval just ended, accounted a boundary later). A producer among the latter whose
+        token baseline is pending must not have it set by a mint now: its fill's Wh, counted
+        from the fill's start reading, lie before that later baseline and never mint (a chaos
+        day's seller: 73 Wh sold, 41 burned, 'only 41 Wh minted for it are burned')."""
+        selling = {account for account, side in groups if side == SELL}
+        return selling | {f["address"] for f in self.istore.unaccounted_fills()
+                          if f["side"] == SELL}
+
+    def _mints(self, settling: set[str], groups: dict[Key, Fills], short: set[str]
                ) -> list[dict[str, Any]]:
         """Signed readings of interval producers to mint in this boundary's batches (lot
         producers mint through marketplace.metering.Minting): one whose token baseline is
@@ -174,7 +207,7 @@ class Batching:
         position waits for tokens, or whose unminted generation reached half a mint window
         (so no position ever needs more than one window's mint). Not those settling now:
         their closing readings mint."""
-        mints = []
+        mints, selling = [], self._selling(groups)
         for member in self.members():
             address = member["address"]
             if member["role"] != "producer" or address in settling:

@@ -84,9 +84,15 @@ class Positions:
         # reading closes it below, else the account's later fills behind it wait for good.
         included = fills[:last]
         settled = self.ledger.intervals.position_of(account, meter)
-        if int(settled["last_interval"]) >= included[0]["n"]:
-            self.on_chain(included)  # the chain settled them: a repeat is refused NOT_AFTER_LAST
-            return None
+        through = int(settled["last_interval"])
+        if through >= included[0]["n"]:
+            # The chain settled them (a repeat is refused NOT_AFTER_LAST): those up to its
+            # last interval only. The group may have grown since the batch that settled
+            # them was built (a batch failed as forgotten, mined after all): the later
+            # fills settle on their own, else they waited behind the settled ones for good.
+            self.on_chain([f for f in fills if f["n"] <= through])
+            rest = [f for f in fills if f["n"] > through]
+            return self.build(rest, through_n) if rest else None
         baseline, newer_than = None, int(settled["last_at"])
         if int(settled["last_interval"]) == 0:
             # The first start reading among its fills: one without (a boundary whose worker
@@ -146,10 +152,18 @@ class Positions:
         return Fresher(taken, None, None, blocked=False)
 
     def _others(self, fills: Fills) -> set[int]:
-        """Intervals of the account's unsettled fills of the group's side outside the group."""
-        own = {f["id"] for f in fills}
-        return {f["n"] for f in self.istore.unsettled(fills[0]["address"])
-                if f["side"] == fills[0]["side"] and f["id"] not in own}
+        """Intervals of the account's unsettled fills of the group's side outside the group,
+        those not accounted yet included: batching runs through the interval just ended,
+        whose fills are accounted one boundary later, and a position closing on its end
+        reading settled that interval on chain without its fill's Wh (a seller's 5 Wh left
+        unpaid in a chaos day, "settled on chain by no batch kept here" ever after)."""
+        return {f["n"] for f in self._pending(fills[0]["address"], fills[0]["side"])
+                if f["id"] not in {g["id"] for g in fills}}
+
+    def _pending(self, account: str, side: str) -> Fills:
+        """The account's fills of a side not settled: accounted or not yet."""
+        return [f for f in self.istore.unsettled(account) + self.istore.unaccounted_fills(account)
+                if f["side"] == side]
 
     def _owing_nothing(self, fills: Fills, blocked: bool) -> None:
         """Fills no reading can close before the account's next fill: settled without a
@@ -180,8 +194,7 @@ class Positions:
         if wall <= 0 or first - 2 + -(-age_s // wall) <= to:
             return to
         need = first - 2 + -(-age_s // wall)
-        later = [f["n"] for f in self.istore.unsettled(account) if f["side"] == side and
-                 f["n"] > to]
+        later = [f["n"] for f in self._pending(account, side) if f["n"] > to]
         last = min([through_n, need] + [n - 1 for n in later])
         while last > to and side == BUY and self.boundaries.day(last) != self.boundaries.day(to):
             last -= 1

@@ -195,8 +195,12 @@ class IntervalStore:
         self.db.write("UPDATE interval_fills SET metered_wh = ?, spill_wh = ?, billed_wh = ?,"
                       " paid_wei = ? WHERE id = ?", metered, spill, billed, str(paid), fill_id)
 
-    def unaccounted_fills(self, address: str) -> list[dict[str, Any]]:
-        """An account's fills not accounted yet (the interval under way and the one before)."""
+    def unaccounted_fills(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Fills not accounted yet (the interval under way and the one before), of one account
+        when given."""
+        if address is None:
+            return self.db.query("SELECT * FROM interval_fills WHERE billed_wh IS NULL ORDER BY"
+                                 " n, address")
         return self.db.query("SELECT * FROM interval_fills WHERE address = ? AND billed_wh IS"
                              " NULL ORDER BY n", address)
 
@@ -285,10 +289,9 @@ class IntervalStore:
                 self.db.write("UPDATE interval_fills SET settled_batch = NULL WHERE"
                               " settled_batch = ?", batch_id)
 
-    def unmined_batches(self, limit: int = 200) -> list[dict[str, Any]]:
-        """Batches not known mined (sending, sent, failed), newest first."""
-        rows = self.db.query("SELECT * FROM interval_batches WHERE status <> 'mined' ORDER BY"
-                             " id DESC LIMIT ?", limit)
+    def newest_batches(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest batches of any status, newest first."""
+        rows = self.db.query("SELECT * FROM interval_batches ORDER BY id DESC LIMIT ?", limit)
         return [{**r, "positions": json.loads(r.pop("positions_json"))} for r in rows]
 
 

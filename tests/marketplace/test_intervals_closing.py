@@ -93,6 +93,27 @@ def test_a_stale_closing_is_replaced_by_the_next_newer_boundary_reading(istore):
     assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
 
 
+def test_a_stale_closing_never_passes_a_fill_not_accounted_yet(istore):
+    """Batching runs through the interval just ended, whose fills are accounted a boundary
+    later: a stale position searching for a newer closing took that interval's end reading
+    while the account's fill there was not counted yet, so the chain settled the interval
+    without its Wh (a chaos day's seller, 5 Wh unpaid, "settled on chain by no batch kept
+    here" at every boundary after). It waits for the fill, then takes it in."""
+    order = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    settled = reading(100, 1_000)
+    interval(istore, 10, reading(90, 998), settled)  # its end: the reading it settled on
+    interval(istore, 11, settled, reading(105, 1_004))
+    fill(istore, 10, order, 8)
+    istore.add_fill(11, BUYER, "buy", order, 5, 10)  # cleared, not accounted yet
+    chain = Settled(last_interval=9, last_at=1_000, last_wh=92)
+    assert batching(istore, chain).positions.build(istore.unsettled(), through_n=11) is None
+    (later,) = istore.fills(11)
+    istore.account_fill(later["id"], 5, 5, 50)
+    position = batching(istore, chain).positions.build(istore.unsettled(), through_n=11)
+    assert (position["from_interval"], position["to_interval"], position["wh"]) == (10, 11, 13)
+    assert position["closing"]["timestamp"] == 1_004
+
+
 @pytest.mark.parametrize("billed", [0, 8])
 def test_a_later_fill_keeps_the_position_before_it(istore, billed):
     """The next newer reading lies past the account's next fill (another order's): closing
@@ -253,3 +274,26 @@ def test_a_lagging_cache_never_moves_a_boundary_reading_back(istore):
     cached["reading"] = SignedReading(METER, 104, 0, 1_003, b"\0" * 65)
     step._capture(12, 11)  # a newer one is taken as it is
     assert istore.readings(11)["end"][METER]["timestamp"] == 1_003
+
+
+def test_no_baseline_mint_for_a_producer_whose_sell_is_not_accounted_yet(istore):
+    """A producer whose token baseline is pending (its first mint refused STALE after anvil
+    went back) had one set by the batch's mint of its latest reading while its sell fill of
+    the interval just ended was not accounted yet: the fill's Wh, counted from its start
+    reading, lay before that baseline and never minted (73 Wh sold, 41 burned). Its fill
+    counts as selling, accounted or not: its first position's baseline sets the counter."""
+    from firmware_bridge.signing import SignedReading
+    from marketplace.interval_minting import MeterMint
+
+    order = istore.add_order(BUYER, "sell", {"meter": METER}, "0x01", "0xh1", 1.0)
+    latest = SignedReading.from_json({**reading(130, 1_004), "signature": "0x" + "00" * 65})
+    chain = Settled(last_interval=0, last_at=0, last_wh=0)
+    chain.meter_mint = lambda meter: MeterMint(0, 0, 1_000, 1_000, baseline_pending=True)
+    made = Batching(istore, SimpleNamespace(istore=istore), SimpleNamespace(intervals=chain),
+                    clock=None, settings=Settings(), boundaries=Boundaries(900, 600),
+                    members=lambda: [{"address": BUYER, "role": "producer", "board_id": "pv",
+                                      "meter_address": latest.meter}],
+                    signed=lambda board: latest)
+    assert len(made._mints(set(), {}, set())) == 1  # no fill: it sets one
+    istore.add_fill(11, BUYER, "sell", order, 5, 10)  # cleared, not accounted yet
+    assert made._mints(set(), {}, set()) == []
