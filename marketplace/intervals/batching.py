@@ -48,6 +48,7 @@ class Batching:
         self.signed = signed  # a board's latest signed reading (no I/O)
         self._tried_through: int | None = None  # batches are built once per boundary
         self._unknown_since: dict[int, float] = {}  # sent batch id -> when first unknown
+        self._followed_at = float("-inf")  # when _follow last ran (wall, monotonic)
         self.positions = Positions(istore, ledger, settings, boundaries, on_chain=self._adopt)
 
     def step(self, through_n: int) -> int | None:
@@ -259,6 +260,13 @@ class Batching:
         """Settle what the batch in flight settled once mined; whether one is still in flight."""
         from marketplace.intervals.chainside import outcome
 
+        now = time.monotonic()
+        if now - self._followed_at > self.settings.lease_s:
+            # Not followed for longer than the lease (another worker held it): what was seen
+            # unknown then says nothing of now (it may have been mined, forgotten, reopened);
+            # kept, a batch reopened after a rewind was failed at the first look.
+            self._unknown_since.clear()
+        self._followed_at = now
         for batch in self.istore.batches(status="sent"):
             result = outcome(self.ledger, batch["tx_hash"])
             if result is None and self._forgotten(batch):

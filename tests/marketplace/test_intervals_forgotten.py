@@ -45,3 +45,24 @@ def test_a_mined_batch_the_chain_forgot_is_sent_again_with_its_own_bytes(runtime
     txm.wait(record)
     assert not batching._follow() and status(runtime, batch_id) == "mined"
     assert backend.w3.eth.get_transaction_receipt(record.tx_hash)["status"] == 1
+
+
+def test_unknown_for_a_while_counts_only_while_this_worker_follows(runtime, monkeypatch):
+    """A worker that lost the settlement lease and took it back: a batch it saw unknown to the
+    node before (then mined, forgotten by a rewind and reopened meanwhile) was failed at its
+    first look again, its FORGOTTEN_AFTER_S counted from the old sighting, while the worker
+    that signed it could still send its bytes."""
+    from marketplace.intervals import batching as batching_module
+
+    clock = [1_000.0]
+    monkeypatch.setattr(batching_module.time, "monotonic", lambda: clock[0])
+    batching = runtime.market.intervals.batching
+    batch_id = sent_batch(runtime, "0x" + "cd" * 32)
+    assert batching._follow() and status(runtime, batch_id) == "sent"  # unknown: waits
+    clock[0] += chainside.FORGOTTEN_AFTER_S + 10  # the lease another worker's meanwhile
+    assert batching._follow() and status(runtime, batch_id) == "sent"  # counted from now
+    for _ in range(int(chainside.FORGOTTEN_AFTER_S) - 1):  # followed every second now
+        clock[0] += 1.0
+        assert batching._follow() and status(runtime, batch_id) == "sent"
+    clock[0] += 1.0
+    assert not batching._follow() and status(runtime, batch_id) == "failed"
