@@ -161,9 +161,9 @@ class Positions:
                 if f["id"] not in {g["id"] for g in fills}}
 
     def _pending(self, account: str, side: str) -> Fills:
-        """The account's fills of a side not settled: accounted or not yet."""
-        return [f for f in self.istore.unsettled(account) + self.istore.unaccounted_fills(account)
-                if f["side"] == side]
+        """The account's fills of a side not settled, accounted or not yet, in one read (two,
+        a fill the boundary worker accounted between them was in neither)."""
+        return [f for f in self.istore.not_settled(account) if f["side"] == side]
 
     def _owing_nothing(self, fills: Fills, blocked: bool) -> None:
         """Fills no reading can close before the account's next fill: settled without a

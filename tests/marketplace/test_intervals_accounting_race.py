@@ -66,9 +66,6 @@ def interval(istore: IntervalStore, n: int, start: dict, end: dict) -> None:
     istore.add_reading(n, METER, "end", end)
 
 
-@pytest.mark.xfail(strict=True, reason="review4: Batching._selling reads fills not accounted "
-                   "after group_fills read the accounted ones; a fill accounted in between "
-                   "is in neither, so a baseline mint is sent and the sell is cut")
 def test_no_baseline_mint_when_the_sell_is_accounted_while_the_batch_is_built(istore):
     """A producer's first sell fill (interval 10; none in 11), its token baseline pending.
     Lease holder A builds boundary 11's batches: its unsettled() read finds the fill not
@@ -119,9 +116,6 @@ class Settled:
         return {"interval_wall_s": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="review4: Positions._pending reads the account's "
-                   "accounted fills, then its fills not accounted, in two queries; a fill "
-                   "accounted in between is in neither and the stale search passes it")
 def test_a_stale_closing_never_passes_a_fill_accounted_while_it_searches(istore):
     """31aee7b's case (a stale position's search for a newer closing must stop before the
     account's fill of the interval just ended), with the boundary worker's accounting of that
