@@ -14,8 +14,6 @@ test_intervals_rewind_lease.py (its fixture and helpers).
 
 from __future__ import annotations
 
-import pytest
-
 from contracts.bindings import sign_buy_order
 from firmware_bridge.signing import sign_reading
 from marketplace.intervals import chainside
@@ -31,8 +29,6 @@ from tests.marketplace.test_intervals_rewind_lease import (  # noqa: F401 - town
 )
 
 
-@pytest.mark.xfail(strict=True, reason="review4: _adopt marks fills settled by a failed batch "
-                   "no receipt proved; a rewind then leaves them settled here, unpaid on chain")
 def test_fills_adopted_while_the_chain_goes_back_are_not_left_settled_unpaid(
         town, monkeypatch):  # noqa: F811 - the fixture imported above
     node, community, istore, a, b = town

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from contracts.bindings import sign_buy_order
 from firmware_bridge.signing import sign_reading
 from marketplace.intervals import chainside
@@ -31,8 +29,6 @@ from tests.marketplace.test_intervals_rewind_lease import (  # noqa: F401 - town
 )
 
 
-@pytest.mark.xfail(strict=True, reason="review4: _adopt needs one batch holding every fill up "
-                   "to the chain's last settled interval; two batches settled them")
 def test_two_batches_failed_as_forgotten_and_mined_after_all_are_adopted(
         town, monkeypatch, caplog):  # noqa: F811 - the fixture imported above
     node, community, istore, a, b = town
