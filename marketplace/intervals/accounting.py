@@ -103,8 +103,3 @@ def pending_wei(istore: IntervalStore, owner: str, since: int | None = None) -> 
     return sum(cost_wei(int(f["price_wei"]), int(f["wh"]))
                for f in istore.unaccounted_fills(owner)
                if f["side"] == BUY and (since is None or f["n"] >= since))
-
-
-def pending_sold_wh(istore: IntervalStore, owner: str) -> int:
-    """Wh an owner sold in intervals not accounted yet (their burn is not known yet)."""
-    return sum(int(f["wh"]) for f in istore.unaccounted_fills(owner) if f["side"] == SELL)
