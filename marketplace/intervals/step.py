@@ -14,7 +14,7 @@ from marketplace.contract_enums import EscrowMarket
 from marketplace.events import Hub
 from marketplace.interval_minting import unminted_wh
 from marketplace.intervals import cancels, modes
-from marketplace.intervals.accounting import Accounting, pending_wei
+from marketplace.intervals.accounting import Accounting, owed_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
 from marketplace.intervals.chainside import reopen_forgotten
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
@@ -175,11 +175,11 @@ class BoundaryStep:
         served = last is not None and last["metered_wh"] is not None \
             and last["metered_wh"] < last["wh"]
         metered = None if last is None else int(last["metered_wh"] or 0)
-        # Fills not accounted yet (the interval that just ended) count at what they may cost.
-        first = self._first_of_day(n)
-        spent = self.istore.spent_since(owner, first) + pending_wei(self.istore, owner, first)
-        unsettled = sum(int(f["paid_wei"]) for f in self.istore.unsettled(owner)
-                        if f["side"] == BUY) + pending_wei(self.istore, owner)
+        # Fills not accounted yet (the interval that just ended) count at what they may cost;
+        # each sum from one read, as the boundary worker may account them meanwhile (read as
+        # accounted, then as not accounted, a fill accounted between was in neither).
+        spent = owed_wei(self.istore.fills_since(owner, self._first_of_day(n)))
+        unsettled = owed_wei(self.istore.not_settled(owner))
         free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 

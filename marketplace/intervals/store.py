@@ -225,6 +225,11 @@ class IntervalStore:
             return self.db.query(sql + " ORDER BY n, address")
         return self.db.query(sql + " AND address = ? ORDER BY n", address)
 
+    def fills_since(self, address: str, first_n: int) -> list[dict[str, Any]]:
+        """An account's fills from interval first_n on, accounted or not (one read)."""
+        return self.db.query("SELECT * FROM interval_fills WHERE address = ? AND n >= ? ORDER"
+                             " BY n", address, first_n)
+
     def spent_since(self, address: str, first_n: int) -> int:
         """Wei an account paid (accounted buys) from interval first_n on."""
         rows = self.db.query("SELECT paid_wei FROM interval_fills WHERE address = ? AND side ="

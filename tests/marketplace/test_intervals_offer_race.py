@@ -101,3 +101,36 @@ def test_a_sell_accounted_between_the_offers_reads_is_not_offered_again(istore, 
 
     monkeypatch.setattr(istore, "unsettled", then_accounted)
     assert step._uncommitted(SELLER, step.members()[0], known) <= 20
+
+
+BUYER = "0x00000000000000000000000000000000000000b1"
+
+
+@pytest.mark.parametrize("read", ["spent_since", "unsettled"])
+def test_a_buy_accounted_between_the_bids_reads_is_counted(istore, monkeypatch, read):
+    """The buyer's side of the race above: a boundary's bid read the day's accounted buys
+    (spent_since) or the escrow's owed ones (unsettled), then the buys not accounted yet; a
+    fill of 30 Wh (30 000 wei) accounted between the two was in neither, so the bid went
+    past the daily budget left (20 000 wei) or the free balance (50 000 less 30 000 owed)."""
+    order = {"capWeiPerKWh": 1_000_000, "expectedWh": 100, "maxWhPerInterval": 0,
+             "dailyBudgetWei": 50_000 if read == "spent_since" else 0}
+    order_id = istore.add_order(BUYER, "buy", {"meter": METER}, "0x01", "0xh1", 1.0)
+    assert istore.claim(10, 10.0, "w", "clear")
+    istore.add_fill(10, BUYER, "buy", order_id, 30, 1_000_000)  # not accounted yet
+    (fill,) = istore.fills(10)
+    step = BoundaryStep(istore, orders=SimpleNamespace(typed_order=lambda row: row["order"]),
+                        ledger=None, switchboard=None, hub=None, settings=Settings(),
+                        boundaries=Boundaries(900, 600))
+    reader = getattr(istore, read)
+
+    def then_accounted(*args):
+        rows = reader(*args)
+        if sys._getframe(1).f_code.co_name == "_quantity":
+            istore.account_fill(fill["id"], 30, 30, 30_000)  # the boundary worker commits
+        return rows
+
+    monkeypatch.setattr(istore, read, then_accounted)
+    free = 50_000 if read == "unsettled" else 10**18
+    wh, _ = step._quantity({"owner": BUYER, "kind": "buy", "order": order}, {}, 11,
+                           {"free": free})
+    assert wh <= 20
