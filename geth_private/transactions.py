@@ -28,6 +28,7 @@ from geth_private.reverts import replay_reason, revert_reason
 from geth_private.signer import Signer
 from geth_private.tx_outbox import OwnerSigned
 from geth_private.tx_recovery import Recovery
+from geth_private.watching import known_to_node
 
 __all__ = ["PRIORITY_FEE", "TxManager", "TxRecord", "TxStatus"]
 
@@ -307,13 +308,19 @@ class TxManager(OwnerSigned, Recovery):
             self._accounts[account.address] = account
 
     def _submit(self, record: TxRecord) -> None:
+        """Hand a record's bytes to the node and follow them. A refusal of bytes the node has
+        (another worker signed the very same: key, nonce, fees, call) is no refusal: re-signed
+        under the next nonce, the one transfer was mined twice."""
         try:
             self.w3.eth.send_raw_transaction(record.raw)
         except Exception as err:  # nodes refuse with many exception types; all mean "not sent"
-            record.status = TxStatus.FAILED
-            record.error = str(err)
-            self._notify(record)
-            raise TransactionRejected(f"{record.label}: the node refused it: {err}") from err
+            if not known_to_node(self.w3, record.tx_hash):
+                record.status = TxStatus.FAILED
+                record.error = str(err)
+                self._notify(record)
+                raise TransactionRejected(f"{record.label}: the node refused it: {err}") from err
+            log.warning("%s: refused (%s) but the node has its bytes already (sent "
+                        "elsewhere): followed", record.label, err)
         record.status = TxStatus.PENDING
         record.submitted = time.time()
         self._inflight[record.sender][record.tx_hash] = record

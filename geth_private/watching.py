@@ -32,6 +32,20 @@ def seen_by_node(w3: Any, tx_hash: str) -> dict[str, Any] | None:
         return None
 
 
+def known_to_node(w3: Any, tx_hash: str) -> bool:
+    """Whether the node knows a transaction by its own hash, pending or mined (False when
+    the node is away: nothing is known)."""
+    try:
+        if seen_by_node(w3, tx_hash) is not None:
+            return True
+        w3.eth.get_transaction_receipt(tx_hash)
+        return True
+    except TransactionNotFound:
+        return False
+    except Exception:  # the node is away
+        return False
+
+
 def check_report(seen: dict[str, Any] | None, sender: str, unseen: int) -> None:
     """Refuse (WatchRefused) a hash another account sent, or one unseen hash too many."""
     if seen is not None and to_checksum_address(seen["from"]) != sender:

@@ -97,14 +97,8 @@ class Accounting:
         return spill
 
 
-def pending_wei(istore: IntervalStore, owner: str, since: int | None = None) -> int:
-    """The most an owner's buys not accounted yet may cost (bought Wh at their price), of
-    intervals from `since` on when given."""
-    return sum(cost_wei(int(f["price_wei"]), int(f["wh"]))
-               for f in istore.unaccounted_fills(owner)
-               if f["side"] == BUY and (since is None or f["n"] >= since))
-
-
-def pending_sold_wh(istore: IntervalStore, owner: str) -> int:
-    """Wh an owner sold in intervals not accounted yet (their burn is not known yet)."""
-    return sum(int(f["wh"]) for f in istore.unaccounted_fills(owner) if f["side"] == SELL)
+def owed_wei(fills: list[dict[str, Any]]) -> int:
+    """What buy fills cost: an accounted one its charge, one not accounted yet the most it
+    may (bought Wh at its price)."""
+    return sum(cost_wei(int(f["price_wei"]), int(f["wh"])) if f["billed_wh"] is None
+               else int(f["paid_wei"]) for f in fills if f["side"] == BUY)

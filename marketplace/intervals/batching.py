@@ -128,34 +128,48 @@ class Batching:
         except Exception:  # unreadable now: the next boundary asks again
             return False
 
-    def _adopt(self, fills: list[dict[str, Any]]) -> None:
+    def _adopt(self, fills: list[dict[str, Any]]) -> bool:
         """Fills the chain settled already (its position's last interval is past them),
-        marked settled by the batch that holds them; without this their positions went again
-        at every boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good.
+        marked settled fill by fill, each by a batch that holds it; whether their position
+        may go on (False: it waits a boundary). Without this their positions went again at
+        every boundary, refused NOT_AFTER_LAST, and their Wh counted unsettled for good.
 
-        The batch may be of any status: one whose worker died between its send and recording
-        it ('sending'); one failed as forgotten whose signer sent its bytes again after all
-        (after anvil went back, a worker that lost the lease still sends what it signed);
-        one 'mined' whose own transaction was refused because another batch over the same
-        fills was mined first (a second worker's, under the next nonce). The one whose
-        receipt shows the account's position settled is chosen (so marked mined), else the
-        newest holding them (the chain mined a signing of it whose hash is not kept)."""
-        ids = {f["id"] for f in fills}
+        Several batches may have settled them (two failed as forgotten after one rewind, both
+        sent again by their signer), of any status: 'sending' (its worker died between its
+        send and recording it), 'failed' as forgotten and mined after all, 'mined' with its
+        own transaction refused because another batch over the same fills was mined first.
+        A batch with a transaction is taken only when its receipt shows the position settled
+        (then marked mined, so reopen_forgotten unsettles its fills should the chain go back
+        again): the chain's state was read before, and a rewind in between left the fills
+        marked settled by a batch nothing ever looks at again, unpaid on chain. One without
+        (never recorded) has nothing to prove it: taken as before."""
         key = (fills[0]["address"], fills[0]["side"])
-        holding = [b for b in self.istore.newest_batches()
-                   if ids <= {i for p in b["positions"]["positions"] for i in p["fill_ids"]}]
-        if not holding:
-            log.error("fills %s are settled on chain by no batch kept here", sorted(ids))
-            return
-        proven = next((b for b in holding if b["tx_hash"] and self._settled_by(b, key)), None)
-        batch = proven or holding[0]
-        log.warning("interval batch %s (%s) was settled on chain: its fills %s marked settled",
-                    batch["id"], batch["status"], sorted(ids))
-        self.istore.mark_settled(sorted(ids), batch["id"])
-        # Not one with a transaction the chain never mined: chainside.reopen_forgotten would
-        # take it as mined and forgotten, and unsettle its fills again.
-        if batch["status"] != "mined" and (proven is not None or not batch["tx_hash"]):
-            self.istore.update_batch(batch["id"], status="mined")
+        newest, proofs = self.istore.newest_batches(), {}
+        chosen: dict[int, tuple[dict[str, Any], list[int]]] = {}
+        for fill in fills:
+            holding = [b for b in newest if fill["id"] in
+                       {i for p in b["positions"]["positions"] for i in p["fill_ids"]}]
+            if not holding:
+                log.error("fill %s is settled on chain by no batch kept here", fill["id"])
+                continue
+            for b in holding:
+                if b["id"] not in proofs:
+                    proofs[b["id"]] = bool(b["tx_hash"]) and self._settled_by(b, key)
+            batch = next((b for b in holding if proofs[b["id"]]), None) or next(
+                (b for b in holding if not b["tx_hash"]), None)
+            if batch is None:
+                log.warning("fill %s is settled on chain by batch %s, no receipt proves it "
+                            "(the chain went back?): its position waits", fill["id"],
+                            [b["id"] for b in holding])
+                return False
+            chosen.setdefault(batch["id"], (batch, []))[1].append(fill["id"])
+        for batch, ids in chosen.values():
+            log.warning("interval batch %s (%s) was settled on chain: its fills %s marked "
+                        "settled", batch["id"], batch["status"], ids)
+            self.istore.mark_settled(ids, batch["id"])
+            if batch["status"] != "mined":
+                self.istore.update_batch(batch["id"], status="mined")
+        return True
 
     def _settled_by(self, batch: dict[str, Any], key: tuple[str, str]) -> bool:
         """Whether a batch's own transaction is mined and settled the (account, side)."""
@@ -196,8 +210,10 @@ class Batching:
         from the fill's start reading, lie before that later baseline and never mint (a chaos
         day's seller: 73 Wh sold, 41 burned, 'only 41 Wh minted for it are burned')."""
         selling = {account for account, side in groups if side == SELL}
-        return selling | {f["address"] for f in self.istore.unaccounted_fills()
-                          if f["side"] == SELL}
+        # One read of the fills not settled, accounted or not, now that the mints are built:
+        # read as not accounted after the groups' accounted ones, a fill the boundary worker
+        # accounted in between was in neither, and its producer's baseline was set by a mint.
+        return selling | {f["address"] for f in self.istore.not_settled() if f["side"] == SELL}
 
     def _mints(self, settling: set[str], groups: dict[Key, Fills], short: set[str]
                ) -> list[dict[str, Any]]:

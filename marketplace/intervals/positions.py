@@ -59,10 +59,10 @@ def paid_wei(fills: Fills) -> int:
 
 class Positions:
     """Builds one group's position; fills the chain settled already go to on_chain (the
-    batch that holds them is the batcher's to mark)."""
+    batch that holds them is the batcher's to mark; False: not proven yet, none is built)."""
 
     def __init__(self, istore: IntervalStore, ledger: Ledger, settings: Settings,
-                 boundaries: Boundaries, on_chain: Callable[[Fills], None]):
+                 boundaries: Boundaries, on_chain: Callable[[Fills], bool]):
         self.istore = istore
         self.ledger = ledger
         self.settings = settings
@@ -90,7 +90,8 @@ class Positions:
             # last interval only. The group may have grown since the batch that settled
             # them was built (a batch failed as forgotten, mined after all): the later
             # fills settle on their own, else they waited behind the settled ones for good.
-            self.on_chain([f for f in fills if f["n"] <= through])
+            if not self.on_chain([f for f in fills if f["n"] <= through]):
+                return None  # no receipt proves the batch that settled them: next boundary
             rest = [f for f in fills if f["n"] > through]
             return self.build(rest, through_n) if rest else None
         baseline, newer_than = None, int(settled["last_at"])
@@ -161,9 +162,9 @@ class Positions:
                 if f["id"] not in {g["id"] for g in fills}}
 
     def _pending(self, account: str, side: str) -> Fills:
-        """The account's fills of a side not settled: accounted or not yet."""
-        return [f for f in self.istore.unsettled(account) + self.istore.unaccounted_fills(account)
-                if f["side"] == side]
+        """The account's fills of a side not settled, accounted or not yet, in one read (two,
+        a fill the boundary worker accounted between them was in neither)."""
+        return [f for f in self.istore.not_settled(account) if f["side"] == side]
 
     def _owing_nothing(self, fills: Fills, blocked: bool) -> None:
         """Fills no reading can close before the account's next fill: settled without a

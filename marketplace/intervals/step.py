@@ -14,7 +14,7 @@ from marketplace.contract_enums import EscrowMarket
 from marketplace.events import Hub
 from marketplace.interval_minting import unminted_wh
 from marketplace.intervals import cancels, modes
-from marketplace.intervals.accounting import Accounting, pending_sold_wh, pending_wei
+from marketplace.intervals.accounting import Accounting, owed_wei
 from marketplace.intervals.boundaries import DAY_S, Boundaries
 from marketplace.intervals.chainside import reopen_forgotten
 from marketplace.intervals.orders import BUY, SELL, StandingOrders
@@ -175,11 +175,11 @@ class BoundaryStep:
         served = last is not None and last["metered_wh"] is not None \
             and last["metered_wh"] < last["wh"]
         metered = None if last is None else int(last["metered_wh"] or 0)
-        # Fills not accounted yet (the interval that just ended) count at what they may cost.
-        first = self._first_of_day(n)
-        spent = self.istore.spent_since(owner, first) + pending_wei(self.istore, owner, first)
-        unsettled = sum(int(f["paid_wei"]) for f in self.istore.unsettled(owner)
-                        if f["side"] == BUY) + pending_wei(self.istore, owner)
+        # Fills not accounted yet (the interval that just ended) count at what they may cost;
+        # each sum from one read, as the boundary worker may account them meanwhile (read as
+        # accounted, then as not accounted, a fill accounted between was in neither).
+        spent = owed_wei(self.istore.fills_since(owner, self._first_of_day(n)))
+        unsettled = owed_wei(self.istore.not_settled(owner))
         free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 
@@ -194,19 +194,21 @@ class BoundaryStep:
         if reading is not None:
             unminted = unminted_wh(known["mint"], reading.wh_in,
                                    self._baseline_wh(owner, member["meter_address"]))
-        sells = [f for f in self.istore.unsettled(owner) if f["side"] == SELL]
+        # Sold and not settled, accounted (billed) or not yet (sold): one read, as the boundary
+        # worker may account the interval just ended meanwhile (read as accounted, then as
+        # not accounted, a fill accounted between the two was in neither and offered again).
+        sells = [f for f in self.istore.not_settled(owner) if f["side"] == SELL]
         # Settled since the chain was read: their burn may not be in the tokens read.
         since = {f["id"] for f in sells}
         settled_since = sum(wh for i, wh in known["unsettled"].items() if i not in since)
-        sold = sum(int(f["billed_wh"]) for f in sells) + settled_since + \
-            pending_sold_wh(self.istore, owner)
+        sold = sum(int(f["wh"] if f["billed_wh"] is None else f["billed_wh"]) for f in sells) \
+            + settled_since
         return max(known["tokens"] + unminted - sold, 0)
 
     def _baseline_wh(self, owner: str, meter: str) -> int | None:
         """whIn of the reading a seller's next position starts from (its oldest unsettled
         sell fill's start reading; None: none yet, the next starts now)."""
-        fills = [f for f in self.istore.unsettled(owner) if f["side"] == SELL] or [
-            f for f in self.istore.unaccounted_fills(owner) if f["side"] == SELL]
+        fills = [f for f in self.istore.not_settled(owner) if f["side"] == SELL]  # one read
         if not fills:
             return None
         start = self.istore.readings(min(f["n"] for f in fills))["start"].get(meter)

@@ -209,12 +209,26 @@ class IntervalStore:
         return self.db.query("SELECT * FROM interval_fills WHERE address = ? ORDER BY n DESC"
                              " LIMIT ?", address, limit)
 
+    def not_settled(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Fills not settled on chain, accounted or not (of one account when given), oldest
+        first: one read, so a fill another worker accounts meanwhile is in it either way (read
+        as unsettled() then unaccounted_fills(), it was in neither)."""
+        sql = "SELECT * FROM interval_fills WHERE settled_batch IS NULL"
+        if address is None:
+            return self.db.query(sql + " ORDER BY n, address")
+        return self.db.query(sql + " AND address = ? ORDER BY n", address)
+
     def unsettled(self, address: str | None = None) -> list[dict[str, Any]]:
         """Accounted fills not settled on chain yet (of one account when given), oldest first."""
         sql = "SELECT * FROM interval_fills WHERE billed_wh IS NOT NULL AND settled_batch IS NULL"
         if address is None:
             return self.db.query(sql + " ORDER BY n, address")
         return self.db.query(sql + " AND address = ? ORDER BY n", address)
+
+    def fills_since(self, address: str, first_n: int) -> list[dict[str, Any]]:
+        """An account's fills from interval first_n on, accounted or not (one read)."""
+        return self.db.query("SELECT * FROM interval_fills WHERE address = ? AND n >= ? ORDER"
+                             " BY n", address, first_n)
 
     def spent_since(self, address: str, first_n: int) -> int:
         """Wei an account paid (accounted buys) from interval first_n on."""
