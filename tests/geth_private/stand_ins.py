@@ -74,8 +74,13 @@ def backend_with(tmp_path: Path, version_output: str, monkeypatch, query: str = 
 
 
 STAND_IN = """
-import hashlib, json, os, re, socket, sys, threading, time
+import hashlib, json, os, re, signal, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+# geth stops on SIGINT (py-geth's stop sends it, then waits 30 s) even when it was started with
+# SIGINT ignored, as every command a non-interactive shell sends to the background is: Python
+# would then raise no KeyboardInterrupt, and each stop took the whole 30 s.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 args = sys.argv[1:]
 if args == ["version"]:
