@@ -14,17 +14,15 @@ test_intervals_rewind_lease.py (its fixture and helpers).
 
 from __future__ import annotations
 
-from contracts.bindings import sign_buy_order
-from firmware_bridge.signing import sign_reading
 from marketplace.intervals import chainside
 from tests.common import wait_for
-from tests.contracts.common import LEDGER_WALL_S, first_of_five
 from tests.marketplace.test_intervals_rewind_lease import (  # noqa: F401 - town: a fixture
     batch,
     boundary,
     fill,
     followed,
     restart,
+    second_order,
     town,
 )
 
@@ -33,17 +31,7 @@ def test_fills_adopted_while_the_chain_goes_back_are_not_left_settled_unpaid(
         town, monkeypatch):  # noqa: F811 - the fixture imported above
     node, community, istore, a, b = town
     ledger, buyer, meter = community.ledger, community.buyer, community.buyer_meter
-    domain, now = ledger.reading_domain(), community.now
-
-    def read(wh: int, ago: int) -> dict:
-        return sign_reading(meter, domain, wh, 0, now - ago).to_json()
-
-    terms = {**community.buy, "nonce": 2}
-    signature = "0x" + sign_buy_order(buyer, terms, ledger.intervals.domain()).hex()
-    digest = "0x" + ledger.intervals.order_hash("buy", terms).hex()
-    order = istore.add_order(buyer.address, "buy", terms, signature, digest, 1.0)
-    n = first_of_five(now, LEDGER_WALL_S)
-    boundary(istore, n, read(4_000, 40), read(4_010, 30))
+    read, order, n = second_order(community, istore)
     first = fill(istore, buyer.address, n, order, 10)
     restart(node, ledger, kill=False)  # its state file: the dump both crashes go back to
 

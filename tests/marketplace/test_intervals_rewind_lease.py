@@ -118,16 +118,9 @@ def followed(made: Batching) -> bool:
     return not made._follow()
 
 
-def batch(istore: IntervalStore, batch_id: int) -> dict:
-    return next(b for b in istore.batches() if b["id"] == batch_id)
-
-
-# A's bytes reach the node before B builds (the chain shows n settled: its fills grew since X),
-# or between B's build and its send (Y under the nonce after X's, refused NOT_AFTER_LAST).
-@pytest.mark.parametrize("resent", ["before B builds", "while B sends"])
-def test_a_batch_failed_as_forgotten_and_mined_after_all_is_adopted_by_its_fills(
-        town, monkeypatch, caplog, resent):
-    node, community, istore, a, b = town
+def second_order(community, istore: IntervalStore):
+    """The buyer's second buy order stored, and interval n's boundary readings of its meter:
+    (read, order, n), read(wh, ago) signing a reading of the buyer's meter ago seconds back."""
     ledger, buyer, meter = community.ledger, community.buyer, community.buyer_meter
     domain, now = ledger.reading_domain(), community.now
 
@@ -140,6 +133,21 @@ def test_a_batch_failed_as_forgotten_and_mined_after_all_is_adopted_by_its_fills
     order = istore.add_order(buyer.address, "buy", terms, signature, digest, 1.0)
     n = first_of_five(now, LEDGER_WALL_S)
     boundary(istore, n, read(4_000, 40), read(4_010, 30))
+    return read, order, n
+
+
+def batch(istore: IntervalStore, batch_id: int) -> dict:
+    return next(b for b in istore.batches() if b["id"] == batch_id)
+
+
+# A's bytes reach the node before B builds (the chain shows n settled: its fills grew since X),
+# or between B's build and its send (Y under the nonce after X's, refused NOT_AFTER_LAST).
+@pytest.mark.parametrize("resent", ["before B builds", "while B sends"])
+def test_a_batch_failed_as_forgotten_and_mined_after_all_is_adopted_by_its_fills(
+        town, monkeypatch, caplog, resent):
+    node, community, istore, a, b = town
+    ledger, buyer, meter = community.ledger, community.buyer, community.buyer_meter
+    read, order, n = second_order(community, istore)
     first = fill(istore, buyer.address, n, order, 10)
     # B held the lease before: it sent from the operator's account, so it counts its nonces.
     b.ledger.fund(community.seller.address, 1)
