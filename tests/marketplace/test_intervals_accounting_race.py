@@ -22,6 +22,7 @@ from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.store import IntervalStore
 from marketplace.settings import Settings
 from marketplace.store import Store
+from tests.marketplace.test_intervals_closing import Settled
 
 METER = "0x00000000000000000000000000000000000000aa"
 ACCOUNT = "0x00000000000000000000000000000000000000b0"
@@ -97,23 +98,6 @@ def test_no_baseline_mint_when_the_sell_is_accounted_while_the_batch_is_built(is
     a.step(11)
     minted = [r for batch in chain.sent for r in batch.mints]
     assert minted == [], "a baseline mint went while the producer's first sell waits"
-
-
-class Settled:
-    """The contract's answers for one buyer: its last settled reading, orders verified."""
-
-    def __init__(self, last_interval: int, last_at: int, last_wh: int):
-        self.state = {"last_interval": last_interval, "last_at": last_at, "last_wh": last_wh,
-                      "day": 0, "day_spent_wei": 0}
-
-    def position_of(self, account: str, meter: str) -> dict:
-        return self.state
-
-    def order_state(self, digest: bytes) -> dict:
-        return {"state": "verified"}
-
-    def parameters(self) -> dict:
-        return {"interval_wall_s": 2}
 
 
 def test_a_stale_closing_never_passes_a_fill_accounted_while_it_searches(istore):
