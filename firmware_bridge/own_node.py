@@ -10,7 +10,6 @@ portal asked (geth_private.clique). The portal cannot do more to the node than t
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,17 +91,16 @@ def attach_own_node(uri: str | None, data_dir: str, *, toggles: bool) -> OwnNode
 
     Raises ChainError saying what to run when no geth node runs there.
     """
-    from geth_private.cli import PIDFILE, running_node
+    from geth_private.cli import running_record
     from geth_private.geth import GethBackend
     from geth_private.uri import backend_from_uri
 
-    url = running_node(Path(data_dir), "geth")
-    if url is None:
+    running = running_record(Path(data_dir), "geth")
+    if running is None:
         raise ChainError(f"no geth node runs from {data_dir}: start it with `gridbid chain "
                          "join --genesis FILE` (or `gridbid chain start`) on the same "
                          "--data-dir first")
-    if uri is None:
-        uri = json.loads((Path(data_dir) / PIDFILE).read_text())["uri"]
+    url, uri = running["url"], uri or running["uri"]
     backend = backend_from_uri(uri, data_dir)
     if not isinstance(backend, GethBackend):
         raise ChainError(f"--node {uri} is not a geth:// URI: give the one `gridbid chain "

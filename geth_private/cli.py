@@ -134,6 +134,13 @@ def _stop(data: Path) -> int:
 def running_node(data: Path, scheme: str | None = None) -> str | None:
     """The RPC URL of a node `gridbid chain start` runs on this data directory, if any
     (only one started from a `scheme` URI, e.g. "geth", when one is given)."""
+    info = running_record(data, scheme)
+    return None if info is None else info["url"]
+
+
+def running_record(data: Path, scheme: str | None = None) -> dict | None:
+    """What `gridbid chain start` (or `join`) recorded of the node it runs on this data
+    directory (pid, the URI it started from, RPC url), if that node still runs."""
     record = data / PIDFILE
     if not record.exists():
         return None
@@ -144,7 +151,7 @@ def running_node(data: Path, scheme: str | None = None) -> str | None:
         os.kill(info["pid"], 0)
     except (ProcessLookupError, PermissionError):
         return None
-    return info["url"]
+    return info
 
 
 def _connect(uri: str, data: Path):
