@@ -168,7 +168,7 @@ class BoundaryStep:
         order = self.orders.typed_order(row)
         owner = row["owner"]
         if row["kind"] == SELL:
-            return standing.interval_offer(order, self._uncommitted(owner, member, known),
+            return standing.interval_offer(order, self._uncommitted(owner, member, known, n),
                                            self._battery(member), order["reserveWh"]), \
                 order["floorWeiPerKWh"]
         last = self._last_fill(owner, BUY, n)
@@ -183,17 +183,27 @@ class BoundaryStep:
         free = max(known["free"] - unsettled, 0)
         return standing.interval_bid(order, metered, served, spent, free), order["capWeiPerKWh"]
 
-    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any]) -> int:
+    def _uncommitted(self, owner: str, member: dict[str, Any], known: dict[str, Any],
+                     n: int) -> int:
         """Tokens a seller holds plus signed generation one reading may still mint, less what
         it sold unsettled (and what was settled since _chain_inputs read the chain;
         marketplace.interval_minting.unminted_wh: from its first position's baseline while
         the token's is pending, at most one mint window: a sell beyond them would be refused
-        NO_TOKENS)."""
-        reading = self.switchboard.signed(member["board_id"])
+        NO_TOKENS).
+
+        The generation is counted to the reading that starts interval n as the store holds it
+        (_capture), not the board's newest: every position over n's fill closes on that
+        reading or a later one, never on one the cache held only meanwhile. A reading signed
+        after the capture, then a next boundary whose cache lagged (its worker's bus
+        reconnecting after a Redis restart) closed the fill on an older reading than the
+        offer counted, and the sell was cut ("only N Wh minted for it are burned": a chaos
+        day's seller settled 154 of its 156 Wh)."""
+        meter = member["meter_address"]
+        start = self.istore.readings(n)["start"].get(meter)
         unminted = 0
-        if reading is not None:
-            unminted = unminted_wh(known["mint"], reading.wh_in,
-                                   self._baseline_wh(owner, member["meter_address"]))
+        if start is not None:
+            unminted = unminted_wh(known["mint"], int(start["whIn"]),
+                                   self._baseline_wh(owner, meter))
         # Sold and not settled, accounted (billed) or not yet (sold): one read, as the boundary
         # worker may account the interval just ended meanwhile (read as accounted, then as
         # not accounted, a fill accounted between the two was in neither and offered again).

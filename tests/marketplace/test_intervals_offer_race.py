@@ -66,10 +66,11 @@ def test_a_batch_followed_between_the_boundarys_reads_is_not_offered_again(istor
     step = BoundaryStep(istore, orders=None, ledger=Chain(istore, batch_id),
                         switchboard=switchboard, hub=None, settings=Settings(),
                         boundaries=Boundaries(900, 600))
+    step._capture(11, 10)
     known = step._chain_inputs()[SELLER]
     # 20 tokens left once burned and nothing unminted (its meter counted what was minted):
     # at most 20 Wh, not the 50 it held before the burn.
-    assert step._uncommitted(SELLER, step.members()[0], known) <= 20
+    assert step._uncommitted(SELLER, step.members()[0], known, 11) <= 20
 
 
 def test_a_sell_accounted_between_the_offers_reads_is_not_offered_again(istore, monkeypatch):
@@ -90,6 +91,7 @@ def test_a_sell_accounted_between_the_offers_reads_is_not_offered_again(istore, 
     switchboard = SimpleNamespace(signed=lambda board: SignedReading(METER, 500, 0, 1_010, b""))
     step = BoundaryStep(istore, orders=None, ledger=ledger, switchboard=switchboard, hub=None,
                         settings=Settings(), boundaries=Boundaries(900, 600))
+    step._capture(11, 10)
     known = step._chain_inputs()[SELLER]
     unsettled = istore.unsettled
 
@@ -100,7 +102,32 @@ def test_a_sell_accounted_between_the_offers_reads_is_not_offered_again(istore, 
         return rows
 
     monkeypatch.setattr(istore, "unsettled", then_accounted)
-    assert step._uncommitted(SELLER, step.members()[0], known) <= 20
+    assert step._uncommitted(SELLER, step.members()[0], known, 11) <= 20
+
+
+def test_generation_signed_after_the_boundary_s_reading_is_not_offered(istore):
+    """The chaos day's seller that settled 154 of its 156 Wh: the boundary stored the meter's
+    reading (whIn 500, all minted), then the board signed a newer one (whIn 560) before the
+    offers were made, and the offer counted its 60 Wh of generation. The fill's position
+    closes on the next boundary's reading, which may be the stored one again (that worker's
+    cache lagged: its bus reconnecting after a Redis restart): tokens plus what it mints
+    then cover 50 Wh, and the sell was cut to them. Offered: what the stored reading and
+    the tokens cover."""
+    istore.db.add_participant(SELLER, "alice", "producer", BOARD, METER)
+    istore.request_mode(SELLER, INTERVALS)
+    istore.switch_mode(SELLER, INTERVALS, 1)
+    istore.add_order(SELLER, "sell", {"meter": METER}, "0x01", "0xh1", 1.0)
+    ledger = SimpleNamespace(token_balance=lambda address: 50, intervals=SimpleNamespace(
+        meter_mint=lambda meter: MeterMint(last_wh=500, last_at=1_000, rated_w=10_000,
+                                           allowance_wh=10_000, baseline_pending=False)))
+    cache = {"reading": SignedReading(METER, 500, 0, 1_010, b"")}
+    switchboard = SimpleNamespace(signed=lambda board: cache["reading"])
+    step = BoundaryStep(istore, orders=None, ledger=ledger, switchboard=switchboard, hub=None,
+                        settings=Settings(), boundaries=Boundaries(900, 600))
+    known = step._chain_inputs()[SELLER]
+    step._capture(11, 10)
+    cache["reading"] = SignedReading(METER, 560, 0, 1_020, b"")  # signed after the capture
+    assert step._uncommitted(SELLER, step.members()[0], known, 11) == 50
 
 
 BUYER = "0x00000000000000000000000000000000000000b1"
