@@ -185,7 +185,8 @@ class ChaosDay:
                     return
             except Exception:  # noqa: BLE001 - a part may still be recovering
                 continue
-        self.say("chaos: settlement did not finish within the end's wait")
+        self.say("chaos: settlement did not finish within the end's wait: "
+                 f"{_left(outside, last)}")
 
 
 def final(outside: Outside, cleared_at_cancels: int | None) -> bool:
@@ -197,6 +198,19 @@ def final(outside: Outside, cleared_at_cancels: int | None) -> bool:
     if newest is None or (cleared_at_cancels is not None and newest < cleared_at_cancels + 2):
         return False
     return not outside.unaccounted() and not outside.unsettled()
+
+
+def _left(outside: Outside, cleared_at_cancels: int | None) -> str:
+    """What kept the books from being final, for the report (what to look for in the logs)."""
+    try:
+        billed = outside.sql("SELECT COALESCE(sum(billed_wh), 0) FROM interval_fills")[0][0]
+        settled = sum(e["wh"] for e in outside.settled_events())
+        return (f"cleared through {outside.cleared()} (cancels in at {cleared_at_cancels}); "
+                f"unaccounted (n, address, side) {outside.unaccounted()}; billed unsettled "
+                f"(n, address, side, Wh) {outside.unsettled()}; {billed} Wh billed, "
+                f"{settled} Wh settled on chain")
+    except Exception as err:  # noqa: BLE001 - a part is still down
+        return f"unreadable ({err})"
 
 
 def _chain_has_all(outside: Outside) -> bool:

@@ -51,8 +51,9 @@ def test_a_short_day_with_one_kill_of_each_kind(tmp_path):
     # interval's billing re-derived from its signed readings (read once the books are final).
     failed = [f"{c.what}: {c.left} vs {c.right} {c.unit} {c.note}" for c in result.checks
               if not c.ok]
-    assert not failed, "\n".join(failed) + f"\n{report}\nbatches: {result.batches}"
-    assert "settlement did not finish" not in report, report
+    assert not failed, "\n".join(failed) + f"\n{report}\nbatches: {result.batches}" + \
+        _settlement_said(plan.out)
+    assert "settlement did not finish" not in report, report + _settlement_said(plan.out)
     assert sorted(f.kind for f in result.faults) == sorted(KINDS), report
     for fault in result.faults:
         assert fault.answered_after_s is not None, f"{fault.part} did not come back: {report}"
@@ -72,3 +73,13 @@ def test_a_short_day_with_one_kill_of_each_kind(tmp_path):
     assert len(data["faults"]) == len(KINDS)
     for kind in KINDS:
         assert f"| {kind} |" in markdown
+
+
+def _settlement_said(out) -> str:
+    """What the workers logged of settlement's waits, cuts and refusals (a CI run keeps no
+    logs: this is what a failure there leaves to go on)."""
+    marks = ("marketplace.intervals", "burned", "refused", "forgot")
+    lines = [line for log in sorted((out / "logs").glob("worker-*.log"))
+             for line in log.read_text(errors="replace").splitlines()
+             if ("WARNING" in line or "ERROR" in line) and any(m in line for m in marks)]
+    return "\nworkers said:\n" + "\n".join(line[:400] for line in lines[-60:])
