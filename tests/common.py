@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -23,6 +28,23 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
         time.sleep(0.05)
+
+
+def gridbid_here(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """A short `gridbid` command (one that answers and exits) run in this process under env,
+    as its console script would: its exit code and what it printed. A new interpreter per
+    command cost ~3 s of imports under load; commands that keep running (`chain join`,
+    `bridge`) stay processes of their own."""
+    from web.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's refusals
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def csrf_client(app):

@@ -14,7 +14,7 @@ from geth_private.cli import running_node
 from geth_private.errors import ChainUnavailable
 from geth_private.genesis import clique_signers, read_genesis
 from geth_private.geth import OPERATOR_FUNDS
-from tests.common import wait_for
+from tests.common import gridbid_here, wait_for
 from web.runtime.chain import start_chain
 
 from .stand_ins import GETH_1_13_15, node_uri, run_args, stand_in_geth
@@ -30,7 +30,7 @@ def env(tmp_path):
 
 
 def gridbid(env, *args):
-    return subprocess.run([*GRIDBID, *args], capture_output=True, text=True, timeout=60, env=env)
+    return gridbid_here(env, *args)
 
 
 class Machine:

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from subprocess import PIPE, STDOUT, Popen, run
+from subprocess import PIPE, STDOUT, Popen
 
 import pytest
 from eth_account import Account
@@ -27,7 +27,7 @@ from firmware_bridge.remote import RemoteBridge
 from geth_private.genesis import make_genesis, write_genesis
 from geth_private.geth import GethBackend
 from geth_private.keystore import MachineKeys
-from tests.common import page_login, wait_for
+from tests.common import gridbid_here, page_login, wait_for
 from tests.geth_private.stand_ins import GETH_1_13_15, node_uri, sealed_lately, stand_in_geth
 from web.state import portal
 
@@ -203,10 +203,9 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
     data, uri = tmp_path / "machine", node_uri(tmp_path / "machine" / "geth")
     chain = [*GRIDBID, "chain"]
     common = ["--chain", uri, "--data-dir", str(data)]
-    me = run([*chain, "keygen", *common], env=env, capture_output=True, text=True,
-             timeout=60).stdout.strip()
-    run([*chain, "init", *common, "--signers", ",".join([me, *OTHERS])], env=env, check=True,
-        capture_output=True, timeout=60)
+    me = gridbid_here(env, "chain", "keygen", *common).stdout.strip()
+    made = gridbid_here(env, "chain", "init", *common, "--signers", ",".join([me, *OTHERS]))
+    assert made.returncode == 0, made.stderr
     # Logs to files: a pipe nobody reads meanwhile fills, and its writer then hangs.
     join = Popen([*chain, "join", *common, "--genesis", str(data / "network-genesis.json")],
                  stdout=PIPE, stderr=(tmp_path / "join.log").open("w"), text=True, env=env)
@@ -237,8 +236,7 @@ def test_a_real_bridge_process_carries_the_toggle_to_its_machine_s_node(
         assert "clique needs 2" in refused.get_json()["error"]
         sealed_lately(data / "geth", me, *OTHERS)
         assert toggle(alice, False).get_json()["sealing"] is False
-        status = run([*chain, "status", *common], env=env, capture_output=True, text=True,
-                     timeout=60)
+        status = gridbid_here(env, "chain", "status", *common)
         assert '"mining": false' in status.stdout, status.stdout + status.stderr
     finally:
         for process in (bridge, join):
