@@ -107,6 +107,9 @@ def test_budget_exhaustion_opens_the_relay(sim: AvrSim) -> None:
     board = sim.connect()
     board.hello()
     board.set_budget(0, 2.0)
+    # A budgeted relay closes only once the board has read its meter (no-meter-for-budget
+    # before): on a loaded machine the first poll may not have come yet (a clean clone's run).
+    sim.wait_meter()
     board.set_relay(0, True)
     sim.set_meter(12.6, 1.25, 15.9, 1235)
     assert reading_until(board, lambda r: r.wh_in == 1235.0).budgets == (1.0,)
