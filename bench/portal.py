@@ -1,10 +1,11 @@
 """Bid-to-browser latency of the portal vs a bare python-socketio broadcast server, and memory.
 
 The portal served as `gridbid run` serves it (web.serve: gunicorn, one threaded worker with
-THREADS threads, the app made and the runtime started in the worker after the fork; embedded
-chain, demo boards) and a bare python-socketio server (threading mode, one HTTP route that
-broadcasts what it is posted) under the same gunicorn threaded worker and thread count, each
-in its own process: alike for alike. python-socketio clients
+THREADS threads, the app made and the runtime started in the worker after the fork; its
+default chain, anvil from npm (embedded py-evm without it), demo boards) and a bare
+python-socketio server (threading mode, one HTTP route that broadcasts what it is posted)
+under the same gunicorn threaded worker and thread count, each in its own process: alike for
+alike. python-socketio clients
 (asyncio, spread over two processes) connect to `/market`;
 bids are posted at a paced rate through the HTTP API by demo consumers signed in with their own
 keys (each bid built from the listing's view and EIP-712-signed by its bidder before its one
@@ -23,7 +24,11 @@ BENCH_CLIENTS=500 adds a round at 500 clients and 100 bids/s. For a diagnosis: B
 runs the two 50-client rounds alone; BENCH_SPY=FILE records the portal worker through each of
 its rounds with py-spy (on PATH; collapsed stacks in FILE.<clients>, each led by its thread;
 `--gil` unless BENCH_SPY_ARGS says otherwise, e.g. `--idle` to see what threads wait on);
-BENCH_DIAG=FILE logs slow collections, loop passes, lock holds and stalls (bench/portal_diag.py).
+BENCH_DIAG=FILE logs slow collections, loop passes, lock holds and stalls (bench/portal_diag.py);
+BENCH_SLOW=N prints the N slowest answers' send times (monotonic, as BENCH_DIAG's lines);
+BENCH_PV_W=0 stops alice's PV during the rounds (no mint transactions: at x600 her 400 W mint
+10 Wh every ~0.2 s, as ~100 producers would at x1); BENCH_TICK=S sets every loop's period;
+BENCH_CHAIN=URI another chain (default `gridbid run`'s: anvil, embedded:// without it).
 Run: .venv/bin/python bench/portal.py [--json FILE]
 """
 
@@ -60,8 +65,16 @@ GOAL_RATIO = {50: 1.5, 200: 2.0}  # portal p99 / bare p99 at the same clients an
 GOAL_RSS_MB = 300.0
 TOKENS_WH = OPEN_AUCTIONS + 200  # alice lists 1 Wh per listing
 DEMO_PV_PEAK_W = 400
+def _default_chain() -> str:
+    """`gridbid run`'s default: anvil (npm ci installs it), the embedded py-evm without it."""
+    from geth_private.anvil import find_anvil
+
+    return "anvil://" if find_anvil() else "embedded://"
+
+
 PORTAL_CONFIG = {
-    "CHAIN_URI": "embedded://", "CHAIN_FALLBACK": False, "SCRYPT_N": 2**10,
+    "CHAIN_URI": os.environ.get("BENCH_CHAIN", _default_chain()), "CHAIN_FALLBACK": False,
+    "SCRYPT_N": 2**10,
     "SECRET_KEY": "bench", "EMULATOR_SPEED": 600.0, "PV_PEAK_W": 2000, "DEMO_ACCOUNTS": True,
     # 2 kW at 600x is 1.2 MW of chain-time rating, above the default ceiling of 1 MW.
     "MAX_RATED_POWER_W": 2_000_000,
@@ -84,7 +97,7 @@ def _stop_with_parent() -> None:
 
 
 def serve_portal(data_dir: str, port: int) -> None:
-    """The real portal on the embedded chain, served as `gridbid run` serves it (web.serve:
+    """The real portal on its default chain, served as `gridbid run` serves it (web.serve:
     gunicorn, one threaded worker, the runtime started in it after the fork); prints
     `ready <worker pid>` once alice has tokens to list."""
     from web.serve import serve
@@ -97,6 +110,10 @@ def serve_portal(data_dir: str, port: int) -> None:
         threading.Thread(target=_fill_tokens, args=(runtime,), daemon=True).start()
 
     overrides = {**PORTAL_CONFIG, "DATA_DIR": data_dir, "WORKER_THREADS": THREADS}
+    if os.environ.get("BENCH_TICK"):  # a diagnosis: every loop's period, in seconds
+        overrides.update(TICK_S=float(os.environ["BENCH_TICK"]),
+                         INTERVAL_TICK_S=float(os.environ["BENCH_TICK"]),
+                         EVENT_POLL_S=float(os.environ["BENCH_TICK"]))
     if os.environ.get("BENCH_DIAG"):  # installed before the fork: the worker inherits it
         import portal_diag  # bench/ is the script's directory, first on sys.path
 
@@ -117,7 +134,8 @@ def _fill_tokens(runtime) -> None:
             runtime.microgrid.set_battery("pv-alice", 0.0)
         time.sleep(0.2)
     # Back to the demo's PV, so that minting runs at its usual pace while bids are measured.
-    runtime.microgrid.set_battery("pv-alice", 0.5, pv_peak_w=DEMO_PV_PEAK_W)
+    pv_w = float(os.environ.get("BENCH_PV_W", DEMO_PV_PEAK_W))
+    runtime.microgrid.set_battery("pv-alice", 0.5, pv_peak_w=pv_w)
     print(f"ready {os.getpid()}", flush=True)
 
 
@@ -400,6 +418,10 @@ def measure(url: str, count: int, cookie: str, post, lanes: list, rate: float = 
     latencies = sorted((t - sent[key][0]) * 1000 for key, times in arrivals.items()
                        if key in sent for t in times)
     answers = sorted((done - at) * 1000 for at, done in sent.values())
+    if os.environ.get("BENCH_SLOW"):  # the slowest answers, at their monotonic send times
+        slow = sorted(sent.values(), key=lambda s: s[0] - s[1])[:int(os.environ["BENCH_SLOW"])]
+        print("slowest answers:", ", ".join(f"{at:.3f}+{(done - at) * 1000:.0f}ms"
+                                             for at, done in sorted(slow)), flush=True)
     expected = len(sent) * count
     return {"clients": count, "offered": rate, "bids": len(sent), "connect_s": connect_s,
             "p50": pct(latencies, 50), "p99": pct(latencies, 99),

@@ -75,6 +75,11 @@ reports), 0.96–1.07 (anvil transfers) and 0.99–1.39 (anvil reports). The fir
 before profiling, was 0.52 for anvil transfers: each send fetched the latest block for the base
 fee and each wait fetched the receipt twice more. The base fee is now refreshed at most once a
 second and the receipt found at send time is kept on the record."""),
+    ("chain_calls", "One node call's CPU", """\
+`bench/chain_calls.py`: the portal process's CPU for one JSON-RPC call to anvil, through web3's
+default HTTP provider and through `geth_private.provider.NodeProvider`, whose session reads the
+environment's proxies once (requests' default looks up the proxies and `~/.netrc` at every
+call). The portal's loops and requests make dozens of calls a second under one GIL.""", None),
     ("boards", "Serial round trips", """\
 2,000 requests each through `firmware_bridge.client.BoardClient` over a pseudo-terminal, to
 the Python board emulator (in the bench process) and to the C reference firmware built for the
@@ -87,23 +92,29 @@ relays time is almost all the market's tick (`TICK_S`): the auction is closed at
 after its deadline; the two RELAY round trips add ~0.2 ms. `bench/settle.py` splits it by
 stage."""),
     ("portal", "Portal: bid to every browser, and memory", """\
-`bench/portal.py` starts the portal (embedded chain, three emulated boards, served by
-`socketio.run`: werkzeug's thread per connection, as gunicorn's threaded worker has) and a
-bare python-socketio broadcast server (werkzeug, threading mode, one HTTP route that emits what
-it is posted), each in its own process. Clients are python-socketio asyncio clients on
+`bench/portal.py` serves the portal as `gridbid run` does (`web.serve`: gunicorn, one threaded
+worker with 250 threads, the app made and the runtime started in the worker after the fork; its
+default chain, anvil from npm; the demo's three emulated boards attached in the portal process
+so the bench can charge alice's battery, whose PV then mints 10 Wh every ~0.2 s at x600, as ~100
+producers would in real time) and a bare python-socketio broadcast server (threading mode, one
+HTTP route that emits what it is posted) under the same gunicorn threaded worker and thread
+count, each in its own process: alike for alike. Clients are python-socketio asyncio clients on
 loopback, spread over two processes, connected to `/market`; bids are posted at a paced rate
 through the HTTP API by the logged-in demo consumers (10 listings bid on in parallel, each
-listing's bids one after the other, as bidders race on a card), and the bare server is posted
-the same way. Rounds: 50 clients at 100 bids/s; a probe of the bare server alone at 200
-clients and 100 bids/s (`bare *`); then both at 200 clients at the rate the bare server
-reached in the probe (`asked/s`). Latency is from the moment a bid's POST is sent to its
-`bid_placed` arriving at each client; `POST p50` is the HTTP answer's own time; `lost` counts
-arrivals that never came (expected = bids × clients). `bids/s` is the rate the bidders
-achieved: a lane waits for its answer before its next bid, so a slow server is sent fewer
-bids, and a row that fell below 90% of the asked rate misses its goal whatever its p99. The
-last portal row repeats 200 clients with 1,000 auctions open (every client's connect snapshot
-carries them all). Goals: p99 ≤ 1.5× the bare server at 50 clients, ≤ 2× at 200 clients (at
-the bare server's own rate); RSS ≤ 300 MB with 1,000 open auctions.""", None),
+listing's bids one after the other, as bidders race on a card; each bid built from the listing's
+view and signed by its bidder in the bench process, then posted once, as the market page does),
+and the bare server is posted the same way. Rounds: 50 clients at 100 bids/s; a probe of the
+bare server alone at 200 clients and 100 bids/s (`bare *`); then both at 200 clients at the rate
+the bare server reached in the probe (`asked/s`). Latency is from the moment a bid's POST is
+sent to its `bid_placed` arriving at each client; `POST p50` is the HTTP answer's own time;
+`lost` counts arrivals that never came (expected = bids × clients). `bids/s` is the rate the
+bidders achieved: a lane waits for its answer before its next bid, so a slow server is sent
+fewer bids, and a row that fell below 90% of the asked rate misses its goal whatever its p99.
+The last portal row repeats 200 clients with 1,000 auctions open (every client's connect
+snapshot carries them all). Goals: p99 ≤ 1.5× the bare server at 50 clients, ≤ 2× at 200 clients
+(at the bare server's own rate); RSS ≤ 300 MB with 1,000 open auctions. `CPU ms/bid` is the
+serving process's CPU (user + system, every thread, its loops included, from `/proc`) while the
+bids were paced, divided by the bids.""", None),
     ("portal_procs", "Portal as deployed: several processes", """\
 `bench/portal_procs.py` measures what `bench/portal.py` measures (its clients, bidders, pacing and
 goals, imported) for the portal as docs/DEPLOY.md deploys it: N portal processes (`web.serve`,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 
 import pytest
 from web3 import Web3
 
 from geth_private.errors import ChainUnavailable
-from geth_private.provider import NodeProvider
+from geth_private.provider import NodeProvider, node_session
 
 
 def _closed_port() -> int:
@@ -32,3 +35,45 @@ def test_a_node_that_never_answers_is_chain_unavailable():
         w3.provider.exception_retry_configuration = None
         with pytest.raises(ChainUnavailable, match="ReadTimeout"):
             w3.eth.get_block("latest")
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy that answers eth_blockNumber itself: what reached it, and through whom."""
+
+    seen: list[str] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append(self.path)  # a proxy is sent the absolute URL
+        answer = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": "0x7"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_environment_s_proxy_is_read_once_when_the_provider_is_made(monkeypatch):
+    """HTTP_PROXY still reaches a node behind a proxy, read when the provider is made (not
+    at every call: requests' lookups of proxies and ~/.netrc cost ~0.3 ms a call)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        provider = NodeProvider("http://node.invalid:8545", timeout=5)
+        monkeypatch.delenv("HTTP_PROXY")  # read once: the provider keeps it
+        assert Web3(provider).eth.block_number == 7
+        assert _Proxy.seen == ["http://node.invalid:8545/"]
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+        assert node_session("http://node.invalid:8545").proxies["http"] == \
+            "http://127.0.0.1:3128"
+        assert node_session("http://node.invalid:8545").trust_env is False
+        monkeypatch.setenv("NO_PROXY", "node.invalid")
+        assert node_session("http://node.invalid:8545").proxies == {}
+    finally:
+        server.shutdown()
