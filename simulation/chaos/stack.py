@@ -68,11 +68,14 @@ class Stack:
     """Every process of the day, started in order; stopped whatever happened."""
 
     def __init__(self, out: Path, layout: Layout) -> None:
-        self.out = out
+        # Absolute: every part runs from the repository (cwd=ROOT), and a relative --out (the
+        # CLI's default var/simulation/…) named another directory there, whose workers made
+        # their own admin: the harness's login was refused NotAParticipant at the start.
+        self.out = Path(out).absolute()
         self.layout = layout
         self.people = layout.people()
-        self.data = out / "var"
-        self.logs = out / "logs"
+        self.data = self.out / "var"
+        self.logs = self.out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.parts: list[Part] = []
         self.postgres: PostgresServer | None = None

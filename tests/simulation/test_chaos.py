@@ -23,7 +23,7 @@ import pytest
 from geth_private.anvil import find_anvil
 from simulation.chaos.day import ChaosDay, ChaosPlan
 from simulation.chaos.services import postgres_bin
-from simulation.chaos.stack import Layout
+from simulation.chaos.stack import Layout, Stack
 
 pytestmark = [
     pytest.mark.skipif(find_anvil() is None, reason="no anvil binary: `npm ci` installs it"),
@@ -83,3 +83,16 @@ def _settlement_said(out) -> str:
              for line in log.read_text(errors="replace").splitlines()
              if ("WARNING" in line or "ERROR" in line) and any(m in line for m in marks)]
     return "\nworkers said:\n" + "\n".join(line[:400] for line in lines[-60:])
+
+
+def test_a_relative_out_names_one_directory_for_the_harness_and_its_parts(tmp_path,
+                                                                           monkeypatch):
+    """`gridbid simulate --chaos` writes to var/simulation/… by default, relative to where it
+    is run; the parts run from the repository, so a relative directory named another one for
+    them, whose workers made their own admin (the harness's login refused NotAParticipant)."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    stack = Stack(Path("var/simulation/day"), Layout())
+    assert stack.out == tmp_path / "var" / "simulation" / "day"
+    assert stack.data.is_absolute() and stack.logs.is_dir()
