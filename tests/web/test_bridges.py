@@ -330,3 +330,39 @@ def test_the_admin_view_registers_and_revokes_a_bridge(server, browser, runtime)
     assert runtime.store.bridge("site-9") is None
     with pytest.raises(socketio.exceptions.ConnectionError):
         connect(server, "site-9", token)
+
+
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_a_demo_owner_s_enrollment_refused_at_the_hello_is_sent_again(app, runtime, server,
+                                                                      login, monkeypatch):
+    """The chain refused carol's enrollment when her bridge said hello (a fault injected
+    here: the ledger's send raises once, as with the node away); her consent stayed pending,
+    and nothing asks again for a board already claimed, so she sat on no board for good.
+    The enrollment loop signs her consent again (the demo holds her key) and sends it."""
+    from marketplace.errors import ChainActionFailed
+
+    ledger = runtime.meters.ledger
+    real = ledger.enroll_meter_async
+    refused = []
+
+    def away_once(*args):
+        if not refused:
+            refused.append(args)
+            raise ChainActionFailed("the node at http://127.0.0.1:1 did not answer")
+        return real(*args)
+
+    monkeypatch.setattr(ledger, "enroll_meter_async", away_once)
+    carol_meter = Account.create().address
+    token = register(login("admin"), "site", {"load-carol": carol_meter})
+    bridge = connect(server, "site", token)
+    try:
+        hello(bridge, board("load-carol", carol_meter))
+        carol = runtime.accounts.address_of("carol")
+        wait_for(lambda: refused, timeout=10, what="the first enrollment refused")
+        seated = wait_for(lambda: runtime.store.participant(carol), timeout=30,
+                          what="carol seated once her enrollment was sent again")
+        assert seated["meter_address"] == carol_meter
+        assert ledger.meter_of(carol_meter)["owner"] == carol
+        assert runtime.store.consents(carol) == []  # none left pending
+    finally:
+        bridge.disconnect()

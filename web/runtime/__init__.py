@@ -26,7 +26,7 @@ from web.runtime.accounts import AccountDirectory
 from web.runtime.demo import DEMO_BOOK, demo_addresses
 from web.runtime.local_bridge import KEEP_S
 from web.runtime.loops import Loop
-from web.runtime.meters import MeterEnrollment
+from web.runtime.meters import RETRY_S, MeterEnrollment
 from web.runtime.settings import listed
 from web.runtime.wiring import Parts, wire
 
@@ -154,6 +154,8 @@ class Runtime:
         self.loop("intervals", parts.market.intervals.step, cfg["INTERVAL_TICK_S"])
         # Every worker hears, again and again, which bridges are connected here.
         self.loop("bridge claims", parts.remote_boards.refresh, ALIVE_S)
+        # A demo owner's consent whose enrollment was refused or failed is sent again.
+        self.loop("enrollment", parts.meters.retry, RETRY_S)
         if parts.local_bridge is not None:  # one worker of those sharing the store runs it
             keeper = self.loop("local bridge", parts.local_bridge.step, KEEP_S)
             keeper.wake.set()  # its first pass now: the child is started without a wait

@@ -27,6 +27,9 @@ from web.runtime.accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
 
+RETRY_S = 5.0  # a demo owner's consent still pending is sent again after this, then doubling
+RETRY_MAX_S = 300.0
+
 
 def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
     """A participant's rating in its own board's time: PV peak or load, in W."""
@@ -61,6 +64,7 @@ class MeterEnrollment:
         self.demo_keys: dict[str, Any] = {}  # owner -> its key, for accounts the demo seats
         self._seated: dict[str, str] = {}  # board id -> the meter it was seated with here
         self._sent: dict[str, tuple[str, str]] = {}  # enrollment tx hash -> (owner, meter)
+        self._retries: dict[tuple[str, str], tuple[int, float]] = {}  # -> (tries, next at)
         self._lock = threading.Lock()
 
     # -- the owner's consent ---------------------------------------------------------------
@@ -75,6 +79,36 @@ class MeterEnrollment:
             deadline = int(time.time()) + consent.CONSENT_TTL_S
             signature = sign_typed(key, self._typed(row, deadline))
             self.submit(owner, meter, deadline, "0x" + signature.hex())
+
+    def retry(self) -> None:
+        """One pass of the enrollment loop: each consent still pending of an owner whose key
+        this portal holds (the demo's) is signed and sent again. Its first send may have
+        been refused (the chain away at a bridge's hello) or its enrollment failed on chain
+        (reverted, or forgotten by a chain that went back); the owner then sat on no board
+        for good, since nothing asks again for a board already claimed. A person's own
+        consent waits for the person (their wallet lists it). Each retry waits twice as long
+        as the one before (RETRY_S up to RETRY_MAX_S): a refusal that lasts costs little."""
+        now = time.monotonic()
+        for owner, key in list(self.demo_keys.items()):
+            for row in self.store.consents(owner):
+                tried = self._retries.get((owner, row["meter"]))
+                if tried is not None and now < tried[1]:
+                    continue
+                count = 1 if tried is None else tried[0] + 1
+                wait = min(RETRY_S * 2 ** (count - 1), RETRY_MAX_S)
+                self._retries[(owner, row["meter"])] = (count, now + wait)
+                try:
+                    if self._mined_after_all(owner, row):
+                        continue
+                    deadline = int(time.time()) + consent.CONSENT_TTL_S
+                    signature = sign_typed(key, self._typed(row, deadline))
+                    self.submit(owner, row["meter"], deadline, "0x" + signature.hex())
+                except Exception as err:  # the next pass tries again, later
+                    log.warning("enrollment of meter %s for %s not sent (try %d; again in "
+                                "%.0f s): %s", row["meter"], owner, count, wait, err)
+                    continue
+                log.info("enrollment of meter %s for %s sent again (try %d)", row["meter"],
+                         owner, count)
 
     def pending(self, owner: str) -> list[dict[str, Any]]:
         """An owner's consent requests waiting for a signature, each with its typed data."""
@@ -110,7 +144,7 @@ class MeterEnrollment:
         owner, meter = sent
         if record.status == TxStatus.FAILED:
             log.error("enrollment of meter %s for %s failed: %s", meter, owner, record.error)
-            self.store.set_consent_status(owner, meter, "pending")
+            self.store.set_consent_status(owner, meter, "pending")  # retry() sends it again
             return
         self.store.set_consent_status(owner, meter, "enrolled", record.tx_hash)
         self._seat_enrolled(owner, meter)
@@ -200,6 +234,16 @@ class MeterEnrollment:
             return None
         return {"name": seated["name"], "role": seated["role"], "board": board_id,
                 "address": seated["address"]}
+
+    def _mined_after_all(self, owner: str, row: Mapping[str, Any]) -> bool:
+        """Whether a pending consent's meter is enrolled on chain as asked already (another
+        worker's send mined, or one whose record failed): marked enrolled and seated."""
+        if not self._enrolled_as(row["meter"], owner, int(row["kind"]),
+                                 int(row["rated_power_w"])):
+            return False
+        self.store.set_consent_status(owner, row["meter"], "enrolled")
+        self._seat_enrolled(owner, row["meter"])
+        return True
 
     def _enrolled_as(self, meter: str, owner: str, kind: int, rated: int) -> bool:
         entry = self.ledger.meter_of(meter)
