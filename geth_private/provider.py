@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import requests
@@ -44,8 +45,13 @@ class NodeProvider(HTTPProvider):
 
 def node_session(url: str) -> requests.Session:
     """A session for one node: the environment's proxy for its URL read once, then not again
-    (trust_env off); its pool as big as requests' default (10 kept connections)."""
+    (trust_env off); its pool as big as requests' default (10 kept connections). The CA
+    bundle requests reads only with trust_env on (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) is read
+    here too: without it an https:// node signed by a private CA failed SSLError, reported
+    as ChainUnavailable."""
     session = requests.Session()
     session.proxies = requests.utils.get_environ_proxies(url)
+    session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                      or True)
     session.trust_env = False
     return session
