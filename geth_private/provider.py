@@ -11,6 +11,8 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from .errors import ChainUnavailable
 
+POOL_CONNECTIONS = 64  # kept open to one node, shared by the threads that call it
+
 # What requests raises when nothing answers at the URL or the answer does not come in time.
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
@@ -45,11 +47,16 @@ class NodeProvider(HTTPProvider):
 
 def node_session(url: str) -> requests.Session:
     """A session for one node: the environment's proxy for its URL read once, then not again
-    (trust_env off); its pool as big as requests' default (10 kept connections). The CA
-    bundle requests reads only with trust_env on (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) is read
-    here too: without it an https:// node signed by a private CA failed SSLError, reported
-    as ChainUnavailable."""
+    (trust_env off). The CA bundle requests reads only with trust_env on (REQUESTS_CA_BUNDLE,
+    CURL_CA_BUNDLE) is read here too: without it an https:// node signed by a private CA
+    failed SSLError, reported as ChainUnavailable. One session serves every thread (web3's
+    own keeps one per thread), so its pool keeps POOL_CONNECTIONS: requests' 10 closed and
+    reopened a connection (and logged "Connection pool is full") at every call past 10 at
+    once, and the portal's worker runs 250 threads."""
     session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     session.proxies = requests.utils.get_environ_proxies(url)
     session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                       or True)

@@ -233,7 +233,10 @@ INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listing
                  "CREATE INDEX IF NOT EXISTS listings_by_leader ON listings(leader_bidder, status)",
                  "CREATE INDEX IF NOT EXISTS listings_by_status ON listings(status, deadline)",
                  "CREATE INDEX IF NOT EXISTS deals_by_status ON deals(status)",
-                 "CREATE INDEX IF NOT EXISTS deals_by_chain_id ON deals(chain_deal_id)"]
+                 "CREATE INDEX IF NOT EXISTS deals_by_chain_id ON deals(chain_deal_id)",
+                 # A meter's latest boundary reading (marketplace.intervals.step._capture).
+                 "CREATE INDEX IF NOT EXISTS interval_readings_by_meter"
+                 " ON interval_readings(meter, boundary, n)"]
 
 # Amounts in wei can pass 2**63, so they are stored as decimal text and converted here.
 WEI_COLUMNS = {"start_price", "price", "paid_wei", "refunded_wei", "nonce", "price_wei",

@@ -85,10 +85,13 @@ class BoundaryStep:
 
     def _capture(self, n: int, prev: int | None) -> None:
         """Each member meter's latest signed reading ends prev and starts n: never one older
-        than the reading that started prev. Workers take turns at boundaries, and one whose
-        cache of a board lags (its bus away: a Redis restart) would store an older reading
-        than the last boundary's: a window went back to 0 and the next counted its Wh again,
-        billed beyond what the contract lets positions claim (OVER_METERED)."""
+        than the reading that started the latest boundary that stored one (prev, or before
+        it when prev's worker had no reading of the board). Workers take turns at
+        boundaries, and one whose cache of a board lags (its bus away: a Redis restart)
+        would store an older reading than the last boundary's: a window went back to 0 and
+        the next counted its Wh again, billed beyond what the contract lets positions claim
+        (OVER_METERED); and a sell's position closed below the reading its offer counted
+        (_uncommitted), its burn cut."""
         opening = {} if prev is None else self.istore.readings(prev)["start"]
         for member in self.members():
             reading = self.switchboard.signed(member["board_id"])
@@ -96,6 +99,8 @@ class BoundaryStep:
                 continue
             data = reading.to_json()
             opened = opening.get(reading.meter)
+            if opened is None and prev is not None:  # prev stored none: the one before it
+                opened = self.istore.latest_start(reading.meter, prev)
             if opened is not None and int(opened["timestamp"]) > reading.timestamp:
                 data = opened  # the newer one, signed by the same meter: the cache lagged
             if prev is not None:

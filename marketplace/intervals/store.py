@@ -256,6 +256,14 @@ class IntervalStore:
         self.db.write("UPDATE interval_readings SET reading_json = ? WHERE n = ? AND meter = ?"
                       " AND boundary = 'end'", json.dumps(reading), n, meter)
 
+    def latest_start(self, meter: str, before_n: int) -> dict[str, Any] | None:
+        """A meter's start reading at the latest boundary before interval before_n that has
+        one (one index seek: interval_readings_by_meter)."""
+        row = self.db.one("SELECT reading_json FROM interval_readings WHERE meter = ? AND"
+                          " boundary = 'start' AND n < ? ORDER BY n DESC LIMIT 1",
+                          meter, before_n)
+        return None if row is None else json.loads(row["reading_json"])
+
     def readings(self, n: int) -> dict[str, dict[str, dict[str, Any]]]:
         """Interval n's readings: {boundary: {meter: signed reading JSON}}."""
         found: dict[str, dict[str, dict[str, Any]]] = {"start": {}, "end": {}}

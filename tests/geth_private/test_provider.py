@@ -77,3 +77,49 @@ def test_the_environment_s_proxy_is_read_once_when_the_provider_is_made(monkeypa
         assert node_session("http://node.invalid:8545").proxies == {}
     finally:
         server.shutdown()
+
+
+class _Node(_Proxy):
+    """A node answering eth_blockNumber over kept-alive HTTP/1.1 connections, counting them."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self):
+        type(self).connections += 1
+        super().setup()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # every thread's connect at once
+    daemon_threads = True
+
+
+def test_threads_calling_at_once_reuse_the_pool_s_connections(caplog):
+    """The session is every thread's (web3's default keeps one per thread): 30 threads
+    calling at once keep their connections, one each at most (requests' pool of 10 closed
+    one at every call past 10, reconnected, and warned "Connection pool is full")."""
+    server = _Server(("127.0.0.1", 0), _Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        w3 = Web3(NodeProvider(f"http://127.0.0.1:{server.server_address[1]}", timeout=5))
+        barrier, failed = threading.Barrier(30), []
+
+        def calls():
+            barrier.wait()
+            try:
+                for _ in range(5):
+                    assert w3.eth.block_number == 7
+            except Exception as err:  # noqa: BLE001 - reported below
+                failed.append(err)
+
+        threads = [threading.Thread(target=calls) for _ in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not failed
+        assert _Node.connections <= 30
+        assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+    finally:
+        server.shutdown()
