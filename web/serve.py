@@ -61,6 +61,9 @@ def server_config(overrides: dict[str, Any]) -> dict[str, Any]:
     return dict(bare.config)
 
 
+KEEPALIVE_S = 75  # idle keep-alive connections kept open (nginx's upstream ones last 60 s)
+
+
 def bind_address(host: str, port: int) -> str:
     """gunicorn's bind string; an IPv6 host goes in brackets."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
@@ -78,6 +81,12 @@ def options(settings: dict[str, Any], host: str, port: int) -> dict[str, Any]:
         "graceful_timeout": _whole(settings, "GRACEFUL_TIMEOUT_S", 0),
         "preload_app": False,
         "max_requests": 0,
+        # An idle connection is kept longer than nginx keeps its own to us (upstream
+        # keepalive_timeout, 60 s) or a client reuses one: gunicorn's 2 s closed connections
+        # nginx or a requests session then sent a POST on (a 502 through nginx; a test's
+        # RemoteDisconnected). The threaded worker waits on idle ones in its poller, not in a
+        # thread, so each costs a descriptor.
+        "keepalive": KEEPALIVE_S,
         "control_socket_disable": True,  # gunicorn ≥ 25.1: one shared ~/.gunicorn/gunicorn.ctl
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,

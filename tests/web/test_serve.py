@@ -4,11 +4,13 @@ settings refused before anything starts."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,16 @@ def test_the_runtime_lives_in_the_worker_and_stops_with_it(tmp_path):
         anvil = int((tmp_path / "var" / "anvil.pid").read_text().split()[0])
         # The chain child belongs to the worker, not to the arbiter `gridbid run` is.
         assert _parent(anvil) == worker and _parent(worker) == portal.pid
+
+        # An idle connection outlives gunicorn's default 2 s: nginx's upstream ones (60 s)
+        # and a client's kept-alive session send on them again.
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept.request("GET", "/login")
+        assert kept.getresponse().read() and kept.sock is not None
+        time.sleep(3)
+        kept.request("GET", "/login")
+        assert kept.getresponse().status == 200
+        kept.close()
 
         # An open WebSocket does not hold the stop up (PortalWorker closes it).
         alice = portal_login(url, "alice", tmp_path / "var")
