@@ -107,9 +107,10 @@ def test_budget_exhaustion_opens_the_relay(sim: AvrSim) -> None:
     board = sim.connect()
     board.hello()
     board.set_budget(0, 2.0)
-    # A budgeted relay closes only once the board has read its meter (no-meter-for-budget
-    # before): on a loaded machine the first poll may not have come yet (a clean clone's run).
-    sim.wait_meter()
+    # A budgeted relay closes only once the board took its meter's answer (no-meter-for-budget
+    # before). The fixture's wait_meter counts the scripted meter's replies, which the core
+    # may not have parsed yet on a loaded machine (two clean clones' runs): its own READ says.
+    reading_until(board, lambda r: r.wh_in == 1234.0)
     board.set_relay(0, True)
     sim.set_meter(12.6, 1.25, 15.9, 1235)
     assert reading_until(board, lambda r: r.wh_in == 1235.0).budgets == (1.0,)
