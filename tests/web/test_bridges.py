@@ -366,3 +366,48 @@ def test_a_demo_owner_s_enrollment_refused_at_the_hello_is_sent_again(app, runti
         assert runtime.store.consents(carol) == []  # none left pending
     finally:
         bridge.disconnect()
+
+
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_a_consent_for_a_board_s_old_meter_is_not_sent_again(app, runtime, server, login,
+                                                             monkeypatch):
+    """carol's first meter's enrollment was refused at its hello (the node away); the admin
+    then registered her board anew with another meter (the board's key replaced), which was
+    enrolled and seated. The enrollment loop must not send the old meter's consent, still
+    pending, once the node is back: mined, it seated carol with the old meter, and the
+    readings her board signs with the new one no longer counted."""
+    from marketplace.errors import ChainActionFailed
+
+    ledger = runtime.meters.ledger
+    real = ledger.enroll_meter_async
+    old, new = Account.create().address, Account.create().address
+    away = {old}
+
+    def node_away_for(meter, *rest):
+        if meter in away:
+            raise ChainActionFailed("the node at http://127.0.0.1:1 did not answer")
+        return real(meter, *rest)
+
+    monkeypatch.setattr(ledger, "enroll_meter_async", node_away_for)
+    admin = login("admin")
+    carol = runtime.accounts.address_of("carol")
+    bridge = connect(server, "site", register(admin, "site", {"load-carol": old}))
+    try:
+        hello(bridge, board("load-carol", old))
+        wait_for(lambda: runtime.store.consents(carol), what="the old meter's consent pending")
+    finally:
+        bridge.disconnect()
+    assert admin.delete("/api/admin/bridges/site").status_code == 200
+    bridge = connect(server, "site", register(admin, "site", {"load-carol": new}))
+    try:
+        hello(bridge, board("load-carol", new))
+        wait_for(lambda: (runtime.store.participant(carol) or {}).get("meter_address") == new,
+                 timeout=30, what="carol seated with her board's new meter")
+        away.clear()  # the node is back
+        runtime.meters._retries.clear()  # the old consent's backoff over
+        runtime.meters.retry()
+        wait_for(lambda: not runtime.meters._sent, timeout=30, what="no enrollment in flight")
+        assert runtime.store.participant(carol)["meter_address"] == new
+        assert ledger.meter_of(old)["kind"] == 0  # never enrolled: her board no longer has it
+    finally:
+        bridge.disconnect()

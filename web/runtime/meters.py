@@ -98,6 +98,8 @@ class MeterEnrollment:
                 wait = min(RETRY_S * 2 ** (count - 1), RETRY_MAX_S)
                 self._retries[(owner, row["meter"])] = (count, now + wait)
                 try:
+                    if not self._still_asked(owner, row):
+                        continue  # its board has another owner or meter now: never sent
                     if self._mined_after_all(owner, row):
                         continue
                     deadline = int(time.time()) + consent.CONSENT_TTL_S
@@ -234,6 +236,18 @@ class MeterEnrollment:
             return None
         return {"name": seated["name"], "role": seated["role"], "board": board_id,
                 "address": seated["address"]}
+
+    def _still_asked(self, owner: str, row: Mapping[str, Any]) -> bool:
+        """Whether a pending consent is still what its board needs: the board seats this
+        owner and, served by a registered bridge, is registered with this meter (not one the
+        admin replaced: enrolled and seated, it would unseat the board's meter of now)."""
+        seat = self._seat_of(row["board_id"])
+        if seat is None or seat["address"] != owner:
+            return False
+        if row["board_id"] in self.local_boards():
+            return True
+        return any(b["board_id"] == row["board_id"] and b["meter"].lower() == row["meter"].lower()
+                   for bridge in self.store.bridges() for b in bridge["boards"])
 
     def _mined_after_all(self, owner: str, row: Mapping[str, Any]) -> bool:
         """Whether a pending consent's meter is enrolled on chain as asked already (another
