@@ -149,6 +149,18 @@ class Store(Database):
         return self.query("SELECT * FROM meter_consents WHERE owner = ? AND status = ?"
                           " ORDER BY created", owner, status)
 
+    def claim_consent(self, owner: str, meter: str) -> bool:
+        """Take a pending consent for sending (status 'sending'), by one caller only: a retry
+        pass, another worker's, or the owner's own second click find it taken."""
+        return self.write("UPDATE meter_consents SET status = 'sending' WHERE owner = ? AND"
+                          " meter = ? AND status = 'pending'", owner, meter) == 1
+
+    def consent_failed(self, owner: str, meter: str, tx_hash: str) -> None:
+        """A consent's enrollment failed: pending again, unless another send took it since
+        (a later one mined or in flight: its own outcome decides)."""
+        self.write("UPDATE meter_consents SET status = 'pending', tx_hash = NULL WHERE owner = ?"
+                   " AND meter = ? AND status = 'sent' AND tx_hash = ?", owner, meter, tx_hash)
+
     def set_consent_status(
         self, owner: str, meter: str, status: str, tx_hash: str | None = None
     ) -> None:

@@ -411,3 +411,42 @@ def test_a_consent_for_a_board_s_old_meter_is_not_sent_again(app, runtime, serve
         assert ledger.meter_of(old)["kind"] == 0  # never enrolled: her board no longer has it
     finally:
         bridge.disconnect()
+
+
+@pytest.mark.parametrize("app", [REMOTE], indirect=True)
+def test_a_retry_pass_during_the_first_send_sends_nothing_more(app, runtime, server, login,
+                                                                monkeypatch):
+    """carol's hello sends her enrollment; the node is slow to take it (the send held 1 s
+    here), and the enrollment loop's pass meanwhile found her consent still pending and sent
+    it too: the second reverted ConsentUsed (or, signed another second, enrolled her meter
+    twice), and its failure set her consent pending again after the first had enrolled it.
+    The consent is taken for sending by one of them only."""
+    import threading
+    import time
+
+    ledger = runtime.meters.ledger
+    real = ledger.enroll_meter_async
+    sends = []
+
+    def slow(*args):
+        sends.append(args)
+        time.sleep(1.0)
+        return real(*args)
+
+    monkeypatch.setattr(ledger, "enroll_meter_async", slow)
+    carol_meter = Account.create().address
+    carol = runtime.accounts.address_of("carol")
+    bridge = connect(server, "site", register(login("admin"), "site",
+                                              {"load-carol": carol_meter}))
+    try:
+        said = threading.Thread(target=hello, args=(bridge, board("load-carol", carol_meter)))
+        said.start()
+        wait_for(lambda: sends, timeout=10, what="the hello's send")
+        runtime.meters.retry()  # the loop's pass while that send waits for the node
+        said.join(timeout=30)
+        wait_for(lambda: runtime.store.participant(carol), timeout=30, what="carol seated")
+        wait_for(lambda: not runtime.meters._sent, timeout=30, what="no enrollment in flight")
+        assert len(sends) == 1
+        assert runtime.store.consent(carol, carol_meter)["status"] == "enrolled"
+    finally:
+        bridge.disconnect()

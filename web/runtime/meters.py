@@ -90,7 +90,12 @@ class MeterEnrollment:
         as the one before (RETRY_S up to RETRY_MAX_S): a refusal that lasts costs little."""
         now = time.monotonic()
         for owner, key in list(self.demo_keys.items()):
-            for row in self.store.consents(owner):
+            try:
+                rows = self.store.consents(owner)
+            except Exception as err:  # the store away: the next pass reads them again
+                log.warning("pending consents of %s not read: %s", owner, err)
+                return
+            for row in rows:
                 tried = self._retries.get((owner, row["meter"]))
                 if tried is not None and now < tried[1]:
                     continue
@@ -128,8 +133,14 @@ class MeterEnrollment:
             raise NotFound(f"no enrollment of meter {meter} waits for your consent")
         deadline = consent.check_deadline(deadline, time.time())
         raw = consent.check_signature(self._typed(row, deadline), signature, owner)
-        record = self.ledger.enroll_meter_async(meter, owner, int(row["kind"]),
-                                                int(row["rated_power_w"]), deadline, raw)
+        if not self.store.claim_consent(owner, meter):  # another send took it meanwhile
+            raise NotFound(f"the enrollment of meter {meter} is being sent already")
+        try:
+            record = self.ledger.enroll_meter_async(meter, owner, int(row["kind"]),
+                                                    int(row["rated_power_w"]), deadline, raw)
+        except BaseException:
+            self.store.set_consent_status(owner, meter, "pending")  # not sent: ask again
+            raise
         with self._lock:
             self._sent[record.tx_hash] = (owner, meter)
         self.store.set_consent_status(owner, meter, "sent", record.tx_hash)
@@ -146,8 +157,9 @@ class MeterEnrollment:
         owner, meter = sent
         if record.status == TxStatus.FAILED:
             log.error("enrollment of meter %s for %s failed: %s", meter, owner, record.error)
-            self.store.set_consent_status(owner, meter, "pending")  # retry() sends it again
+            self.store.consent_failed(owner, meter, record.tx_hash)  # retry() sends it again
             return
+        self._retries.pop((owner, meter), None)  # a later refusal starts from RETRY_S again
         self.store.set_consent_status(owner, meter, "enrolled", record.tx_hash)
         self._seat_enrolled(owner, meter)
 
