@@ -6,7 +6,6 @@ with SSLError, a requests ConnectionError: reported as ChainUnavailable, "did no
 from __future__ import annotations
 
 import http.server
-import json
 import shutil
 import ssl
 import subprocess
@@ -17,19 +16,7 @@ from web3 import Web3
 
 from geth_private.provider import NodeProvider
 
-
-class _Node(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": "0x7"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
+from .test_provider import _Proxy as _Node  # answers eth_blockNumber 7, as a node
 
 
 @pytest.fixture

@@ -11,3 +11,14 @@ def location(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "market.sqlite")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def istore(location):
+    """The interval market's queries over a store of either dialect."""
+    from marketplace.intervals.store import IntervalStore
+    from marketplace.store import Store
+
+    store = Store(location)
+    yield IntervalStore(store)
+    store.close()

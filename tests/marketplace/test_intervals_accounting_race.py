@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
 from firmware_bridge.signing import SignedReading
 from marketplace.interval_minting import MeterMint
 from marketplace.intervals.batching import Batching
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.store import IntervalStore
 from marketplace.settings import Settings
-from marketplace.store import Store
 from tests.marketplace.test_intervals_closing import Settled
 
 METER = "0x00000000000000000000000000000000000000aa"
@@ -52,12 +49,6 @@ class Chain:
         self.sent.append(batch)
         return SimpleNamespace(tx_hash="0x" + "11" * 32)
 
-
-@pytest.fixture
-def istore(location):
-    store = Store(location)
-    yield IntervalStore(store)
-    store.close()
 
 
 def interval(istore: IntervalStore, n: int, start: dict, end: dict) -> None:

@@ -9,27 +9,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
 from firmware_bridge.signing import SignedReading
 from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.orders import SELL
 from marketplace.intervals.positions import Positions
 from marketplace.intervals.step import BoundaryStep
-from marketplace.intervals.store import INTERVALS, IntervalStore
+from marketplace.intervals.store import INTERVALS
 from marketplace.settings import Settings
-from marketplace.store import Store
 
-SELLER = "0x00000000000000000000000000000000000000a1"
-METER = "0x00000000000000000000000000000000000000aa"
-BOARD = "pv-a"
-
-
-@pytest.fixture
-def istore(location):
-    store = Store(location)
-    yield IntervalStore(store)
-    store.close()
+from .test_intervals_offer_race import BOARD, METER, SELLER
 
 
 def _boundaries(istore, cache_by_n):

@@ -23,7 +23,6 @@ from marketplace.intervals.positions import group_fills
 from marketplace.intervals.step import BoundaryStep
 from marketplace.intervals.store import NOTHING_OWED, IntervalStore
 from marketplace.settings import Settings
-from marketplace.store import Store
 
 METER = "0x00000000000000000000000000000000000000aa"
 BUYER = "0x00000000000000000000000000000000000000b0"
@@ -49,12 +48,6 @@ class Settled:
     def parameters(self) -> dict:
         return {"interval_wall_s": 2}
 
-
-@pytest.fixture
-def istore(location):
-    store = Store(location)
-    yield IntervalStore(store)
-    store.close()
 
 
 def batching(istore: IntervalStore, chain: Settled) -> Batching:

@@ -22,18 +22,11 @@ from marketplace.intervals.boundaries import Boundaries
 from marketplace.intervals.step import BoundaryStep
 from marketplace.intervals.store import INTERVALS, IntervalStore
 from marketplace.settings import Settings
-from marketplace.store import Store
 
 SELLER = "0x00000000000000000000000000000000000000a1"
 METER = "0x00000000000000000000000000000000000000aa"
 BOARD = "pv-a"
 
-
-@pytest.fixture
-def istore(location):
-    store = Store(location)
-    yield IntervalStore(store)
-    store.close()
 
 
 class Chain:

@@ -5,18 +5,8 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from marketplace.intervals.store import IntervalStore
 from marketplace.store import Store
-
-
-@pytest.fixture
-def istore(location):
-    """The interval queries over a store of either dialect."""
-    store = Store(location)
-    yield IntervalStore(store)
-    store.close()
 
 
 def test_orders_modes_fills_readings_and_batches_round_trip(istore):
