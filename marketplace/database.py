@@ -226,7 +226,9 @@ COLUMNS_ADDED = [("listings", "closes_by", "REAL"), ("deals", "expires_at", "INT
                  # A listing's bid count and highest bid, kept with each bid (Store.add_bid).
                  ("listings", "bid_count", "INTEGER NOT NULL DEFAULT 0"),
                  ("listings", "leader_bid", "INTEGER"), ("listings", "leader_price", "TEXT"),
-                 ("listings", "leader_bidder", "TEXT")]
+                 ("listings", "leader_bidder", "TEXT"),
+                 # When a consent was taken for sending (web.runtime.meters: stale claims).
+                 ("meter_consents", "claimed_at", "REAL")]
 # Indexes over added columns: made once the columns exist (a seller's offer lists once), and
 # indexes added later (a settlement pass reads the opening deals and finds deals by escrow id).
 INDEXES_ADDED = ["CREATE UNIQUE INDEX IF NOT EXISTS listings_by_offer ON listings(offer_hash)",

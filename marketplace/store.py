@@ -149,11 +149,18 @@ class Store(Database):
         return self.query("SELECT * FROM meter_consents WHERE owner = ? AND status = ?"
                           " ORDER BY created", owner, status)
 
-    def claim_consent(self, owner: str, meter: str) -> bool:
+    def claim_consent(self, owner: str, meter: str, now: float) -> bool:
         """Take a pending consent for sending (status 'sending'), by one caller only: a retry
         pass, another worker's, or the owner's own second click find it taken."""
-        return self.write("UPDATE meter_consents SET status = 'sending' WHERE owner = ? AND"
-                          " meter = ? AND status = 'pending'", owner, meter) == 1
+        return self.write("UPDATE meter_consents SET status = 'sending', claimed_at = ? WHERE"
+                          " owner = ? AND meter = ? AND status = 'pending'",
+                          now, owner, meter) == 1
+
+    def release_stale_claims(self, before: float) -> int:
+        """Consents taken for sending before `before` and never sent (the worker died between
+        its claim and the send's record): pending again, for the owner or the retries."""
+        return self.write("UPDATE meter_consents SET status = 'pending' WHERE status ="
+                          " 'sending' AND claimed_at < ?", before)
 
     def consent_failed(self, owner: str, meter: str, tx_hash: str) -> None:
         """A consent's enrollment failed: pending again, unless another send took it since

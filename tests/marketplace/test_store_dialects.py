@@ -252,6 +252,10 @@ def test_bridges_and_meter_consents_in_both_dialects(store):
     store.request_consent("0xo", "0xm", "load-x", 2, 14_400, 3.0)  # a new rating: asked again
     (pending,) = store.consents("0xo")
     assert (pending["rated_power_w"], pending["tx_hash"]) == (14_400, None)
+    # Taken for sending once; a claim its worker never followed is released after a while.
+    assert store.claim_consent("0xo", "0xm", 10.0) and not store.claim_consent("0xo", "0xm", 11.0)
+    assert store.consents("0xo") == [] and store.release_stale_claims(5.0) == 0
+    assert store.release_stale_claims(20.0) == 1 and len(store.consents("0xo")) == 1
 
 
 def test_bus_disagreements_round_trip_on_both_databases(store):

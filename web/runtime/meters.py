@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 5.0  # a demo owner's consent still pending is sent again after this, then doubling
 RETRY_MAX_S = 300.0
+CLAIM_STALE_S = 120.0  # a consent taken for sending and not sent after this was left behind
 
 
 def rating_w(spec: Mapping[str, Any], config: Mapping[str, Any]) -> float:
@@ -89,6 +90,15 @@ class MeterEnrollment:
         consent waits for the person (their wallet lists it). Each retry waits twice as long
         as the one before (RETRY_S up to RETRY_MAX_S): a refusal that lasts costs little."""
         now = time.monotonic()
+        try:
+            # A send records itself within the node's timeout (30 s): a claim older than
+            # CLAIM_STALE_S was its worker's last act, and no owner would see it again.
+            if self.store.release_stale_claims(time.time() - CLAIM_STALE_S):
+                log.warning("consents taken for sending by a worker that stopped are pending "
+                            "again")
+        except Exception as err:  # the store away: the next pass looks again
+            log.warning("enrollment pass skipped: %s", err)
+            return
         for owner, key in list(self.demo_keys.items()):
             try:
                 rows = self.store.consents(owner)
@@ -133,7 +143,7 @@ class MeterEnrollment:
             raise NotFound(f"no enrollment of meter {meter} waits for your consent")
         deadline = consent.check_deadline(deadline, time.time())
         raw = consent.check_signature(self._typed(row, deadline), signature, owner)
-        if not self.store.claim_consent(owner, meter):  # another send took it meanwhile
+        if not self.store.claim_consent(owner, meter, time.time()):  # another send took it
             raise NotFound(f"the enrollment of meter {meter} is being sent already")
         try:
             record = self.ledger.enroll_meter_async(meter, owner, int(row["kind"]),
