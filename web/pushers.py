@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 ADMINS_ROOM = "admins"  # /market room of the admins' browsers: they see every deal
 MARKET_TOPICS = {"listing_created", "bid_placed", "listing_closed", "deal_updated"}
 INTERVAL_TOPIC = "interval"  # the interval market cleared an interval (marketplace.intervals)
+# News that moves no wallet (Wallets.summary reads no bid): no pass over the open wallets for
+# it. A pass reads each open wallet's balances from the chain (~8 calls): woken by every bid,
+# it ran every WalletPusher gap (50 ms) while bids came, for every wallet page open.
+STILL_WALLETS = {"bid_placed"}
 FILLS_PUSHED = 20  # the newest intervals of one's own fills each push carries
 CLOSED_SHOWN = 50  # closed auctions a market page lists (and as many of one's own)
 
@@ -55,7 +59,8 @@ class WalletPusher:
             socketio.emit(topic, payload, namespace="/market")
         elif topic == INTERVAL_TOPIC:  # every market page counts down to the next clearing
             socketio.emit(topic, interval_news(self.runtime, payload), namespace="/market")
-        self.poke()
+        if topic not in STILL_WALLETS:
+            self.poke()
 
     def push_changed(self) -> None:
         """One pass: send each open wallet that changed since it was last sent."""
