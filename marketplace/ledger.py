@@ -91,7 +91,7 @@ class Ledger(LedgerSetup, LedgerMeters):
         self.escrow: Any = None
         self.intervals = IntervalLedger(self)  # the community market's settlement contract
         # (view, address, market) -> (block, value): escrow reads kept for the block read at
-        self._cached: dict[tuple[str, str, int], tuple[int, Any]] = {}
+        self._cached: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         txm.decode_revert = lambda data: decode_revert(self.w3, data)
 
     @property
@@ -135,13 +135,16 @@ class Ledger(LedgerSetup, LedgerMeters):
         return self._cached[key][1]
 
     def _per_block(self, view: str, address: str, market: int) -> Any:
-        block = self.w3.eth.block_number
+        # Kept under the head's number and hash: a chain that went back (anvil from an older
+        # dump) has another block under a number read before, and its own values there.
+        head = self.w3.eth.get_block("latest")
+        block, at = int(head["number"]), (int(head["number"]), bytes(head["hash"]))
         key = (view, address, int(market))
         known = self._cached.get(key)
-        if known is not None and known[0] == block:
+        if known is not None and known[0] == at:
             return known[1]
         value = self._escrow_view(view, address, int(market), block)
-        self._cached[key] = (block, value)
+        self._cached[key] = (at, value)
         return value
 
     def _escrow_view(self, view: str, address: str, market: int, block: int) -> Any:

@@ -236,3 +236,24 @@ def test_a_read_from_before_the_chain_went_back_is_not_kept_after_it(runtime):
     # The chain holds 0.1 ETH free, all of it asked to be withdrawn.
     assert ledger.escrow_funds_at(bob, ledger.block_number()) == (ETH // 10, ETH // 10)
     assert funds.of(bob) == (ETH // 10, ETH // 10)
+
+
+@pytest.mark.parametrize("app", ["anvil://"], indirect=True)
+def test_a_wallet_after_the_chain_went_back_shows_the_new_history_s_escrow(runtime, monkeypatch):
+    """Wallets.summary reads a wallet again when the head's hash changed (a chain that went
+    back: anvil from an older dump; evm_revert here). All of it must be read again: the escrow
+    values too, not the ledger's per-block-number copy of the history that is gone."""
+    people = ready(runtime)
+    quiet_tokens(runtime, monkeypatch)
+    w3, wallets, bob = runtime.ledger.w3, runtime.wallets, people["bob"].address
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    start = w3.eth.block_number
+    runtime.ledger.wait(people["bob"].deposit(ETH // 10))  # 0.2 ETH on this history only
+    assert w3.eth.block_number == start + 1
+    assert wallets.summary(bob)["escrow_free_wei"] == str(2 * ETH // 10)
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]
+    runtime.backend.mine(1)  # another block where the deposit's was
+    assert w3.eth.block_number == start + 1
+    assert runtime.ledger.escrow_funds_at(bob, start + 1)[0] == ETH // 10  # the node says so
+    shown = wallets.summary(bob)
+    assert shown["escrow_free_wei"] == str(ETH // 10), shown["escrow_free_wei"]
