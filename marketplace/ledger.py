@@ -137,8 +137,8 @@ class Ledger(LedgerSetup, LedgerMeters):
     def _per_block(self, view: str, address: str, market: int) -> Any:
         # Kept under the head's number and hash: a chain that went back (anvil from an older
         # dump) has another block under a number read before, and its own values there.
-        head = self.w3.eth.get_block("latest")
-        block, at = int(head["number"]), (int(head["number"]), bytes(head["hash"]))
+        at = self.head()
+        block = at[0]
         key = (view, address, int(market))
         known = self._cached.get(key)
         if known is not None and known[0] == at:
@@ -187,6 +187,12 @@ class Ledger(LedgerSetup, LedgerMeters):
     def block_number(self) -> int:
         """The chain head's number."""
         return self.w3.eth.block_number
+
+    def head(self) -> tuple[int, bytes]:
+        """The chain head's number and hash: what values read at `latest` are kept under (a
+        chain that went back has another block under a number read before)."""
+        block = self.w3.eth.get_block("latest")
+        return int(block["number"]), bytes(block["hash"])
 
     # -- what users sign: built and checked here, signed by their owner, queued -------------
 

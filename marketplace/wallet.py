@@ -84,8 +84,7 @@ class Wallets:
         of CPU a wallet when each pass read them all, and they change only with a block.
         Keyed by the head's hash, so a chain that went back (another block under the same
         number) is read again."""
-        head = self.ledger.w3.eth.get_block("latest")
-        key = (int(head["number"]), bytes(head["hash"]))
+        key = self.ledger.head()
         with self._kept_lock:
             kept = self._kept.get(address)
         if kept is not None and kept[0] == key:
