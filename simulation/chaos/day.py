@@ -203,8 +203,7 @@ def final(outside: Outside, cleared_at_cancels: int | None) -> bool:
 def _left(outside: Outside, cleared_at_cancels: int | None) -> str:
     """What kept the books from being final, for the report (what to look for in the logs)."""
     try:
-        billed = outside.sql("SELECT COALESCE(sum(billed_wh), 0) FROM interval_fills")[0][0]
-        settled = sum(e["wh"] for e in outside.settled_events())
+        billed, settled = _billed_and_settled(outside)
         return (f"cleared through {outside.cleared()} (cancels in at {cleared_at_cancels}); "
                 f"unaccounted (n, address, side) {outside.unaccounted()}; billed unsettled "
                 f"(n, address, side, Wh) {outside.unsettled()}; {billed} Wh billed, "
@@ -215,6 +214,11 @@ def _left(outside: Outside, cleared_at_cancels: int | None) -> str:
 
 def _chain_has_all(outside: Outside) -> bool:
     """Whether the chain's settled Wh equal the store's billed Wh of settled fills."""
+    billed, settled = _billed_and_settled(outside)
+    return billed == settled
+
+
+def _billed_and_settled(outside: Outside) -> tuple[int, int]:
+    """Wh billed in the store's fills, and Wh the chain's PositionSettled events settled."""
     billed = outside.sql("SELECT COALESCE(sum(billed_wh), 0) FROM interval_fills")[0][0]
-    settled = sum(e["wh"] for e in outside.settled_events())
-    return int(billed) == int(settled)
+    return int(billed), int(sum(e["wh"] for e in outside.settled_events()))

@@ -77,9 +77,7 @@ class MeterEnrollment:
         row = self.store.consent(owner, meter)
         key = self.demo_keys.get(owner)
         if key is not None and row["status"] == "pending":  # not one already on its way
-            deadline = int(time.time()) + consent.CONSENT_TTL_S
-            signature = sign_typed(key, self._typed(row, deadline))
-            self.submit(owner, meter, deadline, "0x" + signature.hex())
+            self._sign_and_submit(owner, row, key)
 
     def retry(self) -> None:
         """One pass of the enrollment loop: each consent still pending of an owner whose key
@@ -117,15 +115,19 @@ class MeterEnrollment:
                         continue  # its board has another owner or meter now: never sent
                     if self._mined_after_all(owner, row):
                         continue
-                    deadline = int(time.time()) + consent.CONSENT_TTL_S
-                    signature = sign_typed(key, self._typed(row, deadline))
-                    self.submit(owner, row["meter"], deadline, "0x" + signature.hex())
+                    self._sign_and_submit(owner, row, key)
                 except Exception as err:  # the next pass tries again, later
                     log.warning("enrollment of meter %s for %s not sent (try %d; again in "
                                 "%.0f s): %s", row["meter"], owner, count, wait, err)
                     continue
                 log.info("enrollment of meter %s for %s sent again (try %d)", row["meter"],
                          owner, count)
+
+    def _sign_and_submit(self, owner: str, row: Mapping[str, Any], key: Any) -> None:
+        """A demo owner's consent, signed with the key this portal holds for it, and sent."""
+        deadline = int(time.time()) + consent.CONSENT_TTL_S
+        signature = sign_typed(key, self._typed(row, deadline))
+        self.submit(owner, row["meter"], deadline, "0x" + signature.hex())
 
     def pending(self, owner: str) -> list[dict[str, Any]]:
         """An owner's consent requests waiting for a signature, each with its typed data."""
